@@ -1,0 +1,85 @@
+"""Build the Cython kernels.
+
+Every Cython directive is set here, none in the .pyx files, so that
+``SKCONV_CYTHON_DEBUG=1 pip install .`` builds a variant with bounds and
+initialisation checks on for every kernel at once.
+
+OpenMP is used when the compiler accepts ``-fopenmp``; otherwise the kernels
+build without it and ``prange`` runs serially.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+KERNELS = ["_openmp_helpers", "_im2col", "_conv", "_pool"]
+
+DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
+NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "nonecheck": DEBUG,
+    "embedsignature": True,
+}
+
+
+def _openmp_flags():
+    """Return (compile, link) flags for OpenMP, or empty lists if unsupported."""
+    if NO_OPENMP:
+        return [], []
+    flags = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
+    cc = sysconfig.get_config_var("CC") or "cc"
+    code = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "check_openmp.c")
+        with open(src, "w") as f:
+            f.write(code)
+        cmd = cc.split() + flags + [src, "-o", os.path.join(tmp, "a.out")] + flags
+        ok = subprocess.run(cmd, capture_output=True).returncode == 0
+    except OSError:
+        ok = False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not ok:
+        print("skconv: the compiler does not support OpenMP; kernels run serially")
+        return [], []
+    return flags, flags
+
+
+compile_flags, link_flags = _openmp_flags()
+if not DEBUG and sys.platform != "win32":
+    compile_flags = compile_flags + ["-O3"]
+
+extensions = [
+    Extension(
+        f"skconv._kernels.{name}",
+        [f"skconv/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_flags,
+        extra_link_args=link_flags,
+    )
+    for name in KERNELS
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=DIRECTIVES,
+        # a debug build must not reuse C files generated without the checks
+        force=DEBUG,
+    ),
+)

@@ -1,0 +1,15 @@
+"""skconv: a convolutional neural network classifier for scikit-learn."""
+
+from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+
+__version__ = "0.1.0"
+
+
+def show_config():
+    """Print how the kernels were built and how many threads they would use now."""
+    print(f"skconv {__version__}")
+    print(f"  OpenMP: {'enabled' if openmp_enabled() else 'disabled (kernels run serially)'}")
+    print(f"  threads used by the kernels now: {effective_n_threads()}")
+
+
+__all__ = ["show_config", "__version__"]

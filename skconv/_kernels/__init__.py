@@ -1,0 +1,1 @@
+"""Cython kernels. Private: use :mod:`skconv.ops`, which validates arguments first."""

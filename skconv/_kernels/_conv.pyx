@@ -1,0 +1,77 @@
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+
+from ._blas cimport gemm
+from ._im2col cimport Geometry, im2col_sample, col2im_sample
+
+
+def conv2d_forward(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
+    const floating[::1] b,              # IN  (f,), or empty for no bias
+    floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
+    floating[:, :, ::1] cols,           # scratch (n_threads, oh * ow, c * kh * kw)
+    Geometry g,
+    int n_threads,
+):
+    """y[n] = w @ im2col(x[n])^T + b, one sample per thread."""
+    cdef Py_ssize_t n, f, p, t
+    cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
+    cdef floating one = 1, zero = 0
+    cdef bint has_bias = b.shape[0] > 0
+    with nogil:
+        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
+            t = threadid()
+            im2col_sample(x[n], cols[t], &g)
+            gemm(False, True, nf, ohw, ckk, one, &w[0, 0], ckk,
+                 &cols[t, 0, 0], ckk, zero, &y[n, 0, 0], ohw)
+            if has_bias:
+                for f in range(nf):
+                    for p in range(ohw):
+                        y[n, f, p] += b[f]
+
+
+def conv2d_backward(
+    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
+    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, c * kh * kw)
+    floating[:, ::1] db_part,           # OUT (n_chunks, f)
+    floating[:, :, ::1] cols,           # scratch (n_threads, oh * ow, c * kh * kw)
+    Geometry g,
+    int n_threads,
+):
+    """Gradients of conv2d_forward.
+
+    The batch is cut into ``n_chunks`` contiguous chunks that depend only on
+    the batch size; each chunk sums its own dw and db in sample order, and the
+    caller adds the chunk sums in chunk order. So the result is the same bits
+    whatever the number of threads.
+    """
+    cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
+    cdef Py_ssize_t ci, n, start, stop, f, p, t
+    cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
+    cdef floating one = 1, zero = 0, beta, s
+    cdef bint need_dx = dx.shape[0] > 0
+    with nogil:
+        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+            t = threadid()
+            start = ci * n_samples // n_chunks
+            stop = (ci + 1) * n_samples // n_chunks
+            for n in range(start, stop):
+                im2col_sample(x[n], cols[t], &g)
+                beta = zero if n == start else one
+                # dw += dy[n] (f, ohw) @ cols (ohw, ckk)
+                gemm(False, False, nf, ckk, ohw, one, &dy[n, 0, 0], ohw,
+                     &cols[t, 0, 0], ckk, beta, &dw_part[ci, 0, 0], ckk)
+                for f in range(nf):
+                    s = 0
+                    for p in range(ohw):
+                        s = s + dy[n, f, p]
+                    db_part[ci, f] = s if n == start else db_part[ci, f] + s
+                if need_dx:
+                    # dcols (ohw, ckk) = dy[n]^T (ohw, f) @ w (f, ckk), then fold
+                    gemm(True, False, ohw, ckk, nf, one, &dy[n, 0, 0], ohw,
+                         &w[0, 0], ckk, zero, &cols[t, 0, 0], ckk)
+                    col2im_sample(cols[t], dx[n], &g)

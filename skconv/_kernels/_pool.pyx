@@ -1,0 +1,107 @@
+from cython cimport floating
+from libc.string cimport memset
+from cython.parallel cimport prange
+
+from ._im2col cimport Geometry
+
+# Pooling ignores Geometry.dh / dw (no dilation). Windows always overlap the
+# input (skconv.ops keeps padding <= kernel // 2), so padding never wins a max.
+
+
+def max_pool2d_forward(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
+    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow): flat index into x[n, c]
+    Geometry g,
+    int n_threads,
+):
+    cdef Py_ssize_t n, c, i, j, ki, kj, r, q, best_idx
+    cdef floating v, best
+    with nogil:
+        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
+            for c in range(g.c):
+                for i in range(g.oh):
+                    for j in range(g.ow):
+                        best = 0
+                        best_idx = -1
+                        for ki in range(g.kh):
+                            r = i * g.sh - g.ph + ki
+                            if r < 0 or r >= g.h:
+                                continue
+                            for kj in range(g.kw):
+                                q = j * g.sw - g.pw + kj
+                                if q < 0 or q >= g.w:
+                                    continue
+                                v = x[n, c, r, q]
+                                # strict '>' keeps the first maximum; a NaN wins and stays
+                                if best_idx < 0 or v > best or (v != v and best == best):
+                                    best = v
+                                    best_idx = r * g.w + q
+                        y[n, c, i, j] = best
+                        argmax[n, c, i, j] = best_idx
+
+
+def max_pool2d_backward(
+    const floating[:, :, ::1] dy,           # IN  (n, c, oh * ow)
+    const Py_ssize_t[:, :, ::1] argmax,     # IN  (n, c, oh * ow), each in [0, h * w)
+    floating[:, :, ::1] dx,                 # OUT (n, c, h * w)
+    int n_threads,
+):
+    cdef Py_ssize_t n, c, p
+    with nogil:
+        for n in prange(dy.shape[0], schedule='static', num_threads=n_threads):
+            memset(&dx[n, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(floating))
+            for c in range(dy.shape[1]):
+                for p in range(dy.shape[2]):
+                    dx[n, c, argmax[n, c, p]] += dy[n, c, p]
+
+
+def avg_pool2d_forward(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
+    Geometry g,
+    int n_threads,
+):
+    # Padding counts as zeros and stays in the divisor (count_include_pad=True).
+    cdef Py_ssize_t n, c, i, j, ki, kj, r, q
+    cdef floating s, inv_area = 1.0 / (g.kh * g.kw)
+    with nogil:
+        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
+            for c in range(g.c):
+                for i in range(g.oh):
+                    for j in range(g.ow):
+                        s = 0
+                        for ki in range(g.kh):
+                            r = i * g.sh - g.ph + ki
+                            if r < 0 or r >= g.h:
+                                continue
+                            for kj in range(g.kw):
+                                q = j * g.sw - g.pw + kj
+                                if 0 <= q < g.w:
+                                    s = s + x[n, c, r, q]
+                        y[n, c, i, j] = s * inv_area
+
+
+def avg_pool2d_backward(
+    const floating[:, :, :, ::1] dy,    # IN  (n, c, oh, ow)
+    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w)
+    Geometry g,
+    int n_threads,
+):
+    cdef Py_ssize_t n, c, i, j, ki, kj, r, q
+    cdef floating d, inv_area = 1.0 / (g.kh * g.kw)
+    with nogil:
+        for n in prange(dy.shape[0], schedule='static', num_threads=n_threads):
+            memset(&dx[n, 0, 0, 0], 0, g.c * g.h * g.w * sizeof(floating))
+            for c in range(g.c):
+                for i in range(g.oh):
+                    for j in range(g.ow):
+                        d = dy[n, c, i, j] * inv_area
+                        for ki in range(g.kh):
+                            r = i * g.sh - g.ph + ki
+                            if r < 0 or r >= g.h:
+                                continue
+                            for kj in range(g.kw):
+                                q = j * g.sw - g.pw + kj
+                                if 0 <= q < g.w:
+                                    dx[n, c, r, q] += d
