@@ -1,0 +1,381 @@
+"""Convolution and pooling on NCHW arrays: the public functional API.
+
+Every function validates its arguments (shapes, dtypes, geometry) and raises
+``ValueError`` or ``TypeError`` naming the argument before any compiled code
+runs, then calls a Cython kernel. Arrays are float32 or float64; outputs take
+the input's dtype. ``kernel_size``, ``stride``, ``padding`` and ``dilation``
+accept an int or a pair ``(height, width)``.
+
+Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
+windows that do not fit are dropped.
+"""
+
+import numbers
+from contextlib import nullcontext
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from ._kernels import _conv, _im2col, _pool
+from ._kernels._openmp_helpers import effective_n_threads
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "im2col",
+    "col2im",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "output_size",
+]
+
+# The batch reductions of conv2d_backward (dw, db) are summed in at most this
+# many chunks; chunk boundaries depend on the batch size only, so the sum is
+# the same bits for any number of threads.
+_MAX_REDUCTION_CHUNKS = 16
+
+_blas_controller = None
+
+
+def _blas_single_threaded(n_threads):
+    """Limit BLAS to one thread while our own threads call it (no oversubscription)."""
+    global _blas_controller
+    if n_threads <= 1:
+        return nullcontext()
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller.limit(limits=1)
+
+
+def _n_threads(n_tasks):
+    return max(1, min(effective_n_threads(), n_tasks))
+
+
+def _pair(value, name, minimum):
+    """Return ``value`` as a pair of ints, each at least ``minimum``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if pair[0] < minimum or pair[1] < minimum:
+        raise ValueError(f"{name}={value!r} must be >= {minimum}")
+    return pair
+
+
+def _float_array(a, name, ndim, dtype=None):
+    """C-contiguous float32/float64 view or copy of ``a`` with ``ndim`` non-empty axes."""
+    a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise ValueError(f"{name} has dtype {a.dtype} but the input x has dtype {dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if 0 in a.shape:
+        raise ValueError(f"{name} must not have an empty axis, got shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def _shape4(x_shape):
+    if (
+        not isinstance(x_shape, (tuple, list))
+        or len(x_shape) != 4
+        or not all(isinstance(v, numbers.Integral) and v >= 1 for v in x_shape)
+    ):
+        raise ValueError(f"x_shape must be 4 positive ints (N, C, H, W), got {x_shape!r}")
+    return tuple(int(v) for v in x_shape)
+
+
+def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
+    """Output length of a window sliding over ``size`` input positions.
+
+    Raises ``ValueError`` naming the sizes when no window fits.
+    """
+    span = dilation * (kernel_size - 1) + 1
+    out = (size + 2 * padding - span) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"kernel_size={kernel_size} (dilation={dilation}, padding={padding}) does not "
+            f"fit input of {axis} {size}: the window spans {span} but the padded input "
+            f"is {size + 2 * padding}"
+        )
+    return out
+
+
+def _geometry(x_shape, kernel_size, stride, padding, dilation):
+    """Resolve the sliding-window geometry of a 4-D input; the kernels take it as a struct."""
+    _, c, h, w = x_shape
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    dh, dw = _pair(dilation, "dilation", 1)
+    oh = output_size(h, kh, sh, ph, dh, "height")
+    ow = output_size(w, kw, sw, pw, dw, "width")
+    return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, oh=oh, ow=ow)
+
+
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    if stride is None:
+        stride = kernel_size
+    g = _geometry(x_shape, kernel_size, stride, padding, 1)
+    if g["ph"] > g["kh"] // 2 or g["pw"] > g["kw"] // 2:
+        raise ValueError(
+            f"padding={padding!r} must be at most half of kernel_size={kernel_size!r}, "
+            "so that every pooling window overlaps the input"
+        )
+    return g
+
+
+def _check_shape(a, expected, name):
+    if a.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {a.shape}")
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+    """2-D convolution (cross-correlation, as in every deep-learning framework).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+    w : ndarray of shape (f, c, kh, kw), same dtype as x
+    b : ndarray of shape (f,) or None
+    stride, padding, dilation : int or pair of ints
+        Zero padding on each side.
+
+    Returns
+    -------
+    y : ndarray of shape (n, f, oh, ow)
+    """
+    x = _float_array(x, "x", 4)
+    w = _float_array(w, "w", 4, x.dtype)
+    n, c = x.shape[:2]
+    f, wc, kh, kw = w.shape
+    if wc != c:
+        raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
+    if b is None:
+        b = np.empty(0, dtype=x.dtype)
+    else:
+        b = _float_array(b, "b", 1, x.dtype)
+        _check_shape(b, (f,), "b")
+    g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
+    ohw, ckk = g["oh"] * g["ow"], c * kh * kw
+    n_threads = _n_threads(n)
+    y = np.empty((n, f, ohw), dtype=x.dtype)
+    cols = np.empty((n_threads, ohw, ckk), dtype=x.dtype)
+    with _blas_single_threaded(n_threads):
+        _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, g, n_threads)
+    return y.reshape(n, f, g["oh"], g["ow"])
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
+    """Gradients of :func:`conv2d` with respect to its input, weights and bias.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, f, oh, ow)
+        Gradient of the loss with respect to conv2d's output.
+    x : ndarray of shape (n, c, h, w)
+    w : ndarray of shape (f, c, kh, kw)
+    stride, padding, dilation : int or pair of ints
+        As given to :func:`conv2d`.
+    need_dx : bool, default=True
+        When False, ``dx`` is not computed (the first layer of a network has
+        no use for it) and None is returned in its place.
+
+    Returns
+    -------
+    dx : ndarray of shape (n, c, h, w), or None
+    dw : ndarray of shape (f, c, kh, kw)
+    db : ndarray of shape (f,)
+        ``dw`` and ``db`` are summed over the batch in a fixed order: the same
+        bits for any number of threads.
+    """
+    x = _float_array(x, "x", 4)
+    w = _float_array(w, "w", 4, x.dtype)
+    dy = _float_array(dy, "dy", 4, x.dtype)
+    n, c = x.shape[:2]
+    f, wc, kh, kw = w.shape
+    if wc != c:
+        raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
+    g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
+    _check_shape(dy, (n, f, g["oh"], g["ow"]), "dy")
+    ohw, ckk = g["oh"] * g["ow"], c * kh * kw
+    n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
+    n_threads = _n_threads(n_chunks)
+    dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
+    dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
+    db_part = np.empty((n_chunks, f), dtype=x.dtype)
+    cols = np.empty((n_threads, ohw, ckk), dtype=x.dtype)
+    with _blas_single_threaded(n_threads):
+        _conv.conv2d_backward(
+            dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, g, n_threads
+        )
+    dw = dw_part.sum(axis=0).reshape(w.shape)
+    db = db_part.sum(axis=0)
+    return (dx if need_dx else None), dw, db
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold every sliding window of ``x`` into a row.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+    kernel_size, stride, padding, dilation : int or pair of ints
+
+    Returns
+    -------
+    cols : ndarray of shape (n * oh * ow, c * kh * kw)
+        Rows ordered (n, oh, ow), columns (c, kh, kw), both row-major; out-of-image
+        positions are zeros. Equals ``torch.nn.functional.unfold(x, ...)
+        .transpose(1, 2).reshape(-1, c * kh * kw)``.
+    """
+    x = _float_array(x, "x", 4)
+    g = _geometry(x.shape, kernel_size, stride, padding, dilation)
+    n = x.shape[0]
+    cols = np.empty((n * g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]), dtype=x.dtype)
+    _im2col.im2col(x, cols, g, _n_threads(n))
+    return cols
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold rows of windows back into an image, summing where windows overlap.
+
+    The exact adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>``.
+
+    Parameters
+    ----------
+    cols : ndarray of shape (n * oh * ow, c * kh * kw)
+    x_shape : tuple (n, c, h, w)
+    kernel_size, stride, padding, dilation : int or pair of ints
+
+    Returns
+    -------
+    x : ndarray of shape x_shape
+    """
+    cols = _float_array(cols, "cols", 2)
+    x_shape = _shape4(x_shape)
+    g = _geometry(x_shape, kernel_size, stride, padding, dilation)
+    n = x_shape[0]
+    _check_shape(cols, (n * g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]), "cols")
+    x = np.empty(x_shape, dtype=cols.dtype)
+    _im2col.col2im(cols, x, g, _n_threads(n))
+    return x
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling that also returns where each maximum came from.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+    kernel_size : int or pair of ints
+    stride : int, pair of ints or None
+        None means ``stride = kernel_size``.
+    padding : int or pair of ints
+        At most half the kernel; padded positions never win (they count as -inf).
+
+    Returns
+    -------
+    y : ndarray of shape (n, c, oh, ow)
+    argmax : ndarray of intp, shape (n, c, oh, ow)
+        Flat index ``row * w + col`` into ``x[n, c]`` of each window's maximum;
+        on ties the first in row-major window order wins. NaN propagates.
+    """
+    x = _float_array(x, "x", 4)
+    g = _pool_geometry(x.shape, kernel_size, stride, padding)
+    n, c = x.shape[:2]
+    y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.intp)
+    _pool.max_pool2d_forward(x, y, argmax, g, _n_threads(n))
+    return y, argmax
+
+
+def max_pool2d_backward(dy, argmax, x_shape):
+    """Route each output gradient of :func:`max_pool2d` to its window's maximum.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c, oh, ow)
+    argmax : ndarray of ints, shape (n, c, oh, ow)
+        As returned by :func:`max_pool2d`.
+    x_shape : tuple (n, c, h, w)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Gradients accumulate where windows overlap on one maximum.
+    """
+    dy = _float_array(dy, "dy", 4)
+    n, c, h, w = _shape4(x_shape)
+    if dy.shape[:2] != (n, c):
+        raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
+    argmax = np.asarray(argmax)
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
+    _check_shape(argmax, dy.shape, "argmax")
+    if argmax.min() < 0 or argmax.max() >= h * w:
+        raise ValueError(
+            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
+            f"{h}x{w} input planes of x_shape={tuple(x_shape)}"
+        )
+    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    dx = np.empty((n, c, h * w), dtype=dy.dtype)
+    _pool.max_pool2d_backward(
+        dy.reshape(n, c, -1), argmax.reshape(n, c, -1), dx, _n_threads(n)
+    )
+    return dx.reshape(n, c, h, w)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Average pooling; zero padding counts in the divisor (``count_include_pad=True``).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+    kernel_size : int or pair of ints
+    stride : int, pair of ints or None
+        None means ``stride = kernel_size``.
+    padding : int or pair of ints
+        At most half the kernel.
+
+    Returns
+    -------
+    y : ndarray of shape (n, c, oh, ow)
+    """
+    x = _float_array(x, "x", 4)
+    g = _pool_geometry(x.shape, kernel_size, stride, padding)
+    n, c = x.shape[:2]
+    y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
+    _pool.avg_pool2d_forward(x, y, g, _n_threads(n))
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool2d`: each output gradient spread evenly over its window.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c, oh, ow)
+    x_shape : tuple (n, c, h, w)
+    kernel_size, stride, padding : as given to :func:`avg_pool2d`
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+    """
+    dy = _float_array(dy, "dy", 4)
+    x_shape = _shape4(x_shape)
+    g = _pool_geometry(x_shape, kernel_size, stride, padding)
+    _check_shape(dy, (x_shape[0], x_shape[1], g["oh"], g["ow"]), "dy")
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _pool.avg_pool2d_backward(dy, dx, g, _n_threads(x_shape[0]))
+    return dx
