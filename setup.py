@@ -79,7 +79,7 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        # a debug build must not reuse C files generated without the checks
-        force=DEBUG,
+        # C files of the two variants live apart, so neither reuses the other's
+        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
     ),
 )
