@@ -169,7 +169,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     ohw, ckk = g["oh"] * g["ow"], c * kh * kw
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
-    cols = np.empty((n_threads, ohw, ckk), dtype=x.dtype)
+    cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     with _blas_single_threaded(n_threads):
         _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
@@ -213,7 +213,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
     dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
-    cols = np.empty((n_threads, ohw, ckk), dtype=x.dtype)
+    cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     with _blas_single_threaded(n_threads):
         _conv.conv2d_backward(
             dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, g, n_threads
@@ -241,9 +241,12 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     x = _float_array(x, "x", 4)
     g = _geometry(x.shape, kernel_size, stride, padding, dilation)
     n = x.shape[0]
-    cols = np.empty((n * g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]), dtype=x.dtype)
+    ohw, ckk = g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]
+    # the kernels keep a sample's taps in rows (see _kernels/_im2col.pxd);
+    # the public layout is its transpose
+    cols = np.empty((n, ckk, ohw), dtype=x.dtype)
     _im2col.im2col(x, cols, g, _n_threads(n))
-    return cols
+    return cols.transpose(0, 2, 1).reshape(n * ohw, ckk)
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
@@ -265,7 +268,9 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     x_shape = _shape4(x_shape)
     g = _geometry(x_shape, kernel_size, stride, padding, dilation)
     n = x_shape[0]
-    _check_shape(cols, (n * g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]), "cols")
+    ohw, ckk = g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]
+    _check_shape(cols, (n * ohw, ckk), "cols")
+    cols = np.ascontiguousarray(cols.reshape(n, ohw, ckk).transpose(0, 2, 1))
     x = np.empty(x_shape, dtype=cols.dtype)
     _im2col.col2im(cols, x, g, _n_threads(n))
     return x

@@ -10,11 +10,11 @@ def conv2d_forward(
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     const floating[::1] b,              # IN  (f,), or empty for no bias
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
-    floating[:, :, ::1] cols,           # scratch (n_threads, oh * ow, c * kh * kw)
+    floating[:, :, ::1] cols,           # scratch (n_threads, c * kh * kw, oh * ow)
     Geometry g,
     int n_threads,
 ):
-    """y[n] = w @ im2col(x[n])^T + b, one sample per thread."""
+    """y[n] = w @ im2col(x[n]) + b, one sample per thread."""
     cdef Py_ssize_t n, f, p, t
     cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
     cdef floating one = 1, zero = 0
@@ -23,8 +23,8 @@ def conv2d_forward(
         for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
             t = threadid()
             im2col_sample(x[n], cols[t], &g)
-            gemm(False, True, nf, ohw, ckk, one, &w[0, 0], ckk,
-                 &cols[t, 0, 0], ckk, zero, &y[n, 0, 0], ohw)
+            gemm(False, False, nf, ohw, ckk, one, &w[0, 0], ckk,
+                 &cols[t, 0, 0], ohw, zero, &y[n, 0, 0], ohw)
             if has_bias:
                 for f in range(nf):
                     for p in range(ohw):
@@ -38,7 +38,7 @@ def conv2d_backward(
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, c * kh * kw)
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
-    floating[:, :, ::1] cols,           # scratch (n_threads, oh * ow, c * kh * kw)
+    floating[:, :, ::1] cols,           # scratch (n_threads, c * kh * kw, oh * ow)
     Geometry g,
     int n_threads,
 ):
@@ -62,16 +62,16 @@ def conv2d_backward(
             for n in range(start, stop):
                 im2col_sample(x[n], cols[t], &g)
                 beta = zero if n == start else one
-                # dw += dy[n] (f, ohw) @ cols (ohw, ckk)
-                gemm(False, False, nf, ckk, ohw, one, &dy[n, 0, 0], ohw,
-                     &cols[t, 0, 0], ckk, beta, &dw_part[ci, 0, 0], ckk)
+                # dw += dy[n] (f, ohw) @ cols^T (ohw, ckk)
+                gemm(False, True, nf, ckk, ohw, one, &dy[n, 0, 0], ohw,
+                     &cols[t, 0, 0], ohw, beta, &dw_part[ci, 0, 0], ckk)
                 for f in range(nf):
                     s = 0
                     for p in range(ohw):
                         s = s + dy[n, f, p]
                     db_part[ci, f] = s if n == start else db_part[ci, f] + s
                 if need_dx:
-                    # dcols (ohw, ckk) = dy[n]^T (ohw, f) @ w (f, ckk), then fold
-                    gemm(True, False, ohw, ckk, nf, one, &dy[n, 0, 0], ohw,
-                         &w[0, 0], ckk, zero, &cols[t, 0, 0], ckk)
+                    # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold
+                    gemm(True, False, ckk, ohw, nf, one, &w[0, 0], ckk,
+                         &dy[n, 0, 0], ohw, zero, &cols[t, 0, 0], ohw)
                     col2im_sample(cols[t], dx[n], &g)

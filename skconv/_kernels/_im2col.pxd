@@ -1,6 +1,8 @@
 # Per-sample im2col / col2im, shared by the batch kernels in _im2col.pyx and
-# the convolution in _conv.pyx. Rows of a column matrix are output positions
-# (oh, ow) and its columns are (c, kh, kw), both row-major.
+# the convolution in _conv.pyx. A sample's column matrix has one row per
+# kernel tap (c, kh, kw) and one column per output position (oh, ow), both
+# row-major (Caffe's layout): each row is filled by a branch-free copy of an
+# input row, and the convolution is one GEMM w (f, c*kh*kw) @ cols.
 from libc.string cimport memset
 from cython cimport floating
 
@@ -14,52 +16,65 @@ ctypedef struct Geometry:
     Py_ssize_t oh, ow       # output
 
 
+cdef inline int _valid_range(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
+                             Py_ssize_t n_out, Py_ssize_t *first, Py_ssize_t *stop) except -1 nogil:
+    """Outputs j in [first, stop) read input j * stride + offset inside [0, size)."""
+    # integer ceil-division of non-negative numerators only: cdivision truncates
+    first[0] = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    stop[0] = 0 if size - offset <= 0 else (size - offset + stride - 1) // stride
+    first[0] = min(first[0], n_out)
+    stop[0] = max(first[0], min(stop[0], n_out))
+    return 0
+
+
 cdef inline int im2col_sample(
     const floating[:, :, ::1] x,    # IN  (c, h, w)
-    floating[:, ::1] cols,          # OUT (oh * ow, c * kh * kw)
+    floating[:, ::1] cols,          # OUT (c * kh * kw, oh * ow)
     const Geometry *g,
 ) except -1 nogil:
-    cdef Py_ssize_t i, j, c, ki, kj, row, col, y, xx
-    for i in range(g.oh):
-        for j in range(g.ow):
-            row = i * g.ow + j
-            col = 0
-            for c in range(g.c):
-                for ki in range(g.kh):
+    cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1, base
+    for c in range(g.c):
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                row = (c * g.kh + ki) * g.kw + kj
+                x0 = kj * g.dw - g.pw
+                _valid_range(x0, g.sw, g.w, g.ow, &j0, &j1)
+                for i in range(g.oh):
                     y = i * g.sh - g.ph + ki * g.dh
+                    base = i * g.ow
                     if y < 0 or y >= g.h:
-                        for kj in range(g.kw):
-                            cols[row, col + kj] = 0
-                    else:
-                        for kj in range(g.kw):
-                            xx = j * g.sw - g.pw + kj * g.dw
-                            if 0 <= xx < g.w:
-                                cols[row, col + kj] = x[c, y, xx]
-                            else:
-                                cols[row, col + kj] = 0
-                    col = col + g.kw
+                        for j in range(g.ow):
+                            cols[row, base + j] = 0
+                        continue
+                    for j in range(j0):
+                        cols[row, base + j] = 0
+                    # the hot loop: no branch, contiguous when the stride is 1
+                    for j in range(j0, j1):
+                        cols[row, base + j] = x[c, y, j * g.sw + x0]
+                    for j in range(j1, g.ow):
+                        cols[row, base + j] = 0
     return 0
 
 
 cdef inline int col2im_sample(
-    const floating[:, ::1] cols,    # IN  (oh * ow, c * kh * kw)
+    const floating[:, ::1] cols,    # IN  (c * kh * kw, oh * ow)
     floating[:, :, ::1] x,          # OUT (c, h, w), zeroed then accumulated
     const Geometry *g,
 ) except -1 nogil:
     # The exact adjoint of im2col_sample: every read there is an add here.
-    cdef Py_ssize_t i, j, c, ki, kj, row, col, y, xx
+    cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1, base
     memset(&x[0, 0, 0], 0, g.c * g.h * g.w * sizeof(floating))
-    for i in range(g.oh):
-        for j in range(g.ow):
-            row = i * g.ow + j
-            col = 0
-            for c in range(g.c):
-                for ki in range(g.kh):
+    for c in range(g.c):
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                row = (c * g.kh + ki) * g.kw + kj
+                x0 = kj * g.dw - g.pw
+                _valid_range(x0, g.sw, g.w, g.ow, &j0, &j1)
+                for i in range(g.oh):
                     y = i * g.sh - g.ph + ki * g.dh
-                    if 0 <= y < g.h:
-                        for kj in range(g.kw):
-                            xx = j * g.sw - g.pw + kj * g.dw
-                            if 0 <= xx < g.w:
-                                x[c, y, xx] += cols[row, col + kj]
-                    col = col + g.kw
+                    if y < 0 or y >= g.h:
+                        continue
+                    base = i * g.ow
+                    for j in range(j0, j1):
+                        x[c, y, j * g.sw + x0] += cols[row, base + j]
     return 0
