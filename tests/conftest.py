@@ -1,0 +1,23 @@
+"""Test configuration shared by every test module.
+
+Hypothesis profiles: ``ci`` is derandomized (the same examples on every run, so
+a red CI is reproducible) and is loaded whenever the ``CI`` environment
+variable is set; ``dev`` explores new examples on each run. Neither has a
+deadline: the debug build of the kernels (bounds checks on) is several times
+slower, and speed is measured in ``benchmarks/``, not asserted here.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=100,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")

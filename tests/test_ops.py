@@ -1,0 +1,728 @@
+"""Tests of skconv.ops against plain-loop float64 references written here.
+
+Each reference is the obviously-right slow version of one op: Python loops over
+every output position and every kernel tap, no im2col, no BLAS. The fast ops
+are checked against them on fixed geometries and on random ones (hypothesis),
+then for the properties the kernels promise: adjointness, finite-difference
+gradients, float32/float64 agreement, any memory layout, and the same bits for
+any thread count.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
+
+from skconv import ops
+from skconv._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+
+
+# --------------------------------------------------------------------------
+# Plain-loop references (float64)
+# --------------------------------------------------------------------------
+
+
+def _pair(v):
+    return (v, v) if np.isscalar(v) else tuple(v)
+
+
+def _out(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _taps(x_shape, kernel_size, stride, padding, dilation=1):
+    """Output shape ``(oh, ow)``, and every (n, c, i, j, ki, kj, r, q) in row-major order.
+
+    ``r, q`` is the input position under kernel tap ``ki, kj`` of output ``i, j``.
+    Taps that land in the padding are left out: zero padding adds nothing to a
+    sum, and -inf padding never wins a max.
+    """
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
+    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    oh, ow = _out(h, kh, sh, ph, dh), _out(w, kw, sw, pw, dw)
+    taps = [
+        (n_, c_, i, j, ki, kj, i * sh - ph + ki * dh, j * sw - pw + kj * dw)
+        for n_, c_, i, j, ki, kj in np.ndindex(n, c, oh, ow, kh, kw)
+    ]
+    return (oh, ow), [t for t in taps if 0 <= t[6] < h and 0 <= t[7] < w]
+
+
+def ref_im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    (n, c), (kh, kw) = x.shape[:2], _pair(kernel_size)
+    (oh, ow), taps = _taps(x.shape, kernel_size, stride, padding, dilation)
+    cols = np.zeros((n, oh, ow, c, kh, kw))
+    for n_, c_, i, j, ki, kj, r, q in taps:
+        cols[n_, i, j, c_, ki, kj] = x[n_, c_, r, q]
+    return cols.reshape(n * oh * ow, c * kh * kw)
+
+
+def ref_col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    (oh, ow), taps = _taps(x_shape, kernel_size, stride, padding, dilation)
+    cols = cols.reshape(x_shape[0], oh, ow, x_shape[1], *_pair(kernel_size))
+    x = np.zeros(x_shape)
+    for n_, c_, i, j, ki, kj, r, q in taps:
+        x[n_, c_, r, q] += cols[n_, i, j, c_, ki, kj]
+    return x
+
+
+def ref_conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+    (oh, ow), taps = _taps(x.shape, w.shape[2:], stride, padding, dilation)
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for n_, c_, i, j, ki, kj, r, q in taps:
+        for f_ in range(w.shape[0]):
+            y[n_, f_, i, j] += w[f_, c_, ki, kj] * x[n_, c_, r, q]
+    return y if b is None else y + b[:, None, None]
+
+
+def ref_conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
+    _, taps = _taps(x.shape, w.shape[2:], stride, padding, dilation)
+    dx, dw, db = np.zeros(x.shape), np.zeros(w.shape), dy.sum(axis=(0, 2, 3))
+    for n_, c_, i, j, ki, kj, r, q in taps:
+        for f_ in range(w.shape[0]):
+            dw[f_, c_, ki, kj] += dy[n_, f_, i, j] * x[n_, c_, r, q]
+            dx[n_, c_, r, q] += dy[n_, f_, i, j] * w[f_, c_, ki, kj]
+    return dx, dw, db
+
+
+def ref_max_pool2d(x, kernel_size, stride=None, padding=0):
+    """The first maximum in row-major window order wins; padding never does."""
+    stride = kernel_size if stride is None else stride
+    (oh, ow), taps = _taps(x.shape, kernel_size, stride, padding)
+    y = np.full((*x.shape[:2], oh, ow), -np.inf)
+    argmax = np.full(y.shape, -1, dtype=np.intp)
+    for n_, c_, i, j, _, _, r, q in taps:
+        if argmax[n_, c_, i, j] < 0 or x[n_, c_, r, q] > y[n_, c_, i, j]:
+            y[n_, c_, i, j] = x[n_, c_, r, q]
+            argmax[n_, c_, i, j] = r * x.shape[3] + q
+    return y, argmax
+
+
+def ref_max_pool2d_backward(dy, argmax, x_shape):
+    n, c, h, w = x_shape
+    dx = np.zeros((n, c, h * w))
+    for n_, c_, i, j in np.ndindex(dy.shape):
+        dx[n_, c_, argmax[n_, c_, i, j]] += dy[n_, c_, i, j]
+    return dx.reshape(x_shape)
+
+
+def ref_avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Padding is zeros and counts in the divisor (count_include_pad=True)."""
+    stride = kernel_size if stride is None else stride
+    (oh, ow), taps = _taps(x.shape, kernel_size, stride, padding)
+    area = np.prod(_pair(kernel_size))
+    y = np.zeros((*x.shape[:2], oh, ow))
+    for n_, c_, i, j, _, _, r, q in taps:
+        y[n_, c_, i, j] += x[n_, c_, r, q] / area
+    return y
+
+
+def ref_avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+    stride = kernel_size if stride is None else stride
+    _, taps = _taps(x_shape, kernel_size, stride, padding)
+    area = np.prod(_pair(kernel_size))
+    dx = np.zeros(x_shape)
+    for n_, c_, i, j, _, _, r, q in taps:
+        dx[n_, c_, r, q] += dy[n_, c_, i, j] / area
+    return dx
+
+
+def assert_close(actual, expected, rtol=1e-12):
+    """``rtol`` relative to the largest entry of ``expected``.
+
+    Entries that are sums of products cancel to near zero in places, where an
+    elementwise relative tolerance would judge summation order, not correctness.
+    """
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(np.abs(expected).max(), 1.0) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+# --------------------------------------------------------------------------
+# Fixed geometries against the references
+# --------------------------------------------------------------------------
+
+# (n, c, h, w, f, kernel_size, stride, padding, dilation)
+CONV_GEOMETRIES = {
+    "plain 3x3": (2, 3, 7, 6, 4, 3, 1, 0, 1),
+    "stride 2 padding 1": (2, 2, 8, 7, 3, 3, 2, 1, 1),
+    "non-square, stride not dividing": (1, 2, 9, 7, 2, (2, 4), (3, 2), (1, 0), 1),
+    "dilation": (2, 1, 9, 8, 3, (3, 2), 1, (2, 1), (2, 3)),
+    "C=1 N=1, kernel as large as input": (1, 1, 5, 5, 1, 5, 1, 0, 1),
+    "1x1": (3, 4, 4, 5, 2, 1, 1, 0, 1),
+    "padding wider than kernel": (2, 2, 3, 3, 2, 2, 1, 2, 1),
+    "stride wider than kernel": (2, 2, 9, 9, 2, 2, 3, 0, 1),
+    "batch 19, uneven reduction chunks": (19, 1, 5, 4, 2, 3, 1, 1, 1),
+}
+
+# (n, c, h, w, kernel_size, stride, padding)
+POOL_GEOMETRIES = {
+    "2x2 default stride": (2, 3, 6, 6, 2, None, 0),
+    "3x3 stride 2 padding 1, stride not dividing": (2, 2, 7, 5, 3, 2, 1),
+    "non-square padded": (1, 1, 5, 7, (2, 3), (1, 2), (1, 1)),
+    "overlapping 3x3 stride 1": (2, 2, 6, 6, 3, 1, 1),
+    "non-square kernel, stride, padding": (1, 2, 9, 6, (3, 2), (2, 1), (0, 1)),
+    "window drops the last row": (3, 1, 7, 7, 2, None, 0),
+}
+
+
+def _conv_case(geometry, seed=0):
+    n, c, h, w, f, k, s, p, d = geometry
+    kh, kw = _pair(k)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((f, c, kh, kw))
+    b = rng.standard_normal(f)
+    oh = _out(h, kh, _pair(s)[0], _pair(p)[0], _pair(d)[0])
+    ow = _out(w, kw, _pair(s)[1], _pair(p)[1], _pair(d)[1])
+    dy = rng.standard_normal((n, f, oh, ow))
+    return x, wt, b, dy, dict(stride=s, padding=p, dilation=d)
+
+
+def _pool_case(geometry, seed=0):
+    n, c, h, w, k, s, p = geometry
+    (kh, kw), (sh, sw) = _pair(k), _pair(k if s is None else s)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    oh, ow = _out(h, kh, sh, _pair(p)[0], 1), _out(w, kw, sw, _pair(p)[1], 1)
+    dy = rng.standard_normal((n, c, oh, ow))
+    return x, dy, dict(kernel_size=k, stride=s, padding=p)
+
+
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES.values(), ids=CONV_GEOMETRIES)
+def test_im2col_and_col2im_match_loop_reference(geometry):
+    x, wt, _, _, kw = _conv_case(geometry)
+    k = wt.shape[2:]
+    cols = ops.im2col(x, k, **kw)
+    assert_close(cols, ref_im2col(x, k, **kw))
+    c = np.random.default_rng(1).standard_normal(cols.shape)
+    assert_close(ops.col2im(c, x.shape, k, **kw), ref_col2im(c, x.shape, k, **kw))
+
+
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES.values(), ids=CONV_GEOMETRIES)
+def test_conv2d_forward_and_backward_match_loop_reference(geometry):
+    x, wt, b, dy, kw = _conv_case(geometry)
+    assert_close(ops.conv2d(x, wt, b, **kw), ref_conv2d(x, wt, b, **kw))
+    assert_close(ops.conv2d(x, wt, **kw), ref_conv2d(x, wt, None, **kw))
+    for got, want in zip(ops.conv2d_backward(dy, x, wt, **kw), ref_conv2d_backward(dy, x, wt, **kw)):
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES.values(), ids=POOL_GEOMETRIES)
+def test_max_pool2d_forward_and_backward_match_loop_reference(geometry):
+    x, dy, kw = _pool_case(geometry)
+    y, argmax = ops.max_pool2d(x, **kw)
+    y_ref, argmax_ref = ref_max_pool2d(x, **kw)
+    assert_close(y, y_ref)
+    assert argmax.dtype == np.intp
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert_close(ops.max_pool2d_backward(dy, argmax, x.shape), ref_max_pool2d_backward(dy, argmax_ref, x.shape))
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES.values(), ids=POOL_GEOMETRIES)
+def test_avg_pool2d_forward_and_backward_match_loop_reference(geometry):
+    x, dy, kw = _pool_case(geometry)
+    assert_close(ops.avg_pool2d(x, **kw), ref_avg_pool2d(x, **kw))
+    assert_close(ops.avg_pool2d_backward(dy, x.shape, **kw), ref_avg_pool2d_backward(dy, x.shape, **kw))
+
+
+def test_conv2d_backward_reproduces_the_worked_example_from_the_seeds():
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    w = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 1, 2, 2)
+    dy = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 1, 2, 2)
+    dx, dw, db = ops.conv2d_backward(dy, x, w)
+    np.testing.assert_array_equal(dw, [[[[19, 25], [37, 43]]]])
+    np.testing.assert_array_equal(db, [6])
+    np.testing.assert_array_equal(dx, [[[[0, 0, 1], [0, 4, 6], [4, 12, 9]]]])
+    np.testing.assert_array_equal(ops.conv2d(x, w), [[[[19, 25], [37, 43]]]])
+
+
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES.values(), ids=CONV_GEOMETRIES)
+def test_col2im_is_the_adjoint_of_im2col(geometry):
+    x, wt, _, _, kw = _conv_case(geometry)
+    k = wt.shape[2:]
+    cols = ops.im2col(x, k, **kw)
+    c = np.random.default_rng(2).standard_normal(cols.shape)
+    lhs, rhs = np.vdot(cols, c), np.vdot(x, ops.col2im(c, x.shape, k, **kw))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12 * np.abs(cols).sum())
+
+
+def test_output_size_follows_the_floor_formula_and_drops_windows_that_do_not_fit():
+    assert ops.output_size(7, 2, stride=2) == 3
+    assert ops.output_size(8, 3, stride=2, padding=1) == 4
+    assert ops.output_size(9, 3, dilation=3) == 3
+    assert ops.output_size(1, 3, padding=1) == 1
+    with pytest.raises(ValueError, match="kernel_size=4.*height 2"):
+        ops.output_size(2, 4)
+
+
+# --------------------------------------------------------------------------
+# Max pooling: ties, padding, overlap, NaN
+# --------------------------------------------------------------------------
+
+
+def test_maxpool_argmax_is_first_max_in_row_major_window_order_on_ties():
+    x = np.array([[0.0, 5.0, 5.0, 1.0], [5.0, 5.0, 2.0, 2.0], [3.0, 3.0, 7.0, 7.0], [3.0, 3.0, 7.0, 7.0]])
+    y, argmax = ops.max_pool2d(x.reshape(1, 1, 4, 4), 2)
+    np.testing.assert_array_equal(y[0, 0], [[5, 5], [3, 7]])
+    np.testing.assert_array_equal(argmax[0, 0], [[1, 2], [8, 10]])
+
+
+def test_maxpool_backward_routes_to_first_max_on_ties():
+    x = np.zeros((2, 2, 4, 4))
+    dy = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
+    y, argmax = ops.max_pool2d(x, 2)
+    dx = ops.max_pool2d_backward(dy, argmax, x.shape)
+    expected = np.zeros_like(x)
+    expected[:, :, ::2, ::2] = dy  # each window's top-left element is its first maximum
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_maxpool_random_ties_match_reference():
+    x = np.random.default_rng(3).integers(0, 3, size=(2, 3, 7, 6)).astype(float)
+    for kw in [dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=(2, 3), stride=(2, 1))]:
+        y, argmax = ops.max_pool2d(x, **kw)
+        y_ref, argmax_ref = ref_max_pool2d(x, **kw)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+def test_maxpool_padding_counts_as_minus_infinity():
+    x = -1.0 - np.random.default_rng(4).random((1, 2, 4, 5))
+    y, argmax = ops.max_pool2d(x, 3, stride=2, padding=1)
+    assert (y < -1).all()
+    y_ref, argmax_ref = ref_max_pool2d(x, 3, 2, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+def test_maxpool_backward_accumulates_where_windows_overlap_on_one_maximum():
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 1.0  # the maximum of all nine 3x3 windows of stride 1
+    y, argmax = ops.max_pool2d(x, 3, stride=1)
+    assert (argmax == 12).all()
+    dy = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    dx = ops.max_pool2d_backward(dy, argmax, x.shape)
+    expected = np.zeros_like(x)
+    expected[0, 0, 2, 2] = dy.sum()
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_maxpool_propagates_nan_and_points_argmax_at_it():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    y, argmax = ops.max_pool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 1
+    np.testing.assert_array_equal(y[0, 0].ravel()[1:], [7, 13, 15])
+
+
+def test_avgpool_counts_padding_in_the_divisor():
+    y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
+    np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------
+# Finite-difference gradients (float64)
+# --------------------------------------------------------------------------
+
+
+def numerical_gradient(loss, a, eps=1e-6):
+    """Central differences of ``loss()`` with respect to every entry of ``a`` (perturbed in place).
+
+    One thread: hundreds of tiny calls, where waking a thread team costs more
+    than the work (the thread count does not change results; a test says so).
+    """
+    grad = np.empty_like(a)
+    with threadpool_limits(1):
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + eps
+            up = loss()
+            a[idx] = old - eps
+            down = loss()
+            a[idx] = old
+            grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+FD_CONV = ["stride 2 padding 1", "non-square, stride not dividing", "dilation"]
+
+
+@pytest.mark.parametrize("name", FD_CONV)
+def test_conv2d_backward_matches_finite_differences(name):
+    x, wt, b, dy, kw = _conv_case(CONV_GEOMETRIES[name], seed=5)
+
+    def loss():
+        return np.vdot(dy, ops.conv2d(x, wt, b, **kw))
+
+    dx, dw, db = ops.conv2d_backward(dy, x, wt, **kw)
+    for analytic, param in [(dx, x), (dw, wt), (db, b)]:
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, param), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "name", ["3x3 stride 2 padding 1, stride not dividing", "overlapping 3x3 stride 1", "non-square padded"]
+)
+def test_pool_backward_matches_finite_differences(name):
+    x, dy, kw = _pool_case(POOL_GEOMETRIES[name], seed=6)
+    # distinct values 0.5 apart: no tie or kink of max within the step
+    x = np.random.default_rng(7).permutation(x.size).reshape(x.shape) * 0.5
+
+    _, argmax = ops.max_pool2d(x, **kw)
+    dx = ops.max_pool2d_backward(dy, argmax, x.shape)
+    numeric = numerical_gradient(lambda: np.vdot(dy, ops.max_pool2d(x, **kw)[0]), x)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-7)
+
+    dx = ops.avg_pool2d_backward(dy, x.shape, **kw)
+    numeric = numerical_gradient(lambda: np.vdot(dy, ops.avg_pool2d(x, **kw)), x)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------
+# Random geometries (hypothesis), valid or not
+# --------------------------------------------------------------------------
+
+
+def _invalid_axes(h, w, k, s, p, d):
+    return [axis for axis, size, i in [("height", h, 0), ("width", w, 1)] if _out(size, k[i], s[i], p[i], d[i]) < 1]
+
+
+pairs = st.tuples
+
+
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 3),
+    f=st.integers(1, 3),
+    h=st.integers(1, 8),
+    w=st.integers(1, 8),
+    k=pairs(st.integers(1, 4), st.integers(1, 4)),
+    s=pairs(st.integers(1, 3), st.integers(1, 3)),
+    p=pairs(st.integers(0, 2), st.integers(0, 2)),
+    d=pairs(st.integers(1, 3), st.integers(1, 3)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv_ops_match_reference_or_raise_on_random_geometry(n, c, f, h, w, k, s, p, d, seed):
+    rng = np.random.default_rng(seed)
+    x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, *k)), rng.standard_normal(f)
+    kw = dict(stride=s, padding=p, dilation=d)
+    bad = _invalid_axes(h, w, k, s, p, d)
+    event("invalid geometry" if bad else "valid geometry")
+    if bad:
+        match = f"kernel_size.*{bad[0]}"
+        for call in [
+            lambda: ops.im2col(x, k, **kw),
+            lambda: ops.col2im(np.zeros((1, c * k[0] * k[1])), x.shape, k, **kw),
+            lambda: ops.conv2d(x, wt, b, **kw),
+            lambda: ops.conv2d_backward(np.zeros((n, f, 1, 1)), x, wt, **kw),
+        ]:
+            with pytest.raises(ValueError, match=match):
+                call()
+        return
+    cols = ops.im2col(x, k, **kw)
+    assert_close(cols, ref_im2col(x, k, **kw))
+    c_ = rng.standard_normal(cols.shape)
+    assert_close(ops.col2im(c_, x.shape, k, **kw), ref_col2im(c_, x.shape, k, **kw))
+    y = ops.conv2d(x, wt, b, **kw)
+    assert_close(y, ref_conv2d(x, wt, b, **kw))
+    dy = rng.standard_normal(y.shape)
+    for got, want in zip(ops.conv2d_backward(dy, x, wt, **kw), ref_conv2d_backward(dy, x, wt, **kw)):
+        assert_close(got, want)
+
+
+@st.composite
+def pool_axis(draw):
+    """(kernel, padding) along one axis; the padding exceeds half the kernel one time in four."""
+    k = draw(st.integers(1, 4))
+    too_wide = draw(st.integers(0, 3)) == 0
+    return k, (k // 2 + 1 if too_wide else draw(st.integers(0, k // 2)))
+
+
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 2),
+    h=st.integers(1, 8),
+    w=st.integers(1, 8),
+    kp=pairs(pool_axis(), pool_axis()),
+    s=st.none() | pairs(st.integers(1, 3), st.integers(1, 3)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pool_ops_match_reference_or_raise_on_random_geometry(n, c, h, w, kp, s, seed):
+    k, p = (kp[0][0], kp[1][0]), (kp[0][1], kp[1][1])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    kw = dict(kernel_size=k, stride=s, padding=p)
+    bad = _invalid_axes(h, w, k, k if s is None else s, p, (1, 1))
+    invalid = bad or p[0] > k[0] // 2 or p[1] > k[1] // 2
+    event("invalid geometry" if invalid else "valid geometry")
+    if invalid:
+        # output < 1 names kernel_size and the axis; padding past half the kernel names padding
+        match = "kernel_size" if bad else "padding"
+        for call in [
+            lambda: ops.max_pool2d(x, **kw),
+            lambda: ops.avg_pool2d(x, **kw),
+            lambda: ops.avg_pool2d_backward(np.zeros((n, c, 1, 1)), x.shape, **kw),
+        ]:
+            with pytest.raises(ValueError, match=match):
+                call()
+        return
+    y, argmax = ops.max_pool2d(x, **kw)
+    y_ref, argmax_ref = ref_max_pool2d(x, **kw)
+    assert_close(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = rng.standard_normal(y.shape)
+    assert_close(ops.max_pool2d_backward(dy, argmax, x.shape), ref_max_pool2d_backward(dy, argmax_ref, x.shape))
+    assert_close(ops.avg_pool2d(x, **kw), ref_avg_pool2d(x, **kw))
+    assert_close(ops.avg_pool2d_backward(dy, x.shape, **kw), ref_avg_pool2d_backward(dy, x.shape, **kw))
+
+
+@given(
+    name=st.sampled_from(["kernel_size", "stride", "padding", "dilation"]),
+    value=st.sampled_from([0, -1, -3, (1, 0), (0, 2), (-1, 1), 1.5, "2", (1, 2, 3), True, None]),
+    op=st.sampled_from(["im2col", "conv2d", "conv2d_backward", "max_pool2d", "avg_pool2d"]),
+)
+def test_invalid_geometry_arguments_raise_value_error_naming_the_argument(name, value, op):
+    minimum = 0 if name == "padding" else 1
+    values = value if isinstance(value, tuple) and len(value) == 2 else (value,)
+    if all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values):
+        return  # a valid value for this argument
+    if op in ("max_pool2d", "avg_pool2d") and name == "dilation":
+        return  # pooling has no dilation
+    x, w = np.zeros((2, 2, 6, 6)), np.zeros((3, 2, 3, 3))
+    kw = {"kernel_size": 3, name: value}
+    calls = {
+        "im2col": lambda: ops.im2col(x, **kw),
+        "conv2d": lambda: ops.conv2d(x, w, **{a: v for a, v in kw.items() if a != "kernel_size"}),
+        "conv2d_backward": lambda: ops.conv2d_backward(
+            np.zeros((2, 3, 4, 4)), x, w, **{a: v for a, v in kw.items() if a != "kernel_size"}
+        ),
+        "max_pool2d": lambda: ops.max_pool2d(x, **kw),
+        "avg_pool2d": lambda: ops.avg_pool2d(x, **kw),
+    }
+    if name == "kernel_size" and op.startswith("conv2d"):
+        return  # conv2d takes its kernel size from w
+    if name == "stride" and value is None and op.endswith("pool2d"):
+        return  # stride=None means stride=kernel_size for pooling
+    with pytest.raises(ValueError, match=name):
+        calls[op]()
+
+
+# --------------------------------------------------------------------------
+# Dtypes, memory layouts, thread counts: every op
+# --------------------------------------------------------------------------
+
+_rng = np.random.default_rng(8)
+X = _rng.standard_normal((8, 3, 9, 8))
+W = _rng.standard_normal((5, 3, 3, 2))
+KERNEL = W.shape[2:]
+CONV_KW = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+POOL_KW = dict(kernel_size=3, stride=2, padding=1)
+INPUTS = {
+    "x": X,
+    "w": W,
+    "b": _rng.standard_normal(5),
+    "cols": _rng.standard_normal(ops.im2col(X, KERNEL, **CONV_KW).shape),
+    "dy_conv": _rng.standard_normal(ops.conv2d(X, W, **CONV_KW).shape),
+    "dy_pool": _rng.standard_normal(ops.avg_pool2d(X, **POOL_KW).shape),
+    "argmax": ops.max_pool2d(X, **POOL_KW)[1],
+}
+
+# name -> (the inputs it takes, the call returning a tuple of outputs)
+OPS = {
+    "im2col": (("x",), lambda x: (ops.im2col(x, KERNEL, **CONV_KW),)),
+    "col2im": (("cols",), lambda cols: (ops.col2im(cols, X.shape, KERNEL, **CONV_KW),)),
+    "conv2d": (("x", "w", "b"), lambda x, w, b: (ops.conv2d(x, w, b, **CONV_KW),)),
+    "conv2d_backward": (("dy_conv", "x", "w"), lambda dy, x, w: ops.conv2d_backward(dy, x, w, **CONV_KW)),
+    "max_pool2d": (("x",), lambda x: ops.max_pool2d(x, **POOL_KW)),
+    "max_pool2d_backward": (("dy_pool", "argmax"), lambda dy, a: (ops.max_pool2d_backward(dy, a, X.shape),)),
+    "avg_pool2d": (("x",), lambda x: (ops.avg_pool2d(x, **POOL_KW),)),
+    "avg_pool2d_backward": (("dy_pool",), lambda dy: (ops.avg_pool2d_backward(dy, X.shape, **POOL_KW),)),
+}
+
+
+def _run(op, transform=lambda a: a.copy()):
+    names, call = OPS[op]
+    return call(*(transform(INPUTS[name]) for name in names))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_float32_agrees_with_float64(op):
+    out64 = _run(op)
+    out32 = _run(op, lambda a: a.astype(np.float32) if a.dtype == np.float64 else a.copy())
+    for a32, a64 in zip(out32, out64):
+        if a64.dtype == np.float64:
+            assert a32.dtype == np.float32
+            assert_close(a32, a64, rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(a32, a64)
+
+
+def _read_only(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def _fortran_read_only(a):
+    return _read_only(np.asfortranarray(a))
+
+
+def _strided(a):
+    """A non-contiguous view with the same values."""
+    big = np.zeros(a.shape + (2,), dtype=a.dtype)
+    big[..., 0] = a
+    return big[..., 0]
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("layout", [_read_only, np.asfortranarray, _fortran_read_only, _strided])
+def test_read_only_fortran_and_strided_inputs_give_the_same_result(op, layout):
+    for got, want in zip(_run(op, layout), _run(op)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_results_are_bit_identical_with_1_and_2_threads(op):
+    with threadpool_limits(1):
+        assert effective_n_threads() == 1
+        one = _run(op)
+    with threadpool_limits(2):
+        assert effective_n_threads() == (2 if openmp_enabled() else 1)
+        two = _run(op)
+    assert len(one) == len(two)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv_of_a_single_sample_is_bit_identical_with_1_and_2_blas_threads():
+    # one sample runs on one of our threads, so BLAS itself may use both
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((1, 16, 20, 20)), rng.standard_normal((32, 16, 3, 3))
+    dy = rng.standard_normal((1, 32, 20, 20))
+    results = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            results.append((ops.conv2d(x, w, padding=1), *ops.conv2d_backward(dy, x, w, padding=1)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
+    x, w, dy = INPUTS["x"], INPUTS["w"], INPUTS["dy_conv"]
+    dx, dw, db = ops.conv2d_backward(dy, x, w, **CONV_KW)
+    none, dw_only, db_only = ops.conv2d_backward(dy, x, w, need_dx=False, **CONV_KW)
+    assert none is None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+
+
+# --------------------------------------------------------------------------
+# Bad input: a clear error, never a crash
+# --------------------------------------------------------------------------
+
+_x, _w = np.zeros((2, 3, 6, 6)), np.zeros((4, 3, 3, 3))
+_dy = np.zeros((2, 4, 4, 4))
+_pool_dy = np.zeros((2, 3, 3, 3))
+_argmax = np.zeros((2, 3, 3, 3), dtype=np.intp)
+
+BAD_INPUTS = {
+    "x not 4-D": (lambda: ops.conv2d(_x[0], _w), ValueError, "x must be 4-D"),
+    "w not 4-D": (lambda: ops.conv2d(_x, _w[0]), ValueError, "w must be 4-D"),
+    "x not 4-D in im2col": (lambda: ops.im2col(_x[None], 3), ValueError, "x must be 4-D"),
+    "x not 4-D in pooling": (lambda: ops.max_pool2d(_x[0], 2), ValueError, "x must be 4-D"),
+    "cols not 2-D": (lambda: ops.col2im(_x, _x.shape, 3), ValueError, "cols must be 2-D"),
+    "w dtype differs from x": (lambda: ops.conv2d(_x, _w.astype(np.float32)), ValueError, "w has dtype float32"),
+    "b dtype differs from x": (lambda: ops.conv2d(_x, _w, np.zeros(4, np.float32)), ValueError, "b has dtype"),
+    "dy dtype differs from x": (
+        lambda: ops.conv2d_backward(_dy.astype(np.float32), _x, _w),
+        ValueError,
+        "dy has dtype",
+    ),
+    "channel mismatch": (lambda: ops.conv2d(_x, np.zeros((4, 2, 3, 3))), ValueError, "input channels"),
+    "channel mismatch in backward": (
+        lambda: ops.conv2d_backward(_dy, _x, np.zeros((4, 2, 3, 3))),
+        ValueError,
+        "input channels",
+    ),
+    "b of wrong length": (lambda: ops.conv2d(_x, _w, np.zeros(3)), ValueError, r"b must have shape \(4,\)"),
+    "conv dy of wrong shape": (
+        lambda: ops.conv2d_backward(np.zeros((2, 4, 3, 4)), _x, _w),
+        ValueError,
+        r"dy must have shape \(2, 4, 4, 4\)",
+    ),
+    "avg pool dy of wrong shape": (
+        lambda: ops.avg_pool2d_backward(np.zeros((2, 3, 2, 3)), _x.shape, 2),
+        ValueError,
+        r"dy must have shape \(2, 3, 3, 3\)",
+    ),
+    "max pool dy not matching x_shape": (
+        lambda: ops.max_pool2d_backward(np.zeros((2, 2, 3, 3)), _argmax[:, :2], _x.shape),
+        ValueError,
+        "dy",
+    ),
+    "cols of wrong shape": (lambda: ops.col2im(np.zeros((31, 27)), _x.shape, 3), ValueError, "cols must have shape"),
+    "x_shape not 4 ints": (lambda: ops.col2im(np.zeros((32, 27)), (3, 6, 6), 3), ValueError, "x_shape"),
+    "x_shape with a zero": (lambda: ops.avg_pool2d_backward(_pool_dy, (2, 3, 0, 6), 2), ValueError, "x_shape"),
+    "argmax past the end of the plane": (
+        lambda: ops.max_pool2d_backward(_pool_dy, np.full_like(_argmax, 36), _x.shape),
+        ValueError,
+        "argmax",
+    ),
+    "negative argmax": (
+        lambda: ops.max_pool2d_backward(_pool_dy, np.full_like(_argmax, -1), _x.shape),
+        ValueError,
+        "argmax",
+    ),
+    "argmax of wrong shape": (
+        lambda: ops.max_pool2d_backward(_pool_dy, _argmax[..., :2], _x.shape),
+        ValueError,
+        "argmax must have shape",
+    ),
+    "float argmax": (
+        lambda: ops.max_pool2d_backward(_pool_dy, _argmax.astype(float), _x.shape),
+        TypeError,
+        "argmax",
+    ),
+    "int x": (lambda: ops.conv2d(_x.astype(int), _w), TypeError, "x must be float32 or float64"),
+    "int w": (lambda: ops.conv2d(_x, _w.astype(np.int32)), TypeError, "w must be float32 or float64"),
+    "float16 x": (lambda: ops.im2col(_x.astype(np.float16), 3), TypeError, "x must be float32 or float64"),
+    "complex x": (lambda: ops.max_pool2d(_x.astype(complex), 2), TypeError, "x must be float32 or float64"),
+    "int dy": (lambda: ops.avg_pool2d_backward(_pool_dy.astype(int), _x.shape, 2), TypeError, "dy must be float"),
+    "int cols": (lambda: ops.col2im(np.zeros((32, 27), dtype=int), _x.shape, 3), TypeError, "cols must be float"),
+    "empty batch": (lambda: ops.conv2d(np.zeros((0, 3, 6, 6)), _w), ValueError, "x must not have an empty axis"),
+    "empty height": (lambda: ops.max_pool2d(np.zeros((2, 3, 0, 6)), 2), ValueError, "x must not have an empty axis"),
+    "no filters": (lambda: ops.conv2d(_x, np.zeros((0, 3, 3, 3))), ValueError, "w must not have an empty axis"),
+    "empty dy": (
+        lambda: ops.max_pool2d_backward(np.zeros((2, 3, 0, 3)), _argmax[:, :, :0], _x.shape),
+        ValueError,
+        "dy must not have an empty axis",
+    ),
+    "negative padding": (lambda: ops.conv2d(_x, _w, padding=-1), ValueError, "padding=-1"),
+    "negative padding on one axis": (lambda: ops.im2col(_x, 3, padding=(0, -2)), ValueError, "padding"),
+    "zero stride": (lambda: ops.conv2d(_x, _w, stride=0), ValueError, "stride=0"),
+    "zero stride in pooling": (lambda: ops.avg_pool2d(_x, 2, stride=(2, 0)), ValueError, "stride"),
+    "zero dilation": (lambda: ops.conv2d(_x, _w, dilation=0), ValueError, "dilation=0"),
+    "zero kernel_size": (lambda: ops.im2col(_x, 0), ValueError, "kernel_size=0"),
+    "float stride": (lambda: ops.conv2d(_x, _w, stride=1.0), ValueError, "stride"),
+    "kernel larger than input": (lambda: ops.conv2d(_x[:, :, :2], _w), ValueError, "kernel_size=3.*height 2"),
+    "kernel wider than input": (lambda: ops.im2col(_x, (1, 7)), ValueError, "kernel_size=7.*width 6"),
+    "max pool padding past half the kernel": (lambda: ops.max_pool2d(_x, 2, padding=2), ValueError, "padding=2"),
+    "avg pool padding past half the kernel": (
+        lambda: ops.avg_pool2d(_x, (3, 2), padding=(1, 2)),
+        ValueError,
+        "padding",
+    ),
+    "avg pool backward padding past half the kernel": (
+        lambda: ops.avg_pool2d_backward(_pool_dy, _x.shape, 2, padding=(0, 2)),
+        ValueError,
+        "padding",
+    ),
+}
+
+
+@pytest.mark.parametrize("call, error, match", BAD_INPUTS.values(), ids=BAD_INPUTS)
+def test_bad_input_raises_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
