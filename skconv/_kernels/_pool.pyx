@@ -15,26 +15,27 @@ def max_pool2d_forward(
     Geometry g,
     int n_threads,
 ):
-    cdef Py_ssize_t n, c, i, j, ki, kj, r, q, best_idx
+    cdef Py_ssize_t n, c, i, j, r, q, r0, q0, r_stop, q_stop, best_idx
     cdef floating v, best
     with nogil:
         for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
             for c in range(g.c):
                 for i in range(g.oh):
+                    # clip the window to the input once, so the scan has no branch
+                    # on bounds: padding never wins, as if it were -inf
+                    r0 = max(i * g.sh - g.ph, 0)
+                    r_stop = min(i * g.sh - g.ph + g.kh, g.h)
                     for j in range(g.ow):
-                        best = 0
-                        best_idx = -1
-                        for ki in range(g.kh):
-                            r = i * g.sh - g.ph + ki
-                            if r < 0 or r >= g.h:
-                                continue
-                            for kj in range(g.kw):
-                                q = j * g.sw - g.pw + kj
-                                if q < 0 or q >= g.w:
-                                    continue
+                        q0 = max(j * g.sw - g.pw, 0)
+                        q_stop = min(j * g.sw - g.pw + g.kw, g.w)
+                        best = x[n, c, r0, q0]
+                        best_idx = r0 * g.w + q0
+                        for r in range(r0, r_stop):
+                            for q in range(q0, q_stop):
                                 v = x[n, c, r, q]
-                                # strict '>' keeps the first maximum; a NaN wins and stays
-                                if best_idx < 0 or v > best or (v != v and best == best):
+                                # strict '>' keeps the first maximum; NaN wins (the last
+                                # NaN, as in torch), so a diverged net shows up as NaN
+                                if v > best or v != v:
                                     best = v
                                     best_idx = r * g.w + q
                         y[n, c, i, j] = best
