@@ -24,6 +24,8 @@ KERNELS = ["_openmp_helpers", "_im2col", "_conv", "_pool"]
 DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
 NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
 
+VARIANT = "cython" + ("-debug" if DEBUG else "") + ("-noopenmp" if NO_OPENMP else "")
+
 DIRECTIVES = {
     "language_level": 3,
     "boundscheck": DEBUG,
@@ -79,7 +81,8 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        # C files of the two variants live apart, so neither reuses the other's
-        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
+        # each variant's C files (and so its objects) live apart: no variant
+        # reuses another's
+        build_dir=os.path.join("build", VARIANT),
     ),
 )

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the kernel tests under AddressSanitizer.
+#
+# Builds the Cython kernels with gcc's -fsanitize=address into a scratch copy
+# of the source tree, then runs tests/test_ops.py there with libasan preloaded
+# (Python itself is not instrumented, but every malloc, numpy's buffers
+# included, gets ASan's redzones, so an out-of-bounds read or write in a
+# kernel aborts the run with a report).
+#
+#   bash tools/asan.sh [extra pytest args]
+#
+# Needs gcc with libasan (Debian: libasan8, pulled in by gcc) and the test
+# extras installed in the current Python.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r "$src/setup.py" "$src/pyproject.toml" "$src/README.md" "$src/skconv" "$src/tests" "$work/"
+find "$work/skconv" -name '*.so' -delete
+cd "$work"
+CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1" LDFLAGS="-fsanitize=address" \
+    python setup.py -q build_ext --inplace > build.log 2>&1 || { tail -30 build.log; exit 1; }
+libasan=$(gcc -print-file-name=libasan.so)
+echo "libasan: $libasan"
+# detect_leaks=0: CPython's own allocations at exit are not ours to report
+LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
+    python -m pytest -q -p no:cacheprovider tests/test_ops.py "$@"
+echo "AddressSanitizer: no errors in the kernel tests"
