@@ -39,13 +39,19 @@ _MAX_REDUCTION_CHUNKS = 16
 _blas_controller = None
 
 
-def _blas_single_threaded(n_threads):
-    """Limit BLAS to one thread while our own threads call it (no oversubscription)."""
+def _blas_single_threaded():
+    """Context in which BLAS runs on one thread.
+
+    The kernels split the batch over their own threads, so a threaded BLAS
+    would oversubscribe the cores; and a threaded GEMM's result bits depend on
+    its thread count, which would break the kernels' promise of the same bits
+    for any number of threads.
+    """
     global _blas_controller
-    if n_threads <= 1:
-        return nullcontext()
     if _blas_controller is None:
         _blas_controller = ThreadpoolController().select(user_api="blas")
+    if all(lib.num_threads == 1 for lib in _blas_controller.lib_controllers):
+        return nullcontext()
     return _blas_controller.limit(limits=1)
 
 
@@ -170,7 +176,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
     cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
-    with _blas_single_threaded(n_threads):
+    with _blas_single_threaded():
         _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
 
@@ -214,7 +220,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
     cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
-    with _blas_single_threaded(n_threads):
+    with _blas_single_threaded():
         _conv.conv2d_backward(
             dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, g, n_threads
         )
