@@ -10,7 +10,7 @@ any thread count.
 
 import numpy as np
 import pytest
-from hypothesis import event, given
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
@@ -486,25 +486,20 @@ def test_pool_ops_match_reference_or_raise_on_random_geometry(n, c, h, w, kp, s,
 def test_invalid_geometry_arguments_raise_value_error_naming_the_argument(name, value, op):
     minimum = 0 if name == "padding" else 1
     values = value if isinstance(value, tuple) and len(value) == 2 else (value,)
-    if all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values):
-        return  # a valid value for this argument
-    if op in ("max_pool2d", "avg_pool2d") and name == "dilation":
-        return  # pooling has no dilation
+    assume(not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values))
+    assume(not (name == "dilation" and op.endswith("pool2d")))  # pooling has no dilation
+    assume(not (name == "kernel_size" and op.startswith("conv2d")))  # conv2d reads it from w
+    assume(not (name == "stride" and value is None and op.endswith("pool2d")))  # None: the kernel size
     x, w = np.zeros((2, 2, 6, 6)), np.zeros((3, 2, 3, 3))
-    kw = {"kernel_size": 3, name: value}
+    kw = {name: value}
+    window = {"kernel_size": 3, **kw}
     calls = {
-        "im2col": lambda: ops.im2col(x, **kw),
-        "conv2d": lambda: ops.conv2d(x, w, **{a: v for a, v in kw.items() if a != "kernel_size"}),
-        "conv2d_backward": lambda: ops.conv2d_backward(
-            np.zeros((2, 3, 4, 4)), x, w, **{a: v for a, v in kw.items() if a != "kernel_size"}
-        ),
-        "max_pool2d": lambda: ops.max_pool2d(x, **kw),
-        "avg_pool2d": lambda: ops.avg_pool2d(x, **kw),
+        "im2col": lambda: ops.im2col(x, **window),
+        "conv2d": lambda: ops.conv2d(x, w, **kw),
+        "conv2d_backward": lambda: ops.conv2d_backward(np.zeros((2, 3, 4, 4)), x, w, **kw),
+        "max_pool2d": lambda: ops.max_pool2d(x, **window),
+        "avg_pool2d": lambda: ops.avg_pool2d(x, **window),
     }
-    if name == "kernel_size" and op.startswith("conv2d"):
-        return  # conv2d takes its kernel size from w
-    if name == "stride" and value is None and op.endswith("pool2d"):
-        return  # stride=None means stride=kernel_size for pooling
     with pytest.raises(ValueError, match=name):
         calls[op]()
 
