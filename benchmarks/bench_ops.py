@@ -194,6 +194,9 @@ def main():
         f"{platform.processor() or platform.machine()} with {os.cpu_count()} CPUs; "
         f"median of >= {args.repeats} calls after {args.warmup} warm-up calls\n"
     )
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: load average {load:.1f} before starting; other processes skew the timings\n")
     rows = []
     for n_threads in args.threads:
         rows += run(n_threads, args.batch, np.dtype(args.dtype), args.warmup, args.repeats, args.min_seconds)
