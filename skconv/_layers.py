@@ -1,0 +1,327 @@
+"""Layers of the network: forward and backward of each kind, side by side.
+
+Every tensor is NCHW (or ``(n, features)`` after :class:`Flatten`). A layer is
+configured once with :meth:`Layer.build`, which resolves its geometry for a
+per-sample input shape and returns its per-sample output shape. Layers with
+parameters declare them with :meth:`Layer.param_specs`; the network allocates
+one flat parameter array and one flat gradient array and hands each layer
+views into them with :meth:`Layer.bind`, so a layer reads ``self.w`` and
+writes ``self.dw`` without ever owning memory of its own.
+
+Conventions that keep the design open to layers with running statistics and
+train/eval modes (batch norm, dropout):
+
+- ``forward(x, training)`` is the training path; it caches what ``backward``
+  needs. ``forward_fast(x)`` is the inference path: no caches, no side effects.
+- Public attributes are configuration and fitted state (pickled); attributes
+  starting with ``_`` are parameter views, caches and scratch buffers
+  (dropped when pickling and rebuilt by the network).
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from . import ops
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
+
+
+def _buffer(layer, name, shape, dtype):
+    """Return the scratch array ``layer.<name>``, re-allocated only when its shape changes."""
+    buf = getattr(layer, name, None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        setattr(layer, name, buf)
+    return buf
+
+
+class Layer:
+    """Base layer: no parameters, identity geometry."""
+
+    def build(self, input_shape):
+        """Resolve the geometry for per-sample ``input_shape``; return the output shape."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.input_shape
+        return self.output_shape
+
+    def param_specs(self):
+        """List of ``(name, shape, is_weight)``; weights get the L2 penalty, biases not."""
+        return []
+
+    def bind(self, params, grads):
+        """Receive views ``{name: array}`` into the network's flat parameters and gradients."""
+        for name, view in params.items():
+            setattr(self, "_" + name, view)
+        for name, view in grads.items():
+            setattr(self, "_d" + name, view)
+
+    def init_params(self, rng):
+        """Draw initial parameters in place from ``rng`` (a ``RandomState``)."""
+
+    def forward(self, x, training=True):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        return dy
+
+    def forward_fast(self, x):
+        return self.forward(x, training=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.__getstate__().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _init_uniform(rng, view, fan_in, fan_out, init):
+    """He uniform (``init='he'``) or Glorot uniform, drawn in float64 then cast.
+
+    Drawing in float64 makes float32 and float64 networks start from the same
+    weights (up to rounding).
+    """
+    if init == "he":
+        bound = np.sqrt(6.0 / fan_in)
+    else:
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+    view[...] = rng.uniform(-bound, bound, size=view.shape)
+
+
+class Conv2D(Layer):
+    """2D convolution.
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size : int or (kh, kw)
+    stride, dilation : int or pair
+    padding : 'same', 'valid', int or pair
+        ``'same'`` gives an output of ``ceil(h / sh)`` rows (and likewise for
+        columns); when the total padding this needs is odd, the extra row or
+        column goes at the bottom or right, as in TensorFlow.
+    init : 'he' or 'glorot'
+    name : str
+        Used in error messages, e.g. ``'conv block 2'``.
+
+    Parameters held: ``w`` of shape (filters, c, kh, kw) and ``b`` of shape (filters,).
+    """
+
+    def __init__(self, filters, kernel_size=3, stride=1, padding="same", dilation=1,
+                 init="he", name="conv"):
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.dilation = _pair(dilation)
+        self.init = init
+        self.name = name
+        # input layers need no dx; the network switches this off for them
+        self.need_dx = True
+
+    def build(self, input_shape):
+        c, h, w = self.input_shape = tuple(input_shape)
+        pads, extra, out = [], [], []
+        for axis, size, k, s, d in zip(("height", "width"), (h, w), self.kernel_size,
+                                       self.stride, self.dilation):
+            span = d * (k - 1) + 1
+            if self.padding == "same":
+                o = -(-size // s)
+                total = max((o - 1) * s + span - size, 0)
+                p, e = total // 2, total % 2
+            else:
+                p = 0 if self.padding == "valid" else self.padding[len(pads)]
+                e = 0
+                if size + 2 * p < span:
+                    raise ValueError(
+                        f"kernel_size={k} (dilation={d}, padding={p}) does not fit "
+                        f"input of {axis} {size} in {self.name}"
+                    )
+                o = (size + 2 * p - span) // s + 1
+            pads.append(p)
+            extra.append(e)
+            out.append(o)
+        self.pad = tuple(pads)
+        # bottom/right padding that symmetric padding cannot express ('same' only)
+        self.extra_pad = tuple(extra)
+        self.output_shape = (self.filters, out[0], out[1])
+        return self.output_shape
+
+    def param_specs(self):
+        kh, kw = self.kernel_size
+        return [("w", (self.filters, self.input_shape[0], kh, kw), True),
+                ("b", (self.filters,), False)]
+
+    def init_params(self, rng):
+        kh, kw = self.kernel_size
+        fan_in = self.input_shape[0] * kh * kw
+        _init_uniform(rng, self._w, fan_in, self.filters * kh * kw, self.init)
+        self._b[...] = 0
+
+    def _padded(self, x):
+        eh, ew = self.extra_pad
+        if eh or ew:
+            x = np.pad(x, ((0, 0), (0, 0), (0, eh), (0, ew)))
+        return x
+
+    def forward(self, x, training=True):
+        x = self._padded(x)
+        if training:
+            self._x = x
+        return ops.conv2d(x, self._w, self._b, stride=self.stride, padding=self.pad,
+                          dilation=self.dilation)
+
+    def backward(self, dy, need_dx=True):
+        dx, dw, db = ops.conv2d_backward(
+            dy, self._x, self._w, stride=self.stride, padding=self.pad,
+            dilation=self.dilation, need_dx=need_dx,
+        )
+        self._dw[...] = dw
+        self._db[...] = db
+        self._x = None
+        if dx is not None and (self.extra_pad[0] or self.extra_pad[1]):
+            _, h, w = self.input_shape
+            dx = np.ascontiguousarray(dx[:, :, :h, :w])
+        return dx
+
+
+class _Pool2D(Layer):
+    """Shared geometry of the pooling layers.
+
+    A window larger than the feature map is clipped to it, per axis, so small
+    inputs never break an architecture: a 2x2 pool on a 1x5 map pools 1x2
+    windows. The stride equals the (clipped) window; windows that do not fit
+    at the bottom/right edge are dropped.
+    """
+
+    def __init__(self, pool_size=2):
+        self.pool_size = _pair(pool_size)
+
+    def build(self, input_shape):
+        c, h, w = self.input_shape = tuple(input_shape)
+        self.window = (min(self.pool_size[0], h), min(self.pool_size[1], w))
+        self.output_shape = (c, h // self.window[0], w // self.window[1])
+        return self.output_shape
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling; the gradient goes to the first maximum of each window."""
+
+    def forward(self, x, training=True):
+        y, argmax = ops.max_pool2d(x, self.window)
+        if training:
+            self._argmax, self._x_shape = argmax, x.shape
+        return y
+
+    def forward_fast(self, x):
+        return ops.max_pool2d(x, self.window)[0]
+
+    def backward(self, dy, need_dx=True):
+        dx = ops.max_pool2d_backward(dy, self._argmax, self._x_shape)
+        self._argmax = None
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling."""
+
+    def forward(self, x, training=True):
+        if training:
+            self._x_shape = x.shape
+        return ops.avg_pool2d(x, self.window)
+
+    def backward(self, dy, need_dx=True):
+        return ops.avg_pool2d_backward(dy, self._x_shape, self.window)
+
+
+class Flatten(Layer):
+    """(n, c, h, w) -> (n, c * h * w), in (c, h, w) row-major order. No copy."""
+
+    def build(self, input_shape):
+        self.input_shape = tuple(input_shape)
+        self.output_shape = (int(np.prod(self.input_shape)),)
+        return self.output_shape
+
+    def forward(self, x, training=True):
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape((dy.shape[0],) + self.input_shape)
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = x @ w + b``.
+
+    Parameters held: ``w`` of shape (n_in, units) and ``b`` of shape (units,),
+    the layout of ``MLPClassifier.coefs_``.
+    """
+
+    def __init__(self, units, init="he"):
+        self.units = int(units)
+        self.init = init
+
+    def build(self, input_shape):
+        (n_in,) = self.input_shape = tuple(input_shape)
+        self.output_shape = (self.units,)
+        return self.output_shape
+
+    def param_specs(self):
+        return [("w", (self.input_shape[0], self.units), True), ("b", (self.units,), False)]
+
+    def init_params(self, rng):
+        _init_uniform(rng, self._w, self.input_shape[0], self.units, self.init)
+        self._b[...] = 0
+
+    def forward(self, x, training=True):
+        if training:
+            self._x = x
+            # the training batch size is fixed, so this buffer lives across batches
+            y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
+            np.matmul(x, self._w, out=y)
+        else:
+            y = x @ self._w
+        y += self._b
+        return y
+
+    def backward(self, dy, need_dx=True):
+        np.matmul(self._x.T, dy, out=self._dw)
+        np.sum(dy, axis=0, out=self._db)
+        self._x = None
+        if not need_dx:
+            return None
+        dx = _buffer(self, "_dx", (dy.shape[0], self.input_shape[0]), dy.dtype)
+        return np.matmul(dy, self._w.T, out=dx)
+
+
+class Activation(Layer):
+    """Element-wise ``relu``, ``tanh``, ``logistic`` or ``identity``.
+
+    Works in place on its input (and on ``dy`` in backward): the network puts
+    an activation only after a layer whose output it owns.
+    """
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def forward(self, x, training=True):
+        if self.kind == "relu":
+            np.maximum(x, 0, out=x)
+        elif self.kind == "tanh":
+            np.tanh(x, out=x)
+        elif self.kind == "logistic":
+            expit(x, out=x)
+        if training:
+            self._y = x
+        return x
+
+    def backward(self, dy, need_dx=True):
+        y, self._y = self._y, None
+        if self.kind == "relu":
+            np.multiply(dy, y > 0, out=dy)
+        elif self.kind == "tanh":
+            dy *= 1 - y * y
+        elif self.kind == "logistic":
+            dy *= y * (1 - y)
+        return dy

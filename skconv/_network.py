@@ -1,0 +1,129 @@
+"""Sequential network over flat parameter and gradient arrays."""
+
+import numpy as np
+
+from ._losses import softmax_cross_entropy
+
+
+class Sequential:
+    """A stack of layers whose parameters live in one flat array.
+
+    Layout of ``params`` (and of ``grads``, element for element): first every
+    weight, layer by layer, then every bias, layer by layer. Each layer sees
+    views into both arrays, so an optimizer updates the whole network with one
+    array operation and the L2 penalty is one slice, ``params[:n_weights]``.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_shape : tuple (c, h, w) or (n_features,)
+        Per-sample shape of the network input.
+    dtype : numpy dtype
+    """
+
+    def __init__(self, layers, input_shape, dtype):
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(dtype)
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.build(shape)
+        self.output_shape = shape
+        specs = [(i, name, tuple(shape), is_w) for i, layer in enumerate(self.layers)
+                 for name, shape, is_w in layer.param_specs()]
+        # weights first, then biases: stable sort on "is a bias"
+        self._layout = sorted(specs, key=lambda s: not s[3])
+        self.n_weights = sum(int(np.prod(s[2])) for s in specs if s[3])
+        self.n_params = sum(int(np.prod(s[2])) for s in specs)
+        # a layer needs to compute dx only if some layer before it has parameters
+        self.need_dx = []
+        seen_params = False
+        for layer in self.layers:
+            self.need_dx.append(seen_params)
+            seen_params = seen_params or bool(layer.param_specs())
+        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self._bind(self.params)
+
+    def _bind(self, params):
+        """Point every layer's parameter views into ``params`` and a fresh ``grads``."""
+        self.params = params
+        self.grads = np.zeros(self.n_params, dtype=self.dtype)
+        views = [({}, {}) for _ in self.layers]
+        offset = 0
+        for i, name, shape, _ in self._layout:
+            size = int(np.prod(shape))
+            views[i][0][name] = params[offset:offset + size].reshape(shape)
+            views[i][1][name] = self.grads[offset:offset + size].reshape(shape)
+            offset += size
+        for layer, (p, g) in zip(self.layers, views):
+            layer.bind(p, g)
+
+    def param_arrays(self):
+        """List of ``(layer_index, name, view)`` for every parameter, in layer order."""
+        out = []
+        offset = 0
+        for i, name, shape, _ in self._layout:
+            size = int(np.prod(shape))
+            out.append((i, name, self.params[offset:offset + size].reshape(shape)))
+            offset += size
+        return sorted(out, key=lambda t: t[0])
+
+    def init_params(self, rng):
+        """Initialise every parameter from ``rng``, layer by layer."""
+        for layer in self.layers:
+            layer.init_params(rng)
+
+    def set_params(self, params):
+        """Copy ``params`` in, first making the storage writeable if needed."""
+        self.ensure_writeable()
+        self.params[...] = params
+
+    def ensure_writeable(self):
+        """After loading with ``mmap_mode='r'``, copy parameters so training can go on."""
+        if not self.params.flags.writeable:
+            self._bind(np.array(self.params))
+
+    def forward(self, x, training=True):
+        """Training forward pass; caches what :meth:`backward` needs."""
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy):
+        """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``."""
+        for layer, need_dx in zip(reversed(self.layers), reversed(self.need_dx)):
+            dy = layer.backward(dy, need_dx=need_dx)
+
+    def forward_fast(self, x):
+        """Inference forward pass: no caches, no buffers shared with training."""
+        for layer in self.layers:
+            x = layer.forward_fast(x)
+        return x
+
+    def loss_and_grad(self, x, y, sample_weight, alpha):
+        """One training step's loss and gradient (in ``self.grads``).
+
+        Softmax cross-entropy weighted by ``sample_weight`` and normalised by
+        its sum, plus ``0.5 * alpha * ||weights||^2 / sum(sample_weight)``,
+        as ``MLPClassifier`` does.
+        """
+        sw_sum = float(sample_weight.sum())
+        if sw_sum <= 0:
+            sw_sum = 1.0
+        z = self.forward(x, training=True)
+        loss, dz = softmax_cross_entropy(z, y, sample_weight, sw_sum)
+        self.backward(dz)
+        w = self.params[:self.n_weights]
+        if alpha:
+            loss += 0.5 * alpha * float(np.dot(w, w)) / sw_sum
+            self.grads[:self.n_weights] += (alpha / sw_sum) * w
+        return loss
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["grads"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind(self.params)

@@ -1,0 +1,32 @@
+"""scikit-learn's own estimator checks on ConvNetClassifier."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skconv import ConvNetClassifier
+
+
+def _expected_failed_checks(estimator):
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "mini-batch training: weighting a sample by 2 and repeating it twice put "
+            "different samples in the same batches and change the shuffling, so the "
+            "fitted weights differ (scikit-learn declares the same for SGDClassifier)"
+        ),
+    }
+
+
+@parametrize_with_checks(
+    [
+        # small and fast: one tiny conv block, a small dense layer, enough epochs
+        # for the checks' easy blobs problems
+        ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=60,
+                          learning_rate_init=0.01, random_state=0),
+        ConvNetClassifier(conv_layers=({"filters": 3, "pool": "avg"},), hidden_layer_sizes=(),
+                          activation="tanh", solver="sgd", learning_rate_init=0.05,
+                          max_iter=60, random_state=0),
+    ],
+    expected_failed_checks=_expected_failed_checks,
+    xfail_strict=True,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
