@@ -4,6 +4,8 @@ from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
 
 __version__ = "0.1.0"
 
+from ._classifier import ConvNetClassifier  # noqa: E402
+
 
 def show_config():
     """Print how the kernels were built and how many threads they would use now."""
@@ -12,4 +14,4 @@ def show_config():
     print(f"  threads used by the kernels now: {effective_n_threads()}")
 
 
-__all__ = ["show_config", "__version__"]
+__all__ = ["ConvNetClassifier", "show_config", "__version__"]
