@@ -1,0 +1,210 @@
+"""Layers and the loss, each against a plain reference or finite differences (float64)."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from skconv._losses import log_softmax, softmax_cross_entropy
+
+
+def _bound(layer, input_shape, seed=0):
+    """Build ``layer`` and give it random float64 parameters and zeroed gradients."""
+    layer.build(input_shape)
+    rng = np.random.RandomState(seed)
+    params = {name: rng.standard_normal(shape) for name, shape, _ in layer.param_specs()}
+    grads = {name: np.zeros(shape) for name, shape, _ in layer.param_specs()}
+    layer.bind(params, grads)
+    return layer, params, grads
+
+
+def _numeric_grad(f, a, eps=1e-6):
+    """Central differences of scalar ``f()`` w.r.t. every entry of ``a`` (changed in place)."""
+    g = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + eps
+        up = f()
+        flat[k] = old - eps
+        down = f()
+        flat[k] = old
+        gflat[k] = (up - down) / (2 * eps)
+    return g
+
+
+def _check_layer_gradients(layer, input_shape, seed=0):
+    """Backprop of ``sum(r * layer(x))`` against finite differences, for x and every parameter."""
+    layer, params, grads = _bound(layer, input_shape, seed)
+    rng = np.random.RandomState(seed + 1)
+    # spread values so that no max-pool tie or relu kink sits within the step
+    x = rng.permutation(np.prod((2,) + input_shape)).reshape((2,) + input_shape) / 7.0 - 3.05
+    r = rng.standard_normal((2,) + layer.output_shape)
+
+    def f():
+        return float(np.sum(r * layer.forward(x.copy(), training=False)))
+
+    layer.forward(x.copy(), training=True)
+    dx = layer.backward(r.copy(), need_dx=True)
+    assert_allclose(dx, _numeric_grad(f, x), rtol=1e-6, atol=1e-8)
+    for name in params:
+        assert_allclose(grads[name], _numeric_grad(f, params[name]), rtol=1e-6, atol=1e-8)
+
+
+def _conv_reference(x, w, b, stride, pads, dilation):
+    """Plain-loop convolution with explicit (top, bottom, left, right) zero padding."""
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]))
+    n, _, h, wd = xp.shape
+    f, _, kh, kw = w.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, f, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+            y[:, :, i, j] = np.einsum("nckl,fckl->nf", patch, w) + b
+    return y
+
+
+@pytest.mark.parametrize(
+    "kernel_size, stride, dilation, input_hw, pads",
+    [
+        (3, 1, 1, (5, 6), (1, 1, 1, 1)),
+        (4, 1, 1, (5, 6), (1, 2, 1, 2)),      # even kernel: the extra row/column goes last
+        ((2, 3), 2, 1, (7, 5), (0, 1, 1, 1)),
+        (3, 1, 2, (6, 6), (2, 2, 2, 2)),
+        (3, 3, 1, (7, 8), (1, 1, 0, 1)),
+    ],
+)
+def test_conv_same_padding_keeps_ceil_size_and_matches_reference(
+    kernel_size, stride, dilation, input_hw, pads
+):
+    layer, params, _ = _bound(Conv2D(3, kernel_size, stride, "same", dilation), (2,) + input_hw)
+    h, w = input_hw
+    assert layer.output_shape == (3, -(-h // stride), -(-w // stride))
+    x = np.random.RandomState(0).standard_normal((2, 2) + input_hw)
+    y = layer.forward(x, training=False)
+    ref = _conv_reference(x, params["w"], params["b"], (stride, stride), pads,
+                          (dilation, dilation))
+    assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["valid", 1, (0, 2)])
+def test_conv_explicit_padding_matches_reference(padding):
+    layer, params, _ = _bound(Conv2D(2, (3, 2), 1, padding), (2, 5, 6))
+    ph, pw = (0, 0) if padding == "valid" else np.broadcast_to(padding, 2)
+    x = np.random.RandomState(0).standard_normal((3, 2, 5, 6))
+    ref = _conv_reference(x, params["w"], params["b"], (1, 1), (ph, ph, pw, pw), (1, 1))
+    assert_allclose(layer.forward(x, training=False), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_valid_kernel_larger_than_input_names_block_and_sizes():
+    with pytest.raises(ValueError, match=r"kernel_size=7 .* height 5 in conv block 2"):
+        Conv2D(4, 7, padding="valid", name="conv block 2").build((1, 5, 9))
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape",
+    [
+        (Conv2D(3, 3, 1, "same"), (2, 5, 4)),
+        (Conv2D(2, 4, 1, "same"), (2, 5, 5)),         # asymmetric 'same'
+        (Conv2D(2, (2, 3), 2, "valid", 2), (1, 7, 8)),
+        (Conv2D(2, 3, (2, 1), 1), (2, 4, 5)),
+        (MaxPool2D(2), (2, 5, 4)),
+        (MaxPool2D(3), (1, 2, 7)),                    # window clipped to the map
+        (AvgPool2D(2), (2, 4, 5)),
+        (AvgPool2D((3, 2)), (1, 2, 4)),
+        (Dense(4), (6,)),
+        (Flatten(), (2, 3, 2)),
+        (Activation("relu"), (3, 4)),
+        (Activation("tanh"), (3, 4)),
+        (Activation("logistic"), (3, 4)),
+        (Activation("identity"), (3, 4)),
+    ],
+    ids=repr,
+)
+def test_layer_backward_matches_finite_differences(layer, input_shape):
+    _check_layer_gradients(layer, input_shape)
+
+
+def test_pool_window_larger_than_map_is_clipped():
+    x = np.arange(10.0).reshape(1, 2, 1, 5)
+    maxpool = MaxPool2D(2)
+    assert maxpool.build((2, 1, 5)) == (2, 1, 2)
+    assert_allclose(maxpool.forward(x)[0, :, 0], [[1, 3], [6, 8]])
+    avgpool = AvgPool2D(4)
+    assert avgpool.build((2, 1, 5)) == (2, 1, 1)
+    assert_allclose(avgpool.forward(x)[0, :, 0, 0], [1.5, 6.5])
+    # a 1x1 map passes through
+    assert MaxPool2D(2).build((3, 1, 1)) == (3, 1, 1)
+
+
+def test_maxpool_backward_routes_to_first_max_on_ties():
+    layer = MaxPool2D(2)
+    layer.build((1, 2, 2))
+    layer.forward(np.ones((1, 1, 2, 2)))
+    assert_allclose(layer.backward(np.full((1, 1, 1, 1), 5.0))[0, 0], [[5, 0], [0, 0]])
+
+
+def test_flatten_orders_features_channel_then_row_then_column():
+    x = np.arange(12.0).reshape(1, 3, 2, 2)
+    layer = Flatten()
+    assert layer.build((3, 2, 2)) == (12,)
+    assert_allclose(layer.forward(x)[0], np.arange(12.0))
+
+
+def test_dense_forward_is_x_times_w_plus_b():
+    layer, params, _ = _bound(Dense(3), (4,))
+    x = np.random.RandomState(1).standard_normal((5, 4))
+    assert_allclose(layer.forward(x), x @ params["w"] + params["b"])
+    assert_allclose(layer.forward_fast(x), x @ params["w"] + params["b"])
+
+
+@pytest.mark.parametrize(
+    "kind, ref",
+    [("relu", lambda z: np.maximum(z, 0)), ("tanh", np.tanh),
+     ("logistic", lambda z: 1 / (1 + np.exp(-z))), ("identity", lambda z: z)],
+)
+def test_activation_forward_matches_formula(kind, ref):
+    z = np.linspace(-5, 5, 21).reshape(3, 7)
+    assert_allclose(Activation(kind).forward(z.copy()), ref(z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("init, bound", [("he", np.sqrt(6 / 18)), ("glorot", np.sqrt(6 / 54))])
+def test_conv_init_is_he_for_relu_and_glorot_otherwise(init, bound):
+    layer, params, _ = _bound(Conv2D(4, 3, init=init), (2, 5, 5))
+    layer.init_params(np.random.RandomState(0))
+    w = params["w"]
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert_allclose(params["b"], 0)
+
+
+def _ce_reference(z, y, sw):
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    loss = -np.sum(sw * np.log(p[np.arange(len(y)), y])) / sw.sum()
+    onehot = np.eye(z.shape[1])[y]
+    return loss, (p - onehot) * sw[:, None] / sw.sum()
+
+
+def test_softmax_cross_entropy_matches_reference_and_finite_differences():
+    rng = np.random.RandomState(0)
+    z, y, sw = rng.standard_normal((6, 4)), rng.randint(4, size=6), rng.uniform(0.5, 2, 6)
+    loss, dz = softmax_cross_entropy(z.copy(), y, sw, sw.sum())
+    ref_loss, ref_dz = _ce_reference(z, y, sw)
+    assert_allclose(loss, ref_loss, rtol=1e-12)
+    assert_allclose(dz, ref_dz, rtol=1e-12, atol=1e-15)
+    numeric = _numeric_grad(lambda: softmax_cross_entropy(z.copy(), y, sw, sw.sum())[0], z)
+    assert_allclose(dz, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_is_finite_for_huge_logits(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-3e4, 3e4, 2e4]], dtype=dtype)
+    loss, dz = softmax_cross_entropy(z.copy(), np.array([1, 1]), np.ones(2), 2.0)
+    # the first row is wrong by 2e4 nats, the second right with certainty
+    assert_allclose(loss, 2e4 / 2, rtol=1e-6)
+    assert np.isfinite(dz).all()
+    log_p = log_softmax(z.astype(np.float64))
+    assert np.isfinite(log_p).all()
+    assert_allclose(np.exp(log_p).sum(1), 1)

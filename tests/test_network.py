@@ -1,0 +1,159 @@
+"""The sequential network (flat parameters, whole-net gradients) and the optimizers."""
+
+import pickle
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer as SkAdam
+from sklearn.neural_network._stochastic_optimizers import SGDOptimizer as SkSGD
+
+from skconv import ops
+from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from skconv._losses import softmax_cross_entropy
+from skconv._network import Sequential
+from skconv._optimizers import AdamOptimizer, SGDOptimizer
+
+
+def _every_layer_kind_net(dtype=np.float64):
+    """A small net with every layer kind, both paddings, stride, dilation and every activation."""
+    layers = [
+        Conv2D(3, 3, padding="same"), Activation("relu"), MaxPool2D(2),
+        Conv2D(4, 2, padding="same", dilation=2), Activation("tanh"), AvgPool2D(2),
+        Conv2D(3, (2, 1), stride=(1, 2), padding="valid"), Activation("identity"),
+        Flatten(),
+        Dense(5), Activation("logistic"),
+        Dense(3),
+    ]
+    net = Sequential(layers, (2, 9, 10), dtype)
+    net.init_params(np.random.RandomState(0))
+    # non-zero biases so that their gradients are exercised away from the init
+    net.params[net.n_weights:] = np.random.RandomState(1).uniform(-0.5, 0.5,
+                                                                  net.n_params - net.n_weights)
+    return net
+
+
+def test_whole_network_gradient_matches_finite_differences_for_every_parameter():
+    net = _every_layer_kind_net()
+    rng = np.random.RandomState(2)
+    x = rng.standard_normal((4, 2, 9, 10))
+    y = np.array([0, 2, 1, 2])
+    sw = np.array([1.0, 0.5, 2.0, 1.5])
+    alpha = 0.3
+
+    def loss():
+        z = net.forward_fast(x.copy())
+        w = net.params[:net.n_weights]
+        return (softmax_cross_entropy(z, y, sw, sw.sum())[0]
+                + 0.5 * alpha * np.dot(w, w) / sw.sum())
+
+    net.loss_and_grad(x.copy(), y, sw, alpha)
+    analytic = net.grads.copy()
+    numeric = np.zeros(net.n_params)
+    eps = 1e-6
+    for k in range(net.n_params):
+        old = net.params[k]
+        net.params[k] = old + eps
+        up = loss()
+        net.params[k] = old - eps
+        down = loss()
+        net.params[k] = old
+        numeric[k] = (up - down) / (2 * eps)
+    assert net.n_params > 150
+    assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+    # and the loss itself is what loss_and_grad reports
+    assert_allclose(net.loss_and_grad(x.copy(), y, sw, alpha), loss(), rtol=1e-12)
+
+
+def test_params_are_one_flat_array_with_weights_first_and_layer_views_into_it():
+    net = _every_layer_kind_net()
+    weights = [a for _, name, a in net.param_arrays() if name == "w"]
+    biases = [a for _, name, a in net.param_arrays() if name == "b"]
+    assert net.n_weights == sum(w.size for w in weights)
+    for a in weights + biases:
+        assert np.shares_memory(a, net.params)
+    assert np.shares_memory(weights[-1], net.params[:net.n_weights])
+    assert np.shares_memory(biases[0], net.params[net.n_weights:])
+    net.params[:] = 7
+    assert (net.layers[0]._w == 7).all() and (net.layers[-1]._b == 7).all()
+
+
+def test_forward_fast_equals_training_forward():
+    net = _every_layer_kind_net()
+    x = np.random.RandomState(3).standard_normal((5, 2, 9, 10))
+    assert_array_equal(net.forward_fast(x.copy()), net.forward(x.copy(), training=True))
+
+
+def test_input_conv_is_asked_for_no_dx(monkeypatch):
+    calls = []
+    original = ops.conv2d_backward
+
+    def spy(*args, need_dx=True, **kwargs):
+        calls.append(need_dx)
+        return original(*args, need_dx=need_dx, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d_backward", spy)
+    net = _every_layer_kind_net()
+    net.loss_and_grad(np.ones((2, 2, 9, 10)), np.array([0, 1]), np.ones(2), 0.0)
+    # backward runs the convs last to first
+    assert calls == [True, True, False]
+
+
+def test_network_pickle_rebinds_layer_views_to_the_flat_parameters():
+    net = _every_layer_kind_net()
+    x = np.random.RandomState(4).standard_normal((3, 2, 9, 10))
+    clone = pickle.loads(pickle.dumps(net))
+    assert_array_equal(clone.forward_fast(x.copy()), net.forward_fast(x.copy()))
+    clone.params[:] = 0
+    assert (clone.layers[0]._w == 0).all()
+    assert not np.shares_memory(clone.params, net.params)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+@pytest.mark.parametrize("schedule", ["constant", "invscaling"])
+def test_sgd_matches_scikit_learn_optimizer(nesterov, schedule):
+    rng = np.random.RandomState(0)
+    shapes = [(3, 4), (4,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    flat = np.concatenate([p.ravel() for p in params])
+    ours = SGDOptimizer(flat, 0.1, schedule, momentum=0.8, nesterov=nesterov, power_t=0.4)
+    theirs = SkSGD(params, 0.1, schedule, momentum=0.8, nesterov=nesterov, power_t=0.4)
+    for step in range(5):
+        grads = [rng.standard_normal(s) for s in shapes]
+        ours.update_params(flat, np.concatenate([g.ravel() for g in grads]))
+        theirs.update_params(params, grads)
+        ours.iteration_ends(10 * (step + 1))
+        theirs.iteration_ends(10 * (step + 1))
+    assert_allclose(flat, np.concatenate([p.ravel() for p in params]), rtol=1e-12)
+
+
+def test_adam_matches_scikit_learn_optimizer():
+    rng = np.random.RandomState(0)
+    shapes = [(5, 2), (2,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    flat = np.concatenate([p.ravel() for p in params])
+    ours = AdamOptimizer(flat, 0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6)
+    theirs = SkAdam(params, 0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6)
+    for _ in range(6):
+        grads = [rng.standard_normal(s) for s in shapes]
+        ours.update_params(flat, np.concatenate([g.ravel() for g in grads]))
+        theirs.update_params(params, grads)
+    assert_allclose(flat, np.concatenate([p.ravel() for p in params]), rtol=1e-12)
+
+
+def test_adaptive_schedule_divides_rate_by_five_then_stops():
+    opt = SGDOptimizer(np.zeros(3), 1e-5, "adaptive")
+    assert not opt.trigger_stopping("stalled.", verbose=False)
+    assert opt.learning_rate == pytest.approx(2e-6)
+    assert not opt.trigger_stopping("stalled.", verbose=False)
+    assert opt.trigger_stopping("stalled.", verbose=False)
+    assert SGDOptimizer(np.zeros(3), 0.1, "constant").trigger_stopping("x", verbose=False)
+    assert AdamOptimizer(np.zeros(3)).trigger_stopping("x", verbose=False)
+
+
+def test_optimizer_pickles_without_its_scratch_array():
+    opt = AdamOptimizer(np.zeros(1000))
+    opt.update_params(np.zeros(1000), np.ones(1000))
+    clone = pickle.loads(pickle.dumps(opt))
+    assert clone.t == 1 and clone._tmp.shape == (1000,)
+    assert len(pickle.dumps(opt)) < 3 * 8 * 1000
