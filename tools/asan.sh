@@ -23,6 +23,22 @@ CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1" LDFLAGS="-fsanitize=a
 libasan=$(gcc -print-file-name=libasan.so)
 echo "libasan: $libasan"
 # detect_leaks=0: CPython's own allocations at exit are not ours to report
-LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
-    python -m pytest -q -p no:cacheprovider tests/test_ops.py "$@"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work"
+
+# First prove the instrumentation bites: a write past the end of dx, straight
+# into the kernel (skconv.ops would refuse this argmax), must be reported.
+if LD_PRELOAD="$libasan" python - > canary.log 2>&1 <<'PY'
+import numpy as np
+from skconv._kernels import _pool
+dx = np.zeros((1, 1, 16))
+_pool.max_pool2d_backward(np.ones((1, 1, 1)), np.array([[[16]]], dtype=np.intp), dx, 1)
+PY
+then
+    echo "ASan did not catch a deliberate out-of-bounds write: the build is not instrumented"
+    exit 1
+fi
+grep -q "ERROR: AddressSanitizer" canary.log || { cat canary.log; exit 1; }
+echo "canary: ASan reports a deliberate out-of-bounds write"
+
+LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py "$@"
 echo "AddressSanitizer: no errors in the kernel tests"
