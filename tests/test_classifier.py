@@ -1,0 +1,397 @@
+"""ConvNetClassifier behaviour: accuracy, API, persistence, input handling, errors."""
+
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
+
+import skconv
+from skconv import ConvNetClassifier
+from skconv._network import Sequential
+from skconv.exceptions import InconsistentVersionWarning
+
+# a small fast configuration for behaviour tests (not accuracy)
+SMALL = dict(conv_layers=(4, 8), hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+@pytest.fixture(scope="module")
+def small_digits(digits):
+    X, y = digits
+    return X[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(small_digits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return ConvNetClassifier(**SMALL).fit(*small_digits)
+
+
+def _fit_quiet(est, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args, **kwargs)
+
+
+def test_default_estimator_reaches_98_percent_on_digits(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    clf = _fit_quiet(ConvNetClassifier(random_state=0), X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.98
+
+
+def test_lenet5_is_expressible_and_has_the_lenet_weight_shapes():
+    X = np.random.RandomState(0).uniform(size=(20, 28 * 28))
+    y = np.arange(20) % 10
+    clf = ConvNetClassifier(conv_layers=((6, 5), (16, 5)), padding="valid",
+                            hidden_layer_sizes=(120, 84), max_iter=1)
+    _fit_quiet(clf, X, y)
+    assert [c.shape for c in clf.coefs_] == [
+        (6, 1, 5, 5), (16, 6, 5, 5), (16 * 4 * 4, 120), (120, 84), (84, 10)]
+    assert [b.shape for b in clf.intercepts_] == [(6,), (16,), (120,), (84,), (10,)]
+    assert clf.input_shape_ == (28, 28, 1)
+    assert clf.n_layers_ == 6 and clf.n_outputs_ == 10
+
+
+def test_fitted_attributes_follow_mlpclassifier(fitted):
+    assert fitted.n_iter_ == 3 and len(fitted.loss_curve_) == 3
+    assert fitted.t_ == 3 * 300
+    assert fitted.loss_ == fitted.loss_curve_[-1]
+    assert fitted.best_loss_ == min(fitted.loss_curve_)
+    assert fitted.validation_scores_ is None and fitted.best_validation_score_ is None
+    assert fitted.n_features_in_ == 64 and fitted.input_shape_ == (8, 8, 1)
+    assert_array_equal(fitted.classes_, np.arange(10))
+    assert fitted.out_activation_ == "softmax"
+    assert [c.shape for c in fitted.coefs_] == [(4, 1, 3, 3), (8, 4, 3, 3), (32, 16), (16, 10)]
+    assert all(c.dtype == np.float32 for c in fitted.coefs_ + fitted.intercepts_)
+
+
+def test_float64_dtype_trains_in_float64(small_digits):
+    clf = _fit_quiet(ConvNetClassifier(**{**SMALL, "max_iter": 1}, dtype="float64"),
+                     *small_digits)
+    assert all(c.dtype == np.float64 for c in clf.coefs_)
+
+
+def test_pipeline_and_grid_search_with_two_jobs_pick_a_model(small_digits):
+    pipe = Pipeline([("scale", FunctionTransformer(lambda X: X * 2.0 - 1.0)),
+                     ("net", ConvNetClassifier(hidden_layer_sizes=(16,), max_iter=4,
+                                               batch_size=16, random_state=0))])
+    grid = {"net__conv_layers": [(2,), (6,)], "net__learning_rate_init": [1e-4, 1e-2]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(*small_digits)
+    assert search.best_params_["net__learning_rate_init"] == 1e-2
+    assert search.best_score_ > 0.5
+    assert search.predict(small_digits[0][:5]).shape == (5,)
+
+
+def test_clone_pickle_and_joblib_round_trips_predict_identically(fitted, small_digits, tmp_path):
+    X, y = small_digits
+    expected = fitted.predict_proba(X)
+    assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X), expected)
+    path = tmp_path / "model.joblib"
+    joblib.dump(fitted, path)
+    assert_array_equal(joblib.load(path).predict_proba(X), expected)
+    mapped = joblib.load(path, mmap_mode="r")
+    assert not mapped.coefs_[0].flags.writeable
+    assert_array_equal(mapped.predict_proba(X), expected)
+    # a read-only model still trains on: its arrays are copied first
+    mapped.partial_fit(X, y)
+    assert mapped.coefs_[0].flags.writeable and mapped.n_iter_ == 4
+    refit = _fit_quiet(clone(fitted), X, y)
+    assert_array_equal(refit.predict_proba(X), expected)
+
+
+def test_pickle_stamps_version_and_loading_under_another_warns(fitted):
+    state = fitted.__getstate__()
+    assert state["_skconv_version"] == skconv.__version__
+    state["_skconv_version"] = "0.0.1"
+    with pytest.warns(InconsistentVersionWarning, match="0.0.1"):
+        ConvNetClassifier.__new__(ConvNetClassifier).__setstate__(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        pickle.loads(pickle.dumps(fitted))
+
+
+def test_string_labels_round_trip(small_digits):
+    X, y = small_digits
+    # names that sort like the digits, so both models map labels to the same outputs
+    names = np.array([f"digit {i}" for i in range(10)], dtype=object)
+    by_name = _fit_quiet(ConvNetClassifier(**SMALL), X, names[y])
+    by_int = _fit_quiet(ConvNetClassifier(**SMALL), X, y)
+    assert_array_equal(by_name.classes_, names)
+    pred = by_name.predict(X)
+    assert isinstance(pred[0], str)
+    assert_array_equal(pred, names[by_int.predict(X)])
+    assert by_name.score(X, names[y]) == by_int.score(X, y)
+
+
+def test_2d_3d_and_4d_inputs_of_the_same_images_give_identical_predictions(small_digits):
+    X, y = small_digits
+    X3, X4 = X.reshape(-1, 8, 8), X.reshape(-1, 8, 8, 1)
+    models = [_fit_quiet(ConvNetClassifier(**SMALL), Xi, y) for Xi in (X, X3, X4)]
+    for model in models:
+        assert model.input_shape_ == (8, 8, 1) and model.n_features_in_ == 64
+        assert_array_equal(model.coefs_[0], models[0].coefs_[0])
+    expected = models[0].predict_proba(X)
+    for model in models:
+        for Xi in (X, X3, X4):
+            assert_array_equal(model.predict_proba(Xi), expected)
+
+
+def test_channels_last_images_equal_flat_rows_with_input_shape():
+    rng = np.random.RandomState(0)
+    X4 = rng.uniform(size=(40, 6, 5, 3))
+    y = np.arange(40) % 3
+    a = _fit_quiet(ConvNetClassifier(**SMALL), X4, y)
+    b = _fit_quiet(ConvNetClassifier(**SMALL, input_shape=(6, 5, 3)), X4.reshape(40, -1), y)
+    assert a.input_shape_ == b.input_shape_ == (6, 5, 3)
+    assert a.coefs_[0].shape == (4, 3, 3, 3)
+    assert_array_equal(a.predict_proba(X4), b.predict_proba(X4.reshape(40, -1)))
+
+
+@pytest.mark.parametrize(
+    "n_features, input_shape, expected",
+    [(64, None, (8, 8, 1)), (10, None, (1, 10, 1)), (1, None, (1, 1, 1)),
+     (12, (3, 4), (3, 4, 1)), (12, (2, 2, 3), (2, 2, 3))],
+)
+def test_input_shape_is_inferred_or_taken_from_the_parameter(n_features, input_shape, expected):
+    X = np.random.RandomState(0).uniform(size=(6, n_features))
+    clf = ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(3,), max_iter=1,
+                            input_shape=input_shape)
+    assert _fit_quiet(clf, X, [0, 1, 0, 1, 0, 1]).input_shape_ == expected
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (1, 7), (3, 1), (1, 1)])
+def test_tiny_images_never_break_the_default_architecture(shape):
+    X = np.random.RandomState(0).uniform(size=(8,) + shape)
+    clf = _fit_quiet(ConvNetClassifier(max_iter=1), X, np.arange(8) % 2)
+    assert clf.predict(X).shape == (8,)
+
+
+def test_same_random_state_gives_identical_weights_under_any_thread_count(small_digits):
+    first = _fit_quiet(ConvNetClassifier(**SMALL), *small_digits)
+    with threadpool_limits(1):
+        single = _fit_quiet(ConvNetClassifier(**SMALL), *small_digits)
+    for a, b in zip(first.coefs_ + first.intercepts_, single.coefs_ + single.intercepts_):
+        assert_array_equal(a, b)
+    other = _fit_quiet(ConvNetClassifier(**{**SMALL, "random_state": 1}), *small_digits)
+    assert not np.array_equal(first.coefs_[0], other.coefs_[0])
+
+
+def test_predictions_are_identical_in_one_call_and_row_by_row(fitted, digits):
+    X = digits[0][:300]  # more rows than one prediction chunk
+    proba = fitted.predict_proba(X)
+    rows = np.vstack([fitted.predict_proba(X[i:i + 1]) for i in range(len(X))])
+    assert_array_equal(proba, rows)
+    assert_array_equal(fitted.predict(X), fitted.classes_[proba.argmax(1)])
+
+
+def test_predict_log_proba_is_log_of_predict_proba(fitted, small_digits):
+    X = small_digits[0]
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-12)
+    np.testing.assert_allclose(fitted.predict_log_proba(X), np.log(proba), rtol=1e-10)
+
+
+def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(
+        small_digits, monkeypatch):
+    snapshots = []
+    original = ConvNetClassifier._accuracy
+
+    def spy(self, X, y, sample_weight):
+        score = original(self, X, y, sample_weight)
+        snapshots.append((score, self._network.params.copy()))
+        return score
+
+    monkeypatch.setattr(ConvNetClassifier, "_accuracy", spy)
+    clf = ConvNetClassifier(**{**SMALL, "max_iter": 30}, early_stopping=True,
+                            n_iter_no_change=2, learning_rate_init=0.05, tol=0.0)
+    _fit_quiet(clf, *small_digits)
+    scores = [s for s, _ in snapshots]
+    assert clf.validation_scores_ == scores and clf.best_validation_score_ == max(scores)
+    assert clf.best_loss_ is None
+    best = snapshots[int(np.argmax(scores))][1]
+    assert not np.array_equal(best, snapshots[-1][1])
+    assert_array_equal(clf._network.params, best)
+
+
+def test_max_iter_reached_warns_convergence(small_digits):
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(1\\)"):
+        ConvNetClassifier(**{**SMALL, "max_iter": 1}).fit(*small_digits)
+
+
+def test_training_loss_plateau_stops_before_max_iter(small_digits):
+    clf = ConvNetClassifier(**{**SMALL, "max_iter": 50}, tol=10.0, n_iter_no_change=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf.fit(*small_digits)
+    # every epoch after the first fails to improve by tol; the third such one stops
+    assert clf.n_iter_ == 4
+
+
+def test_verbose_prints_mlp_style_lines_with_validation_score_and_time(small_digits, capsys):
+    _fit_quiet(ConvNetClassifier(**SMALL, verbose=True, early_stopping=True), *small_digits)
+    lines = capsys.readouterr().out.strip().splitlines()
+    pattern = r"Iteration \d+, loss = \d+\.\d{8}, validation score = [\d.]+, time = [\d.]+s"
+    assert len(lines) == 3 and all(re.fullmatch(pattern, line) for line in lines)
+    assert lines[0].startswith("Iteration 1, loss = ")
+
+
+def test_keyboard_interrupt_stops_cleanly_and_leaves_a_usable_model(small_digits, monkeypatch):
+    original = Sequential.loss_and_grad
+    calls = []
+
+    def interrupt_on_third_batch(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Sequential, "loss_and_grad", interrupt_on_third_batch)
+    clf = ConvNetClassifier(**{**SMALL, "max_iter": 5}, batch_size=100)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(*small_digits)
+    assert clf.predict(small_digits[0]).shape == (300,)
+    assert clf.n_iter_ == 0
+
+
+def test_balanced_class_weight_equals_balanced_sample_weight(small_digits):
+    X, y = small_digits[0][:120], small_digits[1][:120] % 3
+    a = _fit_quiet(ConvNetClassifier(**SMALL, class_weight="balanced"), X, y)
+    b = _fit_quiet(ConvNetClassifier(**SMALL), X, y,
+                   sample_weight=compute_sample_weight("balanced", y))
+    assert_array_equal(a.coefs_[0], b.coefs_[0])
+
+
+def test_class_weight_dict_favours_the_heavy_class(small_digits):
+    X, y = small_digits[0][:200], small_digits[1][:200] % 2
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={1: 50.0}), X, y)
+    assert (clf.predict(X) == 1).mean() > 0.9
+
+
+def test_sample_weight_of_ones_equals_no_sample_weight(small_digits):
+    a = _fit_quiet(ConvNetClassifier(**SMALL), *small_digits)
+    b = _fit_quiet(ConvNetClassifier(**SMALL), *small_digits, sample_weight=np.ones(300))
+    assert_array_equal(a.coefs_[0], b.coefs_[0])
+
+
+def test_partial_fit_runs_one_epoch_per_call_and_keeps_the_classes(small_digits):
+    X, y = small_digits
+    clf = ConvNetClassifier(**SMALL)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:100], y[:100], classes=np.arange(10))
+    clf.partial_fit(X[100:], y[100:])
+    assert clf.n_iter_ == 2 and clf.t_ == 300 and len(clf.loss_curve_) == 2
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:5], np.full(5, 11))
+    with pytest.raises(ValueError, match="early_stopping"):
+        ConvNetClassifier(early_stopping=True).partial_fit(X, y, classes=np.arange(10))
+    with pytest.raises(ValueError, match="balanced"):
+        ConvNetClassifier(class_weight="balanced").partial_fit(X, y, classes=np.arange(10))
+
+
+def test_warm_start_continues_from_the_previous_weights(small_digits):
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), *small_digits)
+    first_curve = list(clf.loss_curve_)
+    _fit_quiet(clf, *small_digits)
+    assert clf.loss_curve_[:3] == first_curve and len(clf.loss_curve_) == 6
+    assert clf.loss_curve_[3] < first_curve[0]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
+def test_sgd_schedules_train(small_digits, schedule):
+    clf = ConvNetClassifier(**SMALL, solver="sgd", learning_rate=schedule,
+                            learning_rate_init=0.1)
+    _fit_quiet(clf, *small_digits)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_dataframe_input_sets_feature_names(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, y = small_digits
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    clf = _fit_quiet(ConvNetClassifier(**SMALL), df, y)
+    assert_array_equal(clf.feature_names_in_, df.columns)
+    assert_array_equal(clf.predict(df), clf.predict(X[:, :]))
+
+
+# ---------------------------------------------------------------------- bad input
+
+def test_predict_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        ConvNetClassifier().predict(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_x_raises(small_digits, bad):
+    X = small_digits[0][:20].copy()
+    X[3, 5] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        ConvNetClassifier().fit(X, small_digits[1][:20])
+
+
+def test_complex_x_raises(small_digits):
+    with pytest.raises(ValueError, match="[Cc]omplex"):
+        ConvNetClassifier().fit(small_digits[0][:20] + 1j, small_digits[1][:20])
+
+
+def test_wrong_number_of_features_at_predict_raises(fitted):
+    with pytest.raises(ValueError, match="X has 10 features.*expecting 64"):
+        fitted.predict(np.zeros((2, 10)))
+    with pytest.raises(ValueError, match=r"images of shape \(4, 16, 1\).*\(8, 8, 1\)"):
+        fitted.predict(np.zeros((2, 4, 16)))
+
+
+def test_input_shape_mismatch_names_both_numbers(small_digits):
+    with pytest.raises(ValueError, match=r"input_shape=\(7, 7\) has 49 .* n_features=64"):
+        ConvNetClassifier(input_shape=(7, 7)).fit(*small_digits)
+
+
+def test_kernel_larger_than_the_image_names_block_and_sizes(small_digits):
+    clf = ConvNetClassifier(conv_layers=(4, (8, 5)), padding="valid")
+    with pytest.raises(ValueError, match=r"kernel_size=5 .* height 3 in conv block 2"):
+        clf.fit(*small_digits)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"conv_layers": ({"filters": 4, "stride": -1},)}, r"stride=-1 in conv block 1"),
+        ({"conv_layers": (0,)}, r"filters=0 in conv block 1"),
+        ({"conv_layers": ({"filters": 4, "strides": 2},)}, r"only keys"),
+        ({"conv_layers": ({"filters": 4, "padding": "full"},)}, r"padding='full'"),
+        ({"conv_layers": ({"filters": 4, "pool": "min"},)}, r"pool='min'"),
+        ({"solver": "lbfgs"}, r"'solver' parameter"),
+        ({"activation": "gelu"}, r"'activation' parameter"),
+        ({"dtype": "float16"}, r"'dtype' parameter"),
+        ({"input_shape": (8, 0)}, r"input_shape=\(8, 0\)"),
+    ],
+)
+def test_invalid_parameters_raise_value_error_naming_them(small_digits, params, match):
+    with pytest.raises(ValueError, match=match):
+        ConvNetClassifier(**params).fit(*small_digits)
+
+
+def test_five_dimensional_x_raises(small_digits):
+    with pytest.raises(ValueError, match="X.ndim=5"):
+        ConvNetClassifier().fit(np.zeros((4, 2, 2, 2, 2)), [0, 1, 0, 1])
