@@ -33,25 +33,28 @@ cdef inline int im2col_sample(
     const Geometry *g,
 ) except -1 nogil:
     cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1, base
+    # locals, not g->field: the stores into cols could alias *g as far as the
+    # C compiler knows, which would reload them and stop vectorisation
+    cdef Py_ssize_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sw = g.sw
     for c in range(g.c):
         for ki in range(g.kh):
             for kj in range(g.kw):
                 row = (c * g.kh + ki) * g.kw + kj
                 x0 = kj * g.dw - g.pw
-                _valid_range(x0, g.sw, g.w, g.ow, &j0, &j1)
-                for i in range(g.oh):
+                _valid_range(x0, sw, w, ow, &j0, &j1)
+                for i in range(oh):
                     y = i * g.sh - g.ph + ki * g.dh
-                    base = i * g.ow
-                    if y < 0 or y >= g.h:
-                        for j in range(g.ow):
+                    base = i * ow
+                    if y < 0 or y >= h:
+                        for j in range(ow):
                             cols[row, base + j] = 0
                         continue
                     for j in range(j0):
                         cols[row, base + j] = 0
                     # the hot loop: no branch, contiguous when the stride is 1
                     for j in range(j0, j1):
-                        cols[row, base + j] = x[c, y, j * g.sw + x0]
-                    for j in range(j1, g.ow):
+                        cols[row, base + j] = x[c, y, j * sw + x0]
+                    for j in range(j1, ow):
                         cols[row, base + j] = 0
     return 0
 
@@ -63,18 +66,19 @@ cdef inline int col2im_sample(
 ) except -1 nogil:
     # The exact adjoint of im2col_sample: every read there is an add here.
     cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1, base
-    memset(&x[0, 0, 0], 0, g.c * g.h * g.w * sizeof(floating))
+    cdef Py_ssize_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sw = g.sw  # see im2col_sample
+    memset(&x[0, 0, 0], 0, g.c * h * w * sizeof(floating))
     for c in range(g.c):
         for ki in range(g.kh):
             for kj in range(g.kw):
                 row = (c * g.kh + ki) * g.kw + kj
                 x0 = kj * g.dw - g.pw
-                _valid_range(x0, g.sw, g.w, g.ow, &j0, &j1)
-                for i in range(g.oh):
+                _valid_range(x0, sw, w, ow, &j0, &j1)
+                for i in range(oh):
                     y = i * g.sh - g.ph + ki * g.dh
-                    if y < 0 or y >= g.h:
+                    if y < 0 or y >= h:
                         continue
-                    base = i * g.ow
+                    base = i * ow
                     for j in range(j0, j1):
-                        x[c, y, j * g.sw + x0] += cols[row, base + j]
+                        x[c, y, j * sw + x0] += cols[row, base + j]
     return 0
