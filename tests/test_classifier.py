@@ -385,6 +385,7 @@ def test_kernel_larger_than_the_image_names_block_and_sizes(small_digits):
         ({"activation": "gelu"}, r"'activation' parameter"),
         ({"dtype": "float16"}, r"'dtype' parameter"),
         ({"input_shape": (8, 0)}, r"input_shape=\(8, 0\)"),
+        ({"hidden_layer_sizes": (8, 0)}, r"hidden_layer_sizes=\(8, 0\)"),
     ],
 )
 def test_invalid_parameters_raise_value_error_naming_them(small_digits, params, match):
