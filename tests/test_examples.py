@@ -1,0 +1,87 @@
+"""Every script in examples/ runs, in fast mode, and writes what it promises.
+
+Each example is run as a user runs it, ``python examples/<name>.py OUTPUT_DIR``,
+in a fresh process with ``SKCONV_EXAMPLES_FAST=1`` (a couple of epochs), and
+with its output directory in pytest's temporary directory, so CI leaves no
+file in the tree. Speed is not asserted; the examples' full runs are timed by
+hand (see the README).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# example -> files it must write to its output directory
+WRITES = {
+    "quickstart_digits.py": ["quickstart_digits.png"],
+    "grid_search_pipeline.py": [],
+    "deploy_pickle.py": ["digits_convnet.joblib"],
+    "plot_feature_maps.py": ["plot_feature_maps.png"],
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(WRITES)
+
+
+@pytest.fixture(scope="module")
+def run_example(tmp_path_factory):
+    """Run an example once per test session; return (its stdout, its output dir)."""
+    runs = {}
+
+    def run(name):
+        if name not in runs:
+            out_dir = tmp_path_factory.mktemp(name.removesuffix(".py"))
+            env = dict(os.environ, SKCONV_EXAMPLES_FAST="1", MPLBACKEND="Agg")
+            result = subprocess.run(
+                [sys.executable, str(EXAMPLES / name), str(out_dir)],
+                env=env, cwd=out_dir, capture_output=True, text=True, timeout=300,
+            )
+            assert result.returncode == 0, (
+                f"{name} failed:\n{result.stdout}\n{result.stderr}"
+            )
+            runs[name] = result.stdout, out_dir
+        return runs[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_example_runs_in_fast_mode_and_writes_its_files(name, run_example):
+    out, out_dir = run_example(name)
+    assert out.strip(), f"{name} printed nothing"
+    written = sorted(p.name for p in out_dir.iterdir())
+    assert written == sorted(WRITES[name])
+    for file in written:
+        assert (out_dir / file).stat().st_size > 1000
+
+
+def test_quickstart_prints_progress_accuracy_and_report(run_example):
+    out, _ = run_example("quickstart_digits.py")
+    assert "Iteration 1, loss = " in out
+    assert "test accuracy: " in out
+    assert "macro avg" in out  # the classification report
+
+
+def test_grid_search_prints_every_candidate_by_rank(run_example):
+    out, _ = run_example("grid_search_pipeline.py")
+    ranks = [line.split()[0] for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert ranks == ["1", "2", "3", "4"]
+
+
+def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
+    out, _ = run_example("deploy_pickle.py")
+    assert "labels identical: True; probabilities identical: True" in out
+    assert "serving process" in out
+
+
+def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
+    out, _ = run_example("plot_feature_maps.py")
+    assert "hand-made forward pass matches predict_proba: True" in out
