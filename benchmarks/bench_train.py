@@ -119,9 +119,9 @@ def main():
     images, y = make_data(args.n_images)
     print(f"LeNet-5 on {args.n_images} 28x28 digit images, {args.threads} thread(s), "
           f"median of {args.epochs} epochs")
-    skconv.show_config()
     rows = []
     with threadpool_limits(limits=args.threads):
+        skconv.show_config()
         for batch_size in args.batch_sizes:
             ours = bench_skconv(images, y, batch_size, args.epochs)
             theirs = bench_torch(images, y, batch_size, args.epochs, args.threads)

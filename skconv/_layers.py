@@ -118,8 +118,6 @@ class Conv2D(Layer):
         self.dilation = _pair(dilation)
         self.init = init
         self.name = name
-        # input layers need no dx; the network switches this off for them
-        self.need_dx = True
 
     def build(self, input_shape):
         c, h, w = self.input_shape = tuple(input_shape)
