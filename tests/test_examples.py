@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+import skconv
+
 pytest.importorskip("matplotlib")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SKCONV_ROOT = str(Path(skconv.__file__).resolve().parent.parent)
 
 # example -> files it must write to its output directory
 WRITES = {
@@ -39,7 +42,9 @@ def run_example(tmp_path_factory):
     def run(name):
         if name not in runs:
             out_dir = tmp_path_factory.mktemp(name.removesuffix(".py"))
-            env = dict(os.environ, SKCONV_EXAMPLES_FAST="1", MPLBACKEND="Agg")
+            # the example imports the skconv these tests import, installed or built in place
+            path = os.pathsep.join(filter(None, [SKCONV_ROOT, os.environ.get("PYTHONPATH")]))
+            env = dict(os.environ, SKCONV_EXAMPLES_FAST="1", MPLBACKEND="Agg", PYTHONPATH=path)
             result = subprocess.run(
                 [sys.executable, str(EXAMPLES / name), str(out_dir)],
                 env=env, cwd=out_dir, capture_output=True, text=True, timeout=300,
