@@ -79,9 +79,17 @@ class Sequential:
         self.params[...] = params
 
     def ensure_writeable(self):
-        """After loading with ``mmap_mode='r'``, copy parameters so training can go on."""
+        """After loading with ``mmap_mode='r'``, copy read-only arrays so training can go on.
+
+        That is the flat parameters and any array a layer keeps as fitted state
+        (public attributes, such as running statistics).
+        """
         if not self.params.flags.writeable:
             self._bind(np.array(self.params))
+        for layer in self.layers:
+            for name, value in layer.__getstate__().items():
+                if isinstance(value, np.ndarray) and not value.flags.writeable:
+                    setattr(layer, name, np.array(value))
 
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""

@@ -157,3 +157,14 @@ def test_optimizer_pickles_without_its_scratch_array():
     clone = pickle.loads(pickle.dumps(opt))
     assert clone.t == 1 and clone._tmp.shape == (1000,)
     assert len(pickle.dumps(opt)) < 3 * 8 * 1000
+
+
+def test_ensure_writeable_copies_read_only_params_and_layer_state():
+    net = _every_layer_kind_net()
+    net.layers[1].running_mean = np.zeros(3)  # fitted state a future layer may keep
+    net.layers[1].running_mean.flags.writeable = False
+    net._bind(np.array(net.params))
+    net.params.flags.writeable = False
+    net.ensure_writeable()
+    assert net.params.flags.writeable and net.layers[1].running_mean.flags.writeable
+    assert np.shares_memory(net.layers[0]._w, net.params)
