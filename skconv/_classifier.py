@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
 
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._losses import log_softmax
-from ._network import Sequential
+from ._network import Sequential, blas_single_threaded
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
 
@@ -502,7 +502,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
             sample_weight = sample_weight * cw[y_idx]
-        self._fit_epochs(X, y_idx, sample_weight, rng, incremental)
+        with blas_single_threaded():
+            self._fit_epochs(X, y_idx, sample_weight, rng, incremental)
         if not np.isfinite(self._network.params).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -607,8 +608,9 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         """Logits of 2D rows X, ``_PREDICT_CHUNK`` rows per forward pass."""
         out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
-        for batch in gen_batches(X.shape[0], _PREDICT_CHUNK):
-            out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
+        with blas_single_threaded():
+            for batch in gen_batches(X.shape[0], _PREDICT_CHUNK):
+                out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
         return out
 
     def _checked_logits(self, X):
