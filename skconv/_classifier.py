@@ -600,13 +600,17 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
             net.set_params(best_params)
 
     def _accuracy(self, X, y_idx, sample_weight):
-        pred = np.argmax(self._logits(X), axis=1)
+        pred = np.argmax(self._forward_fast(X), axis=1)
         return float(np.average(pred == y_idx, weights=sample_weight))
 
     # ------------------------------------------------------------------ prediction
 
-    def _logits(self, X):
-        """Logits of 2D rows X, ``_PREDICT_CHUNK`` rows per forward pass."""
+    def _forward_fast(self, X):
+        """Logits of validated 2D rows X: the inference path, no caches for backward.
+
+        ``_PREDICT_CHUNK`` rows per forward pass, so memory stays bounded, and
+        each row's logits depend on that row only (no batch effects).
+        """
         out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
         with blas_single_threaded():
             for batch in gen_batches(X.shape[0], _PREDICT_CHUNK):
@@ -617,7 +621,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X, image_shape = self._validate_input(X, reset=False)
         self._check_image_shape(image_shape)
-        return self._logits(X)
+        return self._forward_fast(X)
 
     def predict(self, X):
         """Predict class labels.
