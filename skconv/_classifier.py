@@ -461,12 +461,6 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         X, y, image_shape = self._validate_input(X, y, reset=not continuing)
         if continuing:
             self._check_image_shape(image_shape)
-            unseen = np.setdiff1d(unique_labels(y), self.classes_)
-            if len(unseen):
-                raise ValueError(
-                    f"y has labels {unseen!r} not in classes_={self.classes_!r} of the "
-                    "previous fit (warm_start and partial_fit keep the classes)"
-                )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
@@ -498,6 +492,12 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
             if not incremental:
                 self.n_iter_ = 0
 
+        unseen = np.setdiff1d(unique_labels(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y has labels {unseen!r} not in classes_={self.classes_!r} (set by the "
+                "first fit or by partial_fit's classes; warm_start and partial_fit keep them)"
+            )
         y_idx = np.searchsorted(self.classes_, y)
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
@@ -524,6 +524,11 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         """The epoch loop: batches, stopping rules, early stopping, Ctrl-C."""
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
+        # a warm start may switch early stopping on or off
+        if early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
         if early_stopping:
             X, X_val, y, y_val, sample_weight, sw_val = train_test_split(
                 X, y, sample_weight, random_state=rng, test_size=self.validation_fraction,

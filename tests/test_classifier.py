@@ -299,6 +299,8 @@ def test_partial_fit_runs_one_epoch_per_call_and_keeps_the_classes(small_digits)
     clf = ConvNetClassifier(**SMALL)
     with pytest.raises(ValueError, match="classes must be passed"):
         clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="not in classes_"):
+        ConvNetClassifier(**SMALL).partial_fit(X, y, classes=np.arange(5))
     clf.partial_fit(X[:100], y[:100], classes=np.arange(10))
     clf.partial_fit(X[100:], y[100:])
     assert clf.n_iter_ == 2 and clf.t_ == 300 and len(clf.loss_curve_) == 2
@@ -316,6 +318,9 @@ def test_warm_start_continues_from_the_previous_weights(small_digits):
     _fit_quiet(clf, *small_digits)
     assert clf.loss_curve_[:3] == first_curve and len(clf.loss_curve_) == 6
     assert clf.loss_curve_[3] < first_curve[0]
+    clf.set_params(early_stopping=True)
+    _fit_quiet(clf, *small_digits)
+    assert len(clf.validation_scores_) == clf.n_iter_ == 3
 
 
 @pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
