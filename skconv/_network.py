@@ -118,6 +118,9 @@ class Sequential:
         """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``."""
         for layer, need_dx in zip(reversed(self.layers), reversed(self.need_dx)):
             dy = layer.backward(dy, need_dx=need_dx)
+            if not need_dx:
+                # no layer before this one has parameters
+                break
 
     def forward_fast(self, x):
         """Inference forward pass: no caches, no buffers shared with training."""

@@ -168,3 +168,11 @@ def test_ensure_writeable_copies_read_only_params_and_layer_state():
     net.ensure_writeable()
     assert net.params.flags.writeable and net.layers[1].running_mean.flags.writeable
     assert np.shares_memory(net.layers[0]._w, net.params)
+
+
+def test_network_of_only_flatten_and_dense_backpropagates():
+    net = Sequential([Flatten(), Dense(2)], (1, 1, 3), np.float64)
+    net.init_params(np.random.RandomState(0))
+    x = np.arange(6.0).reshape(2, 1, 1, 3)
+    net.loss_and_grad(x, np.array([0, 1]), np.ones(2), 0.0)
+    assert np.abs(net.grads).sum() > 0
