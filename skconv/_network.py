@@ -35,13 +35,14 @@ class Sequential:
     layers : list of Layer
     input_shape : tuple (c, h, w) or (n_features,)
         Per-sample shape of the network input.
-    dtype : numpy dtype
+    dtype : numpy dtype or its name
+        Stored as its name (``'float32'``), so the fitted state holds plain values.
     """
 
     def __init__(self, layers, input_shape, dtype):
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype).name
         shape = self.input_shape
         for layer in self.layers:
             shape = layer.build(shape)
