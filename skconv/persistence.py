@@ -1,0 +1,60 @@
+"""Saving and loading models without trusting the file: skops.io.
+
+``pickle`` and ``joblib`` files can run arbitrary code when loaded, so a model
+file from someone you do not trust must never be unpickled. ``skops.io``
+(``pip install skops``) stores a model as data and, on loading, refuses every
+type that is not explicitly trusted. :func:`load` trusts exactly the types a
+fitted ``ConvNetClassifier`` is made of, :data:`TRUSTED_TYPES`, and refuses a
+file that names any other.
+"""
+
+__all__ = ["TRUSTED_TYPES", "dump", "load"]
+
+#: Every type a fitted ConvNetClassifier is made of besides numpy arrays and
+#: builtins, as ``skops.io.get_untrusted_types`` names them.
+TRUSTED_TYPES = (
+    "skconv._classifier.ConvNetClassifier",
+    "skconv._layers.Activation",
+    "skconv._layers.AvgPool2D",
+    "skconv._layers.Conv2D",
+    "skconv._layers.Dense",
+    "skconv._layers.Flatten",
+    "skconv._layers.MaxPool2D",
+    "skconv._network.Sequential",
+    "skconv._optimizers.AdamOptimizer",
+    "skconv._optimizers.SGDOptimizer",
+)
+
+
+def _skops_io():
+    try:
+        import skops.io
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "skconv.persistence needs skops: pip install skops (or skconv[secure])"
+        ) from exc
+    return skops.io
+
+
+def dump(model, file):
+    """Save ``model`` with ``skops.io.dump`` (no pickle inside)."""
+    _skops_io().dump(model, file)
+
+
+def load(file):
+    """Load a model saved by :func:`dump`, trusting only skconv's own types.
+
+    Raises
+    ------
+    ValueError
+        If the file names any type outside :data:`TRUSTED_TYPES`; nothing
+        from the file is executed in that case.
+    """
+    sio = _skops_io()
+    untrusted = sio.get_untrusted_types(file=file)
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        raise ValueError(
+            f"refusing to load {file!r}: it names types that are not skconv's own: {unknown}"
+        )
+    return sio.load(file, trusted=untrusted)

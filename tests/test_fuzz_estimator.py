@@ -1,0 +1,87 @@
+"""Random architectures, inputs and hyperparameters, valid or not, through the public estimator.
+
+Every case either fits and predicts finite probabilities that sum to one, or
+raises a clear ValueError or TypeError: never a crash, a hang or another error.
+"""
+
+import warnings
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from skconv import ConvNetClassifier
+
+kernel = st.one_of(st.integers(-1, 6), st.tuples(st.integers(1, 4), st.integers(0, 4)))
+block = st.one_of(
+    st.integers(-1, 4),
+    st.tuples(st.integers(1, 4), kernel),
+    st.fixed_dictionaries(
+        {"filters": st.integers(1, 4)},
+        optional={
+            "kernel_size": kernel,
+            "stride": st.integers(-1, 3),
+            "padding": st.sampled_from(["same", "valid", 0, 1, 2, -1, "bogus"]),
+            "dilation": st.integers(0, 2),
+            "pool": st.sampled_from(["max", "avg", None, "bogus"]),
+            "pool_size": st.integers(0, 3),
+        },
+    ),
+)
+
+hyperparameters = st.fixed_dictionaries(
+    {
+        "conv_layers": st.lists(block, min_size=0, max_size=2).map(tuple),
+        "hidden_layer_sizes": st.sampled_from([(), (3,), (4, 2), (0,)]),
+    },
+    optional={
+        "activation": st.sampled_from(["relu", "tanh", "logistic", "identity", "bogus"]),
+        "solver": st.sampled_from(["adam", "sgd", "lbfgs"]),
+        "learning_rate": st.sampled_from(["constant", "invscaling", "adaptive"]),
+        "learning_rate_init": st.sampled_from([1e-3, 1e-2, 0.5, 0.0, -1.0]),
+        "batch_size": st.sampled_from(["auto", 1, 3, 64, 0]),
+        "alpha": st.sampled_from([0.0, 1e-4, 1.0, -1.0]),
+        "momentum": st.sampled_from([0.0, 0.9, 1.5]),
+        "dtype": st.sampled_from(["float32", "float64", "float16"]),
+        "early_stopping": st.booleans(),
+        "class_weight": st.sampled_from([None, "balanced", {0: 2.0}]),
+        "shuffle": st.booleans(),
+    },
+)
+
+
+@st.composite
+def inputs(draw):
+    h, w, c = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(1, 3))
+    n = draw(st.integers(4, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    X = rng.standard_normal((n, h, w, c))
+    layout = draw(st.sampled_from(["2d", "3d", "4d"]))
+    if layout == "2d":
+        X = X.reshape(n, -1)
+    elif layout == "3d":
+        X = X[..., 0]
+    X = X.astype(draw(st.sampled_from([np.float32, np.float64, np.int64])))
+    y = np.arange(n) % draw(st.integers(2, 3))
+    input_shape = draw(st.sampled_from([None, None, (h, w), (h, w, c), (h + 1, w)]))
+    return X, y, input_shape
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=hyperparameters, data=inputs(), max_iter=st.integers(1, 2))
+def test_random_configurations_fit_and_predict_or_raise_a_clear_error(params, data, max_iter):
+    X, y, input_shape = data
+    clf = ConvNetClassifier(**params, input_shape=input_shape, max_iter=max_iter, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            clf.fit(X, y)
+        except (ValueError, TypeError) as exc:
+            assert str(exc), "errors must say what is wrong"
+            return
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), len(np.unique(y)))
+    assert np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(clf.predict(X)) <= set(np.unique(y))

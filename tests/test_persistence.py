@@ -1,0 +1,57 @@
+"""Secure loading with skops: exactly skconv's own types are trusted."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from skconv import ConvNetClassifier, persistence
+
+sio = pytest.importorskip("skops.io")
+
+CONFIGS = [
+    dict(conv_layers=(4, {"filters": 2, "pool": "avg"}), hidden_layer_sizes=(8,), solver="sgd"),
+    dict(conv_layers=((4, 3),), activation="tanh", solver="adam", early_stopping=True),
+]
+
+
+def _fitted(**params):
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return ConvNetClassifier(max_iter=1, random_state=0, **params).fit(X[:120], y[:120]), X
+
+
+def test_untrusted_types_of_saved_models_are_exactly_the_trusted_skconv_types(tmp_path):
+    seen = set()
+    for i, params in enumerate(CONFIGS):
+        model, _ = _fitted(**params)
+        path = tmp_path / f"m{i}.skops"
+        persistence.dump(model, path)
+        untrusted = set(sio.get_untrusted_types(file=path))
+        assert all(t.startswith("skconv.") for t in untrusted), untrusted
+        assert untrusted <= set(persistence.TRUSTED_TYPES)
+        seen |= untrusted
+    assert seen == set(persistence.TRUSTED_TYPES)
+
+
+def test_a_model_loaded_securely_predicts_identically(tmp_path):
+    model, X = _fitted(**CONFIGS[0])
+    path = tmp_path / "model.skops"
+    persistence.dump(model, path)
+    loaded = persistence.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+class Payload:
+    """Stands for any type a malicious file could name."""
+
+
+def test_a_file_naming_a_foreign_type_is_refused_before_anything_runs(tmp_path):
+    model, _ = _fitted(**CONFIGS[0])
+    path = tmp_path / "mixed.skops"
+    sio.dump({"model": model, "payload": Payload()}, path)
+    with pytest.raises(ValueError, match="Payload"):
+        persistence.load(path)
