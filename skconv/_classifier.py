@@ -553,9 +553,12 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
             batch_size = min(self.batch_size, n_samples)
         x_batch = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
         idx = np.arange(n_samples)
+        # the weights at the start of the epoch: what a diverging epoch falls back to
+        epoch_start = np.empty_like(net.params)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
+                np.copyto(epoch_start, net.params)
                 if self.shuffle:
                     rng.shuffle(idx)
                 total = 0.0
@@ -563,6 +566,9 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                     rows = idx[batch]
                     xb = np.take(x_all, rows, axis=0, out=x_batch[:len(rows)])
                     loss = net.loss_and_grad(xb, y[rows], sample_weight[rows], self.alpha)
+                    if not np.isfinite(loss):
+                        self._diverged(epoch_start)
+                        return
                     opt.update_params(net.params, net.grads)
                     total += loss * len(rows)
                 self.n_iter_ += 1
@@ -603,6 +609,19 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                           "reached so far.")
         if early_stopping and self.validation_scores_:
             net.set_params(best_params)
+
+    def _diverged(self, last_finite_params):
+        """Stop training on a non-finite loss, keeping the last finite weights."""
+        self._network.set_params(last_finite_params)
+        # the optimizer's moments may hold inf/NaN too: start them afresh
+        self._optimizer = self._make_optimizer()
+        warnings.warn(
+            f"Training diverged in epoch {self.n_iter_ + 1}: the loss is not finite "
+            f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
+            "Training stopped and the model keeps the weights from the start of that "
+            "epoch; lower learning_rate_init or scale the inputs.",
+            ConvergenceWarning,
+        )
 
     def _accuracy(self, X, y_idx, sample_weight):
         pred = np.argmax(self._forward_fast(X), axis=1)

@@ -403,3 +403,18 @@ def test_invalid_parameters_raise_value_error_naming_them(small_digits, params, 
 def test_five_dimensional_x_raises(small_digits):
     with pytest.raises(ValueError, match="X.ndim=5"):
         ConvNetClassifier().fit(np.zeros((4, 2, 2, 2, 2)), [0, 1, 0, 1])
+
+
+def test_diverging_training_warns_with_epoch_and_learning_rate_and_keeps_finite_weights():
+    X, y = load_digits(return_X_y=True)
+    clf = ConvNetClassifier(conv_layers=(4,), solver="sgd", learning_rate_init=1e6,
+                            max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way
+        with pytest.warns(ConvergenceWarning, match=r"diverged in epoch \d+.*learning_rate_init=1000000"):
+            clf.fit(X[:200], y[:200])
+    assert clf.n_iter_ < 5
+    assert all(np.isfinite(w).all() for w in clf.coefs_ + clf.intercepts_)
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
