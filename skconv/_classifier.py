@@ -24,13 +24,15 @@ from sklearn.utils.validation import (
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._losses import log_softmax
 from ._network import Sequential, blas_single_threaded
+from ._normalization import BatchNorm1d, BatchNorm2d, Conv2DNoBias, DenseNoBias, Dropout
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
 
 # rows per forward pass in predict: bounds memory for any number of rows
 _PREDICT_CHUNK = 256
 
-_BLOCK_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "pool", "pool_size"}
+_BLOCK_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "pool", "pool_size",
+               "batch_norm"}
 
 
 def _as_pair(value, name, block, minimum):
@@ -48,10 +50,10 @@ def _as_pair(value, name, block, minimum):
 class ConvNetClassifier(ClassifierMixin, BaseEstimator):
     """Convolutional neural network classifier.
 
-    The network is ``len(conv_layers)`` conv blocks (convolution ->
-    activation -> pooling), a flatten, ``len(hidden_layer_sizes)`` dense
-    layers each followed by the activation, and a dense output layer with a
-    softmax. It is trained on the softmax cross-entropy (fused, log-sum-exp
+    The network is ``len(conv_layers)`` conv blocks (convolution -> [batch
+    norm ->] activation -> pooling), a flatten, ``len(hidden_layer_sizes)``
+    dense layers each followed by [batch norm,] the activation [and dropout],
+    and a dense output layer with a softmax. It is trained on the softmax cross-entropy (fused, log-sum-exp
     stable) plus an L2 penalty, with Adam or SGD, as ``MLPClassifier``.
 
     As for ``MLPClassifier``, scale the inputs: pixel values in [0, 1] (e.g.
@@ -63,8 +65,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         One entry per conv block: an int (number of filters), a tuple
         ``(filters, kernel_size)``, or a dict with the key ``filters`` and any
         of ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``pool``,
-        ``pool_size``. Unset values come from the block-wide defaults below
-        (``stride=1``, ``dilation=1``). An empty sequence gives a plain MLP.
+        ``pool_size``, ``batch_norm``. Unset values come from the block-wide
+        defaults below (``stride=1``, ``dilation=1``). An empty sequence gives a plain MLP.
     hidden_layer_sizes : array-like of int, default=(128,)
         Units of the dense layers between the conv blocks and the output.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -82,6 +84,21 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         larger than the feature map is clipped to it, so small inputs never
         break the architecture (a 1xN map pools 1x2 windows, a 1x1 map passes
         through).
+    batch_norm : bool, default=False
+        Put batch normalization after each convolution (statistics per channel)
+        and each hidden dense layer (per unit), before the activation; a
+        ``conv_layers`` dict entry's ``batch_norm`` overrides it for its block.
+        A layer followed by batch norm has no bias (the batch norm's shift
+        replaces it). Training normalises with the batch statistics and updates
+        running averages (momentum 0.1 as in ``torch.nn.BatchNorm2d``,
+        ``eps=1e-5``); prediction and early stopping's validation score use the
+        running averages, so each row's prediction depends on that row only.
+        Batch norm's scale and shift get no L2 penalty.
+    dropout : float in [0, 1), default=0.0
+        Dropout rate after each hidden dense layer's activation (inverted
+        dropout: kept values are scaled by ``1 / (1 - dropout)`` in training;
+        nothing is dropped at prediction). The masks are drawn from
+        ``random_state``.
     input_shape : (height, width) or (height, width, channels), default=None
         Image shape of each sample. None infers it: from X's shape for 3D
         ``(n, h, w)`` and 4D ``(n, h, w, c)`` input; for 2D X with
@@ -159,7 +176,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         feature maps flattened in (c, h, w) order. These are views of the
         model's parameters: writing to them changes the model.
     intercepts_ : list of ndarray
-        Biases, one ``(n_out,)`` array per entry of ``coefs_``.
+        Biases, one ``(n_out,)`` array per entry of ``coefs_`` whose layer has
+        a bias: with batch norm, a conv or dense layer followed by it has none.
     """
 
     _parameter_constraints = {
@@ -171,6 +189,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                     tuple, list],
         "pool": [StrOptions({"max", "avg"}), None],
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "batch_norm": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
         "solver": [StrOptions({"sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -206,6 +226,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         padding="same",
         pool="max",
         pool_size=2,
+        batch_norm=False,
+        dropout=0.0,
         input_shape=None,
         solver="adam",
         alpha=1e-4,
@@ -237,6 +259,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         self.padding = padding
         self.pool = pool
         self.pool_size = pool_size
+        self.batch_norm = batch_norm
+        self.dropout = dropout
         self.input_shape = input_shape
         self.solver = solver
         self.alpha = alpha
@@ -269,7 +293,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         for i, entry in enumerate(self.conv_layers, start=1):
             name = f"conv block {i}"
             block = {"kernel_size": self.kernel_size, "stride": 1, "padding": self.padding,
-                     "dilation": 1, "pool": self.pool, "pool_size": self.pool_size}
+                     "dilation": 1, "pool": self.pool, "pool_size": self.pool_size,
+                     "batch_norm": self.batch_norm}
             if isinstance(entry, dict):
                 unknown = set(entry) - _BLOCK_KEYS
                 if unknown or "filters" not in entry:
@@ -303,6 +328,10 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"pool={block['pool']!r} in {name} must be 'max', 'avg' or None"
                 )
+            if not isinstance(block["batch_norm"], (bool, np.bool_)):
+                raise ValueError(
+                    f"batch_norm={block['batch_norm']!r} in {name} must be True or False"
+                )
             block["name"] = name
             blocks.append(block)
         return blocks
@@ -311,9 +340,12 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         init = "he" if self.activation == "relu" else "glorot"
         layers = []
         for block in self._conv_blocks():
-            layers.append(Conv2D(block["filters"], block["kernel_size"], block["stride"],
-                                 block["padding"], block["dilation"], init=init,
-                                 name=block["name"]))
+            conv = Conv2DNoBias if block["batch_norm"] else Conv2D
+            layers.append(conv(block["filters"], block["kernel_size"], block["stride"],
+                               block["padding"], block["dilation"], init=init,
+                               name=block["name"]))
+            if block["batch_norm"]:
+                layers.append(BatchNorm2d())
             layers.append(Activation(self.activation))
             if block["pool"] == "max":
                 layers.append(MaxPool2D(block["pool_size"]))
@@ -326,7 +358,13 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                 f"hidden_layer_sizes={self.hidden_layer_sizes!r} must hold positive ints"
             )
         for units in hidden:
-            layers += [Dense(units, init=init), Activation(self.activation)]
+            if self.batch_norm:
+                layers += [DenseNoBias(units, init=init), BatchNorm1d()]
+            else:
+                layers.append(Dense(units, init=init))
+            layers.append(Activation(self.activation))
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
         layers.append(Dense(n_classes, init="glorot"))
         h, w, c = self.input_shape_
         return Sequential(layers, (c, h, w), self._dtype())
@@ -498,6 +536,9 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                 f"y has labels {unseen!r} not in classes_={self.classes_!r} (set by the "
                 "first fit or by partial_fit's classes; warm_start and partial_fit keep them)"
             )
+        if self._network.needs_rng:
+            # dropout masks: their own stream, seeded from the same random state
+            self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         y_idx = np.searchsorted(self.classes_, y)
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
@@ -539,7 +580,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                     f"validation_fraction={self.validation_fraction} leaves "
                     f"{X_val.shape[0]} validation sample(s); increase it or add data"
                 )
-            best_params = net.params.copy()
+            best = net.snapshot()
         x_all = self._to_nchw(X)
         n_samples = x_all.shape[0]
         if self.batch_size == "auto":
@@ -553,12 +594,11 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
             batch_size = min(self.batch_size, n_samples)
         x_batch = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
         idx = np.arange(n_samples)
-        # the weights at the start of the epoch: what a diverging epoch falls back to
-        epoch_start = np.empty_like(net.params)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
-                np.copyto(epoch_start, net.params)
+                # the weights at the start of the epoch: what a diverging epoch falls back to
+                epoch_start = net.snapshot()
                 if self.shuffle:
                     rng.shuffle(idx)
                 total = 0.0
@@ -582,7 +622,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                     improved = score >= self.best_validation_score_ + self.tol
                     if score > self.best_validation_score_:
                         self.best_validation_score_ = score
-                        np.copyto(best_params, net.params)
+                        best = net.snapshot()
                     line += ", validation score = %.6f" % score
                 else:
                     improved = self.loss_ <= self.best_loss_ - self.tol
@@ -608,11 +648,12 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn("Training interrupted by user; the model keeps the weights "
                           "reached so far.")
         if early_stopping and self.validation_scores_:
-            net.set_params(best_params)
+            net.restore(best)
 
-    def _diverged(self, last_finite_params):
-        """Stop training on a non-finite loss, keeping the last finite weights."""
-        self._network.set_params(last_finite_params)
+    def _diverged(self, last_finite):
+        """Stop training on a non-finite loss, keeping the last finite weights
+        (and running statistics): ``last_finite`` is a network snapshot."""
+        self._network.restore(last_finite)
         # the optimizer's moments may hold inf/NaN too: start them afresh
         self._optimizer = self._make_optimizer()
         warnings.warn(

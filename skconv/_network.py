@@ -104,10 +104,42 @@ class Sequential:
         """
         if not self.params.flags.writeable:
             self._bind(np.array(self.params))
+        for layer, name, value in self._state_arrays():
+            if not value.flags.writeable:
+                setattr(layer, name, np.array(value))
+
+    def _state_arrays(self):
+        """``(layer, name, array)`` for every array a layer keeps as fitted state.
+
+        Those are its public array attributes, such as batch norm's running
+        statistics: saved with the model, but not parameters (the optimizer and
+        the L2 penalty never see them).
+        """
+        return [(layer, name, value) for layer in self.layers
+                for name, value in layer.__getstate__().items()
+                if isinstance(value, np.ndarray)]
+
+    def snapshot(self):
+        """A copy of the parameters and the fitted state, for :meth:`restore`."""
+        return self.params.copy(), [value.copy() for _, _, value in self._state_arrays()]
+
+    def restore(self, snapshot):
+        """Go back to a :meth:`snapshot`: parameters and running statistics together."""
+        params, state = snapshot
+        self.set_params(params)
+        for (layer, name, _), value in zip(self._state_arrays(), state):
+            setattr(layer, name, value.copy())
+
+    @property
+    def needs_rng(self):
+        """Whether some layer draws random numbers in training (dropout)."""
+        return any(hasattr(layer, "set_rng") for layer in self.layers)
+
+    def set_rng(self, rng):
+        """Give every layer that draws random numbers in training the generator ``rng``."""
         for layer in self.layers:
-            for name, value in layer.__getstate__().items():
-                if isinstance(value, np.ndarray) and not value.flags.writeable:
-                    setattr(layer, name, np.array(value))
+            if hasattr(layer, "set_rng"):
+                layer.set_rng(rng)
 
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""

@@ -14,6 +14,8 @@ sio = pytest.importorskip("skops.io")
 CONFIGS = [
     dict(conv_layers=(4, {"filters": 2, "pool": "avg"}), hidden_layer_sizes=(8,), solver="sgd"),
     dict(conv_layers=((4, 3),), activation="tanh", solver="adam", early_stopping=True),
+    dict(conv_layers=(4, {"filters": 2, "batch_norm": False}), hidden_layer_sizes=(8,),
+         batch_norm=True, dropout=0.2),
 ]
 
 

@@ -1,0 +1,193 @@
+"""Batch normalization and dropout layers, and the bias-free conv and dense
+layers that batch normalization follows.
+
+They follow the layer interface of :mod:`skconv._layers`: ``forward(x,
+training)`` caches for ``backward``, ``forward_fast(x)`` is inference (eval
+mode: running statistics, no dropout). The running statistics are public
+attributes, so they are fitted state (pickled, saved by skops, copied by
+``Sequential.ensure_writeable`` after a read-only load) but not parameters:
+neither the optimizer nor the L2 penalty sees them.
+"""
+
+import numpy as np
+
+from ._layers import Conv2D, Dense, Layer, _buffer
+
+
+class _BatchNorm(Layer):
+    """Batch normalization over every axis but the channel axis (axis 1).
+
+    Training mode normalises each channel with the batch mean and (biased)
+    variance, ``y = scale * (x - mean) / sqrt(var + eps) + shift``, and
+    updates the running statistics as ``torch.nn.BatchNorm`` does::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var = (1 - momentum) * running_var + momentum * var * m / (m - 1)
+
+    where ``m`` is the number of values per channel in the batch (the running
+    variance is the unbiased estimate; ``m = 1`` counts as ``m / 1``). Eval
+    mode uses the running statistics, so each row's output depends on that row
+    only.
+
+    Parameters
+    ----------
+    momentum : float, default=0.1
+        Weight of the new batch statistic in the running averages (torch's
+        convention; Keras' ``momentum`` is ``1 -`` this).
+    eps : float, default=1e-5
+        Added to the variance before the square root.
+
+    Parameters held: ``scale`` (init 1) and ``shift`` (init 0), each of shape
+    (channels,); neither gets the L2 penalty. Fitted state: ``running_mean``
+    (init 0) and ``running_var`` (init 1), each of shape (channels,).
+    """
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+
+    def param_specs(self):
+        c = self.input_shape[0]
+        return [("scale", (c,), False), ("shift", (c,), False)]
+
+    def init_params(self, rng):
+        self._scale[...] = 1
+        self._shift[...] = 0
+        self.running_mean = np.zeros_like(self._scale)
+        self.running_var = np.ones_like(self._scale)
+
+    @staticmethod
+    def _as3d(x):
+        """View of ``x`` as (n, c, m): statistics are taken over axes 0 and 2."""
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+    def forward(self, x, training=True):
+        if not training:
+            return self.forward_fast(x)
+        x3 = self._as3d(x)
+        m = x3.shape[0] * x3.shape[2]
+        mean = x3.mean(axis=(0, 2))
+        # x_hat lives in a buffer kept across batches: x - mean, then scaled in place
+        xhat = _buffer(self, "_xhat", x3.shape, x3.dtype)
+        np.subtract(x3, mean[:, None], out=xhat)
+        var = np.einsum("ncm,ncm->c", xhat, xhat) / m
+        inv_std = 1 / np.sqrt(var + self.eps)
+        xhat *= inv_std[:, None]
+        self._inv_std = inv_std
+        y = _buffer(self, "_y", x3.shape, x3.dtype)
+        np.multiply(xhat, self._scale[:, None], out=y)
+        y += self._shift[:, None]
+        mom = self.momentum
+        self.running_mean *= 1 - mom
+        self.running_mean += mom * mean
+        self.running_var *= 1 - mom
+        self.running_var += (mom * m / max(m - 1, 1)) * var
+        return y.reshape(x.shape)
+
+    def forward_fast(self, x):
+        scale = self._scale / np.sqrt(self.running_var + self.eps)
+        shift = self._shift - self.running_mean * scale
+        x3 = self._as3d(x)
+        return (x3 * scale[:, None] + shift[:, None]).reshape(x.shape)
+
+    def backward(self, dy, need_dx=True):
+        """Closed form per channel, with ``m`` values per channel and ``x_hat`` cached::
+
+            dshift = sum(dy)        dscale = sum(dy * x_hat)
+            dx = scale / sqrt(var + eps) * (dy - dshift / m - x_hat * dscale / m)
+        """
+        dy3 = self._as3d(dy)
+        xhat = self._xhat
+        m = dy3.shape[0] * dy3.shape[2]
+        dy3.sum(axis=(0, 2), out=self._dshift)
+        self._dscale[...] = np.einsum("ncm,ncm->c", dy3, xhat)
+        if not need_dx:
+            return None
+        # dx overwrites dy, as the activations do: dy is consumed by this layer
+        dx = dy3
+        dx -= (self._dshift / m)[:, None]
+        dx -= xhat * (self._dscale / m)[:, None]
+        dx *= (self._scale * self._inv_std)[:, None]
+        return dx.reshape(dy.shape)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of conv feature maps (n, c, h, w): statistics per
+    channel over n, h and w. See :class:`_BatchNorm` for the parameters."""
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of dense features (n, features): statistics per
+    feature over the batch. See :class:`_BatchNorm` for the parameters."""
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each value is zeroed with probability
+    ``rate`` and the others are scaled by ``1 / (1 - rate)``; identity at
+    inference.
+
+    The mask is drawn from a ``numpy.random.Generator`` given with
+    :meth:`set_rng` (the estimator derives it from its ``random_state`` on
+    every fit); it is not fitted state, so it is not pickled.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    """
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+
+    def set_rng(self, rng):
+        """Draw the masks of the following training passes from ``rng``."""
+        self._rng = rng
+
+    def forward(self, x, training=True):
+        if not training or self.rate == 0:
+            return x
+        rng = getattr(self, "_rng", None)
+        if rng is None:
+            raise RuntimeError("Dropout needs set_rng(rng) before a training pass")
+        mask = _buffer(self, "_mask", x.shape, x.dtype)
+        rng.random(dtype=x.dtype, out=mask)
+        # mask <- (u >= rate) / (1 - rate), in place
+        np.greater_equal(mask, self.rate, out=mask)
+        mask *= 1 / (1 - self.rate)
+        # a new array: the activation before this layer caches its output for backward
+        y = _buffer(self, "_y", x.shape, x.dtype)
+        return np.multiply(x, mask, out=y)
+
+    def forward_fast(self, x):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        if self.rate == 0:
+            return dy
+        dy *= self._mask
+        return dy
+
+
+class _WithoutBias:
+    """Mixin dropping the bias of a conv or dense layer (batch norm's shift replaces it).
+
+    The bias is kept out of the network's parameters (so neither the optimizer
+    nor ``intercepts_`` sees it); the layer adds a private zero bias and writes
+    its gradient to a scratch array.
+    """
+
+    def param_specs(self):
+        return [spec for spec in super().param_specs() if spec[0] != "b"]
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        n_out = self.output_shape[0]
+        self._b = np.zeros(n_out, dtype=params["w"].dtype)
+        self._db = np.zeros_like(self._b)
+
+
+class Conv2DNoBias(_WithoutBias, Conv2D):
+    """:class:`~skconv._layers.Conv2D` without bias; only ``w`` is a parameter."""
+
+
+class DenseNoBias(_WithoutBias, Dense):
+    """:class:`~skconv._layers.Dense` without bias; only ``w`` is a parameter."""
