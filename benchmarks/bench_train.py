@@ -1,28 +1,41 @@
-"""Training and prediction speed of LeNet-5: skconv against torch, same run, same threads.
+"""Training and prediction speed: skconv against torch CPU, same run, same threads.
 
-The data are scikit-learn's 8x8 digits upsampled to 28x28 (bilinear,
+Two models:
+
+- ``lenet``: LeNet-5 with ReLU, max pooling and Adam on 28x28 digits::
+
+      ConvNetClassifier(conv_layers=((6, 5), (16, 5)), padding='valid',
+                        hidden_layer_sizes=(120, 84))
+
+- ``wide``: ``ConvNetClassifier(conv_layers=(32, 64), hidden_layer_sizes=(128,))``
+  (3x3 'same' convolutions, 2x2 max pooling) on 32x32x3 images.
+
+The digits are scikit-learn's 8x8 digits upsampled (bilinear,
 scipy.ndimage.zoom) and replicated with a little noise to ``--n-images``
-images. The model is LeNet-5 with ReLU and max pooling, trained with Adam at
-batch sizes 64 and 128:
+images; the 32x32x3 images are the same digits at 32x32, one colour channel
+each plus noise. The torch models are the same networks. Training speed is the
+median over ``--epochs`` epochs (after one warm-up epoch) of images per second;
+one skconv epoch is one ``partial_fit`` call, so it includes input validation,
+as a user would see it. Prediction: skconv's ``predict`` on all images (it
+works in chunks of its own) against torch's eval-mode forward at batch 1000,
+median of five.
 
-    ConvNetClassifier(conv_layers=((6, 5), (16, 5)), padding='valid',
-                      hidden_layer_sizes=(120, 84))
-
-and the same network in torch (CPU). Training speed is the median over
-``--epochs`` epochs (after one warm-up epoch) of images per second; one skconv
-epoch is one ``partial_fit`` call, so it includes input validation, as a user
-would see it. Prediction speed is the median of five ``predict`` calls over all
-images (skconv predicts in chunks of 256 rows; torch gets the same chunks).
+The last table runs the skconv LeNet-5 epoch inside a loky worker of a
+two-worker pool, the way GridSearchCV(n_jobs=2) runs it (joblib limits each
+worker to one thread), against the same epoch in this process under
+``threadpool_limits(1)``.
 
 Usage::
 
-    python benchmarks/bench_train.py [--threads N] [--n-images 4096] [--epochs 5]
+    python benchmarks/bench_train.py [--threads 1 2] [--models lenet wide]
+                                     [--n-images 4096] [--epochs 5]
 """
 
 import argparse
 import statistics
 import time
 
+import joblib
 import numpy as np
 from scipy.ndimage import zoom
 from sklearn.datasets import load_digits
@@ -31,16 +44,28 @@ from threadpoolctl import threadpool_limits
 import skconv
 from skconv import ConvNetClassifier
 
-CHUNK = 256
+TORCH_PREDICT_BATCH = 1000
+
+MODELS = {
+    # name: (image side, channels, skconv parameters)
+    "lenet": (28, 1, dict(conv_layers=((6, 5), (16, 5)), padding="valid",
+                          hidden_layer_sizes=(120, 84))),
+    "wide": (32, 3, dict(conv_layers=(32, 64), hidden_layer_sizes=(128,))),
+}
 
 
-def make_data(n_images, seed=0):
-    """Digits upsampled to 28x28 in [0, 1], replicated with noise to ``n_images``."""
+def make_data(n_images, side=28, channels=1, seed=0):
+    """Digits upsampled to side x side in [0, 1], replicated with noise to ``n_images``.
+
+    Returns images of shape (n, side, side) for one channel, else (n, side, side, channels).
+    """
     X, y = load_digits(return_X_y=True)
-    big = np.stack([zoom(img, 3.5, order=1) for img in X.reshape(-1, 8, 8) / 16.0])
+    big = np.stack([zoom(img, side / 8, order=1) for img in X.reshape(-1, 8, 8) / 16.0])
     rng = np.random.RandomState(seed)
     idx = rng.randint(len(big), size=n_images)
-    images = np.clip(big[idx] + rng.normal(scale=0.05, size=(n_images, 28, 28)), 0, 1)
+    shape = (n_images, side, side) + ((channels,) if channels > 1 else ())
+    base = big[idx] if channels == 1 else big[idx][..., None]
+    images = np.clip(base + rng.normal(scale=0.05, size=shape), 0, 1)
     return images.astype(np.float32), y[idx]
 
 
@@ -53,51 +78,62 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
-def bench_skconv(images, y, batch_size, epochs):
-    clf = ConvNetClassifier(conv_layers=((6, 5), (16, 5)), padding="valid",
-                            hidden_layer_sizes=(120, 84), batch_size=batch_size,
-                            random_state=0)
-    X = images.reshape(len(images), -1)
-    classes = np.unique(y)
-    clf.partial_fit(X, y, classes=classes)  # warm-up epoch
+def bench_skconv(model, images, y, batch_size, epochs):
+    clf = ConvNetClassifier(**MODELS[model][2], batch_size=batch_size, random_state=0)
+    X = images  # (n, h, w) or channels-last (n, h, w, c): the shape says what an image is
+    clf.partial_fit(X, y, classes=np.unique(y))  # warm-up epoch
     train = median_time(lambda: clf.partial_fit(X, y), epochs)
     predict = median_time(lambda: clf.predict(X), 5)
     return len(X) / train, len(X) / predict, clf.score(X, y)
 
 
-def bench_torch(images, y, batch_size, epochs, threads):
+def _torch_model(model, nn):
+    if model == "lenet":
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, 10),
+        )
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 8 * 8, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+
+
+def bench_torch(model, images, y, batch_size, epochs, threads):
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10),
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    net = _torch_model(model, nn)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    X = torch.from_numpy(images[:, None])
+    nchw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    X = torch.from_numpy(np.ascontiguousarray(nchw))
     target = torch.from_numpy(y.astype(np.int64))
 
     def epoch():
-        model.train()
+        net.train()
         order = torch.randperm(len(X))
         for start in range(0, len(X), batch_size):
             rows = order[start:start + batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(model(X[rows]), target[rows])
+            loss = loss_fn(net(X[rows]), target[rows])
             loss.backward()
             optimizer.step()
 
     def predict():
-        model.eval()
+        net.eval()
         with torch.no_grad():
-            return torch.cat([model(X[s:s + CHUNK]).argmax(1) for s in range(0, len(X), CHUNK)])
+            return torch.cat([net(X[s:s + TORCH_PREDICT_BATCH]).argmax(1)
+                              for s in range(0, len(X), TORCH_PREDICT_BATCH)])
 
     epoch()  # warm-up epoch
     train = median_time(epoch, epochs)
@@ -106,36 +142,55 @@ def bench_torch(images, y, batch_size, epochs, threads):
     return len(X) / train, len(X) / pred, accuracy
 
 
+def _epoch_in_worker(images, y, batch_size, epochs):
+    return bench_skconv("lenet", images, y, batch_size, epochs)[0], skconv.effective_n_threads()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=skconv.effective_n_threads())
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--n-images", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (>= 5)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--no-worker", action="store_true",
+                        help="skip the GridSearchCV-worker comparison")
     args = parser.parse_args()
     if args.epochs < 5:
         parser.error("--epochs must be >= 5")
 
-    images, y = make_data(args.n_images)
-    print(f"LeNet-5 on {args.n_images} 28x28 digit images, {args.threads} thread(s), "
-          f"median of {args.epochs} epochs")
-    rows = []
-    with threadpool_limits(limits=args.threads):
-        skconv.show_config()
-        for batch_size in args.batch_sizes:
-            ours = bench_skconv(images, y, batch_size, args.epochs)
-            theirs = bench_torch(images, y, batch_size, args.epochs, args.threads)
-            rows.append((batch_size, ours, theirs))
-
-    header = (f"{'batch':>5} | {'train img/s skconv':>18} {'torch':>9} {'ratio':>6} | "
-              f"{'predict img/s skconv':>20} {'torch':>9} {'ratio':>6} | "
-              f"{'train acc skconv':>16} {'torch':>6}")
+    skconv.show_config()
+    header = (f"{'model':>5} | {'threads':>7} | {'batch':>5} | {'train img/s skconv':>18} "
+              f"{'torch':>7} {'ratio':>5} | {'predict img/s skconv':>20} {'torch':>7} "
+              f"{'ratio':>5} | {'train acc skconv':>16} {'torch':>5}")
+    print(f"\n{args.n_images} images, median of {args.epochs} epochs; "
+          "ratio = skconv / torch (above 1: skconv faster)")
     print(header)
     print("-" * len(header))
-    for batch_size, (tr, pr, acc), (ttr, tpr, tacc) in rows:
-        print(f"{batch_size:>5} | {tr:>18.0f} {ttr:>9.0f} {tr / ttr:>6.2f} | "
-              f"{pr:>20.0f} {tpr:>9.0f} {pr / tpr:>6.2f} | {acc:>16.3f} {tacc:>6.3f}")
-    print("ratio = skconv / torch (above 1: skconv faster)")
+    for model in args.models:
+        side, channels, _ = MODELS[model]
+        images, y = make_data(args.n_images, side, channels)
+        batch_sizes = args.batch_sizes if model == "lenet" else [64]
+        for threads in args.threads:
+            with threadpool_limits(limits=threads):
+                for batch_size in batch_sizes:
+                    tr, pr, acc = bench_skconv(model, images, y, batch_size, args.epochs)
+                    ttr, tpr, tacc = bench_torch(model, images, y, batch_size, args.epochs,
+                                                 threads)
+                    print(f"{model:>5} | {threads:>7} | {batch_size:>5} | {tr:>18.0f} "
+                          f"{ttr:>7.0f} {tr / ttr:>5.2f} | {pr:>20.0f} {tpr:>7.0f} "
+                          f"{pr / tpr:>5.2f} | {acc:>16.3f} {tacc:>5.3f}", flush=True)
+
+    if not args.no_worker:
+        images, y = make_data(args.n_images)
+        with threadpool_limits(limits=1):
+            here = bench_skconv("lenet", images, y, 64, args.epochs)[0]
+        (worker, worker_threads), _ = joblib.Parallel(n_jobs=2, backend="loky")(
+            joblib.delayed(_epoch_in_worker)(images, y, 64, args.epochs) for _ in range(2)
+        )
+        print(f"\nLeNet-5 batch 64 training, img/s: this process under threadpool_limits(1) "
+              f"{here:.0f}; in a loky worker of n_jobs=2 ({worker_threads} kernel thread) "
+              f"{worker:.0f}; ratio {worker / here:.2f}")
 
 
 if __name__ == "__main__":
