@@ -24,6 +24,14 @@ def _expected_failed_checks(estimator):
         ConvNetClassifier(conv_layers=({"filters": 3, "pool": "avg"},), hidden_layer_sizes=(),
                           activation="tanh", solver="sgd", learning_rate_init=0.05,
                           max_iter=60, random_state=0),
+        # batch norm on the conv block and the dense layer, dropout after the dense layer
+        ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(16,), batch_norm=True,
+                          dropout=0.2, max_iter=60, learning_rate_init=0.01, random_state=0),
+        # batch norm on the first block only (a per-block override); dropout without it
+        ConvNetClassifier(conv_layers=({"filters": 3, "batch_norm": True},
+                                       {"filters": 3, "pool": None}),
+                          hidden_layer_sizes=(16,), dropout=0.3, max_iter=60,
+                          learning_rate_init=0.01, random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
     xfail_strict=True,
