@@ -166,15 +166,21 @@ class Conv2D(Layer):
 
     def forward(self, x, training=True):
         x = self._padded(x)
+        cols = None
         if training:
             self._x = x
+            # the unfolded input, kept for backward (which then skips im2col);
+            # the buffer lives across batches of the same size
+            c, kh, kw = self.input_shape[0], *self.kernel_size
+            _, oh, ow = self.output_shape
+            cols = _buffer(self, "_cols", (x.shape[0], c * kh * kw, oh * ow), x.dtype)
         return ops.conv2d(x, self._w, self._b, stride=self.stride, padding=self.pad,
-                          dilation=self.dilation)
+                          dilation=self.dilation, cols=cols)
 
     def backward(self, dy, need_dx=True):
         dx, dw, db = ops.conv2d_backward(
             dy, self._x, self._w, stride=self.stride, padding=self.pad,
-            dilation=self.dilation, need_dx=need_dx,
+            dilation=self.dilation, need_dx=need_dx, cols=self._cols,
         )
         self._dw[...] = dw
         self._db[...] = db

@@ -140,12 +140,24 @@ def _pool_geometry(x_shape, kernel_size, stride, padding):
     return g
 
 
+def _workspace(cols, shape, dtype):
+    """Check a caller's conv workspace: the kernels write into it directly."""
+    if not isinstance(cols, np.ndarray) or cols.dtype != dtype or cols.shape != shape:
+        raise ValueError(
+            f"cols must be an ndarray of shape {shape} and dtype {np.dtype(dtype)}, got "
+            f"{getattr(cols, 'shape', type(cols).__name__)} {getattr(cols, 'dtype', '')}"
+        )
+    if not (cols.flags.c_contiguous and cols.flags.writeable):
+        raise ValueError("cols must be a writeable C-contiguous array")
+    return cols
+
+
 def _check_shape(a, expected, name):
     if a.shape != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {a.shape}")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     """2-D convolution (cross-correlation, as in every deep-learning framework).
 
     Parameters
@@ -155,6 +167,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     b : ndarray of shape (f,) or None
     stride, padding, dilation : int or pair of ints
         Zero padding on each side.
+    cols : ndarray of shape (n, c * kh * kw, oh * ow), optional
+        Workspace of x's dtype. When given, every sample's unfolded input is
+        kept there, so that ``conv2d_backward(..., cols=cols)`` does not
+        unfold it again (training keeps it between the two passes).
 
     Returns
     -------
@@ -175,13 +191,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     ohw, ckk = g["oh"] * g["ow"], c * kh * kw
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
-    cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
+    keep_cols = cols is not None
+    cols = _workspace(cols, (n, ckk, ohw), x.dtype) if keep_cols else (
+        np.empty((n_threads, ckk, ohw), dtype=x.dtype))
     with _blas_single_threaded():
-        _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, g, n_threads)
+        _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, keep_cols, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, cols=None):
     """Gradients of :func:`conv2d` with respect to its input, weights and bias.
 
     Parameters
@@ -195,6 +213,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     need_dx : bool, default=True
         When False, ``dx`` is not computed (the first layer of a network has
         no use for it) and None is returned in its place.
+    cols : ndarray, optional
+        The workspace that ``conv2d(x, w, ..., cols=cols)`` filled: the input
+        is then not unfolded again. It is overwritten (used as scratch).
 
     Returns
     -------
@@ -219,10 +240,13 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
     dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
-    cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
+    have_cols = cols is not None
+    cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
+        np.empty((n_threads, ckk, ohw), dtype=x.dtype))
     with _blas_single_threaded():
         _conv.conv2d_backward(
-            dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, g, n_threads
+            dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
+            g, n_threads,
         )
     dw = dw_part.sum(axis=0).reshape(w.shape)
     db = db_part.sum(axis=0)

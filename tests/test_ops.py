@@ -613,6 +613,30 @@ def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
     np.testing.assert_array_equal(db_only, db)
 
 
+def test_conv_training_path_with_kept_columns_matches_the_plain_ops():
+    # the Conv2D layer keeps im2col from forward for backward: same bits as recomputing
+    x, w, b, dy = INPUTS["x"], INPUTS["w"], INPUTS["b"], INPUTS["dy_conv"]
+    y = ops.conv2d(x, w, b, **CONV_KW)
+    n, f, oh, ow = y.shape
+    cols = np.empty((n, w[0].size, oh * ow), dtype=x.dtype)
+    np.testing.assert_array_equal(ops.conv2d(x, w, b, cols=cols, **CONV_KW), y)
+    np.testing.assert_array_equal(
+        cols.transpose(0, 2, 1).reshape(n * oh * ow, -1), ops.im2col(x, KERNEL, **CONV_KW)
+    )
+    for need_dx in (True, False):
+        ops.conv2d(x, w, b, cols=cols, **CONV_KW)
+        kept = ops.conv2d_backward(dy, x, w, need_dx=need_dx, cols=cols, **CONV_KW)
+        plain = ops.conv2d_backward(dy, x, w, need_dx=need_dx, **CONV_KW)
+        for got, want in zip(kept, plain):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("cols", [np.empty(3), np.empty((2, 2, 2), dtype=np.float32), "cols"])
+def test_conv_workspace_of_the_wrong_shape_or_dtype_is_refused(cols):
+    with pytest.raises(ValueError, match="cols must be"):
+        ops.conv2d(INPUTS["x"], INPUTS["w"], cols=cols, **CONV_KW)
+
+
 # --------------------------------------------------------------------------
 # Bad input: a clear error, never a crash
 # --------------------------------------------------------------------------
