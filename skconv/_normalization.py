@@ -66,16 +66,15 @@ class _BatchNorm(Layer):
             return self.forward_fast(x)
         x3 = self._as3d(x)
         m = x3.shape[0] * x3.shape[2]
-        mean = x3.mean(axis=(0, 2))
-        # x_hat lives in a buffer kept across batches: x - mean, then scaled in place
-        xhat = _buffer(self, "_xhat", x3.shape, x3.dtype)
-        np.subtract(x3, mean[:, None], out=xhat)
-        var = np.einsum("ncm,ncm->c", xhat, xhat) / m
-        inv_std = 1 / np.sqrt(var + self.eps)
-        xhat *= inv_std[:, None]
-        self._inv_std = inv_std
+        # einsum sums over axes 0 and 2 about twice as fast as ndarray.sum(axis=(0, 2))
+        mean = np.einsum("ncm->c", x3) / m
+        # x - mean, kept for backward in a buffer that lives across batches
+        xc = _buffer(self, "_xc", x3.shape, x3.dtype)
+        np.subtract(x3, mean[:, None], out=xc)
+        var = np.einsum("ncm,ncm->c", xc, xc) / m
+        self._inv_std = inv_std = 1 / np.sqrt(var + self.eps)
         y = _buffer(self, "_y", x3.shape, x3.dtype)
-        np.multiply(xhat, self._scale[:, None], out=y)
+        np.multiply(xc, (self._scale * inv_std)[:, None], out=y)
         y += self._shift[:, None]
         mom = self.momentum
         self.running_mean *= 1 - mom
@@ -91,24 +90,28 @@ class _BatchNorm(Layer):
         return (x3 * scale[:, None] + shift[:, None]).reshape(x.shape)
 
     def backward(self, dy, need_dx=True):
-        """Closed form per channel, with ``m`` values per channel and ``x_hat`` cached::
+        """Closed form per channel, ``m`` values per channel, ``x_hat = (x - mean) * inv_std``::
 
             dshift = sum(dy)        dscale = sum(dy * x_hat)
-            dx = scale / sqrt(var + eps) * (dy - dshift / m - x_hat * dscale / m)
+            dx = scale * inv_std * (dy - dshift / m - x_hat * dscale / m)
+
+        computed as ``k1 * dy - (k2 * (x - mean) + k3)`` with per-channel ``k``:
+        four passes over memory, in place in ``dy`` and the cached ``x - mean``
+        (both consumed, as the activations consume ``dy``).
         """
         dy3 = self._as3d(dy)
-        xhat = self._xhat
+        xc, inv_std = self._xc, self._inv_std
         m = dy3.shape[0] * dy3.shape[2]
-        dy3.sum(axis=(0, 2), out=self._dshift)
-        self._dscale[...] = np.einsum("ncm,ncm->c", dy3, xhat)
+        self._dshift[...] = np.einsum("ncm->c", dy3)
+        self._dscale[...] = np.einsum("ncm,ncm->c", dy3, xc) * inv_std
         if not need_dx:
             return None
-        # dx overwrites dy, as the activations do: dy is consumed by this layer
-        dx = dy3
-        dx -= (self._dshift / m)[:, None]
-        dx -= xhat * (self._dscale / m)[:, None]
-        dx *= (self._scale * self._inv_std)[:, None]
-        return dx.reshape(dy.shape)
+        k1 = self._scale * inv_std
+        xc *= (k1 * inv_std * self._dscale / m)[:, None]
+        xc += (k1 * self._dshift / m)[:, None]
+        dy3 *= k1[:, None]
+        dy3 -= xc
+        return dy3.reshape(dy.shape)
 
 
 class BatchNorm2d(_BatchNorm):
