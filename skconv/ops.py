@@ -238,7 +238,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
     n_threads = _n_threads(n_chunks)
     dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
-    dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
+    dw_part = np.empty((n_chunks, ckk, f), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
     have_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
@@ -248,7 +248,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
             dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
             g, n_threads,
         )
-    dw = dw_part.sum(axis=0).reshape(w.shape)
+    dw = np.ascontiguousarray(dw_part.sum(axis=0).T).reshape(w.shape)
     db = db_part.sum(axis=0)
     return (dx if need_dx else None), dw, db
 

@@ -41,7 +41,7 @@ def conv2d_backward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
-    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, c * kh * kw)
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, c * kh * kw, f): dw transposed
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, :, ::1] cols,           # IN/OUT (n, ckk, ohw) if have_cols, else scratch (n_threads, ...)
     bint have_cols,
@@ -75,9 +75,9 @@ def conv2d_backward(
                 else:
                     im2col_sample(x[n], cols[slot], &g)
                 beta = zero if n == start else one
-                # dw += dy[n] (f, ohw) @ cols^T (ohw, ckk)
-                gemm(False, True, nf, ckk, ohw, one, &dy[n, 0, 0], ohw,
-                     &cols[slot, 0, 0], ohw, beta, &dw_part[ci, 0, 0], ckk)
+                # dw^T += cols (ckk, ohw) @ dy[n]^T (ohw, f)
+                gemm(False, True, ckk, nf, ohw, one, &cols[slot, 0, 0], ohw,
+                     &dy[n, 0, 0], ohw, beta, &dw_part[ci, 0, 0], nf)
                 for f in range(nf):
                     s = 0
                     for p in range(ohw):
