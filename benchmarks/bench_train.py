@@ -20,9 +20,9 @@ as a user would see it. Prediction: skconv's ``predict`` on all images (it
 works in chunks of its own) against torch's eval-mode forward at batch 1000,
 median of five.
 
-The last table runs the skconv LeNet-5 epoch inside a loky worker of a
-two-worker pool, the way GridSearchCV(n_jobs=2) runs it (joblib limits each
-worker to one thread), against the same epoch in this process under
+The last line runs the skconv LeNet-5 epochs inside a loky worker of a
+two-worker pool, the way GridSearchCV(n_jobs=2) runs them (joblib limits each
+worker to one thread), against the same epochs in this process under
 ``threadpool_limits(1)``.
 
 Usage::
@@ -185,8 +185,10 @@ def main():
         images, y = make_data(args.n_images)
         with threadpool_limits(limits=1):
             here = bench_skconv("lenet", images, y, 64, args.epochs)[0]
-        (worker, worker_threads), _ = joblib.Parallel(n_jobs=2, backend="loky")(
-            joblib.delayed(_epoch_in_worker)(images, y, 64, args.epochs) for _ in range(2)
+        # one task in a pool of two: the worker gets GridSearchCV(n_jobs=2)'s thread
+        # limit without a second worker competing for the cores during the timing
+        ((worker, worker_threads),) = joblib.Parallel(n_jobs=2, backend="loky")(
+            joblib.delayed(_epoch_in_worker)(images, y, 64, args.epochs) for _ in range(1)
         )
         print(f"\nLeNet-5 batch 64 training, img/s: this process under threadpool_limits(1) "
               f"{here:.0f}; in a loky worker of n_jobs=2 ({worker_threads} kernel thread) "
