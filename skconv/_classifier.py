@@ -93,7 +93,9 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         running averages (momentum 0.1 as in ``torch.nn.BatchNorm2d``,
         ``eps=1e-5``); prediction and early stopping's validation score use the
         running averages, so each row's prediction depends on that row only.
-        Batch norm's scale and shift get no L2 penalty.
+        Batch norm's scale and shift get no L2 penalty. The batch statistics
+        are unweighted: ``sample_weight`` weights the loss, not the mean and
+        variance.
     dropout : float in [0, 1), default=0.0
         Dropout rate after each hidden dense layer's activation (inverted
         dropout: kept values are scaled by ``1 / (1 - dropout)`` in training;
