@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._losses import log_softmax
 from ._network import Sequential, blas_single_threaded
-from ._normalization import BatchNorm1d, BatchNorm2d, Conv2DNoBias, DenseNoBias, Dropout
+from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
 
@@ -342,17 +342,20 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         init = "he" if self.activation == "relu" else "glorot"
         layers = []
         for block in self._conv_blocks():
-            conv = Conv2DNoBias if block["batch_norm"] else Conv2D
-            layers.append(conv(block["filters"], block["kernel_size"], block["stride"],
-                               block["padding"], block["dilation"], init=init,
-                               name=block["name"]))
+            # batch norm's shift makes the conv bias redundant
+            layers.append(Conv2D(block["filters"], block["kernel_size"], block["stride"],
+                                 block["padding"], block["dilation"], init=init,
+                                 name=block["name"], bias=not block["batch_norm"]))
             if block["batch_norm"]:
                 layers.append(BatchNorm2d())
-            layers.append(Activation(self.activation))
             if block["pool"] == "max":
-                layers.append(MaxPool2D(block["pool_size"]))
+                # max pooling commutes with a non-decreasing activation, outputs and
+                # gradients alike: pooling first runs the activation on 4x fewer values
+                layers += [MaxPool2D(block["pool_size"]), Activation(self.activation)]
             elif block["pool"] == "avg":
-                layers.append(AvgPool2D(block["pool_size"]))
+                layers += [Activation(self.activation), AvgPool2D(block["pool_size"])]
+            else:
+                layers.append(Activation(self.activation))
         layers.append(Flatten())
         hidden = list(np.atleast_1d(self.hidden_layer_sizes))
         if not all(isinstance(u, Integral) and u >= 1 for u in hidden):
@@ -360,10 +363,9 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                 f"hidden_layer_sizes={self.hidden_layer_sizes!r} must hold positive ints"
             )
         for units in hidden:
+            layers.append(Dense(units, init=init, bias=not self.batch_norm))
             if self.batch_norm:
-                layers += [DenseNoBias(units, init=init), BatchNorm1d()]
-            else:
-                layers.append(Dense(units, init=init))
+                layers.append(BatchNorm1d())
             layers.append(Activation(self.activation))
             if self.dropout:
                 layers.append(Dropout(self.dropout))

@@ -105,13 +105,17 @@ class Conv2D(Layer):
     init : 'he' or 'glorot'
     name : str
         Used in error messages, e.g. ``'conv block 2'``.
+    bias : bool, default=True
+        False when a batch norm follows, whose shift makes a bias redundant.
 
-    Parameters held: ``w`` of shape (filters, c, kh, kw) and ``b`` of shape (filters,).
+    Parameters held: ``w`` of shape (filters, c, kh, kw) and, with ``bias``,
+    ``b`` of shape (filters,).
     """
 
     def __init__(self, filters, kernel_size=3, stride=1, padding="same", dilation=1,
-                 init="he", name="conv"):
+                 init="he", name="conv", bias=True):
         self.filters = int(filters)
+        self.bias = bool(bias)
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
@@ -149,14 +153,15 @@ class Conv2D(Layer):
 
     def param_specs(self):
         kh, kw = self.kernel_size
-        return [("w", (self.filters, self.input_shape[0], kh, kw), True),
-                ("b", (self.filters,), False)]
+        specs = [("w", (self.filters, self.input_shape[0], kh, kw), True)]
+        return specs + [("b", (self.filters,), False)] if self.bias else specs
 
     def init_params(self, rng):
         kh, kw = self.kernel_size
         fan_in = self.input_shape[0] * kh * kw
         _init_uniform(rng, self._w, fan_in, self.filters * kh * kw, self.init)
-        self._b[...] = 0
+        if self.bias:
+            self._b[...] = 0
 
     def _padded(self, x):
         eh, ew = self.extra_pad
@@ -174,8 +179,8 @@ class Conv2D(Layer):
             c, kh, kw = self.input_shape[0], *self.kernel_size
             _, oh, ow = self.output_shape
             cols = _buffer(self, "_cols", (x.shape[0], c * kh * kw, oh * ow), x.dtype)
-        return ops.conv2d(x, self._w, self._b, stride=self.stride, padding=self.pad,
-                          dilation=self.dilation, cols=cols)
+        return ops.conv2d(x, self._w, self._b if self.bias else None, stride=self.stride,
+                          padding=self.pad, dilation=self.dilation, cols=cols)
 
     def backward(self, dy, need_dx=True):
         dx, dw, db = ops.conv2d_backward(
@@ -183,7 +188,8 @@ class Conv2D(Layer):
             dilation=self.dilation, need_dx=need_dx, cols=self._cols,
         )
         self._dw[...] = dw
-        self._db[...] = db
+        if self.bias:
+            self._db[...] = db
         self._x = None
         if dx is not None and (self.extra_pad[0] or self.extra_pad[1]):
             _, h, w = self.input_shape
@@ -258,13 +264,15 @@ class Flatten(Layer):
 class Dense(Layer):
     """Fully connected layer ``y = x @ w + b``.
 
-    Parameters held: ``w`` of shape (n_in, units) and ``b`` of shape (units,),
-    the layout of ``MLPClassifier.coefs_``.
+    Parameters held: ``w`` of shape (n_in, units) and, with ``bias`` (default
+    True; False when a batch norm follows), ``b`` of shape (units,): the
+    layout of ``MLPClassifier.coefs_``.
     """
 
-    def __init__(self, units, init="he"):
+    def __init__(self, units, init="he", bias=True):
         self.units = int(units)
         self.init = init
+        self.bias = bool(bias)
 
     def build(self, input_shape):
         (n_in,) = self.input_shape = tuple(input_shape)
@@ -272,11 +280,13 @@ class Dense(Layer):
         return self.output_shape
 
     def param_specs(self):
-        return [("w", (self.input_shape[0], self.units), True), ("b", (self.units,), False)]
+        specs = [("w", (self.input_shape[0], self.units), True)]
+        return specs + [("b", (self.units,), False)] if self.bias else specs
 
     def init_params(self, rng):
         _init_uniform(rng, self._w, self.input_shape[0], self.units, self.init)
-        self._b[...] = 0
+        if self.bias:
+            self._b[...] = 0
 
     def forward(self, x, training=True):
         if training:
@@ -286,12 +296,14 @@ class Dense(Layer):
             np.matmul(x, self._w, out=y)
         else:
             y = x @ self._w
-        y += self._b
+        if self.bias:
+            y += self._b
         return y
 
     def backward(self, dy, need_dx=True):
         np.matmul(self._x.T, dy, out=self._dw)
-        np.sum(dy, axis=0, out=self._db)
+        if self.bias:
+            np.sum(dy, axis=0, out=self._db)
         self._x = None
         if not need_dx:
             return None

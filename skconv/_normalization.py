@@ -1,5 +1,4 @@
-"""Batch normalization and dropout layers, and the bias-free conv and dense
-layers that batch normalization follows.
+"""Batch normalization and dropout layers.
 
 They follow the layer interface of :mod:`skconv._layers`: ``forward(x,
 training)`` caches for ``backward``, ``forward_fast(x)`` is inference (eval
@@ -11,7 +10,7 @@ neither the optimizer nor the L2 penalty sees them.
 
 import numpy as np
 
-from ._layers import Conv2D, Dense, Layer, _buffer
+from ._layers import Layer, _buffer
 
 
 class _BatchNorm(Layer):
@@ -168,29 +167,3 @@ class Dropout(Layer):
             return dy
         dy *= self._mask
         return dy
-
-
-class _WithoutBias:
-    """Mixin dropping the bias of a conv or dense layer (batch norm's shift replaces it).
-
-    The bias is kept out of the network's parameters (so neither the optimizer
-    nor ``intercepts_`` sees it); the layer adds a private zero bias and writes
-    its gradient to a scratch array.
-    """
-
-    def param_specs(self):
-        return [spec for spec in super().param_specs() if spec[0] != "b"]
-
-    def bind(self, params, grads):
-        super().bind(params, grads)
-        n_out = self.output_shape[0]
-        self._b = np.zeros(n_out, dtype=params["w"].dtype)
-        self._db = np.zeros_like(self._b)
-
-
-class Conv2DNoBias(_WithoutBias, Conv2D):
-    """:class:`~skconv._layers.Conv2D` without bias; only ``w`` is a parameter."""
-
-
-class DenseNoBias(_WithoutBias, Dense):
-    """:class:`~skconv._layers.Dense` without bias; only ``w`` is a parameter."""

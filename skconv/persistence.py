@@ -23,8 +23,6 @@ TRUSTED_TYPES = (
     "skconv._network.Sequential",
     "skconv._normalization.BatchNorm1d",
     "skconv._normalization.BatchNorm2d",
-    "skconv._normalization.Conv2DNoBias",
-    "skconv._normalization.DenseNoBias",
     "skconv._normalization.Dropout",
     "skconv._optimizers.AdamOptimizer",
     "skconv._optimizers.SGDOptimizer",
