@@ -16,7 +16,7 @@ from contextlib import nullcontext
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ._kernels import _conv, _im2col, _pool
+from ._kernels import _batchnorm, _conv, _im2col, _pool
 from ._kernels._openmp_helpers import effective_n_threads
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm",
+    "batch_norm_backward",
     "output_size",
 ]
 
@@ -414,3 +416,82 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     dx = np.empty(x_shape, dtype=dy.dtype)
     _pool.avg_pool2d_backward(dy, dx, g, _n_threads(x_shape[0]))
     return dx
+
+
+def _channels_view(a, name, dtype=None):
+    """(n, c, m) view of an (n, c, ...) array: batch norm's statistics run over n and m."""
+    a = np.asarray(a)
+    if a.ndim < 2:
+        raise ValueError(f"{name} must be at least 2-D (n, c, ...), got shape {a.shape}")
+    a = _float_array(a, name, a.ndim, dtype)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def batch_norm(x, scale, shift, eps=1e-5):
+    """Batch normalization in training mode: statistics of the batch, per channel.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c) or (n, c, h, w)
+        Statistics are taken per channel (axis 1) over every other axis.
+    scale, shift : ndarray of shape (c,)
+    eps : float
+        Added to the variance before the square root.
+
+    Returns
+    -------
+    y : ndarray of x's shape
+        ``scale * x_hat + shift``.
+    x_hat : ndarray of x's shape
+        ``(x - mean) / sqrt(var + eps)``, what :func:`batch_norm_backward` needs.
+    mean, var : ndarray of shape (c,), float64
+        The batch mean and biased variance of each channel.
+    """
+    x3 = _channels_view(x, "x")
+    c = x3.shape[1]
+    scale = _float_array(scale, "scale", 1, x3.dtype)
+    shift = _float_array(shift, "shift", 1, x3.dtype)
+    _check_shape(scale, (c,), "scale")
+    _check_shape(shift, (c,), "shift")
+    if not eps > 0:
+        raise ValueError(f"eps={eps!r} must be > 0")
+    y, x_hat = np.empty_like(x3), np.empty_like(x3)
+    mean, var = np.empty(c), np.empty(c)
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, float(eps), _n_threads(c))
+    shape = np.shape(x)
+    return y.reshape(shape), x_hat.reshape(shape), mean, var
+
+
+def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
+    """Gradients of :func:`batch_norm` (training mode), in the closed form per channel.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c) or (n, c, h, w)
+    x_hat, var : as returned by :func:`batch_norm`
+    scale : ndarray of shape (c,)
+    eps : float
+        As given to :func:`batch_norm`.
+    need_dx : bool, default=True
+        When False, ``dx`` is None.
+
+    Returns
+    -------
+    dx : ndarray of dy's shape, or None
+    dscale, dshift : ndarray of shape (c,)
+    """
+    dy3 = _channels_view(dy, "dy")
+    x_hat3 = _channels_view(x_hat, "x_hat", dy3.dtype)
+    _check_shape(x_hat3, dy3.shape, "x_hat (viewed as (n, c, m))")
+    c = dy3.shape[1]
+    scale = _float_array(scale, "scale", 1, dy3.dtype)
+    _check_shape(scale, (c,), "scale")
+    var = np.ascontiguousarray(var, dtype=np.float64)
+    _check_shape(var, (c,), "var")
+    if not eps > 0:
+        raise ValueError(f"eps={eps!r} must be > 0")
+    dx = np.empty(dy3.shape if need_dx else (0, 0, 0), dtype=dy3.dtype)
+    dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
+    _batchnorm.batch_norm_backward(dy3, x_hat3, scale, var, float(eps), dx, dscale, dshift,
+                                   _n_threads(c))
+    return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift

@@ -745,3 +745,83 @@ BAD_INPUTS = {
 def test_bad_input_raises_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------------
+# Batch normalization (training mode)
+# --------------------------------------------------------------------------
+
+
+def batch_norm_reference(x, scale, shift, eps):
+    """Per channel, in plain loops: mean, biased variance, then normalise."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    y, x_hat = np.empty_like(flat), np.empty_like(flat)
+    mean, var = np.empty(c), np.empty(c)
+    for ch in range(c):
+        values = [flat[i, ch, k] for i in range(n) for k in range(flat.shape[2])]
+        mean[ch] = sum(values) / len(values)
+        var[ch] = sum((v - mean[ch]) ** 2 for v in values) / len(values)
+        for i in range(n):
+            for k in range(flat.shape[2]):
+                x_hat[i, ch, k] = (flat[i, ch, k] - mean[ch]) / np.sqrt(var[ch] + eps)
+                y[i, ch, k] = scale[ch] * x_hat[i, ch, k] + shift[ch]
+    return y.reshape(x.shape), x_hat.reshape(x.shape), mean, var
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 3), (7, 4), (1, 2, 3, 3)])
+def test_batch_norm_matches_the_plain_loop_reference(shape):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape) * 3 + 2
+    scale, shift = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    got = ops.batch_norm(x, scale, shift, eps=1e-3)
+    for a, b in zip(got, batch_norm_reference(x, scale, shift, 1e-3)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 3, 2), (6, 5)])
+def test_batch_norm_backward_matches_finite_differences(shape):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape)
+    scale, shift = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    dy = rng.standard_normal(shape)
+    _, x_hat, _, var = ops.batch_norm(x, scale, shift)
+    dx, dscale, dshift = ops.batch_norm_backward(dy, x_hat, scale, var)
+
+    def loss():
+        return float(np.sum(ops.batch_norm(x, scale, shift)[0] * dy))
+
+    # numerical_gradient perturbs each array in place and calls loss()
+    for analytic, array in ((dx, x), (dscale, scale), (dshift, shift)):
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, array),
+                                   rtol=1e-5, atol=1e-7)
+    assert ops.batch_norm_backward(dy, x_hat, scale, var, need_dx=False)[0] is None
+
+
+def test_batch_norm_is_bit_identical_with_1_and_2_threads():
+    rng = np.random.default_rng(13)
+    x, dy = rng.standard_normal((16, 6, 5, 5)), rng.standard_normal((16, 6, 5, 5))
+    scale, shift = rng.standard_normal(6), rng.standard_normal(6)
+    runs = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            fwd = ops.batch_norm(x, scale, shift)
+            runs.append(fwd + ops.batch_norm_backward(dy, fwd[1], scale, fwd[3]))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(x=np.ones(4)), "at least 2-D"),
+        (dict(scale=np.ones(4)), "scale must have shape"),
+        (dict(shift=np.ones((3,), dtype=np.float32)), "shift has dtype"),
+        (dict(eps=0.0), "eps=0.0"),
+    ],
+)
+def test_batch_norm_bad_input_raises_a_clear_error(kwargs, match):
+    args = dict(x=np.ones((2, 3, 2, 2)), scale=np.ones(3), shift=np.zeros(3), eps=1e-5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ops.batch_norm(**args)
