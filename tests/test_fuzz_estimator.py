@@ -7,7 +7,7 @@ raises a clear ValueError or TypeError: never a crash, a hang or another error.
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
@@ -26,6 +26,7 @@ block = st.one_of(
             "dilation": st.integers(0, 2),
             "pool": st.sampled_from(["max", "avg", None, "bogus"]),
             "pool_size": st.integers(0, 3),
+            "batch_norm": st.sampled_from([True, False, "yes"]),
         },
     ),
 )
@@ -47,6 +48,8 @@ hyperparameters = st.fixed_dictionaries(
         "early_stopping": st.booleans(),
         "class_weight": st.sampled_from([None, "balanced", {0: 2.0}]),
         "shuffle": st.booleans(),
+        "batch_norm": st.booleans(),
+        "dropout": st.sampled_from([0.0, 0.3, 0.99, 1.0, -0.1]),
     },
 )
 
@@ -68,7 +71,7 @@ def inputs(draw):
     return X, y, input_shape
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(params=hyperparameters, data=inputs(), max_iter=st.integers(1, 2))
 def test_random_configurations_fit_and_predict_or_raise_a_clear_error(params, data, max_iter):
     X, y, input_shape = data
@@ -79,7 +82,9 @@ def test_random_configurations_fit_and_predict_or_raise_a_clear_error(params, da
             clf.fit(X, y)
         except (ValueError, TypeError) as exc:
             assert str(exc), "errors must say what is wrong"
+            event(f"refused: {type(exc).__name__}")
             return
+    event("fitted")
     proba = clf.predict_proba(X)
     assert proba.shape == (len(X), len(np.unique(y)))
     assert np.all(np.isfinite(proba))
