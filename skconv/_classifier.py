@@ -23,7 +23,8 @@ from sklearn.utils.validation import (
 
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._losses import log_softmax
-from ._network import Sequential, blas_single_threaded
+from ._network import Sequential
+from ._threads import blas_single_threaded
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning

@@ -1,25 +1,8 @@
 """Sequential network over flat parameter and gradient arrays."""
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from ._losses import softmax_cross_entropy
-
-_blas_controller = None
-
-
-def blas_single_threaded():
-    """Context manager: numpy's BLAS (the dense layers) runs on one thread inside it.
-
-    The conv and pool kernels already use every OpenMP thread, one sample per
-    thread. BLAS worker threads spinning next to them between batches made a
-    LeNet-5 epoch about 5x slower on 2 cores (0.8 s against 0.14 s), while the
-    dense layers' small products gain nothing from threads.
-    """
-    global _blas_controller
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController().select(user_api="blas")
-    return _blas_controller.limit(limits=1)
 
 
 class Sequential:

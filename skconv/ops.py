@@ -11,13 +11,12 @@ windows that do not fit are dropped.
 """
 
 import numbers
-from contextlib import nullcontext
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from ._kernels import _batchnorm, _conv, _im2col, _pool
 from ._kernels._openmp_helpers import effective_n_threads
+from ._threads import blas_single_threaded
 
 __all__ = [
     "conv2d",
@@ -37,25 +36,6 @@ __all__ = [
 # many chunks; chunk boundaries depend on the batch size only, so the sum is
 # the same bits for any number of threads.
 _MAX_REDUCTION_CHUNKS = 16
-
-_blas_controller = None
-
-
-def _blas_single_threaded():
-    """Context in which BLAS runs on one thread.
-
-    The kernels split the batch over their own threads, so a threaded BLAS
-    would oversubscribe the cores; and a threaded GEMM's result bits depend on
-    its thread count, which would break the kernels' promise of the same bits
-    for any number of threads.
-    """
-    global _blas_controller
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController().select(user_api="blas")
-    if all(lib.num_threads == 1 for lib in _blas_controller.lib_controllers):
-        return nullcontext()
-    return _blas_controller.limit(limits=1)
-
 
 def _n_threads(n_tasks):
     return max(1, min(effective_n_threads(), n_tasks))
@@ -196,7 +176,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     keep_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if keep_cols else (
         np.empty((n_threads, ckk, ohw), dtype=x.dtype))
-    with _blas_single_threaded():
+    with blas_single_threaded():
         _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, keep_cols, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
 
@@ -245,7 +225,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     have_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
         np.empty((n_threads, ckk, ohw), dtype=x.dtype))
-    with _blas_single_threaded():
+    with blas_single_threaded():
         _conv.conv2d_backward(
             dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
             g, n_threads,
