@@ -183,19 +183,23 @@ def main():
 
     if not args.no_worker:
         images, y = make_data(args.n_images)
-        with threadpool_limits(limits=1):
-            here = bench_skconv("lenet", images, y, 64, args.epochs)[0]
-        # one task in a pool of two: the worker gets GridSearchCV(n_jobs=2)'s thread
-        # limit without a second worker competing for the cores during the timing.
-        # The first task in a fresh worker runs cold (imports, first touch of the
-        # memory-mapped X): time the second, as a search's many fits would see it.
-        for _ in range(2):
+        here, there = [], []
+        # interleaved, so that load from elsewhere hits both alike; one task in a pool
+        # of two gets GridSearchCV(n_jobs=2)'s thread limit with no second worker
+        # competing for the cores. The first task in a fresh worker runs cold
+        # (imports, first touch of the memory-mapped X) and is left out.
+        for rep in range(4):
+            with threadpool_limits(limits=1):
+                here.append(bench_skconv("lenet", images, y, 64, args.epochs)[0])
             ((worker, worker_threads),) = joblib.Parallel(n_jobs=2, backend="loky")(
                 joblib.delayed(_epoch_in_worker)(images, y, 64, args.epochs) for _ in range(1)
             )
-        print(f"\nLeNet-5 batch 64 training, img/s: this process under threadpool_limits(1) "
-              f"{here:.0f}; in a loky worker of n_jobs=2 ({worker_threads} kernel thread) "
-              f"{worker:.0f}; ratio {worker / here:.2f}")
+            if rep:
+                there.append(worker)
+        here, there = statistics.median(here), statistics.median(there)
+        print(f"\nLeNet-5 batch 64 training, img/s (medians): this process under "
+              f"threadpool_limits(1) {here:.0f}; in a warm loky worker of n_jobs=2 "
+              f"({worker_threads} kernel thread) {there:.0f}; ratio {there / here:.2f}")
 
 
 if __name__ == "__main__":
