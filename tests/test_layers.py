@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose
 
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
@@ -18,21 +19,6 @@ def _bound(layer, input_shape, seed=0):
     return layer, params, grads
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    """Central differences of scalar ``f()`` w.r.t. every entry of ``a`` (changed in place)."""
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + eps
-        up = f()
-        flat[k] = old - eps
-        down = f()
-        flat[k] = old
-        gflat[k] = (up - down) / (2 * eps)
-    return g
-
-
 def _check_layer_gradients(layer, input_shape, seed=0):
     """Backprop of ``sum(r * layer(x))`` against finite differences, for x and every parameter."""
     layer, params, grads = _bound(layer, input_shape, seed)
@@ -46,9 +32,9 @@ def _check_layer_gradients(layer, input_shape, seed=0):
 
     layer.forward(x.copy(), training=True)
     dx = layer.backward(r.copy(), need_dx=True)
-    assert_allclose(dx, _numeric_grad(f, x), rtol=1e-6, atol=1e-8)
+    assert_allclose(dx, numerical_gradient(f, x), rtol=1e-6, atol=1e-8)
     for name in params:
-        assert_allclose(grads[name], _numeric_grad(f, params[name]), rtol=1e-6, atol=1e-8)
+        assert_allclose(grads[name], numerical_gradient(f, params[name]), rtol=1e-6, atol=1e-8)
 
 
 def _conv_reference(x, w, b, stride, pads, dilation):
@@ -194,7 +180,7 @@ def test_softmax_cross_entropy_matches_reference_and_finite_differences():
     ref_loss, ref_dz = _ce_reference(z, y, sw)
     assert_allclose(loss, ref_loss, rtol=1e-12)
     assert_allclose(dz, ref_dz, rtol=1e-12, atol=1e-15)
-    numeric = _numeric_grad(lambda: softmax_cross_entropy(z.copy(), y, sw, sw.sum())[0], z)
+    numeric = numerical_gradient(lambda: softmax_cross_entropy(z.copy(), y, sw, sw.sum())[0], z)
     assert_allclose(dz, numeric, rtol=1e-6, atol=1e-9)
 
 

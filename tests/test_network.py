@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer as SkAdam
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer as SkSGD
@@ -49,16 +50,7 @@ def test_whole_network_gradient_matches_finite_differences_for_every_parameter()
 
     net.loss_and_grad(x.copy(), y, sw, alpha)
     analytic = net.grads.copy()
-    numeric = np.zeros(net.n_params)
-    eps = 1e-6
-    for k in range(net.n_params):
-        old = net.params[k]
-        net.params[k] = old + eps
-        up = loss()
-        net.params[k] = old - eps
-        down = loss()
-        net.params[k] = old
-        numeric[k] = (up - down) / (2 * eps)
+    numeric = numerical_gradient(loss, net.params)
     assert net.n_params > 150
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
     # and the loss itself is what loss_and_grad reports

@@ -21,7 +21,7 @@ from skconv._normalization import (
     BatchNorm2d,
     Dropout,
 )
-from test_layers import _numeric_grad
+from gradcheck import numerical_gradient
 
 
 @pytest.mark.parametrize("layer, x_shape", [(BatchNorm2d(), (4, 3, 3, 2)),
@@ -44,9 +44,9 @@ def test_batch_norm_backward_matches_finite_differences_for_input_scale_and_shif
 
     loss()
     dx = layer.backward(g.copy())
-    assert_allclose(dx, _numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
-    assert_allclose(dscale, _numeric_grad(loss, scale), rtol=1e-6, atol=1e-8)
-    assert_allclose(dshift, _numeric_grad(loss, shift), rtol=1e-6, atol=1e-8)
+    assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
+    assert_allclose(dscale, numerical_gradient(loss, scale), rtol=1e-6, atol=1e-8)
+    assert_allclose(dshift, numerical_gradient(loss, shift), rtol=1e-6, atol=1e-8)
 
 
 def test_batch_norm_normalises_in_training_and_uses_running_statistics_in_eval():
@@ -117,7 +117,7 @@ def test_whole_network_with_batch_norm_and_dropout_matches_finite_differences():
     net.set_rng(np.random.default_rng(7))
     net.loss_and_grad(x.copy(), y, sw, alpha)
     analytic = net.grads.copy()
-    numeric = _numeric_grad(loss, net.params)
+    numeric = numerical_gradient(loss, net.params)
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
 
 

@@ -14,6 +14,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
+from gradcheck import numerical_gradient
 from skconv import ops
 from skconv._kernels._openmp_helpers import effective_n_threads, openmp_enabled
 
@@ -326,25 +327,6 @@ def test_avgpool_counts_padding_in_the_divisor():
 # --------------------------------------------------------------------------
 # Finite-difference gradients (float64)
 # --------------------------------------------------------------------------
-
-
-def numerical_gradient(loss, a, eps=1e-6):
-    """Central differences of ``loss()`` with respect to every entry of ``a`` (perturbed in place).
-
-    One thread: hundreds of tiny calls, where waking a thread team costs more
-    than the work (the thread count does not change results; a test says so).
-    """
-    grad = np.empty_like(a)
-    with threadpool_limits(1):
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + eps
-            up = loss()
-            a[idx] = old - eps
-            down = loss()
-            a[idx] = old
-            grad[idx] = (up - down) / (2 * eps)
-    return grad
 
 
 FD_CONV = ["stride 2 padding 1", "non-square, stride not dividing", "dilation"]
