@@ -19,7 +19,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_openmp_helpers", "_im2col", "_conv", "_pool", "_batchnorm"]
+KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm"]
 
 DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
 NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
@@ -62,14 +62,18 @@ def _openmp_flags():
 
 
 compile_flags, link_flags = _openmp_flags()
-if not DEBUG and sys.platform != "win32":
-    compile_flags = compile_flags + ["-O3"]
+if sys.platform != "win32":
+    # every fused multiply-add in the GEMM is explicit (see gemm.h): the
+    # compiler must not fuse others, or bits would depend on the build
+    compile_flags = compile_flags + ["-ffp-contract=off"]
+    if not DEBUG:
+        compile_flags = compile_flags + ["-O3"]
 
 extensions = [
     Extension(
         f"skconv._kernels.{name}",
         [f"skconv/_kernels/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "skconv/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_flags,
         extra_link_args=link_flags,

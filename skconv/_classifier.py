@@ -24,7 +24,6 @@ from sklearn.utils.validation import (
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._losses import log_softmax
 from ._network import Sequential
-from ._threads import blas_single_threaded
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
@@ -548,8 +547,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
             sample_weight = sample_weight * cw[y_idx]
-        with blas_single_threaded():
-            self._fit_epochs(X, y_idx, sample_weight, rng, incremental)
+        self._fit_epochs(X, y_idx, sample_weight, rng, incremental)
         if not np.isfinite(self._network.params).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -682,9 +680,8 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         each row's logits depend on that row only (no batch effects).
         """
         out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
-        with blas_single_threaded():
-            for batch in gen_batches(X.shape[0], _PREDICT_CHUNK):
-                out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
+        for batch in gen_batches(X.shape[0], _PREDICT_CHUNK):
+            out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
         return out
 
     def _checked_logits(self, X):

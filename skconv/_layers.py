@@ -289,26 +289,20 @@ class Dense(Layer):
             self._b[...] = 0
 
     def forward(self, x, training=True):
-        if training:
-            self._x = x
-            # the training batch size is fixed, so this buffer lives across batches
-            y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
-            np.matmul(x, self._w, out=y)
-        else:
-            y = x @ self._w
-        if self.bias:
-            y += self._b
-        return y
+        b = self._b if self.bias else None
+        if not training:
+            return ops.linear(x, self._w, b)
+        self._x = x
+        # the training batch size is fixed, so this buffer lives across batches
+        y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
+        return ops.linear(x, self._w, b, out=y)
 
     def backward(self, dy, need_dx=True):
-        np.matmul(self._x.T, dy, out=self._dw)
+        dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)
         if self.bias:
-            np.sum(dy, axis=0, out=self._db)
+            self._db[...] = db
         self._x = None
-        if not need_dx:
-            return None
-        dx = _buffer(self, "_dx", (dy.shape[0], self.input_shape[0]), dy.dtype)
-        return np.matmul(dy, self._w.T, out=dx)
+        return dx
 
 
 class Activation(Layer):

@@ -46,7 +46,7 @@ def softmax_cross_entropy(z, y, sample_weight, sw_sum):
     z -= z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(z).sum(axis=1))
     # -log softmax(z)[y] = logsumexp(shifted z) - shifted z[y]: exact for any logits
-    loss = np.dot(sample_weight, (lse - z[rows, y]).astype(np.float64, copy=False))
+    loss = np.sum(sample_weight * (lse - z[rows, y]).astype(np.float64, copy=False))
     z -= lse[:, None]
     np.exp(z, out=z)
     z[rows, y] -= 1

@@ -159,7 +159,9 @@ class Sequential:
         self.backward(dz)
         w = self.params[:self.n_weights]
         if alpha:
-            loss += 0.5 * alpha * float(np.dot(w, w)) / sw_sum
+            # a pairwise sum, not BLAS's dot: the loss steers early stopping, so its
+            # bits must not depend on the CPU
+            loss += 0.5 * alpha * float(np.sum(w * w)) / sw_sum
             self.grads[:self.n_weights] += (alpha / sw_sum) * w
         return loss
 

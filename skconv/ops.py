@@ -11,16 +11,18 @@ windows that do not fit are dropped.
 """
 
 import numbers
+import os
 
 import numpy as np
 
-from ._kernels import _batchnorm, _conv, _im2col, _pool
+from ._kernels import _batchnorm, _conv, _gemm, _im2col, _pool
 from ._kernels._openmp_helpers import effective_n_threads
-from ._threads import blas_single_threaded
 
 __all__ = [
     "conv2d",
     "conv2d_backward",
+    "linear",
+    "linear_backward",
     "im2col",
     "col2im",
     "max_pool2d",
@@ -37,8 +39,48 @@ __all__ = [
 # the same bits for any number of threads.
 _MAX_REDUCTION_CHUNKS = 16
 
+# Rows of a product below which splitting it over threads costs more than it saves.
+_MIN_ROWS_PER_THREAD = 16
+
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def _select_simd_path():
+    """Pick the GEMM's SIMD path once, at import: the widest this CPU runs.
+
+    ``SKCONV_SIMD=portable|avx2|avx512`` forces one. Every path gives the same
+    bits (each output is one fused multiply-add chain in a fixed order), so the
+    choice changes speed only.
+    """
+    forced = os.environ.get("SKCONV_SIMD", "").strip().lower()
+    if forced:
+        if forced not in SIMD_PATHS:
+            raise ImportError(f"SKCONV_SIMD={forced!r} is not one of {', '.join(SIMD_PATHS)}")
+        if not _gemm.cpu_supports(forced):
+            raise ImportError(
+                f"SKCONV_SIMD={forced!r} but this CPU cannot run the {forced} path; "
+                f"it runs: {', '.join(p for p in SIMD_PATHS if _gemm.cpu_supports(p))}"
+            )
+        _gemm.set_path(forced)
+    else:
+        _gemm.set_path(next(p for p in reversed(SIMD_PATHS) if _gemm.cpu_supports(p)))
+
+
+_select_simd_path()
+
+
+def simd_path():
+    """Name of the SIMD path the products use: ``'portable'``, ``'avx2'`` or ``'avx512'``."""
+    return _gemm.get_path()
+
+
 def _n_threads(n_tasks):
     return max(1, min(effective_n_threads(), n_tasks))
+
+
+def _gemm_work(n_slots, m, n, k, dtype):
+    """Scratch for ``n_slots`` concurrent products of a[m, k] @ b[k, n]."""
+    return np.empty((n_slots, _gemm.work_size(m, n, k)), dtype=dtype)
 
 
 def _pair(value, name, minimum):
@@ -176,8 +218,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     keep_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if keep_cols else (
         np.empty((n_threads, ckk, ohw), dtype=x.dtype))
-    with blas_single_threaded():
-        _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, keep_cols, g, n_threads)
+    work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)
+    _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, keep_cols, work, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
 
 
@@ -225,14 +267,93 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     have_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
         np.empty((n_threads, ckk, ohw), dtype=x.dtype))
-    with blas_single_threaded():
-        _conv.conv2d_backward(
-            dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
-            g, n_threads,
-        )
+    work = np.empty((n_threads, max(_gemm.work_size(ckk, f, ohw), _gemm.work_size(ckk, ohw, f))),
+                    dtype=x.dtype)
+    _conv.conv2d_backward(
+        dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
+        work, g, n_threads,
+    )
     dw = np.ascontiguousarray(dw_part.sum(axis=0).T).reshape(w.shape)
     db = db_part.sum(axis=0)
     return (dx if need_dx else None), dw, db
+
+
+def _matmul(a, b, bias=None, out=None):
+    """``a @ b (+ bias)`` by skconv's GEMM, over row blocks on the OpenMP threads.
+
+    Each output element is one chain of fused multiply-adds over the inner
+    axis in order, so its bits do not depend on the other rows, the number of
+    rows, the threads or the SIMD path (unlike BLAS, whose kernels change with
+    the CPU and the matrix shape).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    bias = np.empty(0, dtype=a.dtype) if bias is None else bias
+    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD))
+    work = _gemm_work(n_blocks, -(-m // n_blocks), n, k, a.dtype)
+    _gemm.matmul(a, b, bias, out, False, work, n_blocks)
+    return out
+
+
+def linear(x, w, b=None, *, out=None):
+    """Fully connected layer: ``x @ w + b``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, n_in)
+    w : ndarray of shape (n_in, units), same dtype as x
+        The layout of ``MLPClassifier.coefs_``.
+    b : ndarray of shape (units,) or None
+    out : ndarray of shape (n, units), optional
+        Written in place when given (x's dtype, C-contiguous).
+
+    Returns
+    -------
+    y : ndarray of shape (n, units)
+        Row ``i`` has the same bits whatever the other rows are.
+    """
+    x = _float_array(x, "x", 2)
+    w = _float_array(w, "w", 2, x.dtype)
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"w has {w.shape[0]} inputs (w.shape[0]) but x has {x.shape[1]} (x.shape[1])")
+    if b is not None:
+        b = _float_array(b, "b", 1, x.dtype)
+        _check_shape(b, (w.shape[1],), "b")
+    if out is not None:
+        _workspace(out, (x.shape[0], w.shape[1]), x.dtype)
+    return _matmul(x, w, b, out)
+
+
+def linear_backward(dy, x, w, need_dx=True):
+    """Gradients of :func:`linear` with respect to its input, weights and bias.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, units)
+    x : ndarray of shape (n, n_in)
+    w : ndarray of shape (n_in, units)
+    need_dx : bool, default=True
+        When False, ``dx`` is None.
+
+    Returns
+    -------
+    dx : ndarray of shape (n, n_in), or None
+    dw : ndarray of shape (n_in, units)
+        Each element one chain over the batch in sample order: the same bits
+        for any number of threads.
+    db : ndarray of shape (units,)
+    """
+    x = _float_array(x, "x", 2)
+    w = _float_array(w, "w", 2, x.dtype)
+    dy = _float_array(dy, "dy", 2, x.dtype)
+    _check_shape(w, (x.shape[1], dy.shape[1]), "w")
+    _check_shape(dy, (x.shape[0], w.shape[1]), "dy")
+    dw = _matmul(x.T, dy)
+    db = dy.sum(axis=0)
+    dx = _matmul(dy, w.T) if need_dx else None
+    return dx, dw, db
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):

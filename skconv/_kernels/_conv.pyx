@@ -1,7 +1,7 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from ._blas cimport gemm
+from ._gemm cimport gemm, BIAS_PER_ROW, NO_BIAS
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
@@ -12,6 +12,7 @@ def conv2d_forward(
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
     floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) if keep_cols, else scratch (n_threads, ...)
     bint keep_cols,
+    floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,
     int n_threads,
 ):
@@ -20,20 +21,18 @@ def conv2d_forward(
     With ``keep_cols`` every sample's im2col stays in ``cols[n]`` for the
     backward pass; otherwise each thread reuses its own ``cols[thread]``.
     """
-    cdef Py_ssize_t n, f, p, slot
+    cdef Py_ssize_t n, slot, tid
     cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
-    cdef floating one = 1, zero = 0
     cdef bint has_bias = b.shape[0] > 0
+    cdef const floating *bias = &b[0] if has_bias else NULL
     with nogil:
-        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
-            slot = n if keep_cols else threadid()
+        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            slot = n if keep_cols else tid
             im2col_sample(x[n], cols[slot], &g)
-            gemm(False, False, nf, ohw, ckk, one, &w[0, 0], ckk,
-                 &cols[slot, 0, 0], ohw, zero, &y[n, 0, 0], ohw)
-            if has_bias:
-                for f in range(nf):
-                    for p in range(ohw):
-                        y[n, f, p] += b[f]
+            gemm(nf, ohw, ckk, &w[0, 0], ckk, 1, &cols[slot, 0, 0], ohw, 1,
+                 &y[n, 0, 0], ohw, False, bias, BIAS_PER_ROW if has_bias else NO_BIAS,
+                 &work[tid, 0])
 
 
 def conv2d_backward(
@@ -45,6 +44,7 @@ def conv2d_backward(
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, :, ::1] cols,           # IN/OUT (n, ckk, ohw) if have_cols, else scratch (n_threads, ...)
     bint have_cols,
+    floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,
     int n_threads,
 ):
@@ -60,13 +60,14 @@ def conv2d_backward(
     whatever the number of threads.
     """
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
-    cdef Py_ssize_t ci, n, start, stop, f, p, slot
+    cdef Py_ssize_t ci, n, start, stop, f, p, slot, tid
     cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
-    cdef floating one = 1, zero = 0, beta, s
+    cdef floating s
     cdef bint need_dx = dx.shape[0] > 0
     with nogil:
-        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            slot = threadid()
+        for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            slot = tid
             start = ci * n_samples // n_chunks
             stop = (ci + 1) * n_samples // n_chunks
             for n in range(start, stop):
@@ -74,10 +75,10 @@ def conv2d_backward(
                     slot = n
                 else:
                     im2col_sample(x[n], cols[slot], &g)
-                beta = zero if n == start else one
-                # dw^T += cols (ckk, ohw) @ dy[n]^T (ohw, f)
-                gemm(False, True, ckk, nf, ohw, one, &cols[slot, 0, 0], ohw,
-                     &dy[n, 0, 0], ohw, beta, &dw_part[ci, 0, 0], nf)
+                # dw^T (ckk, f) += cols (ckk, ohw) @ dy[n]^T (ohw, f): one chain
+                # over the chunk's samples and positions, in order
+                gemm(ckk, nf, ohw, &cols[slot, 0, 0], ohw, 1, &dy[n, 0, 0], 1, ohw,
+                     &dw_part[ci, 0, 0], nf, n != start, NULL, NO_BIAS, &work[tid, 0])
                 for f in range(nf):
                     s = 0
                     for p in range(ohw):
@@ -85,6 +86,6 @@ def conv2d_backward(
                     db_part[ci, f] = s if n == start else db_part[ci, f] + s
                 if need_dx:
                     # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold
-                    gemm(True, False, ckk, ohw, nf, one, &w[0, 0], ckk,
-                         &dy[n, 0, 0], ohw, zero, &cols[slot, 0, 0], ohw)
+                    gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1,
+                         &cols[slot, 0, 0], ohw, False, NULL, NO_BIAS, &work[tid, 0])
                     col2im_sample(cols[slot], dx[n], &g)

@@ -1,0 +1,30 @@
+# skconv's own GEMM (gemm.h), shared by every kernel module through this
+# module's C-API, so that one SIMD path is chosen once for all of them.
+from cython cimport floating
+
+cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
+                bint accumulate, const float *bias, int bias_mode, float *work) noexcept nogil
+cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
+                bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil
+cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
+
+# bias_mode of gemm
+cdef enum:
+    NO_BIAS = 0
+    BIAS_PER_ROW = 1
+    BIAS_PER_COLUMN = 2
+
+
+cdef inline void gemm(int m, int n, int k,
+                      const floating *a, Py_ssize_t rsa, Py_ssize_t csa,   # IN  a[m, k]
+                      const floating *b, Py_ssize_t rsb, Py_ssize_t csb,   # IN  b[k, n]
+                      floating *c, Py_ssize_t ldc,                          # OUT c[m, n], unit column stride
+                      bint accumulate, const floating *bias, int bias_mode,
+                      floating *work) noexcept nogil:                       # scratch, gemm_work_size(m, n, k)
+    """c = (c if accumulate else 0) + a @ b (+ bias): each c[i, j] one FMA chain over k in order."""
+    if floating is float:
+        sgemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+    else:
+        dgemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)

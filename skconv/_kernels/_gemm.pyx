@@ -1,0 +1,86 @@
+cdef extern from "gemm.h":
+    int SKC_PORTABLE, SKC_AVX2, SKC_AVX512
+    int skc_cpu_supports(int path) nogil
+    int skc_set_path(int path) nogil
+    int skc_get_path() nogil
+    Py_ssize_t skc_gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) nogil
+    void skc_gemm_s(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                    const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
+                    int accumulate, const float *bias, int bias_mode, float *work) nogil
+    void skc_gemm_d(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                    const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
+                    int accumulate, const double *bias, int bias_mode, double *work) nogil
+
+from cython.parallel cimport prange
+
+# Path names, in the order of the C enum.
+PATHS = ("portable", "avx2", "avx512")
+
+
+cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
+                bint accumulate, const float *bias, int bias_mode, float *work) noexcept nogil:
+    skc_gemm_s(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+
+
+cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
+                bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil:
+    skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+
+
+cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    return skc_gemm_work_size(m, n, k)
+
+
+def work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """Elements of scratch one gemm of c[m, n] = a[m, k] @ b[k, n] needs."""
+    return skc_gemm_work_size(m, n, k)
+
+
+def cpu_supports(str path):
+    """Whether this CPU can run the SIMD path named ``path``."""
+    return bool(skc_cpu_supports(PATHS.index(path)))
+
+
+def set_path(str path):
+    """Make every later product use ``path``; the caller has checked cpu_supports."""
+    if skc_set_path(PATHS.index(path)) != 0:
+        raise RuntimeError(f"this CPU cannot run the {path} path")
+
+
+def get_path():
+    return PATHS[skc_get_path()]
+
+
+def matmul(
+    const floating[:, :] a,             # IN  (m, k), any strides
+    const floating[:, :] b,             # IN  (k, n), any strides
+    const floating[::1] bias,           # IN  (n,) added per column, or empty
+    floating[:, ::1] c,                 # OUT (m, n)
+    bint accumulate,
+    floating[:, ::1] work,              # scratch (n_blocks, work_size(block rows, n, k))
+    int n_threads,
+):
+    """c = (c if accumulate else 0) + a @ b + bias, in row blocks of fixed size.
+
+    Blocks split the rows only, so every element is still one chain over k
+    and the bits do not depend on the number of blocks or threads.
+    """
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    cdef Py_ssize_t n_blocks = work.shape[0], blk, i0, i1
+    cdef int bias_mode = BIAS_PER_COLUMN if bias.shape[0] > 0 else NO_BIAS
+    cdef const floating *bias_ptr = &bias[0] if bias.shape[0] > 0 else NULL
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
+            i0 = blk * m // n_blocks
+            i1 = (blk + 1) * m // n_blocks
+            if i1 > i0:
+                gemm(<int> (i1 - i0), <int> n, <int> k,
+                     &a[i0, 0] if k > 0 else NULL, a.strides[0] // sizeof(floating),
+                     a.strides[1] // sizeof(floating),
+                     &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
+                     b.strides[1] // sizeof(floating),
+                     &c[i0, 0], c.shape[1], accumulate, bias_ptr, bias_mode, &work[blk, 0])

@@ -1,0 +1,286 @@
+/* skconv's GEMM: C[m, n] (+)= A[m, k] @ B[k, n], float32 and float64.
+ *
+ * BLIS's layering (Van Zee & van de Geijn): only the micro-kernel, an MR x NR
+ * register-blocked update C_tile += A_panel[MR, kc] @ B_panel[kc, NR], depends
+ * on the instruction set; packing, the loops over blocks and the edges are
+ * portable and written once.
+ *
+ * Determinism is a property of the design: every element of C is one chain of
+ * fused multiply-adds over k = 0, 1, ..., k-1, starting from 0 (or from C's
+ * old value when accumulating), whatever tile, path or thread computes it. A
+ * vector lane holds one output column and never mixes with another lane (no
+ * horizontal reduction), a k-block boundary stores and reloads the running
+ * sum in its own precision (exact), and the portable path calls fma()/fmaf().
+ * So the bits of an output do not depend on the other rows, the batch size,
+ * the thread count or the SIMD width.
+ *
+ * Compile with -ffp-contract=off: every fused multiply-add here is explicit.
+ */
+#ifndef SKCONV_GEMM_H
+#define SKCONV_GEMM_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SKC_HAVE_X86_PATHS 1
+#include <immintrin.h>
+#else
+#define SKC_HAVE_X86_PATHS 0
+#endif
+
+enum { SKC_PORTABLE = 0, SKC_AVX2 = 1, SKC_AVX512 = 2, SKC_N_PATHS = 3 };
+
+/* Blocking: a kc x NR panel of B stays in L1, an MC x kc block of A in L2, a
+ * kc x NC block of B in L3. MC is a multiple of every MR, NC of every NR. */
+#define SKC_KC 256
+#define SKC_MC 120
+#define SKC_NC 1536
+#define SKC_MR_MAX 8
+#define SKC_NR_MAX 32
+#define SKC_ALIGN 64
+
+typedef void (*skc_ukr_s)(int, const float *, const float *, float *, ptrdiff_t, int);
+typedef void (*skc_ukr_d)(int, const double *, const double *, double *, ptrdiff_t, int);
+
+/* ---- micro-kernels ------------------------------------------------------
+ * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
+ *     + sum over p of a[p, 0:MR]^T b[p, 0:NR], one FMA per (p, row, column). */
+
+#define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR)                                   \
+    static void NAME(int k, const T *restrict a, const T *restrict b,           \
+                     T *restrict c, ptrdiff_t ldc, int load_c)                  \
+    {                                                                           \
+        T acc[MR][NR];                                                          \
+        for (int r = 0; r < MR; r++)                                            \
+            for (int j = 0; j < NR; j++)                                        \
+                acc[r][j] = load_c ? c[r * ldc + j] : (T)0;                     \
+        for (int p = 0; p < k; p++)                                             \
+            for (int r = 0; r < MR; r++)                                        \
+                for (int j = 0; j < NR; j++)                                    \
+                    acc[r][j] = FMA(a[p * MR + r], b[p * NR + j], acc[r][j]);   \
+        for (int r = 0; r < MR; r++)                                            \
+            for (int j = 0; j < NR; j++)                                        \
+                c[r * ldc + j] = acc[r][j];                                     \
+    }
+
+SKC_PORTABLE_UKR(skc_ukr_portable_s, float, fmaf, 4, 8)
+SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
+
+#if SKC_HAVE_X86_PATHS
+/* One template for every vector width: NV vectors of VL lanes make NR. */
+#define SKC_VECTOR_UKR(NAME, TARGET, T, VEC, VL, NV, MR, LOADU, STOREU, SET1, ZERO, FMA) \
+    __attribute__((target(TARGET)))                                             \
+    static void NAME(int k, const T *restrict a, const T *restrict b,           \
+                     T *restrict c, ptrdiff_t ldc, int load_c)                  \
+    {                                                                           \
+        VEC acc[MR][NV];                                                        \
+        _Pragma("GCC unroll 8")                                                 \
+        for (int r = 0; r < MR; r++)                                            \
+            _Pragma("GCC unroll 4")                                             \
+            for (int v = 0; v < NV; v++)                                        \
+                acc[r][v] = load_c ? LOADU(c + r * ldc + v * VL) : ZERO();      \
+        for (int p = 0; p < k; p++) {                                           \
+            VEC bv[NV];                                                         \
+            _Pragma("GCC unroll 4")                                             \
+            for (int v = 0; v < NV; v++)                                        \
+                bv[v] = LOADU(b + (ptrdiff_t)p * NV * VL + v * VL);             \
+            _Pragma("GCC unroll 8")                                             \
+            for (int r = 0; r < MR; r++) {                                      \
+                VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
+                _Pragma("GCC unroll 4")                                         \
+                for (int v = 0; v < NV; v++)                                    \
+                    acc[r][v] = FMA(av, bv[v], acc[r][v]);                      \
+            }                                                                   \
+        }                                                                       \
+        _Pragma("GCC unroll 8")                                                 \
+        for (int r = 0; r < MR; r++)                                            \
+            _Pragma("GCC unroll 4")                                             \
+            for (int v = 0; v < NV; v++)                                        \
+                STOREU(c + r * ldc + v * VL, acc[r][v]);                        \
+    }
+
+SKC_VECTOR_UKR(skc_ukr_avx2_s, "avx2,fma", float, __m256, 8, 2, 6,
+               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+               _mm256_fmadd_ps)
+SKC_VECTOR_UKR(skc_ukr_avx2_d, "avx2,fma", double, __m256d, 4, 2, 6,
+               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,
+               _mm256_fmadd_pd)
+SKC_VECTOR_UKR(skc_ukr_avx512_s, "avx512f", float, __m512, 16, 2, 8,
+               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+               _mm512_fmadd_ps)
+SKC_VECTOR_UKR(skc_ukr_avx512_d, "avx512f", double, __m512d, 8, 2, 8,
+               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
+               _mm512_fmadd_pd)
+#endif
+
+/* ---- dispatch: chosen once (at import, by skconv), read by every call ---- */
+
+typedef struct { int mr, nr; skc_ukr_s ukr; } skc_kernel_s;
+typedef struct { int mr, nr; skc_ukr_d ukr; } skc_kernel_d;
+
+static const skc_kernel_s skc_kernels_s[SKC_N_PATHS] = {
+    {4, 8, skc_ukr_portable_s},
+#if SKC_HAVE_X86_PATHS
+    {6, 16, skc_ukr_avx2_s},
+    {8, 32, skc_ukr_avx512_s},
+#endif
+};
+static const skc_kernel_d skc_kernels_d[SKC_N_PATHS] = {
+    {4, 4, skc_ukr_portable_d},
+#if SKC_HAVE_X86_PATHS
+    {6, 8, skc_ukr_avx2_d},
+    {8, 16, skc_ukr_avx512_d},
+#endif
+};
+
+static int skc_path = SKC_PORTABLE;
+
+/* Whether this CPU (and OS) can run a path; the portable path runs anywhere. */
+static int skc_cpu_supports(int path)
+{
+    if (path == SKC_PORTABLE)
+        return 1;
+#if SKC_HAVE_X86_PATHS
+    __builtin_cpu_init();
+    if (path == SKC_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (path == SKC_AVX512)
+        return __builtin_cpu_supports("avx512f") != 0;
+#endif
+    return 0;
+}
+
+static int skc_set_path(int path)
+{
+    if (path < 0 || path >= SKC_N_PATHS || !skc_cpu_supports(path))
+        return -1;
+    skc_path = path;
+    return 0;
+}
+
+static int skc_get_path(void) { return skc_path; }
+
+/* Elements of workspace one gemm call of this size needs (any path). */
+static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    ptrdiff_t kc = k < SKC_KC ? k : SKC_KC;
+    ptrdiff_t mc = m < SKC_MC ? m : SKC_MC;
+    ptrdiff_t nc = n < SKC_NC ? n : SKC_NC;
+    if (kc < 1)
+        kc = 1;
+    /* rows (columns) rounded up to any path's MR (NR), and room to align both
+     * packed blocks to a cache line */
+    return (mc + SKC_MR_MAX + nc + SKC_NR_MAX) * kc + 2 * SKC_ALIGN;
+}
+
+/* ---- packing and the loops around the micro-kernel: one template, two types */
+
+#define SKC_GEMM_DRIVER(S, T, KERNELS)                                                    \
+    /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded */ \
+    static void skc_pack_a_##S(int mc, int kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa,  \
+                               int mr, T *restrict out)                                    \
+    {                                                                                      \
+        for (int i0 = 0; i0 < mc; i0 += mr) {                                              \
+            int rows = mc - i0 < mr ? mc - i0 : mr;                                        \
+            for (int p = 0; p < kc; p++) {                                                 \
+                const T *src = a + i0 * rsa + p * csa;                                     \
+                int r = 0;                                                                 \
+                for (; r < rows; r++)                                                      \
+                    out[r] = src[r * rsa];                                                 \
+                for (; r < mr; r++)                                                        \
+                    out[r] = 0;                                                            \
+                out += mr;                                                                 \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+    /* b[kc, nc] (strides rsb, csb) -> panels of NR columns: out[panel][p][j] */           \
+    static void skc_pack_b_##S(int kc, int nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
+                               int nr, T *restrict out)                                    \
+    {                                                                                      \
+        for (int j0 = 0; j0 < nc; j0 += nr) {                                              \
+            int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
+            for (int p = 0; p < kc; p++) {                                                 \
+                const T *src = b + p * rsb + j0 * csb;                                     \
+                int j = 0;                                                                 \
+                if (csb == 1)                                                              \
+                    for (; j < cols; j++)                                                  \
+                        out[j] = src[j];                                                   \
+                else                                                                       \
+                    for (; j < cols; j++)                                                  \
+                        out[j] = src[j * csb];                                             \
+                for (; j < nr; j++)                                                        \
+                    out[j] = 0;                                                            \
+                out += nr;                                                                 \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+                                                                                           \
+    /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + a @ b, then + bias: bias[i]      \
+     * per row (bias_mode 1) or bias[j] per column (2). Serial: callers thread over       \
+     * independent blocks. work holds skc_gemm_work_size(m, n, k) elements. */            \
+    static void skc_gemm_##S(int m, int n, int k,                                          \
+                             const T *a, ptrdiff_t rsa, ptrdiff_t csa,                     \
+                             const T *b, ptrdiff_t rsb, ptrdiff_t csb,                     \
+                             T *c, ptrdiff_t ldc, int accumulate,                          \
+                             const T *bias, int bias_mode, T *work)                        \
+    {                                                                                      \
+        const int mr = KERNELS[skc_path].mr, nr = KERNELS[skc_path].nr;                    \
+        const int kc_max = k < SKC_KC ? (k < 1 ? 1 : k) : SKC_KC;                          \
+        const int mc_max = (m < SKC_MC ? m : SKC_MC) + SKC_MR_MAX;                         \
+        T *apack = (T *)(((uintptr_t)work + SKC_ALIGN - 1) & ~(uintptr_t)(SKC_ALIGN - 1)); \
+        T *bpack = (T *)(((uintptr_t)(apack + (ptrdiff_t)mc_max * kc_max) + SKC_ALIGN - 1) \
+                         & ~(uintptr_t)(SKC_ALIGN - 1));                                   \
+        T tile[SKC_MR_MAX * SKC_NR_MAX];                                                   \
+        if (k == 0 && !accumulate)                                                         \
+            for (int i = 0; i < m; i++)                                                    \
+                memset(c + i * ldc, 0, n * sizeof(T));                                     \
+        for (int jc = 0; jc < n; jc += SKC_NC) {                                           \
+            int nc = n - jc < SKC_NC ? n - jc : SKC_NC;                                    \
+            for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
+                int kc = k - pc < SKC_KC ? k - pc : SKC_KC;                                \
+                int load_c = pc > 0 || accumulate;                                         \
+                skc_pack_b_##S(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bpack);      \
+                for (int ic = 0; ic < m; ic += SKC_MC) {                                   \
+                    int mc = m - ic < SKC_MC ? m - ic : SKC_MC;                            \
+                    skc_pack_a_##S(mc, kc, a + ic * rsa + pc * csa, rsa, csa, mr, apack);  \
+                    for (int jr = 0; jr < nc; jr += nr) {                                  \
+                        int cols = nc - jr < nr ? nc - jr : nr;                            \
+                        const T *bp = bpack + (ptrdiff_t)jr * kc;                          \
+                        for (int ir = 0; ir < mc; ir += mr) {                              \
+                            int rows = mc - ir < mr ? mc - ir : mr;                        \
+                            const T *ap = apack + (ptrdiff_t)ir * kc;                      \
+                            T *ct = c + (ptrdiff_t)(ic + ir) * ldc + jc + jr;              \
+                            if (rows == mr && cols == nr) {                                \
+                                KERNELS[skc_path].ukr(kc, ap, bp, ct, ldc, load_c);        \
+                                continue;                                                  \
+                            }                                                              \
+                            /* an edge tile: through a full tile on the stack */           \
+                            memset(tile, 0, sizeof(tile));                                 \
+                            if (load_c)                                                    \
+                                for (int r = 0; r < rows; r++)                             \
+                                    memcpy(tile + r * nr, ct + r * ldc, cols * sizeof(T)); \
+                            KERNELS[skc_path].ukr(kc, ap, bp, tile, nr, load_c);           \
+                            for (int r = 0; r < rows; r++)                                 \
+                                memcpy(ct + r * ldc, tile + r * nr, cols * sizeof(T));     \
+                        }                                                                  \
+                    }                                                                      \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (bias_mode == 1)                                                                \
+            for (int i = 0; i < m; i++)                                                    \
+                for (int j = 0; j < n; j++)                                                \
+                    c[i * ldc + j] += bias[i];                                             \
+        else if (bias_mode == 2)                                                           \
+            for (int i = 0; i < m; i++)                                                    \
+                for (int j = 0; j < n; j++)                                                \
+                    c[i * ldc + j] += bias[j];                                             \
+    }
+
+SKC_GEMM_DRIVER(s, float, skc_kernels_s)
+SKC_GEMM_DRIVER(d, double, skc_kernels_d)
+
+#endif /* SKCONV_GEMM_H */
