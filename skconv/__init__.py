@@ -5,6 +5,8 @@ from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
 __version__ = "0.1.0"
 
 from ._classifier import ConvNetClassifier  # noqa: E402
+from ._kernels import _gemm  # noqa: E402
+from .ops import SIMD_PATHS, simd_path  # noqa: E402
 
 
 def show_config():
@@ -12,6 +14,8 @@ def show_config():
     print(f"skconv {__version__}")
     print(f"  OpenMP: {'enabled' if openmp_enabled() else 'disabled (kernels run serially)'}")
     print(f"  threads used by the kernels now: {effective_n_threads()}")
+    print(f"  SIMD path: {simd_path()} (of {', '.join(p for p in SIMD_PATHS if _gemm.cpu_supports(p))}"
+          " on this CPU; SKCONV_SIMD forces one)")
 
 
 __all__ = ["ConvNetClassifier", "show_config", "__version__"]

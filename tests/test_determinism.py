@@ -1,0 +1,195 @@
+"""The same bits for a row whatever batch, order, thread count or SIMD path computes it.
+
+skconv's GEMM (``skconv/_kernels/gemm.h``) makes every output element one chain of
+fused multiply-adds over the inner axis in a fixed order. These tests check the
+property, not an accident of this machine's CPU: CI runs them again under
+``OPENBLAS_CORETYPE=Haswell`` and ``SkylakeX`` so that a BLAS call creeping back
+into ``fit`` or ``predict`` shows, and under every SIMD path this CPU runs.
+"""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+import skconv
+from skconv import ConvNetClassifier, ops
+from skconv._kernels import _gemm
+
+AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
+
+
+@pytest.fixture
+def simd_path():
+    """Set the GEMM's SIMD path for one test, then put back the one chosen at import."""
+    chosen = _gemm.get_path()
+    yield _gemm.set_path
+    _gemm.set_path(chosen)
+
+
+@pytest.fixture(scope="module")
+def digits300():
+    X, y = load_digits(return_X_y=True)
+    return (X[:300] / 16.0), y[:300]
+
+
+def _fit(X, y, **params):
+    est = ConvNetClassifier(conv_layers=(4, 8), hidden_layer_sizes=(16,), max_iter=2,
+                            batch_size=64, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def _reference_product(a, b):
+    """The oracle: the same FMA chain in float64 numpy, one column at a time."""
+    return a.astype(np.float64) @ b.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------- the GEMM
+
+
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", [
+    (1, 1, 1), (5, 3, 2), (6, 16, 9), (7, 17, 3), (13, 33, 300),  # edges of every tile size
+    (121, 40, 257), (9, 1537, 5),                                   # past MC, KC and NC
+])
+def test_gemm_matches_float64_reference_on_every_edge_and_block(simd_path, path, dtype, m, n, k):
+    simd_path(path)
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    y = ops.linear(a, b, bias)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, _reference_product(a, b) + bias, rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_gemm_output_element_is_one_fma_chain_in_order(simd_path):
+    # The oracle is the chain itself, one step at a time: a float32 product is
+    # exact in float64, so float32(float64 product + acc) is a fused
+    # multiply-add (up to double rounding, which these inputs never hit). A
+    # multiply then an add, another order or a tree reduction differ in the
+    # last bits of most elements.
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 50)).astype(np.float32) * 1e3
+    b = rng.standard_normal((50, 5)).astype(np.float32)
+    expected = np.zeros((3, 5), dtype=np.float32)
+    for i in range(3):
+        for j in range(5):
+            acc = np.float32(0)
+            for p in range(50):
+                # a fused multiply-add in float32: exact product, one rounding
+                acc = np.float32(np.float64(a[i, p]) * np.float64(b[p, j]) + np.float64(acc))
+            expected[i, j] = acc
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        assert_array_equal(ops.linear(a, b), expected, err_msg=path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_bits_are_identical_on_every_simd_path_and_for_any_row_subset(simd_path, dtype):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((37, 300)).astype(dtype)
+    b = rng.standard_normal((300, 45)).astype(dtype)
+    results = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        y = ops.linear(a, b)
+        for i in (0, 5, 36):
+            assert_array_equal(ops.linear(a[i:i + 1], b)[0], y[i])
+        results.append(y)
+    for other in results[1:]:
+        assert_array_equal(results[0], other)
+
+
+def test_gemm_reads_strided_and_read_only_operands():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((40, 30))
+    b = rng.standard_normal((60, 50))
+    a.flags.writeable = False
+    dx, dw, db = ops.linear_backward(b[:, :30].copy(), b[:, 5:45], a[:, :30])
+    np.testing.assert_allclose(dw, b[:, 5:45].T @ b[:, :30], rtol=1e-12)
+    np.testing.assert_allclose(dx, b[:, :30] @ a[:, :30].T, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- the estimator
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_predict_proba_is_identical_in_one_call_row_by_row_shuffled_threaded_and_limited(
+    digits300, dtype, batch_norm
+):
+    X, y = digits300
+    model = _fit(X, y, dtype=dtype, batch_norm=batch_norm)
+    proba = model.predict_proba(X)
+    assert_array_equal(np.vstack([model.predict_proba(X[i:i + 1]) for i in range(len(X))]), proba)
+    order = np.random.default_rng(0).permutation(len(X))
+    assert_array_equal(model.predict_proba(X[order]), proba[order])
+    with threadpool_limits(1):
+        assert_array_equal(model.predict_proba(X), proba)
+    chunks = np.array_split(np.arange(len(X)), 8)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(2):
+            got = list(pool.map(lambda idx: model.predict_proba(X[idx]), chunks))
+            assert_array_equal(np.vstack(got), proba)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_fit_gives_identical_weights_with_1_and_2_threads(digits300, batch_norm):
+    X, y = digits300
+    with threadpool_limits(1):
+        one = _fit(X, y, batch_norm=batch_norm)
+    with threadpool_limits(2):
+        two = _fit(X, y, batch_norm=batch_norm)
+    assert_array_equal(one._network.params, two._network.params)
+    assert one.loss_curve_ == two.loss_curve_
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_and_predict_are_identical_on_every_simd_path(simd_path, digits300, dtype):
+    X, y = digits300
+    fits = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        model = _fit(X[:200], y[:200], dtype=dtype, batch_norm=True)
+        fits.append((path, model._network.params.copy(), model.predict_proba(X)))
+    for path, params, proba in fits[1:]:
+        assert_array_equal(params, fits[0][1], err_msg=f"{path} vs {fits[0][0]}")
+        assert_array_equal(proba, fits[0][2], err_msg=f"{path} vs {fits[0][0]}")
+
+
+# ---------------------------------------------------------------------------- the switch
+
+
+def _run(code, **env):
+    """Run ``code`` in a fresh interpreter that imports the skconv under test."""
+    here = os.path.dirname(os.path.dirname(skconv.__file__))
+    env = {**os.environ, "PYTHONPATH": here, **env}
+    return subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_skconv_simd_forces_a_path_and_show_config_reports_it():
+    out = _run("import skconv; skconv.show_config()", SKCONV_SIMD="portable")
+    assert out.returncode == 0, out.stderr
+    assert "SIMD path: portable" in out.stdout
+
+
+def test_skconv_simd_refuses_a_path_the_cpu_lacks_or_an_unknown_name():
+    out = _run("import skconv", SKCONV_SIMD="sse9")
+    assert out.returncode != 0 and "SKCONV_SIMD='sse9' is not one of" in out.stderr
+    missing = [p for p in ops.SIMD_PATHS if p not in AVAILABLE_PATHS]
+    if missing:
+        out = _run("import skconv", SKCONV_SIMD=missing[0])
+        assert out.returncode != 0 and "this CPU cannot run" in out.stderr
