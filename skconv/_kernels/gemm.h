@@ -42,16 +42,18 @@ enum { SKC_PORTABLE = 0, SKC_AVX2 = 1, SKC_AVX512 = 2, SKC_N_PATHS = 3 };
 #define SKC_NR_MAX 32
 #define SKC_ALIGN 64
 
-typedef void (*skc_ukr_s)(int, const float *, const float *, float *, ptrdiff_t, int);
-typedef void (*skc_ukr_d)(int, const double *, const double *, double *, ptrdiff_t, int);
+typedef void (*skc_ukr_s)(int, const float *, const float *, ptrdiff_t, float *, ptrdiff_t, int);
+typedef void (*skc_ukr_d)(int, const double *, const double *, ptrdiff_t, double *, ptrdiff_t, int);
 
 /* ---- micro-kernels ------------------------------------------------------
  * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
- *     + sum over p of a[p, 0:MR]^T b[p, 0:NR], one FMA per (p, row, column). */
+ *     + sum over p of a[p, 0:MR]^T b[p, 0:NR], one FMA per (p, row, column).
+ * a is a packed panel (MR values per p); b has row stride ldb: a packed panel
+ * (ldb = NR) or, when B's rows are contiguous, B itself. */
 
 #define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR)                                   \
     static void NAME(int k, const T *restrict a, const T *restrict b,           \
-                     T *restrict c, ptrdiff_t ldc, int load_c)                  \
+                     ptrdiff_t ldb, T *restrict c, ptrdiff_t ldc, int load_c)   \
     {                                                                           \
         T acc[MR][NR];                                                          \
         for (int r = 0; r < MR; r++)                                            \
@@ -60,7 +62,7 @@ typedef void (*skc_ukr_d)(int, const double *, const double *, double *, ptrdiff
         for (int p = 0; p < k; p++)                                             \
             for (int r = 0; r < MR; r++)                                        \
                 for (int j = 0; j < NR; j++)                                    \
-                    acc[r][j] = FMA(a[p * MR + r], b[p * NR + j], acc[r][j]);   \
+                    acc[r][j] = FMA(a[p * MR + r], b[p * ldb + j], acc[r][j]);  \
         for (int r = 0; r < MR; r++)                                            \
             for (int j = 0; j < NR; j++)                                        \
                 c[r * ldc + j] = acc[r][j];                                     \
@@ -74,7 +76,7 @@ SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
 #define SKC_VECTOR_UKR(NAME, TARGET, T, VEC, VL, NV, MR, LOADU, STOREU, SET1, ZERO, FMA) \
     __attribute__((target(TARGET)))                                             \
     static void NAME(int k, const T *restrict a, const T *restrict b,           \
-                     T *restrict c, ptrdiff_t ldc, int load_c)                  \
+                     ptrdiff_t ldb, T *restrict c, ptrdiff_t ldc, int load_c)   \
     {                                                                           \
         VEC acc[MR][NV];                                                        \
         _Pragma("GCC unroll 8")                                                 \
@@ -86,7 +88,7 @@ SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
             VEC bv[NV];                                                         \
             _Pragma("GCC unroll 4")                                             \
             for (int v = 0; v < NV; v++)                                        \
-                bv[v] = LOADU(b + (ptrdiff_t)p * NV * VL + v * VL);             \
+                bv[v] = LOADU(b + (ptrdiff_t)p * ldb + v * VL);                \
             _Pragma("GCC unroll 8")                                             \
             for (int r = 0; r < MR; r++) {                                      \
                 VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
@@ -242,19 +244,32 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
                 int kc = k - pc < SKC_KC ? k - pc : SKC_KC;                                \
                 int load_c = pc > 0 || accumulate;                                         \
-                skc_pack_b_##S(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bpack);      \
+                /* B with contiguous rows is read in place, but for its last, narrow \
+                 * panel, packed (zero-padded) like any B with strided rows */       \
+                int direct_b = csb == 1;                                                   \
+                const T *bblock = b + pc * rsb + jc * csb;                                 \
+                if (direct_b) {                                                            \
+                    int full = nc / nr * nr;                                               \
+                    if (full < nc)                                                         \
+                        skc_pack_b_##S(kc, nc - full, bblock + full, rsb, 1, nr,           \
+                                       bpack + (ptrdiff_t)full * kc);                      \
+                } else {                                                                   \
+                    skc_pack_b_##S(kc, nc, bblock, rsb, csb, nr, bpack);                   \
+                }                                                                          \
                 for (int ic = 0; ic < m; ic += SKC_MC) {                                   \
                     int mc = m - ic < SKC_MC ? m - ic : SKC_MC;                            \
                     skc_pack_a_##S(mc, kc, a + ic * rsa + pc * csa, rsa, csa, mr, apack);  \
                     for (int jr = 0; jr < nc; jr += nr) {                                  \
                         int cols = nc - jr < nr ? nc - jr : nr;                            \
-                        const T *bp = bpack + (ptrdiff_t)jr * kc;                          \
+                        int in_place = direct_b && cols == nr;                             \
+                        const T *bp = in_place ? bblock + jr : bpack + (ptrdiff_t)jr * kc; \
+                        ptrdiff_t ldb = in_place ? rsb : nr;                               \
                         for (int ir = 0; ir < mc; ir += mr) {                              \
                             int rows = mc - ir < mr ? mc - ir : mr;                        \
                             const T *ap = apack + (ptrdiff_t)ir * kc;                      \
                             T *ct = c + (ptrdiff_t)(ic + ir) * ldc + jc + jr;              \
                             if (rows == mr && cols == nr) {                                \
-                                KERNELS[skc_path].ukr(kc, ap, bp, ct, ldc, load_c);        \
+                                KERNELS[skc_path].ukr(kc, ap, bp, ldb, ct, ldc, load_c);        \
                                 continue;                                                  \
                             }                                                              \
                             /* an edge tile: through a full tile on the stack */           \
@@ -262,7 +277,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                             if (load_c)                                                    \
                                 for (int r = 0; r < rows; r++)                             \
                                     memcpy(tile + r * nr, ct + r * ldc, cols * sizeof(T)); \
-                            KERNELS[skc_path].ukr(kc, ap, bp, tile, nr, load_c);           \
+                            KERNELS[skc_path].ukr(kc, ap, bp, ldb, tile, nr, load_c);            \
                             for (int r = 0; r < rows; r++)                                 \
                                 memcpy(ct + r * ldc, tile + r * nr, cols * sizeof(T));     \
                         }                                                                  \
