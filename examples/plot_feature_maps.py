@@ -11,7 +11,8 @@ pushed through the network by hand with the public NCHW functions of
   each 2x2 window won (the ``argmax`` that ``skconv.ops.max_pool2d`` returns;
   in training the gradient flows back through these pixels only), and the
   pooled map those winners make,
-* every feature map after convolution + ReLU and after pooling, for both blocks.
+* every feature map before and after pooling, for both blocks, drawn by
+  ``skconv.inspection.FeatureMapDisplay`` (checked against the maps by hand).
 
     python examples/plot_feature_maps.py [OUTPUT_DIR]
 
@@ -34,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from skconv import ConvNetClassifier, ops  # noqa: E402
+from skconv.inspection import FeatureMapDisplay  # noqa: E402
 
 FAST = os.environ.get("SKCONV_EXAMPLES_FAST") == "1"
 OUT_DIR = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
@@ -71,8 +73,8 @@ if not matches:
     sys.exit("the hand-made forward pass does not match the estimator")
 
 # ---- one figure
-fig = plt.figure(figsize=(14, 11.7), layout="constrained")
-top, block1, block2 = fig.subfigures(3, 1, height_ratios=[5.5, 3.8, 2.2])
+fig = plt.figure(figsize=(14, 12), layout="constrained")
+top, bottom = fig.subfigures(2, 1, height_ratios=[5, 7])
 
 pred = clf.classes_[proba.argmax()]
 ax_in, ax_route, ax_pooled = top.subplots(1, 3)
@@ -97,19 +99,13 @@ for ax in (ax_in, ax_route, ax_pooled):
     ax.set_xticks([])
     ax.set_yticks([])
 
-for sub, (a, pooled, _), name in zip((block1, block2), blocks, ("Block 1", "Block 2")):
-    n_maps = a.shape[0]
-    sub.suptitle(f"{name}: {n_maps} feature maps after conv + ReLU ({a.shape[1]}x{a.shape[2]}, "
-                 f"top) and after 2x2 max-pool ({pooled.shape[1]}x{pooled.shape[2]}, bottom); "
-                 "one colour scale per block", fontsize="medium")
-    axes = sub.subplots(2, n_maps)
-    vmax = a.max() or 1.0
-    for c in range(n_maps):
-        axes[0, c].imshow(a[c], cmap="viridis", vmin=0, vmax=vmax)
-        axes[1, c].imshow(pooled[c], cmap="viridis", vmin=0, vmax=vmax)
-        axes[0, c].set_title(f"{c}", fontsize="small")
-    for ax in axes.ravel():
-        ax.set_axis_off()
+# every map of both blocks, before and after pooling: one display per panel
+same = True
+for (layer, pooled), ax in zip([(0, False), (0, True), (1, False), (1, True)],
+                               bottom.subplots(2, 2).ravel()):
+    display = FeatureMapDisplay.from_estimator(clf, digit, layer=layer, pooled=pooled, ax=ax)
+    same &= np.allclose(display.feature_maps_, blocks[layer][1 if pooled else 0], atol=1e-5)
+print(f"FeatureMapDisplay shows the hand-made feature maps: {same}")
 
 OUT_DIR.mkdir(parents=True, exist_ok=True)
 path = OUT_DIR / "plot_feature_maps.png"

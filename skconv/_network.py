@@ -3,6 +3,7 @@
 import numpy as np
 
 from ._losses import softmax_cross_entropy
+from ._normalization import Dropout, _BatchNorm
 
 
 class Sequential:
@@ -144,6 +145,43 @@ class Sequential:
             x = layer.forward_fast(x)
         return x
 
+    def input_gradient(self, x, dy, start=0):
+        """Gradient of ``sum(dy * forward_fast(x))`` with respect to the input ``x``.
+
+        The backward pass of the inference function, carried down to the input
+        (:meth:`backward` stops at the first layer with parameters): batch norm
+        uses its running statistics and dropout is the identity, as in
+        :meth:`forward_fast`. Nothing of the model changes: the running
+        statistics are not updated and ``grads`` is left as it was.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, c, h, w) or (n, n_features)
+            Input of layer ``start`` (the network's input for ``start=0``).
+        dy : ndarray of shape (n,) + output_shape
+            Gradient with respect to the output; a one-hot row gives the
+            gradient of one output score.
+        start : int, default=0
+            Index of the first layer to run: with ``start > 0`` the gradient is
+            with respect to the feature maps that enter ``layers[start]``.
+
+        Returns
+        -------
+        dx : ndarray of the shape of ``x``, in the network's dtype
+        """
+        saved_grads = self.grads.copy()  # layers write their dw on the way down
+        # copies: activations work in place on their input and on dy
+        x = np.array(x, dtype=self.dtype)
+        dy = np.array(dy, dtype=self.dtype)
+        backwards = []
+        for layer in self.layers[start:]:
+            x, back = _inference_step(layer, x)
+            backwards.append(back)
+        for back in reversed(backwards):
+            dy = back(dy)
+        self.grads[...] = saved_grads
+        return np.array(dy)
+
     def loss_and_grad(self, x, y, sample_weight, alpha):
         """One training step's loss and gradient (in ``self.grads``).
 
@@ -173,3 +211,20 @@ class Sequential:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind(self.params)
+
+
+def _inference_step(layer, x):
+    """One layer's inference forward, keeping what its backward needs.
+
+    Returns ``(y, back)`` with ``back(dy) -> dx``. Batch norm (running
+    statistics: a per-channel affine map) and dropout (the identity) differ
+    between training and inference; every other layer computes the same in
+    both, so its training path, which caches for backward, serves.
+    """
+    if isinstance(layer, _BatchNorm):
+        factor = layer._scale / np.sqrt(layer.running_var + layer.eps)
+        factor = factor.reshape((1, -1) + (1,) * (x.ndim - 2))
+        return layer.forward_fast(x), lambda dy: dy * factor
+    if isinstance(layer, Dropout):
+        return layer.forward_fast(x), lambda dy: dy
+    return layer.forward(x, training=True), lambda dy: layer.backward(dy, need_dx=True)

@@ -27,6 +27,7 @@ WRITES = {
     "grid_search_pipeline.py": [],
     "deploy_pickle.py": ["digits_convnet.joblib"],
     "plot_feature_maps.py": ["plot_feature_maps.png"],
+    "plot_inspection.py": ["plot_inspection.png"],
 }
 
 
@@ -90,3 +91,9 @@ def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
 def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
     out, _ = run_example("plot_feature_maps.py")
     assert "hand-made forward pass matches predict_proba: True" in out
+    assert "FeatureMapDisplay shows the hand-made feature maps: True" in out
+
+
+def test_inspection_example_explains_four_digits(run_example):
+    out, _ = run_example("plot_inspection.py")
+    assert "explained classes: [" in out and "(16, 4, 4)" in out

@@ -13,6 +13,7 @@ from skconv import ops
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from skconv._losses import softmax_cross_entropy
 from skconv._network import Sequential
+from skconv._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from skconv._optimizers import AdamOptimizer, SGDOptimizer
 
 
@@ -168,3 +169,68 @@ def test_network_of_only_flatten_and_dense_backpropagates():
     x = np.arange(6.0).reshape(2, 1, 1, 3)
     net.loss_and_grad(x, np.array([0, 1]), np.ones(2), 0.0)
     assert np.abs(net.grads).sum() > 0
+
+
+def _net_with_batch_norm_and_dropout():
+    """Layers that differ between training and inference, with non-trivial running statistics."""
+    layers = [
+        Conv2D(3, 3, padding="same", bias=False), BatchNorm2d(), MaxPool2D(2), Activation("relu"),
+        Conv2D(2, 2, padding="valid"), Activation("tanh"),
+        Flatten(), Dense(4, bias=False), BatchNorm1d(), Activation("relu"), Dropout(0.5),
+        Dense(3),
+    ]
+    net = Sequential(layers, (2, 8, 7), np.float64)
+    net.init_params(np.random.RandomState(0))
+    rng = np.random.RandomState(1)
+    net.params[:] += rng.uniform(-0.3, 0.3, net.n_params)
+    for bn in (net.layers[1], net.layers[8]):
+        bn.running_mean = rng.uniform(-0.5, 0.5, bn.running_mean.shape)
+        bn.running_var = rng.uniform(0.5, 2.0, bn.running_var.shape)
+    net.set_rng(np.random.default_rng(0))
+    return net
+
+
+@pytest.mark.parametrize("make_net", [_every_layer_kind_net, _net_with_batch_norm_and_dropout])
+def test_input_gradient_matches_finite_differences_of_the_inference_function(make_net):
+    net = make_net()
+    rng = np.random.RandomState(5)
+    x = rng.standard_normal((3,) + net.input_shape)
+    dy = rng.standard_normal((3,) + net.output_shape)
+    numeric = numerical_gradient(lambda: float(np.sum(dy * net.forward_fast(x.copy()))), x)
+    assert_allclose(net.input_gradient(x, dy), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_input_gradient_from_an_inner_layer_is_the_gradient_wrt_its_feature_maps():
+    net = _net_with_batch_norm_and_dropout()
+    rng = np.random.RandomState(6)
+    x = rng.standard_normal((2,) + net.input_shape)
+    start = 4  # the second conv: its input are the first block's maps
+    h = x
+    for layer in net.layers[:start]:
+        h = layer.forward_fast(h)
+    dy = rng.standard_normal((2,) + net.output_shape)
+
+    def tail():
+        z = h.copy()
+        for layer in net.layers[start:]:
+            z = layer.forward_fast(z)
+        return float(np.sum(dy * z))
+
+    numeric = numerical_gradient(tail, h)
+    assert_allclose(net.input_gradient(h, dy, start=start), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_input_gradient_changes_neither_the_model_nor_its_arguments():
+    net = _net_with_batch_norm_and_dropout()
+    rng = np.random.RandomState(7)
+    x = rng.standard_normal((4,) + net.input_shape)
+    net.loss_and_grad(x.copy(), np.array([0, 1, 2, 0]), np.ones(4), 0.1)
+    grads, snapshot = net.grads.copy(), net.snapshot()
+    x_before, dy = x.copy(), np.ones((4,) + net.output_shape)
+    net.input_gradient(x, dy)
+    assert_array_equal(net.grads, grads)
+    assert_array_equal(net.params, snapshot[0])
+    for (_, _, value), before in zip(net._state_arrays(), snapshot[1]):
+        assert_array_equal(value, before)
+    assert_array_equal(x, x_before)
+    assert_array_equal(dy, 1.0)

@@ -1,0 +1,686 @@
+"""Look inside a fitted network: displays in scikit-learn's convention.
+
+Each display follows ``sklearn.metrics.ConfusionMatrixDisplay``: build it with
+``from_estimator`` (which computes, then plots), or compute once and call
+:meth:`plot` again on other axes. ``plot(ax=None, ...)`` returns the display
+and keeps ``figure_`` and ``ax_`` (one panel) or ``axes_`` (a grid of tiles);
+what was computed stays on the display as attributes ending in ``_``.
+
+A grid display given one Axes as ``ax`` splits that Axes' place in its figure
+into the tiles (as ``PartialDependenceDisplay`` does) and keeps it as
+``bounding_ax_``; given an array of Axes, it draws one tile in each.
+
+Works for any fitted skconv estimator (its network is read, never changed) and
+for a ``Pipeline`` ending in one (X goes through the steps before it).
+``layer`` counts the conv layers (conv blocks) from 0; negative values count
+from the end. matplotlib is needed for plotting only, and imported only here.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from scipy.ndimage import zoom
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+from sklearn.utils import gen_batches
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._layers import Conv2D, _Pool2D
+from ._network import Sequential
+from ._threads import blas_single_threaded
+
+# rows per forward/backward pass: bounds memory for any number of images
+_CHUNK = 256
+
+__all__ = ["FeatureMapDisplay", "FilterDisplay", "SaliencyDisplay", "TrainingHistoryDisplay"]
+
+
+# ---------------------------------------------------------------------- estimator side
+
+def _fitted_network(estimator):
+    """Return ``(steps, estimator, network)``: a Pipeline's steps before its last, and the last.
+
+    ``steps`` is None for an estimator on its own.
+    """
+    check_is_fitted(estimator)
+    steps = None
+    if isinstance(estimator, Pipeline):
+        steps, estimator = estimator[:-1], estimator[-1]
+        check_is_fitted(estimator)
+    network = getattr(estimator, "_network", None)
+    if not isinstance(network, Sequential):
+        raise TypeError(
+            f"estimator={type(estimator).__name__} is not a fitted skconv estimator "
+            "(ConvNetClassifier or ConvNetRegressor, alone or last in a Pipeline)"
+        )
+    return steps, estimator, network
+
+
+def _images(steps, estimator, network, X):
+    """X (rows in (h, w, c) order, or images) -> (images (n, h, w, c), NCHW in the net's dtype).
+
+    With a Pipeline, X first goes through the steps before the estimator.
+    """
+    if steps is not None:
+        X = steps.transform(X)
+    h, w, c = estimator.input_shape_
+    X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32])
+    per_row = int(np.prod(X.shape[1:]))
+    if per_row != h * w * c:
+        raise ValueError(
+            f"X has {per_row} values per sample (shape {X.shape}) but the estimator was "
+            f"fitted on input_shape_={estimator.input_shape_}"
+        )
+    images = X.reshape(X.shape[0], h, w, c)
+    x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
+    return images, x
+
+
+def _one_image(x):
+    """One image as a flat row, (h, w), (h, w, c) or a batch of one -> a batch of one."""
+    x = np.asarray(x)
+    return x if x.ndim >= 2 and x.shape[0] == 1 else x[None]
+
+
+def _conv_blocks(network):
+    """``(start, stop)`` layer indices of each conv block.
+
+    A block runs from its ``Conv2D`` up to the next ``Conv2D`` or the first
+    layer whose output is no longer feature maps (the flatten); so it holds
+    the batch norm, pooling and activation that follow the convolution.
+    """
+    layers = network.layers
+    blocks = []
+    for start, layer in enumerate(layers):
+        if isinstance(layer, Conv2D):
+            stop = start + 1
+            while (stop < len(layers) and not isinstance(layers[stop], Conv2D)
+                   and len(layers[stop].output_shape) == 3):
+                stop += 1
+            blocks.append((start, stop))
+    return blocks
+
+
+def _check_layer(layer, network):
+    """Resolve ``layer`` (conv layers counted from 0, negative from the end) to a block index."""
+    n = len(_conv_blocks(network))
+    if not isinstance(layer, Integral) or isinstance(layer, bool):
+        raise TypeError(f"layer={layer!r} must be an int: conv layers are counted from 0")
+    if n == 0:
+        raise ValueError(f"layer={layer} cannot be shown: the network has no conv layers")
+    if not -n <= layer < n:
+        raise ValueError(
+            f"layer={layer} is out of range: the network has {n} conv layer(s), "
+            f"numbered 0 to {n - 1} (or -{n} to -1 from the end)"
+        )
+    return int(layer) % n
+
+
+def _block_maps(network, x, block, pooled=True):
+    """Feature maps of one conv block for NCHW ``x``, in inference mode.
+
+    ``pooled=False`` runs the block without its pooling layers: the maps at
+    the convolution's resolution, after batch norm and activation (max
+    pooling commutes with the activation, so this is what was pooled).
+    """
+    start, stop = block
+    with blas_single_threaded():
+        for layer in network.layers[:start]:
+            x = layer.forward_fast(x)
+        for layer in network.layers[start:stop]:
+            if pooled or not isinstance(layer, _Pool2D):
+                x = layer.forward_fast(x)
+    return x
+
+
+# ---------------------------------------------------------------------- plotting side
+
+def _pyplot(caller):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{caller} needs matplotlib: pip install matplotlib") from exc
+    return plt
+
+
+def _grid(ax, nrows, ncols, caller, tile=1.0):
+    """A grid of tiles: ``(figure, bounding_ax, axes of shape (nrows, ncols), title_holder)``.
+
+    ``title_holder`` is the (sub)figure whose ``suptitle`` names the grid, or
+    None when the caller gave the Axes one by one.
+    """
+    plt = _pyplot(caller)
+    from matplotlib.axes import Axes
+
+    if ax is None:
+        fig = plt.figure(figsize=(max(2.5, tile * ncols), max(2.0, tile * nrows + 0.5)),
+                         layout="constrained")
+        return fig, None, fig.subplots(nrows, ncols, squeeze=False), fig
+    if isinstance(ax, Axes):
+        # a subfigure in the Axes' place: the figure's layout makes room for its title
+        ax.set_axis_off()
+        sub = ax.figure.add_subfigure(ax.get_subplotspec())
+        axes = sub.subplots(nrows, ncols, squeeze=False)
+        return ax.get_figure(root=True), ax, axes, sub
+    axes = np.asarray(ax, dtype=object)
+    if axes.size != nrows * ncols:
+        raise ValueError(
+            f"ax holds {axes.size} Axes but {caller} draws {nrows} x {ncols} = "
+            f"{nrows * ncols} tiles; pass one Axes (split into the tiles) or None"
+        )
+    axes = axes.reshape(nrows, ncols)
+    return axes.flat[0].get_figure(root=True), None, axes, None
+
+
+def _wrap(n):
+    """(rows, cols) of a near-square grid of n tiles."""
+    ncols = int(np.ceil(np.sqrt(n)))
+    return -(-n // ncols), ncols
+
+
+def _title(holder, text):
+    if holder is not None:
+        holder.suptitle(text, fontsize="medium")
+
+
+def _show_image(ax, image, **kwargs):
+    """Draw an (h, w, c) input image: RGB for 3 channels, else grey (the channels' mean)."""
+    if image.shape[2] == 3:
+        lo, hi = image.min(), image.max()
+        return ax.imshow((image - lo) / (hi - lo if hi > lo else 1.0), **kwargs)
+    return ax.imshow(image.mean(axis=2), cmap="gray_r", **kwargs)
+
+
+def _bare(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# ---------------------------------------------------------------------- displays
+
+class TrainingHistoryDisplay:
+    """How training went: the loss per epoch, and the validation score and
+    learning rate per epoch where the model recorded them.
+
+    Parameters
+    ----------
+    loss_curve : array-like of shape (n_epochs,)
+    validation_scores : array-like of shape (n_epochs,), default=None
+    learning_rates : array-like of shape (n_epochs,), default=None
+
+    Attributes
+    ----------
+    loss_curve_, validation_scores_, learning_rates_ : ndarray or None
+        The curves given (None where absent or empty).
+    axes_ : ndarray of Axes of shape (n_panels,)
+        One panel per curve: loss, then validation score, then learning rate.
+    ax_ : Axes
+        The loss panel.
+    lines_ : ndarray of Line2D of shape (n_panels,)
+    figure_ : Figure
+    bounding_ax_ : Axes or None
+        The Axes given as ``ax`` and split into the panels.
+    """
+
+    def __init__(self, loss_curve, validation_scores=None, learning_rates=None):
+        def curve(values):
+            return None if values is None or len(values) == 0 else np.asarray(values, float)
+
+        self.loss_curve_ = curve(loss_curve)
+        self.validation_scores_ = curve(validation_scores)
+        self.learning_rates_ = curve(learning_rates)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Plot the training history of a fitted estimator.
+
+        Reads ``loss_curve_``, ``validation_scores_`` (with early stopping)
+        and, when the estimator records it, ``learning_rate_curve_``.
+
+        Parameters
+        ----------
+        estimator : fitted skconv estimator or Pipeline ending in one
+        ax : Axes, array of Axes or None, default=None
+
+        Returns
+        -------
+        display : TrainingHistoryDisplay
+        """
+        _, estimator, _ = _fitted_network(estimator)
+        return cls(estimator.loss_curve_, getattr(estimator, "validation_scores_", None),
+                   getattr(estimator, "learning_rate_curve_", None)).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the curves, one panel each, against the epoch (from 1).
+
+        Parameters
+        ----------
+        ax : Axes, array of Axes or None, default=None
+
+        Returns
+        -------
+        self : TrainingHistoryDisplay
+        """
+        panels = [(values, label) for values, label in (
+            (self.loss_curve_, "training loss"),
+            (self.validation_scores_, "validation score"),
+            (self.learning_rates_, "learning rate"),
+        ) if values is not None]
+        fig, self.bounding_ax_, axes, _ = _grid(ax, 1, len(panels), "TrainingHistoryDisplay",
+                                                tile=3.2)
+        self.figure_, self.axes_ = fig, axes[0]
+        self.ax_ = self.axes_[0]
+        self.lines_ = np.empty(len(panels), dtype=object)
+        for k, (a, (values, label)) in enumerate(zip(self.axes_, panels)):
+            (self.lines_[k],) = a.plot(np.arange(1, len(values) + 1), values, marker=".")
+            a.set_xlabel("epoch")
+            a.set_title(label)
+        if self.learning_rates_ is not None:
+            self.axes_[-1].set_yscale("log")
+        return self
+
+
+class FilterDisplay:
+    """The filters of one conv layer as a grid of images.
+
+    One tile per filter and input channel: for a layer with one input channel
+    (or three, drawn as RGB) one tile per filter, wrapped into a near-square
+    grid; otherwise one row per filter and one column per input channel.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_filters, in_channels, kh, kw)
+    layer : int, default=0
+        The conv layer they come from (for the title).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_filters, in_channels, kh, kw)
+    layer_ : int
+    rgb_ : bool
+        Whether the tiles are RGB images (three input channels).
+    tiles_ : ndarray of AxesImage of shape (n_filters, n_tiles_per_filter)
+        ``n_tiles_per_filter`` is 1 for RGB, else ``in_channels``.
+    axes_ : ndarray of Axes of shape (rows, cols)
+    figure_ : Figure
+    bounding_ax_ : Axes or None
+    """
+
+    def __init__(self, weights, layer=0):
+        self.weights_ = np.asarray(weights)
+        self.layer_ = layer
+
+    @classmethod
+    def from_estimator(cls, estimator, layer=0, *, filters=None, ax=None, cmap="RdBu_r"):
+        """Plot the filters of conv layer ``layer`` of a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : fitted skconv estimator or Pipeline ending in one
+        layer : int, default=0
+            Conv layers count from 0; -1 is the last.
+        filters : array-like of int, default=None
+            Which filters to show (all by default: a deep layer has
+            ``filters * in_channels`` tiles).
+        ax : Axes, array of Axes or None, default=None
+        cmap : str, default='RdBu_r'
+            Colour map of single-channel tiles.
+
+        Returns
+        -------
+        display : FilterDisplay
+        """
+        _, _, network = _fitted_network(estimator)
+        block = _check_layer(layer, network)
+        conv = network.layers[_conv_blocks(network)[block][0]]
+        weights = np.array(conv._w)
+        if filters is not None:
+            filters = np.asarray(filters)
+            if filters.ndim != 1 or not np.issubdtype(filters.dtype, np.integer) or (
+                filters.size and not (-len(weights) <= filters.min() <= filters.max()
+                                      < len(weights))
+            ):
+                raise ValueError(
+                    f"filters={filters!r} must be indices of the {len(weights)} filters "
+                    f"of conv layer {block}"
+                )
+            weights = weights[filters]
+        return cls(weights, block).plot(ax=ax, cmap=cmap)
+
+    def plot(self, ax=None, *, cmap="RdBu_r"):
+        """Draw the filters.
+
+        Single-channel tiles share one symmetric colour scale,
+        ``(-max|w|, max|w|)``, so that zero is the colour map's centre; RGB
+        tiles are each scaled from their own minimum to maximum.
+
+        Parameters
+        ----------
+        ax : Axes, array of Axes or None, default=None
+        cmap : str, default='RdBu_r'
+
+        Returns
+        -------
+        self : FilterDisplay
+        """
+        w = self.weights_
+        n_filters, channels = w.shape[:2]
+        self.rgb_ = channels == 3
+        per_filter = 1 if self.rgb_ else channels
+        if per_filter == 1:
+            rows, cols = _wrap(n_filters)
+        else:
+            rows, cols = n_filters, channels
+        fig, self.bounding_ax_, axes, holder = _grid(ax, rows, cols, "FilterDisplay", tile=0.8)
+        self.figure_, self.axes_ = fig, axes
+        self.tiles_ = np.empty((n_filters, per_filter), dtype=object)
+        vmax = float(np.abs(w).max()) or 1.0
+        for f in range(n_filters):
+            for c in range(per_filter):
+                a = axes.flat[f * per_filter + c]
+                if self.rgb_:
+                    rgb = w[f].transpose(1, 2, 0)
+                    lo, hi = rgb.min(), rgb.max()
+                    self.tiles_[f, c] = a.imshow((rgb - lo) / (hi - lo if hi > lo else 1.0))
+                else:
+                    self.tiles_[f, c] = a.imshow(w[f, c], cmap=cmap, vmin=-vmax, vmax=vmax)
+        for a in axes.flat:
+            _bare(a)
+        for a in axes.flat[n_filters * per_filter:]:
+            a.set_axis_off()
+        kh, kw = w.shape[2:]
+        what = "RGB" if self.rgb_ else ("filter per tile" if per_filter == 1
+                                       else "row: filter, column: input channel")
+        _title(holder,
+               f"conv layer {self.layer_}: {n_filters} filters {kh}x{kw} ({what})")
+        return self
+
+
+class FeatureMapDisplay:
+    """One image's feature maps after a conv block, one tile per channel.
+
+    Parameters
+    ----------
+    feature_maps : ndarray of shape (channels, h, w)
+    layer : int, default=0
+    pooled : bool, default=True
+        Whether the maps are after the block's pooling (for the title).
+
+    Attributes
+    ----------
+    feature_maps_ : ndarray of shape (channels, h, w)
+    layer_ : int
+    pooled_ : bool
+    tiles_ : ndarray of AxesImage of shape (channels,)
+    axes_ : ndarray of Axes of shape (rows, cols)
+    figure_ : Figure
+    bounding_ax_ : Axes or None
+    """
+
+    def __init__(self, feature_maps, layer=0, pooled=True):
+        self.feature_maps_ = np.asarray(feature_maps)
+        self.layer_ = layer
+        self.pooled_ = pooled
+
+    @classmethod
+    def from_estimator(cls, estimator, x, layer=0, *, pooled=True, ax=None, cmap="viridis"):
+        """Plot the feature maps of image ``x`` after conv layer ``layer``.
+
+        The maps are those of prediction (inference mode: batch norm with its
+        running statistics).
+
+        Parameters
+        ----------
+        estimator : fitted skconv estimator or Pipeline ending in one
+        x : array-like of shape (n_features,), (h, w), (h, w, c) or a batch of one
+        layer : int, default=0
+            Conv layers count from 0; -1 is the last.
+        pooled : bool, default=True
+            After the block's pooling (what the next block sees), or before it
+            (at the convolution's resolution, after batch norm and activation).
+        ax : Axes, array of Axes or None, default=None
+        cmap : str, default='viridis'
+
+        Returns
+        -------
+        display : FeatureMapDisplay
+        """
+        steps, estimator, network = _fitted_network(estimator)
+        block = _check_layer(layer, network)
+        x = _one_image(x)
+        if steps is None and x.size != np.prod(estimator.input_shape_):
+            raise ValueError(
+                f"x must be one image of input_shape_={estimator.input_shape_} (or a flat "
+                f"row of it); got an array of shape {x.shape[1:]}"
+            )
+        _, nchw = _images(steps, estimator, network, x)
+        maps = _block_maps(network, nchw, _conv_blocks(network)[block], pooled)
+        return cls(maps[0], block, pooled).plot(ax=ax, cmap=cmap)
+
+    def plot(self, ax=None, *, cmap="viridis"):
+        """Draw the maps on one colour scale, from their minimum to their maximum.
+
+        Parameters
+        ----------
+        ax : Axes, array of Axes or None, default=None
+        cmap : str, default='viridis'
+
+        Returns
+        -------
+        self : FeatureMapDisplay
+        """
+        maps = self.feature_maps_
+        channels, h, w = maps.shape
+        rows, cols = _wrap(channels)
+        fig, self.bounding_ax_, axes, holder = _grid(ax, rows, cols, "FeatureMapDisplay",
+                                                     tile=0.9)
+        self.figure_, self.axes_ = fig, axes
+        lo, hi = float(maps.min()), float(maps.max())
+        if hi <= lo:
+            hi = lo + 1.0
+        self.tiles_ = np.empty(channels, dtype=object)
+        for c in range(channels):
+            self.tiles_[c] = axes.flat[c].imshow(maps[c], cmap=cmap, vmin=lo, vmax=hi)
+        for a in axes.flat:
+            _bare(a)
+        for a in axes.flat[channels:]:
+            a.set_axis_off()
+        when = "after pooling" if self.pooled_ else "before pooling"
+        _title(holder,
+               f"conv layer {self.layer_}: {channels} feature maps {h}x{w} ({when})")
+        return self
+
+
+def _targets(estimator, outputs, target):
+    """Per image: the output column and sign whose score is explained, and the target itself.
+
+    A classifier's target is a class label (None: the predicted class) and its
+    score the class's logit; a regressor's target is an output index (None: 0).
+    """
+    n, n_outputs = outputs.shape
+    if is_classifier(estimator):
+        classes = np.asarray(estimator.classes_)
+        if target is None:
+            if n_outputs == 1:  # one logistic unit for two classes
+                idx = (outputs[:, 0] > 0).astype(int)
+            else:
+                idx = np.argmax(outputs, axis=1)
+        else:
+            labels = np.broadcast_to(np.asarray(target, dtype=classes.dtype), (n,))
+            idx = np.searchsorted(classes, labels).clip(0, len(classes) - 1)
+            if not np.array_equal(classes[idx], labels):
+                raise ValueError(
+                    f"target={target!r} must be a class label (or one per image) from "
+                    f"classes_={classes!r}"
+                )
+        if n_outputs == 1 and len(classes) == 2:
+            # the logit of class 1 is the output, that of class 0 its negative
+            return np.zeros(n, dtype=int), np.where(idx == 1, 1.0, -1.0), classes[idx]
+        return idx, np.ones(n), classes[idx]
+    cols = np.broadcast_to(np.asarray(0 if target is None else target), (n,))
+    if not np.issubdtype(cols.dtype, np.integer) or cols.min() < 0 or cols.max() >= n_outputs:
+        raise ValueError(
+            f"target={target!r} must be an output index from 0 to {n_outputs - 1} (or one "
+            "per image) for a regressor"
+        )
+    return cols.astype(int), np.ones(n), cols.astype(int)
+
+
+class SaliencyDisplay:
+    """Which pixels drive a prediction: the saliency map and Grad-CAM of each image.
+
+    The saliency map (Simonyan et al., 2014) is the absolute gradient of the
+    target's score with respect to the input pixels, the maximum over
+    channels. Grad-CAM (Selvaraju et al., 2017) weights the feature maps of a
+    conv block by the mean gradient of the score with respect to them and keeps
+    the positive part of the sum: where in the image that block found evidence
+    for the target. Both are taken on the prediction function (inference mode).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w, c)
+    saliency : ndarray of shape (n, h, w)
+    gradcam : ndarray of shape (n, h, w) or None, default=None
+    target : ndarray of shape (n,), default=None
+    layer : int or None, default=None
+        The conv layer of the Grad-CAM (for the title).
+
+    Attributes
+    ----------
+    images_ : ndarray of shape (n, h, w, c)
+        The images (after a Pipeline's steps).
+    saliency_ : ndarray of shape (n, h, w)
+        ``max_c |d score / d x[:, :, c]|`` per image.
+    input_gradient_ : ndarray of shape (n, h, w, c) or None
+        The signed gradient the saliency is made from (set by ``from_estimator``).
+    gradcam_ : ndarray of shape (n, h, w) or None
+        Grad-CAM at the input's resolution (bilinear upsampling), scaled to
+        [0, 1] per image (all zeros where no evidence); None for a network
+        without conv layers.
+    target_ : ndarray of shape (n,)
+        The class label (classifier) or output index (regressor) explained.
+    layer_ : int or None
+    axes_ : ndarray of Axes of shape (n, 3), or (n, 2) without Grad-CAM
+        Per image: the image, its saliency, the image under its Grad-CAM.
+    image_tiles_, saliency_tiles_, gradcam_tiles_ : ndarray of AxesImage of shape (n,)
+        ``gradcam_tiles_`` is None without Grad-CAM.
+    figure_ : Figure
+    bounding_ax_ : Axes or None
+    """
+
+    def __init__(self, images, saliency, gradcam=None, target=None, layer=None):
+        self.images_ = np.asarray(images)
+        self.saliency_ = np.asarray(saliency)
+        self.gradcam_ = None if gradcam is None else np.asarray(gradcam)
+        self.target_ = None if target is None else np.asarray(target)
+        self.layer_ = layer
+        self.input_gradient_ = None
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, target=None, layer=-1, ax=None, alpha=0.5):
+        """Compute and plot the saliency and Grad-CAM of images X.
+
+        Parameters
+        ----------
+        estimator : fitted skconv estimator or Pipeline ending in one
+        X : array-like of shape (n, n_features), (n, h, w) or (n, h, w, c)
+            A few images: one row of tiles each.
+        target : label, int, array-like of shape (n,) or None, default=None
+            Classifier: the class whose logit is explained (None: the predicted
+            class). Regressor: the output index (None: 0).
+        layer : int, default=-1
+            The conv layer of the Grad-CAM; the last by default.
+        ax : Axes, array of Axes or None, default=None
+        alpha : float, default=0.5
+            Opacity of the Grad-CAM over its image.
+
+        Returns
+        -------
+        display : SaliencyDisplay
+        """
+        steps, estimator, network = _fitted_network(estimator)
+        blocks = _conv_blocks(network)
+        block = _check_layer(layer, network) if blocks else None
+        images, x = _images(steps, estimator, network, X)
+        n, h, w = len(x), images.shape[1], images.shape[2]
+        grad = np.empty_like(x)
+        gradcam = np.zeros((n, h, w)) if blocks else None
+        with blas_single_threaded():
+            outputs = np.concatenate([network.forward_fast(x[b]) for b in gen_batches(n, _CHUNK)])
+            cols, signs, target_ = _targets(estimator, outputs, target)
+            dy = np.zeros_like(outputs)
+            dy[np.arange(n), cols] = signs
+            for b in gen_batches(n, _CHUNK):
+                grad[b] = network.input_gradient(x[b], dy[b])
+                if blocks:
+                    gradcam[b] = _gradcam(network, x[b], dy[b], blocks[block], (h, w))
+        display = cls(images, np.abs(grad).max(axis=1), gradcam, target_, block)
+        display.input_gradient_ = grad.transpose(0, 2, 3, 1)
+        return display.plot(ax=ax, alpha=alpha)
+
+    def plot(self, ax=None, *, alpha=0.5, cmap="hot"):
+        """Draw one row per image: the image, its saliency, the image under its Grad-CAM.
+
+        Each saliency tile has the colour scale ``(0, its maximum)``; the
+        Grad-CAM ``(0, 1)`` with the ``'jet'`` colour map.
+
+        Parameters
+        ----------
+        ax : Axes, array of Axes or None, default=None
+        alpha : float, default=0.5
+            Opacity of the Grad-CAM over its image.
+        cmap : str, default='hot'
+            Colour map of the saliency.
+
+        Returns
+        -------
+        self : SaliencyDisplay
+        """
+        n = len(self.images_)
+        cols = 2 if self.gradcam_ is None else 3
+        fig, self.bounding_ax_, axes, _ = _grid(ax, n, cols, "SaliencyDisplay", tile=1.6)
+        self.figure_, self.axes_ = fig, axes
+        self.image_tiles_ = np.empty(n, dtype=object)
+        self.saliency_tiles_ = np.empty(n, dtype=object)
+        self.gradcam_tiles_ = None if self.gradcam_ is None else np.empty(n, dtype=object)
+        for i in range(n):
+            self.image_tiles_[i] = _show_image(axes[i, 0], self.images_[i])
+            if self.target_ is not None:
+                axes[i, 0].set_ylabel(f"target {self.target_[i]}", fontsize="small")
+            vmax = float(self.saliency_[i].max()) or 1.0
+            self.saliency_tiles_[i] = axes[i, 1].imshow(self.saliency_[i], cmap=cmap,
+                                                        vmin=0, vmax=vmax)
+            if self.gradcam_ is not None:
+                _show_image(axes[i, 2], self.images_[i])
+                self.gradcam_tiles_[i] = axes[i, 2].imshow(self.gradcam_[i], cmap="jet",
+                                                           alpha=alpha, vmin=0, vmax=1)
+        for a in axes.flat:
+            _bare(a)
+        titles = ["image", "saliency"]
+        if self.gradcam_ is not None:
+            titles.append("Grad-CAM" if self.layer_ is None
+                          else f"Grad-CAM, conv layer {self.layer_}")
+        for a, title in zip(axes[0], titles):
+            a.set_title(title, fontsize="small")
+        return self
+
+
+def _gradcam(network, x, dy, block, size):
+    """Grad-CAM of conv ``block`` for NCHW ``x`` and output gradient ``dy``, shape (n,) + size.
+
+    The feature maps are the block's before pooling (its convolution's
+    resolution); each channel's weight is the mean gradient of the score with
+    respect to the block's output. Pooling routes or spreads each output's
+    gradient over its window without changing the sum, so this is Grad-CAM of
+    the pre-pooling maps up to a constant factor, which the scaling to [0, 1]
+    removes.
+    """
+    start, stop = block
+    maps = _block_maps(network, x, block, pooled=False)
+    out = _block_maps(network, x, block, pooled=True)
+    weights = network.input_gradient(out, dy, start=stop).mean(axis=(2, 3))
+    cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, maps, dtype=np.float64), 0)
+    cam = zoom(cam, (1, size[0] / cam.shape[1], size[1] / cam.shape[2]), order=1,
+               mode="nearest", grid_mode=True)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)

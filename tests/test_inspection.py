@@ -1,0 +1,360 @@
+"""skconv.inspection: the displays draw what they computed, and what they compute is right.
+
+The drawings are checked through their artists (tiles, image shapes, colour
+limits), never pixels; the numbers against finite differences and a model
+whose evidence is known to sit in one image corner.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from gradcheck import numerical_gradient
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.ndimage import zoom
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skconv import ConvNetClassifier
+from skconv._layers import Activation, Conv2D, Dense, Flatten, MaxPool2D
+from skconv._network import Sequential
+
+pytest.importorskip("matplotlib")
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from skconv.inspection import (  # noqa: E402
+    FeatureMapDisplay,
+    FilterDisplay,
+    SaliencyDisplay,
+    TrainingHistoryDisplay,
+)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _fit(clf, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs on purpose
+        return clf.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:300] / 16.0, y[:300]
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits):
+    clf = ConvNetClassifier((4, 6), (16,), max_iter=3, early_stopping=True,
+                            validation_fraction=0.2, random_state=0)
+    return _fit(clf, *digits)
+
+
+# ---------------------------------------------------------------------- training history
+
+def test_training_history_draws_one_panel_per_recorded_curve(digits_model):
+    display = TrainingHistoryDisplay.from_estimator(digits_model)
+    assert display.axes_.shape == (2,) and display.ax_ is display.axes_[0]
+    loss, score = (line.get_ydata() for line in display.lines_)
+    assert_allclose(loss, digits_model.loss_curve_)
+    assert_allclose(score, digits_model.validation_scores_)
+    assert_array_equal(display.lines_[0].get_xdata(), np.arange(1, digits_model.n_iter_ + 1))
+
+
+def test_training_history_without_validation_has_one_panel_and_learning_rate_a_log_panel():
+    assert TrainingHistoryDisplay([1.0, 0.5]).plot().axes_.shape == (1,)
+    display = TrainingHistoryDisplay([1.0, 0.5], [], [1e-3, 1e-4]).plot()
+    assert display.validation_scores_ is None
+    assert display.axes_.shape == (2,) and display.axes_[1].get_yscale() == "log"
+
+
+# ---------------------------------------------------------------------- filters
+
+def test_filter_display_draws_one_tile_per_filter_of_a_one_channel_layer(digits_model):
+    display = FilterDisplay.from_estimator(digits_model, layer=0)
+    w = digits_model.coefs_[0]
+    assert display.tiles_.shape == (4, 1) and display.axes_.shape == (2, 2)
+    assert_array_equal(display.weights_, w)
+    for f, tile in enumerate(display.tiles_[:, 0]):
+        assert_array_equal(tile.get_array(), w[f, 0])
+    m = np.abs(w).max()
+    assert_allclose(display.tiles_[0, 0].get_clim(), (-m, m))
+
+
+def test_filter_display_switches_off_the_grid_cells_left_blank(digits_model):
+    display = FilterDisplay.from_estimator(digits_model, filters=[0, 1, 2])
+    assert display.tiles_.shape == (3, 1) and display.axes_.shape == (2, 2)
+    assert [ax.axison for ax in display.axes_.flat] == [True, True, True, False]
+
+
+def test_filter_display_of_a_deeper_layer_has_a_row_per_filter_and_a_column_per_channel(
+        digits_model):
+    display = FilterDisplay.from_estimator(digits_model, layer=-1, filters=[5, 0])
+    assert display.layer_ == 1
+    assert display.tiles_.shape == (2, 4) and display.axes_.shape == (2, 4)
+    assert_array_equal(display.tiles_[0, 3].get_array(), digits_model.coefs_[1][5, 3])
+
+
+def test_filter_display_draws_rgb_tiles_for_three_input_channels():
+    rng = np.random.RandomState(0)
+    X, y = rng.uniform(size=(20, 6, 6, 3)), np.arange(20) % 2
+    clf = _fit(ConvNetClassifier((5,), (4,), max_iter=1, random_state=0), X, y)
+    display = FilterDisplay.from_estimator(clf)
+    assert display.rgb_ and display.tiles_.shape == (5, 1)
+    rgb = display.tiles_[0, 0].get_array()
+    assert rgb.shape == (3, 3, 3) and rgb.min() == 0 and rgb.max() == 1
+
+
+# ---------------------------------------------------------------------- feature maps
+
+def test_feature_maps_are_those_of_the_prediction_pass(digits_model, digits):
+    x = digits[0][7]
+    net = digits_model._network
+    expected = x.reshape(1, 1, 8, 8).astype(net.dtype)
+    for layer in net.layers[:3]:  # the first block: conv, max-pool, relu
+        expected = layer.forward_fast(expected)
+    display = FeatureMapDisplay.from_estimator(digits_model, x.reshape(8, 8), layer=0)
+    assert_array_equal(display.feature_maps_, expected[0])
+    assert display.feature_maps_.shape == (4, 4, 4)
+    assert display.tiles_.shape == (4,) and display.axes_.shape == (2, 2)
+    assert display.tiles_[0].get_array().shape == (4, 4)
+    assert_allclose(display.tiles_[3].get_clim(), (expected.min(), expected.max()))
+
+
+def test_feature_maps_before_pooling_keep_the_convolution_resolution(digits_model, digits):
+    display = FeatureMapDisplay.from_estimator(digits_model, digits[0][:1], layer=1,
+                                               pooled=False)
+    assert display.feature_maps_.shape == (6, 4, 4) and not display.pooled_
+    assert display.tiles_.shape == (6,) and display.axes_.shape == (2, 3)
+
+
+def test_feature_map_display_refuses_more_than_one_image(digits_model, digits):
+    with pytest.raises(ValueError, match=r"x must be one image of input_shape_=\(8, 8, 1\)"):
+        FeatureMapDisplay.from_estimator(digits_model, digits[0][:2])
+
+
+# ---------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("show", [
+    lambda est, X: FilterDisplay.from_estimator(est, layer=2),
+    lambda est, X: FeatureMapDisplay.from_estimator(est, X[0], layer=-3),
+    lambda est, X: SaliencyDisplay.from_estimator(est, X[:2], layer=5),
+])
+def test_layer_out_of_range_names_the_layer_and_the_conv_layer_count(show, digits_model,
+                                                                     digits):
+    with pytest.raises(ValueError, match=r"layer=-?\d is out of range: the network has 2 "
+                                         r"conv layer\(s\), numbered 0 to 1"):
+        show(digits_model, digits[0])
+
+
+@pytest.mark.parametrize("show", [
+    lambda est, X: TrainingHistoryDisplay.from_estimator(est),
+    lambda est, X: FilterDisplay.from_estimator(est),
+    lambda est, X: FeatureMapDisplay.from_estimator(est, X[0]),
+    lambda est, X: SaliencyDisplay.from_estimator(est, X[:2]),
+])
+def test_unfitted_estimator_raises_not_fitted_error(show, digits):
+    with pytest.raises(NotFittedError):
+        show(ConvNetClassifier(), digits[0])
+
+
+def test_layer_must_be_an_int_and_a_network_without_conv_layers_has_none(digits):
+    mlp = _fit(ConvNetClassifier((), (8,), max_iter=1, random_state=0), *digits)
+    with pytest.raises(ValueError, match="layer=0 cannot be shown: the network has no conv"):
+        FilterDisplay.from_estimator(mlp)
+    with pytest.raises(TypeError, match="layer=1.5 must be an int"):
+        FilterDisplay.from_estimator(mlp, layer=1.5)
+    # saliency needs no conv layer; Grad-CAM does, so it is left out
+    display = SaliencyDisplay.from_estimator(mlp, digits[0][:2])
+    assert display.gradcam_ is None and display.axes_.shape == (2, 2)
+
+
+def test_an_estimator_that_is_not_skconv_is_refused(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError, match="estimator=LogisticRegression is not a fitted skconv"):
+        FilterDisplay.from_estimator(LogisticRegression().fit(*digits))
+
+
+# ---------------------------------------------------------------------- saliency
+
+@pytest.fixture(scope="module")
+def float64_model(digits):
+    clf = ConvNetClassifier((3, 4), (8,), batch_norm=True, dtype="float64", max_iter=2,
+                            random_state=0)
+    return _fit(clf, *digits)
+
+
+def test_saliency_is_the_input_gradient_of_the_target_logit_by_finite_differences(
+        float64_model, digits):
+    # noise breaks the ties of blank regions (max-pool windows, ReLU at 0), where the
+    # gradient is one-sided and central differences average the two sides
+    X = digits[0][:2] + np.random.RandomState(0).uniform(0, 0.1, (2, 64))
+    display = SaliencyDisplay.from_estimator(float64_model, X, target=3)
+    net = float64_model._network
+    col = 3  # classes_ are 0..9
+    for i in range(2):
+        x = X[i].copy()
+
+        def logit():
+            return float(net.forward_fast(x.reshape(1, 1, 8, 8).copy())[0, col])
+
+        numeric = numerical_gradient(logit, x).reshape(8, 8, 1)
+        assert_allclose(display.input_gradient_[i], numeric, rtol=1e-5, atol=1e-8)
+        assert_allclose(display.saliency_[i], np.abs(numeric[:, :, 0]), rtol=1e-5, atol=1e-8)
+    assert_array_equal(display.target_, [3, 3])
+
+
+def test_saliency_explains_the_predicted_class_by_default(digits_model, digits):
+    X = digits[0][:5]
+    display = SaliencyDisplay.from_estimator(digits_model, X)
+    assert_array_equal(display.target_, digits_model.predict(X))
+    with pytest.raises(ValueError, match=r"target=11 must be a class label"):
+        SaliencyDisplay.from_estimator(digits_model, X, target=11)
+
+
+def test_saliency_display_draws_three_tiles_per_image_with_their_colour_limits(
+        digits_model, digits):
+    display = SaliencyDisplay.from_estimator(digits_model, digits[0][:3])
+    assert display.axes_.shape == (3, 3)
+    assert display.saliency_.shape == display.gradcam_.shape == (3, 8, 8)
+    for i in range(3):
+        assert display.image_tiles_[i].get_array().shape == (8, 8)
+        assert_allclose(display.saliency_tiles_[i].get_clim(), (0, display.saliency_[i].max()))
+        assert display.gradcam_tiles_[i].get_clim() == (0, 1)
+        assert display.gradcam_tiles_[i].get_array().shape == (8, 8)
+    assert display.gradcam_.min() >= 0 and display.gradcam_.max() == 1
+
+
+def _corner_data(n, rng, h=12, w=16):
+    """Noise with a bright 3x3 blob in one corner (a pixel of jitter); the class is the corner.
+
+    0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right. The images are not
+    square, so a map with height and width swapped would be caught.
+    """
+    X = rng.uniform(0, 0.3, size=(n, h, w))
+    y = np.arange(n) % 4
+    for i in range(n):
+        r, c = rng.randint(0, 2, size=2)
+        r = r if y[i] < 2 else h - 3 - r
+        c = c if y[i] % 2 == 0 else w - 3 - c
+        X[i, r:r + 3, c:c + 3] = 1.0
+    return X, y
+
+
+def test_gradcam_of_a_model_looking_at_corners_peaks_in_the_corner_of_its_target():
+    # one class per corner: with two classes only the difference of the logits is
+    # learned, and the logit of one class alone need not point at its evidence
+    rng = np.random.RandomState(0)
+    clf = _fit(ConvNetClassifier((6, 12), (16,), max_iter=15, learning_rate_init=3e-3,
+                                 random_state=0), *_corner_data(320, rng))
+    X_test, y_test = _corner_data(12, rng)
+    assert clf.score(X_test, y_test) == 1.0
+    cam = SaliencyDisplay.from_estimator(clf, X_test, target=y_test).gradcam_
+    assert cam.shape == (12, 12, 16)
+    rows, cols = np.unravel_index(cam.reshape(12, -1).argmax(axis=1), (12, 16))
+    assert_array_equal((rows >= 6) * 2 + (cols >= 8), y_test)
+
+
+def test_gradcam_weights_the_block_maps_by_the_mean_gradient_of_the_score_wrt_them(
+        digits):
+    """Grad-CAM by its definition, with the gradient by finite differences: the maps A are
+    the last block's before pooling (after batch norm and tanh); the score is a function of
+    A through the pooling and the layers after the block."""
+    clf = _fit(ConvNetClassifier((3, 4), (8,), batch_norm=True, activation="tanh",
+                                 dtype="float64", max_iter=2, random_state=0), *digits)
+    net = clf._network
+    assert [type(layer).__name__ for layer in net.layers[4:9]] == [
+        "Conv2D", "BatchNorm2d", "MaxPool2D", "Activation", "Flatten"]
+    X = digits[0][:2] + np.random.RandomState(0).uniform(0, 0.1, (2, 64))
+    display = SaliencyDisplay.from_estimator(clf, X, target=7)
+    for i in range(2):
+        a = X[i].reshape(1, 1, 8, 8)
+        for layer in net.layers[:6]:
+            a = layer.forward_fast(a)
+        a = np.tanh(a)
+
+        def score():
+            z = net.layers[6].forward_fast(a.copy())  # the pooling; tanh is already in A
+            for layer in net.layers[8:]:
+                z = layer.forward_fast(z)
+            return z[0, 7]
+
+        weights = numerical_gradient(score, a).mean(axis=(2, 3))
+        cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, a), 0)
+        cam = zoom(cam, (1, 2, 2), order=1, mode="nearest", grid_mode=True)[0]
+        assert_allclose(display.gradcam_[i], cam / cam.max(), atol=1e-7)
+
+
+# ---------------------------------------------------------------------- axes, pipelines, regressors
+
+def test_a_given_axes_is_split_into_the_tiles_in_its_place(digits_model):
+    fig, (left, right) = plt.subplots(1, 2)
+    display = FilterDisplay.from_estimator(digits_model, ax=right)
+    assert display.bounding_ax_ is right and display.figure_ is fig
+    assert not right.axison
+    assert display.axes_[0, 0].get_figure(root=False).get_suptitle().startswith("conv layer 0")
+    fig.canvas.draw()
+    # the tiles take the right Axes' slot of the grid: right of the left Axes, inside the figure
+    for ax in display.axes_.flat:
+        tile = ax.get_window_extent()
+        assert left.get_window_extent().x1 < tile.x0 and tile.x1 <= fig.bbox.x1
+
+
+def test_an_array_of_axes_gets_one_tile_each_and_the_wrong_count_is_refused(digits_model):
+    _, axes = plt.subplots(2, 2)
+    display = FilterDisplay.from_estimator(digits_model, ax=axes)
+    assert display.axes_[1, 1] is axes[1, 1] and display.bounding_ax_ is None
+    _, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match=r"ax holds 3 Axes but FilterDisplay draws 2 x 2"):
+        FilterDisplay.from_estimator(digits_model, ax=axes)
+
+
+def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(digits):
+    X, y = digits
+    pipe = _fit(make_pipeline(FunctionTransformer(lambda X: X * 2.0),
+                              ConvNetClassifier((3,), (8,), max_iter=1, random_state=0)), X, y)
+    display = SaliencyDisplay.from_estimator(pipe, X[:2])
+    assert_allclose(display.images_[..., 0], X[:2].reshape(2, 8, 8) * 2.0)
+    assert FeatureMapDisplay.from_estimator(pipe, X[0]).feature_maps_.shape == (3, 4, 4)
+
+
+class _TinyRegressor(RegressorMixin, BaseEstimator):
+    """Anything with a fitted ``_network`` and ``input_shape_``, as ConvNetRegressor will be."""
+
+    def fit(self, X=None, y=None):
+        self.input_shape_ = (6, 5, 2)
+        self._network = Sequential([Conv2D(3, 3), MaxPool2D(2), Activation("tanh"), Flatten(),
+                                    Dense(2)], (2, 6, 5), "float64")
+        self._network.init_params(np.random.RandomState(0))
+        return self
+
+
+def test_a_regressor_output_is_explained_by_its_index():
+    reg = _TinyRegressor().fit()
+    X = np.random.RandomState(1).standard_normal((3, 60))
+    display = SaliencyDisplay.from_estimator(reg, X, target=1)
+    assert_array_equal(display.target_, [1, 1, 1])
+    x = X[0].copy()
+    net = reg._network
+
+    def output():
+        return float(net.forward_fast(
+            x.reshape(1, 6, 5, 2).transpose(0, 3, 1, 2).copy())[0, 1])
+
+    assert_allclose(display.input_gradient_[0], numerical_gradient(output, x).reshape(6, 5, 2),
+                    rtol=1e-6, atol=1e-9)
+    assert_array_equal(SaliencyDisplay.from_estimator(reg, X).target_, [0, 0, 0])
+    with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
+        SaliencyDisplay.from_estimator(reg, X, target=2)
