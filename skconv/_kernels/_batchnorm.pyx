@@ -78,7 +78,7 @@ def batch_norm_forward(
     cdef double s, mu, inv_std, count = x.shape[0] * x.shape[2]
     cdef floating mu_f, inv_std_f, g_f, b_f, d_f
     with nogil:
-        for c in prange(x.shape[1], schedule='static', num_threads=n_threads):
+        for c in prange(x.shape[1], schedule='dynamic', num_threads=n_threads):
             s = 0
             for n in range(n_samples):
                 s = s + _sum(&x[n, c, 0], m, 0)
@@ -123,7 +123,7 @@ def batch_norm_backward(
     cdef floating coef_f, mean_dy_f, mean_dyx_f
     cdef bint need_dx = dx.shape[0] > 0
     with nogil:
-        for c in prange(dy.shape[1], schedule='static', num_threads=n_threads):
+        for c in prange(dy.shape[1], schedule='dynamic', num_threads=n_threads):
             s_dy = 0
             s_dyx = 0
             for n in range(n_samples):

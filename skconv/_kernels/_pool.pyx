@@ -22,7 +22,7 @@ def max_pool2d_forward(
     cdef floating v, best
     cdef bint has_nan
     with nogil:
-        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
+        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 for i in range(g.oh):
                     # the window clipped to the input: padding never wins, as if -inf
@@ -60,7 +60,7 @@ def max_pool2d_backward(
 ):
     cdef Py_ssize_t n, c, p
     with nogil:
-        for n in prange(dy.shape[0], schedule='static', num_threads=n_threads):
+        for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             memset(&dx[n, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(floating))
             for c in range(dy.shape[1]):
                 for p in range(dy.shape[2]):
@@ -77,7 +77,7 @@ def avg_pool2d_forward(
     cdef Py_ssize_t n, c, i, j, ki, kj, r, q
     cdef floating s, inv_area = 1.0 / (g.kh * g.kw)
     with nogil:
-        for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
+        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 for i in range(g.oh):
                     for j in range(g.ow):
@@ -102,7 +102,7 @@ def avg_pool2d_backward(
     cdef Py_ssize_t n, c, i, j, ki, kj, r, q
     cdef floating d, inv_area = 1.0 / (g.kh * g.kw)
     with nogil:
-        for n in prange(dy.shape[0], schedule='static', num_threads=n_threads):
+        for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             memset(&dx[n, 0, 0, 0], 0, g.c * g.h * g.w * sizeof(floating))
             for c in range(g.c):
                 for i in range(g.oh):
