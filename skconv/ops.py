@@ -262,18 +262,22 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
     n_threads = _n_threads(n_chunks)
     dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
-    dw_part = np.empty((n_chunks, ckk, f), dtype=x.dtype)
+    # dw's rows along the filters unless there are too few of them to fill
+    # the micro-kernel's rows (bits are the same either way)
+    dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]
+    dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
     have_cols = cols is not None
     cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
         np.empty((n_threads, ckk, ohw), dtype=x.dtype))
-    work = np.empty((n_threads, max(_gemm.work_size(ckk, f, ohw), _gemm.work_size(ckk, ohw, f))),
-                    dtype=x.dtype)
+    work_size = max(_gemm.work_size(*shape) for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
+    work = np.empty((n_threads, work_size), dtype=x.dtype)
     _conv.conv2d_backward(
         dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
-        work, g, n_threads,
+        dw_transposed, work, g, n_threads,
     )
-    dw = np.ascontiguousarray(dw_part.sum(axis=0).T).reshape(w.shape)
+    dw = dw_part.sum(axis=0)
+    dw = np.ascontiguousarray(dw.T if dw_transposed else dw).reshape(w.shape)
     db = db_part.sum(axis=0)
     return (dx if need_dx else None), dw, db
 

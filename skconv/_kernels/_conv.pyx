@@ -40,15 +40,20 @@ def conv2d_backward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
-    floating[:, :, ::1] dw_part,        # OUT (n_chunks, c * kh * kw, f): dw transposed
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or (n_chunks, ckk, f) if dw_transposed
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, :, ::1] cols,           # IN/OUT (n, ckk, ohw) if have_cols, else scratch (n_threads, ...)
     bint have_cols,
+    bint dw_transposed,
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,
     int n_threads,
 ):
     """Gradients of conv2d_forward.
+
+    ``dw_transposed`` picks which of dw's axes the GEMM's rows run over (the
+    caller takes the one that fills the micro-kernel's tile better); either
+    way each element is the same chain, so the bits are the same.
 
     With ``have_cols``, ``cols[n]`` already holds im2col(x[n]) (kept by the
     forward pass) and is not recomputed; once dw has used it, it is
@@ -75,10 +80,14 @@ def conv2d_backward(
                     slot = n
                 else:
                     im2col_sample(x[n], cols[slot], &g)
-                # dw^T (ckk, f) += cols (ckk, ohw) @ dy[n]^T (ohw, f): one chain
-                # over the chunk's samples and positions, in order
-                gemm(ckk, nf, ohw, &cols[slot, 0, 0], ohw, 1, &dy[n, 0, 0], 1, ohw,
-                     &dw_part[ci, 0, 0], nf, n != start, NULL, NO_BIAS, &work[tid, 0])
+                # dw (f, ckk) += dy[n] (f, ohw) @ cols^T (ohw, ckk), or its
+                # transpose: one chain over the chunk's samples and positions
+                if dw_transposed:
+                    gemm(ckk, nf, ohw, &cols[slot, 0, 0], ohw, 1, &dy[n, 0, 0], 1, ohw,
+                         &dw_part[ci, 0, 0], nf, n != start, NULL, NO_BIAS, &work[tid, 0])
+                else:
+                    gemm(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0], 1, ohw,
+                         &dw_part[ci, 0, 0], ckk, n != start, NULL, NO_BIAS, &work[tid, 0])
                 for f in range(nf):
                     s = 0
                     for p in range(ohw):

@@ -3,6 +3,10 @@ cdef extern from "gemm.h":
     int skc_cpu_supports(int path) nogil
     int skc_set_path(int path) nogil
     int skc_get_path() nogil
+    ctypedef struct skc_kernel_shape "skc_kernel_s":
+        int mr, nr
+    skc_kernel_shape skc_kernels_s[3]
+    skc_kernel_shape skc_kernels_d[3]
     Py_ssize_t skc_gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) nogil
     void skc_gemm_s(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                     const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
@@ -36,6 +40,14 @@ cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcep
 def work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
     """Elements of scratch one gemm of c[m, n] = a[m, k] @ b[k, n] needs."""
     return skc_gemm_work_size(m, n, k)
+
+
+def tile_shape(dtype_char):
+    """(MR, NR) of the micro-kernel in use, for dtype 'f' or 'd'."""
+    cdef int path = skc_get_path()
+    if dtype_char == 'f':
+        return skc_kernels_s[path].mr, skc_kernels_s[path].nr
+    return skc_kernels_d[path].mr, skc_kernels_d[path].nr
 
 
 def cpu_supports(str path):
