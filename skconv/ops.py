@@ -140,8 +140,38 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     return out
 
 
+def _typed_key(value):
+    """A hashable key that tells ``1`` from ``True`` and ``(1, 2)`` from ``[1, 2]``."""
+    if isinstance(value, (tuple, list)):
+        return (type(value),) + tuple((type(v), v) for v in value)
+    return (type(value), value)
+
+
+_GEOMETRY_CACHE = {}
+
+
 def _geometry(x_shape, kernel_size, stride, padding, dilation):
-    """Resolve the sliding-window geometry of a 4-D input; the kernels take it as a struct."""
+    """Resolve the sliding-window geometry of a 4-D input; the kernels take it as a struct.
+
+    Resolved once per distinct set of arguments: a network calls this with the
+    same few every batch, and a one-row prediction would otherwise spend a
+    good part of its time here.
+    """
+    args = (x_shape, kernel_size, stride, padding, dilation)
+    key = tuple(_typed_key(a) for a in args)
+    try:
+        return _GEOMETRY_CACHE[key]
+    except KeyError:
+        g = _resolve_geometry(*args)
+    except TypeError:  # something unhashable: resolve (and refuse) it as it is
+        return _resolve_geometry(*args)
+    if len(_GEOMETRY_CACHE) > 1024:
+        _GEOMETRY_CACHE.clear()
+    _GEOMETRY_CACHE[key] = g
+    return g
+
+
+def _resolve_geometry(x_shape, kernel_size, stride, padding, dilation):
     _, c, h, w = x_shape
     kh, kw = _pair(kernel_size, "kernel_size", 1)
     sh, sw = _pair(stride, "stride", 1)
