@@ -1,0 +1,104 @@
+"""GFLOP/s of skconv's GEMM against numpy's BLAS and the machine's FMA peak.
+
+For each product: skconv's GEMM (``skconv.ops.linear``, which runs the
+micro-kernel of the SIMD path chosen at import), numpy's ``@`` (OpenBLAS), and,
+for the convolutions, the whole ``skconv.ops.conv2d`` (im2col included), each
+as GFLOP/s (2 * m * n * k per product, median of ``--repeats``) and as a
+fraction of the peak.
+
+The peak is cores x 2 FMA units x lanes x 2 flops x clock: lanes from the SIMD
+path (8 float32 lanes for AVX2, 16 for AVX-512), the clock from
+``/proc/cpuinfo`` (the nominal one; turbo can exceed it, so a fraction over
+1.0 is possible) and 2 FMA units per core (Zen 3-5, Skylake-X and later Xeons;
+``--fma-units`` to change it). The shapes are LeNet-5's and the default
+``wide`` net's layers at batch 64, plus a 1024^3 square.
+
+Usage::
+
+    python benchmarks/bench_peak.py [--threads 1 2] [--repeats 7]
+"""
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import skconv
+from skconv import ops
+
+LANES = {"portable": 1, "avx2": 8, "avx512": 16}  # float32 lanes per FMA
+
+# name: (m, k, n) of the product, and the conv it comes from (c, h, w, f, kernel, padding)
+SHAPES = {
+    "square 1024^3": ((1024, 1024, 1024), None),
+    "lenet conv1 (batch 64)": ((6, 25, 64 * 576), (1, 28, 28, 6, 5, 0)),
+    "lenet conv2 (batch 64)": ((16, 150, 64 * 64), (6, 12, 12, 16, 5, 0)),
+    "lenet dense 256->120": ((64, 256, 120), None),
+    "wide conv1 (batch 64)": ((32, 27, 64 * 1024), (3, 32, 32, 32, 3, 1)),
+    "wide conv2 (batch 64)": ((64, 288, 64 * 256), (32, 16, 16, 64, 3, 1)),
+    "wide dense 4096->128": ((64, 4096, 128), None),
+}
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def clock_ghz():
+    mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+    return max(mhz) / 1000 if mhz else float("nan")
+
+
+def median_seconds(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--fma-units", type=int, default=2)
+    args = parser.parse_args()
+
+    path = ops.simd_path()
+    print(f"CPU: {cpu_model()}, clock {clock_ghz():.2f} GHz; skconv {skconv.__version__} "
+          f"SIMD path {path}; numpy {np.__version__}")
+    rng = np.random.default_rng(0)
+    for n_threads in args.threads:
+        peak = n_threads * args.fma_units * LANES[path] * 2 * clock_ghz()
+        print(f"\n{n_threads} thread(s): float32 FMA peak {peak:.0f} GFLOP/s")
+        print("| product | m x k x n | skconv GEMM | numpy (BLAS) | skconv / numpy "
+              "| skconv / peak | conv2d with im2col |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        with threadpool_limits(n_threads):
+            for name, ((m, k, n), conv) in SHAPES.items():
+                a = rng.standard_normal((m, k)).astype(np.float32)
+                b = rng.standard_normal((k, n)).astype(np.float32)
+                flops = 2 * m * n * k
+                ours = flops / median_seconds(lambda: ops.linear(a, b), args.repeats) / 1e9
+                theirs = flops / median_seconds(lambda: a @ b, args.repeats) / 1e9
+                conv_cell = ""
+                if conv is not None:
+                    c, h, w, f, kernel, pad = conv
+                    x = rng.standard_normal((64, c, h, w)).astype(np.float32)
+                    wt = rng.standard_normal((f, c, kernel, kernel)).astype(np.float32)
+                    t = median_seconds(lambda: ops.conv2d(x, wt, padding=pad), args.repeats)
+                    conv_cell = f"{flops / t / 1e9:.0f} GFLOP/s"
+                print(f"| {name} | {m} x {k} x {n} | {ours:.0f} GFLOP/s | {theirs:.0f} GFLOP/s "
+                      f"| {ours / theirs:.2f} | {ours / peak:.2f} | {conv_cell} |")
+
+
+if __name__ == "__main__":
+    main()
