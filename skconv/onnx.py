@@ -298,6 +298,15 @@ def shape_convnet_classifier(operator):
             f"{type(estimator).__name__} takes float, double or int64 input in ONNX, "
             f"got {type(in_type).__name__}"
         )
+    zipmap = operator.scope_inst.get_options(estimator, dict(zipmap=True))["zipmap"]
+    if zipmap is True and isinstance(in_type, DoubleTensorType):
+        # skl2onnx's ZipMap takes float32 only, and would give an invalid model
+        raise ValueError(
+            f"zipmap=True needs float32 probabilities, but {type(estimator).__name__} gets "
+            "float64 input here (probabilities follow the input type): pass "
+            "options={'zipmap': False} (or 'columns'), or convert for float32 input "
+            "(X[:1].astype(np.float32))"
+        )
     n = operator.inputs[0].get_first_dimension()
     _, label_proto = _label_classes(operator.scope_inst, estimator)
     label_type = Int64TensorType if label_proto == TensorProto.INT64 else StringTensorType

@@ -167,6 +167,16 @@ def test_zipmap_default_gives_one_dict_of_probabilities_per_row():
     assert_matches(clf, X, labels, proba)
 
 
+def test_zipmap_with_float64_input_raises_a_clear_error_and_columns_work():
+    X = np.random.default_rng(3).standard_normal((20, 16))
+    y = np.array(["x", "y"])[np.arange(20) % 2]
+    clf = fit(X, y, conv_layers=(2,), hidden_layer_sizes=(), max_iter=2)
+    with pytest.raises(ValueError, match="zipmap=True needs float32 probabilities"):
+        skl2onnx.to_onnx(clf, X[:1])
+    labels, *columns = run_onnx(clf, X, zipmap="columns")
+    assert_matches(clf, X, labels, np.column_stack(columns))
+
+
 def test_boolean_and_integral_float_labels_become_int64():
     X = np.random.default_rng(4).standard_normal((20, 9)).astype(np.float32)
     for y in (np.arange(20) % 2 == 0, (np.arange(20) % 3).astype(float)):
