@@ -1,9 +1,10 @@
 """ONNX export of fitted skconv estimators, through skl2onnx.
 
-Importing this module registers a converter for :class:`~skconv.ConvNetClassifier`
-with skl2onnx (``update_registered_converter``), so ``skl2onnx.to_onnx``
-converts the estimator alone or inside a scikit-learn ``Pipeline``, its
-preprocessing steps included::
+Importing this module registers converters for :class:`~skconv.ConvNetClassifier`
+(and ``ConvNetRegressor`` where this skconv has it) with skl2onnx
+(``update_registered_converter``), so ``skl2onnx.to_onnx`` converts the
+estimator alone or inside a scikit-learn ``Pipeline``, its preprocessing steps
+included::
 
     import skl2onnx
     import skconv.onnx  # noqa: F401  (registers the converter)
@@ -16,7 +17,7 @@ preprocessing steps included::
 The graph is the network's inference path, layer by layer:
 
 - the input as the user gives it (flat rows, ``(n, h, w)`` or
-  ``(n, h, w, c)`` images, of any real or integer type) is cast to the
+  ``(n, h, w, c)`` images; float32, float64 or int64) is cast to the
   model's dtype, reshaped to ``(n, h, w, c)`` and transposed to NCHW;
 - ``Conv`` with explicit ``pads`` (``'same'`` puts its odd extra row and
   column at the bottom and right, as skconv does), strides and dilations;
@@ -25,7 +26,9 @@ The graph is the network's inference path, layer by layer:
   larger than the feature map is clipped to it), stride equal to the window,
   no padding and ``count_include_pad=0``;
 - ``Flatten`` (the (c, h, w) order of skconv's dense inputs), ``Gemm``;
-- the output activation (``Softmax`` for the classifier); dropout vanishes.
+- the output activation, the estimator's ``out_activation_``: ``Softmax``
+  (classifier), ``Sigmoid`` (multilabel classifier), none (regressor);
+  dropout vanishes.
 
 A float64 model computes in float64 throughout. onnxruntime has no float64
 kernel for ``Conv`` or ``AveragePool``, so for a float64 model those two are
@@ -39,13 +42,15 @@ class labels: int64 for integer, boolean or integral float labels, strings
 for string labels) and ``probabilities`` (float32, or float64 for float64
 input), turned into a list of dicts by ``ZipMap`` unless the option
 ``zipmap=False`` is given (``zipmap='columns'`` gives one output per class).
+A multilabel classifier's ``label`` is ``predict``'s int64 0/1 indicator
+matrix. A regressor has one output, ``variable``, of shape (n, n_outputs) as
+skl2onnx's regressors (a column for a single target, where ``predict`` gives a
+1-D array).
 
 Anything the converter cannot express raises an error naming it: opsets
 below 13, class labels that are neither integers nor strings, layers it does
 not know.
 """
-
-import numbers
 
 import numpy as np
 from onnx import TensorProto
@@ -62,10 +67,16 @@ from skl2onnx.common.utils import check_input_and_output_numbers
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import ConvNetClassifier
+
+try:  # the regressor arrives with the estimator split into _base/_classifier/_regressor
+    from ._regressor import ConvNetRegressor
+except ImportError:
+    ConvNetRegressor = None
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 
-__all__ = ["MIN_OPSET", "convert_convnet_classifier", "shape_convnet_classifier"]
+__all__ = ["MIN_OPSET", "convert_convnet_classifier", "convert_convnet_regressor",
+           "shape_convnet_classifier", "shape_convnet_regressor"]
 
 #: the oldest opset the converter writes (Softmax over one axis, Slice/Pad inputs)
 MIN_OPSET = 13
@@ -288,16 +299,29 @@ def _label_classes(scope, estimator):
     )
 
 
-def shape_convnet_classifier(operator):
-    """skl2onnx shape calculator: ``label`` (n,) and ``probabilities`` (n, n_classes)."""
-    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
-    estimator = operator.raw_operator
+def _input_type(operator):
+    """The operator's input type, checked: float, double or int64 tensors."""
     in_type = operator.inputs[0].type
     if not isinstance(in_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise TypeError(
-            f"{type(estimator).__name__} takes float, double or int64 input in ONNX, "
-            f"got {type(in_type).__name__}"
+            f"{type(operator.raw_operator).__name__} takes float, double or int64 input in "
+            f"ONNX, got {type(in_type).__name__}"
         )
+    return in_type
+
+
+def _set_output(operator, index, in_type, width):
+    """Output ``index`` is a real tensor (n, width) of the input's float type, as in skl2onnx."""
+    operator.outputs[index].type = guess_tensor_type(in_type)
+    operator.outputs[index].type.shape = [operator.inputs[0].get_first_dimension(), width]
+
+
+def shape_convnet_classifier(operator):
+    """skl2onnx shape calculator: ``label`` (n,), or (n, n_labels) for multilabel,
+    and ``probabilities`` (n, n_classes)."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    estimator = operator.raw_operator
+    in_type = _input_type(operator)
     zipmap = operator.scope_inst.get_options(estimator, dict(zipmap=True))["zipmap"]
     if zipmap is True and isinstance(in_type, DoubleTensorType):
         # skl2onnx's ZipMap takes float32 only, and would give an invalid model
@@ -308,36 +332,61 @@ def shape_convnet_classifier(operator):
             "(X[:1].astype(np.float32))"
         )
     n = operator.inputs[0].get_first_dimension()
-    _, label_proto = _label_classes(operator.scope_inst, estimator)
-    label_type = Int64TensorType if label_proto == TensorProto.INT64 else StringTensorType
-    operator.outputs[0].type = label_type(shape=[n])
-    operator.outputs[1].type = guess_tensor_type(in_type)
-    operator.outputs[1].type.shape = [n, len(estimator.classes_)]
+    if estimator.out_activation_ == "logistic":
+        # multilabel: predict's 0/1 indicator matrix
+        operator.outputs[0].type = Int64TensorType(shape=[n, len(estimator.classes_)])
+    else:
+        _, label_proto = _label_classes(operator.scope_inst, estimator)
+        label_type = Int64TensorType if label_proto == TensorProto.INT64 else StringTensorType
+        operator.outputs[0].type = label_type(shape=[n])
+    _set_output(operator, 1, in_type, len(estimator.classes_))
 
 
 def convert_convnet_classifier(scope, operator, container):
     """skl2onnx converter of a fitted :class:`~skconv.ConvNetClassifier`.
 
-    Writes ``operator.outputs[0]`` (labels: ``classes_`` at the argmax of the
-    logits, as ``predict``) and ``operator.outputs[1]`` (the softmax
-    probabilities, cast to that output's type).
+    Writes ``operator.outputs[0]``, the labels as ``predict`` gives them:
+    ``classes_`` at the argmax of the logits, or for multilabel (a logistic
+    output) the int64 indicator matrix of the positive logits; and
+    ``operator.outputs[1]``, the probabilities (softmax, or each label's
+    sigmoid), cast to that output's type.
     """
     estimator, dtype = _check_convertible(operator, container)
-    if estimator.out_activation_ != "softmax":
-        raise NotImplementedError(
-            f"out_activation_={estimator.out_activation_!r}: only single-label (softmax) "
-            "classifiers convert to ONNX for now"
-        )
     g = _Graph(scope, container, dtype)
-    classes, label_proto = _label_classes(scope, estimator)
     logits = _network_logits(g, estimator, operator.inputs[0].full_name)
     proba = _output_activation(g, estimator, logits)
     g.node("Cast", [proba], output=operator.outputs[1].full_name,
            to=guess_proto_type(operator.outputs[1].type))
+    if estimator.out_activation_ == "logistic":
+        positive = g.node("Greater", [logits, g.const("zero", 0.0)])
+        g.node("Cast", [positive], to=TensorProto.INT64, output=operator.outputs[0].full_name)
+        return
     # as predict: the argmax of the logits (the softmax may round two of them to a tie)
+    classes, label_proto = _label_classes(scope, estimator)
     index = g.node("ArgMax", [logits], axis=1, keepdims=0)
     g.node("Gather", [g.const("classes", classes, label_proto), index], axis=0,
            output=operator.outputs[0].full_name)
+
+
+# ---------------------------------------------------------------------- regressor
+
+
+def shape_convnet_regressor(operator):
+    """skl2onnx shape calculator: one output, (n, n_outputs), as skl2onnx's regressors
+    (a single target is a column, where ``predict`` gives a 1-D array)."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    _set_output(operator, 0, _input_type(operator), operator.raw_operator.n_outputs_)
+
+
+def convert_convnet_regressor(scope, operator, container):
+    """skl2onnx converter of a fitted ``ConvNetRegressor``: the network's outputs
+    (identity output activation), cast to the output's type."""
+    estimator, dtype = _check_convertible(operator, container)
+    g = _Graph(scope, container, dtype)
+    logits = _network_logits(g, estimator, operator.inputs[0].full_name)
+    g.node("Cast", [_output_activation(g, estimator, logits)],
+           output=operator.outputs[0].full_name,
+           to=guess_proto_type(operator.outputs[0].type))
 
 
 def _register():
@@ -349,6 +398,9 @@ def _register():
         options={"zipmap": [True, False, "columns"], "nocl": [True, False],
                  "output_class_labels": [False, True]},
     )
+    if ConvNetRegressor is not None:
+        update_registered_converter(ConvNetRegressor, "SkconvConvNetRegressor",
+                                    shape_convnet_regressor, convert_convnet_regressor)
 
 
 _register()

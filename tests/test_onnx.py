@@ -25,22 +25,30 @@ from sklearn.preprocessing import MinMaxScaler
 import skconv
 from skconv import ConvNetClassifier
 
+onnx = pytest.importorskip("onnx")
 skl2onnx = pytest.importorskip("skl2onnx")
 ort = pytest.importorskip("onnxruntime")
 import skconv.onnx  # noqa: E402,F401  (registers the converter)
 
 
+ConvNetRegressor = getattr(skconv, "ConvNetRegressor", None)
+needs_regressor = pytest.mark.skipif(
+    ConvNetRegressor is None, reason="this skconv has no ConvNetRegressor or multilabel yet")
+
+
 def run_onnx(model, X, zipmap=False, **kwargs):
     """Convert ``model`` for inputs like ``X``, run X through onnxruntime; return its outputs."""
-    onx = skl2onnx.to_onnx(model, X[:1], options={"zipmap": zipmap}, **kwargs)
+    options = {} if zipmap is None else {"zipmap": zipmap}
+    onx = skl2onnx.to_onnx(model, X[:1], options=options, **kwargs)
+    onnx.checker.check_model(onx, full_check=True)
     sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: X})
 
 
-def fit(X, y, **params):
+def fit(X, y, estimator=ConvNetClassifier, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return ConvNetClassifier(random_state=0, **params).fit(X, y)
+        return estimator(random_state=0, **params).fit(X, y)
 
 
 def assert_matches(model, X, labels, proba, rtol=1e-4, atol=1e-5):
@@ -125,6 +133,38 @@ def test_random_architectures_in_onnxruntime_match_predict_and_predict_proba(
     assert_matches(clf, X, labels, proba, **({"rtol": 1e-10, "atol": 1e-12} if exact else {}))
 
 
+@needs_regressor
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=hyperparameters, data=datasets(),
+       task=st.sampled_from(["regressor, 1 target", "regressor, 2 targets", "multilabel"]))
+def test_random_regressors_and_multilabel_classifiers_in_onnxruntime_match(params, data, task):
+    X, _, input_shape = data
+    X = X.astype(np.float32)
+    rng = np.random.default_rng(len(X))
+    if task == "multilabel":
+        y = (rng.standard_normal((len(X), 3)) > 0).astype(int)
+        estimator = ConvNetClassifier
+    else:
+        y = rng.standard_normal((len(X), 2) if task.endswith("2 targets") else len(X))
+        estimator = ConvNetRegressor
+    try:
+        model = fit(X, y, estimator, input_shape=input_shape, max_iter=2, **params)
+    except ValueError:
+        event("refused by fit")
+        return
+    event(f"converted: {task}")
+    if task == "multilabel":
+        labels, proba = run_onnx(model, X)
+        np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-4, atol=1e-5)
+        clear = np.abs(proba - 0.5) > 1e-4
+        np.testing.assert_array_equal(labels[clear], model.predict(X)[clear])
+    else:
+        (outputs,) = run_onnx(model, X, zipmap=None)
+        expected = model.predict(X).reshape(len(X), -1)
+        np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-5 * (1 + np.abs(
+            expected).max()))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_same_padding_with_stride_dilation_and_clipped_pools_matches(dtype):
     """The cases that differ from ONNX's defaults: 'same' with an odd total
@@ -153,6 +193,22 @@ def test_pipeline_with_a_scaler_converts_whole_and_matches():
     labels, proba = run_onnx(pipe, X.astype(np.float32))
     assert_matches(pipe, X.astype(np.float32), labels, proba)
     assert labels.dtype == object and set(labels) <= {"left", "right"}
+
+
+@needs_regressor
+def test_regressor_pipeline_converts_whole_and_its_column_matches_predict():
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((40, 16)).astype(np.float32)
+    y = X[:, :8].sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe = make_pipeline(StandardScaler(), ConvNetRegressor((3,), (4,), max_iter=5,
+                                                               random_state=0)).fit(X, y)
+    (outputs,) = run_onnx(pipe, X, zipmap=None)
+    assert outputs.shape == (len(X), 1)
+    np.testing.assert_allclose(outputs[:, 0], pipe.predict(X), rtol=1e-4, atol=1e-5)
 
 
 def test_zipmap_default_gives_one_dict_of_probabilities_per_row():
