@@ -67,13 +67,13 @@ from skl2onnx.common.utils import check_input_and_output_numbers
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import ConvNetClassifier
+from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 
 try:  # the regressor arrives with the estimator split into _base/_classifier/_regressor
     from ._regressor import ConvNetRegressor
 except ImportError:
     ConvNetRegressor = None
-from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 
 __all__ = ["MIN_OPSET", "convert_convnet_classifier", "convert_convnet_regressor",
            "shape_convnet_classifier", "shape_convnet_regressor"]
@@ -83,8 +83,7 @@ MIN_OPSET = 13
 
 _PROTO = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 _ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": None}
-# output activation of the network (the estimator's ``out_activation_``) -> ONNX op;
-# 'logistic' (multilabel) and 'identity' (regressor) are here for the estimators to come
+# the estimator's ``out_activation_`` -> ONNX op: softmax classifier, multilabel, regressor
 _OUT_ACTIVATIONS = {"softmax": "Softmax", "logistic": "Sigmoid", "identity": None}
 
 

@@ -182,6 +182,26 @@ def test_same_padding_with_stride_dilation_and_clipped_pools_matches(dtype):
                                              if dtype == "float64" else {}))
 
 
+@pytest.mark.parametrize("target_opset", [13, 17, 18])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_oldest_and_newer_opsets_convert_and_match(dtype, target_opset):
+    """Opset 13 is the oldest written; ReduceMean (float64 avg pooling) takes its
+    axes as an attribute up to 17 and as an input from 18."""
+    X = np.random.default_rng(9).standard_normal((30, 6, 6))
+    clf = fit(X, np.arange(30) % 3, conv_layers=[{"filters": 2, "pool": "avg", "pool_size": 4}],
+              dtype=dtype, max_iter=2)
+    labels, proba = run_onnx(clf, X, target_opset=target_opset)
+    assert_matches(clf, X, labels, proba, **({"rtol": 1e-10, "atol": 1e-12}
+                                             if dtype == "float64" else {}))
+
+
+def test_integer_input_is_cast_as_predict_casts_it():
+    X = np.random.default_rng(10).integers(0, 16, (30, 64))
+    clf = fit(X / 16, np.arange(30) % 2, conv_layers=(2,), max_iter=2)
+    labels, proba = run_onnx(clf, X)
+    assert_matches(clf, X, labels, proba)
+
+
 def test_pipeline_with_a_scaler_converts_whole_and_matches():
     rng = np.random.default_rng(2)
     X = rng.uniform(0, 255, (60, 64))
