@@ -92,12 +92,13 @@ def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
     assert "serving process" in out
 
 
-def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
-    out, _ = run_example("plot_feature_maps.py")
-    assert "hand-made forward pass matches predict_proba: True" in out
-
-
 def test_onnx_model_predicts_like_the_pipeline_in_a_process_without_skconv(run_example):
     out, _ = run_example("deploy_onnx.py")
     assert "labels identical: True; probabilities match to float32 rounding: True" in out
     assert "skconv/sklearn imported: none" in out
+
+
+def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
+    out, _ = run_example("plot_feature_maps.py")
+    assert "hand-made forward pass matches predict_proba: True" in out
+
