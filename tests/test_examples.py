@@ -29,6 +29,7 @@ WRITES = {
     "deploy_onnx.py": ["digits_convnet.onnx"],
     "plot_feature_maps.py": ["plot_feature_maps.png"],
 }
+
 # example -> optional packages it needs beyond matplotlib (skipped without them)
 NEEDS = {"deploy_onnx.py": ["skl2onnx", "onnxruntime"]}
 
@@ -101,4 +102,3 @@ def test_onnx_model_predicts_like_the_pipeline_in_a_process_without_skconv(run_e
 def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
     out, _ = run_example("plot_feature_maps.py")
     assert "hand-made forward pass matches predict_proba: True" in out
-
