@@ -26,9 +26,13 @@ WRITES = {
     "quickstart_digits.py": ["quickstart_digits.png"],
     "grid_search_pipeline.py": [],
     "deploy_pickle.py": ["digits_convnet.joblib"],
+    "deploy_onnx.py": ["digits_convnet.onnx"],
     "plot_feature_maps.py": ["plot_feature_maps.png"],
     "plot_inspection.py": ["plot_inspection.png"],
 }
+
+# example -> optional packages it needs beyond matplotlib (skipped without them)
+NEEDS = {"deploy_onnx.py": ["skl2onnx", "onnxruntime"]}
 
 
 def test_every_example_is_tested():
@@ -41,6 +45,8 @@ def run_example(tmp_path_factory):
     runs = {}
 
     def run(name):
+        for module in NEEDS.get(name, []):
+            pytest.importorskip(module)
         if name not in runs:
             out_dir = tmp_path_factory.mktemp(name.removesuffix(".py"))
             # the example imports the skconv these tests import, installed or built in place
@@ -86,6 +92,12 @@ def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
     out, _ = run_example("deploy_pickle.py")
     assert "labels identical: True; probabilities identical: True" in out
     assert "serving process" in out
+
+
+def test_onnx_model_predicts_like_the_pipeline_in_a_process_without_skconv(run_example):
+    out, _ = run_example("deploy_onnx.py")
+    assert "labels identical: True; probabilities match to float32 rounding: True" in out
+    assert "skconv/sklearn imported: none" in out
 
 
 def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):

@@ -1,0 +1,405 @@
+"""ONNX export of fitted skconv estimators, through skl2onnx.
+
+Importing this module registers converters for :class:`~skconv.ConvNetClassifier`
+(and ``ConvNetRegressor`` where this skconv has it) with skl2onnx
+(``update_registered_converter``), so ``skl2onnx.to_onnx`` converts the
+estimator alone or inside a scikit-learn ``Pipeline``, its preprocessing steps
+included::
+
+    import skl2onnx
+    import skconv.onnx  # noqa: F401  (registers the converter)
+
+    onx = skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False})
+
+``import skconv`` never imports skl2onnx: only ``import skconv.onnx`` does
+(``pip install "skconv[onnx]"``).
+
+The graph is the network's inference path, layer by layer:
+
+- the input as the user gives it (flat rows, ``(n, h, w)`` or
+  ``(n, h, w, c)`` images; float32, float64 or int64) is cast to the
+  model's dtype, reshaped to ``(n, h, w, c)`` and transposed to NCHW;
+- ``Conv`` with explicit ``pads`` (``'same'`` puts its odd extra row and
+  column at the bottom and right, as skconv does), strides and dilations;
+- ``BatchNormalization`` with the running statistics; activations;
+- ``MaxPool`` / ``AveragePool`` with the clipped window skconv uses (a window
+  larger than the feature map is clipped to it), stride equal to the window,
+  no padding and ``count_include_pad=0``;
+- ``Flatten`` (the (c, h, w) order of skconv's dense inputs), ``Gemm``;
+- the output activation, the estimator's ``out_activation_``: ``Softmax``
+  (classifier), ``Sigmoid`` (multilabel classifier), none (regressor);
+  dropout vanishes.
+
+A float64 model computes in float64 throughout. onnxruntime has no float64
+kernel for ``Conv`` or ``AveragePool``, so for a float64 model those two are
+written with standard ops instead: the convolution as pad, one strided
+``Slice`` per kernel offset, ``Concat`` and one ``MatMul`` (im2col), and the
+average pooling as ``Reshape`` and ``ReduceMean``. Both give skconv's
+results to float64 rounding.
+
+Classifier outputs follow skl2onnx's convention: ``label`` (the original
+class labels: int64 for integer, boolean or integral float labels, strings
+for string labels) and ``probabilities`` (float32, or float64 for float64
+input), turned into a list of dicts by ``ZipMap`` unless the option
+``zipmap=False`` is given (``zipmap='columns'`` gives one output per class).
+A multilabel classifier's ``label`` is ``predict``'s int64 0/1 indicator
+matrix. A regressor has one output, ``variable``, of shape (n, n_outputs) as
+skl2onnx's regressors (a column for a single target, where ``predict`` gives a
+1-D array).
+
+Anything the converter cannot express raises an error naming it: opsets
+below 13, class labels that are neither integers nor strings, layers it does
+not know.
+"""
+
+import numpy as np
+from onnx import TensorProto
+from skl2onnx import update_registered_converter
+from skl2onnx.common.data_types import (
+    DoubleTensorType,
+    FloatTensorType,
+    Int64TensorType,
+    StringTensorType,
+    guess_proto_type,
+    guess_tensor_type,
+)
+from skl2onnx.common.utils import check_input_and_output_numbers
+from sklearn.utils.validation import check_is_fitted
+
+from ._classifier import ConvNetClassifier
+from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
+
+try:  # the regressor arrives with the estimator split into _base/_classifier/_regressor
+    from ._regressor import ConvNetRegressor
+except ImportError:
+    ConvNetRegressor = None
+
+__all__ = ["MIN_OPSET", "convert_convnet_classifier", "convert_convnet_regressor",
+           "shape_convnet_classifier", "shape_convnet_regressor"]
+
+#: the oldest opset the converter writes (Softmax over one axis, Slice/Pad inputs)
+MIN_OPSET = 13
+
+_PROTO = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
+_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": None}
+# the estimator's ``out_activation_`` -> ONNX op: softmax classifier, multilabel, regressor
+_OUT_ACTIVATIONS = {"softmax": "Softmax", "logistic": "Sigmoid", "identity": None}
+
+
+class _Graph:
+    """Thin helper over skl2onnx's scope and container: unique names, constants, nodes."""
+
+    def __init__(self, scope, container, dtype):
+        self.scope = scope
+        self.container = container
+        self.dtype = np.dtype(dtype)
+        self.proto = _PROTO[self.dtype]
+        self.opset = container.target_opset
+
+    def name(self, hint):
+        return self.scope.get_unique_variable_name(hint)
+
+    def const(self, hint, value, proto=None):
+        """An initializer; model-dtype floats unless ``proto`` says otherwise."""
+        value = np.asarray(value)
+        if proto is None:
+            proto = self.proto
+            value = value.astype(self.dtype)
+        elif proto == TensorProto.INT64:
+            value = value.astype(np.int64)
+        name = self.name(hint)
+        content = value.ravel() if proto != TensorProto.STRING else list(value.ravel())
+        self.container.add_initializer(name, proto, list(value.shape), content)
+        return name
+
+    def ints(self, hint, values):
+        return self.const(hint, np.asarray(values, dtype=np.int64), TensorProto.INT64)
+
+    def node(self, op, inputs, hint=None, output=None, **attrs):
+        """Add one node; return its (single) output's name."""
+        output = output or self.name(hint or op.lower())
+        self.container.add_node(op, list(inputs), [output],
+                                name=self.scope.get_unique_operator_name(op), **attrs)
+        return output
+
+
+# ---------------------------------------------------------------------- layers
+
+
+def _conv(g, layer, x):
+    """Conv2D on NCHW ``x``: explicit pads, the 'same' extra row/column bottom/right."""
+    (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
+    pads = [ph, pw, ph + eh, pw + ew]
+    w = layer._w
+    b = layer._b if layer.bias else None
+    if g.dtype == np.float32:
+        inputs = [x, g.const("conv_w", w)] + ([g.const("conv_b", b)] if b is not None else [])
+        return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size),
+                      strides=list(layer.stride), dilations=list(layer.dilation), pads=pads,
+                      group=1)
+    return _conv_im2col(g, layer, x, pads, w, b)
+
+
+def _conv_im2col(g, layer, x, pads, w, b):
+    """The convolution as Pad, one strided Slice per kernel offset, Concat, MatMul.
+
+    For float64 models: onnxruntime has no float64 Conv. Works in NHWC so the
+    patches concatenate along the last axis, in (ki, kj, c) order.
+    """
+    f, c, kh, kw = w.shape
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    _, oh, ow = layer.output_shape
+    if any(pads):
+        x = g.node("Pad", [x, g.ints("pads", [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])])
+    x = g.node("Transpose", [x], perm=[0, 2, 3, 1])
+    axes, steps = g.ints("axes", [1, 2]), g.ints("steps", [sh, sw])
+    patches = []
+    for ki in range(kh):
+        for kj in range(kw):
+            starts = [ki * dh, kj * dw]
+            ends = [starts[0] + (oh - 1) * sh + 1, starts[1] + (ow - 1) * sw + 1]
+            patches.append(g.node("Slice", [x, g.ints("starts", starts), g.ints("ends", ends),
+                                             axes, steps]))
+    cols = patches[0] if len(patches) == 1 else g.node("Concat", patches, axis=3)
+    y = g.node("MatMul", [cols, g.const("conv_w", w.transpose(2, 3, 1, 0).reshape(-1, f))])
+    if b is not None:
+        y = g.node("Add", [y, g.const("conv_b", b)])
+    return g.node("Transpose", [y], perm=[0, 3, 1, 2])
+
+
+def _batch_norm(g, layer, x):
+    return g.node("BatchNormalization",
+                  [x, g.const("bn_scale", layer._scale), g.const("bn_shift", layer._shift),
+                   g.const("bn_mean", layer.running_mean), g.const("bn_var", layer.running_var)],
+                  epsilon=layer.eps)
+
+
+def _max_pool(g, layer, x):
+    kh, kw = layer.window
+    return g.node("MaxPool", [x], kernel_shape=[kh, kw], strides=[kh, kw], pads=[0, 0, 0, 0])
+
+
+def _avg_pool(g, layer, x):
+    kh, kw = layer.window
+    if g.dtype == np.float32:
+        return g.node("AveragePool", [x], kernel_shape=[kh, kw], strides=[kh, kw],
+                      pads=[0, 0, 0, 0], count_include_pad=0)
+    # float64: onnxruntime has no float64 AveragePool. Drop the rows/columns no
+    # window covers, split each axis into (windows, window) and average.
+    c, oh, ow = layer.output_shape
+    _, h, w = layer.input_shape
+    if (oh * kh, ow * kw) != (h, w):
+        x = g.node("Slice", [x, g.ints("starts", [0, 0]), g.ints("ends", [oh * kh, ow * kw]),
+                             g.ints("axes", [2, 3])])
+    x = g.node("Reshape", [x, g.ints("shape", [-1, c, oh, kh, ow, kw])])
+    if g.opset >= 18:
+        return g.node("ReduceMean", [x, g.ints("axes", [3, 5])], keepdims=0)
+    return g.node("ReduceMean", [x], axes=[3, 5], keepdims=0)
+
+
+def _activation(g, layer, x):
+    op = _ACTIVATIONS[layer.kind]
+    return x if op is None else g.node(op, [x])
+
+
+def _dense(g, layer, x):
+    inputs = [x, g.const("dense_w", layer._w)]
+    if layer.bias:
+        inputs.append(g.const("dense_b", layer._b))
+    return g.node("Gemm", inputs)
+
+
+_LAYERS = {
+    Conv2D: _conv,
+    BatchNorm2d: _batch_norm,
+    BatchNorm1d: _batch_norm,
+    MaxPool2D: _max_pool,
+    AvgPool2D: _avg_pool,
+    Activation: _activation,
+    Flatten: lambda g, layer, x: g.node("Flatten", [x], axis=1),
+    Dense: _dense,
+    Dropout: lambda g, layer, x: x,
+}
+
+
+def _network_logits(g, estimator, x):
+    """Graph of the estimator's network from input ``x`` (as the user gives it) to
+    the last layer's output, before the output activation: (n, n_outputs), model dtype."""
+    h, w, c = estimator.input_shape_
+    x = g.node("Cast", [x], to=g.proto)
+    x = g.node("Reshape", [x, g.ints("shape", [-1, h, w, c])])
+    x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
+    for i, layer in enumerate(estimator._network.layers):
+        convert = _LAYERS.get(type(layer))
+        if convert is None:
+            raise NotImplementedError(
+                f"layer {i} of {type(estimator).__name__}, {type(layer).__name__}, has no "
+                f"ONNX converter in skconv.onnx (known: "
+                f"{sorted(t.__name__ for t in _LAYERS)})"
+            )
+        x = convert(g, layer, x)
+    return x
+
+
+def _output_activation(g, estimator, logits):
+    """The estimator's ``out_activation_`` on the logits."""
+    out = estimator.out_activation_
+    if out not in _OUT_ACTIVATIONS:
+        raise NotImplementedError(
+            f"out_activation_={out!r} of {type(estimator).__name__} has no ONNX converter "
+            f"(known: {sorted(_OUT_ACTIVATIONS)})"
+        )
+    op = _OUT_ACTIVATIONS[out]
+    if op is None:
+        return logits
+    attrs = {"axis": 1} if op == "Softmax" else {}
+    return g.node(op, [logits], hint="output", **attrs)
+
+
+def _check_convertible(operator, container):
+    estimator = operator.raw_operator
+    check_is_fitted(estimator)
+    if container.target_opset < MIN_OPSET:
+        raise RuntimeError(
+            f"target_opset={container.target_opset} is too old for skconv.onnx; "
+            f"{type(estimator).__name__} needs opset {MIN_OPSET} or newer"
+        )
+    dtype = np.dtype(estimator._network.dtype)
+    if dtype not in _PROTO:
+        raise NotImplementedError(f"dtype={dtype.name!r} models have no ONNX converter")
+    return estimator, dtype
+
+
+# ---------------------------------------------------------------------- classifier
+
+
+def _label_classes(scope, estimator):
+    """``classes_`` as ONNX label values and their type: int64 or strings.
+
+    Integral float and boolean labels become int64, as skl2onnx does for
+    scikit-learn's classifiers; other labels raise ``ValueError``. With
+    skl2onnx's option ``nocl=True`` the labels are the class indices.
+    """
+    classes = estimator.classes_
+    if scope.get_options(estimator, dict(nocl=False))["nocl"]:
+        return np.arange(len(classes), dtype=np.int64), TensorProto.INT64
+    if classes.dtype.kind in "biu":
+        return classes.astype(np.int64), TensorProto.INT64
+    if classes.dtype.kind == "f":
+        if np.all(classes == np.round(classes)):
+            return classes.astype(np.int64), TensorProto.INT64
+    elif all(isinstance(v, str) for v in classes):
+        return np.array([v.encode("utf-8") for v in classes], dtype=object), TensorProto.STRING
+    raise ValueError(
+        f"classes_={classes!r} of {type(estimator).__name__} cannot be ONNX labels: "
+        "ONNX classifiers label with int64 or strings, so the labels must be integers "
+        "(integral floats and booleans are cast) or all strings"
+    )
+
+
+def _input_type(operator):
+    """The operator's input type, checked: float, double or int64 tensors."""
+    in_type = operator.inputs[0].type
+    if not isinstance(in_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
+        raise TypeError(
+            f"{type(operator.raw_operator).__name__} takes float, double or int64 input in "
+            f"ONNX, got {type(in_type).__name__}"
+        )
+    return in_type
+
+
+def _set_output(operator, index, in_type, width):
+    """Output ``index`` is a real tensor (n, width) of the input's float type, as in skl2onnx."""
+    operator.outputs[index].type = guess_tensor_type(in_type)
+    operator.outputs[index].type.shape = [operator.inputs[0].get_first_dimension(), width]
+
+
+def shape_convnet_classifier(operator):
+    """skl2onnx shape calculator: ``label`` (n,), or (n, n_labels) for multilabel,
+    and ``probabilities`` (n, n_classes)."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    estimator = operator.raw_operator
+    in_type = _input_type(operator)
+    zipmap = operator.scope_inst.get_options(estimator, dict(zipmap=True))["zipmap"]
+    if zipmap is True and isinstance(in_type, DoubleTensorType):
+        # skl2onnx's ZipMap takes float32 only, and would give an invalid model
+        raise ValueError(
+            f"zipmap=True needs float32 probabilities, but {type(estimator).__name__} gets "
+            "float64 input here (probabilities follow the input type): pass "
+            "options={'zipmap': False} (or 'columns'), or convert for float32 input "
+            "(X[:1].astype(np.float32))"
+        )
+    n = operator.inputs[0].get_first_dimension()
+    if estimator.out_activation_ == "logistic":
+        # multilabel: predict's 0/1 indicator matrix
+        operator.outputs[0].type = Int64TensorType(shape=[n, len(estimator.classes_)])
+    else:
+        _, label_proto = _label_classes(operator.scope_inst, estimator)
+        label_type = Int64TensorType if label_proto == TensorProto.INT64 else StringTensorType
+        operator.outputs[0].type = label_type(shape=[n])
+    _set_output(operator, 1, in_type, len(estimator.classes_))
+
+
+def convert_convnet_classifier(scope, operator, container):
+    """skl2onnx converter of a fitted :class:`~skconv.ConvNetClassifier`.
+
+    Writes ``operator.outputs[0]``, the labels as ``predict`` gives them:
+    ``classes_`` at the argmax of the logits, or for multilabel (a logistic
+    output) the int64 indicator matrix of the positive logits; and
+    ``operator.outputs[1]``, the probabilities (softmax, or each label's
+    sigmoid), cast to that output's type.
+    """
+    estimator, dtype = _check_convertible(operator, container)
+    g = _Graph(scope, container, dtype)
+    logits = _network_logits(g, estimator, operator.inputs[0].full_name)
+    proba = _output_activation(g, estimator, logits)
+    g.node("Cast", [proba], output=operator.outputs[1].full_name,
+           to=guess_proto_type(operator.outputs[1].type))
+    if estimator.out_activation_ == "logistic":
+        positive = g.node("Greater", [logits, g.const("zero", 0.0)])
+        g.node("Cast", [positive], to=TensorProto.INT64, output=operator.outputs[0].full_name)
+        return
+    # as predict: the argmax of the logits (the softmax may round two of them to a tie)
+    classes, label_proto = _label_classes(scope, estimator)
+    index = g.node("ArgMax", [logits], axis=1, keepdims=0)
+    g.node("Gather", [g.const("classes", classes, label_proto), index], axis=0,
+           output=operator.outputs[0].full_name)
+
+
+# ---------------------------------------------------------------------- regressor
+
+
+def shape_convnet_regressor(operator):
+    """skl2onnx shape calculator: one output, (n, n_outputs), as skl2onnx's regressors
+    (a single target is a column, where ``predict`` gives a 1-D array)."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    _set_output(operator, 0, _input_type(operator), operator.raw_operator.n_outputs_)
+
+
+def convert_convnet_regressor(scope, operator, container):
+    """skl2onnx converter of a fitted ``ConvNetRegressor``: the network's outputs
+    (identity output activation), cast to the output's type."""
+    estimator, dtype = _check_convertible(operator, container)
+    g = _Graph(scope, container, dtype)
+    logits = _network_logits(g, estimator, operator.inputs[0].full_name)
+    g.node("Cast", [_output_activation(g, estimator, logits)],
+           output=operator.outputs[0].full_name,
+           to=guess_proto_type(operator.outputs[0].type))
+
+
+def _register():
+    update_registered_converter(
+        ConvNetClassifier,
+        "SkconvConvNetClassifier",
+        shape_convnet_classifier,
+        convert_convnet_classifier,
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False],
+                 "output_class_labels": [False, True]},
+    )
+    if ConvNetRegressor is not None:
+        update_registered_converter(ConvNetRegressor, "SkconvConvNetRegressor",
+                                    shape_convnet_regressor, convert_convnet_regressor)
+
+
+_register()
