@@ -27,7 +27,6 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._layers import Conv2D, _Pool2D
 from ._network import Sequential
-from ._threads import blas_single_threaded
 
 # rows per forward/backward pass: bounds memory for any number of images
 _CHUNK = 256
@@ -124,12 +123,11 @@ def _block_maps(network, x, block, pooled=True):
     pooling commutes with the activation, so this is what was pooled).
     """
     start, stop = block
-    with blas_single_threaded():
-        for layer in network.layers[:start]:
+    for layer in network.layers[:start]:
+        x = layer.forward_fast(x)
+    for layer in network.layers[start:stop]:
+        if pooled or not isinstance(layer, _Pool2D):
             x = layer.forward_fast(x)
-        for layer in network.layers[start:stop]:
-            if pooled or not isinstance(layer, _Pool2D):
-                x = layer.forward_fast(x)
     return x
 
 
@@ -605,15 +603,14 @@ class SaliencyDisplay:
         n, h, w = len(x), images.shape[1], images.shape[2]
         grad = np.empty_like(x)
         gradcam = np.zeros((n, h, w)) if blocks else None
-        with blas_single_threaded():
-            outputs = np.concatenate([network.forward_fast(x[b]) for b in gen_batches(n, _CHUNK)])
-            cols, signs, target_ = _targets(estimator, outputs, target)
-            dy = np.zeros_like(outputs)
-            dy[np.arange(n), cols] = signs
-            for b in gen_batches(n, _CHUNK):
-                grad[b] = network.input_gradient(x[b], dy[b])
-                if blocks:
-                    gradcam[b] = _gradcam(network, x[b], dy[b], blocks[block], (h, w))
+        outputs = np.concatenate([network.forward_fast(x[b]) for b in gen_batches(n, _CHUNK)])
+        cols, signs, target_ = _targets(estimator, outputs, target)
+        dy = np.zeros_like(outputs)
+        dy[np.arange(n), cols] = signs
+        for b in gen_batches(n, _CHUNK):
+            grad[b] = network.input_gradient(x[b], dy[b])
+            if blocks:
+                gradcam[b] = _gradcam(network, x[b], dy[b], blocks[block], (h, w))
         display = cls(images, np.abs(grad).max(axis=1), gradcam, target_, block)
         display.input_gradient_ = grad.transpose(0, 2, 3, 1)
         return display.plot(ax=ax, alpha=alpha)
