@@ -1,5 +1,4 @@
 from cython cimport floating
-from libc.math cimport floor
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange
 
@@ -64,52 +63,66 @@ def affine_gather(
     bilinear interpolation of x[k, c] at (r, q), with the pixels outside the
     image read as zeros (scipy.ndimage's mode='grid-constant', order=1).
     """
-    cdef Py_ssize_t b, k, c, i, j, r0, q0
-    cdef Py_ssize_t n_c = x.shape[1], h = x.shape[2], w = x.shape[3]
-    cdef double r, q, fr_d, fq_d
-    cdef floating fr, fq, w00, w01, w10, w11, v
-    cdef bint in_r0, in_r1, in_q0, in_q1
+    cdef Py_ssize_t b, k
     with nogil:
         for b in prange(rows.shape[0], schedule='static', num_threads=n_threads):
             k = rows[b]
-            for i in range(h):
-                for j in range(w):
-                    r = coef[k, 0] * i + coef[k, 1] * j + coef[k, 2]
-                    q = coef[k, 3] * i + coef[k, 4] * j + coef[k, 5]
-                    fr_d = floor(r)
-                    fq_d = floor(q)
-                    # far outside: no neighbour can be inside (and no overflow
-                    # in the conversion to an index)
-                    if fr_d < -1 or fr_d >= h or fq_d < -1 or fq_d >= w:
-                        for c in range(n_c):
-                            out[b, c, i, j] = 0
-                        continue
-                    r0 = <Py_ssize_t>fr_d
-                    q0 = <Py_ssize_t>fq_d
-                    fr = <floating>(r - fr_d)
-                    fq = <floating>(q - fq_d)
-                    w00 = (1 - fr) * (1 - fq)
-                    w01 = (1 - fr) * fq
-                    w10 = fr * (1 - fq)
-                    w11 = fr * fq
-                    in_r0 = r0 >= 0
-                    in_r1 = r0 + 1 < h
-                    in_q0 = q0 >= 0
-                    in_q1 = q0 + 1 < w
-                    if in_r0 and in_r1 and in_q0 and in_q1:
-                        for c in range(n_c):
-                            out[b, c, i, j] = (w00 * x[k, c, r0, q0] + w01 * x[k, c, r0, q0 + 1]
-                                               + w10 * x[k, c, r0 + 1, q0]
-                                               + w11 * x[k, c, r0 + 1, q0 + 1])
-                        continue
-                    for c in range(n_c):
-                        v = 0
-                        if in_r0 and in_q0:
-                            v = v + w00 * x[k, c, r0, q0]
-                        if in_r0 and in_q1:
-                            v = v + w01 * x[k, c, r0, q0 + 1]
-                        if in_r1 and in_q0:
-                            v = v + w10 * x[k, c, r0 + 1, q0]
-                        if in_r1 and in_q1:
-                            v = v + w11 * x[k, c, r0 + 1, q0 + 1]
-                        out[b, c, i, j] = v
+            _affine_one(x, k, coef, out, b)
+
+
+cdef inline void _affine_one(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    Py_ssize_t k,                       # the image of x
+    const double[:, ::1] coef,          # IN  (n, 6)
+    floating[:, :, :, ::1] out,         # OUT (batch, c, h, w)
+    Py_ssize_t b,                       # the place of image k in out
+) noexcept nogil:
+    cdef Py_ssize_t c, i, j, r0, q0
+    cdef Py_ssize_t n_c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef double a0 = coef[k, 0], a1 = coef[k, 1], a2 = coef[k, 2]
+    cdef double a3 = coef[k, 3], a4 = coef[k, 4], a5 = coef[k, 5]
+    cdef double r, q, r_row, q_row
+    cdef floating fr, fq, x00, x01, x10, x11, top, bottom
+    cdef bint in_r0, in_r1, in_q0, in_q1
+    for i in range(h):
+        r_row = a0 * i + a2
+        q_row = a3 * i + a5
+        for j in range(w):
+            r = a1 * j + r_row
+            q = a4 * j + q_row
+            # far outside: no neighbour is inside (and no overflow below)
+            if not (r > -1 and r < h and q > -1 and q < w):
+                for c in range(n_c):
+                    out[b, c, i, j] = 0
+                continue
+            # floor of a number in (-1, h): truncate, then step down below 0
+            r0 = <Py_ssize_t>r
+            r0 = r0 - (r < r0)
+            q0 = <Py_ssize_t>q
+            q0 = q0 - (q < q0)
+            fr = <floating>(r - r0)
+            fq = <floating>(q - q0)
+            if <size_t>r0 < <size_t>(h - 1) and <size_t>q0 < <size_t>(w - 1):
+                # all four neighbours inside: the common case, no tests
+                for c in range(n_c):
+                    top = x[k, c, r0, q0] + fq * (x[k, c, r0, q0 + 1] - x[k, c, r0, q0])
+                    bottom = x[k, c, r0 + 1, q0] + fq * (x[k, c, r0 + 1, q0 + 1]
+                                                         - x[k, c, r0 + 1, q0])
+                    out[b, c, i, j] = top + fr * (bottom - top)
+                continue
+            in_r0 = r0 >= 0
+            in_r1 = r0 + 1 < h
+            in_q0 = q0 >= 0
+            in_q1 = q0 + 1 < w
+            for c in range(n_c):
+                # the neighbours outside the image read as zeros
+                x00 = x[k, c, r0, q0] if in_r0 and in_q0 else 0
+                x01 = x[k, c, r0, q0 + 1] if in_r0 and in_q1 else 0
+                x10 = x[k, c, r0 + 1, q0] if in_r1 and in_q0 else 0
+                x11 = x[k, c, r0 + 1, q0 + 1] if in_r1 and in_q1 else 0
+                # one lerp along the columns in each row, then one between the
+                # rows (the same formula as above): a zero fraction returns the
+                # pixel itself, exactly
+                top = x00 + fq * (x01 - x00)
+                bottom = x10 + fq * (x11 - x10)
+                out[b, c, i, j] = top + fr * (bottom - top)
