@@ -1,0 +1,319 @@
+"""Random image transforms for training batches: shifts, rotations, zooms, flips.
+
+Three steps, each for the estimator to call:
+
+1. :func:`check_augment` validates the ``augment`` parameter once per fit and
+   returns it normalised (or None when it changes nothing).
+2. :func:`draw_transforms` draws one transform per training image, once per
+   epoch, from the fit's random state (all decisions and all randomness are
+   here, in Python).
+3. :func:`augment_batch` writes the transformed batch, fused with the batch
+   gather: ``out[b] = T_k(x[k])`` for ``k = rows[b]``, in one pass of a Cython
+   kernel (nogil, one image per OpenMP thread). Each output value comes from
+   one thread and a fixed formula, so a seed gives the same bits for any
+   number of threads.
+
+A transform maps an image in this order: mirror left-right (``flip``), rotate
+by ``angle`` degrees (counter-clockwise as displayed, rows pointing down) and
+zoom by ``zoom`` about the image centre, then shift by ``(dy, dx)`` pixels
+(down, right). Rotations and zooms sample bilinearly; every pixel that comes
+from outside the image is zero. A transform without rotation or zoom copies
+pixels exactly.
+"""
+
+import numbers
+import math
+
+import numpy as np
+
+from ._kernels import _augment
+from ._kernels._openmp_helpers import effective_n_threads
+
+__all__ = ["check_augment", "draw_transforms", "augment_batch", "Transforms"]
+
+AUGMENT_KEYS = ("shift", "rotate", "scale", "flip")
+
+# Shifts and flips are copies, bound by memory bandwidth: one more thread per
+# this many bytes of the batch. A 64-image batch of 28x28 float32 (200 KB) is
+# copied by one thread, so no parallel region is opened for ~20 us of copying.
+_COPY_BYTES_PER_THREAD = 1 << 20
+
+
+def check_augment(augment, image_shape=None):
+    """Validate the ``augment`` parameter.
+
+    Parameters
+    ----------
+    augment : None or dict
+        Any of ``shift`` (int >= 0: the largest shift in pixels along each
+        axis), ``rotate`` (real in [0, 180]: the largest rotation in degrees),
+        ``scale`` (real in [0, 1): the largest relative zoom, e.g. 0.1 for
+        zooms in [0.9, 1.1]) and ``flip`` (bool: mirror half of the images
+        left-right).
+    image_shape : tuple of int (c, h, w), optional
+        When given, ``shift`` must be smaller than the height and the width,
+        so that no image can be shifted out of view entirely.
+
+    Returns
+    -------
+    spec : dict or None
+        ``{"shift": int, "rotate": float, "scale": float, "flip": bool}`` with
+        every key present, or None when ``augment`` is None or changes nothing
+        (e.g. ``{}`` or ``{"shift": 0}``).
+
+    Raises
+    ------
+    ValueError
+        Naming the key and the value, for an unknown key or a bad value.
+    """
+    if augment is None:
+        return None
+    if not isinstance(augment, dict):
+        raise ValueError(
+            f"augment must be None or a dict with keys among {list(AUGMENT_KEYS)}, "
+            f"got {augment!r}"
+        )
+    unknown = sorted(set(augment) - set(AUGMENT_KEYS), key=repr)
+    if unknown:
+        raise ValueError(
+            f"augment has unknown key {unknown[0]!r} (value {augment[unknown[0]]!r}); "
+            f"the keys are {list(AUGMENT_KEYS)}"
+        )
+    spec = {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}
+
+    shift = augment.get("shift", 0)
+    if not _is_int(shift) or shift < 0:
+        raise ValueError(f"augment['shift']={shift!r} must be an int >= 0 (pixels)")
+    spec["shift"] = int(shift)
+    if image_shape is not None and spec["shift"] > 0:
+        h, w = image_shape[-2:]
+        if spec["shift"] >= min(h, w):
+            raise ValueError(
+                f"augment['shift']={shift!r} can move a {h}x{w} image out of view; "
+                f"it must be < {min(h, w)}"
+            )
+
+    rotate = augment.get("rotate", 0.0)
+    if not _is_real(rotate) or not 0 <= rotate <= 180:
+        raise ValueError(f"augment['rotate']={rotate!r} must be a number of degrees in [0, 180]")
+    spec["rotate"] = float(rotate)
+
+    scale = augment.get("scale", 0.0)
+    if not _is_real(scale) or not 0 <= scale < 1:
+        raise ValueError(
+            f"augment['scale']={scale!r} must be a number in [0, 1) (the largest "
+            "relative zoom, e.g. 0.1)"
+        )
+    spec["scale"] = float(scale)
+
+    flip = augment.get("flip", False)
+    if not isinstance(flip, (bool, np.bool_)):
+        raise ValueError(f"augment['flip']={flip!r} must be a bool")
+    spec["flip"] = bool(flip)
+
+    if spec == {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}:
+        return None
+    return spec
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
+class Transforms:
+    """One random transform per image, as drawn by :func:`draw_transforms`.
+
+    Attributes
+    ----------
+    shift : ndarray of shape (n, 2), dtype intp
+        ``(dy, dx)`` of each image, in ``[-shift, shift]``.
+    angle : ndarray of shape (n,)
+        Degrees, in ``[-rotate, rotate]``.
+    zoom : ndarray of shape (n,)
+        In ``[1 - scale, 1 + scale]``; above 1 magnifies.
+    flip : ndarray of shape (n,), dtype bool
+    coef : ndarray of shape (n, 6) or None
+        The affine map from output pixel ``(i, j)`` to its source point
+        ``(r, q)``: ``r = coef[:, 0] * i + coef[:, 1] * j + coef[:, 2]``,
+        ``q = coef[:, 3] * i + coef[:, 4] * j + coef[:, 5]``. None when no
+        image is rotated or zoomed: then shifts and flips are exact copies.
+    """
+
+    def __init__(self, shift, angle, zoom, flip, image_shape):
+        self.shift = np.ascontiguousarray(shift, dtype=np.intp)
+        self.angle = np.asarray(angle, dtype=np.float64)
+        self.zoom = np.asarray(zoom, dtype=np.float64)
+        self.flip = np.asarray(flip, dtype=bool)
+        self._flip_u8 = np.ascontiguousarray(self.flip, dtype=np.uint8)
+        n = len(self.shift)
+        if not (self.shift.shape == (n, 2) and self.angle.shape == self.zoom.shape
+                == self.flip.shape == (n,)):
+            raise ValueError(
+                f"transform parameters of different lengths: shift {self.shift.shape}, "
+                f"angle {self.angle.shape}, zoom {self.zoom.shape}, flip {self.flip.shape}"
+            )
+        if not (np.isfinite(self.angle).all() and (self.zoom > 0).all()
+                and np.isfinite(self.zoom).all()):
+            raise ValueError("transform angles must be finite and zooms finite and > 0")
+        self.image_shape = tuple(image_shape)
+        if (self.angle == 0).all() and (self.zoom == 1).all():
+            self.coef = None
+        else:
+            self.coef = _affine_coefficients(self.shift, self.angle, self.zoom, self.flip,
+                                             self.image_shape[-2:])
+
+    def __len__(self):
+        return len(self.shift)
+
+
+def _affine_coefficients(shift, angle, zoom, flip, hw):
+    """Per image, the affine map from an output pixel to its source point.
+
+    The output pixel p = (i, j) comes from p - d before the shift, from
+    c + M (p - d - c) before the rotation and zoom about the centre c, with
+    M = R(-angle) / zoom, and from column w - 1 - q before the flip.
+    """
+    h, w = hw
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    theta = np.deg2rad(angle)
+    cos, sin = np.cos(theta) / zoom, np.sin(theta) / zoom
+    # M = [[cos, sin], [-sin, cos]] (row, col): the inverse of a
+    # counter-clockwise rotation on screen, rows pointing down
+    py = cy + shift[:, 0]
+    px = cx + shift[:, 1]
+    coef = np.empty((len(shift), 6))
+    coef[:, 0] = cos
+    coef[:, 1] = sin
+    coef[:, 2] = cy - (cos * py + sin * px)
+    coef[:, 3] = -sin
+    coef[:, 4] = cos
+    coef[:, 5] = cx - (-sin * py + cos * px)
+    # un-flip: q -> w - 1 - q
+    coef[flip, 3:5] *= -1
+    coef[flip, 5] = (w - 1) - coef[flip, 5]
+    return coef
+
+
+def draw_transforms(spec, n_images, image_shape, random_state):
+    """Draw one transform per image from ``random_state``.
+
+    Parameters
+    ----------
+    spec : dict or None
+        As returned by :func:`check_augment`.
+    n_images : int
+        The number of training images: transform ``k`` is for image ``k``.
+    image_shape : tuple of int (c, h, w)
+    random_state : numpy.random.RandomState or numpy.random.Generator
+
+    Returns
+    -------
+    transforms : Transforms or None
+        None when ``spec`` is None (nothing is drawn).
+
+    Notes
+    -----
+    The draws, in this order and only for the keys that are set: the shifts
+    ``(dy, dx)`` (n_images x 2 integers in [-shift, shift]), the angles
+    (uniform in [-rotate, rotate]), the zooms (uniform in [1 - scale,
+    1 + scale]) and the flips (a uniform draw < 0.5 per image). So setting a
+    key to 0 draws the same as leaving it out.
+    """
+    if spec is None:
+        return None
+    n = int(n_images)
+    rng = random_state
+    if not isinstance(rng, (np.random.RandomState, np.random.Generator)):
+        raise ValueError(
+            f"random_state must be a numpy RandomState or Generator, got {random_state!r}"
+        )
+    shift = np.zeros((n, 2), dtype=np.intp)
+    angle = np.zeros(n)
+    zoom = np.ones(n)
+    flip = np.zeros(n, dtype=bool)
+    if spec["shift"]:
+        s = spec["shift"]
+        if isinstance(rng, np.random.Generator):
+            shift[:] = rng.integers(-s, s + 1, size=(n, 2))
+        else:
+            shift[:] = rng.randint(-s, s + 1, size=(n, 2))
+    if spec["rotate"]:
+        angle = rng.uniform(-spec["rotate"], spec["rotate"], size=n)
+    if spec["scale"]:
+        zoom = rng.uniform(1 - spec["scale"], 1 + spec["scale"], size=n)
+    if spec["flip"]:
+        flip = rng.random(n) < 0.5
+    return Transforms(shift, angle, zoom, flip, image_shape)
+
+
+def augment_batch(x, rows, transforms, out, n_threads=None):
+    """Gather images ``rows`` of ``x`` into ``out``, each transformed.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w), float32 or float64
+        The training images; may be read-only or memory-mapped. Should be
+        C-contiguous: otherwise it is copied at every call.
+    rows : ndarray of shape (batch,), integer
+        Images of ``x`` to take, each in ``[0, n)``.
+    transforms : Transforms or None
+        From :func:`draw_transforms` for the ``n`` images of ``x`` (image ``k``
+        gets transform ``k``). None: a plain gather, ``np.take(x, rows, 0)``.
+    out : ndarray of shape (batch, c, h, w), same dtype as ``x``, C-contiguous
+        Written in full.
+    n_threads : int, optional
+        OpenMP threads; by default the OpenMP runtime's current maximum (so
+        ``threadpoolctl`` limits apply), and for shifts and flips alone
+        (copies) at most one per MiB of ``out``. Never more than ``batch``.
+
+    Returns
+    -------
+    out : ndarray of shape (batch, c, h, w)
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"x must be a 4-D array (n, c, h, w), got shape {np.shape(x)}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"rows must be a 1-D integer array, got {rows.dtype} of shape "
+                         f"{rows.shape}")
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    n = x.shape[0]
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"rows must be in [0, {n}), got values in "
+                         f"[{rows.min()}, {rows.max()}]")
+    expected = (len(rows),) + x.shape[1:]
+    if not (isinstance(out, np.ndarray) and out.shape == expected and out.dtype == x.dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(
+            f"out must be a writeable C-contiguous {x.dtype} array of shape {expected}, got "
+            + (f"{out.dtype} of shape {out.shape}" if isinstance(out, np.ndarray)
+               else repr(type(out)))
+        )
+    if transforms is None:
+        return np.take(x, rows, axis=0, out=out)
+    if len(transforms) != n or tuple(transforms.image_shape) != x.shape[1:]:
+        raise ValueError(
+            f"transforms were drawn for {len(transforms)} images of shape "
+            f"{transforms.image_shape}; x has {n} of shape {x.shape[1:]}"
+        )
+    if len(rows) == 0:
+        return out
+    x = np.ascontiguousarray(x)
+    if n_threads is None:
+        n_threads = effective_n_threads()
+        if transforms.coef is None:
+            n_threads = min(n_threads, -(-out.nbytes // _COPY_BYTES_PER_THREAD))
+    n_threads = max(1, min(int(n_threads), len(rows)))
+    if transforms.coef is None:
+        _augment.shift_flip_gather(x, rows, transforms.shift, transforms._flip_u8, out,
+                                   n_threads)
+    else:
+        _augment.affine_gather(x, rows, transforms.coef, out, n_threads)
+    return out
