@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.neural_network._stochastic_optimizers import AdamOptimizer as SkAdam
-from sklearn.neural_network._stochastic_optimizers import SGDOptimizer as SkSGD
 
 from skconv import ops
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from skconv._losses import softmax_cross_entropy
 from skconv._network import Sequential
 from skconv._normalization import BatchNorm1d, BatchNorm2d, Dropout
-from skconv._optimizers import AdamOptimizer, SGDOptimizer
+from skconv._optimizers import AdamOptimizer
 
 
 def _every_layer_kind_net(dtype=np.float64):
@@ -100,48 +98,6 @@ def test_network_pickle_rebinds_layer_views_to_the_flat_parameters():
     clone.params[:] = 0
     assert (clone.layers[0]._w == 0).all()
     assert not np.shares_memory(clone.params, net.params)
-
-
-@pytest.mark.parametrize("nesterov", [True, False])
-@pytest.mark.parametrize("schedule", ["constant", "invscaling"])
-def test_sgd_matches_scikit_learn_optimizer(nesterov, schedule):
-    rng = np.random.RandomState(0)
-    shapes = [(3, 4), (4,)]
-    params = [rng.standard_normal(s) for s in shapes]
-    flat = np.concatenate([p.ravel() for p in params])
-    ours = SGDOptimizer(flat, 0.1, schedule, momentum=0.8, nesterov=nesterov, power_t=0.4)
-    theirs = SkSGD(params, 0.1, schedule, momentum=0.8, nesterov=nesterov, power_t=0.4)
-    for step in range(5):
-        grads = [rng.standard_normal(s) for s in shapes]
-        ours.update_params(flat, np.concatenate([g.ravel() for g in grads]))
-        theirs.update_params(params, grads)
-        ours.iteration_ends(10 * (step + 1))
-        theirs.iteration_ends(10 * (step + 1))
-    assert_allclose(flat, np.concatenate([p.ravel() for p in params]), rtol=1e-12)
-
-
-def test_adam_matches_scikit_learn_optimizer():
-    rng = np.random.RandomState(0)
-    shapes = [(5, 2), (2,)]
-    params = [rng.standard_normal(s) for s in shapes]
-    flat = np.concatenate([p.ravel() for p in params])
-    ours = AdamOptimizer(flat, 0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6)
-    theirs = SkAdam(params, 0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6)
-    for _ in range(6):
-        grads = [rng.standard_normal(s) for s in shapes]
-        ours.update_params(flat, np.concatenate([g.ravel() for g in grads]))
-        theirs.update_params(params, grads)
-    assert_allclose(flat, np.concatenate([p.ravel() for p in params]), rtol=1e-12)
-
-
-def test_adaptive_schedule_divides_rate_by_five_then_stops():
-    opt = SGDOptimizer(np.zeros(3), 1e-5, "adaptive")
-    assert not opt.trigger_stopping("stalled.", verbose=False)
-    assert opt.learning_rate == pytest.approx(2e-6)
-    assert not opt.trigger_stopping("stalled.", verbose=False)
-    assert opt.trigger_stopping("stalled.", verbose=False)
-    assert SGDOptimizer(np.zeros(3), 0.1, "constant").trigger_stopping("x", verbose=False)
-    assert AdamOptimizer(np.zeros(3)).trigger_stopping("x", verbose=False)
 
 
 def test_optimizer_pickles_without_its_scratch_array():
