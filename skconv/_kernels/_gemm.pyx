@@ -96,3 +96,4 @@ def matmul(
                      &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
                      b.strides[1] // sizeof(floating),
                      &c[i0, 0], c.shape[1], accumulate, bias_ptr, bias_mode, &work[blk, 0])
+

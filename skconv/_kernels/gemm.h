@@ -244,9 +244,11 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
                 int kc = k - pc < SKC_KC ? k - pc : SKC_KC;                                \
                 int load_c = pc > 0 || accumulate;                                         \
-                /* B with contiguous rows is read in place, but for its last, narrow \
-                 * panel, packed (zero-padded) like any B with strided rows */       \
-                int direct_b = csb == 1;                                                   \
+                /* B is read in place when one row panel uses each of its panels    \
+                 * once and its rows are contiguous; otherwise packed, since rows a     \
+                 * power of two apart share L1 sets and evict each other. The last,     \
+                 * narrow panel is always packed (zero-padded). */                      \
+                int direct_b = csb == 1 && m <= mr;                                        \
                 const T *bblock = b + pc * rsb + jc * csb;                                 \
                 if (direct_b) {                                                            \
                     int full = nc / nr * nr;                                               \
