@@ -215,14 +215,14 @@ def test_predict_log_proba_is_log_of_predict_proba(fitted, small_digits):
 def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(
         small_digits, monkeypatch):
     snapshots = []
-    original = ConvNetClassifier._accuracy
+    original = ConvNetClassifier._validation_score
 
     def spy(self, X, y, sample_weight):
         score = original(self, X, y, sample_weight)
         snapshots.append((score, self._network.params.copy()))
         return score
 
-    monkeypatch.setattr(ConvNetClassifier, "_accuracy", spy)
+    monkeypatch.setattr(ConvNetClassifier, "_validation_score", spy)
     clf = ConvNetClassifier(**{**SMALL, "max_iter": 30}, early_stopping=True,
                             n_iter_no_change=2, learning_rate_init=0.05, tol=0.0)
     _fit_quiet(clf, *small_digits)
