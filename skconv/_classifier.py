@@ -161,14 +161,13 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
     def _check_targets(self, y):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        kind = type_of_target(y)
-        if kind == "multiclass-multioutput":
+        if type_of_target(y) == "multiclass-multioutput":
             raise ValueError(
                 f"{type(self).__name__} takes one label per sample or a 0/1 indicator "
                 "matrix (multilabel); y is multiclass-multioutput, with values "
-                f"{unique_labels(y)!r} in {y.shape[1]} columns"
+                f"{np.unique(y)!r} in {y.shape[1]} columns"
             )
+        check_classification_targets(y)
         return y
 
     def _is_multilabel(self):
