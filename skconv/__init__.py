@@ -1,10 +1,11 @@
-"""skconv: a convolutional neural network classifier for scikit-learn."""
+"""skconv: convolutional neural network estimators for scikit-learn."""
 
 from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
 
 __version__ = "0.1.0"
 
 from ._classifier import ConvNetClassifier  # noqa: E402
+from ._regressor import ConvNetRegressor  # noqa: E402
 from ._kernels import _gemm  # noqa: E402
 from .ops import SIMD_PATHS, simd_path  # noqa: E402
 
@@ -18,4 +19,4 @@ def show_config():
           " on this CPU; SKCONV_SIMD forces one)")
 
 
-__all__ = ["ConvNetClassifier", "show_config", "__version__"]
+__all__ = ["ConvNetClassifier", "ConvNetRegressor", "show_config", "__version__"]

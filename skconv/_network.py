@@ -182,26 +182,26 @@ class Sequential:
         self.grads[...] = saved_grads
         return np.array(dy)
 
-    def loss_and_grad(self, x, y, sample_weight, alpha):
+    def loss_and_grad(self, x, y, sample_weight, alpha, loss=softmax_cross_entropy):
         """One training step's loss and gradient (in ``self.grads``).
 
-        Softmax cross-entropy weighted by ``sample_weight`` and normalised by
-        its sum, plus ``0.5 * alpha * ||weights||^2 / sum(sample_weight)``,
-        as ``MLPClassifier`` does.
+        ``loss`` (softmax cross-entropy by default; see ``skconv._losses``)
+        weighted by ``sample_weight`` and normalised by its sum, plus
+        ``0.5 * alpha * ||weights||^2 / sum(sample_weight)``, as ``MLPClassifier`` does.
         """
         sw_sum = float(sample_weight.sum())
         if sw_sum <= 0:
             sw_sum = 1.0
         z = self.forward(x, training=True)
-        loss, dz = softmax_cross_entropy(z, y, sample_weight, sw_sum)
+        value, dz = loss(z, y, sample_weight, sw_sum)
         self.backward(dz)
         w = self.params[:self.n_weights]
         if alpha:
             # a pairwise sum, not BLAS's dot: the loss steers early stopping, so its
             # bits must not depend on the CPU
-            loss += 0.5 * alpha * float(np.sum(w * w)) / sw_sum
+            value += 0.5 * alpha * float(np.sum(w * w)) / sw_sum
             self.grads[:self.n_weights] += (alpha / sw_sum) * w
-        return loss
+        return value
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -4,14 +4,14 @@
 file from someone you do not trust must never be unpickled. ``skops.io``
 (``pip install skops``) stores a model as data and, on loading, refuses every
 type that is not explicitly trusted. :func:`load` trusts exactly the types a
-fitted ``ConvNetClassifier`` is made of, :data:`TRUSTED_TYPES`, and refuses a
-file that names any other.
+fitted ``ConvNetClassifier`` or ``ConvNetRegressor`` is made of,
+:data:`TRUSTED_TYPES`, and refuses a file that names any other.
 """
 
 __all__ = ["TRUSTED_TYPES", "dump", "load"]
 
-#: Every type a fitted ConvNetClassifier is made of besides numpy arrays and
-#: builtins, as ``skops.io.get_untrusted_types`` names them.
+#: Every type a fitted ConvNetClassifier or ConvNetRegressor is made of besides
+#: numpy arrays and builtins, as ``skops.io.get_untrusted_types`` names them.
 TRUSTED_TYPES = (
     "skconv._classifier.ConvNetClassifier",
     "skconv._layers.Activation",
@@ -21,6 +21,7 @@ TRUSTED_TYPES = (
     "skconv._layers.Flatten",
     "skconv._layers.MaxPool2D",
     "skconv._network.Sequential",
+    "skconv._regressor.ConvNetRegressor",
     "skconv._normalization.BatchNorm1d",
     "skconv._normalization.BatchNorm2d",
     "skconv._normalization.Dropout",

@@ -7,18 +7,23 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_iris, make_multilabel_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network._base import binary_log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
 import skconv
+from gradcheck import numerical_gradient
 from skconv import ConvNetClassifier
+from skconv._base import _PREDICT_CHUNK
+from skconv._losses import sigmoid_binary_cross_entropy
 from skconv._network import Sequential
 from skconv.exceptions import InconsistentVersionWarning
 
@@ -215,14 +220,14 @@ def test_predict_log_proba_is_log_of_predict_proba(fitted, small_digits):
 def test_early_stopping_restores_the_weights_of_the_best_validation_epoch(
         small_digits, monkeypatch):
     snapshots = []
-    original = ConvNetClassifier._accuracy
+    original = ConvNetClassifier._validation_score
 
     def spy(self, X, y, sample_weight):
         score = original(self, X, y, sample_weight)
         snapshots.append((score, self._network.params.copy()))
         return score
 
-    monkeypatch.setattr(ConvNetClassifier, "_accuracy", spy)
+    monkeypatch.setattr(ConvNetClassifier, "_validation_score", spy)
     clf = ConvNetClassifier(**{**SMALL, "max_iter": 30}, early_stopping=True,
                             n_iter_no_change=2, learning_rate_init=0.05, tol=0.0)
     _fit_quiet(clf, *small_digits)
@@ -418,3 +423,190 @@ def test_diverging_training_warns_with_epoch_and_learning_rate_and_keeps_finite_
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+# ---------------------------------------------------------------------- multilabel
+
+def test_sigmoid_binary_cross_entropy_is_mlp_binary_log_loss_and_its_gradient_the_derivative():
+    rng = np.random.RandomState(0)
+    z = rng.normal(scale=3, size=(6, 4))
+    y = (rng.uniform(size=(6, 4)) > 0.5).astype(float)
+    sw = rng.uniform(size=6)
+    loss, _ = sigmoid_binary_cross_entropy(z.copy(), y, np.ones(6), 6.0)
+    assert_allclose(loss, binary_log_loss(y, 1 / (1 + np.exp(-z))))
+    expected = numerical_gradient(
+        lambda: sigmoid_binary_cross_entropy(z.copy(), y, sw, sw.sum())[0], z)
+    _, dz = sigmoid_binary_cross_entropy(z.copy(), y, sw, sw.sum())
+    assert_allclose(dz, expected, rtol=1e-6, atol=1e-9)
+    # no overflow for logits far out on either side
+    big, _ = sigmoid_binary_cross_entropy(np.array([[800.0, -800.0]]), np.array([[0.0, 1.0]]),
+                                          np.ones(1), 1.0)
+    assert big == pytest.approx(1600.0)
+
+
+def test_multilabel_classification():
+    # ported from scikit-learn's neural_network/tests/test_mlp.py (lbfgs -> adam, no conv)
+    X, y = make_multilabel_classification(n_samples=50, random_state=0, return_indicator=True)
+    mlp = ConvNetClassifier(conv_layers=(), hidden_layer_sizes=50, alpha=1e-5, max_iter=150,
+                            random_state=0, activation="logistic", learning_rate_init=0.02)
+    _fit_quiet(mlp, X, y)
+    assert mlp.score(X, y) > 0.97
+    assert mlp.out_activation_ == "logistic" and mlp.n_outputs_ == 5
+    assert_array_equal(mlp.classes_, np.arange(5))
+    assert mlp.predict(X).shape == y.shape and set(np.unique(mlp.predict(X))) <= {0, 1}
+
+    # test partial fit method
+    mlp = ConvNetClassifier(conv_layers=(), solver="sgd", hidden_layer_sizes=50, max_iter=150,
+                            random_state=0, activation="logistic", alpha=1e-5,
+                            learning_rate_init=0.2)
+    for i in range(100):
+        mlp.partial_fit(X, y, classes=[0, 1, 2, 3, 4])
+    assert mlp.score(X, y) > 0.9
+
+    # Make sure early stopping still works now that splitting is stratified by
+    # default (it is disabled for multilabel classification)
+    mlp = ConvNetClassifier(early_stopping=True, max_iter=3)
+    _fit_quiet(mlp, X, y).predict(X)
+    assert len(mlp.validation_scores_) == 3
+
+
+def test_predict_proba_multilabel():
+    # ported from scikit-learn: multilabel does not use softmax, whose
+    # probabilities sum to 1 (lbfgs -> adam, no conv)
+    X, Y = make_multilabel_classification(n_samples=50, random_state=0, return_indicator=True)
+    n_samples, n_classes = Y.shape
+
+    clf = ConvNetClassifier(conv_layers=(), hidden_layer_sizes=30, random_state=0,
+                            max_iter=300, learning_rate_init=0.01)
+    _fit_quiet(clf, X, Y)
+    y_proba = clf.predict_proba(X)
+
+    assert y_proba.shape == (n_samples, n_classes)
+    assert_array_equal(y_proba > 0.5, Y)
+
+    y_log_proba = clf.predict_log_proba(X)
+    proba_max = y_proba.argmax(axis=1)
+    proba_log_max = y_log_proba.argmax(axis=1)
+
+    assert (y_proba.sum(1) - 1).dot(y_proba.sum(1) - 1) > 1e-10
+    assert_array_equal(proba_max, proba_log_max)
+    # atol: log(p) of a p within 1e-13 of 1 has lost digits that the log-sigmoid keeps
+    assert_allclose(y_log_proba, np.log(y_proba), atol=1e-12)
+
+
+def test_multilabel_y_refuses_class_weight_other_label_shapes_and_multiclass_multioutput():
+    X, Y = make_multilabel_classification(n_samples=30, random_state=0, return_indicator=True)
+    with pytest.raises(ValueError, match="multilabel"):
+        ConvNetClassifier(conv_layers=(), class_weight={0: 2.0}).fit(X, Y)
+    clf = ConvNetClassifier(conv_layers=(), max_iter=1)
+    clf.partial_fit(X, Y, classes=np.arange(5))
+    with pytest.raises(ValueError, match="5 columns"):
+        clf.partial_fit(X, Y[:, :3])
+    with pytest.raises(ValueError, match="one label per sample"):
+        ConvNetClassifier(conv_layers=(), max_iter=1).partial_fit(X, Y[:, 0], classes=[0, 1]) \
+            .partial_fit(X, Y)
+    with pytest.raises(ValueError, match="label indices 0 .. 4"):
+        ConvNetClassifier(conv_layers=()).partial_fit(X, Y, classes=["a", "b"])
+    with pytest.raises(ValueError, match="multiclass-multioutput"):
+        ConvNetClassifier(conv_layers=()).fit(X, Y * np.arange(5))
+
+
+# ---------------------------------------------------------------------- MLPClassifier parity
+
+def test_n_iter_no_change_inf_never_stops_on_a_plateau(small_digits):
+    clf = ConvNetClassifier(**{**SMALL, "max_iter": 5}, tol=10.0, n_iter_no_change=np.inf)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        clf.fit(*small_digits)
+    assert clf.n_iter_ == 5
+
+
+def _diverging_iris(**params):
+    """SGD at learning rate 1 with the identity activation: diverges after a few epochs."""
+    X, y = load_iris(return_X_y=True)
+    clf = ConvNetClassifier(conv_layers=(32, 64), solver="sgd", learning_rate_init=1.0,
+                            activation="identity", random_state=0, max_iter=50, **params)
+    return clf, X, y
+
+
+def test_divergence_with_early_stopping_restores_the_best_validation_weights(monkeypatch):
+    clf, X, y = _diverging_iris(early_stopping=True)
+    scored = []
+    original = ConvNetClassifier._validation_score
+
+    def spy(self, *args):
+        score = original(self, *args)
+        scored.append((score, self._network.params.copy()))
+        return score
+
+    monkeypatch.setattr(ConvNetClassifier, "_validation_score", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way
+        with pytest.warns(ConvergenceWarning, match="diverged in epoch .* best validation"):
+            clf.fit(X, y)
+    finite = [(s, p) for s, p in scored if s is not None]
+    assert clf.validation_scores_ == [s for s, _ in finite] and clf.n_iter_ == len(finite)
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert_array_equal(clf._network.params, finite[int(np.argmax(clf.validation_scores_))][1])
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_divergence_without_early_stopping_keeps_the_last_weights_with_finite_outputs():
+    clf, X, y = _diverging_iris()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.warns(ConvergenceWarning, match=r"diverged in epoch \d+.*end of epoch \d+"):
+            clf.fit(X, y)
+    assert 1 <= clf.n_iter_ == len(clf.loss_curve_) < 50
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_divergence_in_the_first_epoch_raises_like_mlpclassifier_and_leaves_no_model(
+        early_stopping):
+    X, y = load_iris(return_X_y=True)
+    clf = ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(8,), solver="sgd",
+                            learning_rate_init=1e6, batch_size=10, early_stopping=early_stopping,
+                            random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+            clf.fit(X * 100, y)
+    assert not hasattr(clf, "validation_scores_")
+    assert not hasattr(clf, "best_validation_score_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_sparse_csr_x_fits_as_dense_and_is_densified_one_batch_at_a_time(small_digits,
+                                                                        monkeypatch):
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = small_digits
+    dense = _fit_quiet(ConvNetClassifier(**SMALL, batch_size=64), X, y)
+    rows = []
+    original = ConvNetClassifier._to_nchw
+
+    def spy(self, X_part):
+        rows.append(X_part.shape[0])
+        return original(self, X_part)
+
+    monkeypatch.setattr(ConvNetClassifier, "_to_nchw", spy)
+    sparse = _fit_quiet(ConvNetClassifier(**SMALL, batch_size=64), sp.csr_matrix(X), y)
+    assert max(rows) == 64
+    assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+    rows.clear()
+    proba = sparse.predict_proba(sp.csr_matrix(X))
+    assert max(rows) == _PREDICT_CHUNK < len(X)
+    assert_array_equal(proba, dense.predict_proba(X))
+    # other sparse formats are converted to CSR
+    assert_array_equal(sparse.predict_proba(sp.csc_matrix(X)), proba)
+
+
+def test_every_mlp_classifier_parameter_exists_or_is_refused_naming_what_to_use(small_digits):
+    ours = set(ConvNetClassifier().get_params())
+    assert set(MLPClassifier().get_params()) <= ours
+    with pytest.raises(ValueError, match="solver='adam'"):
+        ConvNetClassifier(solver="lbfgs").fit(*small_digits)
+    with pytest.raises(ValueError, match="max_fun=15000.* max_iter"):
+        ConvNetClassifier(max_fun=15000).fit(*small_digits)

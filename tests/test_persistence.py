@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skconv import ConvNetClassifier, persistence
+from skconv import ConvNetClassifier, ConvNetRegressor, persistence
 
 sio = pytest.importorskip("skops.io")
 
@@ -16,14 +16,15 @@ CONFIGS = [
     dict(conv_layers=((4, 3),), activation="tanh", solver="adam", early_stopping=True),
     dict(conv_layers=(4, {"filters": 2, "batch_norm": False}), hidden_layer_sizes=(8,),
          batch_norm=True, dropout=0.2),
+    dict(estimator=ConvNetRegressor, conv_layers=(2,), hidden_layer_sizes=(4,)),
 ]
 
 
-def _fitted(**params):
+def _fitted(estimator=ConvNetClassifier, **params):
     X, y = load_digits(return_X_y=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return ConvNetClassifier(max_iter=1, random_state=0, **params).fit(X[:120], y[:120]), X
+        return estimator(max_iter=1, random_state=0, **params).fit(X[:120], y[:120]), X
 
 
 def test_untrusted_types_of_saved_models_are_exactly_the_trusted_skconv_types(tmp_path):
@@ -57,3 +58,10 @@ def test_a_file_naming_a_foreign_type_is_refused_before_anything_runs(tmp_path):
     sio.dump({"model": model, "payload": Payload()}, path)
     with pytest.raises(ValueError, match="Payload"):
         persistence.load(path)
+
+
+def test_a_regressor_loaded_securely_predicts_identically(tmp_path):
+    model, X = _fitted(**CONFIGS[-1])
+    path = tmp_path / "regressor.skops"
+    persistence.dump(model, path)
+    np.testing.assert_array_equal(persistence.load(path).predict(X), model.predict(X))

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
-from skconv import ConvNetClassifier
+from skconv import ConvNetClassifier, ConvNetRegressor
 
 
 def _small_digits(n=240):
@@ -56,12 +56,18 @@ def test_predicting_from_four_threads_at_once_matches_sequential_calls():
                 np.testing.assert_array_equal(a, b)
 
 
-def _grid():
+def _grid(estimator=None):
     return GridSearchCV(
-        _small_net(max_iter=2),
+        _small_net(max_iter=2) if estimator is None else estimator,
         {"conv_layers": [(2,), (4,)], "learning_rate_init": [1e-3, 3e-3]},
         cv=2,
     )
+
+
+def _regressor_grid():
+    """The digit's value as a continuous target, scored by R²."""
+    return _grid(ConvNetRegressor(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=2,
+                                  random_state=0))
 
 
 def test_grid_search_with_loky_after_a_fit_in_the_parent_completes():
@@ -81,10 +87,11 @@ def test_grid_search_with_loky_after_a_fit_in_the_parent_completes():
     assert np.all(np.isfinite(scores))
 
 
-def test_grid_search_on_a_dask_cluster_matches_the_sequential_scores():
+def test_grid_searches_on_a_dask_cluster_match_the_sequential_scores():
     distributed = pytest.importorskip("distributed")
     X, y = _small_digits(160)
     sequential = _grid().fit(X, y).cv_results_["mean_test_score"]
+    sequential_r2 = _regressor_grid().fit(X, y / 9.0).cv_results_["mean_test_score"]
     start = time.perf_counter()
     with distributed.LocalCluster(
         n_workers=2,
@@ -93,9 +100,11 @@ def test_grid_search_on_a_dask_cluster_matches_the_sequential_scores():
         host="127.0.0.1",
         dashboard_address=None,
     ) as cluster, distributed.Client(cluster):
-        search = _grid()
-        search.n_jobs = -1
+        search, regressor_search = _grid(), _regressor_grid()
+        search.n_jobs = regressor_search.n_jobs = -1
         with joblib.parallel_config(backend="dask"):
             search.fit(X, y)
+            regressor_search.fit(X, y / 9.0)
     assert time.perf_counter() - start < 300
     np.testing.assert_array_equal(search.cv_results_["mean_test_score"], sequential)
+    np.testing.assert_array_equal(regressor_search.cv_results_["mean_test_score"], sequential_r2)

@@ -1,0 +1,810 @@
+"""BaseConvNet: what ConvNetClassifier and ConvNetRegressor share.
+
+Parameters and their validation, the architecture (``conv_layers`` resolved
+into layers), input handling (2D/3D/4D and sparse X, ``input_shape``), the
+epoch loop with early stopping and divergence handling, ``partial_fit``
+bookkeeping, the fitted weights and persistence. The subclasses add their
+loss, output activation, target encoding, validation score and ``predict``;
+the numerics live in the network.
+"""
+
+import math
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from ._network import Sequential
+from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
+from ._optimizers import AdamOptimizer, SGDOptimizer
+from .exceptions import InconsistentVersionWarning
+
+# rows per forward pass in predict: bounds memory for any number of rows
+_PREDICT_CHUNK = 256
+
+_BLOCK_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "pool", "pool_size",
+               "batch_norm"}
+
+_NON_FINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed, or learning_rate_init={} is too large."
+)
+
+# The parameters both estimators document the same way: each class docstring
+# holds the marker, replaced by this text when the class is defined.
+PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
+        One entry per conv block: an int (number of filters), a tuple
+        ``(filters, kernel_size)``, or a dict with the key ``filters`` and any
+        of ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``pool``,
+        ``pool_size``, ``batch_norm``. Unset values come from the block-wide
+        defaults below (``stride=1``, ``dilation=1``). An empty sequence gives a plain MLP.
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Units of the dense layers between the conv blocks and the output.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    kernel_size : int or (kh, kw), default=3
+        Block-wide default kernel size.
+    padding : {'same', 'valid'}, int or (ph, pw), default='same'
+        Block-wide default padding. ``'same'`` keeps ``ceil(size / stride)``
+        rows and columns (an odd total padding puts the extra row/column at
+        the bottom/right). A ``'valid'`` or int-padded kernel that does not
+        fit the feature map raises ``ValueError``.
+    pool : {'max', 'avg'} or None, default='max'
+        Block-wide default pooling after the activation.
+    pool_size : int or (kh, kw), default=2
+        Block-wide pooling window, with stride equal to the window. A window
+        larger than the feature map is clipped to it, so small inputs never
+        break the architecture (a 1xN map pools 1x2 windows, a 1x1 map passes
+        through).
+    batch_norm : bool, default=False
+        Put batch normalization after each convolution (statistics per channel)
+        and each hidden dense layer (per unit), before the activation; a
+        ``conv_layers`` dict entry's ``batch_norm`` overrides it for its block.
+        A layer followed by batch norm has no bias (the batch norm's shift
+        replaces it). Training normalises with the batch statistics and updates
+        running averages (momentum 0.1 as in ``torch.nn.BatchNorm2d``,
+        ``eps=1e-5``); prediction and early stopping's validation score use the
+        running averages, so each row's prediction depends on that row only.
+        Batch norm's scale and shift get no L2 penalty. The batch statistics
+        are unweighted: ``sample_weight`` weights the loss, not the mean and
+        variance.
+    dropout : float in [0, 1), default=0.0
+        Dropout rate after each hidden dense layer's activation (inverted
+        dropout: kept values are scaled by ``1 / (1 - dropout)`` in training;
+        nothing is dropped at prediction). The masks are drawn from
+        ``random_state``.
+    input_shape : (height, width) or (height, width, channels), default=None
+        Image shape of each sample. None infers it: from X's shape for 3D
+        ``(n, h, w)`` and 4D ``(n, h, w, c)`` input; for 2D X with
+        ``n_features = s * s`` it is ``(s, s, 1)``, otherwise ``(1, n_features, 1)``.
+        2D rows are images flattened row-major in (h, w, c) order. 2D X may
+        be a scipy sparse matrix: it is densified one batch at a time.
+    solver : {'adam', 'sgd'}, default='adam'
+        ``'lbfgs'`` (full-batch L-BFGS in ``MLPClassifier``) is refused with a
+        message: convolutional nets train on mini-batches.
+    alpha : float, default=1e-4
+        L2 penalty on the weights (not the biases), scaled as in ``MLPClassifier``.
+    batch_size : int or 'auto', default='auto'
+        ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule for ``solver='sgd'``, as in ``MLPClassifier``.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+        Exponent of the ``'invscaling'`` schedule.
+    max_iter : int, default=50
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples before each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Draws the initial weights, the shuffling and the validation split;
+        re-drawn on every ``fit``.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) below which an epoch
+        counts as no improvement.
+    verbose : bool, default=False
+        Print one line per epoch: ``Iteration %d, loss = %.8f``, then the
+        validation score (with ``early_stopping``) and the epoch time.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the
+        validation score (that of ``score``) stops improving; the best
+        weights are restored.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam's parameters.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without an improvement of ``tol`` before stopping; ``np.inf``
+        never stops on a plateau (``max_iter`` epochs run).
+    max_fun : None
+        Exists for ``MLPClassifier``'s signature only: there it bounds the
+        loss evaluations of ``solver='lbfgs'``, which skconv does not have.
+        Any other value than None is refused; bound training with ``max_iter``.
+    dtype : {'float32', 'float64'}, default='float32'
+        Precision of the weights and of all computation."""
+
+ATTRIBUTES_DOC = """n_features_in_ : int
+        Features per sample, ``h * w * c``.
+    feature_names_in_ : ndarray of str
+        Only when X is a DataFrame with string column names.
+    input_shape_ : (h, w, c)
+    n_iter_ : int
+        Epochs run by the last ``fit`` (``partial_fit`` calls add up).
+    t_ : int
+        Samples seen by the optimizer.
+    loss_, best_loss_ : float
+        Last epoch's training loss and the best (``best_loss_`` is None with
+        early stopping).
+    loss_curve_ : list of float
+    validation_scores_ : list of float or None
+        Validation score per epoch with early stopping.
+    best_validation_score_ : float or None
+    n_layers_ : int
+        Number of layers with weights plus one (the input), as ``MLPClassifier``.
+    coefs_ : list of ndarray
+        Weights, layer by layer: conv layers ``(filters, in_channels, kh, kw)``
+        (NCHW, as ``torch.nn.Conv2d``), then dense layers ``(n_in, n_out)``
+        (as ``MLPClassifier``). The first dense layer's inputs are the last
+        feature maps flattened in (c, h, w) order. These are views of the
+        model's parameters: writing to them changes the model.
+    intercepts_ : list of ndarray
+        Biases, one ``(n_out,)`` array per entry of ``coefs_`` whose layer has
+        a bias: with batch norm, a conv or dense layer followed by it has none."""
+
+
+def fill_doc(cls):
+    """Class decorator: put the shared parameter and attribute docs into ``cls.__doc__``."""
+    cls.__doc__ = (cls.__doc__.replace("{shared_parameters}", PARAMETERS_DOC)
+                   .replace("{shared_attributes}", ATTRIBUTES_DOC))
+    return cls
+
+
+def _as_pair(value, name, block, minimum):
+    """Check an int or pair of ints >= minimum; ``name=value`` appear in the error."""
+    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
+    if len(pair) != 2 or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and v >= minimum for v in pair
+    ):
+        raise ValueError(
+            f"{name}={value!r} in {block} must be an int >= {minimum} or a pair of them"
+        )
+    return value
+
+
+class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the convolutional estimators. Not for direct use.
+
+    A subclass sets the target side: ``_check_targets`` (validation),
+    ``_init_targets`` (what the first fit learns from y: ``n_outputs_``,
+    ``out_activation_``), ``_encode_targets`` (y as the loss wants it),
+    ``_loss`` (a function of ``skconv._losses``), ``_score_outputs`` (the
+    validation score) and ``_stratify``.
+    """
+
+    _parameter_constraints = {
+        "conv_layers": [list, tuple],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "padding": [StrOptions({"same", "valid"}), Interval(Integral, 0, None, closed="left"),
+                    tuple, list],
+        "pool": [StrOptions({"max", "avg"}), None],
+        "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "batch_norm": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "input_shape": [tuple, list, None],
+        "solver": [StrOptions({"sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
+        "max_fun": [None],
+        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+    }
+
+    def __init__(
+        self,
+        conv_layers=(32, 64),
+        hidden_layer_sizes=(128,),
+        *,
+        activation="relu",
+        kernel_size=3,
+        padding="same",
+        pool="max",
+        pool_size=2,
+        batch_norm=False,
+        dropout=0.0,
+        input_shape=None,
+        solver="adam",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        max_iter=50,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=None,
+        dtype="float32",
+    ):
+        self.conv_layers = conv_layers
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.kernel_size = kernel_size
+        self.padding = padding
+        self.pool = pool
+        self.pool_size = pool_size
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.input_shape = input_shape
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    def _validate_params(self):
+        """Refuse ``MLPClassifier``-only settings with what to use instead, then
+        check every parameter against ``_parameter_constraints``."""
+        name = type(self).__name__
+        if isinstance(self.solver, str) and self.solver == "lbfgs":
+            raise InvalidParameterError(
+                f"The 'solver' parameter of {name} must be 'adam' or 'sgd'; got 'lbfgs'. "
+                "L-BFGS (MLPClassifier's full-batch solver) is not available: use "
+                "solver='adam' (the default), or solver='sgd'."
+            )
+        if self.max_fun is not None:
+            raise InvalidParameterError(
+                f"The 'max_fun' parameter of {name} must be None; got "
+                f"max_fun={self.max_fun!r}. It bounds L-BFGS's loss evaluations in "
+                "MLPClassifier, and skconv has no L-BFGS: bound training with max_iter "
+                "(epochs) instead."
+            )
+        super()._validate_params()
+
+    # ------------------------------------------------------------------ architecture
+
+    def _conv_blocks(self):
+        """Resolve ``conv_layers`` into one dict of block settings per block."""
+        blocks = []
+        for i, entry in enumerate(self.conv_layers, start=1):
+            name = f"conv block {i}"
+            block = {"kernel_size": self.kernel_size, "stride": 1, "padding": self.padding,
+                     "dilation": 1, "pool": self.pool, "pool_size": self.pool_size,
+                     "batch_norm": self.batch_norm}
+            if isinstance(entry, dict):
+                unknown = set(entry) - _BLOCK_KEYS
+                if unknown or "filters" not in entry:
+                    raise ValueError(
+                        f"conv_layers entry {entry!r} of {name} must have the key 'filters' "
+                        f"and only keys from {sorted(_BLOCK_KEYS)}; got {sorted(entry)}"
+                    )
+                block.update(entry)
+            elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+                block["filters"], block["kernel_size"] = entry
+            else:
+                block["filters"] = entry
+            filters = block["filters"]
+            if not isinstance(filters, Integral) or isinstance(filters, bool) or filters < 1:
+                raise ValueError(
+                    f"filters={filters!r} in {name} must be a positive int "
+                    f"(conv_layers entries are an int, (filters, kernel_size) or a dict)"
+                )
+            _as_pair(block["kernel_size"], "kernel_size", name, 1)
+            _as_pair(block["stride"], "stride", name, 1)
+            _as_pair(block["dilation"], "dilation", name, 1)
+            _as_pair(block["pool_size"], "pool_size", name, 1)
+            if block["padding"] not in ("same", "valid"):
+                if isinstance(block["padding"], str):
+                    raise ValueError(
+                        f"padding={block['padding']!r} in {name} must be 'same', 'valid', "
+                        "an int >= 0 or a pair of them"
+                    )
+                _as_pair(block["padding"], "padding", name, 0)
+            if block["pool"] not in ("max", "avg", None):
+                raise ValueError(
+                    f"pool={block['pool']!r} in {name} must be 'max', 'avg' or None"
+                )
+            if not isinstance(block["batch_norm"], (bool, np.bool_)):
+                raise ValueError(
+                    f"batch_norm={block['batch_norm']!r} in {name} must be True or False"
+                )
+            block["name"] = name
+            blocks.append(block)
+        return blocks
+
+    def _build_network(self, n_outputs):
+        """The layers for ``input_shape_``, ending in a dense layer of ``n_outputs``
+        units without activation (the loss applies the output activation)."""
+        init = "he" if self.activation == "relu" else "glorot"
+        layers = []
+        for block in self._conv_blocks():
+            # batch norm's shift makes the conv bias redundant
+            layers.append(Conv2D(block["filters"], block["kernel_size"], block["stride"],
+                                 block["padding"], block["dilation"], init=init,
+                                 name=block["name"], bias=not block["batch_norm"]))
+            if block["batch_norm"]:
+                layers.append(BatchNorm2d())
+            if block["pool"] == "max":
+                # max pooling commutes with a non-decreasing activation, outputs and
+                # gradients alike: pooling first runs the activation on 4x fewer values
+                layers += [MaxPool2D(block["pool_size"]), Activation(self.activation)]
+            elif block["pool"] == "avg":
+                layers += [Activation(self.activation), AvgPool2D(block["pool_size"])]
+            else:
+                layers.append(Activation(self.activation))
+        layers.append(Flatten())
+        hidden = list(np.atleast_1d(self.hidden_layer_sizes))
+        if not all(isinstance(u, Integral) and u >= 1 for u in hidden):
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} must hold positive ints"
+            )
+        for units in hidden:
+            layers.append(Dense(units, init=init, bias=not self.batch_norm))
+            if self.batch_norm:
+                layers.append(BatchNorm1d())
+            layers.append(Activation(self.activation))
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
+        layers.append(Dense(n_outputs, init="glorot"))
+        h, w, c = self.input_shape_
+        return Sequential(layers, (c, h, w), self._dtype())
+
+    def _dtype(self):
+        return np.dtype(self.dtype)
+
+    # ------------------------------------------------------------------ input handling
+
+    def _validate_input(self, X, y="no_validation", reset=True):
+        """Validate X (2D, 3D, 4D or sparse 2D) and y; return X as 2D rows and the image shape.
+
+        The image shape is ``(h, w, c)`` for 3D/4D X, None for 2D X. In fit X is
+        cast to the model dtype once; in predict float X keeps its dtype and
+        chunks are cast one at a time. Sparse X stays sparse (CSR): rows are
+        densified a batch at a time by :meth:`_to_nchw`.
+        """
+        dtype = self._dtype() if reset else [np.float64, np.float32]
+        image_shape = None
+        if not (hasattr(X, "ndim") or hasattr(X, "iloc") or sp.issparse(X)):
+            X = np.asarray(X)
+        if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
+            X = check_array(X, allow_nd=True, dtype=dtype)
+            if X.ndim > 4:
+                raise ValueError(
+                    f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
+                    f"(n, height, width, channels); got X.ndim={X.ndim}"
+                )
+            image_shape = X.shape[1:] + (1,) * (4 - X.ndim)
+            X = X.reshape(X.shape[0], -1)
+        if isinstance(y, str) and y == "no_validation":
+            X = validate_data(self, X, reset=reset, dtype=dtype, accept_sparse="csr")
+            return X, image_shape
+        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse="csr",
+                             multi_output=True, y_numeric=self._y_numeric)
+        y = self._check_targets(y)
+        return X, y, image_shape
+
+    def _resolve_input_shape(self, n_features, image_shape):
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape)
+            if len(shape) not in (2, 3) or not all(
+                isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in shape
+            ):
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} must be (height, width) or "
+                    "(height, width, channels) of positive ints"
+                )
+            shape = tuple(int(v) for v in shape) + (1,) * (3 - len(shape))
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
+                    f"sample but X has n_features={n_features}"
+                )
+            if image_shape is not None and image_shape != shape:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} does not match the image shape "
+                    f"{image_shape} of X"
+                )
+            return shape
+        if image_shape is not None:
+            return tuple(int(v) for v in image_shape)
+        side = math.isqrt(n_features)
+        return (side, side, 1) if side * side == n_features else (1, n_features, 1)
+
+    def _check_image_shape(self, image_shape):
+        if image_shape is not None and tuple(image_shape) != self.input_shape_:
+            raise ValueError(
+                f"X has images of shape {tuple(image_shape)} but {type(self).__name__} "
+                f"was fitted on input_shape_={self.input_shape_}"
+            )
+
+    def _to_nchw(self, X):
+        """Rows in (h, w, c) order, dense or sparse -> contiguous (n, c, h, w) in the
+        model dtype. The one place where rows become the network's images."""
+        if sp.issparse(X):
+            X = X.toarray()
+        h, w, c = self.input_shape_
+        x = X.reshape(X.shape[0], h, w, c).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, dtype=self._dtype())
+
+    def _batch_source(self, X, batch_size):
+        """A function ``rows -> (len(rows), c, h, w)`` images of the training rows ``X``.
+
+        Dense X is converted to NCHW once and batches are gathered into one
+        reused buffer; sparse X is densified a batch at a time, so a large
+        sparse X is never dense in memory as a whole.
+        """
+        if sp.issparse(X):
+            return lambda rows: self._to_nchw(X[rows])
+        x_all = self._to_nchw(X)
+        buffer = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
+        return lambda rows: np.take(x_all, rows, axis=0, out=buffer[:len(rows)])
+
+    # ------------------------------------------------------------------ targets (subclasses)
+
+    _y_numeric = False
+
+    @abstractmethod
+    def _check_targets(self, y):
+        """Validate y as returned by ``validate_data``; return it."""
+
+    @abstractmethod
+    def _init_targets(self, y, classes):
+        """First fit: learn from y what the output layer is (sets ``n_outputs_``,
+        ``out_activation_`` and the subclass's own fitted attributes)."""
+
+    @abstractmethod
+    def _encode_targets(self, y):
+        """y as the loss takes it, checked against what ``_init_targets`` learned."""
+
+    @abstractmethod
+    def _loss(self):
+        """The loss function, ``loss(z, y, sample_weight, sw_sum) -> (loss, dz)``."""
+
+    @abstractmethod
+    def _score_outputs(self, outputs, y, sample_weight):
+        """Validation score of the network outputs for encoded targets y."""
+
+    def _stratify(self, y):
+        """What early stopping's validation split is stratified on (None: not at all)."""
+        return None
+
+    def _weight_samples(self, y, sample_weight):
+        """Sample weights for the loss, given the encoded y (class weights hook in here)."""
+        return sample_weight
+
+    # ------------------------------------------------------------------ training
+
+    def _check_partial_fit(self):
+        """What ``partial_fit`` refuses in both estimators."""
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        continuing = hasattr(self, "_network") and (incremental or self.warm_start)
+        X, y, image_shape = self._validate_input(X, y, reset=not continuing)
+        if continuing:
+            self._check_image_shape(image_shape)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        rng = check_random_state(self.random_state)
+
+        if not continuing:
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], image_shape)
+            self._init_targets(y, classes)
+            self._network = self._build_network(self.n_outputs_)
+            self._network.init_params(rng)
+            self.n_layers_ = len(self.coefs_) + 1
+            self.t_ = 0
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            # seeds the shuffling of later partial_fit calls
+            self._seed = int(rng.randint(np.iinfo(np.int32).max))
+        else:
+            self._network.ensure_writeable()
+        if incremental and hasattr(self, "_optimizer"):
+            self._optimizer.ensure_writeable()
+            rng = np.random.RandomState([self._seed, self.n_iter_])
+        else:
+            self._optimizer = self._make_optimizer()
+            if not incremental:
+                self.n_iter_ = 0
+
+        y = self._encode_targets(y)
+        if self._network.needs_rng:
+            # dropout masks: their own stream, seeded from the same random state
+            self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
+        sample_weight = self._weight_samples(y, sample_weight)
+        self._fit_epochs(X, y, sample_weight, rng, incremental)
+        if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
+            raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
+        return self
+
+    def _make_optimizer(self):
+        params = self._network.params
+        if self.solver == "adam":
+            return AdamOptimizer(params, self.learning_rate_init, self.beta_1, self.beta_2,
+                                 self.epsilon)
+        return SGDOptimizer(params, self.learning_rate_init, self.learning_rate,
+                            self.momentum, self.nesterovs_momentum, self.power_t)
+
+    def _batch_size_for(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the number of samples "
+                f"{n_samples}; it is clipped to {n_samples}"
+            )
+        return min(self.batch_size, n_samples)
+
+    def _fit_epochs(self, X, y, sample_weight, rng, incremental):
+        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C."""
+        net, opt = self._network, self._optimizer
+        early_stopping = self.early_stopping and not incremental
+        # a warm start may switch early stopping on or off
+        if early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
+        X_val = y_val = sw_val = None
+        # with a warm start, the weights now are the best of the previous fit
+        best = net.snapshot() if early_stopping and self.validation_scores_ else None
+        if early_stopping:
+            X, X_val, y, y_val, sample_weight, sw_val = train_test_split(
+                X, y, sample_weight, random_state=rng, test_size=self.validation_fraction,
+                stratify=self._stratify(y),
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves "
+                    f"{X_val.shape[0]} validation sample(s); increase it or add data"
+                )
+        n_samples = X.shape[0]
+        batch_size = self._batch_size_for(n_samples)
+        take = self._batch_source(X, batch_size)
+        loss_function = self._loss()
+        idx = np.arange(n_samples)
+        # weights at the ends of the last two finished epochs: where a diverging
+        # epoch falls back to (the later one may already give non-finite outputs)
+        finished = [net.snapshot()] if self.loss_curve_ else []
+        try:
+            for _ in range(1 if incremental else self.max_iter):
+                tic = time.perf_counter()
+                if self.shuffle:
+                    rng.shuffle(idx)
+                total = 0.0
+                for batch in gen_batches(n_samples, batch_size):
+                    rows = idx[batch]
+                    loss = net.loss_and_grad(take(rows), y[rows], sample_weight[rows],
+                                             self.alpha, loss_function)
+                    if not np.isfinite(loss):
+                        break
+                    opt.update_params(net.params, net.grads)
+                    total += loss * len(rows)
+                score = None
+                if np.isfinite(loss) and np.isfinite(net.params).all() and early_stopping:
+                    score = self._validation_score(X_val, y_val, sw_val)
+                if not np.isfinite(loss) or not np.isfinite(net.params).all() or (
+                        early_stopping and score is None):
+                    self._diverged(finished, best, (X, X_val))
+                    return
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_ = total / n_samples
+                self.loss_curve_.append(self.loss_)
+                finished = finished[-1:] + [net.snapshot()]
+                line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
+                if early_stopping:
+                    self.validation_scores_.append(score)
+                    improved = score >= self.best_validation_score_ + self.tol
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                        best = finished[-1]
+                    line += ", validation score = %.6f" % score
+                else:
+                    improved = self.loss_ <= self.best_loss_ - self.tol
+                    self.best_loss_ = min(self.best_loss_, self.loss_)
+                self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+                if self.verbose:
+                    print(line + ", time = %.2fs" % (time.perf_counter() - tic))
+                opt.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if opt.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if not incremental and self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user; the model keeps the weights "
+                          "reached so far.")
+        if best is not None:
+            net.restore(best)
+
+    def _validation_score(self, X, y, sample_weight):
+        """Early stopping's score on the validation rows; None if an output is not finite."""
+        outputs = self._forward_fast(X)
+        if not np.isfinite(outputs).all():
+            return None
+        return float(self._score_outputs(outputs, y, sample_weight))
+
+    def _outputs_finite(self, X):
+        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+
+    def _diverged(self, finished, best, row_sets):
+        """Stop training on a non-finite loss, weight or validation output.
+
+        Falls back, in this order, to the weights of the best validation epoch
+        (early stopping), of the last finished epoch, or of the one before, the
+        first whose outputs on the training and validation rows are all finite.
+        ``finished`` and ``best`` are network snapshots. With no such weights
+        (divergence before any epoch finished), raise ``ValueError`` as
+        ``MLPClassifier`` does, and leave the estimator unfitted.
+        """
+        epoch = self.n_iter_ + 1
+        net = self._network
+        candidates = ([("the best validation epoch", best)] if best is not None else [])
+        candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
+                        else "the end of the previous fit", snap)
+                       for i, snap in enumerate(reversed(finished))]
+        for where, snapshot in candidates:
+            net.restore(snapshot)
+            if all(self._outputs_finite(rows) for rows in row_sets):
+                break
+        else:
+            # no finished epoch (or none with finite outputs): nothing worth keeping
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+            del self._network, self._optimizer
+            raise ValueError(
+                _NON_FINITE_MESSAGE.format(self.learning_rate_init)
+                + f" Training diverged in epoch {epoch}, before any epoch with finite "
+                "outputs finished; lower learning_rate_init or scale the inputs."
+            )
+        # the optimizer's moments may hold inf/NaN too: start them afresh
+        self._optimizer = self._make_optimizer()
+        warnings.warn(
+            f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
+            f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
+            f"Training stopped and the model keeps the weights from {where}; "
+            "lower learning_rate_init or scale the inputs.",
+            ConvergenceWarning,
+        )
+
+    # ------------------------------------------------------------------ prediction
+
+    def _forward_fast(self, X):
+        """Outputs (before the output activation) of validated 2D rows X: the
+        inference path, no caches for backward.
+
+        ``_PREDICT_CHUNK`` rows per forward pass, so memory stays bounded, and
+        each row's outputs depend on that row only (no batch effects).
+        """
+        out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            batch = slice(start, start + _PREDICT_CHUNK)
+            out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
+        return out
+
+    def _checked_outputs(self, X):
+        """``check_is_fitted``, validate X against the fit, and forward it."""
+        check_is_fitted(self)
+        X, image_shape = self._validate_input(X, reset=False)
+        self._check_image_shape(image_shape)
+        return self._forward_fast(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # ------------------------------------------------------------------ fitted weights
+
+    def _params_named(self, name):
+        return [view for _, n, view in self._network.param_arrays() if n == name]
+
+    @property
+    def coefs_(self):
+        """Weights of each layer that has them; see the class docstring."""
+        return self._params_named("w")
+
+    @property
+    def intercepts_(self):
+        """Biases of each layer that has them; see the class docstring."""
+        return self._params_named("b")
+
+    # ------------------------------------------------------------------ persistence
+
+    def __getstate__(self):
+        from . import __version__
+
+        state = super().__getstate__()
+        state["_skconv_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        from . import __version__
+
+        pickled = state.pop("_skconv_version", "pre-0.1")
+        if pickled != __version__:
+            warnings.warn(InconsistentVersionWarning(
+                estimator_name=type(self).__name__, current_version=__version__,
+                original_version=pickled,
+            ))
+        super().__setstate__(state)

@@ -1,0 +1,123 @@
+"""ConvNetRegressor: squared error on an identity output, as MLPRegressor.
+Everything else is BaseConvNet's."""
+
+import numpy as np
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.metrics import r2_score
+
+from ._base import BaseConvNet, fill_doc
+from ._losses import squared_error
+
+
+@fill_doc
+class ConvNetRegressor(RegressorMixin, BaseConvNet):
+    """Convolutional neural network regressor.
+
+    The network of :class:`ConvNetClassifier` (``len(conv_layers)`` conv
+    blocks, a flatten, ``len(hidden_layer_sizes)`` dense layers) ending in a
+    dense layer of one unit per target with the identity as output
+    activation. It is trained on half the mean squared error plus an L2
+    penalty, with Adam or SGD, as ``MLPRegressor``; ``score`` is R².
+
+    Scale the inputs as for the classifier, and scale the targets too when
+    they are far from unit size (for instance with
+    ``TransformedTargetRegressor(regressor=ConvNetRegressor(...),
+    transformer=StandardScaler())``): the default learning rate suits
+    targets of about unit variance.
+
+    Parameters
+    ----------
+    {shared_parameters}
+
+    Attributes
+    ----------
+    {shared_attributes}
+    n_outputs_ : int
+        Number of targets: 1 for 1-D y, ``y.shape[1]`` for 2-D y.
+    out_activation_ : str
+        ``'identity'``.
+    """
+
+    _y_numeric = True
+
+    # ------------------------------------------------------------------ training
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to images X and targets y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : ConvNetRegressor
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Run one epoch over (X, y).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : ConvNetRegressor
+        """
+        self._check_partial_fit()
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _check_targets(self, y):
+        return y
+
+    def _init_targets(self, y, classes):
+        self._y_ndim = y.ndim
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        self.out_activation_ = "identity"
+
+    def _encode_targets(self, y):
+        """y as an (n, n_outputs) array in the model dtype."""
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} output(s) but {type(self).__name__} was fitted with "
+                f"n_outputs_={self.n_outputs_} (warm_start and partial_fit keep them)"
+            )
+        return np.ascontiguousarray(y.reshape(len(y), -1), dtype=self._dtype())
+
+    def _loss(self):
+        return squared_error
+
+    def _score_outputs(self, outputs, y, sample_weight):
+        """R² of the outputs, averaged over the targets."""
+        return r2_score(y, outputs, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, X):
+        """Predict the targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
+            The shape ``y`` had in ``fit``: 1-D for 1-D y.
+        """
+        outputs = self._checked_outputs(X).astype(np.float64)
+        return outputs.ravel() if self._y_ndim == 1 else outputs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

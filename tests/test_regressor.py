@@ -1,0 +1,181 @@
+"""ConvNetRegressor behaviour: its loss, shapes of y, R², early stopping,
+partial_fit, sample weights, and the scikit-learn tools it must work in."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import BaggingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import cross_val_score
+from sklearn.neural_network import MLPRegressor
+from sklearn.neural_network._base import squared_loss
+from sklearn.preprocessing import StandardScaler
+
+from gradcheck import numerical_gradient
+from skconv import ConvNetRegressor
+from skconv._losses import squared_error
+
+# a small fast configuration for behaviour tests (not accuracy)
+SMALL = dict(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+
+
+def _fit_quiet(est, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bright():
+    """8x8 images whose target is the mean brightness of their brightest 2x2 patch:
+    a local feature, as convolution and max pooling find it."""
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(300, 8, 8)) * rng.uniform(size=(300, 1, 1))
+    patches = X.reshape(300, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(300, -1)
+    return X.reshape(300, 64), patches.max(axis=1) * 4 - 1
+
+
+def test_squared_error_is_mlp_regressors_loss_and_its_gradient_the_derivative():
+    rng = np.random.RandomState(0)
+    z, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    sw = rng.uniform(size=6)
+    loss, _ = squared_error(z.copy(), y, np.ones(6), 6.0)
+    # MLPRegressor's loss: half the mean over samples and outputs
+    assert_allclose(loss, squared_loss(y, z))
+    weighted, dz = squared_error(z.copy(), y, sw, sw.sum())
+    assert_allclose(weighted, 0.5 * np.average(((z - y) ** 2).mean(1), weights=sw))
+    expected = numerical_gradient(lambda: squared_error(z.copy(), y, sw, sw.sum())[0], z)
+    assert_allclose(dz, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_learns_a_local_image_feature_with_r2_above_0_9(bright):
+    X, y = bright
+    reg = _fit_quiet(ConvNetRegressor(conv_layers=(8,), hidden_layer_sizes=(32,),
+                                      max_iter=100, learning_rate_init=0.01, random_state=0),
+                     X[:200], y[:200])
+    assert reg.score(X[200:], y[200:]) > 0.9
+    assert reg.out_activation_ == "identity" and reg.n_outputs_ == 1
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+def test_predict_returns_the_shape_y_had_in_fit(bright, shape):
+    X, y = bright
+    Y = y if shape == () else np.tile(y[:, None], shape) * np.arange(1, shape[0] + 1)
+    reg = _fit_quiet(ConvNetRegressor(**SMALL), X, Y)
+    assert reg.predict(X[:5]).shape == (5,) + shape
+    assert reg.predict(X[:5]).dtype == np.float64
+    assert reg.n_outputs_ == (shape or (1,))[0]
+
+
+def test_score_is_r2_of_predict(bright):
+    X, y = bright
+    reg = _fit_quiet(ConvNetRegressor(**SMALL), X, y)
+    assert reg.score(X, y) == pytest.approx(r2_score(y, reg.predict(X)))
+
+
+def test_early_stopping_scores_the_validation_r2_and_restores_the_best(bright, monkeypatch):
+    X, y = bright
+    seen = []
+    original = ConvNetRegressor._validation_score
+
+    def spy(self, X_val, y_val, sw_val):
+        score = original(self, X_val, y_val, sw_val)
+        seen.append((X_val, y_val))
+        return score
+
+    monkeypatch.setattr(ConvNetRegressor, "_validation_score", spy)
+    reg = _fit_quiet(ConvNetRegressor(**{**SMALL, "max_iter": 15}, early_stopping=True,
+                                      learning_rate_init=0.01), X, y)
+    X_val, y_val = seen[0]
+    assert len(X_val) == 30 and len(reg.validation_scores_) == reg.n_iter_ == len(seen)
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    # the restored weights are the ones that scored best on the validation rows
+    assert reg.score(X_val, y_val.ravel()) == pytest.approx(reg.best_validation_score_,
+                                                            rel=1e-5)
+
+
+def test_partial_fit_takes_no_classes_and_keeps_the_number_of_outputs(bright):
+    X, y = bright
+    reg = ConvNetRegressor(**SMALL)
+    reg.partial_fit(X[:100], y[:100])
+    reg.partial_fit(X[100:], y[100:])
+    assert reg.n_iter_ == 2 and reg.t_ == 300 and len(reg.loss_curve_) == 2
+    with pytest.raises(ValueError, match=r"2 output\(s\) .* n_outputs_=1"):
+        reg.partial_fit(X, np.c_[y, y])
+    with pytest.raises(ValueError, match="early_stopping"):
+        ConvNetRegressor(early_stopping=True).partial_fit(X, y)
+
+
+def test_zero_sample_weight_equals_leaving_the_rows_out_in_full_batch_float64(bright):
+    X, y = bright
+    X, y = X[:60], y[:60]
+    params = dict(SMALL, dtype="float64", shuffle=False)
+    keep = np.arange(60) % 3 != 0
+    weighted = _fit_quiet(ConvNetRegressor(**params), X, y, sample_weight=keep * 1.0)
+    dropped = _fit_quiet(ConvNetRegressor(**params), X[keep], y[keep])
+    assert_allclose(weighted.predict(X), dropped.predict(X), rtol=1e-10)
+    ones = _fit_quiet(ConvNetRegressor(**SMALL), X, y, sample_weight=np.ones(60))
+    assert_array_equal(ones.predict(X), _fit_quiet(ConvNetRegressor(**SMALL), X, y).predict(X))
+
+
+def test_integer_targets_train_as_floats(bright):
+    X, y = bright
+    y_int = np.round(y * 3).astype(int)
+    a = _fit_quiet(ConvNetRegressor(**SMALL), X, y_int)
+    b = _fit_quiet(ConvNetRegressor(**SMALL), X, y_int.astype(float))
+    assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_works_inside_transformed_target_bagging_and_cross_val_score(bright):
+    X, y = bright
+    wrapped = TransformedTargetRegressor(ConvNetRegressor(**SMALL), transformer=StandardScaler())
+    assert _fit_quiet(wrapped, X, y * 1000 + 5).predict(X[:4]).shape == (4,)
+    bag = BaggingRegressor(ConvNetRegressor(**SMALL), n_estimators=2, random_state=0)
+    assert _fit_quiet(bag, X, y).predict(X[:4]).shape == (4,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(ConvNetRegressor(**SMALL), X, y, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_pickle_and_joblib_round_trips_predict_identically(bright, tmp_path):
+    X, y = bright
+    reg = _fit_quiet(ConvNetRegressor(**SMALL), X, np.c_[y, -y])
+    expected = reg.predict(X)
+    assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(X), expected)
+    joblib.dump(reg, tmp_path / "reg.joblib")
+    mapped = joblib.load(tmp_path / "reg.joblib", mmap_mode="r")
+    assert_array_equal(mapped.predict(X), expected)
+    mapped.partial_fit(X, np.c_[y, -y])
+    assert mapped.n_iter_ == 4
+
+
+def test_sparse_x_gives_the_dense_fit(bright):
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = bright
+    X = np.where(X > 0.3, X, 0.0)
+    dense = _fit_quiet(ConvNetRegressor(**SMALL), X, y)
+    sparse = _fit_quiet(ConvNetRegressor(**SMALL), sp.csr_matrix(X), y)
+    assert_array_equal(sparse.predict(sp.csr_matrix(X)), dense.predict(X))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_y_raises(bright, bad):
+    X, y = bright
+    y = y.copy()
+    y[3] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        ConvNetRegressor(**SMALL).fit(X, y)
+
+
+def test_every_mlp_regressor_parameter_but_loss_exists_or_is_refused_with_advice():
+    ours = set(ConvNetRegressor().get_params())
+    assert set(MLPRegressor().get_params()) - ours == {"loss"}
+    with pytest.raises(ValueError, match="max_iter"):
+        ConvNetRegressor(max_fun=15000).fit(np.zeros((4, 4)), np.zeros(4))
