@@ -765,9 +765,31 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
     def _checked_outputs(self, X):
         """``check_is_fitted``, validate X against the fit, and forward it."""
         check_is_fitted(self)
-        X, image_shape = self._validate_input(X, reset=False)
-        self._check_image_shape(image_shape)
-        return self._forward_fast(X)
+        rows = self._plain_rows(X)
+        if rows is None:
+            rows, image_shape = self._validate_input(X, reset=False)
+            self._check_image_shape(image_shape)
+        return self._forward_fast(rows)
+
+    def _plain_rows(self, X):
+        """X as 2D rows if it is a finite float ndarray of the fitted shape, else None.
+
+        scikit-learn's validation costs more than the network itself on a row
+        or two (~0.2 ms of a one-row ``predict_proba``). This accepts the common
+        case with the same checks and never raises: anything else (a
+        DataFrame, a list, sparse, another shape, NaN) returns None and goes
+        through the full validation, which says what is wrong.
+        """
+        if (type(X) is not np.ndarray or X.dtype not in (np.float32, np.float64)
+                or not 2 <= X.ndim <= 4 or X.shape[0] == 0
+                or hasattr(self, "feature_names_in_")):
+            return None
+        if X.ndim > 2 and X.shape[1:] + (1,) * (4 - X.ndim) != self.input_shape_:
+            return None
+        rows = X.reshape(X.shape[0], -1)
+        if rows.shape[1] != self.n_features_in_ or not np.isfinite(rows).all():
+            return None
+        return rows
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
