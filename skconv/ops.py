@@ -140,11 +140,9 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     return out
 
 
-def _typed_key(value):
-    """A hashable key that tells ``1`` from ``True`` and ``(1, 2)`` from ``[1, 2]``."""
-    if isinstance(value, (tuple, list)):
-        return (type(value),) + tuple((type(v), v) for v in value)
-    return (type(value), value)
+def _plain_ints(value):
+    """Whether ``value`` is an int or a tuple of ints (not bools, not numpy scalars)."""
+    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
 
 
 _GEOMETRY_CACHE = {}
@@ -157,17 +155,16 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
     same few every batch, and a one-row prediction would otherwise spend a
     good part of its time here.
     """
-    args = (x_shape, kernel_size, stride, padding, dilation)
-    key = tuple(_typed_key(a) for a in args)
-    try:
-        return _GEOMETRY_CACHE[key]
-    except KeyError:
-        g = _resolve_geometry(*args)
-    except TypeError:  # something unhashable: resolve (and refuse) it as it is
-        return _resolve_geometry(*args)
-    if len(_GEOMETRY_CACHE) > 1024:
-        _GEOMETRY_CACHE.clear()
-    _GEOMETRY_CACHE[key] = g
+    key = (x_shape, kernel_size, stride, padding, dilation)
+    g = _GEOMETRY_CACHE.get(key) if all(map(_plain_ints, key)) else None
+    if g is None:
+        # only plain ints are cached: True == 1 and [1, 2] is unhashable, and
+        # those must be refused (or accepted) by _resolve_geometry every time
+        g = _resolve_geometry(*key)
+        if all(map(_plain_ints, key)):
+            if len(_GEOMETRY_CACHE) > 1024:
+                _GEOMETRY_CACHE.clear()
+            _GEOMETRY_CACHE[key] = g
     return g
 
 
