@@ -76,8 +76,10 @@ def main(out_dir):
 
     x_path, out_path = out_dir / "X_test.npy", out_dir / "served.npz"
     np.save(x_path, X_test)
-    subprocess.run([sys.executable, "-c", SERVE, str(model_path), str(x_path), str(out_path)],
-                   check=True)
+    # -P: keep the working directory off the child's sys.path, so that run from the root of
+    # a source checkout it imports the installed skconv, not the checkout's unbuilt skconv/
+    subprocess.run([sys.executable, "-P", "-c", SERVE, str(model_path), str(x_path),
+                    str(out_path)], check=True)
     served = np.load(out_path)
     x_path.unlink()
     out_path.unlink()

@@ -1,6 +1,11 @@
 """skconv: convolutional neural network estimators for scikit-learn."""
 
-from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+try:
+    from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+except ImportError as exc:  # e.g. a source checkout without built extensions
+    from ._build_check import raise_not_built
+
+    raise_not_built(exc)
 
 __version__ = "0.1.0"
 

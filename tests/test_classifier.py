@@ -56,6 +56,7 @@ def _fit_quiet(est, *args, **kwargs):
         return est.fit(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_default_estimator_reaches_98_percent_on_digits(digits):
     X, y = digits
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)

@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks on ConvNetClassifier and ConvNetRegressor."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skconv import ConvNetClassifier, ConvNetRegressor
@@ -25,6 +26,19 @@ def _expected_failed_checks(estimator):
         # for the checks' easy blobs problems
         ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=60,
                           learning_rate_init=0.01, random_state=0),
+    ],
+    expected_failed_checks=_expected_failed_checks,
+    xfail_strict=True,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# The same checks on the other paths through the network (average pooling, SGD, batch
+# norm, dropout): three times the work of the fast estimator above, so `pytest -m slow`.
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
         ConvNetClassifier(conv_layers=({"filters": 3, "pool": "avg"},), hidden_layer_sizes=(),
                           activation="tanh", solver="sgd", learning_rate_init=0.05,
                           max_iter=60, random_state=0),
@@ -45,5 +59,5 @@ def _expected_failed_checks(estimator):
     expected_failed_checks=_expected_failed_checks,
     xfail_strict=True,
 )
-def test_sklearn_compatible_estimator(estimator, check):
+def test_sklearn_compatible_estimator_variants(estimator, check):
     check(estimator)

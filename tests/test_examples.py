@@ -4,7 +4,8 @@ Each example is run as a user runs it, ``python examples/<name>.py OUTPUT_DIR``,
 in a fresh process with ``SKCONV_EXAMPLES_FAST=1`` (a couple of epochs), and
 with its output directory in pytest's temporary directory, so CI leaves no
 file in the tree. Speed is not asserted; the examples' full runs are timed by
-hand (see the README).
+hand (see the README). The runs take a while on 2 cores, so they are marked
+``slow``: ``pytest -m slow`` runs them (CI does).
 """
 
 import os
@@ -65,6 +66,7 @@ def run_example(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WRITES))
 def test_example_runs_in_fast_mode_and_writes_its_files(name, run_example):
     out, out_dir = run_example(name)
@@ -75,6 +77,7 @@ def test_example_runs_in_fast_mode_and_writes_its_files(name, run_example):
         assert (out_dir / file).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_quickstart_prints_progress_accuracy_and_report(run_example):
     out, _ = run_example("quickstart_digits.py")
     assert "Iteration 1, loss = " in out
@@ -82,24 +85,28 @@ def test_quickstart_prints_progress_accuracy_and_report(run_example):
     assert "macro avg" in out  # the classification report
 
 
+@pytest.mark.slow
 def test_grid_search_prints_every_candidate_by_rank(run_example):
     out, _ = run_example("grid_search_pipeline.py")
     ranks = [line.split()[0] for line in out.splitlines() if line[:4].strip().isdigit()]
     assert ranks == ["1", "2", "3", "4"]
 
 
+@pytest.mark.slow
 def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
     out, _ = run_example("deploy_pickle.py")
     assert "labels identical: True; probabilities identical: True" in out
     assert "serving process" in out
 
 
+@pytest.mark.slow
 def test_onnx_model_predicts_like_the_pipeline_in_a_process_without_skconv(run_example):
     out, _ = run_example("deploy_onnx.py")
     assert "labels identical: True; probabilities match to float32 rounding: True" in out
     assert "skconv/sklearn imported: none" in out
 
 
+@pytest.mark.slow
 def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
     out, _ = run_example("plot_feature_maps.py")
     assert "hand-made forward pass matches predict_proba: True" in out

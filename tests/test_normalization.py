@@ -182,6 +182,7 @@ def test_batch_norm_architecture_drops_the_bias_before_it_and_honours_block_over
     assert len(bn_fitted.coefs_) == 4 and bn_fitted.n_layers_ == 5
 
 
+@pytest.mark.slow
 def test_batch_norm_trains_where_the_plain_net_is_unstable_on_digits(digits):
     # SGD at learning_rate_init=0.3: the plain net diverges to a constant
     # prediction (about 0.10 test accuracy); with batch norm it trains

@@ -87,6 +87,7 @@ def test_grid_search_with_loky_after_a_fit_in_the_parent_completes():
     assert np.all(np.isfinite(scores))
 
 
+@pytest.mark.slow
 def test_grid_searches_on_a_dask_cluster_match_the_sequential_scores():
     distributed = pytest.importorskip("distributed")
     X, y = _small_digits(160)
