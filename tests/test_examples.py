@@ -113,6 +113,7 @@ def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
     assert "FeatureMapDisplay shows the hand-made feature maps: True" in out
 
 
+@pytest.mark.slow
 def test_inspection_example_explains_four_digits(run_example):
     out, _ = run_example("plot_inspection.py")
     assert "explained classes: [" in out and "(16, 4, 4)" in out
