@@ -156,15 +156,16 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
     good part of its time here.
     """
     key = (x_shape, kernel_size, stride, padding, dilation)
-    g = _GEOMETRY_CACHE.get(key) if all(map(_plain_ints, key)) else None
+    # only plain ints are cached: True == 1 and [1, 2] is unhashable, and
+    # those must be refused (or accepted) by _resolve_geometry every time
+    if not all(map(_plain_ints, key)):
+        return _resolve_geometry(*key)
+    g = _GEOMETRY_CACHE.get(key)
     if g is None:
-        # only plain ints are cached: True == 1 and [1, 2] is unhashable, and
-        # those must be refused (or accepted) by _resolve_geometry every time
         g = _resolve_geometry(*key)
-        if all(map(_plain_ints, key)):
-            if len(_GEOMETRY_CACHE) > 1024:
-                _GEOMETRY_CACHE.clear()
-            _GEOMETRY_CACHE[key] = g
+        if len(_GEOMETRY_CACHE) > 1024:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = g
     return g
 
 
