@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the kernel tests under AddressSanitizer.
+# Run the kernel tests (the GEMM's included) under AddressSanitizer.
 #
 # Builds the Cython kernels with gcc's -fsanitize=address into a scratch copy
 # of the source tree, then runs tests/test_ops.py there with libasan preloaded
@@ -40,5 +40,5 @@ fi
 grep -q "ERROR: AddressSanitizer" canary.log || { cat canary.log; exit 1; }
 echo "canary: ASan reports a deliberate out-of-bounds write"
 
-LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py "$@"
+LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py tests/test_determinism.py "$@"
 echo "AddressSanitizer: no errors in the kernel tests"
