@@ -27,6 +27,7 @@ WRITES = {
     "grid_search_pipeline.py": [],
     "deploy_pickle.py": ["digits_convnet.joblib"],
     "plot_feature_maps.py": ["plot_feature_maps.png"],
+    "regression_count_digits.py": ["regression_count_digits.png"],
 }
 
 
@@ -90,3 +91,9 @@ def test_deployed_model_predicts_identically_in_a_fresh_process(run_example):
 def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
     out, _ = run_example("plot_feature_maps.py")
     assert "hand-made forward pass matches predict_proba: True" in out
+
+
+def test_regression_example_prints_the_r2_of_both_models(run_example):
+    out, _ = run_example("regression_count_digits.py")
+    assert "ConvNetRegressor: test R^2 = " in out
+    assert "MLPRegressor: test R^2 = " in out
