@@ -642,25 +642,19 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 tic = time.perf_counter()
                 if self.shuffle:
                     rng.shuffle(idx)
-                total = 0.0
-                for batch in gen_batches(n_samples, batch_size):
-                    rows = idx[batch]
-                    loss = net.loss_and_grad(take(rows), y[rows], sample_weight[rows],
-                                             self.alpha, loss_function)
-                    if not np.isfinite(loss):
-                        break
-                    opt.update_params(net.params, net.grads)
-                    total += loss * len(rows)
+                epoch_loss = self._train_epoch(take, y, sample_weight, idx, batch_size,
+                                               loss_function)
+                diverged = not (np.isfinite(epoch_loss) and np.isfinite(net.params).all())
                 score = None
-                if np.isfinite(loss) and np.isfinite(net.params).all() and early_stopping:
+                if early_stopping and not diverged:
                     score = self._validation_score(X_val, y_val, sw_val)
-                if not np.isfinite(loss) or not np.isfinite(net.params).all() or (
-                        early_stopping and score is None):
+                    diverged = score is None
+                if diverged:
                     self._diverged(finished, best, (X, X_val))
                     return
                 self.n_iter_ += 1
                 self.t_ += n_samples
-                self.loss_ = total / n_samples
+                self.loss_ = epoch_loss
                 self.loss_curve_.append(self.loss_)
                 finished = finished[-1:] + [net.snapshot()]
                 line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
@@ -696,6 +690,24 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                           "reached so far.")
         if best is not None:
             net.restore(best)
+
+    def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function):
+        """One pass over the rows in the order ``idx``, ``batch_size`` at a time.
+
+        Returns the epoch's mean loss, or NaN at the first batch whose loss is
+        not finite (that batch's update is not applied).
+        """
+        net, opt = self._network, self._optimizer
+        total = 0.0
+        for batch in gen_batches(len(idx), batch_size):
+            rows = idx[batch]
+            loss = net.loss_and_grad(take(rows), y[rows], sample_weight[rows], self.alpha,
+                                     loss_function)
+            if not np.isfinite(loss):
+                return np.nan
+            opt.update_params(net.params, net.grads)
+            total += loss * len(rows)
+        return total / len(idx)
 
     def _validation_score(self, X, y, sample_weight):
         """Early stopping's score on the validation rows; None if an output is not finite."""

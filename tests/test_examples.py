@@ -30,6 +30,7 @@ WRITES = {
     "deploy_onnx.py": ["digits_convnet.onnx"],
     "plot_feature_maps.py": ["plot_feature_maps.png"],
     "plot_inspection.py": ["plot_inspection.png"],
+    "regression_count_digits.py": ["regression_count_digits.png"],
 }
 
 # example -> optional packages it needs beyond matplotlib (skipped without them)
@@ -117,3 +118,10 @@ def test_feature_maps_forward_pass_by_hand_matches_the_estimator(run_example):
 def test_inspection_example_explains_four_digits(run_example):
     out, _ = run_example("plot_inspection.py")
     assert "explained classes: [" in out and "(16, 4, 4)" in out
+
+
+@pytest.mark.slow
+def test_regression_example_prints_the_r2_of_both_models(run_example):
+    out, _ = run_example("regression_count_digits.py")
+    assert "ConvNetRegressor: test R^2 = " in out
+    assert "MLPRegressor: test R^2 = " in out
