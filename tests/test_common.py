@@ -26,6 +26,8 @@ def _expected_failed_checks(estimator):
         # for the checks' easy blobs problems
         ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=60,
                           learning_rate_init=0.01, random_state=0),
+        ConvNetRegressor(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=100,
+                         learning_rate_init=0.01, random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
     xfail_strict=True,
@@ -50,8 +52,6 @@ def test_sklearn_compatible_estimator(estimator, check):
                                        {"filters": 3, "pool": None}),
                           hidden_layer_sizes=(16,), dropout=0.3, max_iter=60,
                           learning_rate_init=0.01, random_state=0),
-        ConvNetRegressor(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=100,
-                         learning_rate_init=0.01, random_state=0),
         ConvNetRegressor(conv_layers=({"filters": 3, "pool": "avg"},), hidden_layer_sizes=(8,),
                          activation="tanh", solver="sgd", learning_rate_init=0.01,
                          batch_norm=True, max_iter=100, random_state=0),
