@@ -12,10 +12,10 @@ back; a user who set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` keeps their choic
 import os
 
 if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
-    from . import _openmp_helpers  # noqa: F401
+    from ._openmp_helpers import openmp_enabled  # noqa: F401
 else:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
-        from . import _openmp_helpers  # noqa: F401  (loads the OpenMP runtime)
+        from ._openmp_helpers import openmp_enabled  # noqa: F401  (loads the OpenMP runtime)
     finally:
         del os.environ["OMP_WAIT_POLICY"]
