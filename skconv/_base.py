@@ -683,7 +683,9 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
-        self._fit_epochs(X, y, sample_weight, rng, incremental)
+        diverged = self._fit_epochs(X, y, sample_weight, rng, incremental)
+        if not (incremental or diverged):
+            self._diagnose_loss_curve(y, sample_weight)
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
             raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
         return self
@@ -707,7 +709,9 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         return min(self.batch_size, n_samples)
 
     def _fit_epochs(self, X, y, sample_weight, rng, incremental):
-        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C."""
+        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
+
+        Returns True when training diverged (see :meth:`_diverged`)."""
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
         # a warm start may switch early stopping on or off
@@ -755,8 +759,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                     score = self._validation_score(X_val, y_val, sw_val)
                 if not np.isfinite(loss) or not np.isfinite(net.params).all() or (
                         early_stopping and score is None):
-                    self._diverged(finished, best, (X, X_val))
-                    return
+                    return self._diverged(finished, best, (X, X_val))
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_ = total / n_samples
@@ -796,6 +799,50 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         if best is not None:
             net.restore(best)
 
+    def _diagnose_loss_curve(self, y, sample_weight):
+        """After a fit: warn, naming ``learning_rate_init``, when the loss curve of
+        this fit says the steps were too large.
+
+        Three shapes: the loss never fell below its first epoch's; it started
+        over 10 times above a constant prediction's loss (``_constant_loss``)
+        and ended no better than it (Adam at 10 on digits: 3.3e8 down to 27,
+        accuracy 0.1); it rose to over 10 times its lowest value, ending worse
+        than a constant prediction. Training that diverged has its own message
+        (:meth:`_diverged`) and is not diagnosed again.
+        """
+        curve = self.loss_curve_[len(self.loss_curve_) - self.n_iter_:]
+        if len(curve) < 2:
+            return
+        constant = self._constant_loss(y, sample_weight)
+        # below 0.1 a loss says a good fit whatever a constant prediction reaches:
+        # with one class that is 0, which the L2 penalty alone exceeds
+        bar = None if constant is None else max(constant, 0.1)
+        first, last, lowest = curve[0], curve[-1], min(curve)
+        if min(curve[1:]) >= first:
+            what = (f"never fell below its first epoch's value ({first:.6g}; "
+                    f"{min(curve[1:]):.6g} at best later)")
+        elif bar is not None and first > 10 * bar and last >= bar:
+            what = (f"started at {first:.6g}, over 10 times the loss of a constant "
+                    f"prediction ({constant:.4g}), and ended at {last:.6g}, no better "
+                    "than a constant prediction")
+        elif bar is not None and last > max(10 * lowest, bar):
+            what = (f"rose from {lowest:.6g} to {last:.6g}, worse than a constant "
+                    f"prediction ({constant:.4g})")
+        else:
+            return
+        default = type(self)().learning_rate_init
+        _warn(
+            f"The training loss {what}: learning_rate_init={self.learning_rate_init} is "
+            f"likely too large for solver={self.solver!r}. Lower it (the default is "
+            f"{default}), and scale X if it holds raw values.",
+            ConvergenceWarning,
+        )
+
+    def _constant_loss(self, y, sample_weight):
+        """The loss of the best constant prediction of the encoded y, or None
+        when a subclass has none; the yardstick of :meth:`_diagnose_loss_curve`."""
+        return None
+
     def _validation_score(self, X, y, sample_weight):
         """Early stopping's score on the validation rows; None if an output is not finite."""
         outputs = self._forward_fast(X)
@@ -811,10 +858,10 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
 
         Falls back, in this order, to the weights of the best validation epoch
         (early stopping), of the last finished epoch, or of the one before, the
-        first whose outputs on the training and validation rows are all finite.
-        ``finished`` and ``best`` are network snapshots. With no such weights
-        (divergence before any epoch finished), raise ``ValueError`` as
-        ``MLPClassifier`` does, and leave the estimator unfitted.
+        first whose outputs on the training and validation rows are all finite,
+        and return True. ``finished`` and ``best`` are network snapshots. With no
+        such weights (divergence before any epoch finished), raise ``ValueError``
+        as ``MLPClassifier`` does, and leave the estimator unfitted.
         """
         epoch = self.n_iter_ + 1
         net = self._network
@@ -845,6 +892,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             "lower learning_rate_init or scale the inputs.",
             ConvergenceWarning,
         )
+        return True
 
     # ------------------------------------------------------------------ prediction
 

@@ -227,6 +227,18 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             return sigmoid_binary_cross_entropy
         return softmax_cross_entropy
 
+    def _constant_loss(self, y, sample_weight):
+        """Cross-entropy of predicting the weighted class frequencies (per label
+        for multilabel y): what a model that learned nothing from X reaches."""
+        if sample_weight.sum() <= 0:
+            return None
+        if self._is_multilabel():
+            p = np.clip(np.average(y, axis=0, weights=sample_weight), 1e-12, 1 - 1e-12)
+            return float(-np.sum(p * np.log(p) + (1 - p) * np.log(1 - p)))
+        p = np.bincount(y, weights=sample_weight, minlength=self.n_outputs_)
+        p = p[p > 0] / p.sum()
+        return float(-np.sum(p * np.log(p)))
+
     def _stratify(self, y):
         return None if self._is_multilabel() else y
 

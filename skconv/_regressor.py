@@ -96,6 +96,14 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     def _loss(self):
         return squared_error
 
+    def _constant_loss(self, y, sample_weight):
+        """Half the mean squared error of predicting the weighted mean of each
+        target: what a model that learned nothing from X reaches."""
+        if sample_weight.sum() <= 0:
+            return None
+        mean = np.average(y, axis=0, weights=sample_weight)
+        return float(0.5 * np.average((y - mean) ** 2, axis=0, weights=sample_weight).mean())
+
     def _score_outputs(self, outputs, y, sample_weight):
         """R² of the outputs, averaged over the targets."""
         return r2_score(y, outputs, sample_weight=sample_weight)

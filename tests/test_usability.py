@@ -1,6 +1,7 @@
 """What a new user trips over: errors in image terms, warnings that say the fix
 and point at the user's line, and docstring examples that run (issue 15)."""
 
+import re
 import warnings
 
 import numpy as np
@@ -168,7 +169,7 @@ def test_warnings_of_fit_and_partial_fit_point_at_the_callers_line(Estimator, di
     assert [w.filename for w in caught] == [__file__] * len(caught), messages
 
 
-def test_divergence_warning_points_at_the_callers_line(digits):
+def test_divergence_warns_once_pointing_at_the_callers_line(digits):
     X, y = digits
     clf = ConvNetClassifier(conv_layers=(4,), solver="sgd", learning_rate_init=1e6,
                             max_iter=5, random_state=0)
@@ -176,3 +177,70 @@ def test_divergence_warning_points_at_the_callers_line(digits):
         caught = _recorded(lambda: clf.fit(X[:300], y[:300]))
     diverged = [w for w in caught if "diverged" in str(w.message)]
     assert diverged and all(w.filename == __file__ for w in diverged)
+    # the loss curve diagnosis does not repeat it
+    assert not any("likely too large" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- learning rate too large
+
+
+def _convergence_messages(est, X, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    return [str(w.message) for w in caught if w.category is ConvergenceWarning]
+
+
+def test_adam_at_learning_rate_10_warns_naming_learning_rate_init(digits):
+    X, y = digits
+    clf = ConvNetClassifier(conv_layers=(8,), learning_rate_init=10, max_iter=5,
+                            random_state=0)
+    messages = _convergence_messages(clf, X[:600], y[:600])
+    assert clf.score(X[600:], y[600:]) < 0.3  # chance level, as in the issue
+    assert any("learning_rate_init=10 is likely too large for solver='adam'" in m
+               and "the default is 0.001" in m for m in messages), messages
+
+
+def test_default_learning_rate_gives_no_learning_rate_diagnosis(digits):
+    X, y = digits
+    messages = _convergence_messages(ConvNetClassifier(conv_layers=(8,), max_iter=5,
+                                                       random_state=0), X[:600], y[:600])
+    assert not any("learning_rate_init" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "curve, constant, expected",
+    [
+        ([2.3, 2.4, 2.3], 2.3, "never fell below its first epoch's value"),
+        ([3.3e8, 4993.0, 27.1], 2.3, "started at 3.3e\\+08, over 10 times .* no better"),
+        ([2.2, 0.5, 0.3, 80.0], 2.3, "rose from 0.3 to 80"),
+        ([2.2, 0.5, 0.3], 2.3, None),
+        ([0.01, 0.001, 0.02], 2.3, None),  # fluctuating near zero: not an explosion
+        ([900.0, 30.0, 1.0], 2.3, None),  # a bad start it recovered from
+    ],
+)
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_loss_curve_diagnosis_on_worked_curves(Estimator, monkeypatch, curve, constant,
+                                               expected):
+    est = Estimator(learning_rate_init=0.5)
+    est.loss_curve_, est.n_iter_ = list(curve), len(curve)
+    monkeypatch.setattr(Estimator, "_constant_loss", lambda self, y, sw: constant)
+    caught = _recorded(lambda: est._diagnose_loss_curve(None, None))
+    if expected is None:
+        assert caught == []
+    else:
+        assert len(caught) == 1 and caught[0].category is ConvergenceWarning
+        assert re.search(expected + ".*learning_rate_init=0.5", str(caught[0].message))
+
+
+def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
+    clf = ConvNetClassifier()
+    clf.n_outputs_, clf.out_activation_ = 3, "softmax"
+    y, sw = np.array([0, 0, 1, 2]), np.array([1.0, 1.0, 2.0, 0.0])
+    # weighted frequencies 1/2, 1/2, 0
+    assert clf._constant_loss(y, sw) == pytest.approx(np.log(2))
+    clf.out_activation_ = "logistic"
+    Y = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], dtype=float)
+    assert clf._constant_loss(Y, np.ones(4)) == pytest.approx(2 * np.log(2))
+    Y = np.array([[0.0, 1.0], [2.0, 5.0]])
+    assert ConvNetRegressor()._constant_loss(Y, np.ones(2)) == pytest.approx(0.5 * (1 + 4) / 2)
