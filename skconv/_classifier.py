@@ -46,6 +46,30 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         classes), or ``n_labels`` for multilabel y.
     out_activation_ : str
         ``'softmax'``, or ``'logistic'`` for multilabel y.
+
+    Examples
+    --------
+    Digits as 8x8 images with pixel values in [0, 1], a small network and a
+    few epochs (seconds; more epochs reach about 0.98):
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skconv import ConvNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X.reshape(-1, 8, 8) / 16
+    >>> clf = ConvNetClassifier(conv_layers=(16,), hidden_layer_sizes=(64,),
+    ...                         batch_size=32, max_iter=10, random_state=0)
+    >>> clf.fit(X[:1000], y[:1000]).input_shape_
+    (8, 8, 1)
+    >>> bool(clf.score(X[1000:], y[1000:]) > 0.85)
+    True
+
+    One image needs its batch axis:
+
+    >>> clf.predict(X[1000][np.newaxis])
+    array([1])
+    >>> clf.predict_proba(X[1000:1003]).shape
+    (3, 10)
     """
 
     _parameter_constraints = {

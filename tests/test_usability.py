@@ -244,3 +244,22 @@ def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
     assert clf._constant_loss(Y, np.ones(4)) == pytest.approx(2 * np.log(2))
     Y = np.array([[0.0, 1.0], [2.0, 5.0]])
     assert ConvNetRegressor()._constant_loss(Y, np.ones(2)) == pytest.approx(0.5 * (1 + 4) / 2)
+
+
+# ---------------------------------------------------------------- docstring examples
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_class_docstring_examples_run(Estimator):
+    import doctest
+    import io
+
+    (test,) = doctest.DocTestFinder(recurse=False).find(Estimator, globs={})
+    assert test.examples, "no Examples in the class docstring"
+    out = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        runner.run(test, out=out.write)
+    assert runner.failures == 0, out.getvalue()
+    assert "Examples\n    --------" in Estimator.__doc__
