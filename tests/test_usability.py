@@ -263,3 +263,16 @@ def test_class_docstring_examples_run(Estimator):
         runner.run(test, out=out.write)
     assert runner.failures == 0, out.getvalue()
     assert "Examples\n    --------" in Estimator.__doc__
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_html_repr_renders_without_a_documentation_link(Estimator):
+    # skconv has no hosted documentation: no "?" link rather than one into
+    # scikit-learn's site (the docstring, with its Examples, is the reference)
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.utils import estimator_html_repr
+
+    html = estimator_html_repr(make_pipeline(MinMaxScaler(), Estimator()))
+    assert Estimator.__name__ in html and Estimator()._get_doc_link() == ""
+    assert not re.search(r'href="[^"]*(skconv|ConvNet)', html)
