@@ -3,12 +3,12 @@ predictions. Everything else is BaseConvNet's."""
 
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import column_or_1d
 
-from ._base import BaseConvNet, fill_doc
+from ._base import BaseConvNet, _warn, fill_doc
 from ._losses import log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax_cross_entropy
 
 
@@ -184,7 +184,12 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
 
     def _check_targets(self, y):
         if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+            # column_or_1d(y, warn=True)'s message, attributed to the user's line
+            _warn(DataConversionWarning(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples, ), for example using ravel()."
+            ))
+            y = y.ravel()
         if type_of_target(y) == "multiclass-multioutput":
             raise ValueError(
                 f"{type(self).__name__} takes one label per sample or a 0/1 indicator "

@@ -71,12 +71,14 @@ def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fit
         fitted_28.predict(np.zeros((5, 1024)))
 
 
-def test_partial_fit_refuses_another_image_shape_in_image_terms():
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_refuses_another_image_shape_in_image_terms(Estimator):
     X, y = _images((28, 28))
-    clf = ConvNetClassifier(**TINY).partial_fit(X, y, classes=[0, 1])
+    kw = {"classes": [0, 1]} if Estimator is ConvNetClassifier else {}
+    est = Estimator(**TINY).partial_fit(X, y, **kw)
     with pytest.raises(ValueError, match=r"images of shape \(32, 32, 1\); the model was fitted "
                                          r"on \(28, 28, 1\)"):
-        clf.partial_fit(np.zeros((4, 32, 32)), [0, 1, 0, 1])
+        est.partial_fit(np.zeros((4, 32, 32)), [0, 1, 0, 1])
 
 
 def test_channels_first_images_at_predict_name_the_transpose(fitted_28):
@@ -163,9 +165,13 @@ def test_warnings_of_fit_and_partial_fit_point_at_the_callers_line(Estimator, di
     caught = _recorded(lambda: Estimator(**dict(TINY, batch_size=100)).fit(raw, y[:40]))
     kw = {"classes": np.unique(y)} if Estimator is ConvNetClassifier else {}
     caught += _recorded(lambda: Estimator(**TINY).partial_fit(X[:40] * 255, y[:40], **kw))
+    expected = ["channels-first", "ranges from", "clipped", "Maximum iterations"]
+    if Estimator is ConvNetClassifier:
+        caught += _recorded(lambda: Estimator(**TINY).fit(X[:40], y[:40, np.newaxis]))
+        expected.append("column-vector y")
     messages = " | ".join(str(w.message) for w in caught)
-    for expected in ("channels-first", "ranges from", "clipped", "Maximum iterations"):
-        assert expected in messages
+    for phrase in expected:
+        assert phrase in messages
     assert [w.filename for w in caught] == [__file__] * len(caught), messages
 
 
