@@ -683,8 +683,9 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
-        diverged = self._fit_epochs(X, y, sample_weight, rng, incremental)
-        if not (incremental or diverged):
+        self._stopped_diverged = False  # set by _diverged, which says why itself
+        self._fit_epochs(X, y, sample_weight, rng, incremental)
+        if not (incremental or self._stopped_diverged):
             self._diagnose_loss_curve(y, sample_weight)
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
             raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
@@ -709,9 +710,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         return min(self.batch_size, n_samples)
 
     def _fit_epochs(self, X, y, sample_weight, rng, incremental):
-        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
-
-        Returns True when training diverged (see :meth:`_diverged`)."""
+        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C."""
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
         # a warm start may switch early stopping on or off
@@ -759,7 +758,8 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                     score = self._validation_score(X_val, y_val, sw_val)
                 if not np.isfinite(loss) or not np.isfinite(net.params).all() or (
                         early_stopping and score is None):
-                    return self._diverged(finished, best, (X, X_val))
+                    self._diverged(finished, best, (X, X_val))
+                    return
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_ = total / n_samples
@@ -794,10 +794,60 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
-            _warn("Training interrupted by user; the model keeps the weights "
-                          "reached so far.")
+            _warn("Training interrupted by user; the model keeps the weights reached so far.")
         if best is not None:
             net.restore(best)
+
+    def _validation_score(self, X, y, sample_weight):
+        """Early stopping's score on the validation rows; None if an output is not finite."""
+        outputs = self._forward_fast(X)
+        if not np.isfinite(outputs).all():
+            return None
+        return float(self._score_outputs(outputs, y, sample_weight))
+
+    def _outputs_finite(self, X):
+        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+
+    def _diverged(self, finished, best, row_sets):
+        """Stop training on a non-finite loss, weight or validation output.
+
+        Falls back, in this order, to the weights of the best validation epoch
+        (early stopping), of the last finished epoch, or of the one before, the
+        first whose outputs on the training and validation rows are all finite.
+        ``finished`` and ``best`` are network snapshots. With no such weights
+        (divergence before any epoch finished), raise ``ValueError`` as
+        ``MLPClassifier`` does, and leave the estimator unfitted.
+        """
+        epoch = self.n_iter_ + 1
+        net = self._network
+        candidates = ([("the best validation epoch", best)] if best is not None else [])
+        candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
+                        else "the end of the previous fit", snap)
+                       for i, snap in enumerate(reversed(finished))]
+        for where, snapshot in candidates:
+            net.restore(snapshot)
+            if all(self._outputs_finite(rows) for rows in row_sets):
+                break
+        else:
+            # no finished epoch (or none with finite outputs): nothing worth keeping
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+            del self._network, self._optimizer
+            raise ValueError(
+                _NON_FINITE_MESSAGE.format(self.learning_rate_init)
+                + f" Training diverged in epoch {epoch}, before any epoch with finite "
+                "outputs finished; lower learning_rate_init or scale the inputs."
+            )
+        # the optimizer's moments may hold inf/NaN too: start them afresh
+        self._optimizer = self._make_optimizer()
+        _warn(
+            f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
+            f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
+            f"Training stopped and the model keeps the weights from {where}; "
+            "lower learning_rate_init or scale the inputs.",
+            ConvergenceWarning,
+        )
+        self._stopped_diverged = True
 
     def _diagnose_loss_curve(self, y, sample_weight):
         """After a fit: warn, naming ``learning_rate_init``, when the loss curve of
@@ -842,57 +892,6 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         """The loss of the best constant prediction of the encoded y, or None
         when a subclass has none; the yardstick of :meth:`_diagnose_loss_curve`."""
         return None
-
-    def _validation_score(self, X, y, sample_weight):
-        """Early stopping's score on the validation rows; None if an output is not finite."""
-        outputs = self._forward_fast(X)
-        if not np.isfinite(outputs).all():
-            return None
-        return float(self._score_outputs(outputs, y, sample_weight))
-
-    def _outputs_finite(self, X):
-        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
-
-    def _diverged(self, finished, best, row_sets):
-        """Stop training on a non-finite loss, weight or validation output.
-
-        Falls back, in this order, to the weights of the best validation epoch
-        (early stopping), of the last finished epoch, or of the one before, the
-        first whose outputs on the training and validation rows are all finite,
-        and return True. ``finished`` and ``best`` are network snapshots. With no
-        such weights (divergence before any epoch finished), raise ``ValueError``
-        as ``MLPClassifier`` does, and leave the estimator unfitted.
-        """
-        epoch = self.n_iter_ + 1
-        net = self._network
-        candidates = ([("the best validation epoch", best)] if best is not None else [])
-        candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
-                        else "the end of the previous fit", snap)
-                       for i, snap in enumerate(reversed(finished))]
-        for where, snapshot in candidates:
-            net.restore(snapshot)
-            if all(self._outputs_finite(rows) for rows in row_sets):
-                break
-        else:
-            # no finished epoch (or none with finite outputs): nothing worth keeping
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-                delattr(self, name)
-            del self._network, self._optimizer
-            raise ValueError(
-                _NON_FINITE_MESSAGE.format(self.learning_rate_init)
-                + f" Training diverged in epoch {epoch}, before any epoch with finite "
-                "outputs finished; lower learning_rate_init or scale the inputs."
-            )
-        # the optimizer's moments may hold inf/NaN too: start them afresh
-        self._optimizer = self._make_optimizer()
-        _warn(
-            f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
-            f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
-            f"Training stopped and the model keeps the weights from {where}; "
-            "lower learning_rate_init or scale the inputs.",
-            ConvergenceWarning,
-        )
-        return True
 
     # ------------------------------------------------------------------ prediction
 
