@@ -109,10 +109,13 @@ def test_channels_last_x_or_explicit_input_shape_does_not_warn(Estimator, shape)
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, "csr"])
 def test_raw_pixel_values_warn_naming_the_range_and_the_scaling(Estimator, digits, dtype):
+    import scipy.sparse as sp
+
     X, y = digits
-    raw = np.round(X[:50] * 255).astype(dtype)
+    raw = np.round(X[:50] * 255)
+    raw = sp.csr_matrix(raw) if dtype == "csr" else raw.astype(dtype)
     with pytest.warns(UserWarning, match=r"X ranges from 0 to 255 .*X / 255.*MinMaxScaler"):
         _fit_quiet(Estimator(**TINY), raw, y[:50])
 
