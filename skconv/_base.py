@@ -577,12 +577,13 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             lo, hi = float(values.min()), float(values.max())
             if values.size < X.shape[0] * X.shape[1]:  # sparse: the implicit zeros
                 lo, hi = min(lo, 0.0), max(hi, 0.0)
+            scale = max(-lo, hi)
+            example = "X / 255" if scale == 255 else f"X / {scale:g} (X / 255 for 8-bit images)"
             _warn(
                 f"X ranges from {lo:g} to {hi:g} (root mean square {rms:.3g}): networks "
                 "train badly on raw values such as pixel intensities (huge first losses, "
-                f"a worse model). Scale X to about [0, 1], e.g. X / {max(-lo, hi):g} "
-                "(X / 255 for 8-bit images), or put a MinMaxScaler or StandardScaler "
-                "before the network in a Pipeline."
+                f"a worse model). Scale X to about [0, 1], e.g. {example}, or put a "
+                "MinMaxScaler or StandardScaler before the network in a Pipeline."
             )
 
     def _to_nchw(self, X):
