@@ -3,12 +3,12 @@ predictions. Everything else is BaseConvNet's."""
 
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import column_or_1d
 
-from ._base import BaseConvNet, fill_doc
+from ._base import BaseConvNet, _warn, fill_doc
 from ._losses import log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax_cross_entropy
 
 
@@ -46,6 +46,30 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         classes), or ``n_labels`` for multilabel y.
     out_activation_ : str
         ``'softmax'``, or ``'logistic'`` for multilabel y.
+
+    Examples
+    --------
+    Digits as 8x8 images with pixel values in [0, 1], a small network and a
+    few epochs (seconds; more epochs reach about 0.98):
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skconv import ConvNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X.reshape(-1, 8, 8) / 16
+    >>> clf = ConvNetClassifier(conv_layers=(16,), hidden_layer_sizes=(64,),
+    ...                         batch_size=32, max_iter=10, random_state=0)
+    >>> clf.fit(X[:1000], y[:1000]).input_shape_
+    (8, 8, 1)
+    >>> bool(clf.score(X[1000:], y[1000:]) > 0.85)
+    True
+
+    One image needs its batch axis:
+
+    >>> clf.predict(X[1000][np.newaxis])
+    array([1])
+    >>> clf.predict_proba(X[1000:1003]).shape
+    (3, 10)
     """
 
     _parameter_constraints = {
@@ -160,7 +184,12 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
 
     def _check_targets(self, y):
         if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+            # column_or_1d(y, warn=True)'s message, attributed to the user's line
+            _warn(DataConversionWarning(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples, ), for example using ravel()."
+            ))
+            y = y.ravel()
         if type_of_target(y) == "multiclass-multioutput":
             raise ValueError(
                 f"{type(self).__name__} takes one label per sample or a 0/1 indicator "
@@ -226,6 +255,18 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         if self._is_multilabel():
             return sigmoid_binary_cross_entropy
         return softmax_cross_entropy
+
+    def _constant_loss(self, y, sample_weight):
+        """Cross-entropy of predicting the weighted class frequencies (per label
+        for multilabel y): what a model that learned nothing from X reaches."""
+        if sample_weight.sum() <= 0:
+            return None
+        if self._is_multilabel():
+            p = np.clip(np.average(y, axis=0, weights=sample_weight), 1e-12, 1 - 1e-12)
+            return float(-np.sum(p * np.log(p) + (1 - p) * np.log(1 - p)))
+        p = np.bincount(y, weights=sample_weight, minlength=self.n_outputs_)
+        p = p[p > 0] / p.sum()
+        return float(-np.sum(p * np.log(p)))
 
     def _stratify(self, y):
         return None if self._is_multilabel() else y

@@ -36,6 +36,27 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         Number of targets: 1 for 1-D y, ``y.shape[1]`` for 2-D y.
     out_activation_ : str
         ``'identity'``.
+
+    Examples
+    --------
+    The digit shown in each 8x8 image, as a number: pixel values scaled to
+    [0, 1], targets standardized by ``TransformedTargetRegressor``.
+
+    >>> from sklearn.compose import TransformedTargetRegressor
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skconv import ConvNetRegressor
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X.reshape(-1, 8, 8) / 16
+    >>> net = ConvNetRegressor(conv_layers=(16,), hidden_layer_sizes=(64,),
+    ...                        batch_size=32, max_iter=10, random_state=0)
+    >>> reg = TransformedTargetRegressor(net, transformer=StandardScaler())
+    >>> reg.fit(X[:1000], y[:1000]).regressor_.input_shape_
+    (8, 8, 1)
+    >>> bool(reg.score(X[1000:], y[1000:]) > 0.6)
+    True
+    >>> reg.predict(X[1000:1003]).shape
+    (3,)
     """
 
     _y_numeric = True
@@ -95,6 +116,14 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
 
     def _loss(self):
         return squared_error
+
+    def _constant_loss(self, y, sample_weight):
+        """Half the mean squared error of predicting the weighted mean of each
+        target: what a model that learned nothing from X reaches."""
+        if sample_weight.sum() <= 0:
+            return None
+        mean = np.average(y, axis=0, weights=sample_weight)
+        return float(0.5 * np.average((y - mean) ** 2, axis=0, weights=sample_weight).mean())
 
     def _score_outputs(self, outputs, y, sample_weight):
         """R² of the outputs, averaged over the targets."""

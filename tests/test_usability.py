@@ -1,0 +1,287 @@
+"""What a new user trips over: errors in image terms, warnings that say the fix
+and point at the user's line, and docstring examples that run (issue 15)."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from skconv import ConvNetClassifier, ConvNetRegressor
+
+TINY = dict(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+ESTIMATORS = [ConvNetClassifier, ConvNetRegressor]
+
+
+def _fit_quiet(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def _images(shape, n=10, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.uniform(size=(n,) + shape), np.arange(n) % 2
+
+
+@pytest.fixture(scope="module", params=ESTIMATORS, ids=lambda e: e.__name__)
+def fitted_28(request):
+    """A model fitted on 28x28 gray images (3D X)."""
+    return _fit_quiet(request.param(**TINY), *_images((28, 28)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16, y
+
+
+# ---------------------------------------------------------------- shape errors
+
+
+@pytest.mark.parametrize("method", ["predict", "score"])
+def test_one_image_without_batch_axis_names_the_fitted_shape_and_x_newaxis(fitted_28, method):
+    image = np.zeros((28, 28))
+    args = (image, [0] * 28) if method == "score" else (image,)
+    with pytest.raises(ValueError, match=r"(?s)\(28, 28, 1\).*pass X\[np.newaxis\] to predict "
+                                         r"one image"):
+        getattr(fitted_28, method)(*args)
+    # a 3D (28, 28, 1) image is read as 28 images of (28, 1, 1)
+    with pytest.raises(ValueError, match=r"X holds images of shape \(28, 1, 1\); the model was "
+                                         r"fitted on \(28, 28, 1\).*X\[np.newaxis\]"):
+        getattr(fitted_28, method)(*((image[..., None],) + args[1:]))
+    # a flattened image (1D) says so, and keeps scikit-learn's "Reshape your data"
+    with pytest.raises(ValueError, match=r"X is 1D.*784 values.*Reshape your data: pass "
+                                         r"X\[np.newaxis\]"):
+        getattr(fitted_28, method)(*((image.ravel(),) + args[1:]))
+
+
+def test_images_of_another_size_name_both_shapes(fitted_28):
+    with pytest.raises(ValueError, match=r"^X holds images of shape \(32, 32, 1\); the model "
+                                         r"was fitted on \(28, 28, 1\)"):
+        fitted_28.predict(np.zeros((5, 32, 32)))
+
+
+def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
+    with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
+                                         r"features as input.*images of shape \(28, 28, 1\)"):
+        fitted_28.predict(np.zeros((5, 1024)))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_refuses_another_image_shape_in_image_terms(Estimator):
+    X, y = _images((28, 28))
+    kw = {"classes": [0, 1]} if Estimator is ConvNetClassifier else {}
+    est = Estimator(**TINY).partial_fit(X, y, **kw)
+    with pytest.raises(ValueError, match=r"images of shape \(32, 32, 1\); the model was fitted "
+                                         r"on \(28, 28, 1\)"):
+        est.partial_fit(np.zeros((4, 32, 32)), [0, 1, 0, 1])
+
+
+def test_channels_first_images_at_predict_name_the_transpose(fitted_28):
+    with pytest.raises(ValueError, match=r"channels-first.*X.transpose\(0, 2, 3, 1\)"):
+        fitted_28.predict(np.zeros((5, 1, 28, 28)))
+
+
+# ---------------------------------------------------------------- warnings in fit
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_channels_first_x_warns_naming_the_transpose(Estimator, shape):
+    X, y = _images(shape)
+    with pytest.warns(UserWarning, match=r"looks channels-first.*X.transpose\(0, 2, 3, 1\)"):
+        _fit_quiet(Estimator(**TINY), X, y)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28, 3), (4, 28, 28)])
+def test_channels_last_x_or_explicit_input_shape_does_not_warn(Estimator, shape):
+    X, y = _images(shape)
+    params = dict(TINY, input_shape=shape) if shape[0] == 4 else TINY
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        Estimator(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, "csr"])
+def test_raw_pixel_values_warn_naming_the_range_and_the_scaling(Estimator, digits, dtype):
+    import scipy.sparse as sp
+
+    X, y = digits
+    raw = np.round(X[:50] * 255)
+    raw = sp.csr_matrix(raw) if dtype == "csr" else raw.astype(dtype)
+    with pytest.warns(UserWarning, match=r"X ranges from 0 to 255 .*X / 255.*MinMaxScaler"):
+        _fit_quiet(Estimator(**TINY), raw, y[:50])
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_scaled_or_standardized_x_does_not_warn_about_its_range(Estimator, digits):
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    # standardized digits hold values of 40 in nearly constant columns: not raw input
+    for scaled in (X[:50], StandardScaler().fit_transform(X[:50])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            Estimator(**TINY).fit(scaled, y[:50])
+
+
+def test_raw_pixels_scaled_as_the_warning_says_train_a_good_model(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = digits
+    raw = np.round(X * 255).astype(np.uint8)
+    net = ConvNetClassifier(conv_layers=(16,), max_iter=20, random_state=0)
+    scaled = make_pipeline(MinMaxScaler(), net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scaled.fit(raw[:1000], y[:1000])
+    with pytest.warns(UserWarning, match="ranges from"):
+        unscaled = _fit_quiet(clone(net), raw[:1000], y[:1000])
+    score = scaled.score(raw[1000:], y[1000:])
+    assert score > 0.9 and score > unscaled.score(raw[1000:], y[1000:]) + 0.05  # 0.918, 0.833
+
+
+# ---------------------------------------------------------------- stacklevel
+
+
+def _recorded(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return caught
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_warnings_of_fit_and_partial_fit_point_at_the_callers_line(Estimator, digits):
+    X, y = digits
+    raw = X[:40].reshape(-1, 1, 8, 8) * 255  # channels-first and raw: two warnings
+    caught = _recorded(lambda: Estimator(**dict(TINY, batch_size=100)).fit(raw, y[:40]))
+    kw = {"classes": np.unique(y)} if Estimator is ConvNetClassifier else {}
+    caught += _recorded(lambda: Estimator(**TINY).partial_fit(X[:40] * 255, y[:40], **kw))
+    expected = ["channels-first", "ranges from", "clipped", "Maximum iterations"]
+    if Estimator is ConvNetClassifier:
+        caught += _recorded(lambda: Estimator(**TINY).fit(X[:40], y[:40, np.newaxis]))
+        expected.append("column-vector y")
+    messages = " | ".join(str(w.message) for w in caught)
+    for phrase in expected:
+        assert phrase in messages
+    assert [w.filename for w in caught] == [__file__] * len(caught), messages
+
+
+def test_divergence_warns_once_pointing_at_the_callers_line(digits):
+    X, y = digits
+    clf = ConvNetClassifier(conv_layers=(4,), solver="sgd", learning_rate_init=1e6,
+                            max_iter=5, random_state=0)
+    with np.errstate(all="ignore"):
+        caught = _recorded(lambda: clf.fit(X[:300], y[:300]))
+    diverged = [w for w in caught if "diverged" in str(w.message)]
+    assert diverged and all(w.filename == __file__ for w in diverged)
+    # the loss curve diagnosis does not repeat it
+    assert not any("likely too large" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- learning rate too large
+
+
+def _convergence_messages(est, X, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    return [str(w.message) for w in caught if w.category is ConvergenceWarning]
+
+
+def test_adam_at_learning_rate_10_warns_naming_learning_rate_init(digits):
+    X, y = digits
+    clf = ConvNetClassifier(conv_layers=(8,), learning_rate_init=10, max_iter=5,
+                            random_state=0)
+    messages = _convergence_messages(clf, X[:600], y[:600])
+    assert clf.score(X[600:], y[600:]) < 0.3  # chance level, as in the issue
+    assert any("learning_rate_init=10 is likely too large for solver='adam'" in m
+               and "the default is 0.001" in m for m in messages), messages
+
+
+def test_default_learning_rate_gives_no_learning_rate_diagnosis(digits):
+    X, y = digits
+    messages = _convergence_messages(ConvNetClassifier(conv_layers=(8,), max_iter=5,
+                                                       random_state=0), X[:600], y[:600])
+    assert not any("learning_rate_init" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "curve, constant, expected",
+    [
+        ([2.3, 2.4, 2.3], 2.3, "never fell below its first epoch's value"),
+        ([3.3e8, 4993.0, 27.1], 2.3, "started at 3.3e\\+08, over 10 times .* no better"),
+        ([2.2, 0.5, 0.3, 80.0], 2.3, "rose from 0.3 to 80"),
+        ([2.2, 0.5, 0.3], 2.3, None),
+        ([0.01, 0.001, 0.02], 2.3, None),  # fluctuating near zero: not an explosion
+        ([900.0, 30.0, 1.0], 2.3, None),  # a bad start it recovered from
+    ],
+)
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_loss_curve_diagnosis_on_worked_curves(Estimator, monkeypatch, curve, constant,
+                                               expected):
+    est = Estimator(learning_rate_init=0.5)
+    est.loss_curve_, est.n_iter_ = list(curve), len(curve)
+    monkeypatch.setattr(Estimator, "_constant_loss", lambda self, y, sw: constant)
+    caught = _recorded(lambda: est._diagnose_loss_curve(None, None))
+    if expected is None:
+        assert caught == []
+    else:
+        assert len(caught) == 1 and caught[0].category is ConvergenceWarning
+        assert re.search(expected + ".*learning_rate_init=0.5", str(caught[0].message))
+
+
+def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
+    clf = ConvNetClassifier()
+    clf.n_outputs_, clf.out_activation_ = 3, "softmax"
+    y, sw = np.array([0, 0, 1, 2]), np.array([1.0, 1.0, 2.0, 0.0])
+    # weighted frequencies 1/2, 1/2, 0
+    assert clf._constant_loss(y, sw) == pytest.approx(np.log(2))
+    clf.out_activation_ = "logistic"
+    Y = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], dtype=float)
+    assert clf._constant_loss(Y, np.ones(4)) == pytest.approx(2 * np.log(2))
+    Y = np.array([[0.0, 1.0], [2.0, 5.0]])
+    assert ConvNetRegressor()._constant_loss(Y, np.ones(2)) == pytest.approx(0.5 * (1 + 4) / 2)
+
+
+# ---------------------------------------------------------------- docstring examples
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_class_docstring_examples_run(Estimator):
+    import doctest
+    import io
+
+    (test,) = doctest.DocTestFinder(recurse=False).find(Estimator, globs={})
+    assert test.examples, "no Examples in the class docstring"
+    out = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        runner.run(test, out=out.write)
+    assert runner.failures == 0, out.getvalue()
+    assert "Examples\n    --------" in Estimator.__doc__
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_html_repr_renders_without_a_documentation_link(Estimator):
+    # skconv has no hosted documentation: no "?" link rather than one into
+    # scikit-learn's site (the docstring, with its Examples, is the reference)
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.utils import estimator_html_repr
+
+    html = estimator_html_repr(make_pipeline(MinMaxScaler(), Estimator()))
+    assert Estimator.__name__ in html and Estimator()._get_doc_link() == ""
+    assert not re.search(r'href="[^"]*(skconv|ConvNet)', html)
