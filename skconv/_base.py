@@ -36,7 +36,8 @@ from sklearn.utils.validation import (
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._network import Sequential
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._augment import Transforms, augment_batch, check_augment, draw_transforms
+from ._optimizers import LR_SCHEDULES, AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
 
 # rows per forward pass in predict: bounds memory for any number of rows
@@ -105,8 +106,19 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         L2 penalty on the weights (not the biases), scaled as in ``MLPClassifier``.
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Schedule for ``solver='sgd'``, as in ``MLPClassifier``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'step', 'plateau'}, \
+default='constant'
+        Learning-rate schedule. ``'constant'``, ``'invscaling'`` and
+        ``'adaptive'`` are ``MLPClassifier``'s, for ``solver='sgd'`` (Adam
+        keeps its rate constant with them). Three more work with both
+        solvers, per epoch ``e`` (from 0): ``'cosine'`` decays the rate to 0
+        over ``max_iter`` epochs, ``lr * (1 + cos(pi * e' / (max_iter - W))) / 2``
+        with ``e' = e - W`` after ``W = lr_warmup_epochs`` warm-up epochs;
+        ``'step'`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs;
+        ``'plateau'`` multiplies it by ``lr_gamma`` each time the training loss
+        (or the validation score) stalls for ``n_iter_no_change`` epochs, and
+        stops once it is <= 1e-6. ``learning_rate_curve_`` records the rate
+        of each epoch.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
         Exponent of the ``'invscaling'`` schedule.
@@ -142,7 +154,30 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         loss evaluations of ``solver='lbfgs'``, which skconv does not have.
         Any other value than None is refused; bound training with ``max_iter``.
     dtype : {'float32', 'float64'}, default='float32'
-        Precision of the weights and of all computation."""
+        Precision of the weights and of all computation.
+    augment : dict or None, default=None
+        Random transforms of the training images, drawn per image and per
+        epoch from ``random_state`` (so a fit is reproducible bit for bit),
+        with any of the keys ``shift`` (int: largest shift in pixels along
+        each axis, zero fill), ``rotate`` (largest rotation in degrees),
+        ``scale`` (largest relative zoom, e.g. 0.1 for zooms in [0.9, 1.1];
+        rotations and zooms are bilinear) and ``flip`` (bool: mirror half the
+        images left-right), e.g. ``{"shift": 2, "rotate": 10}``. Only the
+        training batches are transformed: never early stopping's validation
+        rows, never ``predict`` or ``transform``.
+    lr_warmup_epochs : int, default=0
+        Epochs of linear warm-up, ``lr * (e + 1) / (W + 1)``, before the
+        ``'cosine'``, ``'step'`` and ``'plateau'`` schedules (< ``max_iter``
+        for ``'cosine'``).
+    lr_step_size : int, default=10
+        Epochs between two reductions of the ``'step'`` schedule.
+    lr_gamma : float in (0, 1), default=0.1
+        Factor of each reduction of the ``'step'`` and ``'plateau'`` schedules.
+    embedding_layer : int, default=-1
+        The layer whose activations ``transform`` returns: 0 is the output of
+        the conv blocks, flattened in (c, h, w) order; ``k`` >= 1 is hidden
+        dense layer ``k`` after its activation (and batch norm); negative
+        values count from the last, so -1 is the last hidden layer."""
 
 ATTRIBUTES_DOC = """n_features_in_ : int
         Features per sample, ``h * w * c``.
@@ -157,6 +192,8 @@ ATTRIBUTES_DOC = """n_features_in_ : int
         Last epoch's training loss and the best (``best_loss_`` is None with
         early stopping).
     loss_curve_ : list of float
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch (for Adam, before its bias correction).
     validation_scores_ : list of float or None
         Validation score per epoch with early stopping.
     best_validation_score_ : float or None
@@ -217,7 +254,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         "solver": [StrOptions({"sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions(set(LR_SCHEDULES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -237,6 +274,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                              Options(Real, {np.inf})],
         "max_fun": [None],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "augment": [dict, None],
+        "lr_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "lr_step_size": [Interval(Integral, 1, None, closed="left")],
+        "lr_gamma": [Interval(Real, 0, 1, closed="neither")],
+        "embedding_layer": [Interval(Integral, None, None, closed="neither")],
     }
 
     def __init__(
@@ -274,6 +316,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         n_iter_no_change=10,
         max_fun=None,
         dtype="float32",
+        augment=None,
+        lr_warmup_epochs=0,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        embedding_layer=-1,
     ):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -307,6 +354,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.augment = augment
+        self.lr_warmup_epochs = lr_warmup_epochs
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.embedding_layer = embedding_layer
 
     def _validate_params(self):
         """Refuse ``MLPClassifier``-only settings with what to use instead, then
@@ -493,17 +545,31 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         return np.ascontiguousarray(x, dtype=self._dtype())
 
     def _batch_source(self, X, batch_size):
-        """A function ``rows -> (len(rows), c, h, w)`` images of the training rows ``X``.
+        """A function ``(rows, transforms=None) -> (len(rows), c, h, w)`` images of
+        the training rows ``X``, each transformed by its entry of ``transforms``
+        (as drawn by ``draw_transforms`` for all the rows of ``X``).
 
         Dense X is converted to NCHW once and batches are gathered into one
         reused buffer; sparse X is densified a batch at a time, so a large
         sparse X is never dense in memory as a whole.
         """
         if sp.issparse(X):
-            return lambda rows: self._to_nchw(X[rows])
+            def take_sparse(rows, transforms=None):
+                x = self._to_nchw(X[rows])
+                if transforms is None:
+                    return x
+                # the batch's own transforms, image b getting that of row rows[b]
+                batch = Transforms(transforms.shift[rows], transforms.angle[rows],
+                                   transforms.zoom[rows], transforms.flip[rows], x.shape[1:])
+                return augment_batch(x, np.arange(len(rows)), batch, np.empty_like(x))
+            return take_sparse
         x_all = self._to_nchw(X)
         buffer = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
-        return lambda rows: np.take(x_all, rows, axis=0, out=buffer[:len(rows)])
+
+        def take(rows, transforms=None):
+            # transforms=None is np.take: the same bits as without augmentation
+            return augment_batch(x_all, rows, transforms, buffer[:len(rows)])
+        return take
 
     # ------------------------------------------------------------------ targets (subclasses)
 
@@ -554,6 +620,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
 
+        if self.learning_rate == "cosine" and self.lr_warmup_epochs >= self.max_iter:
+            raise ValueError(
+                f"lr_warmup_epochs={self.lr_warmup_epochs} must be < max_iter={self.max_iter} "
+                "for learning_rate='cosine': the decay starts after the warm-up"
+            )
         if not continuing:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], image_shape)
             self._init_targets(y, classes)
@@ -563,6 +634,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             self.t_ = 0
             self.n_iter_ = 0
             self.loss_curve_ = []
+            self.learning_rate_curve_ = []
             self._no_improvement_count = 0
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
@@ -584,18 +656,28 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
-        self._fit_epochs(X, y, sample_weight, rng, incremental)
+        h, w, c = self.input_shape_
+        augment = check_augment(self.augment, (c, h, w))
+        # augmentation draws from its own stream, so that augment=None fits keep
+        # the shuffling (and the bits) they had before augmentation existed
+        aug_rng = (None if augment is None
+                   else np.random.RandomState(rng.randint(np.iinfo(np.int32).max)))
+        if not hasattr(self, "learning_rate_curve_"):  # fitted before the schedules existed
+            self.learning_rate_curve_ = [np.nan] * len(self.loss_curve_)
+        self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng)
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
             raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
         return self
 
     def _make_optimizer(self):
         params = self._network.params
+        schedule = dict(n_epochs=self.max_iter, warmup_epochs=self.lr_warmup_epochs,
+                        step_size=self.lr_step_size, gamma=self.lr_gamma)
         if self.solver == "adam":
             return AdamOptimizer(params, self.learning_rate_init, self.beta_1, self.beta_2,
-                                 self.epsilon)
+                                 self.epsilon, lr_schedule=self.learning_rate, **schedule)
         return SGDOptimizer(params, self.learning_rate_init, self.learning_rate,
-                            self.momentum, self.nesterovs_momentum, self.power_t)
+                            self.momentum, self.nesterovs_momentum, self.power_t, **schedule)
 
     def _batch_size_for(self, n_samples):
         if self.batch_size == "auto":
@@ -607,8 +689,12 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             )
         return min(self.batch_size, n_samples)
 
-    def _fit_epochs(self, X, y, sample_weight, rng, incremental):
-        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C."""
+    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment=None, aug_rng=None):
+        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
+
+        ``augment`` (from ``check_augment``) transforms the training batches,
+        with one transform per training row and epoch drawn from ``aug_rng``.
+        """
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
         # a warm start may switch early stopping on or off
@@ -642,10 +728,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 tic = time.perf_counter()
                 if self.shuffle:
                     rng.shuffle(idx)
+                transforms = draw_transforms(augment, n_samples, net.input_shape, aug_rng)
                 total = 0.0
                 for batch in gen_batches(n_samples, batch_size):
                     rows = idx[batch]
-                    loss = net.loss_and_grad(take(rows), y[rows], sample_weight[rows],
+                    loss = net.loss_and_grad(take(rows, transforms), y[rows], sample_weight[rows],
                                              self.alpha, loss_function)
                     if not np.isfinite(loss):
                         break
@@ -662,6 +749,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 self.t_ += n_samples
                 self.loss_ = total / n_samples
                 self.loss_curve_.append(self.loss_)
+                self.learning_rate_curve_.append(float(opt.scheduled_rate))
                 finished = finished[-1:] + [net.snapshot()]
                 line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
                 if early_stopping:

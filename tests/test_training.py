@@ -1,0 +1,216 @@
+"""Training features of the estimators: augmentation, learning-rate schedules,
+embeddings (``transform``), scikit-learn callbacks and where fit's warnings point.
+
+Oracles: the unaugmented gather (``augment=None`` keeps its bits), the mirror
+image for ``flip`` (each augmented image is the original or its mirror), the
+closed forms of ``scheduled_learning_rate`` for the schedules, and the
+network's own layers run by hand for ``transform``.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+
+from skconv import ConvNetClassifier, ConvNetRegressor
+from skconv._optimizers import scheduled_learning_rate
+
+
+@pytest.fixture(scope="module")
+def digits200():
+    X, y = load_digits(return_X_y=True)
+    return X[:200] / 16.0, y[:200]
+
+
+def _small(**params):
+    """A tiny, fast classifier on 8x8 digits."""
+    params = {"conv_layers": (4,), "hidden_layer_sizes": (16,), "max_iter": 3,
+              "random_state": 0, **params}
+    return ConvNetClassifier(**params)
+
+
+def _spy_batches(monkeypatch, est):
+    """Record every training batch that reaches the network's ``loss_and_grad``."""
+    from skconv._network import Sequential
+
+    batches = []
+    original = Sequential.loss_and_grad
+
+    def spy(self, x, *args, **kwargs):
+        batches.append(np.array(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Sequential, "loss_and_grad", spy)
+    return batches
+
+
+# ---------------------------------------------------------------------- augmentation
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_augment_none_empty_and_zero_give_the_same_bits(digits200):
+    X, y = digits200
+    ref = _small().fit(X, y)._network.params
+    for augment in ({}, {"shift": 0, "flip": False}):
+        assert_array_equal(_small(augment=augment).fit(X, y)._network.params, ref)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_augmented_fit_is_reproducible_bit_for_bit_and_differs_from_plain(digits200):
+    X, y = digits200
+    augment = {"shift": 1, "rotate": 10, "scale": 0.1}
+    a = _small(augment=augment).fit(X, y)
+    b = _small(augment=augment).fit(X, y)
+    assert_array_equal(a._network.params, b._network.params)
+    assert a.loss_curve_ == b.loss_curve_
+    assert not np.array_equal(a._network.params, _small().fit(X, y)._network.params)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_flip_batches_hold_each_image_or_its_mirror_and_validation_rows_untouched(
+        digits200, monkeypatch):
+    X, y = digits200
+    est = _small(augment={"flip": True}, early_stopping=True, max_iter=2, batch_size=50)
+    batches = _spy_batches(monkeypatch, est)
+    validation = []
+    original_score = type(est)._validation_score
+
+    def spy_score(self, X_val, *args):
+        validation.append(np.array(X_val))
+        return original_score(self, X_val, *args)
+
+    monkeypatch.setattr(type(est), "_validation_score", spy_score)
+    est.fit(X, y)
+    images = X.reshape(-1, 8, 8)
+    originals = {img.tobytes() for img in images.astype(np.float32)}
+    mirrors = {img[:, ::-1].copy().tobytes() for img in images.astype(np.float32)}
+    seen = np.concatenate(batches)[:, 0]
+    is_original = np.array([img.tobytes() in originals for img in seen])
+    is_mirror = np.array([img.tobytes() in mirrors for img in seen])
+    assert (is_original | is_mirror).all()
+    # about half mirrored (symmetric digits can count as both)
+    assert 0.3 < np.mean(is_mirror & ~is_original) < 0.7
+    # the validation rows are rows of X, as given
+    rows = {r.tobytes() for r in X.astype(np.float32)}
+    assert validation and all(r.astype(np.float32).tobytes() in rows
+                              for v in validation for r in v)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_augment_gives_the_same_bits_on_sparse_and_dense_x(digits200):
+    X, y = digits200
+    augment = {"shift": 2, "rotate": 15}
+    dense = _small(augment=augment).fit(X, y)
+    sparse = _small(augment=augment).fit(sp.csr_matrix(X), y)
+    assert_array_equal(dense._network.params, sparse._network.params)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_augment_does_not_change_predict(digits200):
+    X, y = digits200
+    est = _small(augment={"shift": 2}).fit(X, y)
+    assert_array_equal(est.predict_proba(X), est.predict_proba(X))
+    logits = est._network.forward_fast(est._to_nchw(X.astype(np.float32)))
+    assert_array_equal(est.predict(X), np.argmax(logits, axis=1))
+
+
+@pytest.mark.parametrize("augment, match", [
+    ({"shear": 3}, "unknown key 'shear'"),
+    ({"shift": -1}, r"augment\['shift'\]=-1"),
+    ({"shift": 8}, r"augment\['shift'\]=8 can move a 8x8 image out of view"),
+    ({"rotate": 200}, r"augment\['rotate'\]=200"),
+    ({"flip": "yes"}, r"augment\['flip'\]='yes'"),
+])
+def test_bad_augment_raises_naming_key_and_value(digits200, augment, match):
+    X, y = digits200
+    with pytest.raises(ValueError, match=match):
+        _small(augment=augment).fit(X, y)
+
+
+def test_augment_that_is_not_a_dict_is_refused_by_parameter_validation(digits200):
+    X, y = digits200
+    with pytest.raises(ValueError, match="'augment' parameter"):
+        _small(augment="shift").fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_grid_search_tunes_augment(digits200):
+    X, y = digits200
+    search = GridSearchCV(_small(max_iter=2), {"augment": [None, {"shift": 1}]}, cv=2)
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_regressor_trains_with_augment(digits200):
+    X, y = digits200
+    est = ConvNetRegressor((4,), (8,), max_iter=2, random_state=0, augment={"shift": 1})
+    assert np.isfinite(est.fit(X, y.astype(float) / 9).loss_curve_).all()
+
+
+# ---------------------------------------------------------------------- schedules
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("schedule, extra", [
+    ("cosine", {"lr_warmup_epochs": 2}),
+    ("cosine", {}),
+    ("step", {"lr_step_size": 2, "lr_gamma": 0.5, "lr_warmup_epochs": 1}),
+])
+def test_learning_rate_curve_follows_the_closed_form(digits200, solver, schedule, extra):
+    X, y = digits200
+    est = _small(solver=solver, learning_rate=schedule, learning_rate_init=0.01, max_iter=6,
+                 n_iter_no_change=np.inf, **extra).fit(X, y)
+    expected = [scheduled_learning_rate(
+        schedule, e, 0.01, n_epochs=6, warmup_epochs=extra.get("lr_warmup_epochs", 0),
+        step_size=extra.get("lr_step_size", 10), gamma=extra.get("lr_gamma", 0.1))
+        for e in range(6)]
+    assert_allclose(est.learning_rate_curve_, expected, rtol=1e-12)
+    assert len(est.learning_rate_curve_) == len(est.loss_curve_) == est.n_iter_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_constant_schedule_records_the_initial_rate_every_epoch(digits200):
+    X, y = digits200
+    est = _small(learning_rate_init=0.002).fit(X, y)
+    assert est.learning_rate_curve_ == [0.002] * 3
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_plateau_lowers_the_rate_by_gamma_when_the_loss_stalls(digits200):
+    X, y = digits200
+    # tol so large that no epoch after the first counts as an improvement: the
+    # count exceeds n_iter_no_change=1 at the ends of epochs 3 and 5
+    est = _small(learning_rate="plateau", lr_gamma=0.5, tol=1e3, n_iter_no_change=1,
+                 max_iter=6).fit(X, y)
+    assert est.n_iter_ == 6
+    assert_allclose(est.learning_rate_curve_, [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_schedules_continue_across_partial_fit_calls(digits200):
+    X, y = digits200
+    est = _small(learning_rate="step", lr_step_size=1, lr_gamma=0.5)
+    est.partial_fit(X, y, classes=np.arange(10))
+    est.partial_fit(X, y)
+    est.partial_fit(X, y)
+    assert_allclose(est.learning_rate_curve_, [1e-3, 5e-4, 2.5e-4])
+
+
+def test_cosine_warmup_not_shorter_than_max_iter_raises(digits200):
+    X, y = digits200
+    with pytest.raises(ValueError, match="lr_warmup_epochs=3 must be < max_iter=3"):
+        _small(learning_rate="cosine", lr_warmup_epochs=3).fit(X, y)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"lr_gamma": 1.0}, "'lr_gamma' parameter"),
+    ({"lr_step_size": 0}, "'lr_step_size' parameter"),
+    ({"lr_warmup_epochs": -1}, "'lr_warmup_epochs' parameter"),
+    ({"learning_rate": "linear"}, "'learning_rate' parameter"),
+])
+def test_bad_schedule_parameters_are_refused(digits200, params, match):
+    X, y = digits200
+    with pytest.raises(ValueError, match=match):
+        _small(**params).fit(X, y)
