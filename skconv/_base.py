@@ -16,7 +16,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, gen_batches
@@ -229,7 +229,8 @@ def _as_pair(value, name, block, minimum):
     return value
 
 
-class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
+class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
+                  metaclass=ABCMeta):
     """Base class of the convolutional estimators. Not for direct use.
 
     A subclass sets the target side: ``_check_targets`` (validation),
@@ -857,9 +858,72 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         self._check_image_shape(image_shape)
         return self._forward_fast(X)
 
+    # ------------------------------------------------------------------ embeddings
+
+    def _embedding_stop(self):
+        """How many of the network's layers ``transform`` runs, for ``embedding_layer``.
+
+        The embedding layers are the flattened conv output (0) and each hidden
+        dense layer after its activation (1, 2, ...); dropout after it is the
+        identity at inference, so it is left out.
+        """
+        layers = self._network.layers
+        flatten = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
+        stops = [flatten + 1] + [i + 1 for i, layer in enumerate(layers)
+                                 if i > flatten and isinstance(layer, Activation)]
+        n = len(stops)
+        k = self.embedding_layer
+        if not -n <= k < n:
+            raise ValueError(
+                f"embedding_layer={k!r} must be in [{-n}, {n - 1}]: the network has {n} "
+                f"embedding layer(s), 0 for the flattened conv output and 1 .. {n - 1} "
+                f"for the hidden dense layers (hidden_layer_sizes="
+                f"{self.hidden_layer_sizes!r})"
+            )
+        return stops[k]
+
+    @property
+    def _n_features_out(self):
+        """Features ``transform`` returns (read by ``get_feature_names_out``)."""
+        return int(np.prod(self._network.layers[self._embedding_stop() - 1].output_shape))
+
+    def transform(self, X):
+        """Activations of the layer ``embedding_layer`` (the last hidden layer by default).
+
+        The inference path (batch norm's running statistics, no dropout, no
+        augmentation), so each row's features depend on that row only. Feed
+        them to another estimator, e.g. ``make_pipeline(ConvNetClassifier(),
+        LogisticRegression())``, or to PCA or t-SNE for a plot.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features_out)
+            In the model dtype. For ``embedding_layer=0``, the last conv
+            block's feature maps flattened in (c, h, w) order.
+        """
+        check_is_fitted(self)
+        X, image_shape = self._validate_input(X, reset=False)
+        self._check_image_shape(image_shape)
+        layers = self._network.layers[:self._embedding_stop()]
+        out = np.empty((X.shape[0], self._n_features_out), dtype=self._dtype())
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            x = self._to_nchw(X[start:start + _PREDICT_CHUNK])
+            for layer in layers:
+                x = layer.forward_fast(x)
+            out[start:start + _PREDICT_CHUNK] = x
+        return out
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # transform returns the model dtype whatever the input's
+        dtype = self.dtype if self.dtype in ("float32", "float64", np.float32, np.float64) \
+            else "float32"
+        tags.transformer_tags.preserves_dtype = [np.dtype(dtype).name]
         return tags
 
     # ------------------------------------------------------------------ fitted weights

@@ -214,3 +214,100 @@ def test_bad_schedule_parameters_are_refused(digits200, params, match):
     X, y = digits200
     with pytest.raises(ValueError, match=match):
         _small(**params).fit(X, y)
+
+
+# ---------------------------------------------------------------------- transform
+
+@pytest.fixture(scope="module")
+def fitted_two_hidden(digits200):
+    X, y = digits200
+    with pytest.warns(Warning):
+        return _small(hidden_layer_sizes=(16, 8)).fit(X, y)
+
+
+def test_transform_layers_chain_to_the_logits_through_coefs(digits200, fitted_two_hidden):
+    X, _ = digits200
+    est = fitted_two_hidden
+    conv = est.set_params(embedding_layer=0).transform(X).astype(np.float64)
+    h1 = est.set_params(embedding_layer=1).transform(X)
+    h2 = est.set_params(embedding_layer=-1).transform(X)
+    w, b = est.coefs_[1:], est.intercepts_[1:]
+    assert_allclose(h1, np.maximum(conv @ w[0] + b[0], 0), rtol=1e-4, atol=1e-5)
+    assert_allclose(h2, np.maximum(h1 @ w[1] + b[1], 0), rtol=1e-4, atol=1e-5)
+    assert_allclose(h2 @ w[2] + b[2], est._forward_fast(X.astype(np.float32)),
+                    rtol=1e-4, atol=1e-5)
+    assert conv.shape == (len(X), 4 * 4 * 4) and h2.shape == (len(X), 8)
+    assert h2.dtype == np.float32
+    assert_array_equal(est.set_params(embedding_layer=-2).transform(X), h1)
+
+
+def test_transform_of_a_plain_mlp_layer_0_is_the_input(digits200):
+    X, y = digits200
+    with pytest.warns(Warning):
+        est = _small(conv_layers=(), embedding_layer=0).fit(X, y)
+    assert_array_equal(est.transform(X), X.astype(np.float32))
+
+
+@pytest.mark.parametrize("layer", [3, -4])
+def test_embedding_layer_out_of_range_names_value_and_range(digits200, fitted_two_hidden,
+                                                            layer):
+    X, _ = digits200
+    est = fitted_two_hidden.set_params(embedding_layer=layer)
+    with pytest.raises(ValueError, match=rf"embedding_layer={layer} must be in \[-3, 2\]"):
+        est.transform(X)
+    est.set_params(embedding_layer=-1)
+
+
+def test_transform_before_fit_raises_not_fitted(digits200):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _small().transform(digits200[0])
+    with pytest.raises(NotFittedError):
+        _small().get_feature_names_out()
+
+
+def test_feature_names_and_pandas_output(digits200, fitted_two_hidden):
+    X, _ = digits200
+    est = fitted_two_hidden
+    names = est.get_feature_names_out()
+    assert_array_equal(names, [f"convnetclassifier{i}" for i in range(8)])
+    try:
+        est.set_output(transform="pandas")
+        frame = est.transform(X)
+    finally:
+        est.set_output(transform="default")
+    assert list(frame.columns) == list(names)
+    assert_array_equal(frame.to_numpy(), est.transform(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_transform_is_fit_then_transform(digits200):
+    X, y = digits200
+    assert_array_equal(_small().fit_transform(X, y), _small().fit(X, y).transform(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("final", ["logistic", "svc"])
+def test_pipeline_feeds_embeddings_to_another_classifier(final):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    net = _small(conv_layers=(8,), hidden_layer_sizes=(32,), max_iter=10,
+                 learning_rate_init=0.01)
+    head = LogisticRegression(max_iter=500) if final == "logistic" else SVC()
+    pipe = make_pipeline(net, head).set_output(transform="pandas")
+    pipe.fit(X[:1200], y[:1200])
+    assert pipe.score(X[1200:], y[1200:]) > 0.9
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_regressor_transform_returns_last_hidden_layer(digits200):
+    X, y = digits200
+    est = ConvNetRegressor((4,), (8,), max_iter=2, random_state=0).fit(X, y / 9.0)
+    assert est.transform(X).shape == (len(X), 8)
+    assert_array_equal(est.get_feature_names_out(),
+                       [f"convnetregressor{i}" for i in range(8)])
