@@ -9,6 +9,8 @@ the numerics live in the network.
 """
 
 import math
+import os
+import sys
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -16,6 +18,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -33,12 +36,21 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._augment import Transforms, augment_batch, check_augment, draw_transforms
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._network import Sequential
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
-from ._augment import Transforms, augment_batch, check_augment, draw_transforms
 from ._optimizers import LR_SCHEDULES, AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
+
+try:  # scikit-learn >= 1.9: the (experimental) callback API
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # scikit-learn 1.6 - 1.8: no callbacks; fit runs as before
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9, which has no ``set_callbacks``."""
+
+    def with_callbacks(method):
+        return method
 
 # rows per forward pass in predict: bounds memory for any number of rows
 _PREDICT_CHUNK = 256
@@ -210,6 +222,82 @@ ATTRIBUTES_DOC = """n_features_in_ : int
         a bias: with batch norm, a conv or dense layer followed by it has none."""
 
 
+# frames in these folders are not the user's: fit's warnings point past them
+_INTERNAL_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                       for m in (sys.modules[__name__.rpartition(".")[0]], sklearn))
+
+# an epoch of at least this many batches reports its batches to the callbacks
+# (a progress bar then moves within the epoch)
+_BATCH_CALLBACK_MIN_BATCHES = 50
+
+
+def _warn(message, category=UserWarning):
+    """``warnings.warn`` pointing at the first caller outside skconv and scikit-learn:
+    the user's ``fit`` line, not the epoch loop (nor ``_fit_context``'s wrapper)."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+class _NoCallbackContext:
+    """What the epoch loop calls when scikit-learn has no callback API: nothing happens."""
+
+    def subcontext(self, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs):
+        return False
+
+
+class _FitCallbacks:
+    """A fit's callback contexts: the fit, its epochs and, in long epochs, their batches.
+
+    Every hook gets the fit's X and y (as given to ``fit``, validated) and its
+    ``sample_weight`` as metadata, so ``ScoringMonitor`` scores each epoch's
+    model on them; ``on_fit_task_end`` of an epoch or a batch returning True
+    ends training after that epoch.
+    """
+
+    def __init__(self, estimator, max_epochs, X, y, sample_weight):
+        self.estimator = estimator
+        self.hook_args = {"X": X, "y": y, "metadata": (
+            {} if sample_weight is None else {"sample_weight": sample_weight})}
+        self.active = bool(getattr(estimator, "_skl_callbacks", None))
+        if hasattr(estimator, "_init_callback_context"):
+            self.root = estimator._init_callback_context(max_subtasks=max_epochs)
+        else:
+            self.root = _NoCallbackContext()
+        self.root.call_on_fit_task_begin(estimator=estimator, **self.hook_args)
+        self._epoch = None
+
+    def begin_epoch(self, n_batches):
+        """Open an epoch's task; True if its batches get tasks too."""
+        per_batch = self.active and n_batches >= _BATCH_CALLBACK_MIN_BATCHES
+        self._epoch = self.root.subcontext(task_name="epoch",
+                                           max_subtasks=n_batches if per_batch else 0)
+        self._epoch.call_on_fit_task_begin(estimator=self.estimator, **self.hook_args)
+        return per_batch
+
+    def batch(self):
+        """One batch's task, begun and ended (after the batch); True to stop."""
+        task = self._epoch.subcontext(task_name="batch")
+        task.call_on_fit_task_begin(estimator=self.estimator)
+        return task.call_on_fit_task_end(estimator=self.estimator)
+
+    def end_epoch(self):
+        """End the epoch's task with the model reached; True if a callback stops training."""
+        return self._epoch.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=lambda: {}, **self.hook_args)
+
+    def end_fit(self):
+        self.root.call_on_fit_task_end(estimator=self.estimator,
+                                       reconstruction_attributes={}, **self.hook_args)
+
+
 def fill_doc(cls):
     """Class decorator: put the shared parameter and attribute docs into ``cls.__doc__``."""
     cls.__doc__ = (cls.__doc__.replace("{shared_parameters}", PARAMETERS_DOC)
@@ -229,8 +317,8 @@ def _as_pair(value, name, block, minimum):
     return value
 
 
-class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
-                  metaclass=ABCMeta):
+class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                  BaseEstimator, metaclass=ABCMeta):
     """Base class of the convolutional estimators. Not for direct use.
 
     A subclass sets the target side: ``_check_targets`` (validation),
@@ -612,11 +700,13 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
 
+    @with_callbacks
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         continuing = hasattr(self, "_network") and (incremental or self.warm_start)
         X, y, image_shape = self._validate_input(X, y, reset=not continuing)
         if continuing:
             self._check_image_shape(image_shape)
+        given_weight = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
@@ -652,7 +742,7 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             if not incremental:
                 self.n_iter_ = 0
 
-        y = self._encode_targets(y)
+        labels, y = y, self._encode_targets(y)
         if self._network.needs_rng:
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
@@ -665,7 +755,10 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                    else np.random.RandomState(rng.randint(np.iinfo(np.int32).max)))
         if not hasattr(self, "learning_rate_curve_"):  # fitted before the schedules existed
             self.learning_rate_curve_ = [np.nan] * len(self.loss_curve_)
-        self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng)
+        callbacks = _FitCallbacks(self, 1 if incremental else self.max_iter, X, labels,
+                                  given_weight)
+        self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
+        callbacks.end_fit()
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
             raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
         return self
@@ -684,17 +777,18 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if self.batch_size == "auto":
             return min(200, n_samples)
         if self.batch_size > n_samples:
-            warnings.warn(
+            _warn(
                 f"batch_size={self.batch_size} is larger than the number of samples "
                 f"{n_samples}; it is clipped to {n_samples}"
             )
         return min(self.batch_size, n_samples)
 
-    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment=None, aug_rng=None):
+    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks):
         """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
 
         ``augment`` (from ``check_augment``) transforms the training batches,
         with one transform per training row and epoch drawn from ``aug_rng``.
+        ``callbacks`` (a ``_FitCallbacks``) hears of each epoch (and batch).
         """
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
@@ -730,6 +824,8 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 if self.shuffle:
                     rng.shuffle(idx)
                 transforms = draw_transforms(augment, n_samples, net.input_shape, aug_rng)
+                per_batch = callbacks.begin_epoch(-(-n_samples // batch_size))
+                stop = False
                 total = 0.0
                 for batch in gen_batches(n_samples, batch_size):
                     rows = idx[batch]
@@ -739,6 +835,8 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                         break
                     opt.update_params(net.params, net.grads)
                     total += loss * len(rows)
+                    if per_batch:
+                        stop = callbacks.batch() or stop
                 score = None
                 if np.isfinite(loss) and np.isfinite(net.params).all() and early_stopping:
                     score = self._validation_score(X_val, y_val, sw_val)
@@ -767,6 +865,10 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 if self.verbose:
                     print(line + ", time = %.2fs" % (time.perf_counter() - tic))
                 opt.iteration_ends(self.t_)
+                if callbacks.end_epoch() or stop:
+                    if self.verbose:
+                        print("A callback stopped training.")
+                    break
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
                     msg = (f"{what} did not improve more than tol={self.tol:f} for "
@@ -775,14 +877,13 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                         break
                     self._no_improvement_count = 0
                 if not incremental and self.n_iter_ == self.max_iter:
-                    warnings.warn(
+                    _warn(
                         f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                         "and the optimization hasn't converged yet.",
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user; the model keeps the weights "
-                          "reached so far.")
+            _warn("Training interrupted by user; the model keeps the weights reached so far.")
         if best is not None:
             net.restore(best)
 
@@ -828,7 +929,7 @@ class BaseConvNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             )
         # the optimizer's moments may hold inf/NaN too: start them afresh
         self._optimizer = self._make_optimizer()
-        warnings.warn(
+        _warn(
             f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
             f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
             f"Training stopped and the model keeps the weights from {where}; "

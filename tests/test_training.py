@@ -311,3 +311,130 @@ def test_regressor_transform_returns_last_hidden_layer(digits200):
     assert est.transform(X).shape == (len(X), 8)
     assert_array_equal(est.get_feature_names_out(),
                        [f"convnetregressor{i}" for i in range(8)])
+
+
+# ---------------------------------------------------------------------- callbacks
+
+class _Recorder:
+    """A FitCallback recording each task it hears of; may stop at an epoch."""
+
+    def __init__(self, stop_at_epoch=None):
+        self.tasks = []
+        self.stop_at_epoch = stop_at_epoch
+
+    def setup(self, estimator, context):
+        self.tasks.append(("setup", context.task_name))
+
+    def teardown(self, estimator, context):
+        self.tasks.append(("teardown", context.task_name))
+
+    def on_fit_task_begin(self, estimator, context):
+        self.tasks.append(("begin", context.task_name))
+
+    def on_fit_task_end(self, estimator, context):
+        self.tasks.append(("end", context.task_name))
+        epochs = sum(1 for kind, name in self.tasks if (kind, name) == ("end", "epoch"))
+        return context.task_name == "epoch" and epochs == self.stop_at_epoch
+
+
+@pytest.fixture
+def callback_api():
+    return pytest.importorskip("sklearn.callback")
+
+
+def test_scoring_monitor_records_the_score_of_each_epoch(digits200, callback_api):
+    X, y = digits200
+    monitor = callback_api.ScoringMonitor(scoring="accuracy")
+    with pytest.warns(Warning):
+        est = _small().set_callbacks(monitor).fit(X, y)
+    rows = [row for row in monitor.get_logs().data if row["task_name"] == "epoch"]
+    # the model after epoch k is the model of a fit of k epochs (same seed, same bits)
+    expected = []
+    for k in (1, 2, 3):
+        with pytest.warns(Warning):
+            expected.append(_small(max_iter=k).fit(X, y).score(X, y))
+    assert [row["accuracy"] for row in rows] == expected
+    assert expected[-1] == est.score(X, y)
+
+
+def test_a_callback_stops_training_after_an_epoch(digits200, callback_api):
+    import warnings
+
+    X, y = digits200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning: the callback stopped it
+        est = _small(max_iter=5).set_callbacks(_Recorder(stop_at_epoch=2)).fit(X, y)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    with pytest.warns(Warning):
+        assert_array_equal(est._network.params, _small(max_iter=2).fit(X, y)._network.params)
+
+
+def test_callbacks_hear_fit_epochs_and_batches_of_long_epochs(digits200, callback_api):
+    X, y = digits200
+    recorder = _Recorder()
+    with pytest.warns(Warning):
+        _small(max_iter=2).set_callbacks(recorder).fit(X, y)
+    assert recorder.tasks[:3] == [("setup", "fit"), ("begin", "fit"), ("begin", "epoch")]
+    assert recorder.tasks[-2:] == [("end", "fit"), ("teardown", "fit")]
+    assert recorder.tasks.count(("end", "epoch")) == 2
+    assert ("begin", "batch") not in recorder.tasks  # one batch per epoch: too short
+    recorder = _Recorder()
+    with pytest.warns(Warning):
+        est = _small(max_iter=2, batch_size=4).set_callbacks(recorder).fit(X, y)
+    assert recorder.tasks.count(("end", "batch")) == 2 * 50
+    # the callback machinery leaves nothing behind on the estimator
+    assert not [k for k in vars(est) if "callback_fit_ctx" in k or "teardown" in k]
+
+
+def test_partial_fit_is_one_epoch_task(digits200, callback_api):
+    X, y = digits200
+    recorder = _Recorder()
+    est = _small().set_callbacks(recorder)
+    est.partial_fit(X, y, classes=np.arange(10))
+    assert recorder.tasks.count(("end", "epoch")) == 1 and est.n_iter_ == 1
+
+
+def test_progress_bar_runs_through_a_fit(digits200, callback_api):
+    pytest.importorskip("rich")
+    X, y = digits200
+    with pytest.warns(Warning):
+        est = _small(batch_size=4).set_callbacks(callback_api.ProgressBar()).fit(X, y)
+    assert est.n_iter_ == 3
+
+
+def test_verbose_prints_mlpclassifier_lines(digits200, capsys):
+    X, y = digits200
+    with pytest.warns(Warning):
+        _small(verbose=True).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"Iteration {i}" for i in (1, 2, 3)]
+    assert all(", loss = " in line for line in lines)
+
+
+# ---------------------------------------------------------------------- warnings
+
+def test_fit_warnings_point_at_the_callers_line(digits200):
+    X, y = digits200
+    with pytest.warns(Warning) as record:
+        _small(batch_size=500).fit(X, y)
+    categories = {w.category.__name__ for w in record}
+    assert {"ConvergenceWarning", "UserWarning"} <= categories
+    assert all(w.filename == __file__ for w in record), [(w.filename, w.message)
+                                                         for w in record]
+
+
+def test_divergence_warning_points_at_the_callers_line():
+    import warnings
+
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    # SGD at rate 1 with the identity activation diverges after a few epochs
+    est = ConvNetClassifier(conv_layers=(32, 64), solver="sgd", learning_rate_init=1.0,
+                            activation="identity", random_state=0, max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way
+        with pytest.warns(Warning, match="diverged in epoch") as record:
+            est.fit(X, y)
+    ours = [w for w in record if not issubclass(w.category, RuntimeWarning)]
+    assert ours and all(w.filename == __file__ for w in ours)
