@@ -438,3 +438,32 @@ def test_divergence_warning_points_at_the_callers_line():
             est.fit(X, y)
     ours = [w for w in record if not issubclass(w.category, RuntimeWarning)]
     assert ours and all(w.filename == __file__ for w in ours)
+
+
+def test_without_sklearn_callback_fit_runs_and_set_callbacks_is_absent():
+    """scikit-learn 1.6-1.8 have no sklearn.callback: the import guard falls back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import skconv
+
+    code = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import sklearn.base, sklearn.model_selection, sklearn.metrics, sklearn.utils  # they import it
+from sklearn.datasets import load_digits
+sys.modules["sklearn.callback"] = None  # what an older scikit-learn has: nothing
+from skconv import ConvNetClassifier
+X, y = load_digits(return_X_y=True)
+clf = ConvNetClassifier((4,), (8,), max_iter=2, random_state=0).fit(X[:100] / 16, y[:100])
+print(clf.n_iter_, hasattr(clf, "set_callbacks"))
+"""
+    root = str(Path(skconv.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        root, os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "False"]
