@@ -19,7 +19,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, gen_batches
@@ -36,15 +36,25 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._augment import Transforms, augment_batch, check_augment, draw_transforms
 from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from ._network import Sequential
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._optimizers import LR_SCHEDULES, AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
 
 # a first fit on X whose root mean square exceeds this warns to scale X: standardized
 # or [0, 1]-scaled X stays below 1, 8-bit pixels are near 100, digits' 0..16 near 8
 _RAW_INPUT_RMS = 5.0
+
+try:  # scikit-learn >= 1.9: the (experimental) callback API
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # scikit-learn 1.6 - 1.8: no callbacks; fit runs as before
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9, which has no ``set_callbacks``."""
+
+    def with_callbacks(method):
+        return method
 
 # rows per forward pass in predict: bounds memory for any number of rows
 _PREDICT_CHUNK = 256
@@ -112,8 +122,19 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         L2 penalty on the weights (not the biases), scaled as in ``MLPClassifier``.
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Schedule for ``solver='sgd'``, as in ``MLPClassifier``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'step', 'plateau'}, \
+default='constant'
+        Learning-rate schedule. ``'constant'``, ``'invscaling'`` and
+        ``'adaptive'`` are ``MLPClassifier``'s, for ``solver='sgd'`` (Adam
+        keeps its rate constant with them). Three more work with both
+        solvers, per epoch ``e`` (from 0): ``'cosine'`` decays the rate to 0
+        over ``max_iter`` epochs, ``lr * (1 + cos(pi * e' / (max_iter - W))) / 2``
+        with ``e' = e - W`` after ``W = lr_warmup_epochs`` warm-up epochs;
+        ``'step'`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs;
+        ``'plateau'`` multiplies it by ``lr_gamma`` each time the training loss
+        (or the validation score) stalls for ``n_iter_no_change`` epochs, and
+        stops once it is <= 1e-6. ``learning_rate_curve_`` records the rate
+        of each epoch.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
         Exponent of the ``'invscaling'`` schedule.
@@ -149,7 +170,30 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         loss evaluations of ``solver='lbfgs'``, which skconv does not have.
         Any other value than None is refused; bound training with ``max_iter``.
     dtype : {'float32', 'float64'}, default='float32'
-        Precision of the weights and of all computation."""
+        Precision of the weights and of all computation.
+    augment : dict or None, default=None
+        Random transforms of the training images, drawn per image and per
+        epoch from ``random_state`` (so a fit is reproducible bit for bit),
+        with any of the keys ``shift`` (int: largest shift in pixels along
+        each axis, zero fill), ``rotate`` (largest rotation in degrees),
+        ``scale`` (largest relative zoom, e.g. 0.1 for zooms in [0.9, 1.1];
+        rotations and zooms are bilinear) and ``flip`` (bool: mirror half the
+        images left-right), e.g. ``{"shift": 2, "rotate": 10}``. Only the
+        training batches are transformed: never early stopping's validation
+        rows, never ``predict`` or ``transform``.
+    lr_warmup_epochs : int, default=0
+        Epochs of linear warm-up, ``lr * (e + 1) / (W + 1)``, before the
+        ``'cosine'``, ``'step'`` and ``'plateau'`` schedules (< ``max_iter``
+        for ``'cosine'``).
+    lr_step_size : int, default=10
+        Epochs between two reductions of the ``'step'`` schedule.
+    lr_gamma : float in (0, 1), default=0.1
+        Factor of each reduction of the ``'step'`` and ``'plateau'`` schedules.
+    embedding_layer : int, default=-1
+        The layer whose activations ``transform`` returns: 0 is the output of
+        the conv blocks, flattened in (c, h, w) order; ``k`` >= 1 is hidden
+        dense layer ``k`` after its activation (and batch norm); negative
+        values count from the last, so -1 is the last hidden layer."""
 
 ATTRIBUTES_DOC = """n_features_in_ : int
         Features per sample, ``h * w * c``.
@@ -164,6 +208,8 @@ ATTRIBUTES_DOC = """n_features_in_ : int
         Last epoch's training loss and the best (``best_loss_`` is None with
         early stopping).
     loss_curve_ : list of float
+    learning_rate_curve_ : list of float
+        The learning rate of each epoch (for Adam, before its bias correction).
     validation_scores_ : list of float or None
         Validation score per epoch with early stopping.
     best_validation_score_ : float or None
@@ -180,6 +226,11 @@ ATTRIBUTES_DOC = """n_features_in_ : int
         a bias: with batch norm, a conv or dense layer followed by it has none."""
 
 
+# an epoch of at least this many batches reports its batches to the callbacks
+# (a progress bar then moves within the epoch)
+_BATCH_CALLBACK_MIN_BATCHES = 50
+
+
 # frames in these folders are skconv's or scikit-learn's (fit's wrapper, cross_val_score,
 # Pipeline): a warning points at the first frame outside them, the user's call
 _LIBRARY_DIRS = (os.path.dirname(__file__) + os.sep, os.path.dirname(sklearn.__file__) + os.sep)
@@ -192,6 +243,64 @@ def _warn(message, category=UserWarning):
     while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+class _NoCallbackContext:
+    """What the epoch loop calls when scikit-learn has no callback API: nothing happens."""
+
+    def subcontext(self, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs):
+        return False
+
+
+class _FitCallbacks:
+    """A fit's callback contexts: the fit, its epochs and, in long epochs, their batches.
+
+    Every hook gets the fit's X and y (as given to ``fit``, validated) and its
+    ``sample_weight`` as metadata, so ``ScoringMonitor`` scores each epoch's
+    model on them; ``on_fit_task_end`` of an epoch or a batch returning True
+    ends training after that epoch.
+    """
+
+    def __init__(self, estimator, max_epochs, X, y, sample_weight):
+        self.estimator = estimator
+        self.hook_args = {"X": X, "y": y, "metadata": (
+            {} if sample_weight is None else {"sample_weight": sample_weight})}
+        self.active = bool(getattr(estimator, "_skl_callbacks", None))
+        if hasattr(estimator, "_init_callback_context"):
+            self.root = estimator._init_callback_context(max_subtasks=max_epochs)
+        else:
+            self.root = _NoCallbackContext()
+        self.root.call_on_fit_task_begin(estimator=estimator, **self.hook_args)
+        self._epoch = None
+
+    def begin_epoch(self, n_batches):
+        """Open an epoch's task; True if its batches get tasks too."""
+        per_batch = self.active and n_batches >= _BATCH_CALLBACK_MIN_BATCHES
+        self._epoch = self.root.subcontext(task_name="epoch",
+                                           max_subtasks=n_batches if per_batch else 0)
+        self._epoch.call_on_fit_task_begin(estimator=self.estimator, **self.hook_args)
+        return per_batch
+
+    def batch(self):
+        """One batch's task, begun and ended (after the batch); True to stop."""
+        task = self._epoch.subcontext(task_name="batch")
+        task.call_on_fit_task_begin(estimator=self.estimator)
+        return task.call_on_fit_task_end(estimator=self.estimator)
+
+    def end_epoch(self):
+        """End the epoch's task with the model reached; True if a callback stops training."""
+        return self._epoch.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=lambda: {}, **self.hook_args)
+
+    def end_fit(self):
+        self.root.call_on_fit_task_end(estimator=self.estimator,
+                                       reconstruction_attributes={}, **self.hook_args)
 
 
 def fill_doc(cls):
@@ -213,7 +322,8 @@ def _as_pair(value, name, block, minimum):
     return value
 
 
-class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
+class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                  BaseEstimator, metaclass=ABCMeta):
     """Base class of the convolutional estimators. Not for direct use.
 
     A subclass sets the target side: ``_check_targets`` (validation),
@@ -238,7 +348,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         "solver": [StrOptions({"sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions(set(LR_SCHEDULES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -258,6 +368,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                              Options(Real, {np.inf})],
         "max_fun": [None],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "augment": [dict, None],
+        "lr_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "lr_step_size": [Interval(Integral, 1, None, closed="left")],
+        "lr_gamma": [Interval(Real, 0, 1, closed="neither")],
+        "embedding_layer": [Interval(Integral, None, None, closed="neither")],
     }
 
     def __init__(
@@ -295,6 +410,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         n_iter_no_change=10,
         max_fun=None,
         dtype="float32",
+        augment=None,
+        lr_warmup_epochs=0,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        embedding_layer=-1,
     ):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -328,6 +448,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.augment = augment
+        self.lr_warmup_epochs = lr_warmup_epochs
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.embedding_layer = embedding_layer
 
     def _validate_params(self):
         """Refuse ``MLPClassifier``-only settings with what to use instead, then
@@ -596,17 +721,31 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         return np.ascontiguousarray(x, dtype=self._dtype())
 
     def _batch_source(self, X, batch_size):
-        """A function ``rows -> (len(rows), c, h, w)`` images of the training rows ``X``.
+        """A function ``(rows, transforms=None) -> (len(rows), c, h, w)`` images of
+        the training rows ``X``, each transformed by its entry of ``transforms``
+        (as drawn by ``draw_transforms`` for all the rows of ``X``).
 
         Dense X is converted to NCHW once and batches are gathered into one
         reused buffer; sparse X is densified a batch at a time, so a large
         sparse X is never dense in memory as a whole.
         """
         if sp.issparse(X):
-            return lambda rows: self._to_nchw(X[rows])
+            def take_sparse(rows, transforms=None):
+                x = self._to_nchw(X[rows])
+                if transforms is None:
+                    return x
+                # the batch's own transforms, image b getting that of row rows[b]
+                batch = Transforms(transforms.shift[rows], transforms.angle[rows],
+                                   transforms.zoom[rows], transforms.flip[rows], x.shape[1:])
+                return augment_batch(x, np.arange(len(rows)), batch, np.empty_like(x))
+            return take_sparse
         x_all = self._to_nchw(X)
         buffer = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
-        return lambda rows: np.take(x_all, rows, axis=0, out=buffer[:len(rows)])
+
+        def take(rows, transforms=None):
+            # transforms=None is np.take: the same bits as without augmentation
+            return augment_batch(x_all, rows, transforms, buffer[:len(rows)])
+        return take
 
     # ------------------------------------------------------------------ targets (subclasses)
 
@@ -648,13 +787,20 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
 
+    @with_callbacks
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         continuing = hasattr(self, "_network") and (incremental or self.warm_start)
         X, y, image_shape = self._validate_input(X, y, reset=not continuing)
+        given_weight = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
 
+        if self.learning_rate == "cosine" and self.lr_warmup_epochs >= self.max_iter:
+            raise ValueError(
+                f"lr_warmup_epochs={self.lr_warmup_epochs} must be < max_iter={self.max_iter} "
+                "for learning_rate='cosine': the decay starts after the warm-up"
+            )
         if not continuing:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], image_shape)
             self._init_targets(y, classes)
@@ -664,6 +810,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             self.t_ = 0
             self.n_iter_ = 0
             self.loss_curve_ = []
+            self.learning_rate_curve_ = []
             self._no_improvement_count = 0
             self.best_loss_ = None if self.early_stopping else np.inf
             self.validation_scores_ = [] if self.early_stopping else None
@@ -680,13 +827,24 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             if not incremental:
                 self.n_iter_ = 0
 
-        y = self._encode_targets(y)
+        labels, y = y, self._encode_targets(y)
         if self._network.needs_rng:
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
+        h, w, c = self.input_shape_
+        augment = check_augment(self.augment, (c, h, w))
+        # augmentation draws from its own stream, so that augment=None fits keep
+        # the shuffling (and the bits) they had before augmentation existed
+        aug_rng = (None if augment is None
+                   else np.random.RandomState(rng.randint(np.iinfo(np.int32).max)))
+        if not hasattr(self, "learning_rate_curve_"):  # fitted before the schedules existed
+            self.learning_rate_curve_ = [np.nan] * len(self.loss_curve_)
+        callbacks = _FitCallbacks(self, 1 if incremental else self.max_iter, X, labels,
+                                  given_weight)
         self._stopped_diverged = False  # set by _diverged, which says why itself
-        self._fit_epochs(X, y, sample_weight, rng, incremental)
+        self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
+        callbacks.end_fit()
         if not (incremental or self._stopped_diverged):
             self._diagnose_loss_curve(y, sample_weight)
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
@@ -695,11 +853,13 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
 
     def _make_optimizer(self):
         params = self._network.params
+        schedule = dict(n_epochs=self.max_iter, warmup_epochs=self.lr_warmup_epochs,
+                        step_size=self.lr_step_size, gamma=self.lr_gamma)
         if self.solver == "adam":
             return AdamOptimizer(params, self.learning_rate_init, self.beta_1, self.beta_2,
-                                 self.epsilon)
+                                 self.epsilon, lr_schedule=self.learning_rate, **schedule)
         return SGDOptimizer(params, self.learning_rate_init, self.learning_rate,
-                            self.momentum, self.nesterovs_momentum, self.power_t)
+                            self.momentum, self.nesterovs_momentum, self.power_t, **schedule)
 
     def _batch_size_for(self, n_samples):
         if self.batch_size == "auto":
@@ -711,8 +871,13 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             )
         return min(self.batch_size, n_samples)
 
-    def _fit_epochs(self, X, y, sample_weight, rng, incremental):
-        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C."""
+    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks):
+        """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
+
+        ``augment`` (from ``check_augment``) transforms the training batches,
+        with one transform per training row and epoch drawn from ``aug_rng``.
+        ``callbacks`` (a ``_FitCallbacks``) hears of each epoch (and batch).
+        """
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
         # a warm start may switch early stopping on or off
@@ -746,8 +911,11 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 tic = time.perf_counter()
                 if self.shuffle:
                     rng.shuffle(idx)
-                epoch_loss = self._train_epoch(take, y, sample_weight, idx, batch_size,
-                                               loss_function)
+                transforms = draw_transforms(augment, n_samples, net.input_shape, aug_rng)
+                per_batch = callbacks.begin_epoch(-(-n_samples // batch_size))
+                epoch_loss, stop = self._train_epoch(
+                    take, y, sample_weight, idx, batch_size, loss_function, transforms,
+                    callbacks if per_batch else None)
                 diverged = not (np.isfinite(epoch_loss) and np.isfinite(net.params).all())
                 score = None
                 if early_stopping and not diverged:
@@ -760,6 +928,7 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 self.t_ += n_samples
                 self.loss_ = epoch_loss
                 self.loss_curve_.append(self.loss_)
+                self.learning_rate_curve_.append(float(opt.scheduled_rate))
                 finished = finished[-1:] + [net.snapshot()]
                 line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
                 if early_stopping:
@@ -776,6 +945,10 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
                 if self.verbose:
                     print(line + ", time = %.2fs" % (time.perf_counter() - tic))
                 opt.iteration_ends(self.t_)
+                if callbacks.end_epoch() or stop:
+                    if self.verbose:
+                        print("A callback stopped training.")
+                    break
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
                     msg = (f"{what} did not improve more than tol={self.tol:f} for "
@@ -794,23 +967,30 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
         if best is not None:
             net.restore(best)
 
-    def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function):
+    def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
+                     callbacks):
         """One pass over the rows in the order ``idx``, ``batch_size`` at a time.
 
-        Returns the epoch's mean loss, or NaN at the first batch whose loss is
-        not finite (that batch's update is not applied).
+        ``transforms`` are the epoch's augmentations (None for none);
+        ``callbacks`` the fit's callbacks when its batches report to them, else
+        None. Returns the epoch's mean loss, or NaN at the first batch whose
+        loss is not finite (that batch's update is not applied), and whether a
+        batch's callback asked to stop.
         """
         net, opt = self._network, self._optimizer
         total = 0.0
+        stop = False
         for batch in gen_batches(len(idx), batch_size):
             rows = idx[batch]
-            loss = net.loss_and_grad(take(rows), y[rows], sample_weight[rows], self.alpha,
-                                     loss_function)
+            loss = net.loss_and_grad(take(rows, transforms), y[rows], sample_weight[rows],
+                                     self.alpha, loss_function)
             if not np.isfinite(loss):
-                return np.nan
+                return np.nan, stop
             opt.update_params(net.params, net.grads)
             total += loss * len(rows)
-        return total / len(idx)
+            if callbacks is not None:
+                stop = callbacks.batch() or stop
+        return total / len(idx), stop
 
     def _validation_score(self, X, y, sample_weight):
         """Early stopping's score on the validation rows; None if an output is not finite."""
@@ -950,9 +1130,72 @@ class BaseConvNet(BaseEstimator, metaclass=ABCMeta):
             return None
         return rows
 
+    # ------------------------------------------------------------------ embeddings
+
+    def _embedding_stop(self):
+        """How many of the network's layers ``transform`` runs, for ``embedding_layer``.
+
+        The embedding layers are the flattened conv output (0) and each hidden
+        dense layer after its activation (1, 2, ...); dropout after it is the
+        identity at inference, so it is left out.
+        """
+        layers = self._network.layers
+        flatten = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
+        stops = [flatten + 1] + [i + 1 for i, layer in enumerate(layers)
+                                 if i > flatten and isinstance(layer, Activation)]
+        n = len(stops)
+        k = self.embedding_layer
+        if not -n <= k < n:
+            raise ValueError(
+                f"embedding_layer={k!r} must be in [{-n}, {n - 1}]: the network has {n} "
+                f"embedding layer(s), 0 for the flattened conv output and 1 .. {n - 1} "
+                f"for the hidden dense layers (hidden_layer_sizes="
+                f"{self.hidden_layer_sizes!r})"
+            )
+        return stops[k]
+
+    @property
+    def _n_features_out(self):
+        """Features ``transform`` returns (read by ``get_feature_names_out``)."""
+        return int(np.prod(self._network.layers[self._embedding_stop() - 1].output_shape))
+
+    def transform(self, X):
+        """Activations of the layer ``embedding_layer`` (the last hidden layer by default).
+
+        The inference path (batch norm's running statistics, no dropout, no
+        augmentation), so each row's features depend on that row only. Feed
+        them to another estimator, e.g. ``make_pipeline(ConvNetClassifier(),
+        LogisticRegression())``, or to PCA or t-SNE for a plot.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features_out)
+            In the model dtype. For ``embedding_layer=0``, the last conv
+            block's feature maps flattened in (c, h, w) order.
+        """
+        check_is_fitted(self)
+        X, image_shape = self._validate_input(X, reset=False)
+        self._check_image_shape(image_shape)
+        layers = self._network.layers[:self._embedding_stop()]
+        out = np.empty((X.shape[0], self._n_features_out), dtype=self._dtype())
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            x = self._to_nchw(X[start:start + _PREDICT_CHUNK])
+            for layer in layers:
+                x = layer.forward_fast(x)
+            out[start:start + _PREDICT_CHUNK] = x
+        return out
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # transform returns the model dtype whatever the input's
+        dtype = self.dtype if self.dtype in ("float32", "float64", np.float32, np.float64) \
+            else "float32"
+        tags.transformer_tags.preserves_dtype = [np.dtype(dtype).name]
         return tags
 
     # ------------------------------------------------------------------ fitted weights

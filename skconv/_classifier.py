@@ -112,6 +112,11 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         n_iter_no_change=10,
         max_fun=None,
         dtype="float32",
+        augment=None,
+        lr_warmup_epochs=0,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        embedding_layer=-1,
         class_weight=None,
     ):
         super().__init__(
@@ -124,7 +129,8 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype,
+            max_fun=max_fun, dtype=dtype, augment=augment, lr_warmup_epochs=lr_warmup_epochs,
+            lr_step_size=lr_step_size, lr_gamma=lr_gamma, embedding_layer=embedding_layer,
         )
         self.class_weight = class_weight
 

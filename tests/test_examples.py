@@ -31,14 +31,18 @@ WRITES = {
     "plot_feature_maps.py": ["plot_feature_maps.png"],
     "plot_inspection.py": ["plot_inspection.png"],
     "regression_count_digits.py": ["regression_count_digits.png"],
+    "plot_embeddings.py": ["plot_embeddings.png"],
 }
+
+# examples that CI does not run, and why
+NOT_RUN = {"mnist.py": "needs the MNIST files (a 65 MB download) and minutes of training"}
 
 # example -> optional packages it needs beyond matplotlib (skipped without them)
 NEEDS = {"deploy_onnx.py": ["skl2onnx", "onnxruntime"]}
 
 
 def test_every_example_is_tested():
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(WRITES)
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted({**WRITES, **NOT_RUN})
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +129,11 @@ def test_regression_example_prints_the_r2_of_both_models(run_example):
     out, _ = run_example("regression_count_digits.py")
     assert "ConvNetRegressor: test R^2 = " in out
     assert "MLPRegressor: test R^2 = " in out
+
+
+@pytest.mark.slow
+def test_embeddings_example_runs_a_pipeline_and_compares_class_separation(run_example):
+    out, _ = run_example("plot_embeddings.py")
+    assert "ConvNetClassifier -> SVC pipeline test accuracy: " in out
+    assert "named ['convnetclassifier0', 'convnetclassifier1']" in out
+    assert "silhouette of the classes, last hidden layer (transform): " in out

@@ -65,10 +65,12 @@ def digits_model(digits):
 
 def test_training_history_draws_one_panel_per_recorded_curve(digits_model):
     display = TrainingHistoryDisplay.from_estimator(digits_model)
-    assert display.axes_.shape == (2,) and display.ax_ is display.axes_[0]
-    loss, score = (line.get_ydata() for line in display.lines_)
+    # loss, validation score and the learning rate the estimator records per epoch
+    assert display.axes_.shape == (3,) and display.ax_ is display.axes_[0]
+    loss, score, rate = (line.get_ydata() for line in display.lines_)
     assert_allclose(loss, digits_model.loss_curve_)
     assert_allclose(score, digits_model.validation_scores_)
+    assert_allclose(rate, digits_model.learning_rate_curve_)
     assert_array_equal(display.lines_[0].get_xdata(), np.arange(1, digits_model.n_iter_ + 1))
 
 
