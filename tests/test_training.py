@@ -463,7 +463,7 @@ print(clf.n_iter_, hasattr(clf, "set_callbacks"))
     root = str(Path(skconv.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         root, os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "False"]
