@@ -20,13 +20,12 @@ Usage::
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import skconv
+from bench_train import median_time
 from skconv import ops
 
 LANES = {"portable": 1, "avx2": 8, "avx512": 16}  # float32 lanes per FMA
@@ -56,13 +55,9 @@ def clock_ghz():
 
 
 def median_seconds(fn, repeats):
+    """Median time of ``fn`` after one warm-up call (first-touch of its buffers)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
+    return median_time(fn, repeats)
 
 
 def main():
