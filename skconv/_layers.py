@@ -28,6 +28,16 @@ def _pair(v):
     return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
 
 
+def _check_input(layer, x):
+    """Refuse an input of another per-sample shape than the layer was built for:
+    the unchecked kernels behind ``forward`` trust the built geometry."""
+    if x.shape[1:] != layer.input_shape:
+        raise ValueError(
+            f"{type(layer).__name__} was built for inputs of shape {layer.input_shape} "
+            f"per sample, got {x.shape[1:]}"
+        )
+
+
 def _buffer(layer, name, shape, dtype):
     """Return the scratch array ``layer.<name>``, re-allocated only when its shape changes."""
     buf = getattr(layer, name, None)
@@ -149,6 +159,7 @@ class Conv2D(Layer):
         # bottom/right padding that symmetric padding cannot express ('same' only)
         self.extra_pad = tuple(extra)
         self.output_shape = (self.filters, out[0], out[1])
+        self._g = None
         return self.output_shape
 
     def param_specs(self):
@@ -169,18 +180,31 @@ class Conv2D(Layer):
             x = np.pad(x, ((0, 0), (0, 0), (0, eh), (0, ew)))
         return x
 
+    def _geometry(self):
+        """The kernels' geometry of the (padded) input, resolved once."""
+        g = getattr(self, "_g", None)
+        if g is None:
+            c, h, w = self.input_shape
+            eh, ew = self.extra_pad
+            g = self._g = ops._geometry((1, c, h + eh, w + ew), self.kernel_size, self.stride,
+                                        self.pad, self.dilation)
+        return g
+
     def forward(self, x, training=True):
-        x = self._padded(x)
+        # x comes from the estimator or a previous layer: C-contiguous, of the
+        # network's dtype and shape, so the unchecked path of ops serves
+        _check_input(self, x)
+        x = np.ascontiguousarray(self._padded(x))
+        w = self._w.reshape(self.filters, -1)
+        b = self._b if self.bias else w[0, :0]
         cols = None
         if training:
             self._x = x
             # the unfolded input, kept for backward (which then skips im2col);
             # the buffer lives across batches of the same size
-            c, kh, kw = self.input_shape[0], *self.kernel_size
             _, oh, ow = self.output_shape
-            cols = _buffer(self, "_cols", (x.shape[0], c * kh * kw, oh * ow), x.dtype)
-        return ops.conv2d(x, self._w, self._b if self.bias else None, stride=self.stride,
-                          padding=self.pad, dilation=self.dilation, cols=cols)
+            cols = _buffer(self, "_cols", (x.shape[0], w.shape[1], oh * ow), x.dtype)
+        return ops._conv2d(x, w, b, self._geometry(), cols)
 
     def backward(self, dy, need_dx=True):
         dx, dw, db = ops.conv2d_backward(
@@ -213,20 +237,30 @@ class _Pool2D(Layer):
         c, h, w = self.input_shape = tuple(input_shape)
         self.window = (min(self.pool_size[0], h), min(self.pool_size[1], w))
         self.output_shape = (c, h // self.window[0], w // self.window[1])
+        self._g = None
         return self.output_shape
 
 
 class MaxPool2D(_Pool2D):
     """Max pooling; the gradient goes to the first maximum of each window."""
 
+    def _geometry(self):
+        g = getattr(self, "_g", None)
+        if g is None:
+            g = self._g = ops._pool_geometry((1,) + self.input_shape, self.window, None, 0)
+        return g
+
     def forward(self, x, training=True):
-        y, argmax = ops.max_pool2d(x, self.window)
-        if training:
-            self._argmax, self._x_shape = argmax, x.shape
+        if not training:
+            return self.forward_fast(x)
+        _check_input(self, x)
+        y, argmax = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True)
+        self._argmax, self._x_shape = argmax, x.shape
         return y
 
     def forward_fast(self, x):
-        return ops.max_pool2d(x, self.window)[0]
+        _check_input(self, x)
+        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False)
 
     def backward(self, dy, need_dx=True):
         dx = ops.max_pool2d_backward(dy, self._argmax, self._x_shape)
@@ -289,13 +323,16 @@ class Dense(Layer):
             self._b[...] = 0
 
     def forward(self, x, training=True):
+        # x comes from a previous layer, of the network's dtype and shape: the
+        # unchecked product of ops serves (any strides; see ops.linear)
+        _check_input(self, x)
         b = self._b if self.bias else None
         if not training:
-            return ops.linear(x, self._w, b)
+            return ops._matmul(x, self._w, b)
         self._x = x
         # the training batch size is fixed, so this buffer lives across batches
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
-        return ops.linear(x, self._w, b, out=y)
+        return ops._matmul(x, self._w, b, out=y)
 
     def backward(self, dy, need_dx=True):
         dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)

@@ -240,14 +240,27 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (f,), "b")
     g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
-    ohw, ckk = g["oh"] * g["ow"], c * kh * kw
+    if cols is not None:
+        _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
+    return _conv2d(x, w.reshape(f, -1), b, g, cols)
+
+
+def _conv2d(x, w, b, g, cols=None):
+    """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
+    and b (f,) or empty of x's dtype, g x's geometry, cols None or a checked workspace.
+
+    The layers' inference path calls this directly: their arguments are right
+    by construction, and a one-row prediction would spend more time in the
+    checks than in the arithmetic.
+    """
+    n, f, ohw, ckk = x.shape[0], w.shape[0], g["oh"] * g["ow"], w.shape[1]
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
     keep_cols = cols is not None
-    cols = _workspace(cols, (n, ckk, ohw), x.dtype) if keep_cols else (
-        np.empty((n_threads, ckk, ohw), dtype=x.dtype))
+    if not keep_cols:
+        cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)
-    _conv.conv2d_forward(x, w.reshape(f, ckk), b, y, cols, keep_cols, work, g, n_threads)
+    _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
 
 
@@ -441,7 +454,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     return x
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
     """Max pooling that also returns where each maximum came from.
 
     Parameters
@@ -452,21 +465,30 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
         None means ``stride = kernel_size``.
     padding : int or pair of ints
         At most half the kernel; padded positions never win (they count as -inf).
+    return_argmax : bool, default=True
+        False returns ``y`` alone, which is faster (inference has no use for
+        the indices).
 
     Returns
     -------
     y : ndarray of shape (n, c, oh, ow)
     argmax : ndarray of intp, shape (n, c, oh, ow)
         Flat index ``row * w + col`` into ``x[n, c]`` of each window's maximum;
-        on ties the first in row-major window order wins. NaN propagates.
+        on ties the first in row-major window order wins. NaN propagates (the
+        last NaN of a window wins). Only with ``return_argmax``.
     """
     x = _float_array(x, "x", 4)
     g = _pool_geometry(x.shape, kernel_size, stride, padding)
+    return _max_pool2d(x, g, return_argmax)
+
+
+def _max_pool2d(x, g, return_argmax):
+    """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g."""
     n, c = x.shape[:2]
     y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
-    argmax = np.empty(y.shape, dtype=np.intp)
+    argmax = np.empty(y.shape if return_argmax else (0, 0, 0, 0), dtype=np.intp)
     _pool.max_pool2d_forward(x, y, argmax, g, _n_threads(n))
-    return y, argmax
+    return (y, argmax) if return_argmax else y
 
 
 def max_pool2d_backward(dy, argmax, x_shape):

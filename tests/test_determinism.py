@@ -62,6 +62,7 @@ def _reference_product(a, b):
 @pytest.mark.parametrize("m, n, k", [
     (1, 1, 1), (5, 3, 2), (6, 16, 9), (7, 17, 3), (13, 33, 300),  # edges of every tile size
     (121, 40, 257), (9, 1537, 5),                                   # past MC, KC and NC
+    (1, 100, 300), (2, 129, 7), (3, 1600, 2),                       # the one-row kernels
 ])
 def test_gemm_matches_float64_reference_on_every_edge_and_block(simd_path, path, dtype, m, n, k):
     simd_path(path)

@@ -319,6 +319,26 @@ def test_maxpool_propagates_nan_and_points_argmax_at_it():
     np.testing.assert_array_equal(y[0, 0].ravel()[1:], [7, 13, 15])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)])
+def test_maxpool_values_alone_are_the_values_with_argmax(dtype, kw):
+    # inference skips the indices (and the 2x2 kernel then vectorises): the
+    # same values, ties between -0.0 and 0.0 and NaN windows included
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(3, 4, 9, 10)).astype(dtype)
+    x[rng.random(x.shape) < 0.2] = -0.0
+    x[rng.random(x.shape) < 0.03] = np.nan
+    y, argmax = ops.max_pool2d(x, **kw)
+    values = ops.max_pool2d(x, **kw, return_argmax=False)
+    assert isinstance(values, np.ndarray) and values.dtype == dtype
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(y))
+    finite = ~np.isnan(y)
+    np.testing.assert_array_equal(np.signbit(values[finite]), np.signbit(y[finite]))
+    np.testing.assert_array_equal(values, y)
+    np.testing.assert_array_equal(y.reshape(3, 4, -1), np.take_along_axis(
+        x.reshape(3, 4, -1), argmax.reshape(3, 4, -1), axis=2))
+
+
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)

@@ -32,10 +32,12 @@ cdef inline int im2col_sample(
     floating[:, ::1] cols,          # OUT (c * kh * kw, oh * ow)
     const Geometry *g,
 ) except -1 nogil:
-    cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1, base
+    cdef Py_ssize_t c, ki, kj, i, j, row, y, x0, j0, j1
     # locals, not g->field: the stores into cols could alias *g as far as the
     # C compiler knows, which would reload them and stop vectorisation
     cdef Py_ssize_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sw = g.sw
+    cdef const floating *src
+    cdef floating *dst
     for c in range(g.c):
         for ki in range(g.kh):
             for kj in range(g.kw):
@@ -44,18 +46,22 @@ cdef inline int im2col_sample(
                 _valid_range(x0, sw, w, ow, &j0, &j1)
                 for i in range(oh):
                     y = i * g.sh - g.ph + ki * g.dh
-                    base = i * ow
+                    dst = &cols[row, i * ow]
                     if y < 0 or y >= h:
-                        for j in range(ow):
-                            cols[row, base + j] = 0
+                        memset(dst, 0, ow * sizeof(floating))
                         continue
+                    src = &x[c, y, 0]
                     for j in range(j0):
-                        cols[row, base + j] = 0
-                    # the hot loop: no branch, contiguous when the stride is 1
-                    for j in range(j0, j1):
-                        cols[row, base + j] = x[c, y, j * sw + x0]
+                        dst[j] = 0
+                    # the hot loop: no branch; a plain copy when the stride is 1
+                    if sw == 1:
+                        for j in range(j0, j1):
+                            dst[j] = src[j + x0]
+                    else:
+                        for j in range(j0, j1):
+                            dst[j] = src[j * sw + x0]
                     for j in range(j1, ow):
-                        cols[row, base + j] = 0
+                        dst[j] = 0
     return 0
 
 

@@ -8,22 +8,48 @@ from ._im2col cimport Geometry
 # input (skconv.ops keeps padding <= kernel // 2), so padding never wins a max.
 
 
+cdef inline bint _replaces(floating best, floating v) noexcept nogil:
+    # v replaces the running maximum if it is larger or NaN: on ties the first
+    # maximum stays, and the last NaN wins (as in torch), so a diverged net shows
+    return (v > best) | (v != v)
+
+
 def max_pool2d_forward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
-    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow): flat index into x[n, c]
+    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow): flat index into x[n, c], or (0, 0, 0, 0)
     Geometry g,
     int n_threads,
 ):
-    # One branch-free pass per window: the maximum as a select (a max
-    # instruction) and its index updated arithmetically. An 'if' on each tap
-    # is ~3x slower: on real data it is mispredicted about half the time.
+    """y = the maximum of each window; argmax its flat index, unless argmax is empty.
+
+    Inference needs no argmax, and without it the 2x2 kernel has no integer
+    work left and vectorises.
+    """
+    cdef bint need_argmax = argmax.shape[0] > 0
+    if g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0 and g.pw == 0:
+        if need_argmax:
+            _max_pool_2x2_argmax(x, y, argmax, g, n_threads)
+        else:
+            _max_pool_2x2(x, y, g, n_threads)
+        return
+    _max_pool_general(x, y, argmax, need_argmax, g, n_threads)
+
+
+cdef void _max_pool_general(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
+    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow), unless not need_argmax
+    bint need_argmax,
+    Geometry g,
+    int n_threads,
+) noexcept:
+    # One branch-free pass per window: the maximum as a select and its index
+    # updated arithmetically. An 'if' on each tap is ~3x slower: on real data
+    # it is mispredicted about half the time.
     cdef Py_ssize_t n, c, i, j, r, q, r0, q0, r_stop, q_stop, idx
     cdef floating v, best
-    cdef bint has_nan
-    if g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0 and g.pw == 0:
-        _max_pool_2x2(x, y, argmax, g, n_threads)
-        return
+    cdef bint wins
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
@@ -36,67 +62,86 @@ def max_pool2d_forward(
                         q_stop = min(j * g.sw - g.pw + g.kw, g.w)
                         best = x[n, c, r0, q0]
                         idx = r0 * g.w + q0
-                        has_nan = False
                         for r in range(r0, r_stop):
                             for q in range(q0, q_stop):
                                 v = x[n, c, r, q]
-                                # strict '>': on ties the first maximum wins
-                                idx = idx + (v > best) * (r * g.w + q - idx)
-                                best = v if v > best else best
-                                has_nan = has_nan | (v != v)
-                        if has_nan:
-                            # NaN wins, the last one as in torch: a diverged net shows
-                            for r in range(r0, r_stop):
-                                for q in range(q0, q_stop):
-                                    v = x[n, c, r, q]
-                                    idx = idx + (v != v) * (r * g.w + q - idx)
-                            best = x[n, c, idx // g.w, idx % g.w]
+                                wins = _replaces(best, v)
+                                idx = idx + wins * (r * g.w + q - idx)
+                                best = v if wins else best
                         y[n, c, i, j] = best
-                        argmax[n, c, i, j] = idx
+                        if need_argmax:
+                            argmax[n, c, i, j] = idx
 
 
 cdef void _max_pool_2x2(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
+    Geometry g,
+    int n_threads,
+) noexcept:
+    # The 2x2 window of stride 2 of nearly every network, values only, written
+    # so that the compiler vectorises it: plain selects (each row's pair, then
+    # the two rows; ties keep the left operand, which comes first in the
+    # window, so the value is the row-major first maximum's), and a NaN in the
+    # window made the result through the window's sum, which is NaN then.
+    cdef Py_ssize_t n, c, i, j, ow = g.ow
+    cdef const floating *top
+    cdef const floating *bottom
+    cdef floating *out
+    cdef floating a, b, d, e, upper, lower, best, total
+    with nogil:
+        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
+            for c in range(g.c):
+                for i in range(g.oh):
+                    top = &x[n, c, 2 * i, 0]
+                    bottom = &x[n, c, 2 * i + 1, 0]
+                    out = &y[n, c, i, 0]
+                    for j in range(ow):
+                        a = top[2 * j]
+                        b = top[2 * j + 1]
+                        d = bottom[2 * j]
+                        e = bottom[2 * j + 1]
+                        upper = b if b > a else a
+                        lower = e if e > d else d
+                        best = lower if lower > upper else upper
+                        total = a + b + d + e
+                        out[j] = total if total != total else best
+
+
+cdef void _max_pool_2x2_argmax(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
     Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow)
     Geometry g,
     int n_threads,
 ) noexcept:
-    # The 2x2 window of stride 2 of nearly every network, unrolled: the same
-    # answers as the general loop (first maximum on ties, the last NaN wins),
-    # about 4x faster, which matters since pooling a batch costs as much as a
-    # convolution's GEMM.
-    cdef Py_ssize_t n, c, i, j, r, q, k, kn
-    cdef floating v0, v1, v2, v3, best
-    cdef bint gt
+    # The same tree carrying the winner's index. Every choice is integer
+    # arithmetic on a 0/1 flag and the value is loaded from the winning index:
+    # a float select here compiles to a branch, mispredicted half the time.
+    cdef Py_ssize_t n, c, i, j, w = g.w, ow = g.ow, k_upper, k_lower, k
+    cdef const floating *plane
+    cdef floating *out
+    cdef Py_ssize_t *index
+    cdef floating upper, lower
+    cdef Py_ssize_t wins
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
+                plane = &x[n, c, 0, 0]
                 for i in range(g.oh):
-                    r = 2 * i
-                    for j in range(g.ow):
-                        q = 2 * j
-                        v0 = x[n, c, r, q]
-                        v1 = x[n, c, r, q + 1]
-                        v2 = x[n, c, r + 1, q]
-                        v3 = x[n, c, r + 1, q + 1]
-                        best = v0
-                        k = 0
-                        gt = v1 > best
-                        k = 1 if gt else k
-                        best = v1 if gt else best
-                        gt = v2 > best
-                        k = 2 if gt else k
-                        best = v2 if gt else best
-                        gt = v3 > best
-                        k = 3 if gt else k
-                        best = v3 if gt else best
-                        if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):
-                            kn = 3 if v3 != v3 else (2 if v2 != v2 else (1 if v1 != v1 else 0))
-                            k = kn
-                            best = v3 if kn == 3 else (v2 if kn == 2 else (v1 if kn == 1 else v0))
-                        y[n, c, i, j] = best
-                        argmax[n, c, i, j] = (r + k // 2) * g.w + q + k % 2
+                    out = &y[n, c, i, 0]
+                    index = &argmax[n, c, i, 0]
+                    for j in range(ow):
+                        k_upper = 2 * i * w + 2 * j
+                        k_upper = k_upper + _replaces(plane[k_upper], plane[k_upper + 1])
+                        k_lower = (2 * i + 1) * w + 2 * j
+                        k_lower = k_lower + _replaces(plane[k_lower], plane[k_lower + 1])
+                        upper = plane[k_upper]
+                        lower = plane[k_lower]
+                        wins = _replaces(upper, lower)
+                        k = k_upper + wins * (k_lower - k_upper)
+                        out[j] = plane[k]
+                        index[j] = k
 
 
 def max_pool2d_backward(

@@ -39,7 +39,8 @@ enum { SKC_PORTABLE = 0, SKC_AVX2 = 1, SKC_AVX512 = 2, SKC_N_PATHS = 3 };
 #define SKC_MC 120
 #define SKC_NC 1536
 #define SKC_MR_MAX 8
-#define SKC_NR_MAX 32
+#define SKC_NR_MAX 64
+#define SKC_TILE_MAX 256 /* the largest MR * NR */
 #define SKC_ALIGN 64
 
 typedef void (*skc_ukr_s)(int, const float *, const float *, ptrdiff_t, float *, ptrdiff_t, int);
@@ -81,25 +82,25 @@ SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
         VEC acc[MR][NV];                                                        \
         _Pragma("GCC unroll 8")                                                 \
         for (int r = 0; r < MR; r++)                                            \
-            _Pragma("GCC unroll 4")                                             \
+            _Pragma("GCC unroll 8")                                             \
             for (int v = 0; v < NV; v++)                                        \
                 acc[r][v] = load_c ? LOADU(c + r * ldc + v * VL) : ZERO();      \
         for (int p = 0; p < k; p++) {                                           \
             VEC bv[NV];                                                         \
-            _Pragma("GCC unroll 4")                                             \
+            _Pragma("GCC unroll 8")                                             \
             for (int v = 0; v < NV; v++)                                        \
                 bv[v] = LOADU(b + (ptrdiff_t)p * ldb + v * VL);                \
             _Pragma("GCC unroll 8")                                             \
             for (int r = 0; r < MR; r++) {                                      \
                 VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
-                _Pragma("GCC unroll 4")                                         \
+                _Pragma("GCC unroll 8")                                         \
                 for (int v = 0; v < NV; v++)                                    \
                     acc[r][v] = FMA(av, bv[v], acc[r][v]);                      \
             }                                                                   \
         }                                                                       \
         _Pragma("GCC unroll 8")                                                 \
         for (int r = 0; r < MR; r++)                                            \
-            _Pragma("GCC unroll 4")                                             \
+            _Pragma("GCC unroll 8")                                             \
             for (int v = 0; v < NV; v++)                                        \
                 STOREU(c + r * ldc + v * VL, acc[r][v]);                        \
     }
@@ -114,6 +115,22 @@ SKC_VECTOR_UKR(skc_ukr_avx512_s, "avx512f", float, __m512, 16, 2, 8,
                _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
                _mm512_fmadd_ps)
 SKC_VECTOR_UKR(skc_ukr_avx512_d, "avx512f", double, __m512d, 8, 2, 8,
+               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
+               _mm512_fmadd_pd)
+/* One row by four vectors: for products of a row or two (a one-row
+ * prediction's dense layers), where an MR-row tile would compute mostly
+ * padding. Wider tiles would hide more FMA latency but pad the last, narrow
+ * panel of B with more zeros, which costs more at these sizes. */
+SKC_VECTOR_UKR(skc_ukr_avx2_row_s, "avx2,fma", float, __m256, 8, 4, 1,
+               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+               _mm256_fmadd_ps)
+SKC_VECTOR_UKR(skc_ukr_avx2_row_d, "avx2,fma", double, __m256d, 4, 4, 1,
+               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,
+               _mm256_fmadd_pd)
+SKC_VECTOR_UKR(skc_ukr_avx512_row_s, "avx512f", float, __m512, 16, 4, 1,
+               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+               _mm512_fmadd_ps)
+SKC_VECTOR_UKR(skc_ukr_avx512_row_d, "avx512f", double, __m512d, 8, 4, 1,
                _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
                _mm512_fmadd_pd)
 #endif
@@ -135,6 +152,22 @@ static const skc_kernel_d skc_kernels_d[SKC_N_PATHS] = {
 #if SKC_HAVE_X86_PATHS
     {6, 8, skc_ukr_avx2_d},
     {8, 16, skc_ukr_avx512_d},
+#endif
+};
+/* For products with fewer than MR / 2 rows. Any tile shape computes each
+ * element by the same chain, so the choice changes speed only. */
+static const skc_kernel_s skc_row_kernels_s[SKC_N_PATHS] = {
+    {4, 8, skc_ukr_portable_s},
+#if SKC_HAVE_X86_PATHS
+    {1, 32, skc_ukr_avx2_row_s},
+    {1, 64, skc_ukr_avx512_row_s},
+#endif
+};
+static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
+    {4, 4, skc_ukr_portable_d},
+#if SKC_HAVE_X86_PATHS
+    {1, 16, skc_ukr_avx2_row_d},
+    {1, 32, skc_ukr_avx512_row_d},
 #endif
 };
 
@@ -180,7 +213,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
-#define SKC_GEMM_DRIVER(S, T, KERNELS)                                                    \
+#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS)                                                    \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded */ \
     static void skc_pack_a_##S(int mc, int kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa,  \
                                int mr, T *restrict out)                                    \
@@ -229,13 +262,15 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                              T *c, ptrdiff_t ldc, int accumulate,                          \
                              const T *bias, int bias_mode, T *work)                        \
     {                                                                                      \
-        const int mr = KERNELS[skc_path].mr, nr = KERNELS[skc_path].nr;                    \
+        const skc_kernel_##S *kern = 2 * m < KERNELS[skc_path].mr ? &ROW_KERNELS[skc_path]    \
+                                                                  : &KERNELS[skc_path];    \
+        const int mr = kern->mr, nr = kern->nr;                                            \
         const int kc_max = k < SKC_KC ? (k < 1 ? 1 : k) : SKC_KC;                          \
         const int mc_max = (m < SKC_MC ? m : SKC_MC) + SKC_MR_MAX;                         \
         T *apack = (T *)(((uintptr_t)work + SKC_ALIGN - 1) & ~(uintptr_t)(SKC_ALIGN - 1)); \
         T *bpack = (T *)(((uintptr_t)(apack + (ptrdiff_t)mc_max * kc_max) + SKC_ALIGN - 1) \
                          & ~(uintptr_t)(SKC_ALIGN - 1));                                   \
-        T tile[SKC_MR_MAX * SKC_NR_MAX];                                                   \
+        T tile[SKC_TILE_MAX];                                                              \
         if (k == 0 && !accumulate)                                                         \
             for (int i = 0; i < m; i++)                                                    \
                 memset(c + i * ldc, 0, n * sizeof(T));                                     \
@@ -271,15 +306,15 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                             const T *ap = apack + (ptrdiff_t)ir * kc;                      \
                             T *ct = c + (ptrdiff_t)(ic + ir) * ldc + jc + jr;              \
                             if (rows == mr && cols == nr) {                                \
-                                KERNELS[skc_path].ukr(kc, ap, bp, ldb, ct, ldc, load_c);        \
+                                kern->ukr(kc, ap, bp, ldb, ct, ldc, load_c);               \
                                 continue;                                                  \
                             }                                                              \
                             /* an edge tile: through a full tile on the stack */           \
-                            memset(tile, 0, sizeof(tile));                                 \
+                            memset(tile, 0, (size_t)mr * nr * sizeof(T));                  \
                             if (load_c)                                                    \
                                 for (int r = 0; r < rows; r++)                             \
                                     memcpy(tile + r * nr, ct + r * ldc, cols * sizeof(T)); \
-                            KERNELS[skc_path].ukr(kc, ap, bp, ldb, tile, nr, load_c);            \
+                            kern->ukr(kc, ap, bp, ldb, tile, nr, load_c);                  \
                             for (int r = 0; r < rows; r++)                                 \
                                 memcpy(ct + r * ldc, tile + r * nr, cols * sizeof(T));     \
                         }                                                                  \
@@ -297,7 +332,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                     c[i * ldc + j] += bias[j];                                             \
     }
 
-SKC_GEMM_DRIVER(s, float, skc_kernels_s)
-SKC_GEMM_DRIVER(d, double, skc_kernels_d)
+SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s)
+SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d)
 
 #endif /* SKCONV_GEMM_H */
