@@ -305,6 +305,9 @@ def augment_batch(x, rows, transforms, out, n_threads=None):
         )
     if len(rows) == 0:
         return out
+    if transforms.coef is not None and max(x.shape[2:]) >= 2**31 - 1:
+        # the bilinear kernel holds pixel coordinates in C ints
+        raise ValueError(f"images of shape {x.shape[2:]} are too large to rotate or zoom")
     x = np.ascontiguousarray(x)
     if n_threads is None:
         n_threads = effective_n_threads()

@@ -106,6 +106,27 @@ def test_bilinear_kernel_matches_a_plain_loop_on_random_affine_maps():
                         atol=1e-13)
 
 
+@pytest.mark.parametrize("h, w", [(1, 1), (1, 6), (6, 1), (2, 2), (3, 8), (9, 4)])
+def test_bilinear_kernel_matches_a_plain_loop_at_the_image_edges(h, w):
+    # the kernel skips the tests for the columns whose four neighbours are all
+    # inside: maps that put source points exactly on the last row or column
+    # (quarter turns, zooms by 1 and 2), or on none of the grid, find its ends
+    x = _images(n=1, c=2, h=h, w=w)
+    rng = np.random.RandomState(h * 10 + w)
+    angle = np.r_[0.0, 90.0, 180.0, -90.0, 0.0, 0.0, rng.uniform(-180, 180, 10)]
+    zoom = np.r_[1.0, 1.0, 1.0, 1.0, 2.0, 0.5, rng.uniform(0.3, 3.0, 10)]
+    n = len(angle)
+    shift = rng.randint(-1, 2, (n, 2))
+    shift[:4] = 0
+    flip = rng.rand(n) < 0.5
+    xs = np.repeat(x, n, axis=0)
+    transforms = Transforms(shift, angle, zoom, flip, xs.shape[1:])
+    out = _run(xs, np.arange(n), transforms)
+    for k in range(n):
+        assert_allclose(out[k], _loop_reference(xs[k], transforms.coef[k]), rtol=1e-12,
+                        atol=1e-12)
+
+
 def test_float32_bilinear_agrees_with_float64():
     x = _images(n=4, dtype=np.float64)
     rng = np.random.RandomState(2)
