@@ -10,6 +10,7 @@ Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
 windows that do not fit are dropped.
 """
 
+import functools
 import numbers
 import os
 
@@ -256,12 +257,47 @@ def _conv2d(x, w, b, g, cols=None):
     n, f, ohw, ckk = x.shape[0], w.shape[0], g["oh"] * g["ow"], w.shape[1]
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
+    if cols is None and g["sh"] == g["sw"] == 1:
+        # no im2col to keep: the implicit product reads the taps from the
+        # padded image itself, the same bits without forming the columns
+        channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
+                                               g["ph"], g["pw"], g["dh"], g["dw"])
+        wp = g["w"] + 2 * g["pw"]
+        rows, columns = _gemm.panel_shape(f, (g["oh"] - 1) * wp + g["ow"], x.dtype.char)
+        panels = np.empty(rows * ckk, dtype=x.dtype)
+        _gemm.pack_panels(w, panels)
+        padded = np.zeros((n_threads, max(g["c"] * channel_stride, offsets[-1] + columns)),
+                          dtype=x.dtype)
+        wide = np.empty((n_threads, rows, columns), dtype=x.dtype)
+        _conv.conv2d_forward_implicit(x, panels, b, offsets, channel_stride, y, padded, wide, g,
+                                      n_threads)
+        return y.reshape(n, f, g["oh"], g["ow"])
     keep_cols = cols is not None
     if not keep_cols:
         cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)
     _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw):
+    """Where each tap (c, ki, kj) of a stride-1 window starts in the zero-padded image.
+
+    Returns ``(channel_stride, offsets)``. The channel stride is the padded
+    plane's size rounded up to a cache line, and off a multiple of 256
+    elements: taps a power of two apart share L1 sets and evict each other,
+    and the product reads all of them for every tile.
+    """
+    plane = (h + 2 * ph) * (w + 2 * pw)
+    channel_stride = -(-plane // 16) * 16
+    if channel_stride % 256 == 0:
+        channel_stride += 16
+    wp = w + 2 * pw
+    offsets = (np.arange(c)[:, None, None] * channel_stride + np.arange(kh)[:, None] * (dh * wp)
+               + np.arange(kw) * dw).ravel().astype(np.intp)
+    offsets.flags.writeable = False
+    return channel_stride, offsets
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, cols=None):

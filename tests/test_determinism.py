@@ -123,6 +123,37 @@ def test_gemm_reads_strided_and_read_only_operands():
     np.testing.assert_allclose(dx, b[:, :30] @ a[:, :30].T, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, padding, dilation", [
+    ((3, 1, 28, 28), (6, 5, 5), 0, 1),         # LeNet's first layer
+    ((2, 6, 12, 12), (16, 5, 5), 0, 1),        # and its second
+    ((2, 32, 14, 14), (64, 3, 3), 1, 1),       # a 16x16 padded plane: the channel stride is moved
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),  # non-square, dilated, padding past the kernel
+    ((1, 2, 1, 1), (3, 1, 1), 0, 1),           # one pixel
+])
+def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtype, shape, kernel,
+                                                                  padding, dilation):
+    # Inference reads the taps from the padded image instead of forming
+    # im2col; training forms it (backward needs it). Both must be one chain
+    # over the taps in order, so a row predicts the same as it trains.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
+    b = rng.standard_normal(kernel[0]).astype(dtype)
+    g = ops._geometry(x.shape, kernel[1:], 1, padding, dilation)
+    cols = np.empty((shape[0], shape[1] * kernel[1] * kernel[2], g["oh"] * g["ow"]), dtype=dtype)
+    results = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for bias in (b, None):
+            implicit = ops.conv2d(x, w, bias, padding=padding, dilation=dilation)
+            with_cols = ops.conv2d(x, w, bias, padding=padding, dilation=dilation, cols=cols)
+            assert_array_equal(implicit, with_cols, err_msg=path)
+        results.append(implicit)
+    for other in results[1:]:
+        assert_array_equal(results[0], other)
+
+
 # ---------------------------------------------------------------------------- the estimator
 
 

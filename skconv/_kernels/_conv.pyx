@@ -1,7 +1,8 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy
 
-from ._gemm cimport gemm, BIAS_PER_ROW, NO_BIAS
+from ._gemm cimport gemm, implicit_gemm, BIAS_PER_ROW, NO_BIAS
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
@@ -33,6 +34,59 @@ def conv2d_forward(
             gemm(nf, ohw, ckk, &w[0, 0], ckk, 1, &cols[slot, 0, 0], ohw, 1,
                  &y[n, 0, 0], ohw, False, bias, BIAS_PER_ROW if has_bias else NO_BIAS,
                  &work[tid, 0])
+
+
+def conv2d_forward_implicit(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[::1] w_panels,       # IN  w (f, c * kh * kw) packed by _gemm.pack_panels
+    const floating[::1] b,              # IN  (f,), or empty for no bias
+    const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
+    Py_ssize_t channel_stride,          # elements between the padded image's channels
+    floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
+    floating[:, ::1] padded,            # scratch (n_threads, ...), zeros: the padded images
+    floating[:, :, ::1] wide,           # scratch (n_threads, panel rows, panel columns)
+    Geometry g,                         # stride 1 (sh == sw == 1)
+    int n_threads,
+):
+    """y[n] = w @ im2col(x[n]) + b for a stride of 1, without forming im2col.
+
+    x[n] is copied into the middle of a zero-padded image of width wp; output
+    (i, j) is then column q = i * wp + j of a product whose tap row p is the
+    image read from offsets[p] on: every tap row is a shifted window of the
+    one image. Columns of j >= ow wrap into the next row; they are computed
+    and dropped. Each output is the chain of gemm's over the same taps in the
+    same order, then + b: the bits of conv2d_forward's.
+    """
+    cdef Py_ssize_t n, tid, ci, r, f, i, j
+    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
+    cdef int nf = y.shape[1], ckk = offsets.shape[0]
+    cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
+    cdef Py_ssize_t ldc = wide.shape[2]
+    cdef bint has_bias = b.shape[0] > 0
+    cdef floating *img
+    cdef const floating *row
+    cdef floating *out
+    cdef floating bias_f
+    with nogil:
+        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            img = &padded[tid, 0]
+            # the borders were zeroed once and are never written
+            for ci in range(g.c):
+                for r in range(g.h):
+                    memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci, r, 0],
+                           g.w * sizeof(floating))
+            implicit_gemm(nf, nq, ckk, &w_panels[0], img, &offsets[0], &wide[tid, 0, 0], ldc)
+            for f in range(nf):
+                bias_f = b[f] if has_bias else 0
+                for i in range(g.oh):
+                    row = &wide[tid, f, i * wp]
+                    out = &y[n, f, i * ow]
+                    if has_bias:
+                        for j in range(ow):
+                            out[j] = row[j] + bias_f
+                    else:
+                        memcpy(out, row, ow * sizeof(floating))
 
 
 def conv2d_backward(

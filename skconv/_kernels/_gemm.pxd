@@ -8,6 +8,10 @@ cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t 
 cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
                 bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil
+cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
+                         const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil
+cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
+                         const Py_ssize_t *boff, double *c, Py_ssize_t ldc) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 
 # bias_mode of gemm
@@ -28,3 +32,15 @@ cdef inline void gemm(int m, int n, int k,
         sgemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
     else:
         dgemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+
+
+cdef inline void implicit_gemm(int m, int nq, int k,
+                               const floating *apack,               # IN  a packed by pack_panels
+                               const floating *x,                   # IN  B[p, q] = x[boff[p] + q]
+                               const Py_ssize_t *boff,              # IN  (k,)
+                               floating *c, Py_ssize_t ldc) noexcept nogil:  # OUT panel_shape(m, nq)
+    """c = a @ B for an implicit B: each c[i, q] the same FMA chain over p as gemm's."""
+    if floating is float:
+        simplicit_gemm(m, nq, k, apack, x, boff, c, ldc)
+    else:
+        dimplicit_gemm(m, nq, k, apack, x, boff, c, ldc)

@@ -14,6 +14,16 @@ cdef extern from "gemm.h":
     void skc_gemm_d(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                     const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
                     int accumulate, const double *bias, int bias_mode, double *work) nogil
+    void skc_pack_panels_s(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                           float *out) nogil
+    void skc_pack_panels_d(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                           double *out) nogil
+    void skc_implicit_gemm_s(int m, int nq, int k, const float *apack, const float *x,
+                             const Py_ssize_t *boff, float *c, Py_ssize_t ldc) nogil
+    void skc_implicit_gemm_d(int m, int nq, int k, const double *apack, const double *x,
+                             const Py_ssize_t *boff, double *c, Py_ssize_t ldc) nogil
+    int skc_panel_rows(int m, int double_precision) nogil
+    int skc_panel_cols(int nq, int double_precision) nogil
 
 from cython.parallel cimport prange
 
@@ -33,6 +43,16 @@ cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t
     skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
 
 
+cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
+                         const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil:
+    skc_implicit_gemm_s(m, nq, k, apack, x, boff, c, ldc)
+
+
+cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
+                         const Py_ssize_t *boff, double *c, Py_ssize_t ldc) noexcept nogil:
+    skc_implicit_gemm_d(m, nq, k, apack, x, boff, c, ldc)
+
+
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     return skc_gemm_work_size(m, n, k)
 
@@ -48,6 +68,25 @@ def tile_shape(dtype_char):
     if dtype_char == 'f':
         return skc_kernels_s[path].mr, skc_kernels_s[path].nr
     return skc_kernels_d[path].mr, skc_kernels_d[path].nr
+
+
+def panel_shape(Py_ssize_t m, Py_ssize_t nq, dtype_char):
+    """(rows, columns) of implicit_gemm's output for m x nq: each rounded up to the tile."""
+    cdef int dp = dtype_char == 'd'
+    return skc_panel_rows(<int> m, dp), skc_panel_cols(<int> nq, dp)
+
+
+def pack_panels(
+    const floating[:, :] a,             # IN  (m, k), any strides
+    floating[::1] out,                  # OUT panel_shape(m, ...)[0] * k
+):
+    """Pack a for implicit_gemm: panels of the micro-kernel's rows, all of k in each."""
+    if floating is float:
+        skc_pack_panels_s(<int> a.shape[0], <int> a.shape[1], &a[0, 0],
+                          a.strides[0] // sizeof(float), a.strides[1] // sizeof(float), &out[0])
+    else:
+        skc_pack_panels_d(<int> a.shape[0], <int> a.shape[1], &a[0, 0],
+                          a.strides[0] // sizeof(double), a.strides[1] // sizeof(double), &out[0])
 
 
 def cpu_supports(str path):

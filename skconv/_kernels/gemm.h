@@ -45,16 +45,24 @@ enum { SKC_PORTABLE = 0, SKC_AVX2 = 1, SKC_AVX512 = 2, SKC_N_PATHS = 3 };
 
 typedef void (*skc_ukr_s)(int, const float *, const float *, ptrdiff_t, float *, ptrdiff_t, int);
 typedef void (*skc_ukr_d)(int, const double *, const double *, ptrdiff_t, double *, ptrdiff_t, int);
+typedef void (*skc_ukr_offsets_s)(int, const float *, const float *, const ptrdiff_t *, float *,
+                                  ptrdiff_t, int);
+typedef void (*skc_ukr_offsets_d)(int, const double *, const double *, const ptrdiff_t *, double *,
+                                  ptrdiff_t, int);
 
 /* ---- micro-kernels ------------------------------------------------------
  * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
  *     + sum over p of a[p, 0:MR]^T b[p, 0:NR], one FMA per (p, row, column).
- * a is a packed panel (MR values per p); b has row stride ldb: a packed panel
- * (ldb = NR) or, when B's rows are contiguous, B itself. */
+ * a is a packed panel (MR values per p). Row p of b starts at BROW(p): p * ldb
+ * for a packed panel (ldb = NR) or B itself when its rows are contiguous, or
+ * boff[p] for an implicit B whose rows are anywhere (a convolution's taps,
+ * each a shifted window of one padded image: see skc_implicit_gemm). */
+#define SKC_ROW_STRIDED(p) ((ptrdiff_t)(p) * ldb)
+#define SKC_ROW_OFFSET(p) (boff[p])
 
-#define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR)                                   \
+#define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR, BPARAM, BROW)                    \
     static void NAME(int k, const T *restrict a, const T *restrict b,           \
-                     ptrdiff_t ldb, T *restrict c, ptrdiff_t ldc, int load_c)   \
+                     BPARAM, T *restrict c, ptrdiff_t ldc, int load_c)          \
     {                                                                           \
         T acc[MR][NR];                                                          \
         for (int r = 0; r < MR; r++)                                            \
@@ -63,21 +71,26 @@ typedef void (*skc_ukr_d)(int, const double *, const double *, ptrdiff_t, double
         for (int p = 0; p < k; p++)                                             \
             for (int r = 0; r < MR; r++)                                        \
                 for (int j = 0; j < NR; j++)                                    \
-                    acc[r][j] = FMA(a[p * MR + r], b[p * ldb + j], acc[r][j]);  \
+                    acc[r][j] = FMA(a[p * MR + r], b[BROW(p) + j], acc[r][j]);  \
         for (int r = 0; r < MR; r++)                                            \
             for (int j = 0; j < NR; j++)                                        \
                 c[r * ldc + j] = acc[r][j];                                     \
     }
 
-SKC_PORTABLE_UKR(skc_ukr_portable_s, float, fmaf, 4, 8)
-SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
+SKC_PORTABLE_UKR(skc_ukr_portable_s, float, fmaf, 4, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_PORTABLE_UKR(skc_ukr_portable_offsets_s, float, fmaf, 4, 8,
+                 const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+SKC_PORTABLE_UKR(skc_ukr_portable_offsets_d, double, fma, 4, 4,
+                 const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
 
 #if SKC_HAVE_X86_PATHS
 /* One template for every vector width: NV vectors of VL lanes make NR. */
-#define SKC_VECTOR_UKR(NAME, TARGET, T, VEC, VL, NV, MR, LOADU, STOREU, SET1, ZERO, FMA) \
+#define SKC_VECTOR_UKR(NAME, TARGET, T, VEC, VL, NV, MR, LOADU, STOREU, SET1, ZERO, FMA,   \
+                       BPARAM, BROW)                                            \
     __attribute__((target(TARGET)))                                             \
     static void NAME(int k, const T *restrict a, const T *restrict b,           \
-                     ptrdiff_t ldb, T *restrict c, ptrdiff_t ldc, int load_c)   \
+                     BPARAM, T *restrict c, ptrdiff_t ldc, int load_c)          \
     {                                                                           \
         VEC acc[MR][NV];                                                        \
         _Pragma("GCC unroll 8")                                                 \
@@ -87,9 +100,10 @@ SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
                 acc[r][v] = load_c ? LOADU(c + r * ldc + v * VL) : ZERO();      \
         for (int p = 0; p < k; p++) {                                           \
             VEC bv[NV];                                                         \
+            const T *brow = b + BROW(p);                                        \
             _Pragma("GCC unroll 8")                                             \
             for (int v = 0; v < NV; v++)                                        \
-                bv[v] = LOADU(b + (ptrdiff_t)p * ldb + v * VL);                \
+                bv[v] = LOADU(brow + v * VL);                                   \
             _Pragma("GCC unroll 8")                                             \
             for (int r = 0; r < MR; r++) {                                      \
                 VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
@@ -105,69 +119,75 @@ SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4)
                 STOREU(c + r * ldc + v * VL, acc[r][v]);                        \
     }
 
-SKC_VECTOR_UKR(skc_ukr_avx2_s, "avx2,fma", float, __m256, 8, 2, 6,
-               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-               _mm256_fmadd_ps)
-SKC_VECTOR_UKR(skc_ukr_avx2_d, "avx2,fma", double, __m256d, 4, 2, 6,
-               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,
-               _mm256_fmadd_pd)
-SKC_VECTOR_UKR(skc_ukr_avx512_s, "avx512f", float, __m512, 16, 2, 8,
-               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-               _mm512_fmadd_ps)
-SKC_VECTOR_UKR(skc_ukr_avx512_d, "avx512f", double, __m512d, 8, 2, 8,
-               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
-               _mm512_fmadd_pd)
+#define SKC_AVX2_S(NAME, NV, MR, BPARAM, BROW)                                  \
+    SKC_VECTOR_UKR(NAME, "avx2,fma", float, __m256, 8, NV, MR, _mm256_loadu_ps,  \
+                   _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,         \
+                   _mm256_fmadd_ps, BPARAM, BROW)
+#define SKC_AVX2_D(NAME, NV, MR, BPARAM, BROW)                                  \
+    SKC_VECTOR_UKR(NAME, "avx2,fma", double, __m256d, 4, NV, MR, _mm256_loadu_pd, \
+                   _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,         \
+                   _mm256_fmadd_pd, BPARAM, BROW)
+#define SKC_AVX512_S(NAME, NV, MR, BPARAM, BROW)                                \
+    SKC_VECTOR_UKR(NAME, "avx512f", float, __m512, 16, NV, MR, _mm512_loadu_ps,  \
+                   _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,         \
+                   _mm512_fmadd_ps, BPARAM, BROW)
+#define SKC_AVX512_D(NAME, NV, MR, BPARAM, BROW)                                \
+    SKC_VECTOR_UKR(NAME, "avx512f", double, __m512d, 8, NV, MR, _mm512_loadu_pd, \
+                   _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,         \
+                   _mm512_fmadd_pd, BPARAM, BROW)
+
+SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_s, 2, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_d, 2, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
+/* The same tiles over an implicit B. */
+SKC_AVX2_S(skc_ukr_avx2_offsets_s, 2, 6, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+SKC_AVX2_D(skc_ukr_avx2_offsets_d, 2, 6, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+SKC_AVX512_S(skc_ukr_avx512_offsets_s, 2, 8, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+SKC_AVX512_D(skc_ukr_avx512_offsets_d, 2, 8, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
 /* One row by four vectors: for products of a row or two (a one-row
  * prediction's dense layers), where an MR-row tile would compute mostly
  * padding. Wider tiles would hide more FMA latency but pad the last, narrow
  * panel of B with more zeros, which costs more at these sizes. */
-SKC_VECTOR_UKR(skc_ukr_avx2_row_s, "avx2,fma", float, __m256, 8, 4, 1,
-               _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-               _mm256_fmadd_ps)
-SKC_VECTOR_UKR(skc_ukr_avx2_row_d, "avx2,fma", double, __m256d, 4, 4, 1,
-               _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,
-               _mm256_fmadd_pd)
-SKC_VECTOR_UKR(skc_ukr_avx512_row_s, "avx512f", float, __m512, 16, 4, 1,
-               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-               _mm512_fmadd_ps)
-SKC_VECTOR_UKR(skc_ukr_avx512_row_d, "avx512f", double, __m512d, 8, 4, 1,
-               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
-               _mm512_fmadd_pd)
+SKC_AVX2_S(skc_ukr_avx2_row_s, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_row_s, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
 #endif
 
 /* ---- dispatch: chosen once (at import, by skconv), read by every call ---- */
 
-typedef struct { int mr, nr; skc_ukr_s ukr; } skc_kernel_s;
-typedef struct { int mr, nr; skc_ukr_d ukr; } skc_kernel_d;
+typedef struct { int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; } skc_kernel_s;
+typedef struct { int mr, nr; skc_ukr_d ukr; skc_ukr_offsets_d ukr_offsets; } skc_kernel_d;
 
 static const skc_kernel_s skc_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s},
+    {4, 8, skc_ukr_portable_s, skc_ukr_portable_offsets_s},
 #if SKC_HAVE_X86_PATHS
-    {6, 16, skc_ukr_avx2_s},
-    {8, 32, skc_ukr_avx512_s},
+    {6, 16, skc_ukr_avx2_s, skc_ukr_avx2_offsets_s},
+    {8, 32, skc_ukr_avx512_s, skc_ukr_avx512_offsets_s},
 #endif
 };
 static const skc_kernel_d skc_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d},
+    {4, 4, skc_ukr_portable_d, skc_ukr_portable_offsets_d},
 #if SKC_HAVE_X86_PATHS
-    {6, 8, skc_ukr_avx2_d},
-    {8, 16, skc_ukr_avx512_d},
+    {6, 8, skc_ukr_avx2_d, skc_ukr_avx2_offsets_d},
+    {8, 16, skc_ukr_avx512_d, skc_ukr_avx512_offsets_d},
 #endif
 };
 /* For products with fewer than MR / 2 rows. Any tile shape computes each
  * element by the same chain, so the choice changes speed only. */
 static const skc_kernel_s skc_row_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s},
+    {4, 8, skc_ukr_portable_s, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 32, skc_ukr_avx2_row_s},
-    {1, 64, skc_ukr_avx512_row_s},
+    {1, 32, skc_ukr_avx2_row_s, NULL},
+    {1, 64, skc_ukr_avx512_row_s, NULL},
 #endif
 };
 static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d},
+    {4, 4, skc_ukr_portable_d, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 16, skc_ukr_avx2_row_d},
-    {1, 32, skc_ukr_avx512_row_d},
+    {1, 16, skc_ukr_avx2_row_d, NULL},
+    {1, 32, skc_ukr_avx512_row_d, NULL},
 #endif
 };
 
@@ -330,9 +350,47 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int i = 0; i < m; i++)                                                    \
                 for (int j = 0; j < n; j++)                                                \
                     c[i * ldc + j] += bias[j];                                             \
+    }                                                                                      \
+                                                                                           \
+    /* a[m, k] (strides rsa, csa) -> skc_implicit_gemm's operand: one panel of MR rows    \
+     * by all of k per MR rows, zero-padded; out holds skc_panel_rows(m) * k elements. */  \
+    static void skc_pack_panels_##S(int m, int k, const T *a, ptrdiff_t rsa, ptrdiff_t csa,\
+                                    T *out)                                                \
+    {                                                                                      \
+        skc_pack_a_##S(m, k, a, rsa, csa, KERNELS[skc_path].mr, out);                       \
+    }                                                                                      \
+                                                                                           \
+    /* c[m, nq] = a @ B with B[p, q] = x[boff[p] + q], an operand never formed: the        \
+     * implicit GEMM of a stride-1 convolution, whose taps are shifted windows of one      \
+     * padded image. Every element is the same FMA chain over p as skc_gemm's, so the      \
+     * bits equal those of the im2col product. apack comes from skc_pack_panels; c has     \
+     * skc_panel_rows(m) rows of stride ldc >= skc_panel_cols(nq), and x is readable up    \
+     * to max(boff) + skc_panel_cols(nq): the rows and columns past m and nq are padding   \
+     * the caller drops. No blocking over k: a tile's chain is never split. */             \
+    static void skc_implicit_gemm_##S(int m, int nq, int k, const T *apack, const T *x,    \
+                                      const ptrdiff_t *boff, T *c, ptrdiff_t ldc)          \
+    {                                                                                      \
+        const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
+        for (int jr = 0; jr < nq; jr += kern->nr)                                          \
+            for (int ir = 0; ir < m; ir += kern->mr)                                       \
+                kern->ukr_offsets(k, apack + (ptrdiff_t)ir * k, x + jr, boff,              \
+                                  c + (ptrdiff_t)ir * ldc + jr, ldc, 0);                   \
     }
 
 SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s)
 SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d)
+
+/* Rows (columns) of skc_implicit_gemm's padded output for m rows (nq columns). */
+static int skc_panel_rows(int m, int double_precision)
+{
+    int mr = double_precision ? skc_kernels_d[skc_path].mr : skc_kernels_s[skc_path].mr;
+    return (m + mr - 1) / mr * mr;
+}
+
+static int skc_panel_cols(int nq, int double_precision)
+{
+    int nr = double_precision ? skc_kernels_d[skc_path].nr : skc_kernels_s[skc_path].nr;
+    return (nq + nr - 1) / nr * nr;
+}
 
 #endif /* SKCONV_GEMM_H */
