@@ -257,9 +257,11 @@ def _conv2d(x, w, b, g, cols=None):
     n, f, ohw, ckk = x.shape[0], w.shape[0], g["oh"] * g["ow"], w.shape[1]
     n_threads = _n_threads(n)
     y = np.empty((n, f, ohw), dtype=x.dtype)
-    if cols is None and g["sh"] == g["sw"] == 1:
-        # no im2col to keep: the implicit product reads the taps from the
-        # padded image itself, the same bits without forming the columns
+    keep_cols = cols is not None
+    if g["sh"] == g["sw"] == 1:
+        # the implicit product reads the taps from the padded image itself:
+        # the same bits without forming (or packing) the columns; training
+        # still forms them, for the backward pass
         channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
                                                g["ph"], g["pw"], g["dh"], g["dw"])
         wp = g["w"] + 2 * g["pw"]
@@ -269,10 +271,11 @@ def _conv2d(x, w, b, g, cols=None):
         padded = np.zeros((n_threads, max(g["c"] * channel_stride, offsets[-1] + columns)),
                           dtype=x.dtype)
         wide = np.empty((n_threads, rows, columns), dtype=x.dtype)
-        _conv.conv2d_forward_implicit(x, panels, b, offsets, channel_stride, y, padded, wide, g,
-                                      n_threads)
+        if not keep_cols:
+            cols = np.empty((0, 0, 0), dtype=x.dtype)
+        _conv.conv2d_forward_implicit(x, panels, b, offsets, channel_stride, y, cols, keep_cols,
+                                      padded, wide, g, n_threads)
         return y.reshape(n, f, g["oh"], g["ow"])
-    keep_cols = cols is not None
     if not keep_cols:
         cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)

@@ -140,15 +140,19 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
     b = rng.standard_normal(kernel[0]).astype(dtype)
-    g = ops._geometry(x.shape, kernel[1:], 1, padding, dilation)
-    cols = np.empty((shape[0], shape[1] * kernel[1] * kernel[2], g["oh"] * g["ow"]), dtype=dtype)
+    n, f = shape[0], kernel[0]
+    cols = ops.im2col(x, kernel[1:], padding=padding, dilation=dilation)
+    cols = cols.reshape(n, -1, cols.shape[1]).transpose(0, 2, 1)  # (n, taps, positions)
     results = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
-        for bias in (b, None):
-            implicit = ops.conv2d(x, w, bias, padding=padding, dilation=dilation)
-            with_cols = ops.conv2d(x, w, bias, padding=padding, dilation=dilation, cols=cols)
-            assert_array_equal(implicit, with_cols, err_msg=path)
+        implicit = ops.conv2d(x, w, b, padding=padding, dilation=dilation)
+        for i in range(n):
+            product = ops._matmul(w.reshape(f, -1), cols[i])  # skconv's GEMM, B packed
+            assert_array_equal(implicit[i].reshape(f, -1), product + b[:, None], err_msg=path)
+            assert_array_equal(
+                ops.conv2d(x[i:i + 1], w, None, padding=padding, dilation=dilation)[0].reshape(f, -1),
+                product, err_msg=path)
         results.append(implicit)
     for other in results[1:]:
         assert_array_equal(results[0], other)

@@ -6,6 +6,28 @@ from ._gemm cimport gemm, implicit_gemm, BIAS_PER_ROW, NO_BIAS
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
+cdef inline floating _sum(const floating *v, Py_ssize_t n) noexcept nogil:
+    """v[0] + ... + v[n - 1] in eight interleaved partial sums, then a fixed tree.
+
+    One running sum would be a chain of dependent adds, four cycles each; the
+    order here is as fixed as that one (it depends on n only), so the bits
+    still do not depend on threads or batches.
+    """
+    cdef floating lanes[8]
+    cdef Py_ssize_t i, lane, n8 = n - n % 8
+    cdef floating total
+    for lane in range(8):
+        lanes[lane] = 0
+    for i in range(0, n8, 8):
+        for lane in range(8):
+            lanes[lane] = lanes[lane] + v[i + lane]
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5])
+                                                               + (lanes[6] + lanes[7]))
+    for i in range(n8, n):
+        total = total + v[i]
+    return total
+
+
 def conv2d_forward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
@@ -43,6 +65,8 @@ def conv2d_forward_implicit(
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     Py_ssize_t channel_stride,          # elements between the padded image's channels
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
+    floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
+    bint keep_cols,
     floating[:, ::1] padded,            # scratch (n_threads, ...), zeros: the padded images
     floating[:, :, ::1] wide,           # scratch (n_threads, panel rows, panel columns)
     Geometry g,                         # stride 1 (sh == sw == 1)
@@ -56,6 +80,9 @@ def conv2d_forward_implicit(
     one image. Columns of j >= ow wrap into the next row; they are computed
     and dropped. Each output is the chain of gemm's over the same taps in the
     same order, then + b: the bits of conv2d_forward's.
+
+    With ``keep_cols`` (training) im2col(x[n]) is written to ``cols[n]`` for
+    the backward pass, which is cheaper than packing it for a GEMM.
     """
     cdef Py_ssize_t n, tid, ci, r, f, i, j
     cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
@@ -76,6 +103,8 @@ def conv2d_forward_implicit(
                 for r in range(g.h):
                     memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci, r, 0],
                            g.w * sizeof(floating))
+            if keep_cols:
+                im2col_sample(x[n], cols[n], &g)
             implicit_gemm(nf, nq, ckk, &w_panels[0], img, &offsets[0], &wide[tid, 0, 0], ldc)
             for f in range(nf):
                 bias_f = b[f] if has_bias else 0
@@ -143,9 +172,7 @@ def conv2d_backward(
                     gemm(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0], 1, ohw,
                          &dw_part[ci, 0, 0], ckk, n != start, NULL, NO_BIAS, &work[tid, 0])
                 for f in range(nf):
-                    s = 0
-                    for p in range(ohw):
-                        s = s + dy[n, f, p]
+                    s = _sum(&dy[n, f, 0], ohw)
                     db_part[ci, f] = s if n == start else db_part[ci, f] + s
                 if need_dx:
                     # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold

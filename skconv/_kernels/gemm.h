@@ -155,6 +155,55 @@ SKC_AVX512_S(skc_ukr_avx512_row_s, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
 SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
 #endif
 
+#if SKC_HAVE_X86_PATHS
+/* out[q * ldo + r] = in[r * ldi + q] for a square block: 8 x 8 floats, 4 x 4
+ * doubles. Packing a transposed operand (B = cols^T in a convolution's weight
+ * gradient) element by element costs more than the product it feeds. Data
+ * movement only: no bit changes. AVX2 runs on every AVX-512 CPU too. */
+__attribute__((target("avx2")))
+static void skc_transpose_block_s(const float *in, ptrdiff_t ldi, float *out, ptrdiff_t ldo)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(in + i * ldi);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(out + i * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(out + (i + 4) * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
+__attribute__((target("avx2")))
+static void skc_transpose_block_d(const double *in, ptrdiff_t ldi, double *out, ptrdiff_t ldo)
+{
+    __m256d r[4], t[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = _mm256_loadu_pd(in + i * ldi);
+    for (int i = 0; i < 4; i += 2) {
+        t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);
+    }
+    _mm256_storeu_pd(out, _mm256_permute2f128_pd(t[0], t[2], 0x20));
+    _mm256_storeu_pd(out + ldo, _mm256_permute2f128_pd(t[1], t[3], 0x20));
+    _mm256_storeu_pd(out + 2 * ldo, _mm256_permute2f128_pd(t[0], t[2], 0x31));
+    _mm256_storeu_pd(out + 3 * ldo, _mm256_permute2f128_pd(t[1], t[3], 0x31));
+}
+#define SKC_TRANSPOSES(path) ((path) >= SKC_AVX2)
+#else
+#define skc_transpose_block_s(in, ldi, out, ldo) ((void)0)
+#define skc_transpose_block_d(in, ldi, out, ldo) ((void)0)
+#define SKC_TRANSPOSES(path) 0
+#endif
+
 /* ---- dispatch: chosen once (at import, by skconv), read by every call ---- */
 
 typedef struct { int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; } skc_kernel_s;
@@ -233,7 +282,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
-#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS)                                                    \
+#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, TB)                                                    \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded */ \
     static void skc_pack_a_##S(int mc, int kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa,  \
                                int mr, T *restrict out)                                    \
@@ -255,20 +304,28 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     static void skc_pack_b_##S(int kc, int nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
                                int nr, T *restrict out)                                    \
     {                                                                                      \
-        for (int j0 = 0; j0 < nc; j0 += nr) {                                              \
+        /* a transposed B (its columns contiguous) goes in square blocks */                \
+        const int blocks = rsb == 1 && csb != 1 && SKC_TRANSPOSES(skc_path);               \
+        for (int j0 = 0; j0 < nc; j0 += nr, out += (ptrdiff_t)kc * nr) {                   \
             int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
+            int blocked_cols = blocks ? cols / TB * TB : 0, blocked_rows = 0;              \
+            if (blocked_cols > 0)                                                          \
+                for (; blocked_rows + TB <= kc; blocked_rows += TB)                        \
+                    for (int jb = 0; jb < blocked_cols; jb += TB)                          \
+                        skc_transpose_block_##S(b + blocked_rows + (j0 + jb) * csb, csb,   \
+                                                out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
             for (int p = 0; p < kc; p++) {                                                 \
                 const T *src = b + p * rsb + j0 * csb;                                     \
-                int j = 0;                                                                 \
+                T *dst = out + (ptrdiff_t)p * nr;                                          \
+                int j = p < blocked_rows ? blocked_cols : 0;                               \
                 if (csb == 1)                                                              \
                     for (; j < cols; j++)                                                  \
-                        out[j] = src[j];                                                   \
+                        dst[j] = src[j];                                                   \
                 else                                                                       \
                     for (; j < cols; j++)                                                  \
-                        out[j] = src[j * csb];                                             \
+                        dst[j] = src[j * csb];                                             \
                 for (; j < nr; j++)                                                        \
-                    out[j] = 0;                                                            \
-                out += nr;                                                                 \
+                    dst[j] = 0;                                                            \
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
@@ -377,8 +434,8 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                                   c + (ptrdiff_t)ir * ldc + jr, ldc, 0);                   \
     }
 
-SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s)
-SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d)
+SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, 8)
+SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, 4)
 
 /* Rows (columns) of skc_implicit_gemm's padded output for m rows (nq columns). */
 static int skc_panel_rows(int m, int double_precision)
