@@ -1096,6 +1096,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         ``_PREDICT_CHUNK`` rows per forward pass, so memory stays bounded, and
         each row's outputs depend on that row only (no batch effects).
         """
+        if X.shape[0] <= _PREDICT_CHUNK:
+            return self._network.forward_fast(self._to_nchw(X))
         out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
         for start in range(0, X.shape[0], _PREDICT_CHUNK):
             batch = slice(start, start + _PREDICT_CHUNK)
@@ -1125,7 +1127,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """
         if (type(X) is not np.ndarray or X.dtype not in (np.float32, np.float64)
                 or not 2 <= X.ndim <= 4 or X.shape[0] == 0
-                or hasattr(self, "feature_names_in_")):
+                or "feature_names_in_" in self.__dict__):
             return None
         if X.ndim > 2 and X.shape[1:] + (1,) * (4 - X.ndim) != self.input_shape_:
             return None

@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
 from ._base import BaseConvNet, _warn, fill_doc
-from ._losses import log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax_cross_entropy
+from ._losses import (log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax,
+                      softmax_cross_entropy)
 
 
 @fill_doc
@@ -336,7 +337,10 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             Columns in the order of ``classes_``; for multilabel, each label's
             probability.
         """
-        return np.exp(self.predict_log_proba(X))
+        logits = self._checked_outputs(X).astype(np.float64)
+        if self._is_multilabel():
+            return np.exp(log_sigmoid(logits))
+        return softmax(logits)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -48,7 +48,15 @@ def _buffer(layer, name, shape, dtype):
 
 
 class Layer:
-    """Base layer: no parameters, identity geometry."""
+    """Base layer: no parameters, identity geometry.
+
+    A layer whose ``forward_fast`` takes ``relu=True`` applies a ReLU that
+    follows it in the same call (``fuses_relu``): the network's inference
+    pass then skips that activation, which saves a call per block on a
+    one-row prediction.
+    """
+
+    fuses_relu = False
 
     def build(self, input_shape):
         """Resolve the geometry for per-sample ``input_shape``; return the output shape."""
@@ -244,6 +252,8 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Max pooling; the gradient goes to the first maximum of each window."""
 
+    fuses_relu = True
+
     def _geometry(self):
         g = getattr(self, "_g", None)
         if g is None:
@@ -258,9 +268,9 @@ class MaxPool2D(_Pool2D):
         self._argmax, self._x_shape = argmax, x.shape
         return y
 
-    def forward_fast(self, x):
+    def forward_fast(self, x, relu=False):
         _check_input(self, x)
-        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False)
+        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
     def backward(self, dy, need_dx=True):
         dx = ops.max_pool2d_backward(dy, self._argmax, self._x_shape)
@@ -303,6 +313,8 @@ class Dense(Layer):
     layout of ``MLPClassifier.coefs_``.
     """
 
+    fuses_relu = True
+
     def __init__(self, units, init="he", bias=True):
         self.units = int(units)
         self.init = init
@@ -333,6 +345,10 @@ class Dense(Layer):
         # the training batch size is fixed, so this buffer lives across batches
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
         return ops._matmul(x, self._w, b, out=y)
+
+    def forward_fast(self, x, relu=False):
+        _check_input(self, x)
+        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
 
     def backward(self, dy, need_dx=True):
         dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)

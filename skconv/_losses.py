@@ -29,6 +29,26 @@ def log_softmax(z):
     return shifted
 
 
+def softmax(z):
+    """Row-wise softmax, ``exp(log_softmax(z))`` in fewer passes.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, k)
+        Logits; overwritten with the result.
+
+    Returns
+    -------
+    p : ndarray of shape (n, k)
+        Each row's probabilities, computed from ``z - max`` so that no ``exp``
+        overflows.
+    """
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
 def log_sigmoid(z):
     """Element-wise ``log(1 / (1 + exp(-z)))``, computed as ``-logaddexp(0, -z)``.
 

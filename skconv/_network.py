@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._layers import Activation
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
 
@@ -140,9 +141,22 @@ class Sequential:
                 break
 
     def forward_fast(self, x):
-        """Inference forward pass: no caches, no buffers shared with training."""
-        for layer in self.layers:
-            x = layer.forward_fast(x)
+        """Inference forward pass: no caches, no buffers shared with training.
+
+        A ReLU right after a layer that can apply it (``fuses_relu``) runs in
+        that layer's call: the same values, one pass less.
+        """
+        layers = self.layers
+        i, n = 0, len(layers)
+        while i < n:
+            layer = layers[i]
+            if (layer.fuses_relu and i + 1 < n and type(layers[i + 1]) is Activation
+                    and layers[i + 1].kind == "relu"):
+                x = layer.forward_fast(x, relu=True)
+                i += 2
+            else:
+                x = layer.forward_fast(x)
+                i += 1
         return x
 
     def input_gradient(self, x, dy, start=0):

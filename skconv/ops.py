@@ -266,15 +266,13 @@ def _conv2d(x, w, b, g, cols=None):
                                                g["ph"], g["pw"], g["dh"], g["dw"])
         wp = g["w"] + 2 * g["pw"]
         rows, columns = _gemm.panel_shape(f, (g["oh"] - 1) * wp + g["ow"], x.dtype.char)
-        panels = np.empty(rows * ckk, dtype=x.dtype)
-        _gemm.pack_panels(w, panels)
-        padded = np.zeros((n_threads, max(g["c"] * channel_stride, offsets[-1] + columns)),
-                          dtype=x.dtype)
-        wide = np.empty((n_threads, rows, columns), dtype=x.dtype)
+        # rounded up to a cache line, so that each thread's product starts on one
+        padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
+        work = np.empty(rows * ckk + n_threads * (padded_size + rows * columns), dtype=x.dtype)
         if not keep_cols:
             cols = np.empty((0, 0, 0), dtype=x.dtype)
-        _conv.conv2d_forward_implicit(x, panels, b, offsets, channel_stride, y, cols, keep_cols,
-                                      padded, wide, g, n_threads)
+        _conv.conv2d_forward_implicit(x, w, b, offsets, channel_stride, padded_size, y, cols,
+                                      keep_cols, work, g, n_threads)
         return y.reshape(n, f, g["oh"], g["ow"])
     if not keep_cols:
         cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
@@ -362,8 +360,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     return (dx if need_dx else None), dw, db
 
 
-def _matmul(a, b, bias=None, out=None):
-    """``a @ b (+ bias)`` by skconv's GEMM, over row blocks on the OpenMP threads.
+def _matmul(a, b, bias=None, out=None, relu=False):
+    """``a @ b (+ bias)`` by skconv's GEMM, over row blocks on the OpenMP threads;
+    then ``max(., 0)`` with ``relu``.
 
     Each output element is one chain of fused multiply-adds over the inner
     axis in order, so its bits do not depend on the other rows, the number of
@@ -377,7 +376,7 @@ def _matmul(a, b, bias=None, out=None):
     bias = np.empty(0, dtype=a.dtype) if bias is None else bias
     n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD))
     work = _gemm_work(n_blocks, -(-m // n_blocks), n, k, a.dtype)
-    _gemm.matmul(a, b, bias, out, False, work, n_blocks)
+    _gemm.matmul(a, b, bias, out, False, relu, work, n_blocks)
     return out
 
 
@@ -521,12 +520,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
     return _max_pool2d(x, g, return_argmax)
 
 
-def _max_pool2d(x, g, return_argmax):
-    """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g."""
+# the kernels' "no argmax wanted": empty, so never written
+_NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
+
+
+def _max_pool2d(x, g, return_argmax, relu=False):
+    """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
+    ``relu`` (values only) applies ``max(y, 0)``, the activation a block puts after pooling."""
     n, c = x.shape[:2]
     y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
-    argmax = np.empty(y.shape if return_argmax else (0, 0, 0, 0), dtype=np.intp)
-    _pool.max_pool2d_forward(x, y, argmax, g, _n_threads(n))
+    argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
+    _pool.max_pool2d_forward(x, y, argmax, relu and not return_argmax, g, _n_threads(n))
     return (y, argmax) if return_argmax else y
 
 

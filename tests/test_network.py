@@ -75,6 +75,28 @@ def test_forward_fast_equals_training_forward():
     assert_array_equal(net.forward_fast(x.copy()), net.forward(x.copy(), training=True))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_fused_into_pooling_and_dense_changes_no_bits(dtype):
+    # the inference pass applies a ReLU inside the max pool or dense layer
+    # before it; layer by layer, with the activation on its own, is the same
+    layers = [
+        Conv2D(4, 3, padding="same"), MaxPool2D(2), Activation("relu"),
+        Conv2D(3, 3, padding="valid"), Activation("relu"),
+        Flatten(), Dense(6), Activation("relu"), Dense(5), Activation("tanh"), Dense(3),
+    ]
+    net = Sequential(layers, (2, 10, 9), dtype)
+    net.init_params(np.random.RandomState(0))
+    x = np.random.RandomState(1).standard_normal((7, 2, 10, 9)).astype(dtype)
+    x[0, 0, :4, :4] = -0.0
+    x[1, 1, 2, 3] = np.nan
+    y = x.copy()
+    for layer in net.layers:
+        y = layer.forward_fast(y)
+    fused = net.forward_fast(x.copy())
+    assert_array_equal(fused, y)
+    assert_array_equal(np.signbit(fused[2:]), np.signbit(y[2:]))
+
+
 def test_input_conv_is_asked_for_no_dx(monkeypatch):
     calls = []
     original = ops.conv2d_backward

@@ -1,8 +1,9 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
-from ._gemm cimport gemm, implicit_gemm, BIAS_PER_ROW, NO_BIAS
+from ._gemm cimport (gemm, implicit_gemm, pack_panels_of, panel_cols, panel_rows, BIAS_PER_ROW,
+                     NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
@@ -60,15 +61,15 @@ def conv2d_forward(
 
 def conv2d_forward_implicit(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
-    const floating[::1] w_panels,       # IN  w (f, c * kh * kw) packed by _gemm.pack_panels
+    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     const floating[::1] b,              # IN  (f,), or empty for no bias
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     Py_ssize_t channel_stride,          # elements between the padded image's channels
+    Py_ssize_t padded_size,             # elements of one padded image, slack included
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
     floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
     bint keep_cols,
-    floating[:, ::1] padded,            # scratch (n_threads, ...), zeros: the padded images
-    floating[:, :, ::1] wide,           # scratch (n_threads, panel rows, panel columns)
+    floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
 ):
@@ -83,33 +84,44 @@ def conv2d_forward_implicit(
 
     With ``keep_cols`` (training) im2col(x[n]) is written to ``cols[n]`` for
     the backward pass, which is cheaper than packing it for a GEMM.
+
+    ``work`` holds panel_rows(f) * ckk elements, then for each thread
+    padded_size + panel_rows(f) * panel_cols(nq) (see _gemm.panel_shape).
     """
     cdef Py_ssize_t n, tid, ci, r, f, i, j
     cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
     cdef int nf = y.shape[1], ckk = offsets.shape[0]
     cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
-    cdef Py_ssize_t ldc = wide.shape[2]
+    cdef bint dp = floating is double
+    cdef Py_ssize_t ldc = panel_cols(nq, dp)
+    cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
+    cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     cdef bint has_bias = b.shape[0] > 0
     cdef floating *img
+    cdef floating *wide
     cdef const floating *row
     cdef floating *out
     cdef floating bias_f
     with nogil:
+        pack_panels_of(nf, ckk, &w[0, 0], ckk, 1, &work[0])
+        for tid in range(n_threads):
+            # the borders stay zero: only the middle of an image is written
+            memset(&work[panels_size + tid * per_thread], 0, padded_size * sizeof(floating))
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             tid = threadid()
-            img = &padded[tid, 0]
-            # the borders were zeroed once and are never written
+            img = &work[panels_size + tid * per_thread]
+            wide = img + padded_size
             for ci in range(g.c):
                 for r in range(g.h):
                     memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci, r, 0],
                            g.w * sizeof(floating))
             if keep_cols:
                 im2col_sample(x[n], cols[n], &g)
-            implicit_gemm(nf, nq, ckk, &w_panels[0], img, &offsets[0], &wide[tid, 0, 0], ldc)
+            implicit_gemm(nf, nq, ckk, &work[0], img, &offsets[0], wide, ldc)
             for f in range(nf):
                 bias_f = b[f] if has_bias else 0
                 for i in range(g.oh):
-                    row = &wide[tid, f, i * wp]
+                    row = wide + f * ldc + i * wp
                     out = &y[n, f, i * ow]
                     if has_bias:
                         for j in range(ow):

@@ -8,6 +8,12 @@ cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t 
 cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
                 bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil
+cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                       float *out) noexcept nogil
+cdef void dpack_panels(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                       double *out) noexcept nogil
+cdef int panel_rows(int m, bint double_precision) noexcept nogil
+cdef int panel_cols(int nq, bint double_precision) noexcept nogil
 cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
                          const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil
 cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
@@ -44,3 +50,12 @@ cdef inline void implicit_gemm(int m, int nq, int k,
         simplicit_gemm(m, nq, k, apack, x, boff, c, ldc)
     else:
         dimplicit_gemm(m, nq, k, apack, x, boff, c, ldc)
+
+
+cdef inline void pack_panels_of(int m, int k, const floating *a, Py_ssize_t rsa, Py_ssize_t csa,
+                                floating *out) noexcept nogil:      # OUT panel_rows(m) * k
+    """Pack a[m, k] for implicit_gemm: panels of the micro-kernel's rows, all of k in each."""
+    if floating is float:
+        spack_panels(m, k, a, rsa, csa, out)
+    else:
+        dpack_panels(m, k, a, rsa, csa, out)

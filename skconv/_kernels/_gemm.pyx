@@ -43,6 +43,24 @@ cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t
     skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
 
 
+cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
+                       float *out) noexcept nogil:
+    skc_pack_panels_s(m, k, a, rsa, csa, out)
+
+
+cdef void dpack_panels(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
+                       double *out) noexcept nogil:
+    skc_pack_panels_d(m, k, a, rsa, csa, out)
+
+
+cdef int panel_rows(int m, bint double_precision) noexcept nogil:
+    return skc_panel_rows(m, double_precision)
+
+
+cdef int panel_cols(int nq, bint double_precision) noexcept nogil:
+    return skc_panel_cols(nq, double_precision)
+
+
 cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
                          const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil:
     skc_implicit_gemm_s(m, nq, k, apack, x, boff, c, ldc)
@@ -71,22 +89,12 @@ def tile_shape(dtype_char):
 
 
 def panel_shape(Py_ssize_t m, Py_ssize_t nq, dtype_char):
-    """(rows, columns) of implicit_gemm's output for m x nq: each rounded up to the tile."""
+    """(rows, columns) of implicit_gemm's output for m x nq: each rounded up to the tile.
+
+    For sizing scratch in Python; a kernel packs with pack_panels_of.
+    """
     cdef int dp = dtype_char == 'd'
     return skc_panel_rows(<int> m, dp), skc_panel_cols(<int> nq, dp)
-
-
-def pack_panels(
-    const floating[:, :] a,             # IN  (m, k), any strides
-    floating[::1] out,                  # OUT panel_shape(m, ...)[0] * k
-):
-    """Pack a for implicit_gemm: panels of the micro-kernel's rows, all of k in each."""
-    if floating is float:
-        skc_pack_panels_s(<int> a.shape[0], <int> a.shape[1], &a[0, 0],
-                          a.strides[0] // sizeof(float), a.strides[1] // sizeof(float), &out[0])
-    else:
-        skc_pack_panels_d(<int> a.shape[0], <int> a.shape[1], &a[0, 0],
-                          a.strides[0] // sizeof(double), a.strides[1] // sizeof(double), &out[0])
 
 
 def cpu_supports(str path):
@@ -110,16 +118,18 @@ def matmul(
     const floating[::1] bias,           # IN  (n,) added per column, or empty
     floating[:, ::1] c,                 # OUT (m, n)
     bint accumulate,
+    bint relu,
     floating[:, ::1] work,              # scratch (n_blocks, work_size(block rows, n, k))
     int n_threads,
 ):
-    """c = (c if accumulate else 0) + a @ b + bias, in row blocks of fixed size.
+    """c = (c if accumulate else 0) + a @ b + bias, in row blocks of fixed size,
+    then max(c, 0) with ``relu`` (NaN stays, as in np.maximum).
 
     Blocks split the rows only, so every element is still one chain over k
     and the bits do not depend on the number of blocks or threads.
     """
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    cdef Py_ssize_t n_blocks = work.shape[0], blk, i0, i1
+    cdef Py_ssize_t n_blocks = work.shape[0], blk, i0, i1, i, j
     cdef int bias_mode = BIAS_PER_COLUMN if bias.shape[0] > 0 else NO_BIAS
     cdef const floating *bias_ptr = &bias[0] if bias.shape[0] > 0 else NULL
     if m == 0 or n == 0:
@@ -135,4 +145,8 @@ def matmul(
                      &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
                      b.strides[1] // sizeof(floating),
                      &c[i0, 0], c.shape[1], accumulate, bias_ptr, bias_mode, &work[blk, 0])
+                if relu:
+                    for i in range(i0, i1):
+                        for j in range(n):
+                            c[i, j] = 0 if c[i, j] < 0 else c[i, j]
 
