@@ -843,7 +843,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         callbacks = _FitCallbacks(self, 1 if incremental else self.max_iter, X, labels,
                                   given_weight)
         self._stopped_diverged = False  # set by _diverged, which says why itself
-        self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
+        network = self._network  # a fit that fails leaves no model: hold on to it here
+        try:
+            self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
+        finally:
+            network.release_buffers()
         callbacks.end_fit()
         if not (incremental or self._stopped_diverged):
             self._diagnose_loss_curve(y, sample_weight)

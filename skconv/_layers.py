@@ -39,11 +39,17 @@ def _check_input(layer, x):
 
 
 def _buffer(layer, name, shape, dtype):
-    """Return the scratch array ``layer.<name>``, re-allocated only when its shape changes."""
+    """Return the scratch array ``layer.<name>``, re-allocated only when its shape changes.
+
+    Training reuses these across the batches of a fit: a fresh array per
+    batch costs the kernel's zeroing of every page it touches. The network
+    drops them when the fit ends (:meth:`Layer.release_buffers`).
+    """
     buf = getattr(layer, name, None)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = np.empty(shape, dtype=dtype)
         setattr(layer, name, buf)
+        layer.__dict__.setdefault("_buffer_names", set()).add(name)
     return buf
 
 
@@ -86,6 +92,11 @@ class Layer:
 
     def forward_fast(self, x):
         return self.forward(x, training=False)
+
+    def release_buffers(self):
+        """Drop the scratch arrays training kept across batches."""
+        for name in self.__dict__.pop("_buffer_names", ()):
+            delattr(self, name)
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -205,21 +216,23 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(self._padded(x))
         w = self._w.reshape(self.filters, -1)
         b = self._b if self.bias else w[0, :0]
-        cols = None
-        if training:
-            self._x = x
-            # the unfolded input, kept for backward (which then skips im2col);
-            # the buffer lives across batches of the same size
-            _, oh, ow = self.output_shape
-            cols = _buffer(self, "_cols", (x.shape[0], w.shape[1], oh * ow), x.dtype)
-        return ops._conv2d(x, w, b, self._geometry(), cols)
+        if not training:
+            return ops._conv2d(x, w, b, self._geometry())
+        self._x = x
+        # the unfolded input, kept for backward (which then skips im2col), and
+        # the output: buffers that live across batches of the same size
+        _, oh, ow = self.output_shape
+        cols = _buffer(self, "_cols", (x.shape[0], w.shape[1], oh * ow), x.dtype)
+        y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
+        return ops._conv2d(x, w, b, self._geometry(), cols, out=y)
 
     def backward(self, dy, need_dx=True):
-        dx, dw, db = ops.conv2d_backward(
-            dy, self._x, self._w, stride=self.stride, padding=self.pad,
-            dilation=self.dilation, need_dx=need_dx, cols=self._cols,
-        )
-        self._dw[...] = dw
+        x = self._x
+        dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
+        dx, dw, db = ops._conv2d_backward(np.ascontiguousarray(dy), x,
+                                          self._w.reshape(self.filters, -1), self._geometry(),
+                                          need_dx, self._cols, dx)
+        self._dw[...] = dw.reshape(self._dw.shape)
         if self.bias:
             self._db[...] = db
         self._x = None
@@ -264,8 +277,11 @@ class MaxPool2D(_Pool2D):
         if not training:
             return self.forward_fast(x)
         _check_input(self, x)
-        y, argmax = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True)
-        self._argmax, self._x_shape = argmax, x.shape
+        # buffers that live across batches of the same size
+        shape = (x.shape[0],) + self.output_shape
+        out = _buffer(self, "_y", shape, x.dtype), _buffer(self, "_argmax", shape, np.intp)
+        y, _ = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True, out=out)
+        self._x_shape = x.shape
         return y
 
     def forward_fast(self, x, relu=False):
@@ -273,9 +289,8 @@ class MaxPool2D(_Pool2D):
         return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
     def backward(self, dy, need_dx=True):
-        dx = ops.max_pool2d_backward(dy, self._argmax, self._x_shape)
-        self._argmax = None
-        return dx
+        dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
+        return ops._max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape, dx)
 
 
 class AvgPool2D(_Pool2D):

@@ -126,6 +126,11 @@ class Sequential:
             if hasattr(layer, "set_rng"):
                 layer.set_rng(rng)
 
+    def release_buffers(self):
+        """Drop the scratch arrays the layers keep between training batches."""
+        for layer in self.layers:
+            layer.release_buffers()
+
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""
         for layer in self.layers:

@@ -246,17 +246,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     return _conv2d(x, w.reshape(f, -1), b, g, cols)
 
 
-def _conv2d(x, w, b, g, cols=None):
+def _conv2d(x, w, b, g, cols=None, out=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
     and b (f,) or empty of x's dtype, g x's geometry, cols None or a checked workspace.
 
     The layers' inference path calls this directly: their arguments are right
     by construction, and a one-row prediction would spend more time in the
-    checks than in the arithmetic.
+    checks than in the arithmetic. ``out``, an (n, f, oh, ow) array to write
+    into (a training layer's buffer), or None.
     """
     n, f, ohw, ckk = x.shape[0], w.shape[0], g["oh"] * g["ow"], w.shape[1]
     n_threads = _n_threads(n)
-    y = np.empty((n, f, ohw), dtype=x.dtype)
+    y = np.empty((n, f, ohw), dtype=x.dtype) if out is None else out.reshape(n, f, ohw)
     keep_cols = cols is not None
     if g["sh"] == g["sw"] == 1:
         # the implicit product reads the taps from the padded image itself:
@@ -336,26 +337,42 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
         raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
     g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
     _check_shape(dy, (n, f, g["oh"], g["ow"]), "dy")
-    ohw, ckk = g["oh"] * g["ow"], c * kh * kw
+    if cols is not None:
+        _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
+    dx, dw, db = _conv2d_backward(dy, x, w.reshape(f, -1), g, need_dx, cols)
+    return dx, dw.reshape(w.shape), db
+
+
+def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
+    """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
+    C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
+    ``dx`` an (n, c, h, w) array to write into (a layer's buffer), or None.
+
+    Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``.
+    """
+    n = x.shape[0]
+    f, ckk = w.shape
+    ohw = g["oh"] * g["ow"]
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
     n_threads = _n_threads(n_chunks)
-    dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
+    if dx is None:
+        dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
     # dw's rows along the filters unless there are too few of them to fill
     # the micro-kernel's rows (bits are the same either way)
     dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]
     dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
     have_cols = cols is not None
-    cols = _workspace(cols, (n, ckk, ohw), x.dtype) if have_cols else (
-        np.empty((n_threads, ckk, ohw), dtype=x.dtype))
+    if not have_cols:
+        cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
     work_size = max(_gemm.work_size(*shape) for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
     work = np.empty((n_threads, work_size), dtype=x.dtype)
     _conv.conv2d_backward(
-        dy.reshape(n, f, ohw), x, w.reshape(f, ckk), dx, dw_part, db_part, cols, have_cols,
+        dy.reshape(n, f, ohw), x, w, dx, dw_part, db_part, cols, have_cols,
         dw_transposed, work, g, n_threads,
     )
     dw = dw_part.sum(axis=0)
-    dw = np.ascontiguousarray(dw.T if dw_transposed else dw).reshape(w.shape)
+    dw = np.ascontiguousarray(dw.T if dw_transposed else dw)
     db = db_part.sum(axis=0)
     return (dx if need_dx else None), dw, db
 
@@ -524,12 +541,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
 _NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
 
 
-def _max_pool2d(x, g, return_argmax, relu=False):
+def _max_pool2d(x, g, return_argmax, relu=False, out=None):
     """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
-    ``relu`` (values only) applies ``max(y, 0)``, the activation a block puts after pooling."""
+    ``relu`` (values only) applies ``max(y, 0)``, the activation a block puts after pooling.
+    ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers)."""
     n, c = x.shape[:2]
-    y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
-    argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
+    if out is not None:
+        y, argmax = out
+    else:
+        y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
+        argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
     _pool.max_pool2d_forward(x, y, argmax, relu and not return_argmax, g, _n_threads(n))
     return (y, argmax) if return_argmax else y
 
@@ -563,7 +584,14 @@ def max_pool2d_backward(dy, argmax, x_shape):
             f"{h}x{w} input planes of x_shape={tuple(x_shape)}"
         )
     argmax = np.ascontiguousarray(argmax, dtype=np.intp)
-    dx = np.empty((n, c, h * w), dtype=dy.dtype)
+    return _max_pool2d_backward(dy, argmax, (n, c, h, w))
+
+
+def _max_pool2d_backward(dy, argmax, x_shape, dx=None):
+    """:func:`max_pool2d_backward` of a C-contiguous dy and an argmax from max_pool2d;
+    ``dx`` an array of x_shape to write into (a training layer's buffer), or None."""
+    n, c, h, w = x_shape
+    dx = np.empty((n, c, h * w), dtype=dy.dtype) if dx is None else dx.reshape(n, c, h * w)
     _pool.max_pool2d_backward(
         dy.reshape(n, c, -1), argmax.reshape(n, c, -1), dx, _n_threads(n)
     )

@@ -99,13 +99,13 @@ def test_relu_fused_into_pooling_and_dense_changes_no_bits(dtype):
 
 def test_input_conv_is_asked_for_no_dx(monkeypatch):
     calls = []
-    original = ops.conv2d_backward
+    original = ops._conv2d_backward
 
-    def spy(*args, need_dx=True, **kwargs):
+    def spy(dy, x, w, g, need_dx, *args):
         calls.append(need_dx)
-        return original(*args, need_dx=need_dx, **kwargs)
+        return original(dy, x, w, g, need_dx, *args)
 
-    monkeypatch.setattr(ops, "conv2d_backward", spy)
+    monkeypatch.setattr(ops, "_conv2d_backward", spy)
     net = _every_layer_kind_net()
     net.loss_and_grad(np.ones((2, 2, 9, 10)), np.array([0, 1]), np.ones(2), 0.0)
     # backward runs the convs last to first
