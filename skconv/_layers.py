@@ -218,20 +218,18 @@ class Conv2D(Layer):
         b = self._b if self.bias else w[0, :0]
         if not training:
             return ops._conv2d(x, w, b, self._geometry())
+        # backward reads the taps from x, or unfolds one sample at a time: no
+        # unfolded batch is kept (it took more memory than the activations)
         self._x = x
-        # the unfolded input, kept for backward (which then skips im2col), and
-        # the output: buffers that live across batches of the same size
-        _, oh, ow = self.output_shape
-        cols = _buffer(self, "_cols", (x.shape[0], w.shape[1], oh * ow), x.dtype)
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
-        return ops._conv2d(x, w, b, self._geometry(), cols, out=y)
+        return ops._conv2d(x, w, b, self._geometry(), out=y)
 
     def backward(self, dy, need_dx=True):
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         dx, dw, db = ops._conv2d_backward(np.ascontiguousarray(dy), x,
                                           self._w.reshape(self.filters, -1), self._geometry(),
-                                          need_dx, self._cols, dx)
+                                          need_dx, dx=dx)
         self._dw[...] = dw.reshape(self._dw.shape)
         if self.bias:
             self._db[...] = db

@@ -357,6 +357,27 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
     n_threads = _n_threads(n_chunks)
     if dx is None:
         dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
+    if g["sh"] == g["sw"] == 1 and ckk >= _gemm.tile_shape(x.dtype.char)[1]:
+        # the weights' gradient reads the taps from the padded input itself
+        # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
+        # the product's columns, so fewer than a tile's would leave most of
+        # it empty; im2col's product can put them in the rows instead
+        channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
+                                               g["ph"], g["pw"], g["dh"], g["dw"])
+        nq = (g["oh"] - 1) * (g["w"] + 2 * g["pw"]) + g["ow"]
+        columns = _gemm.panel_shape(f, nq, x.dtype.char)[1]
+        padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
+        images = np.empty((n_threads, padded_size + f * nq), dtype=x.dtype)
+        dcols = np.empty((n_threads, ckk, ohw) if need_dx else (0, 0, 0), dtype=x.dtype)
+        work = np.empty((n_threads, max(_gemm.work_size(f, ckk, nq),
+                                        _gemm.work_size(ckk, ohw, f))), dtype=x.dtype)
+        dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
+        db_part = np.empty((n_chunks, f), dtype=x.dtype)
+        _conv.conv2d_backward_implicit(
+            dy.reshape(n, f, ohw), x, w, offsets, channel_stride, padded_size, dx, dw_part,
+            db_part, images, dcols, work, g, n_threads,
+        )
+        return (dx if need_dx else None), dw_part.sum(axis=0), db_part.sum(axis=0)
     # dw's rows along the filters unless there are too few of them to fill
     # the micro-kernel's rows (bits are the same either way)
     dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]

@@ -101,9 +101,9 @@ def test_input_conv_is_asked_for_no_dx(monkeypatch):
     calls = []
     original = ops._conv2d_backward
 
-    def spy(dy, x, w, g, need_dx, *args):
+    def spy(dy, x, w, g, need_dx, *args, **kwargs):
         calls.append(need_dx)
-        return original(dy, x, w, g, need_dx, *args)
+        return original(dy, x, w, g, need_dx, *args, **kwargs)
 
     monkeypatch.setattr(ops, "_conv2d_backward", spy)
     net = _every_layer_kind_net()

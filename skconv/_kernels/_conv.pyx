@@ -2,8 +2,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from ._gemm cimport (gemm, implicit_gemm, pack_panels_of, panel_cols, panel_rows, BIAS_PER_ROW,
-                     NO_BIAS)
+from ._gemm cimport (gemm, gemm_taps, implicit_gemm, pack_panels_of, panel_cols, panel_rows,
+                     BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
@@ -191,3 +191,71 @@ def conv2d_backward(
                     gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1,
                          &cols[slot, 0, 0], ohw, False, NULL, NO_BIAS, &work[tid, 0])
                     col2im_sample(cols[slot], dx[n], &g)
+
+
+def conv2d_backward_implicit(
+    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
+    const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
+    Py_ssize_t channel_stride,          # elements between the padded image's channels
+    Py_ssize_t padded_size,             # elements of one padded image, slack included
+    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk)
+    floating[:, ::1] db_part,           # OUT (n_chunks, f)
+    floating[:, ::1] images,            # scratch (n_threads, padded_size + f * nq)
+    floating[:, :, ::1] dcols,          # scratch (n_threads, ckk, ohw), or empty without dx
+    floating[:, ::1] work,              # scratch (n_threads, gemm work size)
+    Geometry g,                         # stride 1 (sh == sw == 1)
+    int n_threads,
+):
+    """Gradients of a stride-1 convolution, the weights' without im2col.
+
+    dw = dy @ im2col(x)^T reads each tap's column of im2col(x)^T straight
+    from the zero-padded image, as conv2d_forward_implicit reads its rows:
+    dy is laid out at the padded width (nq = (oh - 1) * wp + ow columns,
+    zeros at j >= ow), so position q of the product is the same window
+    offset for every tap. Those zeros add nothing to a chain, so each dw
+    element is the chain of conv2d_backward's, over the same positions in the
+    same order. Chunks and their order as in conv2d_backward: the bits do not
+    depend on the threads. dx is w^T @ dy folded by col2im, as there.
+    """
+    cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
+    cdef Py_ssize_t ci, n, start, stop, f, i, tid, ci2, r
+    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
+    cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
+    cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
+    cdef floating s
+    cdef floating *img
+    cdef floating *dy_wide
+    cdef bint need_dx = dx.shape[0] > 0
+    with nogil:
+        for tid in range(images.shape[0]):
+            # borders and the columns past ow stay zero: only the rest is written
+            memset(&images[tid, 0], 0, images.shape[1] * sizeof(floating))
+        for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            img = &images[tid, 0]
+            dy_wide = img + padded_size
+            start = ci * n_samples // n_chunks
+            stop = (ci + 1) * n_samples // n_chunks
+            for n in range(start, stop):
+                for ci2 in range(g.c):
+                    for r in range(g.h):
+                        memcpy(img + ci2 * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci2, r, 0],
+                               g.w * sizeof(floating))
+                for f in range(nf):
+                    for i in range(g.oh):
+                        memcpy(dy_wide + f * nq + i * wp, &dy[n, f, i * ow], ow * sizeof(floating))
+                # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk): one chain
+                # over the chunk's samples and positions
+                gemm_taps(nf, ckk, nq, dy_wide, nq, 1, img, &offsets[0], &dw_part[ci, 0, 0], ckk,
+                          n != start, &work[tid, 0])
+                for f in range(nf):
+                    s = _sum(&dy[n, f, 0], ohw)
+                    db_part[ci, f] = s if n == start else db_part[ci, f] + s
+                if need_dx:
+                    # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold
+                    gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1,
+                         &dcols[tid, 0, 0], ohw, False, NULL, NO_BIAS, &work[tid, 0])
+                    col2im_sample(dcols[tid], dx[n], &g)

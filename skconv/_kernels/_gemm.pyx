@@ -9,10 +9,12 @@ cdef extern from "gemm.h":
     skc_kernel_shape skc_kernels_d[3]
     Py_ssize_t skc_gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) nogil
     void skc_gemm_s(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
-                    const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
+                    const float *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
+                    float *c, Py_ssize_t ldc,
                     int accumulate, const float *bias, int bias_mode, float *work) nogil
     void skc_gemm_d(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
-                    const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
+                    const double *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
+                    double *c, Py_ssize_t ldc,
                     int accumulate, const double *bias, int bias_mode, double *work) nogil
     void skc_pack_panels_s(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                            float *out) nogil
@@ -32,15 +34,17 @@ PATHS = ("portable", "avx2", "avx512")
 
 
 cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
-                const float *b, Py_ssize_t rsb, Py_ssize_t csb, float *c, Py_ssize_t ldc,
+                const float *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
+                float *c, Py_ssize_t ldc,
                 bint accumulate, const float *bias, int bias_mode, float *work) noexcept nogil:
-    skc_gemm_s(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+    skc_gemm_s(m, n, k, a, rsa, csa, b, rsb, csb, coff, c, ldc, accumulate, bias, bias_mode, work)
 
 
 cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
-                const double *b, Py_ssize_t rsb, Py_ssize_t csb, double *c, Py_ssize_t ldc,
+                const double *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
+                double *c, Py_ssize_t ldc,
                 bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil:
-    skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, bias, bias_mode, work)
+    skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, coff, c, ldc, accumulate, bias, bias_mode, work)
 
 
 cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,

@@ -156,16 +156,17 @@ SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
 #endif
 
 #if SKC_HAVE_X86_PATHS
-/* out[q * ldo + r] = in[r * ldi + q] for a square block: 8 x 8 floats, 4 x 4
- * doubles. Packing a transposed operand (B = cols^T in a convolution's weight
- * gradient) element by element costs more than the product it feeds. Data
- * movement only: no bit changes. AVX2 runs on every AVX-512 CPU too. */
+/* out[q * ldo + r] = rows[r][q] for a square block: 8 x 8 floats, 4 x 4
+ * doubles. Packing a transposed operand (a convolution's weight gradient reads
+ * its input's taps as columns) element by element costs more than the product
+ * it feeds. Data movement only: no bit changes. AVX2 runs on every AVX-512
+ * CPU too. */
 __attribute__((target("avx2")))
-static void skc_transpose_block_s(const float *in, ptrdiff_t ldi, float *out, ptrdiff_t ldo)
+static void skc_transpose_block_s(const float *const *rows, float *out, ptrdiff_t ldo)
 {
     __m256 r[8], t[8], u[8];
     for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(in + i * ldi);
+        r[i] = _mm256_loadu_ps(rows[i]);
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -183,11 +184,11 @@ static void skc_transpose_block_s(const float *in, ptrdiff_t ldi, float *out, pt
 }
 
 __attribute__((target("avx2")))
-static void skc_transpose_block_d(const double *in, ptrdiff_t ldi, double *out, ptrdiff_t ldo)
+static void skc_transpose_block_d(const double *const *rows, double *out, ptrdiff_t ldo)
 {
     __m256d r[4], t[4];
     for (int i = 0; i < 4; i++)
-        r[i] = _mm256_loadu_pd(in + i * ldi);
+        r[i] = _mm256_loadu_pd(rows[i]);
     for (int i = 0; i < 4; i += 2) {
         t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);
@@ -199,8 +200,8 @@ static void skc_transpose_block_d(const double *in, ptrdiff_t ldi, double *out, 
 }
 #define SKC_TRANSPOSES(path) ((path) >= SKC_AVX2)
 #else
-#define skc_transpose_block_s(in, ldi, out, ldo) ((void)0)
-#define skc_transpose_block_d(in, ldi, out, ldo) ((void)0)
+#define skc_transpose_block_s(rows, out, ldo) ((void)0)
+#define skc_transpose_block_d(rows, out, ldo) ((void)0)
 #define SKC_TRANSPOSES(path) 0
 #endif
 
@@ -300,30 +301,39 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
-    /* b[kc, nc] (strides rsb, csb) -> panels of NR columns: out[panel][p][j] */           \
+    /* b[kc, nc] -> panels of NR columns: out[panel][p][j] = b[p * rsb + column j],     \
+     * column j at j * csb, or at coff[j] when coff is given (an implicit B: the taps  \
+     * of a convolution's input, each a window of one padded image) */                 \
     static void skc_pack_b_##S(int kc, int nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
-                               int nr, T *restrict out)                                    \
+                               const ptrdiff_t *coff, int nr, T *restrict out)             \
     {                                                                                      \
-        /* a transposed B (its columns contiguous) goes in square blocks */                \
-        const int blocks = rsb == 1 && csb != 1 && SKC_TRANSPOSES(skc_path);               \
+        /* columns contiguous (a transposed or implicit B): square blocks at once */       \
+        const int blocks = rsb == 1 && (coff || csb != 1) && SKC_TRANSPOSES(skc_path);     \
+        const T *rows[TB];                                                                 \
         for (int j0 = 0; j0 < nc; j0 += nr, out += (ptrdiff_t)kc * nr) {                   \
             int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
             int blocked_cols = blocks ? cols / TB * TB : 0, blocked_rows = 0;              \
             if (blocked_cols > 0)                                                          \
                 for (; blocked_rows + TB <= kc; blocked_rows += TB)                        \
-                    for (int jb = 0; jb < blocked_cols; jb += TB)                          \
-                        skc_transpose_block_##S(b + blocked_rows + (j0 + jb) * csb, csb,   \
-                                                out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
+                    for (int jb = 0; jb < blocked_cols; jb += TB) {                        \
+                        for (int r = 0; r < TB; r++)                                       \
+                            rows[r] = b + blocked_rows + (coff ? coff[j0 + jb + r]         \
+                                                               : (j0 + jb + r) * csb);     \
+                        skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
+                    }                                                                      \
             for (int p = 0; p < kc; p++) {                                                 \
-                const T *src = b + p * rsb + j0 * csb;                                     \
+                const T *src = b + p * rsb;                                                \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
                 int j = p < blocked_rows ? blocked_cols : 0;                               \
-                if (csb == 1)                                                              \
+                if (coff)                                                                  \
                     for (; j < cols; j++)                                                  \
-                        dst[j] = src[j];                                                   \
+                        dst[j] = src[coff[j0 + j]];                                        \
+                else if (csb == 1)                                                         \
+                    for (; j < cols; j++)                                                  \
+                        dst[j] = src[j0 + j];                                              \
                 else                                                                       \
                     for (; j < cols; j++)                                                  \
-                        dst[j] = src[j * csb];                                             \
+                        dst[j] = src[(j0 + j) * csb];                                      \
                 for (; j < nr; j++)                                                        \
                     dst[j] = 0;                                                            \
             }                                                                              \
@@ -331,11 +341,12 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     }                                                                                      \
                                                                                            \
     /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + a @ b, then + bias: bias[i]      \
-     * per row (bias_mode 1) or bias[j] per column (2). Serial: callers thread over       \
+     * per row (bias_mode 1) or bias[j] per column (2). B's column j starts at j * csb,   \
+     * or at coff[j] when coff is not NULL (see skc_pack_b). Serial: callers thread over  \
      * independent blocks. work holds skc_gemm_work_size(m, n, k) elements. */            \
     static void skc_gemm_##S(int m, int n, int k,                                          \
                              const T *a, ptrdiff_t rsa, ptrdiff_t csa,                     \
-                             const T *b, ptrdiff_t rsb, ptrdiff_t csb,                     \
+                             const T *b, ptrdiff_t rsb, ptrdiff_t csb, const ptrdiff_t *coff,\
                              T *c, ptrdiff_t ldc, int accumulate,                          \
                              const T *bias, int bias_mode, T *work)                        \
     {                                                                                      \
@@ -360,15 +371,16 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                  * once and its rows are contiguous; otherwise packed, since rows a     \
                  * power of two apart share L1 sets and evict each other. The last,     \
                  * narrow panel is always packed (zero-padded). */                      \
-                int direct_b = csb == 1 && m <= mr;                                        \
-                const T *bblock = b + pc * rsb + jc * csb;                                 \
+                int direct_b = !coff && csb == 1 && m <= mr;                               \
+                const T *bblock = b + pc * rsb + (coff ? 0 : jc * csb);                    \
                 if (direct_b) {                                                            \
                     int full = nc / nr * nr;                                               \
                     if (full < nc)                                                         \
-                        skc_pack_b_##S(kc, nc - full, bblock + full, rsb, 1, nr,           \
+                        skc_pack_b_##S(kc, nc - full, bblock + full, rsb, 1, NULL, nr,     \
                                        bpack + (ptrdiff_t)full * kc);                      \
                 } else {                                                                   \
-                    skc_pack_b_##S(kc, nc, bblock, rsb, csb, nr, bpack);                   \
+                    skc_pack_b_##S(kc, nc, bblock, rsb, csb, coff ? coff + jc : NULL, nr,  \
+                                   bpack);                                                 \
                 }                                                                          \
                 for (int ic = 0; ic < m; ic += SKC_MC) {                                   \
                     int mc = m - ic < SKC_MC ? m - ic : SKC_MC;                            \
