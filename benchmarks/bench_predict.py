@@ -26,6 +26,9 @@ Four ways to serve each, the same weights in all of them:
 Measured: predict throughput (images/s) at a batch of 1000 (labels only), and
 one-row ``predict_proba`` latency (microseconds), medians over rounds in
 which the four take turns (so load from other processes hits all alike).
+Those one-row calls follow each other's batches, so their caches are cold;
+``hot us`` is the median of ``--latency-calls`` one-row calls in a row, a
+server answering one request after another.
 Threads: ``threadpoolctl.threadpool_limits`` for skconv,
 ``torch.set_num_threads`` for torch, ``SessionOptions.intra_op_num_threads``
 for onnxruntime (one session per thread count). Ratios are skconv / other for
@@ -190,9 +193,11 @@ def bench(clf, X, threads, rounds, latency_calls):
                 throughput[w].append(BATCH / timed(pred))
                 calls = [timed(proba) for _ in range(latency_calls // rounds or 1)]
                 latency[w].extend(calls)
+        hot = {w: statistics.median(timed(proba) for _ in range(latency_calls)) * 1e6
+               for w, (_, proba) in ways.items()}
     return ({w: statistics.median(v) for w, v in throughput.items()},
             {w: statistics.median(v) * 1e6 for w, v in latency.items()},
-            max(diffs.values()))
+            hot, max(diffs.values()))
 
 
 def cpu_name():
@@ -226,7 +231,8 @@ def main():
     header = (f"{'model':>7} | {'thr':>3} | " + " ".join(f"{w:>10}" for w in ways)
               + f" | {'vs ort':>6} {'vs torch':>8} | "
               + " ".join(f"{w + ' us':>13}" for w in ways)
-              + f" | {'vs ort':>6} {'vs torch':>8} | {'max |dp|':>8}")
+              + f" | {'vs ort':>6} {'vs torch':>8} | "
+              + " ".join(f"{w + ' hot us':>17}" for w in ways) + f" | {'max |dp|':>8}")
     print(header)
     print("-" * len(header))
     for model in args.models:
@@ -234,13 +240,14 @@ def main():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = ConvNetClassifier(**MODELS[model], max_iter=1, random_state=0).fit(X, y)
         for threads in args.threads:
-            tput, lat, diff = bench(clf, X, threads, args.rounds, args.latency_calls)
+            tput, lat, hot, diff = bench(clf, X, threads, args.rounds, args.latency_calls)
             print(f"{model:>7} | {threads:>3} | " + " ".join(f"{tput[w]:>10.0f}" for w in ways)
                   + f" | {tput['skconv'] / tput['ort']:>6.2f} "
                   f"{tput['skconv'] / tput['torch']:>8.2f} | "
                   + " ".join(f"{lat[w]:>13.1f}" for w in ways)
                   + f" | {lat['ort'] / lat['skconv']:>6.2f} "
-                  f"{lat['torch'] / lat['skconv']:>8.2f} | {diff:>8.1e}", flush=True)
+                  f"{lat['torch'] / lat['skconv']:>8.2f} | "
+                  + " ".join(f"{hot[w]:>17.1f}" for w in ways) + f" | {diff:>8.1e}", flush=True)
 
 
 if __name__ == "__main__":

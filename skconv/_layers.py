@@ -348,18 +348,17 @@ class Dense(Layer):
             self._b[...] = 0
 
     def forward(self, x, training=True):
-        # x comes from a previous layer, of the network's dtype and shape: the
-        # unchecked product of ops serves (any strides; see ops.linear)
-        _check_input(self, x)
-        b = self._b if self.bias else None
         if not training:
-            return ops._matmul(x, self._w, b)
+            return self.forward_fast(x)
+        _check_input(self, x)
         self._x = x
         # the training batch size is fixed, so this buffer lives across batches
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
-        return ops._matmul(x, self._w, b, out=y)
+        return ops._matmul(x, self._w, self._b if self.bias else None, out=y)
 
     def forward_fast(self, x, relu=False):
+        # x comes from a previous layer, of the network's dtype and shape: the
+        # unchecked product of ops serves (any strides; see ops.linear)
         _check_input(self, x)
         return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
 

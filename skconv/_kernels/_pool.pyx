@@ -91,13 +91,13 @@ cdef void _max_pool_2x2(
     # The 2x2 window of stride 2 of nearly every network, values only, written
     # so that the compiler vectorises it: plain selects (each row's pair, then
     # the two rows; ties keep the left operand, which comes first in the
-    # window, so the value is the row-major first maximum's), and a NaN in the
-    # window made the result through the window's sum, which is NaN then.
+    # window, so the value is the row-major first maximum's), then each NaN
+    # of the window in order replaces it (the last NaN wins, as with argmax).
     cdef Py_ssize_t n, c, i, j, ow = g.ow
     cdef const floating *top
     cdef const floating *bottom
     cdef floating *out
-    cdef floating a, b, d, e, upper, lower, best, total
+    cdef floating a, b, d, e, upper, lower, best
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
@@ -113,8 +113,10 @@ cdef void _max_pool_2x2(
                         upper = b if b > a else a
                         lower = e if e > d else d
                         best = lower if lower > upper else upper
-                        total = a + b + d + e
-                        out[j] = total if total != total else best
+                        best = a if a != a else best
+                        best = b if b != b else best
+                        best = d if d != d else best
+                        out[j] = e if e != e else best
 
 
 cdef void _max_pool_2x2_argmax(
