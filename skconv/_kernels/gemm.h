@@ -322,18 +322,21 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                         skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
                     }                                                                      \
             for (int p = 0; p < kc; p++) {                                                 \
-                const T *src = b + p * rsb;                                                \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
                 int j = p < blocked_rows ? blocked_cols : 0;                               \
-                if (coff)                                                                  \
+                if (coff) {                                                                \
+                    const T *src = b + p * rsb;                                            \
                     for (; j < cols; j++)                                                  \
                         dst[j] = src[coff[j0 + j]];                                        \
-                else if (csb == 1)                                                         \
-                    for (; j < cols; j++)                                                  \
-                        dst[j] = src[j0 + j];                                              \
-                else                                                                       \
-                    for (; j < cols; j++)                                                  \
-                        dst[j] = src[(j0 + j) * csb];                                      \
+                } else {                                                                   \
+                    const T *src = b + p * rsb + j0 * csb;                                 \
+                    if (csb == 1)                                                          \
+                        for (; j < cols; j++)                                              \
+                            dst[j] = src[j];                                               \
+                    else                                                                   \
+                        for (; j < cols; j++)                                              \
+                            dst[j] = src[j * csb];                                         \
+                }                                                                          \
                 for (; j < nr; j++)                                                        \
                     dst[j] = 0;                                                            \
             }                                                                              \
