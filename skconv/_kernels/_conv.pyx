@@ -130,6 +130,32 @@ def conv2d_forward_implicit(
                         memcpy(out, row, ow * sizeof(floating))
 
 
+cdef inline int _bias_and_input_gradients(
+    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
+    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
+    Py_ssize_t n,                       # the sample
+    bint first,                         # the first sample of its chunk
+    floating[::1] db,                   # IN/OUT (f,): the chunk's sum
+    bint need_dx,
+    floating[:, ::1] dcols,             # scratch (ckk, ohw)
+    floating[:, :, :, ::1] dx,          # OUT dx[n], if need_dx
+    const Geometry *g,
+    floating *work,                     # scratch, gemm work size of (ckk, ohw, f)
+) except -1 nogil:
+    """The chunk's db += dy[n] summed over positions; dx[n] = col2im(w^T @ dy[n])."""
+    cdef int nf = w.shape[0], ckk = w.shape[1], ohw = dy.shape[2]
+    cdef Py_ssize_t f
+    cdef floating s
+    for f in range(nf):
+        s = _sum(&dy[n, f, 0], ohw)
+        db[f] = s if first else db[f] + s
+    if need_dx:
+        gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1, &dcols[0, 0], ohw, False,
+             NULL, NO_BIAS, work)
+        col2im_sample(dcols, dx[n], g)
+    return 0
+
+
 def conv2d_backward(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
@@ -160,9 +186,8 @@ def conv2d_backward(
     whatever the number of threads.
     """
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
-    cdef Py_ssize_t ci, n, start, stop, f, p, slot, tid
+    cdef Py_ssize_t ci, n, start, stop, slot, tid
     cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
-    cdef floating s
     cdef bint need_dx = dx.shape[0] > 0
     with nogil:
         for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
@@ -183,14 +208,8 @@ def conv2d_backward(
                 else:
                     gemm(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0], 1, ohw,
                          &dw_part[ci, 0, 0], ckk, n != start, NULL, NO_BIAS, &work[tid, 0])
-                for f in range(nf):
-                    s = _sum(&dy[n, f, 0], ohw)
-                    db_part[ci, f] = s if n == start else db_part[ci, f] + s
-                if need_dx:
-                    # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold
-                    gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1,
-                         &cols[slot, 0, 0], ohw, False, NULL, NO_BIAS, &work[tid, 0])
-                    col2im_sample(cols[slot], dx[n], &g)
+                _bias_and_input_gradients(dy, w, n, n == start, db_part[ci], need_dx, cols[slot],
+                                          dx, &g, &work[tid, 0])
 
 
 def conv2d_backward_implicit(
@@ -223,9 +242,8 @@ def conv2d_backward_implicit(
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
     cdef Py_ssize_t ci, n, start, stop, f, i, tid, ci2, r
     cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
-    cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
+    cdef int nf = w.shape[0], ckk = g.c * g.kh * g.kw
     cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
-    cdef floating s
     cdef floating *img
     cdef floating *dy_wide
     cdef bint need_dx = dx.shape[0] > 0
@@ -251,11 +269,5 @@ def conv2d_backward_implicit(
                 # over the chunk's samples and positions
                 gemm_taps(nf, ckk, nq, dy_wide, nq, 1, img, &offsets[0], &dw_part[ci, 0, 0], ckk,
                           n != start, &work[tid, 0])
-                for f in range(nf):
-                    s = _sum(&dy[n, f, 0], ohw)
-                    db_part[ci, f] = s if n == start else db_part[ci, f] + s
-                if need_dx:
-                    # dcols (ckk, ohw) = w^T (ckk, f) @ dy[n] (f, ohw), then fold
-                    gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1,
-                         &dcols[tid, 0, 0], ohw, False, NULL, NO_BIAS, &work[tid, 0])
-                    col2im_sample(dcols[tid], dx[n], &g)
+                _bias_and_input_gradients(dy, w, n, n == start, db_part[ci], need_dx, dcols[tid],
+                                          dx, &g, &work[tid, 0])
