@@ -368,7 +368,8 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
         columns = _gemm.panel_shape(f, nq, x.dtype.char)[1]
         padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
         images = np.empty((n_threads, padded_size + f * nq), dtype=x.dtype)
-        dcols = np.empty((n_threads, ckk, ohw) if need_dx else (0, 0, 0), dtype=x.dtype)
+        # a thread's slice must exist even when empty (a debug build checks the index)
+        dcols = np.empty((n_threads, ckk, ohw) if need_dx else (n_threads, 0, 0), dtype=x.dtype)
         work = np.empty((n_threads, max(_gemm.work_size(f, ckk, nq),
                                         _gemm.work_size(ckk, ohw, f))), dtype=x.dtype)
         dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)

@@ -223,7 +223,7 @@ def conv2d_backward_implicit(
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk)
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded_size + f * nq)
-    floating[:, :, ::1] dcols,          # scratch (n_threads, ckk, ohw), or empty without dx
+    floating[:, :, ::1] dcols,          # scratch (n_threads, ckk, ohw), or (n_threads, 0, 0) without dx
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
