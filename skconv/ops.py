@@ -263,12 +263,7 @@ def _conv2d(x, w, b, g, cols=None, out=None):
         # the implicit product reads the taps from the padded image itself:
         # the same bits without forming (or packing) the columns; training
         # still forms them, for the backward pass
-        channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
-                                               g["ph"], g["pw"], g["dh"], g["dw"])
-        wp = g["w"] + 2 * g["pw"]
-        rows, columns = _gemm.panel_shape(f, (g["oh"] - 1) * wp + g["ow"], x.dtype.char)
-        # rounded up to a cache line, so that each thread's product starts on one
-        padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
+        channel_stride, offsets, _, rows, columns, padded_size = _padded_image(g, f, x.dtype)
         work = np.empty(rows * ckk + n_threads * (padded_size + rows * columns), dtype=x.dtype)
         if not keep_cols:
             cols = np.empty((0, 0, 0), dtype=x.dtype)
@@ -280,6 +275,23 @@ def _conv2d(x, w, b, g, cols=None, out=None):
     work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)
     _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
     return y.reshape(n, f, g["oh"], g["ow"])
+
+
+def _padded_image(g, f, dtype):
+    """The layout the implicit products of a stride-1 convolution share.
+
+    Returns ``(channel_stride, offsets, nq, rows, columns, padded_size)``: the
+    taps' starts in the zero-padded image (:func:`_tap_offsets`), the product's
+    ``nq`` positions at the padded width, the micro-kernel-padded output shape
+    for ``f`` filters, and the elements of one padded image, slack for the
+    last tile's reads included and rounded up to a cache line.
+    """
+    channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
+                                           g["ph"], g["pw"], g["dh"], g["dw"])
+    nq = (g["oh"] - 1) * (g["w"] + 2 * g["pw"]) + g["ow"]
+    rows, columns = _gemm.panel_shape(f, nq, np.dtype(dtype).char)
+    padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
+    return channel_stride, offsets, nq, rows, columns, padded_size
 
 
 @functools.lru_cache(maxsize=256)
@@ -362,11 +374,7 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
         # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
         # the product's columns, so fewer than a tile's would leave most of
         # it empty; im2col's product can put them in the rows instead
-        channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
-                                               g["ph"], g["pw"], g["dh"], g["dw"])
-        nq = (g["oh"] - 1) * (g["w"] + 2 * g["pw"]) + g["ow"]
-        columns = _gemm.panel_shape(f, nq, x.dtype.char)[1]
-        padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
+        channel_stride, offsets, nq, _, _, padded_size = _padded_image(g, f, x.dtype)
         images = np.empty((n_threads, padded_size + f * nq), dtype=x.dtype)
         # a thread's slice must exist even when empty (a debug build checks the index)
         dcols = np.empty((n_threads, ckk, ohw) if need_dx else (n_threads, 0, 0), dtype=x.dtype)
