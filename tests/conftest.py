@@ -9,7 +9,10 @@ slower, and speed is measured in ``benchmarks/``, not asserted here.
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from skconv._kernels import _gemm
 
 settings.register_profile(
     "ci",
@@ -21,3 +24,11 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def simd_path():
+    """Set the kernels' SIMD path for one test, then put back the one chosen at import."""
+    chosen = _gemm.get_path()
+    yield _gemm.set_path
+    _gemm.set_path(chosen)

@@ -27,14 +27,6 @@ from skconv._kernels import _gemm
 AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
 
 
-@pytest.fixture
-def simd_path():
-    """Set the GEMM's SIMD path for one test, then put back the one chosen at import."""
-    chosen = _gemm.get_path()
-    yield _gemm.set_path
-    _gemm.set_path(chosen)
-
-
 @pytest.fixture(scope="module")
 def digits300():
     X, y = load_digits(return_X_y=True)

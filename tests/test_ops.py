@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from gradcheck import numerical_gradient
 from skconv import ops
+from skconv._kernels import _gemm
 from skconv._kernels._openmp_helpers import effective_n_threads, openmp_enabled
 
 
@@ -338,6 +339,46 @@ def test_maxpool_values_alone_are_the_values_with_argmax(dtype, kw):
     np.testing.assert_array_equal(values, y)
     np.testing.assert_array_equal(y.reshape(3, 4, -1), np.take_along_axis(
         x.reshape(3, 4, -1), argmax.reshape(3, 4, -1), axis=2))
+
+
+def _first_max_last_nan(windows):
+    """Plain-loop oracle of a window's winner over its values in row-major order:
+    the first maximum, unless some value is NaN, when the last NaN wins."""
+    best = 0
+    for k, v in enumerate(windows):
+        if v > windows[best] or np.isnan(v):
+            best = k
+    return best
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+def test_maxpool_2x2_with_argmax_matches_loop_reference_on_every_simd_path(simd_path, path, dtype):
+    # the SIMD paths pool eight (four) windows a step with vector blends and
+    # the scalar loop does a row's last few: widths of 19 windows (and an odd
+    # input column left over) reach both, on ties, -0.0 against 0.0, NaN, +-inf
+    simd_path(path)
+    rng = np.random.default_rng(8)
+    x = rng.integers(-2, 3, size=(2, 3, 8, 39)).astype(dtype)
+    x[rng.random(x.shape) < 0.25] = -0.0
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    x[0, 0, 0, :8] = [np.nan, 1.0, 2.0, np.nan, -np.inf, -np.inf, 0.0, -0.0]
+    x[0, 0, 1, :8] = [np.nan, 3.0, np.nan, 1.0, -np.inf, -np.inf, -0.0, 0.0]
+    y, argmax = ops.max_pool2d(x, 2)
+    assert y.shape == argmax.shape == (2, 3, 4, 19)
+    expected = np.empty(y.shape, dtype=np.intp)
+    for n, c, i, j in np.ndindex(y.shape):
+        window = [x[n, c, 2 * i + r, 2 * j + q] for r in (0, 1) for q in (0, 1)]
+        k = _first_max_last_nan(window)
+        expected[n, c, i, j] = (2 * i + k // 2) * x.shape[3] + 2 * j + k % 2
+    np.testing.assert_array_equal(argmax, expected)
+    chosen = np.take_along_axis(x.reshape(2, 3, -1), argmax.reshape(2, 3, -1), axis=2)
+    np.testing.assert_array_equal(y.reshape(2, 3, -1).view(f"u{x.itemsize}"),
+                                  chosen.view(f"u{x.itemsize}"))  # the very bits
+    assert argmax[0, 0, 0, 0] == 39 and argmax[0, 0, 0, 1] == 41  # the last NaN
+    assert argmax[0, 0, 0, 2] == 4 and argmax[0, 0, 0, 3] == 6  # ties: the first
 
 
 def test_avgpool_counts_padding_in_the_divisor():

@@ -21,6 +21,8 @@ cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *
 cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
                          const Py_ssize_t *boff, double *c, Py_ssize_t ldc) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
+# the SIMD path in use, as gemm.h numbers them: 0 portable, 1 AVX2, 2 AVX-512
+cdef int simd_path() noexcept nogil
 
 # bias_mode of gemm
 cdef enum:

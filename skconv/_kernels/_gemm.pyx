@@ -79,6 +79,10 @@ cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcep
     return skc_gemm_work_size(m, n, k)
 
 
+cdef int simd_path() noexcept nogil:
+    return skc_get_path()
+
+
 def work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
     """Elements of scratch one gemm of c[m, n] = a[m, k] @ b[k, n] needs."""
     return skc_gemm_work_size(m, n, k)

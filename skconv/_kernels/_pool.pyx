@@ -2,7 +2,16 @@ from cython cimport floating
 from libc.string cimport memset
 from cython.parallel cimport prange
 
+from ._gemm cimport simd_path
 from ._im2col cimport Geometry
+
+cdef extern from "pool.h":
+    Py_ssize_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, Py_ssize_t ow,
+                                      Py_ssize_t k0, Py_ssize_t w, float *out,
+                                      Py_ssize_t *index) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
+                                      Py_ssize_t k0, Py_ssize_t w, double *out,
+                                      Py_ssize_t *index) noexcept nogil
 
 # Pooling ignores Geometry.dh / dw (no dilation). Windows always overlap the
 # input (skconv.ops keeps padding <= kernel // 2), so padding never wins a max.
@@ -129,7 +138,10 @@ cdef void _max_pool_2x2_argmax(
     # The same tree carrying the winner's index. Every choice is integer
     # arithmetic on a 0/1 flag and the value is loaded from the winning index:
     # a float select here compiles to a branch, mispredicted half the time.
+    # On the SIMD paths pool.h does the same choices as vector blends, a row's
+    # windows eight (four) at a time; this loop does the rest of the row.
     cdef Py_ssize_t n, c, i, j, w = g.w, ow = g.ow, k_upper, k_lower, k
+    cdef bint vector = simd_path() > 0
     cdef const floating *plane
     cdef floating *out
     cdef Py_ssize_t *index
@@ -142,7 +154,15 @@ cdef void _max_pool_2x2_argmax(
                 for i in range(g.oh):
                     out = &y[n, c, i, 0]
                     index = &argmax[n, c, i, 0]
-                    for j in range(ow):
+                    j = 0
+                    if vector:
+                        if floating is float:
+                            j = skc_max_pool_2x2_row_s(plane + 2 * i * w, plane + (2 * i + 1) * w,
+                                                       ow, 2 * i * w, w, out, index)
+                        else:
+                            j = skc_max_pool_2x2_row_d(plane + 2 * i * w, plane + (2 * i + 1) * w,
+                                                       ow, 2 * i * w, w, out, index)
+                    while j < ow:
                         k_upper = 2 * i * w + 2 * j
                         k_upper = k_upper + _replaces(plane[k_upper], plane[k_upper + 1])
                         k_lower = (2 * i + 1) * w + 2 * j
@@ -153,6 +173,7 @@ cdef void _max_pool_2x2_argmax(
                         k = k_upper + wins * (k_lower - k_upper)
                         out[j] = plane[k]
                         index[j] = k
+                        j = j + 1
 
 
 def max_pool2d_backward(

@@ -1,0 +1,110 @@
+/* 2x2, stride-2 max pooling with the winners' indices, eight (four) windows a step.
+ *
+ * Training needs each window's argmax, and the scalar kernel in _pool.pyx
+ * makes its choices with integer arithmetic (a float select there compiles to
+ * a branch, mispredicted half the time), which the compiler cannot vectorise.
+ * Here the same choices are vector compares and blends: each row's pair, then
+ * the two rows, each keeping the earlier operand unless the later one is
+ * larger or NaN. So ties go to the first maximum in row-major window order
+ * and the last NaN wins, exactly as in _pool.pyx's _replaces, and a blend
+ * moves the chosen element's bits unchanged (-0.0 and NaN payloads included).
+ *
+ * Each function does the windows j < ow rounded down to its vector width and
+ * returns how many it did; the caller's scalar loop does the rest.
+ */
+#ifndef SKCONV_POOL_H
+#define SKCONV_POOL_H
+
+#include <stddef.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* top, bottom: the window rows 2i and 2i + 1; k0: the flat index of top[0] in the
+ * plane, w: the plane's width; out[j], index[j]: window j's maximum and its flat index */
+__attribute__((target("avx2")))
+static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
+                                        ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+{
+    const __m256i first = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i below = _mm256_set1_epi32((int)w);
+    ptrdiff_t j = 0;
+    for (; j + 8 <= ow; j += 8) {
+        /* even and odd columns of 16: shuffle within 128-bit lanes, then fix the lane order */
+        __m256 t0 = _mm256_loadu_ps(top + 2 * j), t1 = _mm256_loadu_ps(top + 2 * j + 8);
+        __m256 b0 = _mm256_loadu_ps(bottom + 2 * j), b1 = _mm256_loadu_ps(bottom + 2 * j + 8);
+#define SKC_COLUMNS_S(u, v, sel) _mm256_castpd_ps(_mm256_permute4x64_pd(                \
+            _mm256_castps_pd(_mm256_shuffle_ps(u, v, sel)), _MM_SHUFFLE(3, 1, 2, 0)))
+        __m256 a = SKC_COLUMNS_S(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 b = SKC_COLUMNS_S(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 d = SKC_COLUMNS_S(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 e = SKC_COLUMNS_S(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+#undef SKC_COLUMNS_S
+#define SKC_REPLACES_S(best, v) _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),          \
+                                             _mm256_cmp_ps(v, v, _CMP_UNORD_Q))
+        __m256 right = SKC_REPLACES_S(a, b), lower_right = SKC_REPLACES_S(d, e);
+        __m256 upper = _mm256_blendv_ps(a, b, right), lower = _mm256_blendv_ps(d, e, lower_right);
+        __m256 down = SKC_REPLACES_S(upper, lower);
+#undef SKC_REPLACES_S
+        _mm256_storeu_ps(out + j, _mm256_blendv_ps(upper, lower, down));
+        /* offsets from top[2j]: the column step is the mask's top bit */
+        __m256i k_upper = _mm256_srli_epi32(_mm256_castps_si256(right), 31);
+        __m256i k_lower = _mm256_add_epi32(below, _mm256_srli_epi32(_mm256_castps_si256(lower_right), 31));
+        __m256i k = _mm256_add_epi32(first, _mm256_blendv_epi8(k_upper, k_lower, _mm256_castps_si256(down)));
+        __m256i base = _mm256_set1_epi64x((long long)(k0 + 2 * j));
+        _mm256_storeu_si256((__m256i *)(index + j),
+                            _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(k))));
+        _mm256_storeu_si256((__m256i *)(index + j + 4),
+                            _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(k, 1))));
+    }
+    return j;
+}
+
+__attribute__((target("avx2")))
+static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
+                                        ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+{
+    const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6);
+    const __m256i below = _mm256_set1_epi64x((long long)w);
+    ptrdiff_t j = 0;
+    for (; j + 4 <= ow; j += 4) {
+        __m256d t0 = _mm256_loadu_pd(top + 2 * j), t1 = _mm256_loadu_pd(top + 2 * j + 4);
+        __m256d b0 = _mm256_loadu_pd(bottom + 2 * j), b1 = _mm256_loadu_pd(bottom + 2 * j + 4);
+#define SKC_COLUMNS_D(unpack, u, v) _mm256_permute4x64_pd(unpack(u, v), _MM_SHUFFLE(3, 1, 2, 0))
+        __m256d a = SKC_COLUMNS_D(_mm256_unpacklo_pd, t0, t1);
+        __m256d b = SKC_COLUMNS_D(_mm256_unpackhi_pd, t0, t1);
+        __m256d d = SKC_COLUMNS_D(_mm256_unpacklo_pd, b0, b1);
+        __m256d e = SKC_COLUMNS_D(_mm256_unpackhi_pd, b0, b1);
+#undef SKC_COLUMNS_D
+#define SKC_REPLACES_D(best, v) _mm256_or_pd(_mm256_cmp_pd(v, best, _CMP_GT_OQ),          \
+                                             _mm256_cmp_pd(v, v, _CMP_UNORD_Q))
+        __m256d right = SKC_REPLACES_D(a, b), lower_right = SKC_REPLACES_D(d, e);
+        __m256d upper = _mm256_blendv_pd(a, b, right), lower = _mm256_blendv_pd(d, e, lower_right);
+        __m256d down = SKC_REPLACES_D(upper, lower);
+#undef SKC_REPLACES_D
+        _mm256_storeu_pd(out + j, _mm256_blendv_pd(upper, lower, down));
+        __m256i k_upper = _mm256_srli_epi64(_mm256_castpd_si256(right), 63);
+        __m256i k_lower = _mm256_add_epi64(below, _mm256_srli_epi64(_mm256_castpd_si256(lower_right), 63));
+        __m256i k = _mm256_add_epi64(first, _mm256_blendv_epi8(k_upper, k_lower, _mm256_castpd_si256(down)));
+        _mm256_storeu_si256((__m256i *)(index + j),
+                            _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), k));
+    }
+    return j;
+}
+
+#define SKC_HAVE_VECTOR_POOL 1
+#else
+#define SKC_HAVE_VECTOR_POOL 0
+static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
+                                        ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+{
+    return 0;
+}
+static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
+                                        ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+{
+    return 0;
+}
+#endif
+
+#endif /* SKCONV_POOL_H */
