@@ -156,13 +156,15 @@ SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
 #endif
 
 #if SKC_HAVE_X86_PATHS
-/* out[q * ldo + r] = rows[r][q] for a square block: 8 x 8 floats, 4 x 4
- * doubles. Packing a transposed operand (a convolution's weight gradient reads
- * its input's taps as columns) element by element costs more than the product
- * it feeds. Data movement only: no bit changes. AVX2 runs on every AVX-512
- * CPU too. */
+/* Transposes for packing, data movement only (no bit changes); AVX2 runs on
+ * every AVX-512 CPU too. Packing an operand element by element costs more
+ * than the product it feeds when the operand must be transposed: B's columns
+ * when they are contiguous (a convolution's weight gradient reads its input's
+ * taps as columns), and A's rows always (the panels interleave MR rows).
+ *
+ * v[q] = (rows[0][q], ..., rows[7][q]) for a block of 8 x 8 floats. */
 __attribute__((target("avx2")))
-static void skc_transpose_block_s(const float *const *rows, float *out, ptrdiff_t ldo)
+static inline void skc_transpose8_s(const float *const *rows, __m256 v[8])
 {
     __m256 r[8], t[8], u[8];
     for (int i = 0; i < 8; i++)
@@ -178,13 +180,14 @@ static void skc_transpose_block_s(const float *const *rows, float *out, ptrdiff_
         u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
     for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(out + i * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(out + (i + 4) * ldo, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+        v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
     }
 }
 
+/* v[q] = (rows[0][q], ..., rows[3][q]) for a block of 4 x 4 doubles. */
 __attribute__((target("avx2")))
-static void skc_transpose_block_d(const double *const *rows, double *out, ptrdiff_t ldo)
+static inline void skc_transpose4_d(const double *const *rows, __m256d v[4])
 {
     __m256d r[4], t[4];
     for (int i = 0; i < 4; i++)
@@ -193,15 +196,69 @@ static void skc_transpose_block_d(const double *const *rows, double *out, ptrdif
         t[i] = _mm256_unpacklo_pd(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_pd(r[i], r[i + 1]);
     }
-    _mm256_storeu_pd(out, _mm256_permute2f128_pd(t[0], t[2], 0x20));
-    _mm256_storeu_pd(out + ldo, _mm256_permute2f128_pd(t[1], t[3], 0x20));
-    _mm256_storeu_pd(out + 2 * ldo, _mm256_permute2f128_pd(t[0], t[2], 0x31));
-    _mm256_storeu_pd(out + 3 * ldo, _mm256_permute2f128_pd(t[1], t[3], 0x31));
+    v[0] = _mm256_permute2f128_pd(t[0], t[2], 0x20);
+    v[1] = _mm256_permute2f128_pd(t[1], t[3], 0x20);
+    v[2] = _mm256_permute2f128_pd(t[0], t[2], 0x31);
+    v[3] = _mm256_permute2f128_pd(t[1], t[3], 0x31);
+}
+
+/* out[q * ldo + r] = rows[r][q] for a square block (B's panels). */
+__attribute__((target("avx2")))
+static void skc_transpose_block_s(const float *const *rows, float *out, ptrdiff_t ldo)
+{
+    __m256 v[8];
+    skc_transpose8_s(rows, v);
+    for (int q = 0; q < 8; q++)
+        _mm256_storeu_ps(out + q * ldo, v[q]);
+}
+
+__attribute__((target("avx2")))
+static void skc_transpose_block_d(const double *const *rows, double *out, ptrdiff_t ldo)
+{
+    __m256d v[4];
+    skc_transpose4_d(rows, v);
+    for (int q = 0; q < 4; q++)
+        _mm256_storeu_pd(out + q * ldo, v[q]);
+}
+
+/* out[q * mr + r] = rows[r][q] for r < mr, q < 8 (A's panels of mr = 6 or 8 rows);
+ * rows[mr:8] are read and dropped, so they must be readable. */
+__attribute__((target("avx2")))
+static void skc_transpose_panel_s(const float *const *rows, float *out, int mr)
+{
+    __m256 v[8];
+    skc_transpose8_s(rows, v);
+    for (int q = 0; q < 8; q++) {
+        if (mr == 8) {
+            _mm256_storeu_ps(out + q * 8, v[q]);
+        } else {
+            _mm_storeu_ps(out + q * 6, _mm256_castps256_ps128(v[q]));
+            _mm_storel_pi((__m64 *)(out + q * 6 + 4), _mm256_extractf128_ps(v[q], 1));
+        }
+    }
+}
+
+/* The same for q < 4: two 4 x 4 blocks, rows 0-3 and rows 4-7. */
+__attribute__((target("avx2")))
+static void skc_transpose_panel_d(const double *const *rows, double *out, int mr)
+{
+    __m256d v[4], w[4];
+    skc_transpose4_d(rows, v);
+    skc_transpose4_d(rows + 4, w);
+    for (int q = 0; q < 4; q++) {
+        _mm256_storeu_pd(out + q * mr, v[q]);
+        if (mr == 8)
+            _mm256_storeu_pd(out + q * 8 + 4, w[q]);
+        else
+            _mm_storeu_pd(out + q * 6 + 4, _mm256_castpd256_pd128(w[q]));
+    }
 }
 #define SKC_TRANSPOSES(path) ((path) >= SKC_AVX2)
 #else
 #define skc_transpose_block_s(rows, out, ldo) ((void)0)
 #define skc_transpose_block_d(rows, out, ldo) ((void)0)
+#define skc_transpose_panel_s(rows, out, mr) ((void)0)
+#define skc_transpose_panel_d(rows, out, mr) ((void)0)
 #define SKC_TRANSPOSES(path) 0
 #endif
 
@@ -284,20 +341,32 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
 #define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, TB)                                                    \
-    /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded */ \
+    /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded. \
+     * Rows contiguous along k (csa == 1): full panels TB columns at a time, transposed */ \
     static void skc_pack_a_##S(int mc, int kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa,  \
                                int mr, T *restrict out)                                    \
     {                                                                                      \
-        for (int i0 = 0; i0 < mc; i0 += mr) {                                              \
-            int rows = mc - i0 < mr ? mc - i0 : mr;                                        \
-            for (int p = 0; p < kc; p++) {                                                 \
+        const int blocks = csa == 1 && (mr == 6 || mr == 8) && SKC_TRANSPOSES(skc_path);  \
+        const T *rows[8];                                                                  \
+        for (int i0 = 0; i0 < mc; i0 += mr, out += (ptrdiff_t)mr * kc) {                   \
+            int rows_here = mc - i0 < mr ? mc - i0 : mr, p = 0;                            \
+            if (blocks && rows_here == mr) {                                               \
+                for (int r = 0; r < 8; r++) /* rows past mr: any readable ones */          \
+                    rows[r] = a + (i0 + (r < mr ? r : 0)) * rsa;                           \
+                for (; p + TB <= kc; p += TB) {                                            \
+                    skc_transpose_panel_##S(rows, out + (ptrdiff_t)p * mr, mr);            \
+                    for (int r = 0; r < 8; r++)                                            \
+                        rows[r] += TB;                                                     \
+                }                                                                          \
+            }                                                                              \
+            for (; p < kc; p++) {                                                          \
                 const T *src = a + i0 * rsa + p * csa;                                     \
+                T *dst = out + (ptrdiff_t)p * mr;                                          \
                 int r = 0;                                                                 \
-                for (; r < rows; r++)                                                      \
-                    out[r] = src[r * rsa];                                                 \
+                for (; r < rows_here; r++)                                                 \
+                    dst[r] = src[r * rsa];                                                 \
                 for (; r < mr; r++)                                                        \
-                    out[r] = 0;                                                            \
-                out += mr;                                                                 \
+                    dst[r] = 0;                                                            \
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
