@@ -390,7 +390,8 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                                                                : (j0 + jb + r) * csb);     \
                         skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
                     }                                                                      \
-            for (int p = 0; p < kc; p++) {                                                 \
+            /* the rest: rows the blocks did not fill, or all of a full panel's past them */ \
+            for (int p = blocked_cols == nr ? blocked_rows : 0; p < kc; p++) {             \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
                 int j = p < blocked_rows ? blocked_cols : 0;                               \
                 if (coff) {                                                                \
