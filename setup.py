@@ -19,7 +19,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm", "_augment"]
+KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm", "_augment", "_update"]
 
 DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
 NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
@@ -66,6 +66,8 @@ if sys.platform != "win32":
     # every fused multiply-add in the GEMM is explicit (see gemm.h): the
     # compiler must not fuse others, or bits would depend on the build
     compile_flags = compile_flags + ["-ffp-contract=off"]
+    # sqrt need not set errno (nothing reads it), so that loops of it vectorise
+    compile_flags = compile_flags + ["-fno-math-errno"]
     if not DEBUG:
         compile_flags = compile_flags + ["-O3"]
 

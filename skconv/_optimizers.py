@@ -30,6 +30,9 @@ import math
 
 import numpy as np
 
+from ._kernels import _update
+from ._kernels._openmp_helpers import effective_n_threads
+
 #: Every value of the estimators' ``learning_rate`` parameter.
 LR_SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step", "plateau")
 
@@ -300,18 +303,7 @@ class AdamOptimizer(BaseOptimizer):
 
     def update_params(self, params, grads):
         self.t += 1
-        m, v, tmp = self.m, self.v, self._tmp
-        m *= self.beta_1
-        np.multiply(grads, 1 - self.beta_1, out=tmp)
-        m += tmp
-        v *= self.beta_2
-        np.multiply(grads, grads, out=tmp)
-        tmp *= 1 - self.beta_2
-        v += tmp
         self.learning_rate = float(self.scheduled_rate * np.sqrt(1 - self.beta_2 ** self.t)
                                    / (1 - self.beta_1 ** self.t))
-        np.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.learning_rate
-        params -= tmp
+        _update.adam_update(params, grads, self.m, self.v, self.beta_1, self.beta_2,
+                            self.learning_rate, self.epsilon, effective_n_threads())
