@@ -363,11 +363,17 @@ class Dense(Layer):
         return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
 
     def backward(self, dy, need_dx=True):
-        dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)
+        # ops.linear_backward's products, written straight into the gradient
+        # view and a buffer kept across batches: fresh arrays of this size
+        # (2 MB for 4096 -> 128) cost page faults and a copy every batch
+        x, self._x = self._x, None
+        dy = np.ascontiguousarray(dy)
+        ops._matmul(x.T, dy, out=self._dw)
         if self.bias:
-            self._db[...] = db
-        self._x = None
-        return dx
+            self._db[...] = dy.sum(axis=0)
+        if not need_dx:
+            return None
+        return ops._matmul(dy, self._w.T, out=_buffer(self, "_dx", x.shape, x.dtype))
 
 
 class Activation(Layer):
