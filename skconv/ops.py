@@ -294,6 +294,19 @@ def _padded_image(g, f, dtype):
     return channel_stride, offsets, nq, rows, columns, padded_size
 
 
+def _output_positions(g):
+    """Where each output (i, j) of a stride-1 window reads, from its taps' starts
+    (:func:`_tap_offsets`): ``i * wp + j``, wp the padded image's width."""
+    return _positions(g["oh"], g["ow"], g["w"] + 2 * g["pw"])
+
+
+@functools.lru_cache(maxsize=256)
+def _positions(oh, ow, wp):
+    positions = (np.arange(oh)[:, None] * wp + np.arange(ow)).ravel().astype(np.intp)
+    positions.flags.writeable = False
+    return positions
+
+
 @functools.lru_cache(maxsize=256)
 def _tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw):
     """Where each tap (c, ki, kj) of a stride-1 window starts in the zero-padded image.
@@ -374,17 +387,17 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
         # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
         # the product's columns, so fewer than a tile's would leave most of
         # it empty; im2col's product can put them in the rows instead
-        channel_stride, offsets, nq, _, _, padded_size = _padded_image(g, f, x.dtype)
-        images = np.empty((n_threads, padded_size + f * nq), dtype=x.dtype)
+        channel_stride, offsets, _, _, _, padded_size = _padded_image(g, f, x.dtype)
+        images = np.empty((n_threads, padded_size), dtype=x.dtype)
         # a thread's slice must exist even when empty (a debug build checks the index)
         dcols = np.empty((n_threads, ckk, ohw) if need_dx else (n_threads, 0, 0), dtype=x.dtype)
-        work = np.empty((n_threads, max(_gemm.work_size(f, ckk, nq),
+        work = np.empty((n_threads, max(_gemm.work_size(f, ckk, ohw),
                                         _gemm.work_size(ckk, ohw, f))), dtype=x.dtype)
         dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
         db_part = np.empty((n_chunks, f), dtype=x.dtype)
         _conv.conv2d_backward_implicit(
-            dy.reshape(n, f, ohw), x, w, offsets, channel_stride, padded_size, dx, dw_part,
-            db_part, images, dcols, work, g, n_threads,
+            dy.reshape(n, f, ohw), x, w, offsets, _output_positions(g), channel_stride, dx,
+            dw_part, db_part, images, dcols, work, g, n_threads,
         )
         return (dx if need_dx else None), dw_part.sum(axis=0), db_part.sum(axis=0)
     # dw's rows along the filters unless there are too few of them to fill

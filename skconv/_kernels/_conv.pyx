@@ -217,12 +217,12 @@ def conv2d_backward_implicit(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
+    const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     Py_ssize_t channel_stride,          # elements between the padded image's channels
-    Py_ssize_t padded_size,             # elements of one padded image, slack included
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk)
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
-    floating[:, ::1] images,            # scratch (n_threads, padded_size + f * nq)
+    floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, :, ::1] dcols,          # scratch (n_threads, ckk, ohw), or (n_threads, 0, 0) without dx
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,                         # stride 1 (sh == sw == 1)
@@ -230,31 +230,26 @@ def conv2d_backward_implicit(
 ):
     """Gradients of a stride-1 convolution, the weights' without im2col.
 
-    dw = dy @ im2col(x)^T reads each tap's column of im2col(x)^T straight
-    from the zero-padded image, as conv2d_forward_implicit reads its rows:
-    dy is laid out at the padded width (nq = (oh - 1) * wp + ow columns,
-    zeros at j >= ow), so position q of the product is the same window
-    offset for every tap. Those zeros add nothing to a chain, so each dw
-    element is the chain of conv2d_backward's, over the same positions in the
-    same order. Chunks and their order as in conv2d_backward: the bits do not
-    depend on the threads. dx is w^T @ dy folded by col2im, as there.
+    dw = dy @ im2col(x)^T reads im2col(x)^T straight from the zero-padded
+    image, as conv2d_forward_implicit reads im2col(x): its element (q, tap)
+    is the image at offsets[tap] + positions[q]. The product runs over the
+    positions in order, so each dw element is the chain of conv2d_backward's.
+    Chunks and their order as in conv2d_backward: the bits do not depend on
+    the threads. dx is w^T @ dy folded by col2im, as there.
     """
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
-    cdef Py_ssize_t ci, n, start, stop, f, i, tid, ci2, r
-    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
-    cdef int nf = w.shape[0], ckk = g.c * g.kh * g.kw
-    cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
+    cdef Py_ssize_t ci, n, start, stop, tid, ci2, r
+    cdef Py_ssize_t wp = g.w + 2 * g.pw
+    cdef int nf = w.shape[0], ckk = offsets.shape[0], ohw = positions.shape[0]
     cdef floating *img
-    cdef floating *dy_wide
     cdef bint need_dx = dx.shape[0] > 0
     with nogil:
         for tid in range(images.shape[0]):
-            # borders and the columns past ow stay zero: only the rest is written
+            # the borders stay zero: only the middle of an image is written
             memset(&images[tid, 0], 0, images.shape[1] * sizeof(floating))
         for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
             tid = threadid()
             img = &images[tid, 0]
-            dy_wide = img + padded_size
             start = ci * n_samples // n_chunks
             stop = (ci + 1) * n_samples // n_chunks
             for n in range(start, stop):
@@ -262,12 +257,9 @@ def conv2d_backward_implicit(
                     for r in range(g.h):
                         memcpy(img + ci2 * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci2, r, 0],
                                g.w * sizeof(floating))
-                for f in range(nf):
-                    for i in range(g.oh):
-                        memcpy(dy_wide + f * nq + i * wp, &dy[n, f, i * ow], ow * sizeof(floating))
                 # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk): one chain
                 # over the chunk's samples and positions
-                gemm_taps(nf, ckk, nq, dy_wide, nq, 1, img, &offsets[0], &dw_part[ci, 0, 0], ckk,
-                          n != start, &work[tid, 0])
+                gemm_taps(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, img, &offsets[0], &positions[0],
+                          &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
                 _bias_and_input_gradients(dy, w, n, n == start, db_part[ci], need_dx, dcols[tid],
                                           dx, &g, &work[tid, 0])

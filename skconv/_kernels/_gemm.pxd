@@ -4,11 +4,11 @@ from cython cimport floating
 
 cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const float *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                float *c, Py_ssize_t ldc,
+                const Py_ssize_t *poff, float *c, Py_ssize_t ldc,
                 bint accumulate, const float *bias, int bias_mode, float *work) noexcept nogil
 cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const double *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                double *c, Py_ssize_t ldc,
+                const Py_ssize_t *poff, double *c, Py_ssize_t ldc,
                 bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil
 cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                        float *out) noexcept nogil
@@ -39,9 +39,11 @@ cdef inline void gemm(int m, int n, int k,
                       floating *work) noexcept nogil:                       # scratch, gemm_work_size(m, n, k)
     """c = (c if accumulate else 0) + a @ b (+ bias): each c[i, j] one FMA chain over k in order."""
     if floating is float:
-        sgemm(m, n, k, a, rsa, csa, b, rsb, csb, NULL, c, ldc, accumulate, bias, bias_mode, work)
+        sgemm(m, n, k, a, rsa, csa, b, rsb, csb, NULL, NULL, c, ldc, accumulate, bias, bias_mode,
+              work)
     else:
-        dgemm(m, n, k, a, rsa, csa, b, rsb, csb, NULL, c, ldc, accumulate, bias, bias_mode, work)
+        dgemm(m, n, k, a, rsa, csa, b, rsb, csb, NULL, NULL, c, ldc, accumulate, bias, bias_mode,
+              work)
 
 
 cdef inline void implicit_gemm(int m, int nq, int k,
@@ -67,13 +69,15 @@ cdef inline void pack_panels_of(int m, int k, const floating *a, Py_ssize_t rsa,
 
 cdef inline void gemm_taps(int m, int n, int k,
                            const floating *a, Py_ssize_t rsa, Py_ssize_t csa,  # IN  a[m, k]
-                           const floating *x,                   # IN  B[p, j] = x[coff[j] + p]
+                           const floating *x,                   # IN  B[p, j] = x[poff[p] + coff[j]]
                            const Py_ssize_t *coff,              # IN  (n,)
+                           const Py_ssize_t *poff,              # IN  (k,), increasing
                            floating *c, Py_ssize_t ldc,          # OUT c[m, n]
                            bint accumulate, floating *work) noexcept nogil:
-    """c = (c if accumulate else 0) + a @ B for an implicit B whose column j is x from
-    coff[j] on (a convolution's taps): the chains of gemm's, B never formed."""
+    """c = (c if accumulate else 0) + a @ B for an implicit B whose column j is x at
+    coff[j] + poff[0], coff[j] + poff[1], ... (a convolution's taps at its output
+    positions): the chains of gemm's, B never formed."""
     if floating is float:
-        sgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, c, ldc, accumulate, NULL, NO_BIAS, work)
+        sgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, poff, c, ldc, accumulate, NULL, NO_BIAS, work)
     else:
-        dgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, c, ldc, accumulate, NULL, NO_BIAS, work)
+        dgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, poff, c, ldc, accumulate, NULL, NO_BIAS, work)

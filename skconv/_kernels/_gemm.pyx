@@ -10,11 +10,11 @@ cdef extern from "gemm.h":
     Py_ssize_t skc_gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) nogil
     void skc_gemm_s(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                     const float *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                    float *c, Py_ssize_t ldc,
+                    const Py_ssize_t *poff, float *c, Py_ssize_t ldc,
                     int accumulate, const float *bias, int bias_mode, float *work) nogil
     void skc_gemm_d(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                     const double *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                    double *c, Py_ssize_t ldc,
+                    const Py_ssize_t *poff, double *c, Py_ssize_t ldc,
                     int accumulate, const double *bias, int bias_mode, double *work) nogil
     void skc_pack_panels_s(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                            float *out) nogil
@@ -35,16 +35,18 @@ PATHS = ("portable", "avx2", "avx512")
 
 cdef void sgemm(int m, int n, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const float *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                float *c, Py_ssize_t ldc,
+                const Py_ssize_t *poff, float *c, Py_ssize_t ldc,
                 bint accumulate, const float *bias, int bias_mode, float *work) noexcept nogil:
-    skc_gemm_s(m, n, k, a, rsa, csa, b, rsb, csb, coff, c, ldc, accumulate, bias, bias_mode, work)
+    skc_gemm_s(m, n, k, a, rsa, csa, b, rsb, csb, coff, poff, c, ldc, accumulate, bias, bias_mode,
+               work)
 
 
 cdef void dgemm(int m, int n, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                 const double *b, Py_ssize_t rsb, Py_ssize_t csb, const Py_ssize_t *coff,
-                double *c, Py_ssize_t ldc,
+                const Py_ssize_t *poff, double *c, Py_ssize_t ldc,
                 bint accumulate, const double *bias, int bias_mode, double *work) noexcept nogil:
-    skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, coff, c, ldc, accumulate, bias, bias_mode, work)
+    skc_gemm_d(m, n, k, a, rsa, csa, b, rsb, csb, coff, poff, c, ldc, accumulate, bias, bias_mode,
+               work)
 
 
 cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t csa,

@@ -370,14 +370,12 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
-    /* b[kc, nc] -> panels of NR columns: out[panel][p][j] = b[p * rsb + column j],     \
-     * column j at j * csb, or at coff[j] when coff is given (an implicit B: the taps  \
-     * of a convolution's input, each a window of one padded image) */                 \
+    /* b[kc, nc] -> panels of NR columns: out[panel][p][j] = b[p * rsb + j * csb] */    \
     static void skc_pack_b_##S(int kc, int nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
-                               const ptrdiff_t *coff, int nr, T *restrict out)             \
+                               int nr, T *restrict out)                                    \
     {                                                                                      \
-        /* columns contiguous (a transposed or implicit B): square blocks at once */       \
-        const int blocks = rsb == 1 && (coff || csb != 1) && SKC_TRANSPOSES(skc_path);     \
+        /* columns contiguous (a transposed B): square blocks at once */                   \
+        const int blocks = rsb == 1 && csb != 1 && SKC_TRANSPOSES(skc_path);               \
         const T *rows[TB];                                                                 \
         for (int j0 = 0; j0 < nc; j0 += nr, out += (ptrdiff_t)kc * nr) {                   \
             int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
@@ -386,41 +384,66 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                 for (; blocked_rows + TB <= kc; blocked_rows += TB)                        \
                     for (int jb = 0; jb < blocked_cols; jb += TB) {                        \
                         for (int r = 0; r < TB; r++)                                       \
-                            rows[r] = b + blocked_rows + (coff ? coff[j0 + jb + r]         \
-                                                               : (j0 + jb + r) * csb);     \
+                            rows[r] = b + blocked_rows + (j0 + jb + r) * csb;              \
                         skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
                     }                                                                      \
             /* the rest: rows the blocks did not fill, or all of a full panel's past them */ \
             for (int p = blocked_cols == nr ? blocked_rows : 0; p < kc; p++) {             \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
                 int j = p < blocked_rows ? blocked_cols : 0;                               \
-                if (coff) {                                                                \
-                    const T *src = b + p * rsb;                                            \
+                const T *src = b + p * rsb + j0 * csb;                                     \
+                if (csb == 1)                                                              \
                     for (; j < cols; j++)                                                  \
-                        dst[j] = src[coff[j0 + j]];                                        \
-                } else {                                                                   \
-                    const T *src = b + p * rsb + j0 * csb;                                 \
-                    if (csb == 1)                                                          \
-                        for (; j < cols; j++)                                              \
-                            dst[j] = src[j];                                               \
-                    else                                                                   \
-                        for (; j < cols; j++)                                              \
-                            dst[j] = src[j * csb];                                         \
-                }                                                                          \
+                        dst[j] = src[j];                                                   \
+                else                                                                       \
+                    for (; j < cols; j++)                                                  \
+                        dst[j] = src[j * csb];                                             \
                 for (; j < nr; j++)                                                        \
                     dst[j] = 0;                                                            \
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
                                                                                            \
+    /* An implicit B, B[p, j] = x[poff[p] + coff[j]] (a convolution's taps, each a        \
+     * window of one padded image, at the positions poff), -> panels of NR columns.        \
+     * TB positions in a row of the image are TB consecutive elements of every tap:        \
+     * those blocks go by transposes, the rest (a block across two rows) one by one. */    \
+    static void skc_pack_b_taps_##S(int kc, int nc, const T *x, const ptrdiff_t *coff,     \
+                                    const ptrdiff_t *poff, int nr, T *restrict out)        \
+    {                                                                                      \
+        const int blocks = SKC_TRANSPOSES(skc_path);                                       \
+        const T *rows[TB];                                                                 \
+        for (int j0 = 0; j0 < nc; j0 += nr, out += (ptrdiff_t)kc * nr) {                   \
+            int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
+            for (int p0 = 0; p0 < kc; p0 += TB) {                                          \
+                int p_stop = kc - p0 < TB ? kc : p0 + TB, jb = 0;                          \
+                if (blocks && p_stop - p0 == TB && poff[p0 + TB - 1] - poff[p0] == TB - 1) \
+                    for (; jb + TB <= cols; jb += TB) {                                    \
+                        for (int r = 0; r < TB; r++)                                       \
+                            rows[r] = x + poff[p0] + coff[j0 + jb + r];                    \
+                        skc_transpose_block_##S(rows, out + (ptrdiff_t)p0 * nr + jb, nr);  \
+                    }                                                                      \
+                for (int p = p0; p < p_stop; p++) {                                        \
+                    T *dst = out + (ptrdiff_t)p * nr;                                      \
+                    const T *src = x + poff[p];                                            \
+                    int j = jb;                                                            \
+                    for (; j < cols; j++)                                                  \
+                        dst[j] = src[coff[j0 + j]];                                        \
+                    for (; j < nr; j++)                                                    \
+                        dst[j] = 0;                                                        \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+                                                                                           \
     /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + a @ b, then + bias: bias[i]      \
-     * per row (bias_mode 1) or bias[j] per column (2). B's column j starts at j * csb,   \
-     * or at coff[j] when coff is not NULL (see skc_pack_b). Serial: callers thread over  \
-     * independent blocks. work holds skc_gemm_work_size(m, n, k) elements. */            \
+     * per row (bias_mode 1) or bias[j] per column (2). B[p, j] is b[p * rsb + j * csb],   \
+     * or b[poff[p] + coff[j]] when coff is not NULL (see skc_pack_b_taps). Serial:        \
+     * callers thread over independent blocks. work holds skc_gemm_work_size(m, n, k). */  \
     static void skc_gemm_##S(int m, int n, int k,                                          \
                              const T *a, ptrdiff_t rsa, ptrdiff_t csa,                     \
                              const T *b, ptrdiff_t rsb, ptrdiff_t csb, const ptrdiff_t *coff,\
-                             T *c, ptrdiff_t ldc, int accumulate,                          \
+                             const ptrdiff_t *poff, T *c, ptrdiff_t ldc, int accumulate,   \
                              const T *bias, int bias_mode, T *work)                        \
     {                                                                                      \
         const skc_kernel_##S *kern = 2 * m < KERNELS[skc_path].mr ? &ROW_KERNELS[skc_path]    \
@@ -445,15 +468,16 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                  * power of two apart share L1 sets and evict each other. The last,     \
                  * narrow panel is always packed (zero-padded). */                      \
                 int direct_b = !coff && csb == 1 && m <= mr;                               \
-                const T *bblock = b + pc * rsb + (coff ? 0 : jc * csb);                    \
-                if (direct_b) {                                                            \
+                const T *bblock = coff ? b : b + pc * rsb + jc * csb;                      \
+                if (coff) {                                                                \
+                    skc_pack_b_taps_##S(kc, nc, b, coff + jc, poff + pc, nr, bpack);       \
+                } else if (direct_b) {                                                     \
                     int full = nc / nr * nr;                                               \
                     if (full < nc)                                                         \
-                        skc_pack_b_##S(kc, nc - full, bblock + full, rsb, 1, NULL, nr,     \
+                        skc_pack_b_##S(kc, nc - full, bblock + full, rsb, 1, nr,           \
                                        bpack + (ptrdiff_t)full * kc);                      \
                 } else {                                                                   \
-                    skc_pack_b_##S(kc, nc, bblock, rsb, csb, coff ? coff + jc : NULL, nr,  \
-                                   bpack);                                                 \
+                    skc_pack_b_##S(kc, nc, bblock, rsb, csb, nr, bpack);                   \
                 }                                                                          \
                 for (int ic = 0; ic < m; ic += SKC_MC) {                                   \
                     int mc = m - ic < SKC_MC ? m - ic : SKC_MC;                            \
