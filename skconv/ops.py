@@ -263,12 +263,13 @@ def _conv2d(x, w, b, g, cols=None, out=None):
         # the implicit product reads the taps from the padded image itself:
         # the same bits without forming (or packing) the columns; training
         # still forms them, for the backward pass
-        channel_stride, offsets, _, rows, columns, padded_size = _padded_image(g, f, x.dtype)
+        channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
+            g, f, x.dtype)
         work = np.empty(rows * ckk + n_threads * (padded_size + rows * columns), dtype=x.dtype)
         if not keep_cols:
             cols = np.empty((0, 0, 0), dtype=x.dtype)
-        _conv.conv2d_forward_implicit(x, w, b, offsets, channel_stride, padded_size, y, cols,
-                                      keep_cols, work, g, n_threads)
+        _conv.conv2d_forward_implicit(x, w, b, offsets, starts, tile_row, channel_stride,
+                                      padded_size, y, cols, keep_cols, work, g, n_threads)
         return y.reshape(n, f, g["oh"], g["ow"])
     if not keep_cols:
         cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
@@ -278,20 +279,47 @@ def _conv2d(x, w, b, g, cols=None, out=None):
 
 
 def _padded_image(g, f, dtype):
-    """The layout the implicit products of a stride-1 convolution share.
+    """The layout of the implicit products of a stride-1 convolution.
 
-    Returns ``(channel_stride, offsets, nq, rows, columns, padded_size)``: the
-    taps' starts in the zero-padded image (:func:`_tap_offsets`), the product's
-    ``nq`` positions at the padded width, the micro-kernel-padded output shape
-    for ``f`` filters, and the elements of one padded image, slack for the
-    last tile's reads included and rounded up to a cache line.
+    Returns ``(channel_stride, offsets, starts, tile_row, rows, columns,
+    padded_size)``: the taps' starts in the zero-padded image
+    (:func:`_tap_offsets`), the product's tiles (:func:`_tiles`), the
+    micro-kernel-padded shape of the product for ``f`` filters, and the
+    elements of one padded image, slack for the last tile's reads included and
+    rounded up to a cache line. The weight gradient reads the same image.
     """
     channel_stride, offsets = _tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
                                            g["ph"], g["pw"], g["dh"], g["dw"])
-    nq = (g["oh"] - 1) * (g["w"] + 2 * g["pw"]) + g["ow"]
-    rows, columns = _gemm.panel_shape(f, nq, np.dtype(dtype).char)
-    padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + columns) // 16) * 16
-    return channel_stride, offsets, nq, rows, columns, padded_size
+    char = np.dtype(dtype).char
+    width = _gemm.tile_shape(char)[1]
+    starts, tile_row = _tiles(g["oh"], g["ow"], g["w"] + 2 * g["pw"], width)
+    rows, columns = _gemm.output_rows(f, char), len(starts) * width
+    padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + starts[-1] + width) // 16) * 16
+    return channel_stride, offsets, starts, tile_row, rows, columns, padded_size
+
+
+@functools.lru_cache(maxsize=256)
+def _tiles(oh, ow, wp, width):
+    """Where the implicit product's tiles of ``width`` positions start, and the
+    product's columns between two output rows: ``(starts, tile_row)``.
+
+    Output (i, j) is position i * wp + j of the padded image. Tiles laid end to
+    end over positions 0 ... (oh - 1) * wp + ow - 1 also compute the wp - ow
+    positions between two rows; tiles that start at each row compute a row's
+    last tile in part. Whichever needs fewer tiles: a 16-wide row of a 3x3
+    'same' convolution is one tile of 16 (none wasted) rather than 18/16 of one.
+    """
+    nq = (oh - 1) * wp + ow
+    per_row = -(-ow // width)
+    if oh * per_row < -(-nq // width):
+        starts = (np.arange(oh)[:, None] * wp + np.arange(per_row) * width).ravel()
+        tile_row = per_row * width
+    else:
+        starts = np.arange(-(-nq // width)) * width
+        tile_row = wp
+    starts = starts.astype(np.intp)
+    starts.flags.writeable = False
+    return starts, tile_row
 
 
 def _output_positions(g):
@@ -387,7 +415,7 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
         # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
         # the product's columns, so fewer than a tile's would leave most of
         # it empty; im2col's product can put them in the rows instead
-        channel_stride, offsets, _, _, _, padded_size = _padded_image(g, f, x.dtype)
+        channel_stride, offsets, *_, padded_size = _padded_image(g, f, x.dtype)
         images = np.empty((n_threads, padded_size), dtype=x.dtype)
         # a thread's slice must exist even when empty (a debug build checks the index)
         dcols = np.empty((n_threads, ckk, ohw) if need_dx else (n_threads, 0, 0), dtype=x.dtype)

@@ -2,7 +2,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from ._gemm cimport (gemm, gemm_taps, implicit_gemm, pack_panels_of, panel_cols, panel_rows,
+from ._gemm cimport (gemm, gemm_taps, implicit_gemm, pack_panels_of, panel_rows, tile_width,
                      BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
@@ -64,6 +64,8 @@ def conv2d_forward_implicit(
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     const floating[::1] b,              # IN  (f,), or empty for no bias
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
+    const Py_ssize_t[::1] starts,       # IN  (n_tiles,): each tile's first position
+    Py_ssize_t tile_row,                # the product's columns between two output rows
     Py_ssize_t channel_stride,          # elements between the padded image's channels
     Py_ssize_t padded_size,             # elements of one padded image, slack included
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
@@ -76,24 +78,24 @@ def conv2d_forward_implicit(
     """y[n] = w @ im2col(x[n]) + b for a stride of 1, without forming im2col.
 
     x[n] is copied into the middle of a zero-padded image of width wp; output
-    (i, j) is then column q = i * wp + j of a product whose tap row p is the
+    (i, j) is then position q = i * wp + j of a product whose tap row p is the
     image read from offsets[p] on: every tap row is a shifted window of the
-    one image. Columns of j >= ow wrap into the next row; they are computed
-    and dropped. Each output is the chain of gemm's over the same taps in the
-    same order, then + b: the bits of conv2d_forward's.
+    one image. The product is computed in tiles of the micro-kernel's width
+    starting at the positions ``starts`` (ops._padded_image picks them), which
+    put output (i, j) in column i * tile_row + j; columns of positions j >= ow
+    are computed and dropped. Each output is the chain of gemm's over the same
+    taps in the same order, then + b: the bits of conv2d_forward's.
 
-    With ``keep_cols`` (training) im2col(x[n]) is written to ``cols[n]`` for
-    the backward pass, which is cheaper than packing it for a GEMM.
+    With ``keep_cols`` im2col(x[n]) is written to ``cols[n]`` as well.
 
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
-    padded_size + panel_rows(f) * panel_cols(nq) (see _gemm.panel_shape).
+    padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
     """
     cdef Py_ssize_t n, tid, ci, r, f, i, j
     cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
-    cdef int nf = y.shape[1], ckk = offsets.shape[0]
-    cdef int nq = <int> ((g.oh - 1) * wp + g.ow)
+    cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
     cdef bint dp = floating is double
-    cdef Py_ssize_t ldc = panel_cols(nq, dp)
+    cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * tile_width(dp)
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     cdef bint has_bias = b.shape[0] > 0
@@ -117,11 +119,11 @@ def conv2d_forward_implicit(
                            g.w * sizeof(floating))
             if keep_cols:
                 im2col_sample(x[n], cols[n], &g)
-            implicit_gemm(nf, nq, ckk, &work[0], img, &offsets[0], wide, ldc)
+            implicit_gemm(nf, n_tiles, &starts[0], ckk, &work[0], img, &offsets[0], wide, ldc)
             for f in range(nf):
                 bias_f = b[f] if has_bias else 0
                 for i in range(g.oh):
-                    row = wide + f * ldc + i * wp
+                    row = wide + f * ldc + i * tile_row
                     out = &y[n, f, i * ow]
                     if has_bias:
                         for j in range(ow):

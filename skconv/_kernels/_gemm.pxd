@@ -15,11 +15,13 @@ cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t 
 cdef void dpack_panels(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                        double *out) noexcept nogil
 cdef int panel_rows(int m, bint double_precision) noexcept nogil
-cdef int panel_cols(int nq, bint double_precision) noexcept nogil
-cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
-                         const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil
-cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
-                         const Py_ssize_t *boff, double *c, Py_ssize_t ldc) noexcept nogil
+cdef int tile_width(bint double_precision) noexcept nogil
+cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                         const float *apack, const float *x, const Py_ssize_t *boff,
+                         float *c, Py_ssize_t ldc) noexcept nogil
+cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                         const double *apack, const double *x, const Py_ssize_t *boff,
+                         double *c, Py_ssize_t ldc) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 # the SIMD path in use, as gemm.h numbers them: 0 portable, 1 AVX2, 2 AVX-512
 cdef int simd_path() noexcept nogil
@@ -46,16 +48,19 @@ cdef inline void gemm(int m, int n, int k,
               work)
 
 
-cdef inline void implicit_gemm(int m, int nq, int k,
-                               const floating *apack,               # IN  a packed by pack_panels
+cdef inline void implicit_gemm(int m, int n_tiles,
+                               const Py_ssize_t *starts,            # IN  (n_tiles,) each tile's first q
+                               int k,
+                               const floating *apack,               # IN  a packed by pack_panels_of
                                const floating *x,                   # IN  B[p, q] = x[boff[p] + q]
                                const Py_ssize_t *boff,              # IN  (k,)
-                               floating *c, Py_ssize_t ldc) noexcept nogil:  # OUT panel_shape(m, nq)
-    """c = a @ B for an implicit B: each c[i, q] the same FMA chain over p as gemm's."""
+                               floating *c, Py_ssize_t ldc) noexcept nogil:  # OUT (panel_rows(m), ldc)
+    """c[:, t * NR:(t + 1) * NR] = a @ B[:, starts[t]:starts[t] + NR] for an implicit B:
+    each element the same FMA chain over p as gemm's."""
     if floating is float:
-        simplicit_gemm(m, nq, k, apack, x, boff, c, ldc)
+        simplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc)
     else:
-        dimplicit_gemm(m, nq, k, apack, x, boff, c, ldc)
+        dimplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc)
 
 
 cdef inline void pack_panels_of(int m, int k, const floating *a, Py_ssize_t rsa, Py_ssize_t csa,

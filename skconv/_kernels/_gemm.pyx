@@ -20,12 +20,14 @@ cdef extern from "gemm.h":
                            float *out) nogil
     void skc_pack_panels_d(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                            double *out) nogil
-    void skc_implicit_gemm_s(int m, int nq, int k, const float *apack, const float *x,
-                             const Py_ssize_t *boff, float *c, Py_ssize_t ldc) nogil
-    void skc_implicit_gemm_d(int m, int nq, int k, const double *apack, const double *x,
-                             const Py_ssize_t *boff, double *c, Py_ssize_t ldc) nogil
+    void skc_implicit_gemm_s(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                             const float *apack, const float *x, const Py_ssize_t *boff,
+                             float *c, Py_ssize_t ldc) nogil
+    void skc_implicit_gemm_d(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                             const double *apack, const double *x, const Py_ssize_t *boff,
+                             double *c, Py_ssize_t ldc) nogil
     int skc_panel_rows(int m, int double_precision) nogil
-    int skc_panel_cols(int nq, int double_precision) nogil
+    int skc_tile_width(int double_precision) nogil
 
 from cython.parallel cimport prange
 
@@ -63,18 +65,20 @@ cdef int panel_rows(int m, bint double_precision) noexcept nogil:
     return skc_panel_rows(m, double_precision)
 
 
-cdef int panel_cols(int nq, bint double_precision) noexcept nogil:
-    return skc_panel_cols(nq, double_precision)
+cdef int tile_width(bint double_precision) noexcept nogil:
+    return skc_tile_width(double_precision)
 
 
-cdef void simplicit_gemm(int m, int nq, int k, const float *apack, const float *x,
-                         const Py_ssize_t *boff, float *c, Py_ssize_t ldc) noexcept nogil:
-    skc_implicit_gemm_s(m, nq, k, apack, x, boff, c, ldc)
+cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                         const float *apack, const float *x, const Py_ssize_t *boff,
+                         float *c, Py_ssize_t ldc) noexcept nogil:
+    skc_implicit_gemm_s(m, n_tiles, starts, k, apack, x, boff, c, ldc)
 
 
-cdef void dimplicit_gemm(int m, int nq, int k, const double *apack, const double *x,
-                         const Py_ssize_t *boff, double *c, Py_ssize_t ldc) noexcept nogil:
-    skc_implicit_gemm_d(m, nq, k, apack, x, boff, c, ldc)
+cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
+                         const double *apack, const double *x, const Py_ssize_t *boff,
+                         double *c, Py_ssize_t ldc) noexcept nogil:
+    skc_implicit_gemm_d(m, n_tiles, starts, k, apack, x, boff, c, ldc)
 
 
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -98,13 +102,12 @@ def tile_shape(dtype_char):
     return skc_kernels_d[path].mr, skc_kernels_d[path].nr
 
 
-def panel_shape(Py_ssize_t m, Py_ssize_t nq, dtype_char):
-    """(rows, columns) of implicit_gemm's output for m x nq: each rounded up to the tile.
+def output_rows(Py_ssize_t m, dtype_char):
+    """Rows of implicit_gemm's output for m rows: m rounded up to the tile's.
 
     For sizing scratch in Python; a kernel packs with pack_panels_of.
     """
-    cdef int dp = dtype_char == 'd'
-    return skc_panel_rows(<int> m, dp), skc_panel_cols(<int> nq, dp)
+    return skc_panel_rows(<int> m, dtype_char == 'd')
 
 
 def cpu_supports(str path):

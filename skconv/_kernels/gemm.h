@@ -526,37 +526,40 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         skc_pack_a_##S(m, k, a, rsa, csa, KERNELS[skc_path].mr, out);                       \
     }                                                                                      \
                                                                                            \
-    /* c[m, nq] = a @ B with B[p, q] = x[boff[p] + q], an operand never formed: the        \
-     * implicit GEMM of a stride-1 convolution, whose taps are shifted windows of one      \
-     * padded image. Every element is the same FMA chain over p as skc_gemm's, so the      \
-     * bits equal those of the im2col product. apack comes from skc_pack_panels; c has     \
-     * skc_panel_rows(m) rows of stride ldc >= skc_panel_cols(nq), and x is readable up    \
-     * to max(boff) + skc_panel_cols(nq): the rows and columns past m and nq are padding   \
-     * the caller drops. No blocking over k: a tile's chain is never split. */             \
-    static void skc_implicit_gemm_##S(int m, int nq, int k, const T *apack, const T *x,    \
-                                      const ptrdiff_t *boff, T *c, ptrdiff_t ldc)          \
+    /* c = a @ B with B[p, q] = x[boff[p] + q], an operand never formed: the implicit    \
+     * GEMM of a stride-1 convolution, whose taps are shifted windows of one padded        \
+     * image. Only NR-wide tiles of q are computed: tile t, the columns q = starts[t] ...   \
+     * starts[t] + NR - 1, goes to c's columns t * NR ... (t + 1) * NR - 1. Every element   \
+     * is the same FMA chain over p as skc_gemm's, so the bits equal those of the im2col   \
+     * product. apack comes from skc_pack_panels; c has skc_panel_rows(m) rows of stride   \
+     * ldc >= n_tiles * NR, and x is readable up to max(boff) + max(starts) + NR: the rows \
+     * past m are padding the caller drops, as are the columns of a tile that it does not  \
+     * need. No blocking over k: a tile's chain is never split. */                        \
+    static void skc_implicit_gemm_##S(int m, int n_tiles, const ptrdiff_t *starts, int k,   \
+                                      const T *apack, const T *x, const ptrdiff_t *boff,   \
+                                      T *c, ptrdiff_t ldc)                                 \
     {                                                                                      \
         const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
-        for (int jr = 0; jr < nq; jr += kern->nr)                                          \
+        for (int t = 0; t < n_tiles; t++)                                                  \
             for (int ir = 0; ir < m; ir += kern->mr)                                       \
-                kern->ukr_offsets(k, apack + (ptrdiff_t)ir * k, x + jr, boff,              \
-                                  c + (ptrdiff_t)ir * ldc + jr, ldc, 0);                   \
+                kern->ukr_offsets(k, apack + (ptrdiff_t)ir * k, x + starts[t], boff,       \
+                                  c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * kern->nr, ldc, 0); \
     }
 
 SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, 8)
 SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, 4)
 
-/* Rows (columns) of skc_implicit_gemm's padded output for m rows (nq columns). */
+/* Rows of skc_implicit_gemm's padded output for m rows. */
 static int skc_panel_rows(int m, int double_precision)
 {
     int mr = double_precision ? skc_kernels_d[skc_path].mr : skc_kernels_s[skc_path].mr;
     return (m + mr - 1) / mr * mr;
 }
 
-static int skc_panel_cols(int nq, int double_precision)
+/* Columns of one of skc_implicit_gemm's tiles. */
+static int skc_tile_width(int double_precision)
 {
-    int nr = double_precision ? skc_kernels_d[skc_path].nr : skc_kernels_s[skc_path].nr;
-    return (nq + nr - 1) / nr * nr;
+    return double_precision ? skc_kernels_d[skc_path].nr : skc_kernels_s[skc_path].nr;
 }
 
 #endif /* SKCONV_GEMM_H */
