@@ -408,44 +408,74 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
     ohw = g["oh"] * g["ow"]
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
     n_threads = _n_threads(n_chunks)
-    if dx is None:
-        dx = np.empty(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
-    if g["sh"] == g["sw"] == 1 and ckk >= _gemm.tile_shape(x.dtype.char)[1]:
+    stride_1 = g["sh"] == g["sw"] == 1
+    # a stride-1 input gradient is a convolution of dy (_transposed_convolution),
+    # unless the padding reaches past the kernel's span
+    transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
+                     and g["pw"] <= g["dw"] * (g["kw"] - 1))
+    if stride_1 and ckk >= _gemm.tile_shape(x.dtype.char)[1] and (transposed_dx or not need_dx):
         # the weights' gradient reads the taps from the padded input itself
         # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
         # the product's columns, so fewer than a tile's would leave most of
         # it empty; im2col's product can put them in the rows instead
         channel_stride, offsets, *_, padded_size = _padded_image(g, f, x.dtype)
         images = np.empty((n_threads, padded_size), dtype=x.dtype)
-        # a thread's slice must exist even when empty (a debug build checks the index)
-        dcols = np.empty((n_threads, ckk, ohw) if need_dx else (n_threads, 0, 0), dtype=x.dtype)
-        work = np.empty((n_threads, max(_gemm.work_size(f, ckk, ohw),
-                                        _gemm.work_size(ckk, ohw, f))), dtype=x.dtype)
+        work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
         dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
         db_part = np.empty((n_chunks, f), dtype=x.dtype)
         _conv.conv2d_backward_implicit(
-            dy.reshape(n, f, ohw), x, w, offsets, _output_positions(g), channel_stride, dx,
-            dw_part, db_part, images, dcols, work, g, n_threads,
+            dy.reshape(n, f, ohw), x, offsets, _output_positions(g), channel_stride, dw_part,
+            db_part, images, work, g, n_threads,
         )
-        return (dx if need_dx else None), dw_part.sum(axis=0), db_part.sum(axis=0)
-    # dw's rows along the filters unless there are too few of them to fill
-    # the micro-kernel's rows (bits are the same either way)
-    dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]
-    dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
-    db_part = np.empty((n_chunks, f), dtype=x.dtype)
-    have_cols = cols is not None
-    if not have_cols:
-        cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
-    work_size = max(_gemm.work_size(*shape) for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
-    work = np.empty((n_threads, work_size), dtype=x.dtype)
-    _conv.conv2d_backward(
-        dy.reshape(n, f, ohw), x, w, dx, dw_part, db_part, cols, have_cols,
-        dw_transposed, work, g, n_threads,
-    )
-    dw = dw_part.sum(axis=0)
-    dw = np.ascontiguousarray(dw.T if dw_transposed else dw)
-    db = db_part.sum(axis=0)
+        dw, db = dw_part.sum(axis=0), db_part.sum(axis=0)
+    else:
+        # dw's rows along the filters unless there are too few of them to fill
+        # the micro-kernel's rows (bits are the same either way)
+        dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]
+        dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk),
+                           dtype=x.dtype)
+        db_part = np.empty((n_chunks, f), dtype=x.dtype)
+        # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
+        if not need_dx or transposed_dx:
+            folded_dx = np.empty((0, 0, 0, 0), dtype=x.dtype)
+        else:
+            folded_dx = dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+        have_cols = cols is not None
+        if not have_cols:
+            cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
+        work_size = max(_gemm.work_size(*shape)
+                        for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
+        work = np.empty((n_threads, work_size), dtype=x.dtype)
+        _conv.conv2d_backward(
+            dy.reshape(n, f, ohw), x, w, folded_dx, dw_part, db_part, cols, have_cols,
+            dw_transposed, work, g, n_threads,
+        )
+        dw = dw_part.sum(axis=0)
+        dw = np.ascontiguousarray(dw.T if dw_transposed else dw)
+        db = db_part.sum(axis=0)
+    if transposed_dx:
+        dx = _transposed_convolution(dy, w, g, dx)
     return (dx if need_dx else None), dw, db
+
+
+def _transposed_convolution(dy, w, g, dx=None):
+    """The input gradient of a stride-1 convolution, as a convolution of dy.
+
+    dx[c, y, x] sums w[f, c, ki, kj] * dy[f, y + ph - ki * dh, x + pw - kj * dw]:
+    the correlation of dy, zero-padded by the kernel's span less the padding,
+    with the kernel turned by 180 degrees and its two channel axes swapped
+    (the seeds' "rot180"). So it runs as the implicit forward product, with
+    neither w^T @ dy's columns nor col2im's scattered adds. Each dx element is
+    one FMA chain over (f, ki, kj), in the same order for every sample, batch,
+    thread count and SIMD path.
+    """
+    f = w.shape[0]
+    c, kh, kw = g["c"], g["kh"], g["kw"]
+    turned = np.ascontiguousarray(
+        w.reshape(f, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
+    padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
+    gt = _geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
+    return _conv2d(dy, turned, np.empty(0, dtype=dy.dtype), gt, out=dx)
 
 
 def _matmul(a, b, bias=None, out=None, relu=False):

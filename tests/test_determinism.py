@@ -178,6 +178,38 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
         assert_array_equal(dw.reshape(f, -1), np.sum(per_sample, axis=0), err_msg=path)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, padding, dilation", [
+    ((3, 1, 28, 28), (6, 5, 5), 0, 1),
+    ((2, 32, 16, 16), (64, 3, 3), 1, 1),
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),
+])
+def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(
+        simd_path, dtype, shape, kernel, padding, dilation):
+    # a stride-1 dx is conv2d(dy, w turned by 180 degrees with its channel axes
+    # swapped, padded by the kernel's span less the padding): the same bits as
+    # that convolution, for a sample alone or in its batch, on every path
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
+    dy = rng.standard_normal(ops.conv2d(x, w, padding=padding, dilation=dilation).shape).astype(dtype)
+    turned = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    (ph, pw), (dh, dw) = [(v, v) if np.isscalar(v) else v for v in (padding, dilation)]
+    full = (dh * (kernel[1] - 1) - ph, dw * (kernel[2] - 1) - pw)
+    results = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        dx, _, _ = ops.conv2d_backward(dy, x, w, padding=padding, dilation=dilation)
+        assert_array_equal(dx, ops.conv2d(dy, turned, padding=full, dilation=dilation), err_msg=path)
+        for i in range(shape[0]):
+            alone, _, _ = ops.conv2d_backward(dy[i:i + 1], x[i:i + 1], w, padding=padding,
+                                             dilation=dilation)
+            assert_array_equal(alone[0], dx[i], err_msg=path)
+        results.append(dx)
+    for other in results[1:]:
+        assert_array_equal(results[0], other)
+
+
 # ---------------------------------------------------------------------------- the estimator
 
 

@@ -132,30 +132,18 @@ def conv2d_forward_implicit(
                         memcpy(out, row, ow * sizeof(floating))
 
 
-cdef inline int _bias_and_input_gradients(
+cdef inline void _bias_gradient(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
-    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     Py_ssize_t n,                       # the sample
     bint first,                         # the first sample of its chunk
     floating[::1] db,                   # IN/OUT (f,): the chunk's sum
-    bint need_dx,
-    floating[:, ::1] dcols,             # scratch (ckk, ohw)
-    floating[:, :, :, ::1] dx,          # OUT dx[n], if need_dx
-    const Geometry *g,
-    floating *work,                     # scratch, gemm work size of (ckk, ohw, f)
-) except -1 nogil:
-    """The chunk's db += dy[n] summed over positions; dx[n] = col2im(w^T @ dy[n])."""
-    cdef int nf = w.shape[0], ckk = w.shape[1], ohw = dy.shape[2]
+) noexcept nogil:
+    """The chunk's db += dy[n] summed over positions."""
     cdef Py_ssize_t f
     cdef floating s
-    for f in range(nf):
-        s = _sum(&dy[n, f, 0], ohw)
+    for f in range(dy.shape[1]):
+        s = _sum(&dy[n, f, 0], dy.shape[2])
         db[f] = s if first else db[f] + s
-    if need_dx:
-        gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1, &dcols[0, 0], ohw, False,
-             NULL, NO_BIAS, work)
-        col2im_sample(dcols, dx[n], g)
-    return 0
 
 
 def conv2d_backward(
@@ -210,41 +198,42 @@ def conv2d_backward(
                 else:
                     gemm(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0], 1, ohw,
                          &dw_part[ci, 0, 0], ckk, n != start, NULL, NO_BIAS, &work[tid, 0])
-                _bias_and_input_gradients(dy, w, n, n == start, db_part[ci], need_dx, cols[slot],
-                                          dx, &g, &work[tid, 0])
+                _bias_gradient(dy, n, n == start, db_part[ci])
+                if need_dx:
+                    # dx[n] = col2im(w^T @ dy[n])
+                    gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0],
+                         ohw, False, NULL, NO_BIAS, &work[tid, 0])
+                    col2im_sample(cols[slot], dx[n], &g)
 
 
 def conv2d_backward_implicit(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
-    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     Py_ssize_t channel_stride,          # elements between the padded image's channels
-    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk)
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
-    floating[:, :, ::1] dcols,          # scratch (n_threads, ckk, ohw), or (n_threads, 0, 0) without dx
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
 ):
-    """Gradients of a stride-1 convolution, the weights' without im2col.
+    """The weight and bias gradients of a stride-1 convolution, without im2col.
 
     dw = dy @ im2col(x)^T reads im2col(x)^T straight from the zero-padded
     image, as conv2d_forward_implicit reads im2col(x): its element (q, tap)
     is the image at offsets[tap] + positions[q]. The product runs over the
     positions in order, so each dw element is the chain of conv2d_backward's.
     Chunks and their order as in conv2d_backward: the bits do not depend on
-    the threads. dx is w^T @ dy folded by col2im, as there.
+    the threads. (The input gradient is a convolution of its own:
+    ops._transposed_convolution.)
     """
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
     cdef Py_ssize_t ci, n, start, stop, tid, ci2, r
     cdef Py_ssize_t wp = g.w + 2 * g.pw
-    cdef int nf = w.shape[0], ckk = offsets.shape[0], ohw = positions.shape[0]
+    cdef int nf = dy.shape[1], ckk = offsets.shape[0], ohw = positions.shape[0]
     cdef floating *img
-    cdef bint need_dx = dx.shape[0] > 0
     with nogil:
         for tid in range(images.shape[0]):
             # the borders stay zero: only the middle of an image is written
@@ -263,5 +252,4 @@ def conv2d_backward_implicit(
                 # over the chunk's samples and positions
                 gemm_taps(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, img, &offsets[0], &positions[0],
                           &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
-                _bias_and_input_gradients(dy, w, n, n == start, db_part[ci], need_dx, dcols[tid],
-                                          dx, &g, &work[tid, 0])
+                _bias_gradient(dy, n, n == start, db_part[ci])
