@@ -18,6 +18,8 @@ train/eval modes (batch norm, dropout):
   (dropped when pickling and rebuilt by the network).
 """
 
+import functools
+
 import numpy as np
 from scipy.special import expit
 
@@ -92,6 +94,19 @@ class Layer:
 
     def forward_fast(self, x):
         return self.forward(x, training=False)
+
+    def fast_call(self, n, dtype, relu=False):
+        """:meth:`forward_fast` for inputs of ``n`` samples of ``dtype``, as a function of x.
+
+        With ``relu`` (only asked of a layer that ``fuses_relu``) the function
+        applies the ReLU that follows. A layer whose kernel call needs
+        quantities derived from the shapes (threads, scratch sizes, a product's
+        layout) resolves them here, once, for the current
+        ``ops._plan_context()``; the network keeps these functions keyed on the
+        input shape and that context. Nothing mutable is shared: every call
+        allocates its own output and scratch, so threads may call it at once.
+        """
+        return self.forward_fast
 
     def release_buffers(self):
         """Drop the scratch arrays training kept across batches."""
@@ -210,19 +225,28 @@ class Conv2D(Layer):
         return g
 
     def forward(self, x, training=True):
+        if not training:
+            return self.forward_fast(x)
         # x comes from the estimator or a previous layer: C-contiguous, of the
         # network's dtype and shape, so the unchecked path of ops serves
         _check_input(self, x)
         x = np.ascontiguousarray(self._padded(x))
-        w = self._w.reshape(self.filters, -1)
-        b = self._b if self.bias else w[0, :0]
-        if not training:
-            return ops._conv2d(x, w, b, self._geometry())
         # backward reads the taps from x, or unfolds one sample at a time: no
         # unfolded batch is kept (it took more memory than the activations)
         self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
-        return ops._conv2d(x, w, b, self._geometry(), out=y)
+        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
+                           self._geometry(), out=y)
+
+    def forward_fast(self, x, plan=None):
+        _check_input(self, x)
+        x = np.ascontiguousarray(self._padded(x))
+        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
+                           self._geometry(), plan=plan)
+
+    def fast_call(self, n, dtype, relu=False):
+        plan = ops._conv2d_plan(self._geometry(), self.filters, np.dtype(dtype), n)
+        return functools.partial(self.forward_fast, plan=plan)
 
     def backward(self, dy, need_dx=True):
         x = self._x
@@ -282,9 +306,13 @@ class MaxPool2D(_Pool2D):
         self._x_shape = x.shape
         return y
 
-    def forward_fast(self, x, relu=False):
+    def forward_fast(self, x, relu=False, n_threads=None):
         _check_input(self, x)
-        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
+        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu,
+                               n_threads=n_threads)
+
+    def fast_call(self, n, dtype, relu=False):
+        return functools.partial(self.forward_fast, relu=relu, n_threads=ops._n_threads(n))
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
@@ -356,11 +384,15 @@ class Dense(Layer):
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
         return ops._matmul(x, self._w, self._b if self.bias else None, out=y)
 
-    def forward_fast(self, x, relu=False):
+    def forward_fast(self, x, relu=False, plan=None):
         # x comes from a previous layer, of the network's dtype and shape: the
         # unchecked product of ops serves (any strides; see ops.linear)
         _check_input(self, x)
-        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
+        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu, plan=plan)
+
+    def fast_call(self, n, dtype, relu=False):
+        plan = ops._matmul_plan(n, self.units, self.input_shape[0])
+        return functools.partial(self.forward_fast, relu=relu, plan=plan)
 
     def backward(self, dy, need_dx=True):
         dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)
