@@ -1,5 +1,5 @@
 from cython cimport floating
-from libc.math cimport exp
+from libc.math cimport exp, isfinite
 
 # The estimator's per-call boundary: what a one-row prediction would otherwise
 # spend in several numpy calls of a few microseconds each.
@@ -38,3 +38,32 @@ def softmax_rows(
                 total = total + p[i, j]
             for j in range(k):
                 p[i, j] = p[i, j] / total
+
+
+ctypedef fused floating_out:
+    float
+    double
+
+
+def rows_to_images(
+    const floating[:, ::1] rows,        # IN  (n, h * w * c), each row in (h, w, c) order
+    floating_out[:, :, :, ::1] x,       # OUT (n, c, h, w)
+):
+    """x[n, c, i, j] = rows[n, (i * w + j) * n_channels + c], cast to x's dtype as numpy
+    casts.
+
+    Returns whether every value of ``rows`` is finite: the check that input
+    validation makes, done in the same pass as the copy.
+    """
+    cdef Py_ssize_t n, c, i, j, n_channels = x.shape[1], h = x.shape[2], w = x.shape[3]
+    cdef bint finite = True
+    cdef floating v
+    with nogil:
+        for n in range(x.shape[0]):
+            for c in range(n_channels):
+                for i in range(h):
+                    for j in range(w):
+                        v = rows[n, (i * w + j) * n_channels + c]
+                        finite &= isfinite(v)
+                        x[n, c, i, j] = <floating_out> v
+    return finite
