@@ -18,8 +18,6 @@ train/eval modes (batch norm, dropout):
   (dropped when pickling and rebuilt by the network).
 """
 
-import functools
-
 import numpy as np
 from scipy.special import expit
 
@@ -96,14 +94,17 @@ class Layer:
         return self.forward(x, training=False)
 
     def fast_call(self, n, dtype, relu=False):
-        """:meth:`forward_fast` for inputs of ``n`` samples of ``dtype``, as a function of x.
+        """:meth:`forward_fast` for C-contiguous inputs of ``n`` samples of the shape
+        the layer was built for, of ``dtype``, as a function of x alone.
 
         With ``relu`` (only asked of a layer that ``fuses_relu``) the function
-        applies the ReLU that follows. A layer whose kernel call needs
-        quantities derived from the shapes (threads, scratch sizes, a product's
-        layout) resolves them here, once, for the current
-        ``ops._plan_context()``; the network keeps these functions keyed on the
-        input shape and that context. Nothing mutable is shared: every call
+        applies the ReLU that follows. A layer with a kernel binds here, once,
+        what its call derives from the shapes (threads, scratch sizes, a
+        product's layout, for the current ``ops._plan_context()``), its
+        geometry and its parameter views: the function goes straight to ops.
+        The network keeps these functions keyed on the input shape and that
+        context, checks the shape before it plans, and drops them when it
+        rebinds the parameters. Nothing mutable is shared: every call
         allocates its own output and scratch, so threads may call it at once.
         """
         return self.forward_fast
@@ -238,15 +239,19 @@ class Conv2D(Layer):
         return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
                            self._geometry(), out=y)
 
-    def forward_fast(self, x, plan=None):
+    def forward_fast(self, x):
         _check_input(self, x)
         x = np.ascontiguousarray(self._padded(x))
         return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
-                           self._geometry(), plan=plan)
+                           self._geometry())
 
     def fast_call(self, n, dtype, relu=False):
-        plan = ops._conv2d_plan(self._geometry(), self.filters, np.dtype(dtype), n)
-        return functools.partial(self.forward_fast, plan=plan)
+        g, w = self._geometry(), self._w.reshape(self.filters, -1)
+        b = self._b if self.bias else None
+        plan = ops._conv2d_plan(g, self.filters, np.dtype(dtype), n)
+        if self.extra_pad[0] or self.extra_pad[1]:
+            return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan)
+        return lambda x: ops._conv2d(x, w, b, g, plan=plan)
 
     def backward(self, dy, need_dx=True):
         x = self._x
@@ -306,13 +311,13 @@ class MaxPool2D(_Pool2D):
         self._x_shape = x.shape
         return y
 
-    def forward_fast(self, x, relu=False, n_threads=None):
+    def forward_fast(self, x, relu=False):
         _check_input(self, x)
-        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu,
-                               n_threads=n_threads)
+        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
     def fast_call(self, n, dtype, relu=False):
-        return functools.partial(self.forward_fast, relu=relu, n_threads=ops._n_threads(n))
+        g, n_threads = self._geometry(), ops._n_threads(n)
+        return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
@@ -341,6 +346,10 @@ class Flatten(Layer):
 
     def forward(self, x, training=True):
         return x.reshape(x.shape[0], -1)
+
+    def fast_call(self, n, dtype, relu=False):
+        shape = (n,) + self.output_shape
+        return lambda x: x.reshape(shape)
 
     def backward(self, dy, need_dx=True):
         return dy.reshape((dy.shape[0],) + self.input_shape)
@@ -384,15 +393,16 @@ class Dense(Layer):
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
         return ops._matmul(x, self._w, self._b if self.bias else None, out=y)
 
-    def forward_fast(self, x, relu=False, plan=None):
+    def forward_fast(self, x, relu=False):
         # x comes from a previous layer, of the network's dtype and shape: the
         # unchecked product of ops serves (any strides; see ops.linear)
         _check_input(self, x)
-        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu, plan=plan)
+        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
 
     def fast_call(self, n, dtype, relu=False):
+        w, b = self._w, self._b if self.bias else None
         plan = ops._matmul_plan(n, self.units, self.input_shape[0])
-        return functools.partial(self.forward_fast, relu=relu, plan=plan)
+        return lambda x: ops._matmul(x, w, b, relu=relu, plan=plan)
 
     def backward(self, dy, need_dx=True):
         dx, self._dw[...], db = ops.linear_backward(dy, self._x, self._w, need_dx=need_dx)

@@ -52,10 +52,13 @@ class Sequential:
             seen_params = seen_params or bool(layer.param_specs())
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self._bind(self.params)
-        self._fast_calls = {}
 
     def _bind(self, params):
-        """Point every layer's parameter views into ``params`` and a fresh ``grads``."""
+        """Point every layer's parameter views into ``params`` and a fresh ``grads``.
+
+        Drops the planned inference calls, which hold the old views.
+        """
+        self._fast_calls = {}
         self.params = params
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
         views = [({}, {}) for _ in self.layers]
@@ -159,12 +162,14 @@ class Sequential:
         that layer's call: the same values, one pass less. The layers' calls
         are planned once per input shape, dtype and ``ops._plan_context()``
         (see :meth:`Layer.fast_call`): on a row or two, deriving thread counts
-        and scratch sizes on every call took longer than the arithmetic.
+        and scratch sizes and going through the layers' checks on every call
+        took longer than the arithmetic.
         """
+        x = np.ascontiguousarray(x)
         key = (x.shape, x.dtype, ops._plan_context())
         calls = self._fast_calls.get(key)
         if calls is None:
-            calls = self._plan_fast_calls(x.shape[0], x.dtype)
+            calls = self._plan_fast_calls(x.shape, x.dtype)
             if len(self._fast_calls) >= _MAX_FAST_PLANS:
                 self._fast_calls.clear()
             self._fast_calls[key] = calls
@@ -172,8 +177,14 @@ class Sequential:
             x = call(x)
         return x
 
-    def _plan_fast_calls(self, n, dtype):
-        """The functions that :meth:`forward_fast` applies in turn to ``n`` samples."""
+    def _plan_fast_calls(self, shape, dtype):
+        """The functions that :meth:`forward_fast` applies in turn to inputs of ``shape``.
+
+        Checks the per-sample shape here, once: the planned calls trust it.
+        """
+        if tuple(shape[1:]) != self.input_shape:
+            raise ValueError(f"the network was built for inputs of shape {self.input_shape} "
+                             f"per sample, got {tuple(shape[1:])}")
         layers = self.layers
         calls = []
         i = 0
@@ -181,7 +192,7 @@ class Sequential:
             layer = layers[i]
             relu = (layer.fuses_relu and i + 1 < len(layers)
                     and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
-            calls.append(layer.fast_call(n, dtype, relu=relu))
+            calls.append(layer.fast_call(shape[0], dtype, relu=relu))
             i += 2 if relu else 1
         return tuple(calls)
 
@@ -252,7 +263,6 @@ class Sequential:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind(self.params)
-        self._fast_calls = {}
 
 
 def _inference_step(layer, x):

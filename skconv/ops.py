@@ -266,9 +266,10 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None):
     :func:`_conv2d_plan` returns for these shapes in the current
     :func:`_plan_context`, or None to derive it here.
     """
-    n, f, ohw = x.shape[0], w.shape[0], g["oh"] * g["ow"]
-    n_threads, implicit, work_shape = _conv2d_plan(g, f, x.dtype, n) if plan is None else plan
-    y = np.empty((n, f, ohw), dtype=x.dtype) if out is None else out.reshape(n, f, ohw)
+    if plan is None:
+        plan = _conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
+    n_threads, implicit, work_shape, y_shape, out_shape = plan
+    y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
     work = np.empty(work_shape, dtype=x.dtype)
     if b is None:
         b = _NONE_1D[x.dtype.char]
@@ -283,27 +284,30 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None):
                                       work, g, n_threads)
     else:
         if not keep_cols:
-            cols = np.empty((n_threads, w.shape[1], ohw), dtype=x.dtype)
+            cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
         _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
-    return y.reshape(n, f, g["oh"], g["ow"])
+    return y.reshape(out_shape)
 
 
 def _conv2d_plan(g, f, dtype, n):
     """What :func:`_conv2d` derives from the shapes alone, for n samples through f
     filters in the current :func:`_plan_context`.
 
-    Returns ``(n_threads, implicit, work_shape)``: ``implicit`` is
-    ``(offsets, channel_stride, padded_size)`` for a stride of 1 (the implicit
-    product; see :func:`_padded_image`), else None (im2col and a GEMM per
-    sample); ``work_shape`` that of the kernel's scratch.
+    Returns ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
+    ``implicit`` is ``(offsets, channel_stride, padded_size)`` for a stride of
+    1 (the implicit product; see :func:`_padded_image`), else None (im2col and
+    a GEMM per sample); ``work_shape`` that of the kernel's scratch; the
+    kernel's output is (n, f, oh * ow), returned as ``out_shape`` (n, f, oh, ow).
     """
     n_threads = _n_threads(n)
     ckk = g["c"] * g["kh"] * g["kw"]
+    ohw = g["oh"] * g["ow"]
+    shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if g["sh"] == g["sw"] == 1:
         channel_stride, offsets, _, rows, columns, padded_size = _padded_image(g, f, dtype)
         work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-        return n_threads, (offsets, channel_stride, padded_size), work_shape
-    return n_threads, None, (n_threads, _gemm.work_size(f, g["oh"] * g["ow"], ckk))
+        return (n_threads, (offsets, channel_stride, padded_size), work_shape) + shapes
+    return (n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk))) + shapes
 
 
 def _padded_image(g, f, dtype):
