@@ -337,9 +337,9 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             Columns in the order of ``classes_``; for multilabel, each label's
             probability.
         """
-        logits = self._checked_outputs(X).astype(np.float64)
+        logits = self._checked_outputs(X)
         if self._is_multilabel():
-            return np.exp(log_sigmoid(logits))
+            return np.exp(log_sigmoid(logits.astype(np.float64)))
         return softmax(logits)
 
     def __sklearn_tags__(self):

@@ -93,6 +93,22 @@ class Layer:
     def forward_fast(self, x):
         return self.forward(x, training=False)
 
+    def fast_call(self, n, dtype, relu=False):
+        """:meth:`forward_fast` for C-contiguous inputs of ``n`` samples of the shape
+        the layer was built for, of ``dtype``, as a function of x alone.
+
+        With ``relu`` (only asked of a layer that ``fuses_relu``) the function
+        applies the ReLU that follows. A layer with a kernel binds here, once,
+        what its call derives from the shapes (threads, scratch sizes, a
+        product's layout, for the current ``ops._plan_context()``), its
+        geometry and its parameter views: the function goes straight to ops.
+        The network keeps these functions keyed on the input shape and that
+        context, checks the shape before it plans, and drops them when it
+        rebinds the parameters. Nothing mutable is shared: every call
+        allocates its own output and scratch, so threads may call it at once.
+        """
+        return self.forward_fast
+
     def release_buffers(self):
         """Drop the scratch arrays training kept across batches."""
         for name in self.__dict__.pop("_buffer_names", ()):
@@ -210,19 +226,32 @@ class Conv2D(Layer):
         return g
 
     def forward(self, x, training=True):
+        if not training:
+            return self.forward_fast(x)
         # x comes from the estimator or a previous layer: C-contiguous, of the
         # network's dtype and shape, so the unchecked path of ops serves
         _check_input(self, x)
         x = np.ascontiguousarray(self._padded(x))
-        w = self._w.reshape(self.filters, -1)
-        b = self._b if self.bias else w[0, :0]
-        if not training:
-            return ops._conv2d(x, w, b, self._geometry())
         # backward reads the taps from x, or unfolds one sample at a time: no
         # unfolded batch is kept (it took more memory than the activations)
         self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
-        return ops._conv2d(x, w, b, self._geometry(), out=y)
+        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
+                           self._geometry(), out=y)
+
+    def forward_fast(self, x):
+        _check_input(self, x)
+        x = np.ascontiguousarray(self._padded(x))
+        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
+                           self._geometry())
+
+    def fast_call(self, n, dtype, relu=False):
+        g, w = self._geometry(), self._w.reshape(self.filters, -1)
+        b = self._b if self.bias else None
+        plan = ops._conv2d_plan(g, self.filters, np.dtype(dtype), n)
+        if self.extra_pad[0] or self.extra_pad[1]:
+            return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan)
+        return lambda x: ops._conv2d(x, w, b, g, plan=plan)
 
     def backward(self, dy, need_dx=True):
         x = self._x
@@ -286,6 +315,10 @@ class MaxPool2D(_Pool2D):
         _check_input(self, x)
         return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
+    def fast_call(self, n, dtype, relu=False):
+        g, n_threads = self._geometry(), ops._n_threads(n)
+        return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
+
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
         return ops._max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape, dx)
@@ -313,6 +346,10 @@ class Flatten(Layer):
 
     def forward(self, x, training=True):
         return x.reshape(x.shape[0], -1)
+
+    def fast_call(self, n, dtype, relu=False):
+        shape = (n,) + self.output_shape
+        return lambda x: x.reshape(shape)
 
     def backward(self, dy, need_dx=True):
         return dy.reshape((dy.shape[0],) + self.input_shape)
@@ -361,6 +398,11 @@ class Dense(Layer):
         # unchecked product of ops serves (any strides; see ops.linear)
         _check_input(self, x)
         return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
+
+    def fast_call(self, n, dtype, relu=False):
+        w, b = self._w, self._b if self.bias else None
+        plan = ops._matmul_plan(n, self.units, self.input_shape[0])
+        return lambda x: ops._matmul(x, w, b, relu=relu, plan=plan)
 
     def backward(self, dy, need_dx=True):
         # ops.linear_backward's products, written straight into the gradient

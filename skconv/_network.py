@@ -2,9 +2,15 @@
 
 import numpy as np
 
+from . import ops
 from ._layers import Activation
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
+
+
+# Input shapes whose planned inference calls a network keeps (see forward_fast):
+# prediction meets a few (its chunk, the last chunk, one row), never many.
+_MAX_FAST_PLANS = 16
 
 
 class Sequential:
@@ -48,7 +54,11 @@ class Sequential:
         self._bind(self.params)
 
     def _bind(self, params):
-        """Point every layer's parameter views into ``params`` and a fresh ``grads``."""
+        """Point every layer's parameter views into ``params`` and a fresh ``grads``.
+
+        Drops the planned inference calls, which hold the old views.
+        """
+        self._fast_calls = {}
         self.params = params
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
         views = [({}, {}) for _ in self.layers]
@@ -149,20 +159,42 @@ class Sequential:
         """Inference forward pass: no caches, no buffers shared with training.
 
         A ReLU right after a layer that can apply it (``fuses_relu``) runs in
-        that layer's call: the same values, one pass less.
+        that layer's call: the same values, one pass less. The layers' calls
+        are planned once per input shape, dtype and ``ops._plan_context()``
+        (see :meth:`Layer.fast_call`): on a row or two, deriving thread counts
+        and scratch sizes and going through the layers' checks on every call
+        took longer than the arithmetic.
         """
-        layers = self.layers
-        i, n = 0, len(layers)
-        while i < n:
-            layer = layers[i]
-            if (layer.fuses_relu and i + 1 < n and type(layers[i + 1]) is Activation
-                    and layers[i + 1].kind == "relu"):
-                x = layer.forward_fast(x, relu=True)
-                i += 2
-            else:
-                x = layer.forward_fast(x)
-                i += 1
+        x = np.ascontiguousarray(x)
+        key = (x.shape, x.dtype, ops._plan_context())
+        calls = self._fast_calls.get(key)
+        if calls is None:
+            calls = self._plan_fast_calls(x.shape, x.dtype)
+            if len(self._fast_calls) >= _MAX_FAST_PLANS:
+                self._fast_calls.clear()
+            self._fast_calls[key] = calls
+        for call in calls:
+            x = call(x)
         return x
+
+    def _plan_fast_calls(self, shape, dtype):
+        """The functions that :meth:`forward_fast` applies in turn to inputs of ``shape``.
+
+        Checks the per-sample shape here, once: the planned calls trust it.
+        """
+        if tuple(shape[1:]) != self.input_shape:
+            raise ValueError(f"the network was built for inputs of shape {self.input_shape} "
+                             f"per sample, got {tuple(shape[1:])}")
+        layers = self.layers
+        calls = []
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            relu = (layer.fuses_relu and i + 1 < len(layers)
+                    and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
+            calls.append(layer.fast_call(shape[0], dtype, relu=relu))
+            i += 2 if relu else 1
+        return tuple(calls)
 
     def input_gradient(self, x, dy, start=0):
         """Gradient of ``sum(dy * forward_fast(x))`` with respect to the input ``x``.
@@ -225,6 +257,7 @@ class Sequential:
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["grads"]
+        state.pop("_fast_calls", None)
         return state
 
     def __setstate__(self, state):

@@ -79,9 +79,20 @@ def _n_threads(n_tasks):
     return max(1, min(effective_n_threads(), n_tasks))
 
 
-def _gemm_work(n_slots, m, n, k, dtype):
-    """Scratch for ``n_slots`` concurrent products of a[m, k] @ b[k, n]."""
-    return np.empty((n_slots, _gemm.work_size(m, n, k)), dtype=dtype)
+def _plan_context():
+    """What the kernels' call plans depend on besides the shapes: the threads
+    available now and the SIMD path (whose tile sizes some work layouts follow).
+
+    A caller that keeps plans (``_conv2d_plan``, ``_matmul_plan``, ...) keys
+    them on this, so a plan never outlives a change of either.
+    """
+    return effective_n_threads(), _gemm.get_path()
+
+
+# Empty arrays that stand for "none" in a kernel's arguments ("no bias", "no
+# columns kept"): nothing is ever written to them, so they are shared.
+_NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
+_NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 def _pair(value, name, minimum):
@@ -235,9 +246,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     f, wc, kh, kw = w.shape
     if wc != c:
         raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
-    if b is None:
-        b = np.empty(0, dtype=x.dtype)
-    else:
+    if b is not None:
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (f,), "b")
     g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
@@ -246,36 +255,63 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     return _conv2d(x, w.reshape(f, -1), b, g, cols)
 
 
-def _conv2d(x, w, b, g, cols=None, out=None):
+def _conv2d(x, w, b, g, cols=None, out=None, plan=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
-    and b (f,) or empty of x's dtype, g x's geometry, cols None or a checked workspace.
+    and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
 
     The layers' inference path calls this directly: their arguments are right
     by construction, and a one-row prediction would spend more time in the
     checks than in the arithmetic. ``out``, an (n, f, oh, ow) array to write
-    into (a training layer's buffer), or None.
+    into (a training layer's buffer), or None. ``plan``: what
+    :func:`_conv2d_plan` returns for these shapes in the current
+    :func:`_plan_context`, or None to derive it here.
     """
-    n, f, ohw, ckk = x.shape[0], w.shape[0], g["oh"] * g["ow"], w.shape[1]
-    n_threads = _n_threads(n)
-    y = np.empty((n, f, ohw), dtype=x.dtype) if out is None else out.reshape(n, f, ohw)
+    if plan is None:
+        plan = _conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
+    n_threads, implicit, work_shape, y_shape, out_shape = plan
+    y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
+    work = np.empty(work_shape, dtype=x.dtype)
+    if b is None:
+        b = _NONE_1D[x.dtype.char]
     keep_cols = cols is not None
-    if g["sh"] == g["sw"] == 1:
+    if implicit is not None:
         # the implicit product reads the taps from the padded image itself:
         # the same bits without forming (or packing) the columns; training
         # still forms them, for the backward pass
-        channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
-            g, f, x.dtype)
-        work = np.empty(rows * ckk + n_threads * (padded_size + rows * columns), dtype=x.dtype)
-        if not keep_cols:
-            cols = np.empty((0, 0, 0), dtype=x.dtype)
+        offsets, starts, tile_row, channel_stride, padded_size = implicit
         _conv.conv2d_forward_implicit(x, w, b, offsets, starts, tile_row, channel_stride,
-                                      padded_size, y, cols, keep_cols, work, g, n_threads)
-        return y.reshape(n, f, g["oh"], g["ow"])
-    if not keep_cols:
-        cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
-    work = _gemm_work(n_threads, f, ohw, ckk, x.dtype)
-    _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
-    return y.reshape(n, f, g["oh"], g["ow"])
+                                      padded_size, y,
+                                      cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols,
+                                      work, g, n_threads)
+    else:
+        if not keep_cols:
+            cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
+        _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
+    return y.reshape(out_shape)
+
+
+def _conv2d_plan(g, f, dtype, n):
+    """What :func:`_conv2d` derives from the shapes alone, for n samples through f
+    filters in the current :func:`_plan_context`.
+
+    Returns ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
+    ``implicit`` is ``(offsets, starts, tile_row, channel_stride, padded_size)``
+    for a stride of 1 (the implicit product; see :func:`_padded_image`), else
+    None (im2col and a GEMM per sample); ``work_shape`` that of the kernel's
+    scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
+    (n, f, oh, ow).
+    """
+    n_threads = _n_threads(n)
+    ckk = g["c"] * g["kh"] * g["kw"]
+    ohw = g["oh"] * g["ow"]
+    shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
+    if g["sh"] == g["sw"] == 1:
+        channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
+            g, f, dtype)
+        work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
+        implicit = offsets, starts, tile_row, channel_stride, padded_size
+        return (n_threads, implicit, work_shape) + shapes
+    return (n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk))) + shapes
 
 
 def _padded_image(g, f, dtype):
@@ -475,27 +511,36 @@ def _transposed_convolution(dy, w, g, dx=None):
         w.reshape(f, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
     padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
     gt = _geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
-    return _conv2d(dy, turned, np.empty(0, dtype=dy.dtype), gt, out=dx)
+    return _conv2d(dy, turned, None, gt, out=dx)
 
 
-def _matmul(a, b, bias=None, out=None, relu=False):
+def _matmul(a, b, bias=None, out=None, relu=False, plan=None):
     """``a @ b (+ bias)`` by skconv's GEMM, over row blocks on the OpenMP threads;
     then ``max(., 0)`` with ``relu``.
 
     Each output element is one chain of fused multiply-adds over the inner
     axis in order, so its bits do not depend on the other rows, the number of
     rows, the threads or the SIMD path (unlike BLAS, whose kernels change with
-    the CPU and the matrix shape).
+    the CPU and the matrix shape). ``plan``: what :func:`_matmul_plan` returns
+    for these shapes in the current :func:`_plan_context`, or None.
     """
     m, k = a.shape
     n = b.shape[1]
     if out is None:
         out = np.empty((m, n), dtype=a.dtype)
-    bias = np.empty(0, dtype=a.dtype) if bias is None else bias
-    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD))
-    work = _gemm_work(n_blocks, -(-m // n_blocks), n, k, a.dtype)
+    if bias is None:
+        bias = _NONE_1D[a.dtype.char]
+    n_blocks, work_shape = _matmul_plan(m, n, k) if plan is None else plan
+    work = np.empty(work_shape, dtype=a.dtype)
     _gemm.matmul(a, b, bias, out, False, relu, work, n_blocks)
     return out
+
+
+def _matmul_plan(m, n, k):
+    """What :func:`_matmul` derives from the shapes alone in the current
+    :func:`_plan_context`: ``(n_blocks, work_shape)``."""
+    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD))
+    return n_blocks, (n_blocks, _gemm.work_size(-(-m // n_blocks), n, k))
 
 
 def linear(x, w, b=None, *, out=None):
@@ -642,17 +687,19 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
 _NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
 
 
-def _max_pool2d(x, g, return_argmax, relu=False, out=None):
+def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
     ``relu`` (values only) applies ``max(y, 0)``, the activation a block puts after pooling.
-    ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers)."""
+    ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers).
+    ``n_threads``: ``_n_threads(n)`` of the caller's plan, or None."""
     n, c = x.shape[:2]
     if out is not None:
         y, argmax = out
     else:
         y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
-    _pool.max_pool2d_forward(x, y, argmax, relu and not return_argmax, g, _n_threads(n))
+    _pool.max_pool2d_forward(x, y, argmax, relu and not return_argmax, g,
+                             _n_threads(n) if n_threads is None else n_threads)
     return (y, argmax) if return_argmax else y
 
 

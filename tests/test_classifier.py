@@ -363,6 +363,31 @@ def test_nan_or_inf_in_x_raises(small_digits, bad):
         ConvNetClassifier().fit(X, small_digits[1][:20])
 
 
+@pytest.mark.parametrize("model_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_plain_arrays_take_a_fast_path_to_the_same_images_with_the_same_refusals(
+        small_digits, model_dtype, x_dtype):
+    # a prediction's plain float rows skip scikit-learn's validation: their
+    # images must be those of the validated path, and non-finite values refused
+    X, y = small_digits
+    rgb = np.random.RandomState(0).uniform(size=(30, 6, 5, 3))
+    for X_fit, y_fit in ((X, y), (rgb, np.arange(30) % 3)):
+        clf = _fit_quiet(ConvNetClassifier(**SMALL, dtype=model_dtype), X_fit, y_fit)
+        part = X_fit[:7].astype(x_dtype)
+        for Xp in (part, part[::2], part.reshape(len(part), -1)):
+            images = clf._plain_images(Xp)
+            assert images.dtype == model_dtype and images.flags.c_contiguous
+            assert_array_equal(images, clf._to_nchw(Xp.reshape(len(Xp), -1)))
+        for bad in (np.nan, np.inf, -np.inf):
+            Xb = part.copy()
+            Xb.flat[11] = bad
+            assert clf._plain_images(Xb) is None
+            with pytest.raises(ValueError, match="NaN|infinity"):
+                clf.predict_proba(Xb)
+        # more rows than one forward pass takes go the validated, chunked way
+        assert clf._plain_images(np.zeros((_PREDICT_CHUNK + 1,) + part.shape[1:], x_dtype)) is None
+
+
 def test_complex_x_raises(small_digits):
     with pytest.raises(ValueError, match="[Cc]omplex"):
         ConvNetClassifier().fit(small_digits[0][:20] + 1j, small_digits[1][:20])

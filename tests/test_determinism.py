@@ -257,6 +257,24 @@ def test_fit_and_predict_are_identical_on_every_simd_path(simd_path, digits300, 
         assert_array_equal(proba, fits[0][2], err_msg=f"{path} vs {fits[0][0]}")
 
 
+def test_one_model_predicts_the_same_bits_as_the_simd_path_and_threads_change(
+    simd_path, digits300
+):
+    # the network plans its kernel calls per SIMD path and thread count (a
+    # product's scratch follows the path's tiles): a switch must not reuse a plan
+    X, y = digits300
+    model = _fit(X, y)
+    proba = model.predict_proba(X)
+    for path in AVAILABLE_PATHS + AVAILABLE_PATHS[::-1]:
+        simd_path(path)
+        for threads in (1, 2):
+            with threadpool_limits(threads):
+                assert_array_equal(model.predict_proba(X), proba, err_msg=path)
+                assert_array_equal(model.predict_proba(X[:1]), proba[:1], err_msg=path)
+    planned_paths = {context[1] for _, _, context in model._network._fast_calls}
+    assert planned_paths == set(AVAILABLE_PATHS)
+
+
 # ---------------------------------------------------------------------------- the switch
 
 

@@ -1,12 +1,14 @@
 """Layers and the loss, each against a plain reference or finite differences (float64)."""
 
+import math
+
 import numpy as np
 import pytest
 from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose
 
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from skconv._losses import log_softmax, softmax_cross_entropy
+from skconv._losses import log_softmax, softmax, softmax_cross_entropy
 
 
 def _bound(layer, input_shape, seed=0):
@@ -182,6 +184,45 @@ def test_softmax_cross_entropy_matches_reference_and_finite_differences():
     assert_allclose(dz, ref_dz, rtol=1e-12, atol=1e-15)
     numeric = numerical_gradient(lambda: softmax_cross_entropy(z.copy(), y, sw, sw.sum())[0], z)
     assert_allclose(dz, numeric, rtol=1e-6, atol=1e-9)
+
+
+def _softmax_reference(z):
+    """Row by row in Python floats (doubles): max, exp(z - max) with the C library's
+    exp, their sum in order, then each divided by it."""
+    out = np.empty(z.shape)
+    for i, row in enumerate(z.tolist()):
+        top = max(row)
+        e = [math.exp(v - top) for v in row]
+        total = 0.0
+        for v in e:
+            total += v
+        out[i] = [v / total for v in e]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 10, 37])
+def test_softmax_equals_a_plain_loop_bit_for_bit_and_leaves_the_logits(dtype, k):
+    z = (np.random.RandomState(k).standard_normal((50, k)) * 8).astype(dtype)
+    before = z.copy()
+    p = softmax(z)
+    assert p.dtype == np.float64
+    np.testing.assert_array_equal(p, _softmax_reference(z))
+    np.testing.assert_array_equal(z, before)
+    # a row's probabilities depend on that row only
+    np.testing.assert_array_equal(np.vstack([softmax(z[i:i + 1]) for i in range(len(z))]), p)
+    shifted = z.astype(np.float64) - z.max(1, keepdims=True)
+    assert_allclose(p, np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True), rtol=1e-14)
+
+
+def test_softmax_of_huge_logits_is_finite_and_of_non_finite_rows_is_nan():
+    z = np.array([[1e300, -1e300, 0.0], [np.nan, 1.0, 2.0], [np.inf, 1.0, 2.0],
+                  [-np.inf, -np.inf, -np.inf], [1.0, -np.inf, 2.0]])
+    p = softmax(z)
+    np.testing.assert_array_equal(p[0], [1.0, 0.0, 0.0])
+    assert np.isnan(p[1:4]).all()
+    np.testing.assert_array_equal(p[4], _softmax_reference(z[4:]).ravel())
+    assert p[4, 1] == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

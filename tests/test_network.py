@@ -97,6 +97,29 @@ def test_relu_fused_into_pooling_and_dense_changes_no_bits(dtype):
     assert_array_equal(np.signbit(fused[2:]), np.signbit(y[2:]))
 
 
+def test_planned_inference_calls_follow_the_batch_size_and_the_current_weights():
+    # forward_fast plans its layer calls once per input shape; the plans hold
+    # no weights, so read-only weights serve and new weights show at once
+    net = _every_layer_kind_net()
+    x = np.random.RandomState(5).standard_normal((6, 2, 9, 10))
+
+    def layer_by_layer(x):
+        for layer in net.layers:
+            x = layer.forward_fast(x)
+        return x
+
+    read_only = net.params.copy()
+    read_only.flags.writeable = False
+    net._bind(read_only)
+    for rows in (slice(None), slice(0, 1), slice(2, 5), slice(None)):
+        assert_array_equal(net.forward_fast(x[rows].copy()), layer_by_layer(x[rows].copy()))
+    before = net.forward_fast(x.copy())
+    net.set_params(read_only * 0.5)  # rebinds: the read-only array is copied
+    after = net.forward_fast(x.copy())
+    assert_array_equal(after, layer_by_layer(x.copy()))
+    assert not np.array_equal(after, before)
+
+
 def test_input_conv_is_asked_for_no_dx(monkeypatch):
     calls = []
     original = ops._conv2d_backward

@@ -125,6 +125,26 @@ def get_path():
     return PATHS[skc_get_path()]
 
 
+cdef inline void _matmul_rows(
+    const floating[:, :] a, const floating[:, :] b, const floating *bias, int bias_mode,
+    floating[:, ::1] c, bint accumulate, bint relu, floating *work,
+    Py_ssize_t i0, Py_ssize_t i1,       # the block's rows
+) noexcept nogil:
+    cdef Py_ssize_t k = a.shape[1], n = b.shape[1], i, j
+    if i1 <= i0:
+        return
+    gemm(<int> (i1 - i0), <int> n, <int> k,
+         &a[i0, 0] if k > 0 else NULL, a.strides[0] // sizeof(floating),
+         a.strides[1] // sizeof(floating),
+         &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
+         b.strides[1] // sizeof(floating),
+         &c[i0, 0], c.shape[1], accumulate, bias, bias_mode, work)
+    if relu:
+        for i in range(i0, i1):
+            for j in range(n):
+                c[i, j] = 0 if c[i, j] < 0 else c[i, j]
+
+
 def matmul(
     const floating[:, :] a,             # IN  (m, k), any strides
     const floating[:, :] b,             # IN  (k, n), any strides
@@ -141,25 +161,20 @@ def matmul(
     Blocks split the rows only, so every element is still one chain over k
     and the bits do not depend on the number of blocks or threads.
     """
-    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    cdef Py_ssize_t n_blocks = work.shape[0], blk, i0, i1, i, j
+    cdef Py_ssize_t m = a.shape[0], n = b.shape[1]
+    cdef Py_ssize_t n_blocks = work.shape[0], blk
     cdef int bias_mode = BIAS_PER_COLUMN if bias.shape[0] > 0 else NO_BIAS
     cdef const floating *bias_ptr = &bias[0] if bias.shape[0] > 0 else NULL
     if m == 0 or n == 0:
         return
     with nogil:
-        for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
-            i0 = blk * m // n_blocks
-            i1 = (blk + 1) * m // n_blocks
-            if i1 > i0:
-                gemm(<int> (i1 - i0), <int> n, <int> k,
-                     &a[i0, 0] if k > 0 else NULL, a.strides[0] // sizeof(floating),
-                     a.strides[1] // sizeof(floating),
-                     &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
-                     b.strides[1] // sizeof(floating),
-                     &c[i0, 0], c.shape[1], accumulate, bias_ptr, bias_mode, &work[blk, 0])
-                if relu:
-                    for i in range(i0, i1):
-                        for j in range(n):
-                            c[i, j] = 0 if c[i, j] < 0 else c[i, j]
-
+        if n_threads == 1:
+            # no parallel region for one thread: opening one costs about a
+            # microsecond, much of a one-row product's time
+            for blk in range(n_blocks):
+                _matmul_rows(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[blk, 0],
+                             blk * m // n_blocks, (blk + 1) * m // n_blocks)
+        else:
+            for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
+                _matmul_rows(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[blk, 0],
+                             blk * m // n_blocks, (blk + 1) * m // n_blocks)
