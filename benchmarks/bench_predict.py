@@ -25,7 +25,10 @@ Four ways to serve each, the same weights in all of them:
 
 Measured: predict throughput (images/s) at a batch of 1000 (labels only), and
 one-row ``predict_proba`` latency (microseconds), medians over rounds in
-which the four take turns (so load from other processes hits all alike).
+which the four take turns (so load from other processes hits all alike);
+each timed batch starts after a 50 ms pause, because onnxruntime's and
+torch's idle threads spin for a while after a run and on 2 cores would take
+the cores from whichever way runs next.
 Those one-row calls follow each other's batches, so their caches are cold;
 ``hot us`` is the median of ``--latency-calls`` one-row calls in a row, a
 server answering one request after another.
@@ -65,6 +68,7 @@ from skconv._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from bench_train import make_data  # the same images as the training benchmark
 
 BATCH = 1000
+SETTLE_S = 0.05  # pause before each timed batch and each way's hot calls
 MODELS = {
     "lenet": dict(conv_layers=((6, 5), (16, 5)), padding="valid", hidden_layer_sizes=(120, 84)),
     "default": {},
@@ -190,11 +194,16 @@ def bench(clf, X, threads, rounds, latency_calls):
             pred(), proba()
         for _ in range(rounds):
             for w, (pred, proba) in ways.items():
+                # onnxruntime's and torch's idle threads spin for a while after a
+                # run: on 2 cores they would take the cores from the next way
+                time.sleep(SETTLE_S)
                 throughput[w].append(BATCH / timed(pred))
                 calls = [timed(proba) for _ in range(latency_calls // rounds or 1)]
                 latency[w].extend(calls)
-        hot = {w: statistics.median(timed(proba) for _ in range(latency_calls)) * 1e6
-               for w, (_, proba) in ways.items()}
+        hot = {}
+        for w, (_, proba) in ways.items():
+            time.sleep(SETTLE_S)
+            hot[w] = statistics.median(timed(proba) for _ in range(latency_calls)) * 1e6
     return ({w: statistics.median(v) for w, v in throughput.items()},
             {w: statistics.median(v) * 1e6 for w, v in latency.items()},
             hot, max(diffs.values()))

@@ -14,11 +14,13 @@ The digits are scikit-learn's 8x8 digits upsampled (bilinear,
 scipy.ndimage.zoom) and replicated with a little noise to ``--n-images``
 images; the 32x32x3 images are the same digits at 32x32, one colour channel
 each plus noise. The torch models are the same networks. Training speed is the
-median over ``--epochs`` epochs (after one warm-up epoch) of images per second;
+median over ``--epochs`` epochs (after one warm-up epoch) of images per second,
+skconv's and torch's epochs taking turns (so that a slow minute of a shared
+machine slows both);
 one skconv epoch is one ``partial_fit`` call, so it includes input validation,
 as a user would see it. Prediction: skconv's ``predict`` on all images (it
 works in chunks of its own) against torch's eval-mode forward at batch 1000,
-median of five.
+median of five, in turns as well.
 
 The last line runs the skconv LeNet-5 epochs inside a loky worker of a
 two-worker pool, the way GridSearchCV(n_jobs=2) runs them (joblib limits each
@@ -70,21 +72,27 @@ def make_data(n_images, side=28, channels=1, seed=0):
 
 
 def median_time(fn, repeats):
-    times = []
+    return interleaved_medians([fn], repeats)[0]
+
+
+def interleaved_medians(fns, repeats):
+    """Median seconds of each of ``fns``, timed in turns: ``repeats`` rounds in
+    which each runs once, so that a slow minute of a shared machine slows all alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
+        for fn, seconds in zip(fns, times):
+            tic = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - tic)
+    return [statistics.median(seconds) for seconds in times]
 
 
-def bench_skconv(model, images, y, batch_size, epochs):
+def skconv_runs(model, images, y, batch_size):
+    """``(epoch, predict, accuracy)`` of a skconv model after one warm-up epoch."""
     clf = ConvNetClassifier(**MODELS[model][2], batch_size=batch_size, random_state=0)
     X = images  # (n, h, w) or channels-last (n, h, w, c): the shape says what an image is
     clf.partial_fit(X, y, classes=np.unique(y))  # warm-up epoch
-    train = median_time(lambda: clf.partial_fit(X, y), epochs)
-    predict = median_time(lambda: clf.predict(X), 5)
-    return len(X) / train, len(X) / predict, clf.score(X, y)
+    return (lambda: clf.partial_fit(X, y)), (lambda: clf.predict(X)), (lambda: clf.score(X, y))
 
 
 def _torch_model(model, nn):
@@ -106,7 +114,8 @@ def _torch_model(model, nn):
     )
 
 
-def bench_torch(model, images, y, batch_size, epochs, threads):
+def torch_runs(model, images, y, batch_size, threads):
+    """``(epoch, predict, accuracy)`` of the same network in torch after one warm-up epoch."""
     import torch
     from torch import nn
 
@@ -136,14 +145,12 @@ def bench_torch(model, images, y, batch_size, epochs, threads):
                               for s in range(0, len(X), TORCH_PREDICT_BATCH)])
 
     epoch()  # warm-up epoch
-    train = median_time(epoch, epochs)
-    pred = median_time(predict, 5)
-    accuracy = float((predict() == target).float().mean())
-    return len(X) / train, len(X) / pred, accuracy
+    return epoch, predict, lambda: float((predict() == target).float().mean())
 
 
 def _epoch_in_worker(images, y, batch_size, epochs):
-    return bench_skconv("lenet", images, y, batch_size, epochs)[0], skconv.effective_n_threads()
+    epoch, _, _ = skconv_runs("lenet", images, y, batch_size)
+    return len(images) / median_time(epoch, epochs), skconv.effective_n_threads()
 
 
 def main():
@@ -174,9 +181,13 @@ def main():
         for threads in args.threads:
             with threadpool_limits(limits=threads):
                 for batch_size in batch_sizes:
-                    tr, pr, acc = bench_skconv(model, images, y, batch_size, args.epochs)
-                    ttr, tpr, tacc = bench_torch(model, images, y, batch_size, args.epochs,
-                                                 threads)
+                    ours = skconv_runs(model, images, y, batch_size)
+                    theirs = torch_runs(model, images, y, batch_size, threads)
+                    n = len(images)
+                    tr, ttr = (n / t for t in interleaved_medians([ours[0], theirs[0]],
+                                                                  args.epochs))
+                    pr, tpr = (n / t for t in interleaved_medians([ours[1], theirs[1]], 5))
+                    acc, tacc = ours[2](), theirs[2]()
                     print(f"{model:>5} | {threads:>7} | {batch_size:>5} | {tr:>18.0f} "
                           f"{ttr:>7.0f} {tr / ttr:>5.2f} | {pr:>20.0f} {tpr:>7.0f} "
                           f"{pr / tpr:>5.2f} | {acc:>16.3f} {tacc:>5.3f}", flush=True)
@@ -190,7 +201,8 @@ def main():
         # (imports, first touch of the memory-mapped X) and is left out.
         for rep in range(4):
             with threadpool_limits(limits=1):
-                here.append(bench_skconv("lenet", images, y, 64, args.epochs)[0])
+                epoch = skconv_runs("lenet", images, y, 64)[0]
+                here.append(len(images) / median_time(epoch, args.epochs))
             ((worker, worker_threads),) = joblib.Parallel(n_jobs=2, backend="loky")(
                 joblib.delayed(_epoch_in_worker)(images, y, 64, args.epochs) for _ in range(1)
             )
