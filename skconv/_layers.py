@@ -56,10 +56,11 @@ def _buffer(layer, name, shape, dtype):
 class Layer:
     """Base layer: no parameters, identity geometry.
 
-    A layer whose ``forward_fast`` takes ``relu=True`` applies a ReLU that
-    follows it in the same call (``fuses_relu``): the network's inference
-    pass then skips that activation, which saves a call per block on a
-    one-row prediction.
+    A layer whose ``forward`` and ``forward_fast`` take ``relu=True`` applies
+    a ReLU that follows it in the same call (``fuses_relu``), and its
+    ``backward`` then applies the ReLU's gradient too: the network skips that
+    activation, which saves a call per block on a one-row prediction and a
+    pass over the pooled maps in training.
     """
 
     fuses_relu = False
@@ -300,15 +301,17 @@ class MaxPool2D(_Pool2D):
             g = self._g = ops._pool_geometry((1,) + self.input_shape, self.window, None, 0)
         return g
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, relu=False):
         if not training:
-            return self.forward_fast(x)
+            return self.forward_fast(x, relu=relu)
         _check_input(self, x)
         # buffers that live across batches of the same size
         shape = (x.shape[0],) + self.output_shape
         out = _buffer(self, "_y", shape, x.dtype), _buffer(self, "_argmax", shape, np.intp)
-        y, _ = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True, out=out)
+        y, _ = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True, relu=relu,
+                               out=out)
         self._x_shape = x.shape
+        self._relu_y = y if relu else None
         return y
 
     def forward_fast(self, x, relu=False):
@@ -321,7 +324,9 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
-        return ops._max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape, dx)
+        relu_y, self._relu_y = self._relu_y, None
+        return ops._max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape,
+                                        dx, relu_y=relu_y, g=self._geometry())
 
 
 class AvgPool2D(_Pool2D):
@@ -384,14 +389,15 @@ class Dense(Layer):
         if self.bias:
             self._b[...] = 0
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, relu=False):
         if not training:
-            return self.forward_fast(x)
+            return self.forward_fast(x, relu=relu)
         _check_input(self, x)
         self._x = x
         # the training batch size is fixed, so this buffer lives across batches
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
-        return ops._matmul(x, self._w, self._b if self.bias else None, out=y)
+        self._relu_y = y if relu else None
+        return ops._matmul(x, self._w, self._b if self.bias else None, out=y, relu=relu)
 
     def forward_fast(self, x, relu=False):
         # x comes from a previous layer, of the network's dtype and shape: the
@@ -409,13 +415,21 @@ class Dense(Layer):
         # view and a buffer kept across batches: fresh arrays of this size
         # (2 MB for 4096 -> 128) cost page faults and a copy every batch
         x, self._x = self._x, None
+        relu_y, self._relu_y = self._relu_y, None
         dy = np.ascontiguousarray(dy)
+        if relu_y is not None:
+            _relu_backward(dy, relu_y)
         ops._matmul(x.T, dy, out=self._dw)
         if self.bias:
             self._db[...] = dy.sum(axis=0)
         if not need_dx:
             return None
         return ops._matmul(dy, self._w.T, out=_buffer(self, "_dx", x.shape, x.dtype))
+
+
+def _relu_backward(dy, y):
+    """dy *= (y > 0), in place: the gradient of the ReLU whose output is y."""
+    np.multiply(dy, y > 0, out=dy)
 
 
 class Activation(Layer):
@@ -442,7 +456,7 @@ class Activation(Layer):
     def backward(self, dy, need_dx=True):
         y, self._y = self._y, None
         if self.kind == "relu":
-            np.multiply(dy, y > 0, out=dy)
+            _relu_backward(dy, y)
         elif self.kind == "tanh":
             dy *= 1 - y * y
         elif self.kind == "logistic":

@@ -35,8 +35,11 @@ class Sequential:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype).name
         shape = self.input_shape
+        # the most values one row has at any step of a forward pass, input included
+        self.largest_activation = int(np.prod(shape))
         for layer in self.layers:
             shape = layer.build(shape)
+            self.largest_activation = max(self.largest_activation, int(np.prod(shape)))
         self.output_shape = shape
         specs = [(i, name, tuple(shape), is_w) for i, layer in enumerate(self.layers)
                  for name, shape, is_w in layer.param_specs()]
@@ -85,6 +88,10 @@ class Sequential:
         """Initialise every parameter from ``rng``, layer by layer."""
         for layer in self.layers:
             layer.init_params(rng)
+
+    def rows_per_pass(self, budget):
+        """Rows of a forward pass whose largest activation fits in ``budget`` bytes (at least 1)."""
+        return max(1, budget // (self.largest_activation * self.params.itemsize))
 
     def set_params(self, params):
         """Copy ``params`` in, first making the storage writeable if needed."""
@@ -141,16 +148,38 @@ class Sequential:
         for layer in self.layers:
             layer.release_buffers()
 
+    def _fuses_relu_after(self, i):
+        """Whether layer ``i`` applies the ReLU that follows it (see ``Layer.fuses_relu``)."""
+        layers = self.layers
+        return (layers[i].fuses_relu and i + 1 < len(layers)
+                and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
+
+    def _steps(self):
+        """``(index, relu)`` of the layers a pass calls: a ReLU that the layer
+        before it fuses is no step of its own."""
+        steps = self.__dict__.get("_steps_cache")
+        if steps is None:
+            steps, i = [], 0
+            while i < len(self.layers):
+                relu = self._fuses_relu_after(i)
+                steps.append((i, relu))
+                i += 2 if relu else 1
+            steps = self._steps_cache = tuple(steps)
+        return steps
+
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        for i, relu in self._steps():
+            layer = self.layers[i]
+            x = layer.forward(x, training=training, relu=True) if relu else layer.forward(
+                x, training=training)
         return x
 
     def backward(self, dy):
         """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``."""
-        for layer, need_dx in zip(reversed(self.layers), reversed(self.need_dx)):
-            dy = layer.backward(dy, need_dx=need_dx)
+        for i, _ in reversed(self._steps()):
+            need_dx = self.need_dx[i]
+            dy = self.layers[i].backward(dy, need_dx=need_dx)
             if not need_dx:
                 # no layer before this one has parameters
                 break
@@ -185,16 +214,8 @@ class Sequential:
         if tuple(shape[1:]) != self.input_shape:
             raise ValueError(f"the network was built for inputs of shape {self.input_shape} "
                              f"per sample, got {tuple(shape[1:])}")
-        layers = self.layers
-        calls = []
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            relu = (layer.fuses_relu and i + 1 < len(layers)
-                    and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
-            calls.append(layer.fast_call(shape[0], dtype, relu=relu))
-            i += 2 if relu else 1
-        return tuple(calls)
+        return tuple(self.layers[i].fast_call(shape[0], dtype, relu=relu)
+                     for i, relu in self._steps())
 
     def input_gradient(self, x, dy, start=0):
         """Gradient of ``sum(dy * forward_fast(x))`` with respect to the input ``x``.
@@ -258,6 +279,7 @@ class Sequential:
         state = self.__dict__.copy()
         del state["grads"]
         state.pop("_fast_calls", None)
+        state.pop("_steps_cache", None)
         return state
 
     def __setstate__(self, state):

@@ -685,11 +685,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
 
 # the kernels' "no argmax wanted": empty, so never written
 _NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
+# no ReLU after a pooling, for _max_pool2d_backward's kernel
+_NO_VALUES = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
-    ``relu`` (values only) applies ``max(y, 0)``, the activation a block puts after pooling.
+    ``relu`` applies ``max(y, 0)``, the activation a block puts after pooling (the
+    argmax stays the window's: :func:`_max_pool2d_backward` takes the ReLU's mask from y).
     ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers).
     ``n_threads``: ``_n_threads(n)`` of the caller's plan, or None."""
     n, c = x.shape[:2]
@@ -698,7 +701,7 @@ def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     else:
         y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
-    _pool.max_pool2d_forward(x, y, argmax, relu and not return_argmax, g,
+    _pool.max_pool2d_forward(x, y, argmax, relu, g,
                              _n_threads(n) if n_threads is None else n_threads)
     return (y, argmax) if return_argmax else y
 
@@ -735,14 +738,21 @@ def max_pool2d_backward(dy, argmax, x_shape):
     return _max_pool2d_backward(dy, argmax, (n, c, h, w))
 
 
-def _max_pool2d_backward(dy, argmax, x_shape, dx=None):
+def _max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
     """:func:`max_pool2d_backward` of a C-contiguous dy and an argmax from max_pool2d;
-    ``dx`` an array of x_shape to write into (a training layer's buffer), or None."""
+    ``dx`` an array of x_shape to write into (a training layer's buffer), or None.
+    ``relu_y``: the output of ``_max_pool2d(..., relu=True)``, whose ReLU's gradient
+    (dy where y > 0, else 0) goes through too; None for a pooling without one.
+    ``g``: the pooling geometry that gave argmax, or None (any windows)."""
     n, c, h, w = x_shape
     dx = np.empty((n, c, h * w), dtype=dy.dtype) if dx is None else dx.reshape(n, c, h * w)
-    _pool.max_pool2d_backward(
-        dy.reshape(n, c, -1), argmax.reshape(n, c, -1), dx, _n_threads(n)
-    )
+    y = _NO_VALUES[dy.dtype.char] if relu_y is None else relu_y.reshape(n, c, -1)
+    dy, argmax = dy.reshape(n, c, -1), argmax.reshape(n, c, -1)
+    if g is not None and (g["kh"], g["kw"], g["sh"], g["sw"], g["ph"], g["pw"]) == (
+            2, 2, 2, 2, 0, 0):
+        _pool.max_pool2d_2x2_backward(dy, argmax, y, dx, g, _n_threads(n))
+    else:
+        _pool.max_pool2d_backward(dy, argmax, y, dx, _n_threads(n))
     return dx.reshape(n, c, h, w)
 
 

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 import skconv
 from gradcheck import numerical_gradient
 from skconv import ConvNetClassifier
-from skconv._base import _PREDICT_CHUNK
+from skconv import _base as skconv_base
 from skconv._losses import sigmoid_binary_cross_entropy
 from skconv._network import Sequential
 from skconv.exceptions import InconsistentVersionWarning
@@ -385,7 +385,8 @@ def test_plain_arrays_take_a_fast_path_to_the_same_images_with_the_same_refusals
             with pytest.raises(ValueError, match="NaN|infinity"):
                 clf.predict_proba(Xb)
         # more rows than one forward pass takes go the validated, chunked way
-        assert clf._plain_images(np.zeros((_PREDICT_CHUNK + 1,) + part.shape[1:], x_dtype)) is None
+        too_many = clf._rows_per_pass() + 1
+        assert clf._plain_images(np.zeros((too_many,) + part.shape[1:], x_dtype)) is None
 
 
 def test_complex_x_raises(small_digits):
@@ -622,8 +623,12 @@ def test_sparse_csr_x_fits_as_dense_and_is_densified_one_batch_at_a_time(small_d
     assert max(rows) == 64
     assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
     rows.clear()
+    # a budget of 100 rows per forward pass, so prediction goes in chunks
+    network = sparse._network
+    monkeypatch.setattr(skconv_base, "_PREDICT_BYTES",
+                        100 * network.largest_activation * network.params.itemsize)
     proba = sparse.predict_proba(sp.csr_matrix(X))
-    assert max(rows) == _PREDICT_CHUNK < len(X)
+    assert max(rows) == 100 < len(X)
     assert_array_equal(proba, dense.predict_proba(X))
     # other sparse formats are converted to CSR
     assert_array_equal(sparse.predict_proba(sp.csc_matrix(X)), proba)

@@ -381,6 +381,36 @@ def test_maxpool_2x2_with_argmax_matches_loop_reference_on_every_simd_path(simd_
     assert argmax[0, 0, 0, 2] == 4 and argmax[0, 0, 0, 3] == 6  # ties: the first
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 39), (2, 2, 7, 33), (1, 2, 5, 2)])
+def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
+        simd_path, path, dtype, shape):
+    # training's 2x2 backward writes each window whole (eight or four at a
+    # time on the SIMD paths, the rest of a row in a loop): the bits of adding
+    # dy into zeros at the argmax (-0.0 becomes +0.0), zeros in an odd
+    # height's last row and an odd width's last column, with and without the
+    # ReLU after the pooling, whose gradient is dy where y > 0 (not on 0, -0.0, NaN)
+    simd_path(path)
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    g = ops._pool_geometry(x.shape, 2, None, 0)
+    dy = rng.standard_normal((shape[0], shape[1], g["oh"], g["ow"])).astype(dtype)
+    dy[rng.random(dy.shape) < 0.2] = -0.0
+    for relu in (False, True):
+        y, argmax = ops._max_pool2d(x, g, True, relu=relu)
+        assert not relu or (y[~np.isnan(y)] >= 0).all()
+        masked = dy * (y > 0) if relu else dy
+        expected = ops.max_pool2d_backward(masked, argmax, x.shape)  # the scattered adds
+        dx = np.full(x.shape, 7.0, dtype=dtype)  # stale values must all be overwritten
+        ops._max_pool2d_backward(dy, argmax, x.shape, dx, relu_y=y if relu else None, g=g)
+        np.testing.assert_array_equal(dx.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
+        general = ops._max_pool2d_backward(dy, argmax, x.shape, relu_y=y if relu else None)
+        np.testing.assert_array_equal(general.view(f"u{x.itemsize}"),
+                                      expected.view(f"u{x.itemsize}"))
+
+
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)

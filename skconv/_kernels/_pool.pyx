@@ -12,6 +12,12 @@ cdef extern from "pool.h":
     Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
                                       Py_ssize_t k0, Py_ssize_t w, double *out,
                                       Py_ssize_t *index) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
+                                               const float *y, Py_ssize_t ow, Py_ssize_t k0,
+                                               Py_ssize_t w, float *top) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_backward_row_d(const double *dy, const Py_ssize_t *index,
+                                               const double *y, Py_ssize_t ow, Py_ssize_t k0,
+                                               Py_ssize_t w, double *top) noexcept nogil
 
 # Pooling ignores Geometry.dh / dw (no dilation). Windows always overlap the
 # input (skconv.ops keeps padding <= kernel // 2), so padding never wins a max.
@@ -179,16 +185,78 @@ cdef void _max_pool_2x2_argmax(
 def max_pool2d_backward(
     const floating[:, :, ::1] dy,           # IN  (n, c, oh * ow)
     const Py_ssize_t[:, :, ::1] argmax,     # IN  (n, c, oh * ow), each in [0, h * w)
+    const floating[:, :, ::1] y,            # IN  (n, c, oh * ow) after a ReLU, or (0, 0, 0)
     floating[:, :, ::1] dx,                 # OUT (n, c, h * w)
     int n_threads,
 ):
+    """dx = each dy added at its window's argmax; with ``y``, the outputs of
+    pooling and the ReLU after it, only where y > 0 (the ReLU's gradient)."""
     cdef Py_ssize_t n, c, p
+    cdef bint relu = y.shape[0] > 0
+    cdef floating d
     with nogil:
         for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             memset(&dx[n, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(floating))
             for c in range(dy.shape[1]):
                 for p in range(dy.shape[2]):
-                    dx[n, c, argmax[n, c, p]] += dy[n, c, p]
+                    d = dy[n, c, p]
+                    if relu:
+                        # adding 0 leaves dx as it was: it starts at +0.0 and a
+                        # sum from there is never -0.0
+                        d = d if y[n, c, p] > 0 else 0
+                    dx[n, c, argmax[n, c, p]] += d
+
+
+def max_pool2d_2x2_backward(
+    const floating[:, :, ::1] dy,           # IN  (n, c, oh * ow)
+    const Py_ssize_t[:, :, ::1] argmax,     # IN  (n, c, oh * ow), each in its window
+    const floating[:, :, ::1] y,            # IN  (n, c, oh * ow) after a ReLU, or (0, 0, 0)
+    floating[:, :, ::1] dx,                 # OUT (n, c, h * w)
+    Geometry g,                             # 2x2 windows of stride 2, no padding
+    int n_threads,
+):
+    """max_pool2d_backward's dx for windows that tile the input: each written
+    whole, with no zeroing first and no scattered adds.
+
+    The values of the adds into zeros: 0 + d is d, except that -0.0 becomes
+    +0.0, so d + 0 is what a window's maximum gets. On the SIMD paths pool.h
+    writes a row's windows eight (four) at a time; this loop does the rest.
+    """
+    cdef Py_ssize_t n, c, i, j, k, p, w = g.w, ow = g.ow
+    cdef bint relu = y.shape[0] > 0, vector = simd_path() > 0
+    cdef floating *top
+    cdef floating d
+    with nogil:
+        for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
+            for c in range(g.c):
+                for i in range(g.oh):
+                    top = &dx[n, c, 2 * i * w]
+                    p = i * ow
+                    j = 0
+                    if vector:
+                        if floating is float:
+                            j = skc_max_pool_2x2_backward_row_s(
+                                &dy[n, c, p], &argmax[n, c, p], &y[n, c, p] if relu else NULL,
+                                ow, 2 * i * w, w, top)
+                        else:
+                            j = skc_max_pool_2x2_backward_row_d(
+                                &dy[n, c, p], &argmax[n, c, p], &y[n, c, p] if relu else NULL,
+                                ow, 2 * i * w, w, top)
+                    while j < ow:
+                        d = dy[n, c, p + j] + 0
+                        if relu and not y[n, c, p + j] > 0:
+                            d = 0
+                        k = argmax[n, c, p + j] - 2 * i * w - 2 * j
+                        top[2 * j] = d if k == 0 else 0
+                        top[2 * j + 1] = d if k == 1 else 0
+                        top[w + 2 * j] = d if k == w else 0
+                        top[w + 2 * j + 1] = d if k == w + 1 else 0
+                        j = j + 1
+                    if w > 2 * ow:  # an odd width: the last column is in no window
+                        top[w - 1] = 0
+                        top[2 * w - 1] = 0
+                if g.h > 2 * g.oh:  # likewise the last row of an odd height
+                    memset(&dx[n, c, (g.h - 1) * w], 0, w * sizeof(floating))
 
 
 def avg_pool2d_forward(

@@ -92,9 +92,97 @@ static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom,
     return j;
 }
 
+/* The backward of those windows for one row of them: dx of rows 2i (top) and
+ * 2i + 1 (top + w) written whole, d + 0 at each window's maximum and 0 at its
+ * other three places (the values of adding d into zeros: -0.0 becomes +0.0).
+ * index as above, k0 the flat index of top[0]; y: the pooled maps after a ReLU,
+ * whose gradient keeps d only where y > 0, or NULL. The choices are masks on
+ * d's bits, and unpacks interleave each row's two columns. */
+__attribute__((target("avx2")))
+static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
+                                                 const float *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                 ptrdiff_t w, float *top)
+{
+    const __m256i evens = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6), step = _mm256_set1_epi64x(8);
+    const __m256i one = _mm256_set1_epi32(1), below = _mm256_set1_epi32((int)w);
+    const __m256i below_right = _mm256_set1_epi32((int)w + 1);
+    float *bottom = top + w;
+    ptrdiff_t j = 0;
+    for (; j + 8 <= ow; j += 8) {
+        __m256 d = _mm256_add_ps(_mm256_loadu_ps(dy + j), _mm256_setzero_ps());
+        if (y)
+            d = _mm256_and_ps(d, _mm256_cmp_ps(_mm256_loadu_ps(y + j), _mm256_setzero_ps(),
+                                               _CMP_GT_OQ));
+        /* each window's place of its maximum, 0, 1, w or w + 1, as 32-bit lanes */
+        __m256i base = _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), first);
+        __m256i k_lo = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j)), base);
+        __m256i k_hi = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j + 4)),
+                                        _mm256_add_epi64(base, step));
+        __m256i k = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(k_lo, evens),
+                                              _mm256_permutevar8x32_epi32(k_hi, evens), 0x20);
+#define SKC_AT_S(place) _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, place)))
+        __m256 tl = SKC_AT_S(_mm256_setzero_si256()), tr = SKC_AT_S(one);
+        __m256 bl = SKC_AT_S(below), br = SKC_AT_S(below_right);
+#undef SKC_AT_S
+        __m256 lo = _mm256_unpacklo_ps(tl, tr), hi = _mm256_unpackhi_ps(tl, tr);
+        _mm256_storeu_ps(top + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(top + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        lo = _mm256_unpacklo_ps(bl, br);
+        hi = _mm256_unpackhi_ps(bl, br);
+        _mm256_storeu_ps(bottom + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(bottom + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+    return j;
+}
+
+__attribute__((target("avx2")))
+static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
+                                                 const double *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                 ptrdiff_t w, double *top)
+{
+    const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6), one = _mm256_set1_epi64x(1);
+    const __m256i below = _mm256_set1_epi64x((long long)w);
+    const __m256i below_right = _mm256_set1_epi64x((long long)w + 1);
+    double *bottom = top + w;
+    ptrdiff_t j = 0;
+    for (; j + 4 <= ow; j += 4) {
+        __m256d d = _mm256_add_pd(_mm256_loadu_pd(dy + j), _mm256_setzero_pd());
+        if (y)
+            d = _mm256_and_pd(d, _mm256_cmp_pd(_mm256_loadu_pd(y + j), _mm256_setzero_pd(),
+                                               _CMP_GT_OQ));
+        __m256i base = _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), first);
+        __m256i k = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j)), base);
+#define SKC_AT_D(place) _mm256_and_pd(d, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, place)))
+        __m256d tl = SKC_AT_D(_mm256_setzero_si256()), tr = SKC_AT_D(one);
+        __m256d bl = SKC_AT_D(below), br = SKC_AT_D(below_right);
+#undef SKC_AT_D
+        __m256d lo = _mm256_unpacklo_pd(tl, tr), hi = _mm256_unpackhi_pd(tl, tr);
+        _mm256_storeu_pd(top + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20));
+        _mm256_storeu_pd(top + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+        lo = _mm256_unpacklo_pd(bl, br);
+        hi = _mm256_unpackhi_pd(bl, br);
+        _mm256_storeu_pd(bottom + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20));
+        _mm256_storeu_pd(bottom + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+    }
+    return j;
+}
+
 #define SKC_HAVE_VECTOR_POOL 1
 #else
 #define SKC_HAVE_VECTOR_POOL 0
+static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
+                                                 const float *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                 ptrdiff_t w, float *top)
+{
+    return 0;
+}
+static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
+                                                 const double *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                 ptrdiff_t w, double *top)
+{
+    return 0;
+}
 static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
                                         ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
 {
