@@ -342,7 +342,8 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 
 #define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, TB)                                                    \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded. \
-     * Rows contiguous along k (csa == 1): full panels TB columns at a time, transposed */ \
+     * Rows contiguous along k (csa == 1): TB columns at a time, transposed (the rows   \
+     * past the last panel's are any readable ones, then zeroed) */                      \
     static void skc_pack_a_##S(int mc, int kc, const T *a, ptrdiff_t rsa, ptrdiff_t csa,  \
                                int mr, T *restrict out)                                    \
     {                                                                                      \
@@ -350,11 +351,14 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         const T *rows[8];                                                                  \
         for (int i0 = 0; i0 < mc; i0 += mr, out += (ptrdiff_t)mr * kc) {                   \
             int rows_here = mc - i0 < mr ? mc - i0 : mr, p = 0;                            \
-            if (blocks && rows_here == mr) {                                               \
-                for (int r = 0; r < 8; r++) /* rows past mr: any readable ones */          \
-                    rows[r] = a + (i0 + (r < mr ? r : 0)) * rsa;                           \
+            if (blocks) {                                                                  \
+                for (int r = 0; r < 8; r++)                                                \
+                    rows[r] = a + (i0 + (r < rows_here ? r : 0)) * rsa;                    \
                 for (; p + TB <= kc; p += TB) {                                            \
                     skc_transpose_panel_##S(rows, out + (ptrdiff_t)p * mr, mr);            \
+                    for (int q = p; q < p + TB; q++)                                       \
+                        for (int r = rows_here; r < mr; r++)                               \
+                            out[(ptrdiff_t)q * mr + r] = 0;                                \
                     for (int r = 0; r < 8; r++)                                            \
                         rows[r] += TB;                                                     \
                 }                                                                          \
