@@ -121,6 +121,8 @@ def test_gemm_reads_strided_and_read_only_operands():
     ((2, 6, 12, 12), (16, 5, 5), 0, 1),        # and its second
     ((2, 32, 14, 14), (64, 3, 3), 1, 1),       # a 16x16 padded plane: the channel stride is moved
     ((2, 3, 16, 16), (8, 3, 3), 1, 1),         # tiles that start at each output row
+    ((2, 3, 32, 32), (32, 3, 3), 1, 1),        # wide's first layer: a last panel of 2 rows
+    ((1, 2, 5, 5), (7, 3, 3), 1, 1),           # ... of 1 row, an odd number of tiles
     ((2, 4, 15, 15), (5, 3, 3), 1, 1),         # the same, each row's tile in part
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),  # non-square, dilated, padding past the kernel
     ((1, 2, 1, 1), (3, 1, 1), 0, 1),           # one pixel

@@ -49,6 +49,10 @@ typedef void (*skc_ukr_offsets_s)(int, const float *, const float *, const ptrdi
                                   ptrdiff_t, int);
 typedef void (*skc_ukr_offsets_d)(int, const double *, const double *, const ptrdiff_t *, double *,
                                   ptrdiff_t, int);
+typedef void (*skc_ukr_pair_s)(int, const float *, const float *, const float *,
+                               const ptrdiff_t *, float *, float *, ptrdiff_t);
+typedef void (*skc_ukr_pair_d)(int, const double *, const double *, const double *,
+                               const ptrdiff_t *, double *, double *, ptrdiff_t);
 
 /* ---- micro-kernels ------------------------------------------------------
  * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
@@ -135,6 +139,62 @@ SKC_PORTABLE_UKR(skc_ukr_portable_offsets_d, double, fma, 4, 4,
     SKC_VECTOR_UKR(NAME, "avx512f", double, __m512d, 8, NV, MR, _mm512_loadu_pd, \
                    _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,         \
                    _mm512_fmadd_pd, BPARAM, BROW)
+
+/* The implicit product's last panel when it holds at most MR / 2 rows (32
+ * filters are five panels of 6 and one of 2): those rows of two tiles at once,
+ * c0 from the image at b0 and c1 at b1, so that as many accumulators work as
+ * in a full tile instead of MR - rows of them on zeros. a is a panel packed for
+ * MR rows (a stride of MR per p); only rows 0 .. HR - 1 are computed and stored.
+ * Each element is the same FMA chain over p as in the full kernel. */
+#define SKC_VECTOR_UKR_PAIR(NAME, TARGET, T, VEC, VL, NV, HR, MR, LOADU, STOREU, SET1, ZERO, \
+                            FMA)                                                        \
+    __attribute__((target(TARGET)))                                             \
+    static void NAME(int k, const T *restrict a, const T *restrict b0,          \
+                     const T *restrict b1, const ptrdiff_t *restrict boff,      \
+                     T *restrict c0, T *restrict c1, ptrdiff_t ldc)             \
+    {                                                                           \
+        VEC acc0[HR][NV], acc1[HR][NV];                                         \
+        _Pragma("GCC unroll 8")                                                 \
+        for (int r = 0; r < HR; r++)                                            \
+            _Pragma("GCC unroll 8")                                             \
+            for (int v = 0; v < NV; v++)                                        \
+                acc0[r][v] = acc1[r][v] = ZERO();                               \
+        for (int p = 0; p < k; p++) {                                           \
+            VEC bv0[NV], bv1[NV];                                               \
+            _Pragma("GCC unroll 8")                                             \
+            for (int v = 0; v < NV; v++) {                                      \
+                bv0[v] = LOADU(b0 + boff[p] + v * VL);                          \
+                bv1[v] = LOADU(b1 + boff[p] + v * VL);                          \
+            }                                                                   \
+            _Pragma("GCC unroll 8")                                             \
+            for (int r = 0; r < HR; r++) {                                      \
+                VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
+                _Pragma("GCC unroll 8")                                         \
+                for (int v = 0; v < NV; v++) {                                  \
+                    acc0[r][v] = FMA(av, bv0[v], acc0[r][v]);                   \
+                    acc1[r][v] = FMA(av, bv1[v], acc1[r][v]);                   \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+        _Pragma("GCC unroll 8")                                                 \
+        for (int r = 0; r < HR; r++)                                            \
+            _Pragma("GCC unroll 8")                                             \
+            for (int v = 0; v < NV; v++) {                                      \
+                STOREU(c0 + r * ldc + v * VL, acc0[r][v]);                      \
+                STOREU(c1 + r * ldc + v * VL, acc1[r][v]);                      \
+            }                                                                   \
+    }
+
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_s, "avx2,fma", float, __m256, 8, 2, 3, 6, _mm256_loadu_ps,
+                    _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps)
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_d, "avx2,fma", double, __m256d, 4, 2, 3, 6, _mm256_loadu_pd,
+                    _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd)
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_s, "avx512f", float, __m512, 16, 2, 4, 8,
+                    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+                    _mm512_fmadd_ps)
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, "avx512f", double, __m512d, 8, 2, 4, 8,
+                    _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
+                    _mm512_fmadd_pd)
 
 SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
@@ -264,37 +324,43 @@ static void skc_transpose_panel_d(const double *const *rows, double *out, int mr
 
 /* ---- dispatch: chosen once (at import, by skconv), read by every call ---- */
 
-typedef struct { int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; } skc_kernel_s;
-typedef struct { int mr, nr; skc_ukr_d ukr; skc_ukr_offsets_d ukr_offsets; } skc_kernel_d;
+/* ukr_pair: the implicit product's last panel of at most mr / 2 rows, two tiles at
+ * a time (NULL: the full kernel computes it, rows of zeros included) */
+typedef struct {
+    int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; skc_ukr_pair_s ukr_pair;
+} skc_kernel_s;
+typedef struct {
+    int mr, nr; skc_ukr_d ukr; skc_ukr_offsets_d ukr_offsets; skc_ukr_pair_d ukr_pair;
+} skc_kernel_d;
 
 static const skc_kernel_s skc_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s, skc_ukr_portable_offsets_s},
+    {4, 8, skc_ukr_portable_s, skc_ukr_portable_offsets_s, NULL},
 #if SKC_HAVE_X86_PATHS
-    {6, 16, skc_ukr_avx2_s, skc_ukr_avx2_offsets_s},
-    {8, 32, skc_ukr_avx512_s, skc_ukr_avx512_offsets_s},
+    {6, 16, skc_ukr_avx2_s, skc_ukr_avx2_offsets_s, skc_ukr_avx2_pair_s},
+    {8, 32, skc_ukr_avx512_s, skc_ukr_avx512_offsets_s, skc_ukr_avx512_pair_s},
 #endif
 };
 static const skc_kernel_d skc_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d, skc_ukr_portable_offsets_d},
+    {4, 4, skc_ukr_portable_d, skc_ukr_portable_offsets_d, NULL},
 #if SKC_HAVE_X86_PATHS
-    {6, 8, skc_ukr_avx2_d, skc_ukr_avx2_offsets_d},
-    {8, 16, skc_ukr_avx512_d, skc_ukr_avx512_offsets_d},
+    {6, 8, skc_ukr_avx2_d, skc_ukr_avx2_offsets_d, skc_ukr_avx2_pair_d},
+    {8, 16, skc_ukr_avx512_d, skc_ukr_avx512_offsets_d, skc_ukr_avx512_pair_d},
 #endif
 };
 /* For products with fewer than MR / 2 rows. Any tile shape computes each
  * element by the same chain, so the choice changes speed only. */
 static const skc_kernel_s skc_row_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s, NULL},
+    {4, 8, skc_ukr_portable_s, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 32, skc_ukr_avx2_row_s, NULL},
-    {1, 64, skc_ukr_avx512_row_s, NULL},
+    {1, 32, skc_ukr_avx2_row_s, NULL, NULL},
+    {1, 64, skc_ukr_avx512_row_s, NULL, NULL},
 #endif
 };
 static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d, NULL},
+    {4, 4, skc_ukr_portable_d, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 16, skc_ukr_avx2_row_d, NULL},
-    {1, 32, skc_ukr_avx512_row_d, NULL},
+    {1, 16, skc_ukr_avx2_row_d, NULL, NULL},
+    {1, 32, skc_ukr_avx512_row_d, NULL, NULL},
 #endif
 };
 
@@ -544,10 +610,24 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                                       T *c, ptrdiff_t ldc)                                 \
     {                                                                                      \
         const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
-        for (int t = 0; t < n_tiles; t++)                                                  \
-            for (int ir = 0; ir < m; ir += kern->mr)                                       \
+        const int mr = kern->mr, nr = kern->nr;                                            \
+        /* the last panel's rows if a pair kernel takes them, else 0 */                    \
+        const int tail = kern->ukr_pair && m % mr && m % mr <= mr / 2 ? m % mr : 0;        \
+        const int full = m - tail;                                                         \
+        for (int t = 0; t < n_tiles; t++) {                                                \
+            for (int ir = 0; ir < full; ir += mr)                                          \
                 kern->ukr_offsets(k, apack + (ptrdiff_t)ir * k, x + starts[t], boff,       \
-                                  c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * kern->nr, ldc, 0); \
+                                  c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr, ldc, 0);    \
+            if (!tail)                                                                     \
+                continue;                                                                  \
+            T *ct = c + (ptrdiff_t)full * ldc + (ptrdiff_t)t * nr;                         \
+            if (t % 2 == 0 && t + 1 < n_tiles)                                             \
+                kern->ukr_pair(k, apack + (ptrdiff_t)full * k, x + starts[t],              \
+                               x + starts[t + 1], boff, ct, ct + nr, ldc);                 \
+            else if (t % 2 == 0) /* a last tile of its own */                              \
+                kern->ukr_offsets(k, apack + (ptrdiff_t)full * k, x + starts[t], boff, ct, \
+                                  ldc, 0);                                                 \
+        }                                                                                  \
     }
 
 SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, 8)
