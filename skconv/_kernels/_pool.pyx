@@ -145,7 +145,8 @@ cdef void _max_pool_2x2_argmax(
     # arithmetic on a 0/1 flag and the value is loaded from the winning index:
     # a float select here compiles to a branch, mispredicted half the time.
     # On the SIMD paths pool.h does the same choices as vector blends, a row's
-    # windows eight (four) at a time; this loop does the rest of the row.
+    # windows eight (four) at a time, the last few masked; this loop is the
+    # portable path's.
     cdef Py_ssize_t n, c, i, j, w = g.w, ow = g.ow, k_upper, k_lower, k
     cdef bint vector = simd_path() > 0
     cdef const floating *plane
@@ -220,7 +221,8 @@ def max_pool2d_2x2_backward(
 
     The values of the adds into zeros: 0 + d is d, except that -0.0 becomes
     +0.0, so d + 0 is what a window's maximum gets. On the SIMD paths pool.h
-    writes a row's windows eight (four) at a time; this loop does the rest.
+    writes a row's windows eight (four) at a time, the last few masked; this
+    loop is the portable path's.
     """
     cdef Py_ssize_t n, c, i, j, k, p, w = g.w, ow = g.ow
     cdef bint relu = y.shape[0] > 0, vector = simd_path() > 0

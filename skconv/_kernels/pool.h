@@ -9,8 +9,10 @@
  * and the last NaN wins, exactly as in _pool.pyx's _replaces, and a blend
  * moves the chosen element's bits unchanged (-0.0 and NaN payloads included).
  *
- * Each function does the windows j < ow rounded down to its vector width and
- * returns how many it did; the caller's scalar loop does the rest.
+ * Each function does all ow windows of a row, the last few through masked
+ * loads and stores, and returns ow; the caller's scalar loop (the portable
+ * path's) then has nothing left. A narrow map leaves most or all of its
+ * windows to that last step (LeNet-5's second pooling has rows of 4).
  */
 #ifndef SKCONV_POOL_H
 #define SKCONV_POOL_H
@@ -19,6 +21,59 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+/* Loads and stores of the first n lanes (all if n >= the width; none if n <= 0):
+ * the masked ones read nothing past them and write nothing there. */
+__attribute__((target("avx2")))
+static inline __m256i skc_lanes32(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+__attribute__((target("avx2")))
+static inline __m256i skc_lanes64(int n)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+__attribute__((target("avx2")))
+static inline __m256 skc_load_s(const float *p, int n)
+{
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, skc_lanes32(n));
+}
+__attribute__((target("avx2")))
+static inline void skc_store_s(float *p, __m256 v, int n)
+{
+    if (n >= 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, skc_lanes32(n), v);
+}
+__attribute__((target("avx2")))
+static inline __m256d skc_load_d(const double *p, int n)
+{
+    return n >= 4 ? _mm256_loadu_pd(p) : _mm256_maskload_pd(p, skc_lanes64(n));
+}
+__attribute__((target("avx2")))
+static inline void skc_store_d(double *p, __m256d v, int n)
+{
+    if (n >= 4)
+        _mm256_storeu_pd(p, v);
+    else
+        _mm256_maskstore_pd(p, skc_lanes64(n), v);
+}
+__attribute__((target("avx2")))
+static inline __m256i skc_load_i(const ptrdiff_t *p, int n)
+{
+    return n >= 4 ? _mm256_loadu_si256((const __m256i *)p)
+                  : _mm256_maskload_epi64((const long long *)p, skc_lanes64(n));
+}
+__attribute__((target("avx2")))
+static inline void skc_store_i(ptrdiff_t *p, __m256i v, int n)
+{
+    if (n >= 4)
+        _mm256_storeu_si256((__m256i *)p, v);
+    else
+        _mm256_maskstore_epi64((long long *)p, skc_lanes64(n), v);
+}
 
 /* top, bottom: the window rows 2i and 2i + 1; k0: the flat index of top[0] in the
  * plane, w: the plane's width; out[j], index[j]: window j's maximum and its flat index */
@@ -29,10 +84,11 @@ static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, p
     const __m256i first = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i below = _mm256_set1_epi32((int)w);
     ptrdiff_t j = 0;
-    for (; j + 8 <= ow; j += 8) {
+    for (; j < ow; j += 8) {
+        const int n = ow - j < 8 ? (int)(ow - j) : 8; /* windows this step */
         /* even and odd columns of 16: shuffle within 128-bit lanes, then fix the lane order */
-        __m256 t0 = _mm256_loadu_ps(top + 2 * j), t1 = _mm256_loadu_ps(top + 2 * j + 8);
-        __m256 b0 = _mm256_loadu_ps(bottom + 2 * j), b1 = _mm256_loadu_ps(bottom + 2 * j + 8);
+        __m256 t0 = skc_load_s(top + 2 * j, 2 * n), t1 = skc_load_s(top + 2 * j + 8, 2 * n - 8);
+        __m256 b0 = skc_load_s(bottom + 2 * j, 2 * n), b1 = skc_load_s(bottom + 2 * j + 8, 2 * n - 8);
 #define SKC_COLUMNS_S(u, v, sel) _mm256_castpd_ps(_mm256_permute4x64_pd(                \
             _mm256_castps_pd(_mm256_shuffle_ps(u, v, sel)), _MM_SHUFFLE(3, 1, 2, 0)))
         __m256 a = SKC_COLUMNS_S(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
@@ -46,16 +102,17 @@ static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, p
         __m256 upper = _mm256_blendv_ps(a, b, right), lower = _mm256_blendv_ps(d, e, lower_right);
         __m256 down = SKC_REPLACES_S(upper, lower);
 #undef SKC_REPLACES_S
-        _mm256_storeu_ps(out + j, _mm256_blendv_ps(upper, lower, down));
+        skc_store_s(out + j, _mm256_blendv_ps(upper, lower, down), n);
         /* offsets from top[2j]: the column step is the mask's top bit */
         __m256i k_upper = _mm256_srli_epi32(_mm256_castps_si256(right), 31);
         __m256i k_lower = _mm256_add_epi32(below, _mm256_srli_epi32(_mm256_castps_si256(lower_right), 31));
         __m256i k = _mm256_add_epi32(first, _mm256_blendv_epi8(k_upper, k_lower, _mm256_castps_si256(down)));
         __m256i base = _mm256_set1_epi64x((long long)(k0 + 2 * j));
-        _mm256_storeu_si256((__m256i *)(index + j),
-                            _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(k))));
-        _mm256_storeu_si256((__m256i *)(index + j + 4),
-                            _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(k, 1))));
+        skc_store_i(index + j, _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(k))),
+                    n);
+        skc_store_i(index + j + 4,
+                    _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(k, 1))),
+                    n - 4);
     }
     return j;
 }
@@ -67,9 +124,10 @@ static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom,
     const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6);
     const __m256i below = _mm256_set1_epi64x((long long)w);
     ptrdiff_t j = 0;
-    for (; j + 4 <= ow; j += 4) {
-        __m256d t0 = _mm256_loadu_pd(top + 2 * j), t1 = _mm256_loadu_pd(top + 2 * j + 4);
-        __m256d b0 = _mm256_loadu_pd(bottom + 2 * j), b1 = _mm256_loadu_pd(bottom + 2 * j + 4);
+    for (; j < ow; j += 4) {
+        const int n = ow - j < 4 ? (int)(ow - j) : 4;
+        __m256d t0 = skc_load_d(top + 2 * j, 2 * n), t1 = skc_load_d(top + 2 * j + 4, 2 * n - 4);
+        __m256d b0 = skc_load_d(bottom + 2 * j, 2 * n), b1 = skc_load_d(bottom + 2 * j + 4, 2 * n - 4);
 #define SKC_COLUMNS_D(unpack, u, v) _mm256_permute4x64_pd(unpack(u, v), _MM_SHUFFLE(3, 1, 2, 0))
         __m256d a = SKC_COLUMNS_D(_mm256_unpacklo_pd, t0, t1);
         __m256d b = SKC_COLUMNS_D(_mm256_unpackhi_pd, t0, t1);
@@ -82,12 +140,11 @@ static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom,
         __m256d upper = _mm256_blendv_pd(a, b, right), lower = _mm256_blendv_pd(d, e, lower_right);
         __m256d down = SKC_REPLACES_D(upper, lower);
 #undef SKC_REPLACES_D
-        _mm256_storeu_pd(out + j, _mm256_blendv_pd(upper, lower, down));
+        skc_store_d(out + j, _mm256_blendv_pd(upper, lower, down), n);
         __m256i k_upper = _mm256_srli_epi64(_mm256_castpd_si256(right), 63);
         __m256i k_lower = _mm256_add_epi64(below, _mm256_srli_epi64(_mm256_castpd_si256(lower_right), 63));
         __m256i k = _mm256_add_epi64(first, _mm256_blendv_epi8(k_upper, k_lower, _mm256_castpd_si256(down)));
-        _mm256_storeu_si256((__m256i *)(index + j),
-                            _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), k));
+        skc_store_i(index + j, _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), k), n);
     }
     return j;
 }
@@ -109,15 +166,16 @@ static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_
     const __m256i below_right = _mm256_set1_epi32((int)w + 1);
     float *bottom = top + w;
     ptrdiff_t j = 0;
-    for (; j + 8 <= ow; j += 8) {
-        __m256 d = _mm256_add_ps(_mm256_loadu_ps(dy + j), _mm256_setzero_ps());
+    for (; j < ow; j += 8) {
+        const int n = ow - j < 8 ? (int)(ow - j) : 8;
+        __m256 d = _mm256_add_ps(skc_load_s(dy + j, n), _mm256_setzero_ps());
         if (y)
-            d = _mm256_and_ps(d, _mm256_cmp_ps(_mm256_loadu_ps(y + j), _mm256_setzero_ps(),
+            d = _mm256_and_ps(d, _mm256_cmp_ps(skc_load_s(y + j, n), _mm256_setzero_ps(),
                                                _CMP_GT_OQ));
         /* each window's place of its maximum, 0, 1, w or w + 1, as 32-bit lanes */
         __m256i base = _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), first);
-        __m256i k_lo = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j)), base);
-        __m256i k_hi = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j + 4)),
+        __m256i k_lo = _mm256_sub_epi64(skc_load_i(index + j, n), base);
+        __m256i k_hi = _mm256_sub_epi64(skc_load_i(index + j + 4, n - 4),
                                         _mm256_add_epi64(base, step));
         __m256i k = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(k_lo, evens),
                                               _mm256_permutevar8x32_epi32(k_hi, evens), 0x20);
@@ -126,12 +184,12 @@ static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_
         __m256 bl = SKC_AT_S(below), br = SKC_AT_S(below_right);
 #undef SKC_AT_S
         __m256 lo = _mm256_unpacklo_ps(tl, tr), hi = _mm256_unpackhi_ps(tl, tr);
-        _mm256_storeu_ps(top + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(top + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        skc_store_s(top + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20), 2 * n);
+        skc_store_s(top + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31), 2 * n - 8);
         lo = _mm256_unpacklo_ps(bl, br);
         hi = _mm256_unpackhi_ps(bl, br);
-        _mm256_storeu_ps(bottom + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(bottom + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        skc_store_s(bottom + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20), 2 * n);
+        skc_store_s(bottom + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31), 2 * n - 8);
     }
     return j;
 }
@@ -146,24 +204,25 @@ static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff
     const __m256i below_right = _mm256_set1_epi64x((long long)w + 1);
     double *bottom = top + w;
     ptrdiff_t j = 0;
-    for (; j + 4 <= ow; j += 4) {
-        __m256d d = _mm256_add_pd(_mm256_loadu_pd(dy + j), _mm256_setzero_pd());
+    for (; j < ow; j += 4) {
+        const int n = ow - j < 4 ? (int)(ow - j) : 4;
+        __m256d d = _mm256_add_pd(skc_load_d(dy + j, n), _mm256_setzero_pd());
         if (y)
-            d = _mm256_and_pd(d, _mm256_cmp_pd(_mm256_loadu_pd(y + j), _mm256_setzero_pd(),
+            d = _mm256_and_pd(d, _mm256_cmp_pd(skc_load_d(y + j, n), _mm256_setzero_pd(),
                                                _CMP_GT_OQ));
         __m256i base = _mm256_add_epi64(_mm256_set1_epi64x((long long)(k0 + 2 * j)), first);
-        __m256i k = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(index + j)), base);
+        __m256i k = _mm256_sub_epi64(skc_load_i(index + j, n), base);
 #define SKC_AT_D(place) _mm256_and_pd(d, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, place)))
         __m256d tl = SKC_AT_D(_mm256_setzero_si256()), tr = SKC_AT_D(one);
         __m256d bl = SKC_AT_D(below), br = SKC_AT_D(below_right);
 #undef SKC_AT_D
         __m256d lo = _mm256_unpacklo_pd(tl, tr), hi = _mm256_unpackhi_pd(tl, tr);
-        _mm256_storeu_pd(top + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20));
-        _mm256_storeu_pd(top + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+        skc_store_d(top + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20), 2 * n);
+        skc_store_d(top + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31), 2 * n - 4);
         lo = _mm256_unpacklo_pd(bl, br);
         hi = _mm256_unpackhi_pd(bl, br);
-        _mm256_storeu_pd(bottom + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20));
-        _mm256_storeu_pd(bottom + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+        skc_store_d(bottom + 2 * j, _mm256_permute2f128_pd(lo, hi, 0x20), 2 * n);
+        skc_store_d(bottom + 2 * j + 4, _mm256_permute2f128_pd(lo, hi, 0x31), 2 * n - 4);
     }
     return j;
 }
