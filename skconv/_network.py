@@ -35,11 +35,8 @@ class Sequential:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype).name
         shape = self.input_shape
-        # the most values one row has at any step of a forward pass, input included
-        self.largest_activation = int(np.prod(shape))
         for layer in self.layers:
             shape = layer.build(shape)
-            self.largest_activation = max(self.largest_activation, int(np.prod(shape)))
         self.output_shape = shape
         specs = [(i, name, tuple(shape), is_w) for i, layer in enumerate(self.layers)
                  for name, shape, is_w in layer.param_specs()]
@@ -88,6 +85,15 @@ class Sequential:
         """Initialise every parameter from ``rng``, layer by layer."""
         for layer in self.layers:
             layer.init_params(rng)
+
+    @property
+    def largest_activation(self):
+        """The most values one row has at any step of a forward pass, input included."""
+        largest = self.__dict__.get("_largest_activation")
+        if largest is None:
+            shapes = [self.input_shape] + [layer.output_shape for layer in self.layers]
+            largest = self._largest_activation = max(int(np.prod(s)) for s in shapes)
+        return largest
 
     def rows_per_pass(self, budget):
         """Rows of a forward pass whose largest activation fits in ``budget`` bytes (at least 1)."""
@@ -280,6 +286,7 @@ class Sequential:
         del state["grads"]
         state.pop("_fast_calls", None)
         state.pop("_steps_cache", None)
+        state.pop("_largest_activation", None)
         return state
 
     def __setstate__(self, state):
