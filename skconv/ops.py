@@ -449,28 +449,24 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
     # unless the padding reaches past the kernel's span
     transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
                      and g["pw"] <= g["dw"] * (g["kw"] - 1))
-    if stride_1 and ckk >= _gemm.tile_shape(x.dtype.char)[1] and (transposed_dx or not need_dx):
+    implicit = stride_1 and (transposed_dx or not need_dx)
+    # dw's rows along the taps or along the filters (bits are the same either way)
+    dw_transposed = _dw_transposed(f, ckk, x.dtype, implicit)
+    dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
+    db_part = np.empty((n_chunks, f), dtype=x.dtype)
+    if implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1]):
         # the weights' gradient reads the taps from the padded input itself
-        # (see _conv.conv2d_backward_implicit): no im2col. The taps are then
-        # the product's columns, so fewer than a tile's would leave most of
-        # it empty; im2col's product can put them in the rows instead
+        # (see _conv.conv2d_backward_implicit): no im2col. Along the columns,
+        # fewer taps than a tile's would leave most of it empty; im2col's
+        # product then puts them in its rows
         channel_stride, offsets, *_, padded_size = _padded_image(g, f, x.dtype)
         images = np.empty((n_threads, padded_size), dtype=x.dtype)
         work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
-        dw_part = np.empty((n_chunks, f, ckk), dtype=x.dtype)
-        db_part = np.empty((n_chunks, f), dtype=x.dtype)
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, ohw), x, offsets, _output_positions(g), channel_stride, dw_part,
-            db_part, images, work, g, n_threads,
+            db_part, images, work, dw_transposed, g, n_threads,
         )
-        dw, db = dw_part.sum(axis=0), db_part.sum(axis=0)
     else:
-        # dw's rows along the filters unless there are too few of them to fill
-        # the micro-kernel's rows (bits are the same either way)
-        dw_transposed = f >= _gemm.tile_shape(x.dtype.char)[1]
-        dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk),
-                           dtype=x.dtype)
-        db_part = np.empty((n_chunks, f), dtype=x.dtype)
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
         if not need_dx or transposed_dx:
             folded_dx = np.empty((0, 0, 0, 0), dtype=x.dtype)
@@ -486,12 +482,33 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
             dy.reshape(n, f, ohw), x, w, folded_dx, dw_part, db_part, cols, have_cols,
             dw_transposed, work, g, n_threads,
         )
-        dw = dw_part.sum(axis=0)
-        dw = np.ascontiguousarray(dw.T if dw_transposed else dw)
-        db = db_part.sum(axis=0)
+    dw = dw_part.sum(axis=0)
+    dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
+    db = db_part.sum(axis=0)
     if transposed_dx:
         dx = _transposed_convolution(dy, w, g, dx)
     return (dx if need_dx else None), dw, db
+
+
+def _dw_transposed(f, ckk, dtype, implicit):
+    """Whether a weight gradient of f filters by ckk taps computes dw^T, the taps
+    along the micro-kernel's rows and the filters along its columns.
+
+    Whichever costs less per output position: the tiles' multiply-adds, the
+    padding to whole tiles included (a tile's row of nr columns is about a
+    cycle), plus the packing of the operands (about half a cycle an element,
+    measured on the AVX2 path). Both orientations pack dy; the ``implicit``
+    product (see _conv.conv2d_backward_implicit) packs the taps too, unless
+    they are its rows, which the micro-kernel reads in the image. On LeNet-5's
+    first convolution (6 filters, 25 taps) that keeps float32 in the filters'
+    rows but moves float64 to the taps'. The bits are the same either way.
+    """
+    mr, nr = _gemm.tile_shape(np.dtype(dtype).char)
+
+    def cost(rows, columns, packed):
+        return -(-rows // mr) * mr * (-(-columns // nr) * nr) / nr + packed / 2
+
+    return cost(ckk, f, f + (0 if implicit else ckk)) <= cost(f, ckk, f + ckk)
 
 
 def _transposed_convolution(dy, w, g, dx=None):

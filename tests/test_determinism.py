@@ -154,17 +154,23 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
         assert_array_equal(results[0], other)
 
 
+@pytest.mark.parametrize("dw_transposed", [False, True], ids=["filter-rows", "tap-rows"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, kernel, padding, dilation", [
     ((3, 1, 28, 28), (6, 5, 5), 0, 1),
     ((2, 32, 14, 14), (64, 3, 3), 1, 1),
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),
+    # 27 taps: a last panel of 3 taps on every path
+    ((2, 3, 10, 10), (32, 3, 3), 1, 1),
+    # 37 samples in 16 chunks of 2 or 3: chains that go on from sample to sample
+    ((37, 6, 12, 12), (16, 5, 5), 0, 1),
 ])
 def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
-        simd_path, dtype, shape, kernel, padding, dilation):
-    # backward reads the taps from the padded input; each element must still
-    # be one chain over the positions in order, per sample-chunk (a sample
-    # each here: n <= 16), the chunks then added in order
+        simd_path, monkeypatch, dtype, shape, kernel, padding, dilation, dw_transposed):
+    # backward reads the taps from the padded input, as the product's columns
+    # or (tap-rows) its rows; each element must still be one chain over the
+    # chunk's samples and positions in order, the chunks then added in order
+    monkeypatch.setattr(ops, "_dw_transposed", lambda *args: dw_transposed)
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
@@ -173,11 +179,15 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
     n, f = shape[0], kernel[0]
     cols = ops.im2col(x, kernel[1:], padding=padding, dilation=dilation)
     cols = cols.reshape(n, -1, cols.shape[1])  # (n, positions, taps)
+    n_chunks = min(n, ops._MAX_REDUCTION_CHUNKS)
+    chunks = [range(i * n // n_chunks, (i + 1) * n // n_chunks) for i in range(n_chunks)]
     for path in AVAILABLE_PATHS:
         simd_path(path)
         _, dw, _ = ops.conv2d_backward(dy, x, w, padding=padding, dilation=dilation)
-        per_sample = [ops._matmul(dy[i].reshape(f, -1), cols[i]) for i in range(n)]
-        assert_array_equal(dw.reshape(f, -1), np.sum(per_sample, axis=0), err_msg=path)
+        per_chunk = [ops._matmul(np.concatenate([dy[i].reshape(f, -1) for i in chunk], axis=1),
+                                 np.concatenate([cols[i] for i in chunk]))
+                     for chunk in chunks]
+        assert_array_equal(dw.reshape(f, -1), np.sum(per_chunk, axis=0), err_msg=path)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

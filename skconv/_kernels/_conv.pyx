@@ -2,8 +2,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from ._gemm cimport (gemm, gemm_taps, implicit_gemm, pack_panels_of, panel_rows, tile_width,
-                     BIAS_PER_ROW, NO_BIAS)
+from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
+                     tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 
 
@@ -212,10 +212,11 @@ def conv2d_backward_implicit(
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     Py_ssize_t channel_stride,          # elements between the padded image's channels
-    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk)
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or (n_chunks, ckk, f) if dw_transposed
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
+    bint dw_transposed,
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
 ):
@@ -225,6 +226,9 @@ def conv2d_backward_implicit(
     image, as conv2d_forward_implicit reads im2col(x): its element (q, tap)
     is the image at offsets[tap] + positions[q]. The product runs over the
     positions in order, so each dw element is the chain of conv2d_backward's.
+    With ``dw_transposed`` it computes dw^T = im2col(x) @ dy^T instead, the
+    taps as the product's rows, which the micro-kernel reads in the image
+    (gemm_tap_rows): only dy is packed. Same chains, same bits.
     Chunks and their order as in conv2d_backward: the bits do not depend on
     the threads. (The input gradient is a convolution of its own:
     ops._transposed_convolution.)
@@ -248,8 +252,12 @@ def conv2d_backward_implicit(
                     for r in range(g.h):
                         memcpy(img + ci2 * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci2, r, 0],
                                g.w * sizeof(floating))
-                # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk): one chain
-                # over the chunk's samples and positions
-                gemm_taps(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, img, &offsets[0], &positions[0],
-                          &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
+                # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk), or its
+                # transpose: one chain over the chunk's samples and positions
+                if dw_transposed:
+                    gemm_tap_rows(ckk, nf, ohw, img, &offsets[0], &positions[0], &dy[n, 0, 0], 1,
+                                  ohw, &dw_part[ci, 0, 0], nf, n != start, &work[tid, 0])
+                else:
+                    gemm_taps(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, img, &offsets[0],
+                              &positions[0], &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
                 _bias_gradient(dy, n, n == start, db_part[ci])

@@ -22,6 +22,12 @@ cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
 cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const double *apack, const double *x, const Py_ssize_t *boff,
                          double *c, Py_ssize_t ldc) noexcept nogil
+cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                         const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
+                         float *c, Py_ssize_t ldc, bint accumulate, float *work) noexcept nogil
+cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                         const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
+                         double *c, Py_ssize_t ldc, bint accumulate, double *work) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 # the SIMD path in use, as gemm.h numbers them: 0 portable, 1 AVX2, 2 AVX-512
 cdef int simd_path() noexcept nogil
@@ -86,3 +92,19 @@ cdef inline void gemm_taps(int m, int n, int k,
         sgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, poff, c, ldc, accumulate, NULL, NO_BIAS, work)
     else:
         dgemm(m, n, k, a, rsa, csa, x, 1, 0, coff, poff, c, ldc, accumulate, NULL, NO_BIAS, work)
+
+
+cdef inline void gemm_tap_rows(int m, int n, int k,
+                               const floating *x,               # IN  A[i, p] = x[roff[i] + pos[p]]
+                               const Py_ssize_t *roff,          # IN  (m,)
+                               const Py_ssize_t *pos,           # IN  (k,)
+                               const floating *b, Py_ssize_t rsb, Py_ssize_t csb,  # IN  b[k, n]
+                               floating *c, Py_ssize_t ldc,      # OUT c[m, n]
+                               bint accumulate, floating *work) noexcept nogil:
+    """c = (c if accumulate else 0) + A @ b for an implicit A whose row i is x at
+    roff[i] + pos[0], roff[i] + pos[1], ... (a convolution's taps at its output
+    positions): gemm_taps's product transposed, with its chains; A never formed."""
+    if floating is float:
+        sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+    else:
+        dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)

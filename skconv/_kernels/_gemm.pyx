@@ -26,6 +26,14 @@ cdef extern from "gemm.h":
     void skc_implicit_gemm_d(int m, int n_tiles, const Py_ssize_t *starts, int k,
                              const double *apack, const double *x, const Py_ssize_t *boff,
                              double *c, Py_ssize_t ldc) nogil
+    void skc_gemm_tap_rows_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                             const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
+                             Py_ssize_t csb, float *c, Py_ssize_t ldc, int accumulate,
+                             float *work) nogil
+    void skc_gemm_tap_rows_d(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                             const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
+                             Py_ssize_t csb, double *c, Py_ssize_t ldc, int accumulate,
+                             double *work) nogil
     int skc_panel_rows(int m, int double_precision) nogil
     int skc_tile_width(int double_precision) nogil
 
@@ -79,6 +87,18 @@ cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const double *apack, const double *x, const Py_ssize_t *boff,
                          double *c, Py_ssize_t ldc) noexcept nogil:
     skc_implicit_gemm_d(m, n_tiles, starts, k, apack, x, boff, c, ldc)
+
+
+cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                         const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
+                         float *c, Py_ssize_t ldc, bint accumulate, float *work) noexcept nogil:
+    skc_gemm_tap_rows_s(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+
+
+cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                         const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
+                         double *c, Py_ssize_t ldc, bint accumulate, double *work) noexcept nogil:
+    skc_gemm_tap_rows_d(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
 
 
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:

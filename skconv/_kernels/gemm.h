@@ -49,6 +49,10 @@ typedef void (*skc_ukr_offsets_s)(int, const float *, const float *, const ptrdi
                                   ptrdiff_t, int);
 typedef void (*skc_ukr_offsets_d)(int, const double *, const double *, const ptrdiff_t *, double *,
                                   ptrdiff_t, int);
+typedef void (*skc_ukr_taps_s)(int, const float *const *, const ptrdiff_t *, const float *,
+                               ptrdiff_t, float *, ptrdiff_t, int);
+typedef void (*skc_ukr_taps_d)(int, const double *const *, const ptrdiff_t *, const double *,
+                               ptrdiff_t, double *, ptrdiff_t, int);
 typedef void (*skc_ukr_pair_s)(int, const float *, const float *, const float *,
                                const ptrdiff_t *, float *, float *, ptrdiff_t);
 typedef void (*skc_ukr_pair_d)(int, const double *, const double *, const double *,
@@ -57,15 +61,22 @@ typedef void (*skc_ukr_pair_d)(int, const double *, const double *, const double
 /* ---- micro-kernels ------------------------------------------------------
  * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
  *     + sum over p of a[p, 0:MR]^T b[p, 0:NR], one FMA per (p, row, column).
- * a is a packed panel (MR values per p). Row p of b starts at BROW(p): p * ldb
- * for a packed panel (ldb = NR) or B itself when its rows are contiguous, or
- * boff[p] for an implicit B whose rows are anywhere (a convolution's taps,
- * each a shifted window of one padded image: see skc_implicit_gemm). */
+ * A's element (r, p) is AELEM(p, r, MR): a[p * MR + r] for a packed panel, or
+ * a[r][apos[p]] for an implicit A whose rows are a convolution's taps read in
+ * the padded image (a[r] the tap's start, apos the output positions: see
+ * skc_gemm_tap_rows). Row p of b starts at BROW(p): p * ldb for a packed panel
+ * (ldb = NR) or B itself when its rows are contiguous, or boff[p] for an
+ * implicit B whose rows are anywhere (a convolution's taps, each a shifted
+ * window of one padded image: see skc_implicit_gemm). APARAM, A's parameters
+ * in parentheses, may hold a comma. */
+#define SKC_A_PACKED(p, r, MR) a[(ptrdiff_t)(p) * (MR) + (r)]
+#define SKC_A_TAPS(p, r, MR) a[r][apos[p]]
 #define SKC_ROW_STRIDED(p) ((ptrdiff_t)(p) * ldb)
 #define SKC_ROW_OFFSET(p) (boff[p])
+#define SKC_UNPAREN(...) __VA_ARGS__
 
-#define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR, BPARAM, BROW)                    \
-    static void NAME(int k, const T *restrict a, const T *restrict b,           \
+#define SKC_PORTABLE_UKR(NAME, T, FMA, MR, NR, APARAM, AELEM, BPARAM, BROW)     \
+    static void NAME(int k, SKC_UNPAREN APARAM, const T *restrict b,            \
                      BPARAM, T *restrict c, ptrdiff_t ldc, int load_c)          \
     {                                                                           \
         T acc[MR][NR];                                                          \
@@ -75,25 +86,34 @@ typedef void (*skc_ukr_pair_d)(int, const double *, const double *, const double
         for (int p = 0; p < k; p++)                                             \
             for (int r = 0; r < MR; r++)                                        \
                 for (int j = 0; j < NR; j++)                                    \
-                    acc[r][j] = FMA(a[p * MR + r], b[BROW(p) + j], acc[r][j]);  \
+                    acc[r][j] = FMA(AELEM(p, r, MR), b[BROW(p) + j], acc[r][j]); \
         for (int r = 0; r < MR; r++)                                            \
             for (int j = 0; j < NR; j++)                                        \
                 c[r * ldc + j] = acc[r][j];                                     \
     }
 
-SKC_PORTABLE_UKR(skc_ukr_portable_s, float, fmaf, 4, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_PORTABLE_UKR(skc_ukr_portable_d, double, fma, 4, 4, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_PORTABLE_UKR(skc_ukr_portable_offsets_s, float, fmaf, 4, 8,
-                 const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
-SKC_PORTABLE_UKR(skc_ukr_portable_offsets_d, double, fma, 4, 4,
-                 const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+#define SKC_PACKED_S (const float *restrict a), SKC_A_PACKED
+#define SKC_PACKED_D (const double *restrict a), SKC_A_PACKED
+#define SKC_TAPS_S (const float *const *restrict a, const ptrdiff_t *restrict apos), SKC_A_TAPS
+#define SKC_TAPS_D (const double *const *restrict a, const ptrdiff_t *restrict apos), SKC_A_TAPS
+#define SKC_STRIDED ptrdiff_t ldb, SKC_ROW_STRIDED
+#define SKC_OFFSETS const ptrdiff_t *restrict boff, SKC_ROW_OFFSET
+/* The expansion of A's and B's pairs of arguments into the templates'. */
+#define SKC_PORTABLE(...) SKC_PORTABLE_UKR(__VA_ARGS__)
+
+SKC_PORTABLE(skc_ukr_portable_s, float, fmaf, 4, 8, SKC_PACKED_S, SKC_STRIDED)
+SKC_PORTABLE(skc_ukr_portable_d, double, fma, 4, 4, SKC_PACKED_D, SKC_STRIDED)
+SKC_PORTABLE(skc_ukr_portable_offsets_s, float, fmaf, 4, 8, SKC_PACKED_S, SKC_OFFSETS)
+SKC_PORTABLE(skc_ukr_portable_offsets_d, double, fma, 4, 4, SKC_PACKED_D, SKC_OFFSETS)
+SKC_PORTABLE(skc_ukr_portable_taps_s, float, fmaf, 4, 8, SKC_TAPS_S, SKC_STRIDED)
+SKC_PORTABLE(skc_ukr_portable_taps_d, double, fma, 4, 4, SKC_TAPS_D, SKC_STRIDED)
 
 #if SKC_HAVE_X86_PATHS
 /* One template for every vector width: NV vectors of VL lanes make NR. */
 #define SKC_VECTOR_UKR(NAME, TARGET, T, VEC, VL, NV, MR, LOADU, STOREU, SET1, ZERO, FMA,   \
-                       BPARAM, BROW)                                            \
+                       APARAM, AELEM, BPARAM, BROW)                             \
     __attribute__((target(TARGET)))                                             \
-    static void NAME(int k, const T *restrict a, const T *restrict b,           \
+    static void NAME(int k, SKC_UNPAREN APARAM, const T *restrict b,            \
                      BPARAM, T *restrict c, ptrdiff_t ldc, int load_c)          \
     {                                                                           \
         VEC acc[MR][NV];                                                        \
@@ -110,7 +130,7 @@ SKC_PORTABLE_UKR(skc_ukr_portable_offsets_d, double, fma, 4, 4,
                 bv[v] = LOADU(brow + v * VL);                                   \
             _Pragma("GCC unroll 8")                                             \
             for (int r = 0; r < MR; r++) {                                      \
-                VEC av = SET1(a[(ptrdiff_t)p * MR + r]);                        \
+                VEC av = SET1(AELEM(p, r, MR));                                 \
                 _Pragma("GCC unroll 8")                                         \
                 for (int v = 0; v < NV; v++)                                    \
                     acc[r][v] = FMA(av, bv[v], acc[r][v]);                      \
@@ -123,22 +143,22 @@ SKC_PORTABLE_UKR(skc_ukr_portable_offsets_d, double, fma, 4, 4,
                 STOREU(c + r * ldc + v * VL, acc[r][v]);                        \
     }
 
-#define SKC_AVX2_S(NAME, NV, MR, BPARAM, BROW)                                  \
+#define SKC_AVX2_S(NAME, NV, MR, ...)                                           \
     SKC_VECTOR_UKR(NAME, "avx2,fma", float, __m256, 8, NV, MR, _mm256_loadu_ps,  \
                    _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps,         \
-                   _mm256_fmadd_ps, BPARAM, BROW)
-#define SKC_AVX2_D(NAME, NV, MR, BPARAM, BROW)                                  \
+                   _mm256_fmadd_ps, __VA_ARGS__)
+#define SKC_AVX2_D(NAME, NV, MR, ...)                                           \
     SKC_VECTOR_UKR(NAME, "avx2,fma", double, __m256d, 4, NV, MR, _mm256_loadu_pd, \
                    _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,         \
-                   _mm256_fmadd_pd, BPARAM, BROW)
-#define SKC_AVX512_S(NAME, NV, MR, BPARAM, BROW)                                \
+                   _mm256_fmadd_pd, __VA_ARGS__)
+#define SKC_AVX512_S(NAME, NV, MR, ...)                                         \
     SKC_VECTOR_UKR(NAME, "avx512f", float, __m512, 16, NV, MR, _mm512_loadu_ps,  \
                    _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,         \
-                   _mm512_fmadd_ps, BPARAM, BROW)
-#define SKC_AVX512_D(NAME, NV, MR, BPARAM, BROW)                                \
+                   _mm512_fmadd_ps, __VA_ARGS__)
+#define SKC_AVX512_D(NAME, NV, MR, ...)                                         \
     SKC_VECTOR_UKR(NAME, "avx512f", double, __m512d, 8, NV, MR, _mm512_loadu_pd, \
                    _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,         \
-                   _mm512_fmadd_pd, BPARAM, BROW)
+                   _mm512_fmadd_pd, __VA_ARGS__)
 
 /* The implicit product's last panel when it holds at most MR / 2 rows (32
  * filters are five panels of 6 and one of 2): those rows of two tiles at once,
@@ -196,23 +216,27 @@ SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, "avx512f", double, __m512d, 8, 2, 4, 
                     _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
                     _mm512_fmadd_pd)
 
-SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX512_S(skc_ukr_avx512_s, 2, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX512_D(skc_ukr_avx512_d, 2, 8, ptrdiff_t ldb, SKC_ROW_STRIDED)
-/* The same tiles over an implicit B. */
-SKC_AVX2_S(skc_ukr_avx2_offsets_s, 2, 6, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
-SKC_AVX2_D(skc_ukr_avx2_offsets_d, 2, 6, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
-SKC_AVX512_S(skc_ukr_avx512_offsets_s, 2, 8, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
-SKC_AVX512_D(skc_ukr_avx512_offsets_d, 2, 8, const ptrdiff_t *restrict boff, SKC_ROW_OFFSET)
+SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, SKC_PACKED_S, SKC_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, SKC_PACKED_D, SKC_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_s, 2, 8, SKC_PACKED_S, SKC_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_d, 2, 8, SKC_PACKED_D, SKC_STRIDED)
+/* The same tiles over an implicit B, and over an implicit A. */
+SKC_AVX2_S(skc_ukr_avx2_offsets_s, 2, 6, SKC_PACKED_S, SKC_OFFSETS)
+SKC_AVX2_D(skc_ukr_avx2_offsets_d, 2, 6, SKC_PACKED_D, SKC_OFFSETS)
+SKC_AVX512_S(skc_ukr_avx512_offsets_s, 2, 8, SKC_PACKED_S, SKC_OFFSETS)
+SKC_AVX512_D(skc_ukr_avx512_offsets_d, 2, 8, SKC_PACKED_D, SKC_OFFSETS)
+SKC_AVX2_S(skc_ukr_avx2_taps_s, 2, 6, SKC_TAPS_S, SKC_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_taps_d, 2, 6, SKC_TAPS_D, SKC_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_taps_s, 2, 8, SKC_TAPS_S, SKC_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_taps_d, 2, 8, SKC_TAPS_D, SKC_STRIDED)
 /* One row by four vectors: for products of a row or two (a one-row
  * prediction's dense layers), where an MR-row tile would compute mostly
  * padding. Wider tiles would hide more FMA latency but pad the last, narrow
  * panel of B with more zeros, which costs more at these sizes. */
-SKC_AVX2_S(skc_ukr_avx2_row_s, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX2_D(skc_ukr_avx2_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX512_S(skc_ukr_avx512_row_s, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
-SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, ptrdiff_t ldb, SKC_ROW_STRIDED)
+SKC_AVX2_S(skc_ukr_avx2_row_s, 4, 1, SKC_PACKED_S, SKC_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_row_d, 4, 1, SKC_PACKED_D, SKC_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_row_s, 4, 1, SKC_PACKED_S, SKC_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_row_d, 4, 1, SKC_PACKED_D, SKC_STRIDED)
 #endif
 
 #if SKC_HAVE_X86_PATHS
@@ -327,40 +351,44 @@ static void skc_transpose_panel_d(const double *const *rows, double *out, int mr
 /* ukr_pair: the implicit product's last panel of at most mr / 2 rows, two tiles at
  * a time (NULL: the full kernel computes it, rows of zeros included) */
 typedef struct {
-    int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; skc_ukr_pair_s ukr_pair;
+    int mr, nr; skc_ukr_s ukr; skc_ukr_offsets_s ukr_offsets; skc_ukr_taps_s ukr_taps;
+    skc_ukr_pair_s ukr_pair;
 } skc_kernel_s;
 typedef struct {
-    int mr, nr; skc_ukr_d ukr; skc_ukr_offsets_d ukr_offsets; skc_ukr_pair_d ukr_pair;
+    int mr, nr; skc_ukr_d ukr; skc_ukr_offsets_d ukr_offsets; skc_ukr_taps_d ukr_taps;
+    skc_ukr_pair_d ukr_pair;
 } skc_kernel_d;
 
 static const skc_kernel_s skc_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s, skc_ukr_portable_offsets_s, NULL},
+    {4, 8, skc_ukr_portable_s, skc_ukr_portable_offsets_s, skc_ukr_portable_taps_s, NULL},
 #if SKC_HAVE_X86_PATHS
-    {6, 16, skc_ukr_avx2_s, skc_ukr_avx2_offsets_s, skc_ukr_avx2_pair_s},
-    {8, 32, skc_ukr_avx512_s, skc_ukr_avx512_offsets_s, skc_ukr_avx512_pair_s},
+    {6, 16, skc_ukr_avx2_s, skc_ukr_avx2_offsets_s, skc_ukr_avx2_taps_s, skc_ukr_avx2_pair_s},
+    {8, 32, skc_ukr_avx512_s, skc_ukr_avx512_offsets_s, skc_ukr_avx512_taps_s,
+     skc_ukr_avx512_pair_s},
 #endif
 };
 static const skc_kernel_d skc_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d, skc_ukr_portable_offsets_d, NULL},
+    {4, 4, skc_ukr_portable_d, skc_ukr_portable_offsets_d, skc_ukr_portable_taps_d, NULL},
 #if SKC_HAVE_X86_PATHS
-    {6, 8, skc_ukr_avx2_d, skc_ukr_avx2_offsets_d, skc_ukr_avx2_pair_d},
-    {8, 16, skc_ukr_avx512_d, skc_ukr_avx512_offsets_d, skc_ukr_avx512_pair_d},
+    {6, 8, skc_ukr_avx2_d, skc_ukr_avx2_offsets_d, skc_ukr_avx2_taps_d, skc_ukr_avx2_pair_d},
+    {8, 16, skc_ukr_avx512_d, skc_ukr_avx512_offsets_d, skc_ukr_avx512_taps_d,
+     skc_ukr_avx512_pair_d},
 #endif
 };
 /* For products with fewer than MR / 2 rows. Any tile shape computes each
  * element by the same chain, so the choice changes speed only. */
 static const skc_kernel_s skc_row_kernels_s[SKC_N_PATHS] = {
-    {4, 8, skc_ukr_portable_s, NULL, NULL},
+    {4, 8, skc_ukr_portable_s, NULL, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 32, skc_ukr_avx2_row_s, NULL, NULL},
-    {1, 64, skc_ukr_avx512_row_s, NULL, NULL},
+    {1, 32, skc_ukr_avx2_row_s, NULL, NULL, NULL},
+    {1, 64, skc_ukr_avx512_row_s, NULL, NULL, NULL},
 #endif
 };
 static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
-    {4, 4, skc_ukr_portable_d, NULL, NULL},
+    {4, 4, skc_ukr_portable_d, NULL, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
-    {1, 16, skc_ukr_avx2_row_d, NULL, NULL},
-    {1, 32, skc_ukr_avx512_row_d, NULL, NULL},
+    {1, 16, skc_ukr_avx2_row_d, NULL, NULL, NULL},
+    {1, 32, skc_ukr_avx512_row_d, NULL, NULL, NULL},
 #endif
 };
 
@@ -506,6 +534,23 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         }                                                                                  \
     }                                                                                      \
                                                                                            \
+    /* An edge tile (rows x cols of c) goes through a full mr x nr tile on the stack,     \
+     * whose other elements are computed and dropped. */                                  \
+    static void skc_tile_in_##S(T *tile, const T *c, ptrdiff_t ldc, int rows, int cols,   \
+                                int mr, int nr, int load_c)                                \
+    {                                                                                      \
+        memset(tile, 0, (size_t)mr * nr * sizeof(T));                                      \
+        if (load_c)                                                                        \
+            for (int r = 0; r < rows; r++)                                                 \
+                memcpy(tile + r * nr, c + r * ldc, cols * sizeof(T));                      \
+    }                                                                                      \
+    static void skc_tile_out_##S(const T *tile, T *c, ptrdiff_t ldc, int rows, int cols,  \
+                                 int nr)                                                   \
+    {                                                                                      \
+        for (int r = 0; r < rows; r++)                                                     \
+            memcpy(c + r * ldc, tile + r * nr, cols * sizeof(T));                          \
+    }                                                                                      \
+                                                                                           \
     /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + a @ b, then + bias: bias[i]      \
      * per row (bias_mode 1) or bias[j] per column (2). B[p, j] is b[p * rsb + j * csb],   \
      * or b[poff[p] + coff[j]] when coff is not NULL (see skc_pack_b_taps). Serial:        \
@@ -565,14 +610,9 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                                 kern->ukr(kc, ap, bp, ldb, ct, ldc, load_c);               \
                                 continue;                                                  \
                             }                                                              \
-                            /* an edge tile: through a full tile on the stack */           \
-                            memset(tile, 0, (size_t)mr * nr * sizeof(T));                  \
-                            if (load_c)                                                    \
-                                for (int r = 0; r < rows; r++)                             \
-                                    memcpy(tile + r * nr, ct + r * ldc, cols * sizeof(T)); \
+                            skc_tile_in_##S(tile, ct, ldc, rows, cols, mr, nr, load_c);    \
                             kern->ukr(kc, ap, bp, ldb, tile, nr, load_c);                  \
-                            for (int r = 0; r < rows; r++)                                 \
-                                memcpy(ct + r * ldc, tile + r * nr, cols * sizeof(T));     \
+                            skc_tile_out_##S(tile, ct, ldc, rows, cols, nr);               \
                         }                                                                  \
                     }                                                                      \
                 }                                                                          \
@@ -586,6 +626,55 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int i = 0; i < m; i++)                                                    \
                 for (int j = 0; j < n; j++)                                                \
                     c[i * ldc + j] += bias[j];                                             \
+    }                                                                                      \
+                                                                                           \
+    /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + A @ b for an implicit A,         \
+     * A[i, p] = x[roff[i] + pos[p]]: a convolution's taps as rows, which the micro-kernel \
+     * reads in the padded image, never packed; B[p, j] = b[p * rsb + j * csb], packed.   \
+     * The transpose of skc_gemm's product over an implicit B (coff, poff), with the same \
+     * chains: for a weight gradient whose filters fill a tile's columns, it packs the     \
+     * output gradient only, not the taps. work holds skc_gemm_work_size(m, n, k). */     \
+    static void skc_gemm_tap_rows_##S(int m, int n, int k, const T *x, const ptrdiff_t *roff,\
+                                      const ptrdiff_t *pos, const T *b, ptrdiff_t rsb,     \
+                                      ptrdiff_t csb, T *c, ptrdiff_t ldc, int accumulate,  \
+                                      T *work)                                             \
+    {                                                                                      \
+        const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
+        const int mr = kern->mr, nr = kern->nr;                                            \
+        T *bpack = (T *)(((uintptr_t)work + SKC_ALIGN - 1) & ~(uintptr_t)(SKC_ALIGN - 1)); \
+        T tile[SKC_TILE_MAX];                                                              \
+        const T *rows[SKC_MR_MAX];                                                         \
+        if (k == 0 && !accumulate)                                                         \
+            for (int i = 0; i < m; i++)                                                    \
+                memset(c + i * ldc, 0, n * sizeof(T));                                     \
+        for (int jc = 0; jc < n; jc += SKC_NC) {                                           \
+            int nc = n - jc < SKC_NC ? n - jc : SKC_NC;                                    \
+            for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
+                int kc = k - pc < SKC_KC ? k - pc : SKC_KC;                                \
+                int load_c = pc > 0 || accumulate;                                         \
+                skc_pack_b_##S(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bpack);      \
+                for (int jr = 0; jr < nc; jr += nr) {                                      \
+                    int cols = nc - jr < nr ? nc - jr : nr;                                \
+                    const T *bp = bpack + (ptrdiff_t)jr * kc;                              \
+                    for (int ir = 0; ir < m; ir += mr) {                                   \
+                        int rows_here = m - ir < mr ? m - ir : mr;                         \
+                        T *ct = c + (ptrdiff_t)ir * ldc + jc + jr;                         \
+                        /* a last panel's missing rows read row ir's taps, then dropped */ \
+                        for (int r = 0; r < mr; r++)                                       \
+                            rows[r] = x + roff[ir + (r < rows_here ? r : 0)];              \
+                        if (rows_here == mr && cols == nr) {                               \
+                            kern->ukr_taps(kc, (const T *const *)rows, pos + pc, bp, nr, ct, \
+                                           ldc, load_c);                                   \
+                            continue;                                                      \
+                        }                                                                  \
+                        skc_tile_in_##S(tile, ct, ldc, rows_here, cols, mr, nr, load_c);   \
+                        kern->ukr_taps(kc, (const T *const *)rows, pos + pc, bp, nr, tile, nr,\
+                                       load_c);                                            \
+                        skc_tile_out_##S(tile, ct, ldc, rows_here, cols, nr);              \
+                    }                                                                      \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
     }                                                                                      \
                                                                                            \
     /* a[m, k] (strides rsa, csa) -> skc_implicit_gemm's operand: one panel of MR rows    \
