@@ -544,6 +544,12 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int r = 0; r < rows; r++)                                                 \
                 memcpy(tile + r * nr, c + r * ldc, cols * sizeof(T));                      \
     }                                                                                      \
+    /* c[m, n] = 0: a product over k = 0 */                                               \
+    static void skc_clear_##S(int m, int n, T *c, ptrdiff_t ldc)                           \
+    {                                                                                      \
+        for (int i = 0; i < m; i++)                                                        \
+            memset(c + i * ldc, 0, n * sizeof(T));                                         \
+    }                                                                                      \
     static void skc_tile_out_##S(const T *tile, T *c, ptrdiff_t ldc, int rows, int cols,  \
                                  int nr)                                                   \
     {                                                                                      \
@@ -571,8 +577,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                          & ~(uintptr_t)(SKC_ALIGN - 1));                                   \
         T tile[SKC_TILE_MAX];                                                              \
         if (k == 0 && !accumulate)                                                         \
-            for (int i = 0; i < m; i++)                                                    \
-                memset(c + i * ldc, 0, n * sizeof(T));                                     \
+            skc_clear_##S(m, n, c, ldc);                                                   \
         for (int jc = 0; jc < n; jc += SKC_NC) {                                           \
             int nc = n - jc < SKC_NC ? n - jc : SKC_NC;                                    \
             for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
@@ -645,8 +650,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         T tile[SKC_TILE_MAX];                                                              \
         const T *rows[SKC_MR_MAX];                                                         \
         if (k == 0 && !accumulate)                                                         \
-            for (int i = 0; i < m; i++)                                                    \
-                memset(c + i * ldc, 0, n * sizeof(T));                                     \
+            skc_clear_##S(m, n, c, ldc);                                                   \
         for (int jc = 0; jc < n; jc += SKC_NC) {                                           \
             int nc = n - jc < SKC_NC ? n - jc : SKC_NC;                                    \
             for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
