@@ -240,19 +240,33 @@ class Conv2D(Layer):
         return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
                            self._geometry(), out=y)
 
+    def forward_pooled(self, x, relu, out, argmax):
+        """The training forward followed by a 2x2 max pooling of stride 2 (then
+        ``max(., 0)`` with ``relu``), into the pooling's buffers ``out`` and
+        ``argmax``: each sample's output is pooled while in cache, never
+        written out (``pool2`` of ops._conv2d). Only for a stride of 1; see
+        :meth:`MaxPool2D.forward_after`."""
+        _check_input(self, x)
+        x = self._x = np.ascontiguousarray(self._padded(x))
+        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
+                           self._geometry(), out=out, pool2=(relu, argmax))
+
     def forward_fast(self, x):
         _check_input(self, x)
         x = np.ascontiguousarray(self._padded(x))
         return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
                            self._geometry())
 
-    def fast_call(self, n, dtype, relu=False):
+    def fast_call(self, n, dtype, relu=False, pool2=False):
+        """With ``pool2`` (a stride of 1 only), the call pools as
+        :meth:`forward_pooled` does, then applies ``relu``."""
         g, w = self._geometry(), self._w.reshape(self.filters, -1)
         b = self._b if self.bias else None
         plan = ops._conv2d_plan(g, self.filters, np.dtype(dtype), n)
+        pooling = (relu, None) if pool2 else None
         if self.extra_pad[0] or self.extra_pad[1]:
-            return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan)
-        return lambda x: ops._conv2d(x, w, b, g, plan=plan)
+            return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan, pool2=pooling)
+        return lambda x: ops._conv2d(x, w, b, g, plan=plan, pool2=pooling)
 
     def backward(self, dy, need_dx=True):
         x = self._x
@@ -321,6 +335,33 @@ class MaxPool2D(_Pool2D):
     def fast_call(self, n, dtype, relu=False):
         g, n_threads = self._geometry(), ops._n_threads(n)
         return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
+
+    def pools_output_of(self, layer):
+        """Whether ``layer``, the layer before, can compute this pooling of its
+        output as it goes (:meth:`forward_after`): a stride-1 convolution (the
+        implicit product, whose output is in cache sample by sample) before
+        2x2 windows."""
+        return self.window == (2, 2) and type(layer) is Conv2D and layer.stride == (1, 1)
+
+    def forward_after(self, conv, x, training=True, relu=False):
+        """``self.forward(conv.forward(x, training), training, relu)`` without
+        writing out the convolution's output (8 MB for a batch of 64 through
+        32 filters on 32x32): the same values, argmax and state for backward,
+        which runs both layers' as usual."""
+        if not training:
+            return self.fast_call_after(conv, x.shape[0], x.dtype, relu)(
+                np.ascontiguousarray(x))
+        shape = (x.shape[0],) + self.output_shape
+        y = _buffer(self, "_y", shape, x.dtype)
+        argmax = _buffer(self, "_argmax", shape, np.intp)
+        conv.forward_pooled(x, relu, y, argmax)
+        self._x_shape = (x.shape[0],) + self.input_shape
+        self._relu_y = y if relu else None
+        return y
+
+    def fast_call_after(self, conv, n, dtype, relu=False):
+        """:meth:`fast_call` of ``conv`` and this pooling in one (see :meth:`forward_after`)."""
+        return conv.fast_call(n, dtype, relu=relu, pool2=True)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import ops
-from ._layers import Activation
+from ._layers import Activation, MaxPool2D
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
 
@@ -161,34 +161,47 @@ class Sequential:
                 and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
 
     def _steps(self):
-        """``(index, relu)`` of the layers a pass calls: a ReLU that the layer
-        before it fuses is no step of its own."""
+        """``(first, last, relu)`` of the calls a forward pass makes: layers
+        ``first`` to ``last`` in one call (a convolution and the pooling that
+        computes its output's pooling as it goes, see
+        ``MaxPool2D.pools_output_of``), and whether that call also applies the
+        ReLU after ``last`` (which is then no step of its own)."""
         steps = self.__dict__.get("_steps_cache")
         if steps is None:
-            steps, i = [], 0
-            while i < len(self.layers):
-                relu = self._fuses_relu_after(i)
-                steps.append((i, relu))
-                i += 2 if relu else 1
+            layers, steps, i = self.layers, [], 0
+            while i < len(layers):
+                last = i + 1 if (i + 1 < len(layers) and type(layers[i + 1]) is MaxPool2D
+                                 and layers[i + 1].pools_output_of(layers[i])) else i
+                relu = self._fuses_relu_after(last)
+                steps.append((i, last, relu))
+                i = last + (2 if relu else 1)
             steps = self._steps_cache = tuple(steps)
         return steps
 
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""
-        for i, relu in self._steps():
-            layer = self.layers[i]
-            x = layer.forward(x, training=training, relu=True) if relu else layer.forward(
-                x, training=training)
+        for first, last, relu in self._steps():
+            layer = self.layers[last]
+            if last > first:
+                x = layer.forward_after(self.layers[first], x, training=training, relu=relu)
+            elif relu:
+                x = layer.forward(x, training=training, relu=True)
+            else:
+                x = layer.forward(x, training=training)
         return x
 
     def backward(self, dy):
-        """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``."""
-        for i, _ in reversed(self._steps()):
-            need_dx = self.need_dx[i]
-            dy = self.layers[i].backward(dy, need_dx=need_dx)
-            if not need_dx:
-                # no layer before this one has parameters
-                break
+        """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``.
+
+        Every layer of a step goes back on its own; a fused ReLU's gradient is
+        its layer's."""
+        for first, last, _ in reversed(self._steps()):
+            for i in range(last, first - 1, -1):
+                need_dx = self.need_dx[i]
+                dy = self.layers[i].backward(dy, need_dx=need_dx)
+                if not need_dx:
+                    # no layer before this one has parameters
+                    return
 
     def forward_fast(self, x):
         """Inference forward pass: no caches, no buffers shared with training.
@@ -220,8 +233,10 @@ class Sequential:
         if tuple(shape[1:]) != self.input_shape:
             raise ValueError(f"the network was built for inputs of shape {self.input_shape} "
                              f"per sample, got {tuple(shape[1:])}")
-        return tuple(self.layers[i].fast_call(shape[0], dtype, relu=relu)
-                     for i, relu in self._steps())
+        layers = self.layers
+        return tuple(layers[last].fast_call_after(layers[first], shape[0], dtype, relu=relu)
+                     if last > first else layers[last].fast_call(shape[0], dtype, relu=relu)
+                     for first, last, relu in self._steps())
 
     def input_gradient(self, x, dy, start=0):
         """Gradient of ``sum(dy * forward_fast(x))`` with respect to the input ``x``.

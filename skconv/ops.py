@@ -93,6 +93,8 @@ def _plan_context():
 # columns kept"): nothing is ever written to them, so they are shared.
 _NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
 _NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
+# no argmax for a pooled convolution (inference)
+_NO_INDICES = np.empty((0, 0, 0), dtype=np.intp)
 
 
 def _pair(value, name, minimum):
@@ -255,20 +257,31 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
     return _conv2d(x, w.reshape(f, -1), b, g, cols)
 
 
-def _conv2d(x, w, b, g, cols=None, out=None, plan=None):
+def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
     and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
 
     The layers' inference path calls this directly: their arguments are right
     by construction, and a one-row prediction would spend more time in the
-    checks than in the arithmetic. ``out``, an (n, f, oh, ow) array to write
-    into (a training layer's buffer), or None. ``plan``: what
+    checks than in the arithmetic. ``out``, an array of the output's shape to
+    write into (a training layer's buffer), or None. ``plan``: what
     :func:`_conv2d_plan` returns for these shapes in the current
     :func:`_plan_context`, or None to derive it here.
+
+    ``pool2``: None, or ``(relu, argmax)`` for a stride of 1: the output is
+    then the 2x2 max pooling of stride 2 of the convolution's, of shape
+    (n, f, oh // 2, ow // 2), followed by ``max(., 0)`` with ``relu``, and
+    ``argmax``, an array of that shape or None, gets each window's flat index
+    in its plane: :func:`_max_pool2d`'s values and indices, computed while
+    each sample's output is in cache instead of from a written-out one.
     """
     if plan is None:
         plan = _conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
     n_threads, implicit, work_shape, y_shape, out_shape = plan
+    relu, argmax = pool2 if pool2 is not None else (False, None)
+    if pool2 is not None:
+        out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
+        y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
     y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
     work = np.empty(work_shape, dtype=x.dtype)
     if b is None:
@@ -276,14 +289,15 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None):
     keep_cols = cols is not None
     if implicit is not None:
         # the implicit product reads the taps from the padded image itself:
-        # the same bits without forming (or packing) the columns; training
-        # still forms them, for the backward pass
+        # the same bits without forming (or packing) the columns
         offsets, starts, tile_row, channel_stride, padded_size = implicit
-        _conv.conv2d_forward_implicit(x, w, b, offsets, starts, tile_row, channel_stride,
-                                      padded_size, y,
-                                      cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols,
-                                      work, g, n_threads)
+        _conv.conv2d_forward_implicit(
+            x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
+            pool2 is not None, _NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
+            cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols, work, g, n_threads)
     else:
+        if pool2 is not None:
+            raise ValueError("a pooled convolution needs a stride of 1")
         if not keep_cols:
             cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
         _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)

@@ -97,6 +97,44 @@ def test_relu_fused_into_pooling_and_dense_changes_no_bits(dtype):
     assert_array_equal(np.signbit(fused[2:]), np.signbit(y[2:]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooling_fused_into_the_convolution_changes_no_bits(monkeypatch, dtype):
+    # a stride-1 convolution pools its output as it goes, in training and in
+    # inference (MaxPool2D.forward_after); the same net with every layer on
+    # its own gives the same outputs, gradients and weights after Adam steps
+    def make_net():
+        layers = [
+            Conv2D(5, 3, padding="same"), MaxPool2D(2), Activation("relu"),
+            Conv2D(6, 3, padding="valid"), MaxPool2D(2),
+            Conv2D(4, 2, stride=2), MaxPool2D(2), Activation("relu"),
+            Flatten(), Dense(3),
+        ]
+        net = Sequential(layers, (2, 21, 23), dtype)
+        net.init_params(np.random.RandomState(0))
+        return net
+
+    fused = make_net()
+    assert fused._steps() == ((0, 1, True), (3, 4, False), (5, 5, False), (6, 6, True),
+                              (8, 8, False), (9, 9, False))
+    monkeypatch.setattr(MaxPool2D, "pools_output_of", lambda self, layer: False)
+    apart = make_net()
+    assert all(first == last for first, last, _ in apart._steps())
+    rng = np.random.RandomState(1)
+    x = rng.randint(-1, 2, size=(6, 2, 21, 23)).astype(dtype)  # ties in the windows
+    y = rng.randint(3, size=6)
+    sw = np.ones(6, dtype=dtype)
+    assert_array_equal(fused.forward_fast(x.copy()), apart.forward_fast(x.copy()))
+    optimizers = [AdamOptimizer(net.params, 0.01) for net in (fused, apart)]
+    for _ in range(3):
+        losses = [net.loss_and_grad(x.copy(), y, sw, 1e-3) for net in (fused, apart)]
+        assert losses[0] == losses[1]
+        assert_array_equal(fused.grads, apart.grads)
+        for net, optimizer in zip((fused, apart), optimizers):
+            optimizer.update_params(net.params, net.grads)
+    assert_array_equal(fused.params, apart.params)
+    assert_array_equal(fused.forward_fast(x.copy()), apart.forward_fast(x.copy()))
+
+
 def test_planned_inference_calls_follow_the_batch_size_and_the_current_weights():
     # forward_fast plans its layer calls once per input shape; the plans hold
     # no weights, so read-only weights serve and new weights show at once

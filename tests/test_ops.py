@@ -411,6 +411,40 @@ def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
                                       expected.view(f"u{x.itemsize}"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((3, 3, 32, 32), (32, 3, 3), 1),    # wide's first block: 16 windows a row, 32 filters
+    ((2, 2, 9, 35), (7, 3, 3), 1),      # odd height and width: a row and a column in no window
+    ((2, 3, 12, 12), (5, 5, 5), 0),     # 'valid': 8x8 outputs, windows in part tiles
+])
+def test_convolution_pooled_as_it_goes_has_the_values_and_argmax_of_pooling_its_output(
+        simd_path, path, dtype, shape, kernel, padding):
+    # a stride-1 convolution can max-pool each sample's output while it is in
+    # cache (ops._conv2d's pool2): the bits and the argmax of pooling the
+    # written-out output, bias added first, with and without the ReLU after;
+    # small integers make ties in the windows, and NaN inputs NaN outputs
+    simd_path(path)
+    rng = np.random.default_rng(11)
+    x = rng.integers(-1, 2, size=shape).astype(dtype)
+    x[0, 0, 3, 4] = np.nan
+    w = rng.integers(-1, 2, size=(kernel[0], shape[1] * kernel[1] * kernel[2])).astype(dtype)
+    b = rng.integers(-2, 3, size=kernel[0]).astype(dtype) / 4
+    g = ops._geometry(x.shape, kernel[1:], 1, padding, 1)
+    y = ops._conv2d(x, w, b, g)
+    pg = ops._pool_geometry(y.shape, 2, None, 0)
+    for relu in (False, True):
+        expected, expected_argmax = ops._max_pool2d(y, pg, True, relu=relu)
+        assert np.isnan(expected).any() and (expected_argmax[..., :1] % 2 == 0).any()
+        argmax = np.empty(expected.shape, dtype=np.intp)
+        pooled = ops._conv2d(x, w, b, g, pool2=(relu, argmax))
+        inference = ops._conv2d(x, w, b, g, pool2=(relu, None))
+        bits = f"u{x.itemsize}"
+        np.testing.assert_array_equal(pooled.view(bits), expected.view(bits))
+        np.testing.assert_array_equal(argmax, expected_argmax)
+        np.testing.assert_array_equal(inference.view(bits), expected.view(bits))
+
+
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)

@@ -3,8 +3,9 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
-                     tile_width, BIAS_PER_ROW, NO_BIAS)
+                     simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
+from ._pool cimport max_pool_2x2_row, max_pool_2x2_row_values
 
 
 cdef inline floating _sum(const floating *v, Py_ssize_t n) noexcept nogil:
@@ -68,7 +69,10 @@ def conv2d_forward_implicit(
     Py_ssize_t tile_row,                # the product's columns between two output rows
     Py_ssize_t channel_stride,          # elements between the padded image's channels
     Py_ssize_t padded_size,             # elements of one padded image, slack included
-    floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
+    floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
+    bint pool2,
+    Py_ssize_t[:, :, ::1] argmax,       # OUT like y if pool2 and argmax is wanted, else (0, 0, 0)
+    bint relu,
     floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
     bint keep_cols,
     floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
@@ -86,22 +90,28 @@ def conv2d_forward_implicit(
     are computed and dropped. Each output is the chain of gemm's over the same
     taps in the same order, then + b: the bits of conv2d_forward's.
 
+    With ``pool2``, y gets the 2x2 max pooling of stride 2 of that output
+    instead (then max(., 0) with ``relu``), and argmax, unless empty, each
+    window's flat index in its output plane: the values and indices of
+    _pool.max_pool2d_forward on the output, which is never written out.
+
     With ``keep_cols`` im2col(x[n]) is written to ``cols[n]`` as well.
 
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
     padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
     """
     cdef Py_ssize_t n, tid, ci, r, f, i, j
-    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow
+    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
-    cdef bint dp = floating is double
+    cdef bint dp = floating is double, need_argmax = argmax.shape[0] > 0
+    cdef bint vector = simd_path() > 0
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * tile_width(dp)
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     cdef bint has_bias = b.shape[0] > 0
     cdef floating *img
     cdef floating *wide
-    cdef const floating *row
+    cdef floating *row
     cdef floating *out
     cdef floating bias_f
     with nogil:
@@ -122,14 +132,33 @@ def conv2d_forward_implicit(
             implicit_gemm(nf, n_tiles, &starts[0], ckk, &work[0], img, &offsets[0], wide, ldc)
             for f in range(nf):
                 bias_f = b[f] if has_bias else 0
-                for i in range(g.oh):
-                    row = wide + f * ldc + i * tile_row
-                    out = &y[n, f, i * ow]
+                if not pool2:
+                    for i in range(g.oh):
+                        row = wide + f * ldc + i * tile_row
+                        out = &y[n, f, i * ow]
+                        if has_bias:
+                            for j in range(ow):
+                                out[j] = row[j] + bias_f
+                        else:
+                            memcpy(out, row, ow * sizeof(floating))
+                    continue
+                # pooled while the output is in cache: the windows see the
+                # values y would have held, bias added
+                for i in range(pooled_h):
+                    row = wide + f * ldc + 2 * i * tile_row
                     if has_bias:
-                        for j in range(ow):
-                            out[j] = row[j] + bias_f
+                        for j in range(2 * pooled_w):
+                            row[j] = row[j] + bias_f
+                            row[tile_row + j] = row[tile_row + j] + bias_f
+                    out = &y[n, f, i * pooled_w]
+                    if need_argmax:
+                        max_pool_2x2_row(row, row + tile_row, pooled_w, 2 * i * ow, ow, out,
+                                         &argmax[n, f, i * pooled_w], vector)
                     else:
-                        memcpy(out, row, ow * sizeof(floating))
+                        max_pool_2x2_row_values(row, row + tile_row, pooled_w, out)
+                    if relu:
+                        for j in range(pooled_w):
+                            out[j] = 0 if out[j] < 0 else out[j]
 
 
 cdef inline void _bias_gradient(

@@ -5,28 +5,8 @@ from cython.parallel cimport prange
 from ._gemm cimport simd_path
 from ._im2col cimport Geometry
 
-cdef extern from "pool.h":
-    Py_ssize_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, Py_ssize_t ow,
-                                      Py_ssize_t k0, Py_ssize_t w, float *out,
-                                      Py_ssize_t *index) noexcept nogil
-    Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
-                                      Py_ssize_t k0, Py_ssize_t w, double *out,
-                                      Py_ssize_t *index) noexcept nogil
-    Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
-                                               const float *y, Py_ssize_t ow, Py_ssize_t k0,
-                                               Py_ssize_t w, float *top) noexcept nogil
-    Py_ssize_t skc_max_pool_2x2_backward_row_d(const double *dy, const Py_ssize_t *index,
-                                               const double *y, Py_ssize_t ow, Py_ssize_t k0,
-                                               Py_ssize_t w, double *top) noexcept nogil
-
 # Pooling ignores Geometry.dh / dw (no dilation). Windows always overlap the
 # input (skconv.ops keeps padding <= kernel // 2), so padding never wins a max.
-
-
-cdef inline bint _replaces(floating best, floating v) noexcept nogil:
-    # v replaces the running maximum if it is larger or NaN: on ties the first
-    # maximum stays, and the last NaN wins (as in torch), so a diverged net shows
-    return (v > best) | (v != v)
 
 
 def max_pool2d_forward(
@@ -103,35 +83,14 @@ cdef void _max_pool_2x2(
     Geometry g,
     int n_threads,
 ) noexcept:
-    # The 2x2 window of stride 2 of nearly every network, values only, written
-    # so that the compiler vectorises it: plain selects (each row's pair, then
-    # the two rows; ties keep the left operand, which comes first in the
-    # window, so the value is the row-major first maximum's), then each NaN
-    # of the window in order replaces it (the last NaN wins, as with argmax).
-    cdef Py_ssize_t n, c, i, j, ow = g.ow
-    cdef const floating *top
-    cdef const floating *bottom
-    cdef floating *out
-    cdef floating a, b, d, e, upper, lower, best
+    # The 2x2 window of stride 2 of nearly every network, values only
+    cdef Py_ssize_t n, c, i
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 for i in range(g.oh):
-                    top = &x[n, c, 2 * i, 0]
-                    bottom = &x[n, c, 2 * i + 1, 0]
-                    out = &y[n, c, i, 0]
-                    for j in range(ow):
-                        a = top[2 * j]
-                        b = top[2 * j + 1]
-                        d = bottom[2 * j]
-                        e = bottom[2 * j + 1]
-                        upper = b if b > a else a
-                        lower = e if e > d else d
-                        best = lower if lower > upper else upper
-                        best = a if a != a else best
-                        best = b if b != b else best
-                        best = d if d != d else best
-                        out[j] = e if e != e else best
+                    max_pool_2x2_row_values(&x[n, c, 2 * i, 0], &x[n, c, 2 * i + 1, 0], g.ow,
+                                            &y[n, c, i, 0])
 
 
 cdef void _max_pool_2x2_argmax(
@@ -141,46 +100,17 @@ cdef void _max_pool_2x2_argmax(
     Geometry g,
     int n_threads,
 ) noexcept:
-    # The same tree carrying the winner's index. Every choice is integer
-    # arithmetic on a 0/1 flag and the value is loaded from the winning index:
-    # a float select here compiles to a branch, mispredicted half the time.
-    # On the SIMD paths pool.h does the same choices as vector blends, a row's
-    # windows eight (four) at a time, the last few masked; this loop is the
-    # portable path's.
-    cdef Py_ssize_t n, c, i, j, w = g.w, ow = g.ow, k_upper, k_lower, k
+    # The same windows carrying the winner's index
+    cdef Py_ssize_t n, c, i, w = g.w
     cdef bint vector = simd_path() > 0
     cdef const floating *plane
-    cdef floating *out
-    cdef Py_ssize_t *index
-    cdef floating upper, lower
-    cdef Py_ssize_t wins
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 plane = &x[n, c, 0, 0]
                 for i in range(g.oh):
-                    out = &y[n, c, i, 0]
-                    index = &argmax[n, c, i, 0]
-                    j = 0
-                    if vector:
-                        if floating is float:
-                            j = skc_max_pool_2x2_row_s(plane + 2 * i * w, plane + (2 * i + 1) * w,
-                                                       ow, 2 * i * w, w, out, index)
-                        else:
-                            j = skc_max_pool_2x2_row_d(plane + 2 * i * w, plane + (2 * i + 1) * w,
-                                                       ow, 2 * i * w, w, out, index)
-                    while j < ow:
-                        k_upper = 2 * i * w + 2 * j
-                        k_upper = k_upper + _replaces(plane[k_upper], plane[k_upper + 1])
-                        k_lower = (2 * i + 1) * w + 2 * j
-                        k_lower = k_lower + _replaces(plane[k_lower], plane[k_lower + 1])
-                        upper = plane[k_upper]
-                        lower = plane[k_lower]
-                        wins = _replaces(upper, lower)
-                        k = k_upper + wins * (k_lower - k_upper)
-                        out[j] = plane[k]
-                        index[j] = k
-                        j = j + 1
+                    max_pool_2x2_row(plane + 2 * i * w, plane + (2 * i + 1) * w, g.ow, 2 * i * w, w,
+                                     &y[n, c, i, 0], &argmax[n, c, i, 0], vector)
 
 
 def max_pool2d_backward(

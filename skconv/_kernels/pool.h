@@ -78,8 +78,8 @@ static inline void skc_store_i(ptrdiff_t *p, __m256i v, int n)
 /* top, bottom: the window rows 2i and 2i + 1; k0: the flat index of top[0] in the
  * plane, w: the plane's width; out[j], index[j]: window j's maximum and its flat index */
 __attribute__((target("avx2")))
-static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
-                                        ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
+                                               ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
 {
     const __m256i first = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i below = _mm256_set1_epi32((int)w);
@@ -118,8 +118,8 @@ static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, p
 }
 
 __attribute__((target("avx2")))
-static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
-                                        ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
+                                               ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
 {
     const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6);
     const __m256i below = _mm256_set1_epi64x((long long)w);
@@ -156,9 +156,9 @@ static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom,
  * whose gradient keeps d only where y > 0, or NULL. The choices are masks on
  * d's bits, and unpacks interleave each row's two columns. */
 __attribute__((target("avx2")))
-static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
-                                                 const float *y, ptrdiff_t ow, ptrdiff_t k0,
-                                                 ptrdiff_t w, float *top)
+static inline ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
+                                                        const float *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                        ptrdiff_t w, float *top)
 {
     const __m256i evens = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6), step = _mm256_set1_epi64x(8);
@@ -195,9 +195,9 @@ static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_
 }
 
 __attribute__((target("avx2")))
-static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
-                                                 const double *y, ptrdiff_t ow, ptrdiff_t k0,
-                                                 ptrdiff_t w, double *top)
+static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
+                                                        const double *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                        ptrdiff_t w, double *top)
 {
     const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6), one = _mm256_set1_epi64x(1);
     const __m256i below = _mm256_set1_epi64x((long long)w);
@@ -230,25 +230,25 @@ static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff
 #define SKC_HAVE_VECTOR_POOL 1
 #else
 #define SKC_HAVE_VECTOR_POOL 0
-static ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
-                                                 const float *y, ptrdiff_t ow, ptrdiff_t k0,
-                                                 ptrdiff_t w, float *top)
+static inline ptrdiff_t skc_max_pool_2x2_backward_row_s(const float *dy, const ptrdiff_t *index,
+                                                        const float *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                        ptrdiff_t w, float *top)
 {
     return 0;
 }
-static ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
-                                                 const double *y, ptrdiff_t ow, ptrdiff_t k0,
-                                                 ptrdiff_t w, double *top)
+static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const ptrdiff_t *index,
+                                                        const double *y, ptrdiff_t ow, ptrdiff_t k0,
+                                                        ptrdiff_t w, double *top)
 {
     return 0;
 }
-static ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
-                                        ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
+                                               ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
 {
     return 0;
 }
-static ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
-                                        ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
+                                               ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
 {
     return 0;
 }

@@ -1,0 +1,80 @@
+# A row of 2x2 max-pooling windows, shared by _pool (pooling a layer's input)
+# and _conv (pooling a convolution's output while it is in cache).
+from cython cimport floating
+
+cdef extern from "pool.h":
+    Py_ssize_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, Py_ssize_t ow,
+                                      Py_ssize_t k0, Py_ssize_t w, float *out,
+                                      Py_ssize_t *index) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
+                                      Py_ssize_t k0, Py_ssize_t w, double *out,
+                                      Py_ssize_t *index) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
+                                               const float *y, Py_ssize_t ow, Py_ssize_t k0,
+                                               Py_ssize_t w, float *top) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_backward_row_d(const double *dy, const Py_ssize_t *index,
+                                               const double *y, Py_ssize_t ow, Py_ssize_t k0,
+                                               Py_ssize_t w, double *top) noexcept nogil
+
+
+cdef inline bint _replaces(floating best, floating v) noexcept nogil:
+    # v replaces the running maximum if it is larger or NaN: on ties the first
+    # maximum stays, and the last NaN wins (as in torch), so a diverged net shows
+    return (v > best) | (v != v)
+
+
+cdef inline void max_pool_2x2_row(
+    const floating *top,                # IN  the windows' upper row (2i)
+    const floating *bottom,             # IN  their lower row (2i + 1), anywhere
+    Py_ssize_t ow,                      # windows in the row
+    Py_ssize_t k0,                      # the flat index of top[0] in its plane
+    Py_ssize_t w,                       # the plane's width: bottom[0]'s index is k0 + w
+    floating *out,                      # OUT (ow,) each window's maximum
+    Py_ssize_t *index,                  # OUT (ow,) its flat index in the plane
+    bint vector,                        # a SIMD path is in use (pool.h's kernels)
+) noexcept nogil:
+    # Each row's pair, then the two rows. Every choice is integer arithmetic on
+    # a 0/1 flag and the value is loaded from the winner: a float select here
+    # compiles to a branch, mispredicted half the time. On the SIMD paths
+    # pool.h does the same choices as vector blends, eight (four) windows at a
+    # time, the last few masked; the loop is the portable path's.
+    cdef Py_ssize_t j = 0, q_upper, q_lower, wins, below = bottom - top
+    if vector:
+        if floating is float:
+            j = skc_max_pool_2x2_row_s(top, bottom, ow, k0, w, out, index)
+        else:
+            j = skc_max_pool_2x2_row_d(top, bottom, ow, k0, w, out, index)
+    while j < ow:
+        q_upper = 2 * j + _replaces(top[2 * j], top[2 * j + 1])
+        q_lower = 2 * j + _replaces(bottom[2 * j], bottom[2 * j + 1])
+        wins = _replaces(top[q_upper], bottom[q_lower])
+        out[j] = top[q_upper + wins * (below + q_lower - q_upper)]
+        index[j] = k0 + q_upper + wins * (w + q_lower - q_upper)
+        j = j + 1
+
+
+cdef inline void max_pool_2x2_row_values(
+    const floating *top,                # IN  the windows' upper row (2i)
+    const floating *bottom,             # IN  their lower row (2i + 1), anywhere
+    Py_ssize_t ow,                      # windows in the row
+    floating *out,                      # OUT (ow,) each window's maximum
+) noexcept nogil:
+    # The values of max_pool_2x2_row alone, written so that the compiler
+    # vectorises them: plain selects (each row's pair, then the two rows; ties
+    # keep the left operand, which comes first in the window, so the value is
+    # the row-major first maximum's), then each NaN of the window in order
+    # replaces it (the last NaN wins, as with the index).
+    cdef Py_ssize_t j
+    cdef floating a, b, d, e, upper, lower, best
+    for j in range(ow):
+        a = top[2 * j]
+        b = top[2 * j + 1]
+        d = bottom[2 * j]
+        e = bottom[2 * j + 1]
+        upper = b if b > a else a
+        lower = e if e > d else d
+        best = lower if lower > upper else upper
+        best = a if a != a else best
+        best = b if b != b else best
+        best = d if d != d else best
+        out[j] = e if e != e else best
