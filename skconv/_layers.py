@@ -333,7 +333,7 @@ class MaxPool2D(_Pool2D):
         return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
     def fast_call(self, n, dtype, relu=False):
-        g, n_threads = self._geometry(), ops._n_threads(n)
+        g, n_threads = self._geometry(), ops._pool_threads((n,) + self.input_shape)
         return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
 
     def pools_output_of(self, layer):

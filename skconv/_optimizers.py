@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
+from . import ops
 from ._kernels import _update
-from ._kernels._openmp_helpers import effective_n_threads
 
 #: Every value of the estimators' ``learning_rate`` parameter.
 LR_SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step", "plateau")
@@ -306,4 +306,5 @@ class AdamOptimizer(BaseOptimizer):
         self.learning_rate = float(self.scheduled_rate * np.sqrt(1 - self.beta_2 ** self.t)
                                    / (1 - self.beta_1 ** self.t))
         _update.adam_update(params, grads, self.m, self.v, self.beta_1, self.beta_2,
-                            self.learning_rate, self.epsilon, effective_n_threads())
+                            self.learning_rate, self.epsilon,
+                            ops._n_threads(params.size, params.size * ops._WORK_PER_ELEMENT))

@@ -75,8 +75,22 @@ def simd_path():
     return _gemm.get_path()
 
 
-def _n_threads(n_tasks):
-    return max(1, min(effective_n_threads(), n_tasks))
+# A parallel region gets one more thread per this much work (in flops) only:
+# waking a sleeping OpenMP thread (skconv asks for passive waiting, see
+# skconv._kernels) took ~130 us on the project's 2-core VMs, a 2-thread region
+# of no work against 3 us for one thread. 2^24 flops is ~0.2 ms of a product,
+# so the thread it pays for saves more than its wake-up. LeNet-5's layers at a
+# batch of 64 then run on one thread, where two were slower than one.
+_MIN_WORK_PER_THREAD = 2**24
+# The work of a pass that moves memory rather than multiplies (pooling, im2col,
+# batch norm), per element, in flops of about the same time.
+_WORK_PER_ELEMENT = 32
+
+
+def _n_threads(n_tasks, work):
+    """Threads for a parallel region of ``n_tasks`` independent tasks and ``work``
+    flops (or ``_WORK_PER_ELEMENT`` per element moved) in all."""
+    return max(1, min(effective_n_threads(), n_tasks, int(work // _MIN_WORK_PER_THREAD)))
 
 
 def _plan_context():
@@ -315,9 +329,9 @@ def _conv2d_plan(g, f, dtype, n):
     scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
     (n, f, oh, ow).
     """
-    n_threads = _n_threads(n)
     ckk = g["c"] * g["kh"] * g["kw"]
     ohw = g["oh"] * g["ow"]
+    n_threads = _n_threads(n, 2 * n * f * ckk * ohw)
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if g["sh"] == g["sw"] == 1:
         channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
@@ -457,7 +471,7 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
-    n_threads = _n_threads(n_chunks)
+    n_threads = _n_threads(n_chunks, 2 * n * f * ckk * ohw)
     stride_1 = g["sh"] == g["sw"] == 1
     # a stride-1 input gradient is a convolution of dy (_transposed_convolution),
     # unless the padding reaches past the kernel's span
@@ -570,7 +584,7 @@ def _matmul(a, b, bias=None, out=None, relu=False, plan=None):
 def _matmul_plan(m, n, k):
     """What :func:`_matmul` derives from the shapes alone in the current
     :func:`_plan_context`: ``(n_blocks, work_shape)``."""
-    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD))
+    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD), 2 * m * n * k)
     return n_blocks, (n_blocks, _gemm.work_size(-(-m // n_blocks), n, k))
 
 
@@ -655,7 +669,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     # the kernels keep a sample's taps in rows (see _kernels/_im2col.pxd);
     # the public layout is its transpose
     cols = np.empty((n, ckk, ohw), dtype=x.dtype)
-    _im2col.im2col(x, cols, g, _n_threads(n))
+    _im2col.im2col(x, cols, g, _n_threads(n, cols.size * _WORK_PER_ELEMENT))
     return cols.transpose(0, 2, 1).reshape(n * ohw, ckk)
 
 
@@ -682,7 +696,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     _check_shape(cols, (n * ohw, ckk), "cols")
     cols = np.ascontiguousarray(cols.reshape(n, ohw, ckk).transpose(0, 2, 1))
     x = np.empty(x_shape, dtype=cols.dtype)
-    _im2col.col2im(cols, x, g, _n_threads(n))
+    _im2col.col2im(cols, x, g, _n_threads(n, cols.size * _WORK_PER_ELEMENT))
     return x
 
 
@@ -720,12 +734,17 @@ _NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
 _NO_VALUES = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
+def _pool_threads(x_shape):
+    """:func:`_n_threads` of a pooling, forward or backward, whose input has ``x_shape``."""
+    return _n_threads(x_shape[0], int(np.prod(x_shape)) * _WORK_PER_ELEMENT)
+
+
 def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
     ``relu`` applies ``max(y, 0)``, the activation a block puts after pooling (the
     argmax stays the window's: :func:`_max_pool2d_backward` takes the ReLU's mask from y).
     ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers).
-    ``n_threads``: ``_n_threads(n)`` of the caller's plan, or None."""
+    ``n_threads``: ``_pool_threads(x.shape)`` of the caller's plan, or None."""
     n, c = x.shape[:2]
     if out is not None:
         y, argmax = out
@@ -733,7 +752,7 @@ def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
         y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else _NO_ARGMAX
     _pool.max_pool2d_forward(x, y, argmax, relu, g,
-                             _n_threads(n) if n_threads is None else n_threads)
+                             _pool_threads(x.shape) if n_threads is None else n_threads)
     return (y, argmax) if return_argmax else y
 
 
@@ -781,9 +800,9 @@ def _max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
     dy, argmax = dy.reshape(n, c, -1), argmax.reshape(n, c, -1)
     if g is not None and (g["kh"], g["kw"], g["sh"], g["sw"], g["ph"], g["pw"]) == (
             2, 2, 2, 2, 0, 0):
-        _pool.max_pool2d_2x2_backward(dy, argmax, y, dx, g, _n_threads(n))
+        _pool.max_pool2d_2x2_backward(dy, argmax, y, dx, g, _pool_threads(x_shape))
     else:
-        _pool.max_pool2d_backward(dy, argmax, y, dx, _n_threads(n))
+        _pool.max_pool2d_backward(dy, argmax, y, dx, _pool_threads(x_shape))
     return dx.reshape(n, c, h, w)
 
 
@@ -807,7 +826,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     g = _pool_geometry(x.shape, kernel_size, stride, padding)
     n, c = x.shape[:2]
     y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
-    _pool.avg_pool2d_forward(x, y, g, _n_threads(n))
+    _pool.avg_pool2d_forward(x, y, g, _pool_threads(x.shape))
     return y
 
 
@@ -829,7 +848,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     g = _pool_geometry(x_shape, kernel_size, stride, padding)
     _check_shape(dy, (x_shape[0], x_shape[1], g["oh"], g["ow"]), "dy")
     dx = np.empty(x_shape, dtype=dy.dtype)
-    _pool.avg_pool2d_backward(dy, dx, g, _n_threads(x_shape[0]))
+    _pool.avg_pool2d_backward(dy, dx, g, _pool_threads(x_shape))
     return dx
 
 
@@ -872,7 +891,8 @@ def batch_norm(x, scale, shift, eps=1e-5):
         raise ValueError(f"eps={eps!r} must be > 0")
     y, x_hat = np.empty_like(x3), np.empty_like(x3)
     mean, var = np.empty(c), np.empty(c)
-    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, float(eps), _n_threads(c))
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, float(eps),
+                                  _n_threads(c, x3.size * _WORK_PER_ELEMENT))
     shape = np.shape(x)
     return y.reshape(shape), x_hat.reshape(shape), mean, var
 
@@ -908,5 +928,5 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     dx = np.empty(dy3.shape if need_dx else (0, 0, 0), dtype=dy3.dtype)
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
     _batchnorm.batch_norm_backward(dy3, x_hat3, scale, var, float(eps), dx, dscale, dshift,
-                                   _n_threads(c))
+                                   _n_threads(c, dy3.size * _WORK_PER_ELEMENT))
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift

@@ -12,6 +12,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from skconv import ops
 from skconv._kernels import _gemm
 
 settings.register_profile(
@@ -32,3 +33,15 @@ def simd_path():
     chosen = _gemm.get_path()
     yield _gemm.set_path
     _gemm.set_path(chosen)
+
+
+@pytest.fixture(autouse=True)
+def every_region_on_every_thread(monkeypatch):
+    """Run each parallel region on all the threads available, however little its work.
+
+    ops._n_threads gives a region one more thread per ~0.2 ms of work only, so
+    the tests' small inputs would all run on one thread, and tests of thread
+    counts would compare one thread with itself. (The rule itself is tested
+    in test_threads.py.)
+    """
+    monkeypatch.setattr(ops, "_MIN_WORK_PER_THREAD", 1)

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import skconv
+from skconv import ops
 
 
 def _runtime_env(**settings):
@@ -36,3 +39,23 @@ def test_a_users_wait_policy_wins():
     if "OMP_WAIT_POLICY" not in report:
         pytest.skip("this OpenMP runtime does not display its settings")
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in report
+
+
+@pytest.mark.skipif(not skconv.openmp_enabled(), reason="built without OpenMP")
+def test_a_region_gets_one_more_thread_per_share_of_work_only(monkeypatch):
+    # waking a sleeping thread costs more than a small region's work (~130 us
+    # on a 2-core VM): LeNet-5's layers at a batch of 64 run on one thread
+    monkeypatch.undo()  # the suite's every_region_on_every_thread fixture
+    share = ops._MIN_WORK_PER_THREAD
+    with threadpool_limits(4):
+        assert ops._n_threads(64, share - 1) == 1
+        assert ops._n_threads(64, 2 * share) == 2
+        assert ops._n_threads(64, 100 * share) == 4
+        assert ops._n_threads(3, 100 * share) == 3
+    with threadpool_limits(1):
+        assert ops._n_threads(64, 100 * share) == 1
+    # LeNet-5's second convolution: 64 samples in one thread, 1,000 in all
+    g = ops._geometry((1, 6, 12, 12), (5, 5), 1, 0, 1)
+    with threadpool_limits(2):
+        assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 64)[0] == 1
+        assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 1000)[0] == 2
