@@ -268,12 +268,14 @@ class Conv2D(Layer):
             return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan, pool2=pooling)
         return lambda x: ops._conv2d(x, w, b, g, plan=plan, pool2=pooling)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy, need_dx=True, unpool=None):
+        """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the
+        gradient of the pooled output (see ops._conv2d_backward)."""
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         dx, dw, db = ops._conv2d_backward(np.ascontiguousarray(dy), x,
                                           self._w.reshape(self.filters, -1), self._geometry(),
-                                          need_dx, dx=dx)
+                                          need_dx, dx=dx, unpool=unpool)
         self._dw[...] = dw.reshape(self._dw.shape)
         if self.bias:
             self._db[...] = db
@@ -358,6 +360,15 @@ class MaxPool2D(_Pool2D):
         self._x_shape = (x.shape[0],) + self.input_shape
         self._relu_y = y if relu else None
         return y
+
+    def backward_before(self, conv, dy, need_dx=True):
+        """``conv.backward(self.backward(dy), need_dx)`` after :meth:`forward_after`.
+        Without dx (a first layer), the convolution forms its output's gradient
+        sample by sample while its weight gradient reads it, never for the batch."""
+        if need_dx:
+            return conv.backward(self.backward(dy), need_dx=True)
+        relu_y, self._relu_y = self._relu_y, None
+        return conv.backward(dy, need_dx=False, unpool=(self._argmax, relu_y))
 
     def fast_call_after(self, conv, n, dtype, relu=False):
         """:meth:`fast_call` of ``conv`` and this pooling in one (see :meth:`forward_after`)."""

@@ -193,15 +193,18 @@ class Sequential:
     def backward(self, dy):
         """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``.
 
-        Every layer of a step goes back on its own; a fused ReLU's gradient is
-        its layer's."""
+        A fused ReLU's gradient is its layer's; a convolution and its pooling
+        go back in one call (``MaxPool2D.backward_before``)."""
+        layers = self.layers
         for first, last, _ in reversed(self._steps()):
-            for i in range(last, first - 1, -1):
-                need_dx = self.need_dx[i]
-                dy = self.layers[i].backward(dy, need_dx=need_dx)
-                if not need_dx:
-                    # no layer before this one has parameters
-                    return
+            need_dx = self.need_dx[first]
+            if last > first:
+                dy = layers[last].backward_before(layers[first], dy, need_dx=need_dx)
+            else:
+                dy = layers[first].backward(dy, need_dx=need_dx)
+            if not need_dx:
+                # no layer before this one has parameters
+                return
 
     def forward_fast(self, x):
         """Inference forward pass: no caches, no buffers shared with training.

@@ -106,6 +106,7 @@ def _plan_context():
 # Empty arrays that stand for "none" in a kernel's arguments ("no bias", "no
 # columns kept"): nothing is ever written to them, so they are shared.
 _NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
+_NONE_2D = {np.dtype(t).char: np.empty((0, 0), dtype=t) for t in (np.float32, np.float64)}
 _NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
 # no argmax for a pooled convolution (inference)
 _NO_INDICES = np.empty((0, 0, 0), dtype=np.intp)
@@ -460,16 +461,24 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     return dx, dw.reshape(w.shape), db
 
 
-def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
+def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
     C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
     ``dx`` an (n, c, h, w) array to write into (a layer's buffer), or None.
+
+    ``unpool``: None, or ``(argmax, relu_y)`` of a :func:`_conv2d` with
+    ``pool2``, dy then being the gradient of its pooled output, (n, f, oh // 2,
+    ow // 2): the 2x2 pooling's backward (:func:`_max_pool2d_backward`, and
+    the ReLU's with relu_y) gives the output's gradient, which the weights'
+    gradient without dx forms sample by sample as it reads it, not for the
+    batch.
 
     Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``.
     """
     n = x.shape[0]
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
+    argmax, relu_y = unpool if unpool is not None else (None, None)
     n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
     n_threads = _n_threads(n_chunks, 2 * n * f * ckk * ohw)
     stride_1 = g["sh"] == g["sw"] == 1
@@ -482,7 +491,12 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
     dw_transposed = _dw_transposed(f, ckk, x.dtype, implicit)
     dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
-    if implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1]):
+    implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
+    if unpool is not None and (need_dx or not implicit):
+        pooled = _pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
+        dy = _max_pool2d_backward(dy, argmax, (n, f, g["oh"], g["ow"]), relu_y=relu_y, g=pooled)
+        unpool = None
+    if implicit:
         # the weights' gradient reads the taps from the padded input itself
         # (see _conv.conv2d_backward_implicit): no im2col. Along the columns,
         # fewer taps than a tile's would leave most of it empty; im2col's
@@ -490,9 +504,17 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None):
         channel_stride, offsets, *_, padded_size = _padded_image(g, f, x.dtype)
         images = np.empty((n_threads, padded_size), dtype=x.dtype)
         work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
+        no_relu = _NONE_3D[x.dtype.char]
+        if unpool is None:
+            argmax, relu_y, planes = _NO_INDICES, no_relu, _NONE_2D[x.dtype.char]
+        else:
+            argmax = argmax.reshape(n, f, -1)
+            relu_y = no_relu if relu_y is None else relu_y.reshape(n, f, -1)
+            planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
         _conv.conv2d_backward_implicit(
-            dy.reshape(n, f, ohw), x, offsets, _output_positions(g), channel_stride, dw_part,
-            db_part, images, work, dw_transposed, g, n_threads,
+            dy.reshape(n, f, -1), x, offsets, _output_positions(g), channel_stride, dw_part,
+            db_part, images, work, dw_transposed, unpool is not None, argmax, relu_y, planes,
+            g, n_threads,
         )
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that

@@ -418,12 +418,14 @@ def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
     ((2, 2, 9, 35), (7, 3, 3), 1),      # odd height and width: a row and a column in no window
     ((2, 3, 12, 12), (5, 5, 5), 0),     # 'valid': 8x8 outputs, windows in part tiles
 ])
-def test_convolution_pooled_as_it_goes_has_the_values_and_argmax_of_pooling_its_output(
+def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_ways(
         simd_path, path, dtype, shape, kernel, padding):
     # a stride-1 convolution can max-pool each sample's output while it is in
     # cache (ops._conv2d's pool2): the bits and the argmax of pooling the
     # written-out output, bias added first, with and without the ReLU after;
-    # small integers make ties in the windows, and NaN inputs NaN outputs
+    # small integers make ties in the windows, and NaN inputs NaN outputs.
+    # Backward (unpool), the weights' gradient forms the output's gradient
+    # sample by sample: the bits of the pooling's backward, then the conv's
     simd_path(path)
     rng = np.random.default_rng(11)
     x = rng.integers(-1, 2, size=shape).astype(dtype)
@@ -443,6 +445,18 @@ def test_convolution_pooled_as_it_goes_has_the_values_and_argmax_of_pooling_its_
         np.testing.assert_array_equal(pooled.view(bits), expected.view(bits))
         np.testing.assert_array_equal(argmax, expected_argmax)
         np.testing.assert_array_equal(inference.view(bits), expected.view(bits))
+        dy = rng.standard_normal(pooled.shape).astype(dtype)
+        dy[rng.random(dy.shape) < 0.2] = -0.0
+        relu_y = pooled if relu else None
+        dy_full = ops._max_pool2d_backward(dy, argmax, y.shape, relu_y=relu_y, g=pg)
+        for need_dx in (False, True):
+            x_finite = np.nan_to_num(x)  # NaN would leave no bits to compare in dw
+            expected = ops._conv2d_backward(dy_full, x_finite, w, g, need_dx)
+            got = ops._conv2d_backward(dy, x_finite, w, g, need_dx, unpool=(argmax, relu_y))
+            for a, e in zip(got, expected):
+                assert (a is None) == (e is None)
+                if a is not None:
+                    np.testing.assert_array_equal(a.view(bits), e.view(bits))
 
 
 def test_avgpool_counts_padding_in_the_divisor():

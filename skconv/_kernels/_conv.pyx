@@ -5,7 +5,7 @@ from libc.string cimport memcpy, memset
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
                      simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
-from ._pool cimport max_pool_2x2_row, max_pool_2x2_row_values
+from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row, max_pool_2x2_row_values
 
 
 cdef inline floating _sum(const floating *v, Py_ssize_t n) noexcept nogil:
@@ -162,16 +162,16 @@ def conv2d_forward_implicit(
 
 
 cdef inline void _bias_gradient(
-    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
-    Py_ssize_t n,                       # the sample
+    const floating *dy,                 # IN  (f, positions): one sample's output gradient
+    Py_ssize_t nf, Py_ssize_t positions,
     bint first,                         # the first sample of its chunk
     floating[::1] db,                   # IN/OUT (f,): the chunk's sum
 ) noexcept nogil:
-    """The chunk's db += dy[n] summed over positions."""
+    """The chunk's db += dy summed over positions."""
     cdef Py_ssize_t f
     cdef floating s
-    for f in range(dy.shape[1]):
-        s = _sum(&dy[n, f, 0], dy.shape[2])
+    for f in range(nf):
+        s = _sum(dy + f * positions, positions)
         db[f] = s if first else db[f] + s
 
 
@@ -227,7 +227,7 @@ def conv2d_backward(
                 else:
                     gemm(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0], 1, ohw,
                          &dw_part[ci, 0, 0], ckk, n != start, NULL, NO_BIAS, &work[tid, 0])
-                _bias_gradient(dy, n, n == start, db_part[ci])
+                _bias_gradient(&dy[n, 0, 0], nf, ohw, n == start, db_part[ci])
                 if need_dx:
                     # dx[n] = col2im(w^T @ dy[n])
                     gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0],
@@ -236,7 +236,7 @@ def conv2d_backward(
 
 
 def conv2d_backward_implicit(
-    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
+    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if unpool
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
@@ -246,6 +246,10 @@ def conv2d_backward_implicit(
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     bint dw_transposed,
+    bint unpool,
+    const Py_ssize_t[:, :, ::1] argmax, # IN  with unpool: dy's shape, the pooling's argmax
+    const floating[:, :, ::1] relu_y,   # IN  with unpool: the pooled output after a ReLU, or (0, 0, 0)
+    floating[:, ::1] planes,            # scratch with unpool: (n_threads, f * oh * ow)
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
 ):
@@ -261,12 +265,20 @@ def conv2d_backward_implicit(
     Chunks and their order as in conv2d_backward: the bits do not depend on
     the threads. (The input gradient is a convolution of its own:
     ops._transposed_convolution.)
+
+    With ``unpool``, dy is the gradient of the 2x2 max pooling (stride 2) of
+    the output, then of the ReLU after it if relu_y is not empty: each
+    sample's output gradient is formed in ``planes`` by that pooling's
+    backward (max_pool_2x2_backward_plane) while this one reads it, the bits
+    of _pool.max_pool2d_2x2_backward's, never written out for the batch.
     """
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
-    cdef Py_ssize_t ci, n, start, stop, tid, ci2, r
-    cdef Py_ssize_t wp = g.w + 2 * g.pw
+    cdef Py_ssize_t ci, n, start, stop, tid, ci2, r, f
+    cdef Py_ssize_t wp = g.w + 2 * g.pw, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = dy.shape[1], ckk = offsets.shape[0], ohw = positions.shape[0]
+    cdef bint relu = relu_y.shape[0] > 0, vector = simd_path() > 0
     cdef floating *img
+    cdef const floating *dyn
     with nogil:
         for tid in range(images.shape[0]):
             # the borders stay zero: only the middle of an image is written
@@ -281,12 +293,19 @@ def conv2d_backward_implicit(
                     for r in range(g.h):
                         memcpy(img + ci2 * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci2, r, 0],
                                g.w * sizeof(floating))
+                dyn = &dy[n, 0, 0]
+                if unpool:
+                    for f in range(nf):
+                        max_pool_2x2_backward_plane(
+                            &dy[n, f, 0], &argmax[n, f, 0], &relu_y[n, f, 0] if relu else NULL,
+                            pooled_h, pooled_w, g.oh, g.ow, &planes[tid, f * ohw], vector)
+                    dyn = &planes[tid, 0]
                 # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk), or its
                 # transpose: one chain over the chunk's samples and positions
                 if dw_transposed:
-                    gemm_tap_rows(ckk, nf, ohw, img, &offsets[0], &positions[0], &dy[n, 0, 0], 1,
-                                  ohw, &dw_part[ci, 0, 0], nf, n != start, &work[tid, 0])
+                    gemm_tap_rows(ckk, nf, ohw, img, &offsets[0], &positions[0], dyn, 1, ohw,
+                                  &dw_part[ci, 0, 0], nf, n != start, &work[tid, 0])
                 else:
-                    gemm_taps(nf, ckk, ohw, &dy[n, 0, 0], ohw, 1, img, &offsets[0],
-                              &positions[0], &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
-                _bias_gradient(dy, n, n == start, db_part[ci])
+                    gemm_taps(nf, ckk, ohw, dyn, ohw, 1, img, &offsets[0], &positions[0],
+                              &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
+                _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])

@@ -1,6 +1,8 @@
-# A row of 2x2 max-pooling windows, shared by _pool (pooling a layer's input)
-# and _conv (pooling a convolution's output while it is in cache).
+# 2x2 max pooling of a row of windows and its backward over a plane, shared by
+# _pool (a pooling layer's) and _conv (pooling a convolution's output while it
+# is in cache, and its gradient while the convolution's backward reads it).
 from cython cimport floating
+from libc.string cimport memset
 
 cdef extern from "pool.h":
     Py_ssize_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, Py_ssize_t ow,
@@ -78,3 +80,48 @@ cdef inline void max_pool_2x2_row_values(
         best = b if b != b else best
         best = d if d != d else best
         out[j] = e if e != e else best
+
+
+cdef inline void max_pool_2x2_backward_plane(
+    const floating *dy,                 # IN  (oh * ow,) the pooled plane's gradient
+    const Py_ssize_t *index,            # IN  (oh * ow,) each window's argmax (max_pool_2x2_row)
+    const floating *y,                  # IN  (oh * ow,) the pooled plane after a ReLU, or NULL
+    Py_ssize_t oh, Py_ssize_t ow,       # windows
+    Py_ssize_t h, Py_ssize_t w,         # the input plane: 2 * oh or 2 * oh + 1 rows, likewise w
+    floating *dx,                       # OUT (h * w,) the input plane's gradient
+    bint vector,                        # a SIMD path is in use (pool.h's kernels)
+) noexcept nogil:
+    # Each window written whole: d + 0 at its maximum (the value of adding d
+    # into zeros: -0.0 becomes +0.0) and 0 at its other three places, with no
+    # zeroing first and no scattered adds; with y, d only where y > 0 (the
+    # ReLU's gradient). On the SIMD paths pool.h writes a row's windows eight
+    # (four) at a time, the last few masked; the loop is the portable path's.
+    cdef Py_ssize_t i, j, k, p
+    cdef floating *top
+    cdef floating d
+    for i in range(oh):
+        top = dx + 2 * i * w
+        p = i * ow
+        j = 0
+        if vector:
+            if floating is float:
+                j = skc_max_pool_2x2_backward_row_s(dy + p, index + p, y + p if y else NULL,
+                                                    ow, 2 * i * w, w, top)
+            else:
+                j = skc_max_pool_2x2_backward_row_d(dy + p, index + p, y + p if y else NULL,
+                                                    ow, 2 * i * w, w, top)
+        while j < ow:
+            d = dy[p + j] + 0
+            if y and not y[p + j] > 0:
+                d = 0
+            k = index[p + j] - 2 * i * w - 2 * j
+            top[2 * j] = d if k == 0 else 0
+            top[2 * j + 1] = d if k == 1 else 0
+            top[w + 2 * j] = d if k == w else 0
+            top[w + 2 * j + 1] = d if k == w + 1 else 0
+            j = j + 1
+        if w > 2 * ow:  # an odd width: the last column is in no window
+            top[w - 1] = 0
+            top[2 * w - 1] = 0
+    if h > 2 * oh:  # likewise the last row of an odd height
+        memset(dx + (h - 1) * w, 0, w * sizeof(floating))

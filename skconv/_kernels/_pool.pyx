@@ -147,48 +147,19 @@ def max_pool2d_2x2_backward(
     int n_threads,
 ):
     """max_pool2d_backward's dx for windows that tile the input: each written
-    whole, with no zeroing first and no scattered adds.
+    whole, with no zeroing first and no scattered adds (max_pool_2x2_backward_plane).
 
     The values of the adds into zeros: 0 + d is d, except that -0.0 becomes
-    +0.0, so d + 0 is what a window's maximum gets. On the SIMD paths pool.h
-    writes a row's windows eight (four) at a time, the last few masked; this
-    loop is the portable path's.
+    +0.0, so d + 0 is what a window's maximum gets.
     """
-    cdef Py_ssize_t n, c, i, j, k, p, w = g.w, ow = g.ow
+    cdef Py_ssize_t n, c
     cdef bint relu = y.shape[0] > 0, vector = simd_path() > 0
-    cdef floating *top
-    cdef floating d
     with nogil:
         for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
-                for i in range(g.oh):
-                    top = &dx[n, c, 2 * i * w]
-                    p = i * ow
-                    j = 0
-                    if vector:
-                        if floating is float:
-                            j = skc_max_pool_2x2_backward_row_s(
-                                &dy[n, c, p], &argmax[n, c, p], &y[n, c, p] if relu else NULL,
-                                ow, 2 * i * w, w, top)
-                        else:
-                            j = skc_max_pool_2x2_backward_row_d(
-                                &dy[n, c, p], &argmax[n, c, p], &y[n, c, p] if relu else NULL,
-                                ow, 2 * i * w, w, top)
-                    while j < ow:
-                        d = dy[n, c, p + j] + 0
-                        if relu and not y[n, c, p + j] > 0:
-                            d = 0
-                        k = argmax[n, c, p + j] - 2 * i * w - 2 * j
-                        top[2 * j] = d if k == 0 else 0
-                        top[2 * j + 1] = d if k == 1 else 0
-                        top[w + 2 * j] = d if k == w else 0
-                        top[w + 2 * j + 1] = d if k == w + 1 else 0
-                        j = j + 1
-                    if w > 2 * ow:  # an odd width: the last column is in no window
-                        top[w - 1] = 0
-                        top[2 * w - 1] = 0
-                if g.h > 2 * g.oh:  # likewise the last row of an odd height
-                    memset(&dx[n, c, (g.h - 1) * w], 0, w * sizeof(floating))
+                max_pool_2x2_backward_plane(&dy[n, c, 0], &argmax[n, c, 0],
+                                            &y[n, c, 0] if relu else NULL, g.oh, g.ow, g.h, g.w,
+                                            &dx[n, c, 0], vector)
 
 
 def avg_pool2d_forward(
