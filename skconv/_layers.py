@@ -348,8 +348,8 @@ class MaxPool2D(_Pool2D):
     def forward_after(self, conv, x, training=True, relu=False):
         """``self.forward(conv.forward(x, training), training, relu)`` without
         writing out the convolution's output (8 MB for a batch of 64 through
-        32 filters on 32x32): the same values, argmax and state for backward,
-        which runs both layers' as usual."""
+        32 filters on 32x32): the same values, and the argmax and state that
+        :meth:`backward_before` goes back through."""
         if not training:
             return self.fast_call_after(conv, x.shape[0], x.dtype, relu)(
                 np.ascontiguousarray(x))
