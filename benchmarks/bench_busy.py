@@ -3,9 +3,11 @@
 Starts ``--busy`` processes that each keep one core busy (a Python loop), then
 times a fit of ``--model`` (bench_train's LeNet-5 or wide; ``--epochs`` epochs,
 batch 64) and ``predict`` of 1000 images with 1 thread and with all threads,
-taking turns, and once more with the machine idle. The question is whether more threads ever make skconv
-slower: idle OpenMP threads that spin take the cores from the busy work, and
-a static split of the batch waits for the thread that got the fewest cycles.
+taking turns, and once more with the machine idle. The question is whether
+more threads ever make skconv slower: idle OpenMP threads that spin take the
+cores from the busy work, a static split of the batch waits for the thread
+that got the fewest cycles, and waking a sleeping thread for a small step
+costs more than the step.
 
 Usage::
 
