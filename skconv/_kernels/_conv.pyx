@@ -5,7 +5,7 @@ from libc.string cimport memcpy, memset
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
                      simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
-from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row, max_pool_2x2_row_values
+from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
 
 
 cdef inline floating _sum(const floating *v, Py_ssize_t n) noexcept nogil:
@@ -146,19 +146,9 @@ def conv2d_forward_implicit(
                 # values y would have held, bias added
                 for i in range(pooled_h):
                     row = wide + f * ldc + 2 * i * tile_row
-                    if has_bias:
-                        for j in range(2 * pooled_w):
-                            row[j] = row[j] + bias_f
-                            row[tile_row + j] = row[tile_row + j] + bias_f
-                    out = &y[n, f, i * pooled_w]
-                    if need_argmax:
-                        max_pool_2x2_row(row, row + tile_row, pooled_w, 2 * i * ow, ow, out,
-                                         &argmax[n, f, i * pooled_w], vector)
-                    else:
-                        max_pool_2x2_row_values(row, row + tile_row, pooled_w, out)
-                    if relu:
-                        for j in range(pooled_w):
-                            out[j] = 0 if out[j] < 0 else out[j]
+                    max_pool_2x2_row(row, row + tile_row, pooled_w, 2 * i * ow, ow,
+                                     &b[f] if has_bias else NULL, relu, &y[n, f, i * pooled_w],
+                                     &argmax[n, f, i * pooled_w] if need_argmax else NULL, vector)
 
 
 cdef inline void _bias_gradient(

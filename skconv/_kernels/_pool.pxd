@@ -6,11 +6,11 @@ from libc.string cimport memset
 
 cdef extern from "pool.h":
     Py_ssize_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, Py_ssize_t ow,
-                                      Py_ssize_t k0, Py_ssize_t w, float *out,
-                                      Py_ssize_t *index) noexcept nogil
+                                      Py_ssize_t k0, Py_ssize_t w, const float *bias, int relu,
+                                      float *out, Py_ssize_t *index) noexcept nogil
     Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
-                                      Py_ssize_t k0, Py_ssize_t w, double *out,
-                                      Py_ssize_t *index) noexcept nogil
+                                      Py_ssize_t k0, Py_ssize_t w, const double *bias, int relu,
+                                      double *out, Py_ssize_t *index) noexcept nogil
     Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
                                                const float *y, Py_ssize_t ow, Py_ssize_t k0,
                                                Py_ssize_t w, float *top) noexcept nogil
@@ -31,8 +31,10 @@ cdef inline void max_pool_2x2_row(
     Py_ssize_t ow,                      # windows in the row
     Py_ssize_t k0,                      # the flat index of top[0] in its plane
     Py_ssize_t w,                       # the plane's width: bottom[0]'s index is k0 + w
+    const floating *bias,               # IN  added to every element first (a convolution's), or NULL
+    bint relu,                          # then max(., 0) of each maximum (NaN and -0.0 stay)
     floating *out,                      # OUT (ow,) each window's maximum
-    Py_ssize_t *index,                  # OUT (ow,) its flat index in the plane
+    Py_ssize_t *index,                  # OUT (ow,) its flat index in the plane, or NULL
     bint vector,                        # a SIMD path is in use (pool.h's kernels)
 ) noexcept nogil:
     # Each row's pair, then the two rows. Every choice is integer arithmetic on
@@ -40,18 +42,24 @@ cdef inline void max_pool_2x2_row(
     # compiles to a branch, mispredicted half the time. On the SIMD paths
     # pool.h does the same choices as vector blends, eight (four) windows at a
     # time, the last few masked; the loop is the portable path's.
+    # (adding a zero shift changes no comparison: -0.0 + 0 == -0.0, NaN stays NaN)
     cdef Py_ssize_t j = 0, q_upper, q_lower, wins, below = bottom - top
+    cdef floating best, shift = bias[0] if bias else 0
     if vector:
         if floating is float:
-            j = skc_max_pool_2x2_row_s(top, bottom, ow, k0, w, out, index)
+            j = skc_max_pool_2x2_row_s(top, bottom, ow, k0, w, bias, relu, out, index)
         else:
-            j = skc_max_pool_2x2_row_d(top, bottom, ow, k0, w, out, index)
+            j = skc_max_pool_2x2_row_d(top, bottom, ow, k0, w, bias, relu, out, index)
     while j < ow:
-        q_upper = 2 * j + _replaces(top[2 * j], top[2 * j + 1])
-        q_lower = 2 * j + _replaces(bottom[2 * j], bottom[2 * j + 1])
-        wins = _replaces(top[q_upper], bottom[q_lower])
-        out[j] = top[q_upper + wins * (below + q_lower - q_upper)]
-        index[j] = k0 + q_upper + wins * (w + q_lower - q_upper)
+        q_upper = 2 * j + _replaces(top[2 * j] + shift, top[2 * j + 1] + shift)
+        q_lower = 2 * j + _replaces(bottom[2 * j] + shift, bottom[2 * j + 1] + shift)
+        wins = _replaces(top[q_upper] + shift, bottom[q_lower] + shift)
+        best = top[q_upper + wins * (below + q_lower - q_upper)]
+        if bias:
+            best = best + shift
+        out[j] = 0 if relu and best < 0 else best
+        if index:
+            index[j] = k0 + q_upper + wins * (w + q_lower - q_upper)
         j = j + 1
 
 

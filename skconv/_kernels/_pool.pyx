@@ -110,7 +110,7 @@ cdef void _max_pool_2x2_argmax(
                 plane = &x[n, c, 0, 0]
                 for i in range(g.oh):
                     max_pool_2x2_row(plane + 2 * i * w, plane + (2 * i + 1) * w, g.ow, 2 * i * w, w,
-                                     &y[n, c, i, 0], &argmax[n, c, i, 0], vector)
+                                     NULL, False, &y[n, c, i, 0], &argmax[n, c, i, 0], vector)
 
 
 def max_pool2d_backward(

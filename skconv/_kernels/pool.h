@@ -76,19 +76,29 @@ static inline void skc_store_i(ptrdiff_t *p, __m256i v, int n)
 }
 
 /* top, bottom: the window rows 2i and 2i + 1; k0: the flat index of top[0] in the
- * plane, w: the plane's width; out[j], index[j]: window j's maximum and its flat index */
+ * plane, w: the plane's width; out[j], index[j]: window j's maximum and its flat index.
+ * bias: NULL, or a value added to every element first (a convolution's output before
+ * its bias); relu: out[j] = max(out[j], 0) after (NaN and -0.0 stay); index may be
+ * NULL (the values alone). */
 __attribute__((target("avx2")))
 static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
-                                               ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+                                               ptrdiff_t k0, ptrdiff_t w, const float *bias,
+                                               int relu, float *out, ptrdiff_t *index)
 {
     const __m256i first = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i below = _mm256_set1_epi32((int)w);
+    const __m256 zero = _mm256_setzero_ps();
     ptrdiff_t j = 0;
     for (; j < ow; j += 8) {
         const int n = ow - j < 8 ? (int)(ow - j) : 8; /* windows this step */
         /* even and odd columns of 16: shuffle within 128-bit lanes, then fix the lane order */
         __m256 t0 = skc_load_s(top + 2 * j, 2 * n), t1 = skc_load_s(top + 2 * j + 8, 2 * n - 8);
         __m256 b0 = skc_load_s(bottom + 2 * j, 2 * n), b1 = skc_load_s(bottom + 2 * j + 8, 2 * n - 8);
+        if (bias) {
+            const __m256 v = _mm256_set1_ps(*bias);
+            t0 = _mm256_add_ps(t0, v), t1 = _mm256_add_ps(t1, v);
+            b0 = _mm256_add_ps(b0, v), b1 = _mm256_add_ps(b1, v);
+        }
 #define SKC_COLUMNS_S(u, v, sel) _mm256_castpd_ps(_mm256_permute4x64_pd(                \
             _mm256_castps_pd(_mm256_shuffle_ps(u, v, sel)), _MM_SHUFFLE(3, 1, 2, 0)))
         __m256 a = SKC_COLUMNS_S(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
@@ -102,7 +112,12 @@ static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bo
         __m256 upper = _mm256_blendv_ps(a, b, right), lower = _mm256_blendv_ps(d, e, lower_right);
         __m256 down = SKC_REPLACES_S(upper, lower);
 #undef SKC_REPLACES_S
-        skc_store_s(out + j, _mm256_blendv_ps(upper, lower, down), n);
+        __m256 best = _mm256_blendv_ps(upper, lower, down);
+        if (relu)
+            best = _mm256_blendv_ps(best, zero, _mm256_cmp_ps(best, zero, _CMP_LT_OQ));
+        skc_store_s(out + j, best, n);
+        if (!index)
+            continue;
         /* offsets from top[2j]: the column step is the mask's top bit */
         __m256i k_upper = _mm256_srli_epi32(_mm256_castps_si256(right), 31);
         __m256i k_lower = _mm256_add_epi32(below, _mm256_srli_epi32(_mm256_castps_si256(lower_right), 31));
@@ -119,15 +134,22 @@ static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bo
 
 __attribute__((target("avx2")))
 static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
-                                               ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+                                               ptrdiff_t k0, ptrdiff_t w, const double *bias,
+                                               int relu, double *out, ptrdiff_t *index)
 {
     const __m256i first = _mm256_setr_epi64x(0, 2, 4, 6);
     const __m256i below = _mm256_set1_epi64x((long long)w);
+    const __m256d zero = _mm256_setzero_pd();
     ptrdiff_t j = 0;
     for (; j < ow; j += 4) {
         const int n = ow - j < 4 ? (int)(ow - j) : 4;
         __m256d t0 = skc_load_d(top + 2 * j, 2 * n), t1 = skc_load_d(top + 2 * j + 4, 2 * n - 4);
         __m256d b0 = skc_load_d(bottom + 2 * j, 2 * n), b1 = skc_load_d(bottom + 2 * j + 4, 2 * n - 4);
+        if (bias) {
+            const __m256d v = _mm256_set1_pd(*bias);
+            t0 = _mm256_add_pd(t0, v), t1 = _mm256_add_pd(t1, v);
+            b0 = _mm256_add_pd(b0, v), b1 = _mm256_add_pd(b1, v);
+        }
 #define SKC_COLUMNS_D(unpack, u, v) _mm256_permute4x64_pd(unpack(u, v), _MM_SHUFFLE(3, 1, 2, 0))
         __m256d a = SKC_COLUMNS_D(_mm256_unpacklo_pd, t0, t1);
         __m256d b = SKC_COLUMNS_D(_mm256_unpackhi_pd, t0, t1);
@@ -140,7 +162,12 @@ static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *
         __m256d upper = _mm256_blendv_pd(a, b, right), lower = _mm256_blendv_pd(d, e, lower_right);
         __m256d down = SKC_REPLACES_D(upper, lower);
 #undef SKC_REPLACES_D
-        skc_store_d(out + j, _mm256_blendv_pd(upper, lower, down), n);
+        __m256d best = _mm256_blendv_pd(upper, lower, down);
+        if (relu)
+            best = _mm256_blendv_pd(best, zero, _mm256_cmp_pd(best, zero, _CMP_LT_OQ));
+        skc_store_d(out + j, best, n);
+        if (!index)
+            continue;
         __m256i k_upper = _mm256_srli_epi64(_mm256_castpd_si256(right), 63);
         __m256i k_lower = _mm256_add_epi64(below, _mm256_srli_epi64(_mm256_castpd_si256(lower_right), 63));
         __m256i k = _mm256_add_epi64(first, _mm256_blendv_epi8(k_upper, k_lower, _mm256_castpd_si256(down)));
@@ -243,12 +270,14 @@ static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const 
     return 0;
 }
 static inline ptrdiff_t skc_max_pool_2x2_row_s(const float *top, const float *bottom, ptrdiff_t ow,
-                                               ptrdiff_t k0, ptrdiff_t w, float *out, ptrdiff_t *index)
+                                               ptrdiff_t k0, ptrdiff_t w, const float *bias,
+                                               int relu, float *out, ptrdiff_t *index)
 {
     return 0;
 }
 static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, ptrdiff_t ow,
-                                               ptrdiff_t k0, ptrdiff_t w, double *out, ptrdiff_t *index)
+                                               ptrdiff_t k0, ptrdiff_t w, const double *bias,
+                                               int relu, double *out, ptrdiff_t *index)
 {
     return 0;
 }
