@@ -40,8 +40,11 @@ __all__ = [
 # the same bits for any number of threads.
 _MAX_REDUCTION_CHUNKS = 16
 
-# Rows of a product below which splitting it over threads costs more than it saves.
+# Rows of a product below which splitting it over threads costs more than it
+# saves; and the columns of a block when the rows are too few to go round (a
+# block repacks its rows of A, so it takes several tiles of columns).
 _MIN_ROWS_PER_THREAD = 16
+_MIN_COLUMNS_PER_BLOCK = 64
 
 SIMD_PATHS = ("portable", "avx2", "avx512")
 
@@ -582,14 +585,15 @@ def _transposed_convolution(dy, w, g, dx=None):
 
 
 def _matmul(a, b, bias=None, out=None, relu=False, plan=None):
-    """``a @ b (+ bias)`` by skconv's GEMM, over row blocks on the OpenMP threads;
+    """``a @ b (+ bias)`` by skconv's GEMM, in blocks on the OpenMP threads;
     then ``max(., 0)`` with ``relu``.
 
     Each output element is one chain of fused multiply-adds over the inner
     axis in order, so its bits do not depend on the other rows, the number of
-    rows, the threads or the SIMD path (unlike BLAS, whose kernels change with
-    the CPU and the matrix shape). ``plan``: what :func:`_matmul_plan` returns
-    for these shapes in the current :func:`_plan_context`, or None.
+    rows, the blocks, the threads or the SIMD path (unlike BLAS, whose kernels
+    change with the CPU and the matrix shape). ``plan``: what
+    :func:`_matmul_plan` returns for these shapes in the current
+    :func:`_plan_context`, or None.
     """
     m, k = a.shape
     n = b.shape[1]
@@ -597,17 +601,28 @@ def _matmul(a, b, bias=None, out=None, relu=False, plan=None):
         out = np.empty((m, n), dtype=a.dtype)
     if bias is None:
         bias = _NONE_1D[a.dtype.char]
-    n_blocks, work_shape = _matmul_plan(m, n, k) if plan is None else plan
+    row_blocks, col_blocks, work_shape = _matmul_plan(m, n, k) if plan is None else plan
     work = np.empty(work_shape, dtype=a.dtype)
-    _gemm.matmul(a, b, bias, out, False, relu, work, n_blocks)
+    _gemm.matmul(a, b, bias, out, False, relu, row_blocks, col_blocks, work)
     return out
 
 
 def _matmul_plan(m, n, k):
     """What :func:`_matmul` derives from the shapes alone in the current
-    :func:`_plan_context`: ``(n_blocks, work_shape)``."""
-    n_blocks = _n_threads(-(-m // _MIN_ROWS_PER_THREAD), 2 * m * n * k)
-    return n_blocks, (n_blocks, _gemm.work_size(-(-m // n_blocks), n, k))
+    :func:`_plan_context`: ``(row_blocks, col_blocks, work_shape)``.
+
+    One block per thread: the rows are split first, in blocks of at least
+    ``_MIN_ROWS_PER_THREAD``; when they run out (a dense layer at a batch of
+    64 has 4 such blocks) the columns are split too, in blocks of at least
+    ``_MIN_COLUMNS_PER_BLOCK``, so that more threads than row blocks still
+    have a block each.
+    """
+    max_row_blocks = -(-m // _MIN_ROWS_PER_THREAD)
+    max_col_blocks = -(-n // _MIN_COLUMNS_PER_BLOCK)
+    n_threads = _n_threads(max_row_blocks * max_col_blocks, 2 * m * n * k)
+    row_blocks = min(max_row_blocks, n_threads)
+    col_blocks = min(max_col_blocks, -(-n_threads // row_blocks))
+    return row_blocks, col_blocks, (n_threads, _gemm.work_size(-(-m // row_blocks), n, k))
 
 
 def linear(x, w, b=None, *, out=None):

@@ -105,6 +105,27 @@ def test_gemm_bits_are_identical_on_every_simd_path_and_for_any_row_subset(simd_
         assert_array_equal(results[0], other)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", [(64, 128, 300), (5, 200, 7), (33, 17, 40), (1, 1000, 3)])
+def test_gemm_bits_do_not_depend_on_the_grid_of_blocks_or_the_threads(simd_path, dtype, m, n, k):
+    # _matmul_plan splits the columns too when the rows run out (a dense layer
+    # at a batch of 64 on 16 threads): every grid gives every element's chain
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        expected = ops._matmul(a, b, bias, relu=True, plan=(1, 1, (1, _gemm.work_size(m, n, k))))
+        for row_blocks, col_blocks, n_threads in [(1, 3, 1), (4, 4, 2), (2, 7, 2), (m, 1, 2),
+                                                  (3, 1000, 2)]:
+            work_shape = (n_threads, _gemm.work_size(m, n, k))
+            y = ops._matmul(a, b, bias, relu=True, plan=(row_blocks, col_blocks, work_shape))
+            assert_array_equal(y, expected, err_msg=f"{path} {row_blocks}x{col_blocks}")
+    np.testing.assert_allclose(expected, np.maximum(_reference_product(a, b) + bias, 0),
+                               rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
 def test_gemm_reads_strided_and_read_only_operands():
     rng = np.random.default_rng(2)
     a = rng.standard_normal((40, 30))

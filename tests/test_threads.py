@@ -59,3 +59,17 @@ def test_a_region_gets_one_more_thread_per_share_of_work_only(monkeypatch):
     with threadpool_limits(2):
         assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 64)[0] == 1
         assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 1000)[0] == 2
+
+
+@pytest.mark.skipif(not skconv.openmp_enabled(), reason="built without OpenMP")
+def test_a_product_with_fewer_row_blocks_than_threads_splits_its_columns_too():
+    # wide's dense layer at a batch of 64 (64 x 4096 @ 4096 x 128): 4 blocks of
+    # 16 rows, then 4 blocks of 32 columns each would leave 12 of 16 threads idle
+    with threadpool_limits(16):
+        row_blocks, col_blocks, work_shape = ops._matmul_plan(64, 128, 4096)
+        assert (row_blocks, col_blocks, work_shape[0]) == (4, 2, 8)
+        assert ops._matmul_plan(64, 1024, 4096)[:2] == (4, 4)
+        assert ops._matmul_plan(1000, 128, 4096)[:2] == (16, 1)
+        assert ops._matmul_plan(1, 10, 4096)[:2] == (1, 1)  # one row: one block
+    with threadpool_limits(1):
+        assert ops._matmul_plan(64, 1024, 4096)[:2] == (1, 1)

@@ -37,7 +37,7 @@ cdef extern from "gemm.h":
     int skc_panel_rows(int m, int double_precision) nogil
     int skc_tile_width(int double_precision) nogil
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 # Path names, in the order of the C enum.
 PATHS = ("portable", "avx2", "avx512")
@@ -145,24 +145,42 @@ def get_path():
     return PATHS[skc_get_path()]
 
 
-cdef inline void _matmul_rows(
+cdef inline void _matmul_block(
     const floating[:, :] a, const floating[:, :] b, const floating *bias, int bias_mode,
     floating[:, ::1] c, bint accumulate, bint relu, floating *work,
     Py_ssize_t i0, Py_ssize_t i1,       # the block's rows
+    Py_ssize_t j0, Py_ssize_t j1,       # the block's columns
 ) noexcept nogil:
-    cdef Py_ssize_t k = a.shape[1], n = b.shape[1], i, j
-    if i1 <= i0:
+    cdef Py_ssize_t k = a.shape[1], i, j
+    if i1 <= i0 or j1 <= j0:
         return
-    gemm(<int> (i1 - i0), <int> n, <int> k,
+    gemm(<int> (i1 - i0), <int> (j1 - j0), <int> k,
          &a[i0, 0] if k > 0 else NULL, a.strides[0] // sizeof(floating),
          a.strides[1] // sizeof(floating),
-         &b[0, 0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
+         &b[0, j0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
          b.strides[1] // sizeof(floating),
-         &c[i0, 0], c.shape[1], accumulate, bias, bias_mode, work)
+         &c[i0, j0], c.shape[1], accumulate, bias + j0 if bias != NULL else NULL, bias_mode,
+         work)
     if relu:
         for i in range(i0, i1):
-            for j in range(n):
+            for j in range(j0, j1):
                 c[i, j] = 0 if c[i, j] < 0 else c[i, j]
+
+
+cdef inline void _matmul_task(
+    const floating[:, :] a, const floating[:, :] b, const floating *bias, int bias_mode,
+    floating[:, ::1] c, bint accumulate, bint relu, floating *work,
+    Py_ssize_t task, Py_ssize_t row_blocks, Py_ssize_t col_blocks,
+) noexcept nogil:
+    """Block ``task`` of the row_blocks x col_blocks grid, in row-major order:
+    rows split evenly, columns in whole tiles of the micro-kernel's width."""
+    cdef Py_ssize_t m = a.shape[0], n = b.shape[1]
+    cdef Py_ssize_t rb = task // col_blocks, cb = task % col_blocks
+    cdef Py_ssize_t nr = tile_width(floating is double)
+    cdef Py_ssize_t tiles = (n + nr - 1) // nr
+    _matmul_block(a, b, bias, bias_mode, c, accumulate, relu, work,
+                  rb * m // row_blocks, (rb + 1) * m // row_blocks,
+                  min(n, cb * tiles // col_blocks * nr), min(n, (cb + 1) * tiles // col_blocks * nr))
 
 
 def matmul(
@@ -172,17 +190,20 @@ def matmul(
     floating[:, ::1] c,                 # OUT (m, n)
     bint accumulate,
     bint relu,
-    floating[:, ::1] work,              # scratch (n_blocks, work_size(block rows, n, k))
-    int n_threads,
+    Py_ssize_t row_blocks,
+    Py_ssize_t col_blocks,
+    floating[:, ::1] work,              # scratch (n_threads, work_size(block rows, n, k))
 ):
-    """c = (c if accumulate else 0) + a @ b + bias, in row blocks of fixed size,
+    """c = (c if accumulate else 0) + a @ b + bias, in a grid of row_blocks x
+    col_blocks blocks that the threads (one per row of ``work``) take in turn;
     then max(c, 0) with ``relu`` (NaN stays, as in np.maximum).
 
-    Blocks split the rows only, so every element is still one chain over k
-    and the bits do not depend on the number of blocks or threads.
+    A block is a sub-product over all of k, so every element is still one
+    chain over k and the bits do not depend on the blocks or the threads.
     """
     cdef Py_ssize_t m = a.shape[0], n = b.shape[1]
-    cdef Py_ssize_t n_blocks = work.shape[0], blk
+    cdef Py_ssize_t n_tasks = row_blocks * col_blocks, task
+    cdef int n_threads = <int> work.shape[0]
     cdef int bias_mode = BIAS_PER_COLUMN if bias.shape[0] > 0 else NO_BIAS
     cdef const floating *bias_ptr = &bias[0] if bias.shape[0] > 0 else NULL
     if m == 0 or n == 0:
@@ -191,10 +212,10 @@ def matmul(
         if n_threads == 1:
             # no parallel region for one thread: opening one costs about a
             # microsecond, much of a one-row product's time
-            for blk in range(n_blocks):
-                _matmul_rows(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[blk, 0],
-                             blk * m // n_blocks, (blk + 1) * m // n_blocks)
+            for task in range(n_tasks):
+                _matmul_task(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[0, 0],
+                             task, row_blocks, col_blocks)
         else:
-            for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
-                _matmul_rows(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[blk, 0],
-                             blk * m // n_blocks, (blk + 1) * m // n_blocks)
+            for task in prange(n_tasks, schedule='dynamic', num_threads=n_threads):
+                _matmul_task(a, b, bias_ptr, bias_mode, c, accumulate, relu,
+                             &work[threadid(), 0], task, row_blocks, col_blocks)
