@@ -24,8 +24,12 @@ KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm"
 
 DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
 NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
+# A test build: the GEMM's AVX-512 path emulated in plain C, so that it runs
+# (under SKCONV_SIMD=avx512) on a CPU without AVX-512; see tools/avx512_emulation.h.
+EMULATE_AVX512 = os.environ.get("SKCONV_EMULATE_AVX512", "0") not in ("", "0")
 
-VARIANT = "cython" + ("-debug" if DEBUG else "") + ("-noopenmp" if NO_OPENMP else "")
+VARIANT = ("cython" + ("-debug" if DEBUG else "") + ("-noopenmp" if NO_OPENMP else "")
+           + ("-avx512emulated" if EMULATE_AVX512 else ""))
 
 DIRECTIVES = {
     "language_level": 3,
@@ -76,8 +80,9 @@ extensions = [
     Extension(
         f"skconv._kernels.{name}",
         [f"skconv/_kernels/{name}.pyx"],
-        include_dirs=[np.get_include(), "skconv/_kernels"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        include_dirs=[np.get_include(), "skconv/_kernels"] + (["tools"] if EMULATE_AVX512 else []),
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("SKC_EMULATE_AVX512", None)] if EMULATE_AVX512 else []),
         extra_compile_args=compile_flags,
         extra_link_args=link_flags,
     )

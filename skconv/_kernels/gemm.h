@@ -27,6 +27,13 @@
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SKC_HAVE_X86_PATHS 1
 #include <immintrin.h>
+#ifdef SKC_EMULATE_AVX512 /* a test build: see tools/avx512_emulated.sh */
+#include "avx512_emulation.h"
+#endif
+#ifndef SKC_AVX512_TARGET
+#define SKC_AVX512_TARGET "avx512f"
+#define SKC_CPU_HAS_AVX512() __builtin_cpu_supports("avx512f")
+#endif
 #else
 #define SKC_HAVE_X86_PATHS 0
 #endif
@@ -152,11 +159,11 @@ SKC_PORTABLE(skc_ukr_portable_taps_d, double, fma, 4, 4, SKC_TAPS_D, SKC_STRIDED
                    _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd,         \
                    _mm256_fmadd_pd, __VA_ARGS__)
 #define SKC_AVX512_S(NAME, NV, MR, ...)                                         \
-    SKC_VECTOR_UKR(NAME, "avx512f", float, __m512, 16, NV, MR, _mm512_loadu_ps,  \
+    SKC_VECTOR_UKR(NAME, SKC_AVX512_TARGET, float, __m512, 16, NV, MR, _mm512_loadu_ps,  \
                    _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,         \
                    _mm512_fmadd_ps, __VA_ARGS__)
 #define SKC_AVX512_D(NAME, NV, MR, ...)                                         \
-    SKC_VECTOR_UKR(NAME, "avx512f", double, __m512d, 8, NV, MR, _mm512_loadu_pd, \
+    SKC_VECTOR_UKR(NAME, SKC_AVX512_TARGET, double, __m512d, 8, NV, MR, _mm512_loadu_pd, \
                    _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,         \
                    _mm512_fmadd_pd, __VA_ARGS__)
 
@@ -209,10 +216,10 @@ SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_s, "avx2,fma", float, __m256, 8, 2, 3, 6, 
                     _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps)
 SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_d, "avx2,fma", double, __m256d, 4, 2, 3, 6, _mm256_loadu_pd,
                     _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_s, "avx512f", float, __m512, 16, 2, 4, 8,
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_s, SKC_AVX512_TARGET, float, __m512, 16, 2, 4, 8,
                     _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
                     _mm512_fmadd_ps)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, "avx512f", double, __m512d, 8, 2, 4, 8,
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, SKC_AVX512_TARGET, double, __m512d, 8, 2, 4, 8,
                     _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
                     _mm512_fmadd_pd)
 
@@ -404,7 +411,7 @@ static int skc_cpu_supports(int path)
     if (path == SKC_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (path == SKC_AVX512)
-        return __builtin_cpu_supports("avx512f") != 0;
+        return SKC_CPU_HAS_AVX512() != 0;
 #endif
     return 0;
 }
