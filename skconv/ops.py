@@ -492,9 +492,16 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     implicit = stride_1 and (transposed_dx or not need_dx)
     # dw's rows along the taps or along the filters (bits are the same either way)
     dw_transposed = _dw_transposed(f, ckk, x.dtype, implicit)
-    dw_part = np.empty((n_chunks, ckk, f) if dw_transposed else (n_chunks, f, ckk), dtype=x.dtype)
-    db_part = np.empty((n_chunks, f), dtype=x.dtype)
     implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
+    dw_shape = (ckk, f) if dw_transposed else (f, ckk)
+    if implicit and dw_transposed:
+        # room for the tap-rows product's whole tiles, whose padding is dropped
+        # below: a few filters (LeNet-5's 6) would make every tile an edge tile
+        mr, nr = _gemm.tap_rows_tile(f, x.dtype.char)
+        dw_part = np.empty((n_chunks, -(-ckk // mr) * mr, -(-f // nr) * nr), dtype=x.dtype)
+    else:
+        dw_part = np.empty((n_chunks,) + dw_shape, dtype=x.dtype)
+    db_part = np.empty((n_chunks, f), dtype=x.dtype)
     if unpool is not None and (need_dx or not implicit):
         pooled = _pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
         dy = _max_pool2d_backward(dy, argmax, (n, f, g["oh"], g["ow"]), relu_y=relu_y, g=pooled)
@@ -535,7 +542,7 @@ def _conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
             dy.reshape(n, f, ohw), x, w, folded_dx, dw_part, db_part, cols, have_cols,
             dw_transposed, work, g, n_threads,
         )
-    dw = dw_part.sum(axis=0)
+    dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
     db = db_part.sum(axis=0)
     if transposed_dx:
@@ -548,20 +555,25 @@ def _dw_transposed(f, ckk, dtype, implicit):
     along the micro-kernel's rows and the filters along its columns.
 
     Whichever costs less per output position: the tiles' multiply-adds, the
-    padding to whole tiles included (a tile's row of nr columns is about a
-    cycle), plus the packing of the operands (about half a cycle an element,
-    measured on the AVX2 path). Both orientations pack dy; the ``implicit``
-    product (see _conv.conv2d_backward_implicit) packs the taps too, unless
-    they are its rows, which the micro-kernel reads in the image. On LeNet-5's
-    first convolution (6 filters, 25 taps) that keeps float32 in the filters'
-    rows but moves float64 to the taps'. The bits are the same either way.
+    padding to whole tiles included (a full tile's row of nr columns, two
+    vectors, is about a cycle), plus the packing of the operands (about half a
+    cycle an element, measured on the AVX2 path). Both orientations pack dy;
+    the ``implicit`` product (see _conv.conv2d_backward_implicit) packs the
+    taps too, unless they are its rows, which the micro-kernel reads in the
+    image, in tiles one vector wide when that holds the filters
+    (_gemm.tap_rows_tile). On LeNet-5's first convolution (6 filters, 25 taps)
+    that moves both float32 and float64 to the taps' rows (measured 1.5x as
+    fast as the filters' for float32). The bits are the same either way.
     """
-    mr, nr = _gemm.tile_shape(np.dtype(dtype).char)
+    char = np.dtype(dtype).char
+    full = _gemm.tile_shape(char)
 
-    def cost(rows, columns, packed):
-        return -(-rows // mr) * mr * (-(-columns // nr) * nr) / nr + packed / 2
+    def cost(rows, columns, packed, tile):
+        mr, nr = tile
+        return -(-rows // mr) * mr * (-(-columns // nr) * nr) / full[1] + packed / 2
 
-    return cost(ckk, f, f + (0 if implicit else ckk)) <= cost(f, ckk, f + ckk)
+    tap_rows = _gemm.tap_rows_tile(f, char) if implicit else full
+    return cost(ckk, f, f + (0 if implicit else ckk), tap_rows) <= cost(f, ckk, f + ckk, full)
 
 
 def _transposed_convolution(dy, w, g, dx=None):

@@ -185,6 +185,9 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
     ((2, 3, 10, 10), (32, 3, 3), 1, 1),
     # 37 samples in 16 chunks of 2 or 3: chains that go on from sample to sample
     ((37, 6, 12, 12), (16, 5, 5), 0, 1),
+    # filters that one vector holds (the one-vector tap-rows tiles), and one filter
+    ((3, 2, 9, 9), (3, 3, 3), 1, 1),
+    ((2, 1, 6, 6), (1, 3, 3), 0, 1),
 ])
 def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
         simd_path, monkeypatch, dtype, shape, kernel, padding, dilation, dw_transposed):

@@ -231,7 +231,8 @@ def conv2d_backward_implicit(
     const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     Py_ssize_t channel_stride,          # elements between the padded image's channels
-    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or (n_chunks, ckk, f) if dw_transposed
+    floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
+                                        #     rounded up to _gemm.tap_rows_tile(f)'s whole tiles
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
@@ -294,7 +295,8 @@ def conv2d_backward_implicit(
                 # transpose: one chain over the chunk's samples and positions
                 if dw_transposed:
                     gemm_tap_rows(ckk, nf, ohw, img, &offsets[0], &positions[0], dyn, 1, ohw,
-                                  &dw_part[ci, 0, 0], nf, n != start, &work[tid, 0])
+                                  &dw_part[ci, 0, 0], dw_part.shape[2], n != start, True,
+                                  &work[tid, 0])
                 else:
                     gemm_taps(nf, ckk, ohw, dyn, ohw, 1, img, &offsets[0], &positions[0],
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])

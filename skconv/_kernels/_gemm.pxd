@@ -24,10 +24,12 @@ cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          double *c, Py_ssize_t ldc) noexcept nogil
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         float *c, Py_ssize_t ldc, bint accumulate, float *work) noexcept nogil
+                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         float *work) noexcept nogil
 cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         double *c, Py_ssize_t ldc, bint accumulate, double *work) noexcept nogil
+                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         double *work) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 # the SIMD path in use, as gemm.h numbers them: 0 portable, 1 AVX2, 2 AVX-512
 cdef int simd_path() noexcept nogil
@@ -100,11 +102,15 @@ cdef inline void gemm_tap_rows(int m, int n, int k,
                                const Py_ssize_t *pos,           # IN  (k,)
                                const floating *b, Py_ssize_t rsb, Py_ssize_t csb,  # IN  b[k, n]
                                floating *c, Py_ssize_t ldc,      # OUT c[m, n]
-                               bint accumulate, floating *work) noexcept nogil:
+                               bint accumulate, bint whole_tiles,
+                               floating *work) noexcept nogil:
     """c = (c if accumulate else 0) + A @ b for an implicit A whose row i is x at
     roff[i] + pos[0], roff[i] + pos[1], ... (a convolution's taps at its output
-    positions): gemm_taps's product transposed, with its chains; A never formed."""
+    positions): gemm_taps's product transposed, with its chains; A never formed.
+    With ``whole_tiles`` c has tap_rows_tile's whole tiles of room (m and n
+    rounded up), and edge tiles are stored whole, their padding for the caller
+    to drop."""
     if floating is float:
-        sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+        sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)
     else:
-        dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+        dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)

@@ -29,12 +29,13 @@ cdef extern from "gemm.h":
     void skc_gemm_tap_rows_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                              const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
                              Py_ssize_t csb, float *c, Py_ssize_t ldc, int accumulate,
-                             float *work) nogil
+                             int whole_tiles, float *work) nogil
     void skc_gemm_tap_rows_d(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                              const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
                              Py_ssize_t csb, double *c, Py_ssize_t ldc, int accumulate,
-                             double *work) nogil
+                             int whole_tiles, double *work) nogil
     int skc_panel_rows(int m, int double_precision) nogil
+    void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr) nogil
     int skc_tile_width(int double_precision) nogil
 
 from cython.parallel cimport prange, threadid
@@ -91,14 +92,18 @@ cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
 
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         float *c, Py_ssize_t ldc, bint accumulate, float *work) noexcept nogil:
-    skc_gemm_tap_rows_s(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         float *work) noexcept nogil:
+    skc_gemm_tap_rows_s(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles,
+                          work)
 
 
 cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         double *c, Py_ssize_t ldc, bint accumulate, double *work) noexcept nogil:
-    skc_gemm_tap_rows_d(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, work)
+                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         double *work) noexcept nogil:
+    skc_gemm_tap_rows_d(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles,
+                          work)
 
 
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -120,6 +125,13 @@ def tile_shape(dtype_char):
     if dtype_char == 'f':
         return skc_kernels_s[path].mr, skc_kernels_s[path].nr
     return skc_kernels_d[path].mr, skc_kernels_d[path].nr
+
+
+def tap_rows_tile(int n, dtype_char):
+    """(MR, NR) of the tile that gemm_tap_rows computes an n-column product in."""
+    cdef int mr, nr
+    skc_tap_rows_tile(n, dtype_char == 'd', &mr, &nr)
+    return mr, nr
 
 
 def output_rows(Py_ssize_t m, dtype_char):

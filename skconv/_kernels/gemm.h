@@ -236,6 +236,14 @@ SKC_AVX2_S(skc_ukr_avx2_taps_s, 2, 6, SKC_TAPS_S, SKC_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_taps_d, 2, 6, SKC_TAPS_D, SKC_STRIDED)
 SKC_AVX512_S(skc_ukr_avx512_taps_s, 2, 8, SKC_TAPS_S, SKC_STRIDED)
 SKC_AVX512_D(skc_ukr_avx512_taps_d, 2, 8, SKC_TAPS_D, SKC_STRIDED)
+/* Taps as rows by one vector of columns: for a weight gradient of at most a
+ * vector's filters (LeNet-5's first, 6), where the full tile's second vector
+ * would multiply zeros. 8 rows keep 8 accumulators busy, enough to hide the
+ * FMA latency, with the 8 taps' pointers still in registers. */
+SKC_AVX2_S(skc_ukr_avx2_taps_narrow_s, 1, 8, SKC_TAPS_S, SKC_STRIDED)
+SKC_AVX2_D(skc_ukr_avx2_taps_narrow_d, 1, 8, SKC_TAPS_D, SKC_STRIDED)
+SKC_AVX512_S(skc_ukr_avx512_taps_narrow_s, 1, 8, SKC_TAPS_S, SKC_STRIDED)
+SKC_AVX512_D(skc_ukr_avx512_taps_narrow_d, 1, 8, SKC_TAPS_D, SKC_STRIDED)
 /* One row by four vectors: for products of a row or two (a one-row
  * prediction's dense layers), where an MR-row tile would compute mostly
  * padding. Wider tiles would hide more FMA latency but pad the last, narrow
@@ -399,6 +407,22 @@ static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
 #endif
 };
 
+/* For skc_gemm_tap_rows with at most nr columns (none on the portable path). */
+static const skc_kernel_s skc_narrow_kernels_s[SKC_N_PATHS] = {
+    {0, 0, NULL, NULL, NULL, NULL},
+#if SKC_HAVE_X86_PATHS
+    {8, 8, NULL, NULL, skc_ukr_avx2_taps_narrow_s, NULL},
+    {8, 16, NULL, NULL, skc_ukr_avx512_taps_narrow_s, NULL},
+#endif
+};
+static const skc_kernel_d skc_narrow_kernels_d[SKC_N_PATHS] = {
+    {0, 0, NULL, NULL, NULL, NULL},
+#if SKC_HAVE_X86_PATHS
+    {8, 4, NULL, NULL, skc_ukr_avx2_taps_narrow_d, NULL},
+    {8, 8, NULL, NULL, skc_ukr_avx512_taps_narrow_d, NULL},
+#endif
+};
+
 static int skc_path = SKC_PORTABLE;
 
 /* Whether this CPU (and OS) can run a path; the portable path runs anywhere. */
@@ -441,7 +465,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
-#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, TB)                                                    \
+#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, NARROW_KERNELS, TB)                  \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded. \
      * Rows contiguous along k (csa == 1): TB columns at a time, transposed (the rows   \
      * past the last panel's are any readable ones, then zeroed) */                      \
@@ -475,6 +499,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             }                                                                              \
         }                                                                                  \
     }                                                                                      \
+    static const T skc_zero_block_##S[TB] = {0};                                         \
     /* b[kc, nc] -> panels of NR columns: out[panel][p][j] = b[p * rsb + j * csb] */    \
     static void skc_pack_b_##S(int kc, int nc, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
                                int nr, T *restrict out)                                    \
@@ -484,18 +509,22 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         const T *rows[TB];                                                                 \
         for (int j0 = 0; j0 < nc; j0 += nr, out += (ptrdiff_t)kc * nr) {                   \
             int cols = nc - j0 < nr ? nc - j0 : nr;                                        \
-            int blocked_cols = blocks ? cols / TB * TB : 0, blocked_rows = 0;              \
-            if (blocked_cols > 0)                                                          \
+            /* a last block of fewer than TB columns reads zeros for the others (a panel's \
+             * width is a multiple of TB): a few filters' weight gradient (LeNet-5's 6)   \
+             * is one such block a row */                                                  \
+            int block_end = blocks ? (cols + TB - 1) / TB * TB : 0, blocked_rows = 0;      \
+            if (block_end > 0)                                                             \
                 for (; blocked_rows + TB <= kc; blocked_rows += TB)                        \
-                    for (int jb = 0; jb < blocked_cols; jb += TB) {                        \
+                    for (int jb = 0; jb < block_end; jb += TB) {                           \
                         for (int r = 0; r < TB; r++)                                       \
-                            rows[r] = b + blocked_rows + (j0 + jb + r) * csb;              \
+                            rows[r] = jb + r < cols ? b + blocked_rows + (j0 + jb + r) * csb \
+                                                    : skc_zero_block_##S;                  \
                         skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
                     }                                                                      \
             /* the rest: rows the blocks did not fill, or all of a full panel's past them */ \
-            for (int p = blocked_cols == nr ? blocked_rows : 0; p < kc; p++) {             \
+            for (int p = block_end == nr ? blocked_rows : 0; p < kc; p++) {                \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
-                int j = p < blocked_rows ? blocked_cols : 0;                               \
+                int j = p < blocked_rows ? block_end : 0;                                  \
                 const T *src = b + p * rsb + j0 * csb;                                     \
                 if (csb == 1)                                                              \
                     for (; j < cols; j++)                                                  \
@@ -640,18 +669,29 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                     c[i * ldc + j] += bias[j];                                             \
     }                                                                                      \
                                                                                            \
+    /* The kernels skc_gemm_tap_rows takes for n columns: one vector wide if that holds  \
+     * them (the tile's second vector would multiply zeros), else the full tile. */        \
+    static const skc_kernel_##S *skc_tap_rows_kernel_##S(int n)                           \
+    {                                                                                      \
+        const skc_kernel_##S *narrow = &NARROW_KERNELS[skc_path];                          \
+        return narrow->ukr_taps && n <= narrow->nr ? narrow : &KERNELS[skc_path];          \
+    }                                                                                      \
+                                                                                           \
     /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + A @ b for an implicit A,         \
      * A[i, p] = x[roff[i] + pos[p]]: a convolution's taps as rows, which the micro-kernel \
      * reads in the padded image, never packed; B[p, j] = b[p * rsb + j * csb], packed.   \
      * The transpose of skc_gemm's product over an implicit B (coff, poff), with the same \
      * chains: for a weight gradient whose filters fill a tile's columns, it packs the     \
-     * output gradient only, not the taps. work holds skc_gemm_work_size(m, n, k). */     \
+     * output gradient only, not the taps. work holds skc_gemm_work_size(m, n, k).        \
+     * whole_tiles: c has room for whole tiles (skc_tap_rows_tile: m and n rounded up to    \
+     * mr and nr), so that edge tiles are stored whole, their extra rows and columns        \
+     * computed and left for the caller to drop, instead of going through a copy. */      \
     static void skc_gemm_tap_rows_##S(int m, int n, int k, const T *x, const ptrdiff_t *roff,\
                                       const ptrdiff_t *pos, const T *b, ptrdiff_t rsb,     \
                                       ptrdiff_t csb, T *c, ptrdiff_t ldc, int accumulate,  \
-                                      T *work)                                             \
+                                      int whole_tiles, T *work)                            \
     {                                                                                      \
-        const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
+        const skc_kernel_##S *kern = skc_tap_rows_kernel_##S(n);                           \
         const int mr = kern->mr, nr = kern->nr;                                            \
         T *bpack = (T *)(((uintptr_t)work + SKC_ALIGN - 1) & ~(uintptr_t)(SKC_ALIGN - 1)); \
         T tile[SKC_TILE_MAX];                                                              \
@@ -673,7 +713,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                         /* a last panel's missing rows read row ir's taps, then dropped */ \
                         for (int r = 0; r < mr; r++)                                       \
                             rows[r] = x + roff[ir + (r < rows_here ? r : 0)];              \
-                        if (rows_here == mr && cols == nr) {                               \
+                        if (whole_tiles || (rows_here == mr && cols == nr)) {              \
                             kern->ukr_taps(kc, (const T *const *)rows, pos + pc, bp, nr, ct, \
                                            ldc, load_c);                                   \
                             continue;                                                      \
@@ -730,14 +770,26 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         }                                                                                  \
     }
 
-SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, 8)
-SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, 4)
+SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, skc_narrow_kernels_s, 8)
+SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, skc_narrow_kernels_d, 4)
 
 /* Rows of skc_implicit_gemm's padded output for m rows. */
 static int skc_panel_rows(int m, int double_precision)
 {
     int mr = double_precision ? skc_kernels_d[skc_path].mr : skc_kernels_s[skc_path].mr;
     return (m + mr - 1) / mr * mr;
+}
+
+/* The tile (mr, nr) that skc_gemm_tap_rows computes an n-column product in. */
+static void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr)
+{
+    if (double_precision) {
+        const skc_kernel_d *kern = skc_tap_rows_kernel_d(n);
+        *mr = kern->mr, *nr = kern->nr;
+    } else {
+        const skc_kernel_s *kern = skc_tap_rows_kernel_s(n);
+        *mr = kern->mr, *nr = kern->nr;
+    }
 }
 
 /* Columns of one of skc_implicit_gemm's tiles. */
