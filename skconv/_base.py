@@ -38,8 +38,10 @@ from sklearn.utils.validation import (
 
 from ._augment import Transforms, augment_batch, check_augment, draw_transforms
 from ._kernels import _boundary
-from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from ._network import Sequential
+from . import ops
+from ._layers import Activation, Add, AvgPool2D, Conv2D, Dense, Flatten, GlobalPool2D, MaxPool2D
+from ._network import Network, Node
+from ._plan import INPUT
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from ._optimizers import LR_SCHEDULES, AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
@@ -66,8 +68,11 @@ _PREDICT_BYTES = 24 << 20
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# the keys of a conv_layers dict entry; of a residual block's; of a conv in its body
 _BLOCK_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "pool", "pool_size",
-               "batch_norm"}
+               "batch_norm", "groups", "separable"}
+_RESIDUAL_KEYS = {"residual", "pool", "pool_size", "batch_norm"}
+_BODY_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "groups", "separable"}
 
 _NON_FINITE_MESSAGE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
@@ -317,6 +322,15 @@ def fill_doc(cls):
     return cls
 
 
+def _check_keys(entry, allowed, name, required, what):
+    unknown = set(entry) - allowed
+    if unknown or required not in entry:
+        raise ValueError(
+            f"conv_layers entry {entry!r} of {name} must have {what} and only keys from "
+            f"{sorted(allowed)}; got {sorted(entry)}"
+        )
+
+
 def _as_pair(value, name, block, minimum):
     """Check an int or pair of ints >= minimum; ``name=value`` appear in the error."""
     pair = (value, value) if np.ndim(value) == 0 else tuple(value)
@@ -349,6 +363,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     tuple, list],
         "pool": [StrOptions({"max", "avg"}), None],
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "global_pool": [StrOptions({"avg", "max"}), None],
         "batch_norm": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
@@ -392,6 +407,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         padding="same",
         pool="max",
         pool_size=2,
+        global_pool=None,
         batch_norm=False,
         dropout=0.0,
         input_shape=None,
@@ -430,6 +446,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self.padding = padding
         self.pool = pool
         self.pool_size = pool_size
+        self.global_pool = global_pool
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.input_shape = input_shape
@@ -483,42 +500,34 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     # ------------------------------------------------------------------ architecture
 
     def _conv_blocks(self):
-        """Resolve ``conv_layers`` into one dict of block settings per block."""
+        """Resolve ``conv_layers`` into one dict of block settings per block.
+
+        A plain block has ``kind='conv'`` and its conv settings; a residual
+        block ``kind='residual'`` and ``body``, the settings of each of its
+        convolutions. Every value is checked here, with the block named.
+        """
         blocks = []
         for i, entry in enumerate(self.conv_layers, start=1):
-            name = f"conv block {i}"
-            block = {"kernel_size": self.kernel_size, "stride": 1, "padding": self.padding,
-                     "dilation": 1, "pool": self.pool, "pool_size": self.pool_size,
+            block = {"pool": self.pool, "pool_size": self.pool_size,
                      "batch_norm": self.batch_norm}
-            if isinstance(entry, dict):
-                unknown = set(entry) - _BLOCK_KEYS
-                if unknown or "filters" not in entry:
+            if isinstance(entry, dict) and "residual" in entry:
+                name = f"residual block {i}"
+                _check_keys(entry, _RESIDUAL_KEYS, name, "residual", "the key 'residual'")
+                body = entry["residual"]
+                if not isinstance(body, (list, tuple)) or not body:
                     raise ValueError(
-                        f"conv_layers entry {entry!r} of {name} must have the key 'filters' "
-                        f"and only keys from {sorted(_BLOCK_KEYS)}; got {sorted(entry)}"
+                        f"residual={body!r} in {name} must be a non-empty list of conv "
+                        "specs (an int, (filters, kernel_size) or a dict each)"
                     )
-                block.update(entry)
-            elif isinstance(entry, (tuple, list)) and len(entry) == 2:
-                block["filters"], block["kernel_size"] = entry
+                # a residual block pools only when asked
+                block.update(pool=None, kind="residual", name=name)
+                block.update({k: v for k, v in entry.items() if k != "residual"})
+                block["body"] = [self._conv_spec(spec, f"conv {j} of {name}", _BODY_KEYS)
+                                 for j, spec in enumerate(body, start=1)]
             else:
-                block["filters"] = entry
-            filters = block["filters"]
-            if not isinstance(filters, Integral) or isinstance(filters, bool) or filters < 1:
-                raise ValueError(
-                    f"filters={filters!r} in {name} must be a positive int "
-                    f"(conv_layers entries are an int, (filters, kernel_size) or a dict)"
-                )
-            _as_pair(block["kernel_size"], "kernel_size", name, 1)
-            _as_pair(block["stride"], "stride", name, 1)
-            _as_pair(block["dilation"], "dilation", name, 1)
+                name = f"conv block {i}"
+                block.update(self._conv_spec(entry, name, _BLOCK_KEYS), kind="conv")
             _as_pair(block["pool_size"], "pool_size", name, 1)
-            if block["padding"] not in ("same", "valid"):
-                if isinstance(block["padding"], str):
-                    raise ValueError(
-                        f"padding={block['padding']!r} in {name} must be 'same', 'valid', "
-                        "an int >= 0 or a pair of them"
-                    )
-                _as_pair(block["padding"], "padding", name, 0)
             if block["pool"] not in ("max", "avg", None):
                 raise ValueError(
                     f"pool={block['pool']!r} in {name} must be 'max', 'avg' or None"
@@ -527,46 +536,145 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 raise ValueError(
                     f"batch_norm={block['batch_norm']!r} in {name} must be True or False"
                 )
-            block["name"] = name
             blocks.append(block)
         return blocks
 
+    def _conv_spec(self, entry, name, keys):
+        """One convolution's settings from a ``conv_layers`` entry (or a residual
+        body's): an int, ``(filters, kernel_size)`` or a dict."""
+        spec = {"kernel_size": self.kernel_size, "stride": 1, "padding": self.padding,
+                "dilation": 1, "groups": 1, "separable": False, "name": name}
+        if isinstance(entry, dict):
+            _check_keys(entry, keys, name, "filters", "the key 'filters'")
+            spec.update(entry)
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+            spec["filters"], spec["kernel_size"] = entry
+        else:
+            spec["filters"] = entry
+        filters = spec["filters"]
+        if not isinstance(filters, Integral) or isinstance(filters, bool) or filters < 1:
+            raise ValueError(
+                f"filters={filters!r} in {name} must be a positive int "
+                f"(conv_layers entries are an int, (filters, kernel_size) or a dict)"
+            )
+        _as_pair(spec["kernel_size"], "kernel_size", name, 1)
+        _as_pair(spec["stride"], "stride", name, 1)
+        _as_pair(spec["dilation"], "dilation", name, 1)
+        if spec["padding"] not in ("same", "valid"):
+            if isinstance(spec["padding"], str):
+                raise ValueError(
+                    f"padding={spec['padding']!r} in {name} must be 'same', 'valid', "
+                    "an int >= 0 or a pair of them"
+                )
+            _as_pair(spec["padding"], "padding", name, 0)
+        groups = spec["groups"]
+        if not isinstance(groups, Integral) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"groups={groups!r} in {name} must be a positive int")
+        if not isinstance(spec["separable"], (bool, np.bool_)):
+            raise ValueError(f"separable={spec['separable']!r} in {name} must be True or False")
+        if spec["separable"] and groups != 1:
+            raise ValueError(
+                f"separable=True and groups={groups} in {name} cannot be combined: a "
+                "separable convolution's depthwise part has one group per channel"
+            )
+        return spec
+
     def _build_network(self, n_outputs):
-        """The layers for ``input_shape_``, ending in a dense layer of ``n_outputs``
-        units without activation (the loss applies the output activation)."""
+        """The network for ``input_shape_``, ending in a dense layer of ``n_outputs``
+        units without activation (the loss applies the output activation).
+
+        Nodes are named after the block they belong to (``block2.conv1``,
+        ``block2.shortcut``, ``dense1``, ``output``), and so are their
+        parameters (``block2.conv1.w``).
+        """
         init = "he" if self.activation == "relu" else "glorot"
-        layers = []
-        for block in self._conv_blocks():
-            # batch norm's shift makes the conv bias redundant
-            layers.append(Conv2D(block["filters"], block["kernel_size"], block["stride"],
-                                 block["padding"], block["dilation"], init=init,
-                                 name=block["name"], bias=not block["batch_norm"]))
-            if block["batch_norm"]:
-                layers.append(BatchNorm2d())
+        activation = self.activation
+        nodes = []
+
+        def add(name, layer, *inputs):
+            nodes.append(Node(name, layer, inputs or None))
+            return name
+
+        def conv(prefix, j, spec, batch_norm, channels, *source):
+            """The nodes of one convolution (a separable one: depthwise, then
+            pointwise), each followed by batch norm; ``j`` numbers the
+            convolutions of a residual body ('' in a plain block). Returns the
+            last node's name."""
+            if spec["separable"]:
+                # MobileNet's (Howard et al. 2017): the depthwise convolution
+                # gets its batch norm and activation too
+                add(f"{prefix}.depthwise{j}", Conv2D(
+                    channels, spec["kernel_size"], spec["stride"], spec["padding"],
+                    spec["dilation"], init=init, name=f"the depthwise part of {spec['name']}",
+                    bias=not batch_norm, groups=channels), *source)
+                if batch_norm:
+                    add(f"{prefix}.depthwise_bn{j}", BatchNorm2d())
+                add(f"{prefix}.depthwise_act{j}", Activation(activation))
+                last = add(f"{prefix}.pointwise{j}", Conv2D(
+                    spec["filters"], 1, 1, "valid", init=init,
+                    name=f"the pointwise part of {spec['name']}", bias=not batch_norm))
+            else:
+                last = add(f"{prefix}.conv{j}", Conv2D(
+                    spec["filters"], spec["kernel_size"], spec["stride"], spec["padding"],
+                    spec["dilation"], init=init, name=spec["name"], bias=not batch_norm,
+                    groups=spec["groups"]), *source)
+            return add(f"{prefix}.bn{j}", BatchNorm2d()) if batch_norm else last
+
+        h, w, c = self.input_shape_
+        channels = c
+        for i, block in enumerate(self._conv_blocks(), start=1):
+            prefix, bn = f"block{i}", block["batch_norm"]
+            if block["kind"] == "residual":
+                source = nodes[-1].name if nodes else INPUT
+                body, x, stride = block["body"], source, (1, 1)
+                for j, spec in enumerate(body, start=1):
+                    if j > 1:
+                        add(f"{prefix}.act{j - 1}", Activation(activation))
+                    x = conv(prefix, j, spec, bn, channels if j == 1 else body[j - 2]["filters"],
+                             *((source,) if j == 1 else ()))
+                    s = ops._pair(spec["stride"], "stride", 1)
+                    stride = (stride[0] * s[0], stride[1] * s[1])
+                shortcut = source
+                if channels != body[-1]["filters"] or stride != (1, 1):
+                    # He et al. 2016's projection shortcut (option B)
+                    shortcut = add(f"{prefix}.shortcut", Conv2D(
+                        body[-1]["filters"], 1, stride, "valid", init=init,
+                        name=f"the shortcut of {block['name']}", bias=not bn), source)
+                    if bn:
+                        shortcut = add(f"{prefix}.shortcut_bn", BatchNorm2d())
+                add(f"{prefix}.add", Add(name=block["name"]), x, shortcut)
+                channels = body[-1]["filters"]
+            else:
+                conv(prefix, "", block, bn, channels)
+                channels = block["filters"]
             if block["pool"] == "max":
                 # max pooling commutes with a non-decreasing activation, outputs and
                 # gradients alike: pooling first runs the activation on 4x fewer values
-                layers += [MaxPool2D(block["pool_size"]), Activation(self.activation)]
+                add(f"{prefix}.pool", MaxPool2D(block["pool_size"]))
+                add(f"{prefix}.act", Activation(activation))
             elif block["pool"] == "avg":
-                layers += [Activation(self.activation), AvgPool2D(block["pool_size"])]
+                add(f"{prefix}.act", Activation(activation))
+                add(f"{prefix}.pool", AvgPool2D(block["pool_size"]))
             else:
-                layers.append(Activation(self.activation))
-        layers.append(Flatten())
+                add(f"{prefix}.act", Activation(activation))
+        if self.global_pool is None:
+            add("flatten", Flatten())
+        else:
+            add("global_pool", GlobalPool2D(self.global_pool))
         hidden = list(np.atleast_1d(self.hidden_layer_sizes))
         if not all(isinstance(u, Integral) and u >= 1 for u in hidden):
             raise ValueError(
                 f"hidden_layer_sizes={self.hidden_layer_sizes!r} must hold positive ints"
             )
-        for units in hidden:
-            layers.append(Dense(units, init=init, bias=not self.batch_norm))
+        for k, units in enumerate(hidden, start=1):
+            add(f"dense{k}", Dense(units, init=init, bias=not self.batch_norm))
             if self.batch_norm:
-                layers.append(BatchNorm1d())
-            layers.append(Activation(self.activation))
+                add(f"dense{k}.bn", BatchNorm1d())
+            add(f"dense{k}.act", Activation(activation))
             if self.dropout:
-                layers.append(Dropout(self.dropout))
-        layers.append(Dense(n_outputs, init="glorot"))
-        h, w, c = self.input_shape_
-        return Sequential(layers, (c, h, w), self._dtype())
+                add(f"dense{k}.dropout", Dropout(self.dropout))
+        add("output", Dense(n_outputs, init="glorot"))
+        return Network(nodes, (c, h, w), self._dtype())
 
     def _dtype(self):
         return np.dtype(self.dtype)
@@ -1166,22 +1274,23 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     # ------------------------------------------------------------------ embeddings
 
     def _embedding_stop(self):
-        """How many of the network's layers ``transform`` runs, for ``embedding_layer``.
+        """The node whose output ``transform`` returns, for ``embedding_layer``.
 
-        The embedding layers are the flattened conv output (0) and each hidden
-        dense layer after its activation (1, 2, ...); dropout after it is the
-        identity at inference, so it is left out.
+        The embedding layers are the flattened (or globally pooled) conv
+        output (0) and each hidden dense layer after its activation (1, 2,
+        ...); dropout after it is the identity at inference, so it is left out.
         """
-        layers = self._network.layers
-        flatten = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
-        stops = [flatten + 1] + [i + 1 for i, layer in enumerate(layers)
-                                 if i > flatten and isinstance(layer, Activation)]
+        nodes = self._network.nodes
+        first = next(i for i, node in enumerate(nodes) if node.layer.op in ("flatten",
+                                                                           "global_pool"))
+        stops = [nodes[first].name] + [node.name for node in nodes[first + 1:]
+                                       if isinstance(node.layer, Activation)]
         n = len(stops)
         k = self.embedding_layer
         if not -n <= k < n:
             raise ValueError(
                 f"embedding_layer={k!r} must be in [{-n}, {n - 1}]: the network has {n} "
-                f"embedding layer(s), 0 for the flattened conv output and 1 .. {n - 1} "
+                f"embedding layer(s), 0 for the conv blocks' output and 1 .. {n - 1} "
                 f"for the hidden dense layers (hidden_layer_sizes="
                 f"{self.hidden_layer_sizes!r})"
             )
@@ -1190,7 +1299,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     @property
     def _n_features_out(self):
         """Features ``transform`` returns (read by ``get_feature_names_out``)."""
-        return int(np.prod(self._network.layers[self._embedding_stop() - 1].output_shape))
+        network = self._network
+        return int(np.prod(network.nodes[network.index(self._embedding_stop())]
+                           .layer.output_shape))
 
     def transform(self, X):
         """Activations of the layer ``embedding_layer`` (the last hidden layer by default).
@@ -1208,19 +1319,18 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         -------
         X_new : ndarray of shape (n_samples, n_features_out)
             In the model dtype. For ``embedding_layer=0``, the last conv
-            block's feature maps flattened in (c, h, w) order.
+            block's feature maps flattened in (c, h, w) order, or globally
+            pooled (one value per channel) with ``global_pool``.
         """
         check_is_fitted(self)
         X, image_shape = self._validate_input(X, reset=False)
         self._check_image_shape(image_shape)
-        layers = self._network.layers[:self._embedding_stop()]
+        stop = self._embedding_stop()
         out = np.empty((X.shape[0], self._n_features_out), dtype=self._dtype())
         chunk = self._rows_per_pass()
         for start in range(0, X.shape[0], chunk):
             x = self._to_nchw(X[start:start + chunk])
-            for layer in layers:
-                x = layer.forward_fast(x)
-            out[start:start + chunk] = x
+            out[start:start + chunk] = self._network.forward_fast(x, stop=stop)
         return out
 
     def __sklearn_tags__(self):

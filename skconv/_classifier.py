@@ -88,6 +88,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         padding="same",
         pool="max",
         pool_size=2,
+        global_pool=None,
         batch_norm=False,
         dropout=0.0,
         input_shape=None,
@@ -122,7 +123,8 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
     ):
         super().__init__(
             conv_layers, hidden_layer_sizes, activation=activation, kernel_size=kernel_size,
-            padding=padding, pool=pool, pool_size=pool_size, batch_norm=batch_norm,
+            padding=padding, pool=pool, pool_size=pool_size, global_pool=global_pool,
+            batch_norm=batch_norm,
             dropout=dropout, input_shape=input_shape, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate,
             learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,

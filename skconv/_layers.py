@@ -18,6 +18,8 @@ train/eval modes (batch norm, dropout):
   (dropped when pickling and rebuilt by the network).
 """
 
+import functools
+
 import numpy as np
 from scipy.special import expit
 
@@ -63,10 +65,19 @@ class Layer:
     pass over the pooled maps in training.
     """
 
+    #: what the layer computes, for the fusion rules (skconv._plan) and the
+    #: ONNX and inspection tables: 'conv', 'max_pool', 'dense', 'relu', ...
+    op = None
     fuses_relu = False
+    #: a convolution or dense layer: batch norm after it folds into its
+    #: weights at inference (``fast_call(..., fold=batch_norm)``)
+    folds_batch_norm = False
+    #: works in place on its input, which the network then lets no other node read
+    in_place = False
 
     def build(self, input_shape):
-        """Resolve the geometry for per-sample ``input_shape``; return the output shape."""
+        """Resolve the geometry for per-sample ``input_shape`` (one per input of
+        the node); return the output shape."""
         self.input_shape = tuple(input_shape)
         self.output_shape = self.input_shape
         return self.output_shape
@@ -153,14 +164,25 @@ class Conv2D(Layer):
         Used in error messages, e.g. ``'conv block 2'``.
     bias : bool, default=True
         False when a batch norm follows, whose shift makes a bias redundant.
+    groups : int, default=1
+        Grouped convolution: the channels and the filters are split into
+        ``groups`` groups, filter group ``g`` seeing channel group ``g`` only
+        (``torch.nn.Conv2d``'s ``groups``); ``groups`` = channels = filters is
+        a depthwise convolution. Each group is its own product, never a dense
+        one over zeros (see ``ops._grouped_conv2d``).
 
-    Parameters held: ``w`` of shape (filters, c, kh, kw) and, with ``bias``,
-    ``b`` of shape (filters,).
+    Parameters held: ``w`` of shape (filters, c // groups, kh, kw) and, with
+    ``bias``, ``b`` of shape (filters,).
     """
 
+    op = "conv"
+    folds_batch_norm = True
+    groups = 1  # models saved before grouped convolutions existed
+
     def __init__(self, filters, kernel_size=3, stride=1, padding="same", dilation=1,
-                 init="he", name="conv", bias=True):
+                 init="he", name="conv", bias=True, groups=1):
         self.filters = int(filters)
+        self.groups = int(groups)
         self.bias = bool(bias)
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride)
@@ -171,6 +193,11 @@ class Conv2D(Layer):
 
     def build(self, input_shape):
         c, h, w = self.input_shape = tuple(input_shape)
+        if c % self.groups or self.filters % self.groups:
+            raise ValueError(
+                f"groups={self.groups} must divide the {c} input channels and the "
+                f"{self.filters} filters of {self.name}"
+            )
         pads, extra, out = [], [], []
         for axis, size, k, s, d in zip(("height", "width"), (h, w), self.kernel_size,
                                        self.stride, self.dilation):
@@ -200,13 +227,14 @@ class Conv2D(Layer):
 
     def param_specs(self):
         kh, kw = self.kernel_size
-        specs = [("w", (self.filters, self.input_shape[0], kh, kw), True)]
+        specs = [("w", (self.filters, self.input_shape[0] // self.groups, kh, kw), True)]
         return specs + [("b", (self.filters,), False)] if self.bias else specs
 
     def init_params(self, rng):
         kh, kw = self.kernel_size
-        fan_in = self.input_shape[0] * kh * kw
-        _init_uniform(rng, self._w, fan_in, self.filters * kh * kw, self.init)
+        fan_in = self.input_shape[0] // self.groups * kh * kw
+        fan_out = self.filters // self.groups * kh * kw
+        _init_uniform(rng, self._w, fan_in, fan_out, self.init)
         if self.bias:
             self._b[...] = 0
 
@@ -226,6 +254,18 @@ class Conv2D(Layer):
                                         self.pad, self.dilation)
         return g
 
+    def _weights(self, fold=None):
+        """``(w as (f, c // groups * kh * kw), b or None)``; with ``fold``, a batch
+        norm after this layer, those of the convolution followed by it at inference."""
+        w, b = self._w.reshape(self.filters, -1), (self._b if self.bias else None)
+        return (w, b) if fold is None else fold.folded(w, b, axis=0)
+
+    def _conv(self, x, w, b, out=None, plan=None, pool2=None):
+        """The kernel call on the padded x: the dense product, or a group's each."""
+        if self.groups == 1:
+            return ops._conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2)
+        return ops._grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out)
+
     def forward(self, x, training=True):
         if not training:
             return self.forward_fast(x)
@@ -237,8 +277,7 @@ class Conv2D(Layer):
         # unfolded batch is kept (it took more memory than the activations)
         self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
-        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
-                           self._geometry(), out=y)
+        return self._conv(x, *self._weights(), out=y)
 
     def forward_pooled(self, x, relu, out, argmax):
         """The training forward followed by a 2x2 max pooling of stride 2 (then
@@ -248,34 +287,45 @@ class Conv2D(Layer):
         :meth:`MaxPool2D.forward_after`."""
         _check_input(self, x)
         x = self._x = np.ascontiguousarray(self._padded(x))
-        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
-                           self._geometry(), out=out, pool2=(relu, argmax))
+        return self._conv(x, *self._weights(), out=out, pool2=(relu, argmax))
 
     def forward_fast(self, x):
         _check_input(self, x)
-        x = np.ascontiguousarray(self._padded(x))
-        return ops._conv2d(x, self._w.reshape(self.filters, -1), self._b if self.bias else None,
-                           self._geometry())
+        return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights())
 
-    def fast_call(self, n, dtype, relu=False, pool2=False):
-        """With ``pool2`` (a stride of 1 only), the call pools as
-        :meth:`forward_pooled` does, then applies ``relu``."""
-        g, w = self._geometry(), self._w.reshape(self.filters, -1)
-        b = self._b if self.bias else None
-        plan = ops._conv2d_plan(g, self.filters, np.dtype(dtype), n)
+    def fast_call(self, n, dtype, relu=False, pool2=False, fold=None):
+        """With ``pool2`` (a stride of 1, one group only), the call pools as
+        :meth:`forward_pooled` does, then applies ``relu``. With ``fold``, a
+        batch norm after this layer, the call computes both (see
+        :meth:`_weights`)."""
         pooling = (relu, None) if pool2 else None
-        if self.extra_pad[0] or self.extra_pad[1]:
-            return lambda x: ops._conv2d(self._padded(x), w, b, g, plan=plan, pool2=pooling)
-        return lambda x: ops._conv2d(x, w, b, g, plan=plan, pool2=pooling)
+        plan = (ops._conv2d_plan(self._geometry(), self.filters, np.dtype(dtype), n)
+                if self.groups == 1 else None)
+        padded = self._padded if self.extra_pad[0] or self.extra_pad[1] else None
+        if fold is None:
+            w, b = self._weights()
+            weights = lambda: (w, b)  # noqa: E731
+        else:
+            weights = functools.partial(self._weights, fold)
+
+        def call(x):
+            return self._conv(x if padded is None else padded(x), *weights(), plan=plan,
+                              pool2=pooling)
+        return call
 
     def backward(self, dy, need_dx=True, unpool=None):
         """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the
         gradient of the pooled output (see ops._conv2d_backward)."""
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
-        dx, dw, db = ops._conv2d_backward(np.ascontiguousarray(dy), x,
-                                          self._w.reshape(self.filters, -1), self._geometry(),
-                                          need_dx, dx=dx, unpool=unpool)
+        w = self._w.reshape(self.filters, -1)
+        dy = np.ascontiguousarray(dy)
+        if self.groups == 1:
+            dx, dw, db = ops._conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
+                                              unpool=unpool)
+        else:
+            dx, dw, db = ops._grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,
+                                                      need_dx, dx=dx)
         self._dw[...] = dw.reshape(self._dw.shape)
         if self.bias:
             self._db[...] = db
@@ -309,6 +359,7 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Max pooling; the gradient goes to the first maximum of each window."""
 
+    op = "max_pool"
     fuses_relu = True
 
     def _geometry(self):
@@ -343,7 +394,8 @@ class MaxPool2D(_Pool2D):
         output as it goes (:meth:`forward_after`): a stride-1 convolution (the
         implicit product, whose output is in cache sample by sample) before
         2x2 windows."""
-        return self.window == (2, 2) and type(layer) is Conv2D and layer.stride == (1, 1)
+        return (self.window == (2, 2) and type(layer) is Conv2D and layer.stride == (1, 1)
+                and layer.groups == 1)
 
     def forward_after(self, conv, x, training=True, relu=False):
         """``self.forward(conv.forward(x, training), training, relu)`` without
@@ -370,9 +422,10 @@ class MaxPool2D(_Pool2D):
         relu_y, self._relu_y = self._relu_y, None
         return conv.backward(dy, need_dx=False, unpool=(self._argmax, relu_y))
 
-    def fast_call_after(self, conv, n, dtype, relu=False):
-        """:meth:`fast_call` of ``conv`` and this pooling in one (see :meth:`forward_after`)."""
-        return conv.fast_call(n, dtype, relu=relu, pool2=True)
+    def fast_call_after(self, conv, n, dtype, relu=False, fold=None):
+        """:meth:`fast_call` of ``conv`` and this pooling in one (see
+        :meth:`forward_after`); ``fold``, a batch norm between them."""
+        return conv.fast_call(n, dtype, relu=relu, pool2=True, fold=fold)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
@@ -383,6 +436,8 @@ class MaxPool2D(_Pool2D):
 
 class AvgPool2D(_Pool2D):
     """Average pooling."""
+
+    op = "avg_pool"
 
     def forward(self, x, training=True):
         if training:
@@ -395,6 +450,8 @@ class AvgPool2D(_Pool2D):
 
 class Flatten(Layer):
     """(n, c, h, w) -> (n, c * h * w), in (c, h, w) row-major order. No copy."""
+
+    op = "flatten"
 
     def build(self, input_shape):
         self.input_shape = tuple(input_shape)
@@ -420,7 +477,9 @@ class Dense(Layer):
     layout of ``MLPClassifier.coefs_``.
     """
 
+    op = "dense"
     fuses_relu = True
+    folds_batch_norm = True
 
     def __init__(self, units, init="he", bias=True):
         self.units = int(units)
@@ -457,10 +516,18 @@ class Dense(Layer):
         _check_input(self, x)
         return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
 
-    def fast_call(self, n, dtype, relu=False):
-        w, b = self._w, self._b if self.bias else None
+    def fast_call(self, n, dtype, relu=False, fold=None):
+        """With ``fold``, a batch norm after this layer, the call computes both,
+        folding it into the weights at each call (see ``_BatchNorm.folded``)."""
         plan = ops._matmul_plan(n, self.units, self.input_shape[0])
-        return lambda x: ops._matmul(x, w, b, relu=relu, plan=plan)
+        if fold is None:
+            w, b = self._w, self._b if self.bias else None
+            return lambda x: ops._matmul(x, w, b, relu=relu, plan=plan)
+
+        def call(x):
+            w, b = fold.folded(self._w, self._b if self.bias else None, axis=1)
+            return ops._matmul(x, w, b, relu=relu, plan=plan)
+        return call
 
     def backward(self, dy, need_dx=True):
         # ops.linear_backward's products, written straight into the gradient
@@ -491,8 +558,14 @@ class Activation(Layer):
     an activation only after a layer whose output it owns.
     """
 
+    in_place = True
+
     def __init__(self, kind):
         self.kind = kind
+
+    @property
+    def op(self):
+        return self.kind
 
     def forward(self, x, training=True):
         if self.kind == "relu":
@@ -514,3 +587,104 @@ class Activation(Layer):
         elif self.kind == "logistic":
             dy *= y * (1 - y)
         return dy
+
+
+class Add(Layer):
+    """The sum of two inputs of one shape: where a residual block's branches meet.
+
+    ``backward`` gives each input the output's gradient (the second a copy:
+    the branches' layers may work on theirs in place).
+    """
+
+    op = "add"
+    fuses_relu = True
+
+    def __init__(self, name="add"):
+        self.name = name
+
+    def build(self, *input_shapes):
+        shapes = [tuple(s) for s in input_shapes]
+        if len(shapes) != 2 or shapes[0] != shapes[1]:
+            raise ValueError(
+                f"the branches of {self.name} give outputs of shapes "
+                f"{' and '.join(map(str, shapes))} per sample, which cannot be added: "
+                "a residual body must keep the size its strides give ('same' padding)"
+            )
+        self.input_shape = self.output_shape = shapes[0]
+        return self.output_shape
+
+    def forward(self, a, b, training=True, relu=False):
+        y = _buffer(self, "_y", a.shape, a.dtype) if training else np.empty_like(a)
+        np.add(a, b, out=y)
+        if relu:
+            np.maximum(y, 0, out=y)
+        if training:
+            self._relu_y = y if relu else None
+        return y
+
+    def forward_fast(self, a, b, relu=False):
+        return self.forward(a, b, training=False, relu=relu)
+
+    def fast_call(self, n, dtype, relu=False):
+        return functools.partial(self.forward_fast, relu=relu)
+
+    def backward(self, dy, need_dx=True):
+        relu_y, self._relu_y = getattr(self, "_relu_y", None), None
+        dy = np.ascontiguousarray(dy)
+        if relu_y is not None:
+            _relu_backward(dy, relu_y)
+        return dy, dy.copy()
+
+
+class GlobalPool2D(Layer):
+    """Global average or max pooling: (n, c, h, w) -> (n, c), one value per map.
+
+    Parameters
+    ----------
+    kind : {'avg', 'max'}
+        The mean of each feature map (its gradient spread evenly over the
+        map), or its maximum (the gradient going to the first maximum).
+    """
+
+    op = "global_pool"
+
+    def __init__(self, kind="avg"):
+        if kind not in ("avg", "max"):
+            raise ValueError(f"global pooling kind={kind!r} must be 'avg' or 'max'")
+        self.kind = kind
+
+    def build(self, input_shape):
+        self.input_shape = tuple(input_shape)
+        if len(self.input_shape) != 3:
+            raise ValueError(f"global pooling takes feature maps (c, h, w), got "
+                             f"{self.input_shape} per sample")
+        self.output_shape = (self.input_shape[0],)
+        return self.output_shape
+
+    def forward(self, x, training=True):
+        _check_input(self, x)
+        x = np.ascontiguousarray(x)
+        if not training:
+            return self.forward_fast(x)
+        y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
+        self._x_shape = x.shape
+        if self.kind == "avg":
+            return ops._global_avg_pool2d(x, out=y)
+        argmax = _buffer(self, "_argmax", y.shape, np.intp)
+        return ops._global_max_pool2d(x, out=y, argmax=argmax)[0]
+
+    def forward_fast(self, x):
+        x = np.ascontiguousarray(x)
+        if self.kind == "avg":
+            return ops._global_avg_pool2d(x)
+        return ops._global_max_pool2d(x)[0]
+
+    def fast_call(self, n, dtype, relu=False):
+        return self.forward_fast
+
+    def backward(self, dy, need_dx=True):
+        dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
+        dy = np.ascontiguousarray(dy)
+        if self.kind == "avg":
+            return ops._global_avg_pool2d_backward(dy, self._x_shape, dx=dx)
+        return ops._global_max_pool2d_backward(dy, self._argmax, self._x_shape, dx=dx)

@@ -1,78 +1,164 @@
-"""Sequential network over flat parameter and gradient arrays."""
+"""The network: a graph of layers over one flat parameter and gradient array.
+
+A network is a list of :class:`Node` in topological order: each names its
+layer's inputs (``'input'`` for the network's input, else an earlier node),
+so a residual block is two branches from one node that an ``Add`` node joins.
+Layers know nothing of their neighbours; which of them run as one call (a
+convolution that pools its own output, a ReLU applied inside the layer before
+it, batch norm folded into the weights at inference) is decided once, by the
+rules of :mod:`skconv._plan`, into the steps that training and inference run.
+"""
 
 import numpy as np
 
 from . import ops
-from ._layers import Activation, MaxPool2D
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
-
+from ._plan import INPUT, compile_plan, compile_steps
 
 # Input shapes whose planned inference calls a network keeps (see forward_fast):
 # prediction meets a few (its chunk, the last chunk, one row), never many.
 _MAX_FAST_PLANS = 16
 
 
-class Sequential:
-    """A stack of layers whose parameters live in one flat array.
-
-    Layout of ``params`` (and of ``grads``, element for element): first every
-    weight, layer by layer, then every bias, layer by layer. Each layer sees
-    views into both arrays, so an optimizer updates the whole network with one
-    array operation and the L2 penalty is one slice, ``params[:n_weights]``.
+class Node:
+    """One layer of a :class:`Network`.
 
     Parameters
     ----------
-    layers : list of Layer
+    name : str
+        Unique in the network; its parameters are named ``name + '.w'`` etc.
+    layer : Layer
+    inputs : tuple of str, default=None
+        Names of the nodes whose outputs the layer takes, in the order its
+        ``forward`` takes them; ``'input'`` is the network's input. None is
+        the node before (the input for the first node).
+    """
+
+    def __init__(self, name, layer, inputs=None):
+        self.name = str(name)
+        self.layer = layer
+        self.inputs = None if inputs is None else tuple(inputs)
+
+    def __repr__(self):
+        return f"Node({self.name!r}, {self.layer!r}, inputs={self.inputs!r})"
+
+
+class Network:
+    """A graph of layers whose parameters live in one flat array.
+
+    Layout of ``params`` (and of ``grads``, element for element): first every
+    weight, node by node, then every bias and batch-norm parameter, node by
+    node. Each layer sees views into both arrays, so an optimizer updates the
+    whole network with one array operation and the L2 penalty is one slice,
+    ``params[:n_weights]``.
+
+    Parameters
+    ----------
+    nodes : list of Node
+        In topological order; the last node's output is the network's.
     input_shape : tuple (c, h, w) or (n_features,)
         Per-sample shape of the network input.
     dtype : numpy dtype or its name
         Stored as its name (``'float32'``), so the fitted state holds plain values.
     """
 
-    def __init__(self, layers, input_shape, dtype):
-        self.layers = list(layers)
+    def __init__(self, nodes, input_shape, dtype):
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype).name
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.build(shape)
-        self.output_shape = shape
-        specs = [(i, name, tuple(shape), is_w) for i, layer in enumerate(self.layers)
-                 for name, shape, is_w in layer.param_specs()]
+        self.nodes = []
+        shapes = {INPUT: self.input_shape}
+        consumers = {INPUT: 0}
+        for node in nodes:
+            if node.inputs is None:
+                node.inputs = (self.nodes[-1].name if self.nodes else INPUT,)
+            if node.name in shapes:
+                raise ValueError(f"two nodes of the network are named {node.name!r}")
+            unknown = [name for name in node.inputs if name not in shapes]
+            if unknown:
+                raise ValueError(f"node {node.name!r} takes {unknown}, which no earlier node "
+                                 "computes (nodes go in topological order)")
+            for name in node.inputs:
+                consumers[name] += 1
+            shapes[node.name] = tuple(node.layer.build(*(shapes[i] for i in node.inputs)))
+            consumers[node.name] = 0
+            self.nodes.append(node)
+        for node in self.nodes:
+            # a layer that works in place on its input must own it
+            if getattr(node.layer, "in_place", False) and consumers[node.inputs[0]] > 1:
+                raise ValueError(f"node {node.name!r} works in place on {node.inputs[0]!r}, "
+                                 "which other nodes read too")
+        self.output_shape = shapes[self.nodes[-1].name]
+        specs = [(i, name, tuple(shape), is_w) for i, node in enumerate(self.nodes)
+                 for name, shape, is_w in node.layer.param_specs()]
         # weights first, then biases: stable sort on "is a bias"
         self._layout = sorted(specs, key=lambda s: not s[3])
         self.n_weights = sum(int(np.prod(s[2])) for s in specs if s[3])
         self.n_params = sum(int(np.prod(s[2])) for s in specs)
-        # a layer needs to compute dx only if some layer before it has parameters
+        # a node needs to compute dx only if some node it depends on has parameters
+        has_params = {INPUT: False}
         self.need_dx = []
-        seen_params = False
-        for layer in self.layers:
-            self.need_dx.append(seen_params)
-            seen_params = seen_params or bool(layer.param_specs())
+        for node in self.nodes:
+            upstream = any(has_params[name] for name in node.inputs)
+            self.need_dx.append(upstream)
+            has_params[node.name] = upstream or bool(node.layer.param_specs())
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self._bind(self.params)
+
+    # ------------------------------------------------------------------ structure
+
+    @property
+    def layers(self):
+        """The layers, node by node."""
+        return [node.layer for node in self.nodes]
+
+    @property
+    def output(self):
+        """Name of the node whose output is the network's."""
+        return self.nodes[-1].name
+
+    def index(self, name):
+        """Position of the node called ``name``."""
+        for i, node in enumerate(self.nodes):
+            if node.name == name:
+                return i
+        raise KeyError(f"the network has no node {name!r}")
+
+    def cut_points(self):
+        """Names of the nodes whose output alone determines every later node's:
+        where a residual branch does not straddle them. A forward pass can start
+        or stop there (``forward_fast(..., start=, stop=)``)."""
+        cuts, reads = [], set()
+        for node in reversed(self.nodes):
+            # reads: what the nodes after this one take from before them
+            if reads <= {node.name}:
+                cuts.append(node.name)
+            reads.discard(node.name)
+            reads.update(node.inputs)
+        return cuts[::-1]
+
+    # ------------------------------------------------------------------ parameters
 
     def _bind(self, params):
         """Point every layer's parameter views into ``params`` and a fresh ``grads``.
 
         Drops the planned inference calls, which hold the old views.
         """
-        self._fast_calls = {}
+        self._fast_plans = {}
         self.params = params
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
-        views = [({}, {}) for _ in self.layers]
+        views = [({}, {}) for _ in self.nodes]
         offset = 0
         for i, name, shape, _ in self._layout:
             size = int(np.prod(shape))
             views[i][0][name] = params[offset:offset + size].reshape(shape)
             views[i][1][name] = self.grads[offset:offset + size].reshape(shape)
             offset += size
-        for layer, (p, g) in zip(self.layers, views):
-            layer.bind(p, g)
+        for node, (p, g) in zip(self.nodes, views):
+            node.layer.bind(p, g)
 
     def param_arrays(self):
-        """List of ``(layer_index, name, view)`` for every parameter, in layer order."""
+        """List of ``(node_index, name, view)`` for every parameter, in node order."""
         out = []
         offset = 0
         for i, name, shape, _ in self._layout:
@@ -81,17 +167,21 @@ class Sequential:
             offset += size
         return sorted(out, key=lambda t: t[0])
 
+    def named_params(self):
+        """``{'block2.conv1.w': view, ...}``: every parameter under its node's name."""
+        return {f"{self.nodes[i].name}.{name}": view for i, name, view in self.param_arrays()}
+
     def init_params(self, rng):
-        """Initialise every parameter from ``rng``, layer by layer."""
-        for layer in self.layers:
-            layer.init_params(rng)
+        """Initialise every parameter from ``rng``, node by node."""
+        for node in self.nodes:
+            node.layer.init_params(rng)
 
     @property
     def largest_activation(self):
         """The most values one row has at any step of a forward pass, input included."""
         largest = self.__dict__.get("_largest_activation")
         if largest is None:
-            shapes = [self.input_shape] + [layer.output_shape for layer in self.layers]
+            shapes = [self.input_shape] + [node.layer.output_shape for node in self.nodes]
             largest = self._largest_activation = max(int(np.prod(s)) for s in shapes)
         return largest
 
@@ -123,8 +213,8 @@ class Sequential:
         statistics: saved with the model, but not parameters (the optimizer and
         the L2 penalty never see them).
         """
-        return [(layer, name, value) for layer in self.layers
-                for name, value in layer.__getstate__().items()
+        return [(node.layer, name, value) for node in self.nodes
+                for name, value in node.layer.__getstate__().items()
                 if isinstance(value, np.ndarray)]
 
     def snapshot(self):
@@ -141,108 +231,80 @@ class Sequential:
     @property
     def needs_rng(self):
         """Whether some layer draws random numbers in training (dropout)."""
-        return any(hasattr(layer, "set_rng") for layer in self.layers)
+        return any(hasattr(node.layer, "set_rng") for node in self.nodes)
 
     def set_rng(self, rng):
         """Give every layer that draws random numbers in training the generator ``rng``."""
-        for layer in self.layers:
-            if hasattr(layer, "set_rng"):
-                layer.set_rng(rng)
+        for node in self.nodes:
+            if hasattr(node.layer, "set_rng"):
+                node.layer.set_rng(rng)
 
     def release_buffers(self):
         """Drop the scratch arrays the layers keep between training batches."""
-        for layer in self.layers:
-            layer.release_buffers()
+        for node in self.nodes:
+            node.layer.release_buffers()
 
-    def _fuses_relu_after(self, i):
-        """Whether layer ``i`` applies the ReLU that follows it (see ``Layer.fuses_relu``)."""
-        layers = self.layers
-        return (layers[i].fuses_relu and i + 1 < len(layers)
-                and type(layers[i + 1]) is Activation and layers[i + 1].kind == "relu")
+    # ------------------------------------------------------------------ passes
 
-    def _steps(self):
-        """``(first, last, relu)`` of the calls a forward pass makes: layers
-        ``first`` to ``last`` in one call (a convolution and the pooling that
-        computes its output's pooling as it goes, see
-        ``MaxPool2D.pools_output_of``), and whether that call also applies the
-        ReLU after ``last`` (which is then no step of its own)."""
-        steps = self.__dict__.get("_steps_cache")
-        if steps is None:
-            layers, steps, i = self.layers, [], 0
-            while i < len(layers):
-                last = i + 1 if (i + 1 < len(layers) and type(layers[i + 1]) is MaxPool2D
-                                 and layers[i + 1].pools_output_of(layers[i])) else i
-                relu = self._fuses_relu_after(last)
-                steps.append((i, last, relu))
-                i = last + (2 if relu else 1)
-            steps = self._steps_cache = tuple(steps)
-        return steps
+    def steps(self, training=True):
+        """The calls a training (or inference) pass makes, as :func:`compile_steps` fuses them."""
+        cache = self.__dict__.setdefault("_steps_cache", {})
+        if training not in cache:
+            cache[training] = compile_steps(self, training)
+        return cache[training]
 
     def forward(self, x, training=True):
         """Training forward pass; caches what :meth:`backward` needs."""
-        for first, last, relu in self._steps():
-            layer = self.layers[last]
-            if last > first:
-                x = layer.forward_after(self.layers[first], x, training=training, relu=relu)
-            elif relu:
-                x = layer.forward(x, training=training, relu=True)
-            else:
-                x = layer.forward(x, training=training)
-        return x
+        if not training:
+            return self.forward_fast(x)
+        values = {INPUT: x}
+        for step in self.steps(True):
+            values[step.output] = step.forward([values[name] for name in step.inputs])
+        return values[self.output]
 
     def backward(self, dy):
         """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``.
 
-        A fused ReLU's gradient is its layer's; a convolution and its pooling
-        go back in one call (``MaxPool2D.backward_before``)."""
-        layers = self.layers
-        for first, last, _ in reversed(self._steps()):
-            need_dx = self.need_dx[first]
-            if last > first:
-                dy = layers[last].backward_before(layers[first], dy, need_dx=need_dx)
-            else:
-                dy = layers[first].backward(dy, need_dx=need_dx)
+        A node read by several others gets the sum of their gradients, added
+        in the reverse of the node order: the same bits every time.
+        """
+        grads = {self.output: dy}
+        for step in reversed(self.steps(True)):
+            dy = grads.pop(step.output, None)
+            if dy is None:  # no gradient reaches it: nothing before it has parameters
+                continue
+            need_dx = self.need_dx[step.first]
+            dxs = step.backward(dy, need_dx)
             if not need_dx:
-                # no layer before this one has parameters
-                return
+                continue
+            for name, dx in zip(step.inputs, dxs):
+                if name == INPUT:
+                    continue
+                grads[name] = dx if name not in grads else grads[name] + dx
 
-    def forward_fast(self, x):
+    def forward_fast(self, x, start=None, stop=None):
         """Inference forward pass: no caches, no buffers shared with training.
 
-        A ReLU right after a layer that can apply it (``fuses_relu``) runs in
-        that layer's call: the same values, one pass less. The layers' calls
-        are planned once per input shape, dtype and ``ops._plan_context()``
-        (see :meth:`Layer.fast_call`): on a row or two, deriving thread counts
-        and scratch sizes and going through the layers' checks on every call
-        took longer than the arithmetic.
+        The calls are planned once per input shape, dtype and
+        ``ops._plan_context()`` (threads, SIMD path): on a row or two, deriving
+        thread counts and scratch sizes and going through the layers' checks
+        on every call took longer than the arithmetic.
+
+        ``start``, ``stop``: names of cut points (:meth:`cut_points`): x is
+        then ``start``'s output, and the pass returns ``stop``'s.
         """
         x = np.ascontiguousarray(x)
-        key = (x.shape, x.dtype, ops._plan_context())
-        calls = self._fast_calls.get(key)
-        if calls is None:
-            calls = self._plan_fast_calls(x.shape, x.dtype)
-            if len(self._fast_calls) >= _MAX_FAST_PLANS:
-                self._fast_calls.clear()
-            self._fast_calls[key] = calls
-        for call in calls:
-            x = call(x)
-        return x
+        key = (x.shape, x.dtype, start, stop, ops._plan_context())
+        plan = self._fast_plans.get(key)
+        if plan is None:
+            plan = compile_plan(self, x.shape, x.dtype, start, stop)
+            if len(self._fast_plans) >= _MAX_FAST_PLANS:
+                self._fast_plans.clear()
+            self._fast_plans[key] = plan
+        return plan.run(x)
 
-    def _plan_fast_calls(self, shape, dtype):
-        """The functions that :meth:`forward_fast` applies in turn to inputs of ``shape``.
-
-        Checks the per-sample shape here, once: the planned calls trust it.
-        """
-        if tuple(shape[1:]) != self.input_shape:
-            raise ValueError(f"the network was built for inputs of shape {self.input_shape} "
-                             f"per sample, got {tuple(shape[1:])}")
-        layers = self.layers
-        return tuple(layers[last].fast_call_after(layers[first], shape[0], dtype, relu=relu)
-                     if last > first else layers[last].fast_call(shape[0], dtype, relu=relu)
-                     for first, last, relu in self._steps())
-
-    def input_gradient(self, x, dy, start=0):
-        """Gradient of ``sum(dy * forward_fast(x))`` with respect to the input ``x``.
+    def input_gradient(self, x, dy, start=None, stop=None):
+        """Gradient of ``sum(dy * forward_fast(x, start, stop))`` with respect to ``x``.
 
         The backward pass of the inference function, carried down to the input
         (:meth:`backward` stops at the first layer with parameters): batch norm
@@ -253,30 +315,49 @@ class Sequential:
         Parameters
         ----------
         x : ndarray of shape (n, c, h, w) or (n, n_features)
-            Input of layer ``start`` (the network's input for ``start=0``).
-        dy : ndarray of shape (n,) + output_shape
+            The network's input, or with ``start`` that node's output.
+        dy : ndarray of shape (n,) + the output's shape
             Gradient with respect to the output; a one-hot row gives the
             gradient of one output score.
-        start : int, default=0
-            Index of the first layer to run: with ``start > 0`` the gradient is
-            with respect to the feature maps that enter ``layers[start]``.
+        start, stop : str or None
+            Cut points (:meth:`cut_points`) where the pass starts and stops.
+            An int ``start`` is a position: x enters ``layers[start]``.
 
         Returns
         -------
         dx : ndarray of the shape of ``x``, in the network's dtype
         """
+        if isinstance(start, (int, np.integer)):  # x enters layers[start]
+            start = self.nodes[start - 1].name if start else None
+        first, last = self._span(start, stop)
         saved_grads = self.grads.copy()  # layers write their dw on the way down
         # copies: activations work in place on their input and on dy
-        x = np.array(x, dtype=self.dtype)
-        dy = np.array(dy, dtype=self.dtype)
+        values = {start or INPUT: np.array(x, dtype=self.dtype)}
         backwards = []
-        for layer in self.layers[start:]:
-            x, back = _inference_step(layer, x)
-            backwards.append(back)
-        for back in reversed(backwards):
-            dy = back(dy)
+        for node in self.nodes[first:last]:
+            y, back = _inference_step(node.layer, [values[name] for name in node.inputs])
+            values[node.name] = y
+            backwards.append((node, back))
+        grads = {backwards[-1][0].name: np.array(dy, dtype=self.dtype)}
+        for node, back in reversed(backwards):
+            dxs = back(grads.pop(node.name))
+            for name, dx in zip(node.inputs, dxs):
+                grads[name] = dx if name not in grads else grads[name] + dx
         self.grads[...] = saved_grads
-        return np.array(dy)
+        return np.array(grads[start or INPUT])
+
+    def _span(self, start, stop):
+        """Node positions ``[first, last)`` of a pass from cut point ``start`` to ``stop``."""
+        cuts = self.cut_points()
+        for name in (start, stop):
+            if name is not None and name not in cuts:
+                raise ValueError(f"a pass cannot start or stop at {name!r}: a branch of the "
+                                 f"network straddles it (cut points: {cuts})")
+        first = 0 if start is None else self.index(start) + 1
+        last = len(self.nodes) if stop is None else self.index(stop) + 1
+        if last <= first:
+            raise ValueError(f"stop={stop!r} comes before start={start!r}")
+        return first, last
 
     def loss_and_grad(self, x, y, sample_weight, alpha, loss=softmax_cross_entropy):
         """One training step's loss and gradient (in ``self.grads``).
@@ -302,9 +383,8 @@ class Sequential:
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["grads"]
-        state.pop("_fast_calls", None)
-        state.pop("_steps_cache", None)
-        state.pop("_largest_activation", None)
+        for cache in ("_fast_plans", "_steps_cache", "_largest_activation"):
+            state.pop(cache, None)
         return state
 
     def __setstate__(self, state):
@@ -312,18 +392,48 @@ class Sequential:
         self._bind(self.params)
 
 
-def _inference_step(layer, x):
+class Sequential(Network):
+    """A chain of layers, each taking the one before's output: ``Network`` with
+    nodes named by position (``'0'``, ``'1'``, ...).
+
+    Also how a model saved by skconv 0.1, whose network was this list of
+    layers, loads: its state has ``layers`` and no ``nodes``, and its flat
+    parameters are already in the graph's layout (weights, then biases, layer
+    by layer).
+    """
+
+    def __init__(self, layers, input_shape, dtype):
+        super().__init__([Node(str(i), layer) for i, layer in enumerate(layers)],
+                         input_shape, dtype)
+
+    def __setstate__(self, state):
+        if "nodes" not in state:  # saved by skconv 0.1
+            layers = state.pop("layers")
+            state["nodes"] = [Node(str(i), layer, (str(i - 1) if i else INPUT,))
+                              for i, layer in enumerate(layers)]
+            state.pop("_steps_cache", None)
+        super().__setstate__(state)
+
+
+def _inference_step(layer, xs):
     """One layer's inference forward, keeping what its backward needs.
 
-    Returns ``(y, back)`` with ``back(dy) -> dx``. Batch norm (running
-    statistics: a per-channel affine map) and dropout (the identity) differ
-    between training and inference; every other layer computes the same in
-    both, so its training path, which caches for backward, serves.
+    Returns ``(y, back)`` with ``back(dy) -> tuple of dx``, one per input.
+    Batch norm (running statistics: a per-channel affine map) and dropout
+    (the identity) differ between training and inference; every other layer
+    computes the same in both, so its training path, which caches for
+    backward, serves.
     """
     if isinstance(layer, _BatchNorm):
+        (x,) = xs
         factor = layer._scale / np.sqrt(layer.running_var + layer.eps)
         factor = factor.reshape((1, -1) + (1,) * (x.ndim - 2))
-        return layer.forward_fast(x), lambda dy: dy * factor
+        return layer.forward_fast(x), lambda dy: (dy * factor,)
     if isinstance(layer, Dropout):
-        return layer.forward_fast(x), lambda dy: dy
-    return layer.forward(x, training=True), lambda dy: layer.backward(dy, need_dx=True)
+        return layer.forward_fast(xs[0]), lambda dy: (dy,)
+    if len(xs) > 1:
+        return layer.forward(*xs, training=True), lambda dy: layer.backward(dy, need_dx=True)
+    # an activation works in place: keep the input it was given intact
+    return (layer.forward(xs[0].copy() if getattr(layer, "in_place", False) else xs[0],
+                          training=True),
+            lambda dy: (layer.backward(dy, need_dx=True),))

@@ -42,6 +42,8 @@ class _BatchNorm(Layer):
     (init 0) and ``running_var`` (init 1), each of shape (channels,).
     """
 
+    op = "batch_norm"
+
     def __init__(self, momentum=0.1, eps=1e-5):
         self.momentum = float(momentum)
         self.eps = float(eps)
@@ -74,11 +76,24 @@ class _BatchNorm(Layer):
         self.running_var += (mom * m / max(m - 1, 1)) * var
         return y
 
-    def forward_fast(self, x):
+    def _affine(self):
+        """The inference map as ``x * scale + shift`` per channel."""
         scale = self._scale / np.sqrt(self.running_var + self.eps)
-        shift = self._shift - self.running_mean * scale
+        return scale, self._shift - self.running_mean * scale
+
+    def forward_fast(self, x):
+        scale, shift = self._affine()
         x3 = self._as3d(x)
         return (x3 * scale[:, None] + shift[:, None]).reshape(x.shape)
+
+    def folded(self, w, b, axis):
+        """Weights and bias of the layer before (its outputs along ``axis`` of
+        ``w``: 0 for a convolution's (f, ...), 1 for a dense layer's (n_in,
+        units)) with this batch norm's inference map applied to its outputs:
+        ``w * scale`` and ``b * scale + shift`` (``shift`` for no bias)."""
+        scale, shift = self._affine()
+        w = w * (scale[:, None] if axis == 0 else scale[None, :])
+        return w, shift if b is None else b * scale + shift
 
     def backward(self, dy, need_dx=True):
         """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`)."""
@@ -112,6 +127,8 @@ class Dropout(Layer):
     ----------
     rate : float in [0, 1)
     """
+
+    op = "dropout"
 
     def __init__(self, rate):
         self.rate = float(rate)

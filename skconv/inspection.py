@@ -26,7 +26,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._layers import Conv2D, _Pool2D
-from ._network import Sequential
+from ._network import Network
 
 # rows per forward/backward pass: bounds memory for any number of images
 _CHUNK = 256
@@ -47,7 +47,7 @@ def _fitted_network(estimator):
         steps, estimator = estimator[:-1], estimator[-1]
         check_is_fitted(estimator)
     network = getattr(estimator, "_network", None)
-    if not isinstance(network, Sequential):
+    if not isinstance(network, Network):
         raise TypeError(
             f"estimator={type(estimator).__name__} is not a fitted skconv estimator "
             "(ConvNetClassifier or ConvNetRegressor, alone or last in a Pipeline)"

@@ -14,13 +14,17 @@ included::
 ``import skconv`` never imports skl2onnx: only ``import skconv.onnx`` does
 (``pip install "skconv[onnx]"``).
 
-The graph is the network's inference path, layer by layer:
+The graph is the network's inference path, node by node (each layer op has
+one converter in ``_LAYERS``):
 
 - the input as the user gives it (flat rows, ``(n, h, w)`` or
   ``(n, h, w, c)`` images; float32, float64 or int64) is cast to the
   model's dtype, reshaped to ``(n, h, w, c)`` and transposed to NCHW;
 - ``Conv`` with explicit ``pads`` (``'same'`` puts its odd extra row and
-  column at the bottom and right, as skconv does), strides and dilations;
+  column at the bottom and right, as skconv does), strides, dilations and
+  ``group`` (grouped, depthwise and separable convolutions);
+- ``Add`` where a residual block's branches meet; ``GlobalAveragePool`` /
+  ``GlobalMaxPool`` then ``Flatten`` for global pooling;
 - ``BatchNormalization`` with the running statistics; activations;
 - ``MaxPool`` / ``AveragePool`` with the clipped window skconv uses (a window
   larger than the feature map is clipped to it), stride equal to the window,
@@ -33,8 +37,9 @@ The graph is the network's inference path, layer by layer:
 A float64 model computes in float64 throughout. onnxruntime has no float64
 kernel for ``Conv`` or ``AveragePool``, so for a float64 model those two are
 written with standard ops instead: the convolution as pad, one strided
-``Slice`` per kernel offset, ``Concat`` and one ``MatMul`` (im2col), and the
-average pooling as ``Reshape`` and ``ReduceMean``. Both give skconv's
+``Slice`` per kernel offset, ``Concat`` and one ``MatMul`` (im2col; a grouped
+convolution one such product per group, concatenated), and the average
+pooling, global or not, as ``Reshape`` and ``ReduceMean``. Both give skconv's
 results to float64 rounding.
 
 Classifier outputs follow skl2onnx's convention: ``label`` (the original
@@ -67,8 +72,7 @@ from skl2onnx.common.utils import check_input_and_output_numbers
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import ConvNetClassifier
-from ._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
+from ._plan import INPUT
 
 try:  # the regressor arrives with the estimator split into _base/_classifier/_regressor
     from ._regressor import ConvNetRegressor
@@ -137,8 +141,20 @@ def _conv(g, layer, x):
         inputs = [x, g.const("conv_w", w)] + ([g.const("conv_b", b)] if b is not None else [])
         return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size),
                       strides=list(layer.stride), dilations=list(layer.dilation), pads=pads,
-                      group=1)
-    return _conv_im2col(g, layer, x, pads, w, b)
+                      group=layer.groups)
+    if layer.groups == 1:
+        return _conv_im2col(g, layer, x, pads, w, b)
+    # float64 grouped: each group's channels through its own im2col product
+    c, f, groups = layer.input_shape[0], layer.filters, layer.groups
+    axis = g.ints("axes", [1])
+    outputs = []
+    for k in range(groups):
+        part = g.node("Slice", [x, g.ints("starts", [k * c // groups]),
+                                g.ints("ends", [(k + 1) * c // groups]), axis])
+        rows = slice(k * f // groups, (k + 1) * f // groups)
+        outputs.append(_conv_im2col(g, layer, part, pads, w[rows],
+                                    None if b is None else b[rows]))
+    return g.node("Concat", outputs, axis=1)
 
 
 def _conv_im2col(g, layer, x, pads, w, b):
@@ -210,16 +226,31 @@ def _dense(g, layer, x):
     return g.node("Gemm", inputs)
 
 
+def _global_pool(g, layer, x):
+    op = "GlobalAveragePool" if layer.kind == "avg" else "GlobalMaxPool"
+    if g.dtype == np.float64 and layer.kind == "avg":
+        # onnxruntime has no float64 GlobalAveragePool
+        if g.opset >= 18:
+            return g.node("ReduceMean", [x, g.ints("axes", [2, 3])], keepdims=0)
+        return g.node("ReduceMean", [x], axes=[2, 3], keepdims=0)
+    return g.node("Flatten", [g.node(op, [x])], axis=1)
+
+
+#: one converter per layer op (``Layer.op``): ``convert(graph, layer, *inputs) -> output``
 _LAYERS = {
-    Conv2D: _conv,
-    BatchNorm2d: _batch_norm,
-    BatchNorm1d: _batch_norm,
-    MaxPool2D: _max_pool,
-    AvgPool2D: _avg_pool,
-    Activation: _activation,
-    Flatten: lambda g, layer, x: g.node("Flatten", [x], axis=1),
-    Dense: _dense,
-    Dropout: lambda g, layer, x: x,
+    "conv": _conv,
+    "batch_norm": _batch_norm,
+    "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
+    "relu": _activation,
+    "tanh": _activation,
+    "logistic": _activation,
+    "identity": _activation,
+    "flatten": lambda g, layer, x: g.node("Flatten", [x], axis=1),
+    "dense": _dense,
+    "dropout": lambda g, layer, x: x,
+    "add": lambda g, layer, a, b: g.node("Add", [a, b]),
+    "global_pool": _global_pool,
 }
 
 
@@ -230,16 +261,17 @@ def _network_logits(g, estimator, x):
     x = g.node("Cast", [x], to=g.proto)
     x = g.node("Reshape", [x, g.ints("shape", [-1, h, w, c])])
     x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
-    for i, layer in enumerate(estimator._network.layers):
-        convert = _LAYERS.get(type(layer))
+    values = {INPUT: x}
+    for node in estimator._network.nodes:
+        convert = _LAYERS.get(node.layer.op)
         if convert is None:
             raise NotImplementedError(
-                f"layer {i} of {type(estimator).__name__}, {type(layer).__name__}, has no "
-                f"ONNX converter in skconv.onnx (known: "
-                f"{sorted(t.__name__ for t in _LAYERS)})"
+                f"node {node.name!r} of {type(estimator).__name__}, "
+                f"{type(node.layer).__name__}, has no ONNX converter in skconv.onnx "
+                f"(known layer ops: {sorted(_LAYERS)})"
             )
-        x = convert(g, layer, x)
-    return x
+        values[node.name] = convert(g, node.layer, *(values[name] for name in node.inputs))
+    return values[estimator._network.output]
 
 
 def _output_activation(g, estimator, logits):

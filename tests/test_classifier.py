@@ -24,7 +24,7 @@ from gradcheck import numerical_gradient
 from skconv import ConvNetClassifier
 from skconv import _base as skconv_base
 from skconv._losses import sigmoid_binary_cross_entropy
-from skconv._network import Sequential
+from skconv._network import Network, Sequential
 from skconv.exceptions import InconsistentVersionWarning
 
 # a small fast configuration for behaviour tests (not accuracy)
@@ -263,7 +263,7 @@ def test_verbose_prints_mlp_style_lines_with_validation_score_and_time(small_dig
 
 
 def test_keyboard_interrupt_stops_cleanly_and_leaves_a_usable_model(small_digits, monkeypatch):
-    original = Sequential.loss_and_grad
+    original = Network.loss_and_grad
     calls = []
 
     def interrupt_on_third_batch(self, *args):
@@ -272,7 +272,7 @@ def test_keyboard_interrupt_stops_cleanly_and_leaves_a_usable_model(small_digits
             raise KeyboardInterrupt
         return original(self, *args)
 
-    monkeypatch.setattr(Sequential, "loss_and_grad", interrupt_on_third_batch)
+    monkeypatch.setattr(Network, "loss_and_grad", interrupt_on_third_batch)
     clf = ConvNetClassifier(**{**SMALL, "max_iter": 5}, batch_size=100)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(*small_digits)

@@ -307,7 +307,7 @@ def test_one_model_predicts_the_same_bits_as_the_simd_path_and_threads_change(
             with threadpool_limits(threads):
                 assert_array_equal(model.predict_proba(X), proba, err_msg=path)
                 assert_array_equal(model.predict_proba(X[:1]), proba[:1], err_msg=path)
-    planned_paths = {context[1] for _, _, context in model._network._fast_calls}
+    planned_paths = {key[-1][1] for key in model._network._fast_plans}
     assert planned_paths == set(AVAILABLE_PATHS)
 
 

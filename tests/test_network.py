@@ -114,11 +114,12 @@ def test_pooling_fused_into_the_convolution_changes_no_bits(monkeypatch, dtype):
         return net
 
     fused = make_net()
-    assert fused._steps() == ((0, 1, True), (3, 4, False), (5, 5, False), (6, 6, True),
-                              (8, 8, False), (9, 9, False))
+    assert [(s.first, s.last, s.rule) for s in fused.steps()] == [
+        (0, 2, "conv_pool"), (3, 4, "conv_pool"), (5, 5, "layer"), (6, 7, "layer"),
+        (8, 8, "layer"), (9, 9, "layer")]
     monkeypatch.setattr(MaxPool2D, "pools_output_of", lambda self, layer: False)
     apart = make_net()
-    assert all(first == last for first, last, _ in apart._steps())
+    assert all(s.rule == "layer" for s in apart.steps())
     rng = np.random.RandomState(1)
     x = rng.randint(-1, 2, size=(6, 2, 21, 23)).astype(dtype)  # ties in the windows
     y = rng.randint(3, size=6)

@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from skconv import ConvNetClassifier
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from skconv._losses import softmax_cross_entropy
-from skconv._network import Sequential
+from skconv._network import Network, Sequential
 from skconv._normalization import (
     BatchNorm1d,
     BatchNorm2d,
@@ -262,14 +262,14 @@ def test_early_stopping_with_batch_norm_restores_the_best_epochs_running_statist
         digits, monkeypatch):
     X, y = digits[0][:300], digits[2][:300]
     snapshots = []
-    original = Sequential.snapshot
+    original = Network.snapshot
 
     def recording(self):
         snap = original(self)
         snapshots.append(snap)
         return snap
 
-    monkeypatch.setattr(Sequential, "snapshot", recording)
+    monkeypatch.setattr(Network, "snapshot", recording)
     clf = _fit_quiet(_bn_clf(early_stopping=True, max_iter=6, learning_rate_init=0.2,
                              validation_fraction=0.2), X, y)
     best = int(np.argmax(clf.validation_scores_))

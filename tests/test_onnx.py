@@ -277,8 +277,10 @@ def test_unknown_layer_raises_a_clear_error():
 
     X = np.random.default_rng(7).standard_normal((20, 9)).astype(np.float32)
     clf = fit(X, np.arange(20) % 2, conv_layers=(2,), max_iter=1)
-    clf._network.layers.insert(1, Mystery())
-    with pytest.raises(NotImplementedError, match="layer 1 .* Mystery, has no ONNX converter"):
+    from skconv._network import Node
+
+    clf._network.nodes.insert(1, Node("mystery", Mystery(), (clf._network.nodes[0].name,)))
+    with pytest.raises(NotImplementedError, match="node 'mystery' .* Mystery, has no ONNX conv"):
         skl2onnx.to_onnx(clf, X[:1])
 
 

@@ -17,6 +17,7 @@ CONFIGS = [
     dict(conv_layers=(4, {"filters": 2, "batch_norm": False}), hidden_layer_sizes=(8,),
          batch_norm=True, dropout=0.2),
     dict(estimator=ConvNetRegressor, conv_layers=(2,), hidden_layer_sizes=(4,)),
+    dict(conv_layers=({"residual": [4, 4]},), global_pool="max", hidden_layer_sizes=()),
 ]
 
 

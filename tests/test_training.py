@@ -33,16 +33,16 @@ def _small(**params):
 
 def _spy_batches(monkeypatch, est):
     """Record every training batch that reaches the network's ``loss_and_grad``."""
-    from skconv._network import Sequential
+    from skconv._network import Network, Sequential
 
     batches = []
-    original = Sequential.loss_and_grad
+    original = Network.loss_and_grad
 
     def spy(self, x, *args, **kwargs):
         batches.append(np.array(x))
         return original(self, x, *args, **kwargs)
 
-    monkeypatch.setattr(Sequential, "loss_and_grad", spy)
+    monkeypatch.setattr(Network, "loss_and_grad", spy)
     return batches
 
 
