@@ -20,7 +20,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm", "_augment",
-           "_boundary", "_update"]
+           "_boundary", "_update", "_depthwise", "_global_pool"]
 
 DEBUG = os.environ.get("SKCONV_CYTHON_DEBUG", "0") not in ("", "0")
 NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")

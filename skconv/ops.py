@@ -241,37 +241,53 @@ def _check_shape(a, expected, name):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {a.shape}")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, cols=None):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1, cols=None):
     """2-D convolution (cross-correlation, as in every deep-learning framework).
 
     Parameters
     ----------
     x : ndarray of shape (n, c, h, w)
-    w : ndarray of shape (f, c, kh, kw), same dtype as x
+    w : ndarray of shape (f, c // groups, kh, kw), same dtype as x
+        As ``torch.nn.Conv2d.weight``: filters ``k * f // groups`` to
+        ``(k + 1) * f // groups - 1`` see channels ``k * c // groups`` to
+        ``(k + 1) * c // groups - 1`` only.
     b : ndarray of shape (f,) or None
     stride, padding, dilation : int or pair of ints
         Zero padding on each side.
+    groups : int, default=1
+        Divides both c and f. ``groups == c`` is a depthwise convolution
+        (``f // c`` filters per channel), which has a direct kernel of its own.
     cols : ndarray of shape (n, c * kh * kw, oh * ow), optional
-        Workspace of x's dtype. When given, every sample's unfolded input is
-        kept there, so that ``conv2d_backward(..., cols=cols)`` does not
-        unfold it again (training keeps it between the two passes).
+        Workspace of x's dtype, with ``groups=1`` only. When given, every
+        sample's unfolded input is kept there, so that
+        ``conv2d_backward(..., cols=cols)`` does not unfold it again (training
+        keeps it between the two passes).
 
     Returns
     -------
     y : ndarray of shape (n, f, oh, ow)
+        Each element one chain in a fixed order: a row's bits do not depend on
+        the batch, the threads or the SIMD path.
     """
     x = _float_array(x, "x", 4)
     w = _float_array(w, "w", 4, x.dtype)
     n, c = x.shape[:2]
     f, wc, kh, kw = w.shape
-    if wc != c:
+    groups = _groups(groups, c, f)
+    if groups > 1:
+        _check_grouped_weights(w, c, groups)
+    elif wc != c:
         raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
     if b is not None:
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (f,), "b")
     g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
     if cols is not None:
+        if groups > 1:
+            raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
+    if groups > 1:
+        return _grouped_conv2d(x, w.reshape(f, -1), b, g, groups)
     return _conv2d(x, w.reshape(f, -1), b, g, cols)
 
 
@@ -423,7 +439,8 @@ def _tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw):
     return channel_stride, offsets
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, cols=None):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, groups=1,
+                    cols=None):
     """Gradients of :func:`conv2d` with respect to its input, weights and bias.
 
     Parameters
@@ -431,20 +448,23 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     dy : ndarray of shape (n, f, oh, ow)
         Gradient of the loss with respect to conv2d's output.
     x : ndarray of shape (n, c, h, w)
-    w : ndarray of shape (f, c, kh, kw)
+    w : ndarray of shape (f, c // groups, kh, kw)
     stride, padding, dilation : int or pair of ints
         As given to :func:`conv2d`.
     need_dx : bool, default=True
         When False, ``dx`` is not computed (the first layer of a network has
         no use for it) and None is returned in its place.
+    groups : int, default=1
+        As given to :func:`conv2d`.
     cols : ndarray, optional
-        The workspace that ``conv2d(x, w, ..., cols=cols)`` filled: the input
-        is then not unfolded again. It is overwritten (used as scratch).
+        With ``groups=1`` only: the workspace that ``conv2d(x, w, ...,
+        cols=cols)`` filled: the input is then not unfolded again. It is
+        overwritten (used as scratch).
 
     Returns
     -------
     dx : ndarray of shape (n, c, h, w), or None
-    dw : ndarray of shape (f, c, kh, kw)
+    dw : ndarray of shape (f, c // groups, kh, kw)
     db : ndarray of shape (f,)
         ``dw`` and ``db`` are summed over the batch in a fixed order: the same
         bits for any number of threads.
@@ -454,13 +474,21 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     dy = _float_array(dy, "dy", 4, x.dtype)
     n, c = x.shape[:2]
     f, wc, kh, kw = w.shape
-    if wc != c:
+    groups = _groups(groups, c, f)
+    if groups > 1:
+        _check_grouped_weights(w, c, groups)
+    elif wc != c:
         raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
     g = _geometry(x.shape, (kh, kw), stride, padding, dilation)
     _check_shape(dy, (n, f, g["oh"], g["ow"]), "dy")
     if cols is not None:
+        if groups > 1:
+            raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
-    dx, dw, db = _conv2d_backward(dy, x, w.reshape(f, -1), g, need_dx, cols)
+    if groups > 1:
+        dx, dw, db = _grouped_conv2d_backward(dy, x, w.reshape(f, -1), g, groups, need_dx)
+    else:
+        dx, dw, db = _conv2d_backward(dy, x, w.reshape(f, -1), g, need_dx, cols)
     return dx, dw.reshape(w.shape), db
 
 
@@ -979,3 +1007,271 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     _batchnorm.batch_norm_backward(dy3, x_hat3, scale, var, float(eps), dx, dscale, dshift,
                                    _n_threads(c, dy3.size * _WORK_PER_ELEMENT))
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift
+
+
+# ---------------------------------------------------------------------------
+# Grouped and depthwise convolution, global pooling.
+#
+# A grouped convolution splits the channels into ``groups`` independent
+# convolutions. Depthwise (one group per input channel) has a direct kernel of
+# its own (_kernels/_depthwise.pyx); 1 < groups < c runs each group's channel
+# slice through _conv2d, the product of a dense convolution: no GEMM over the
+# zero blocks of a block-diagonal weight matrix.
+# ---------------------------------------------------------------------------
+
+from ._kernels import _depthwise, _global_pool  # noqa: E402
+
+__all__ += [
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
+]
+
+
+def _groups(groups, c, f):
+    """Check ``groups`` against x's ``c`` channels and w's ``f`` filters."""
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    if c % groups:
+        raise ValueError(f"groups={groups} does not divide the {c} input channels of x")
+    if f % groups:
+        raise ValueError(f"groups={groups} does not divide the {f} filters of w (w.shape[0])")
+    return groups
+
+
+def _check_grouped_weights(w, c, groups):
+    wc = w.shape[1]
+    if wc != c // groups:
+        raise ValueError(
+            f"w has {wc} input channels per filter (w.shape[1]) but x's {c} channels "
+            f"(x.shape[1]) in groups={groups} need {c // groups}"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _tap_columns(w, ow, kw, sw, pw, dw):
+    """(kw, 2) array: the outputs ``[first, stop)`` whose tap column kj reads
+    inside the input row (the depthwise kernels skip the padding's)."""
+    columns = np.empty((kw, 2), dtype=np.intp)
+    for kj in range(kw):
+        offset = kj * dw - pw
+        first = 0 if offset >= 0 else (-offset + sw - 1) // sw
+        stop = 0 if w - offset <= 0 else (w - offset + sw - 1) // sw
+        first = min(first, ow)
+        columns[kj] = first, max(first, min(stop, ow))
+    columns.flags.writeable = False
+    return columns
+
+
+def _columns_of(g):
+    return _tap_columns(g["w"], g["ow"], g["kw"], g["sw"], g["pw"], g["dw"])
+
+
+def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
+    """:func:`conv2d` with ``groups`` of checked arguments: x (n, c, h, w)
+    C-contiguous, w (f, c // groups * kh * kw) and b (f,) or None of x's dtype,
+    g x's geometry; ``out`` an (n, f, oh, ow) C-contiguous array to write into,
+    or None; ``relu`` applies ``max(., 0)``.
+
+    Returns y of shape (n, f, oh, ow).
+    """
+    n, c = x.shape[:2]
+    f = w.shape[0]
+    y = np.empty((n, f, g["oh"], g["ow"]), dtype=x.dtype) if out is None else out
+    if groups == c and groups > 1:
+        n_threads = _n_threads(n * f, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        _depthwise.depthwise_conv2d_forward(x, w, _NONE_1D[x.dtype.char] if b is None else b,
+                                            y, relu, _columns_of(g), g, n_threads)
+        return y
+    if groups == 1:
+        _conv2d(x, w, b, g, out=y)
+    else:
+        cg, fg = c // groups, f // groups
+        group_g = dict(g, c=cg)
+        for k in range(groups):
+            filters = slice(k * fg, (k + 1) * fg)
+            y[:, filters] = _conv2d(np.ascontiguousarray(x[:, k * cg:(k + 1) * cg]), w[filters],
+                                    None if b is None else b[filters], group_g)
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
+
+
+def _grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
+    """:func:`conv2d_backward` with ``groups`` of checked arguments: dy (n, f,
+    oh, ow) and x (n, c, h, w) C-contiguous, w (f, c // groups * kh * kw), g x's
+    geometry; ``dx`` an (n, c, h, w) C-contiguous array to write into, or None.
+
+    Returns ``(dx or None, dw of shape (f, c // groups * kh * kw), db of shape (f,))``;
+    dw and db are summed over the batch in an order fixed by its size.
+    """
+    n, c = x.shape[:2]
+    f, taps = w.shape
+    if groups == c and groups > 1:
+        n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
+        work = 2 * n * f * taps * g["oh"] * g["ow"]
+        columns = _columns_of(g)
+        if need_dx:
+            dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, columns, g,
+                                                       _n_threads(n * c, work))
+        n_threads = _n_threads(n_chunks * f, work)
+        dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
+        dw_db = np.empty((f, taps + 1), dtype=x.dtype)
+        lanes = np.empty((n_threads, (taps + 1) * g["ow"]), dtype=x.dtype)
+        _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, columns, g,
+                                                     n_threads)
+        return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+    if groups == 1:
+        return _conv2d_backward(dy, x, w, g, need_dx, dx=dx)
+    cg, fg = c // groups, f // groups
+    group_g = dict(g, c=cg)
+    if need_dx and dx is None:
+        dx = np.empty(x.shape, dtype=x.dtype)
+    dw = np.empty(w.shape, dtype=x.dtype)
+    db = np.empty(f, dtype=x.dtype)
+    for k in range(groups):
+        channels, filters = slice(k * cg, (k + 1) * cg), slice(k * fg, (k + 1) * fg)
+        dx_k, dw[filters], db[filters] = _conv2d_backward(
+            np.ascontiguousarray(dy[:, filters]), np.ascontiguousarray(x[:, channels]),
+            w[filters], group_g, need_dx)
+        if need_dx:
+            dx[:, channels] = dx_k
+    return (dx if need_dx else None), dw, db
+
+
+def global_avg_pool2d(x):
+    """Mean of each channel's plane (ONNX's GlobalAveragePool, flattened).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+
+    Returns
+    -------
+    y : ndarray of shape (n, c)
+        Each plane summed in an order fixed by h * w alone, then divided by
+        h * w: a row's bits do not depend on the batch or the threads.
+    """
+    x = _float_array(x, "x", 4)
+    return _global_avg_pool2d(x)
+
+
+def _global_avg_pool2d(x, out=None):
+    """:func:`global_avg_pool2d` of a C-contiguous 4-D x; ``out`` an (n, c) array or None."""
+    n, c = x.shape[:2]
+    y = np.empty((n, c), dtype=x.dtype) if out is None else out
+    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, _pool_threads(x.shape))
+    return y
+
+
+def global_avg_pool2d_backward(dy, x_shape):
+    """Gradient of :func:`global_avg_pool2d`: each dy spread evenly over its plane.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c)
+    x_shape : tuple (n, c, h, w)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+    """
+    dy = _float_array(dy, "dy", 2)
+    x_shape = _shape4(x_shape)
+    _check_shape(dy, x_shape[:2], "dy")
+    return _global_avg_pool2d_backward(dy, x_shape)
+
+
+def _global_avg_pool2d_backward(dy, x_shape, dx=None):
+    """:func:`global_avg_pool2d_backward` of a C-contiguous dy; ``dx`` an array of
+    x_shape to write into, or None."""
+    n, c = x_shape[:2]
+    dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
+    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), _pool_threads(x_shape))
+    return dx
+
+
+def global_max_pool2d(x, *, return_argmax=True):
+    """Maximum of each channel's plane (ONNX's GlobalMaxPool, flattened).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, h, w)
+    return_argmax : bool, default=True
+        False returns ``y`` alone.
+
+    Returns
+    -------
+    y : ndarray of shape (n, c)
+    argmax : ndarray of intp, shape (n, c)
+        Flat index ``row * w + col`` into ``x[n, c]`` of the maximum; on ties
+        the first in row-major order wins, and NaN propagates (the last NaN
+        wins), as in :func:`max_pool2d`. Only with ``return_argmax``.
+    """
+    x = _float_array(x, "x", 4)
+    y, argmax = _global_max_pool2d(
+        x, argmax=np.empty(x.shape[:2], dtype=np.intp) if return_argmax else None)
+    return (y, argmax) if return_argmax else y
+
+
+# the global max pooling kernel's "no argmax wanted"
+_NO_ARGMAX_2D = np.empty((0, 0), dtype=np.intp)
+
+
+def _global_max_pool2d(x, out=None, argmax=None):
+    """:func:`global_max_pool2d` of a C-contiguous 4-D x: ``out`` an (n, c) array
+    or None; ``argmax`` an (n, c) intp array to fill, or None for none.
+
+    Returns ``(y, argmax or None)``.
+    """
+    n, c = x.shape[:2]
+    y = np.empty((n, c), dtype=x.dtype) if out is None else out
+    _global_pool.global_max_pool2d_forward(
+        x.reshape(n, c, -1), y, _NO_ARGMAX_2D if argmax is None else argmax,
+        _pool_threads(x.shape))
+    return y, argmax
+
+
+def global_max_pool2d_backward(dy, argmax, x_shape):
+    """Route each gradient of :func:`global_max_pool2d` to its plane's maximum.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c)
+    argmax : ndarray of ints, shape (n, c)
+        As returned by :func:`global_max_pool2d`.
+    x_shape : tuple (n, c, h, w)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Zero but at each plane's maximum.
+    """
+    dy = _float_array(dy, "dy", 2)
+    x_shape = _shape4(x_shape)
+    _check_shape(dy, x_shape[:2], "dy")
+    argmax = np.asarray(argmax)
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
+    _check_shape(argmax, dy.shape, "argmax")
+    hw = x_shape[2] * x_shape[3]
+    if argmax.min() < 0 or argmax.max() >= hw:
+        raise ValueError(
+            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
+            f"{x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}"
+        )
+    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    return _global_max_pool2d_backward(dy, argmax, x_shape)
+
+
+def _global_max_pool2d_backward(dy, argmax, x_shape, dx=None):
+    """:func:`global_max_pool2d_backward` of a C-contiguous dy and an intp argmax
+    from global_max_pool2d; ``dx`` an array of x_shape to write into, or None."""
+    n, c = x_shape[:2]
+    dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
+    _global_pool.global_max_pool2d_backward(dy, argmax, dx.reshape(n, c, -1),
+                                            _pool_threads(x_shape))
+    return dx

@@ -41,5 +41,5 @@ fi
 grep -q "ERROR: AddressSanitizer" canary.log || { cat canary.log; exit 1; }
 echo "canary: ASan reports a deliberate out-of-bounds write"
 
-LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py tests/test_determinism.py "$@"
+LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py tests/test_ops_grouped.py tests/test_determinism.py "$@"
 echo "AddressSanitizer: no errors in the kernel tests"
