@@ -125,10 +125,12 @@ FUSION_RULES = (
 
 class Step:
     """A call of a pass: ``kernel`` (one of the step classes above) runs nodes
-    ``first`` to ``last``, reading ``inputs`` and writing ``output``."""
+    ``first`` to ``last``, reading ``inputs`` and writing ``output``, as the
+    fusion rule called ``fusion`` says (None: one layer on its own)."""
 
-    def __init__(self, kernel, first, last, inputs, output):
+    def __init__(self, kernel, first, last, inputs, output, fusion=None):
         self.kernel = kernel
+        self.fusion = fusion
         self.first, self.last = first, last
         self.inputs, self.output = inputs, output
         self.forward = getattr(kernel, "forward", None)
@@ -162,7 +164,7 @@ def compile_steps(network, training, first=0, last=None):
             rule, chain = None, nodes[i:i + 1]
         kernel = (rule.step if rule else LayerStep)([node.layer for node in chain])
         steps.append(Step(kernel, first + i, first + i + len(chain) - 1, chain[0].inputs,
-                          chain[-1].name))
+                          chain[-1].name, rule and rule.name))
         i += len(chain)
     return tuple(steps)
 

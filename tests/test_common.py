@@ -28,6 +28,10 @@ def _expected_failed_checks(estimator):
                           learning_rate_init=0.01, random_state=0),
         ConvNetRegressor(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=100,
                          learning_rate_init=0.01, random_state=0),
+        # a graph: a residual block with a projection shortcut, global average pooling
+        ConvNetClassifier(conv_layers=(4, {"residual": [6, 6]}), global_pool="avg",
+                          hidden_layer_sizes=(), max_iter=60, learning_rate_init=0.01,
+                          random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
     xfail_strict=True,

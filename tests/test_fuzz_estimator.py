@@ -30,7 +30,17 @@ block = st.one_of(
             "pool": st.sampled_from(["max", "avg", None, "bogus"]),
             "pool_size": st.integers(0, 3),
             "batch_norm": st.sampled_from([True, False, "yes"]),
+            "groups": st.sampled_from([1, 2, 0]),
+            "separable": st.sampled_from([False, True, 1]),
         },
+    ),
+)
+block = st.one_of(
+    block,
+    st.fixed_dictionaries(
+        {"residual": st.one_of(st.lists(block, min_size=0, max_size=3), st.just(4))},
+        optional={"pool": st.sampled_from(["max", None, "bogus"]),
+                  "batch_norm": st.booleans(), "stride": st.just(2)},
     ),
 )
 
@@ -55,6 +65,7 @@ hyperparameters = st.fixed_dictionaries(
         "dropout": st.sampled_from([0.0, 0.3, 0.99, 1.0, -0.1]),
         "n_iter_no_change": st.sampled_from([1, 10, np.inf, 0]),
         "max_fun": st.sampled_from([None, 15000]),
+        "global_pool": st.sampled_from([None, "avg", "max", "bogus"]),
     },
 )
 

@@ -1,0 +1,402 @@
+"""The network graph: residual blocks, global pooling, grouped, depthwise and separable
+convolutions, as the estimators build them, against torch; fusion rules; cut points;
+batch-norm folding; models saved by skconv 0.1."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from skconv import ConvNetClassifier, ConvNetRegressor
+from skconv._layers import Activation, Add, Conv2D, Dense, Flatten, GlobalPool2D, MaxPool2D
+from skconv._network import Network, Node, Sequential
+from skconv._normalization import BatchNorm2d
+from skconv._plan import FUSION_RULES, INPUT
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+# architectures the estimators build, each exercising a new node kind
+GRAPHS = {
+    "identity shortcut": dict(conv_layers=(4, {"residual": [4, 4]}), batch_norm=True),
+    "projection shortcut, stride 2": dict(
+        conv_layers=({"residual": [{"filters": 6, "stride": 2}, 6]},), batch_norm=True),
+    "projection without batch norm": dict(conv_layers=({"residual": [3, (5, 1)]},)),
+    "global average pooling": dict(conv_layers=(4, 6), global_pool="avg",
+                                   hidden_layer_sizes=()),
+    "global max pooling": dict(conv_layers=(4,), global_pool="max"),
+    "grouped": dict(conv_layers=(4, {"filters": 6, "groups": 2}), batch_norm=True),
+    "depthwise": dict(conv_layers=(4, {"filters": 4, "groups": 4, "stride": 2})),
+    "separable": dict(conv_layers=(4, {"filters": 8, "separable": True}), batch_norm=True,
+                      global_pool="avg"),
+    "separable in a residual body": dict(
+        conv_layers=({"residual": [{"filters": 4, "separable": True}, 4]},), pool="avg",
+        activation="tanh"),
+}
+
+
+def _network(params, dtype, input_shape=(9, 8, 2), n_outputs=3, seed=0):
+    est = ConvNetClassifier(**params, dtype=dtype)
+    est.input_shape_ = input_shape
+    net = est._build_network(n_outputs)
+    rng = np.random.RandomState(seed)
+    net.init_params(rng)
+    # every parameter away from its init (batch norm's 1 and 0, the zero biases)
+    net.params[net.n_weights:] = rng.uniform(0.5, 1.5, net.n_params - net.n_weights)
+    return net
+
+
+def _torch_forward(net, x, params, training):
+    """The network's function written with torch ops, node by node."""
+    values = {INPUT: x}
+    for node in net.nodes:
+        layer, xs = node.layer, [values[name] for name in node.inputs]
+        p = {name: params[f"{node.name}.{name}"] for name, _, _ in layer.param_specs()}
+        op = layer.op
+        if op == "conv":
+            (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
+            y = F.conv2d(F.pad(xs[0], (pw, pw + ew, ph, ph + eh)), p["w"], p.get("b"),
+                         layer.stride, 0, layer.dilation, layer.groups)
+        elif op == "batch_norm":
+            mean = torch.as_tensor(layer.running_mean)
+            var = torch.as_tensor(layer.running_var)
+            y = F.batch_norm(xs[0], None if training else mean, None if training else var,
+                             p["scale"], p["shift"], training=training, eps=layer.eps)
+        elif op == "max_pool":
+            y = F.max_pool2d(xs[0], layer.window)
+        elif op == "avg_pool":
+            y = F.avg_pool2d(xs[0], layer.window)
+        elif op in ("relu", "tanh", "logistic", "identity"):
+            y = {"relu": torch.relu, "tanh": torch.tanh, "logistic": torch.sigmoid,
+                 "identity": lambda t: t}[op](xs[0])
+        elif op == "flatten":
+            y = xs[0].reshape(xs[0].shape[0], -1)
+        elif op == "dense":
+            y = xs[0] @ p["w"] + (p["b"] if "b" in p else 0)
+        elif op == "add":
+            y = xs[0] + xs[1]
+        elif op == "global_pool":
+            y = xs[0].mean(dim=(2, 3)) if layer.kind == "avg" else xs[0].amax(dim=(2, 3))
+        else:  # pragma: no cover - a new op needs its torch form here
+            raise AssertionError(f"no torch form for {op}")
+        values[node.name] = y
+    return values[net.output]
+
+
+def _torch_params(net):
+    return {name: torch.tensor(view.copy(), requires_grad=True)
+            for name, view in net.named_params().items()}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_training_forward_and_backward_match_torch(name, dtype):
+    net = _network(GRAPHS[name], dtype)
+    rng = np.random.RandomState(1)
+    x = rng.standard_normal((5, 2, 9, 8)).astype(dtype)
+    dz = rng.standard_normal((5, 3)).astype(dtype)
+    params = _torch_params(net)
+    z_torch = _torch_forward(net, torch.tensor(x), params, training=True)
+    (z_torch * torch.tensor(dz)).sum().backward()
+    z = net.forward(x.copy(), training=True)
+    net.backward(dz.copy())
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    assert_allclose(z, z_torch.detach().numpy(), **tol)
+    grads = dict(zip(net.named_params(), _grad_views(net)))
+    for key, tensor in params.items():
+        assert_allclose(grads[key], tensor.grad.numpy(), **tol, err_msg=key)
+
+
+def _grad_views(net):
+    """The gradient views in ``named_params`` order."""
+    offsets, offset = {}, 0
+    for i, pname, shape, _ in net._layout:
+        size = int(np.prod(shape))
+        offsets[(i, pname)] = net.grads[offset:offset + size].reshape(shape)
+        offset += size
+    return [offsets[(i, pname)] for i, pname, _ in net.param_arrays()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_inference_and_its_input_gradient_match_torch(name, dtype):
+    # inference: batch norm's running statistics (set away from 0 and 1), folded into the
+    # convolution or dense layer before it: equal to the unfolded torch net to rounding
+    net = _network(GRAPHS[name], dtype)
+    rng = np.random.RandomState(2)
+    for layer in net.layers:
+        if layer.op == "batch_norm":
+            layer.running_mean = rng.uniform(-1, 1, layer.running_mean.shape).astype(dtype)
+            layer.running_var = rng.uniform(0.5, 2, layer.running_var.shape).astype(dtype)
+    x = rng.standard_normal((4, 2, 9, 8)).astype(dtype)
+    dz = rng.standard_normal((4, 3)).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    z_torch = _torch_forward(net, xt, _torch_params(net), training=False)
+    (z_torch * torch.tensor(dz)).sum().backward()
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    assert_allclose(net.forward_fast(x), z_torch.detach().numpy(), **tol)
+    assert_allclose(net.input_gradient(x, dz), xt.grad.numpy(), **tol)
+
+
+def test_batch_norm_folds_into_the_weights_at_inference_only():
+    net = _network(GRAPHS["identity shortcut"], "float64")
+    folded = [s.rule for s in net.steps(training=False)]
+    assert "folded" in folded and "folded" not in [s.rule for s in net.steps(training=True)]
+    # a residual body's second convolution, its batch norm and the addition's ReLU
+    rules = {s.output: s.rule for s in net.steps(training=False)}
+    assert rules["block2.bn2"] == "folded" and rules["block2.act"] == "layer"
+
+
+def test_every_fusion_rule_is_used_by_some_network():
+    nets = [_network(params, "float32") for params in GRAPHS.values()]
+    for activation in ("relu", "tanh"):
+        for batch_norm in (False, True):
+            nets.append(_network(dict(conv_layers=(4, 4), batch_norm=batch_norm,
+                                      activation=activation), "float32"))
+    nets.append(_network(dict(conv_layers=(4, 4), hidden_layer_sizes=(5,), batch_norm=True),
+                         "float32"))
+    used = {s.fusion for net in nets for training in (True, False) for s in net.steps(training)}
+    assert {rule.name for rule in FUSION_RULES} <= used
+
+
+def test_a_residual_block_adds_its_input_or_its_projection():
+    net = _network(GRAPHS["identity shortcut"], "float32")
+    add = next(node for node in net.nodes if node.layer.op == "add")
+    assert add.inputs == ("block2.bn2", "block1.act")
+    net = _network(GRAPHS["projection shortcut, stride 2"], "float32")
+    add = next(node for node in net.nodes if node.layer.op == "add")
+    assert add.inputs == ("block1.bn2", "block1.shortcut_bn")
+    shortcut = net.nodes[net.index("block1.shortcut")]
+    assert shortcut.inputs == (INPUT,) and shortcut.layer.stride == (2, 2)
+    assert shortcut.layer.kernel_size == (1, 1)
+    assert net.nodes[net.index("block1.conv1")].inputs == (INPUT,)
+
+
+def test_parameters_are_named_by_node():
+    net = _network(GRAPHS["separable"], "float32")
+    names = list(net.named_params())
+    assert "block2.depthwise.w" in names and "block2.pointwise.w" in names
+    assert "block2.bn.scale" in names and "output.b" in names
+    assert net.named_params()["block2.depthwise.w"].shape == (4, 1, 3, 3)
+
+
+def test_cut_points_exclude_nodes_a_branch_straddles():
+    net = _network(GRAPHS["identity shortcut"], "float32")
+    cuts = net.cut_points()
+    assert "block1.act" in cuts and "block2.act" in cuts
+    assert "block2.conv1" not in cuts and "block2.bn2" not in cuts
+    with pytest.raises(ValueError, match="a branch of the network straddles it"):
+        net.forward_fast(np.zeros((1, 2, 9, 8), np.float32), stop="block2.conv1")
+
+
+def test_forward_fast_between_cut_points_composes():
+    net = _network(GRAPHS["identity shortcut"], "float64")
+    x = np.random.RandomState(3).standard_normal((3, 2, 9, 8))
+    mid = net.forward_fast(x, stop="block1.act")
+    assert_array_equal(net.forward_fast(mid, start="block1.act"), net.forward_fast(x))
+    with pytest.raises(ValueError, match=r"node 'block1.act' gives .* got \(2, 9, 8\)"):
+        net.forward_fast(x, start="block1.act")
+
+
+def test_the_graph_refuses_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="takes \\['nowhere'\\], which no earlier node"):
+        Network([Node("a", Flatten(), ("nowhere",))], (1, 2, 2), "float32")
+    with pytest.raises(ValueError, match="two nodes of the network are named 'a'"):
+        Network([Node("a", Flatten()), Node("a", Dense(2))], (1, 2, 2), "float32")
+    with pytest.raises(ValueError, match="works in place on 'conv', which other nodes read"):
+        Network([Node("conv", Conv2D(2, 3)), Node("act", Activation("relu")),
+                 Node("add", Add(), ("act", "conv"))], (1, 4, 4), "float32")
+
+
+def test_residual_branches_of_other_sizes_are_refused_in_image_terms():
+    X = np.random.RandomState(0).standard_normal((10, 8, 8))
+    clf = ConvNetClassifier(conv_layers=({"residual": [{"filters": 2, "padding": "valid"}]},),
+                            max_iter=1)
+    with pytest.raises(ValueError, match=r"branches of residual block 1 give outputs of shapes "
+                                         r"\(2, 6, 6\) and \(2, 8, 8\)"):
+        clf.fit(X, np.arange(10) % 2)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"residual": []}, "must be a non-empty list"),
+    ({"residual": [4], "stride": 2}, "only keys from"),
+    ({"residual": [{"filters": 2, "pool": "max"}]}, "only keys from"),
+    ({"filters": 4, "groups": 0}, "groups=0 in conv block 1 must be a positive int"),
+    ({"filters": 4, "groups": 3}, "groups=3 must divide the 1 input channels and the 4"),
+    ({"filters": 4, "separable": True, "groups": 2}, "cannot be combined"),
+    ({"filters": 4, "separable": "yes"}, "separable='yes' in conv block 1 must be True"),
+])
+def test_bad_block_specs_are_refused_naming_the_block(entry, message):
+    X = np.random.RandomState(0).standard_normal((10, 8, 8))
+    with pytest.raises(ValueError, match=message):
+        ConvNetClassifier(conv_layers=(entry,), max_iter=1).fit(X, np.arange(10) % 2)
+
+
+def test_global_pool_is_validated_and_allows_no_hidden_layer():
+    X = np.random.RandomState(0).standard_normal((12, 8, 8))
+    y = np.arange(12) % 2
+    with pytest.raises(ValueError, match="global_pool"):
+        ConvNetClassifier(global_pool="sum").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = ConvNetClassifier(conv_layers=(3, 5), global_pool="max", hidden_layer_sizes=(),
+                                max_iter=2, random_state=0).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(3, 1, 3, 3), (5, 3, 3, 3), (5, 2)]
+    assert clf.transform(X).shape == (12, 5) and clf.n_layers_ == 4
+
+
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+def test_a_residual_net_predicts_each_row_with_the_same_bits_alone_or_in_a_batch(Estimator):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((40, 10, 10, 2)).astype(np.float32)
+    y = np.arange(40) % 3 if Estimator is ConvNetClassifier else rng.standard_normal(40)
+    params = dict(conv_layers=(4, {"residual": [{"filters": 6, "stride": 2}, 6], "pool": "max"},
+                               {"filters": 6, "separable": True}),
+                  batch_norm=True, global_pool="avg", hidden_layer_sizes=(), max_iter=2,
+                  random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = Estimator(**params).fit(X, y)
+    batch = est.predict(X)
+    rows = np.concatenate([est.predict(X[i:i + 1]) for i in range(len(X))])
+    assert_array_equal(rows, batch)
+    assert_array_equal(est.predict(X[::-1])[::-1], batch)
+
+
+def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
+    X = np.random.RandomState(0).standard_normal((30, 8, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        old = ConvNetClassifier(conv_layers=(3, 4), max_iter=2, random_state=0).fit(
+            X, np.arange(30) % 2)
+    # the same layers as a 0.1 network: positions for names, a list for a graph
+    layers = [node.layer for node in old._network.nodes]
+    legacy = Sequential(layers, old._network.input_shape, "float32")
+    legacy.params[...] = old._network.params
+    state = legacy.__getstate__()
+    state["layers"] = [node.layer for node in state.pop("nodes")]
+    loaded = Sequential.__new__(Sequential)
+    loaded.__setstate__(state)
+    old_predictions = old.predict_proba(X)
+    old._network = loaded
+    assert [node.name for node in loaded.nodes][:2] == ["0", "1"]
+    assert_array_equal(pickle.loads(pickle.dumps(old)).predict_proba(X), old_predictions)
+
+
+def test_hand_built_graphs_train_like_the_estimators_nets():
+    # a graph need not come from the estimator: a global-max-pooled conv and an add
+    nodes = [Node("conv", Conv2D(3, 3, bias=False)), Node("bn", BatchNorm2d()),
+             Node("pool", MaxPool2D(2)), Node("act", Activation("relu")),
+             Node("conv2", Conv2D(3, 3), ("act",)), Node("add", Add(), ("conv2", "act")),
+             Node("gp", GlobalPool2D("max")), Node("out", Dense(2))]
+    net = Network(nodes, (1, 6, 6), "float64")
+    net.init_params(np.random.RandomState(0))
+    x = np.random.RandomState(1).standard_normal((4, 1, 6, 6))
+    rules = [s.rule for s in net.steps(False)]
+    assert rules == ["folded", "layer", "layer", "layer", "layer"]
+    loss = net.loss_and_grad(x, np.array([0, 1, 1, 0]), np.ones(4), 0.0)
+    assert np.isfinite(loss) and np.abs(net.grads).sum() > 0
+
+
+# ---------------------------------------------------------------------- random graphs
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+conv_spec = st.one_of(
+    st.integers(1, 4),
+    st.fixed_dictionaries({"filters": st.integers(1, 4)},
+                          optional={"kernel_size": st.integers(1, 3), "stride": st.integers(1, 2),
+                                    "dilation": st.integers(1, 2),
+                                    "separable": st.booleans()}),
+)
+graph_block = st.one_of(
+    conv_spec,
+    st.fixed_dictionaries({"filters": st.sampled_from([2, 4]), "groups": st.sampled_from([1, 2])}),
+    st.fixed_dictionaries({"residual": st.lists(conv_spec, min_size=1, max_size=3)},
+                          optional={"pool": st.sampled_from([None, "max", "avg"])}),
+)
+graph_params = st.fixed_dictionaries(
+    {"conv_layers": st.lists(graph_block, min_size=1, max_size=3).map(tuple),
+     "hidden_layer_sizes": st.sampled_from([(), (3,)])},
+    optional={"global_pool": st.sampled_from([None, "avg", "max"]),
+              "batch_norm": st.booleans(),
+              "activation": st.sampled_from(["relu", "tanh"]),
+              "pool": st.sampled_from([None, "max", "avg"])},
+)
+
+
+def _random_graph(params, dtype, seed):
+    """The estimators' network for params (channels 2 = the first grouped block's
+    divisor), or None where the spec cannot be built (groups not dividing)."""
+    try:
+        return _network(params, dtype, input_shape=(7, 6, 2), seed=seed)
+    except ValueError as exc:
+        assert "groups=" in str(exc) or "branches of" in str(exc), exc
+        return None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=graph_params, seed=st.integers(0, 2**16))
+def test_random_graphs_have_finite_difference_gradients_and_row_by_row_bits(params, seed):
+    from gradcheck import numerical_gradient
+    from skconv._losses import squared_error
+
+    net = _random_graph(params, "float64", seed)
+    if net is None:
+        return
+    rng = np.random.RandomState(seed)
+    x = rng.standard_normal((3, 2, 7, 6))
+    y = rng.standard_normal((3, 3))
+    sw = np.ones(3)
+
+    # the network's function with batch norm in training mode, as loss_and_grad uses it;
+    # running statistics move on each call, so snapshot and restore around each
+    snapshot = net.snapshot()
+
+    def loss():
+        state = net.snapshot()
+        z = net.forward(x.copy(), training=True)
+        net.restore(state)
+        return squared_error(z, y, sw, 3.0)[0]
+
+    net.loss_and_grad(x.copy(), y, sw, 0.0, loss=squared_error)
+    analytic = net.grads.copy()
+    net.restore(snapshot)
+    numeric = numerical_gradient(loss, net.params)
+    assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-6)
+
+    # inference: each row alone gives the batch's bits, in float32 too
+    net32 = _random_graph(params, "float32", seed)
+    x32 = rng.standard_normal((5, 2, 7, 6)).astype(np.float32)
+    batch = net32.forward_fast(x32)
+    for i in range(5):
+        assert_array_equal(net32.forward_fast(x32[i:i + 1]), batch[i:i + 1])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=graph_params, seed=st.integers(0, 2**16))
+def test_random_graphs_export_to_onnx_that_onnxruntime_agrees_with(params, seed):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import skl2onnx
+
+    import skconv.onnx  # noqa: F401
+
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((20, 7, 6, 2)).astype(np.float32)
+    y = np.arange(20) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            clf = ConvNetClassifier(**params, max_iter=1, random_state=0).fit(X, y)
+        except ValueError as exc:
+            assert "groups=" in str(exc) or "branches of" in str(exc), exc
+            return
+    onx = skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
+    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    _, proba = sess.run(None, {sess.get_inputs()[0].name: X})
+    assert_allclose(proba, clf.predict_proba(X), rtol=1e-4, atol=1e-5)
