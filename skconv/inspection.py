@@ -16,6 +16,7 @@ for a ``Pipeline`` ending in one (X goes through the steps before it).
 from the end. matplotlib is needed for plotting only, and imported only here.
 """
 
+from collections import namedtuple
 from numbers import Integral
 
 import numpy as np
@@ -25,7 +26,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._layers import Conv2D, _Pool2D
 from ._network import Network
 
 # rows per forward/backward pass: bounds memory for any number of images
@@ -81,22 +81,45 @@ def _one_image(x):
     return x if x.ndim >= 2 and x.shape[0] == 1 else x[None]
 
 
-def _conv_blocks(network):
-    """``(start, stop)`` layer indices of each conv block.
+class _Block(namedtuple("_Block", "conv stop pool last")):
+    """A conv block of the network: the position of the convolution whose
+    filters it shows, the name of the node whose output is the block's (a cut
+    point of the graph), the position of its pooling node (or None) and of
+    its last node."""
 
-    A block runs from its ``Conv2D`` up to the next ``Conv2D`` or the first
-    layer whose output is no longer feature maps (the flatten); so it holds
-    the batch norm, pooling and activation that follow the convolution.
+
+def _conv_blocks(network):
+    """The network's conv blocks, as :class:`_Block`.
+
+    The estimators name a block's nodes ``block<k>.*`` (a residual block's
+    branches and their addition included); a network without such names (a
+    model saved by skconv 0.1, a chain of layers) has a block run from a
+    ``Conv2D`` up to the next one or to the first layer whose output is no
+    longer feature maps (the flatten), so that it holds the batch norm,
+    pooling and activation after the convolution.
     """
-    layers = network.layers
-    blocks = []
-    for start, layer in enumerate(layers):
-        if isinstance(layer, Conv2D):
+    nodes = network.nodes
+    groups = {}
+    for i, node in enumerate(nodes):
+        prefix, dot, _ = node.name.partition(".")
+        if dot and prefix.startswith("block"):
+            groups.setdefault(prefix, []).append(i)
+    if not groups:
+        starts = [i for i, node in enumerate(nodes) if node.layer.op == "conv"]
+        for start in starts:
             stop = start + 1
-            while (stop < len(layers) and not isinstance(layers[stop], Conv2D)
-                   and len(layers[stop].output_shape) == 3):
+            while (stop < len(nodes) and nodes[stop].layer.op != "conv"
+                   and len(nodes[stop].layer.output_shape) == 3):
                 stop += 1
-            blocks.append((start, stop))
+            groups[start] = list(range(start, stop))
+    blocks = []
+    for members in groups.values():
+        conv = next((i for i in members if nodes[i].layer.op == "conv"), None)
+        if conv is None:
+            continue
+        pool = next((i for i in members if nodes[i].layer.op in ("max_pool", "avg_pool")),
+                    None)
+        blocks.append(_Block(conv, nodes[members[-1]].name, pool, members[-1]))
     return blocks
 
 
@@ -122,12 +145,12 @@ def _block_maps(network, x, block, pooled=True):
     the convolution's resolution, after batch norm and activation (max
     pooling commutes with the activation, so this is what was pooled).
     """
-    start, stop = block
-    for layer in network.layers[:start]:
-        x = layer.forward_fast(x)
-    for layer in network.layers[start:stop]:
-        if pooled or not isinstance(layer, _Pool2D):
-            x = layer.forward_fast(x)
+    if pooled or block.pool is None:
+        return network.forward_fast(x, stop=block.stop)
+    # the block's output less its pooling: up to the node before it, then the rest
+    x = network.forward_fast(x, stop=network.nodes[block.pool - 1].name)
+    for node in network.nodes[block.pool + 1:block.last + 1]:
+        x = node.layer.forward_fast(x)
     return x
 
 
@@ -330,7 +353,7 @@ class FilterDisplay:
         """
         _, _, network = _fitted_network(estimator)
         block = _check_layer(layer, network)
-        conv = network.layers[_conv_blocks(network)[block][0]]
+        conv = network.nodes[_conv_blocks(network)[block].conv].layer
         weights = np.array(conv._w)
         if filters is not None:
             filters = np.asarray(filters)
@@ -672,10 +695,9 @@ def _gradcam(network, x, dy, block, size):
     the pre-pooling maps up to a constant factor, which the scaling to [0, 1]
     removes.
     """
-    start, stop = block
     maps = _block_maps(network, x, block, pooled=False)
     out = _block_maps(network, x, block, pooled=True)
-    weights = network.input_gradient(out, dy, start=stop).mean(axis=(2, 3))
+    weights = network.input_gradient(out, dy, start=block.stop).mean(axis=(2, 3))
     cam = np.maximum(np.einsum("nk,nkhw->nhw", weights, maps, dtype=np.float64), 0)
     cam = zoom(cam, (1, size[0] / cam.shape[1], size[1] / cam.shape[2]), order=1,
                mode="nearest", grid_mode=True)

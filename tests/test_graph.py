@@ -400,3 +400,40 @@ def test_random_graphs_export_to_onnx_that_onnxruntime_agrees_with(params, seed)
     sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
     _, proba = sess.run(None, {sess.get_inputs()[0].name: X})
     assert_allclose(proba, clf.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- inspection
+
+
+def test_inspection_walks_the_blocks_of_a_graph():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skconv.inspection import FeatureMapDisplay, FilterDisplay, SaliencyDisplay
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((24, 8, 8, 2)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = ConvNetClassifier(
+            conv_layers=(3, {"residual": [4, 4], "pool": "max"}, {"filters": 5, "separable": True}),
+            batch_norm=True, global_pool="avg", hidden_layer_sizes=(), max_iter=1,
+            random_state=0).fit(X, np.arange(24) % 2)
+    net = clf._network
+    x = np.ascontiguousarray(X[:1].transpose(0, 3, 1, 2))
+    # block 2 (residual): its maps are the output of its activation after the pooling ...
+    maps = FeatureMapDisplay.from_estimator(clf, X[0], layer=1).feature_maps_
+    assert_array_equal(maps, net.forward_fast(x, stop="block2.act")[0])
+    # ... and, unpooled, the activation of the addition at the convolutions' resolution
+    unpooled = FeatureMapDisplay.from_estimator(clf, X[0], layer=1, pooled=False).feature_maps_
+    added = net.forward_fast(x, stop="block2.add")[0]
+    assert unpooled.shape == (4, 8, 8)
+    assert_array_equal(unpooled, np.maximum(added, 0))
+    # the depthwise filters of the separable block: one input channel each
+    assert FilterDisplay.from_estimator(clf, layer=2).weights_.shape == (4, 1, 3, 3)
+    display = SaliencyDisplay.from_estimator(clf, X[:2])
+    assert display.gradcam_.shape == (2, 8, 8) and np.isfinite(display.saliency_).all()
+    plt.close("all")
