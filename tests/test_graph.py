@@ -430,7 +430,7 @@ def test_inspection_walks_the_blocks_of_a_graph():
     # ... and, unpooled, the activation of the addition at the convolutions' resolution
     unpooled = FeatureMapDisplay.from_estimator(clf, X[0], layer=1, pooled=False).feature_maps_
     added = net.forward_fast(x, stop="block2.add")[0]
-    assert unpooled.shape == (4, 8, 8)
+    assert unpooled.shape == (4, 4, 4)  # block 1 pooled 8x8 to 4x4
     assert_array_equal(unpooled, np.maximum(added, 0))
     # the depthwise filters of the separable block: one input channel each
     assert FilterDisplay.from_estimator(clf, layer=2).weights_.shape == (4, 1, 3, 3)
