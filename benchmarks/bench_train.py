@@ -9,6 +9,9 @@ Two models:
 
 - ``wide``: ``ConvNetClassifier(conv_layers=(32, 64), hidden_layer_sizes=(128,))``
   (3x3 'same' convolutions, 2x2 max pooling) on 32x32x3 images.
+- ``resnet20``: ``ConvNetClassifier(**skconv.architectures.resnet(20))``, He
+  et al. 2016's CIFAR ResNet-20 (19 convolutions with batch norm, 9 residual
+  blocks, global average pooling) on 32x32x3 images, at a batch of 128.
 
 The digits are scikit-learn's 8x8 digits upsampled (bilinear,
 scipy.ndimage.zoom) and replicated with a little noise to ``--n-images``
@@ -29,13 +32,16 @@ worker to one thread), against the same epochs in this process under
 
 Usage::
 
-    python benchmarks/bench_train.py [--threads 1 2] [--models lenet wide]
+    python benchmarks/bench_train.py [--threads 1 2] [--models lenet wide resnet20]
                                      [--n-images 4096] [--epochs 5]
 """
 
 import argparse
 import statistics
 import time
+
+import platform
+import subprocess
 
 import joblib
 import numpy as np
@@ -45,15 +51,29 @@ from threadpoolctl import threadpool_limits
 
 import skconv
 from skconv import ConvNetClassifier
+from skconv.architectures import lenet5, resnet
+from torch_graph import torch_module
 
 TORCH_PREDICT_BATCH = 1000
 
 MODELS = {
     # name: (image side, channels, skconv parameters)
-    "lenet": (28, 1, dict(conv_layers=((6, 5), (16, 5)), padding="valid",
-                          hidden_layer_sizes=(120, 84))),
+    "lenet": (28, 1, lenet5()),
     "wide": (32, 3, dict(conv_layers=(32, 64), hidden_layer_sizes=(128,))),
+    "resnet20": (32, 3, resnet(20)),
 }
+# batch sizes of a model when --batch-sizes is not given
+BATCH_SIZES = {"lenet": [64, 128], "wide": [64], "resnet20": [128]}
+
+
+def cpu_name():
+    """``lscpu``'s model name: the tables say which CPU they ran on."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
 
 
 def make_data(n_images, side=28, channels=1, seed=0):
@@ -96,6 +116,12 @@ def skconv_runs(model, images, y, batch_size):
 
 
 def _torch_model(model, nn):
+    if model == "resnet20":
+        # the same graph as skconv's, built from it (torch's own initialisation)
+        side, channels, params = MODELS[model]
+        clf = ConvNetClassifier(**params)
+        clf.input_shape_ = (side, side, channels)
+        return torch_module(clf._build_network(10), copy_weights=False)
     if model == "lenet":
         return nn.Sequential(
             nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -159,7 +185,8 @@ def main():
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--n-images", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (>= 5)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help="default: 64 and 128 for lenet, 64 for wide, 128 for resnet20")
     parser.add_argument("--no-worker", action="store_true",
                         help="skip the GridSearchCV-worker comparison")
     args = parser.parse_args()
@@ -167,7 +194,8 @@ def main():
         parser.error("--epochs must be >= 5")
 
     skconv.show_config()
-    header = (f"{'model':>5} | {'threads':>7} | {'batch':>5} | {'train img/s skconv':>18} "
+    print(f"CPU: {cpu_name()}")
+    header = (f"{'model':>8} | {'threads':>7} | {'batch':>5} | {'train img/s skconv':>18} "
               f"{'torch':>7} {'ratio':>5} | {'predict img/s skconv':>20} {'torch':>7} "
               f"{'ratio':>5} | {'train acc skconv':>16} {'torch':>5}")
     print(f"\n{args.n_images} images, median of {args.epochs} epochs; "
@@ -177,7 +205,7 @@ def main():
     for model in args.models:
         side, channels, _ = MODELS[model]
         images, y = make_data(args.n_images, side, channels)
-        batch_sizes = args.batch_sizes if model == "lenet" else [64]
+        batch_sizes = args.batch_sizes or BATCH_SIZES[model]
         for threads in args.threads:
             with threadpool_limits(limits=threads):
                 for batch_size in batch_sizes:
@@ -188,7 +216,7 @@ def main():
                                                                   args.epochs))
                     pr, tpr = (n / t for t in interleaved_medians([ours[1], theirs[1]], 5))
                     acc, tacc = ours[2](), theirs[2]()
-                    print(f"{model:>5} | {threads:>7} | {batch_size:>5} | {tr:>18.0f} "
+                    print(f"{model:>8} | {threads:>7} | {batch_size:>5} | {tr:>18.0f} "
                           f"{ttr:>7.0f} {tr / ttr:>5.2f} | {pr:>20.0f} {tpr:>7.0f} "
                           f"{pr / tpr:>5.2f} | {acc:>16.3f} {tacc:>5.3f}", flush=True)
 

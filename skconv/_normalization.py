@@ -8,6 +8,8 @@ attributes, so they are fitted state (pickled, saved by skops, copied by
 neither the optimizer nor the L2 penalty sees them.
 """
 
+import functools
+
 import numpy as np
 
 from . import ops
@@ -43,6 +45,7 @@ class _BatchNorm(Layer):
     """
 
     op = "batch_norm"
+    fuses_relu = True
 
     def __init__(self, momentum=0.1, eps=1e-5):
         self.momentum = float(momentum)
@@ -63,28 +66,41 @@ class _BatchNorm(Layer):
         """View of ``x`` as (n, c, m): statistics are taken over axes 0 and 2."""
         return x.reshape(x.shape[0], x.shape[1], -1)
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, relu=False):
+        """With ``relu``, the ReLU after the batch norm too (and its gradient in
+        :meth:`backward`), in the same pass over the values."""
         if not training:
-            return self.forward_fast(x)
-        y, self._x_hat, mean, var = ops.batch_norm(x, self._scale, self._shift, self.eps)
+            return self.forward_fast(x, relu=relu)
+        x3 = self._as3d(np.ascontiguousarray(x))
+        y = _buffer(self, "_y", x3.shape, x3.dtype)
+        self._x_hat = _buffer(self, "_x_hat_buffer", x3.shape, x3.dtype)
+        mean, var = ops._batch_norm(x3, self._scale, self._shift, self.eps, y, self._x_hat,
+                                    relu=relu)
         self._var = var
+        self._relu_y = y if relu else None
         m = x.size // x.shape[1]
         mom = self.momentum
         self.running_mean *= 1 - mom
         self.running_mean += mom * mean
         self.running_var *= 1 - mom
         self.running_var += (mom * m / max(m - 1, 1)) * var
-        return y
+        return y.reshape(x.shape)
 
     def _affine(self):
         """The inference map as ``x * scale + shift`` per channel."""
         scale = self._scale / np.sqrt(self.running_var + self.eps)
         return scale, self._shift - self.running_mean * scale
 
-    def forward_fast(self, x):
+    def forward_fast(self, x, relu=False):
         scale, shift = self._affine()
         x3 = self._as3d(x)
-        return (x3 * scale[:, None] + shift[:, None]).reshape(x.shape)
+        y = x3 * scale[:, None] + shift[:, None]
+        if relu:
+            np.maximum(y, 0, out=y)
+        return y.reshape(x.shape)
+
+    def fast_call(self, n, dtype, relu=False):
+        return functools.partial(self.forward_fast, relu=relu)
 
     def folded(self, w, b, axis):
         """Weights and bias of the layer before (its outputs along ``axis`` of
@@ -97,11 +113,13 @@ class _BatchNorm(Layer):
 
     def backward(self, dy, need_dx=True):
         """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`)."""
-        dx, self._dscale[...], self._dshift[...] = ops.batch_norm_backward(
-            dy, self._x_hat, self._scale, self._var, self.eps, need_dx=need_dx
-        )
+        dy3 = self._as3d(np.ascontiguousarray(dy))
+        dx = _buffer(self, "_dx", dy3.shape, dy3.dtype) if need_dx else None
+        relu_y, self._relu_y = getattr(self, "_relu_y", None), None
+        ops._batch_norm_backward(dy3, self._x_hat, relu_y, self._scale, self._var, self.eps,
+                                 dx, self._dscale, self._dshift)
         self._x_hat = self._var = None
-        return dx
+        return None if dx is None else dx.reshape(dy.shape)
 
 
 class BatchNorm2d(_BatchNorm):

@@ -967,11 +967,19 @@ def batch_norm(x, scale, shift, eps=1e-5):
     if not eps > 0:
         raise ValueError(f"eps={eps!r} must be > 0")
     y, x_hat = np.empty_like(x3), np.empty_like(x3)
-    mean, var = np.empty(c), np.empty(c)
-    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, float(eps),
-                                  _n_threads(c, x3.size * _WORK_PER_ELEMENT))
+    mean, var = _batch_norm(x3, scale, shift, float(eps), y, x_hat)
     shape = np.shape(x)
     return y.reshape(shape), x_hat.reshape(shape), mean, var
+
+
+def _batch_norm(x3, scale, shift, eps, y, x_hat, relu=False):
+    """:func:`batch_norm` of checked (n, c, m) arrays into ``y`` and ``x_hat`` (a
+    layer's buffers); with ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
+    c = x3.shape[1]
+    mean, var = np.empty(c), np.empty(c)
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, eps, relu,
+                                  _n_threads(c, x3.size * _WORK_PER_ELEMENT))
+    return mean, var
 
 
 def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
@@ -1002,11 +1010,24 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     _check_shape(var, (c,), "var")
     if not eps > 0:
         raise ValueError(f"eps={eps!r} must be > 0")
-    dx = np.empty(dy3.shape if need_dx else (0, 0, 0), dtype=dy3.dtype)
+    dx = np.empty(dy3.shape, dtype=dy3.dtype) if need_dx else None
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
-    _batchnorm.batch_norm_backward(dy3, x_hat3, scale, var, float(eps), dx, dscale, dshift,
-                                   _n_threads(c, dy3.size * _WORK_PER_ELEMENT))
+    _batch_norm_backward(dy3, x_hat3, None, scale, var, float(eps), dx, dscale, dshift)
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift
+
+
+def _batch_norm_backward(dy3, x_hat3, relu_y3, scale, var, eps, dx3, dscale, dshift):
+    """:func:`batch_norm_backward` of checked (n, c, m) arrays into ``dx3`` (or None:
+    no dx), ``dscale`` and ``dshift``; ``relu_y3``, the output of a
+    :func:`_batch_norm` with ``relu`` (dy is then the ReLU's output gradient), or None."""
+    none = _NONE_3D[dy3.dtype.char]
+    # the ReLU's gradient needs a pass of its own, into dx when there is one (each
+    # element of dx is written after its own g is read)
+    work = none if relu_y3 is None else (np.empty_like(dy3) if dx3 is None else dx3)
+    _batchnorm.batch_norm_backward(
+        dy3, x_hat3, none if relu_y3 is None else relu_y3, scale, var, eps,
+        none if dx3 is None else dx3, dscale, dshift, work,
+        _n_threads(dy3.shape[1], dy3.size * _WORK_PER_ELEMENT))
 
 
 # ---------------------------------------------------------------------------
