@@ -14,9 +14,16 @@ path (8 float32 lanes for AVX2, 16 for AVX-512), the clock from
 ``--fma-units`` to change it). The shapes are LeNet-5's and the default
 ``wide`` net's layers at batch 64, plus a 1024^3 square.
 
+Then each distinct convolution of ResNet-20 (``skconv.architectures.resnet(20)``
+on 32x32x3 images, batch ``--resnet-batch``, 128 by default): the layer's
+inference call (``forward_fast``: the 'same' padding of a stride of 2 included)
+and its training backward (weights' and input's gradients), as GFLOP/s
+(``2 * n * f * c * kh * kw * oh * ow`` for the forward, twice that for the
+backward) and as a fraction of the peak.
+
 Usage::
 
-    python benchmarks/bench_peak.py [--threads 1 2] [--repeats 7]
+    python benchmarks/bench_peak.py [--threads 1 2] [--repeats 7] [--resnet-batch 128]
 """
 
 import argparse
@@ -27,7 +34,8 @@ from threadpoolctl import threadpool_limits
 
 import skconv
 from bench_train import median_time
-from skconv import ops
+from skconv import ConvNetClassifier, ops
+from skconv.architectures import resnet
 
 LANES = {"portable": 1, "avx2": 8, "avx512": 16}  # float32 lanes per FMA
 
@@ -55,6 +63,49 @@ def clock_ghz():
     return max(mhz) / 1000 if mhz else float("nan")
 
 
+def resnet20_convolutions():
+    """The distinct convolution layers of ResNet-20 on 32x32x3 images: ``{description: layer}``."""
+    clf = ConvNetClassifier(**resnet(20))
+    clf.input_shape_ = (32, 32, 3)
+    net = clf._build_network(10)
+    net.init_params(np.random.RandomState(0))
+    layers = {}
+    for node in net.nodes:
+        layer = node.layer
+        if layer.op == "conv":
+            c, h, w = layer.input_shape
+            key = (f"{c}->{layer.filters} {layer.kernel_size[0]}x{layer.kernel_size[1]} "
+                   f"stride {layer.stride[0]} on {h}x{w}")
+            layers.setdefault(key, [layer, 0])[1] += 1
+    return layers
+
+
+def resnet20_table(args, peak, rng):
+    print(f"\nResNet-20's convolutions at batch {args.resnet_batch}, float32 "
+          "(count: how many of the net's layers have that shape)")
+    print("| convolution | count | forward GFLOP/s | forward / peak | backward GFLOP/s "
+          "| backward / peak |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    n = args.resnet_batch
+    for name, (layer, count) in resnet20_convolutions().items():
+        x = rng.standard_normal((n,) + layer.input_shape).astype(np.float32)
+        dy = rng.standard_normal((n,) + layer.output_shape).astype(np.float32)
+        f, c, kh, kw = layer._w.shape
+        flops = 2 * n * f * c * kh * kw * layer.output_shape[1] * layer.output_shape[2]
+        forward = flops / median_seconds(lambda: layer.forward_fast(x), args.repeats) / 1e9
+
+        def backward():
+            layer.forward(x)
+            layer.backward(dy, need_dx=True)
+        t_fwd = flops / forward / 1e9
+        # the backward's time: a training forward and backward, less the forward's
+        t = median_seconds(backward, args.repeats) - t_fwd
+        back = 2 * flops / t / 1e9
+        print(f"| {name} | {count} | {forward:.0f} | {forward / peak:.2f} | {back:.0f} "
+              f"| {back / peak:.2f} |")
+        layer.release_buffers()
+
+
 def median_seconds(fn, repeats):
     """Median time of ``fn`` after one warm-up call (first-touch of its buffers)."""
     fn()
@@ -66,6 +117,7 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fma-units", type=int, default=2)
+    parser.add_argument("--resnet-batch", type=int, default=128)
     args = parser.parse_args()
 
     path = ops.simd_path()
@@ -94,6 +146,7 @@ def main():
                     conv_cell = f"{flops / t / 1e9:.0f} GFLOP/s | {flops / t / 1e9 / peak:.2f}"
                 print(f"| {name} | {m} x {k} x {n} | {ours:.0f} GFLOP/s | {theirs:.0f} GFLOP/s "
                       f"| {ours / theirs:.2f} | {ours / peak:.2f} | {conv_cell} |")
+            resnet20_table(args, peak, rng)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Serving speed: skconv, its ONNX export in onnxruntime, and torch, same run, same threads.
 
-Two models on 28x28 single-channel images (scikit-learn's digits upsampled,
-as in ``bench_train.py``), each trained for one epoch (the weights do not
-change the speed, but trained weights make the outputs worth comparing):
+Three models on scikit-learn's digits upsampled (as in ``bench_train.py``),
+each trained for one epoch (the weights do not change the speed, but trained
+weights make the outputs worth comparing):
 
-- ``lenet``: LeNet-5, ``ConvNetClassifier(conv_layers=((6, 5), (16, 5)),
-  padding='valid', hidden_layer_sizes=(120, 84))``;
+- ``lenet``: LeNet-5, ``ConvNetClassifier(**skconv.architectures.lenet5())``,
+  on 28x28 single-channel images;
 - ``default``: ``ConvNetClassifier()``: two 3x3 'same' conv blocks of 32 and 64
-  filters with 2x2 max pooling, a dense layer of 128.
+  filters with 2x2 max pooling, a dense layer of 128, on 28x28 images;
+- ``resnet20``: ``ConvNetClassifier(**skconv.architectures.resnet(20))`` on
+  32x32x3 images (batch norm folded into the convolutions by skconv; onnxruntime
+  fuses it too).
 
 Four ways to serve each, the same weights in all of them:
 
@@ -16,9 +19,10 @@ Four ways to serve each, the same weights in all of them:
 - ``ort``: the estimator exported with ``skl2onnx.to_onnx`` (``import
   skconv.onnx``), run by onnxruntime; its input is the (n, 28, 28) array as the
   estimator takes it;
-- ``torch``: the equivalent ``torch.nn.Sequential`` (built layer by layer from
-  the estimator's network, weights copied), eval mode, ``torch.inference_mode``;
-  its input is ``torch.from_numpy(X).unsqueeze(1)`` (no copy);
+- ``torch``: the equivalent torch module (built node by node from the
+  estimator's network by ``benchmarks/torch_graph.py``, weights copied), eval
+  mode, ``torch.inference_mode``; its input is the images already in NCHW
+  (``unsqueeze(1)`` of the one-channel ones, no copy);
 - ``ort(torch)``: that torch model exported with ``torch.onnx.export``, run by
   onnxruntime: a second reference for what onnxruntime does with the graph
   torch writes.
@@ -39,15 +43,13 @@ throughput and other / skconv for latency: above 1, skconv is faster.
 
 Usage::
 
-    python benchmarks/bench_predict.py [--threads 1 2] [--models lenet default]
+    python benchmarks/bench_predict.py [--threads 1 2] [--models lenet default resnet20]
                                        [--rounds 15] [--latency-calls 200]
 """
 
 import argparse
 import io
-import platform
 import statistics
-import subprocess
 import time
 import warnings
 
@@ -62,62 +64,24 @@ from threadpoolctl import threadpool_limits
 import skconv
 import skconv.onnx  # noqa: F401  (registers the converter)
 from skconv import ConvNetClassifier
-from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from skconv._normalization import BatchNorm1d, BatchNorm2d, Dropout
+from skconv.architectures import lenet5, resnet
 
-from bench_train import make_data  # the same images as the training benchmark
+from bench_train import cpu_name, make_data  # the same images as the training benchmark
+from torch_graph import torch_module
 
 BATCH = 1000
 SETTLE_S = 0.05  # pause before each timed batch and each way's hot calls
 MODELS = {
-    "lenet": dict(conv_layers=((6, 5), (16, 5)), padding="valid", hidden_layer_sizes=(120, 84)),
-    "default": {},
+    # name: (image side, channels, skconv parameters)
+    "lenet": (28, 1, lenet5()),
+    "default": (28, 1, {}),
+    "resnet20": (32, 3, resnet(20)),
 }
 
 
-def torch_sequential(clf, torch):
-    """The estimator's inference network as ``torch.nn.Sequential``, its weights copied."""
-    nn = torch.nn
-    modules = []
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
-    for layer in clf._network.layers:
-        if isinstance(layer, Conv2D):
-            (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
-            if eh or ew:
-                modules.append(nn.ZeroPad2d((pw, pw + ew, ph, ph + eh)))
-                ph = pw = 0
-            conv = nn.Conv2d(layer.input_shape[0], layer.filters, layer.kernel_size,
-                             stride=layer.stride, padding=(ph, pw), dilation=layer.dilation,
-                             bias=layer.bias)
-            conv.weight.data = t(layer._w)
-            if layer.bias:
-                conv.bias.data = t(layer._b)
-            modules.append(conv)
-        elif isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-            cls = nn.BatchNorm2d if isinstance(layer, BatchNorm2d) else nn.BatchNorm1d
-            bn = cls(len(layer._scale), eps=layer.eps)
-            bn.weight.data, bn.bias.data = t(layer._scale), t(layer._shift)
-            bn.running_mean.data, bn.running_var.data = (t(layer.running_mean),
-                                                         t(layer.running_var))
-            modules.append(bn)
-        elif isinstance(layer, MaxPool2D):
-            modules.append(nn.MaxPool2d(layer.window))
-        elif isinstance(layer, AvgPool2D):
-            modules.append(nn.AvgPool2d(layer.window))
-        elif isinstance(layer, Activation):
-            modules.append({"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
-                            "identity": nn.Identity}[layer.kind]())
-        elif isinstance(layer, Flatten):
-            modules.append(nn.Flatten())
-        elif isinstance(layer, Dense):
-            linear = nn.Linear(layer.input_shape[0], layer.units, bias=layer.bias)
-            linear.weight.data = t(layer._w.T)
-            if layer.bias:
-                linear.bias.data = t(layer._b)
-            modules.append(linear)
-        elif not isinstance(layer, Dropout):
-            raise TypeError(f"no torch equivalent of {type(layer).__name__}")
-    return nn.Sequential(*modules).eval()
+def nchw(x):
+    """The benchmark's images, (n, h, w) or channels-last, as NCHW."""
+    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def ort_session(model_bytes, threads):
@@ -127,10 +91,10 @@ def ort_session(model_bytes, threads):
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def torch_onnx_bytes(net, torch):
+def torch_onnx_bytes(net, torch, shape):
     """The torch model exported by ``torch.onnx.export`` (dynamic batch), as bytes."""
     buffer = io.BytesIO()
-    example = torch.zeros(1, 1, 28, 28)
+    example = torch.zeros((1,) + shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (example,), buffer, input_names=["x"], output_names=["logits"],
@@ -149,23 +113,25 @@ def bench(clf, X, threads, rounds, latency_calls):
     import torch
 
     torch.set_num_threads(threads)
-    net = torch_sequential(clf, torch)
+    net = torch_module(clf._network).eval()
     sess = ort_session(skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
                        .SerializeToString(), threads)
-    tsess = ort_session(torch_onnx_bytes(net, torch), threads)
+    tsess = ort_session(torch_onnx_bytes(net, torch, nchw(X[:1]).shape[1:]), threads)
     name, tname = sess.get_inputs()[0].name, tsess.get_inputs()[0].name
     batch, row = X[:BATCH], X[:1]
+    # torch and its export take NCHW images, made before the timing
+    tbatch, trow = nchw(batch), nchw(row)
 
     def torch_predict(x):
         with torch.inference_mode():
-            return net(torch.from_numpy(x).unsqueeze(1)).argmax(1).numpy()
+            return net(torch.from_numpy(x)).argmax(1).numpy()
 
     def torch_proba(x):
         with torch.inference_mode():
-            return torch.softmax(net(torch.from_numpy(x).unsqueeze(1)), 1).numpy()
+            return torch.softmax(net(torch.from_numpy(x)), 1).numpy()
 
     def tort_proba(x):
-        logits = tsess.run(None, {tname: x[:, None]})[0]
+        logits = tsess.run(None, {tname: x})[0]
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -173,16 +139,16 @@ def bench(clf, X, threads, rounds, latency_calls):
         "skconv": (lambda: clf.predict(batch), lambda: clf.predict_proba(row)),
         "ort": (lambda: sess.run(["label"], {name: batch}),
                 lambda: sess.run(["probabilities"], {name: row})),
-        "torch": (lambda: torch_predict(batch), lambda: torch_proba(row)),
-        "ort(torch)": (lambda: tsess.run(None, {tname: batch[:, None]})[0].argmax(1),
-                       lambda: tort_proba(row)),
+        "torch": (lambda: torch_predict(tbatch), lambda: torch_proba(trow)),
+        "ort(torch)": (lambda: tsess.run(None, {tname: tbatch})[0].argmax(1),
+                       lambda: tort_proba(trow)),
     }
     # the four agree before they are timed
     expected = clf.predict_proba(batch)
     diffs = {
         "ort": np.abs(sess.run(["probabilities"], {name: batch})[0] - expected).max(),
-        "torch": np.abs(torch_proba(batch) - expected).max(),
-        "ort(torch)": np.abs(tort_proba(batch) - expected).max(),
+        "torch": np.abs(torch_proba(tbatch) - expected).max(),
+        "ort(torch)": np.abs(tort_proba(tbatch) - expected).max(),
     }
     for what, diff in diffs.items():
         assert diff < 1e-4, f"{what} differs from predict_proba by {diff:.1e}"
@@ -209,15 +175,6 @@ def bench(clf, X, threads, rounds, latency_calls):
             hot, max(diffs.values()))
 
 
-def cpu_name():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -233,11 +190,10 @@ def main():
     print(f"skconv {skconv.__version__}, onnxruntime {ort.__version__}, skl2onnx "
           f"{skl2onnx.__version__}, onnx {onnx.__version__}, torch {torch.__version__}, "
           f"scikit-learn {sklearn.__version__}, numpy {np.__version__}")
-    X, y = make_data(2 * BATCH)
     ways = ["skconv", "ort", "torch", "ort(torch)"]
     print(f"\npredict img/s at batch {BATCH} and one-row predict_proba latency (us), "
           f"medians; ratio = how many times faster skconv is (below 1: slower)")
-    header = (f"{'model':>7} | {'thr':>3} | " + " ".join(f"{w:>10}" for w in ways)
+    header = (f"{'model':>8} | {'thr':>3} | " + " ".join(f"{w:>10}" for w in ways)
               + f" | {'vs ort':>6} {'vs torch':>8} | "
               + " ".join(f"{w + ' us':>13}" for w in ways)
               + f" | {'vs ort':>6} {'vs torch':>8} | "
@@ -245,12 +201,14 @@ def main():
     print(header)
     print("-" * len(header))
     for model in args.models:
+        side, channels, params = MODELS[model]
+        X, y = make_data(2 * BATCH, side, channels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = ConvNetClassifier(**MODELS[model], max_iter=1, random_state=0).fit(X, y)
+            clf = ConvNetClassifier(**params, max_iter=1, random_state=0).fit(X, y)
         for threads in args.threads:
             tput, lat, hot, diff = bench(clf, X, threads, args.rounds, args.latency_calls)
-            print(f"{model:>7} | {threads:>3} | " + " ".join(f"{tput[w]:>10.0f}" for w in ways)
+            print(f"{model:>8} | {threads:>3} | " + " ".join(f"{tput[w]:>10.0f}" for w in ways)
                   + f" | {tput['skconv'] / tput['ort']:>6.2f} "
                   f"{tput['skconv'] / tput['torch']:>8.2f} | "
                   + " ".join(f"{lat[w]:>13.1f}" for w in ways)

@@ -125,9 +125,10 @@ def test_inspection_example_explains_four_digits(run_example):
 
 
 @pytest.mark.slow
-def test_regression_example_prints_the_r2_of_both_models(run_example):
+def test_regression_example_prints_the_r2_of_each_model(run_example):
     out, _ = run_example("regression_count_digits.py")
-    assert "ConvNetRegressor: test R^2 = " in out
+    assert " ConvNetRegressor: test R^2 = " in out
+    assert "ConvNetRegressor, global pooling: test R^2 = " in out
     assert "MLPRegressor: test R^2 = " in out
 
 
