@@ -11,6 +11,11 @@ Recipes, each fitted once on the 60,000 training images and scored on the
   "scale": 0.1}`` and ``learning_rate="cosine"`` (one warm-up epoch);
 - ``default-shift``: the same net with ``augment={"shift": 2}`` only and
   ``learning_rate="cosine"`` from ``learning_rate_init=2e-3`` (one warm-up epoch);
+- ``residual-gap``: a 3x3 conv block of 32 filters with max pooling, a
+  residual block of two 32-filter convolutions with max pooling, a residual
+  block of two 64-filter convolutions (projection shortcut), batch norm
+  throughout, global average pooling straight into the output layer
+  (``hidden_layer_sizes=()``); shifts and the cosine schedule from 2e-3;
 - ``torch-aug`` (``--torch``): the same net, initialisation scheme, optimizer,
   schedule, batches and augmented images (drawn by skconv's own augmentation
   functions from the same seed) in PyTorch, for comparison.
@@ -50,6 +55,11 @@ RECIPES = {
     # shifts only (exact copies, the cheap kernel) and a higher peak rate
     "default-shift": dict(augment={"shift": 2}, learning_rate="cosine", lr_warmup_epochs=1,
                           learning_rate_init=2e-3),
+    "residual-gap": dict(conv_layers=(32, {"residual": [32, 32], "pool": "max"},
+                                      {"residual": [64, 64]}),
+                         batch_norm=True, global_pool="avg", hidden_layer_sizes=(),
+                         augment={"shift": 2}, learning_rate="cosine", lr_warmup_epochs=1,
+                         learning_rate_init=2e-3),
 }
 
 

@@ -7,12 +7,13 @@ except ImportError as exc:  # e.g. a source checkout without built extensions
 
     raise_not_built(exc)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 from ._classifier import ConvNetClassifier  # noqa: E402
 from ._regressor import ConvNetRegressor  # noqa: E402
 from ._kernels import _gemm  # noqa: E402
 from .ops import SIMD_PATHS, simd_path  # noqa: E402
+from . import architectures  # noqa: E402,F401
 
 
 def show_config():

@@ -1375,4 +1375,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 estimator_name=type(self).__name__, current_version=__version__,
                 original_version=pickled,
             ))
+        # skconv 0.1 had no global pooling: its models flatten (their network,
+        # a list of layers, becomes a graph in skconv._network.Sequential)
+        state.setdefault("global_pool", None)
         super().__setstate__(state)

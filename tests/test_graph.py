@@ -267,23 +267,32 @@ def test_a_residual_net_predicts_each_row_with_the_same_bits_alone_or_in_a_batch
 
 
 def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
+    import skconv
+    from skconv.exceptions import InconsistentVersionWarning
+
     X = np.random.RandomState(0).standard_normal((30, 8, 8)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        old = ConvNetClassifier(conv_layers=(3, 4), max_iter=2, random_state=0).fit(
-            X, np.arange(30) % 2)
-    # the same layers as a 0.1 network: positions for names, a list for a graph
-    layers = [node.layer for node in old._network.nodes]
-    legacy = Sequential(layers, old._network.input_shape, "float32")
-    legacy.params[...] = old._network.params
-    state = legacy.__getstate__()
-    state["layers"] = [node.layer for node in state.pop("nodes")]
-    loaded = Sequential.__new__(Sequential)
-    loaded.__setstate__(state)
-    old_predictions = old.predict_proba(X)
-    old._network = loaded
-    assert [node.name for node in loaded.nodes][:2] == ["0", "1"]
-    assert_array_equal(pickle.loads(pickle.dumps(old)).predict_proba(X), old_predictions)
+        model = ConvNetClassifier(conv_layers=(3, {"filters": 4, "batch_norm": True}),
+                                  max_iter=2, random_state=0).fit(X, np.arange(30) % 2)
+    expected = model.predict_proba(X)
+    # the state skconv 0.1 pickled: no global_pool, the network a list of layers
+    # (named by position) whose flat parameters are laid out as the graph's
+    state = model.__getstate__()
+    assert state.pop("_skconv_version") == skconv.__version__
+    del state["global_pool"]
+    network_state = state["_network"].__getstate__()
+    network_state["layers"] = [node.layer for node in network_state.pop("nodes")]
+    legacy = Sequential.__new__(Sequential)
+    legacy.__setstate__(network_state)
+    state.update(_network=legacy, _skconv_version="0.1.0")
+    loaded = ConvNetClassifier.__new__(ConvNetClassifier)
+    with pytest.warns(InconsistentVersionWarning, match="0.1.0"):
+        loaded.__setstate__(state)
+    assert [node.name for node in loaded._network.nodes][:2] == ["0", "1"]
+    assert_array_equal(loaded.predict_proba(X), expected)
+    assert loaded.get_params()["global_pool"] is None
+    assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict_proba(X), expected)
 
 
 def test_hand_built_graphs_train_like_the_estimators_nets():
