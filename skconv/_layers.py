@@ -284,7 +284,7 @@ class Conv2D(Layer):
         ``max(., 0)`` with ``relu``), into the pooling's buffers ``out`` and
         ``argmax``: each sample's output is pooled while in cache, never
         written out (``pool2`` of ops._conv2d). Only for a stride of 1; see
-        :meth:`MaxPool2D.forward_after`."""
+        ``skconv._plan.ConvPoolStep``."""
         _check_input(self, x)
         x = self._x = np.ascontiguousarray(self._padded(x))
         return self._conv(x, *self._weights(), out=out, pool2=(relu, argmax))
@@ -388,44 +388,6 @@ class MaxPool2D(_Pool2D):
     def fast_call(self, n, dtype, relu=False):
         g, n_threads = self._geometry(), ops._pool_threads((n,) + self.input_shape)
         return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
-
-    def pools_output_of(self, layer):
-        """Whether ``layer``, the layer before, can compute this pooling of its
-        output as it goes (:meth:`forward_after`): a stride-1 convolution (the
-        implicit product, whose output is in cache sample by sample) before
-        2x2 windows."""
-        return (self.window == (2, 2) and type(layer) is Conv2D and layer.stride == (1, 1)
-                and layer.groups == 1)
-
-    def forward_after(self, conv, x, training=True, relu=False):
-        """``self.forward(conv.forward(x, training), training, relu)`` without
-        writing out the convolution's output (8 MB for a batch of 64 through
-        32 filters on 32x32): the same values, and the argmax and state that
-        :meth:`backward_before` goes back through."""
-        if not training:
-            return self.fast_call_after(conv, x.shape[0], x.dtype, relu)(
-                np.ascontiguousarray(x))
-        shape = (x.shape[0],) + self.output_shape
-        y = _buffer(self, "_y", shape, x.dtype)
-        argmax = _buffer(self, "_argmax", shape, np.intp)
-        conv.forward_pooled(x, relu, y, argmax)
-        self._x_shape = (x.shape[0],) + self.input_shape
-        self._relu_y = y if relu else None
-        return y
-
-    def backward_before(self, conv, dy, need_dx=True):
-        """``conv.backward(self.backward(dy), need_dx)`` after :meth:`forward_after`.
-        Without dx (a first layer), the convolution forms its output's gradient
-        sample by sample while its weight gradient reads it, never for the batch."""
-        if need_dx:
-            return conv.backward(self.backward(dy), need_dx=True)
-        relu_y, self._relu_y = self._relu_y, None
-        return conv.backward(dy, need_dx=False, unpool=(self._argmax, relu_y))
-
-    def fast_call_after(self, conv, n, dtype, relu=False, fold=None):
-        """:meth:`fast_call` of ``conv`` and this pooling in one (see
-        :meth:`forward_after`); ``fold``, a batch norm between them."""
-        return conv.fast_call(n, dtype, relu=relu, pool2=True, fold=fold)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)

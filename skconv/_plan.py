@@ -16,6 +16,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from ._layers import _buffer
+
 INPUT = "input"
 
 _ANY = "*"
@@ -46,8 +48,12 @@ class LayerStep:
 
 
 class ConvPoolStep:
-    """A stride-1 convolution that max-pools its output 2x2 as it goes, then
-    the ReLU when the chain has one (see ``MaxPool2D.forward_after``)."""
+    """A stride-1 convolution that max-pools its output 2x2 as it goes, then the
+    ReLU when the chain has one: the convolution's output (8 MB for a batch of
+    64 through 32 filters on 32x32) is never written out, each sample's being
+    pooled while in cache (``pool2`` of ``ops._conv2d``). The same values,
+    and the argmax and state that the pooling's backward goes back through,
+    kept in the pooling layer's buffers."""
 
     rule = "conv_pool"
 
@@ -56,13 +62,25 @@ class ConvPoolStep:
         self.relu = len(layers) == 3
 
     def forward(self, xs):
-        return self.pool.forward_after(self.conv, xs[0], training=True, relu=self.relu)
+        pool = self.pool
+        shape = (xs[0].shape[0],) + pool.output_shape
+        y = _buffer(pool, "_y", shape, xs[0].dtype)
+        pool._argmax = _buffer(pool, "_argmax", shape, np.intp)
+        self.conv.forward_pooled(xs[0], self.relu, y, pool._argmax)
+        pool._x_shape = (xs[0].shape[0],) + pool.input_shape
+        pool._relu_y = y if self.relu else None
+        return y
 
     def backward(self, dy, need_dx):
-        return (self.pool.backward_before(self.conv, dy, need_dx=need_dx),)
+        if need_dx:
+            return (self.conv.backward(self.pool.backward(dy), need_dx=True),)
+        # no dx (a first layer): the convolution forms its output's gradient
+        # sample by sample while its weight gradient reads it, never for the batch
+        relu_y, self.pool._relu_y = self.pool._relu_y, None
+        return (self.conv.backward(dy, need_dx=False, unpool=(self.pool._argmax, relu_y)),)
 
     def fast(self, n, dtype):
-        return self.pool.fast_call_after(self.conv, n, dtype, relu=self.relu)
+        return self.conv.fast_call(n, dtype, relu=self.relu, pool2=True)
 
 
 class FoldedStep:
@@ -80,15 +98,18 @@ class FoldedStep:
 
     def fast(self, n, dtype):
         if self.pool is not None:
-            return self.pool.fast_call_after(self.layer, n, dtype, relu=self.relu,
-                                             fold=self.batch_norm)
+            return self.layer.fast_call(n, dtype, relu=self.relu, pool2=True,
+                                        fold=self.batch_norm)
         if self.relu:
             return self.layer.fast_call(n, dtype, relu=True, fold=self.batch_norm)
         return self.layer.fast_call(n, dtype, fold=self.batch_norm)
 
 
 def _pools_conv(conv, pool, *relu):
-    return pool.pools_output_of(conv)
+    """A convolution computes the 2x2 pooling of its output as it goes: one of
+    stride 1 (the implicit product, whose output is in cache sample by
+    sample) and one group."""
+    return pool.window == (2, 2) and conv.stride == (1, 1) and conv.groups == 1
 
 
 def _folds(layer, batch_norm, *rest):
@@ -96,7 +117,7 @@ def _folds(layer, batch_norm, *rest):
 
 
 def _folds_and_pools(layer, batch_norm, pool, *relu):
-    return layer.folds_batch_norm and pool.pools_output_of(layer)
+    return layer.folds_batch_norm and _pools_conv(layer, pool)
 
 
 def _fuses_relu(layer, relu):
