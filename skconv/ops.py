@@ -13,6 +13,7 @@ windows that do not fit are dropped.
 import functools
 import numbers
 import os
+from collections import namedtuple
 
 import numpy as np
 
@@ -338,13 +339,21 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None):
     return y.reshape(out_shape)
 
 
+#: What a convolution derives from the shapes alone (see :func:`_conv2d_plan`).
+ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_shape")
+#: Where a stride-1 convolution's implicit product reads (see :func:`_padded_image`).
+ImplicitLayout = namedtuple("ImplicitLayout",
+                            "offsets starts tile_row channel_stride padded_size")
+#: How a product is cut into blocks for the threads (see :func:`_matmul_plan`).
+MatmulPlan = namedtuple("MatmulPlan", "row_blocks col_blocks work_shape")
+
+
 def _conv2d_plan(g, f, dtype, n):
     """What :func:`_conv2d` derives from the shapes alone, for n samples through f
     filters in the current :func:`_plan_context`.
 
-    Returns ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
-    ``implicit`` is ``(offsets, starts, tile_row, channel_stride, padded_size)``
-    for a stride of 1 (the implicit product; see :func:`_padded_image`), else
+    Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
+    ``implicit`` is an :class:`ImplicitLayout` for a stride of 1 (the implicit product; see :func:`_padded_image`), else
     None (im2col and a GEMM per sample); ``work_shape`` that of the kernel's
     scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
     (n, f, oh, ow).
@@ -357,9 +366,9 @@ def _conv2d_plan(g, f, dtype, n):
         channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
             g, f, dtype)
         work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-        implicit = offsets, starts, tile_row, channel_stride, padded_size
-        return (n_threads, implicit, work_shape) + shapes
-    return (n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk))) + shapes
+        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size)
+        return ConvPlan(n_threads, implicit, work_shape, *shapes)
+    return ConvPlan(n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk)), *shapes)
 
 
 def _padded_image(g, f, dtype):
@@ -649,7 +658,7 @@ def _matmul(a, b, bias=None, out=None, relu=False, plan=None):
 
 def _matmul_plan(m, n, k):
     """What :func:`_matmul` derives from the shapes alone in the current
-    :func:`_plan_context`: ``(row_blocks, col_blocks, work_shape)``.
+    :func:`_plan_context`: a :class:`MatmulPlan` ``(row_blocks, col_blocks, work_shape)``.
 
     One block per thread: the rows are split first, in blocks of at least
     ``_MIN_ROWS_PER_THREAD``; when they run out (a dense layer at a batch of
@@ -662,7 +671,8 @@ def _matmul_plan(m, n, k):
     n_threads = _n_threads(max_row_blocks * max_col_blocks, 2 * m * n * k)
     row_blocks = min(max_row_blocks, n_threads)
     col_blocks = min(max_col_blocks, -(-n_threads // row_blocks))
-    return row_blocks, col_blocks, (n_threads, _gemm.work_size(-(-m // row_blocks), n, k))
+    return MatmulPlan(row_blocks, col_blocks,
+                      (n_threads, _gemm.work_size(-(-m // row_blocks), n, k)))
 
 
 def linear(x, w, b=None, *, out=None):
