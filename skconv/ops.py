@@ -1051,22 +1051,33 @@ def _check_grouped_weights(w, c, groups):
 
 
 @functools.lru_cache(maxsize=256)
-def _tap_columns(w, ow, kw, sw, pw, dw):
-    """(kw, 2) array: the outputs ``[first, stop)`` whose tap column kj reads
-    inside the input row (the depthwise kernels skip the padding's)."""
-    columns = np.empty((kw, 2), dtype=np.intp)
-    for kj in range(kw):
-        offset = kj * dw - pw
-        first = 0 if offset >= 0 else (-offset + sw - 1) // sw
-        stop = 0 if w - offset <= 0 else (w - offset + sw - 1) // sw
-        first = min(first, ow)
-        columns[kj] = first, max(first, min(stop, ow))
-    columns.flags.writeable = False
-    return columns
+def _depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """The padded, column-phase-split plane the depthwise kernels read (see
+    _kernels/_depthwise.pyx): ``(layout, offsets, phases)``.
+
+    Column q of a padded row goes to sub-row ``q % sw`` at ``q // sw``, so
+    output (i, j)'s tap (ki, kj) reads ``i * row_step + offsets[t] + j``,
+    contiguous in j. ``phases[p]`` is ``(first, stop, q0)``: sub-row p's
+    entries first ... stop - 1 hold x's columns ``q0 + k * sw``. The plane has
+    a vector's slack at its end, for the loads past a row's last output.
+    """
+    sub_row = -(-(w + 2 * pw) // sw)
+    offsets = np.array([(ki * dh * sw + kj * dw % sw) * sub_row + kj * dw // sw
+                        for ki in range(kh) for kj in range(kw)], dtype=np.intp)
+    phases = np.empty((sw, 3), dtype=np.intp)
+    for p in range(sw):
+        first = max(0, -(-(pw - p) // sw))
+        phases[p] = first, max(first, -(-(w + pw - p) // sw)), p - pw
+    layout = dict(h=h, w=w, ph=ph, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
+                  plane_size=(h + 2 * ph) * sw * sub_row + 16, oh=oh, ow=ow)
+    for a in (offsets, phases):
+        a.flags.writeable = False
+    return layout, offsets, phases
 
 
-def _columns_of(g):
-    return _tap_columns(g["w"], g["ow"], g["kw"], g["sw"], g["pw"], g["dw"])
+def _layout_of(g):
+    return _depthwise_layout(*(g[k] for k in ("h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "dh",
+                                              "dw", "oh", "ow")))
 
 
 def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
@@ -1081,9 +1092,11 @@ def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
     f = w.shape[0]
     y = np.empty((n, f, g["oh"], g["ow"]), dtype=x.dtype) if out is None else out
     if groups == c and groups > 1:
-        n_threads = _n_threads(n * f, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        n_threads = _n_threads(n * c, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        layout, offsets, phases = _layout_of(g)
+        planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
         _depthwise.depthwise_conv2d_forward(x, w, _NONE_1D[x.dtype.char] if b is None else b,
-                                            y, relu, _columns_of(g), g, n_threads)
+                                            y, relu, offsets, phases, planes, layout, n_threads)
         return y
     if groups == 1:
         _conv2d(x, w, b, g, out=y)
@@ -1110,20 +1123,7 @@ def _grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
     n, c = x.shape[:2]
     f, taps = w.shape
     if groups == c and groups > 1:
-        n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
-        work = 2 * n * f * taps * g["oh"] * g["ow"]
-        columns = _columns_of(g)
-        if need_dx:
-            dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
-            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, columns, g,
-                                                       _n_threads(n * c, work))
-        n_threads = _n_threads(n_chunks * f, work)
-        dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
-        dw_db = np.empty((f, taps + 1), dtype=x.dtype)
-        lanes = np.empty((n_threads, (taps + 1) * g["ow"]), dtype=x.dtype)
-        _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, columns, g,
-                                                     n_threads)
-        return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+        return _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx)
     if groups == 1:
         return _conv2d_backward(dy, x, w, g, need_dx, dx=dx)
     cg, fg = c // groups, f // groups
@@ -1140,6 +1140,39 @@ def _grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
         if need_dx:
             dx[:, channels] = dx_k
     return (dx if need_dx else None), dw, db
+
+
+def _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
+    """:func:`_grouped_conv2d_backward` of a depthwise convolution."""
+    n, c = x.shape[:2]
+    f, taps = w.shape
+    work = 2 * n * f * taps * g["oh"] * g["ow"]
+    layout, offsets, phases = _layout_of(g)
+    if need_dx:
+        dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+        if (f == c and g["sh"] == g["sw"] == 1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
+                and g["pw"] <= g["dw"] * (g["kw"] - 1)):
+            # with stride 1 and one filter per channel, dx is the forward
+            # correlation of dy with each kernel turned by 180 degrees (see
+            # _transposed_convolution): registers hold the sums, not memory
+            padding = (g["dh"] * (g["kh"] - 1) - g["ph"], g["dw"] * (g["kw"] - 1) - g["pw"])
+            gt = _geometry(dy.shape, (g["kh"], g["kw"]), 1, padding, (g["dh"], g["dw"]))
+            _grouped_conv2d(dy, np.ascontiguousarray(w[:, ::-1]), None, gt, c, out=dx)
+        else:
+            n_threads = _n_threads(n * c, work)
+            planes = np.empty((n_threads, layout["plane_size"]), dtype=x.dtype)
+            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, offsets, phases, planes,
+                                                       layout, n_threads)
+    n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
+    n_threads = _n_threads(n_chunks * f, work)
+    dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
+    dw_db = np.empty((f, taps + 1), dtype=x.dtype)
+    # each tap's lanes padded to whole vectors of the widest path
+    lanes = np.empty((n_threads, taps + 1, -(-g["ow"] // 8) * 8), dtype=x.dtype)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
+    _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, phases,
+                                                 planes, layout, n_threads)
+    return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
 
 
 def global_avg_pool2d(x):
