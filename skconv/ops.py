@@ -1150,15 +1150,10 @@ def _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
     layout, offsets, phases = _layout_of(g)
     if need_dx:
         dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
-        if (f == c and g["sh"] == g["sw"] == 1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
-                and g["pw"] <= g["dw"] * (g["kw"] - 1)):
-            # with stride 1 and one filter per channel, dx is the forward
-            # correlation of dy with each kernel turned by 180 degrees (see
-            # _transposed_convolution): registers hold the sums, not memory
-            padding = (g["dh"] * (g["kh"] - 1) - g["ph"], g["dw"] * (g["kw"] - 1) - g["pw"])
-            gt = _geometry(dy.shape, (g["kh"], g["kw"]), 1, padding, (g["dh"], g["dw"]))
-            _grouped_conv2d(dy, np.ascontiguousarray(w[:, ::-1]), None, gt, c, out=dx)
+        if g["ph"] <= g["dh"] * (g["kh"] - 1) and g["pw"] <= g["dw"] * (g["kw"] - 1):
+            _depthwise_transposed(dy, w, g, dx)
         else:
+            # padding past the kernel's span: scatter each dy row where its taps read
             n_threads = _n_threads(n * c, work)
             planes = np.empty((n_threads, layout["plane_size"]), dtype=x.dtype)
             _depthwise.depthwise_conv2d_backward_input(dy, w, dx, offsets, phases, planes,
@@ -1173,6 +1168,43 @@ def _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
     _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, phases,
                                                  planes, layout, n_threads)
     return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+
+
+def _depthwise_transposed(dy, w, g, dx):
+    """The input gradient of a depthwise convolution as depthwise forward
+    correlations (the fast kernel, whose sums stay in registers).
+
+    dx[c] sums, over c's m filters, dy's plane with sh - 1 (sw - 1) zeros
+    between its rows (columns) correlated with the filter's kernel turned by
+    180 degrees (see _transposed_convolution), with the kernel's span less the
+    padding as padding, and zeros below (right of) the rows (columns) that no
+    window read. The zeros add nothing but a product +-0, which leaves every
+    sum as it is. Filters add up in order: a fixed order for every element.
+    """
+    n, f, oh, ow = dy.shape
+    c, h, wd = dx.shape[1:]
+    m = f // c
+    kh, kw, dh, dw = g["kh"], g["kw"], g["dh"], g["dw"]
+    padding = (dh * (kh - 1) - g["ph"], dw * (kw - 1) - g["pw"])
+    size = (h - 2 * padding[0] + dh * (kh - 1), wd - 2 * padding[1] + dw * (kw - 1))
+    if g["sh"] == g["sw"] == 1:
+        spread = dy
+    else:
+        spread = np.zeros((n, f) + size, dtype=dy.dtype)
+        spread[:, :, :(oh - 1) * g["sh"] + 1:g["sh"], :(ow - 1) * g["sw"] + 1:g["sw"]] = dy
+    turned = np.ascontiguousarray(w[:, ::-1])
+    gt = _geometry(spread.shape[:1] + (c,) + spread.shape[2:], (kh, kw), 1, padding, (dh, dw))
+    if m == 1:
+        return _grouped_conv2d(spread, turned, None, gt, c, out=dx)
+    spread = spread.reshape(n, c, m, *size)
+    for k in range(m):
+        term = _grouped_conv2d(np.ascontiguousarray(spread[:, :, k]),
+                               np.ascontiguousarray(turned[k::m]), None, gt, c)
+        if k:
+            dx += term
+        else:
+            dx[...] = term
+    return dx
 
 
 def global_avg_pool2d(x):

@@ -151,6 +151,33 @@ def test_depthwise_conv2d_has_the_bits_of_its_documented_order(name, dtype):
                        depthwise_same_order(x, w, None, **kwargs))
 
 
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_has_its_documented_bits_on_every_row_width_and_path(simd_path, path, dtype):
+    # widths and heights through every block of rows by vectors of the SIMD
+    # kernel (depthwise.h), with their masked last vectors, and strides 1 to 3
+    simd_path(path)
+    rng = np.random.default_rng(7)
+    for h, wd, stride, padding, m in [(1, 1, 1, 1, 1), (3, 5, 1, 1, 2), (9, 8, 1, 1, 1),
+                                      (10, 9, 1, 1, 1), (4, 17, 1, 1, 1), (3, 33, 1, 1, 1),
+                                      (3, 40, 1, 0, 1), (12, 65, 1, 1, 1), (9, 31, 2, 1, 1),
+                                      (11, 70, 3, 2, 1), (8, 8, 2, 0, 2),
+                                      (4, 13, 2, 3, 2), (5, 9, 1, 3, 1)]:  # padding > span: scatter
+        x = rng.standard_normal((2, 3, h, wd)).astype(dtype)
+        w = rng.standard_normal((3 * m, 1, 3, 3)).astype(dtype)
+        b = rng.standard_normal(3 * m).astype(dtype)
+        kwargs = dict(stride=stride, padding=padding, dilation=1)
+        y = ops.conv2d(x, w, b, groups=3, **kwargs)
+        assert_array_equal(y, depthwise_same_order(x, w, b, **kwargs))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, groups=3, **kwargs)
+        expected = reference_grouped_conv2d_backward(dy.astype(np.float64), x, w, groups=3,
+                                                     **kwargs)
+        rtol = 1e-12 if dtype == np.float64 else 5e-5
+        for got, want in zip((dx, dw, db), expected):
+            assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
 def test_groups_1_is_the_dense_convolution_bit_for_bit():
     x, _, b, kwargs = _case(GROUPED["depthwise 3x3"], np.float32)
     w = np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32)
