@@ -1076,8 +1076,15 @@ def _depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 
 
 def _layout_of(g):
-    return _depthwise_layout(*(g[k] for k in ("h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "dh",
-                                              "dw", "oh", "ow")))
+    return _depthwise_layout(g["h"], g["w"], g["kh"], g["kw"], g["sh"], g["sw"], g["ph"],
+                             g["pw"], g["dh"], g["dw"], g["oh"], g["ow"])
+
+
+def _plane_threads(n, size):
+    """:func:`_n_threads` of a pass over n samples of ``size`` elements in all
+    (not _pool_threads: np.prod of a shape costs microseconds, a one-row
+    prediction's budget)."""
+    return _n_threads(n, size * _WORK_PER_ELEMENT)
 
 
 def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
@@ -1228,7 +1235,7 @@ def _global_avg_pool2d(x, out=None):
     """:func:`global_avg_pool2d` of a C-contiguous 4-D x; ``out`` an (n, c) array or None."""
     n, c = x.shape[:2]
     y = np.empty((n, c), dtype=x.dtype) if out is None else out
-    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, _pool_threads(x.shape))
+    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, _plane_threads(n, x.size))
     return y
 
 
@@ -1255,7 +1262,7 @@ def _global_avg_pool2d_backward(dy, x_shape, dx=None):
     x_shape to write into, or None."""
     n, c = x_shape[:2]
     dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
-    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), _pool_threads(x_shape))
+    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), _plane_threads(n, dx.size))
     return dx
 
 
@@ -1296,7 +1303,7 @@ def _global_max_pool2d(x, out=None, argmax=None):
     y = np.empty((n, c), dtype=x.dtype) if out is None else out
     _global_pool.global_max_pool2d_forward(
         x.reshape(n, c, -1), y, _NO_ARGMAX_2D if argmax is None else argmax,
-        _pool_threads(x.shape))
+        _plane_threads(n, x.size))
     return y, argmax
 
 
@@ -1338,5 +1345,5 @@ def _global_max_pool2d_backward(dy, argmax, x_shape, dx=None):
     n, c = x_shape[:2]
     dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
     _global_pool.global_max_pool2d_backward(dy, argmax, dx.reshape(n, c, -1),
-                                            _pool_threads(x_shape))
+                                            _plane_threads(n, dx.size))
     return dx
