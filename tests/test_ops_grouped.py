@@ -301,6 +301,19 @@ def test_global_avg_pool_sums_in_its_documented_order():
     assert_array_equal(ops.global_avg_pool2d(x), total / np.float32(25))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_max_pool_matches_one_scan_on_ties_nans_and_signed_zeros(dtype):
+    # the kernel scans in interleaved lanes; the answer must be one scan's
+    rng = np.random.default_rng(8)
+    values = np.array([0.0, -0.0, 1.0, -1.0, np.nan, 2.0, 2.0, -np.inf], dtype=dtype)
+    for size in (1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17):
+        x = rng.choice(values, size=(40, 1, 1, size), p=[.2, .2, .15, .15, .05, .1, .1, .05])
+        y, argmax = ops.global_max_pool2d(x)
+        y_ref, argmax_ref = reference_global_pool(x, "max")
+        assert_array_equal(argmax, argmax_ref)
+        assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))  # -0.0 and NaN bits too
+
+
 def test_global_max_pool_first_max_on_ties_and_nan_propagates():
     x = np.zeros((1, 3, 2, 3))
     x[0, 0] = [[1, 5, 2], [5, 0, 5]]
