@@ -1068,7 +1068,7 @@ def _depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     for p in range(sw):
         first = max(0, -(-(pw - p) // sw))
         phases[p] = first, max(first, -(-(w + pw - p) // sw)), p - pw
-    layout = dict(h=h, w=w, ph=ph, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
+    layout = dict(h=h, w=w, ph=ph, pw=pw, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
                   plane_size=(h + 2 * ph) * sw * sub_row + 16, oh=oh, ow=ow)
     for a in (offsets, phases):
         a.flags.writeable = False
@@ -1100,10 +1100,10 @@ def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
     y = np.empty((n, f, g["oh"], g["ow"]), dtype=x.dtype) if out is None else out
     if groups == c and groups > 1:
         n_threads = _n_threads(n * c, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
-        layout, offsets, phases = _layout_of(g)
+        layout, offsets, _ = _layout_of(g)
         planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
         _depthwise.depthwise_conv2d_forward(x, w, _NONE_1D[x.dtype.char] if b is None else b,
-                                            y, relu, offsets, phases, planes, layout, n_threads)
+                                            y, relu, offsets, planes, layout, n_threads)
         return y
     if groups == 1:
         _conv2d(x, w, b, g, out=y)
@@ -1172,8 +1172,8 @@ def _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
     # each tap's lanes padded to whole vectors of the widest path
     lanes = np.empty((n_threads, taps + 1, -(-g["ow"] // 8) * 8), dtype=x.dtype)
     planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
-    _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, phases,
-                                                 planes, layout, n_threads)
+    _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, planes,
+                                                 layout, n_threads)
     return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
 
 

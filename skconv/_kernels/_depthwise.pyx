@@ -28,6 +28,10 @@ cdef extern from "depthwise.h":
     void skc_dw_plane_d(const double *src, const Py_ssize_t *offsets, Py_ssize_t taps,
                         Py_ssize_t row_step, const double *w, double bias, int has_bias, int relu,
                         double *out, Py_ssize_t oh, Py_ssize_t ow, int vector) noexcept nogil
+    void skc_dw_fill_s(const float *x, Py_ssize_t h, Py_ssize_t w, float *plane, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t sw, Py_ssize_t sub_row, int vector) noexcept nogil
+    void skc_dw_fill_d(const double *x, Py_ssize_t h, Py_ssize_t w, double *plane, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t sw, Py_ssize_t sub_row, int vector) noexcept nogil
     void skc_dw_scatter_s(float *dst, const float *dy, const Py_ssize_t *offsets, Py_ssize_t taps,
                           Py_ssize_t row_step, const float *w, Py_ssize_t oh, Py_ssize_t ow,
                           int vector) noexcept nogil
@@ -44,7 +48,7 @@ cdef extern from "depthwise.h":
 
 ctypedef struct Layout:
     Py_ssize_t h, w             # the input plane
-    Py_ssize_t ph, sw           # its top padding and the column stride
+    Py_ssize_t ph, pw, sw       # its padding and the column stride
     Py_ssize_t sub_row          # elements of one phase's sub-row
     Py_ssize_t row_step         # elements between two output rows' reads
     Py_ssize_t plane_size       # elements of the padded plane, slack included
@@ -53,37 +57,20 @@ ctypedef struct Layout:
 
 cdef inline void _fill(
     const floating *x,                  # IN  (h, w)
-    const Py_ssize_t *phases,           # IN  (sw, 3): first, stop, q0 of each phase
     floating *plane,                    # OUT the interior of the padded plane
     const Layout *lay,
+    bint vector,
 ) noexcept nogil:
     """Copy x into the padded plane's interior; its padding stays as it is (zero)."""
-    # locals, not lay->field: the stores could alias *lay as far as the compiler
-    # knows (extensions build with -fno-strict-aliasing), which stops vectorisation
-    cdef Py_ssize_t h = lay.h, w = lay.w, sw = lay.sw, sub_row = lay.sub_row, ph = lay.ph
-    cdef Py_ssize_t r, p, k, first, stop, q0
-    cdef floating *dst
-    cdef const floating *src
-    for r in range(h):
-        src = x + r * w
-        for p in range(sw):
-            first, stop, q0 = phases[3 * p], phases[3 * p + 1], phases[3 * p + 2]
-            dst = plane + ((r + ph) * sw + p) * sub_row
-            # sub-row entry k holds column q0 + k * sw of x; a literal stride
-            # lets the compiler vectorise the usual strides' gathers
-            if sw == 1:
-                memcpy(dst + first, src + q0 + first, (stop - first) * sizeof(floating))
-            elif sw == 2:
-                for k in range(first, stop):
-                    dst[k] = src[q0 + 2 * k]
-            else:
-                for k in range(first, stop):
-                    dst[k] = src[q0 + k * sw]
+    if floating is float:
+        skc_dw_fill_s(x, lay.h, lay.w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
+    else:
+        skc_dw_fill_d(x, lay.h, lay.w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
 
 
 cdef inline void _unfill(
     const floating *plane,              # IN  the padded plane
-    const Py_ssize_t *phases,           # IN  (sw, 3), as for _fill
+    const Py_ssize_t *phases,           # IN  (sw, 3): first, stop, q0 of each sub-row
     floating *x,                        # OUT (h, w) its interior
     const Layout *lay,
 ) noexcept nogil:
@@ -111,7 +98,6 @@ def depthwise_conv2d_forward(
     floating[:, :, :, ::1] y,           # OUT (n, c * m, oh, ow)
     bint relu,                          # then max(., 0) (NaN stays)
     const Py_ssize_t[::1] offsets,      # IN  (kh * kw,) each tap's start in the padded plane
-    const Py_ssize_t[:, ::1] phases,    # IN  (sw, 3)
     floating[:, ::1] planes,            # scratch (n_threads, plane_size), zero on entry
     Layout lay,
     int n_threads,
@@ -127,7 +113,7 @@ def depthwise_conv2d_forward(
             n = task // nc
             c = task % nc
             plane = &planes[threadid(), 0]
-            _fill(&x[n, c, 0, 0], &phases[0, 0], plane, &lay)
+            _fill(&x[n, c, 0, 0], plane, &lay, vector)
             for k in range(m):
                 f = c * m + k
                 if floating is float:
@@ -183,7 +169,6 @@ def depthwise_conv2d_backward_weights(
     floating[:, ::1] dw,                # OUT (c * m, kh * kw + 1): dw, then db in the last column
     floating[:, :, ::1] lanes,          # scratch (n_threads, kh * kw + 1, ow rounded up to 8)
     const Py_ssize_t[::1] offsets,      # IN  (kh * kw,), as for the forward pass
-    const Py_ssize_t[:, ::1] phases,    # IN  (sw, 3)
     floating[:, ::1] planes,            # scratch (n_threads, plane_size), zero on entry
     Layout lay,
     int n_threads,
@@ -214,7 +199,7 @@ def depthwise_conv2d_backward_weights(
             plane = &planes[tid, 0]
             memset(acc, 0, (taps + 1) * stride * sizeof(floating))
             for n in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
-                _fill(&x[n, f // m, 0, 0], &phases[0, 0], plane, &lay)
+                _fill(&x[n, f // m, 0, 0], plane, &lay, vector)
                 if floating is float:
                     skc_dw_weights_s(acc, stride, &dy[n, f, 0, 0], plane, &offsets[0], taps,
                                      lay.row_step, lay.oh, ow, vector)

@@ -48,6 +48,26 @@ static inline void skc_dw_plane_##SUF##_portable(                               
 SKC_DW_PORTABLE(float, s)
 SKC_DW_PORTABLE(double, d)
 
+/* Copy a (h, w) plane into the padded plane's interior: column q of row r goes
+ * to padded column qq = q + pw of row r + ph, that is sub-row qq % sw at
+ * qq // sw. The padding is left as it is (the caller keeps it zero). */
+#define SKC_DW_FILL_PORTABLE(T, SUF)                                                     \
+static inline void skc_dw_fill_##SUF##_portable(                                         \
+    const T *x, ptrdiff_t h, ptrdiff_t w, T *plane, ptrdiff_t ph, ptrdiff_t pw,          \
+    ptrdiff_t sw, ptrdiff_t sub_row)                                                     \
+{                                                                                        \
+    for (ptrdiff_t r = 0; r < h; r++) {                                                  \
+        T *row = plane + (r + ph) * sw * sub_row;                                        \
+        for (ptrdiff_t q = 0; q < w; q++) {                                              \
+            const ptrdiff_t qq = q + pw;                                                 \
+            row[qq % sw * sub_row + qq / sw] = x[r * w + q];                             \
+        }                                                                                \
+    }                                                                                    \
+}
+
+SKC_DW_FILL_PORTABLE(float, s)
+SKC_DW_FILL_PORTABLE(double, d)
+
 /* The backward passes over one plane, portable. scatter: dst (the padded
  * input gradient) += each output row's dy times each tap, where the tap read.
  * weights: acc[t * stride + j] += dy[i, j] * (what tap t read for (i, j)) for
@@ -217,6 +237,59 @@ SKC_DW_AVX2_BACKWARD(float, s, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm25
 SKC_DW_AVX2_BACKWARD(double, d, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_add_pd,
                      _mm256_mul_pd, skc_load_d, skc_store_d)
 
+/* The fill in AVX2 for strides 1 and 2 (others take the portable loop): a row
+ * is copied a vector at a time, or split into its even and odd columns, 2 *
+ * LANES columns a step, the last step masked (so nothing past x's row is
+ * read, nor past the sub-rows' columns written). */
+__attribute__((target("avx2")))
+static inline void skc_dw_split_s(const float *src, int n, float *even, float *odd)
+{
+    const __m256 t0 = skc_load_s(src, n), t1 = skc_load_s(src + 8, n - 8);
+    const __m256 e = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256 o = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+    skc_store_s(even, e, (n + 1) / 2);
+    skc_store_s(odd, o, n / 2);
+}
+__attribute__((target("avx2")))
+static inline void skc_dw_split_d(const double *src, int n, double *even, double *odd)
+{
+    const __m256d t0 = skc_load_d(src, n), t1 = skc_load_d(src + 4, n - 4);
+    const __m256d e = _mm256_permute4x64_pd(_mm256_unpacklo_pd(t0, t1), _MM_SHUFFLE(3, 1, 2, 0));
+    const __m256d o = _mm256_permute4x64_pd(_mm256_unpackhi_pd(t0, t1), _MM_SHUFFLE(3, 1, 2, 0));
+    skc_store_d(even, e, (n + 1) / 2);
+    skc_store_d(odd, o, n / 2);
+}
+#define SKC_DW_FILL_AVX2(T, SUF, LANES, LOAD_N, STORE_N)                                 \
+__attribute__((target("avx2")))                                                          \
+static void skc_dw_fill_##SUF##_avx2(                                                    \
+    const T *x, ptrdiff_t h, ptrdiff_t w, T *plane, ptrdiff_t ph, ptrdiff_t pw,          \
+    ptrdiff_t sw, ptrdiff_t sub_row)                                                     \
+{                                                                                        \
+    for (ptrdiff_t r = 0; r < h; r++) {                                                  \
+        const T *src = x + r * w;                                                        \
+        T *row = plane + (r + ph) * sw * sub_row;                                        \
+        if (sw == 1) {                                                                   \
+            for (ptrdiff_t q = 0; q < w; q += LANES) {                                   \
+                const int n = w - q < LANES ? (int)(w - q) : LANES;                      \
+                STORE_N(row + pw + q, LOAD_N(src + q, n), n);                            \
+            }                                                                            \
+        } else {                                                                         \
+            /* even column 2u -> padded pw + 2u; odd 2u + 1 -> pw + 2u + 1 */            \
+            T *even = row + pw % 2 * sub_row + pw / 2;                                   \
+            T *odd = row + (pw + 1) % 2 * sub_row + (pw + 1) / 2;                        \
+            for (ptrdiff_t q = 0; q < w; q += 2 * LANES) {                               \
+                const int n = w - q < 2 * LANES ? (int)(w - q) : 2 * LANES;              \
+                skc_dw_split_##SUF(src + q, n, even + q / 2, odd + q / 2);               \
+            }                                                                            \
+        }                                                                                \
+    }                                                                                    \
+}
+
+SKC_DW_FILL_AVX2(float, s, 8, skc_load_s, skc_store_s)
+SKC_DW_FILL_AVX2(double, d, 4, skc_load_d, skc_store_d)
+
 SKC_DW_AVX2_BLOCK(float, s, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_add_ps,
                   _mm256_mul_ps, _mm256_max_ps, _mm256_setzero_ps, skc_store_s)
 SKC_DW_AVX2_BLOCK(double, d, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_add_pd,
@@ -267,5 +340,18 @@ static inline void skc_dw_weights_##SUF(                                        
 
 SKC_DW_DISPATCH_BACKWARD(float, s)
 SKC_DW_DISPATCH_BACKWARD(double, d)
+
+#define SKC_DW_DISPATCH_FILL(T, SUF)                                                     \
+static inline void skc_dw_fill_##SUF(                                                    \
+    const T *x, ptrdiff_t h, ptrdiff_t w, T *plane, ptrdiff_t ph, ptrdiff_t pw,          \
+    ptrdiff_t sw, ptrdiff_t sub_row, int vector)                                         \
+{                                                                                        \
+    SKC_DW_IF_AVX2(vector && sw <= 2, skc_dw_fill_##SUF##_avx2(x, h, w, plane, ph, pw,   \
+                                                              sw, sub_row))              \
+    skc_dw_fill_##SUF##_portable(x, h, w, plane, ph, pw, sw, sub_row);                   \
+}
+
+SKC_DW_DISPATCH_FILL(float, s)
+SKC_DW_DISPATCH_FILL(double, d)
 
 #endif
