@@ -1068,7 +1068,7 @@ def _depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     for p in range(sw):
         first = max(0, -(-(pw - p) // sw))
         phases[p] = first, max(first, -(-(w + pw - p) // sw)), p - pw
-    layout = dict(h=h, w=w, ph=ph, pw=pw, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
+    layout = dict(h=h, w=w, ph=ph, pw=pw, spread_h=1, spread_w=1, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
                   plane_size=(h + 2 * ph) * sw * sub_row + 16, oh=oh, ow=ow)
     for a in (offsets, phases):
         a.flags.writeable = False
@@ -1194,23 +1194,27 @@ def _depthwise_transposed(dy, w, g, dx):
     kh, kw, dh, dw = g["kh"], g["kw"], g["dh"], g["dw"]
     padding = (dh * (kh - 1) - g["ph"], dw * (kw - 1) - g["pw"])
     size = (h - 2 * padding[0] + dh * (kh - 1), wd - 2 * padding[1] + dw * (kw - 1))
-    if g["sh"] == g["sw"] == 1:
-        spread = dy
-    else:
-        spread = np.zeros((n, f) + size, dtype=dy.dtype)
-        spread[:, :, :(oh - 1) * g["sh"] + 1:g["sh"], :(ow - 1) * g["sw"] + 1:g["sw"]] = dy
+    gt = _geometry((n, c) + size, (kh, kw), 1, padding, (dh, dw))
+    layout, offsets, _ = _layout_of(gt)
+    if g["sh"] != 1 or g["sw"] != 1:
+        # the zeros between dy's rows and columns are the padded plane's own
+        layout = dict(layout, h=oh, w=ow, spread_h=g["sh"], spread_w=g["sw"])
     turned = np.ascontiguousarray(w[:, ::-1])
-    gt = _geometry(spread.shape[:1] + (c,) + spread.shape[2:], (kh, kw), 1, padding, (dh, dw))
+    n_threads = _n_threads(n * c, 2 * n * f * w.shape[1] * h * wd)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=dy.dtype)
     if m == 1:
-        return _grouped_conv2d(spread, turned, None, gt, c, out=dx)
-    spread = spread.reshape(n, c, m, *size)
+        _depthwise.depthwise_conv2d_forward(dy, turned, _NONE_1D[dy.dtype.char], dx, False,
+                                            offsets, planes, layout, n_threads)
+        return dx
+    dy = dy.reshape(n, c, m, oh, ow)
+    term = np.empty_like(dx)
     for k in range(m):
-        term = _grouped_conv2d(np.ascontiguousarray(spread[:, :, k]),
-                               np.ascontiguousarray(turned[k::m]), None, gt, c)
+        _depthwise.depthwise_conv2d_forward(
+            np.ascontiguousarray(dy[:, :, k]), np.ascontiguousarray(turned[k::m]),
+            _NONE_1D[dx.dtype.char], dx if k == 0 else term, False, offsets, planes, layout,
+            n_threads)
         if k:
             dx += term
-        else:
-            dx[...] = term
     return dx
 
 

@@ -47,9 +47,12 @@ cdef extern from "depthwise.h":
 
 
 ctypedef struct Layout:
-    Py_ssize_t h, w             # the input plane
-    Py_ssize_t ph, pw, sw       # its padding and the column stride
-    Py_ssize_t sub_row          # elements of one phase's sub-row
+    Py_ssize_t h, w             # the source plane
+    Py_ssize_t ph, pw           # where its (0, 0) goes in the padded plane
+    Py_ssize_t spread_h, spread_w  # its rows' (columns') spacing there: 1 but for
+                                # a strided convolution's dy spread out for dx
+    Py_ssize_t sw               # the column stride: the padded rows' sub-rows
+    Py_ssize_t sub_row          # elements of one sub-row
     Py_ssize_t row_step         # elements between two output rows' reads
     Py_ssize_t plane_size       # elements of the padded plane, slack included
     Py_ssize_t oh, ow           # output
@@ -62,10 +65,18 @@ cdef inline void _fill(
     bint vector,
 ) noexcept nogil:
     """Copy x into the padded plane's interior; its padding stays as it is (zero)."""
-    if floating is float:
-        skc_dw_fill_s(x, lay.h, lay.w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
+    cdef Py_ssize_t r, q, h = lay.h, w = lay.w, spread_w = lay.spread_w
+    cdef floating *dst
+    if lay.spread_h != 1 or spread_w != 1:
+        # a spread dy (skconv.ops._depthwise_transposed): stride 1, so one sub-row
+        for r in range(h):
+            dst = plane + (r * lay.spread_h + lay.ph) * lay.sub_row + lay.pw
+            for q in range(w):
+                dst[q * spread_w] = x[r * w + q]
+    elif floating is float:
+        skc_dw_fill_s(x, h, w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
     else:
-        skc_dw_fill_d(x, lay.h, lay.w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
+        skc_dw_fill_d(x, h, w, plane, lay.ph, lay.pw, lay.sw, lay.sub_row, vector)
 
 
 cdef inline void _unfill(
