@@ -8,6 +8,8 @@ test_ops_grouped_torch.py.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
@@ -176,6 +178,36 @@ def test_depthwise_has_its_documented_bits_on_every_row_width_and_path(simd_path
         rtol = 1e-12 if dtype == np.float64 else 5e-5
         for got, want in zip((dx, dw, db), expected):
             assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@settings(max_examples=50)
+@given(n=st.integers(1, 3), c=st.integers(2, 4), m=st.integers(1, 2), h=st.integers(1, 11),
+       wd=st.integers(1, 19), k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_depthwise_on_random_geometry_matches_the_references(n, c, m, h, wd, k, stride, padding,
+                                                           dilation, dtype):
+    # c >= 2: groups == c == 1 is the dense convolution, whose order is the GEMM's
+    spans = [d * (kk - 1) + 1 for d, kk in zip(dilation, k)]
+    if h + 2 * padding[0] < spans[0] or wd + 2 * padding[1] < spans[1]:
+        with pytest.raises(ValueError, match="does not fit input"):
+            ops.conv2d(np.zeros((n, c, h, wd), dtype), np.zeros((c * m, 1) + k, dtype), groups=c,
+                       stride=stride, padding=padding, dilation=dilation)
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
+    w = rng.standard_normal((c * m, 1) + k).astype(dtype)
+    b = rng.standard_normal(c * m).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
+    y = ops.conv2d(x, w, b, groups=c, **kwargs)
+    assert_array_equal(y, depthwise_same_order(x, w, b, **kwargs))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = reference_grouped_conv2d_backward(dy.astype(np.float64), x, w, groups=c, **kwargs)
+    rtol = 1e-12 if dtype == np.float64 else 5e-5
+    for got, want in zip(ops.conv2d_backward(dy, x, w, groups=c, **kwargs), expected):
+        assert_allclose(got, want, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1))
 
 
 def test_groups_1_is_the_dense_convolution_bit_for_bit():
