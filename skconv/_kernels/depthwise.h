@@ -8,7 +8,9 @@
  * Every output is one chain: 0, + x * w for each tap in order, + bias, then
  * max(., 0); multiply and add are separate instructions (no FMA), so the
  * portable loops here and the AVX2 ones give the same bits. A tap on the
- * padding adds +0 or -0, which leaves the chain's value unchanged.
+ * padding adds +0 or -0 (a finite weight times zero), which leaves the chain's
+ * value unchanged. The AVX2 loops serve the avx512 path too, as pool.h's do:
+ * the rows of small maps are a vector or two of eight wide.
  */
 #ifndef SKCONV_DEPTHWISE_H
 #define SKCONV_DEPTHWISE_H
