@@ -24,10 +24,10 @@ from ._reduce cimport fixed_order_sum
 cdef extern from "depthwise.h":
     void skc_dw_plane_s(const float *src, const Py_ssize_t *offsets, Py_ssize_t taps,
                         Py_ssize_t row_step, const float *w, float bias, int has_bias, int relu,
-                        float *out, Py_ssize_t oh, Py_ssize_t ow, int vector) noexcept nogil
+                        float *out, Py_ssize_t oh, Py_ssize_t ow, int path) noexcept nogil
     void skc_dw_plane_d(const double *src, const Py_ssize_t *offsets, Py_ssize_t taps,
                         Py_ssize_t row_step, const double *w, double bias, int has_bias, int relu,
-                        double *out, Py_ssize_t oh, Py_ssize_t ow, int vector) noexcept nogil
+                        double *out, Py_ssize_t oh, Py_ssize_t ow, int path) noexcept nogil
     void skc_dw_fill_s(const float *x, Py_ssize_t h, Py_ssize_t w, float *plane, Py_ssize_t ph,
                        Py_ssize_t pw, Py_ssize_t sw, Py_ssize_t sub_row, int vector) noexcept nogil
     void skc_dw_fill_d(const double *x, Py_ssize_t h, Py_ssize_t w, double *plane, Py_ssize_t ph,
@@ -118,6 +118,7 @@ def depthwise_conv2d_forward(
     cdef Py_ssize_t task, n, c, f, k, nc = x.shape[1], m = w.shape[0] // x.shape[1]
     cdef Py_ssize_t taps = w.shape[1]
     cdef bint has_bias = b.shape[0] > 0, vector = simd_path() > 0
+    cdef int path = simd_path()
     cdef floating *plane
     with nogil:
         for task in prange(x.shape[0] * nc, schedule='static', num_threads=n_threads):
@@ -130,11 +131,11 @@ def depthwise_conv2d_forward(
                 if floating is float:
                     skc_dw_plane_s(plane, &offsets[0], taps, lay.row_step, &w[f, 0],
                                    b[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
-                                   lay.oh, lay.ow, vector)
+                                   lay.oh, lay.ow, path)
                 else:
                     skc_dw_plane_d(plane, &offsets[0], taps, lay.row_step, &w[f, 0],
                                    b[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
-                                   lay.oh, lay.ow, vector)
+                                   lay.oh, lay.ow, path)
 
 
 def depthwise_conv2d_backward_input(

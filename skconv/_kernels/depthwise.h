@@ -9,8 +9,8 @@
  * max(., 0); multiply and add are separate instructions (no FMA), so the
  * portable loops here and the AVX2 ones give the same bits. A tap on the
  * padding adds +0 or -0 (a finite weight times zero), which leaves the chain's
- * value unchanged. The AVX2 loops serve the avx512 path too, as pool.h's do:
- * the rows of small maps are a vector or two of eight wide.
+ * value unchanged. The AVX2 loops serve the avx512 path too (as pool.h's do)
+ * but for the forward pass over rows wider than one AVX2 vector.
  */
 #ifndef SKCONV_DEPTHWISE_H
 #define SKCONV_DEPTHWISE_H
@@ -108,8 +108,8 @@ SKC_DW_PORTABLE_BACKWARD(double, d)
  * add per vector, and R * NV independent chains hide the add's latency).
  * Loads may run up to a vector past the row's end (the buffer has the slack;
  * those lanes are never stored). R and NV are constants at every call site. */
-#define SKC_DW_AVX2_BLOCK(T, SUF, V, LANES, SET1, LOADU, ADD, MUL, MAX, ZERO, STORE)     \
-__attribute__((target("avx2"), always_inline))                                           \
+#define SKC_DW_SIMD_PLANE(T, SUF, TARGET, V, LANES, SET1, LOADU, ADD, MUL, MAX, ZERO, STORE) \
+__attribute__((target(TARGET), always_inline))                                           \
 static inline void skc_dw_block_##SUF(                                                   \
     const int R, const int NV, const T *src, const ptrdiff_t *offsets, ptrdiff_t taps,   \
     ptrdiff_t row_step, const T *w, T bias, int has_bias, int relu, T *out,              \
@@ -137,8 +137,8 @@ static inline void skc_dw_block_##SUF(                                          
         }                                                                                \
 }                                                                                        \
                                                                                          \
-__attribute__((target("avx2")))                                                          \
-static void skc_dw_plane_##SUF##_avx2(                                                   \
+__attribute__((target(TARGET)))                                                          \
+static void skc_dw_plane_##SUF(                                                          \
     const T *src, const ptrdiff_t *offsets, ptrdiff_t taps, ptrdiff_t row_step,          \
     const T *w, T bias, int has_bias, int relu, T *out, ptrdiff_t oh, ptrdiff_t ow)      \
 {                                                                                        \
@@ -292,24 +292,60 @@ static void skc_dw_fill_##SUF##_avx2(                                           
 SKC_DW_FILL_AVX2(float, s, 8, skc_load_s, skc_store_s)
 SKC_DW_FILL_AVX2(double, d, 4, skc_load_d, skc_store_d)
 
-SKC_DW_AVX2_BLOCK(float, s, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_add_ps,
-                  _mm256_mul_ps, _mm256_max_ps, _mm256_setzero_ps, skc_store_s)
-SKC_DW_AVX2_BLOCK(double, d, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_add_pd,
-                  _mm256_mul_pd, _mm256_max_pd, _mm256_setzero_pd, skc_store_d)
+SKC_DW_SIMD_PLANE(float, s_avx2, "avx2", __m256, 8, _mm256_set1_ps, _mm256_loadu_ps,
+                  _mm256_add_ps, _mm256_mul_ps, _mm256_max_ps, _mm256_setzero_ps, skc_store_s)
+SKC_DW_SIMD_PLANE(double, d_avx2, "avx2", __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd,
+                  _mm256_add_pd, _mm256_mul_pd, _mm256_max_pd, _mm256_setzero_pd, skc_store_d)
 #define SKC_DW_HAVE_AVX2 1
+
+/* The forward pass in AVX-512's sixteen (eight) lanes, on its path: the same
+ * chains. Not in the emulated build (tools/avx512_emulated.sh), which runs
+ * the avx512 path on CPUs without AVX-512: there the AVX2 loops serve it. */
+#ifndef SKC_EMULATE_AVX512
+__attribute__((target("avx512f")))
+static inline void skc_store512_s(float *p, __m512 v, int n)
+{
+    if (n >= 16)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
+}
+__attribute__((target("avx512f")))
+static inline void skc_store512_d(double *p, __m512d v, int n)
+{
+    if (n >= 8)
+        _mm512_storeu_pd(p, v);
+    else
+        _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), v);
+}
+SKC_DW_SIMD_PLANE(float, s_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_loadu_ps,
+                  _mm512_add_ps, _mm512_mul_ps, _mm512_max_ps, _mm512_setzero_ps, skc_store512_s)
+SKC_DW_SIMD_PLANE(double, d_avx512, "avx512f", __m512d, 8, _mm512_set1_pd, _mm512_loadu_pd,
+                  _mm512_add_pd, _mm512_mul_pd, _mm512_max_pd, _mm512_setzero_pd, skc_store512_d)
+#define SKC_DW_HAVE_AVX512 1
+#endif
 #else
 #define SKC_DW_HAVE_AVX2 0
 #endif
+#ifndef SKC_DW_HAVE_AVX512
+#define SKC_DW_HAVE_AVX512 0
+#endif
 
-/* Entry points: ``vector`` (a SIMD path is in use) picks the AVX2 loops. */
+/* Entry points: ``vector`` (a SIMD path is in use) picks the AVX2 loops; the
+ * forward's ``path`` (skconv's: 0 portable, 1 avx2, 2 avx512) its own, but
+ * rows no wider than an AVX2 vector stay there: half-empty AVX-512 vectors
+ * and their masked stores measured slower (7x7 and 8x8 maps). */
 #define SKC_DW_DISPATCH(T, SUF)                                                          \
 static inline void skc_dw_plane_##SUF(                                                   \
     const T *src, const ptrdiff_t *offsets, ptrdiff_t taps, ptrdiff_t row_step,          \
     const T *w, T bias, int has_bias, int relu, T *out, ptrdiff_t oh, ptrdiff_t ow,      \
-    int vector)                                                                          \
+    int path)                                                                            \
 {                                                                                        \
-    SKC_DW_IF_AVX2(vector, skc_dw_plane_##SUF##_avx2(src, offsets, taps, row_step, w,    \
-                                                     bias, has_bias, relu, out, oh, ow)) \
+    SKC_DW_IF_AVX512(path >= 2 && ow * (ptrdiff_t)sizeof(T) > 32,                        \
+                     skc_dw_plane_##SUF##_avx512(src, offsets, taps, row_step, w, bias,  \
+                                                 has_bias, relu, out, oh, ow))           \
+    SKC_DW_IF_AVX2(path >= 1, skc_dw_plane_##SUF##_avx2(src, offsets, taps, row_step, w, \
+                                                        bias, has_bias, relu, out, oh, ow)) \
     skc_dw_plane_##SUF##_portable(src, offsets, taps, row_step, w, bias, has_bias, relu, \
                                   out, oh, ow);                                          \
 }
@@ -317,6 +353,11 @@ static inline void skc_dw_plane_##SUF(                                          
 #define SKC_DW_IF_AVX2(vector, call) if (vector) { call; return; }
 #else
 #define SKC_DW_IF_AVX2(vector, call)
+#endif
+#if SKC_DW_HAVE_AVX512
+#define SKC_DW_IF_AVX512(vector, call) if (vector) { call; return; }
+#else
+#define SKC_DW_IF_AVX512(vector, call)
 #endif
 
 SKC_DW_DISPATCH(float, s)
