@@ -1082,22 +1082,40 @@ def _check_grouped_weights(w, c, groups):
 
 
 @functools.lru_cache(maxsize=256)
-def _tap_columns(w, ow, kw, sw, pw, dw):
-    """(kw, 2) array: the outputs ``[first, stop)`` whose tap column kj reads
-    inside the input row (the depthwise kernels skip the padding's)."""
-    columns = np.empty((kw, 2), dtype=np.intp)
-    for kj in range(kw):
-        offset = kj * dw - pw
-        first = 0 if offset >= 0 else (-offset + sw - 1) // sw
-        stop = 0 if w - offset <= 0 else (w - offset + sw - 1) // sw
-        first = min(first, ow)
-        columns[kj] = first, max(first, min(stop, ow))
-    columns.flags.writeable = False
-    return columns
+def _depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """The padded, column-phase-split plane the depthwise kernels read (see
+    _kernels/_depthwise.pyx): ``(layout, offsets, phases)``.
+
+    Column q of a padded row goes to sub-row ``q % sw`` at ``q // sw``, so
+    output (i, j)'s tap (ki, kj) reads ``i * row_step + offsets[t] + j``,
+    contiguous in j. ``phases[p]`` is ``(first, stop, q0)``: sub-row p's
+    entries first ... stop - 1 hold x's columns ``q0 + k * sw``. The plane has
+    a vector's slack at its end, for the loads past a row's last output.
+    """
+    sub_row = -(-(w + 2 * pw) // sw)
+    offsets = np.array([(ki * dh * sw + kj * dw % sw) * sub_row + kj * dw // sw
+                        for ki in range(kh) for kj in range(kw)], dtype=np.intp)
+    phases = np.empty((sw, 3), dtype=np.intp)
+    for p in range(sw):
+        first = max(0, -(-(pw - p) // sw))
+        phases[p] = first, max(first, -(-(w + pw - p) // sw)), p - pw
+    layout = dict(h=h, w=w, ph=ph, pw=pw, spread_h=1, spread_w=1, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
+                  plane_size=(h + 2 * ph) * sw * sub_row + 16, oh=oh, ow=ow)
+    for a in (offsets, phases):
+        a.flags.writeable = False
+    return layout, offsets, phases
 
 
-def _columns_of(g):
-    return _tap_columns(g["w"], g["ow"], g["kw"], g["sw"], g["pw"], g["dw"])
+def _layout_of(g):
+    return _depthwise_layout(g["h"], g["w"], g["kh"], g["kw"], g["sh"], g["sw"], g["ph"],
+                             g["pw"], g["dh"], g["dw"], g["oh"], g["ow"])
+
+
+def _plane_threads(n, size):
+    """:func:`_n_threads` of a pass over n samples of ``size`` elements in all
+    (not _pool_threads: np.prod of a shape costs microseconds, a one-row
+    prediction's budget)."""
+    return _n_threads(n, size * _WORK_PER_ELEMENT)
 
 
 def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
@@ -1112,9 +1130,11 @@ def _grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
     f = w.shape[0]
     y = np.empty((n, f, g["oh"], g["ow"]), dtype=x.dtype) if out is None else out
     if groups == c and groups > 1:
-        n_threads = _n_threads(n * f, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        n_threads = _n_threads(n * c, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        layout, offsets, _ = _layout_of(g)
+        planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
         _depthwise.depthwise_conv2d_forward(x, w, _NONE_1D[x.dtype.char] if b is None else b,
-                                            y, relu, _columns_of(g), g, n_threads)
+                                            y, relu, offsets, planes, layout, n_threads)
         return y
     if groups == 1:
         _conv2d(x, w, b, g, out=y)
@@ -1141,20 +1161,7 @@ def _grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
     n, c = x.shape[:2]
     f, taps = w.shape
     if groups == c and groups > 1:
-        n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
-        work = 2 * n * f * taps * g["oh"] * g["ow"]
-        columns = _columns_of(g)
-        if need_dx:
-            dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
-            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, columns, g,
-                                                       _n_threads(n * c, work))
-        n_threads = _n_threads(n_chunks * f, work)
-        dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
-        dw_db = np.empty((f, taps + 1), dtype=x.dtype)
-        lanes = np.empty((n_threads, (taps + 1) * g["ow"]), dtype=x.dtype)
-        _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, columns, g,
-                                                     n_threads)
-        return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+        return _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx)
     if groups == 1:
         return _conv2d_backward(dy, x, w, g, need_dx, dx=dx)
     cg, fg = c // groups, f // groups
@@ -1171,6 +1178,75 @@ def _grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
         if need_dx:
             dx[:, channels] = dx_k
     return (dx if need_dx else None), dw, db
+
+
+def _depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
+    """:func:`_grouped_conv2d_backward` of a depthwise convolution."""
+    n, c = x.shape[:2]
+    f, taps = w.shape
+    work = 2 * n * f * taps * g["oh"] * g["ow"]
+    layout, offsets, phases = _layout_of(g)
+    if need_dx:
+        dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+        if g["ph"] <= g["dh"] * (g["kh"] - 1) and g["pw"] <= g["dw"] * (g["kw"] - 1):
+            _depthwise_transposed(dy, w, g, dx)
+        else:
+            # padding past the kernel's span: scatter each dy row where its taps read
+            n_threads = _n_threads(n * c, work)
+            planes = np.empty((n_threads, layout["plane_size"]), dtype=x.dtype)
+            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, offsets, phases, planes,
+                                                       layout, n_threads)
+    n_chunks = min(n, _MAX_REDUCTION_CHUNKS)
+    n_threads = _n_threads(n_chunks * f, work)
+    dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
+    dw_db = np.empty((f, taps + 1), dtype=x.dtype)
+    # each tap's lanes padded to whole vectors of the widest path
+    lanes = np.empty((n_threads, taps + 1, -(-g["ow"] // 8) * 8), dtype=x.dtype)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
+    _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, planes,
+                                                 layout, n_threads)
+    return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+
+
+def _depthwise_transposed(dy, w, g, dx):
+    """The input gradient of a depthwise convolution as depthwise forward
+    correlations (the fast kernel, whose sums stay in registers).
+
+    dx[c] sums, over c's m filters, dy's plane with sh - 1 (sw - 1) zeros
+    between its rows (columns) correlated with the filter's kernel turned by
+    180 degrees (see _transposed_convolution), with the kernel's span less the
+    padding as padding, and zeros below (right of) the rows (columns) that no
+    window read. The zeros add nothing but a product +-0, which leaves every
+    sum as it is. Filters add up in order: a fixed order for every element.
+    """
+    n, f, oh, ow = dy.shape
+    c, h, wd = dx.shape[1:]
+    m = f // c
+    kh, kw, dh, dw = g["kh"], g["kw"], g["dh"], g["dw"]
+    padding = (dh * (kh - 1) - g["ph"], dw * (kw - 1) - g["pw"])
+    size = (h - 2 * padding[0] + dh * (kh - 1), wd - 2 * padding[1] + dw * (kw - 1))
+    gt = _geometry((n, c) + size, (kh, kw), 1, padding, (dh, dw))
+    layout, offsets, _ = _layout_of(gt)
+    if g["sh"] != 1 or g["sw"] != 1:
+        # the zeros between dy's rows and columns are the padded plane's own
+        layout = dict(layout, h=oh, w=ow, spread_h=g["sh"], spread_w=g["sw"])
+    turned = np.ascontiguousarray(w[:, ::-1])
+    n_threads = _n_threads(n * c, 2 * n * f * w.shape[1] * h * wd)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=dy.dtype)
+    if m == 1:
+        _depthwise.depthwise_conv2d_forward(dy, turned, _NONE_1D[dy.dtype.char], dx, False,
+                                            offsets, planes, layout, n_threads)
+        return dx
+    dy = dy.reshape(n, c, m, oh, ow)
+    term = np.empty_like(dx)
+    for k in range(m):
+        _depthwise.depthwise_conv2d_forward(
+            np.ascontiguousarray(dy[:, :, k]), np.ascontiguousarray(turned[k::m]),
+            _NONE_1D[dx.dtype.char], dx if k == 0 else term, False, offsets, planes, layout,
+            n_threads)
+        if k:
+            dx += term
+    return dx
 
 
 def global_avg_pool2d(x):
@@ -1194,7 +1270,7 @@ def _global_avg_pool2d(x, out=None):
     """:func:`global_avg_pool2d` of a C-contiguous 4-D x; ``out`` an (n, c) array or None."""
     n, c = x.shape[:2]
     y = np.empty((n, c), dtype=x.dtype) if out is None else out
-    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, _pool_threads(x.shape))
+    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, _plane_threads(n, x.size))
     return y
 
 
@@ -1221,7 +1297,7 @@ def _global_avg_pool2d_backward(dy, x_shape, dx=None):
     x_shape to write into, or None."""
     n, c = x_shape[:2]
     dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
-    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), _pool_threads(x_shape))
+    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), _plane_threads(n, dx.size))
     return dx
 
 
@@ -1262,7 +1338,7 @@ def _global_max_pool2d(x, out=None, argmax=None):
     y = np.empty((n, c), dtype=x.dtype) if out is None else out
     _global_pool.global_max_pool2d_forward(
         x.reshape(n, c, -1), y, _NO_ARGMAX_2D if argmax is None else argmax,
-        _pool_threads(x.shape))
+        _plane_threads(n, x.size))
     return y, argmax
 
 
@@ -1304,5 +1380,5 @@ def _global_max_pool2d_backward(dy, argmax, x_shape, dx=None):
     n, c = x_shape[:2]
     dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
     _global_pool.global_max_pool2d_backward(dy, argmax, dx.reshape(n, c, -1),
-                                            _pool_threads(x_shape))
+                                            _plane_threads(n, dx.size))
     return dx

@@ -8,6 +8,8 @@ test_ops_grouped_torch.py.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
@@ -151,6 +153,63 @@ def test_depthwise_conv2d_has_the_bits_of_its_documented_order(name, dtype):
                        depthwise_same_order(x, w, None, **kwargs))
 
 
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_has_its_documented_bits_on_every_row_width_and_path(simd_path, path, dtype):
+    # widths and heights through every block of rows by vectors of the SIMD
+    # kernel (depthwise.h), with their masked last vectors, and strides 1 to 3
+    simd_path(path)
+    rng = np.random.default_rng(7)
+    for h, wd, stride, padding, m in [(1, 1, 1, 1, 1), (3, 5, 1, 1, 2), (9, 8, 1, 1, 1),
+                                      (10, 9, 1, 1, 1), (4, 17, 1, 1, 1), (3, 33, 1, 1, 1),
+                                      (3, 40, 1, 0, 1), (12, 65, 1, 1, 1), (9, 31, 2, 1, 1),
+                                      (11, 70, 3, 2, 1), (8, 8, 2, 0, 2),
+                                      (4, 13, 2, 3, 2), (5, 9, 1, 3, 1)]:  # padding > span: scatter
+        x = rng.standard_normal((2, 3, h, wd)).astype(dtype)
+        w = rng.standard_normal((3 * m, 1, 3, 3)).astype(dtype)
+        b = rng.standard_normal(3 * m).astype(dtype)
+        kwargs = dict(stride=stride, padding=padding, dilation=1)
+        y = ops.conv2d(x, w, b, groups=3, **kwargs)
+        assert_array_equal(y, depthwise_same_order(x, w, b, **kwargs))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, groups=3, **kwargs)
+        expected = reference_grouped_conv2d_backward(dy.astype(np.float64), x, w, groups=3,
+                                                     **kwargs)
+        rtol = 1e-12 if dtype == np.float64 else 5e-5
+        for got, want in zip((dx, dw, db), expected):
+            assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@settings(max_examples=50)
+@given(n=st.integers(1, 3), c=st.integers(2, 4), m=st.integers(1, 2), h=st.integers(1, 11),
+       wd=st.integers(1, 19), k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_depthwise_on_random_geometry_matches_the_references(n, c, m, h, wd, k, stride, padding,
+                                                           dilation, dtype):
+    # c >= 2: groups == c == 1 is the dense convolution, whose order is the GEMM's
+    spans = [d * (kk - 1) + 1 for d, kk in zip(dilation, k)]
+    if h + 2 * padding[0] < spans[0] or wd + 2 * padding[1] < spans[1]:
+        with pytest.raises(ValueError, match="does not fit input"):
+            ops.conv2d(np.zeros((n, c, h, wd), dtype), np.zeros((c * m, 1) + k, dtype), groups=c,
+                       stride=stride, padding=padding, dilation=dilation)
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
+    w = rng.standard_normal((c * m, 1) + k).astype(dtype)
+    b = rng.standard_normal(c * m).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
+    y = ops.conv2d(x, w, b, groups=c, **kwargs)
+    assert_array_equal(y, depthwise_same_order(x, w, b, **kwargs))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = reference_grouped_conv2d_backward(dy.astype(np.float64), x, w, groups=c, **kwargs)
+    rtol = 1e-12 if dtype == np.float64 else 5e-5
+    for got, want in zip(ops.conv2d_backward(dy, x, w, groups=c, **kwargs), expected):
+        assert_allclose(got, want, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1))
+
+
 def test_groups_1_is_the_dense_convolution_bit_for_bit():
     x, _, b, kwargs = _case(GROUPED["depthwise 3x3"], np.float32)
     w = np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32)
@@ -272,6 +331,19 @@ def test_global_avg_pool_sums_in_its_documented_order():
              + ((lanes[..., 4] + lanes[..., 5]) + (lanes[..., 6] + lanes[..., 7])))
     total = total + v[..., 24]
     assert_array_equal(ops.global_avg_pool2d(x), total / np.float32(25))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_max_pool_matches_one_scan_on_ties_nans_and_signed_zeros(dtype):
+    # the kernel scans in interleaved lanes; the answer must be one scan's
+    rng = np.random.default_rng(8)
+    values = np.array([0.0, -0.0, 1.0, -1.0, np.nan, 2.0, 2.0, -np.inf], dtype=dtype)
+    for size in (1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17):
+        x = rng.choice(values, size=(40, 1, 1, size), p=[.2, .2, .15, .15, .05, .1, .1, .05])
+        y, argmax = ops.global_max_pool2d(x)
+        y_ref, argmax_ref = reference_global_pool(x, "max")
+        assert_array_equal(argmax, argmax_ref)
+        assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))  # -0.0 and NaN bits too
 
 
 def test_global_max_pool_first_max_on_ties_and_nan_propagates():

@@ -36,6 +36,45 @@ def global_avg_pool2d_backward(
                     dx[n, c, k] = v
 
 
+cdef inline Py_ssize_t _plane_argmax(const floating *plane, Py_ssize_t hw) noexcept nogil:
+    """The first maximum's position, or the last NaN's (_pool._replaces's rule).
+
+    Two passes, each simple enough to vectorise: the maximum M in eight lanes
+    (``v > m ? v : m`` is a vector max instruction's own rule) and whether
+    there is a NaN; then the last NaN, or else the first v == M (a -0.0 tied
+    with a +0.0 included), which is where one scan with _replaces stops
+    changing its answer. The maximum of any lanes is M: the answer does not
+    depend on the lanes.
+    """
+    cdef floating lanes[8]
+    cdef floating v, m
+    cdef bint nan = False
+    cdef Py_ssize_t k, lane, n8 = hw - hw % 8
+    m = plane[0]
+    for lane in range(8):
+        lanes[lane] = m
+    for k in range(0, n8, 8):
+        for lane in range(8):
+            v = plane[k + lane]
+            nan = nan | (v != v)
+            lanes[lane] = v if v > lanes[lane] else lanes[lane]
+    for k in range(n8, hw):
+        v = plane[k]
+        nan = nan | (v != v)
+        m = v if v > m else m
+    for lane in range(8):
+        m = lanes[lane] if lanes[lane] > m else m
+    if nan:
+        k = hw - 1
+        while plane[k] == plane[k]:
+            k -= 1
+        return k
+    k = 0
+    while plane[k] != m:
+        k += 1
+    return k
+
+
 def global_max_pool2d_forward(
     const floating[:, :, ::1] x,        # IN  (n, c, h * w)
     floating[:, ::1] y,                 # OUT (n, c)
@@ -45,24 +84,12 @@ def global_max_pool2d_forward(
     """y[n, c] = the plane's maximum: the first on ties, the last NaN if any
     (max_pool2d's rule, _pool._replaces); argmax its index unless empty."""
     cdef bint need_argmax = argmax.shape[0] > 0
-    cdef Py_ssize_t n, c, k, idx, hw = x.shape[2]
-    cdef const floating *plane
-    cdef floating v, best
-    cdef bint wins
+    cdef Py_ssize_t n, c, idx, hw = x.shape[2]
     with nogil:
         for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
             for c in range(x.shape[1]):
-                plane = &x[n, c, 0]
-                best = plane[0]
-                idx = 0
-                # branch-free, as _pool's windows: a branch per element would
-                # be mispredicted about half the time on real data
-                for k in range(1, hw):
-                    v = plane[k]
-                    wins = _replaces(best, v)
-                    idx = idx + wins * (k - idx)
-                    best = v if wins else best
-                y[n, c] = best
+                idx = _plane_argmax(&x[n, c, 0], hw)
+                y[n, c] = x[n, c, idx]
                 if need_argmax:
                     argmax[n, c] = idx
 
