@@ -11,6 +11,7 @@ windows that do not fit are dropped.
 """
 
 import functools
+import math
 import numbers
 import os
 from collections import namedtuple
@@ -823,7 +824,8 @@ _NO_VALUES = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float3
 
 def _pool_threads(x_shape):
     """:func:`_n_threads` of a pooling, forward or backward, whose input has ``x_shape``."""
-    return _n_threads(x_shape[0], int(np.prod(x_shape)) * _WORK_PER_ELEMENT)
+    # math.prod, not np.prod: a microsecond less of a one-row prediction
+    return _n_threads(x_shape[0], math.prod(x_shape) * _WORK_PER_ELEMENT)
 
 
 def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):

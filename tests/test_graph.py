@@ -16,8 +16,6 @@ from skconv._network import Network, Node, Sequential
 from skconv._normalization import BatchNorm2d
 from skconv._plan import FUSION_RULES, INPUT
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
 
 # architectures the estimators build, each exercising a new node kind
 GRAPHS = {
@@ -51,6 +49,9 @@ def _network(params, dtype, input_shape=(9, 8, 2), n_outputs=3, seed=0):
 
 def _torch_forward(net, x, params, training):
     """The network's function written with torch ops, node by node."""
+    import torch
+
+    F = torch.nn.functional
     values = {INPUT: x}
     for node in net.nodes:
         layer, xs = node.layer, [values[name] for name in node.inputs]
@@ -87,6 +88,7 @@ def _torch_forward(net, x, params, training):
 
 
 def _torch_params(net):
+    torch = pytest.importorskip("torch")
     return {name: torch.tensor(view.copy(), requires_grad=True)
             for name, view in net.named_params().items()}
 
@@ -94,6 +96,7 @@ def _torch_params(net):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_training_forward_and_backward_match_torch(name, dtype):
+    torch = pytest.importorskip("torch")
     net = _network(GRAPHS[name], dtype)
     rng = np.random.RandomState(1)
     x = rng.standard_normal((5, 2, 9, 8)).astype(dtype)
@@ -123,6 +126,7 @@ def _grad_views(net):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_inference_and_its_input_gradient_match_torch(name, dtype):
+    torch = pytest.importorskip("torch")
     # inference: batch norm's running statistics (set away from 0 and 1), folded into the
     # convolution or dense layer before it: equal to the unfolded torch net to rounding
     net = _network(GRAPHS[name], dtype)

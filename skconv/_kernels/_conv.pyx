@@ -6,28 +6,7 @@ from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_
                      simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
-
-
-cdef inline floating _sum(const floating *v, Py_ssize_t n) noexcept nogil:
-    """v[0] + ... + v[n - 1] in eight interleaved partial sums, then a fixed tree.
-
-    One running sum would be a chain of dependent adds, four cycles each; the
-    order here is as fixed as that one (it depends on n only), so the bits
-    still do not depend on threads or batches.
-    """
-    cdef floating lanes[8]
-    cdef Py_ssize_t i, lane, n8 = n - n % 8
-    cdef floating total
-    for lane in range(8):
-        lanes[lane] = 0
-    for i in range(0, n8, 8):
-        for lane in range(8):
-            lanes[lane] = lanes[lane] + v[i + lane]
-    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5])
-                                                               + (lanes[6] + lanes[7]))
-    for i in range(n8, n):
-        total = total + v[i]
-    return total
+from ._reduce cimport fixed_order_sum
 
 
 def conv2d_forward(
@@ -161,7 +140,7 @@ cdef inline void _bias_gradient(
     cdef Py_ssize_t f
     cdef floating s
     for f in range(nf):
-        s = _sum(dy + f * positions, positions)
+        s = fixed_order_sum(dy + f * positions, positions)
         db[f] = s if first else db[f] + s
 
 

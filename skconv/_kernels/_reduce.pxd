@@ -1,5 +1,6 @@
 # A sum whose order is a property of this code, not of numpy or the compiler:
-# shared by the global pooling and the depthwise convolution's weight gradient.
+# shared by the convolutions' bias gradients, the global pooling and the
+# depthwise convolution's weight gradient.
 from cython cimport floating
 
 
