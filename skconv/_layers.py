@@ -176,6 +176,7 @@ class Conv2D(Layer):
     """
 
     op = "conv"
+    fuses_relu = True
     folds_batch_norm = True
     groups = 1  # models saved before grouped convolutions existed
 
@@ -260,15 +261,17 @@ class Conv2D(Layer):
         w, b = self._w.reshape(self.filters, -1), (self._b if self.bias else None)
         return (w, b) if fold is None else fold.folded(w, b, axis=0)
 
-    def _conv(self, x, w, b, out=None, plan=None, pool2=None):
-        """The kernel call on the padded x: the dense product, or a group's each."""
+    def _conv(self, x, w, b, out=None, plan=None, pool2=None, relu=False):
+        """The kernel call on the padded x: the dense product, or a group's each;
+        ``relu`` (without ``pool2``) applied as the output is written."""
         if self.groups == 1:
-            return ops._conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2)
-        return ops._grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out)
+            return ops._conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2,
+                               relu=relu)
+        return ops._grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out, relu=relu)
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, relu=False):
         if not training:
-            return self.forward_fast(x)
+            return self.forward_fast(x, relu=relu)
         # x comes from the estimator or a previous layer: C-contiguous, of the
         # network's dtype and shape, so the unchecked path of ops serves
         _check_input(self, x)
@@ -277,7 +280,8 @@ class Conv2D(Layer):
         # unfolded batch is kept (it took more memory than the activations)
         self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
-        return self._conv(x, *self._weights(), out=y)
+        self._relu_y = y if relu else None
+        return self._conv(x, *self._weights(), out=y, relu=relu)
 
     def forward_pooled(self, x, relu, out, argmax):
         """The training forward followed by a 2x2 max pooling of stride 2 (then
@@ -289,9 +293,9 @@ class Conv2D(Layer):
         x = self._x = np.ascontiguousarray(self._padded(x))
         return self._conv(x, *self._weights(), out=out, pool2=(relu, argmax))
 
-    def forward_fast(self, x):
+    def forward_fast(self, x, relu=False):
         _check_input(self, x)
-        return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights())
+        return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights(), relu=relu)
 
     def fast_call(self, n, dtype, relu=False, pool2=False, fold=None):
         """With ``pool2`` (a stride of 1, one group only), the call pools as
@@ -310,7 +314,7 @@ class Conv2D(Layer):
 
         def call(x):
             return self._conv(x if padded is None else padded(x), *weights(), plan=plan,
-                              pool2=pooling)
+                              pool2=pooling, relu=relu and not pool2)
         return call
 
     def backward(self, dy, need_dx=True, unpool=None):
@@ -320,6 +324,9 @@ class Conv2D(Layer):
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         w = self._w.reshape(self.filters, -1)
         dy = np.ascontiguousarray(dy)
+        relu_y, self._relu_y = getattr(self, "_relu_y", None), None
+        if relu_y is not None:
+            _relu_backward(dy, relu_y)
         if self.groups == 1:
             dx, dw, db = ops._conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
                                               unpool=unpool)

@@ -293,7 +293,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1, cols=None
     return _conv2d(x, w.reshape(f, -1), b, g, cols)
 
 
-def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None):
+def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
     and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
 
@@ -310,11 +310,13 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None):
     ``argmax``, an array of that shape or None, gets each window's flat index
     in its plane: :func:`_max_pool2d`'s values and indices, computed while
     each sample's output is in cache instead of from a written-out one.
+    ``relu`` (without ``pool2``): the output is ``max(., 0)``, NaN and -0.0
+    kept, as ``np.maximum``.
     """
     if plan is None:
         plan = _conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
     n_threads, implicit, work_shape, y_shape, out_shape = plan
-    relu, argmax = pool2 if pool2 is not None else (False, None)
+    relu, argmax = pool2 if pool2 is not None else (relu, None)
     if pool2 is not None:
         out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
         y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
@@ -337,6 +339,8 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None):
         if not keep_cols:
             cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
         _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
+        if relu:
+            np.maximum(y, 0, out=y)
     return y.reshape(out_shape)
 
 

@@ -450,3 +450,26 @@ def test_inspection_walks_the_blocks_of_a_graph():
     display = SaliencyDisplay.from_estimator(clf, X[:2])
     assert display.gradcam_.shape == (2, 8, 8) and np.isfinite(display.saliency_).all()
     plt.close("all")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conv", [dict(), dict(stride=2), dict(groups=2), dict(groups=4)],
+                         ids=["implicit", "strided", "grouped", "depthwise"])
+def test_relu_fused_into_the_convolution_changes_no_bits(conv, dtype):
+    # the ReLU after a convolution runs in its kernel (training and inference);
+    # with each layer on its own the values, -0.0 and NaN included, are the same
+    nodes = [Node("conv", Conv2D(4, 3, bias=True, **conv)), Node("act", Activation("relu")),
+             Node("flatten", Flatten()), Node("out", Dense(3))]
+    net = Network(nodes, (4, 7, 6), dtype)
+    net.init_params(np.random.RandomState(0))
+    assert [s.fusion for s in net.steps(False)][0] == "ReLU inside the layer before"
+    x = np.random.RandomState(1).standard_normal((5, 4, 7, 6)).astype(dtype)
+    x[1, :, 2, 3] = np.nan
+    net.params[:net.n_weights][:4] = 0  # a few exact zeros of either sign
+    apart = x.copy()
+    for node in nodes[:2]:
+        apart = node.layer.forward_fast(apart)
+    fused = net.forward_fast(x, stop="act")
+    assert_array_equal(fused, apart)
+    assert_array_equal(np.signbit(fused), np.signbit(apart))
+    assert_array_equal(net.forward(x.copy(), training=True), net.forward_fast(x))

@@ -51,7 +51,7 @@ def conv2d_forward_implicit(
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
     bint pool2,
     Py_ssize_t[:, :, ::1] argmax,       # OUT like y if pool2 and argmax is wanted, else (0, 0, 0)
-    bint relu,
+    bint relu,                          # max(., 0) after the bias (and the pooling)
     floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
     bint keep_cols,
     floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
@@ -120,6 +120,10 @@ def conv2d_forward_implicit(
                                 out[j] = row[j] + bias_f
                         else:
                             memcpy(out, row, ow * sizeof(floating))
+                        if relu:
+                            # as np.maximum(out, 0): NaN and -0.0 stay
+                            for j in range(ow):
+                                out[j] = 0 if out[j] < 0 else out[j]
                     continue
                 # pooled while the output is in cache: the windows see the
                 # values y would have held, bias added
