@@ -1,4 +1,5 @@
-"""The full MNIST (60,000 training / 10,000 test images) with the default network.
+"""The full MNIST (60,000 training / 10,000 test images) with the default network
+==============================================================================
 
 What it shows: ``ConvNetClassifier``'s default architecture (two 3x3 conv
 blocks of 32 and 64 filters with max pooling, a dense layer of 128), trained

@@ -1,4 +1,5 @@
-"""Look inside a digits model: how it trained, its filters, its feature maps, what it looked at.
+"""Look inside a digits model: how it trained, its filters, its feature maps, what it looked at
+============================================================================================
 
 What it shows: the four displays of ``skconv.inspection`` for one
 ConvNetClassifier trained on the 8x8 digits, in one figure:

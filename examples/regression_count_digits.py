@@ -1,4 +1,5 @@
-"""Count the digits in a collage: a ConvNetRegressor against MLPRegressor.
+"""Count the digits in a collage: a ConvNetRegressor against MLPRegressor
+======================================================================
 
 What it shows: a regression task where convolution matters. Each sample is a
 32x32 collage with 0 to 6 handwritten digits from scikit-learn's bundled
