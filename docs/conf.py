@@ -12,7 +12,16 @@ import os
 import re
 import sys
 
-import skconv
+try:
+    import skconv
+except ImportError:
+    # `python -m sphinx` puts the current directory first on sys.path: from the
+    # repository's root, that is the source tree, whose kernels `pip install .`
+    # compiled into the installed package only. Document the installed one.
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    for name in [m for m in sys.modules if m == "skconv" or m.startswith("skconv.")]:
+        del sys.modules[name]
+    import skconv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _gallery
 
@@ -78,6 +87,8 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
     "show_memory": False,
+    # the run times go to the build's log, not to a page in docs/
+    "write_computation_times": False,
 }
 
 nitpicky = False
