@@ -18,7 +18,8 @@ except ImportError:
     # `python -m sphinx` puts the current directory first on sys.path: from the
     # repository's root, that is the source tree, whose kernels `pip install .`
     # compiled into the installed package only. Document the installed one.
-    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != os.path.realpath(_root)]
     for name in [m for m in sys.modules if m == "skconv" or m.startswith("skconv.")]:
         del sys.modules[name]
     import skconv
