@@ -16,6 +16,7 @@ starts a local Dask cluster is marked ``slow`` (``pytest -m slow`` runs it; CI
 does).
 """
 
+import ast
 import os
 import re
 import subprocess
@@ -120,6 +121,19 @@ def test_rst_blocks_are_found_with_their_lines_and_skip_marks(tmp_path):
         encoding="utf-8",
     )
     assert python_blocks(page) == [(7, "a = 1\n\nb = a\n", True), (17, "c = 3\n", False)]
+
+
+@pytest.mark.parametrize(("name", "line"), list(all_blocks()))
+def test_every_estimator_of_a_block_is_seeded(name, line):
+    """Two runs of a block print the same: each estimator gets a random_state (or **kwargs)."""
+    for call in ast.walk(ast.parse(all_blocks()[name, line])):
+        called = getattr(call, "func", None)
+        if getattr(called, "id", getattr(called, "attr", None)) in ("ConvNetClassifier",
+                                                                     "ConvNetRegressor"):
+            keywords = {k.arg for k in call.keywords}
+            assert "random_state" in keywords or None in keywords, (
+                f"{name}:{line + call.lineno - 1}: the estimator has no random_state"
+            )
 
 
 def block_params():
