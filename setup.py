@@ -34,7 +34,21 @@ NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
 # (under SKCONV_SIMD=avx512) on a CPU without AVX-512; see tools/avx512_emulation.h.
 EMULATE_AVX512 = os.environ.get("SKCONV_EMULATE_AVX512", "0") not in ("", "0")
 
-JOBS = int(os.environ.get("SKCONV_BUILD_JOBS", "0")) or os.cpu_count() or 1
+
+
+def _build_jobs():
+    """SKCONV_BUILD_JOBS, or one job per core this process may run on."""
+    value = os.environ.get("SKCONV_BUILD_JOBS", "")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            sys.exit(f"skconv: SKCONV_BUILD_JOBS={value!r} must be a positive integer")
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):  # a container's or taskset's share, not the host's
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+JOBS = _build_jobs()
 
 VARIANT = ("cython" + ("-debug" if DEBUG else "") + ("-noopenmp" if NO_OPENMP else "")
            + ("-avx512emulated" if EMULATE_AVX512 else ""))
@@ -96,7 +110,6 @@ extensions = [
     )
     for name in KERNELS
 ]
-
 
 
 class ParallelBuildExt(build_ext):
