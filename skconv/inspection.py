@@ -609,8 +609,9 @@ def _attributions(network, x, dy, method, params, rng):
 
     gradient: the gradient at x. smoothgrad: the mean gradient at ``n_samples``
     copies of x with Gaussian noise of standard deviation ``noise_level``
-    times each image's value range (drawn as one ``standard_normal`` array of
-    shape ``(n_samples,) + x.shape``). integrated_gradients: ``(x - baseline)``
+    times each image's value range (drawn by ``n_samples`` calls of
+    ``standard_normal(x.shape)``, which is the bits of one call of shape
+    ``(n_samples,) + x.shape``). integrated_gradients: ``(x - baseline)``
     times the mean gradient at ``steps`` points of the straight path from the
     baseline to x, at the midpoints ``(k + 1/2) / steps`` of its segments.
     """
@@ -621,9 +622,10 @@ def _attributions(network, x, dy, method, params, rng):
         n_samples = params["n_samples"]
         span = (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3))).astype(np.float64)
         sigma = params["noise_level"] * span[:, None, None, None]
-        noise = rng.standard_normal((n_samples,) + x.shape)
-        for k in range(n_samples):
-            total += _input_gradient(network, (x + sigma * noise[k]).astype(x.dtype), dy)
+        for _ in range(n_samples):
+            # one copy's noise at a time: the memory of one batch, not n_samples of them
+            noise = rng.standard_normal(x.shape)
+            total += _input_gradient(network, (x + sigma * noise).astype(x.dtype), dy)
         return (total / n_samples).astype(x.dtype)
     steps, baseline = params["steps"], params["baseline"]
     delta = x - baseline
