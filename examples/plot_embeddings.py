@@ -1,4 +1,5 @@
-"""Conv features for another estimator: digit embeddings in 2-D and a net -> SVC pipeline.
+"""Conv features for another estimator: digit embeddings in 2-D and a net -> SVC pipeline
+======================================================================================
 
 What it shows: ``ConvNetClassifier.transform`` returns the activations of the
 last hidden layer (``embedding_layer`` picks another one), so a fitted net

@@ -1,4 +1,5 @@
-"""What the network sees: one digit's feature maps, block by block.
+"""What the network sees: one digit's feature maps, block by block
+===============================================================
 
 What it shows: a ConvNetClassifier with two conv blocks (3x3 convolution ->
 ReLU -> 2x2 max-pool) is trained on the 8x8 digits; then one test digit is

@@ -1,4 +1,5 @@
-"""Look inside a digits model: how it trained, its filters, its feature maps, what it looked at.
+"""Look inside a digits model: how it trained, its filters, its feature maps, what it looked at
+============================================================================================
 
 What it shows: the four displays of ``skconv.inspection`` for one
 ConvNetClassifier trained on the 8x8 digits, in one figure:
@@ -6,8 +7,8 @@ ConvNetClassifier trained on the 8x8 digits, in one figure:
 * ``TrainingHistoryDisplay``: the training loss and validation accuracy per epoch,
 * ``FilterDisplay``: the 8 learned 3x3 filters of the first conv layer,
 * ``FeatureMapDisplay``: one test digit's 16 feature maps after the second block,
-* ``SaliencyDisplay``: for four test digits, the saliency map (which pixels move
-  the predicted class's score) and the Grad-CAM of the last conv block (where
+* ``SaliencyDisplay``: for four test digits, the SmoothGrad saliency map (which
+  pixels move the predicted class's score, averaged over noisy copies) and the Grad-CAM of the last conv block (where
   that block found the evidence), over the digit.
 
     python examples/plot_inspection.py [OUTPUT_DIR]
@@ -57,7 +58,10 @@ fig = plt.figure(figsize=(13, 10), layout="constrained")
 TrainingHistoryDisplay.from_estimator(clf, ax=ax_history)
 FilterDisplay.from_estimator(clf, layer=0, ax=ax_filters)
 maps = FeatureMapDisplay.from_estimator(clf, X_test[0], layer=1, pooled=False, ax=ax_maps)
-saliency = SaliencyDisplay.from_estimator(clf, X_test[:4], ax=ax_saliency)
+# SmoothGrad: the gradient averaged over noisy copies, less speckled than the plain one;
+# the true labels put "explains 7 (true 7)" beside each digit
+saliency = SaliencyDisplay.from_estimator(clf, X_test[:4], y_test[:4], method="smoothgrad",
+                                          random_state=0, ax=ax_saliency)
 print(f"explained classes: {saliency.target_.tolist()} (true: {y_test[:4].tolist()}); "
       f"feature maps of digit {y_test[0]}: {maps.feature_maps_.shape}")
 

@@ -1,4 +1,5 @@
-"""Train a ConvNetClassifier on scikit-learn's bundled 8x8 digits.
+"""Train a ConvNetClassifier on scikit-learn's bundled 8x8 digits
+==============================================================
 
 What it shows: the whole first-five-minutes path of a scikit-learn user. The
 flat 64-pixel rows of ``load_digits`` go in as they are (the estimator infers

@@ -1,10 +1,9 @@
-"""Count the digits in a collage: ConvNetRegressors with and without global
-pooling, against MLPRegressor.
+"""Count the digits in a collage: ConvNetRegressors with and without global pooling
+================================================================================
 
 What it shows: a regression task where convolution matters, and where global
-pooling does. Each sample is a
-32x32 collage with 0 to 6 handwritten digits from scikit-learn's bundled
-``load_digits`` pasted at random places, each at a random brightness, and 0
+pooling does; MLPRegressor for comparison. Each sample is a 32x32 collage
+with 0 to 6 handwritten digits from scikit-learn's bundled ``load_digits`` pasted at random places, each at a random brightness, and 0
 to 3 decoys: digits whose 64 pixels were shuffled, with the same ink but no
 strokes. The target is the number of real digits. The total ink says little
 (decoys have as much), and a digit can be anywhere, so a model must find

@@ -6,9 +6,22 @@ checkout's ``skconv/`` first on ``sys.path``, ahead of the installed package.
 """
 
 import importlib.machinery
+import tomllib
 from pathlib import Path
 
 KERNELS_DIR = Path(__file__).resolve().parent / "_kernels"
+
+# pyproject.toml's [build-system] requires, for a tree whose pyproject.toml cannot be read
+BUILD_REQUIRES = ["setuptools>=77", "Cython>=3.0.10", "numpy>=1.26", "scipy>=1.11"]
+
+
+def build_requires(root=KERNELS_DIR.parent.parent):
+    """The build requirements with their version pins, from the source tree's pyproject.toml."""
+    try:
+        with open(root / "pyproject.toml", "rb") as f:
+            return list(tomllib.load(f)["build-system"]["requires"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return BUILD_REQUIRES
 
 
 def built_kernels(kernels_dir=KERNELS_DIR):
@@ -34,6 +47,7 @@ def raise_not_built(exc):
     if built_kernels():
         raise exc  # built, yet not loadable: the original error says why
     package = KERNELS_DIR.parent
+    requires = " ".join(f'"{r}"' for r in build_requires())
     raise ImportError(
         f"skconv's compiled kernels are missing from {package}: this looks like skconv's "
         f"source tree, with its Cython extensions not built ({exc}).\n"
@@ -42,6 +56,6 @@ def raise_not_built(exc):
         f"another directory (or with `python -P`, which leaves the current directory off "
         f"sys.path).\n"
         f"To work on skconv itself, build the extensions in the tree: "
-        f"`pip install -e . --no-build-isolation` (after `pip install setuptools Cython numpy "
-        f"scipy`), or `python setup.py build_ext --inplace`."
+        f"`pip install {requires}`, then `pip install -e . --no-build-isolation` (or "
+        f"`python setup.py build_ext --inplace`)."
     ) from exc

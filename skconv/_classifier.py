@@ -224,6 +224,15 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         else:
             self.classes_ = unique_labels(y if classes is None else classes)
             self.out_activation_ = "softmax"
+            if len(self.classes_) == 1:
+                # valid for scikit-learn (its checks fit one-class y), and a silent
+                # dead end: a softmax over one class is 1 whatever the input
+                (only,) = self.classes_.tolist()
+                _warn(
+                    f"y has one class only, {only!r}: the model learns nothing and every "
+                    f"prediction will be {only!r}, with probability 1. Check how y was made "
+                    "(a slice of data sorted by label?)"
+                )
         self.n_outputs_ = len(self.classes_)
 
     def _encode_targets(self, y):

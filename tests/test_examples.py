@@ -4,7 +4,7 @@ Each example is run as a user runs it, ``python examples/<name>.py OUTPUT_DIR``,
 in a fresh process with ``SKCONV_EXAMPLES_FAST=1`` (a couple of epochs), and
 with its output directory in pytest's temporary directory, so CI leaves no
 file in the tree. Speed is not asserted; the examples' full runs are timed by
-hand (see the README). The runs take a while on 2 cores, so they are marked
+hand (see the docs). The runs take a while on 2 cores, so they are marked
 ``slow``: ``pytest -m slow`` runs them (CI does).
 """
 

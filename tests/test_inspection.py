@@ -218,6 +218,106 @@ def test_saliency_is_the_input_gradient_of_the_target_logit_by_finite_difference
     assert_array_equal(display.target_, [3, 3])
 
 
+def test_smoothgrad_is_the_gradient_of_the_score_averaged_over_the_noisy_copies(
+        float64_model, digits):
+    """By finite differences of mean_k F(x + sigma * noise_k), with the noise drawn as
+    documented: one standard_normal array of shape (n_samples, n, c, h, w)."""
+    X = digits[0][:2] + np.random.RandomState(0).uniform(0, 0.1, (2, 64))
+    display = SaliencyDisplay.from_estimator(float64_model, X, target=3, method="smoothgrad",
+                                             n_samples=3, noise_level=0.1, random_state=7)
+    noise = np.random.RandomState(7).standard_normal((3, 2, 1, 8, 8))
+    net = float64_model._network
+    for i in range(2):
+        x = X[i].copy()
+        sigma = 0.1 * (x.max() - x.min())
+
+        def smoothed():
+            copies = x.reshape(1, 1, 8, 8) + sigma * noise[:, i]
+            return float(net.forward_fast(np.ascontiguousarray(copies))[:, 3].mean())
+
+        numeric = numerical_gradient(smoothed, x).reshape(8, 8, 1)
+        assert_allclose(display.attributions_[i], numeric, rtol=1e-5, atol=1e-8)
+        assert_allclose(display.saliency_[i], np.abs(numeric[:, :, 0]), rtol=1e-5, atol=1e-8)
+    # the plain gradient is kept beside the attributions, and differs from them
+    assert not np.allclose(display.input_gradient_, display.attributions_)
+
+
+def test_integrated_gradients_are_the_path_mean_gradient_times_the_image_minus_baseline(
+        float64_model, digits):
+    X = digits[0][:2] + np.random.RandomState(0).uniform(0, 0.1, (2, 64))
+    baseline = np.full(64, 0.25)
+    display = SaliencyDisplay.from_estimator(float64_model, X, target=3,
+                                             method="integrated_gradients", baseline=baseline,
+                                             steps=3)
+    net = float64_model._network
+    for i in range(2):
+        mean_gradient = np.zeros(64)
+        for alpha in (1 / 6, 3 / 6, 5 / 6):  # the midpoints of three segments
+            point = baseline + alpha * (X[i] - baseline)
+
+            def logit():
+                return float(net.forward_fast(point.reshape(1, 1, 8, 8).copy())[0, 3])
+
+            mean_gradient += numerical_gradient(logit, point) / 3
+        expected = ((X[i] - baseline) * mean_gradient).reshape(8, 8, 1)
+        assert_allclose(display.attributions_[i], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_integrated_gradients_add_up_to_the_score_of_the_image_minus_the_baseline(
+        float64_model, digits):
+    # completeness (Sundararajan et al.'s axiom), up to the path's discretisation
+    X = digits[0][:3]
+    display = SaliencyDisplay.from_estimator(float64_model, X, target=5,
+                                             method="integrated_gradients", steps=400)
+    net = float64_model._network
+    scores = net.forward_fast(X.reshape(3, 1, 8, 8).copy())[:, 5]
+    blank = net.forward_fast(np.zeros((1, 1, 8, 8)))[0, 5]
+    assert_allclose(display.attributions_.sum(axis=(1, 2, 3)), scores - blank,
+                    atol=0.02 * np.abs(scores - blank).max())
+    # an image equal to the baseline is credited with nothing
+    same = SaliencyDisplay.from_estimator(float64_model, X[:1], target=5,
+                                          method="integrated_gradients", baseline=X[0])
+    assert_array_equal(same.attributions_, 0)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"method": "lime"}, r"method='lime' must be one of 'gradient', 'smoothgrad', "
+                         r"'integrated_gradients'"),
+    ({"steps": 10}, r"steps=10 applies to method='integrated_gradients' only, not to "
+                    r"method='gradient'"),
+    ({"method": "smoothgrad", "baseline": 0.5}, r"baseline=0.5 applies to "
+                                                r"method='integrated_gradients' only"),
+    ({"method": "integrated_gradients", "random_state": 0},
+     r"random_state=0 applies to method='smoothgrad' only"),
+    ({"method": "smoothgrad", "n_samples": 0}, r"n_samples=0 must be a positive int"),
+    ({"method": "smoothgrad", "n_samples": 2.5}, r"n_samples=2.5 must be a positive int"),
+    ({"method": "smoothgrad", "noise_level": -0.1}, r"noise_level=-0.1 must be a positive"),
+    ({"method": "smoothgrad", "noise_level": np.nan}, r"noise_level=nan must be a positive"),
+    ({"method": "integrated_gradients", "steps": 0}, r"steps=0 must be a positive int"),
+    ({"method": "integrated_gradients", "baseline": np.zeros(63)},
+     r"baseline of shape \(63,\) must be a number or one image of input_shape_=\(8, 8, 1\)"),
+    ({"method": "integrated_gradients", "baseline": np.inf}, r"baseline must be finite"),
+    ({"y": [1, 2, 3]}, r"y must hold one true label per image: 2 images, y of shape \(3,\)"),
+])
+def test_saliency_method_parameters_are_checked_with_errors_naming_them(
+        kwargs, message, digits_model, digits):
+    with pytest.raises(ValueError, match=message):
+        SaliencyDisplay.from_estimator(digits_model, digits[0][:2], **kwargs)
+
+
+def test_saliency_rows_say_which_class_is_explained_and_the_true_label_when_given(
+        digits_model, digits):
+    X, y = digits[0][:2], digits[1][:2]
+    display = SaliencyDisplay.from_estimator(digits_model, X, y, target=5)
+    assert [a.get_ylabel() for a in display.axes_[:, 0]] == [
+        f"explains 5 (true {y[0]})", f"explains 5 (true {y[1]})"]
+    assert display.axes_[0, 1].get_title() == "saliency (gradient)"
+    display = SaliencyDisplay.from_estimator(digits_model, X, method="integrated_gradients")
+    predicted = digits_model.predict(X)
+    assert [a.get_ylabel() for a in display.axes_[:, 0]] == [f"explains {c}" for c in predicted]
+    assert display.axes_[0, 1].get_title() == "Integrated Gradients"
+
+
 def test_saliency_explains_the_predicted_class_by_default(digits_model, digits):
     X = digits[0][:5]
     display = SaliencyDisplay.from_estimator(digits_model, X)
@@ -255,18 +355,64 @@ def _corner_data(n, rng, h=12, w=16):
     return X, y
 
 
-def test_gradcam_of_a_model_looking_at_corners_peaks_in_the_corner_of_its_target():
-    # one class per corner: with two classes only the difference of the logits is
-    # learned, and the logit of one class alone need not point at its evidence
+@pytest.fixture(scope="module")
+def corner_model():
+    """A model that classifies by the corner of a bright blob, and held-out images it gets right.
+
+    One class per corner: with two classes only the difference of the logits is
+    learned, and the logit of one class alone need not point at its evidence.
+    """
     rng = np.random.RandomState(0)
     clf = _fit(ConvNetClassifier((6, 12), (16,), max_iter=15, learning_rate_init=3e-3,
                                  random_state=0), *_corner_data(320, rng))
     X_test, y_test = _corner_data(12, rng)
     assert clf.score(X_test, y_test) == 1.0
+    return clf, X_test, y_test
+
+
+def _corner_mass(saliency, y):
+    """Per image, the share of the saliency in the quarter of the image that decides its class."""
+    h, w = saliency.shape[1:]
+    inside = np.zeros_like(saliency, dtype=bool)
+    for i, corner in enumerate(y):
+        rows = slice(0, h // 2) if corner < 2 else slice(h // 2, None)
+        cols = slice(0, w // 2) if corner % 2 == 0 else slice(w // 2, None)
+        inside[i, rows, cols] = True
+    return (saliency * inside).sum(axis=(1, 2)) / saliency.sum(axis=(1, 2))
+
+
+def test_gradcam_of_a_model_looking_at_corners_peaks_in_the_corner_of_its_target(corner_model):
+    clf, X_test, y_test = corner_model
     cam = SaliencyDisplay.from_estimator(clf, X_test, target=y_test).gradcam_
     assert cam.shape == (12, 12, 16)
     rows, cols = np.unravel_index(cam.reshape(12, -1).argmax(axis=1), (12, 16))
     assert_array_equal((rows >= 6) * 2 + (cols >= 8), y_test)
+
+
+def test_integrated_gradients_put_most_of_the_mass_on_the_deciding_quarter(corner_model):
+    # the model's logits depend on the background noise too, so the plain gradient
+    # spreads over it (about a third of the mass in the deciding quarter)
+    clf, X_test, y_test = corner_model
+    plain = _corner_mass(SaliencyDisplay.from_estimator(clf, X_test, target=y_test).saliency_,
+                         y_test)
+    display = SaliencyDisplay.from_estimator(clf, X_test, target=y_test,
+                                             method="integrated_gradients")
+    mass = _corner_mass(display.saliency_, y_test)
+    assert mass.min() > 0.5 and plain.max() < 0.5, (mass, plain)
+
+
+def test_smoothgrad_puts_more_of_the_mass_on_the_deciding_quarter_than_the_gradient(
+        corner_model):
+    # SmoothGrad averages the gradient's pixel-to-pixel jumps away, but keeps the model's
+    # real sensitivity to the noise: on this task it moves the deciding quarter's share
+    # from about 0.34 to about 0.43, short of a majority (see SaliencyDisplay's notes)
+    clf, X_test, y_test = corner_model
+    plain = _corner_mass(SaliencyDisplay.from_estimator(clf, X_test, target=y_test).saliency_,
+                         y_test)
+    display = SaliencyDisplay.from_estimator(clf, X_test, target=y_test, method="smoothgrad",
+                                             random_state=0)
+    mass = _corner_mass(display.saliency_, y_test)
+    assert mass.mean() > plain.mean() + 0.05 and (mass > plain).mean() >= 0.75, (mass, plain)
 
 
 def test_gradcam_weights_the_block_maps_by_the_mean_gradient_of_the_score_wrt_them(
@@ -358,5 +504,7 @@ def test_a_regressor_output_is_explained_by_its_index():
     assert_allclose(display.input_gradient_[0], numerical_gradient(output, x).reshape(6, 5, 2),
                     rtol=1e-6, atol=1e-9)
     assert_array_equal(SaliencyDisplay.from_estimator(reg, X).target_, [0, 0, 0])
+    labelled = SaliencyDisplay.from_estimator(reg, X[:1], [2.5], target=1)
+    assert labelled.axes_[0, 0].get_ylabel() == "explains output 1 (true 2.5)"
     with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
         SaliencyDisplay.from_estimator(reg, X, target=2)
