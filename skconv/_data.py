@@ -19,7 +19,9 @@ Two kinds of X:
 import functools
 import math
 import mmap
+import os
 import uuid
+import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,11 +38,12 @@ BLOCK_BYTES = 8 << 20
 
 # The pages of a memory map that have been read stay mapped, and count in the
 # process's resident memory, until the kernel wants them back: a fit would seem
-# to hold all of X. They are dropped from the mapping (they stay in the page
-# cache, so a later read maps them again without touching the disk) after
-# this many bytes read in order, and after every batch of rows read here and
-# there: a fault may map far more than the row it reads (the kernel's
-# fault-around, a large folio), and dropping costs ~0.1 ms.
+# to hold all of X. Blocks read in order are dropped from the mapping after
+# this many bytes (they stay in the page cache, so a later read maps them
+# again without touching the disk). Rows read here and there (a shuffled
+# batch) are read from the file instead: a fault maps the whole large folio
+# around the row (about 1 MB a row on ext4 with Linux 6.18: 200 rows mapped
+# 190 MB).
 RELEASE_BYTES = 4 << 20
 
 
@@ -107,16 +110,24 @@ class Rows:
         self.bounds = None if self.random_access else _chunk_bounds(X, self.row_bytes)
         self._mapping = _mapping(X)
         self._mapped = 0
+        self._file = _file_of(X) if self._mapping is not None else None
+        if self._file is not None:
+            weakref.finalize(self, os.close, self._file[0])
 
-    def touched(self, n_rows, contiguous=True):
-        """Note that ``n_rows`` rows of X were read (one block, or rows here and
-        there); drop a memory map's read pages from the mapping now and then."""
+    def touched(self, n_rows):
+        """Note that ``n_rows`` rows of X were read in order; drop a memory map's
+        read pages from the mapping now and then."""
         if self._mapping is None:
             return
         self._mapped += n_rows * self.row_bytes
-        if self._mapped >= RELEASE_BYTES or not contiguous:
+        if self._mapped >= RELEASE_BYTES:
             self._mapping.madvise(mmap.MADV_DONTNEED)
             self._mapped = 0
+
+    @property
+    def gathers_in_place(self):
+        """Whether a batch's gather reads X where it lies (an array in memory)."""
+        return self._flat is not None and self._file is None
 
     @property
     def row_bytes(self):
@@ -142,7 +153,16 @@ class Rows:
         return [self.read(a, b) for a, b in spans]
 
     def take(self, rows):
-        """Rows ``rows`` (any order) of a random-access X, as a contiguous array."""
+        """Rows ``rows`` (any order) of a random-access X, as a contiguous array;
+        a memory map's are read from its file."""
+        if self._file is not None:
+            fd, offset = self._file
+            out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+            size = self.row_bytes
+            for i, row in enumerate(np.asarray(rows).tolist()):
+                if os.preadv(fd, [out[i]], offset + row * size) != size:
+                    raise OSError(f"row {row} of {self.data.filename} could not be read whole")
+            return out
         if self._flat is not None:
             return self._flat[rows]
         return np.ascontiguousarray(self.data[rows]).reshape(len(rows), self.shape[1])
@@ -186,6 +206,22 @@ def _mapping(X):
         return None
     mapping = getattr(X, "_mmap", None)
     return mapping if isinstance(mapping, mmap.mmap) else None
+
+
+def _file_of(X):
+    """``(file descriptor, byte offset of row 0)`` of a C-contiguous memory map
+    made by ``np.memmap`` (``np.load(mmap_mode=...)``), else None."""
+    root = X
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if (not X.flags.c_contiguous or not isinstance(root, np.memmap)
+            or not isinstance(root.base, mmap.mmap) or not getattr(root, "filename", None)):
+        return None
+    try:
+        fd = os.open(root.filename, os.O_RDONLY)
+    except OSError:
+        return None
+    return fd, root.offset + (X.ctypes.data - root.ctypes.data)
 
 
 def _chunk_bounds(X, row_bytes):
@@ -313,7 +349,6 @@ def images(rows, chunk, image_shape, dtype, scale=None, positions=None):
         where = order[start:start + chunk]
         wanted = positions[where]  # increasing
         raw = rows.take_sorted(wanted)
-        rows.touched(len(wanted), contiguous=False)
         if not rows.checked:
             check_block(raw, row_ids=wanted)
         yield where, gather_images(raw, np.arange(len(wanted)), buffer[:len(where)],
@@ -446,13 +481,11 @@ def training_batches(rows, train_rows, batch_size, image_shape, dtype, scale, bu
     def take(positions, transforms=None):
         batch = None if transforms is None else transforms.take(positions)
         where = positions if train_rows is None else train_rows[positions]
-        if rows._flat is None:
-            src, where = rows.take(where), np.arange(len(where))
-        else:
+        if rows.gathers_in_place:
             src = rows._flat
-        images = gather_images(src, where, buffer[:len(positions)], batch, scale)
-        rows.touched(len(where), contiguous=False)  # after the read: its pages go too
-        return images
+        else:
+            src, where = rows.take(where), np.arange(len(where))
+        return gather_images(src, where, buffer[:len(positions)], batch, scale)
     return Batches(n, take)
 
 
