@@ -163,6 +163,52 @@ def predict_on_cluster(path, labels, n):
     return rows
 
 
+def table_memory(args, path, labels):
+    print("1. peak RSS of fit on a uint8 memory map (MB; each n in a fresh process)")
+    print(f"{'n':>8} {'X on disk':>10} {'imports':>8} {'model':>6} {'batch':>6} "
+          f"{'bound':>6} {'peak':>6} {'peak/bound':>10} {'fit':>5} {'fit/bound':>9}")
+    for n in args.sizes:
+        r = run_child("memmap", n, args, path, labels)
+        bound = 1.2 * (r["model"] + r["batch"] + 100)
+        grown = r["rss_peak"] - r["rss_imports"]
+        print(f"{n:>8} {n * np.prod(SHAPE) / MB:>10.0f} {r['rss_imports']:>8.0f} "
+              f"{r['model']:>6.1f} {r['batch']:>6.1f} {bound:>6.0f} {r['rss_peak']:>6.0f} "
+              f"{r['rss_peak'] / bound:>10.2f} {grown:>5.0f} {grown / bound:>9.2f}")
+    print("   bound = 1.2 x (model + batch + 100 MB); peak = the fit process's VmHWM;\n"
+          "   fit = peak - RSS after the imports (what fitting adds)\n")
+
+
+def table_throughput(args, path, labels):
+    n = args.throughput_n
+    print(f"2. fit throughput on {n} images (img/s, median of {args.repeats}, alternating)")
+    times = {"memmap": [], "memory": [], "float32": []}
+    peaks = {k: [] for k in times}
+    for _ in range(args.repeats):
+        for kind in times:
+            r = run_child(kind, n, args, path, labels)
+            times[kind].append(r["img_per_s"])
+            peaks[kind].append(r["rss_peak"])
+    ref = statistics.median(times["float32"])
+    names = {"memmap": "uint8 memory map, input_scale=255",
+             "memory": "uint8 in memory, input_scale=255",
+             "float32": "float32 X / 255 in memory (before)"}
+    for kind, name in names.items():
+        med = statistics.median(times[kind])
+        print(f"   {name:<38} {med:>8.0f} img/s  {med / ref:>5.2f}x   "
+              f"peak RSS {statistics.median(peaks[kind]):>6.0f} MB")
+    print()
+
+
+def table_predict(args, path, labels):
+    print(f"3. predict_proba on {args.predict_n} images (img/s; two rounds, alternating)")
+    try:
+        for name, speed in predict_on_cluster(path, labels, args.predict_n):
+            print(f"   {name:<38} {speed:>8.0f} img/s")
+        print("   the cluster's probabilities equal the in-process ones bit for bit")
+    except ImportError as exc:
+        print(f"   skipped: {exc}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50000, 100000, 200000])
@@ -170,6 +216,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--throughput-n", type=int, default=50000)
     parser.add_argument("--predict-n", type=int, default=200000)
+    parser.add_argument("--sections", default="123", help="which of the tables to print")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -189,43 +236,12 @@ def main():
               f"in {folder}; net {PARAMS['conv_layers']}, hidden {PARAMS['hidden_layer_sizes']},"
               f" batch {PARAMS['batch_size']}, {args.epochs} epoch(s)\n")
 
-        print("1. peak RSS of fit on a uint8 memory map (MB; each n in a fresh process)")
-        print(f"{'n':>8} {'X on disk':>10} {'imports':>8} {'model':>6} {'batch':>6} "
-              f"{'bound':>7} {'peak':>7} {'peak/bound':>10} {'fit growth':>10}")
-        for n in args.sizes:
-            r = run_child("memmap", n, args, path, labels)
-            bound = 1.2 * (r["model"] + r["batch"] + 100)
-            print(f"{n:>8} {n * np.prod(SHAPE) / MB:>10.0f} {r['rss_imports']:>8.0f} "
-                  f"{r['model']:>6.1f} {r['batch']:>6.1f} {bound:>7.0f} {r['rss_peak']:>7.0f} "
-                  f"{r['rss_peak'] / bound:>10.2f} {r['rss_peak'] - r['rss_imports']:>10.0f}")
-        print("   bound = 1.2 x (model + batch + 100 MB); fit growth = peak - RSS after imports\n")
-
-        n = args.throughput_n
-        print(f"2. fit throughput on {n} images (img/s, median of {args.repeats}, alternating)")
-        times = {"memmap": [], "memory": [], "float32": []}
-        peaks = {k: [] for k in times}
-        for _ in range(args.repeats):
-            for kind in times:
-                r = run_child(kind, n, args, path, labels)
-                times[kind].append(r["img_per_s"])
-                peaks[kind].append(r["rss_peak"])
-        ref = statistics.median(times["float32"])
-        names = {"memmap": "uint8 memory map, input_scale=255",
-                 "memory": "uint8 in memory, input_scale=255",
-                 "float32": "float32 X / 255 in memory (before)"}
-        for kind, name in names.items():
-            med = statistics.median(times[kind])
-            print(f"   {name:<38} {med:>8.0f} img/s  {med / ref:>5.2f}x   "
-                  f"peak RSS {statistics.median(peaks[kind]):>6.0f} MB")
-        print()
-
-        print(f"3. predict_proba on {args.predict_n} images (img/s; two rounds, alternating)")
-        try:
-            for name, speed in predict_on_cluster(path, labels, args.predict_n):
-                print(f"   {name:<38} {speed:>8.0f} img/s")
-            print("   the cluster's probabilities equal the in-process ones bit for bit")
-        except ImportError as exc:
-            print(f"   skipped: {exc}")
+        if "1" in args.sections:
+            table_memory(args, path, labels)
+        if "2" in args.sections:
+            table_throughput(args, path, labels)
+        if "3" in args.sections:
+            table_predict(args, path, labels)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -318,6 +318,21 @@ def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
     assert_array_equal(inc.predict(Xd).compute(), loop.predict(flat))
 
 
+def test_onnx_export_divides_by_input_scale_as_predict_does():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skconv.onnx")
+    X, y = _images(n=120)
+    for model in (_fit(ConvNetClassifier(**SMALL, input_scale=255), X, y),
+                  _fit(ConvNetClassifier(**SMALL, input_scale=255, dtype="float64"), X, y)):
+        onx = skl2onnx.to_onnx(model, X[:1].astype(np.float32), options={"zipmap": False})
+        session = ort.InferenceSession(onx.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        _, proba = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})
+        # onnxruntime's own kernels: close to predict's bits, not equal to them
+        np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------------------------------- DataFrames, callbacks
 
 @pytest.mark.parametrize("library", ["pandas", "polars"])
