@@ -87,8 +87,8 @@ class Rows:
     bounds : ndarray of int or None
         Chunked stores: the first row of each chunk, then n.
     checked : bool
-        Every value was found finite (a fit's scan); prediction checks each
-        block it reads otherwise.
+        Every value is known finite (integer X, or a fit's scan); prediction
+        checks each block it reads otherwise.
     streamed : bool
         X is read from disk or a cluster (a memory map, a chunked store).
     """
@@ -102,7 +102,7 @@ class Rows:
                             if X.ndim > 2 else None)
         self.random_access = isinstance(X, np.ndarray)
         self.streamed = isinstance(X, np.memmap) or not self.random_access
-        self.checked = False
+        self.checked = self.dtype.kind != "f"  # integers are always finite
         # a C-contiguous array is read by the gather where it lies; other
         # layouts are copied a batch at a time
         self._flat = (X.reshape(self.shape) if self.random_access and X.flags.c_contiguous
@@ -281,10 +281,9 @@ def scan(rows, stats=True):
     lo, hi = np.inf, -np.inf
     for start, stop in rows.blocks():
         block = rows.read(start, stop)
-        check_block(block, start)
+        if stats or block.dtype.kind == "f":
+            total += check_block(block, start)
         if stats:
-            block = block.astype(np.float32) if block.dtype == np.float16 else block
-            total += _boundary.check_block(block, np.empty(len(block), np.uint8))
             lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
         rows.touched(stop - start)
     rows.checked = True
@@ -296,15 +295,14 @@ def scan(rows, stats=True):
 def check_block(block, start=0, row_ids=None):
     """Raise ``ValueError`` naming the rows of ``block`` (rows ``start`` on of X,
     or rows ``row_ids``) that hold NaN or infinity, in scikit-learn's words
-    ("Input X contains NaN")."""
-    if block.dtype.kind != "f":
-        return
+    ("Input X contains NaN"); else return the sum of the squares of its values
+    (one pass over the block)."""
     if block.dtype == np.float16:
         block = block.astype(np.float32)
     bad = np.empty(len(block), dtype=np.uint8)
-    _boundary.check_block(np.ascontiguousarray(block), bad)
+    total = _boundary.check_block(np.ascontiguousarray(block), bad)
     if not bad.any():
-        return
+        return total
     where = np.flatnonzero(bad)
     what = "NaN" if np.isnan(block[where]).any() else "infinity"
     ids = start + where if row_ids is None else np.asarray(row_ids)[where]
