@@ -169,20 +169,21 @@ class Rows:
 
     def take_sorted(self, rows):
         """Rows ``rows`` (increasing) of any X: chunked stores read each chunk
-        holding some of them once."""
+        holding some of them once, one chunk at a time."""
         if self.bounds is None:
             return self.take(rows)
         out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
         chunk_of = np.searchsorted(self.bounds, rows, side="right") - 1
         chunks, first = np.unique(chunk_of, return_index=True)
         ends = list(first[1:]) + [len(rows)]
-        for c, a, b, block in zip(chunks, first, ends, self.read_chunks(chunks)):
+        for c, a, b in zip(chunks, first, ends):
+            (block,) = self.read_chunks([c])
             out[a:b] = block[rows[a:b] - self.bounds[c]]
         return out
 
     def blocks(self, max_bytes=BLOCK_BYTES):
-        """``(start, stop)`` spans covering X in order, each at most ``max_bytes``
-        of X or one chunk of a chunked store (whole chunks only)."""
+        """``(start, stop)`` spans covering X in order, of about ``max_bytes`` of
+        X each; a chunked store's hold whole chunks (at least one)."""
         n = self.shape[0]
         per = max(1, max_bytes // max(1, self.row_bytes))
         if self.bounds is None:
