@@ -1361,4 +1361,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 estimator_name=type(self).__name__, current_version=__version__,
                 original_version=pickled,
             ))
+        # skconv 0.1 read X whole: its models divide by nothing and would
+        # shuffle a chunked store with the default buffer
+        state.setdefault("input_scale", None)
+        state.setdefault("shuffle_buffer", 10_000)
         super().__setstate__(state)

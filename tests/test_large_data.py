@@ -318,6 +318,18 @@ def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
     assert_array_equal(inc.predict(Xd).compute(), loop.predict(flat))
 
 
+def test_a_model_pickled_before_input_scale_existed_loads_and_predicts_the_same():
+    X, y = _images(n=120)
+    model = _fit(ConvNetClassifier(**SMALL), X.astype(np.float32) / 255, y)
+    state = model.__getstate__()
+    del state["input_scale"], state["shuffle_buffer"]  # what skconv 0.1 pickled
+    loaded = ConvNetClassifier.__new__(ConvNetClassifier)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["input_scale"] is None
+    assert_array_equal(loaded.predict_proba(X / 255), model.predict_proba(X / 255))
+    assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
 def test_onnx_export_divides_by_input_scale_as_predict_does():
     skl2onnx = pytest.importorskip("skl2onnx")
     ort = pytest.importorskip("onnxruntime")
