@@ -29,7 +29,7 @@ import numpy as np
 from ._kernels import _augment
 from ._kernels._openmp_helpers import effective_n_threads
 
-__all__ = ["check_augment", "draw_transforms", "augment_batch", "Transforms"]
+__all__ = ["check_augment", "draw_transforms", "augment_batch", "gather_images", "Transforms"]
 
 AUGMENT_KEYS = ("shift", "rotate", "scale", "flip")
 
@@ -169,6 +169,17 @@ class Transforms:
 
     def __len__(self):
         return len(self.shift)
+
+    def take(self, positions):
+        """The transforms of images ``positions``, in that order (a batch's own)."""
+        batch = object.__new__(Transforms)
+        batch.shift = np.ascontiguousarray(self.shift[positions])
+        batch.angle, batch.zoom = self.angle[positions], self.zoom[positions]
+        batch.flip = self.flip[positions]
+        batch._flip_u8 = np.ascontiguousarray(self._flip_u8[positions])
+        batch.image_shape = self.image_shape
+        batch.coef = None if self.coef is None else np.ascontiguousarray(self.coef[positions])
+        return batch
 
 
 def _affine_coefficients(shift, angle, zoom, flip, hw):
@@ -319,4 +330,70 @@ def augment_batch(x, rows, transforms, out, n_threads=None):
                                    n_threads)
     else:
         _augment.affine_gather(x, rows, transforms.coef, out, n_threads)
+    return out
+
+
+# the dtypes the gather kernels read as stored; float16 is widened per batch
+# (exactly) since C has no portable half type
+_STORED_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float64))
+
+
+def gather_images(src, rows, out, transforms=None, scale=None, n_threads=None):
+    """Rows of X as stored -> a batch of transformed images, in one pass.
+
+    Parameters
+    ----------
+    src : ndarray of shape (m, h * w * c), C-contiguous
+        Rows in (h, w, c) order (flat images, or channels-last images
+        flattened), uint8, uint16, float16, float32 or float64; may be a
+        read-only memory map.
+    rows : ndarray of shape (batch,), integer
+        Rows of ``src`` to take, each in ``[0, m)``.
+    out : ndarray of shape (batch, c, h, w), float32 or float64, C-contiguous
+        Written in full: ``out[b]`` is row ``rows[b]`` cast to ``out.dtype``,
+        divided by ``scale`` and transformed by entry ``b`` of ``transforms``.
+    transforms : Transforms or None
+        The batch's transforms (``Transforms.take``), one per image of ``out``.
+    scale : float or None
+        Each value is cast, then divided by ``out.dtype.type(scale)``; None
+        divides by nothing.
+    n_threads : int, optional
+        As for :func:`augment_batch`.
+
+    Returns
+    -------
+    out : ndarray of shape (batch, c, h, w)
+        The same bits as :func:`augment_batch` on the images cast (and
+        divided) as a whole first.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    if src.dtype == np.float16:
+        src, rows = src[rows].astype(np.float32), np.arange(len(rows))
+    if (not isinstance(src, np.ndarray) or src.ndim != 2 or src.dtype not in _STORED_DTYPES
+            or not src.flags.c_contiguous):
+        raise ValueError(f"src must be C-contiguous 2-D rows of {[str(t) for t in _STORED_DTYPES]}"
+                         f" (or float16), got {getattr(src, 'dtype', type(src))} of shape "
+                         f"{np.shape(src)}")
+    n_c, h, w = out.shape[1:]
+    if src.shape[1] != n_c * h * w or out.shape[0] != len(rows):
+        raise ValueError(f"{len(rows)} rows of {src.shape[1]} values do not fill out of "
+                         f"shape {out.shape}")
+    if rows.size and (rows.min() < 0 or rows.max() >= src.shape[0]):
+        raise ValueError(f"rows must be in [0, {src.shape[0]}), got values in "
+                         f"[{rows.min()}, {rows.max()}]")
+    if len(rows) == 0:
+        return out
+    if n_threads is None:
+        n_threads = effective_n_threads()
+        if transforms is None or transforms.coef is None:
+            n_threads = min(n_threads, -(-out.nbytes // _COPY_BYTES_PER_THREAD))
+    n_threads = max(1, min(int(n_threads), len(rows)))
+    scale = 0.0 if scale is None else float(scale)
+    if transforms is None:
+        _augment.gather_rows(src, rows, scale, out, n_threads)
+    elif transforms.coef is None:
+        _augment.gather_shift_flip_rows(src, rows, scale, transforms.shift, transforms._flip_u8,
+                                        out, n_threads)
+    else:
+        _augment.gather_affine_rows(src, rows, scale, transforms.coef, out, n_threads)
     return out

@@ -31,11 +31,14 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _check_y,
     check_array,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
 
+from . import _data
 from ._augment import Transforms, augment_batch, check_augment, draw_transforms
 from ._kernels import _boundary
 from . import ops
@@ -205,7 +208,22 @@ default='constant'
         The layer whose activations ``transform`` returns: 0 is the output of
         the conv blocks, flattened in (c, h, w) order; ``k`` >= 1 is hidden
         dense layer ``k`` after its activation (and batch norm); negative
-        values count from the last, so -1 is the last hidden layer."""
+        values count from the last, so -1 is the last hidden layer.
+    input_scale : float > 0 or None, default=None
+        Divide X by it as each batch is read: ``input_scale=255`` trains on
+        8-bit pixels scaled to [0, 1] with the bits of ``X.astype(dtype) /
+        dtype(255)``, without a scaled copy of X (a ``FunctionTransformer`` or
+        ``X / 255`` makes one as large as X in float). ``predict`` and
+        ``transform`` divide the same way. None divides by nothing.
+    shuffle_buffer : int, default=10_000
+        For X in a chunked store (an h5py dataset, a Zarr or Dask array):
+        rows shuffled together. Each epoch visits the chunks in a random
+        order, about ``shuffle_buffer`` rows' worth at a time, and shuffles
+        the rows of each such group; with ``shuffle_buffer >= n_samples``
+        the shuffle is exact (that of a numpy X with the same
+        ``random_state``). Up to twice this many rows are held in memory, in
+        X's dtype. numpy arrays and memory maps are always shuffled exactly.
+        See the user guide's "Data larger than memory"."""
 
 ATTRIBUTES_DOC = """n_features_in_ : int
         Features per sample, ``h * w * c``.
@@ -291,9 +309,10 @@ class _FitCallbacks:
         self.root.call_on_fit_task_begin(estimator=estimator, **self.hook_args)
         self._epoch = None
 
-    def begin_epoch(self, n_batches):
-        """Open an epoch's task; True if its batches get tasks too."""
-        per_batch = self.active and n_batches >= _BATCH_CALLBACK_MIN_BATCHES
+    def begin_epoch(self, n_batches, streamed=False):
+        """Open an epoch's task; True if its batches get tasks too (a long
+        epoch's, or any epoch that reads X from disk or a cluster)."""
+        per_batch = self.active and (streamed or n_batches >= _BATCH_CALLBACK_MIN_BATCHES)
         self._epoch = self.root.subcontext(task_name="epoch",
                                            max_subtasks=n_batches if per_batch else 0)
         self._epoch.call_on_fit_task_begin(estimator=self.estimator, **self.hook_args)
@@ -395,6 +414,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "lr_step_size": [Interval(Integral, 1, None, closed="left")],
         "lr_gamma": [Interval(Real, 0, 1, closed="neither")],
         "embedding_layer": [Interval(Integral, None, None, closed="neither")],
+        "input_scale": [Interval(Real, 0, None, closed="neither"), None],
+        "shuffle_buffer": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -438,6 +459,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         lr_step_size=10,
         lr_gamma=0.1,
         embedding_layer=-1,
+        input_scale=None,
+        shuffle_buffer=10_000,
     ):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -477,6 +500,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.embedding_layer = embedding_layer
+        self.input_scale = input_scale
+        self.shuffle_buffer = shuffle_buffer
 
     def _validate_params(self):
         """Refuse ``MLPClassifier``-only settings with what to use instead, then
@@ -684,17 +709,25 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _validate_input(self, X, y="no_validation", reset=True):
         """Validate X (2D, 3D, 4D or sparse 2D) and y; return X as 2D rows and the image shape.
 
-        The image shape is ``(h, w, c)`` for 3D/4D X, None for 2D X. In fit X is
-        cast to the model dtype once; in predict float X keeps its dtype and
-        chunks are cast one at a time. Sparse X stays sparse (CSR): rows are
-        densified a batch at a time by :meth:`_to_nchw`. After a fit, X of
-        another shape is refused in image terms (:meth:`_check_image_shape`);
-        in a first fit, X that looks channels-first or unscaled is warned about
-        (:meth:`_warn_about_input`).
+        The image shape is ``(h, w, c)`` for 3D/4D X, None for 2D X. An array
+        of a stored dtype (uint8, uint16, float16, float32, float64; numpy,
+        memory-mapped, h5py, Zarr, Dask) stays as stored: it comes back as
+        ``_data.Rows``, checked in blocks by a fit, block by block as they are
+        read by a prediction (:meth:`_validate_stored`). Other X is converted
+        whole: in fit to the model dtype, in predict to float. Sparse X stays
+        sparse (CSR): rows are densified a batch at a time by
+        :meth:`_to_nchw`. After a fit, X of another shape is refused in image
+        terms (:meth:`_check_image_shape`); in a first fit, X that looks
+        channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
+        if _data.is_stored(X):
+            return self._validate_stored(X, y, reset)
         dtype = self._dtype() if reset else [np.float64, np.float32]
         image_shape = None
-        if not (hasattr(X, "ndim") or hasattr(X, "iloc") or sp.issparse(X)):
+        # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which
+        # records its column names and checks them at predict
+        if not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
+                or sp.issparse(X)):
             X = np.asarray(X)
         shape = getattr(X, "shape", None)
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
@@ -719,6 +752,32 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if reset:
             self._warn_about_input(X, shape)
         return (X, image_shape) if no_y else (X, y, image_shape)
+
+    def _validate_stored(self, X, y, reset):
+        """:meth:`_validate_input` for X kept as stored (``_data.is_stored``).
+
+        The shape is checked at once; the values in blocks of a few MiB: a fit
+        reads X through before training and names the rows holding NaN or
+        infinity; a prediction checks each block as it reads it. scikit-learn
+        sees the first row only, which sets or checks ``n_features_in_`` (and
+        drops ``feature_names_in_``, as for any array).
+        """
+        rows = _data.Rows(X)
+        if not reset:
+            self._check_image_shape(rows.image_shape, X.shape)
+        # y=None raises scikit-learn's "requires y to be passed" here
+        validate_data(self, rows.read(0, 1), None if y is None else "no_validation",
+                      reset=reset, dtype=None)
+        no_y = isinstance(y, str) and y == "no_validation"
+        if no_y:
+            return rows, rows.image_shape
+        y = self._check_targets(_check_y(y, multi_output=True, y_numeric=self._y_numeric,
+                                         estimator=self))
+        check_consistent_length(rows, y)
+        stats = _data.scan(rows, stats=reset)
+        if reset:
+            self._warn_about_input(rows, X.shape, stats)
+        return rows, y, rows.image_shape
 
     def _resolve_input_shape(self, n_features, image_shape):
         if self.input_shape is not None:
@@ -786,7 +845,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"to rows of {n_fitted} values.{hint}"
             )
 
-    def _warn_about_input(self, X, shape):
+    def _warn_about_input(self, X, shape, stats=None):
         """First fit: warn about X that trains badly or wrongly without an error.
 
         Channels-first 4D X ``(n, 1|3|4, h, w)``, as PyTorch holds images, is
@@ -794,7 +853,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         [-1, 1] (raw pixel intensities) make the first losses huge and the
         model worse. Both are valid input, so a warning saying the fix; the
         range check is one pass over X (the sum of squares), two more (min,
-        max) only when it warns.
+        max) only when it warns. X kept as stored brings its ``stats`` (root
+        mean square, min, max) from the fit's scan. The range is that of X
+        divided by ``input_scale``.
         """
         if (self.input_shape is None and shape is not None and len(shape) == 4
                 and shape[1] in (1, 3, 4) and min(shape[2:]) > 4):
@@ -806,24 +867,35 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"X.transpose(0, 2, 3, 1) if the second axis holds the channels, or "
                 f"input_shape={(c, h, w)} to keep this reading."
             )
-        values = (X.data if sp.issparse(X) else X).ravel(order="K")  # a view, C or F order
-        if values.size == 0:
-            return
-        # the root mean square, not the largest value: a standardized column that is
-        # nearly constant holds values of 40 (digits), but the whole of X stays near 1.
-        # einsum, not np.dot: nothing in fit calls BLAS (23 ms for MNIST's 60000 rows)
-        rms = math.sqrt(float(np.einsum("i,i->", values, values)) / (X.shape[0] * X.shape[1]))
+        scale_by = 1.0 if self.input_scale is None else float(self.input_scale)
+        if stats is not None:
+            rms, lo, hi = (v / scale_by for v in stats)
+        else:
+            values = (X.data if sp.issparse(X) else X).ravel(order="K")  # a view, C or F order
+            if values.size == 0:
+                return
+            # the root mean square, not the largest value: a standardized column that is
+            # nearly constant holds values of 40 (digits), but the whole of X stays near 1.
+            # einsum, not np.dot: nothing in fit calls BLAS (23 ms for MNIST's 60000 rows)
+            rms = math.sqrt(float(np.einsum("i,i->", values, values))
+                            / (X.shape[0] * X.shape[1])) / scale_by
         if rms > _RAW_INPUT_RMS:
-            lo, hi = float(values.min()), float(values.max())
-            if values.size < X.shape[0] * X.shape[1]:  # sparse: the implicit zeros
-                lo, hi = min(lo, 0.0), max(hi, 0.0)
+            if stats is None:
+                lo, hi = float(values.min()) / scale_by, float(values.max()) / scale_by
+                if values.size < X.shape[0] * X.shape[1]:  # sparse: the implicit zeros
+                    lo, hi = min(lo, 0.0), max(hi, 0.0)
             scale = max(-lo, hi)
+            # integer X as stored: its type's full range is what a scale should undo
+            dtype = getattr(X, "dtype", None)
+            full = np.iinfo(dtype).max if dtype is not None and dtype.kind == "u" else scale
             example = "X / 255" if scale == 255 else f"X / {scale:g} (X / 255 for 8-bit images)"
             _warn(
                 f"X ranges from {lo:g} to {hi:g} (root mean square {rms:.3g}): networks "
                 "train badly on raw values such as pixel intensities (huge first losses, "
                 f"a worse model). Scale X to about [0, 1], e.g. {example}, or put a "
-                "MinMaxScaler or StandardScaler before the network in a Pipeline."
+                "MinMaxScaler or StandardScaler before the network in a Pipeline; "
+                f"input_scale={full:g} divides each batch as it is read, without a "
+                "scaled copy of X."
             )
 
     def _to_nchw(self, X):
@@ -834,34 +906,39 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             X = X.toarray()
         h, w, c = self.input_shape_
         x = X.reshape(X.shape[0], h, w, c).transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x, dtype=self._dtype())
+        x = np.ascontiguousarray(x, dtype=self._dtype())
+        if self.input_scale is not None:  # a new array: x may be a view of X
+            x = x / self._dtype().type(self.input_scale)
+        return x
 
-    def _batch_source(self, X, batch_size):
-        """A function ``(rows, transforms=None) -> (len(rows), c, h, w)`` images of
-        the training rows ``X``, each transformed by its entry of ``transforms``
-        (as drawn by ``draw_transforms`` for all the rows of ``X``).
+    def _batch_source(self, X, batch_size, train_rows=None):
+        """The training batches: a ``_data.Batches``, whose ``order(rng, shuffle)``
+        gives an epoch's positions and whose call ``(positions, transforms=None)``
+        gives the ``(len(positions), c, h, w)`` images of those training rows,
+        each transformed by its entry of ``transforms`` (as drawn by
+        ``draw_transforms`` for all the training rows).
 
-        Dense X is converted to NCHW once and batches are gathered into one
-        reused buffer; sparse X is densified a batch at a time, so a large
-        sparse X is never dense in memory as a whole.
+        ``train_rows`` are the rows of X that train (None: all, in order).
+        X as stored (``_data.Rows``) is read a batch at a time, cast and
+        converted into one reused buffer; sparse X is densified a batch at a
+        time, so a large sparse X is never dense in memory as a whole.
         """
-        if sp.issparse(X):
-            def take_sparse(rows, transforms=None):
-                x = self._to_nchw(X[rows])
-                if transforms is None:
-                    return x
-                # the batch's own transforms, image b getting that of row rows[b]
-                batch = Transforms(transforms.shift[rows], transforms.angle[rows],
-                                   transforms.zoom[rows], transforms.flip[rows], x.shape[1:])
-                return augment_batch(x, np.arange(len(rows)), batch, np.empty_like(x))
-            return take_sparse
-        x_all = self._to_nchw(X)
-        buffer = np.empty((batch_size,) + x_all.shape[1:], dtype=x_all.dtype)
+        h, w, c = self.input_shape_
+        if not sp.issparse(X):
+            return _data.training_batches(_data.as_rows(X), train_rows, batch_size, (c, h, w),
+                                          self._dtype(), self.input_scale, self.shuffle_buffer)
+        if train_rows is not None:
+            X = X[train_rows]
 
-        def take(rows, transforms=None):
-            # transforms=None is np.take: the same bits as without augmentation
-            return augment_batch(x_all, rows, transforms, buffer[:len(rows)])
-        return take
+        def take_sparse(rows, transforms=None):
+            x = self._to_nchw(X[rows])
+            if transforms is None:
+                return x
+            # the batch's own transforms, image b getting that of row rows[b]
+            batch = Transforms(transforms.shift[rows], transforms.angle[rows],
+                               transforms.zoom[rows], transforms.flip[rows], x.shape[1:])
+            return augment_batch(x, np.arange(len(rows)), batch, np.empty_like(x))
+        return _data.Batches(X.shape[0], take_sparse)
 
     # ------------------------------------------------------------------ targets (subclasses)
 
@@ -956,7 +1033,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                    else np.random.RandomState(rng.randint(np.iinfo(np.int32).max)))
         if not hasattr(self, "learning_rate_curve_"):  # fitted before the schedules existed
             self.learning_rate_curve_ = [np.nan] * len(self.loss_curve_)
-        callbacks = _FitCallbacks(self, 1 if incremental else self.max_iter, X, labels,
+        callbacks = _FitCallbacks(self, 1 if incremental else self.max_iter,
+                                  X.data if isinstance(X, _data.Rows) else X, labels,
                                   given_weight)
         self._stopped_diverged = False  # set by _diverged, which says why itself
         network = self._network  # a fit that fails leaves no model: hold on to it here
@@ -1005,34 +1083,35 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         if not early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf
-        X_val = y_val = sw_val = None
+        train_rows = X_val = y_val = sw_val = None
         # with a warm start, the weights now are the best of the previous fit
         best = net.snapshot() if early_stopping and self.validation_scores_ else None
         if early_stopping:
-            X, X_val, y, y_val, sample_weight, sw_val = train_test_split(
-                X, y, sample_weight, random_state=rng, test_size=self.validation_fraction,
-                stratify=self._stratify(y),
+            # the split is of row numbers: X is never copied
+            train_rows, val_rows, y, y_val, sample_weight, sw_val = train_test_split(
+                np.arange(X.shape[0]), y, sample_weight, random_state=rng,
+                test_size=self.validation_fraction, stratify=self._stratify(y),
             )
-            if X_val.shape[0] < 2:
+            if len(val_rows) < 2:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves "
-                    f"{X_val.shape[0]} validation sample(s); increase it or add data"
+                    f"{len(val_rows)} validation sample(s); increase it or add data"
                 )
-        n_samples = X.shape[0]
+            X_val = _data.subset(X, val_rows)
+        n_samples = len(y)
         batch_size = self._batch_size_for(n_samples)
-        take = self._batch_source(X, batch_size)
+        take = self._batch_source(X, batch_size, train_rows)
         loss_function = self._loss()
-        idx = np.arange(n_samples)
+        streamed = getattr(X, "streamed", False)
         # weights at the ends of the last two finished epochs: where a diverging
         # epoch falls back to (the later one may already give non-finite outputs)
         finished = [net.snapshot()] if self.loss_curve_ else []
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
-                if self.shuffle:
-                    rng.shuffle(idx)
+                idx = take.order(rng, self.shuffle)
                 transforms = draw_transforms(augment, n_samples, net.input_shape, aug_rng)
-                per_batch = callbacks.begin_epoch(-(-n_samples // batch_size))
+                per_batch = callbacks.begin_epoch(-(-n_samples // batch_size), streamed)
                 epoch_loss, stop = self._train_epoch(
                     take, y, sample_weight, idx, batch_size, loss_function, transforms,
                     callbacks if per_batch else None)
@@ -1042,7 +1121,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     score = self._validation_score(X_val, y_val, sw_val)
                     diverged = score is None
                 if diverged:
-                    self._diverged(finished, best, (X, X_val))
+                    self._diverged(finished, best, (_data.subset(X, train_rows), X_val))
                     return
                 self.n_iter_ += 1
                 self.t_ += n_samples
@@ -1210,20 +1289,34 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     # ------------------------------------------------------------------ prediction
 
     def _forward_fast(self, X):
-        """Outputs (before the output activation) of validated 2D rows X: the
-        inference path, no caches for backward.
+        """Outputs (before the output activation) of validated X (2D rows, sparse,
+        ``_data.Rows`` or ``_data.Subset``): the inference path, no caches for
+        backward.
 
         :meth:`_rows_per_pass` rows per forward pass, so memory stays bounded,
         and each row's outputs depend on that row only (no batch effects).
         """
-        chunk = self._rows_per_pass()
-        if X.shape[0] <= chunk:
-            return self._network.forward_fast(self._to_nchw(X))
-        out = np.empty((X.shape[0], self.n_outputs_), dtype=self._dtype())
-        for start in range(0, X.shape[0], chunk):
-            batch = slice(start, start + chunk)
-            out[batch] = self._network.forward_fast(self._to_nchw(X[batch]))
+        n = X.shape[0]
+        out = np.empty((n, self.n_outputs_), dtype=self._dtype())
+        for where, images in self._images(X):
+            if isinstance(where, slice) and where.stop - where.start == n:
+                return self._network.forward_fast(images)
+            out[where] = self._network.forward_fast(images)
         return out
+
+    def _images(self, X):
+        """Yield ``(where, images)``: X's rows as the network's images,
+        :meth:`_rows_per_pass` at a time; ``where`` places them in the answer
+        (a slice, or an array of positions)."""
+        chunk = self._rows_per_pass()
+        if sp.issparse(X):
+            for start in range(0, X.shape[0], chunk):
+                yield slice(start, start + chunk), self._to_nchw(X[start:start + chunk])
+            return
+        h, w, c = self.input_shape_
+        rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
+        yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._dtype(),
+                                self.input_scale, positions)
 
     def _rows_per_pass(self):
         """Rows per forward pass in prediction (see ``_PREDICT_BYTES``)."""
@@ -1239,8 +1332,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         images = self._plain_images(X)
         if images is not None:
             return self._network.forward_fast(images)
-        rows, _ = self._validate_input(X, reset=False)
-        return self._forward_fast(rows)
+        X, _ = self._validate_input(X, reset=False)
+        return self._forward_fast(X)
 
     def _plain_images(self, X):
         """X as the network's input images if it is a finite float ndarray of the
@@ -1269,6 +1362,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         images = np.empty((X.shape[0], c, h, w), dtype=self._network.params.dtype)
         if not _boundary.rows_to_images(np.ascontiguousarray(rows), images):
             return None
+        if self.input_scale is not None:
+            images /= images.dtype.type(self.input_scale)
         return images
 
     # ------------------------------------------------------------------ embeddings
@@ -1303,6 +1398,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return int(np.prod(network.nodes[network.index(self._embedding_stop())]
                            .layer.output_shape))
 
+    @_data.blockwise
     def transform(self, X):
         """Activations of the layer ``embedding_layer`` (the last hidden layer by default).
 
@@ -1314,6 +1410,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
+            Also a memory map, h5py dataset or Zarr array, read a block at a
+            time, or a Dask array, for which a Dask array is returned.
 
         Returns
         -------
@@ -1327,10 +1425,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self._check_image_shape(image_shape)
         stop = self._embedding_stop()
         out = np.empty((X.shape[0], self._n_features_out), dtype=self._dtype())
-        chunk = self._rows_per_pass()
-        for start in range(0, X.shape[0], chunk):
-            x = self._to_nchw(X[start:start + chunk])
-            out[start:start + chunk] = self._network.forward_fast(x, stop=stop)
+        for where, x in self._images(X):
+            out[where] = self._network.forward_fast(x, stop=stop)
         return out
 
     def __sklearn_tags__(self):
@@ -1375,7 +1471,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 estimator_name=type(self).__name__, current_version=__version__,
                 original_version=pickled,
             ))
-        # skconv 0.1 had no global pooling: its models flatten (their network,
-        # a list of layers, becomes a graph in skconv._network.Sequential)
+        # skconv 0.1 had no global pooling and read X whole: its models flatten
+        # (their network, a list of layers, becomes a graph in
+        # skconv._network.Sequential), divide by nothing and would shuffle a
+        # chunked store with the default buffer
         state.setdefault("global_pool", None)
+        state.setdefault("input_scale", None)
+        state.setdefault("shuffle_buffer", 10_000)
         super().__setstate__(state)

@@ -8,6 +8,7 @@ from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
+from ._data import blockwise
 from ._base import BaseConvNet, _warn, fill_doc
 from ._losses import (log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax,
                       softmax_cross_entropy)
@@ -119,6 +120,8 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         lr_step_size=10,
         lr_gamma=0.1,
         embedding_layer=-1,
+        input_scale=None,
+        shuffle_buffer=10_000,
         class_weight=None,
     ):
         super().__init__(
@@ -134,6 +137,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun, dtype=dtype, augment=augment, lr_warmup_epochs=lr_warmup_epochs,
             lr_step_size=lr_step_size, lr_gamma=lr_gamma, embedding_layer=embedding_layer,
+            input_scale=input_scale, shuffle_buffer=shuffle_buffer,
         )
         self.class_weight = class_weight
 
@@ -299,6 +303,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
 
     # ------------------------------------------------------------------ prediction
 
+    @blockwise
     def predict(self, X):
         """Predict class labels.
 
@@ -317,6 +322,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             return (logits > 0).astype(int)
         return self.classes_[np.argmax(logits, axis=1)]
 
+    @blockwise
     def predict_log_proba(self, X):
         """Log of the class probabilities, computed stably from the logits.
 
@@ -335,6 +341,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             return log_sigmoid(logits)
         return log_softmax(logits)
 
+    @blockwise
     def predict_proba(self, X):
         """Class probabilities.
 

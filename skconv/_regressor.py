@@ -5,6 +5,7 @@ import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 
+from ._data import blockwise
 from ._base import BaseConvNet, fill_doc
 from ._losses import squared_error
 
@@ -131,6 +132,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
 
     # ------------------------------------------------------------------ prediction
 
+    @blockwise
     def predict(self, X):
         """Predict the targets.
 

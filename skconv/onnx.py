@@ -259,6 +259,8 @@ def _network_logits(g, estimator, x):
     the last layer's output, before the output activation: (n, n_outputs), model dtype."""
     h, w, c = estimator.input_shape_
     x = g.node("Cast", [x], to=g.proto)
+    if estimator.input_scale is not None:  # divided after the cast, as the batch gather does
+        x = g.node("Div", [x, g.const("input_scale", estimator.input_scale)])
     x = g.node("Reshape", [x, g.ints("shape", [-1, h, w, c])])
     x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
     values = {INPUT: x}

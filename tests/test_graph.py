@@ -284,7 +284,8 @@ def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
     # (named by position) whose flat parameters are laid out as the graph's
     state = model.__getstate__()
     assert state.pop("_skconv_version") == skconv.__version__
-    del state["global_pool"]
+    for added in ("global_pool", "input_scale", "shuffle_buffer"):
+        del state[added]
     network_state = state["_network"].__getstate__()
     network_state["layers"] = [node.layer for node in network_state.pop("nodes")]
     legacy = Sequential.__new__(Sequential)
@@ -296,6 +297,7 @@ def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
     assert [node.name for node in loaded._network.nodes][:2] == ["0", "1"]
     assert_array_equal(loaded.predict_proba(X), expected)
     assert loaded.get_params()["global_pool"] is None
+    assert loaded.get_params()["input_scale"] is None
     assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict_proba(X), expected)
 
 

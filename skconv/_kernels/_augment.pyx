@@ -9,6 +9,22 @@ from cython.parallel cimport prange
 # (skconv._augment); rows are in [0, x.shape[0]) and the per-image parameters
 # are indexed by the image (k), not by its place in the batch.
 
+# what X may be stored as: the estimator's batch gather reads it as it is
+ctypedef fused stored:
+    unsigned char
+    unsigned short
+    float
+    double
+
+
+cdef inline floating _load(stored v, floating divisor, bint scaled) noexcept nogil:
+    """One stored value in the model dtype, divided by the input scale if any."""
+    cdef floating x = <floating>v
+    if scaled:
+        return x / divisor
+    return x
+
+
 # columns per pass of the bilinear kernel's two-pass inner loop (on the stack)
 cdef enum:
     _CHUNK = 32
@@ -158,7 +174,8 @@ cdef inline void _affine_one(
         if lo == hi:
             lo = hi = w
         for j in range(lo):
-            _affine_edge(src, d + j, a1 * j + r_row, a4 * j + q_row, n_c, h, w)
+            _affine_edge(src, d + j, a1 * j + r_row, a4 * j + q_row, n_c, h, w, plane, 1,
+                         1, False)
         # In chunks, two passes: the source points of a chunk first (no reads
         # from the image, so the compiler vectorizes it), then the gathers.
         j = lo
@@ -188,7 +205,8 @@ cdef inline void _affine_one(
                     p += plane
             j += m
         for j in range(hi, w):
-            _affine_edge(src, d + j, a1 * j + r_row, a4 * j + q_row, n_c, h, w)
+            _affine_edge(src, d + j, a1 * j + r_row, a4 * j + q_row, n_c, h, w, plane, 1,
+                         1, False)
 
 
 cdef inline bint _inside(double r, double q, Py_ssize_t h, Py_ssize_t w) noexcept nogil:
@@ -197,21 +215,27 @@ cdef inline bint _inside(double r, double q, Py_ssize_t h, Py_ssize_t w) noexcep
 
 
 cdef inline void _affine_edge(
-    const floating* src,                # IN  (n_c, h, w): the image
+    const stored* src,                  # IN  one image, value (c, i, j) at
+                                        #     c * s_c + (i * w + j) * s_p
     floating* d,                        # OUT the pixel in channel 0; channel c at c * h * w
     double r,                           # the source point
     double q,
     Py_ssize_t n_c,
     Py_ssize_t h,
     Py_ssize_t w,
+    Py_ssize_t s_c,                     # h * w and 1 for (c, h, w) images,
+    Py_ssize_t s_p,                     # 1 and n_c for (h, w, c) rows
+    floating divisor,                   # the input scale,
+    bint scaled,                        # if any
 ) noexcept nogil:
     """One output pixel near or beyond the image's edge: the neighbours outside
-    read as zeros."""
+    read as zeros. Each value read is cast to the model dtype (and divided by
+    the input scale) before any arithmetic."""
     cdef Py_ssize_t c, r0, q0
     cdef Py_ssize_t plane = h * w
     cdef floating fr, fq, x00, x01, x10, x11, top, bottom
     cdef bint in_r0, in_r1, in_q0, in_q1
-    cdef const floating* p
+    cdef const stored* p
     # far outside: no neighbour is inside (and no overflow below)
     if not (r > -1 and r < h and q > -1 and q < w):
         for c in range(n_c):
@@ -230,13 +254,108 @@ cdef inline void _affine_edge(
     in_q1 = q0 + 1 < w
     for c in range(n_c):
         # the pointer is formed only for the neighbours inside
-        p = src + c * plane
-        x00 = p[r0 * w + q0] if in_r0 and in_q0 else 0
-        x01 = p[r0 * w + q0 + 1] if in_r0 and in_q1 else 0
-        x10 = p[(r0 + 1) * w + q0] if in_r1 and in_q0 else 0
-        x11 = p[(r0 + 1) * w + q0 + 1] if in_r1 and in_q1 else 0
+        p = src + c * s_c
+        x00 = _load(p[(r0 * w + q0) * s_p], divisor, scaled) if in_r0 and in_q0 else 0
+        x01 = _load(p[(r0 * w + q0 + 1) * s_p], divisor, scaled) if in_r0 and in_q1 else 0
+        x10 = _load(p[((r0 + 1) * w + q0) * s_p], divisor, scaled) if in_r1 and in_q0 else 0
+        x11 = (_load(p[((r0 + 1) * w + q0 + 1) * s_p], divisor, scaled)
+               if in_r1 and in_q1 else 0)
         # one lerp along the columns in each row, then one between the rows:
         # a zero fraction returns the pixel itself, exactly
         top = x00 + fq * (x01 - x00)
         bottom = x10 + fq * (x11 - x10)
         d[c * plane] = top + fr * (bottom - top)
+
+
+# ---------------------------------------------------------------------------
+# The estimator's batch gather from X as stored: rows in (h, w, c) order of
+# any stored dtype (uint8, uint16, float32, float64) become a float batch in
+# (c, h, w) order, cast, divided by the input scale and transformed, in one
+# pass. The transform parameters are indexed by the place in the batch (b),
+# since the rows may come from a buffer of a chunked store, not from X.
+# Every value is cast to the model dtype before any arithmetic, in the order
+# of the kernels above, so the bits are those of casting X as a whole first.
+
+def gather_rows(
+    const stored[:, ::1] src,           # IN  (m, h * w * c): rows in (h, w, c) order
+    const Py_ssize_t[::1] rows,         # IN  (batch,): rows of src to take
+    double scale,                       # values are divided by it; 0 for no division
+    floating[:, :, :, ::1] out,         # OUT (batch, c, h, w)
+    int n_threads,
+):
+    """out[b, c, i, j] = src[rows[b], (i * w + j) * n_c + c] / scale, cast first."""
+    cdef Py_ssize_t b, k, c, i, j
+    cdef Py_ssize_t n_c = out.shape[1], h = out.shape[2], w = out.shape[3]
+    cdef bint scaled = scale != 0
+    cdef floating divisor = <floating>scale
+    with nogil:
+        for b in prange(rows.shape[0], schedule='static', num_threads=n_threads):
+            k = rows[b]
+            for c in range(n_c):
+                for i in range(h):
+                    for j in range(w):
+                        out[b, c, i, j] = _load(src[k, (i * w + j) * n_c + c], divisor, scaled)
+
+
+def gather_shift_flip_rows(
+    const stored[:, ::1] src,           # IN  (m, h * w * c): rows in (h, w, c) order
+    const Py_ssize_t[::1] rows,         # IN  (batch,): rows of src to take
+    double scale,                       # values are divided by it; 0 for no division
+    const Py_ssize_t[:, ::1] shift,     # IN  (batch, 2): (dy, dx) of out[b]
+    const unsigned char[::1] flip,      # IN  (batch,): 1 to mirror out[b] left-right
+    floating[:, :, :, ::1] out,         # OUT (batch, c, h, w)
+    int n_threads,
+):
+    """shift_flip_gather's map from the (h, w, c) rows: exact copies after the cast."""
+    cdef Py_ssize_t b, k, c, i, j, r, dy, dx, j0, j1, q
+    cdef Py_ssize_t n_c = out.shape[1], h = out.shape[2], w = out.shape[3]
+    cdef bint scaled = scale != 0
+    cdef floating divisor = <floating>scale
+    with nogil:
+        for b in prange(rows.shape[0], schedule='static', num_threads=n_threads):
+            k = rows[b]
+            dy = shift[b, 0]
+            dx = shift[b, 1]
+            j0 = max(dx, 0)
+            j1 = min(w, w + dx)
+            for c in range(n_c):
+                for i in range(h):
+                    r = i - dy
+                    for j in range(w):
+                        if r < 0 or r >= h or j < j0 or j >= j1:
+                            out[b, c, i, j] = 0
+                            continue
+                        q = w - 1 - j + dx if flip[b] else j - dx
+                        out[b, c, i, j] = _load(src[k, (r * w + q) * n_c + c], divisor, scaled)
+
+
+def gather_affine_rows(
+    const stored[:, ::1] src,           # IN  (m, h * w * c): rows in (h, w, c) order
+    const Py_ssize_t[::1] rows,         # IN  (batch,): rows of src to take
+    double scale,                       # values are divided by it; 0 for no division
+    const double[:, ::1] coef,          # IN  (batch, 6): the affine map of out[b]
+    floating[:, :, :, ::1] out,         # OUT (batch, c, h, w)
+    int n_threads,
+):
+    """affine_gather's bilinear resampling from the (h, w, c) rows.
+
+    The same formula, in the same order, as ``_affine_edge`` applies to each
+    output pixel, on values cast (and scaled) first: the same bits as
+    ``affine_gather`` on the cast images.
+    """
+    cdef Py_ssize_t b, k, i, j
+    cdef Py_ssize_t n_c = out.shape[1], h = out.shape[2], w = out.shape[3]
+    cdef bint scaled = scale != 0
+    cdef floating divisor = <floating>scale
+    if rows.shape[0] == 0 or n_c * h * w == 0:
+        return
+    with nogil:
+        for b in prange(rows.shape[0], schedule='static', num_threads=n_threads):
+            k = rows[b]
+            for i in range(h):
+                for j in range(w):
+                    # summed in affine_gather's order: the row's term first
+                    _affine_edge(&src[k, 0], &out[b, 0, i, j],
+                                 coef[b, 1] * j + (coef[b, 0] * i + coef[b, 2]),
+                                 coef[b, 4] * j + (coef[b, 3] * i + coef[b, 5]),
+                                 n_c, h, w, 1, n_c, divisor, scaled)

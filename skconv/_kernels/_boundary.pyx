@@ -67,3 +67,34 @@ def rows_to_images(
                         finite &= isfinite(v)
                         x[n, c, i, j] = <floating_out> v
     return finite
+
+
+ctypedef fused stored:
+    unsigned char
+    unsigned short
+    float
+    double
+
+
+def check_block(
+    const stored[:, ::1] block,         # IN  (n, n_features): rows of X as stored
+    unsigned char[::1] bad,             # OUT (n,): 1 for a row holding NaN or +-inf
+):
+    """Flag the rows that are not finite; return the sum of squares of the
+    finite rows' values, in double, summed row after row (for the raw-value
+    warning). One pass over a block of X as stored: no cast copy."""
+    cdef Py_ssize_t n, f
+    cdef double v, row_sum, total = 0
+    cdef bint finite
+    with nogil:
+        for n in range(block.shape[0]):
+            row_sum = 0
+            finite = True
+            for f in range(block.shape[1]):
+                v = <double>block[n, f]
+                finite &= isfinite(v)
+                row_sum = row_sum + v * v
+            bad[n] = not finite
+            if finite:
+                total = total + row_sum
+    return total

@@ -1,0 +1,401 @@
+"""X larger than memory: memory maps, HDF5, Zarr and Dask arrays, kept as stored.
+
+The rules: a fit reads X a batch at a time (memory O(batch), not O(n)); a
+random-access X (numpy, memory maps) and a chunked store whose shuffle buffer
+holds every row give the bits of the in-memory fit; bad values are found and
+named before training; prediction streams, and on a Dask array returns a Dask
+array with numpy's bits.
+"""
+
+import gc
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+from skconv import ConvNetClassifier, ConvNetRegressor
+from skconv import _data
+from skconv._augment import augment_batch, check_augment, draw_transforms, gather_images
+
+SMALL = dict(conv_layers=(3,), hidden_layer_sizes=(8,), max_iter=2, random_state=0,
+             batch_size=32)
+
+
+def _images(n=240, shape=(8, 8, 3), dtype=np.uint8, seed=0):
+    """Images whose label is which third of the image is brightest, as uint8."""
+    rng = np.random.RandomState(seed)
+    X = rng.randint(0, 200, size=(n,) + shape)
+    y = rng.randint(0, 3, size=n)
+    for k in range(3):
+        X[y == k, :, k * shape[1] // 3:(k + 1) * shape[1] // 3] += 55
+    return X.astype(dtype), y
+
+
+def _fit(model, X, y, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "X ranges from")  # raw pixels, on purpose
+        return model.fit(X, y, **kwargs)
+
+
+def _assert_same_model(a, b):
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_array_equal(wa, wb)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.fixture
+def memmap(tmp_path):
+    def make(X):
+        np.save(tmp_path / "X.npy", X)
+        return np.load(tmp_path / "X.npy", mmap_mode="r")
+    return make
+
+
+@pytest.fixture
+def h5(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    files = []
+
+    def make(X, rows_per_chunk=50):
+        f = h5py.File(tmp_path / f"X{len(files)}.h5", "w")
+        files.append(f)
+        return f.create_dataset("X", data=X, chunks=(rows_per_chunk,) + X.shape[1:])
+    yield make
+    for f in files:
+        f.close()
+
+
+@pytest.fixture
+def zarr_array(tmp_path):
+    zarr = pytest.importorskip("zarr")
+
+    def make(X, rows_per_chunk=64):
+        z = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, dtype=X.dtype,
+                              chunks=(rows_per_chunk,) + X.shape[1:])
+        z[:] = X
+        return z
+    return make
+
+
+# ------------------------------------------------------------------------- the gather kernel
+
+@pytest.mark.parametrize("x_dtype", [np.uint8, np.uint16, np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("model_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("augment", [None, {"shift": 2, "flip": True},
+                                     {"rotate": 25, "scale": 0.2, "shift": 1, "flip": True}])
+def test_gather_from_stored_rows_has_the_bits_of_augmenting_the_cast_images(
+        x_dtype, model_dtype, augment):
+    # oracle: cast the whole of X, move the channels first, then augment_batch
+    # (itself tested against scipy.ndimage in test_augment.py)
+    rng = np.random.RandomState(0)
+    X = (rng.rand(20, 7, 9, 3) * 250).astype(x_dtype)
+    rows = rng.randint(0, 20, size=11)
+    spec = check_augment(augment, (3, 7, 9))
+    transforms = draw_transforms(spec, 20, (3, 7, 9), np.random.RandomState(1))
+    for scale in (None, 255):
+        x_all = X.astype(model_dtype).transpose(0, 3, 1, 2)
+        if scale is not None:
+            x_all = x_all / model_dtype(scale)
+        expected = augment_batch(np.ascontiguousarray(x_all), rows, transforms,
+                                 np.empty((11, 3, 7, 9), model_dtype))
+        got = gather_images(X.reshape(20, -1), rows, np.empty((11, 3, 7, 9), model_dtype),
+                            None if transforms is None else transforms.take(rows), scale)
+        assert_array_equal(got, expected)
+
+
+def test_input_scale_255_has_the_bits_of_x_over_255_for_every_8_and_16_bit_value():
+    # input_scale=255 divides in the model dtype; X / 255 divides in float64 and
+    # rounds again: the two agree on every uint8 and uint16 value, so the docs
+    # may say input_scale=255 trains as (X / 255).astype(dtype) does
+    for dtype in (np.uint8, np.uint16):
+        values = np.arange(np.iinfo(dtype).max + 1, dtype=dtype)
+        for model in (np.float32, np.float64):
+            out = np.empty((len(values), 1, 1, 1), model)
+            gather_images(values[:, None], np.arange(len(values)), out, scale=255)
+            assert_array_equal(out.ravel(), (values / 255).astype(model))
+
+
+# ------------------------------------------------------------------------- same bits as in memory
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"early_stopping": True, "validation_fraction": 0.2, "max_iter": 3},
+    {"augment": {"shift": 1, "rotate": 10, "flip": True}},
+    {"shuffle": False},
+])
+def test_fits_on_a_memmap_hdf5_zarr_and_dask_array_equal_the_in_memory_fit(
+        params, memmap, h5, zarr_array):
+    X, y = _images()
+    reference = _fit(ConvNetClassifier(**{**SMALL, "input_scale": 255, **params}), X, y)
+    # the same data as floats scaled in memory, as before X stayed as stored
+    floats = X.astype(np.float32) / np.float32(255)
+    _assert_same_model(_fit(ConvNetClassifier(**{**SMALL, **params}), floats, y), reference)
+    stores = {"memmap": memmap(X), "h5py": h5(X), "zarr": zarr_array(X)}
+    try:
+        import dask.array as da
+        stores["dask"] = da.from_array(X, chunks=(50, 8, 8, 3))
+    except ImportError:
+        pass
+    proba = reference.predict_proba(X)
+    for name, store in stores.items():
+        model = _fit(ConvNetClassifier(**{**SMALL, "input_scale": 255, **params}), store, y)
+        _assert_same_model(model, reference)
+        got = model.predict_proba(store)
+        got = got.compute() if hasattr(got, "compute") else got
+        assert_array_equal(got, proba, err_msg=name)
+
+
+@pytest.mark.parametrize("x_dtype", [np.uint16, np.float16, np.float64])
+def test_every_stored_dtype_fits_as_its_cast_to_the_model_dtype(x_dtype, memmap):
+    X, y = _images()
+    X = X.astype(x_dtype)
+    model = _fit(ConvNetRegressor(**SMALL, input_scale=255), memmap(X), y.astype(float))
+    reference = _fit(ConvNetRegressor(**SMALL),
+                     X.astype(np.float32) / np.float32(255), y.astype(float))
+    _assert_same_model(model, reference)
+    assert_array_equal(model.predict(memmap(X)), reference.predict(X / np.float32(255)))
+    assert_array_equal(model.transform(X), reference.transform(X / np.float32(255)))
+
+
+def test_flat_and_channels_last_rows_and_non_contiguous_arrays_stay_as_stored(memmap):
+    X, y = _images()
+    reference = _fit(ConvNetClassifier(**SMALL), X, y)
+    flat = _fit(ConvNetClassifier(**SMALL, input_shape=(8, 8, 3)), X.reshape(len(X), -1), y)
+    _assert_same_model(flat, reference)
+    strided = np.asfortranarray(X)
+    _assert_same_model(_fit(ConvNetClassifier(**SMALL), strided, y), reference)
+    assert_array_equal(reference.predict_proba(strided), reference.predict_proba(X))
+
+
+# ------------------------------------------------------------------------- chunked shuffle
+
+def test_chunk_shuffle_is_a_permutation_within_groups_of_the_buffer_and_holds_two_at_most(h5):
+    X, _ = _images(n=500)
+    rows = _data.Rows(h5(X, rows_per_chunk=20))
+    plan = _data.ChunkPlan(rows, np.arange(500), buffer_rows=100)
+    rng = np.random.RandomState(0)
+    held = []
+    read = rows.read_chunks
+
+    def spy(chunks):
+        out = read(chunks)
+        return out
+    rows.read_chunks = spy
+    orders = []
+    for _ in range(2):
+        order = plan.order(rng, shuffle=True)
+        orders.append(order.copy())
+        assert_array_equal(np.sort(order), np.arange(500))
+        # each run of 100 positions holds the rows of 5 whole chunks
+        for a in range(0, 500, 100):
+            chunks = np.unique(order[a:a + 100] // 20)
+            assert len(chunks) == 5
+        for a in range(0, 500, 32):
+            batch = order[a:a + 32]
+            assert_array_equal(plan.take(batch), X.reshape(500, -1)[batch])
+            held.append(sum(len(v) for v in plan._cache.values()))
+        assert not plan._cache  # every chunk dropped once read through
+    assert max(held) <= 2 * 100
+    assert not np.array_equal(orders[0], orders[1])
+    # not shuffled: the order of X, chunk after chunk
+    assert_array_equal(plan.order(rng, shuffle=False), np.arange(500))
+
+
+def test_a_small_shuffle_buffer_fit_is_reproducible_and_learns(h5):
+    X, y = _images(n=480)
+    store = h5(X, rows_per_chunk=40)
+    params = dict(SMALL, input_scale=255, shuffle_buffer=100, max_iter=8)
+    a = _fit(ConvNetClassifier(**params), store, y)
+    b = _fit(ConvNetClassifier(**params), store, y)
+    _assert_same_model(a, b)
+    exact = _fit(ConvNetClassifier(**dict(params, shuffle_buffer=480)), store, y)
+    assert a.loss_curve_ != exact.loss_curve_  # another order of rows
+    assert a.score(store, y) > 0.6
+
+
+# ------------------------------------------------------------------------- bad input, memory
+
+def test_a_nan_in_the_last_chunk_of_a_memmap_is_named_before_training(memmap, h5, monkeypatch):
+    X, y = _images(n=300)
+    X = X.astype(np.float32)
+    X[297, 3, 4, 1] = np.nan
+    X[299, 0, 0, 0] = np.inf
+    trained = []
+    monkeypatch.setattr(_data, "BLOCK_BYTES", 20 * X[0].nbytes)  # 15 blocks
+    for store in (memmap(X), h5(X)):
+        model = ConvNetClassifier(**SMALL)
+        monkeypatch.setattr(type(model), "_fit_epochs", lambda *a: trained.append(1))
+        with pytest.raises(ValueError, match=r"Input X contains NaN: row\(s\) 297, 299 of X"):
+            model.fit(store, y)
+        assert not trained and not hasattr(model, "coefs_")
+    monkeypatch.undo()
+    model = _fit(ConvNetClassifier(**SMALL), X[:290], y[:290])
+    with pytest.raises(ValueError, match=r"Input X contains NaN: row\(s\) 7, 9 of X"):
+        model.predict(memmap(X[290:]))
+
+
+def _peak_fit_bytes(X, y):
+    model = ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=1,
+                              random_state=0, batch_size=50, input_scale=255)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _fit(model, X, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_fitting_on_a_uint8_memmap_allocates_per_batch_not_per_row(tmp_path):
+    # 4,000 and 16,000 images of 32x32x3: a float32 copy of X would be 49 and
+    # 197 MB. What grows with n is y, the weights and the row order (tens of
+    # bytes per row), not the 12 KB of a row's image.
+    peaks = {}
+    for n in (4000, 16000):
+        path = tmp_path / f"X{n}.npy"
+        X = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 32, 32, 3))
+        X[:] = np.random.RandomState(0).randint(0, 256, size=(1, 32, 32, 3), dtype=np.uint8)
+        X.flush()
+        del X
+        X = np.load(path, mmap_mode="r")
+        y = np.arange(n) % 3
+        peaks[n] = _peak_fit_bytes(X, y)
+    per_row = (peaks[16000] - peaks[4000]) / 12000
+    assert per_row < 200, peaks
+    float_copy = 4000 * 32 * 32 * 3 * 4
+    assert peaks[4000] < float_copy / 4, peaks
+
+
+# ------------------------------------------------------------------------- Dask
+
+def test_predict_on_a_dask_array_is_a_dask_array_with_numpy_bits_on_two_workers():
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    X, y = _images(n=300)
+    Xd = da.from_array(X, chunks=(70, 8, 8, 3))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        model = _fit(ConvNetClassifier(**SMALL, input_scale=255), Xd, y)
+        reference = _fit(ConvNetClassifier(**SMALL, input_scale=255), X, y)
+        _assert_same_model(model, reference)
+        for name in ("predict", "predict_proba", "predict_log_proba", "transform"):
+            lazy = getattr(model, name)(Xd)
+            assert isinstance(lazy, da.Array)
+            # the model is one task of the graph, fetched once by each worker
+            assert sum("model" in str(key) for key in dict(lazy.__dask_graph__())) == 1
+            assert_array_equal(lazy.compute(), getattr(reference, name)(X), err_msg=name)
+        assert model.score(Xd, y) == reference.score(X, y)
+        # flat rows in Dask blocks, and a regressor
+        flat = da.from_array(X.reshape(300, -1), chunks=(128, 192))
+        reg = _fit(ConvNetRegressor(**SMALL, input_scale=255, input_shape=(8, 8, 3)), X, y)
+        assert_array_equal(reg.predict(flat).compute(), reg.predict(X.reshape(300, -1)))
+        with pytest.raises(ValueError, match="images of shape"):
+            model.predict(Xd[:, :4])
+
+
+def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
+    da = pytest.importorskip("dask.array")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, y = _images(n=300)
+    flat = X.reshape(300, -1)
+    Xd = da.from_array(flat, chunks=(100, 192))
+    yd = da.from_array(y, chunks=100)
+    params = dict(SMALL, input_shape=(8, 8, 3), input_scale=255)
+    inc = wrappers.Incremental(ConvNetClassifier(**params), shuffle_blocks=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        inc.fit(Xd, yd, classes=np.arange(3))
+    # the plain loop over the blocks, as the docs show it
+    loop = ConvNetClassifier(**params)
+    for xb, yb in zip(Xd.blocks, yd.blocks):
+        loop.partial_fit(xb.compute(), yb.compute(), classes=np.arange(3))
+    _assert_same_model(inc.estimator_, loop)
+    assert_array_equal(inc.predict(Xd).compute(), loop.predict(flat))
+
+
+def test_a_model_pickled_before_input_scale_existed_loads_and_predicts_the_same():
+    X, y = _images(n=120)
+    model = _fit(ConvNetClassifier(**SMALL), X.astype(np.float32) / 255, y)
+    state = model.__getstate__()
+    del state["input_scale"], state["shuffle_buffer"]  # what skconv 0.1 pickled
+    loaded = ConvNetClassifier.__new__(ConvNetClassifier)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["input_scale"] is None
+    assert_array_equal(loaded.predict_proba(X / 255), model.predict_proba(X / 255))
+    assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_onnx_export_divides_by_input_scale_as_predict_does():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skconv.onnx")
+    X, y = _images(n=120)
+    for model in (_fit(ConvNetClassifier(**SMALL, input_scale=255), X, y),
+                  _fit(ConvNetClassifier(**SMALL, input_scale=255, dtype="float64"), X, y)):
+        onx = skl2onnx.to_onnx(model, X[:1].astype(np.float32), options={"zipmap": False})
+        session = ort.InferenceSession(onx.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        _, proba = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})
+        # onnxruntime's own kernels: close to predict's bits, not equal to them
+        np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- DataFrames, callbacks
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_dataframe_column_names_are_kept_and_their_order_checked(library):
+    lib = pytest.importorskip(library)
+    X, y = _images(n=120, shape=(4, 4, 1))
+    X = X.reshape(120, -1).astype(np.float32) / 255
+    columns = [f"px{i}" for i in range(16)]
+    frame = lib.DataFrame({c: X[:, i] for i, c in enumerate(columns)})
+    model = _fit(ConvNetClassifier(**SMALL), frame, y)
+    assert list(model.feature_names_in_) == columns
+    assert_array_equal(model.predict(frame), _fit(ConvNetClassifier(**SMALL), X, y).predict(X))
+    reversed_frame = frame[columns[::-1]]
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(reversed_frame)
+
+
+class _BatchCounter:
+    def __init__(self):
+        self.batches = 0
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context):
+        self.batches += context.task_name == "batch"
+
+
+def test_streamed_epochs_report_their_batches_to_callbacks(memmap):
+    pytest.importorskip("sklearn.callback")
+    X, y = _images()
+    counter = _BatchCounter()
+    _fit(ConvNetClassifier(**SMALL).set_callbacks(counter), memmap(X), y)
+    assert counter.batches == 2 * 8  # 240 rows in batches of 32, two epochs
+    counter = _BatchCounter()
+    _fit(ConvNetClassifier(**SMALL).set_callbacks(counter), X, y)
+    assert counter.batches == 0  # in memory, 8 batches: too short an epoch to report
+
+
+def test_raw_pixels_warn_and_input_scale_silences_the_warning(memmap):
+    X, y = _images()
+    with pytest.warns(UserWarning, match="input_scale=255"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ConvNetClassifier(**SMALL).fit(memmap(X), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ConvNetClassifier(**SMALL, input_scale=255).fit(memmap(X), y)
