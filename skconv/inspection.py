@@ -738,7 +738,10 @@ class SaliencyDisplay:
     quarter of the image, SmoothGrad about 0.43 (the noise's own influence
     on the logits stays), and Integrated Gradients from a blank baseline more
     than half of it for every image: it weighs each pixel's gradient by how
-    far the pixel is from the baseline, and the noise is close to it.
+    far the pixel is from the baseline, and the noise is close to it. With
+    no dense layer to read the background (``global_pool='max'``,
+    ``hidden_layer_sizes=()``), SmoothGrad and Integrated Gradients both put
+    more than half of it there for every image.
     """
 
     def __init__(self, images, saliency, gradcam=None, target=None, layer=None, *, y=None,

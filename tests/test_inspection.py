@@ -415,6 +415,33 @@ def test_smoothgrad_puts_more_of_the_mass_on_the_deciding_quarter_than_the_gradi
     assert mass.mean() > plain.mean() + 0.05 and (mass > plain).mean() >= 0.75, (mass, plain)
 
 
+@pytest.fixture(scope="module")
+def corner_model_without_dense_head():
+    """The corner task for a fully convolutional net with global max pooling: each
+    class's score is the largest response of its map, which the zero padding
+    lets tell the corners apart, so nothing but the blob decides it."""
+    rng = np.random.RandomState(0)
+    clf = _fit(ConvNetClassifier((8, 16), (), global_pool="max", max_iter=30,
+                                 learning_rate_init=3e-3, random_state=0),
+               *_corner_data(320, rng))
+    X_test, y_test = _corner_data(12, rng)
+    assert clf.score(X_test, y_test) == 1.0
+    return clf, X_test, y_test
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "integrated_gradients"])
+def test_saliency_puts_most_of_the_mass_on_the_blob_where_only_the_blob_decides(
+        corner_model_without_dense_head, method):
+    # where the model reads the background too (the dense head above), SmoothGrad
+    # shows that; where only the blob decides, both methods point at it
+    clf, X_test, y_test = corner_model_without_dense_head
+    display = SaliencyDisplay.from_estimator(clf, X_test, target=y_test, method=method,
+                                             **({"random_state": 0} if method == "smoothgrad"
+                                                else {}))
+    mass = _corner_mass(display.saliency_, y_test)
+    assert mass.min() > 0.5, mass
+
+
 def test_gradcam_weights_the_block_maps_by_the_mean_gradient_of_the_score_wrt_them(
         digits):
     """Grad-CAM by its definition, with the gradient by finite differences: the maps A are
