@@ -13,7 +13,6 @@ Usage::
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -17,7 +17,6 @@ Usage::
 """
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ except ImportError:  # not installed: use the checkout this script sits in (buil
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import skconv
 from skconv import ops
+from machine import cpu_name
 
 # name, input (c, h, w), filters, groups, kernel, stride, padding
 LAYERS = [
@@ -47,15 +47,6 @@ LAYERS = [
 ]
 POOLS = [("global avg pool, 256x8x8", (256, 8, 8), "avg"),
          ("global max pool, 256x8x8", (256, 8, 8), "max")]
-
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                 if line.startswith("Model name")), "unknown CPU")
 
 
 def conv_cases(x, f, groups, k, stride, padding, rng):
@@ -133,7 +124,7 @@ def main():
     parser.add_argument("--min-seconds", type=float, default=0.3)
     args = parser.parse_args()
     print(f"skconv {skconv.__version__} (SIMD path {ops.simd_path()}) vs torch {torch.__version__}, "
-          f"batch {args.batch}, {args.dtype}, {cpu_model()}; medians of >= {args.repeats} "
+          f"batch {args.batch}, {args.dtype}, {cpu_name()}; medians of >= {args.repeats} "
           "alternating calls\n")
     print("| layer | pass | threads | skconv (µs) | torch (µs) | skconv/torch "
           "| skconv GFLOP/s | torch GFLOP/s |")

@@ -38,20 +38,12 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from machine import cpu_name
 
 SHAPE = (32, 32, 3)
 PARAMS = dict(conv_layers=((8, 5), (16, 5)), hidden_layer_sizes=(64,), batch_size=200,
               random_state=0, input_scale=255)
 MB = 1e6
-
-
-def cpu_name():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 def make_images(path, n, seed=0):

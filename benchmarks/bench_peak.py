@@ -27,7 +27,6 @@ Usage::
 """
 
 import argparse
-import platform
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,6 +35,7 @@ import skconv
 from bench_train import median_time
 from skconv import ConvNetClassifier, ops
 from skconv.architectures import resnet
+from machine import cpu_name
 
 LANES = {"portable": 1, "avx2": 8, "avx512": 16}  # float32 lanes per FMA
 
@@ -49,13 +49,6 @@ SHAPES = {
     "wide conv2 (batch 64)": ((64, 288, 64 * 256), (32, 16, 16, 64, 3, 1)),
     "wide dense 4096->128": ((64, 4096, 128), None),
 }
-
-
-def cpu_model():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def clock_ghz():
@@ -121,7 +114,7 @@ def main():
     args = parser.parse_args()
 
     path = ops.simd_path()
-    print(f"CPU: {cpu_model()}, clock {clock_ghz():.2f} GHz; skconv {skconv.__version__} "
+    print(f"CPU: {cpu_name()}, clock {clock_ghz():.2f} GHz; skconv {skconv.__version__} "
           f"SIMD path {path}; numpy {np.__version__}")
     rng = np.random.default_rng(0)
     for n_threads in args.threads:

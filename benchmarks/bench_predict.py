@@ -66,7 +66,8 @@ import skconv.onnx  # noqa: F401  (registers the converter)
 from skconv import ConvNetClassifier
 from skconv.architectures import lenet5, resnet
 
-from bench_train import cpu_name, make_data  # the same images as the training benchmark
+from bench_train import make_data  # the same images as the training benchmark
+from machine import cpu_name
 from torch_graph import torch_module
 
 BATCH = 1000

@@ -40,9 +40,6 @@ import argparse
 import statistics
 import time
 
-import platform
-import subprocess
-
 import joblib
 import numpy as np
 from scipy.ndimage import zoom
@@ -52,6 +49,7 @@ from threadpoolctl import threadpool_limits
 import skconv
 from skconv import ConvNetClassifier
 from skconv.architectures import lenet5, resnet
+from machine import cpu_name
 from torch_graph import torch_module
 
 TORCH_PREDICT_BATCH = 1000
@@ -64,16 +62,6 @@ MODELS = {
 }
 # batch sizes of a model when --batch-sizes is not given
 BATCH_SIZES = {"lenet": [64, 128], "wide": [64], "resnet20": [128]}
-
-
-def cpu_name():
-    """``lscpu``'s model name: the tables say which CPU they ran on."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def make_data(n_images, side=28, channels=1, seed=0):
