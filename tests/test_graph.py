@@ -36,6 +36,10 @@ GRAPHS = {
 }
 
 
+# skconv against torch: float32 rounding, or float64's
+TOLERANCE = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-11)}
+
+
 def _network(params, dtype, input_shape=(9, 8, 2), n_outputs=3, seed=0):
     est = ConvNetClassifier(**params, dtype=dtype)
     est.input_shape_ = input_shape
@@ -106,7 +110,7 @@ def test_training_forward_and_backward_match_torch(name, dtype):
     (z_torch * torch.tensor(dz)).sum().backward()
     z = net.forward(x.copy(), training=True)
     net.backward(dz.copy())
-    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    tol = TOLERANCE[dtype]
     assert_allclose(z, z_torch.detach().numpy(), **tol)
     grads = dict(zip(net.named_params(), _grad_views(net)))
     for key, tensor in params.items():
@@ -140,7 +144,7 @@ def test_inference_and_its_input_gradient_match_torch(name, dtype):
     xt = torch.tensor(x, requires_grad=True)
     z_torch = _torch_forward(net, xt, _torch_params(net), training=False)
     (z_torch * torch.tensor(dz)).sum().backward()
-    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    tol = TOLERANCE[dtype]
     assert_allclose(net.forward_fast(x), z_torch.detach().numpy(), **tol)
     assert_allclose(net.input_gradient(x, dz), xt.grad.numpy(), **tol)
 
