@@ -13,7 +13,7 @@ from ._classifier import ConvNetClassifier  # noqa: E402
 from ._regressor import ConvNetRegressor  # noqa: E402
 from ._kernels import _gemm  # noqa: E402
 from .ops import SIMD_PATHS, simd_path  # noqa: E402
-from . import architectures  # noqa: E402,F401
+from . import architectures  # noqa: E402,F401  (skconv.architectures after import skconv)
 
 
 def show_config():

@@ -24,7 +24,7 @@ from gradcheck import numerical_gradient
 from skconv import ConvNetClassifier
 from skconv import _base as skconv_base
 from skconv._losses import sigmoid_binary_cross_entropy
-from skconv._network import Network, Sequential
+from skconv._network import Network
 from skconv.exceptions import InconsistentVersionWarning
 
 # a small fast configuration for behaviour tests (not accuracy)

@@ -33,7 +33,7 @@ def _small(**params):
 
 def _spy_batches(monkeypatch, est):
     """Record every training batch that reaches the network's ``loss_and_grad``."""
-    from skconv._network import Network, Sequential
+    from skconv._network import Network
 
     batches = []
     original = Network.loss_and_grad
