@@ -1,4 +1,5 @@
-"""Random image transforms for training batches: shifts, rotations, zooms, flips.
+"""Random transforms for training batches: shifts, rotations, zooms and flips of
+images; shifts, amplitude scaling and noise of series.
 
 Three steps, each for the estimator to call:
 
@@ -19,6 +20,12 @@ zoom by ``zoom`` about the image centre, then shift by ``(dy, dx)`` pixels
 (down, right). Rotations and zooms sample bilinearly; every pixel that comes
 from outside the image is zero. A transform without rotation or zoom copies
 pixels exactly.
+
+A series (an image of one row whose width is time) is shifted along time by
+``dx`` steps (zero fill, as images), then multiplied by its ``amplitude``,
+then gets Gaussian noise: these last two are numpy operations on the gathered
+batch (:meth:`Transforms.finish`), the noise drawn from one generator per
+epoch, batch after batch, so a seed gives the same bits.
 """
 
 import numbers
@@ -32,6 +39,7 @@ from ._kernels._openmp_helpers import effective_n_threads
 __all__ = ["check_augment", "draw_transforms", "augment_batch", "gather_images", "Transforms"]
 
 AUGMENT_KEYS = ("shift", "rotate", "scale", "flip")
+SERIES_AUGMENT_KEYS = ("shift", "scale", "noise")
 
 # Shifts and flips are copies, bound by memory bandwidth: one more thread per
 # this many bytes of the batch. A 64-image batch of 28x28 float32 (200 KB) is
@@ -39,27 +47,35 @@ AUGMENT_KEYS = ("shift", "rotate", "scale", "flip")
 _COPY_BYTES_PER_THREAD = 1 << 20
 
 
-def check_augment(augment, image_shape=None):
+def check_augment(augment, image_shape=None, series=False):
     """Validate the ``augment`` parameter.
 
     Parameters
     ----------
     augment : None or dict
-        Any of ``shift`` (int >= 0: the largest shift in pixels along each
-        axis), ``rotate`` (real in [0, 180]: the largest rotation in degrees),
-        ``scale`` (real in [0, 1): the largest relative zoom, e.g. 0.1 for
-        zooms in [0.9, 1.1]) and ``flip`` (bool: mirror half of the images
-        left-right).
+        For images, any of ``shift`` (int >= 0: the largest shift in pixels
+        along each axis), ``rotate`` (real in [0, 180]: the largest rotation
+        in degrees), ``scale`` (real in [0, 1): the largest relative zoom,
+        e.g. 0.1 for zooms in [0.9, 1.1]) and ``flip`` (bool: mirror half of
+        the images left-right). For series, any of ``shift`` (int >= 0: the
+        largest shift in time steps, zero fill), ``scale`` (real in [0, 1):
+        the largest relative change of amplitude) and ``noise`` (real >= 0:
+        the standard deviation of Gaussian noise relative to each channel's
+        own, over time).
     image_shape : tuple of int (c, h, w), optional
-        When given, ``shift`` must be smaller than the height and the width,
-        so that no image can be shifted out of view entirely.
+        When given, ``shift`` must be smaller than the height and the width
+        (the length of a series), so that no sample can be shifted out of
+        view entirely.
+    series : bool, default=False
+        The samples are series: images of one row whose width is time.
 
     Returns
     -------
     spec : dict or None
-        ``{"shift": int, "rotate": float, "scale": float, "flip": bool}`` with
-        every key present, or None when ``augment`` is None or changes nothing
-        (e.g. ``{}`` or ``{"shift": 0}``).
+        ``{"shift": int, "rotate": float, "scale": float, "flip": bool}``
+        (series: ``{"shift": int, "scale": float, "noise": float, "series":
+        True}``) with every key present, or None when ``augment`` is None or
+        changes nothing (e.g. ``{}`` or ``{"shift": 0}``).
 
     Raises
     ------
@@ -68,52 +84,74 @@ def check_augment(augment, image_shape=None):
     """
     if augment is None:
         return None
+    keys = SERIES_AUGMENT_KEYS if series else AUGMENT_KEYS
+    what = "series" if series else "images"
     if not isinstance(augment, dict):
         raise ValueError(
-            f"augment must be None or a dict with keys among {list(AUGMENT_KEYS)}, "
-            f"got {augment!r}"
+            f"augment must be None or a dict with keys among {list(keys)}, got {augment!r}"
         )
-    unknown = sorted(set(augment) - set(AUGMENT_KEYS), key=repr)
+    unknown = sorted(set(augment) - set(keys), key=repr)
     if unknown:
+        other = "images" if series else "series"
+        elsewhere = unknown[0] in (AUGMENT_KEYS if series else SERIES_AUGMENT_KEYS)
         raise ValueError(
-            f"augment has unknown key {unknown[0]!r} (value {augment[unknown[0]]!r}); "
-            f"the keys are {list(AUGMENT_KEYS)}"
+            f"augment has unknown key {unknown[0]!r} (value {augment[unknown[0]]!r}) for "
+            f"{what}; the keys are {list(keys)}"
+            + (f" ({unknown[0]!r} is for {other})" if elsewhere else "")
         )
-    spec = {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}
+    nothing = ({"shift": 0, "scale": 0.0, "noise": 0.0, "series": True} if series
+               else {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False})
+    spec = dict(nothing)
+    unit = "time steps" if series else "pixels"
 
     shift = augment.get("shift", 0)
     if not _is_int(shift) or shift < 0:
-        raise ValueError(f"augment['shift']={shift!r} must be an int >= 0 (pixels)")
+        raise ValueError(f"augment['shift']={shift!r} must be an int >= 0 ({unit})")
     spec["shift"] = int(shift)
     if image_shape is not None and spec["shift"] > 0:
         h, w = image_shape[-2:]
-        if spec["shift"] >= min(h, w):
+        if series and spec["shift"] >= w:
+            raise ValueError(
+                f"augment['shift']={shift!r} can move a series of length {w} out of view; "
+                f"it must be < {w}"
+            )
+        if not series and spec["shift"] >= min(h, w):
             raise ValueError(
                 f"augment['shift']={shift!r} can move a {h}x{w} image out of view; "
                 f"it must be < {min(h, w)}"
             )
 
-    rotate = augment.get("rotate", 0.0)
-    if not _is_real(rotate) or not 0 <= rotate <= 180:
-        raise ValueError(f"augment['rotate']={rotate!r} must be a number of degrees in [0, 180]")
-    spec["rotate"] = float(rotate)
+    if not series:
+        rotate = augment.get("rotate", 0.0)
+        if not _is_real(rotate) or not 0 <= rotate <= 180:
+            raise ValueError(
+                f"augment['rotate']={rotate!r} must be a number of degrees in [0, 180]")
+        spec["rotate"] = float(rotate)
 
     scale = augment.get("scale", 0.0)
     if not _is_real(scale) or not 0 <= scale < 1:
+        largest = "change of amplitude" if series else "zoom"
         raise ValueError(
             f"augment['scale']={scale!r} must be a number in [0, 1) (the largest "
-            "relative zoom, e.g. 0.1)"
+            f"relative {largest}, e.g. 0.1)"
         )
     spec["scale"] = float(scale)
 
-    flip = augment.get("flip", False)
-    if not isinstance(flip, (bool, np.bool_)):
-        raise ValueError(f"augment['flip']={flip!r} must be a bool")
-    spec["flip"] = bool(flip)
+    if series:
+        noise = augment.get("noise", 0.0)
+        if not _is_real(noise) or noise < 0:
+            raise ValueError(
+                f"augment['noise']={noise!r} must be a number >= 0 (the noise's standard "
+                "deviation relative to each channel's, e.g. 0.05)"
+            )
+        spec["noise"] = float(noise)
+    else:
+        flip = augment.get("flip", False)
+        if not isinstance(flip, (bool, np.bool_)):
+            raise ValueError(f"augment['flip']={flip!r} must be a bool")
+        spec["flip"] = bool(flip)
 
-    if spec == {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}:
-        return None
-    return spec
+    return None if spec == nothing else spec
 
 
 def _is_int(value):
@@ -142,7 +180,15 @@ class Transforms:
         ``(r, q)``: ``r = coef[:, 0] * i + coef[:, 1] * j + coef[:, 2]``,
         ``q = coef[:, 3] * i + coef[:, 4] * j + coef[:, 5]``. None when no
         image is rotated or zoomed: then shifts and flips are exact copies.
+    amplitude : ndarray of shape (n,) or None
+        Series: the factor of each series' values (after the shift).
+    noise : float
+        Series: the noise's standard deviation relative to each channel's.
+    noise_rng : numpy.random.Generator or None
+        Draws the noise, batch after batch (shared by :meth:`take`'s batches).
     """
+
+    amplitude, noise, noise_rng = None, 0.0, None
 
     def __init__(self, shift, angle, zoom, flip, image_shape):
         self.shift = np.ascontiguousarray(shift, dtype=np.intp)
@@ -179,7 +225,22 @@ class Transforms:
         batch._flip_u8 = np.ascontiguousarray(self._flip_u8[positions])
         batch.image_shape = self.image_shape
         batch.coef = None if self.coef is None else np.ascontiguousarray(self.coef[positions])
+        if self.amplitude is not None:
+            batch.amplitude = self.amplitude[positions]
+        batch.noise, batch.noise_rng = self.noise, self.noise_rng
         return batch
+
+    def finish(self, out):
+        """A series batch's amplitudes, then its noise, on the gathered ``out``
+        (batch, c, 1, length): ``out * amplitude + noise * sigma * N(0, 1)``,
+        sigma each channel's standard deviation over time."""
+        if self.amplitude is not None:
+            out *= self.amplitude.astype(out.dtype)[:, None, None, None]
+        if self.noise:
+            sigma = out.std(axis=(2, 3), keepdims=True)
+            draw = self.noise_rng.standard_normal(out.shape, dtype=out.dtype)
+            out += out.dtype.type(self.noise) * sigma * draw
+        return out
 
 
 def _affine_coefficients(shift, angle, zoom, flip, hw):
@@ -243,6 +304,8 @@ def draw_transforms(spec, n_images, image_shape, random_state):
         raise ValueError(
             f"random_state must be a numpy RandomState or Generator, got {random_state!r}"
         )
+    if spec.get("series"):
+        return _draw_series_transforms(spec, n, image_shape, rng)
     shift = np.zeros((n, 2), dtype=np.intp)
     angle = np.zeros(n)
     zoom = np.ones(n)
@@ -260,6 +323,28 @@ def draw_transforms(spec, n_images, image_shape, random_state):
     if spec["flip"]:
         flip = rng.random(n) < 0.5
     return Transforms(shift, angle, zoom, flip, image_shape)
+
+
+def _draw_series_transforms(spec, n, image_shape, rng):
+    """:func:`draw_transforms` for series: the shifts along time (n integers in
+    [-shift, shift]), the amplitudes (uniform in [1 - scale, 1 + scale]), then
+    the seed of the epoch's noise, each only when its key is set."""
+    def integers(low, high, size=None):
+        if isinstance(rng, np.random.Generator):
+            return rng.integers(low, high, size=size)
+        return rng.randint(low, high, size=size)
+
+    shift = np.zeros((n, 2), dtype=np.intp)
+    if spec["shift"]:
+        shift[:, 1] = integers(-spec["shift"], spec["shift"] + 1, size=n)
+    transforms = Transforms(shift, np.zeros(n), np.ones(n), np.zeros(n, dtype=bool),
+                            image_shape)
+    if spec["scale"]:
+        transforms.amplitude = rng.uniform(1 - spec["scale"], 1 + spec["scale"], size=n)
+    if spec["noise"]:
+        transforms.noise = spec["noise"]
+        transforms.noise_rng = np.random.default_rng(int(integers(0, 2**31 - 1)))
+    return transforms
 
 
 def augment_batch(x, rows, transforms, out, n_threads=None):
@@ -330,6 +415,8 @@ def augment_batch(x, rows, transforms, out, n_threads=None):
                                    n_threads)
     else:
         _augment.affine_gather(x, rows, transforms.coef, out, n_threads)
+    if transforms.amplitude is not None or transforms.noise:
+        transforms.take(rows).finish(out)  # transform k is image k's, finish's b is out[b]'s
     return out
 
 
@@ -396,4 +483,4 @@ def gather_images(src, rows, out, transforms=None, scale=None, n_threads=None):
                                         out, n_threads)
     else:
         _augment.gather_affine_rows(src, rows, scale, transforms.coef, out, n_threads)
-    return out
+    return out if transforms is None else transforms.finish(out)

@@ -39,7 +39,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _data
-from ._augment import Transforms, augment_batch, check_augment, draw_transforms
+from ._augment import augment_batch, check_augment, draw_transforms
 from ._kernels import _boundary
 from . import ops
 from ._layers import Activation, Add, AvgPool2D, Conv2D, Dense, Flatten, GlobalPool2D, MaxPool2D
@@ -341,6 +341,57 @@ def fill_doc(cls):
     return cls
 
 
+def _check_equal_lengths(X, signal):
+    """Refuse a list of samples of unequal lengths in those terms, not as numpy's
+    "inhomogeneous shape": series of another length each are the usual case."""
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        X = list(X)
+    if not isinstance(X, (list, tuple)) or not X:
+        return
+    lengths = []
+    for row in X:
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+            return
+        lengths.append(len(row))
+    seen = sorted(set(lengths))
+    if len(seen) > 1:
+        other = next(i for i, n in enumerate(lengths) if n != lengths[0])
+        shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+        raise ValueError(
+            f"X holds {'series' if signal else 'rows'} of unequal length (lengths seen: "
+            f"{shown}; sample 0 has {lengths[0]}, sample {other} has {lengths[other]}): a "
+            "network takes samples of one length. Pad the series to one length (zeros at "
+            "the end) or resample them (e.g. np.interp onto a common time grid) first."
+        )
+
+
+def _check_finite_series(X, shape):
+    """Refuse NaN in series naming the series, the time step and the channel.
+
+    ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
+    X's own); X is 2D rows in (length, channels) order or 3D.
+    """
+    if X.ndim not in (2, 3) or X.size == 0 or np.isfinite(np.sum(X)):
+        return
+    nan = np.isnan(X)
+    if not nan.any():
+        return  # infinity: scikit-learn's validation says so
+    rows = nan.reshape(len(X), -1).any(axis=1)
+    i = int(np.argmax(rows))
+    j = int(np.argmax(nan[i].ravel()))
+    channels = X.shape[2] if X.ndim == 3 else (shape[2] if shape is not None else 1)
+    if not isinstance(channels, Integral) or channels < 1 or (X.ndim == 2 and X.shape[1] % channels):
+        channels = 1
+    step, channel = divmod(j, channels)
+    where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
+    raise ValueError(
+        f"X holds NaN in series {i} at {where} ({int(rows.sum())} of {len(X)} series hold "
+        "NaN): a network cannot train on or predict missing values. Fill them first "
+        "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
+        "those series."
+    )
+
+
 def _check_keys(entry, allowed, name, required, what):
     unknown = set(entry) - allowed
     if unknown or required not in entry:
@@ -360,6 +411,23 @@ def _as_pair(value, name, block, minimum):
             f"{name}={value!r} in {block} must be an int >= {minimum} or a pair of them"
         )
     return value
+
+
+def _along_time(spec, keys, name):
+    """A series' conv or pooling settings as those of an image of one row:
+    each of ``keys`` an int along time -> ``(1, value)`` (padding ``(0, value)``)."""
+    for key in keys:
+        value = spec[key]
+        if isinstance(value, str):
+            continue
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"{key}={value!r} in {name} must be an int for series (input_shape="
+                "(length, channels)): kernel sizes, strides, dilations, paddings and "
+                "pool sizes count time steps"
+            )
+        spec[key] = (0 if key == "padding" else 1, value)
+    return spec
 
 
 class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -524,12 +592,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ architecture
 
-    def _conv_blocks(self):
+    def _conv_blocks(self, signal=False):
         """Resolve ``conv_layers`` into one dict of block settings per block.
 
         A plain block has ``kind='conv'`` and its conv settings; a residual
         block ``kind='residual'`` and ``body``, the settings of each of its
-        convolutions. Every value is checked here, with the block named.
+        convolutions. Every value is checked here, with the block named. For
+        series (``signal``), the ints along time become the pairs of an image
+        of one row.
         """
         blocks = []
         for i, entry in enumerate(self.conv_layers, start=1):
@@ -547,12 +617,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 # a residual block pools only when asked
                 block.update(pool=None, kind="residual", name=name)
                 block.update({k: v for k, v in entry.items() if k != "residual"})
-                block["body"] = [self._conv_spec(spec, f"conv {j} of {name}", _BODY_KEYS)
+                block["body"] = [self._conv_spec(spec, f"conv {j} of {name}", _BODY_KEYS,
+                                                 signal)
                                  for j, spec in enumerate(body, start=1)]
             else:
                 name = f"conv block {i}"
-                block.update(self._conv_spec(entry, name, _BLOCK_KEYS), kind="conv")
+                block.update(self._conv_spec(entry, name, _BLOCK_KEYS, signal), kind="conv")
             _as_pair(block["pool_size"], "pool_size", name, 1)
+            if signal:
+                _along_time(block, ("pool_size",), name)
             if block["pool"] not in ("max", "avg", None):
                 raise ValueError(
                     f"pool={block['pool']!r} in {name} must be 'max', 'avg' or None"
@@ -564,7 +637,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             blocks.append(block)
         return blocks
 
-    def _conv_spec(self, entry, name, keys):
+    def _conv_spec(self, entry, name, keys, signal=False):
         """One convolution's settings from a ``conv_layers`` entry (or a residual
         body's): an int, ``(filters, kernel_size)`` or a dict."""
         spec = {"kernel_size": self.kernel_size, "stride": 1, "padding": self.padding,
@@ -602,6 +675,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"separable=True and groups={groups} in {name} cannot be combined: a "
                 "separable convolution's depthwise part has one group per channel"
             )
+        if signal:
+            _along_time(spec, ("kernel_size", "stride", "dilation", "padding"), name)
         return spec
 
     def _build_network(self, n_outputs):
@@ -631,7 +706,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 add(f"{prefix}.depthwise{j}", Conv2D(
                     channels, spec["kernel_size"], spec["stride"], spec["padding"],
                     spec["dilation"], init=init, name=f"the depthwise part of {spec['name']}",
-                    bias=not batch_norm, groups=channels), *source)
+                    bias=not batch_norm, groups=channels, series=series), *source)
                 if batch_norm:
                     add(f"{prefix}.depthwise_bn{j}", BatchNorm2d())
                 add(f"{prefix}.depthwise_act{j}", Activation(activation))
@@ -642,12 +717,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 last = add(f"{prefix}.conv{j}", Conv2D(
                     spec["filters"], spec["kernel_size"], spec["stride"], spec["padding"],
                     spec["dilation"], init=init, name=spec["name"], bias=not batch_norm,
-                    groups=spec["groups"]), *source)
+                    groups=spec["groups"], series=series), *source)
             return add(f"{prefix}.bn{j}", BatchNorm2d()) if batch_norm else last
 
-        h, w, c = self.input_shape_
+        h, w, c = self._hwc
         channels = c
-        for i, block in enumerate(self._conv_blocks(), start=1):
+        signal = self._signal()
+        series = w if signal else 0
+        for i, block in enumerate(self._conv_blocks(signal), start=1):
             prefix, bn = f"block{i}", block["batch_norm"]
             if block["kind"] == "residual":
                 source = nodes[-1].name if nodes else INPUT
@@ -704,6 +781,44 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _dtype(self):
         return np.dtype(self.dtype)
 
+    def _signal(self, fitted=True):
+        """Whether the model reads series: ``input_shape`` (``input_shape_`` once
+        fitted) is ``(length, channels)``."""
+        shape = self.input_shape_ if fitted else self.input_shape
+        return shape is not None and len(shape) == 2
+
+    @property
+    def _hwc(self):
+        """The fitted sample shape as the network's image ``(h, w, c)``: a series
+        of ``(length, channels)`` is an image of one row, ``(1, length, channels)``."""
+        shape = tuple(self.input_shape_)
+        return (1,) + shape if len(shape) == 2 else shape
+
+    def _sample_shape(self, shape, signal):
+        """X's ``shape`` -> the ``(h, w, c)`` of its samples, None for 2D X; for a
+        model of series (``signal``), 3D X ``(n, length, channels)`` is
+        ``(1, length, channels)`` and 4D X is refused."""
+        if len(shape) <= 2:
+            return None
+        if signal:
+            if len(shape) != 3:
+                raise ValueError(
+                    f"X of shape {tuple(shape)} is not series: with input_shape=(length, "
+                    "channels), X must be 2D (n, length * channels) or 3D (n, length, "
+                    "channels)"
+                )
+            return (1,) + tuple(int(v) for v in shape[1:])
+        return tuple(int(v) for v in shape[1:]) + (1,) * (4 - len(shape))
+
+    def _describe_samples(self, shape=None):
+        """``'images of shape (h, w, c)'`` or ``'series of length L with C
+        channel(s)'``: the fitted samples (or those of ``shape``, (h, w, c)) in
+        the user's terms."""
+        h, w, c = self._hwc if shape is None else shape
+        if self._signal():
+            return f"series of length {w} with {c} channel{'s' if c > 1 else ''}"
+        return f"images of shape {(h, w, c)}"
+
     # ------------------------------------------------------------------ input handling
 
     def _validate_input(self, X, y="no_validation", reset=True):
@@ -720,6 +835,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         terms (:meth:`_check_image_shape`); in a first fit, X that looks
         channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
+        signal = self._signal(fitted=not reset)
+        if signal and isinstance(X, np.ndarray) and X.dtype in _FLOAT_DTYPES:
+            _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
         if _data.is_stored(X):
             return self._validate_stored(X, y, reset)
         dtype = self._dtype() if reset else [np.float64, np.float32]
@@ -728,8 +846,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # records its column names and checks them at predict
         if not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                 or sp.issparse(X)):
+            _check_equal_lengths(X, signal)
             X = np.asarray(X)
         shape = getattr(X, "shape", None)
+        if signal and getattr(X, "dtype", None) in _FLOAT_DTYPES and not _data.is_stored(X):
+            _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
             X = check_array(X, allow_nd=True, dtype=dtype)
             if X.ndim > 4:
@@ -738,7 +859,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     f"(n, height, width, channels); got X.ndim={X.ndim}"
                 )
             shape = X.shape
-            image_shape = X.shape[1:] + (1,) * (4 - X.ndim)
+            image_shape = self._sample_shape(X.shape, signal)
             X = X.reshape(X.shape[0], -1)
         if not reset:
             self._check_image_shape(image_shape, shape)
@@ -763,42 +884,59 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         drops ``feature_names_in_``, as for any array).
         """
         rows = _data.Rows(X)
+        image_shape = self._sample_shape(X.shape, self._signal(fitted=not reset))
         if not reset:
-            self._check_image_shape(rows.image_shape, X.shape)
+            self._check_image_shape(image_shape, X.shape)
         # y=None raises scikit-learn's "requires y to be passed" here
         validate_data(self, rows.read(0, 1), None if y is None else "no_validation",
                       reset=reset, dtype=None)
         no_y = isinstance(y, str) and y == "no_validation"
         if no_y:
-            return rows, rows.image_shape
+            return rows, image_shape
         y = self._check_targets(_check_y(y, multi_output=True, y_numeric=self._y_numeric,
                                          estimator=self))
         check_consistent_length(rows, y)
         stats = _data.scan(rows, stats=reset)
         if reset:
             self._warn_about_input(rows, X.shape, stats)
-        return rows, y, rows.image_shape
+        return rows, y, image_shape
 
     def _resolve_input_shape(self, n_features, image_shape):
+        """``input_shape_`` of a first fit: ``(h, w, c)`` for images, ``(length,
+        channels)`` for series (an ``input_shape`` of two values)."""
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
             if len(shape) not in (2, 3) or not all(
                 isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in shape
             ):
                 raise ValueError(
-                    f"input_shape={self.input_shape!r} must be (height, width) or "
-                    "(height, width, channels) of positive ints"
+                    f"input_shape={self.input_shape!r} must be (length, channels) for series "
+                    "or (height, width, channels) for images, of positive ints"
                 )
-            shape = tuple(int(v) for v in shape) + (1,) * (3 - len(shape))
+            shape = tuple(int(v) for v in shape)
+            what = "series" if len(shape) == 2 else "images"
             if math.prod(shape) != n_features:
                 raise ValueError(
                     f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
                     f"sample but X has n_features={n_features}"
                 )
-            if image_shape is not None and image_shape != shape:
+            hwc = (1,) + shape if len(shape) == 2 else shape
+            if image_shape is not None and image_shape != hwc:
+                seen = image_shape[1:] if len(shape) == 2 else image_shape
+                hint = ""
+                if len(shape) == 2 and seen == shape[::-1]:
+                    hint = (" X looks channels-first (n, channels, length), as aeon and "
+                            "sktime hold series: pass X.transpose(0, 2, 1).")
                 raise ValueError(
-                    f"input_shape={self.input_shape!r} does not match the image shape "
-                    f"{image_shape} of X"
+                    f"input_shape={self.input_shape!r} does not match the {what} of X, of "
+                    f"shape {seen}.{hint}"
+                )
+            if len(shape) == 2 and shape[0] == shape[1] and shape[0] > 4:
+                _warn(
+                    f"input_shape={self.input_shape!r} reads X as series of length "
+                    f"{shape[0]} with {shape[1]} channels (input_shape=(length, channels)); "
+                    f"for {shape[0]}x{shape[1]} images pass input_shape="
+                    f"{(shape[0], shape[1], 1)}."
                 )
             return shape
         if image_shape is not None:
@@ -807,42 +945,53 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return (side, side, 1) if side * side == n_features else (1, n_features, 1)
 
     def _check_image_shape(self, image_shape, shape=None):
-        """Refuse X whose images are not those of the fit, saying so in image shapes.
+        """Refuse X whose samples are not those of the fit, saying so in image
+        (or series) shapes.
 
-        ``image_shape`` is ``(h, w, c)`` for 3D/4D X, None for 2D X; ``shape`` is
-        X's own shape, for the hints: one image without its batch axis, or
-        channels-first images. 2D rows of another length keep scikit-learn's
-        "X has k features, but ... is expecting m features as input".
+        ``image_shape`` is ``(h, w, c)`` for 3D/4D X (:meth:`_sample_shape`),
+        None for 2D X; ``shape`` is X's own shape, for the hints: one sample
+        without its batch axis, or channels-first samples. 2D rows of another
+        length keep scikit-learn's "X has k features, but ... is expecting m
+        features as input".
         """
-        fitted = self.input_shape_
+        fitted = self._hwc
+        user = tuple(self.input_shape_)  # as X holds one sample
         n_fitted = math.prod(fitted)
+        signal = self._signal()
+        one = "series" if signal else "image"
         shape = None if shape is None else tuple(shape)
         hint = ""
-        if shape in (fitted, fitted[:2] if fitted[2] == 1 else None, (n_fitted,)):
-            hint = (f" X of shape {shape} looks like one image: pass X[np.newaxis] to "
-                    "predict one image.")
+        if shape in (user, fitted, user[:2] if user[-1] == 1 else None, (n_fitted,)):
+            hint = (f" X of shape {shape} looks like one {one}: pass X[np.newaxis] to "
+                    f"predict one {one}.")
+        elif signal and shape is not None and len(shape) == 3 and shape[1:] == user[::-1]:
+            hint = (f" X of shape {shape} looks channels-first (n, channels, length), as aeon "
+                    "and sktime hold series: pass X.transpose(0, 2, 1).")
         elif shape is not None and len(shape) == 4 and shape[2:] + shape[1:2] == fitted:
             hint = (f" X of shape {shape} looks channels-first (n, channels, height, "
                     "width): pass X.transpose(0, 2, 3, 1).")
+        # the fitted samples as the messages name them
+        fitted_as = (f"{self._describe_samples()} (input_shape_={user})" if signal
+                     else f"{fitted} (input_shape_)")
         if image_shape is not None and tuple(image_shape) != fitted:
             raise ValueError(
-                f"X holds images of shape {tuple(image_shape)}; the model was fitted on "
-                f"{fitted} (input_shape_).{hint}"
+                f"X holds {self._describe_samples(tuple(image_shape))}; the model was "
+                f"fitted on {fitted_as}.{hint}"
             )
         if shape is None or image_shape is not None:
             return
         if len(shape) == 1 and hint:
             raise ValueError(
-                f"X is 1D, with the {n_fitted} values of one image of shape {fitted} (the "
+                f"X is 1D, with the {n_fitted} values of one {one} of shape {user} (the "
                 "model's input_shape_); X must be 2D (n_samples, n_features). Reshape "
-                "your data: pass X[np.newaxis] to predict one image."
+                f"your data: pass X[np.newaxis] to predict one {one}."
             )
         if len(shape) == 2 and shape[1] != n_fitted:
             raise ValueError(
                 f"X has {shape[1]} features, but {type(self).__name__} is expecting "
                 f"{n_fitted} features as input: X holds rows of {shape[1]} values, and the "
-                f"model was fitted on images of shape {fitted} (input_shape_), flattened "
-                f"to rows of {n_fitted} values.{hint}"
+                f"model was fitted on {'' if signal else 'images of shape '}{fitted_as}, "
+                f"flattened to rows of {n_fitted} values.{hint}"
             )
 
     def _warn_about_input(self, X, shape, stats=None):
@@ -866,6 +1015,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"so these are {c}x{h} images with {w} channels. Pass "
                 f"X.transpose(0, 2, 3, 1) if the second axis holds the channels, or "
                 f"input_shape={(c, h, w)} to keep this reading."
+            )
+        if (self.input_shape is None and shape is not None and len(shape) == 3
+                and shape[1] <= 64 and 2 * shape[1] < shape[2]):
+            n, c, length = shape
+            _warn(
+                f"X of shape {shape} looks like series held channels-first (n, channels, "
+                f"length), as aeon and sktime hold them; skconv reads 3D X without "
+                f"input_shape as images (n, height, width), so these are {c}x{length} "
+                f"images. For series pass X.transpose(0, 2, 1) with input_shape="
+                f"{(length, c)}; for images, input_shape={(c, length, 1)} keeps this reading."
             )
         scale_by = 1.0 if self.input_scale is None else float(self.input_scale)
         if stats is not None:
@@ -904,7 +1063,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         prediction's plain rows become the same in :meth:`_plain_images`)."""
         if sp.issparse(X):
             X = X.toarray()
-        h, w, c = self.input_shape_
+        h, w, c = self._hwc
         x = X.reshape(X.shape[0], h, w, c).transpose(0, 3, 1, 2)
         x = np.ascontiguousarray(x, dtype=self._dtype())
         if self.input_scale is not None:  # a new array: x may be a view of X
@@ -923,7 +1082,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         converted into one reused buffer; sparse X is densified a batch at a
         time, so a large sparse X is never dense in memory as a whole.
         """
-        h, w, c = self.input_shape_
+        h, w, c = self._hwc
         if not sp.issparse(X):
             return _data.training_batches(_data.as_rows(X), train_rows, batch_size, (c, h, w),
                                           self._dtype(), self.input_scale, self.shuffle_buffer)
@@ -935,9 +1094,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if transforms is None:
                 return x
             # the batch's own transforms, image b getting that of row rows[b]
-            batch = Transforms(transforms.shift[rows], transforms.angle[rows],
-                               transforms.zoom[rows], transforms.flip[rows], x.shape[1:])
-            return augment_batch(x, np.arange(len(rows)), batch, np.empty_like(x))
+            return augment_batch(x, np.arange(len(rows)), transforms.take(rows),
+                                 np.empty_like(x))
         return _data.Batches(X.shape[0], take_sparse)
 
     # ------------------------------------------------------------------ targets (subclasses)
@@ -1025,8 +1183,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
-        h, w, c = self.input_shape_
-        augment = check_augment(self.augment, (c, h, w))
+        h, w, c = self._hwc
+        augment = check_augment(self.augment, (c, h, w), series=self._signal())
         # augmentation draws from its own stream, so that augment=None fits keep
         # the shuffling (and the bits) they had before augmentation existed
         aug_rng = (None if augment is None
@@ -1313,7 +1471,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             for start in range(0, X.shape[0], chunk):
                 yield slice(start, start + chunk), self._to_nchw(X[start:start + chunk])
             return
-        h, w, c = self.input_shape_
+        h, w, c = self._hwc
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
         yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._dtype(),
                                 self.input_scale, positions)
@@ -1353,12 +1511,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 or "feature_names_in_" in self.__dict__
                 or X.shape[0] > self._rows_per_pass()):
             return None
-        if X.ndim > 2 and X.shape[1:] + (1,) * (4 - X.ndim) != self.input_shape_:
-            return None
+        if X.ndim > 2:
+            if len(self.input_shape_) == 2:  # series: 3D X (n, length, channels) only
+                sample = (1,) + X.shape[1:] if X.ndim == 3 else None
+            else:
+                sample = X.shape[1:] + (1,) * (4 - X.ndim)
+            if sample != self._hwc:
+                return None
         rows = X.reshape(X.shape[0], -1)
         if rows.shape[1] != self.n_features_in_:
             return None
-        h, w, c = self.input_shape_
+        h, w, c = self._hwc
         images = np.empty((X.shape[0], c, h, w), dtype=self._network.params.dtype)
         if not _boundary.rows_to_images(np.ascontiguousarray(rows), images):
             return None

@@ -170,6 +170,11 @@ class Conv2D(Layer):
         (``torch.nn.Conv2d``'s ``groups``); ``groups`` = channels = filters is
         a depthwise convolution. Each group is its own product, never a dense
         one over zeros (see ``ops._grouped_conv2d``).
+    series : int, default=0
+        For a network of series (images of one row whose width is time), the
+        length of its input series; 0 for images. Errors then speak of
+        lengths, and a kernel longer than the series it reads is refused
+        whatever the padding (it would mostly read zeros).
 
     Parameters held: ``w`` of shape (filters, c // groups, kh, kw) and, with
     ``bias``, ``b`` of shape (filters,).
@@ -179,9 +184,11 @@ class Conv2D(Layer):
     fuses_relu = True
     folds_batch_norm = True
     groups = 1  # models saved before grouped convolutions existed
+    series = 0  # and before series
 
     def __init__(self, filters, kernel_size=3, stride=1, padding="same", dilation=1,
-                 init="he", name="conv", bias=True, groups=1):
+                 init="he", name="conv", bias=True, groups=1, series=0):
+        self.series = int(series)
         self.filters = int(filters)
         self.groups = int(groups)
         self.bias = bool(bias)
@@ -200,9 +207,18 @@ class Conv2D(Layer):
                 f"{self.filters} filters of {self.name}"
             )
         pads, extra, out = [], [], []
-        for axis, size, k, s, d in zip(("height", "width"), (h, w), self.kernel_size,
+        axes = ("height", "length") if self.series else ("height", "width")
+        for axis, size, k, s, d in zip(axes, (h, w), self.kernel_size,
                                        self.stride, self.dilation):
             span = d * (k - 1) + 1
+            if self.series and axis == "length" and span > size:
+                raise ValueError(
+                    f"kernel_size={k} (dilation={d}) in {self.name} is longer than the "
+                    f"series it reads, of length {size}"
+                    + (" after the pooling and strides before it" if size < self.series
+                       else "")
+                    + ": use a smaller kernel, or fewer poolings or strides before it"
+                )
             if self.padding == "same":
                 o = -(-size // s)
                 total = max((o - 1) * s + span - size, 0)

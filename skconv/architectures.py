@@ -14,11 +14,14 @@ Every value is an ordinary parameter: override any of them
 search over their ``conv_layers`` with ``GridSearchCV``::
 
     grid = {"conv_layers": [resnet(8)["conv_layers"], resnet(14)["conv_layers"]]}
+
+:func:`fcn` and :func:`resnet1d` are networks for series, to use with
+``input_shape=(length, channels)``.
 """
 
 from numbers import Integral, Real
 
-__all__ = ["lenet5", "mobilenet", "resnet"]
+__all__ = ["fcn", "lenet5", "mobilenet", "resnet", "resnet1d"]
 
 
 def _positive_int(value, name):
@@ -130,4 +133,64 @@ def mobilenet(width=1.0, n_layers=13):
     blocks += [{"filters": scaled(f), "stride": s, "separable": True, "pool": None}
                for f, s in _MOBILENET_LAYERS[:n_layers]]
     return {"conv_layers": tuple(blocks), "batch_norm": True, "global_pool": "avg",
+            "hidden_layer_sizes": ()}
+
+
+def fcn(width=128):
+    """The fully convolutional network for time series of Wang, Yan and Oates 2017
+    ("Time series classification from scratch with deep neural networks: a
+    strong baseline", IJCNN), for series: ``input_shape=(length, channels)``.
+
+    Three convolutions of ``width``, ``2 * width`` and ``width`` filters with
+    kernels of 8, 5 and 3 time steps ('same' padding: the length is kept), each
+    followed by batch norm and ReLU, no pooling; global average pooling over
+    time; the output layer. Fawaz et al. 2019 ("Deep learning for time series
+    classification: a review") benchmark it on the UCR/UEA archives.
+
+    Parameters
+    ----------
+    width : int, default=128
+        Filters of the first and last convolutions (the paper's 128); smaller
+        widths make a faster, smaller net.
+
+    Returns
+    -------
+    params : dict
+        ``conv_layers``, ``batch_norm=True``, ``global_pool='avg'``,
+        ``hidden_layer_sizes=()``.
+    """
+    width = _positive_int(width, "width")
+    blocks = tuple({"filters": f, "kernel_size": k, "pool": None}
+                   for f, k in ((width, 8), (2 * width, 5), (width, 3)))
+    return {"conv_layers": blocks, "batch_norm": True, "global_pool": "avg",
+            "hidden_layer_sizes": ()}
+
+
+def resnet1d(width=64):
+    """The residual network for time series of Wang, Yan and Oates 2017 (see
+    :func:`fcn`), for series: ``input_shape=(length, channels)``.
+
+    Three residual blocks of ``width``, ``2 * width`` and ``2 * width``
+    filters, each of three convolutions with kernels of 8, 5 and 3 time steps
+    ('same' padding), batch norm after each and ReLU after each but the last;
+    the shortcut is a 1x1 convolution with batch norm where the filters
+    change (the first two blocks), the identity otherwise (the paper's puts a
+    batch norm on it); ReLU after the addition; global average pooling over
+    time; the output layer.
+
+    Parameters
+    ----------
+    width : int, default=64
+        Filters of the first block (the paper's 64).
+
+    Returns
+    -------
+    params : dict
+        ``conv_layers``, ``batch_norm=True``, ``global_pool='avg'``,
+        ``hidden_layer_sizes=()``.
+    """
+    width = _positive_int(width, "width")
+    blocks = tuple({"residual": [{"filters": f, "kernel_size": k} for k in (8, 5, 3)]}
+                   for f in (width, 2 * width, 2 * width))
+    return {"conv_layers": blocks, "batch_norm": True, "global_pool": "avg",
             "hidden_layer_sizes": ()}

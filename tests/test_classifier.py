@@ -177,7 +177,7 @@ def test_channels_last_images_equal_flat_rows_with_input_shape():
 @pytest.mark.parametrize(
     "n_features, input_shape, expected",
     [(64, None, (8, 8, 1)), (10, None, (1, 10, 1)), (1, None, (1, 1, 1)),
-     (12, (3, 4), (3, 4, 1)), (12, (2, 2, 3), (2, 2, 3))],
+     (12, (3, 4), (3, 4)), (12, (3, 4, 1), (3, 4, 1)), (12, (2, 2, 3), (2, 2, 3))],
 )
 def test_input_shape_is_inferred_or_taken_from_the_parameter(n_features, input_shape, expected):
     X = np.random.RandomState(0).uniform(size=(6, n_features))
@@ -402,8 +402,8 @@ def test_wrong_number_of_features_at_predict_raises(fitted):
 
 
 def test_input_shape_mismatch_names_both_numbers(small_digits):
-    with pytest.raises(ValueError, match=r"input_shape=\(7, 7\) has 49 .* n_features=64"):
-        ConvNetClassifier(input_shape=(7, 7)).fit(*small_digits)
+    with pytest.raises(ValueError, match=r"input_shape=\(7, 7, 1\) has 49 .* n_features=64"):
+        ConvNetClassifier(input_shape=(7, 7, 1)).fit(*small_digits)
 
 
 def test_kernel_larger_than_the_image_names_block_and_sizes(small_digits):
