@@ -124,12 +124,20 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         dropout: kept values are scaled by ``1 / (1 - dropout)`` in training;
         nothing is dropped at prediction). The masks are drawn from
         ``random_state``.
-    input_shape : (height, width) or (height, width, channels), default=None
-        Image shape of each sample. None infers it: from X's shape for 3D
-        ``(n, h, w)`` and 4D ``(n, h, w, c)`` input; for 2D X with
-        ``n_features = s * s`` it is ``(s, s, 1)``, otherwise ``(1, n_features, 1)``.
-        2D rows are images flattened row-major in (h, w, c) order. 2D X may
-        be a scipy sparse matrix: it is densified one batch at a time.
+    input_shape : (height, width, channels) or (length, channels), default=None
+        Shape of each sample. Three values: images; None infers them from X's
+        shape for 3D ``(n, h, w)`` and 4D ``(n, h, w, c)`` input, and for 2D X
+        with ``n_features = s * s`` they are ``(s, s, 1)``, otherwise
+        ``(1, n_features, 1)``. 2D rows are images flattened row-major in
+        (h, w, c) order. Two values: series ``(length, channels)`` (length
+        None: that of X's series), X of shape ``(n, length)``,
+        ``(n, length * channels)`` (rows in (length, channels) order) or
+        ``(n, length, channels)``; ``kernel_size``, ``stride``, ``dilation``,
+        ``padding`` and ``pool_size`` are then ints along time, and
+        ``'same'`` padding of an even kernel puts the extra step at the end,
+        as PyTorch and Keras do. aeon and sktime hold series as ``(n,
+        channels, length)``: pass ``X.transpose(0, 2, 1)``. 2D X may be a
+        scipy sparse matrix: it is densified one batch at a time.
     solver : {'adam', 'sgd'}, default='adam'
         ``'lbfgs'`` (full-batch L-BFGS in ``MLPClassifier``) is refused with a
         message: convolutional nets train on mini-batches.
@@ -187,15 +195,19 @@ default='constant'
     dtype : {'float32', 'float64'}, default='float32'
         Precision of the weights and of all computation.
     augment : dict or None, default=None
-        Random transforms of the training images, drawn per image and per
-        epoch from ``random_state`` (so a fit is reproducible bit for bit),
-        with any of the keys ``shift`` (int: largest shift in pixels along
+        Random transforms of the training samples, drawn per sample and per
+        epoch from ``random_state`` (so a fit is reproducible bit for bit).
+        Images: any of the keys ``shift`` (int: largest shift in pixels along
         each axis, zero fill), ``rotate`` (largest rotation in degrees),
         ``scale`` (largest relative zoom, e.g. 0.1 for zooms in [0.9, 1.1];
         rotations and zooms are bilinear) and ``flip`` (bool: mirror half the
-        images left-right), e.g. ``{"shift": 2, "rotate": 10}``. Only the
-        training batches are transformed: never early stopping's validation
-        rows, never ``predict`` or ``transform``.
+        images left-right), e.g. ``{"shift": 2, "rotate": 10}``. Series: any
+        of ``shift`` (int: largest shift in time steps, zero fill), ``scale``
+        (largest relative change of amplitude, e.g. 0.1 for factors in [0.9,
+        1.1]) and ``noise`` (Gaussian noise whose standard deviation is this
+        fraction of each channel's own over time, e.g. 0.05), applied in that
+        order. Only the training batches are transformed: never early
+        stopping's validation rows, never ``predict`` or ``transform``.
     lr_warmup_epochs : int, default=0
         Epochs of linear warm-up, ``lr * (e + 1) / (W + 1)``, before the
         ``'cosine'``, ``'step'`` and ``'plateau'`` schedules (< ``max_iter``
@@ -229,7 +241,8 @@ ATTRIBUTES_DOC = """n_features_in_ : int
         Features per sample, ``h * w * c``.
     feature_names_in_ : ndarray of str
         Only when X is a DataFrame with string column names.
-    input_shape_ : (h, w, c)
+    input_shape_ : (h, w, c) or (length, channels)
+        The sample shape of the fit: ``(length, channels)`` for series.
     n_iter_ : int
         Epochs run by the last ``fit`` (``partial_fit`` calls add up).
     t_ : int
@@ -724,7 +737,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels = c
         signal = self._signal()
         series = w if signal else 0
-        for i, block in enumerate(self._conv_blocks(signal), start=1):
+        blocks = self._conv_blocks(signal)
+        for i, block in enumerate(blocks, start=1):
             prefix, bn = f"block{i}", block["batch_norm"]
             if block["kind"] == "residual":
                 source = nodes[-1].name if nodes else INPUT
@@ -776,7 +790,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if self.dropout:
                 add(f"dense{k}.dropout", Dropout(self.dropout))
         add("output", Dense(n_outputs, init="glorot"))
-        return Network(nodes, (c, h, w), self._dtype())
+        try:
+            return Network(nodes, (c, h, w), self._dtype())
+        except ValueError as error:
+            if not signal:
+                raise
+            # the layers know the length they read; X's own is said in X's terms
+            raise ValueError(f"{error} (X holds series of length {w}, n_features={w * c} "
+                             f"in {c} channel{'s' if c > 1 else ''})") from None
 
     def _dtype(self):
         return np.dtype(self.dtype)
@@ -906,12 +927,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels)`` for series (an ``input_shape`` of two values)."""
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
+            if len(shape) == 2 and shape[0] is None:
+                shape = (self._series_length(n_features, image_shape, shape[1]), shape[1])
             if len(shape) not in (2, 3) or not all(
                 isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in shape
             ):
                 raise ValueError(
                     f"input_shape={self.input_shape!r} must be (length, channels) for series "
-                    "or (height, width, channels) for images, of positive ints"
+                    "(length None: that of X's series) or (height, width, channels) for "
+                    "images, of positive ints"
                 )
             shape = tuple(int(v) for v in shape)
             what = "series" if len(shape) == 2 else "images"
@@ -943,6 +967,24 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return tuple(int(v) for v in image_shape)
         side = math.isqrt(n_features)
         return (side, side, 1) if side * side == n_features else (1, n_features, 1)
+
+    def _series_length(self, n_features, image_shape, channels):
+        """The length of X's series for ``input_shape=(None, channels)``."""
+        if not isinstance(channels, Integral) or isinstance(channels, bool) or channels < 1:
+            return None  # refused by the caller, naming input_shape
+        if image_shape is not None:
+            if image_shape[2] != channels:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} does not match the series of X, of "
+                    f"{image_shape[2]} channel(s)"
+                )
+            return image_shape[1]
+        if n_features % channels:
+            raise ValueError(
+                f"input_shape={self.input_shape!r}: X's rows of n_features={n_features} "
+                f"values are not series of {channels} channels"
+            )
+        return n_features // channels
 
     def _check_image_shape(self, image_shape, shape=None):
         """Refuse X whose samples are not those of the fit, saying so in image

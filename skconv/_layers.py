@@ -215,9 +215,9 @@ class Conv2D(Layer):
                 raise ValueError(
                     f"kernel_size={k} (dilation={d}) in {self.name} is longer than the "
                     f"series it reads, of length {size}"
-                    + (" after the pooling and strides before it" if size < self.series
+                    + (" after the poolings and strides before it" if size < self.series
                        else "")
-                    + ": use a smaller kernel, or fewer poolings or strides before it"
+                    + ": use a smaller kernel, fewer poolings or strides, or longer series"
                 )
             if self.padding == "same":
                 o = -(-size // s)

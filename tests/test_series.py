@@ -1,0 +1,275 @@
+"""Series in the estimators: ``input_shape=(length, channels)``.
+
+A series is an image of one row whose width is time; these tests hold the
+estimator to that mapping (the same network, the same bits), to the input
+conventions and to errors in series terms. The kernels' own oracle tests are
+in tests/test_ops_1d.py.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+from skconv import ConvNetClassifier, ConvNetRegressor
+from skconv.architectures import fcn, resnet1d
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _series(n=48, length=40, channels=2, seed=0):
+    """Noisy series whose class is the sign of a bump placed in the first half."""
+    rng = np.random.RandomState(seed)
+    X = 0.3 * rng.randn(n, length, channels).astype(np.float32)
+    y = np.arange(n) % 2
+    X[:, 5:12, 0] += np.where(y == 1, 1.0, -1.0)[:, None]
+    return X, y
+
+
+SMALL = dict(conv_layers=({"filters": 4, "kernel_size": 5}, {"filters": 6, "kernel_size": 4,
+                                                             "stride": 2}),
+             batch_norm=True, hidden_layer_sizes=(), global_pool="avg", max_iter=3,
+             random_state=0)
+
+
+def test_series_are_images_of_one_row_bit_for_bit():
+    # kernel 5 and 4 along time, pooling 2: the same network as 1 x length images
+    # with (1, k) kernels, hence the same bits
+    X, y = _series()
+    series = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    image = {**SMALL, "conv_layers": ({"filters": 4, "kernel_size": (1, 5)},
+                                      {"filters": 6, "kernel_size": (1, 4), "stride": (1, 2)}),
+             "pool_size": (1, 2)}
+    images = ConvNetClassifier(**image, input_shape=(1, 40, 2)).fit(X.reshape(48, 1, 40, 2), y)
+    assert series.input_shape_ == (40, 2)
+    assert series.coefs_[0].shape == (4, 2, 1, 5)
+    assert_array_equal(series._network.params, images._network.params)
+    assert_array_equal(series.predict_proba(X), images.predict_proba(X.reshape(48, 1, 40, 2)))
+
+
+def test_every_input_form_of_a_series_gives_the_same_predictions():
+    X, y = _series(channels=1)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 1)).fit(X[:, :, 0], y)
+    expected = clf.predict_proba(X[:, :, 0])
+    assert_array_equal(clf.predict_proba(X), expected)
+    X2, y2 = _series(channels=3)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 3)).fit(X2, y2)
+    assert_array_equal(clf.predict_proba(X2.reshape(48, -1)), clf.predict_proba(X2))
+    # each row alone gives the bits of the batch
+    for i in (0, 7, 47):
+        assert_array_equal(clf.predict_proba(X2[i:i + 1]), clf.predict_proba(X2)[i:i + 1])
+
+
+def test_length_none_takes_the_length_of_the_series_of_x():
+    X, y = _series(length=33, channels=2)
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X.reshape(48, -1), y)
+    assert clf.input_shape_ == (33, 2)
+    assert clf.get_params()["input_shape"] == (None, 2)  # the parameter stays as given
+    with pytest.raises(ValueError, match=r"n_features=65 values are not series of 2 channels"):
+        clone(clf).fit(np.zeros((4, 65)), [0, 1, 0, 1])
+
+
+def test_same_padding_of_an_even_kernel_puts_the_extra_step_at_the_end():
+    # kernel 4 at stride 1: PyTorch's and Keras' 'same' pads 1 step before and 2 after
+    rng = np.random.RandomState(0)
+    X = rng.randn(6, 10).astype(np.float64)
+    clf = ConvNetRegressor(conv_layers=({"filters": 1, "kernel_size": 4, "pool": None},),
+                           hidden_layer_sizes=(), global_pool="avg", activation="identity",
+                           input_shape=(10, 1), dtype="float64", max_iter=1,
+                           random_state=0).fit(X, rng.randn(6))
+    w = clf.coefs_[0][0, 0, 0]
+    b = clf.intercepts_[0][0]
+    padded = np.pad(X, ((0, 0), (1, 2)))
+    expected = np.stack([padded[:, t:t + 4] @ w for t in range(10)], axis=1) + b
+    conv = clf._network.forward_fast(X[:, None, None, :], stop="block1.conv")
+    assert_allclose(conv[:, 0, 0], expected, rtol=1e-12)
+
+
+def test_fcn_and_resnet1d_learn_a_bump_on_series():
+    X, y = _series(n=64, length=48)
+    for arch in (fcn(8), resnet1d(4)):
+        clf = ConvNetClassifier(**arch, input_shape=(48, 2), max_iter=15, batch_size=16,
+                                learning_rate_init=0.01, random_state=0).fit(X, y)
+        assert clf.score(X, y) >= 0.9, arch
+    assert [c.shape[-1] for c in clf.coefs_[:3]] == [8, 5, 3]
+
+
+def test_architectures_for_series_follow_wang_et_al():
+    params = fcn()
+    assert [b["filters"] for b in params["conv_layers"]] == [128, 256, 128]
+    assert [b["kernel_size"] for b in params["conv_layers"]] == [8, 5, 3]
+    assert params["global_pool"] == "avg" and params["batch_norm"]
+    blocks = resnet1d()["conv_layers"]
+    assert [[c["filters"] for c in b["residual"]] for b in blocks] == [[64] * 3, [128] * 3,
+                                                                      [128] * 3]
+    with pytest.raises(ValueError, match="width=0 must be a positive int"):
+        fcn(0)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("kernel_size", (3, 3), r"kernel_size=\(3, 3\) in conv block 1 must be an int for series"),
+    ("stride", (1, 2), r"stride=\(1, 2\) in conv block 1 must be an int for series"),
+])
+def test_pairs_for_series_are_refused_naming_time_steps(key, value, match):
+    X, y = _series()
+    clf = ConvNetClassifier(conv_layers=({"filters": 2, key: value},), input_shape=(40, 2))
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+
+
+def test_a_kernel_longer_than_the_series_is_refused_naming_lengths():
+    X, y = _series(length=6)
+    with pytest.raises(ValueError, match=r"kernel_size=8 \(dilation=1\) in conv block 1 is "
+                                         r"longer than the series it reads, of length 6: .*"
+                                         r"\(X holds series of length 6, n_features=12 in 2 "
+                                         r"channels\)"):
+        ConvNetClassifier(**fcn(2), input_shape=(6, 2)).fit(X, y)
+    # deeper in: the series the conv reads is shorter than the input
+    clf = ConvNetClassifier(conv_layers=({"filters": 2, "kernel_size": 3, "pool_size": 4},
+                                         {"filters": 2, "kernel_size": 11}),
+                            input_shape=(40, 2))
+    with pytest.raises(ValueError, match=r"kernel_size=11 .* in conv block 2 is longer than "
+                                         r"the series it reads, of length 10"):
+        clf.fit(*_series())
+
+
+def test_series_of_unequal_length_name_the_lengths_and_the_fix():
+    X = [np.zeros(30), np.zeros(30), np.zeros(28)]
+    with pytest.raises(ValueError, match=r"series of unequal length \(lengths seen: 28, 30; "
+                                         r"sample 0 has 30, sample 2 has 28\).*[Pp]ad"):
+        ConvNetClassifier(input_shape=(30, 1)).fit(X, [0, 1, 0])
+
+
+def test_nan_in_a_series_names_the_series_the_step_and_the_channel():
+    X, y = _series()
+    X[5, 17, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in series 5 at time step 17, channel 1 "
+                                         r"\(1 of 48 series"):
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(*_series())
+    with pytest.raises(ValueError, match=r"NaN in series 5 at time step 17, channel 1"):
+        clf.predict(X.reshape(48, -1))
+
+
+def test_channels_first_series_get_the_transpose_in_fit_and_predict():
+    X, y = _series()
+    with pytest.raises(ValueError, match=r"channels-first .* X\.transpose\(0, 2, 1\)"):
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X.transpose(0, 2, 1), y)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    with pytest.raises(ValueError, match=r"series of length 2 with 40 channels; the model was "
+                                         r"fitted on series of length 40 with 2 channels.*"
+                                         r"X\.transpose\(0, 2, 1\)"):
+        clf.predict(X.transpose(0, 2, 1))
+    # without input_shape, 3D X is images: channels-first series get a warning
+    with pytest.warns(UserWarning, match=r"looks like series held channels-first .* "
+                                         r"X\.transpose\(0, 2, 1\) with input_shape=\(40, 2\)"):
+        ConvNetClassifier(conv_layers=(2,), max_iter=1).fit(X.transpose(0, 2, 1), y)
+
+
+def test_a_square_pair_warns_that_it_reads_series():
+    X = np.random.RandomState(0).rand(4, 64)
+    with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
+                                         r"input_shape=\(8, 8, 1\)"):
+        ConvNetClassifier(conv_layers=(2,), max_iter=1, input_shape=(8, 8)).fit(X, [0, 1] * 2)
+
+
+def test_four_dimensional_x_is_not_series():
+    X, y = _series()
+    with pytest.raises(ValueError, match=r"is not series: .* \(n, length, channels\)"):
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X[:, None], y)
+
+
+def test_series_augmentation_is_reproducible_and_changes_training():
+    X, y = _series()
+    aug = {"shift": 3, "scale": 0.2, "noise": 0.1}
+    a = ConvNetClassifier(**SMALL, input_shape=(40, 2), augment=aug).fit(X, y)
+    with threadpool_limits(1):
+        b = ConvNetClassifier(**SMALL, input_shape=(40, 2), augment=aug).fit(X, y)
+    plain = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    assert_array_equal(a._network.params, b._network.params)
+    for key, value in aug.items():  # each key on its own changes the fit
+        one = ConvNetClassifier(**SMALL, input_shape=(40, 2), augment={key: value}).fit(X, y)
+        assert not np.array_equal(one._network.params, plain._network.params), key
+
+
+def test_series_augmentation_draws_shift_amplitude_and_relative_noise():
+    from skconv._augment import augment_batch, check_augment, draw_transforms
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(200, 2, 1, 50)
+    spec = check_augment({"shift": 4, "scale": 0.5}, x.shape[1:], series=True)
+    t = draw_transforms(spec, 200, x.shape[1:], np.random.RandomState(1))
+    out = augment_batch(x, np.arange(200), t, np.empty_like(x))
+    assert (t.shift[:, 0] == 0).all() and np.abs(t.shift[:, 1]).max() == 4
+    for k in (0, 1, 2):  # shifted along time with zero fill, then scaled
+        d = t.shift[k, 1]
+        src = np.zeros_like(x[k])
+        if d >= 0:
+            src[..., d:] = x[k][..., :50 - d]
+        else:
+            src[..., :d] = x[k][..., -d:]
+        assert_allclose(out[k], t.amplitude[k] * src)
+    assert 0.5 <= t.amplitude.min() and t.amplitude.max() <= 1.5
+    spec = check_augment({"noise": 0.5}, x.shape[1:], series=True)
+    t = draw_transforms(spec, 200, x.shape[1:], np.random.RandomState(1))
+    noise = augment_batch(x, np.arange(200), t, np.empty_like(x)) - x
+    ratio = noise.std(axis=(2, 3)) / x.std(axis=(2, 3))
+    assert 0.4 < np.median(ratio) < 0.6
+
+
+@pytest.mark.parametrize("augment, match", [
+    ({"rotate": 10}, r"unknown key 'rotate' .* for series; the keys are \['shift', 'scale', "
+                     r"'noise'\] \('rotate' is for images\)"),
+    ({"noise": -1}, r"augment\['noise'\]=-1 must be a number >= 0"),
+    ({"shift": 40}, r"augment\['shift'\]=40 can move a series of length 40 out of view"),
+])
+def test_series_augmentation_refuses_image_keys_and_bad_values(augment, match):
+    X, y = _series()
+    with pytest.raises(ValueError, match=match):
+        ConvNetClassifier(**SMALL, input_shape=(40, 2), augment=augment).fit(X, y)
+
+
+def test_noise_is_refused_for_images():
+    X = np.random.RandomState(0).rand(4, 64)
+    with pytest.raises(ValueError, match=r"'noise' is for series"):
+        ConvNetClassifier(conv_layers=(2,), augment={"noise": 0.1}).fit(X, [0, 1] * 2)
+
+
+def test_transform_and_grid_search_work_on_series():
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    assert clf.transform(X).shape == (48, 6)
+    grid = GridSearchCV(ConvNetClassifier(**SMALL, input_shape=(40, 2)),
+                        {"conv_layers": [fcn(2)["conv_layers"], resnet1d(2)["conv_layers"]]},
+                        cv=2).fit(X.reshape(48, -1), y)
+    assert len(grid.cv_results_["mean_test_score"]) == 2
+
+
+def _expected_failed_checks(estimator):
+    reason = ("mini-batch training: a sample weighted by 2 is not the same sample twice "
+              "(see tests/test_common.py)")
+    return {"check_sample_weight_equivalence_on_dense_data": reason,
+            "check_sample_weight_equivalence_on_sparse_data": reason}
+
+
+# a 1-D network on series whose length is that of the checks' rows: a convolution of
+# 2 steps ('same' padding), a residual block over time, global average pooling
+@parametrize_with_checks(
+    [ConvNetClassifier(conv_layers=({"filters": 4, "kernel_size": 1, "pool": None},
+                                    {"residual": [{"filters": 4, "kernel_size": 2}] * 2}),
+                       global_pool="avg", hidden_layer_sizes=(), input_shape=(None, 1),
+                       max_iter=60, learning_rate_init=0.01, random_state=0)],
+    expected_failed_checks=_expected_failed_checks,
+    xfail_strict=True,
+)
+def test_sklearn_compatible_series_estimator(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
