@@ -66,6 +66,9 @@ hyperparameters = st.fixed_dictionaries(
         "n_iter_no_change": st.sampled_from([1, 10, np.inf, 0]),
         "max_fun": st.sampled_from([None, 15000]),
         "global_pool": st.sampled_from([None, "avg", "max", "bogus"]),
+        # image keys, series keys, a bad value
+        "augment": st.sampled_from([None, {"shift": 1}, {"rotate": 5}, {"noise": 0.1},
+                                    {"scale": 0.1, "noise": 0.05}, {"noise": -1}]),
     },
 )
 
@@ -76,8 +79,12 @@ def inputs(draw):
     n = draw(st.integers(4, 24))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     X = rng.standard_normal((n, h, w, c))
-    layout = draw(st.sampled_from(["2d", "3d", "4d", "sparse"]))
-    if layout in ("2d", "sparse"):
+    layout = draw(st.sampled_from(["2d", "3d", "4d", "sparse", "series"]))
+    if layout == "series":  # (n, length, channels), or rows of them
+        X = X[:, 0]
+        if draw(st.booleans()):
+            X = X.reshape(n, -1)
+    elif layout in ("2d", "sparse"):
         X = X.reshape(n, -1)
     elif layout == "3d":
         X = X[..., 0]
@@ -93,7 +100,10 @@ def inputs(draw):
         # 1-D y, a single column, or two targets
         y = rng.standard_normal((n, 2))[:, :draw(st.integers(1, 2))]
         y = y.ravel() if y.shape[1] == 1 and draw(st.booleans()) else y
-    input_shape = draw(st.sampled_from([None, None, (h, w), (h, w, c), (h + 1, w)]))
+    if layout == "series":
+        input_shape = draw(st.sampled_from([(w, c), (None, c), (w + 1, c), None]))
+    else:
+        input_shape = draw(st.sampled_from([None, None, (h, w), (h, w, c), (h + 1, w)]))
     return X, y, input_shape, task
 
 

@@ -33,6 +33,20 @@ GRAPHS = {
     "separable in a residual body": dict(
         conv_layers=({"residual": [{"filters": 4, "separable": True}, 4]},), pool="avg",
         activation="tanh"),
+    # series (input_shape=(length, channels)): torch's 1-D ops are the oracle
+    "series, fcn": dict(
+        conv_layers=tuple({"filters": f, "kernel_size": k, "pool": None}
+                          for f, k in ((4, 8), (6, 5), (4, 3))),
+        batch_norm=True, global_pool="avg", hidden_layer_sizes=(), input_shape=(16, 2)),
+    "series, residual with stride 2 and dilation": dict(
+        conv_layers=({"residual": [{"filters": 4, "kernel_size": 8, "stride": 2},
+                                   {"filters": 4, "kernel_size": 5, "dilation": 2}]},
+                     {"filters": 3, "kernel_size": 4, "pool": "avg"}),
+        batch_norm=True, input_shape=(24, 2)),
+    "series, valid and int padding, max pooling": dict(
+        conv_layers=({"filters": 3, "kernel_size": 4, "padding": "valid"},
+                     {"filters": 3, "kernel_size": 3, "padding": 1, "groups": 3}),
+        global_pool="max", input_shape=(16, 2)),
 }
 
 
@@ -42,7 +56,7 @@ TOLERANCE = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, a
 
 def _network(params, dtype, input_shape=(9, 8, 2), n_outputs=3, seed=0):
     est = ConvNetClassifier(**params, dtype=dtype)
-    est.input_shape_ = input_shape
+    est.input_shape_ = params.get("input_shape", input_shape)
     net = est._build_network(n_outputs)
     rng = np.random.RandomState(seed)
     net.init_params(rng)
@@ -56,12 +70,26 @@ def _torch_forward(net, x, params, training):
     import torch
 
     F = torch.nn.functional
-    values = {INPUT: x}
+    # a network of series computes on images of one row: torch's 1-D ops on (n, c, length)
+    series = any(getattr(layer, "series", 0) for layer in net.layers)
+    values = {INPUT: x[:, :, 0] if series else x}
     for node in net.nodes:
         layer, xs = node.layer, [values[name] for name in node.inputs]
         p = {name: params[f"{node.name}.{name}"] for name, _, _ in layer.param_specs()}
         op = layer.op
-        if op == "conv":
+        if series and op in ("conv", "max_pool", "avg_pool", "global_pool"):
+            if op == "conv":
+                pw, ew = layer.pad[1], layer.extra_pad[1]
+                y = F.conv1d(F.pad(xs[0], (pw, pw + ew)), p["w"][:, :, 0], p.get("b"),
+                             layer.stride[1], 0, layer.dilation[1], layer.groups)
+            elif op == "max_pool":
+                y = F.max_pool1d(xs[0], layer.window[1])
+            elif op == "avg_pool":
+                y = F.avg_pool1d(xs[0], layer.window[1])
+            else:
+                y = (F.adaptive_avg_pool1d(xs[0], 1) if layer.kind == "avg"
+                     else F.adaptive_max_pool1d(xs[0], 1))[:, :, 0]
+        elif op == "conv":
             (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
             y = F.conv2d(F.pad(xs[0], (pw, pw + ew, ph, ph + eh)), p["w"], p.get("b"),
                          layer.stride, 0, layer.dilation, layer.groups)
@@ -103,7 +131,7 @@ def test_training_forward_and_backward_match_torch(name, dtype):
     torch = pytest.importorskip("torch")
     net = _network(GRAPHS[name], dtype)
     rng = np.random.RandomState(1)
-    x = rng.standard_normal((5, 2, 9, 8)).astype(dtype)
+    x = rng.standard_normal((5,) + net.input_shape).astype(dtype)
     dz = rng.standard_normal((5, 3)).astype(dtype)
     params = _torch_params(net)
     z_torch = _torch_forward(net, torch.tensor(x), params, training=True)
@@ -139,7 +167,7 @@ def test_inference_and_its_input_gradient_match_torch(name, dtype):
         if layer.op == "batch_norm":
             layer.running_mean = rng.uniform(-1, 1, layer.running_mean.shape).astype(dtype)
             layer.running_var = rng.uniform(0.5, 2, layer.running_var.shape).astype(dtype)
-    x = rng.standard_normal((4, 2, 9, 8)).astype(dtype)
+    x = rng.standard_normal((4,) + net.input_shape).astype(dtype)
     dz = rng.standard_normal((4, 3)).astype(dtype)
     xt = torch.tensor(x, requires_grad=True)
     z_torch = _torch_forward(net, xt, _torch_params(net), training=False)
@@ -348,27 +376,33 @@ graph_params = st.fixed_dictionaries(
 )
 
 
-def _random_graph(params, dtype, seed):
-    """The estimators' network for params (channels 2 = the first grouped block's
-    divisor), or None where the spec cannot be built (groups not dividing)."""
+# what a random spec may be refused for: groups not dividing the channels, residual
+# branches of other sizes, a kernel longer than the series it reads
+_UNBUILDABLE = ("groups=", "branches of", "longer than the series")
+
+
+def _random_graph(params, dtype, seed, series=False):
+    """The estimators' network for params on 7x6 images or series of length 13 (channels
+    2 = the first grouped block's divisor), or None where the spec cannot be built."""
     try:
-        return _network(params, dtype, input_shape=(7, 6, 2), seed=seed)
+        return _network(params, dtype, input_shape=(13, 2) if series else (7, 6, 2), seed=seed)
     except ValueError as exc:
-        assert "groups=" in str(exc) or "branches of" in str(exc), exc
+        assert any(reason in str(exc) for reason in _UNBUILDABLE), exc
         return None
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(params=graph_params, seed=st.integers(0, 2**16))
-def test_random_graphs_have_finite_difference_gradients_and_row_by_row_bits(params, seed):
+@given(params=graph_params, seed=st.integers(0, 2**16), series=st.booleans())
+def test_random_graphs_have_finite_difference_gradients_and_row_by_row_bits(params, seed,
+                                                                             series):
     from gradcheck import numerical_gradient
     from skconv._losses import squared_error
 
-    net = _random_graph(params, "float64", seed)
+    net = _random_graph(params, "float64", seed, series)
     if net is None:
         return
     rng = np.random.RandomState(seed)
-    x = rng.standard_normal((3, 2, 7, 6))
+    x = rng.standard_normal((3,) + net.input_shape)
     y = rng.standard_normal((3, 3))
     sw = np.ones(3)
 
@@ -389,8 +423,8 @@ def test_random_graphs_have_finite_difference_gradients_and_row_by_row_bits(para
     assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-6)
 
     # inference: each row alone gives the batch's bits, in float32 too
-    net32 = _random_graph(params, "float32", seed)
-    x32 = rng.standard_normal((5, 2, 7, 6)).astype(np.float32)
+    net32 = _random_graph(params, "float32", seed, series)
+    x32 = rng.standard_normal((5,) + net.input_shape).astype(np.float32)
     batch = net32.forward_fast(x32)
     for i in range(5):
         assert_array_equal(net32.forward_fast(x32[i:i + 1]), batch[i:i + 1])
