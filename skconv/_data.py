@@ -515,10 +515,7 @@ def _map_blocks(estimator, name, X):
 
     check_is_fitted(estimator)
     # the shapes are refused now, in the caller's terms, not later in a worker
-    if X.ndim > 2:
-        estimator._check_image_shape(tuple(X.shape[1:]) + (1,) * (4 - X.ndim), X.shape)
-    else:
-        estimator._check_image_shape(None, X.shape)
+    estimator._check_image_shape(estimator._sample_shape(X.shape, estimator._signal()), X.shape)
     if any(math.isnan(s) for s in X.shape):
         raise ValueError(f"X has unknown chunk sizes {X.chunks}: call X.compute_chunk_sizes()")
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})

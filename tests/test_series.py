@@ -273,3 +273,18 @@ def test_sklearn_compatible_series_estimator(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_series_stored_on_disk_or_in_dask_train_and_predict_as_in_memory(tmp_path):
+    X, y = _series()
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    a = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(mapped, y)
+    b = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    assert_array_equal(a._network.params, b._network.params)
+    assert_array_equal(a.predict_proba(mapped), b.predict_proba(X))
+    da = pytest.importorskip("dask.array")
+    assert_array_equal(a.predict_proba(da.from_array(X, chunks=16)).compute(),
+                       a.predict_proba(X))
+    with pytest.raises(ValueError, match=r"X\.transpose\(0, 2, 1\)"):
+        a.predict(da.from_array(X.transpose(0, 2, 1), chunks=16))
