@@ -260,12 +260,18 @@ def _expected_failed_checks(estimator):
 
 
 # a 1-D network on series whose length is that of the checks' rows: a convolution of
-# 2 steps ('same' padding), a residual block over time, global average pooling
+# 1 step, a residual block of 2-step convolutions ('same' padding), global average pooling
+_SERIES_NET = dict(conv_layers=({"filters": 4, "kernel_size": 1, "pool": None},
+                               {"residual": [{"filters": 4, "kernel_size": 2}] * 2}),
+                  global_pool="avg", hidden_layer_sizes=(), input_shape=(None, 1),
+                  learning_rate_init=0.01, random_state=0)
+
+
 @parametrize_with_checks(
-    [ConvNetClassifier(conv_layers=({"filters": 4, "kernel_size": 1, "pool": None},
-                                    {"residual": [{"filters": 4, "kernel_size": 2}] * 2}),
-                       global_pool="avg", hidden_layer_sizes=(), input_shape=(None, 1),
-                       max_iter=60, learning_rate_init=0.01, random_state=0)],
+    [ConvNetClassifier(**_SERIES_NET, max_iter=60),
+     # the checks' regression rows are features, not a series: flattened, not averaged
+     ConvNetRegressor(**{**_SERIES_NET, "global_pool": None, "hidden_layer_sizes": (16,)},
+                      max_iter=100)],
     expected_failed_checks=_expected_failed_checks,
     xfail_strict=True,
 )
