@@ -271,6 +271,22 @@ class Conv2D(Layer):
                                         self.pad, self.dilation)
         return g
 
+    def _plan(self, n, dtype):
+        """The kernel's plan (``ops.ConvPlan``) for n samples of dtype in the current
+        ``ops._plan_context()``: derived once per key and used by training's
+        batches and inference alike; None for a grouped convolution (its
+        products plan per call)."""
+        if self.groups != 1:
+            return None
+        plans = self.__dict__.setdefault("_plans", {})
+        key = (n, np.dtype(dtype), ops._plan_context())
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) >= 16:  # batch sizes seen: the fit's, its last batch's, predict's
+                plans.clear()
+            plan = plans[key] = ops._conv2d_plan(self._geometry(), self.filters, key[1], n)
+        return plan
+
     def _weights(self, fold=None):
         """``(w as (f, c // groups * kh * kw), b or None)``; with ``fold``, a batch
         norm after this layer, those of the convolution followed by it at inference."""
@@ -297,7 +313,8 @@ class Conv2D(Layer):
         self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
         self._relu_y = y if relu else None
-        return self._conv(x, *self._weights(), out=y, relu=relu)
+        return self._conv(x, *self._weights(), out=y, plan=self._plan(len(x), x.dtype),
+                          relu=relu)
 
     def forward_pooled(self, x, relu, out, argmax):
         """The training forward followed by a 2x2 max pooling of stride 2 (then
@@ -307,11 +324,13 @@ class Conv2D(Layer):
         ``skconv._plan.ConvPoolStep``."""
         _check_input(self, x)
         x = self._x = np.ascontiguousarray(self._padded(x))
-        return self._conv(x, *self._weights(), out=out, pool2=(relu, argmax))
+        return self._conv(x, *self._weights(), out=out, plan=self._plan(len(x), x.dtype),
+                          pool2=(relu, argmax))
 
     def forward_fast(self, x, relu=False):
         _check_input(self, x)
-        return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights(), relu=relu)
+        return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights(),
+                          plan=self._plan(len(x), x.dtype), relu=relu)
 
     def fast_call(self, n, dtype, relu=False, pool2=False, fold=None):
         """With ``pool2`` (a stride of 1, one group only), the call pools as
@@ -319,8 +338,7 @@ class Conv2D(Layer):
         batch norm after this layer, the call computes both (see
         :meth:`_weights`)."""
         pooling = (relu, None) if pool2 else None
-        plan = (ops._conv2d_plan(self._geometry(), self.filters, np.dtype(dtype), n)
-                if self.groups == 1 else None)
+        plan = self._plan(n, dtype)
         padded = self._padded if self.extra_pad[0] or self.extra_pad[1] else None
         if fold is None:
             w, b = self._weights()
