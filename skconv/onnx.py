@@ -30,6 +30,12 @@ one converter in ``_LAYERS``):
   larger than the feature map is clipped to it), stride equal to the window,
   no padding and ``count_include_pad=0``;
 - ``Flatten`` (the (c, h, w) order of skconv's dense inputs), ``Gemm``;
+- a network of series (``input_shape=(length, channels)``) is a 1-D graph:
+  the input is reshaped to ``(n, length, channels)`` and transposed to
+  ``(n, channels, length)``, and its ``Conv``, ``MaxPool``, ``AveragePool``,
+  ``BatchNormalization`` and global pooling nodes are 1-D (one kernel
+  size, stride, dilation; pads ``[before, after]``, an even kernel's
+  ``'same'`` extra step after, as skconv and PyTorch pad);
 - the output activation, the estimator's ``out_activation_``: ``Softmax``
   (classifier), ``Sigmoid`` (multilabel classifier), none (regressor);
   dropout vanishes.
@@ -39,8 +45,8 @@ kernel for ``Conv`` or ``AveragePool``, so for a float64 model those two are
 written with standard ops instead: the convolution as pad, one strided
 ``Slice`` per kernel offset, ``Concat`` and one ``MatMul`` (im2col; a grouped
 convolution one such product per group, concatenated), and the average
-pooling, global or not, as ``Reshape`` and ``ReduceMean``. Both give skconv's
-results to float64 rounding.
+pooling, global or not, as ``Reshape`` and ``ReduceMean`` (global max pooling
+as ``ReduceMax``). These give skconv's results to float64 rounding.
 
 Classifier outputs follow skl2onnx's convention: ``label`` (the original
 class labels: int64 for integer, boolean or integral float labels, strings
@@ -94,12 +100,14 @@ _OUT_ACTIVATIONS = {"softmax": "Softmax", "logistic": "Sigmoid", "identity": Non
 class _Graph:
     """Thin helper over skl2onnx's scope and container: unique names, constants, nodes."""
 
-    def __init__(self, scope, container, dtype):
+    def __init__(self, scope, container, dtype, series=False):
         self.scope = scope
         self.container = container
         self.dtype = np.dtype(dtype)
         self.proto = _PROTO[self.dtype]
         self.opset = container.target_opset
+        # a network of series: its tensors are (n, c, length), the layers' images of one row
+        self.series = series
 
     def name(self, hint):
         return self.scope.get_unique_variable_name(hint)
@@ -131,12 +139,38 @@ class _Graph:
 # ---------------------------------------------------------------------- layers
 
 
+def _with_height(convert):
+    """A converter of NCHW images applied to series (n, c, length): the row axis
+    put back around it (onnxruntime's float64 stand-ins are written for 2-D)."""
+    def on_series(g, layer, x):
+        y = convert(g, layer, g.node("Unsqueeze", [x, g.ints("axes", [2])]))
+        return g.node("Squeeze", [y, g.ints("axes", [2])])
+    return on_series
+
+
 def _conv(g, layer, x):
-    """Conv2D on NCHW ``x``: explicit pads, the 'same' extra row/column bottom/right."""
+    """Conv2D on NCHW ``x``: explicit pads, the 'same' extra row/column bottom/right;
+    on series (n, c, length) a 1-D Conv, the extra step after."""
     (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
     pads = [ph, pw, ph + eh, pw + ew]
     w = layer._w
     b = layer._b if layer.bias else None
+    if g.series and g.dtype == np.float32:
+        inputs = [x, g.const("conv_w", w[:, :, 0])]
+        inputs += [g.const("conv_b", b)] if b is not None else []
+        return g.node("Conv", inputs, kernel_shape=[layer.kernel_size[1]],
+                      strides=[layer.stride[1]], dilations=[layer.dilation[1]],
+                      pads=[pw, pw + ew], group=layer.groups)
+    if g.series:
+        return _with_height(_conv_planar)(g, layer, x)
+    return _conv_planar(g, layer, x, pads, w, b)
+
+
+def _conv_planar(g, layer, x, pads=None, w=None, b=None):
+    if pads is None:
+        (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
+        pads = [ph, pw, ph + eh, pw + ew]
+        w, b = layer._w, (layer._b if layer.bias else None)
     if g.dtype == np.float32:
         inputs = [x, g.const("conv_w", w)] + ([g.const("conv_b", b)] if b is not None else [])
         return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size),
@@ -193,10 +227,22 @@ def _batch_norm(g, layer, x):
 
 def _max_pool(g, layer, x):
     kh, kw = layer.window
+    if g.series:
+        return g.node("MaxPool", [x], kernel_shape=[kw], strides=[kw], pads=[0, 0])
     return g.node("MaxPool", [x], kernel_shape=[kh, kw], strides=[kh, kw], pads=[0, 0, 0, 0])
 
 
 def _avg_pool(g, layer, x):
+    kh, kw = layer.window
+    if g.series and g.dtype == np.float32:
+        return g.node("AveragePool", [x], kernel_shape=[kw], strides=[kw], pads=[0, 0],
+                      count_include_pad=0)
+    if g.series:
+        return _with_height(_avg_pool_planar)(g, layer, x)
+    return _avg_pool_planar(g, layer, x)
+
+
+def _avg_pool_planar(g, layer, x):
     kh, kw = layer.window
     if g.dtype == np.float32:
         return g.node("AveragePool", [x], kernel_shape=[kh, kw], strides=[kh, kw],
@@ -228,11 +274,13 @@ def _dense(g, layer, x):
 
 def _global_pool(g, layer, x):
     op = "GlobalAveragePool" if layer.kind == "avg" else "GlobalMaxPool"
-    if g.dtype == np.float64 and layer.kind == "avg":
-        # onnxruntime has no float64 GlobalAveragePool
+    if g.dtype == np.float64:
+        # onnxruntime has no float64 GlobalAveragePool or GlobalMaxPool
+        reduce = "ReduceMean" if layer.kind == "avg" else "ReduceMax"
+        axes = [2] if g.series else [2, 3]
         if g.opset >= 18:
-            return g.node("ReduceMean", [x, g.ints("axes", [2, 3])], keepdims=0)
-        return g.node("ReduceMean", [x], axes=[2, 3], keepdims=0)
+            return g.node(reduce, [x, g.ints("axes", axes)], keepdims=0)
+        return g.node(reduce, [x], axes=axes, keepdims=0)
     return g.node("Flatten", [g.node(op, [x])], axis=1)
 
 
@@ -257,12 +305,16 @@ _LAYERS = {
 def _network_logits(g, estimator, x):
     """Graph of the estimator's network from input ``x`` (as the user gives it) to
     the last layer's output, before the output activation: (n, n_outputs), model dtype."""
-    h, w, c = estimator.input_shape_
+    h, w, c = estimator._hwc
     x = g.node("Cast", [x], to=g.proto)
     if estimator.input_scale is not None:  # divided after the cast, as the batch gather does
         x = g.node("Div", [x, g.const("input_scale", estimator.input_scale)])
-    x = g.node("Reshape", [x, g.ints("shape", [-1, h, w, c])])
-    x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
+    if g.series:  # (n, length, channels) -> (n, channels, length)
+        x = g.node("Reshape", [x, g.ints("shape", [-1, w, c])])
+        x = g.node("Transpose", [x], perm=[0, 2, 1])
+    else:
+        x = g.node("Reshape", [x, g.ints("shape", [-1, h, w, c])])
+        x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
     values = {INPUT: x}
     for node in estimator._network.nodes:
         convert = _LAYERS.get(node.layer.op)
@@ -385,7 +437,7 @@ def convert_convnet_classifier(scope, operator, container):
     sigmoid), cast to that output's type.
     """
     estimator, dtype = _check_convertible(operator, container)
-    g = _Graph(scope, container, dtype)
+    g = _Graph(scope, container, dtype, series=estimator._signal())
     logits = _network_logits(g, estimator, operator.inputs[0].full_name)
     proba = _output_activation(g, estimator, logits)
     g.node("Cast", [proba], output=operator.outputs[1].full_name,
@@ -415,7 +467,7 @@ def convert_convnet_regressor(scope, operator, container):
     """skl2onnx converter of a fitted ``ConvNetRegressor``: the network's outputs
     (identity output activation), cast to the output's type."""
     estimator, dtype = _check_convertible(operator, container)
-    g = _Graph(scope, container, dtype)
+    g = _Graph(scope, container, dtype, series=estimator._signal())
     logits = _network_logits(g, estimator, operator.inputs[0].full_name)
     g.node("Cast", [_output_activation(g, estimator, logits)],
            output=operator.outputs[0].full_name,
