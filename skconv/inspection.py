@@ -77,17 +77,31 @@ def _images(steps, estimator, network, X):
     """
     if steps is not None:
         X = steps.transform(X)
-    h, w, c = estimator.input_shape_
+    h, w, c = _hwc(estimator)
     X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32])
     per_row = int(np.prod(X.shape[1:]))
     if per_row != h * w * c:
+        what = (f"series of length {w} with {c} channel(s)" if _is_series(estimator)
+                else "images")
         raise ValueError(
             f"X has {per_row} values per sample (shape {X.shape}) but the estimator was "
-            f"fitted on input_shape_={estimator.input_shape_}"
+            f"fitted on {what}, input_shape_={estimator.input_shape_}"
         )
     images = X.reshape(X.shape[0], h, w, c)
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
     return images, x
+
+
+def _is_series(estimator):
+    """Whether the estimator reads series: ``input_shape_`` is ``(length, channels)``."""
+    return len(estimator.input_shape_) == 2
+
+
+def _hwc(estimator):
+    """The estimator's samples as the network's images ``(h, w, c)`` (a series is an
+    image of one row)."""
+    shape = tuple(estimator.input_shape_)
+    return (1,) + shape if len(shape) == 2 else shape
 
 
 def _one_image(x):
@@ -336,7 +350,9 @@ class FilterDisplay:
     rgb_ : bool
         Whether the tiles are RGB images (three input channels).
     tiles_ : ndarray of AxesImage of shape (n_filters, n_tiles_per_filter)
-        ``n_tiles_per_filter`` is 1 for RGB, else ``in_channels``.
+        ``n_tiles_per_filter`` is 1 for RGB, else ``in_channels``. Filters of
+        a series (kernels of one row): shape (1, 1), one image with a row per
+        filter and its input channels side by side.
     axes_ : ndarray of Axes of shape (rows, cols)
     figure_ : Figure
     bounding_ax_ : Axes or None
@@ -401,6 +417,8 @@ class FilterDisplay:
         """
         w = self.weights_
         n_filters, channels = w.shape[:2]
+        if w.shape[2] == 1 and w.shape[3] > 1:
+            return self._plot_series(ax, cmap)
         self.rgb_ = channels == 3
         per_filter = 1 if self.rgb_ else channels
         if per_filter == 1:
@@ -432,6 +450,28 @@ class FilterDisplay:
         return self
 
 
+    def _plot_series(self, ax, cmap):
+        """Filters over time (kernels of one row): one image, a row per filter and its
+        input channels side by side, each ``kw`` steps wide."""
+        w = self.weights_[:, :, 0]
+        n_filters, channels, k = w.shape
+        self.rgb_ = False
+        fig, self.bounding_ax_, axes, holder = _grid(ax, 1, 1, "FilterDisplay", tile=5.0)
+        self.figure_, self.axes_ = fig, axes
+        vmax = float(np.abs(w).max()) or 1.0
+        a = axes[0, 0]
+        self.tiles_ = np.array([[a.imshow(w.reshape(n_filters, channels * k), cmap=cmap,
+                                          vmin=-vmax, vmax=vmax, aspect="auto",
+                                          interpolation="nearest")]], dtype=object)
+        for c in range(1, channels):
+            a.axvline(c * k - 0.5, color="k", lw=0.8)
+        a.set_xticks([c * k + (k - 1) / 2 for c in range(channels)],
+                     [f"channel {c}" for c in range(channels)], fontsize="x-small")
+        a.set_ylabel("filter", fontsize="small")
+        _title(holder, f"conv layer {self.layer_}: {n_filters} filters of {k} time steps")
+        return self
+
+
 class FeatureMapDisplay:
     """One image's feature maps after a conv block, one tile per channel.
 
@@ -448,6 +488,7 @@ class FeatureMapDisplay:
     layer_ : int
     pooled_ : bool
     tiles_ : ndarray of AxesImage of shape (channels,)
+        For a series' maps (h = 1): one image, a row per channel over time.
     axes_ : ndarray of Axes of shape (rows, cols)
     figure_ : Figure
     bounding_ax_ : Axes or None
@@ -485,8 +526,9 @@ class FeatureMapDisplay:
         block = _check_layer(layer, network)
         x = _one_image(x)
         if steps is None and x.size != np.prod(estimator.input_shape_):
+            one = "series" if _is_series(estimator) else "image"
             raise ValueError(
-                f"x must be one image of input_shape_={estimator.input_shape_} (or a flat "
+                f"x must be one {one} of input_shape_={estimator.input_shape_} (or a flat "
                 f"row of it); got an array of shape {x.shape[1:]}"
             )
         _, nchw = _images(steps, estimator, network, x)
@@ -507,6 +549,8 @@ class FeatureMapDisplay:
         """
         maps = self.feature_maps_
         channels, h, w = maps.shape
+        if h == 1:
+            return self._plot_series(ax, cmap)
         rows, cols = _wrap(channels)
         fig, self.bounding_ax_, axes, holder = _grid(ax, rows, cols, "FeatureMapDisplay",
                                                      tile=0.9)
@@ -524,6 +568,21 @@ class FeatureMapDisplay:
         when = "after pooling" if self.pooled_ else "before pooling"
         _title(holder,
                f"conv layer {self.layer_}: {channels} feature maps {h}x{w} ({when})")
+        return self
+
+    def _plot_series(self, ax, cmap):
+        """A series' maps (one row each): one image, a row per channel over time."""
+        maps = self.feature_maps_[:, 0]
+        channels, length = maps.shape
+        fig, self.bounding_ax_, axes, holder = _grid(ax, 1, 1, "FeatureMapDisplay", tile=6.0)
+        self.figure_, self.axes_ = fig, axes
+        self.tiles_ = np.array([axes[0, 0].imshow(maps, cmap=cmap, aspect="auto",
+                                                  interpolation="nearest")], dtype=object)
+        axes[0, 0].set_xlabel("time step", fontsize="small")
+        axes[0, 0].set_ylabel("channel", fontsize="small")
+        when = "after pooling" if self.pooled_ else "before pooling"
+        _title(holder, f"conv layer {self.layer_}: {channels} feature maps over {length} "
+                       f"time steps ({when})")
         return self
 
 
@@ -613,9 +672,11 @@ def _check_method(method, given, image_shape, dtype):
             )
         h, w, c = image_shape
         baseline = np.asarray(params["baseline"], dtype=float)
+        shapes = [(h * w * c,), (h, w), (h, w, c), (1, h * w * c), (1, h, w), (1, h, w, c)]
+        if h == 1:  # one series: (length, channels)
+            shapes += [(w, c), (w,)] if c == 1 else [(w, c)]
         if baseline.size not in (1, h * w * c) or (
-                baseline.size == h * w * c and baseline.shape not in (
-                    (h * w * c,), (h, w), (h, w, c), (1, h * w * c), (1, h, w), (1, h, w, c))):
+                baseline.size == h * w * c and baseline.shape not in shapes):
             raise ValueError(
                 f"baseline of shape {baseline.shape} must be a number or one image of "
                 f"input_shape_={image_shape} (or a flat row of it)"
@@ -660,7 +721,8 @@ def _attributions(network, x, dy, method, params, rng):
 
 
 class SaliencyDisplay:
-    """Which pixels drive a prediction: a saliency map and Grad-CAM of each image.
+    """Which pixels (or time steps) drive a prediction: a saliency map and Grad-CAM of
+    each image or series.
 
     The saliency map shows, per pixel, how much the target's score owes to
     it, by one of three methods:
@@ -686,11 +748,20 @@ class SaliencyDisplay:
     evidence for the target. All are taken on the prediction function
     (inference mode).
 
+    For a model of series (``input_shape=(length, channels)``) each row of the
+    figure is one series: its channels over time, each time step coloured by
+    the Grad-CAM of the last conv layer (the class activation map over time
+    that Wang, Yan and Oates 2017 draw for FCN: with global average pooling
+    and no hidden layer, Grad-CAM is their CAM up to a positive factor),
+    then the saliency over time, one curve per channel. The arrays then have
+    no height: ``images_`` ``(n, length, channels)``, ``saliency_`` and
+    ``gradcam_`` ``(n, length)``.
+
     Parameters
     ----------
-    images : ndarray of shape (n, h, w, c)
-    saliency : ndarray of shape (n, h, w)
-    gradcam : ndarray of shape (n, h, w) or None, default=None
+    images : ndarray of shape (n, h, w, c), or (n, length, channels) for series
+    saliency : ndarray of shape (n, h, w), or (n, length)
+    gradcam : ndarray of shape (n, h, w), (n, length) or None, default=None
     target : ndarray of shape (n,), default=None
     layer : int or None, default=None
         The conv layer of the Grad-CAM (for the title).
@@ -700,6 +771,8 @@ class SaliencyDisplay:
         How the saliency was computed (for the title).
     regressor : bool, default=False
         Whether ``target`` holds a regressor's output indices (for the titles).
+    series : bool, default=False
+        Whether the samples are series, drawn over time.
 
     Attributes
     ----------
@@ -724,8 +797,12 @@ class SaliencyDisplay:
     layer_ : int or None
     axes_ : ndarray of Axes of shape (n, 3), or (n, 2) without Grad-CAM
         Per image: the image, its saliency, the image under its Grad-CAM.
+        Series: (n, 2), the series coloured by its Grad-CAM and the saliency.
     image_tiles_, saliency_tiles_, gradcam_tiles_ : ndarray of AxesImage of shape (n,)
-        ``gradcam_tiles_`` is None without Grad-CAM.
+        ``gradcam_tiles_`` is None without Grad-CAM. Series: per series the
+        list of its channels' lines, the list of its saliency curves, and the
+        scatter of its time steps coloured by Grad-CAM.
+    series_ : bool
     figure_ : Figure
     bounding_ax_ : Axes or None
 
@@ -745,7 +822,8 @@ class SaliencyDisplay:
     """
 
     def __init__(self, images, saliency, gradcam=None, target=None, layer=None, *, y=None,
-                 method="gradient", regressor=False):
+                 method="gradient", regressor=False, series=False):
+        self.series_ = series
         self.images_ = np.asarray(images)
         self.saliency_ = np.asarray(saliency)
         self.gradcam_ = None if gradcam is None else np.asarray(gradcam)
@@ -767,7 +845,8 @@ class SaliencyDisplay:
         ----------
         estimator : fitted skconv estimator or Pipeline ending in one
         X : array-like of shape (n, n_features), (n, h, w) or (n, h, w, c)
-            A few images: one row of tiles each.
+            A few images: one row of tiles each. Series: (n, length * channels),
+            (n, length) or (n, length, channels).
         y : array-like of shape (n,), default=None
             The true labels (or regression targets) of X, shown beside the
             explained class: "explains 5 (true 0)".
@@ -805,7 +884,7 @@ class SaliencyDisplay:
         steps_before, estimator, network = _fitted_network(estimator)
         params = _check_method(
             method, {"n_samples": n_samples, "noise_level": noise_level, "baseline": baseline,
-                     "steps": steps}, estimator.input_shape_, network.dtype)
+                     "steps": steps}, _hwc(estimator), network.dtype)
         if random_state is not None and method != "smoothgrad":
             raise ValueError(
                 f"random_state={random_state!r} applies to method='smoothgrad' only, not to "
@@ -835,10 +914,17 @@ class SaliencyDisplay:
                 attributions[b] = _attributions(network, x[b], dy[b], method, params, rng)
             if blocks:
                 gradcam[b] = _gradcam(network, x[b], dy[b], blocks[block], (h, w))
-        display = cls(images, np.abs(attributions).max(axis=1), gradcam, target_, block, y=y,
-                      method=method, regressor=not is_classifier(estimator))
-        display.input_gradient_ = grad.transpose(0, 2, 3, 1)
-        display.attributions_ = attributions.transpose(0, 2, 3, 1)
+        saliency = np.abs(attributions).max(axis=1)
+        grad, attributions = grad.transpose(0, 2, 3, 1), attributions.transpose(0, 2, 3, 1)
+        series = _is_series(estimator)
+        if series:  # images of one row: the series themselves
+            images, saliency, grad, attributions = (a[:, 0] for a in (images, saliency, grad,
+                                                                      attributions))
+            gradcam = None if gradcam is None else gradcam[:, 0]
+        display = cls(images, saliency, gradcam, target_, block, y=y, method=method,
+                      regressor=not is_classifier(estimator), series=series)
+        display.input_gradient_ = grad
+        display.attributions_ = attributions
         return display.plot(ax=ax, alpha=alpha)
 
     def _label(self, i):
@@ -869,6 +955,8 @@ class SaliencyDisplay:
         -------
         self : SaliencyDisplay
         """
+        if getattr(self, "series_", False):
+            return self._plot_series(ax, alpha)
         n = len(self.images_)
         cols = 2 if self.gradcam_ is None else 3
         fig, self.bounding_ax_, axes, _ = _grid(ax, n, cols, "SaliencyDisplay", tile=1.6)
@@ -895,6 +983,44 @@ class SaliencyDisplay:
                           else f"Grad-CAM, conv layer {self.layer_}")
         for a, title in zip(axes[0], titles):
             a.set_title(title, fontsize="small")
+        return self
+
+
+    def _plot_series(self, ax, alpha):
+        """One row per series: its channels over time with each step coloured by
+        Grad-CAM (``'jet'``, 0 to 1), and the saliency of each channel over time."""
+        n, length, channels = self.images_.shape
+        fig, self.bounding_ax_, axes, _ = _grid(ax, n, 2, "SaliencyDisplay", tile=3.0)
+        self.figure_, self.axes_ = fig, axes
+        self.image_tiles_ = np.empty(n, dtype=object)
+        self.saliency_tiles_ = np.empty(n, dtype=object)
+        self.gradcam_tiles_ = None if self.gradcam_ is None else np.empty(n, dtype=object)
+        steps = np.arange(length)
+        attributions = (np.abs(self.attributions_) if self.attributions_ is not None
+                        else self.saliency_[:, :, None])
+        for i in range(n):
+            series = self.images_[i]
+            self.image_tiles_[i] = axes[i, 0].plot(steps, series, color="0.3", lw=0.8)
+            if self.gradcam_ is not None:
+                self.gradcam_tiles_[i] = axes[i, 0].scatter(
+                    np.repeat(steps, channels), series.ravel(),
+                    c=np.repeat(self.gradcam_[i], channels), cmap="jet", vmin=0, vmax=1,
+                    s=6, alpha=max(alpha, 0.8), zorder=3)
+            self.saliency_tiles_[i] = axes[i, 1].plot(steps, attributions[i], lw=0.9)
+            axes[i, 1].set_ylim(bottom=0)
+            if self.target_ is not None:
+                axes[i, 0].set_ylabel(self._label(i), fontsize="small")
+            for a in axes[i]:
+                a.tick_params(labelsize="x-small")
+                a.set_xlim(0, length - 1)
+        axes[-1, 0].set_xlabel("time step", fontsize="small")
+        axes[-1, 1].set_xlabel("time step", fontsize="small")
+        cam = ("series" if self.gradcam_ is None else
+               "Grad-CAM over time" + ("" if self.layer_ is None
+                                       else f", conv layer {self.layer_}"))
+        axes[0, 0].set_title(cam, fontsize="small")
+        axes[0, 1].set_title(_METHOD_TITLES[self.method_] + (" per channel" if channels > 1
+                                                             else ""), fontsize="small")
         return self
 
 

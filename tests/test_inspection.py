@@ -535,3 +535,75 @@ def test_a_regressor_output_is_explained_by_its_index():
     assert labelled.axes_[0, 0].get_ylabel() == "explains output 1 (true 2.5)"
     with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
         SaliencyDisplay.from_estimator(reg, X, target=2)
+
+
+# ---------------------------------------------------------------------- series
+
+
+@pytest.fixture(scope="module")
+def bump_series():
+    """Series whose class is whether a bump sits somewhere in channel 0, and an FCN
+    (global average pooling, no hidden layer) that learned it; the bumps' starts."""
+    from skconv.architectures import fcn
+
+    rng = np.random.RandomState(0)
+    n, length = 200, 60
+    X = 0.3 * rng.randn(n, length, 2).astype(np.float32)
+    y = np.arange(n) % 2
+    start = rng.randint(5, 48, n)
+    for i in np.flatnonzero(y):
+        X[i, start[i]:start[i] + 6, 0] += 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = ConvNetClassifier(**fcn(8), input_shape=(length, 2), max_iter=30, batch_size=32,
+                                learning_rate_init=0.01, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.95
+    return clf, X, y, start
+
+
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients"])
+def test_saliency_and_cam_of_series_sit_on_the_bump_that_decides(bump_series, method):
+    clf, X, y, start = bump_series
+    rows = np.flatnonzero(y)[:6]
+    display = SaliencyDisplay.from_estimator(clf, X[rows], y[rows], method=method)
+    assert display.series_
+    assert display.images_.shape == (6, 60, 2) and display.attributions_.shape == (6, 60, 2)
+    assert display.saliency_.shape == display.gradcam_.shape == (6, 60)
+    for k, i in enumerate(rows):
+        near = np.zeros(60, dtype=bool)
+        near[max(start[i] - 3, 0):start[i] + 9] = True  # the bump and 3 steps around it
+        # 12 of 60 steps hold most of the class activation map and of the saliency
+        assert display.gradcam_[k][near].sum() > 0.5 * display.gradcam_[k].sum()
+        assert display.saliency_[k][near].sum() > 0.3 * display.saliency_[k].sum()
+        centre = np.average(np.arange(60), weights=display.gradcam_[k])
+        assert near[int(round(centre))]
+    # drawn over time: one line per channel, the steps coloured by the CAM
+    assert len(display.image_tiles_[0]) == 2 and len(display.saliency_tiles_[0]) == 2
+    assert_allclose(display.gradcam_tiles_[0].get_array(), np.repeat(display.gradcam_[0], 2))
+    assert display.axes_.shape == (6, 2)
+
+
+def test_saliency_of_a_univariate_series_from_flat_rows(bump_series):
+    clf, X, y, _ = bump_series
+    from skconv.architectures import fcn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        uni = ConvNetClassifier(**fcn(4), input_shape=(60, 1), max_iter=2,
+                                random_state=0).fit(X[:, :, 0], y)
+    display = SaliencyDisplay.from_estimator(uni, X[:3, :, 0])
+    assert display.images_.shape == (3, 60, 1) and display.saliency_.shape == (3, 60)
+    with pytest.raises(ValueError, match=r"series of length 60 with 1 channel"):
+        SaliencyDisplay.from_estimator(uni, X[:3, :50, 0])
+
+
+def test_filters_and_feature_maps_of_series_are_drawn_over_time(bump_series):
+    clf = bump_series[0]
+    filters = FilterDisplay.from_estimator(clf, 0)
+    image = filters.tiles_[0, 0].get_array()
+    assert image.shape == (8, 2 * 8)  # a row per filter, two channels of 8 steps
+    assert_allclose(image[:, 8:], clf.coefs_[0][:, 1, 0])
+    maps = FeatureMapDisplay.from_estimator(clf, bump_series[1][0], layer=1)
+    assert maps.feature_maps_.shape == (16, 1, 60) and maps.tiles_[0].get_array().shape == (16, 60)
+    with pytest.raises(ValueError, match=r"x must be one series of input_shape_=\(60, 2\)"):
+        FeatureMapDisplay.from_estimator(clf, np.zeros(50), layer=1)
