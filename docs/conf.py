@@ -59,9 +59,10 @@ numpydoc_xref_param_type = False
 
 intersphinx_mapping = {}  # the build reaches nothing outside the repository
 
-# mnist.py needs a download; deploy_onnx.py needs the onnx packages, which the
-# docs extra leaves out (the test extra has them): such examples are shown, not run
-_NEVER_RUN = ["mnist"]
+# mnist.py and time_series_ucr.py need a download; deploy_onnx.py needs the onnx
+# packages, which the docs extra leaves out (the test extra has them): such
+# examples are shown, not run
+_NEVER_RUN = ["mnist", "time_series_ucr"]
 if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("skl2onnx") is None:
     _NEVER_RUN.append("deploy_onnx")
 _mode = os.environ.get("SKCONV_DOCS_EXAMPLES", "all")

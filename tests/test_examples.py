@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import skconv
@@ -35,7 +36,10 @@ WRITES = {
 }
 
 # examples that CI does not run, and why
-NOT_RUN = {"mnist.py": "needs the MNIST files (a 65 MB download) and minutes of training"}
+NOT_RUN = {"mnist.py": "needs the MNIST files (a 65 MB download) and minutes of training",
+           "time_series_ucr.py": "needs the aeon wheel's .ts files: "
+                                 "test_time_series_ucr_reads_ts_files_and_prints_its_table "
+                                 "runs it on small files of the same format"}
 
 # example -> optional packages it needs beyond matplotlib (skipped without them)
 NEEDS = {"deploy_onnx.py": ["skl2onnx", "onnxruntime"]}
@@ -138,3 +142,44 @@ def test_embeddings_example_runs_a_pipeline_and_compares_class_separation(run_ex
     assert "ConvNetClassifier -> SVC pipeline test accuracy: " in out
     assert "named ['convnetclassifier0', 'convnetclassifier1']" in out
     assert "silhouette of the classes, last hidden layer (transform): " in out
+
+
+def _ts_file(rng, n, length, channels, classes):
+    """A small .ts file as the aeon wheel's: a header, then one series a line."""
+    lines = ["# a comment", "@problemName Fake", "@univariate " + str(channels == 1).lower(),
+             "@equalLength true", f"@seriesLength {length}",
+             "@classLabel true " + " ".join(classes), "@data"]
+    for i in range(n):
+        label = classes[i % len(classes)]
+        values = rng.standard_normal((channels, length)) + (i % len(classes))
+        lines.append(":".join(",".join(f"{v:.6f}" for v in c) for c in values) + ":" + label)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_time_series_ucr_reads_ts_files_and_prints_its_table(tmp_path):
+    rng = np.random.default_rng(0)
+    shapes = {"GunPoint": (150, 1, ["1", "2"]), "ItalyPowerDemand": (24, 1, ["1", "2"]),
+              "JapaneseVowels": (25, 12, [str(k) for k in range(1, 10)])}
+    for name, (length, channels, classes) in shapes.items():
+        prefix = "JapaneseVowels_eq" if name == "JapaneseVowels" else name
+        (tmp_path / name).mkdir()
+        for split, n in (("TRAIN", 30), ("TEST", 20)):
+            (tmp_path / name / f"{prefix}_{split}.ts").write_text(
+                _ts_file(rng, n, length, channels, classes))
+    path = os.pathsep.join(filter(None, [SKCONV_ROOT, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, SKCONV_EXAMPLES_FAST="1", PYTHONPATH=path)
+    result = subprocess.run([sys.executable, str(EXAMPLES / "time_series_ucr.py"),
+                             str(tmp_path)], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [(name, model) for name in shapes
+                                            for model in ("FCN", "ResNet", "MLPClassifier")]
+    assert all(0 <= float(r[2]) <= 1 for r in rows)
+    # the published figures beside ours
+    assert [float(r[3]) for r in rows if r[1] == "FCN"] == [1.0, 0.963, 0.993]
+    missing = subprocess.run([sys.executable, str(EXAMPLES / "time_series_ucr.py"),
+                              str(tmp_path / "nowhere")], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode != 0 and "pip download --no-deps aeon" in missing.stderr
