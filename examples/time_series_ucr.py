@@ -61,11 +61,11 @@ FAST = bool(os.environ.get("SKCONV_EXAMPLES_FAST"))
 
 # The recipes: the paper's networks with Adam at its rate, batches of 16 (or a tenth
 # of the training set), halved rates on plateaus of the training loss as Fawaz et
-# al. train them, and fewer epochs than their 1500-2000 so that a fit stays within
-# two minutes on 2 cores.
+# al. train them, and 300 epochs rather than their 1500-2000, so that a fit stays
+# within two minutes on 2 cores.
 RECIPES = {
     "FCN": dict(fcn(), max_iter=300),
-    "ResNet": dict(resnet1d(), max_iter=150),
+    "ResNet": dict(resnet1d(), max_iter=300),
 }
 COMMON = dict(learning_rate="plateau", lr_gamma=0.5, n_iter_no_change=30, tol=1e-4,
               learning_rate_init=1e-3, random_state=0)
@@ -96,9 +96,14 @@ def read_ts(text):
 
 
 def z_normalise(X):
-    """Each series and channel to mean 0 and standard deviation 1 over time."""
-    std = X.std(axis=1, keepdims=True)
-    return (X - X.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+    """Each series to mean 0 and standard deviation 1, over its steps and channels.
+
+    One mean and deviation per series, not per channel: the channels' levels
+    relative to each other are what tells JapaneseVowels' speakers apart (FCN
+    scored 0.83 on it with each channel normalised on its own).
+    """
+    std = X.std(axis=(1, 2), keepdims=True)
+    return (X - X.mean(axis=(1, 2), keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
 def reader(path):
