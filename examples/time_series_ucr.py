@@ -1,5 +1,5 @@
 """Time series classification on the UCR/UEA archives: FCN and ResNet
-====================================================================
+==================================================================
 
 What it shows: series in the estimators (``input_shape=(length, channels)``)
 and the two deep baselines of Wang, Yan and Oates (2017), ``skconv.architectures.fcn()``
