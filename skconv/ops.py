@@ -857,6 +857,19 @@ def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     return (y, argmax) if return_argmax else y
 
 
+def _checked_argmax(argmax, shape, size, where):
+    """``argmax`` as a C-contiguous intp array of ``shape``, every index in [0, size);
+    ``where`` names those positions in the error."""
+    argmax = np.asarray(argmax)
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
+    _check_shape(argmax, shape, "argmax")
+    if argmax.min() < 0 or argmax.max() >= size:
+        raise ValueError(
+            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside {where}")
+    return np.ascontiguousarray(argmax, dtype=np.intp)
+
+
 def max_pool2d_backward(dy, argmax, x_shape):
     """Route each output gradient of :func:`max_pool2d` to its window's maximum.
 
@@ -876,16 +889,8 @@ def max_pool2d_backward(dy, argmax, x_shape):
     n, c, h, w = _shape4(x_shape)
     if dy.shape[:2] != (n, c):
         raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
-    argmax = np.asarray(argmax)
-    if argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, dy.shape, "argmax")
-    if argmax.min() < 0 or argmax.max() >= h * w:
-        raise ValueError(
-            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
-            f"{h}x{w} input planes of x_shape={tuple(x_shape)}"
-        )
-    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    argmax = _checked_argmax(argmax, dy.shape, h * w,
+                             f"the {h}x{w} input planes of x_shape={tuple(x_shape)}")
     return _max_pool2d_backward(dy, argmax, (n, c, h, w))
 
 
@@ -1374,17 +1379,8 @@ def global_max_pool2d_backward(dy, argmax, x_shape):
     dy = _float_array(dy, "dy", 2)
     x_shape = _shape4(x_shape)
     _check_shape(dy, x_shape[:2], "dy")
-    argmax = np.asarray(argmax)
-    if argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, dy.shape, "argmax")
-    hw = x_shape[2] * x_shape[3]
-    if argmax.min() < 0 or argmax.max() >= hw:
-        raise ValueError(
-            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
-            f"{x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}"
-        )
-    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    argmax = _checked_argmax(argmax, dy.shape, x_shape[2] * x_shape[3],
+                             f"the {x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}")
     return _global_max_pool2d_backward(dy, argmax, x_shape)
 
 
@@ -1612,16 +1608,8 @@ def max_pool1d_backward(dy, argmax, x_shape):
     n, c, length = _series_shape(x_shape)
     if dy.shape[:2] != (n, c):
         raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
-    argmax = np.asarray(argmax)
-    if argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, dy.shape, "argmax")
-    if argmax.min() < 0 or argmax.max() >= length:
-        raise ValueError(
-            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
-            f"series of length {length} of x_shape={tuple(x_shape)}"
-        )
-    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    argmax = _checked_argmax(argmax, dy.shape, length,
+                             f"the series of length {length} of x_shape={tuple(x_shape)}")
     dx = _max_pool2d_backward(_as_image(dy), _as_image(argmax), (n, c, 1, length))
     return _as_series(dx)
 

@@ -9,6 +9,9 @@ import pytest
 
 from skconv import ops
 
+# the tolerances, dtype fixture and comparison of the 2-D tests against torch
+from test_ops_grouped_torch import DTYPES, assert_close, dtype  # noqa: F401
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
@@ -27,22 +30,6 @@ POOLS = {
     "3 stride 2 padding 1": (2, 4, 33, 3, 2, 1),
     "5 stride 1 padding 2": (1, 2, 40, 5, 1, 2),
 }
-DTYPES = {np.float64: 1e-12, np.float32: 1e-5}  # dtype -> rtol
-
-
-@pytest.fixture(params=DTYPES, ids=lambda d: d.__name__)
-def dtype(request):
-    return request.param
-
-
-def assert_close(actual, expected, rtol):
-    """``rtol`` relative to the largest entry of ``expected`` (sums cancel to near zero)."""
-    expected = expected.detach().numpy()
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=rtol,
-                               atol=rtol * max(np.abs(expected).max(), 1.0))
-
-
 @pytest.mark.parametrize("geometry", CONVS.values(), ids=CONVS.keys())
 def test_conv1d_forward_and_backward_match_torch(geometry, dtype):
     n, c, length, f, k, s, p, d, groups = geometry
