@@ -280,3 +280,21 @@ def test_errors_speak_of_series():
                                 x.shape)
     with pytest.raises(ValueError, match=r"x_shape must be 3 positive ints \(N, C, length\)"):
         ops.avg_pool1d_backward(np.zeros((2, 3, 2), np.float32), (2, 3, 1, 5), 2)
+
+
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c, f", [(40, 16), (70, 16), (70, 10)])
+def test_many_taps_give_the_product_of_the_unfolded_series_bit_for_bit(simd_path, path, dtype,
+                                                                        c, f):
+    # 320 and 560 taps: the implicit product goes over them in blocks (and in one
+    # with 10 filters, whose last rows a pair kernel takes); each output is still
+    # the one chain over the taps in order that linear's product of im2col has
+    simd_path(path)
+    rng = np.random.default_rng(c + f)
+    x = rng.standard_normal((2, c, 150)).astype(dtype)
+    w = rng.standard_normal((f, c, 8)).astype(dtype)
+    y = ops.conv1d(x, w, padding=3)
+    cols = ops.im2col(x[:, :, None], (1, 8), padding=(0, 3))
+    expected = ops.linear(cols, np.ascontiguousarray(w.reshape(f, -1).T))
+    assert_array_equal(y.transpose(0, 2, 1).reshape(-1, f), expected)
