@@ -336,11 +336,12 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     if implicit is not None:
         # the implicit product reads the taps from the padded image itself:
         # the same bits without forming (or packing) the columns
-        offsets, starts, tile_row, channel_stride, padded_size = implicit
+        offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
         _conv.conv2d_forward_implicit(
             x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
             pool2 is not None, _NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
-            cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols, work, g, n_threads)
+            cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
+            1 if pool2 is not None or keep_cols else parts)
     else:
         if pool2 is not None:
             raise ValueError("a pooled convolution needs a stride of 1")
@@ -356,7 +357,7 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
 ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_shape")
 #: Where a stride-1 convolution's implicit product reads (see :func:`_padded_image`).
 ImplicitLayout = namedtuple("ImplicitLayout",
-                            "offsets starts tile_row channel_stride padded_size")
+                            "offsets starts tile_row channel_stride padded_size parts")
 #: How a product is cut into blocks for the threads (see :func:`_matmul_plan`).
 MatmulPlan = namedtuple("MatmulPlan", "row_blocks col_blocks work_shape")
 
@@ -367,19 +368,28 @@ def _conv2d_plan(g, f, dtype, n):
 
     Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
     ``implicit`` is an :class:`ImplicitLayout` for a stride of 1 (the implicit product; see :func:`_padded_image`), else
-    None (im2col and a GEMM per sample); ``work_shape`` that of the kernel's
+    None (im2col and a GEMM per sample); its ``parts``, above 1 when there are
+    fewer samples than threads, cuts each sample's tiles into that many tasks; ``work_shape`` that of the kernel's
     scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
     (n, f, oh, ow).
     """
     ckk = g["c"] * g["kh"] * g["kw"]
     ohw = g["oh"] * g["ow"]
-    n_threads = _n_threads(n, 2 * n * f * ckk * ohw)
+    work = 2 * n * f * ckk * ohw
+    n_threads = _n_threads(n, work)
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if g["sh"] == g["sw"] == 1:
         channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
             g, f, dtype)
+        # fewer samples than threads (one long series): each sample's tiles in
+        # parts, so that the threads share its product
+        threads = effective_n_threads()
+        parts = min(len(starts), -(-threads // n)) if n < threads else 1
+        n_threads = _n_threads(n * parts, work)
+        if n_threads == 1:  # one thread would copy the sample once per part
+            parts = 1
         work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size)
+        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
         return ConvPlan(n_threads, implicit, work_shape, *shapes)
     return ConvPlan(n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk)), *shapes)
 

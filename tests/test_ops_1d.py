@@ -298,3 +298,29 @@ def test_many_taps_give_the_product_of_the_unfolded_series_bit_for_bit(simd_path
     cols = ops.im2col(x[:, :, None], (1, 8), padding=(0, 3))
     expected = ops.linear(cols, np.ascontiguousarray(w.reshape(f, -1).T))
     assert_array_equal(y.transpose(0, 2, 1).reshape(-1, f), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 3])
+def test_fewer_series_than_threads_share_each_product_with_the_same_bits(dtype, n):
+    # with fewer samples than threads each sample's tiles are cut into parts, one
+    # task each (ops._conv2d_plan); every output is still the same chain
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 6, 1000)).astype(dtype)
+    w = rng.standard_normal((10, 6, 8)).astype(dtype)
+    b = rng.standard_normal(10).astype(dtype)
+    with threadpool_limits(1):
+        one = ops.conv1d(x, w, b, padding=3)
+        one_dx = ops.conv1d_backward(one, x, w, padding=3)[0]
+    for threads in (2, 4, 7):
+        with threadpool_limits(threads):
+            assert_array_equal(ops.conv1d(x, w, b, padding=3), one)
+            assert_array_equal(ops.conv1d_backward(one, x, w, padding=3)[0], one_dx)
+    # a 2-D map whose tiles start at each row, and one laid end to end
+    for h, wd in ((9, 16), (5, 33)):
+        x2 = rng.standard_normal((n, 3, h, wd)).astype(dtype)
+        w2 = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+        with threadpool_limits(1):
+            one = ops.conv2d(x2, w2, b[:4], padding=1)
+        with threadpool_limits(4):
+            assert_array_equal(ops.conv2d(x2, w2, b[:4], padding=1), one)
