@@ -10,7 +10,10 @@ weights make the outputs worth comparing):
   filters with 2x2 max pooling, a dense layer of 128, on 28x28 images;
 - ``resnet20``: ``ConvNetClassifier(**skconv.architectures.resnet(20))`` on
   32x32x3 images (batch norm folded into the convolutions by skconv; onnxruntime
-  fuses it too).
+  fuses it too);
+- ``fcn``: Wang et al. 2017's FCN (``bench_train.fcn()``) on univariate series
+  of 512 steps (``bench_train.make_series``); its torch module is the network
+  of series (``nn.Conv1d``, ``nn.BatchNorm1d``, ...) on (n, 1, 512).
 
 Four ways to serve each, the same weights in all of them:
 
@@ -43,7 +46,7 @@ throughput and other / skconv for latency: above 1, skconv is faster.
 
 Usage::
 
-    python benchmarks/bench_predict.py [--threads 1 2] [--models lenet default resnet20]
+    python benchmarks/bench_predict.py [--threads 1 2] [--models lenet default resnet20 fcn]
                                        [--rounds 15] [--latency-calls 200]
 """
 
@@ -66,7 +69,7 @@ import skconv.onnx  # noqa: F401  (registers the converter)
 from skconv import ConvNetClassifier
 from skconv.architectures import lenet5, resnet
 
-from bench_train import make_data  # the same images as the training benchmark
+from bench_train import fcn, make_data, make_series  # the training benchmark's inputs
 from machine import cpu_name
 from torch_graph import torch_module
 
@@ -77,12 +80,14 @@ MODELS = {
     "lenet": (28, 1, lenet5()),
     "default": (28, 1, {}),
     "resnet20": (32, 3, resnet(20)),
+    "fcn": (None, None, fcn()),  # series
 }
 
 
 def nchw(x):
-    """The benchmark's images, (n, h, w) or channels-last, as NCHW."""
-    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """The benchmark's images, (n, h, w) or channels-last, as NCHW; series (n, length)
+    as (n, 1, length)."""
+    return x[:, None] if x.ndim in (2, 3) else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def ort_session(model_bytes, threads):
@@ -114,7 +119,7 @@ def bench(clf, X, threads, rounds, latency_calls):
     import torch
 
     torch.set_num_threads(threads)
-    net = torch_module(clf._network).eval()
+    net = torch_module(clf._network, series=X.ndim == 2).eval()
     sess = ort_session(skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
                        .SerializeToString(), threads)
     tsess = ort_session(torch_onnx_bytes(net, torch, nchw(X[:1]).shape[1:]), threads)
@@ -203,7 +208,7 @@ def main():
     print("-" * len(header))
     for model in args.models:
         side, channels, params = MODELS[model]
-        X, y = make_data(2 * BATCH, side, channels)
+        X, y = make_series(2 * BATCH) if side is None else make_data(2 * BATCH, side, channels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = ConvNetClassifier(**params, max_iter=1, random_state=0).fit(X, y)

@@ -12,8 +12,14 @@ Two models:
 - ``resnet20``: ``ConvNetClassifier(**skconv.architectures.resnet(20))``, He
   et al. 2016's CIFAR ResNet-20 (19 convolutions with batch norm, 9 residual
   blocks, global average pooling) on 32x32x3 images, at a batch of 128.
+- ``fcn``: Wang et al. 2017's fully convolutional network for time series
+  (three convolutions of 128, 256 and 128 filters, kernels of 8, 5 and 3,
+  'same' padding, batch norm and ReLU, no pooling, global average pooling,
+  softmax) on univariate series of 512 steps, at batches of 16 and 64; torch's
+  is the same network of ``nn.Conv1d``, ``nn.BatchNorm1d`` and
+  ``nn.AdaptiveAvgPool1d`` (``torch_module(..., series=True)``).
 
-The digits are scikit-learn's 8x8 digits upsampled (bilinear,
+The series are noisy sines, one frequency per class (``make_series``). The digits are scikit-learn's 8x8 digits upsampled (bilinear,
 scipy.ndimage.zoom) and replicated with a little noise to ``--n-images``
 images; the 32x32x3 images are the same digits at 32x32, one colour channel
 each plus noise. The torch models are the same networks. Training speed is the
@@ -32,7 +38,7 @@ worker to one thread), against the same epochs in this process under
 
 Usage::
 
-    python benchmarks/bench_train.py [--threads 1 2] [--models lenet wide resnet20]
+    python benchmarks/bench_train.py [--threads 1 2] [--models lenet wide resnet20 fcn]
                                      [--n-images 4096] [--epochs 5]
 """
 
@@ -53,15 +59,51 @@ from machine import cpu_name
 from torch_graph import torch_module
 
 TORCH_PREDICT_BATCH = 1000
+SERIES_LENGTH = 512
+
+
+def fcn():
+    """The ``fcn`` model's parameters: FCN (Wang et al. 2017) on series of SERIES_LENGTH steps.
+
+    The one place to switch once the estimators take series (issue 25):
+    ``dict(**skconv.architectures.fcn(), input_shape=(SERIES_LENGTH, 1))``.
+    Until then the series are images of height 1, flat rows of SERIES_LENGTH.
+    """
+    return dict(conv_layers=[dict(filters=128, kernel_size=(1, 8)),
+                             dict(filters=256, kernel_size=(1, 5)),
+                             dict(filters=128, kernel_size=(1, 3))],
+                batch_norm=True, pool=None, global_pool="avg", hidden_layer_sizes=(),
+                input_shape=(1, SERIES_LENGTH, 1))
+
 
 MODELS = {
-    # name: (image side, channels, skconv parameters)
+    # name: (image side, channels, skconv parameters); None, None for series
     "lenet": (28, 1, lenet5()),
     "wide": (32, 3, dict(conv_layers=(32, 64), hidden_layer_sizes=(128,))),
     "resnet20": (32, 3, resnet(20)),
+    "fcn": (None, None, fcn()),
 }
 # batch sizes of a model when --batch-sizes is not given
-BATCH_SIZES = {"lenet": [64, 128], "wide": [64], "resnet20": [128]}
+BATCH_SIZES = {"lenet": [64, 128], "wide": [64], "resnet20": [128], "fcn": [16, 64]}
+
+
+def make_series(n_series, length=SERIES_LENGTH, n_classes=4, seed=0):
+    """Univariate series of ``length`` steps: a sine of 1 + class periods over the
+    series, random phase and amplitude, plus noise. Returns X (n, length) float32, y."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(n_classes, size=n_series)
+    t = np.arange(length) / length
+    phase = rng.uniform(0, 2 * np.pi, size=(n_series, 1))
+    amplitude = rng.uniform(0.5, 1.5, size=(n_series, 1))
+    X = amplitude * np.sin(2 * np.pi * (y[:, None] + 1) * t + phase)
+    X += rng.normal(scale=0.5, size=X.shape)
+    return X.astype(np.float32), y
+
+
+def model_data(model, n):
+    """The benchmark's inputs of ``model``: n series or images, and their labels."""
+    side, channels, _ = MODELS[model]
+    return make_series(n) if side is None else make_data(n, side, channels)
 
 
 def make_data(n_images, side=28, channels=1, seed=0):
@@ -98,12 +140,17 @@ def interleaved_medians(fns, repeats):
 def skconv_runs(model, images, y, batch_size):
     """``(epoch, predict, accuracy)`` of a skconv model after one warm-up epoch."""
     clf = ConvNetClassifier(**MODELS[model][2], batch_size=batch_size, random_state=0)
-    X = images  # (n, h, w) or channels-last (n, h, w, c): the shape says what an image is
+    X = images  # rows, (n, h, w) or channels-last (n, h, w, c): the shape says what an image is
     clf.partial_fit(X, y, classes=np.unique(y))  # warm-up epoch
     return (lambda: clf.partial_fit(X, y)), (lambda: clf.predict(X)), (lambda: clf.score(X, y))
 
 
-def _torch_model(model, nn):
+def _torch_model(model, nn, images, y):
+    if model == "fcn":
+        # the same network as skconv's, of series: nn.Conv1d and nn.BatchNorm1d
+        clf = ConvNetClassifier(**MODELS[model][2])
+        clf.partial_fit(images[:2], y[:2], classes=np.unique(y))
+        return torch_module(clf._network, copy_weights=False, series=True)
     if model == "resnet20":
         # the same graph as skconv's, built from it (torch's own initialisation)
         side, channels, params = MODELS[model]
@@ -135,10 +182,11 @@ def torch_runs(model, images, y, batch_size, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = _torch_model(model, nn)
+    net = _torch_model(model, nn, images, y)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    nchw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    # series (n, length) as (n, 1, length); one-channel images as (n, 1, h, w)
+    nchw = images[:, None] if images.ndim in (2, 3) else images.transpose(0, 3, 1, 2)
     X = torch.from_numpy(np.ascontiguousarray(nchw))
     target = torch.from_numpy(y.astype(np.int64))
 
@@ -174,7 +222,8 @@ def main():
     parser.add_argument("--n-images", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (>= 5)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
-                        help="default: 64 and 128 for lenet, 64 for wide, 128 for resnet20")
+                        help="default: 64 and 128 for lenet, 64 for wide, 128 for resnet20, "
+                        "16 and 64 for fcn")
     parser.add_argument("--no-worker", action="store_true",
                         help="skip the GridSearchCV-worker comparison")
     args = parser.parse_args()
@@ -191,8 +240,7 @@ def main():
     print(header)
     print("-" * len(header))
     for model in args.models:
-        side, channels, _ = MODELS[model]
-        images, y = make_data(args.n_images, side, channels)
+        images, y = model_data(model, args.n_images)
         batch_sizes = args.batch_sizes or BATCH_SIZES[model]
         for threads in args.threads:
             with threadpool_limits(limits=threads):

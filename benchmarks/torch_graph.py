@@ -8,14 +8,29 @@ statistics, so their outputs can be compared. A convolution whose 'same'
 padding is odd (a stride of 2 on an even size) pads the extra row and column
 at the bottom and right, as skconv does; torch's own ``padding`` is symmetric,
 so that padding is a ``ZeroPad2d`` of its own.
+
+With ``series``, a network of series (every feature map of height 1, kernels
+(1, k)) becomes the torch module of series: ``nn.Conv1d``, ``nn.BatchNorm1d``,
+``nn.MaxPool1d``, ``nn.AdaptiveAvgPool1d``, ... on inputs of shape (n, c,
+length), as a torch user writes it.
 """
 
 import numpy as np
 
 
-def torch_module(network, copy_weights=True):
+def torch_module(network, copy_weights=True, series=False):
     import torch
     from torch import nn
+
+    dims = "1d" if series else "2d"
+
+    def cls(name):
+        """torch's class of that name for the graph's dimensions: Conv -> nn.Conv1d or nn.Conv2d."""
+        return getattr(nn, name + dims)
+
+    def axes(pair):
+        """A (height, width) pair as torch takes it: the width alone for series."""
+        return pair[1] if series else pair
 
     def tensor(a):
         return torch.from_numpy(np.array(a, dtype=np.float32))
@@ -24,35 +39,40 @@ def torch_module(network, copy_weights=True):
         op = layer.op
         if op == "conv":
             (ph, pw), (eh, ew) = layer.pad, layer.extra_pad
-            conv = nn.Conv2d(layer.input_shape[0], layer.filters, layer.kernel_size,
-                             stride=layer.stride, padding=0 if eh or ew else (ph, pw),
-                             dilation=layer.dilation, groups=layer.groups, bias=layer.bias)
+            conv = cls("Conv")(layer.input_shape[0], layer.filters, axes(layer.kernel_size),
+                               stride=axes(layer.stride),
+                               padding=0 if eh or ew else axes((ph, pw)),
+                               dilation=axes(layer.dilation), groups=layer.groups,
+                               bias=layer.bias)
             if copy_weights:
-                conv.weight.data = tensor(layer._w)
+                conv.weight.data = tensor(layer._w[:, :, 0] if series else layer._w)
                 if layer.bias:
                     conv.bias.data = tensor(layer._b)
             if eh or ew:
-                return nn.Sequential(nn.ZeroPad2d((pw, pw + ew, ph, ph + eh)), conv)
+                pad = ((nn.ConstantPad1d((pw, pw + ew), 0.0)) if series
+                       else nn.ZeroPad2d((pw, pw + ew, ph, ph + eh)))
+                return nn.Sequential(pad, conv)
             return conv
         if op == "batch_norm":
-            cls = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
-            bn = cls(layer.input_shape[0], eps=layer.eps, momentum=layer.momentum)
+            norm = (nn.BatchNorm2d if len(layer.input_shape) == 3 and not series
+                    else nn.BatchNorm1d)
+            bn = norm(layer.input_shape[0], eps=layer.eps, momentum=layer.momentum)
             if copy_weights:
                 bn.weight.data, bn.bias.data = tensor(layer._scale), tensor(layer._shift)
                 bn.running_mean.data = tensor(layer.running_mean)
                 bn.running_var.data = tensor(layer.running_var)
             return bn
         if op == "max_pool":
-            return nn.MaxPool2d(layer.window)
+            return cls("MaxPool")(axes(layer.window))
         if op == "avg_pool":
-            return nn.AvgPool2d(layer.window)
+            return cls("AvgPool")(axes(layer.window))
         if op in ("relu", "tanh", "logistic", "identity"):
             return {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid,
                     "identity": nn.Identity}[op]()
         if op == "flatten":
             return nn.Flatten()
         if op == "global_pool":
-            pool = nn.AdaptiveAvgPool2d(1) if layer.kind == "avg" else nn.AdaptiveMaxPool2d(1)
+            pool = cls("AdaptiveAvgPool" if layer.kind == "avg" else "AdaptiveMaxPool")(1)
             return nn.Sequential(pool, nn.Flatten())
         if op == "dense":
             linear = nn.Linear(layer.input_shape[0], layer.units, bias=layer.bias)

@@ -6,6 +6,10 @@ runs, then calls a Cython kernel. Arrays are float32 or float64; outputs take
 the input's dtype. ``kernel_size``, ``stride``, ``padding`` and ``dilation``
 accept an int or a pair ``(height, width)``.
 
+The ``*1d`` functions take series of shape ``(n, c, length)`` (as
+``torch.nn.Conv1d``) and int arguments; they run the same kernels, a series
+being an image of height 1.
+
 Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
 windows that do not fit are dropped.
 """
@@ -161,14 +165,18 @@ def _shape4(x_shape):
 def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
     """Output length of a window sliding over ``size`` input positions.
 
-    Raises ``ValueError`` naming the sizes when no window fits.
+    Raises ``ValueError`` naming the sizes when no window fits; ``axis``
+    ("height", "width", or "length" for a series) names the axis there.
     """
     span = dilation * (kernel_size - 1) + 1
     out = (size + 2 * padding - span) // stride + 1
     if out < 1:
+        # axis "length" is a series' (the 1-D functions'), "height"/"width" an image's
+        what, padded = (("a series of length", "series") if axis == "length"
+                        else (f"input of {axis}", "input"))
         raise ValueError(
             f"kernel_size={kernel_size} (dilation={dilation}, padding={padding}) does not "
-            f"fit input of {axis} {size}: the window spans {span} but the padded input "
+            f"fit {what} {size}: the window spans {span} but the padded {padded} "
             f"is {size + 2 * padding}"
         )
     return out
@@ -328,11 +336,12 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     if implicit is not None:
         # the implicit product reads the taps from the padded image itself:
         # the same bits without forming (or packing) the columns
-        offsets, starts, tile_row, channel_stride, padded_size = implicit
+        offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
         _conv.conv2d_forward_implicit(
             x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
             pool2 is not None, _NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
-            cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols, work, g, n_threads)
+            cols if keep_cols else _NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
+            1 if pool2 is not None or keep_cols else parts)
     else:
         if pool2 is not None:
             raise ValueError("a pooled convolution needs a stride of 1")
@@ -348,7 +357,7 @@ def _conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
 ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_shape")
 #: Where a stride-1 convolution's implicit product reads (see :func:`_padded_image`).
 ImplicitLayout = namedtuple("ImplicitLayout",
-                            "offsets starts tile_row channel_stride padded_size")
+                            "offsets starts tile_row channel_stride padded_size parts")
 #: How a product is cut into blocks for the threads (see :func:`_matmul_plan`).
 MatmulPlan = namedtuple("MatmulPlan", "row_blocks col_blocks work_shape")
 
@@ -359,19 +368,28 @@ def _conv2d_plan(g, f, dtype, n):
 
     Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
     ``implicit`` is an :class:`ImplicitLayout` for a stride of 1 (the implicit product; see :func:`_padded_image`), else
-    None (im2col and a GEMM per sample); ``work_shape`` that of the kernel's
+    None (im2col and a GEMM per sample); its ``parts``, above 1 when there are
+    fewer samples than threads, cuts each sample's tiles into that many tasks; ``work_shape`` that of the kernel's
     scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
     (n, f, oh, ow).
     """
     ckk = g["c"] * g["kh"] * g["kw"]
     ohw = g["oh"] * g["ow"]
-    n_threads = _n_threads(n, 2 * n * f * ckk * ohw)
+    work = 2 * n * f * ckk * ohw
+    n_threads = _n_threads(n, work)
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if g["sh"] == g["sw"] == 1:
         channel_stride, offsets, starts, tile_row, rows, columns, padded_size = _padded_image(
             g, f, dtype)
+        # fewer samples than threads (one long series): each sample's tiles in
+        # parts, so that the threads share its product
+        threads = effective_n_threads()
+        parts = min(len(starts), -(-threads // n)) if n < threads else 1
+        n_threads = _n_threads(n * parts, work)
+        if n_threads == 1:  # one thread would copy the sample once per part
+            parts = 1
         work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size)
+        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
         return ConvPlan(n_threads, implicit, work_shape, *shapes)
     return ConvPlan(n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk)), *shapes)
 
@@ -849,6 +867,19 @@ def _max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
     return (y, argmax) if return_argmax else y
 
 
+def _checked_argmax(argmax, shape, size, where):
+    """``argmax`` as a C-contiguous intp array of ``shape``, every index in [0, size);
+    ``where`` names those positions in the error."""
+    argmax = np.asarray(argmax)
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
+    _check_shape(argmax, shape, "argmax")
+    if argmax.min() < 0 or argmax.max() >= size:
+        raise ValueError(
+            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside {where}")
+    return np.ascontiguousarray(argmax, dtype=np.intp)
+
+
 def max_pool2d_backward(dy, argmax, x_shape):
     """Route each output gradient of :func:`max_pool2d` to its window's maximum.
 
@@ -868,16 +899,8 @@ def max_pool2d_backward(dy, argmax, x_shape):
     n, c, h, w = _shape4(x_shape)
     if dy.shape[:2] != (n, c):
         raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
-    argmax = np.asarray(argmax)
-    if argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, dy.shape, "argmax")
-    if argmax.min() < 0 or argmax.max() >= h * w:
-        raise ValueError(
-            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
-            f"{h}x{w} input planes of x_shape={tuple(x_shape)}"
-        )
-    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    argmax = _checked_argmax(argmax, dy.shape, h * w,
+                             f"the {h}x{w} input planes of x_shape={tuple(x_shape)}")
     return _max_pool2d_backward(dy, argmax, (n, c, h, w))
 
 
@@ -1366,17 +1389,8 @@ def global_max_pool2d_backward(dy, argmax, x_shape):
     dy = _float_array(dy, "dy", 2)
     x_shape = _shape4(x_shape)
     _check_shape(dy, x_shape[:2], "dy")
-    argmax = np.asarray(argmax)
-    if argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, dy.shape, "argmax")
-    hw = x_shape[2] * x_shape[3]
-    if argmax.min() < 0 or argmax.max() >= hw:
-        raise ValueError(
-            f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside the "
-            f"{x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}"
-        )
-    argmax = np.ascontiguousarray(argmax, dtype=np.intp)
+    argmax = _checked_argmax(argmax, dy.shape, x_shape[2] * x_shape[3],
+                             f"the {x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}")
     return _global_max_pool2d_backward(dy, argmax, x_shape)
 
 
@@ -1388,3 +1402,345 @@ def _global_max_pool2d_backward(dy, argmax, x_shape, dx=None):
     _global_pool.global_max_pool2d_backward(dy, argmax, dx.reshape(n, c, -1),
                                             _plane_threads(n, dx.size))
     return dx
+
+
+# ---------------------------------------------------------------------------
+# Series: 1-D convolution and pooling along time.
+#
+# A series of shape (n, c, length) is an image of height 1, (n, c, 1, length),
+# and a kernel of k taps one of shape (1, k): a view, no copy. So the 1-D
+# functions run the 2-D kernels, whose stride-1 products read a series' taps as
+# shifted windows of one padded row (_conv2d's implicit product), and have
+# their bits on every path: each output one FMA chain in a fixed order, batch
+# reductions in chunks fixed by the batch size. What is 1-D here is the
+# checking: int arguments only, and errors that speak of series.
+# ---------------------------------------------------------------------------
+
+__all__ += [
+    "conv1d",
+    "conv1d_backward",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "global_avg_pool1d",
+    "global_avg_pool1d_backward",
+    "global_max_pool1d",
+    "global_max_pool1d_backward",
+]
+
+
+def _int(value, name, minimum):
+    """``value`` as an int of at least ``minimum``: a series has one axis, so one int."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} must be >= {minimum}")
+    return int(value)
+
+
+def _series_shape(x_shape):
+    if (
+        not isinstance(x_shape, (tuple, list))
+        or len(x_shape) != 3
+        or not all(isinstance(v, numbers.Integral) and v >= 1 for v in x_shape)
+    ):
+        raise ValueError(f"x_shape must be 3 positive ints (N, C, length), got {x_shape!r}")
+    return tuple(int(v) for v in x_shape)
+
+
+def _series_geometry(x_shape, kernel_size, stride, padding, dilation):
+    """The 2-D geometry of series of ``x_shape`` (n, c, length) as images of height 1."""
+    n, c, length = x_shape
+    k = _int(kernel_size, "kernel_size", 1)
+    s = _int(stride, "stride", 1)
+    p = _int(padding, "padding", 0)
+    d = _int(dilation, "dilation", 1)
+    output_size(length, k, s, p, d, "length")
+    return _geometry((n, c, 1, length), (1, k), (1, s), (0, p), (1, d))
+
+
+def _series_pool_geometry(x_shape, kernel_size, stride, padding):
+    k = _int(kernel_size, "kernel_size", 1)
+    s = k if stride is None else _int(stride, "stride", 1)
+    p = _int(padding, "padding", 0)
+    if p > k // 2:
+        raise ValueError(
+            f"padding={padding!r} must be at most half of kernel_size={kernel_size!r}, "
+            "so that every pooling window overlaps the series"
+        )
+    return _series_geometry(x_shape, k, s, p, 1)
+
+
+def _as_image(a):
+    """(n, c, length) -> (n, c, 1, length), a view."""
+    return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def _as_series(a):
+    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
+
+
+def _series_conv_args(x, w, groups):
+    """Checked x (n, c, length), w (f, c // groups, k) and groups, as conv2d checks them."""
+    x = _float_array(x, "x", 3)
+    w = _float_array(w, "w", 3, x.dtype)
+    c, (f, wc, k) = x.shape[1], w.shape
+    groups = _groups(groups, c, f)
+    if groups > 1:
+        _check_grouped_weights(w, c, groups)
+    elif wc != c:
+        raise ValueError(f"w has {wc} input channels (w.shape[1]) but x has {c} (x.shape[1])")
+    return x, w, groups
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1):
+    """1-D convolution (cross-correlation) along time, as ``torch.nn.Conv1d``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, length)
+    w : ndarray of shape (f, c // groups, k), same dtype as x
+        As ``torch.nn.Conv1d.weight``.
+    b : ndarray of shape (f,) or None
+    stride, padding, dilation : int
+        Zero padding of ``padding`` steps at each end. ('same' padding of an
+        even kernel puts the extra step at the end: pad the series by one
+        there first, as PyTorch and Keras do.)
+    groups : int, default=1
+        Divides both c and f; ``groups == c`` is a depthwise convolution.
+
+    Returns
+    -------
+    y : ndarray of shape (n, f, out_length)
+        ``out_length = (length + 2 * padding - dilation * (k - 1) - 1) // stride + 1``.
+        Each element one chain in a fixed order: a row's bits do not depend on
+        the batch, the threads or the SIMD path, and equal those of
+        :func:`conv2d` on the series as images of height 1.
+    """
+    x, w, groups = _series_conv_args(x, w, groups)
+    f, _, k = w.shape
+    if b is not None:
+        b = _float_array(b, "b", 1, x.dtype)
+        _check_shape(b, (f,), "b")
+    g = _series_geometry(x.shape, k, stride, padding, dilation)
+    x4 = _as_image(x)
+    if groups > 1:
+        y = _grouped_conv2d(x4, w.reshape(f, -1), b, g, groups)
+    else:
+        y = _conv2d(x4, w.reshape(f, -1), b, g)
+    return _as_series(y)
+
+
+def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, groups=1):
+    """Gradients of :func:`conv1d` with respect to its input, weights and bias.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, f, out_length)
+        Gradient of the loss with respect to conv1d's output.
+    x : ndarray of shape (n, c, length)
+    w : ndarray of shape (f, c // groups, k)
+    stride, padding, dilation : int
+        As given to :func:`conv1d`.
+    need_dx : bool, default=True
+        When False, ``dx`` is not computed and None is returned in its place.
+    groups : int, default=1
+        As given to :func:`conv1d`.
+
+    Returns
+    -------
+    dx : ndarray of shape (n, c, length), or None
+    dw : ndarray of shape (f, c // groups, k)
+    db : ndarray of shape (f,)
+        ``dw`` and ``db`` are summed over the batch in a fixed order: the same
+        bits for any number of threads.
+    """
+    x, w, groups = _series_conv_args(x, w, groups)
+    dy = _float_array(dy, "dy", 3, x.dtype)
+    n, f, k = x.shape[0], w.shape[0], w.shape[2]
+    g = _series_geometry(x.shape, k, stride, padding, dilation)
+    _check_shape(dy, (n, f, g["ow"]), "dy")
+    w2 = w.reshape(f, -1)
+    if groups > 1:
+        dx, dw, db = _grouped_conv2d_backward(_as_image(dy), _as_image(x), w2, g, groups, need_dx)
+    else:
+        dx, dw, db = _conv2d_backward(_as_image(dy), _as_image(x), w2, g, need_dx)
+    return (_as_series(dx) if need_dx else None), dw.reshape(w.shape), db
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, *, return_argmax=True):
+    """Max pooling along time that also returns where each maximum came from.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, length)
+    kernel_size : int
+    stride : int or None
+        None means ``stride = kernel_size``.
+    padding : int
+        At most half the kernel; padded steps never win (they count as -inf).
+    return_argmax : bool, default=True
+        False returns ``y`` alone, which is faster.
+
+    Returns
+    -------
+    y : ndarray of shape (n, c, out_length)
+    argmax : ndarray of intp, shape (n, c, out_length)
+        Index into ``x[n, c]`` of each window's maximum; on ties the first
+        wins, and NaN propagates (the last NaN of a window wins). Only with
+        ``return_argmax``.
+    """
+    x = _float_array(x, "x", 3)
+    g = _series_pool_geometry(x.shape, kernel_size, stride, padding)
+    out = _max_pool2d(_as_image(x), g, return_argmax)
+    if return_argmax:
+        return _as_series(out[0]), _as_series(out[1])
+    return _as_series(out)
+
+
+def max_pool1d_backward(dy, argmax, x_shape):
+    """Route each output gradient of :func:`max_pool1d` to its window's maximum.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c, out_length)
+    argmax : ndarray of ints, shape (n, c, out_length)
+        As returned by :func:`max_pool1d`.
+    x_shape : tuple (n, c, length)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Gradients accumulate where windows overlap on one maximum.
+    """
+    dy = _float_array(dy, "dy", 3)
+    n, c, length = _series_shape(x_shape)
+    if dy.shape[:2] != (n, c):
+        raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
+    argmax = _checked_argmax(argmax, dy.shape, length,
+                             f"the series of length {length} of x_shape={tuple(x_shape)}")
+    dx = _max_pool2d_backward(_as_image(dy), _as_image(argmax), (n, c, 1, length))
+    return _as_series(dx)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0):
+    """Average pooling along time; zero padding counts in the divisor
+    (``count_include_pad=True``, as ``torch.nn.AvgPool1d``).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, length)
+    kernel_size : int
+    stride : int or None
+        None means ``stride = kernel_size``.
+    padding : int
+        At most half the kernel.
+
+    Returns
+    -------
+    y : ndarray of shape (n, c, out_length)
+    """
+    x = _float_array(x, "x", 3)
+    g = _series_pool_geometry(x.shape, kernel_size, stride, padding)
+    n, c = x.shape[:2]
+    y = np.empty((n, c, 1, g["ow"]), dtype=x.dtype)
+    _pool.avg_pool2d_forward(_as_image(x), y, g, _pool_threads(x.shape))
+    return _as_series(y)
+
+
+def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool1d`: each output gradient spread evenly over its window.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c, out_length)
+    x_shape : tuple (n, c, length)
+    kernel_size, stride, padding : as given to :func:`avg_pool1d`
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+    """
+    dy = _float_array(dy, "dy", 3)
+    x_shape = _series_shape(x_shape)
+    g = _series_pool_geometry(x_shape, kernel_size, stride, padding)
+    _check_shape(dy, (x_shape[0], x_shape[1], g["ow"]), "dy")
+    n, c, length = x_shape
+    dx = np.empty((n, c, 1, length), dtype=dy.dtype)
+    _pool.avg_pool2d_backward(_as_image(dy), dx, g, _pool_threads(x_shape))
+    return _as_series(dx)
+
+
+def global_avg_pool1d(x):
+    """Mean of each channel's series (``torch.nn.AdaptiveAvgPool1d(1)``, flattened).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, length)
+
+    Returns
+    -------
+    y : ndarray of shape (n, c)
+        Each series summed in an order fixed by its length alone, then divided
+        by it: a row's bits do not depend on the batch or the threads.
+    """
+    x = _float_array(x, "x", 3)
+    return _global_avg_pool2d(_as_image(x))
+
+
+def global_avg_pool1d_backward(dy, x_shape):
+    """Gradient of :func:`global_avg_pool1d`: each dy spread evenly over its series.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c)
+    x_shape : tuple (n, c, length)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+    """
+    dy = _float_array(dy, "dy", 2)
+    n, c, length = _series_shape(x_shape)
+    _check_shape(dy, (n, c), "dy")
+    return _as_series(_global_avg_pool2d_backward(dy, (n, c, 1, length)))
+
+
+def global_max_pool1d(x, *, return_argmax=True):
+    """Maximum of each channel's series (``torch.nn.AdaptiveMaxPool1d(1)``, flattened).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, c, length)
+    return_argmax : bool, default=True
+        False returns ``y`` alone.
+
+    Returns
+    -------
+    y : ndarray of shape (n, c)
+    argmax : ndarray of intp, shape (n, c)
+        Index into ``x[n, c]`` of the maximum; on ties the first wins, and NaN
+        propagates (the last NaN wins). Only with ``return_argmax``.
+    """
+    x = _float_array(x, "x", 3)
+    return global_max_pool2d(_as_image(x), return_argmax=return_argmax)
+
+
+def global_max_pool1d_backward(dy, argmax, x_shape):
+    """Route each gradient of :func:`global_max_pool1d` to its series' maximum.
+
+    Parameters
+    ----------
+    dy : ndarray of shape (n, c)
+    argmax : ndarray of ints, shape (n, c)
+        As returned by :func:`global_max_pool1d`.
+    x_shape : tuple (n, c, length)
+
+    Returns
+    -------
+    dx : ndarray of shape x_shape
+        Zero but at each series' maximum.
+    """
+    n, c, length = _series_shape(x_shape)
+    return _as_series(global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))

@@ -57,6 +57,7 @@ def conv2d_forward_implicit(
     floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
+    int parts=1,                        # each sample's tiles in this many parts (see below)
 ):
     """y[n] = w @ im2col(x[n]) + b for a stride of 1, without forming im2col.
 
@@ -76,10 +77,17 @@ def conv2d_forward_implicit(
 
     With ``keep_cols`` im2col(x[n]) is written to ``cols[n]`` as well.
 
+    ``parts`` > 1 (neither pool2 nor keep_cols): each sample's tiles are cut
+    into that many runs of consecutive tiles, the tasks of the parallel loop
+    being (sample, run): fewer samples than threads (one long series) still
+    keep every thread busy. Each task copies its sample into its thread's
+    image and writes the outputs its tiles computed; every output is the same
+    chain whichever task computes it.
+
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
     padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
     """
-    cdef Py_ssize_t n, tid, ci, r, f, i, j
+    cdef Py_ssize_t task, n, tid, ci, r, f, i, j, t0, t1, q0, q1, j0, j1
     cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
     cdef bint dp = floating is double, need_argmax = argmax.shape[0] > 0
@@ -98,8 +106,14 @@ def conv2d_forward_implicit(
         for tid in range(n_threads):
             # the borders stay zero: only the middle of an image is written
             memset(&work[panels_size + tid * per_thread], 0, padded_size * sizeof(floating))
-        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
+        for task in prange(x.shape[0] * parts, schedule='dynamic', num_threads=n_threads):
             tid = threadid()
+            n = task // parts
+            # this task's tiles, and the product's columns q0 ... q1 - 1 they compute
+            t0 = (task % parts) * n_tiles // parts
+            t1 = (task % parts + 1) * n_tiles // parts
+            q0 = t0 * tile_width(dp)
+            q1 = t1 * tile_width(dp)
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
             for ci in range(g.c):
@@ -108,21 +122,28 @@ def conv2d_forward_implicit(
                            g.w * sizeof(floating))
             if keep_cols:
                 im2col_sample(x[n], cols[n], &g)
-            implicit_gemm(nf, n_tiles, &starts[0], ckk, &work[0], img, &offsets[0], wide, ldc)
+            if t1 > t0:
+                implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
+                              wide + q0, ldc)
             for f in range(nf):
                 bias_f = b[f] if has_bias else 0
                 if not pool2:
                     for i in range(g.oh):
+                        # output (i, j) is column i * tile_row + j: those of these tiles
+                        j0 = min(max(q0 - i * tile_row, 0), ow)
+                        j1 = min(max(q1 - i * tile_row, 0), ow)
+                        if j1 <= j0:
+                            continue
                         row = wide + f * ldc + i * tile_row
                         out = &y[n, f, i * ow]
                         if has_bias:
-                            for j in range(ow):
+                            for j in range(j0, j1):
                                 out[j] = row[j] + bias_f
                         else:
-                            memcpy(out, row, ow * sizeof(floating))
+                            memcpy(out + j0, row + j0, (j1 - j0) * sizeof(floating))
                         if relu:
                             # as np.maximum(out, 0): NaN and -0.0 stay
-                            for j in range(ow):
+                            for j in range(j0, j1):
                                 out[j] = 0 if out[j] < 0 else out[j]
                     continue
                 # pooled while the output is in cache: the windows see the

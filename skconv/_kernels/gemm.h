@@ -744,7 +744,13 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
      * product. apack comes from skc_pack_panels; c has skc_panel_rows(m) rows of stride   \
      * ldc >= n_tiles * NR, and x is readable up to max(boff) + max(starts) + NR: the rows \
      * past m are padding the caller drops, as are the columns of a tile that it does not  \
-     * need. No blocking over k: a tile's chain is never split. */                        \
+     * need.                                                                              \
+     * The taps go in blocks of at most SKC_KC, each over every tile: a tile's rows of B   \
+     * (every tap's window, for all the panels of A in turn) then stay in L1, where all    \
+     * of them at once would not (256 channels of 3 taps fill a 48 KiB L1). A block goes  \
+     * on from the partial sums the one before stored in c, exact values of T: the same   \
+     * chain, split as skc_gemm splits it. A pair kernel's tail panel takes all the taps   \
+     * at once (it does not load c), so with one there is one block. */                   \
     static void skc_implicit_gemm_##S(int m, int n_tiles, const ptrdiff_t *starts, int k,   \
                                       const T *apack, const T *x, const ptrdiff_t *boff,   \
                                       T *c, ptrdiff_t ldc)                                 \
@@ -754,12 +760,21 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         /* the last panel's rows if a pair kernel takes them, else 0 */                    \
         const int tail = kern->ukr_pair && m % mr && m % mr <= mr / 2 ? m % mr : 0;        \
         const int full = m - tail;                                                         \
+        /* blocks of about equal size: no short last block */                              \
+        const int n_blocks = tail ? 1 : (k + SKC_KC - 1) / SKC_KC;                         \
+        const int kb = n_blocks > 1 ? (k + n_blocks - 1) / n_blocks : k;                   \
+        for (int pc = 0; pc < k; pc += kb) {                                               \
+            int kc = k - pc < kb ? k - pc : kb;                                            \
+            for (int t = 0; t < n_tiles; t++)                                              \
+                for (int ir = 0; ir < full; ir += mr)                                      \
+                    kern->ukr_offsets(kc, apack + (ptrdiff_t)ir * k + (ptrdiff_t)pc * mr,  \
+                                      x + starts[t], boff + pc,                            \
+                                      c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr, ldc,    \
+                                      pc > 0);                                             \
+        }                                                                                  \
+        if (!tail)                                                                         \
+            return;                                                                        \
         for (int t = 0; t < n_tiles; t++) {                                                \
-            for (int ir = 0; ir < full; ir += mr)                                          \
-                kern->ukr_offsets(k, apack + (ptrdiff_t)ir * k, x + starts[t], boff,       \
-                                  c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr, ldc, 0);    \
-            if (!tail)                                                                     \
-                continue;                                                                  \
             T *ct = c + (ptrdiff_t)full * ldc + (ptrdiff_t)t * nr;                         \
             if (t % 2 == 0 && t + 1 < n_tiles)                                             \
                 kern->ukr_pair(k, apack + (ptrdiff_t)full * k, x + starts[t],              \
