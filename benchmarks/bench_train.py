@@ -54,7 +54,7 @@ from threadpoolctl import threadpool_limits
 
 import skconv
 from skconv import ConvNetClassifier
-from skconv.architectures import lenet5, resnet
+from skconv.architectures import fcn as fcn_params, lenet5, resnet
 from machine import cpu_name
 from torch_graph import torch_module
 
@@ -63,17 +63,9 @@ SERIES_LENGTH = 512
 
 
 def fcn():
-    """The ``fcn`` model's parameters: FCN (Wang et al. 2017) on series of SERIES_LENGTH steps.
-
-    The one place to switch once the estimators take series (issue 25):
-    ``dict(**skconv.architectures.fcn(), input_shape=(SERIES_LENGTH, 1))``.
-    Until then the series are images of height 1, flat rows of SERIES_LENGTH.
-    """
-    return dict(conv_layers=[dict(filters=128, kernel_size=(1, 8)),
-                             dict(filters=256, kernel_size=(1, 5)),
-                             dict(filters=128, kernel_size=(1, 3))],
-                batch_norm=True, pool=None, global_pool="avg", hidden_layer_sizes=(),
-                input_shape=(1, SERIES_LENGTH, 1))
+    """The ``fcn`` model's parameters: FCN (Wang et al. 2017, ``skconv.architectures.fcn()``)
+    on univariate series of SERIES_LENGTH steps."""
+    return dict(**fcn_params(), input_shape=(SERIES_LENGTH, 1))
 
 
 MODELS = {

@@ -1485,7 +1485,7 @@ def _series_conv_args(x, w, groups):
     """Checked x (n, c, length), w (f, c // groups, k) and groups, as conv2d checks them."""
     x = _float_array(x, "x", 3)
     w = _float_array(w, "w", 3, x.dtype)
-    c, (f, wc, k) = x.shape[1], w.shape
+    c, (f, wc, _) = x.shape[1], w.shape
     groups = _groups(groups, c, f)
     if groups > 1:
         _check_grouped_weights(w, c, groups)
