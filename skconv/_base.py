@@ -41,13 +41,13 @@ from sklearn.utils.validation import (
 from . import _data
 from ._augment import augment_batch, check_augment, draw_transforms
 from ._kernels import _boundary
-from . import ops
 from ._layers import Activation, Add, AvgPool2D, Conv2D, Dense, Flatten, GlobalPool2D, MaxPool2D
 from ._network import Network, Node
 from ._plan import INPUT
 from ._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from ._optimizers import LR_SCHEDULES, AdamOptimizer, SGDOptimizer
 from .exceptions import InconsistentVersionWarning
+from . import _engine
 
 # a first fit on X whose root mean square exceeds this warns to scale X: standardized
 # or [0, 1]-scaled X stays below 1, 8-bit pixels are near 100, digits' 0..16 near 8
@@ -748,7 +748,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         add(f"{prefix}.act{j - 1}", Activation(activation))
                     x = conv(prefix, j, spec, bn, channels if j == 1 else body[j - 2]["filters"],
                              *((source,) if j == 1 else ()))
-                    s = ops._pair(spec["stride"], "stride", 1)
+                    s = _engine.as_pair(spec["stride"], "stride", 1)
                     stride = (stride[0] * s[0], stride[1] * s[1])
                 shortcut = source
                 if channels != body[-1]["filters"] or stride != (1, 1):

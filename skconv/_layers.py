@@ -24,6 +24,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import ops
+from . import _engine
 
 
 def _pair(v):
@@ -112,7 +113,7 @@ class Layer:
         With ``relu`` (only asked of a layer that ``fuses_relu``) the function
         applies the ReLU that follows. A layer with a kernel binds here, once,
         what its call derives from the shapes (threads, scratch sizes, a
-        product's layout, for the current ``ops._plan_context()``), its
+        product's layout, for the current ``_engine.plan_context()``), its
         geometry and its parameter views: the function goes straight to ops.
         The network keeps these functions keyed on the input shape and that
         context, checks the shape before it plans, and drops them when it
@@ -169,7 +170,7 @@ class Conv2D(Layer):
         ``groups`` groups, filter group ``g`` seeing channel group ``g`` only
         (``torch.nn.Conv2d``'s ``groups``); ``groups`` = channels = filters is
         a depthwise convolution. Each group is its own product, never a dense
-        one over zeros (see ``ops._grouped_conv2d``).
+        one over zeros (see ``_engine.grouped_conv2d``).
     series : int, default=0
         For a network of series (images of one row whose width is time), the
         length of its input series; 0 for images. Errors then speak of
@@ -267,24 +268,24 @@ class Conv2D(Layer):
         if g is None:
             c, h, w = self.input_shape
             eh, ew = self.extra_pad
-            g = self._g = ops._geometry((1, c, h + eh, w + ew), self.kernel_size, self.stride,
+            g = self._g = _engine.geometry((1, c, h + eh, w + ew), self.kernel_size, self.stride,
                                         self.pad, self.dilation)
         return g
 
     def _plan(self, n, dtype):
-        """The kernel's plan (``ops.ConvPlan``) for n samples of dtype in the current
-        ``ops._plan_context()``: derived once per key and used by training's
+        """The kernel's plan (``_engine.ConvPlan``) for n samples of dtype in the current
+        ``_engine.plan_context()``: derived once per key and used by training's
         batches and inference alike; None for a grouped convolution (its
         products plan per call)."""
         if self.groups != 1:
             return None
         plans = self.__dict__.setdefault("_plans", {})
-        key = (n, np.dtype(dtype), ops._plan_context())
+        key = (n, np.dtype(dtype), _engine.plan_context())
         plan = plans.get(key)
         if plan is None:
             if len(plans) >= 16:  # batch sizes seen: the fit's, its last batch's, predict's
                 plans.clear()
-            plan = plans[key] = ops._conv2d_plan(self._geometry(), self.filters, key[1], n)
+            plan = plans[key] = _engine.conv2d_plan(self._geometry(), self.filters, key[1], n)
         return plan
 
     def _weights(self, fold=None):
@@ -297,9 +298,9 @@ class Conv2D(Layer):
         """The kernel call on the padded x: the dense product, or a group's each;
         ``relu`` (without ``pool2``) applied as the output is written."""
         if self.groups == 1:
-            return ops._conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2,
+            return _engine.conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2,
                                relu=relu)
-        return ops._grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out, relu=relu)
+        return _engine.grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out, relu=relu)
 
     def forward(self, x, training=True, relu=False):
         if not training:
@@ -320,7 +321,7 @@ class Conv2D(Layer):
         """The training forward followed by a 2x2 max pooling of stride 2 (then
         ``max(., 0)`` with ``relu``), into the pooling's buffers ``out`` and
         ``argmax``: each sample's output is pooled while in cache, never
-        written out (``pool2`` of ops._conv2d). Only for a stride of 1; see
+        written out (``pool2`` of _engine.conv2d). Only for a stride of 1; see
         ``skconv._plan.ConvPoolStep``."""
         _check_input(self, x)
         x = self._x = np.ascontiguousarray(self._padded(x))
@@ -353,7 +354,7 @@ class Conv2D(Layer):
 
     def backward(self, dy, need_dx=True, unpool=None):
         """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the
-        gradient of the pooled output (see ops._conv2d_backward)."""
+        gradient of the pooled output (see _engine.conv2d_backward)."""
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         w = self._w.reshape(self.filters, -1)
@@ -362,10 +363,10 @@ class Conv2D(Layer):
         if relu_y is not None:
             _relu_backward(dy, relu_y)
         if self.groups == 1:
-            dx, dw, db = ops._conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
+            dx, dw, db = _engine.conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
                                               unpool=unpool)
         else:
-            dx, dw, db = ops._grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,
+            dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,
                                                       need_dx, dx=dx)
         self._dw[...] = dw.reshape(self._dw.shape)
         if self.bias:
@@ -406,7 +407,7 @@ class MaxPool2D(_Pool2D):
     def _geometry(self):
         g = getattr(self, "_g", None)
         if g is None:
-            g = self._g = ops._pool_geometry((1,) + self.input_shape, self.window, None, 0)
+            g = self._g = _engine.pool_geometry((1,) + self.input_shape, self.window, None, 0)
         return g
 
     def forward(self, x, training=True, relu=False):
@@ -416,7 +417,7 @@ class MaxPool2D(_Pool2D):
         # buffers that live across batches of the same size
         shape = (x.shape[0],) + self.output_shape
         out = _buffer(self, "_y", shape, x.dtype), _buffer(self, "_argmax", shape, np.intp)
-        y, _ = ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), True, relu=relu,
+        y, _ = _engine.max_pool2d(np.ascontiguousarray(x), self._geometry(), True, relu=relu,
                                out=out)
         self._x_shape = x.shape
         self._relu_y = y if relu else None
@@ -424,16 +425,16 @@ class MaxPool2D(_Pool2D):
 
     def forward_fast(self, x, relu=False):
         _check_input(self, x)
-        return ops._max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
+        return _engine.max_pool2d(np.ascontiguousarray(x), self._geometry(), False, relu=relu)
 
     def fast_call(self, n, dtype, relu=False):
-        g, n_threads = self._geometry(), ops._pool_threads((n,) + self.input_shape)
-        return lambda x: ops._max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
+        g, n_threads = self._geometry(), _engine.pool_threads((n,) + self.input_shape)
+        return lambda x: _engine.max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
         relu_y, self._relu_y = self._relu_y, None
-        return ops._max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape,
+        return _engine.max_pool2d_backward(np.ascontiguousarray(dy), self._argmax, self._x_shape,
                                         dx, relu_y=relu_y, g=self._geometry())
 
 
@@ -511,25 +512,25 @@ class Dense(Layer):
         # the training batch size is fixed, so this buffer lives across batches
         y = _buffer(self, "_y", (x.shape[0], self.units), x.dtype)
         self._relu_y = y if relu else None
-        return ops._matmul(x, self._w, self._b if self.bias else None, out=y, relu=relu)
+        return _engine.matmul(x, self._w, self._b if self.bias else None, out=y, relu=relu)
 
     def forward_fast(self, x, relu=False):
         # x comes from a previous layer, of the network's dtype and shape: the
         # unchecked product of ops serves (any strides; see ops.linear)
         _check_input(self, x)
-        return ops._matmul(x, self._w, self._b if self.bias else None, relu=relu)
+        return _engine.matmul(x, self._w, self._b if self.bias else None, relu=relu)
 
     def fast_call(self, n, dtype, relu=False, fold=None):
         """With ``fold``, a batch norm after this layer, the call computes both,
         folding it into the weights at each call (see ``_BatchNorm.folded``)."""
-        plan = ops._matmul_plan(n, self.units, self.input_shape[0])
+        plan = _engine.matmul_plan(n, self.units, self.input_shape[0])
         if fold is None:
             w, b = self._w, self._b if self.bias else None
-            return lambda x: ops._matmul(x, w, b, relu=relu, plan=plan)
+            return lambda x: _engine.matmul(x, w, b, relu=relu, plan=plan)
 
         def call(x):
             w, b = fold.folded(self._w, self._b if self.bias else None, axis=1)
-            return ops._matmul(x, w, b, relu=relu, plan=plan)
+            return _engine.matmul(x, w, b, relu=relu, plan=plan)
         return call
 
     def backward(self, dy, need_dx=True):
@@ -541,12 +542,12 @@ class Dense(Layer):
         dy = np.ascontiguousarray(dy)
         if relu_y is not None:
             _relu_backward(dy, relu_y)
-        ops._matmul(x.T, dy, out=self._dw)
+        _engine.matmul(x.T, dy, out=self._dw)
         if self.bias:
             self._db[...] = dy.sum(axis=0)
         if not need_dx:
             return None
-        return ops._matmul(dy, self._w.T, out=_buffer(self, "_dx", x.shape, x.dtype))
+        return _engine.matmul(dy, self._w.T, out=_buffer(self, "_dx", x.shape, x.dtype))
 
 
 def _relu_backward(dy, y):
@@ -672,15 +673,15 @@ class GlobalPool2D(Layer):
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
         self._x_shape = x.shape
         if self.kind == "avg":
-            return ops._global_avg_pool2d(x, out=y)
+            return _engine.global_avg_pool2d(x, out=y)
         argmax = _buffer(self, "_argmax", y.shape, np.intp)
-        return ops._global_max_pool2d(x, out=y, argmax=argmax)[0]
+        return _engine.global_max_pool2d(x, out=y, argmax=argmax)[0]
 
     def forward_fast(self, x):
         x = np.ascontiguousarray(x)
         if self.kind == "avg":
-            return ops._global_avg_pool2d(x)
-        return ops._global_max_pool2d(x)[0]
+            return _engine.global_avg_pool2d(x)
+        return _engine.global_max_pool2d(x)[0]
 
     def fast_call(self, n, dtype, relu=False):
         return self.forward_fast
@@ -689,5 +690,5 @@ class GlobalPool2D(Layer):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
         dy = np.ascontiguousarray(dy)
         if self.kind == "avg":
-            return ops._global_avg_pool2d_backward(dy, self._x_shape, dx=dx)
-        return ops._global_max_pool2d_backward(dy, self._argmax, self._x_shape, dx=dx)
+            return _engine.global_avg_pool2d_backward(dy, self._x_shape, dx=dx)
+        return _engine.global_max_pool2d_backward(dy, self._argmax, self._x_shape, dx=dx)

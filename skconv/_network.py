@@ -11,10 +11,10 @@ rules of :mod:`skconv._plan`, into the steps that training and inference run.
 
 import numpy as np
 
-from . import ops
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
 from ._plan import INPUT, compile_plan, compile_steps
+from . import _engine
 
 # Input shapes whose planned inference calls a network keeps (see forward_fast):
 # prediction meets a few (its chunk, the last chunk, one row), never many.
@@ -286,7 +286,7 @@ class Network:
         """Inference forward pass: no caches, no buffers shared with training.
 
         The calls are planned once per input shape, dtype and
-        ``ops._plan_context()`` (threads, SIMD path): on a row or two, deriving
+        ``_engine.plan_context()`` (threads, SIMD path): on a row or two, deriving
         thread counts and scratch sizes and going through the layers' checks
         on every call took longer than the arithmetic.
 
@@ -294,7 +294,7 @@ class Network:
         then ``start``'s output, and the pass returns ``stop``'s.
         """
         x = np.ascontiguousarray(x)
-        key = (x.shape, x.dtype, start, stop, ops._plan_context())
+        key = (x.shape, x.dtype, start, stop, _engine.plan_context())
         plan = self._fast_plans.get(key)
         if plan is None:
             plan = compile_plan(self, x.shape, x.dtype, start, stop)

@@ -12,8 +12,8 @@ import functools
 
 import numpy as np
 
-from . import ops
 from ._layers import Layer, _buffer
+from . import _engine
 
 
 class _BatchNorm(Layer):
@@ -74,7 +74,7 @@ class _BatchNorm(Layer):
         x3 = self._as3d(np.ascontiguousarray(x))
         y = _buffer(self, "_y", x3.shape, x3.dtype)
         self._x_hat = _buffer(self, "_x_hat_buffer", x3.shape, x3.dtype)
-        mean, var = ops._batch_norm(x3, self._scale, self._shift, self.eps, y, self._x_hat,
+        mean, var = _engine.batch_norm(x3, self._scale, self._shift, self.eps, y, self._x_hat,
                                     relu=relu)
         self._var = var
         self._relu_y = y if relu else None
@@ -116,7 +116,7 @@ class _BatchNorm(Layer):
         dy3 = self._as3d(np.ascontiguousarray(dy))
         dx = _buffer(self, "_dx", dy3.shape, dy3.dtype) if need_dx else None
         relu_y, self._relu_y = getattr(self, "_relu_y", None), None
-        ops._batch_norm_backward(dy3, self._x_hat, relu_y, self._scale, self._var, self.eps,
+        _engine.batch_norm_backward(dy3, self._x_hat, relu_y, self._scale, self._var, self.eps,
                                  dx, self._dscale, self._dshift)
         self._x_hat = self._var = None
         return None if dx is None else dx.reshape(dy.shape)

@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from . import ops
 from ._kernels import _update
+from . import _engine
 
 #: Every value of the estimators' ``learning_rate`` parameter.
 LR_SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step", "plateau")
@@ -307,4 +307,4 @@ class AdamOptimizer(BaseOptimizer):
                                    / (1 - self.beta_1 ** self.t))
         _update.adam_update(params, grads, self.m, self.v, self.beta_1, self.beta_2,
                             self.learning_rate, self.epsilon,
-                            ops._n_threads(params.size, params.size * ops._WORK_PER_ELEMENT))
+                            _engine.threads_for(params.size, params.size * _engine.WORK_PER_ELEMENT))

@@ -9,7 +9,7 @@ matches at a node wins, so longer chains go first.
 
 Training runs the steps of :func:`compile_steps`; inference runs a
 :class:`Plan`, the steps' planned calls for one input shape, dtype and
-``ops._plan_context()`` (threads, SIMD path), from :func:`compile_plan`.
+``_engine.plan_context()`` (threads, SIMD path), from :func:`compile_plan`.
 """
 
 from collections import namedtuple
@@ -51,7 +51,7 @@ class ConvPoolStep:
     """A stride-1 convolution that max-pools its output 2x2 as it goes, then the
     ReLU when the chain has one: the convolution's output (8 MB for a batch of
     64 through 32 filters on 32x32) is never written out, each sample's being
-    pooled while in cache (``pool2`` of ``ops._conv2d``). The same values,
+    pooled while in cache (``pool2`` of ``_engine.conv2d``). The same values,
     and the argmax and state that the pooling's backward goes back through,
     kept in the pooling layer's buffers."""
 

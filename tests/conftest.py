@@ -12,8 +12,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from skconv import ops
 from skconv._kernels import _gemm
+from skconv import _engine
 
 settings.register_profile(
     "ci",
@@ -39,9 +39,9 @@ def simd_path():
 def every_region_on_every_thread(monkeypatch):
     """Run each parallel region on all the threads available, however little its work.
 
-    ops._n_threads gives a region one more thread per ~0.2 ms of work only, so
+    _engine.threads_for gives a region one more thread per ~0.2 ms of work only, so
     the tests' small inputs would all run on one thread, and tests of thread
     counts would compare one thread with itself. (The rule itself is tested
     in test_threads.py.)
     """
-    monkeypatch.setattr(ops, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(_engine, "MIN_WORK_PER_THREAD", 1)

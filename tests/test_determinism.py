@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 import skconv
 from skconv import ConvNetClassifier, ops
 from skconv._kernels import _gemm
+from skconv import _engine
 
 AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
 
@@ -116,11 +117,11 @@ def test_gemm_bits_do_not_depend_on_the_grid_of_blocks_or_the_threads(simd_path,
     bias = rng.standard_normal(n).astype(dtype)
     for path in AVAILABLE_PATHS:
         simd_path(path)
-        expected = ops._matmul(a, b, bias, relu=True, plan=(1, 1, (1, _gemm.work_size(m, n, k))))
+        expected = _engine.matmul(a, b, bias, relu=True, plan=(1, 1, (1, _gemm.work_size(m, n, k))))
         for row_blocks, col_blocks, n_threads in [(1, 3, 1), (4, 4, 2), (2, 7, 2), (m, 1, 2),
                                                   (3, 1000, 2)]:
             work_shape = (n_threads, _gemm.work_size(m, n, k))
-            y = ops._matmul(a, b, bias, relu=True, plan=(row_blocks, col_blocks, work_shape))
+            y = _engine.matmul(a, b, bias, relu=True, plan=(row_blocks, col_blocks, work_shape))
             assert_array_equal(y, expected, err_msg=f"{path} {row_blocks}x{col_blocks}")
     np.testing.assert_allclose(expected, np.maximum(_reference_product(a, b) + bias, 0),
                                rtol=1e-4, atol=1e-4 * np.sqrt(k))
@@ -165,7 +166,7 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
         simd_path(path)
         implicit = ops.conv2d(x, w, b, padding=padding, dilation=dilation)
         for i in range(n):
-            product = ops._matmul(w.reshape(f, -1), cols[i])  # skconv's GEMM, B packed
+            product = _engine.matmul(w.reshape(f, -1), cols[i])  # skconv's GEMM, B packed
             assert_array_equal(implicit[i].reshape(f, -1), product + b[:, None], err_msg=path)
             assert_array_equal(
                 ops.conv2d(x[i:i + 1], w, None, padding=padding, dilation=dilation)[0].reshape(f, -1),
@@ -194,7 +195,7 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
     # backward reads the taps from the padded input, as the product's columns
     # or (tap-rows) its rows; each element must still be one chain over the
     # chunk's samples and positions in order, the chunks then added in order
-    monkeypatch.setattr(ops, "_dw_transposed", lambda *args: dw_transposed)
+    monkeypatch.setattr(_engine, "dw_is_transposed", lambda *args: dw_transposed)
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
@@ -203,12 +204,12 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
     n, f = shape[0], kernel[0]
     cols = ops.im2col(x, kernel[1:], padding=padding, dilation=dilation)
     cols = cols.reshape(n, -1, cols.shape[1])  # (n, positions, taps)
-    n_chunks = min(n, ops._MAX_REDUCTION_CHUNKS)
+    n_chunks = min(n, _engine.MAX_REDUCTION_CHUNKS)
     chunks = [range(i * n // n_chunks, (i + 1) * n // n_chunks) for i in range(n_chunks)]
     for path in AVAILABLE_PATHS:
         simd_path(path)
         _, dw, _ = ops.conv2d_backward(dy, x, w, padding=padding, dilation=dilation)
-        per_chunk = [ops._matmul(np.concatenate([dy[i].reshape(f, -1) for i in chunk], axis=1),
+        per_chunk = [_engine.matmul(np.concatenate([dy[i].reshape(f, -1) for i in chunk], axis=1),
                                  np.concatenate([cols[i] for i in chunk]))
                      for chunk in chunks]
         assert_array_equal(dw.reshape(f, -1), np.sum(per_chunk, axis=0), err_msg=path)

@@ -7,12 +7,13 @@ import pytest
 from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skconv import _plan, ops
+from skconv import _plan
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from skconv._losses import softmax_cross_entropy
 from skconv._network import Sequential
 from skconv._normalization import BatchNorm1d, BatchNorm2d, Dropout
 from skconv._optimizers import AdamOptimizer
+from skconv import _engine
 
 
 def _every_layer_kind_net(dtype=np.float64):
@@ -162,13 +163,13 @@ def test_planned_inference_calls_follow_the_batch_size_and_the_current_weights()
 
 def test_input_conv_is_asked_for_no_dx(monkeypatch):
     calls = []
-    original = ops._conv2d_backward
+    original = _engine.conv2d_backward
 
     def spy(dy, x, w, g, need_dx, *args, **kwargs):
         calls.append(need_dx)
         return original(dy, x, w, g, need_dx, *args, **kwargs)
 
-    monkeypatch.setattr(ops, "_conv2d_backward", spy)
+    monkeypatch.setattr(_engine, "conv2d_backward", spy)
     net = _every_layer_kind_net()
     net.loss_and_grad(np.ones((2, 2, 9, 10)), np.array([0, 1]), np.ones(2), 0.0)
     # backward runs the convs last to first

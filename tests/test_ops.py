@@ -18,6 +18,7 @@ from gradcheck import numerical_gradient
 from skconv import ops
 from skconv._kernels import _gemm
 from skconv._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+from skconv import _engine
 
 
 # --------------------------------------------------------------------------
@@ -395,18 +396,18 @@ def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
     rng = np.random.default_rng(9)
     x = rng.integers(-2, 3, size=shape).astype(dtype)
     x[rng.random(x.shape) < 0.1] = np.nan
-    g = ops._pool_geometry(x.shape, 2, None, 0)
+    g = _engine.pool_geometry(x.shape, 2, None, 0)
     dy = rng.standard_normal((shape[0], shape[1], g["oh"], g["ow"])).astype(dtype)
     dy[rng.random(dy.shape) < 0.2] = -0.0
     for relu in (False, True):
-        y, argmax = ops._max_pool2d(x, g, True, relu=relu)
+        y, argmax = _engine.max_pool2d(x, g, True, relu=relu)
         assert not relu or (y[~np.isnan(y)] >= 0).all()
         masked = dy * (y > 0) if relu else dy
         expected = ops.max_pool2d_backward(masked, argmax, x.shape)  # the scattered adds
         dx = np.full(x.shape, 7.0, dtype=dtype)  # stale values must all be overwritten
-        ops._max_pool2d_backward(dy, argmax, x.shape, dx, relu_y=y if relu else None, g=g)
+        _engine.max_pool2d_backward(dy, argmax, x.shape, dx, relu_y=y if relu else None, g=g)
         np.testing.assert_array_equal(dx.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
-        general = ops._max_pool2d_backward(dy, argmax, x.shape, relu_y=y if relu else None)
+        general = _engine.max_pool2d_backward(dy, argmax, x.shape, relu_y=y if relu else None)
         np.testing.assert_array_equal(general.view(f"u{x.itemsize}"),
                                       expected.view(f"u{x.itemsize}"))
 
@@ -421,7 +422,7 @@ def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
 def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_ways(
         simd_path, path, dtype, shape, kernel, padding):
     # a stride-1 convolution can max-pool each sample's output while it is in
-    # cache (ops._conv2d's pool2): the bits and the argmax of pooling the
+    # cache (_engine.conv2d's pool2): the bits and the argmax of pooling the
     # written-out output, bias added first, with and without the ReLU after;
     # small integers make ties in the windows, and NaN inputs NaN outputs.
     # Backward (unpool), the weights' gradient forms the output's gradient
@@ -432,15 +433,15 @@ def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_w
     x[0, 0, 3, 4] = np.nan
     w = rng.integers(-1, 2, size=(kernel[0], shape[1] * kernel[1] * kernel[2])).astype(dtype)
     b = rng.integers(-2, 3, size=kernel[0]).astype(dtype) / 4
-    g = ops._geometry(x.shape, kernel[1:], 1, padding, 1)
-    y = ops._conv2d(x, w, b, g)
-    pg = ops._pool_geometry(y.shape, 2, None, 0)
+    g = _engine.geometry(x.shape, kernel[1:], 1, padding, 1)
+    y = _engine.conv2d(x, w, b, g)
+    pg = _engine.pool_geometry(y.shape, 2, None, 0)
     for relu in (False, True):
-        expected, expected_argmax = ops._max_pool2d(y, pg, True, relu=relu)
+        expected, expected_argmax = _engine.max_pool2d(y, pg, True, relu=relu)
         assert np.isnan(expected).any() and (expected_argmax[..., :1] % 2 == 0).any()
         argmax = np.empty(expected.shape, dtype=np.intp)
-        pooled = ops._conv2d(x, w, b, g, pool2=(relu, argmax))
-        inference = ops._conv2d(x, w, b, g, pool2=(relu, None))
+        pooled = _engine.conv2d(x, w, b, g, pool2=(relu, argmax))
+        inference = _engine.conv2d(x, w, b, g, pool2=(relu, None))
         bits = f"u{x.itemsize}"
         np.testing.assert_array_equal(pooled.view(bits), expected.view(bits))
         np.testing.assert_array_equal(argmax, expected_argmax)
@@ -448,11 +449,11 @@ def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_w
         dy = rng.standard_normal(pooled.shape).astype(dtype)
         dy[rng.random(dy.shape) < 0.2] = -0.0
         relu_y = pooled if relu else None
-        dy_full = ops._max_pool2d_backward(dy, argmax, y.shape, relu_y=relu_y, g=pg)
+        dy_full = _engine.max_pool2d_backward(dy, argmax, y.shape, relu_y=relu_y, g=pg)
         for need_dx in (False, True):
             x_finite = np.nan_to_num(x)  # NaN would leave no bits to compare in dw
-            expected = ops._conv2d_backward(dy_full, x_finite, w, g, need_dx)
-            got = ops._conv2d_backward(dy, x_finite, w, g, need_dx, unpool=(argmax, relu_y))
+            expected = _engine.conv2d_backward(dy_full, x_finite, w, g, need_dx)
+            got = _engine.conv2d_backward(dy, x_finite, w, g, need_dx, unpool=(argmax, relu_y))
             for a, e in zip(got, expected):
                 assert (a is None) == (e is None)
                 if a is not None:

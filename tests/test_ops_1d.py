@@ -304,7 +304,7 @@ def test_many_taps_give_the_product_of_the_unfolded_series_bit_for_bit(simd_path
 @pytest.mark.parametrize("n", [1, 3])
 def test_fewer_series_than_threads_share_each_product_with_the_same_bits(dtype, n):
     # with fewer samples than threads each sample's tiles are cut into parts, one
-    # task each (ops._conv2d_plan); every output is still the same chain
+    # task each (_engine.conv2d_plan); every output is still the same chain
     rng = np.random.default_rng(n)
     x = rng.standard_normal((n, 6, 1000)).astype(dtype)
     w = rng.standard_normal((10, 6, 8)).astype(dtype)

@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from gradcheck import numerical_gradient
 from skconv import ops
 from skconv._kernels import _gemm
+from skconv import _engine
 
 AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
 
@@ -227,10 +228,10 @@ def test_private_grouped_conv2d_applies_relu_and_writes_out(name):
     x, w, b, kwargs = _case(GROUPED[name], np.float64)
     groups = kwargs["groups"]
     y = ops.conv2d(x, w, b, **kwargs)
-    g = ops._geometry(x.shape, w.shape[2:], kwargs["stride"], kwargs["padding"],
+    g = _engine.geometry(x.shape, w.shape[2:], kwargs["stride"], kwargs["padding"],
                       kwargs["dilation"])
     out = np.full(y.shape, np.nan)
-    got = ops._grouped_conv2d(x, w.reshape(len(w), -1), b, g, groups, out=out, relu=True)
+    got = _engine.grouped_conv2d(x, w.reshape(len(w), -1), b, g, groups, out=out, relu=True)
     assert got is out
     assert_array_equal(out, np.maximum(y, 0))
 
@@ -259,10 +260,10 @@ def test_private_grouped_conv2d_backward_writes_dx_in_place():
     for name in ("depthwise stride 2", "groups 2"):
         x, w, b, kwargs = _case(GROUPED[name], np.float64)
         dy = np.ones(ops.conv2d(x, w, b, **kwargs).shape)
-        g = ops._geometry(x.shape, w.shape[2:], kwargs["stride"], kwargs["padding"],
+        g = _engine.geometry(x.shape, w.shape[2:], kwargs["stride"], kwargs["padding"],
                           kwargs["dilation"])
         dx = np.full(x.shape, np.nan)
-        got, dw, db = ops._grouped_conv2d_backward(dy, x, w.reshape(len(w), -1), g,
+        got, dw, db = _engine.grouped_conv2d_backward(dy, x, w.reshape(len(w), -1), g,
                                                    kwargs["groups"], True, dx=dx)
         assert got is dx
         assert dw.shape == (len(w), w[0].size) and db.shape == (len(w),)
@@ -390,14 +391,14 @@ def test_global_pool_gradients_match_finite_differences():
 def test_private_global_pools_write_into_buffers():
     x = np.random.default_rng(6).standard_normal((2, 3, 4, 4)).astype(np.float32)
     out, argmax = np.empty((2, 3), np.float32), np.empty((2, 3), np.intp)
-    assert ops._global_avg_pool2d(x, out=out) is out
+    assert _engine.global_avg_pool2d(x, out=out) is out
     assert_array_equal(out, ops.global_avg_pool2d(x))
-    y, got = ops._global_max_pool2d(x, out=out, argmax=argmax)
+    y, got = _engine.global_max_pool2d(x, out=out, argmax=argmax)
     assert y is out and got is argmax
-    assert ops._global_max_pool2d(x)[1] is None
+    assert _engine.global_max_pool2d(x)[1] is None
     dx = np.empty(x.shape, np.float32)
-    assert ops._global_avg_pool2d_backward(out, x.shape, dx=dx) is dx
-    assert ops._global_max_pool2d_backward(out, argmax, x.shape, dx=dx) is dx
+    assert _engine.global_avg_pool2d_backward(out, x.shape, dx=dx) is dx
+    assert _engine.global_max_pool2d_backward(out, argmax, x.shape, dx=dx) is dx
 
 
 # ---------------------------------------------------------------------------- determinism

@@ -9,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import skconv
-from skconv import ops
+from skconv import _engine
 
 
 def _runtime_env(**settings):
@@ -46,19 +46,19 @@ def test_a_region_gets_one_more_thread_per_share_of_work_only(monkeypatch):
     # waking a sleeping thread costs more than a small region's work (~130 us
     # on a 2-core VM): LeNet-5's layers at a batch of 64 run on one thread
     monkeypatch.undo()  # the suite's every_region_on_every_thread fixture
-    share = ops._MIN_WORK_PER_THREAD
+    share = _engine.MIN_WORK_PER_THREAD
     with threadpool_limits(4):
-        assert ops._n_threads(64, share - 1) == 1
-        assert ops._n_threads(64, 2 * share) == 2
-        assert ops._n_threads(64, 100 * share) == 4
-        assert ops._n_threads(3, 100 * share) == 3
+        assert _engine.threads_for(64, share - 1) == 1
+        assert _engine.threads_for(64, 2 * share) == 2
+        assert _engine.threads_for(64, 100 * share) == 4
+        assert _engine.threads_for(3, 100 * share) == 3
     with threadpool_limits(1):
-        assert ops._n_threads(64, 100 * share) == 1
+        assert _engine.threads_for(64, 100 * share) == 1
     # LeNet-5's second convolution: 64 samples in one thread, 1,000 in all
-    g = ops._geometry((1, 6, 12, 12), (5, 5), 1, 0, 1)
+    g = _engine.geometry((1, 6, 12, 12), (5, 5), 1, 0, 1)
     with threadpool_limits(2):
-        assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 64)[0] == 1
-        assert ops._conv2d_plan(g, 16, np.dtype(np.float32), 1000)[0] == 2
+        assert _engine.conv2d_plan(g, 16, np.dtype(np.float32), 64)[0] == 1
+        assert _engine.conv2d_plan(g, 16, np.dtype(np.float32), 1000)[0] == 2
 
 
 @pytest.mark.skipif(not skconv.openmp_enabled(), reason="built without OpenMP")
@@ -66,10 +66,10 @@ def test_a_product_with_fewer_row_blocks_than_threads_splits_its_columns_too():
     # wide's dense layer at a batch of 64 (64 x 4096 @ 4096 x 128): 4 blocks of
     # 16 rows, then 4 blocks of 32 columns each would leave 12 of 16 threads idle
     with threadpool_limits(16):
-        row_blocks, col_blocks, work_shape = ops._matmul_plan(64, 128, 4096)
+        row_blocks, col_blocks, work_shape = _engine.matmul_plan(64, 128, 4096)
         assert (row_blocks, col_blocks, work_shape[0]) == (4, 2, 8)
-        assert ops._matmul_plan(64, 1024, 4096)[:2] == (4, 4)
-        assert ops._matmul_plan(1000, 128, 4096)[:2] == (16, 1)
-        assert ops._matmul_plan(1, 10, 4096)[:2] == (1, 1)  # one row: one block
+        assert _engine.matmul_plan(64, 1024, 4096)[:2] == (4, 4)
+        assert _engine.matmul_plan(1000, 128, 4096)[:2] == (16, 1)
+        assert _engine.matmul_plan(1, 10, 4096)[:2] == (1, 1)  # one row: one block
     with threadpool_limits(1):
-        assert ops._matmul_plan(64, 1024, 4096)[:2] == (1, 1)
+        assert _engine.matmul_plan(64, 1024, 4096)[:2] == (1, 1)

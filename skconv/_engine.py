@@ -1,0 +1,862 @@
+"""The planned engine behind skconv.ops and the layers: geometry, plans, threads
+and the calls into the kernels.
+
+Arguments are checked by the callers: ``skconv.ops`` validates a user's, and the
+layers' are right by construction (a one-row prediction would spend more time
+in checks than in arithmetic). Nothing above this module imports the kernels
+that compute convolutions, products, pooling or batch norm.
+"""
+
+import functools
+import math
+import numbers
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from ._kernels import _batchnorm, _conv, _depthwise, _gemm, _global_pool, _im2col, _pool
+from ._kernels._openmp_helpers import effective_n_threads
+
+
+# The batch reductions of conv2d_backward (dw, db) are summed in at most this
+# many chunks; chunk boundaries depend on the batch size only, so the sum is
+# the same bits for any number of threads.
+MAX_REDUCTION_CHUNKS = 16
+
+
+# Rows of a product below which splitting it over threads costs more than it
+# saves; and the columns of a block when the rows are too few to go round (a
+# block repacks its rows of A, so it takes several tiles of columns).
+MIN_ROWS_PER_THREAD = 16
+MIN_COLUMNS_PER_BLOCK = 64
+
+
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def select_simd_path():
+    """Pick the GEMM's SIMD path once, at import: the widest this CPU runs.
+
+    ``SKCONV_SIMD=portable|avx2|avx512`` forces one. Every path gives the same
+    bits (each output is one fused multiply-add chain in a fixed order), so the
+    choice changes speed only.
+    """
+    forced = os.environ.get("SKCONV_SIMD", "").strip().lower()
+    if forced:
+        if forced not in SIMD_PATHS:
+            raise ImportError(f"SKCONV_SIMD={forced!r} is not one of {', '.join(SIMD_PATHS)}")
+        if not _gemm.cpu_supports(forced):
+            raise ImportError(
+                f"SKCONV_SIMD={forced!r} but this CPU cannot run the {forced} path; "
+                f"it runs: {', '.join(p for p in SIMD_PATHS if _gemm.cpu_supports(p))}"
+            )
+        _gemm.set_path(forced)
+    else:
+        _gemm.set_path(next(p for p in reversed(SIMD_PATHS) if _gemm.cpu_supports(p)))
+
+
+# A parallel region gets one more thread per this much work (in flops) only:
+# waking a sleeping OpenMP thread (skconv asks for passive waiting, see
+# skconv._kernels) took ~130 us on the project's 2-core VMs, a 2-thread region
+# of no work against 3 us for one thread. 2^24 flops is ~0.2 ms of a product,
+# so the thread it pays for saves more than its wake-up. LeNet-5's layers at a
+# batch of 64 then run on one thread, where two were slower than one.
+MIN_WORK_PER_THREAD = 2**24
+
+
+# The work of a pass that moves memory rather than multiplies (pooling, im2col,
+# batch norm), per element, in flops of about the same time.
+WORK_PER_ELEMENT = 32
+
+
+def threads_for(n_tasks, work):
+    """Threads for a parallel region of ``n_tasks`` independent tasks and ``work``
+    flops (or ``WORK_PER_ELEMENT`` per element moved) in all."""
+    return max(1, min(effective_n_threads(), n_tasks, int(work // MIN_WORK_PER_THREAD)))
+
+
+def plan_context():
+    """What the kernels' call plans depend on besides the shapes: the threads
+    available now and the SIMD path (whose tile sizes some work layouts follow).
+
+    A caller that keeps plans (``conv2d_plan``, ``matmul_plan``, ...) keys
+    them on this, so a plan never outlives a change of either.
+    """
+    return effective_n_threads(), _gemm.get_path()
+
+
+# Empty arrays that stand for "none" in a kernel's arguments ("no bias", "no
+# columns kept"): nothing is ever written to them, so they are shared.
+NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
+
+
+NONE_2D = {np.dtype(t).char: np.empty((0, 0), dtype=t) for t in (np.float32, np.float64)}
+
+
+NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
+
+
+# no argmax for a pooled convolution (inference)
+NO_INDICES = np.empty((0, 0, 0), dtype=np.intp)
+
+
+def as_pair(value, name, minimum):
+    """Return ``value`` as a pair of ints, each at least ``minimum``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+    ):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if pair[0] < minimum or pair[1] < minimum:
+        raise ValueError(f"{name}={value!r} must be >= {minimum}")
+    return pair
+
+
+def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
+    """Output length of a window sliding over ``size`` input positions.
+
+    Raises ``ValueError`` naming the sizes when no window fits; ``axis``
+    ("height", "width", or "length" for a series) names the axis there.
+    """
+    span = dilation * (kernel_size - 1) + 1
+    out = (size + 2 * padding - span) // stride + 1
+    if out < 1:
+        # axis "length" is a series' (the 1-D functions'), "height"/"width" an image's
+        what, padded = (("a series of length", "series") if axis == "length"
+                        else (f"input of {axis}", "input"))
+        raise ValueError(
+            f"kernel_size={kernel_size} (dilation={dilation}, padding={padding}) does not "
+            f"fit {what} {size}: the window spans {span} but the padded {padded} "
+            f"is {size + 2 * padding}"
+        )
+    return out
+
+
+def plain_ints(value):
+    """Whether ``value`` is an int or a tuple of ints (not bools, not numpy scalars)."""
+    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
+
+
+GEOMETRY_CACHE = {}
+
+
+def geometry(x_shape, kernel_size, stride, padding, dilation):
+    """Resolve the sliding-window geometry of a 4-D input; the kernels take it as a struct.
+
+    Resolved once per distinct set of arguments: a network calls this with the
+    same few every batch, and a one-row prediction would otherwise spend a
+    good part of its time here.
+    """
+    key = (x_shape, kernel_size, stride, padding, dilation)
+    # only plain ints are cached: True == 1 and [1, 2] is unhashable, and
+    # those must be refused (or accepted) by resolve_geometry every time
+    if not all(map(plain_ints, key)):
+        return resolve_geometry(*key)
+    g = GEOMETRY_CACHE.get(key)
+    if g is None:
+        g = resolve_geometry(*key)
+        if len(GEOMETRY_CACHE) > 1024:
+            GEOMETRY_CACHE.clear()
+        GEOMETRY_CACHE[key] = g
+    return g
+
+
+def resolve_geometry(x_shape, kernel_size, stride, padding, dilation):
+    _, c, h, w = x_shape
+    kh, kw = as_pair(kernel_size, "kernel_size", 1)
+    sh, sw = as_pair(stride, "stride", 1)
+    ph, pw = as_pair(padding, "padding", 0)
+    dh, dw = as_pair(dilation, "dilation", 1)
+    oh = output_size(h, kh, sh, ph, dh, "height")
+    ow = output_size(w, kw, sw, pw, dw, "width")
+    return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, oh=oh, ow=ow)
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding):
+    if stride is None:
+        stride = kernel_size
+    g = geometry(x_shape, kernel_size, stride, padding, 1)
+    if g["ph"] > g["kh"] // 2 or g["pw"] > g["kw"] // 2:
+        raise ValueError(
+            f"padding={padding!r} must be at most half of kernel_size={kernel_size!r}, "
+            "so that every pooling window overlaps the input"
+        )
+    return g
+
+
+def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
+    """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
+    and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
+
+    The layers' inference path calls this directly: their arguments are right
+    by construction, and a one-row prediction would spend more time in the
+    checks than in the arithmetic. ``out``, an array of the output's shape to
+    write into (a training layer's buffer), or None. ``plan``: what
+    :func:`conv2d_plan` returns for these shapes in the current
+    :func:`plan_context`, or None to derive it here.
+
+    ``pool2``: None, or ``(relu, argmax)`` for a stride of 1: the output is
+    then the 2x2 max pooling of stride 2 of the convolution's, of shape
+    (n, f, oh // 2, ow // 2), followed by ``max(., 0)`` with ``relu``, and
+    ``argmax``, an array of that shape or None, gets each window's flat index
+    in its plane: :func:`max_pool2d`'s values and indices, computed while
+    each sample's output is in cache instead of from a written-out one.
+    ``relu`` (without ``pool2``): the output is ``max(., 0)``, NaN and -0.0
+    kept, as ``np.maximum``.
+    """
+    if plan is None:
+        plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
+    n_threads, implicit, work_shape, y_shape, out_shape = plan
+    relu, argmax = pool2 if pool2 is not None else (relu, None)
+    if pool2 is not None:
+        out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
+        y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
+    y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
+    work = np.empty(work_shape, dtype=x.dtype)
+    if b is None:
+        b = NONE_1D[x.dtype.char]
+    keep_cols = cols is not None
+    if implicit is not None:
+        # the implicit product reads the taps from the padded image itself:
+        # the same bits without forming (or packing) the columns
+        offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
+        _conv.conv2d_forward_implicit(
+            x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
+            pool2 is not None, NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
+            cols if keep_cols else NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
+            1 if pool2 is not None or keep_cols else parts)
+    else:
+        if pool2 is not None:
+            raise ValueError("a pooled convolution needs a stride of 1")
+        if not keep_cols:
+            cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
+        _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
+        if relu:
+            np.maximum(y, 0, out=y)
+    return y.reshape(out_shape)
+
+
+#: What a convolution derives from the shapes alone (see :func:`conv2d_plan`).
+ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_shape")
+
+
+#: Where a stride-1 convolution's implicit product reads (see :func:`padded_image`).
+ImplicitLayout = namedtuple("ImplicitLayout",
+                            "offsets starts tile_row channel_stride padded_size parts")
+
+
+#: How a product is cut into blocks for the threads (see :func:`matmul_plan`).
+MatmulPlan = namedtuple("MatmulPlan", "row_blocks col_blocks work_shape")
+
+
+def conv2d_plan(g, f, dtype, n):
+    """What :func:`conv2d` derives from the shapes alone, for n samples through f
+    filters in the current :func:`plan_context`.
+
+    Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
+    ``implicit`` is an :class:`ImplicitLayout` for a stride of 1 (the implicit product; see :func:`padded_image`), else
+    None (im2col and a GEMM per sample); its ``parts``, above 1 when there are
+    fewer samples than threads, cuts each sample's tiles into that many tasks; ``work_shape`` that of the kernel's
+    scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
+    (n, f, oh, ow).
+    """
+    ckk = g["c"] * g["kh"] * g["kw"]
+    ohw = g["oh"] * g["ow"]
+    work = 2 * n * f * ckk * ohw
+    n_threads = threads_for(n, work)
+    shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
+    if g["sh"] == g["sw"] == 1:
+        channel_stride, offsets, starts, tile_row, rows, columns, padded_size = padded_image(
+            g, f, dtype)
+        # fewer samples than threads (one long series): each sample's tiles in
+        # parts, so that the threads share its product
+        threads = effective_n_threads()
+        parts = min(len(starts), -(-threads // n)) if n < threads else 1
+        n_threads = threads_for(n * parts, work)
+        if n_threads == 1:  # one thread would copy the sample once per part
+            parts = 1
+        work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
+        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
+        return ConvPlan(n_threads, implicit, work_shape, *shapes)
+    return ConvPlan(n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk)), *shapes)
+
+
+def padded_image(g, f, dtype):
+    """The layout of the implicit products of a stride-1 convolution.
+
+    Returns ``(channel_stride, offsets, starts, tile_row, rows, columns,
+    padded_size)``: the taps' starts in the zero-padded image
+    (:func:`tap_offsets`), the product's tiles (:func:`tiles`), the
+    micro-kernel-padded shape of the product for ``f`` filters, and the
+    elements of one padded image, slack for the last tile's reads included and
+    rounded up to a cache line. The weight gradient reads the same image.
+    """
+    channel_stride, offsets = tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
+                                           g["ph"], g["pw"], g["dh"], g["dw"])
+    char = np.dtype(dtype).char
+    width = _gemm.tile_shape(char)[1]
+    starts, tile_row = tiles(g["oh"], g["ow"], g["w"] + 2 * g["pw"], width)
+    rows, columns = _gemm.output_rows(f, char), len(starts) * width
+    padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + starts[-1] + width) // 16) * 16
+    return channel_stride, offsets, starts, tile_row, rows, columns, padded_size
+
+
+@functools.lru_cache(maxsize=256)
+def tiles(oh, ow, wp, width):
+    """Where the implicit product's tiles of ``width`` positions start, and the
+    product's columns between two output rows: ``(starts, tile_row)``.
+
+    Output (i, j) is position i * wp + j of the padded image. Tiles laid end to
+    end over positions 0 ... (oh - 1) * wp + ow - 1 also compute the wp - ow
+    positions between two rows; tiles that start at each row compute a row's
+    last tile in part. Whichever needs fewer tiles: a 16-wide row of a 3x3
+    'same' convolution is one tile of 16 (none wasted) rather than 18/16 of one.
+    """
+    nq = (oh - 1) * wp + ow
+    per_row = -(-ow // width)
+    if oh * per_row < -(-nq // width):
+        starts = (np.arange(oh)[:, None] * wp + np.arange(per_row) * width).ravel()
+        tile_row = per_row * width
+    else:
+        starts = np.arange(-(-nq // width)) * width
+        tile_row = wp
+    starts = starts.astype(np.intp)
+    starts.flags.writeable = False
+    return starts, tile_row
+
+
+def output_positions(g):
+    """Where each output (i, j) of a stride-1 window reads, from its taps' starts
+    (:func:`tap_offsets`): ``i * wp + j``, wp the padded image's width."""
+    return positions_of(g["oh"], g["ow"], g["w"] + 2 * g["pw"])
+
+
+@functools.lru_cache(maxsize=256)
+def positions_of(oh, ow, wp):
+    positions = (np.arange(oh)[:, None] * wp + np.arange(ow)).ravel().astype(np.intp)
+    positions.flags.writeable = False
+    return positions
+
+
+@functools.lru_cache(maxsize=256)
+def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw):
+    """Where each tap (c, ki, kj) of a stride-1 window starts in the zero-padded image.
+
+    Returns ``(channel_stride, offsets)``. The channel stride is the padded
+    plane's size rounded up to a cache line, and off a multiple of 256
+    elements: taps a power of two apart share L1 sets and evict each other,
+    and the product reads all of them for every tile.
+    """
+    plane = (h + 2 * ph) * (w + 2 * pw)
+    channel_stride = -(-plane // 16) * 16
+    if channel_stride % 256 == 0:
+        channel_stride += 16
+    wp = w + 2 * pw
+    offsets = (np.arange(c)[:, None, None] * channel_stride + np.arange(kh)[:, None] * (dh * wp)
+               + np.arange(kw) * dw).ravel().astype(np.intp)
+    offsets.flags.writeable = False
+    return channel_stride, offsets
+
+
+def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
+    """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
+    C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
+    ``dx`` an (n, c, h, w) array to write into (a layer's buffer), or None.
+
+    ``unpool``: None, or ``(argmax, relu_y)`` of a :func:`conv2d` with
+    ``pool2``, dy then being the gradient of its pooled output, (n, f, oh // 2,
+    ow // 2): the 2x2 pooling's backward (:func:`max_pool2d_backward`, and
+    the ReLU's with relu_y) gives the output's gradient, which the weights'
+    gradient without dx forms sample by sample as it reads it, not for the
+    batch.
+
+    Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``.
+    """
+    n = x.shape[0]
+    f, ckk = w.shape
+    ohw = g["oh"] * g["ow"]
+    argmax, relu_y = unpool if unpool is not None else (None, None)
+    n_chunks = min(n, MAX_REDUCTION_CHUNKS)
+    n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
+    stride_1 = g["sh"] == g["sw"] == 1
+    # a stride-1 input gradient is a convolution of dy (transposed_convolution),
+    # unless the padding reaches past the kernel's span
+    transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
+                     and g["pw"] <= g["dw"] * (g["kw"] - 1))
+    implicit = stride_1 and (transposed_dx or not need_dx)
+    # dw's rows along the taps or along the filters (bits are the same either way)
+    dw_transposed = dw_is_transposed(f, ckk, x.dtype, implicit)
+    implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
+    dw_shape = (ckk, f) if dw_transposed else (f, ckk)
+    if implicit and dw_transposed:
+        # room for the tap-rows product's whole tiles, whose padding is dropped
+        # below: a few filters (LeNet-5's 6) would make every tile an edge tile
+        mr, nr = _gemm.tap_rows_tile(f, x.dtype.char)
+        dw_part = np.empty((n_chunks, -(-ckk // mr) * mr, -(-f // nr) * nr), dtype=x.dtype)
+    else:
+        dw_part = np.empty((n_chunks,) + dw_shape, dtype=x.dtype)
+    db_part = np.empty((n_chunks, f), dtype=x.dtype)
+    if unpool is not None and (need_dx or not implicit):
+        pooled = pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
+        dy = max_pool2d_backward(dy, argmax, (n, f, g["oh"], g["ow"]), relu_y=relu_y, g=pooled)
+        unpool = None
+    if implicit:
+        # the weights' gradient reads the taps from the padded input itself
+        # (see _conv.conv2d_backward_implicit): no im2col. Along the columns,
+        # fewer taps than a tile's would leave most of it empty; im2col's
+        # product then puts them in its rows
+        channel_stride, offsets, *_, padded_size = padded_image(g, f, x.dtype)
+        images = np.empty((n_threads, padded_size), dtype=x.dtype)
+        work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
+        no_relu = NONE_3D[x.dtype.char]
+        if unpool is None:
+            argmax, relu_y, planes = NO_INDICES, no_relu, NONE_2D[x.dtype.char]
+        else:
+            argmax = argmax.reshape(n, f, -1)
+            relu_y = no_relu if relu_y is None else relu_y.reshape(n, f, -1)
+            planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
+        _conv.conv2d_backward_implicit(
+            dy.reshape(n, f, -1), x, offsets, output_positions(g), channel_stride, dw_part,
+            db_part, images, work, dw_transposed, unpool is not None, argmax, relu_y, planes,
+            g, n_threads,
+        )
+    else:
+        # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
+        if not need_dx or transposed_dx:
+            folded_dx = np.empty((0, 0, 0, 0), dtype=x.dtype)
+        else:
+            folded_dx = dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+        have_cols = cols is not None
+        if not have_cols:
+            cols = np.empty((n_threads, ckk, ohw), dtype=x.dtype)
+        work_size = max(_gemm.work_size(*shape)
+                        for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
+        work = np.empty((n_threads, work_size), dtype=x.dtype)
+        _conv.conv2d_backward(
+            dy.reshape(n, f, ohw), x, w, folded_dx, dw_part, db_part, cols, have_cols,
+            dw_transposed, work, g, n_threads,
+        )
+    dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
+    dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
+    db = db_part.sum(axis=0)
+    if transposed_dx:
+        dx = transposed_convolution(dy, w, g, dx)
+    return (dx if need_dx else None), dw, db
+
+
+def dw_is_transposed(f, ckk, dtype, implicit):
+    """Whether a weight gradient of f filters by ckk taps computes dw^T, the taps
+    along the micro-kernel's rows and the filters along its columns.
+
+    Whichever costs less per output position: the tiles' multiply-adds, the
+    padding to whole tiles included (a full tile's row of nr columns, two
+    vectors, is about a cycle), plus the packing of the operands (about half a
+    cycle an element, measured on the AVX2 path). Both orientations pack dy;
+    the ``implicit`` product (see _conv.conv2d_backward_implicit) packs the
+    taps too, unless they are its rows, which the micro-kernel reads in the
+    image, in tiles one vector wide when that holds the filters
+    (_gemm.tap_rows_tile). On LeNet-5's first convolution (6 filters, 25 taps)
+    that moves both float32 and float64 to the taps' rows (measured 1.5x as
+    fast as the filters' for float32). The bits are the same either way.
+    """
+    char = np.dtype(dtype).char
+    full = _gemm.tile_shape(char)
+
+    def cost(rows, columns, packed, tile):
+        mr, nr = tile
+        return -(-rows // mr) * mr * (-(-columns // nr) * nr) / full[1] + packed / 2
+
+    tap_rows = _gemm.tap_rows_tile(f, char) if implicit else full
+    return cost(ckk, f, f + (0 if implicit else ckk), tap_rows) <= cost(f, ckk, f + ckk, full)
+
+
+def transposed_convolution(dy, w, g, dx=None):
+    """The input gradient of a stride-1 convolution, as a convolution of dy.
+
+    dx[c, y, x] sums w[f, c, ki, kj] * dy[f, y + ph - ki * dh, x + pw - kj * dw]:
+    the correlation of dy, zero-padded by the kernel's span less the padding,
+    with the kernel turned by 180 degrees and its two channel axes swapped
+    (the seeds' "rot180"). So it runs as the implicit forward product, with
+    neither w^T @ dy's columns nor col2im's scattered adds. Each dx element is
+    one FMA chain over (f, ki, kj), in the same order for every sample, batch,
+    thread count and SIMD path.
+    """
+    f = w.shape[0]
+    c, kh, kw = g["c"], g["kh"], g["kw"]
+    turned = np.ascontiguousarray(
+        w.reshape(f, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
+    padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
+    gt = geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
+    return conv2d(dy, turned, None, gt, out=dx)
+
+
+def matmul(a, b, bias=None, out=None, relu=False, plan=None):
+    """``a @ b (+ bias)`` by skconv's GEMM, in blocks on the OpenMP threads;
+    then ``max(., 0)`` with ``relu``.
+
+    Each output element is one chain of fused multiply-adds over the inner
+    axis in order, so its bits do not depend on the other rows, the number of
+    rows, the blocks, the threads or the SIMD path (unlike BLAS, whose kernels
+    change with the CPU and the matrix shape). ``plan``: what
+    :func:`matmul_plan` returns for these shapes in the current
+    :func:`plan_context`, or None.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    if bias is None:
+        bias = NONE_1D[a.dtype.char]
+    row_blocks, col_blocks, work_shape = matmul_plan(m, n, k) if plan is None else plan
+    work = np.empty(work_shape, dtype=a.dtype)
+    _gemm.matmul(a, b, bias, out, False, relu, row_blocks, col_blocks, work)
+    return out
+
+
+def matmul_plan(m, n, k):
+    """What :func:`matmul` derives from the shapes alone in the current
+    :func:`plan_context`: a :class:`MatmulPlan` ``(row_blocks, col_blocks, work_shape)``.
+
+    One block per thread: the rows are split first, in blocks of at least
+    ``MIN_ROWS_PER_THREAD``; when they run out (a dense layer at a batch of
+    64 has 4 such blocks) the columns are split too, in blocks of at least
+    ``MIN_COLUMNS_PER_BLOCK``, so that more threads than row blocks still
+    have a block each.
+    """
+    max_row_blocks = -(-m // MIN_ROWS_PER_THREAD)
+    max_col_blocks = -(-n // MIN_COLUMNS_PER_BLOCK)
+    n_threads = threads_for(max_row_blocks * max_col_blocks, 2 * m * n * k)
+    row_blocks = min(max_row_blocks, n_threads)
+    col_blocks = min(max_col_blocks, -(-n_threads // row_blocks))
+    return MatmulPlan(row_blocks, col_blocks,
+                      (n_threads, _gemm.work_size(-(-m // row_blocks), n, k)))
+
+
+# the kernels' "no argmax wanted": empty, so never written
+NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
+
+
+# no ReLU after a pooling, for max_pool2d_backward's kernel
+NO_VALUES = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
+
+
+def pool_threads(x_shape):
+    """:func:`threads_for` of a pooling, forward or backward, whose input has ``x_shape``."""
+    # math.prod, not np.prod: a microsecond less of a one-row prediction
+    return threads_for(x_shape[0], math.prod(x_shape) * WORK_PER_ELEMENT)
+
+
+def max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
+    """:func:`max_pool2d` of a checked x (C-contiguous, 4-D) and its pooling geometry g;
+    ``relu`` applies ``max(y, 0)``, the activation a block puts after pooling (the
+    argmax stays the window's: :func:`max_pool2d_backward` takes the ReLU's mask from y).
+    ``out``: None, or ``(y, argmax)`` arrays to write into (a training layer's buffers).
+    ``n_threads``: ``pool_threads(x.shape)`` of the caller's plan, or None."""
+    n, c = x.shape[:2]
+    if out is not None:
+        y, argmax = out
+    else:
+        y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
+        argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else NO_ARGMAX
+    _pool.max_pool2d_forward(x, y, argmax, relu, g,
+                             pool_threads(x.shape) if n_threads is None else n_threads)
+    return (y, argmax) if return_argmax else y
+
+
+def max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
+    """:func:`max_pool2d_backward` of a C-contiguous dy and an argmax from max_pool2d;
+    ``dx`` an array of x_shape to write into (a training layer's buffer), or None.
+    ``relu_y``: the output of ``max_pool2d(..., relu=True)``, whose ReLU's gradient
+    (dy where y > 0, else 0) goes through too; None for a pooling without one.
+    ``g``: the pooling geometry that gave argmax, or None (any windows)."""
+    n, c, h, w = x_shape
+    dx = np.empty((n, c, h * w), dtype=dy.dtype) if dx is None else dx.reshape(n, c, h * w)
+    y = NO_VALUES[dy.dtype.char] if relu_y is None else relu_y.reshape(n, c, -1)
+    dy, argmax = dy.reshape(n, c, -1), argmax.reshape(n, c, -1)
+    if g is not None and (g["kh"], g["kw"], g["sh"], g["sw"], g["ph"], g["pw"]) == (
+            2, 2, 2, 2, 0, 0):
+        _pool.max_pool2d_2x2_backward(dy, argmax, y, dx, g, pool_threads(x_shape))
+    else:
+        _pool.max_pool2d_backward(dy, argmax, y, dx, pool_threads(x_shape))
+    return dx.reshape(n, c, h, w)
+
+
+def batch_norm(x3, scale, shift, eps, y, x_hat, relu=False):
+    """:func:`batch_norm` of checked (n, c, m) arrays into ``y`` and ``x_hat`` (a
+    layer's buffers); with ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
+    c = x3.shape[1]
+    mean, var = np.empty(c), np.empty(c)
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, eps, relu,
+                                  threads_for(c, x3.size * WORK_PER_ELEMENT))
+    return mean, var
+
+
+def batch_norm_backward(dy3, x_hat3, relu_y3, scale, var, eps, dx3, dscale, dshift):
+    """:func:`batch_norm_backward` of checked (n, c, m) arrays into ``dx3`` (or None:
+    no dx), ``dscale`` and ``dshift``; ``relu_y3``, the output of a
+    :func:`batch_norm` with ``relu`` (dy is then the ReLU's output gradient), or None."""
+    none = NONE_3D[dy3.dtype.char]
+    # the ReLU's gradient needs a pass of its own, into dx when there is one (each
+    # element of dx is written after its own g is read)
+    work = none if relu_y3 is None else (np.empty_like(dy3) if dx3 is None else dx3)
+    _batchnorm.batch_norm_backward(
+        dy3, x_hat3, none if relu_y3 is None else relu_y3, scale, var, eps,
+        none if dx3 is None else dx3, dscale, dshift, work,
+        threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT))
+
+
+@functools.lru_cache(maxsize=256)
+def depthwise_layout(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """The padded, column-phase-split plane the depthwise kernels read (see
+    _kernels/_depthwise.pyx): ``(layout, offsets, phases)``.
+
+    Column q of a padded row goes to sub-row ``q % sw`` at ``q // sw``, so
+    output (i, j)'s tap (ki, kj) reads ``i * row_step + offsets[t] + j``,
+    contiguous in j. ``phases[p]`` is ``(first, stop, q0)``: sub-row p's
+    entries first ... stop - 1 hold x's columns ``q0 + k * sw``. The plane has
+    a vector's slack at its end, for the loads past a row's last output.
+    """
+    sub_row = -(-(w + 2 * pw) // sw)
+    offsets = np.array([(ki * dh * sw + kj * dw % sw) * sub_row + kj * dw // sw
+                        for ki in range(kh) for kj in range(kw)], dtype=np.intp)
+    phases = np.empty((sw, 3), dtype=np.intp)
+    for p in range(sw):
+        first = max(0, -(-(pw - p) // sw))
+        phases[p] = first, max(first, -(-(w + pw - p) // sw)), p - pw
+    layout = dict(h=h, w=w, ph=ph, pw=pw, spread_h=1, spread_w=1, sw=sw, sub_row=sub_row, row_step=sh * sw * sub_row,
+                  plane_size=(h + 2 * ph) * sw * sub_row + 16, oh=oh, ow=ow)
+    for a in (offsets, phases):
+        a.flags.writeable = False
+    return layout, offsets, phases
+
+
+def layout_of(g):
+    return depthwise_layout(g["h"], g["w"], g["kh"], g["kw"], g["sh"], g["sw"], g["ph"],
+                             g["pw"], g["dh"], g["dw"], g["oh"], g["ow"])
+
+
+def plane_threads(n, size):
+    """:func:`threads_for` of a pass over n samples of ``size`` elements in all
+    (not pool_threads: np.prod of a shape costs microseconds, a one-row
+    prediction's budget)."""
+    return threads_for(n, size * WORK_PER_ELEMENT)
+
+
+def grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
+    """:func:`conv2d` with ``groups`` of checked arguments: x (n, c, h, w)
+    C-contiguous, w (f, c // groups * kh * kw) and b (f,) or None of x's dtype,
+    g x's geometry; ``out`` an (n, f, oh, ow) C-contiguous array to write into,
+    or None; ``relu`` applies ``max(., 0)``.
+
+    Returns y of shape (n, f, oh, ow).
+    """
+    n, c = x.shape[:2]
+    f = w.shape[0]
+    y = np.empty((n, f, g["oh"], g["ow"]), dtype=x.dtype) if out is None else out
+    if groups == c and groups > 1:
+        n_threads = threads_for(n * c, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
+        layout, offsets, _ = layout_of(g)
+        planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
+        _depthwise.depthwise_conv2d_forward(x, w, NONE_1D[x.dtype.char] if b is None else b,
+                                            y, relu, offsets, planes, layout, n_threads)
+        return y
+    if groups == 1:
+        conv2d(x, w, b, g, out=y)
+    else:
+        cg, fg = c // groups, f // groups
+        group_g = dict(g, c=cg)
+        for k in range(groups):
+            filters = slice(k * fg, (k + 1) * fg)
+            y[:, filters] = conv2d(np.ascontiguousarray(x[:, k * cg:(k + 1) * cg]), w[filters],
+                                    None if b is None else b[filters], group_g)
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
+
+
+def grouped_conv2d_backward(dy, x, w, g, groups, need_dx, dx=None):
+    """:func:`conv2d_backward` with ``groups`` of checked arguments: dy (n, f,
+    oh, ow) and x (n, c, h, w) C-contiguous, w (f, c // groups * kh * kw), g x's
+    geometry; ``dx`` an (n, c, h, w) C-contiguous array to write into, or None.
+
+    Returns ``(dx or None, dw of shape (f, c // groups * kh * kw), db of shape (f,))``;
+    dw and db are summed over the batch in an order fixed by its size.
+    """
+    n, c = x.shape[:2]
+    f, taps = w.shape
+    if groups == c and groups > 1:
+        return depthwise_conv2d_backward(dy, x, w, g, need_dx, dx)
+    if groups == 1:
+        return conv2d_backward(dy, x, w, g, need_dx, dx=dx)
+    cg, fg = c // groups, f // groups
+    group_g = dict(g, c=cg)
+    if need_dx and dx is None:
+        dx = np.empty(x.shape, dtype=x.dtype)
+    dw = np.empty(w.shape, dtype=x.dtype)
+    db = np.empty(f, dtype=x.dtype)
+    for k in range(groups):
+        channels, filters = slice(k * cg, (k + 1) * cg), slice(k * fg, (k + 1) * fg)
+        dx_k, dw[filters], db[filters] = conv2d_backward(
+            np.ascontiguousarray(dy[:, filters]), np.ascontiguousarray(x[:, channels]),
+            w[filters], group_g, need_dx)
+        if need_dx:
+            dx[:, channels] = dx_k
+    return (dx if need_dx else None), dw, db
+
+
+def depthwise_conv2d_backward(dy, x, w, g, need_dx, dx):
+    """:func:`grouped_conv2d_backward` of a depthwise convolution."""
+    n, c = x.shape[:2]
+    f, taps = w.shape
+    work = 2 * n * f * taps * g["oh"] * g["ow"]
+    layout, offsets, phases = layout_of(g)
+    if need_dx:
+        dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
+        if g["ph"] <= g["dh"] * (g["kh"] - 1) and g["pw"] <= g["dw"] * (g["kw"] - 1):
+            depthwise_transposed(dy, w, g, dx)
+        else:
+            # padding past the kernel's span: scatter each dy row where its taps read
+            n_threads = threads_for(n * c, work)
+            planes = np.empty((n_threads, layout["plane_size"]), dtype=x.dtype)
+            _depthwise.depthwise_conv2d_backward_input(dy, w, dx, offsets, phases, planes,
+                                                       layout, n_threads)
+    n_chunks = min(n, MAX_REDUCTION_CHUNKS)
+    n_threads = threads_for(n_chunks * f, work)
+    dw_part = np.empty((n_chunks, f, taps + 1), dtype=x.dtype)
+    dw_db = np.empty((f, taps + 1), dtype=x.dtype)
+    # each tap's lanes padded to whole vectors of the widest path
+    lanes = np.empty((n_threads, taps + 1, -(-g["ow"] // 8) * 8), dtype=x.dtype)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
+    _depthwise.depthwise_conv2d_backward_weights(dy, x, dw_part, dw_db, lanes, offsets, planes,
+                                                 layout, n_threads)
+    return (dx if need_dx else None), np.ascontiguousarray(dw_db[:, :taps]), dw_db[:, taps].copy()
+
+
+def depthwise_transposed(dy, w, g, dx):
+    """The input gradient of a depthwise convolution as depthwise forward
+    correlations (the fast kernel, whose sums stay in registers).
+
+    dx[c] sums, over c's m filters, dy's plane with sh - 1 (sw - 1) zeros
+    between its rows (columns) correlated with the filter's kernel turned by
+    180 degrees (see transposed_convolution), with the kernel's span less the
+    padding as padding, and zeros below (right of) the rows (columns) that no
+    window read. The zeros add nothing but a product +-0, which leaves every
+    sum as it is. Filters add up in order: a fixed order for every element.
+    """
+    n, f, oh, ow = dy.shape
+    c, h, wd = dx.shape[1:]
+    m = f // c
+    kh, kw, dh, dw = g["kh"], g["kw"], g["dh"], g["dw"]
+    padding = (dh * (kh - 1) - g["ph"], dw * (kw - 1) - g["pw"])
+    size = (h - 2 * padding[0] + dh * (kh - 1), wd - 2 * padding[1] + dw * (kw - 1))
+    gt = geometry((n, c) + size, (kh, kw), 1, padding, (dh, dw))
+    layout, offsets, _ = layout_of(gt)
+    if g["sh"] != 1 or g["sw"] != 1:
+        # the zeros between dy's rows and columns are the padded plane's own
+        layout = dict(layout, h=oh, w=ow, spread_h=g["sh"], spread_w=g["sw"])
+    turned = np.ascontiguousarray(w[:, ::-1])
+    n_threads = threads_for(n * c, 2 * n * f * w.shape[1] * h * wd)
+    planes = np.zeros((n_threads, layout["plane_size"]), dtype=dy.dtype)
+    if m == 1:
+        _depthwise.depthwise_conv2d_forward(dy, turned, NONE_1D[dy.dtype.char], dx, False,
+                                            offsets, planes, layout, n_threads)
+        return dx
+    dy = dy.reshape(n, c, m, oh, ow)
+    term = np.empty_like(dx)
+    for k in range(m):
+        _depthwise.depthwise_conv2d_forward(
+            np.ascontiguousarray(dy[:, :, k]), np.ascontiguousarray(turned[k::m]),
+            NONE_1D[dx.dtype.char], dx if k == 0 else term, False, offsets, planes, layout,
+            n_threads)
+        if k:
+            dx += term
+    return dx
+
+
+def global_avg_pool2d(x, out=None):
+    """:func:`global_avg_pool2d` of a C-contiguous 4-D x; ``out`` an (n, c) array or None."""
+    n, c = x.shape[:2]
+    y = np.empty((n, c), dtype=x.dtype) if out is None else out
+    _global_pool.global_avg_pool2d_forward(x.reshape(n, c, -1), y, plane_threads(n, x.size))
+    return y
+
+
+def global_avg_pool2d_backward(dy, x_shape, dx=None):
+    """:func:`global_avg_pool2d_backward` of a C-contiguous dy; ``dx`` an array of
+    x_shape to write into, or None."""
+    n, c = x_shape[:2]
+    dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
+    _global_pool.global_avg_pool2d_backward(dy, dx.reshape(n, c, -1), plane_threads(n, dx.size))
+    return dx
+
+
+# the global max pooling kernel's "no argmax wanted"
+NO_ARGMAX_2D = np.empty((0, 0), dtype=np.intp)
+
+
+def global_max_pool2d(x, out=None, argmax=None):
+    """:func:`global_max_pool2d` of a C-contiguous 4-D x: ``out`` an (n, c) array
+    or None; ``argmax`` an (n, c) intp array to fill, or None for none.
+
+    Returns ``(y, argmax or None)``.
+    """
+    n, c = x.shape[:2]
+    y = np.empty((n, c), dtype=x.dtype) if out is None else out
+    _global_pool.global_max_pool2d_forward(
+        x.reshape(n, c, -1), y, NO_ARGMAX_2D if argmax is None else argmax,
+        plane_threads(n, x.size))
+    return y, argmax
+
+
+def global_max_pool2d_backward(dy, argmax, x_shape, dx=None):
+    """:func:`global_max_pool2d_backward` of a C-contiguous dy and an intp argmax
+    from global_max_pool2d; ``dx`` an array of x_shape to write into, or None."""
+    n, c = x_shape[:2]
+    dx = np.empty(x_shape, dtype=dy.dtype) if dx is None else dx
+    _global_pool.global_max_pool2d_backward(dy, argmax, dx.reshape(n, c, -1),
+                                            plane_threads(n, dx.size))
+    return dx
+
+
+def simd_path():
+    """The SIMD path the products use (chosen once, at import)."""
+    return _gemm.get_path()
+
+
+def im2col(x, g):
+    """The columns of x's windows, (n, c * kh * kw, oh * ow): a sample's taps in rows,
+    as the kernels keep them (see _kernels/_im2col.pxd)."""
+    n = x.shape[0]
+    cols = np.empty((n, g["c"] * g["kh"] * g["kw"], g["oh"] * g["ow"]), dtype=x.dtype)
+    _im2col.im2col(x, cols, g, threads_for(n, cols.size * WORK_PER_ELEMENT))
+    return cols
+
+
+def col2im(cols, x_shape, g):
+    """The adjoint of :func:`im2col`: columns (n, c * kh * kw, oh * ow) summed into x."""
+    x = np.empty(x_shape, dtype=cols.dtype)
+    _im2col.col2im(cols, x, g, threads_for(x_shape[0], cols.size * WORK_PER_ELEMENT))
+    return x
+
+
+def avg_pool2d(x, g):
+    n, c = x.shape[:2]
+    y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
+    _pool.avg_pool2d_forward(x, y, g, pool_threads(x.shape))
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, g):
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _pool.avg_pool2d_backward(dy, dx, g, pool_threads(x_shape))
+    return dx
+
+
+# the kernels' SIMD path, chosen once per process
+select_simd_path()
