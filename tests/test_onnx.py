@@ -23,7 +23,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 import skconv
-import skconv.architectures
 from skconv import ConvNetClassifier
 
 onnx = pytest.importorskip("onnx")
@@ -181,52 +180,6 @@ def test_same_padding_with_stride_dilation_and_clipped_pools_matches(dtype):
     labels, proba = run_onnx(clf, X)
     assert_matches(clf, X, labels, proba, **({"rtol": 1e-10, "atol": 1e-12}
                                              if dtype == "float64" else {}))
-
-
-# series: FCN and ResNet as Wang et al. 2017 build them (smaller), strided, dilated,
-# grouped and pooled convolutions; global average and max pooling
-SERIES_NETS = {
-    "fcn": skconv.architectures.fcn(4),
-    "resnet1d": skconv.architectures.resnet1d(2),
-    "strided, dilated, pooled": dict(
-        conv_layers=({"filters": 3, "kernel_size": 4, "stride": 2, "pool": "avg"},
-                     {"filters": 6, "kernel_size": 3, "dilation": 2, "groups": 3}),
-        global_pool="max", hidden_layer_sizes=()),
-    "valid padding, max pooling, dense": dict(
-        conv_layers=({"filters": 3, "kernel_size": 5, "padding": "valid", "pool_size": 3},
-                     {"filters": 2, "kernel_size": 2, "padding": 1}),
-        batch_norm=True, hidden_layer_sizes=(5,)),
-}
-
-
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(SERIES_NETS))
-def test_networks_of_series_export_as_1d_graphs_that_match(name, dtype, channels):
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((30, 32, channels)).astype(dtype)
-    clf = fit(X, np.arange(30) % 3, **SERIES_NETS[name], input_shape=(32, channels),
-              dtype=dtype, max_iter=2)
-    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == "float64" else {}
-    for layout in (X, X.reshape(30, -1)):  # (n, length, channels) and flat rows
-        labels, proba = run_onnx(clf, layout)
-        assert_matches(clf, layout, labels, proba, **tol)
-    if dtype == "float32":
-        onx = skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
-        windows = [n for n in onx.graph.node if n.op_type in ("Conv", "MaxPool", "AveragePool")]
-        assert windows and all(len(a.ints) == 1 for n in windows for a in n.attribute
-                               if a.name in ("kernel_shape", "strides", "dilations"))
-        assert all(len(a.ints) == 2 for n in windows for a in n.attribute if a.name == "pads")
-
-
-@needs_regressor
-def test_a_series_regressor_exports_and_matches():
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((30, 20)).astype(np.float32)
-    reg = fit(X, X[:, :5].sum(axis=1), estimator=ConvNetRegressor, **skconv.architectures.fcn(2),
-              input_shape=(20, 1), max_iter=2)
-    (out,) = run_onnx(reg, X, zipmap=None)
-    np.testing.assert_allclose(out[:, 0], reg.predict(X), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("target_opset", [13, 17, 18])
