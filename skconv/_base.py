@@ -865,6 +865,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         image_shape = None
         # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which
         # records its column names and checks them at predict
+        if isinstance(X, np.ndarray) and X.dtype == object:
+            _check_equal_lengths(X, signal)
         if not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                 or sp.issparse(X)):
             _check_equal_lengths(X, signal)
@@ -1057,6 +1059,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"so these are {c}x{h} images with {w} channels. Pass "
                 f"X.transpose(0, 2, 3, 1) if the second axis holds the channels, or "
                 f"input_shape={(c, h, w)} to keep this reading."
+            )
+        if (self.input_shape is None and shape is not None and len(shape) == 3
+                and shape[2] <= 64 and 2 * shape[2] < shape[1]):
+            n, length, c = shape
+            _warn(
+                f"X of shape {shape} may hold series (n, length, channels); skconv reads 3D X "
+                f"without input_shape as images (n, height, width), so these are "
+                f"{length}x{c} images. For series pass input_shape={(length, c)}; for "
+                f"images, input_shape={(length, c, 1)} keeps this reading."
             )
         if (self.input_shape is None and shape is not None and len(shape) == 3
                 and shape[1] <= 64 and 2 * shape[1] < shape[2]):

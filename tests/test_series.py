@@ -171,6 +171,19 @@ def test_channels_first_series_get_the_transpose_in_fit_and_predict():
         ConvNetClassifier(conv_layers=(2,), max_iter=1).fit(X.transpose(0, 2, 1), y)
 
 
+def test_series_held_as_3d_x_without_input_shape_get_a_warning():
+    X, y = _series(length=25, channels=12)
+    with pytest.warns(UserWarning, match=r"X of shape \(48, 25, 12\) may hold series .* "
+                                         r"input_shape=\(25, 12\)"):
+        ConvNetClassifier(conv_layers=(2,), max_iter=1).fit(X, y)
+
+
+def test_a_ragged_object_array_names_the_lengths():
+    X = np.array([np.zeros(6), np.zeros(5)] * 5, dtype=object)
+    with pytest.raises(ValueError, match=r"series of unequal length \(lengths seen: 5, 6"):
+        ConvNetClassifier(input_shape=(6, 1)).fit(X, np.arange(10) % 2)
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
