@@ -30,6 +30,13 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _fully_convolutional(blocks):
+    """The parameters of a net whose conv blocks end in global average pooling straight
+    into the output layer, with batch norm throughout."""
+    return {"conv_layers": tuple(blocks), "batch_norm": True, "global_pool": "avg",
+            "hidden_layer_sizes": ()}
+
+
 def lenet5():
     """LeNet-5 (LeCun, Bottou, Bengio and Haffner 1998, "Gradient-based learning
     applied to document recognition"), with ReLU and max pooling.
@@ -85,8 +92,7 @@ def resnet(depth=20, width=16):
         for k in range(n):
             stride = 2 if stage > 0 and k == 0 else 1
             blocks.append({"residual": [{"filters": filters, "stride": stride}, filters]})
-    return {"conv_layers": tuple(blocks), "batch_norm": True, "global_pool": "avg",
-            "hidden_layer_sizes": ()}
+    return _fully_convolutional(blocks)
 
 
 # MobileNet's separable layers: (filters, stride), after the first 3x3 convolution
@@ -132,8 +138,7 @@ def mobilenet(width=1.0, n_layers=13):
     blocks = [{"filters": scaled(32), "pool": None}]
     blocks += [{"filters": scaled(f), "stride": s, "separable": True, "pool": None}
                for f, s in _MOBILENET_LAYERS[:n_layers]]
-    return {"conv_layers": tuple(blocks), "batch_norm": True, "global_pool": "avg",
-            "hidden_layer_sizes": ()}
+    return _fully_convolutional(blocks)
 
 
 def fcn(width=128):
@@ -162,8 +167,7 @@ def fcn(width=128):
     width = _positive_int(width, "width")
     blocks = tuple({"filters": f, "kernel_size": k, "pool": None}
                    for f, k in ((width, 8), (2 * width, 5), (width, 3)))
-    return {"conv_layers": blocks, "batch_norm": True, "global_pool": "avg",
-            "hidden_layer_sizes": ()}
+    return _fully_convolutional(blocks)
 
 
 def resnet1d(width=64):
@@ -192,5 +196,4 @@ def resnet1d(width=64):
     width = _positive_int(width, "width")
     blocks = tuple({"residual": [{"filters": f, "kernel_size": k} for k in (8, 5, 3)]}
                    for f in (width, 2 * width, 2 * width))
-    return {"conv_layers": blocks, "batch_norm": True, "global_pool": "avg",
-            "hidden_layer_sizes": ()}
+    return _fully_convolutional(blocks)

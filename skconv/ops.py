@@ -59,13 +59,15 @@ def _float_array(a, name, ndim, dtype=None):
     return np.ascontiguousarray(a)
 
 
-def _shape4(x_shape):
+def _shape_of(x_shape, axes):
+    """``x_shape`` as a tuple of positive ints, one per name of ``axes`` ('N, C, H, W')."""
+    n_axes = len(axes.split(", "))
     if (
         not isinstance(x_shape, (tuple, list))
-        or len(x_shape) != 4
+        or len(x_shape) != n_axes
         or not all(isinstance(v, numbers.Integral) and v >= 1 for v in x_shape)
     ):
-        raise ValueError(f"x_shape must be 4 positive ints (N, C, H, W), got {x_shape!r}")
+        raise ValueError(f"x_shape must be {n_axes} positive ints ({axes}), got {x_shape!r}")
     return tuple(int(v) for v in x_shape)
 
 
@@ -288,7 +290,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     x : ndarray of shape x_shape
     """
     cols = _float_array(cols, "cols", 2)
-    x_shape = _shape4(x_shape)
+    x_shape = _shape_of(x_shape, "N, C, H, W")
     g = _engine.geometry(x_shape, kernel_size, stride, padding, dilation)
     n = x_shape[0]
     ohw, ckk = g["oh"] * g["ow"], g["c"] * g["kh"] * g["kw"]
@@ -354,7 +356,7 @@ def max_pool2d_backward(dy, argmax, x_shape):
         Gradients accumulate where windows overlap on one maximum.
     """
     dy = _float_array(dy, "dy", 4)
-    n, c, h, w = _shape4(x_shape)
+    n, c, h, w = _shape_of(x_shape, "N, C, H, W")
     if dy.shape[:2] != (n, c):
         raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
     argmax = _checked_argmax(argmax, dy.shape, h * w,
@@ -397,7 +399,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     dx : ndarray of shape x_shape
     """
     dy = _float_array(dy, "dy", 4)
-    x_shape = _shape4(x_shape)
+    x_shape = _shape_of(x_shape, "N, C, H, W")
     g = _engine.pool_geometry(x_shape, kernel_size, stride, padding)
     _check_shape(dy, (x_shape[0], x_shape[1], g["oh"], g["ow"]), "dy")
     return _engine.avg_pool2d_backward(dy, x_shape, g)
@@ -539,7 +541,7 @@ def global_avg_pool2d_backward(dy, x_shape):
     dx : ndarray of shape x_shape
     """
     dy = _float_array(dy, "dy", 2)
-    x_shape = _shape4(x_shape)
+    x_shape = _shape_of(x_shape, "N, C, H, W")
     _check_shape(dy, x_shape[:2], "dy")
     return _engine.global_avg_pool2d_backward(dy, x_shape)
 
@@ -583,7 +585,7 @@ def global_max_pool2d_backward(dy, argmax, x_shape):
         Zero but at each plane's maximum.
     """
     dy = _float_array(dy, "dy", 2)
-    x_shape = _shape4(x_shape)
+    x_shape = _shape_of(x_shape, "N, C, H, W")
     _check_shape(dy, x_shape[:2], "dy")
     argmax = _checked_argmax(argmax, dy.shape, x_shape[2] * x_shape[3],
                              f"the {x_shape[2]}x{x_shape[3]} input planes of x_shape={x_shape}")
@@ -611,16 +613,6 @@ def _int(value, name, minimum):
     if value < minimum:
         raise ValueError(f"{name}={value!r} must be >= {minimum}")
     return int(value)
-
-
-def _series_shape(x_shape):
-    if (
-        not isinstance(x_shape, (tuple, list))
-        or len(x_shape) != 3
-        or not all(isinstance(v, numbers.Integral) and v >= 1 for v in x_shape)
-    ):
-        raise ValueError(f"x_shape must be 3 positive ints (N, C, length), got {x_shape!r}")
-    return tuple(int(v) for v in x_shape)
 
 
 def _series_geometry(x_shape, kernel_size, stride, padding, dilation):
@@ -789,7 +781,7 @@ def max_pool1d_backward(dy, argmax, x_shape):
         Gradients accumulate where windows overlap on one maximum.
     """
     dy = _float_array(dy, "dy", 3)
-    n, c, length = _series_shape(x_shape)
+    n, c, length = _shape_of(x_shape, "N, C, length")
     if dy.shape[:2] != (n, c):
         raise ValueError(f"dy has shape {dy.shape} but x_shape is {tuple(x_shape)}")
     argmax = _checked_argmax(argmax, dy.shape, length,
@@ -834,7 +826,7 @@ def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     dx : ndarray of shape x_shape
     """
     dy = _float_array(dy, "dy", 3)
-    x_shape = _series_shape(x_shape)
+    x_shape = _shape_of(x_shape, "N, C, length")
     g = _series_pool_geometry(x_shape, kernel_size, stride, padding)
     _check_shape(dy, (x_shape[0], x_shape[1], g["ow"]), "dy")
     n, c, length = x_shape
@@ -871,7 +863,7 @@ def global_avg_pool1d_backward(dy, x_shape):
     dx : ndarray of shape x_shape
     """
     dy = _float_array(dy, "dy", 2)
-    n, c, length = _series_shape(x_shape)
+    n, c, length = _shape_of(x_shape, "N, C, length")
     _check_shape(dy, (n, c), "dy")
     return _as_series(_engine.global_avg_pool2d_backward(dy, (n, c, 1, length)))
 
@@ -911,6 +903,6 @@ def global_max_pool1d_backward(dy, argmax, x_shape):
     dx : ndarray of shape x_shape
         Zero but at each series' maximum.
     """
-    n, c, length = _series_shape(x_shape)
+    n, c, length = _shape_of(x_shape, "N, C, length")
     return _as_series(global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))
 
