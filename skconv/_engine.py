@@ -602,12 +602,9 @@ def batch_norm_backward(dy3, x_hat3, relu_y3, scale, var, eps, dx3, dscale, dshi
     no dx), ``dscale`` and ``dshift``; ``relu_y3``, the output of a
     :func:`batch_norm` with ``relu`` (dy is then the ReLU's output gradient), or None."""
     none = NONE_3D[dy3.dtype.char]
-    # the ReLU's gradient needs a pass of its own, into dx when there is one (each
-    # element of dx is written after its own g is read)
-    work = none if relu_y3 is None else (np.empty_like(dy3) if dx3 is None else dx3)
     _batchnorm.batch_norm_backward(
         dy3, x_hat3, none if relu_y3 is None else relu_y3, scale, var, eps,
-        none if dx3 is None else dx3, dscale, dshift, work,
+        none if dx3 is None else dx3, dscale, dshift,
         threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT))
 
 

@@ -247,6 +247,57 @@ def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(
         assert_array_equal(results[0], other)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 3, 300), (2, 4, 7), (3, 2, 512)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, dtype, shape,
+                                                                     relu):
+    # batchnorm.h compiles its loops once per path: rows longer than its chunk of
+    # masked gradient (300), shorter than a block of lanes (7), values at ReLU's 0
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(shape) + 3).astype(dtype)
+    x[0, 0, :3] = 0
+    dy = rng.standard_normal(shape).astype(dtype)
+    scale = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    shift = rng.standard_normal(shape[1]).astype(dtype)
+    results = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for threads in (1, 2):
+            with threadpool_limits(limits=threads):
+                y, x_hat = np.empty_like(x), np.empty_like(x)
+                mean, var = _engine.batch_norm(x, scale, shift, 1e-5, y, x_hat, relu=relu)
+                dx, dscale, dshift = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
+                _engine.batch_norm_backward(dy, x_hat, y if relu else None, scale, var, 1e-5,
+                                            dx, dscale, dshift)
+                sums = np.empty_like(scale), np.empty_like(scale)
+                _engine.batch_norm_backward(dy, x_hat, y if relu else None, scale, var, 1e-5,
+                                            None, *sums)
+                assert_array_equal(sums, (dscale, dshift))
+                results.append((path, threads, y, x_hat, mean, var, dx, dscale, dshift))
+    # the closed forms in float64 numpy
+    x64 = x.astype(np.float64)
+    mu, v = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
+    ref_hat = (x64 - mu[:, None]) / np.sqrt(v[:, None] + 1e-5)
+    ref_y = scale[:, None] * ref_hat + shift[:, None]
+    g = dy * (ref_y > 0) if relu else dy.astype(np.float64)
+    ref_y = np.maximum(ref_y, 0) if relu else ref_y
+    count = shape[0] * shape[2]
+    ref_dshift, ref_dscale = g.sum(axis=(0, 2)), (g * ref_hat).sum(axis=(0, 2))
+    ref_dx = (scale / np.sqrt(v + 1e-5))[:, None] / count * (
+        count * g - ref_dshift[:, None] - ref_hat * ref_dscale[:, None])
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    first = results[0]
+    np.testing.assert_allclose(first[2], ref_y, atol=tol)
+    np.testing.assert_allclose(first[3], ref_hat, atol=tol)
+    np.testing.assert_allclose(first[4:6], (mu, v), rtol=1e-12)
+    np.testing.assert_allclose(first[6], ref_dx, atol=tol)
+    np.testing.assert_allclose(first[7:], (ref_dscale, ref_dshift), rtol=tol, atol=tol * count)
+    for other in results[1:]:
+        for a, b in zip(first[2:], other[2:]):
+            assert_array_equal(a, b, err_msg=f"{other[:2]} vs {first[:2]}")
+
+
 # ---------------------------------------------------------------------------- the estimator
 
 
