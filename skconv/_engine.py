@@ -214,6 +214,8 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
     n_threads, implicit, work_shape, y_shape, out_shape = plan
     relu, argmax = pool2 if pool2 is not None else (relu, None)
+    if pool2 is not None and not g["sh"] == g["sw"] == 1:
+        raise ValueError("a pooled convolution needs a stride of 1")
     if pool2 is not None:
         out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
         y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
@@ -222,23 +224,14 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     if b is None:
         b = NONE_1D[x.dtype.char]
     keep_cols = cols is not None
-    if implicit is not None:
-        # the implicit product reads the taps from the padded image itself:
-        # the same bits without forming (or packing) the columns
-        offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
-        _conv.conv2d_forward_implicit(
-            x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
-            pool2 is not None, NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
-            cols if keep_cols else NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
-            1 if pool2 is not None or keep_cols else parts)
-    else:
-        if pool2 is not None:
-            raise ValueError("a pooled convolution needs a stride of 1")
-        if not keep_cols:
-            cols = np.empty((n_threads, w.shape[1], y_shape[2]), dtype=x.dtype)
-        _conv.conv2d_forward(x, w, b, y, cols, keep_cols, work, g, n_threads)
-        if relu:
-            np.maximum(y, 0, out=y)
+    # the implicit product reads the taps from the padded image itself: the
+    # same bits without forming (or packing) the columns
+    offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
+    _conv.conv2d_forward_implicit(
+        x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
+        pool2 is not None, NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
+        cols if keep_cols else NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
+        1 if pool2 is not None or keep_cols else parts)
     return y.reshape(out_shape)
 
 
@@ -246,7 +239,7 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
 ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_shape")
 
 
-#: Where a stride-1 convolution's implicit product reads (see :func:`padded_image`).
+#: Where a convolution's implicit product reads (see :func:`padded_image`).
 ImplicitLayout = namedtuple("ImplicitLayout",
                             "offsets starts tile_row channel_stride padded_size parts")
 
@@ -259,52 +252,56 @@ def conv2d_plan(g, f, dtype, n):
     """What :func:`conv2d` derives from the shapes alone, for n samples through f
     filters in the current :func:`plan_context`.
 
-    Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape, out_shape)``:
-    ``implicit`` is an :class:`ImplicitLayout` for a stride of 1 (the implicit product; see :func:`padded_image`), else
-    None (im2col and a GEMM per sample); its ``parts``, above 1 when there are
-    fewer samples than threads, cuts each sample's tiles into that many tasks; ``work_shape`` that of the kernel's
+    Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape,
+    out_shape)``: ``implicit`` is the :class:`ImplicitLayout` of the implicit
+    product (see :func:`padded_image`), which every convolution runs; its
+    ``parts``, above 1 when there are fewer samples than threads, cuts each
+    sample's tiles into that many tasks; ``work_shape`` that of the kernel's
     scratch; the kernel's output is (n, f, oh * ow), returned as ``out_shape``
     (n, f, oh, ow).
     """
     ckk = g["c"] * g["kh"] * g["kw"]
     ohw = g["oh"] * g["ow"]
     work = 2 * n * f * ckk * ohw
-    n_threads = threads_for(n, work)
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
-    if g["sh"] == g["sw"] == 1:
-        channel_stride, offsets, starts, tile_row, rows, columns, padded_size = padded_image(
-            g, f, dtype)
-        # fewer samples than threads (one long series): each sample's tiles in
-        # parts, so that the threads share its product
-        threads = effective_n_threads()
-        parts = min(len(starts), -(-threads // n)) if n < threads else 1
-        n_threads = threads_for(n * parts, work)
-        if n_threads == 1:  # one thread would copy the sample once per part
-            parts = 1
-        work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-        implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
-        return ConvPlan(n_threads, implicit, work_shape, *shapes)
-    return ConvPlan(n_threads, None, (n_threads, _gemm.work_size(f, ohw, ckk)), *shapes)
+    channel_stride, offsets, starts, tile_row, rows, columns, padded_size = padded_image(
+        g, f, dtype)
+    # fewer samples than threads (one long series): each sample's tiles in
+    # parts, so that the threads share its product
+    threads = effective_n_threads()
+    parts = min(len(starts), -(-threads // n)) if n < threads else 1
+    n_threads = threads_for(n * parts, work)
+    if n_threads == 1:  # one thread would copy the sample once per part
+        parts = 1
+    work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
+    implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
+    return ConvPlan(n_threads, implicit, work_shape, *shapes)
 
 
 def padded_image(g, f, dtype):
-    """The layout of the implicit products of a stride-1 convolution.
+    """The layout of a convolution's implicit product.
 
     Returns ``(channel_stride, offsets, starts, tile_row, rows, columns,
     padded_size)``: the taps' starts in the zero-padded image
-    (:func:`tap_offsets`), the product's tiles (:func:`tiles`), the
-    micro-kernel-padded shape of the product for ``f`` filters, and the
-    elements of one padded image, slack for the last tile's reads included and
-    rounded up to a cache line. The weight gradient reads the same image.
+    (:func:`tap_offsets`, whose planes a stride splits by phase), the
+    product's tiles (:func:`tiles`), the micro-kernel-padded shape of the
+    product for ``f`` filters, and the elements of one padded image, slack for
+    the last tile's reads included and rounded up to a cache line. A stride-1
+    weight gradient reads the same image.
     """
     channel_stride, offsets = tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
-                                           g["ph"], g["pw"], g["dh"], g["dw"])
+                                           g["ph"], g["pw"], g["dh"], g["dw"], g["sh"], g["sw"])
     char = np.dtype(dtype).char
     width = _gemm.tile_shape(char)[1]
-    starts, tile_row = tiles(g["oh"], g["ow"], g["w"] + 2 * g["pw"], width)
+    starts, tile_row = tiles(g["oh"], g["ow"], phase_width(g), width)
     rows, columns = _gemm.output_rows(f, char), len(starts) * width
     padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + starts[-1] + width) // 16) * 16
     return channel_stride, offsets, starts, tile_row, rows, columns, padded_size
+
+
+def phase_width(g):
+    """Width of one phase plane of the padded image (:func:`tap_offsets`)."""
+    return -(-(g["w"] + 2 * g["pw"]) // g["sw"])
 
 
 @functools.lru_cache(maxsize=256)
@@ -312,7 +309,7 @@ def tiles(oh, ow, wp, width):
     """Where the implicit product's tiles of ``width`` positions start, and the
     product's columns between two output rows: ``(starts, tile_row)``.
 
-    Output (i, j) is position i * wp + j of the padded image. Tiles laid end to
+    Output (i, j) is position i * wp + j of a plane of the padded image. Tiles laid end to
     end over positions 0 ... (oh - 1) * wp + ow - 1 also compute the wp - ow
     positions between two rows; tiles that start at each row compute a row's
     last tile in part. Whichever needs fewer tiles: a 16-wide row of a 3x3
@@ -345,21 +342,28 @@ def positions_of(oh, ow, wp):
 
 
 @functools.lru_cache(maxsize=256)
-def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw):
-    """Where each tap (c, ki, kj) of a stride-1 window starts in the zero-padded image.
+def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw, sh=1, sw=1):
+    """Where each tap (c, ki, kj) starts in the zero-padded image.
 
-    Returns ``(channel_stride, offsets)``. The channel stride is the padded
-    plane's size rounded up to a cache line, and off a multiple of 256
-    elements: taps a power of two apart share L1 sets and evict each other,
-    and the product reads all of them for every tile.
+    Returns ``(channel_stride, offsets)``. A stride splits each padded plane
+    by phase into sh * sw planes of (hq, wq) = (ceil(hp / sh), ceil(wp / sw)):
+    plane (a, b) holds the padded rows a, a + sh, ... and columns b, b + sw,
+    ...; so output (i, j)'s tap (ki, kj) reads plane (ki * dh % sh, kj * dw
+    % sw) at row i + ki * dh // sh, column j + kj * dw // sw, and every tap
+    is a window of positions i * wq + j, contiguous in j, as for a stride of 1
+    (one plane, the padded image itself). The channel stride is the planes'
+    size rounded up to a cache line, and off a multiple of 256 elements: taps
+    a power of two apart share L1 sets and evict each other, and the product
+    reads all of them for every tile.
     """
-    plane = (h + 2 * ph) * (w + 2 * pw)
-    channel_stride = -(-plane // 16) * 16
+    hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
+    channel_stride = -(-(sh * sw * hq * wq) // 16) * 16
     if channel_stride % 256 == 0:
         channel_stride += 16
-    wp = w + 2 * pw
-    offsets = (np.arange(c)[:, None, None] * channel_stride + np.arange(kh)[:, None] * (dh * wp)
-               + np.arange(kw) * dw).ravel().astype(np.intp)
+    rows, cols = np.arange(kh) * dh, np.arange(kw) * dw
+    plane = (rows[:, None] % sh * sw + cols % sw) * (hq * wq)
+    offsets = (np.arange(c)[:, None, None] * channel_stride + plane
+               + (rows // sh)[:, None] * wq + cols // sw).ravel().astype(np.intp)
     offsets.flags.writeable = False
     return channel_stride, offsets
 

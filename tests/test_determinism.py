@@ -138,19 +138,26 @@ def test_gemm_reads_strided_and_read_only_operands():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, kernel, padding, dilation", [
-    ((3, 1, 28, 28), (6, 5, 5), 0, 1),         # LeNet's first layer
-    ((2, 6, 12, 12), (16, 5, 5), 0, 1),        # and its second
-    ((2, 32, 14, 14), (64, 3, 3), 1, 1),       # a 16x16 padded plane: the channel stride is moved
-    ((2, 3, 16, 16), (8, 3, 3), 1, 1),         # tiles that start at each output row
-    ((2, 3, 32, 32), (32, 3, 3), 1, 1),        # wide's first layer: a last panel of 2 rows
-    ((1, 2, 5, 5), (7, 3, 3), 1, 1),           # ... of 1 row, an odd number of tiles
-    ((2, 4, 15, 15), (5, 3, 3), 1, 1),         # the same, each row's tile in part
-    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),  # non-square, dilated, padding past the kernel
-    ((1, 2, 1, 1), (3, 1, 1), 0, 1),           # one pixel
+@pytest.mark.parametrize("shape, kernel, padding, dilation, stride", [
+    ((3, 1, 28, 28), (6, 5, 5), 0, 1, 1),       # LeNet's first layer
+    ((2, 6, 12, 12), (16, 5, 5), 0, 1, 1),      # and its second
+    ((2, 32, 14, 14), (64, 3, 3), 1, 1, 1),     # a 16x16 padded plane: the channel stride is moved
+    ((2, 3, 16, 16), (8, 3, 3), 1, 1, 1),       # tiles that start at each output row
+    ((2, 3, 32, 32), (32, 3, 3), 1, 1, 1),      # wide's first layer: a last panel of 2 rows
+    ((1, 2, 5, 5), (7, 3, 3), 1, 1, 1),         # ... of 1 row, an odd number of tiles
+    ((2, 4, 15, 15), (5, 3, 3), 1, 1, 1),       # the same, each row's tile in part
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), 1),  # non-square, dilated, padding past the kernel
+    ((1, 2, 1, 1), (3, 1, 1), 0, 1, 1),         # one pixel
+    # strides: the padded image split by phase
+    ((2, 16, 32, 32), (32, 3, 3), 1, 1, 2),     # ResNet's first downsampling
+    ((2, 16, 16, 16), (32, 1, 1), 0, 1, 2),     # its projection shortcut
+    ((2, 32, 16, 16), (64, 3, 3), 1, 1, 2),     # an odd phase plane (17 wide)
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), (2, 3)),  # dilated, non-square strides
+    ((1, 2, 11, 10), (5, 4, 3), (1, 0), 1, 3),  # a stride of 3, planes of unequal use
+    ((1, 2, 1, 9), (3, 1, 8), (0, 3), 1, (1, 2)),  # a series: stride along time only
 ])
 def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtype, shape, kernel,
-                                                                  padding, dilation):
+                                                                  padding, dilation, stride):
     # Inference reads the taps from the padded image instead of forming
     # im2col; training forms it (backward needs it). Both must be one chain
     # over the taps in order, so a row predicts the same as it trains.
@@ -159,18 +166,18 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
     b = rng.standard_normal(kernel[0]).astype(dtype)
     n, f = shape[0], kernel[0]
-    cols = ops.im2col(x, kernel[1:], padding=padding, dilation=dilation)
+    cols = ops.im2col(x, kernel[1:], stride=stride, padding=padding, dilation=dilation)
     cols = cols.reshape(n, -1, cols.shape[1]).transpose(0, 2, 1)  # (n, taps, positions)
     results = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
-        implicit = ops.conv2d(x, w, b, padding=padding, dilation=dilation)
+        implicit = ops.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)
         for i in range(n):
             product = _engine.matmul(w.reshape(f, -1), cols[i])  # skconv's GEMM, B packed
             assert_array_equal(implicit[i].reshape(f, -1), product + b[:, None], err_msg=path)
-            assert_array_equal(
-                ops.conv2d(x[i:i + 1], w, None, padding=padding, dilation=dilation)[0].reshape(f, -1),
-                product, err_msg=path)
+            alone = ops.conv2d(x[i:i + 1], w, None, stride=stride, padding=padding,
+                               dilation=dilation)
+            assert_array_equal(alone[0].reshape(f, -1), product, err_msg=path)
         results.append(implicit)
     for other in results[1:]:
         assert_array_equal(results[0], other)

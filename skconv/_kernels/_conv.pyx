@@ -9,34 +9,59 @@ from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
 from ._reduce cimport fixed_order_sum
 
 
-def conv2d_forward(
-    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
-    const floating[:, ::1] w,           # IN  (f, c * kh * kw)
-    const floating[::1] b,              # IN  (f,), or empty for no bias
-    floating[:, :, ::1] y,              # OUT (n, f, oh * ow)
-    floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) if keep_cols, else scratch (n_threads, ...)
-    bint keep_cols,
-    floating[:, ::1] work,              # scratch (n_threads, gemm work size)
-    Geometry g,
-    int n_threads,
-):
-    """y[n] = w @ im2col(x[n]) + b, one sample per thread.
+cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
+                             Py_ssize_t stride) noexcept nogil:
+    """Whether a tap of the k along an axis reads that phase of the padded image
+    (a 1x1 convolution of stride 2 reads one of four planes)."""
+    cdef Py_ssize_t t
+    if k >= stride:
+        return True  # cheap and true for a dilation of 1
+    for t in range(k):
+        if t * dilation % stride == phase:
+            return True
+    return False
 
-    With ``keep_cols`` every sample's im2col stays in ``cols[n]`` for the
-    backward pass; otherwise each thread reuses its own ``cols[thread]``.
-    """
-    cdef Py_ssize_t n, slot, tid
-    cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
-    cdef bint has_bias = b.shape[0] > 0
-    cdef const floating *bias = &b[0] if has_bias else NULL
-    with nogil:
-        for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
-            tid = threadid()
-            slot = n if keep_cols else tid
-            im2col_sample(x[n], cols[slot], &g)
-            gemm(nf, ohw, ckk, &w[0, 0], ckk, 1, &cols[slot, 0, 0], ohw, 1,
-                 &y[n, 0, 0], ohw, False, bias, BIAS_PER_ROW if has_bias else NO_BIAS,
-                 &work[tid, 0])
+
+cdef inline void _copy_padded(
+    const floating *x,                  # IN  (c, h, w): one sample
+    floating *img,                      # OUT the middle of its zero-padded image
+    Py_ssize_t channel_stride,
+    const Geometry *g,
+) noexcept nogil:
+    """Copy x into its padded image, whose borders stay as they are (zero). With a
+    stride, each channel's padded plane is split by phase (see
+    _engine.tap_offsets): padded row u, column v goes to plane (u % sh, v % sw),
+    row u // sh, column v // sw, each plane (ceil(hp / sh), ceil(wp / sw))."""
+    cdef Py_ssize_t ci, r, q, u, b, k
+    cdef Py_ssize_t wp = g.w + 2 * g.pw, hq = (g.h + 2 * g.ph + g.sh - 1) // g.sh
+    cdef Py_ssize_t wq = (wp + g.sw - 1) // g.sw
+    cdef floating *plane_row
+    cdef floating *dst
+    cdef const floating *src
+    for ci in range(g.c):
+        for r in range(g.h):
+            src = x + (ci * g.h + r) * g.w
+            if g.sh == 1 and g.sw == 1:
+                memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, src,
+                       g.w * sizeof(floating))
+                continue
+            u = r + g.ph
+            if not _phase_read(u % g.sh, g.kh, g.dh, g.sh):
+                continue
+            plane_row = img + ci * channel_stride + (u % g.sh) * g.sw * hq * wq + (u // g.sh) * wq
+            # phase by phase: columns q of phase b = (q + pw) % sw go to (q + pw) // sw
+            for b in range(g.sw):
+                if not _phase_read(b, g.kw, g.dw, g.sw):
+                    continue
+                q = (b - g.pw) % g.sw
+                if q < 0:
+                    q = q + g.sw
+                dst = plane_row + b * hq * wq + (q + g.pw) // g.sw
+                k = 0
+                while q < g.w:
+                    dst[k] = src[q]
+                    q = q + g.sw
+                    k = k + 1
 
 
 def conv2d_forward_implicit(
@@ -55,16 +80,17 @@ def conv2d_forward_implicit(
     floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
     bint keep_cols,
     floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
-    Geometry g,                         # stride 1 (sh == sw == 1)
+    Geometry g,                         # pool2: stride 1 (sh == sw == 1)
     int n_threads,
     int parts=1,                        # each sample's tiles in this many parts (see below)
 ):
-    """y[n] = w @ im2col(x[n]) + b for a stride of 1, without forming im2col.
+    """y[n] = w @ im2col(x[n]) + b, without forming im2col.
 
-    x[n] is copied into the middle of a zero-padded image of width wp; output
-    (i, j) is then position q = i * wp + j of a product whose tap row p is the
-    image read from offsets[p] on: every tap row is a shifted window of the
-    one image. The product is computed in tiles of the micro-kernel's width
+    x[n] is copied into the middle of a zero-padded image of width wp, split by
+    phase into planes of width wq = ceil(wp / sw) for a stride (_copy_padded;
+    _engine.tap_offsets); output (i, j) is then position q = i * wq + j of a
+    product whose tap row p is the image read from offsets[p] on: every tap
+    row is a shifted window of the one image. The product is computed in tiles of the micro-kernel's width
     starting at the positions ``starts`` (ops._padded_image picks them), which
     put output (i, j) in column i * tile_row + j; columns of positions j >= ow
     are computed and dropped. Each output is the chain of gemm's over the same
@@ -88,7 +114,7 @@ def conv2d_forward_implicit(
     padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
     """
     cdef Py_ssize_t task, n, tid, ci, r, f, i, j, t0, t1, q0, q1, j0, j1
-    cdef Py_ssize_t wp = g.w + 2 * g.pw, ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
+    cdef Py_ssize_t ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
     cdef bint dp = floating is double, need_argmax = argmax.shape[0] > 0
     cdef bint vector = simd_path() > 0
@@ -116,10 +142,7 @@ def conv2d_forward_implicit(
             q1 = t1 * tile_width(dp)
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
-            for ci in range(g.c):
-                for r in range(g.h):
-                    memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci, r, 0],
-                           g.w * sizeof(floating))
+            _copy_padded(&x[n, 0, 0, 0], img, channel_stride, &g)
             if keep_cols:
                 im2col_sample(x[n], cols[n], &g)
             if t1 > t0:
