@@ -591,25 +591,35 @@ def max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
     return dx.reshape(n, c, h, w)
 
 
-def batch_norm(x3, scale, shift, eps, y, x_hat, relu=False):
-    """:func:`batch_norm` of checked (n, c, m) arrays into ``y`` and ``x_hat`` (a
-    layer's buffers); with ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
+def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
+    """:func:`batch_norm` of checked (n, c, m) arrays into ``y`` (and ``x_hat``
+    unless None: :func:`batch_norm_backward` recomputes it from x); with
+    ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
     c = x3.shape[1]
     mean, var = np.empty(c), np.empty(c)
-    _batchnorm.batch_norm_forward(x3, scale, shift, y, x_hat, mean, var, eps, relu,
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, NONE_3D[x3.dtype.char] if x_hat is None
+                                  else x_hat, mean, var, eps, relu,
                                   threads_for(c, x3.size * WORK_PER_ELEMENT))
     return mean, var
 
 
-def batch_norm_backward(dy3, x_hat3, relu_y3, scale, var, eps, dx3, dscale, dshift):
+def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshift,
+                        relu=False):
     """:func:`batch_norm_backward` of checked (n, c, m) arrays into ``dx3`` (or None:
-    no dx), ``dscale`` and ``dshift``; ``relu_y3``, the output of a
-    :func:`batch_norm` with ``relu`` (dy is then the ReLU's output gradient), or None."""
-    none = NONE_3D[dy3.dtype.char]
+    no dx), ``dscale`` and ``dshift``. ``x3``, ``mean`` and ``var``: the input and
+    statistics of a :func:`batch_norm`, from which x_hat is recomputed with the
+    forward's bits; or x_hat itself with ``mean`` None. ``relu``: dy is the
+    gradient of the ReLU after the batch norm (``shift`` then needed)."""
+    dtype = dy3.dtype
+    c = len(var)
+    if mean is None:
+        center, inv_std = np.zeros(c, dtype), np.ones(c, dtype)
+    else:
+        center, inv_std = mean.astype(dtype), (1 / np.sqrt(var + eps)).astype(dtype)
     _batchnorm.batch_norm_backward(
-        dy3, x_hat3, none if relu_y3 is None else relu_y3, scale, var, eps,
-        none if dx3 is None else dx3, dscale, dshift,
-        threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT))
+        dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
+        np.zeros(c, dtype) if shift is None else shift, NONE_3D[dtype.char] if dx3 is None
+        else dx3, dscale, dshift, threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT))
 
 
 @functools.lru_cache(maxsize=256)

@@ -73,11 +73,10 @@ class _BatchNorm(Layer):
             return self.forward_fast(x, relu=relu)
         x3 = self._as3d(np.ascontiguousarray(x))
         y = _buffer(self, "_y", x3.shape, x3.dtype)
-        self._x_hat = _buffer(self, "_x_hat_buffer", x3.shape, x3.dtype)
-        mean, var = _engine.batch_norm(x3, self._scale, self._shift, self.eps, y, self._x_hat,
-                                    relu=relu)
-        self._var = var
-        self._relu_y = y if relu else None
+        mean, var = _engine.batch_norm(x3, self._scale, self._shift, self.eps, y, relu=relu)
+        # backward recomputes x_hat from x, which the layer before owns and leaves
+        # alone until then: a buffer less, and a pass less through memory
+        self._x, self._mean, self._var, self._relu = x3, mean, var, relu
         m = x.size // x.shape[1]
         mom = self.momentum
         self.running_mean *= 1 - mom
@@ -115,10 +114,10 @@ class _BatchNorm(Layer):
         """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`)."""
         dy3 = self._as3d(np.ascontiguousarray(dy))
         dx = _buffer(self, "_dx", dy3.shape, dy3.dtype) if need_dx else None
-        relu_y, self._relu_y = getattr(self, "_relu_y", None), None
-        _engine.batch_norm_backward(dy3, self._x_hat, relu_y, self._scale, self._var, self.eps,
-                                 dx, self._dscale, self._dshift)
-        self._x_hat = self._var = None
+        _engine.batch_norm_backward(dy3, self._x, self._mean, self._var, self._scale,
+                                    self._shift, self.eps, dx, self._dscale, self._dshift,
+                                    relu=self._relu)
+        self._x = self._mean = self._var = None
         return None if dx is None else dx.reshape(dy.shape)
 
 

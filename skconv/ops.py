@@ -478,7 +478,8 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
         raise ValueError(f"eps={eps!r} must be > 0")
     dx = np.empty(dy3.shape, dtype=dy3.dtype) if need_dx else None
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
-    _engine.batch_norm_backward(dy3, x_hat3, None, scale, var, float(eps), dx, dscale, dshift)
+    _engine.batch_norm_backward(dy3, x_hat3, None, var, scale, None, float(eps), dx, dscale,
+                                dshift)
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift
 
 

@@ -274,13 +274,25 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
             with threadpool_limits(limits=threads):
                 y, x_hat = np.empty_like(x), np.empty_like(x)
                 mean, var = _engine.batch_norm(x, scale, shift, 1e-5, y, x_hat, relu=relu)
+                y_alone = np.empty_like(x)  # without x_hat, as the layer runs it
+                assert_array_equal(_engine.batch_norm(x, scale, shift, 1e-5, y_alone, relu=relu),
+                                   (mean, var))
+                assert_array_equal(y_alone, y)
                 dx, dscale, dshift = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
-                _engine.batch_norm_backward(dy, x_hat, y if relu else None, scale, var, 1e-5,
-                                            dx, dscale, dshift)
+                _engine.batch_norm_backward(dy, x, mean, var, scale, shift, 1e-5, dx, dscale,
+                                            dshift, relu=relu)
+                # without dx: the same sums
                 sums = np.empty_like(scale), np.empty_like(scale)
-                _engine.batch_norm_backward(dy, x_hat, y if relu else None, scale, var, 1e-5,
-                                            None, *sums)
-                assert_array_equal(sums, (dscale, dshift))
+                _engine.batch_norm_backward(dy, x, mean, var, scale, shift, 1e-5, None, *sums,
+                                            relu=relu)
+                assert_array_equal(sums[0], dscale)
+                assert_array_equal(sums[1], dshift)
+                if not relu:  # from x_hat itself (ops.batch_norm_backward): the same bits
+                    given_x_hat = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
+                    _engine.batch_norm_backward(dy, x_hat, None, var, scale, None, 1e-5,
+                                                *given_x_hat)
+                    for a, b in zip(given_x_hat, (dx, dscale, dshift)):
+                        assert_array_equal(a, b)
                 results.append((path, threads, y, x_hat, mean, var, dx, dscale, dshift))
     # the closed forms in float64 numpy
     x64 = x.astype(np.float64)

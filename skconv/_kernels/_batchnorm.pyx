@@ -17,11 +17,12 @@ cdef extern from "batchnorm.h":
                                   Py_ssize_t stride, Py_ssize_t m, double scale, double shift,
                                   double eps, int relu, double *mean, double *var,
                                   int path) noexcept nogil
-    void skc_bn_backward_channel_s(const float *dy, const float *relu_y, const float *x_hat,
-                                   float *dx, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t m,
-                                   double coef, float *dshift, float *dscale,
-                                   int path) noexcept nogil
-    void skc_bn_backward_channel_d(const double *dy, const double *relu_y, const double *x_hat,
+    void skc_bn_backward_channel_s(const float *dy, const float *x, float center,
+                                   float inv_std, int relu, float scale, float shift, float *dx,
+                                   Py_ssize_t n, Py_ssize_t stride, Py_ssize_t m, double coef,
+                                   float *dshift, float *dscale, int path) noexcept nogil
+    void skc_bn_backward_channel_d(const double *dy, const double *x, double center,
+                                   double inv_std, int relu, double scale, double shift,
                                    double *dx, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t m,
                                    double coef, double *dshift, double *dscale,
                                    int path) noexcept nogil
@@ -32,7 +33,7 @@ def batch_norm_forward(
     const floating[::1] scale,          # IN  (c,)
     const floating[::1] shift,          # IN  (c,)
     floating[:, :, ::1] y,              # OUT (n, c, m)
-    floating[:, :, ::1] x_hat,          # OUT (n, c, m): (x - mean) / sqrt(var + eps)
+    floating[:, :, ::1] x_hat,          # OUT (n, c, m): (x - mean) / sqrt(var + eps), or (0, 0, 0)
     double[::1] mean,                   # OUT (c,)
     double[::1] var,                    # OUT (c,), biased
     double eps,
@@ -41,48 +42,49 @@ def batch_norm_forward(
 ):
     cdef Py_ssize_t c, n = x.shape[0], m = x.shape[2], stride = x.shape[1] * x.shape[2]
     cdef int path = simd_path()
+    cdef bint keep_x_hat = x_hat.shape[0] > 0
     with nogil:
         for c in prange(x.shape[1], schedule='dynamic', num_threads=n_threads):
             if floating is float:
-                skc_bn_forward_channel_s(&x[0, c, 0], &y[0, c, 0], &x_hat[0, c, 0], n, stride,
-                                         m, scale[c], shift[c], eps, relu, &mean[c], &var[c],
-                                         path)
+                skc_bn_forward_channel_s(&x[0, c, 0], &y[0, c, 0],
+                                         &x_hat[0, c, 0] if keep_x_hat else NULL, n, stride, m,
+                                         scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
             else:
-                skc_bn_forward_channel_d(&x[0, c, 0], &y[0, c, 0], &x_hat[0, c, 0], n, stride,
-                                         m, scale[c], shift[c], eps, relu, &mean[c], &var[c],
-                                         path)
+                skc_bn_forward_channel_d(&x[0, c, 0], &y[0, c, 0],
+                                         &x_hat[0, c, 0] if keep_x_hat else NULL, n, stride, m,
+                                         scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
 
 
 def batch_norm_backward(
     const floating[:, :, ::1] dy,       # IN  (n, c, m)
-    const floating[:, :, ::1] x_hat,    # IN  (n, c, m), from batch_norm_forward
-    const floating[:, :, ::1] relu_y,   # IN  (n, c, m): y of a forward with relu, or (0, 0, 0)
+    const floating[:, :, ::1] x,        # IN  (n, c, m): the forward's input (or x_hat itself)
+    const floating[::1] center,         # IN  (c,): x_hat = (x - center) * inv_std, per channel,
+    const floating[::1] inv_std,        # IN  (c,)  as the forward pass computed it
+    const double[::1] coef,             # IN  (c,): scale / sqrt(var + eps)
+    bint relu,                          # dy is the gradient of max(scale * x_hat + shift, 0)
     const floating[::1] scale,          # IN  (c,)
-    const double[::1] var,              # IN  (c,), from batch_norm_forward
-    double eps,
+    const floating[::1] shift,          # IN  (c,)
     floating[:, :, ::1] dx,             # OUT (n, c, m), or (0, 0, 0) to skip dx; may be dy
     floating[::1] dscale,               # OUT (c,)
     floating[::1] dshift,               # OUT (c,)
     int n_threads,
 ):
     """The closed form per channel, with count = n * m and g the gradient of the
-    batch norm's output (dy, or dy where relu_y > 0 after a ReLU):
+    batch norm's output (dy, or dy where scale * x_hat + shift > 0 with relu):
 
         dshift = sum(g)        dscale = sum(g * x_hat)
-        dx = scale / sqrt(var + eps) / count * (count * g - dshift - x_hat * dscale)
+        dx = coef / count * (count * g - dshift - x_hat * dscale)
     """
     cdef Py_ssize_t c, n = dy.shape[0], m = dy.shape[2], stride = dy.shape[1] * dy.shape[2]
     cdef int path = simd_path()
-    cdef bint need_dx = dx.shape[0] > 0, masked = relu_y.shape[0] > 0
+    cdef bint need_dx = dx.shape[0] > 0
     with nogil:
         for c in prange(dy.shape[1], schedule='dynamic', num_threads=n_threads):
             if floating is float:
-                skc_bn_backward_channel_s(&dy[0, c, 0], &relu_y[0, c, 0] if masked else NULL,
-                                          &x_hat[0, c, 0], &dx[0, c, 0] if need_dx else NULL,
-                                          n, stride, m, scale[c] / sqrt(var[c] + eps),
-                                          &dshift[c], &dscale[c], path)
+                skc_bn_backward_channel_s(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
+                                          scale[c], shift[c], &dx[0, c, 0] if need_dx else NULL,
+                                          n, stride, m, coef[c], &dshift[c], &dscale[c], path)
             else:
-                skc_bn_backward_channel_d(&dy[0, c, 0], &relu_y[0, c, 0] if masked else NULL,
-                                          &x_hat[0, c, 0], &dx[0, c, 0] if need_dx else NULL,
-                                          n, stride, m, scale[c] / sqrt(var[c] + eps),
-                                          &dshift[c], &dscale[c], path)
+                skc_bn_backward_channel_d(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
+                                          scale[c], shift[c], &dx[0, c, 0] if need_dx else NULL,
+                                          n, stride, m, coef[c], &dshift[c], &dscale[c], path)

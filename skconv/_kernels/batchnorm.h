@@ -9,8 +9,8 @@
  * is the same operations in the same order at any vector width (no fused
  * multiply-add: the build has -ffp-contract=off), and every sum runs in
  * SKC_BN_LANES double lanes, element k of a row into lane k % SKC_BN_LANES,
- * rows in order, each row's lanes combined by a fixed tree and added to the
- * channel's total in row order.
+ * each row's lanes combined by a fixed tree, the rows' results merged in row
+ * order.
  *
  * A channel's values are n rows of m, row i at x + i * stride.
  */
@@ -33,128 +33,234 @@ static inline double skc_bn_combine(double *acc)
     return acc[0];
 }
 
-/* BODY for element k + j of a row of m, into lane j: the whole blocks of
- * lanes, then the last few elements into the first lanes */
-#define SKC_BN_LANE_LOOP(m, ...)                                                \
+/* The sums' inner loops, over whole blocks of lanes (the caller's portable
+ * loop takes the last few elements): acc[j] += a[k] (sum) or
+ * ((double)a[k] - shift)^2 (square); a1[j] += u[k], a2[j] += (double)u[k] *
+ * v[k] (dot). Each has a portable version and, because GCC 12 vectorises
+ * these conversions to double poorly (slower than its SSE2 code on AVX-512),
+ * one in intrinsics per vector path. They return the elements done. */
+#define SKC_BN_PORTABLE_LANES(SFX, T)                                           \
+    static ptrdiff_t skc_bn_lanes_sum_##SFX(const T *a, ptrdiff_t m, double shift, \
+                                            int square, double *acc)            \
     {                                                                           \
         ptrdiff_t k = 0;                                                        \
-        for (; k + SKC_BN_LANES <= (m); k += SKC_BN_LANES)                      \
-            for (int j = 0; j < SKC_BN_LANES; j++) { __VA_ARGS__ }              \
-        for (int j = 0; k + j < (m); j++) { __VA_ARGS__ }                       \
+        for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES)                        \
+            for (int j = 0; j < SKC_BN_LANES; j++) {                            \
+                double d = (double)a[k + j] - shift;                            \
+                acc[j] += square ? d * d : d;                                   \
+            }                                                                   \
+        return k;                                                               \
+    }                                                                           \
+    static ptrdiff_t skc_bn_lanes_dot_##SFX(const T *u, const T *v, ptrdiff_t m, \
+                                            double *a1, double *a2)             \
+    {                                                                           \
+        ptrdiff_t k = 0;                                                        \
+        for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES)                        \
+            for (int j = 0; j < SKC_BN_LANES; j++) {                            \
+                a1[j] += u[k + j];                                              \
+                a2[j] += (double)u[k + j] * v[k + j];                           \
+            }                                                                   \
+        return k;                                                               \
     }
 
-#define SKC_BN_KERNELS(SFX, TARGET, T)                                          \
-    /* sum over the channel of (x - shift), or of its square */                 \
-    TARGET static double skc_bn_sum_##SFX(const T *x, ptrdiff_t n, ptrdiff_t stride, \
-                                          ptrdiff_t m, double shift, int square) \
+/* NV vectors of double make the lanes; WIDEN(p, out) reads a block of lanes. */
+#define SKC_BN_VECTOR_LANES(SFX, TARGET, T, VD, NV, WIDEN, ADD, SUB, MUL, SET1, LOAD, STORE) \
+    TARGET static ptrdiff_t skc_bn_lanes_sum_##SFX(const T *a, ptrdiff_t m, double shift, \
+                                                   int square, double *acc)     \
     {                                                                           \
-        double total = 0;                                                       \
-        for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            const T *a = x + i * stride;                                        \
-            double acc[SKC_BN_LANES] = {0};                                     \
-            if (square)                                                         \
-                SKC_BN_LANE_LOOP(m, double d = (double)a[k + j] - shift; acc[j] += d * d;) \
-            else                                                                \
-                SKC_BN_LANE_LOOP(m, acc[j] += (double)a[k + j] - shift;)        \
-            total += skc_bn_combine(acc);                                       \
+        const ptrdiff_t step = SKC_BN_LANES / NV;                               \
+        VD s[NV], w[NV], sh = SET1(shift);                                      \
+        ptrdiff_t k = 0;                                                        \
+        for (int v = 0; v < NV; v++)                                            \
+            s[v] = LOAD(acc + v * step);                                        \
+        for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES) {                      \
+            WIDEN(a + k, w);                                                    \
+            for (int v = 0; v < NV; v++) {                                      \
+                VD d = SUB(w[v], sh);                                           \
+                s[v] = ADD(s[v], square ? MUL(d, d) : d);                       \
+            }                                                                   \
         }                                                                       \
-        return total;                                                           \
+        for (int v = 0; v < NV; v++)                                            \
+            STORE(acc + v * step, s[v]);                                        \
+        return k;                                                               \
     }                                                                           \
-    /* x_hat = (x - mean) * inv_std, y = scale * x_hat + shift (then the ReLU) */ \
+    TARGET static ptrdiff_t skc_bn_lanes_dot_##SFX(const T *u, const T *vv, ptrdiff_t m, \
+                                                   double *a1, double *a2)      \
+    {                                                                           \
+        const ptrdiff_t step = SKC_BN_LANES / NV;                               \
+        VD s1[NV], s2[NV], wu[NV], wv[NV];                                      \
+        ptrdiff_t k = 0;                                                        \
+        for (int v = 0; v < NV; v++) {                                          \
+            s1[v] = LOAD(a1 + v * step);                                        \
+            s2[v] = LOAD(a2 + v * step);                                        \
+        }                                                                       \
+        for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES) {                      \
+            WIDEN(u + k, wu);                                                   \
+            WIDEN(vv + k, wv);                                                  \
+            for (int v = 0; v < NV; v++) {                                      \
+                s1[v] = ADD(s1[v], wu[v]);                                      \
+                s2[v] = ADD(s2[v], MUL(wu[v], wv[v]));                          \
+            }                                                                   \
+        }                                                                       \
+        for (int v = 0; v < NV; v++) {                                          \
+            STORE(a1 + v * step, s1[v]);                                        \
+            STORE(a2 + v * step, s2[v]);                                        \
+        }                                                                       \
+        return k;                                                               \
+    }
+
+/* the expansion of the OPS lists into SKC_BN_VECTOR_LANES's arguments */
+#define SKC_BN_VECTOR(...) SKC_BN_VECTOR_LANES(__VA_ARGS__)
+
+SKC_BN_PORTABLE_LANES(portable_s, float)
+SKC_BN_PORTABLE_LANES(portable_d, double)
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SKC_BN_HAVE_X86 1
+#include <immintrin.h>
+#define SKC_BN_AVX2 __attribute__((target("avx2")))
+#define SKC_BN_WIDEN_AVX2_S(p, out)                                             \
+    for (int i = 0; i < 4; i++) out[i] = _mm256_cvtps_pd(_mm_loadu_ps((p) + 4 * i))
+#define SKC_BN_WIDEN_AVX2_D(p, out)                                             \
+    for (int i = 0; i < 4; i++) out[i] = _mm256_loadu_pd((p) + 4 * i)
+#define SKC_BN_AVX2_OPS _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_set1_pd, \
+    _mm256_loadu_pd, _mm256_storeu_pd
+SKC_BN_VECTOR(avx2_s, SKC_BN_AVX2, float, __m256d, 4, SKC_BN_WIDEN_AVX2_S, SKC_BN_AVX2_OPS)
+SKC_BN_VECTOR(avx2_d, SKC_BN_AVX2, double, __m256d, 4, SKC_BN_WIDEN_AVX2_D, SKC_BN_AVX2_OPS)
+#ifdef SKC_EMULATE_AVX512 /* the emulated build runs AVX-512's path with AVX2's code */
+#define SKC_BN_AVX512 SKC_BN_AVX2
+#define skc_bn_lanes_sum_avx512_s skc_bn_lanes_sum_avx2_s
+#define skc_bn_lanes_sum_avx512_d skc_bn_lanes_sum_avx2_d
+#define skc_bn_lanes_dot_avx512_s skc_bn_lanes_dot_avx2_s
+#define skc_bn_lanes_dot_avx512_d skc_bn_lanes_dot_avx2_d
+#else
+#define SKC_BN_AVX512 __attribute__((target("avx512f")))
+#define SKC_BN_WIDEN_AVX512_S(p, out)                                           \
+    for (int i = 0; i < 2; i++) out[i] = _mm512_cvtps_pd(_mm256_loadu_ps((p) + 8 * i))
+#define SKC_BN_WIDEN_AVX512_D(p, out)                                           \
+    for (int i = 0; i < 2; i++) out[i] = _mm512_loadu_pd((p) + 8 * i)
+#define SKC_BN_AVX512_OPS _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_set1_pd, \
+    _mm512_loadu_pd, _mm512_storeu_pd
+SKC_BN_VECTOR(avx512_s, SKC_BN_AVX512, float, __m512d, 2, SKC_BN_WIDEN_AVX512_S,
+              SKC_BN_AVX512_OPS)
+SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D,
+              SKC_BN_AVX512_OPS)
+#endif
+#else
+#define SKC_BN_HAVE_X86 0
+#endif
+
+/* The passes over a channel, written once, compiled per path (SFX) with that
+ * path's lane loops. */
+#define SKC_BN_KERNELS(SFX, TARGET, T)                                          \
+    /* a row's mean and sum of squared deviations from it, by two passes over   \
+     * the row (in L1 by the second) */                                         \
+    TARGET static void skc_bn_row_stats_##SFX(const T *a, ptrdiff_t m, double *mean, \
+                                              double *m2)                       \
+    {                                                                           \
+        double acc[SKC_BN_LANES] = {0}, sq[SKC_BN_LANES] = {0}, mu;             \
+        ptrdiff_t k = skc_bn_lanes_sum_##SFX(a, m, 0.0, 0, acc);                \
+        for (int j = 0; k + j < m; j++)                                         \
+            acc[j] += (double)a[k + j] - 0.0;                                   \
+        mu = skc_bn_combine(acc) / (double)m;                                   \
+        k = skc_bn_lanes_sum_##SFX(a, m, mu, 1, sq);                            \
+        for (int j = 0; k + j < m; j++) {                                       \
+            double d = (double)a[k + j] - mu;                                   \
+            sq[j] += d * d;                                                     \
+        }                                                                       \
+        *mean = mu;                                                             \
+        *m2 = skc_bn_combine(sq);                                               \
+    }                                                                           \
+    /* y = scale * x_hat + shift (then the ReLU), x_hat = (x - mean) * inv_std  \
+     * stored too where x_hat is not NULL; in T's precision */                  \
     TARGET static void skc_bn_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
                                               ptrdiff_t stride, ptrdiff_t m, T mean, \
                                               T inv_std, T scale, T shift, int relu) \
     {                                                                           \
         for (ptrdiff_t i = 0; i < n; i++) {                                     \
             const T *xi = x + i * stride;                                       \
-            T *yi = y + i * stride, *hi = x_hat + i * stride;                   \
+            T *yi = y + i * stride, *hi = x_hat ? x_hat + i * stride : NULL;    \
+            if (hi)                                                             \
+                for (ptrdiff_t k = 0; k < m; k++)                               \
+                    hi[k] = (xi[k] - mean) * inv_std;                           \
             if (relu)                                                           \
                 for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T d = (xi[k] - mean) * inv_std;                             \
-                    T v = scale * d + shift;                                    \
-                    hi[k] = d;                                                  \
+                    T v = scale * ((xi[k] - mean) * inv_std) + shift;           \
                     yi[k] = v > 0 ? v : 0;                                      \
                 }                                                               \
             else                                                                \
-                for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T d = (xi[k] - mean) * inv_std;                             \
-                    hi[k] = d;                                                  \
-                    yi[k] = scale * d + shift;                                  \
-                }                                                               \
+                for (ptrdiff_t k = 0; k < m; k++)                               \
+                    yi[k] = scale * ((xi[k] - mean) * inv_std) + shift;         \
         }                                                                       \
     }                                                                           \
-    /* g = dy * (y > 0), the gradient through the ReLU whose output is y: a     \
-     * product, not a branch (which mispredicts on half the values), as         \
-     * np.multiply(dy, y > 0). The mask in a statement of its own: GCC 12       \
+    /* With relu, the ReLU after the batch norm passed scale * x_hat + shift on  \
+     * where that was > 0: its gradient g = dy * mask, the mask recomputed from \
+     * x_hat (the forward's comparison, bit for bit) rather than read from the   \
+     * output. A product, not a branch (which mispredicts on half the values),   \
+     * as np.multiply(dy, y > 0); the mask in a statement of its own: GCC 12     \
      * vectorises the comparison's conversion then, not inside the product. */  \
-    TARGET static void skc_bn_unmask_##SFX(const T *dy, const T *y, T *g, ptrdiff_t m) \
+    /* sums[0] = sum(g), sums[1] = sum(g * x_hat) over the channel, x_hat =     \
+     * (x - center) * inv_std as the forward pass computed it; a chunk of a row \
+     * at a time into buffers in L1, whole blocks of lanes, so each element     \
+     * meets the lane it would in one pass over the row */                      \
+    TARGET static void skc_bn_grad_sums_##SFX(const T *dy, const T *x, T center, T inv_std, \
+                                              int relu, T scale, T shift, ptrdiff_t n, \
+                                              ptrdiff_t stride, ptrdiff_t m, double *sums) \
     {                                                                           \
-        for (ptrdiff_t k = 0; k < m; k++) {                                     \
-            T mask = (T)(y[k] > 0);                                             \
-            g[k] = dy[k] * mask;                                                \
-        }                                                                       \
-    }                                                                           \
-    /* sums[0] = sum(g), sums[1] = sum(g * x_hat) over the channel, with g = dy, \
-     * or dy * (relu_y > 0) after a ReLU (relu_y not NULL), computed a chunk at \
-     * a time: whole blocks of lanes, so each element meets the lane it would   \
-     * in one pass over the row */                                              \
-    TARGET static void skc_bn_grad_sums_##SFX(const T *dy, const T *relu_y, const T *x_hat, \
-                                              ptrdiff_t n, ptrdiff_t stride, ptrdiff_t m, \
-                                              double *sums)                     \
-    {                                                                           \
-        T buffer[SKC_BN_CHUNK];                                                 \
+        T masked[SKC_BN_CHUNK], x_hat[SKC_BN_CHUNK];                            \
         sums[0] = sums[1] = 0;                                                  \
         for (ptrdiff_t i = 0; i < n; i++) {                                     \
             double a1[SKC_BN_LANES] = {0}, a2[SKC_BN_LANES] = {0};               \
             for (ptrdiff_t start = 0; start < m; start += SKC_BN_CHUNK) {       \
-                ptrdiff_t size = m - start < SKC_BN_CHUNK ? m - start : SKC_BN_CHUNK; \
-                const T *g = dy + i * stride + start, *h = x_hat + i * stride + start; \
-                if (relu_y) {                                                   \
-                    skc_bn_unmask_##SFX(g, relu_y + i * stride + start, buffer, size); \
-                    g = buffer;                                                 \
+                ptrdiff_t size = m - start < SKC_BN_CHUNK ? m - start : SKC_BN_CHUNK, k; \
+                const T *g = dy + i * stride + start, *xs = x + i * stride + start; \
+                for (k = 0; k < size; k++)                                      \
+                    x_hat[k] = (xs[k] - center) * inv_std;                      \
+                if (relu) {                                                     \
+                    for (k = 0; k < size; k++) {                                \
+                        T mask = (T)(scale * x_hat[k] + shift > 0);             \
+                        masked[k] = g[k] * mask;                                \
+                    }                                                           \
+                    g = masked;                                                 \
                 }                                                               \
-                SKC_BN_LANE_LOOP(size, a1[j] += g[k + j];                       \
-                                 a2[j] += (double)g[k + j] * h[k + j];)         \
+                k = skc_bn_lanes_dot_##SFX(g, x_hat, size, a1, a2);             \
+                for (int j = 0; k + j < size; j++) {                            \
+                    a1[j] += g[k + j];                                          \
+                    a2[j] += (double)g[k + j] * x_hat[k + j];                   \
+                }                                                               \
             }                                                                   \
             sums[0] += skc_bn_combine(a1);                                      \
             sums[1] += skc_bn_combine(a2);                                      \
         }                                                                       \
     }                                                                           \
-    /* dx = coef * (g - mean_g - x_hat * mean_gx), g as above */                \
-    TARGET static void skc_bn_dx_##SFX(const T *dy, const T *relu_y, const T *x_hat, T *dx, \
-                                       ptrdiff_t n, ptrdiff_t stride, ptrdiff_t m, T coef, \
-                                       T mean_g, T mean_gx)                     \
+    /* dx = coef * (g - mean_g - x_hat * mean_gx), g and x_hat as above */      \
+    TARGET static void skc_bn_dx_##SFX(const T *dy, const T *x, T center, T inv_std, int relu, \
+                                       T scale, T shift, T *dx, ptrdiff_t n, ptrdiff_t stride, \
+                                       ptrdiff_t m, T coef, T mean_g, T mean_gx) \
     {                                                                           \
         for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            const T *d = dy + i * stride, *h = x_hat + i * stride;              \
+            const T *d = dy + i * stride, *xs = x + i * stride;                 \
             T *o = dx + i * stride;                                             \
-            if (relu_y) {                                                       \
-                const T *r = relu_y + i * stride;                               \
+            if (relu)                                                           \
                 for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T mask = (T)(r[k] > 0);                                     \
-                    o[k] = coef * (d[k] * mask - mean_g - h[k] * mean_gx);      \
+                    T h = (xs[k] - center) * inv_std;                           \
+                    T mask = (T)(scale * h + shift > 0);                        \
+                    o[k] = coef * (d[k] * mask - mean_g - h * mean_gx);         \
                 }                                                               \
-            } else                                                              \
-                for (ptrdiff_t k = 0; k < m; k++)                               \
-                    o[k] = coef * (d[k] - mean_g - h[k] * mean_gx);             \
+            else                                                                \
+                for (ptrdiff_t k = 0; k < m; k++) {                             \
+                    T h = (xs[k] - center) * inv_std;                           \
+                    o[k] = coef * (d[k] - mean_g - h * mean_gx);                \
+                }                                                               \
         }                                                                       \
     }
 
 SKC_BN_KERNELS(portable_s, , float)
 SKC_BN_KERNELS(portable_d, , double)
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define SKC_BN_HAVE_X86 1
-SKC_BN_KERNELS(avx2_s, __attribute__((target("avx2"))), float)
-SKC_BN_KERNELS(avx2_d, __attribute__((target("avx2"))), double)
-#ifdef SKC_EMULATE_AVX512 /* the emulated build runs AVX-512's path with AVX2's code */
-#define SKC_BN_AVX512 __attribute__((target("avx2")))
-#else
-#define SKC_BN_AVX512 __attribute__((target("avx512f")))
-#endif
+#if SKC_BN_HAVE_X86
+SKC_BN_KERNELS(avx2_s, SKC_BN_AVX2, float)
+SKC_BN_KERNELS(avx2_d, SKC_BN_AVX2, double)
 SKC_BN_KERNELS(avx512_s, SKC_BN_AVX512, float)
 SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
-#else
-#define SKC_BN_HAVE_X86 0
 #endif
 
 /* ---- a channel's forward and backward, on the SIMD path given (as gemm.h's) ---- */
@@ -168,36 +274,46 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
 #endif
 
 #define SKC_BN_CHANNEL(SFX, T)                                                  \
-    /* mean and biased variance (two passes: no cancellation as in              \
-     * E[x^2] - E[x]^2), then x_hat and y */                                    \
+    /* mean and biased variance, merging the rows' (Chan, Golub and LeVeque's   \
+     * pairwise update, in row order): one pass through memory, and no          \
+     * cancellation as in E[x^2] - E[x]^2; then y (and x_hat) */                \
     static void skc_bn_forward_channel_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
                                              ptrdiff_t stride, ptrdiff_t m, T scale, \
                                              T shift, double eps, int relu, double *mean, \
                                              double *var, int path)             \
     {                                                                           \
-        double count = (double)n * (double)m;                                   \
-        double mu = SKC_BN_CALL(skc_bn_sum_, SFX, x, n, stride, m, 0.0, 0) / count; \
-        double v = SKC_BN_CALL(skc_bn_sum_, SFX, x, n, stride, m, mu, 1) / count; \
+        double mu = 0, m2 = 0, count = 0;                                       \
+        for (ptrdiff_t i = 0; i < n; i++) {                                     \
+            double row_mean, row_m2, total = count + (double)m, delta;          \
+            SKC_BN_CALL(skc_bn_row_stats_, SFX, x + i * stride, m, &row_mean, &row_m2); \
+            delta = row_mean - mu;                                              \
+            mu += delta * ((double)m / total);                                  \
+            m2 += row_m2 + delta * delta * (count * (double)m / total);         \
+            count = total;                                                      \
+        }                                                                       \
         *mean = mu;                                                             \
-        *var = v;                                                               \
+        *var = m2 / count;                                                      \
         /* in the array's precision, so that it vectorises */                   \
         SKC_BN_CALL(skc_bn_normalize_, SFX, x, y, x_hat, n, stride, m, (T)mu,   \
-                    (T)(1 / sqrt(v + eps)), scale, shift, relu);                \
+                    (T)(1 / sqrt(m2 / count + eps)), scale, shift, relu);       \
     }                                                                           \
     /* dshift = sum(g), dscale = sum(g * x_hat), and dx (when not NULL; it may  \
      * be dy) = coef / count * (count * g - dshift - x_hat * dscale), coef =     \
-     * scale / sqrt(var + eps); g is computed where it is needed, twice after   \
-     * a ReLU, rather than stored: a pass less through memory */                \
-    static void skc_bn_backward_channel_##SFX(const T *dy, const T *relu_y, const T *x_hat, \
-                                              T *dx, ptrdiff_t n, ptrdiff_t stride, \
-                                              ptrdiff_t m, double coef, T *dshift, \
-                                              T *dscale, int path)              \
+     * scale / sqrt(var + eps), x_hat = (x - center) * inv_std recomputed as    \
+     * the forward pass computed it (center = 0, inv_std = 1 take x_hat itself \
+     * as x), g = dy or, with relu, dy through the ReLU. Neither x_hat nor g is \
+     * stored: passes less through memory. */                                  \
+    static void skc_bn_backward_channel_##SFX(const T *dy, const T *x, T center, T inv_std, \
+                                              int relu, T scale, T shift, T *dx, ptrdiff_t n, \
+                                              ptrdiff_t stride, ptrdiff_t m, double coef, \
+                                              T *dshift, T *dscale, int path)   \
     {                                                                           \
         double count = (double)n * (double)m, sums[2];                          \
-        SKC_BN_CALL(skc_bn_grad_sums_, SFX, dy, relu_y, x_hat, n, stride, m, sums); \
+        SKC_BN_CALL(skc_bn_grad_sums_, SFX, dy, x, center, inv_std, relu, scale, shift, n, \
+                    stride, m, sums);                                           \
         if (dx)                                                                 \
-            SKC_BN_CALL(skc_bn_dx_, SFX, dy, relu_y, x_hat, dx, n, stride, m, (T)coef, \
-                        (T)(sums[0] / count), (T)(sums[1] / count));            \
+            SKC_BN_CALL(skc_bn_dx_, SFX, dy, x, center, inv_std, relu, scale, shift, dx, n, \
+                        stride, m, (T)coef, (T)(sums[0] / count), (T)(sums[1] / count)); \
         *dshift = (T)sums[0];                                                   \
         *dscale = (T)sums[1];                                                   \
     }
