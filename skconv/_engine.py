@@ -91,14 +91,7 @@ def plan_context():
 NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
 
 
-NONE_2D = {np.dtype(t).char: np.empty((0, 0), dtype=t) for t in (np.float32, np.float64)}
-
-
 NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
-
-
-# no argmax for a pooled convolution (inference)
-NO_INDICES = np.empty((0, 0, 0), dtype=np.intp)
 
 
 def as_pair(value, name, minimum):
@@ -220,18 +213,12 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
         out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
         y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
     y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
-    work = np.empty(work_shape, dtype=x.dtype)
-    if b is None:
-        b = NONE_1D[x.dtype.char]
-    keep_cols = cols is not None
     # the implicit product reads the taps from the padded image itself: the
     # same bits without forming (or packing) the columns
-    offsets, starts, tile_row, channel_stride, padded_size, parts = implicit
     _conv.conv2d_forward_implicit(
-        x, w, b, offsets, starts, tile_row, channel_stride, padded_size, y,
-        pool2 is not None, NO_INDICES if argmax is None else argmax.reshape(y_shape), relu,
-        cols if keep_cols else NONE_3D[x.dtype.char], keep_cols, work, g, n_threads,
-        1 if pool2 is not None or keep_cols else parts)
+        x, w, y, implicit, np.empty(work_shape, dtype=x.dtype), g, n_threads, b=b,
+        pool2=pool2 is not None, argmax=None if argmax is None else argmax.reshape(y_shape),
+        relu=relu, cols=cols)
     return y.reshape(out_shape)
 
 
@@ -264,29 +251,27 @@ def conv2d_plan(g, f, dtype, n):
     ohw = g["oh"] * g["ow"]
     work = 2 * n * f * ckk * ohw
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
-    channel_stride, offsets, starts, tile_row, rows, columns, padded_size = padded_image(
-        g, f, dtype)
+    layout, rows, columns = padded_image(g, f, dtype)
     # fewer samples than threads (one long series): each sample's tiles in
     # parts, so that the threads share its product
     threads = effective_n_threads()
-    parts = min(len(starts), -(-threads // n)) if n < threads else 1
+    parts = min(len(layout.starts), -(-threads // n)) if n < threads else 1
     n_threads = threads_for(n * parts, work)
     if n_threads == 1:  # one thread would copy the sample once per part
         parts = 1
-    work_shape = (rows * ckk + n_threads * (padded_size + rows * columns),)
-    implicit = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, parts)
-    return ConvPlan(n_threads, implicit, work_shape, *shapes)
+    work_shape = (rows * ckk + n_threads * (layout.padded_size + rows * columns),)
+    return ConvPlan(n_threads, layout._replace(parts=parts), work_shape, *shapes)
 
 
 def padded_image(g, f, dtype):
     """The layout of a convolution's implicit product.
 
-    Returns ``(channel_stride, offsets, starts, tile_row, rows, columns,
-    padded_size)``: the taps' starts in the zero-padded image
-    (:func:`tap_offsets`, whose planes a stride splits by phase), the
-    product's tiles (:func:`tiles`), the micro-kernel-padded shape of the
-    product for ``f`` filters, and the elements of one padded image, slack for
-    the last tile's reads included and rounded up to a cache line. A stride-1
+    Returns ``(layout, rows, columns)``: an :class:`ImplicitLayout` of one
+    part, with the taps' starts in the zero-padded image (:func:`tap_offsets`,
+    whose planes a stride splits by phase), the product's tiles
+    (:func:`tiles`) and the elements of one padded image, slack for the last
+    tile's reads included and rounded up to a cache line; and the
+    micro-kernel-padded shape of the product for ``f`` filters. A stride-1
     weight gradient reads the same image.
     """
     channel_stride, offsets = tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
@@ -296,7 +281,8 @@ def padded_image(g, f, dtype):
     starts, tile_row = tiles(g["oh"], g["ow"], phase_width(g), width)
     rows, columns = _gemm.output_rows(f, char), len(starts) * width
     padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + starts[-1] + width) // 16) * 16
-    return channel_stride, offsets, starts, tile_row, rows, columns, padded_size
+    layout = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, 1)
+    return layout, rows, columns
 
 
 def phase_width(g):
@@ -415,21 +401,18 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
         # (see _conv.conv2d_backward_implicit): no im2col. Along the columns,
         # fewer taps than a tile's would leave most of it empty; im2col's
         # product then puts them in its rows
-        channel_stride, offsets, *_, padded_size = padded_image(g, f, x.dtype)
-        images = np.empty((n_threads, padded_size), dtype=x.dtype)
+        layout = padded_image(g, f, x.dtype)[0]
+        images = np.empty((n_threads, layout.padded_size), dtype=x.dtype)
         work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
-        no_relu = NONE_3D[x.dtype.char]
-        if unpool is None:
-            argmax, relu_y, planes = NO_INDICES, no_relu, NONE_2D[x.dtype.char]
-        else:
+        if unpool is not None:
             argmax = argmax.reshape(n, f, -1)
-            relu_y = no_relu if relu_y is None else relu_y.reshape(n, f, -1)
+            relu_y = None if relu_y is None else relu_y.reshape(n, f, -1)
             planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
         _conv.conv2d_backward_implicit(
-            dy.reshape(n, f, -1), x, offsets, output_positions(g), channel_stride, dw_part,
-            db_part, images, work, dw_transposed, unpool is not None, argmax, relu_y, planes,
-            g, n_threads,
-        )
+            dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
+            work, g, n_threads, dw_transposed=dw_transposed,
+            argmax=None if unpool is None else argmax, relu_y=None if unpool is None else relu_y,
+            planes=None if unpool is None else planes)
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
         if not need_dx or transposed_dx:

@@ -67,22 +67,17 @@ cdef inline void _copy_padded(
 def conv2d_forward_implicit(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
-    const floating[::1] b,              # IN  (f,), or empty for no bias
-    const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
-    const Py_ssize_t[::1] starts,       # IN  (n_tiles,): each tile's first position
-    Py_ssize_t tile_row,                # the product's columns between two output rows
-    Py_ssize_t channel_stride,          # elements between the padded image's channels
-    Py_ssize_t padded_size,             # elements of one padded image, slack included
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
-    bint pool2,
-    Py_ssize_t[:, :, ::1] argmax,       # OUT like y if pool2 and argmax is wanted, else (0, 0, 0)
-    bint relu,                          # max(., 0) after the bias (and the pooling)
-    floating[:, :, ::1] cols,           # OUT (n, ckk, ohw) im2col(x) if keep_cols, else unused
-    bint keep_cols,
+    layout,                             # IN  _engine.ImplicitLayout: the taps' and tiles' places
     floating[::1] work,                 # scratch: w's panels, then per thread an image and a product
     Geometry g,                         # pool2: stride 1 (sh == sw == 1)
     int n_threads,
-    int parts=1,                        # each sample's tiles in this many parts (see below)
+    *,
+    b=None,                             # IN  (f,) of x's dtype, or None: no bias
+    bint pool2=False,
+    argmax=None,                        # OUT intp like y with pool2, or None
+    bint relu=False,                    # max(., 0) after the bias (and the pooling)
+    cols=None,                          # OUT (n, ckk, ohw) of x's dtype: im2col(x) too, or None
 ):
     """y[n] = w @ im2col(x[n]) + b, without forming im2col.
 
@@ -97,13 +92,13 @@ def conv2d_forward_implicit(
     taps in the same order, then + b: the bits of conv2d_forward's.
 
     With ``pool2``, y gets the 2x2 max pooling of stride 2 of that output
-    instead (then max(., 0) with ``relu``), and argmax, unless empty, each
+    instead (then max(., 0) with ``relu``), and argmax, unless None, each
     window's flat index in its output plane: the values and indices of
     _pool.max_pool2d_forward on the output, which is never written out.
 
-    With ``keep_cols`` im2col(x[n]) is written to ``cols[n]`` as well.
+    With ``cols``, im2col(x[n]) is written to ``cols[n]`` as well.
 
-    ``parts`` > 1 (neither pool2 nor keep_cols): each sample's tiles are cut
+    ``layout.parts`` > 1 (neither pool2 nor cols): each sample's tiles are cut
     into that many runs of consecutive tiles, the tasks of the parallel loop
     being (sample, run): fewer samples than threads (one long series) still
     keep every thread busy. Each task copies its sample into its thread's
@@ -113,15 +108,29 @@ def conv2d_forward_implicit(
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
     padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
     """
+    cdef const Py_ssize_t[::1] offsets = layout.offsets, starts = layout.starts
+    cdef Py_ssize_t tile_row = layout.tile_row, channel_stride = layout.channel_stride
+    cdef Py_ssize_t padded_size = layout.padded_size
+    cdef const floating[::1] bias
+    cdef Py_ssize_t[:, :, ::1] argmax_v
+    cdef floating[:, :, ::1] cols_v
+    cdef bint has_bias = b is not None, need_argmax = argmax is not None
+    cdef bint keep_cols = cols is not None
+    cdef int parts = 1 if pool2 or keep_cols else layout.parts
+    if has_bias:
+        bias = b
+    if need_argmax:
+        argmax_v = argmax
+    if keep_cols:
+        cols_v = cols
     cdef Py_ssize_t task, n, tid, ci, r, f, i, j, t0, t1, q0, q1, j0, j1
     cdef Py_ssize_t ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
-    cdef bint dp = floating is double, need_argmax = argmax.shape[0] > 0
+    cdef bint dp = floating is double
     cdef bint vector = simd_path() > 0
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * tile_width(dp)
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
-    cdef bint has_bias = b.shape[0] > 0
     cdef floating *img
     cdef floating *wide
     cdef floating *row
@@ -144,12 +153,12 @@ def conv2d_forward_implicit(
             wide = img + padded_size
             _copy_padded(&x[n, 0, 0, 0], img, channel_stride, &g)
             if keep_cols:
-                im2col_sample(x[n], cols[n], &g)
+                im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:
                 implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
                               wide + q0, ldc)
             for f in range(nf):
-                bias_f = b[f] if has_bias else 0
+                bias_f = bias[f] if has_bias else 0
                 if not pool2:
                     for i in range(g.oh):
                         # output (i, j) is column i * tile_row + j: those of these tiles
@@ -174,8 +183,9 @@ def conv2d_forward_implicit(
                 for i in range(pooled_h):
                     row = wide + f * ldc + 2 * i * tile_row
                     max_pool_2x2_row(row, row + tile_row, pooled_w, 2 * i * ow, ow,
-                                     &b[f] if has_bias else NULL, relu, &y[n, f, i * pooled_w],
-                                     &argmax[n, f, i * pooled_w] if need_argmax else NULL, vector)
+                                     &bias[f] if has_bias else NULL, relu, &y[n, f, i * pooled_w],
+                                     &argmax_v[n, f, i * pooled_w] if need_argmax else NULL,
+                                     vector)
 
 
 cdef inline void _bias_gradient(
@@ -255,21 +265,20 @@ def conv2d_backward(
 def conv2d_backward_implicit(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if unpool
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
-    const Py_ssize_t[::1] offsets,      # IN  (c * kh * kw,): each tap's start in the padded image
+    layout,                             # IN  _engine.ImplicitLayout: the taps' places
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
-    Py_ssize_t channel_stride,          # elements between the padded image's channels
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
                                         #     rounded up to _gemm.tap_rows_tile(f)'s whole tiles
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
-    bint dw_transposed,
-    bint unpool,
-    const Py_ssize_t[:, :, ::1] argmax, # IN  with unpool: dy's shape, the pooling's argmax
-    const floating[:, :, ::1] relu_y,   # IN  with unpool: the pooled output after a ReLU, or (0, 0, 0)
-    floating[:, ::1] planes,            # scratch with unpool: (n_threads, f * oh * ow)
     Geometry g,                         # stride 1 (sh == sw == 1)
     int n_threads,
+    *,
+    bint dw_transposed=False,
+    argmax=None,                        # IN  intp of dy's shape: the 2x2 pooling's argmax, or None
+    relu_y=None,                        # IN  with argmax: the pooled output after a ReLU, or None
+    planes=None,                        # scratch with argmax: (n_threads, f * oh * ow)
 ):
     """The weight and bias gradients of a stride-1 convolution, without im2col.
 
@@ -284,17 +293,27 @@ def conv2d_backward_implicit(
     the threads. (The input gradient is a convolution of its own:
     ops._transposed_convolution.)
 
-    With ``unpool``, dy is the gradient of the 2x2 max pooling (stride 2) of
-    the output, then of the ReLU after it if relu_y is not empty: each
+    With ``argmax``, dy is the gradient of the 2x2 max pooling (stride 2) of
+    the output, then of the ReLU after it if relu_y is not None: each
     sample's output gradient is formed in ``planes`` by that pooling's
     backward (max_pool_2x2_backward_plane) while this one reads it, the bits
     of _pool.max_pool2d_2x2_backward's, never written out for the batch.
     """
+    cdef const Py_ssize_t[::1] offsets = layout.offsets
+    cdef Py_ssize_t channel_stride = layout.channel_stride
+    cdef const Py_ssize_t[:, :, ::1] argmax_v
+    cdef const floating[:, :, ::1] relu_y_v
+    cdef floating[:, ::1] planes_v
+    cdef bint unpool = argmax is not None, relu = relu_y is not None
+    if unpool:
+        argmax_v, planes_v = argmax, planes
+    if relu:
+        relu_y_v = relu_y
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
-    cdef Py_ssize_t ci, n, start, stop, tid, ci2, r, f
-    cdef Py_ssize_t wp = g.w + 2 * g.pw, pooled_h = g.oh // 2, pooled_w = g.ow // 2
+    cdef Py_ssize_t ci, n, start, stop, tid, f
+    cdef Py_ssize_t pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = dy.shape[1], ckk = offsets.shape[0], ohw = positions.shape[0]
-    cdef bint relu = relu_y.shape[0] > 0, vector = simd_path() > 0
+    cdef bint vector = simd_path() > 0
     cdef floating *img
     cdef const floating *dyn
     with nogil:
@@ -307,17 +326,14 @@ def conv2d_backward_implicit(
             start = ci * n_samples // n_chunks
             stop = (ci + 1) * n_samples // n_chunks
             for n in range(start, stop):
-                for ci2 in range(g.c):
-                    for r in range(g.h):
-                        memcpy(img + ci2 * channel_stride + (r + g.ph) * wp + g.pw, &x[n, ci2, r, 0],
-                               g.w * sizeof(floating))
+                _copy_padded(&x[n, 0, 0, 0], img, channel_stride, &g)
                 dyn = &dy[n, 0, 0]
                 if unpool:
                     for f in range(nf):
                         max_pool_2x2_backward_plane(
-                            &dy[n, f, 0], &argmax[n, f, 0], &relu_y[n, f, 0] if relu else NULL,
-                            pooled_h, pooled_w, g.oh, g.ow, &planes[tid, f * ohw], vector)
-                    dyn = &planes[tid, 0]
+                            &dy[n, f, 0], &argmax_v[n, f, 0], &relu_y_v[n, f, 0] if relu else NULL,
+                            pooled_h, pooled_w, g.oh, g.ow, &planes_v[tid, f * ohw], vector)
+                    dyn = &planes_v[tid, 0]
                 # dw (f, ckk) += dy (f, positions) @ taps (positions, ckk), or its
                 # transpose: one chain over the chunk's samples and positions
                 if dw_transposed:
