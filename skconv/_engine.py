@@ -416,7 +416,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
         if not need_dx or transposed_dx:
-            folded_dx = np.empty((0, 0, 0, 0), dtype=x.dtype)
+            folded_dx = None
         else:
             folded_dx = dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
         have_cols = cols is not None
@@ -426,9 +426,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
                         for shape in ((ckk, f, ohw), (f, ckk, ohw), (ckk, ohw, f)))
         work = np.empty((n_threads, work_size), dtype=x.dtype)
         _conv.conv2d_backward(
-            dy.reshape(n, f, ohw), x, w, folded_dx, dw_part, db_part, cols, have_cols,
-            dw_transposed, work, g, n_threads,
-        )
+            dy.reshape(n, f, ohw), x, w, dw_part, db_part, cols, work, g, n_threads,
+            dx=folded_dx, have_cols=have_cols, dw_transposed=dw_transposed)
     dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
     db = db_part.sum(axis=0)

@@ -206,17 +206,18 @@ def conv2d_backward(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
-    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w), or (0, 0, 0, 0) to skip dx
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or (n_chunks, ckk, f) if dw_transposed
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, :, ::1] cols,           # IN/OUT (n, ckk, ohw) if have_cols, else scratch (n_threads, ...)
-    bint have_cols,
-    bint dw_transposed,
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,
     int n_threads,
+    *,
+    dx=None,                            # OUT (n, c, h, w) of x's dtype, or None: no dx
+    bint have_cols=False,
+    bint dw_transposed=False,
 ):
-    """Gradients of conv2d_forward.
+    """Gradients of a convolution, by im2col and col2im, one sample at a time.
 
     ``dw_transposed`` picks which of dw's axes the GEMM's rows run over (the
     caller takes the one that fills the micro-kernel's tile better); either
@@ -234,7 +235,10 @@ def conv2d_backward(
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
     cdef Py_ssize_t ci, n, start, stop, slot, tid
     cdef int nf = w.shape[0], ohw = g.oh * g.ow, ckk = g.c * g.kh * g.kw
-    cdef bint need_dx = dx.shape[0] > 0
+    cdef bint need_dx = dx is not None
+    cdef floating[:, :, :, ::1] dx_v
+    if need_dx:
+        dx_v = dx
     with nogil:
         for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
             tid = threadid()
@@ -259,7 +263,7 @@ def conv2d_backward(
                     # dx[n] = col2im(w^T @ dy[n])
                     gemm(ckk, ohw, nf, &w[0, 0], 1, ckk, &dy[n, 0, 0], ohw, 1, &cols[slot, 0, 0],
                          ohw, False, NULL, NO_BIAS, &work[tid, 0])
-                    col2im_sample(cols[slot], dx[n], &g)
+                    col2im_sample(cols[slot], dx_v[n], &g)
 
 
 def conv2d_backward_implicit(
