@@ -15,7 +15,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._kernels import _batchnorm, _conv, _depthwise, _gemm, _global_pool, _im2col, _pool
+from ._kernels import (_batchnorm, _conv, _depthwise, _elementwise, _gemm, _global_pool, _im2col,
+                       _pool)
 from ._kernels._openmp_helpers import effective_n_threads
 
 
@@ -571,6 +572,28 @@ def max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
     else:
         _pool.max_pool2d_backward(dy, argmax, y, dx, pool_threads(x_shape))
     return dx.reshape(n, c, h, w)
+
+
+def add(a, b, out, relu=False):
+    """``out = a + b`` (then ``max(., 0)`` with ``relu``, as ``np.maximum``) for
+    C-contiguous arrays of one shape and dtype, in one pass; returns ``out``."""
+    _elementwise.add(a.reshape(-1), b.reshape(-1), out.reshape(-1), relu,
+                     threads_for(1 + a.size // 65536, a.size * WORK_PER_ELEMENT))
+    return out
+
+
+def relu_backward(dy, y, copy=None):
+    """``dy *= (y > 0)`` in place (y the ReLU's output), as ``np.multiply(dy, y > 0)``,
+    in one pass; and into ``copy`` too unless None (C-contiguous, of dy's shape)."""
+    if not (dy.flags.c_contiguous and y.flags.c_contiguous):
+        # a flat view would be a copy, and dy must change in place
+        np.multiply(dy, y > 0, out=dy)
+        if copy is not None:
+            copy[...] = dy
+        return
+    _elementwise.relu_backward(dy.reshape(-1), y.reshape(-1),
+                               NONE_1D[dy.dtype.char] if copy is None else copy.reshape(-1),
+                               threads_for(1 + dy.size // 65536, dy.size * WORK_PER_ELEMENT))
 
 
 def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):

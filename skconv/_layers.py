@@ -552,7 +552,7 @@ class Dense(Layer):
 
 def _relu_backward(dy, y):
     """dy *= (y > 0), in place: the gradient of the ReLU whose output is y."""
-    np.multiply(dy, y > 0, out=dy)
+    _engine.relu_backward(dy, y)
 
 
 class Activation(Layer):
@@ -619,9 +619,7 @@ class Add(Layer):
 
     def forward(self, a, b, training=True, relu=False):
         y = _buffer(self, "_y", a.shape, a.dtype) if training else np.empty_like(a)
-        np.add(a, b, out=y)
-        if relu:
-            np.maximum(y, 0, out=y)
+        _engine.add(np.ascontiguousarray(a), np.ascontiguousarray(b), y, relu=relu)
         if training:
             self._relu_y = y if relu else None
         return y
@@ -635,9 +633,11 @@ class Add(Layer):
     def backward(self, dy, need_dx=True):
         relu_y, self._relu_y = getattr(self, "_relu_y", None), None
         dy = np.ascontiguousarray(dy)
-        if relu_y is not None:
-            _relu_backward(dy, relu_y)
-        return dy, dy.copy()
+        if relu_y is None:
+            return dy, dy.copy()
+        copy = np.empty_like(dy)
+        _engine.relu_backward(dy, relu_y, copy)
+        return dy, copy
 
 
 class GlobalPool2D(Layer):

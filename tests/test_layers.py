@@ -235,3 +235,42 @@ def test_softmax_cross_entropy_is_finite_for_huge_logits(dtype):
     log_p = log_softmax(z.astype(np.float64))
     assert np.isfinite(log_p).all()
     assert_allclose(np.exp(log_p).sum(1), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_pass_add_and_relu_gradient_have_numpys_bits(dtype, threads):
+    # the residual add and every ReLU's gradient run as one pass (_kernels/_elementwise):
+    # element for element numpy's arithmetic, NaN, infinities and -0.0 included
+    from numpy.testing import assert_array_equal
+    from threadpoolctl import threadpool_limits
+
+    from skconv import _engine
+
+    rng = np.random.default_rng(0)
+    shape = (3, 5, 70, 70)  # above one thread's share of work
+    a, b, dy = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    a.flat[:6] = [np.nan, -0.0, np.inf, -np.inf, 0.0, -1.0]
+    b.flat[:6] = [1.0, 0.0, -np.inf, 1.0, -0.0, 1.0]
+    dy.flat[:4] = [np.nan, -2.0, np.inf, -0.0]
+    with threadpool_limits(limits=threads), np.errstate(invalid="ignore"):
+        for relu in (False, True):
+            expected = a + b
+            if relu:
+                expected = np.maximum(expected, 0)
+            assert_array_equal(_engine.add(a, b, np.empty_like(a), relu=relu), expected)
+        y = np.maximum(a + b, 0)
+        expected = np.multiply(dy, y > 0)
+        got, copy = dy.copy(), np.empty_like(dy)
+        _engine.relu_backward(got, y, copy)
+        assert_array_equal(got, expected)
+        assert_array_equal(copy, expected)
+        alone = dy.copy()
+        _engine.relu_backward(alone, y)
+        assert_array_equal(alone, expected)
+        # a strided dy still changes in place
+        wide = np.zeros(shape[:3] + (140,), dtype)
+        strided = wide[..., ::2]
+        strided[...] = dy
+        _engine.relu_backward(strided, y)
+        assert_array_equal(wide[..., ::2], expected)
