@@ -208,9 +208,9 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
     n_threads, implicit, work_shape, y_shape, out_shape = plan
     relu, argmax = pool2 if pool2 is not None else (relu, None)
-    if pool2 is not None and not g["sh"] == g["sw"] == 1:
-        raise ValueError("a pooled convolution needs a stride of 1")
     if pool2 is not None:
+        if not g["sh"] == g["sw"] == 1:
+            raise ValueError("a pooled convolution needs a stride of 1")
         out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
         y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
     y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
