@@ -498,11 +498,9 @@ def matmul(a, b, bias=None, out=None, relu=False, plan=None):
     n = b.shape[1]
     if out is None:
         out = np.empty((m, n), dtype=a.dtype)
-    if bias is None:
-        bias = NONE_1D[a.dtype.char]
     row_blocks, col_blocks, work_shape = matmul_plan(m, n, k) if plan is None else plan
     work = np.empty(work_shape, dtype=a.dtype)
-    _gemm.matmul(a, b, bias, out, False, relu, row_blocks, col_blocks, work)
+    _gemm.matmul(a, b, out, work, row_blocks, col_blocks, bias=bias, relu=relu)
     return out
 
 

@@ -159,7 +159,7 @@ def get_path():
 
 cdef inline void _matmul_block(
     const floating[:, :] a, const floating[:, :] b, const floating *bias, int bias_mode,
-    floating[:, ::1] c, bint accumulate, bint relu, floating *work,
+    floating[:, ::1] c, bint relu, floating *work,
     Py_ssize_t i0, Py_ssize_t i1,       # the block's rows
     Py_ssize_t j0, Py_ssize_t j1,       # the block's columns
 ) noexcept nogil:
@@ -171,7 +171,7 @@ cdef inline void _matmul_block(
          a.strides[1] // sizeof(floating),
          &b[0, j0] if k > 0 else NULL, b.strides[0] // sizeof(floating),
          b.strides[1] // sizeof(floating),
-         &c[i0, j0], c.shape[1], accumulate, bias + j0 if bias != NULL else NULL, bias_mode,
+         &c[i0, j0], c.shape[1], False, bias + j0 if bias != NULL else NULL, bias_mode,
          work)
     if relu:
         for i in range(i0, i1):
@@ -181,7 +181,7 @@ cdef inline void _matmul_block(
 
 cdef inline void _matmul_task(
     const floating[:, :] a, const floating[:, :] b, const floating *bias, int bias_mode,
-    floating[:, ::1] c, bint accumulate, bint relu, floating *work,
+    floating[:, ::1] c, bint relu, floating *work,
     Py_ssize_t task, Py_ssize_t row_blocks, Py_ssize_t col_blocks,
 ) noexcept nogil:
     """Block ``task`` of the row_blocks x col_blocks grid, in row-major order:
@@ -190,7 +190,7 @@ cdef inline void _matmul_task(
     cdef Py_ssize_t rb = task // col_blocks, cb = task % col_blocks
     cdef Py_ssize_t nr = tile_width(floating is double)
     cdef Py_ssize_t tiles = (n + nr - 1) // nr
-    _matmul_block(a, b, bias, bias_mode, c, accumulate, relu, work,
+    _matmul_block(a, b, bias, bias_mode, c, relu, work,
                   rb * m // row_blocks, (rb + 1) * m // row_blocks,
                   min(n, cb * tiles // col_blocks * nr), min(n, (cb + 1) * tiles // col_blocks * nr))
 
@@ -198,17 +198,17 @@ cdef inline void _matmul_task(
 def matmul(
     const floating[:, :] a,             # IN  (m, k), any strides
     const floating[:, :] b,             # IN  (k, n), any strides
-    const floating[::1] bias,           # IN  (n,) added per column, or empty
     floating[:, ::1] c,                 # OUT (m, n)
-    bint accumulate,
-    bint relu,
+    floating[:, ::1] work,              # scratch (n_threads, work_size(block rows, n, k))
     Py_ssize_t row_blocks,
     Py_ssize_t col_blocks,
-    floating[:, ::1] work,              # scratch (n_threads, work_size(block rows, n, k))
+    *,
+    bias=None,                          # IN  (n,) of a's dtype, added per column, or None
+    bint relu=False,
 ):
-    """c = (c if accumulate else 0) + a @ b + bias, in a grid of row_blocks x
-    col_blocks blocks that the threads (one per row of ``work``) take in turn;
-    then max(c, 0) with ``relu`` (NaN stays, as in np.maximum).
+    """c = a @ b + bias, in a grid of row_blocks x col_blocks blocks that the
+    threads (one per row of ``work``) take in turn; then max(c, 0) with
+    ``relu`` (NaN stays, as in np.maximum).
 
     A block is a sub-product over all of k, so every element is still one
     chain over k and the bits do not depend on the blocks or the threads.
@@ -216,8 +216,12 @@ def matmul(
     cdef Py_ssize_t m = a.shape[0], n = b.shape[1]
     cdef Py_ssize_t n_tasks = row_blocks * col_blocks, task
     cdef int n_threads = <int> work.shape[0]
-    cdef int bias_mode = BIAS_PER_COLUMN if bias.shape[0] > 0 else NO_BIAS
-    cdef const floating *bias_ptr = &bias[0] if bias.shape[0] > 0 else NULL
+    cdef const floating[::1] bias_v
+    cdef int bias_mode = NO_BIAS
+    cdef const floating *bias_ptr = NULL
+    if bias is not None:
+        bias_v = bias
+        bias_mode, bias_ptr = BIAS_PER_COLUMN, &bias_v[0]
     if m == 0 or n == 0:
         return
     with nogil:
@@ -225,9 +229,9 @@ def matmul(
             # no parallel region for one thread: opening one costs about a
             # microsecond, much of a one-row product's time
             for task in range(n_tasks):
-                _matmul_task(a, b, bias_ptr, bias_mode, c, accumulate, relu, &work[0, 0],
+                _matmul_task(a, b, bias_ptr, bias_mode, c, relu, &work[0, 0],
                              task, row_blocks, col_blocks)
         else:
             for task in prange(n_tasks, schedule='dynamic', num_threads=n_threads):
-                _matmul_task(a, b, bias_ptr, bias_mode, c, accumulate, relu,
-                             &work[threadid(), 0], task, row_blocks, col_blocks)
+                _matmul_task(a, b, bias_ptr, bias_mode, c, relu, &work[threadid(), 0], task,
+                             row_blocks, col_blocks)
