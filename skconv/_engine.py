@@ -87,14 +87,6 @@ def plan_context():
     return effective_n_threads(), _gemm.get_path()
 
 
-# Empty arrays that stand for "none" in a kernel's arguments ("no bias", "no
-# columns kept"): nothing is ever written to them, so they are shared.
-NONE_1D = {np.dtype(t).char: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
-
-
-NONE_3D = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
-
-
 def as_pair(value, name, minimum):
     """Return ``value`` as a pair of ints, each at least ``minimum``."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -523,14 +515,6 @@ def matmul_plan(m, n, k):
                       (n_threads, _gemm.work_size(-(-m // row_blocks), n, k)))
 
 
-# the kernels' "no argmax wanted": empty, so never written
-NO_ARGMAX = np.empty((0, 0, 0, 0), dtype=np.intp)
-
-
-# no ReLU after a pooling, for max_pool2d_backward's kernel
-NO_VALUES = {np.dtype(t).char: np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
-
-
 def pool_threads(x_shape):
     """:func:`threads_for` of a pooling, forward or backward, whose input has ``x_shape``."""
     # math.prod, not np.prod: a microsecond less of a one-row prediction
@@ -548,9 +532,9 @@ def max_pool2d(x, g, return_argmax, relu=False, out=None, n_threads=None):
         y, argmax = out
     else:
         y = np.empty((n, c, g["oh"], g["ow"]), dtype=x.dtype)
-        argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else NO_ARGMAX
-    _pool.max_pool2d_forward(x, y, argmax, relu, g,
-                             pool_threads(x.shape) if n_threads is None else n_threads)
+        argmax = np.empty(y.shape, dtype=np.intp) if return_argmax else None
+    _pool.max_pool2d_forward(x, y, g, pool_threads(x.shape) if n_threads is None else n_threads,
+                             argmax=argmax, relu=relu)
     return (y, argmax) if return_argmax else y
 
 
@@ -562,13 +546,13 @@ def max_pool2d_backward(dy, argmax, x_shape, dx=None, relu_y=None, g=None):
     ``g``: the pooling geometry that gave argmax, or None (any windows)."""
     n, c, h, w = x_shape
     dx = np.empty((n, c, h * w), dtype=dy.dtype) if dx is None else dx.reshape(n, c, h * w)
-    y = NO_VALUES[dy.dtype.char] if relu_y is None else relu_y.reshape(n, c, -1)
+    y = None if relu_y is None else relu_y.reshape(n, c, -1)
     dy, argmax = dy.reshape(n, c, -1), argmax.reshape(n, c, -1)
     if g is not None and (g["kh"], g["kw"], g["sh"], g["sw"], g["ph"], g["pw"]) == (
             2, 2, 2, 2, 0, 0):
-        _pool.max_pool2d_2x2_backward(dy, argmax, y, dx, g, pool_threads(x_shape))
+        _pool.max_pool2d_2x2_backward(dy, argmax, dx, g, pool_threads(x_shape), y=y)
     else:
-        _pool.max_pool2d_backward(dy, argmax, y, dx, pool_threads(x_shape))
+        _pool.max_pool2d_backward(dy, argmax, dx, pool_threads(x_shape), y=y)
     return dx.reshape(n, c, h, w)
 
 
@@ -590,8 +574,8 @@ def relu_backward(dy, y, copy=None):
             copy[...] = dy
         return
     _elementwise.relu_backward(dy.reshape(-1), y.reshape(-1),
-                               NONE_1D[dy.dtype.char] if copy is None else copy.reshape(-1),
-                               threads_for(1 + dy.size // 65536, dy.size * WORK_PER_ELEMENT))
+                               threads_for(1 + dy.size // 65536, dy.size * WORK_PER_ELEMENT),
+                               copy=None if copy is None else copy.reshape(-1))
 
 
 def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
@@ -600,9 +584,8 @@ def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
     ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
     c = x3.shape[1]
     mean, var = np.empty(c), np.empty(c)
-    _batchnorm.batch_norm_forward(x3, scale, shift, y, NONE_3D[x3.dtype.char] if x_hat is None
-                                  else x_hat, mean, var, eps, relu,
-                                  threads_for(c, x3.size * WORK_PER_ELEMENT))
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, mean, var, eps, relu,
+                                  threads_for(c, x3.size * WORK_PER_ELEMENT), x_hat=x_hat)
     return mean, var
 
 
@@ -621,8 +604,8 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
         center, inv_std = mean.astype(dtype), (1 / np.sqrt(var + eps)).astype(dtype)
     _batchnorm.batch_norm_backward(
         dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
-        np.zeros(c, dtype) if shift is None else shift, NONE_3D[dtype.char] if dx3 is None
-        else dx3, dscale, dshift, threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT))
+        np.zeros(c, dtype) if shift is None else shift, dscale, dshift,
+        threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT), dx=dx3)
 
 
 @functools.lru_cache(maxsize=256)
@@ -677,8 +660,8 @@ def grouped_conv2d(x, w, b, g, groups, out=None, relu=False):
         n_threads = threads_for(n * c, 2 * n * f * w.shape[1] * g["oh"] * g["ow"])
         layout, offsets, _ = layout_of(g)
         planes = np.zeros((n_threads, layout["plane_size"]), dtype=x.dtype)
-        _depthwise.depthwise_conv2d_forward(x, w, NONE_1D[x.dtype.char] if b is None else b,
-                                            y, relu, offsets, planes, layout, n_threads)
+        _depthwise.depthwise_conv2d_forward(x, w, y, offsets, planes, layout, n_threads, b=b,
+                                            relu=relu)
         return y
     if groups == 1:
         conv2d(x, w, b, g, out=y)
@@ -778,16 +761,14 @@ def depthwise_transposed(dy, w, g, dx):
     n_threads = threads_for(n * c, 2 * n * f * w.shape[1] * h * wd)
     planes = np.zeros((n_threads, layout["plane_size"]), dtype=dy.dtype)
     if m == 1:
-        _depthwise.depthwise_conv2d_forward(dy, turned, NONE_1D[dy.dtype.char], dx, False,
-                                            offsets, planes, layout, n_threads)
+        _depthwise.depthwise_conv2d_forward(dy, turned, dx, offsets, planes, layout, n_threads)
         return dx
     dy = dy.reshape(n, c, m, oh, ow)
     term = np.empty_like(dx)
     for k in range(m):
         _depthwise.depthwise_conv2d_forward(
             np.ascontiguousarray(dy[:, :, k]), np.ascontiguousarray(turned[k::m]),
-            NONE_1D[dx.dtype.char], dx if k == 0 else term, False, offsets, planes, layout,
-            n_threads)
+            dx if k == 0 else term, offsets, planes, layout, n_threads)
         if k:
             dx += term
     return dx
@@ -810,10 +791,6 @@ def global_avg_pool2d_backward(dy, x_shape, dx=None):
     return dx
 
 
-# the global max pooling kernel's "no argmax wanted"
-NO_ARGMAX_2D = np.empty((0, 0), dtype=np.intp)
-
-
 def global_max_pool2d(x, out=None, argmax=None):
     """:func:`global_max_pool2d` of a C-contiguous 4-D x: ``out`` an (n, c) array
     or None; ``argmax`` an (n, c) intp array to fill, or None for none.
@@ -822,9 +799,8 @@ def global_max_pool2d(x, out=None, argmax=None):
     """
     n, c = x.shape[:2]
     y = np.empty((n, c), dtype=x.dtype) if out is None else out
-    _global_pool.global_max_pool2d_forward(
-        x.reshape(n, c, -1), y, NO_ARGMAX_2D if argmax is None else argmax,
-        plane_threads(n, x.size))
+    _global_pool.global_max_pool2d_forward(x.reshape(n, c, -1), y, plane_threads(n, x.size),
+                                           argmax=argmax)
     return y, argmax
 
 

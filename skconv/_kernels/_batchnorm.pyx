@@ -33,25 +33,29 @@ def batch_norm_forward(
     const floating[::1] scale,          # IN  (c,)
     const floating[::1] shift,          # IN  (c,)
     floating[:, :, ::1] y,              # OUT (n, c, m)
-    floating[:, :, ::1] x_hat,          # OUT (n, c, m): (x - mean) / sqrt(var + eps), or (0, 0, 0)
     double[::1] mean,                   # OUT (c,)
     double[::1] var,                    # OUT (c,), biased
     double eps,
     bint relu,                          # y = max(scale * x_hat + shift, 0)
     int n_threads,
+    *,
+    x_hat=None,                         # OUT (n, c, m) of x's dtype: (x - mean) / sqrt(var + eps), or None
 ):
     cdef Py_ssize_t c, n = x.shape[0], m = x.shape[2], stride = x.shape[1] * x.shape[2]
     cdef int path = simd_path()
-    cdef bint keep_x_hat = x_hat.shape[0] > 0
+    cdef floating[:, :, ::1] x_hat_v
+    cdef bint keep_x_hat = x_hat is not None
+    if keep_x_hat:
+        x_hat_v = x_hat
     with nogil:
         for c in prange(x.shape[1], schedule='dynamic', num_threads=n_threads):
             if floating is float:
                 skc_bn_forward_channel_s(&x[0, c, 0], &y[0, c, 0],
-                                         &x_hat[0, c, 0] if keep_x_hat else NULL, n, stride, m,
+                                         &x_hat_v[0, c, 0] if keep_x_hat else NULL, n, stride, m,
                                          scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
             else:
                 skc_bn_forward_channel_d(&x[0, c, 0], &y[0, c, 0],
-                                         &x_hat[0, c, 0] if keep_x_hat else NULL, n, stride, m,
+                                         &x_hat_v[0, c, 0] if keep_x_hat else NULL, n, stride, m,
                                          scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
 
 
@@ -64,10 +68,11 @@ def batch_norm_backward(
     bint relu,                          # dy is the gradient of max(scale * x_hat + shift, 0)
     const floating[::1] scale,          # IN  (c,)
     const floating[::1] shift,          # IN  (c,)
-    floating[:, :, ::1] dx,             # OUT (n, c, m), or (0, 0, 0) to skip dx; may be dy
     floating[::1] dscale,               # OUT (c,)
     floating[::1] dshift,               # OUT (c,)
     int n_threads,
+    *,
+    dx=None,                            # OUT (n, c, m) of dy's dtype, or None; may be dy
 ):
     """The closed form per channel, with count = n * m and g the gradient of the
     batch norm's output (dy, or dy where scale * x_hat + shift > 0 with relu):
@@ -77,14 +82,17 @@ def batch_norm_backward(
     """
     cdef Py_ssize_t c, n = dy.shape[0], m = dy.shape[2], stride = dy.shape[1] * dy.shape[2]
     cdef int path = simd_path()
-    cdef bint need_dx = dx.shape[0] > 0
+    cdef floating[:, :, ::1] dx_v
+    cdef bint need_dx = dx is not None
+    if need_dx:
+        dx_v = dx
     with nogil:
         for c in prange(dy.shape[1], schedule='dynamic', num_threads=n_threads):
             if floating is float:
                 skc_bn_backward_channel_s(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
-                                          scale[c], shift[c], &dx[0, c, 0] if need_dx else NULL,
+                                          scale[c], shift[c], &dx_v[0, c, 0] if need_dx else NULL,
                                           n, stride, m, coef[c], &dshift[c], &dscale[c], path)
             else:
                 skc_bn_backward_channel_d(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
-                                          scale[c], shift[c], &dx[0, c, 0] if need_dx else NULL,
+                                          scale[c], shift[c], &dx_v[0, c, 0] if need_dx else NULL,
                                           n, stride, m, coef[c], &dshift[c], &dscale[c], path)

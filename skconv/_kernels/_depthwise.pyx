@@ -105,19 +105,23 @@ cdef inline void _unfill(
 def depthwise_conv2d_forward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     const floating[:, ::1] w,           # IN  (c * m, kh * kw)
-    const floating[::1] b,              # IN  (c * m,), or empty for no bias
     floating[:, :, :, ::1] y,           # OUT (n, c * m, oh, ow)
-    bint relu,                          # then max(., 0) (NaN stays)
     const Py_ssize_t[::1] offsets,      # IN  (kh * kw,) each tap's start in the padded plane
     floating[:, ::1] planes,            # scratch (n_threads, plane_size), zero on entry
     Layout lay,
     int n_threads,
+    *,
+    b=None,                             # IN  (c * m,) of x's dtype, or None: no bias
+    bint relu=False,                    # then max(., 0) (NaN stays)
 ):
     """y[n, f] = the correlation of x[n, f // m] with w[f], + b[f]: one input
     plane (and its m filters) per task."""
     cdef Py_ssize_t task, n, c, f, k, nc = x.shape[1], m = w.shape[0] // x.shape[1]
     cdef Py_ssize_t taps = w.shape[1]
-    cdef bint has_bias = b.shape[0] > 0, vector = simd_path() > 0
+    cdef const floating[::1] bias
+    cdef bint has_bias = b is not None, vector = simd_path() > 0
+    if has_bias:
+        bias = b
     cdef int path = simd_path()
     cdef floating *plane
     with nogil:
@@ -130,11 +134,11 @@ def depthwise_conv2d_forward(
                 f = c * m + k
                 if floating is float:
                     skc_dw_plane_s(plane, &offsets[0], taps, lay.row_step, &w[f, 0],
-                                   b[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
+                                   bias[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
                                    lay.oh, lay.ow, path)
                 else:
                     skc_dw_plane_d(plane, &offsets[0], taps, lay.row_step, &w[f, 0],
-                                   b[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
+                                   bias[f] if has_bias else 0, has_bias, relu, &y[n, f, 0, 0],
                                    lay.oh, lay.ow, path)
 
 

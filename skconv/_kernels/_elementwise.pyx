@@ -27,14 +27,18 @@ def add(
 def relu_backward(
     floating[::1] dy,                   # IN/OUT (size,): times (y > 0), in place
     const floating[::1] y,              # IN  (size,): the ReLU's output
-    floating[::1] copy,                 # OUT (size,): the same values, or (0,) for none
     int n_threads,
+    *,
+    copy=None,                          # OUT (size,) of dy's dtype: the same values, or None
 ):
     """dy *= (y > 0): a product, not a branch (which mispredicts on half the
     values), as np.multiply(dy, y > 0); NaN in dy stays NaN."""
     cdef Py_ssize_t i
     cdef floating zero = 0, mask, g
-    cdef bint keep = copy.shape[0] > 0
+    cdef floating[::1] copy_v
+    cdef bint keep = copy is not None
+    if keep:
+        copy_v = copy
     with nogil:
         if keep:
             for i in prange(dy.shape[0], schedule='static', num_threads=n_threads):
@@ -42,7 +46,7 @@ def relu_backward(
                 mask = <floating> (y[i] > zero)
                 g = dy[i] * mask
                 dy[i] = g
-                copy[i] = g
+                copy_v[i] = g
         else:
             for i in prange(dy.shape[0], schedule='static', num_threads=n_threads):
                 mask = <floating> (y[i] > zero)

@@ -78,12 +78,16 @@ cdef inline Py_ssize_t _plane_argmax(const floating *plane, Py_ssize_t hw) noexc
 def global_max_pool2d_forward(
     const floating[:, :, ::1] x,        # IN  (n, c, h * w)
     floating[:, ::1] y,                 # OUT (n, c)
-    Py_ssize_t[:, ::1] argmax,          # OUT (n, c) flat index in the plane, or (0, 0)
     int n_threads,
+    *,
+    argmax=None,                        # OUT intp (n, c): flat index in the plane, or None
 ):
     """y[n, c] = the plane's maximum: the first on ties, the last NaN if any
-    (max_pool2d's rule, _pool._replaces); argmax its index unless empty."""
-    cdef bint need_argmax = argmax.shape[0] > 0
+    (max_pool2d's rule, _pool._replaces); argmax its index unless None."""
+    cdef Py_ssize_t[:, ::1] argmax_v
+    cdef bint need_argmax = argmax is not None
+    if need_argmax:
+        argmax_v = argmax
     cdef Py_ssize_t n, c, idx, hw = x.shape[2]
     with nogil:
         for n in prange(x.shape[0], schedule='static', num_threads=n_threads):
@@ -91,7 +95,7 @@ def global_max_pool2d_forward(
                 idx = _plane_argmax(&x[n, c, 0], hw)
                 y[n, c] = x[n, c, idx]
                 if need_argmax:
-                    argmax[n, c] = idx
+                    argmax_v[n, c] = idx
 
 
 def global_max_pool2d_backward(

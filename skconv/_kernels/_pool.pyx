@@ -12,28 +12,32 @@ from ._im2col cimport Geometry
 def max_pool2d_forward(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
-    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow): flat index into x[n, c], or (0, 0, 0, 0)
-    bint relu,
     Geometry g,
     int n_threads,
+    *,
+    argmax=None,                        # OUT intp (n, c, oh, ow): flat index into x[n, c], or None
+    bint relu=False,
 ):
-    """y = the maximum of each window; argmax its flat index, unless argmax is empty.
+    """y = the maximum of each window; argmax its flat index, unless argmax is None.
 
     Inference needs no argmax, and without it the 2x2 kernel has no integer
     work left and vectorises. ``relu`` then applies max(y, 0) (NaN stays, as
     in np.maximum), the activation that follows pooling in skconv's blocks:
     one call less for a one-row prediction.
     """
-    cdef bint need_argmax = argmax.shape[0] > 0
+    cdef Py_ssize_t[:, :, :, ::1] argmax_v
+    cdef bint need_argmax = argmax is not None
     cdef Py_ssize_t i, size = y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3]
     cdef floating *out = &y[0, 0, 0, 0]
+    if need_argmax:
+        argmax_v = argmax
     if g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0 and g.pw == 0:
         if need_argmax:
-            _max_pool_2x2_argmax(x, y, argmax, g, n_threads)
+            _max_pool_2x2_argmax(x, y, argmax_v, g, n_threads)
         else:
             _max_pool_2x2(x, y, g, n_threads)
     else:
-        _max_pool_general(x, y, argmax, need_argmax, g, n_threads)
+        _max_pool_general(x, y, argmax_v, need_argmax, g, n_threads)
     if relu:
         with nogil:
             for i in range(size):
@@ -116,15 +120,19 @@ cdef void _max_pool_2x2_argmax(
 def max_pool2d_backward(
     const floating[:, :, ::1] dy,           # IN  (n, c, oh * ow)
     const Py_ssize_t[:, :, ::1] argmax,     # IN  (n, c, oh * ow), each in [0, h * w)
-    const floating[:, :, ::1] y,            # IN  (n, c, oh * ow) after a ReLU, or (0, 0, 0)
     floating[:, :, ::1] dx,                 # OUT (n, c, h * w)
     int n_threads,
+    *,
+    y=None,                                 # IN  (n, c, oh * ow) of dy's dtype after a ReLU, or None
 ):
     """dx = each dy added at its window's argmax; with ``y``, the outputs of
     pooling and the ReLU after it, only where y > 0 (the ReLU's gradient)."""
     cdef Py_ssize_t n, c, p
-    cdef bint relu = y.shape[0] > 0
+    cdef const floating[:, :, ::1] y_v
+    cdef bint relu = y is not None
     cdef floating d
+    if relu:
+        y_v = y
     with nogil:
         for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             memset(&dx[n, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(floating))
@@ -134,17 +142,18 @@ def max_pool2d_backward(
                     if relu:
                         # adding 0 leaves dx as it was: it starts at +0.0 and a
                         # sum from there is never -0.0
-                        d = d if y[n, c, p] > 0 else 0
+                        d = d if y_v[n, c, p] > 0 else 0
                     dx[n, c, argmax[n, c, p]] += d
 
 
 def max_pool2d_2x2_backward(
     const floating[:, :, ::1] dy,           # IN  (n, c, oh * ow)
     const Py_ssize_t[:, :, ::1] argmax,     # IN  (n, c, oh * ow), each in its window
-    const floating[:, :, ::1] y,            # IN  (n, c, oh * ow) after a ReLU, or (0, 0, 0)
     floating[:, :, ::1] dx,                 # OUT (n, c, h * w)
     Geometry g,                             # 2x2 windows of stride 2, no padding
     int n_threads,
+    *,
+    y=None,                                 # IN  (n, c, oh * ow) of dy's dtype after a ReLU, or None
 ):
     """max_pool2d_backward's dx for windows that tile the input: each written
     whole, with no zeroing first and no scattered adds (max_pool_2x2_backward_plane).
@@ -153,12 +162,15 @@ def max_pool2d_2x2_backward(
     +0.0, so d + 0 is what a window's maximum gets.
     """
     cdef Py_ssize_t n, c
-    cdef bint relu = y.shape[0] > 0, vector = simd_path() > 0
+    cdef const floating[:, :, ::1] y_v
+    cdef bint relu = y is not None, vector = simd_path() > 0
+    if relu:
+        y_v = y
     with nogil:
         for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 max_pool_2x2_backward_plane(&dy[n, c, 0], &argmax[n, c, 0],
-                                            &y[n, c, 0] if relu else NULL, g.oh, g.ow, g.h, g.w,
+                                            &y_v[n, c, 0] if relu else NULL, g.oh, g.ow, g.h, g.w,
                                             &dx[n, c, 0], vector)
 
 
