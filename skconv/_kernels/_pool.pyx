@@ -37,7 +37,7 @@ def max_pool2d_forward(
         else:
             _max_pool_2x2(x, y, g, n_threads)
     else:
-        _max_pool_general(x, y, argmax_v, need_argmax, g, n_threads)
+        _max_pool_general(x, y, &argmax_v[0, 0, 0, 0] if need_argmax else NULL, g, n_threads)
     if relu:
         with nogil:
             for i in range(size):
@@ -47,8 +47,7 @@ def max_pool2d_forward(
 cdef void _max_pool_general(
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
     floating[:, :, :, ::1] y,           # OUT (n, c, oh, ow)
-    Py_ssize_t[:, :, :, ::1] argmax,    # OUT (n, c, oh, ow), unless not need_argmax
-    bint need_argmax,
+    Py_ssize_t *argmax,                 # OUT (n, c, oh, ow), or NULL
     Geometry g,
     int n_threads,
 ) noexcept:
@@ -77,8 +76,8 @@ cdef void _max_pool_general(
                                 idx = idx + wins * (r * g.w + q - idx)
                                 best = v if wins else best
                         y[n, c, i, j] = best
-                        if need_argmax:
-                            argmax[n, c, i, j] = idx
+                        if argmax != NULL:
+                            argmax[((n * g.c + c) * g.oh + i) * g.ow + j] = idx
 
 
 cdef void _max_pool_2x2(
