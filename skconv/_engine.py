@@ -176,9 +176,11 @@ def pool_geometry(x_shape, kernel_size, stride, padding):
     return g
 
 
-def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
+def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, residual=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
     and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
+    Without ``cols``, x may lack the last rows and columns of g's input, which
+    then read as zeros: 'same' padding's extra bottom row and right column.
 
     The layers' inference path calls this directly: their arguments are right
     by construction, and a one-row prediction would spend more time in the
@@ -194,7 +196,9 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     in its plane: :func:`max_pool2d`'s values and indices, computed while
     each sample's output is in cache instead of from a written-out one.
     ``relu`` (without ``pool2``): the output is ``max(., 0)``, NaN and -0.0
-    kept, as ``np.maximum``.
+    kept, as ``np.maximum``. ``residual`` (without ``pool2``): None, or a
+    C-contiguous array of the output's shape added to it before the ReLU (a
+    residual block's shortcut, at inference), with the bits of a separate add.
     """
     if plan is None:
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
@@ -211,7 +215,7 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False):
     _conv.conv2d_forward_implicit(
         x, w, y, implicit, np.empty(work_shape, dtype=x.dtype), g, n_threads, b=b,
         pool2=pool2 is not None, argmax=None if argmax is None else argmax.reshape(y_shape),
-        relu=relu, cols=cols)
+        relu=relu, cols=cols, residual=None if residual is None else residual.reshape(y_shape))
     return y.reshape(out_shape)
 
 

@@ -70,6 +70,9 @@ class Layer:
     #: ONNX and inspection tables: 'conv', 'max_pool', 'dense', 'relu', ...
     op = None
     fuses_relu = False
+    #: the function of :meth:`fast_call` takes ``out=``, a C-contiguous array
+    #: of its output's shape and dtype to write into
+    fast_out = False
     #: a convolution or dense layer: batch norm after it folds into its
     #: weights at inference (``fast_call(..., fold=batch_norm)``)
     folds_batch_norm = False
@@ -118,7 +121,8 @@ class Layer:
         The network keeps these functions keyed on the input shape and that
         context, checks the shape before it plans, and drops them when it
         rebinds the parameters. Nothing mutable is shared: every call
-        allocates its own output and scratch, so threads may call it at once.
+        allocates its own scratch, and its output unless it takes ``out=``
+        (``fast_out``), so threads may call it at once.
         """
         return self.forward_fast
 
@@ -183,6 +187,7 @@ class Conv2D(Layer):
 
     op = "conv"
     fuses_relu = True
+    fast_out = True
     folds_batch_norm = True
     groups = 1  # models saved before grouped convolutions existed
     series = 0  # and before series
@@ -294,12 +299,13 @@ class Conv2D(Layer):
         w, b = self._w.reshape(self.filters, -1), (self._b if self.bias else None)
         return (w, b) if fold is None else fold.folded(w, b, axis=0)
 
-    def _conv(self, x, w, b, out=None, plan=None, pool2=None, relu=False):
+    def _conv(self, x, w, b, out=None, plan=None, pool2=None, relu=False, residual=None):
         """The kernel call on the padded x: the dense product, or a group's each;
-        ``relu`` (without ``pool2``) applied as the output is written."""
+        ``relu`` (without ``pool2``) applied as the output is written, after
+        adding ``residual`` (one group only)."""
         if self.groups == 1:
             return _engine.conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2,
-                               relu=relu)
+                               relu=relu, residual=residual)
         return _engine.grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out, relu=relu)
 
     def forward(self, x, training=True, relu=False):
@@ -333,23 +339,29 @@ class Conv2D(Layer):
         return self._conv(np.ascontiguousarray(self._padded(x)), *self._weights(),
                           plan=self._plan(len(x), x.dtype), relu=relu)
 
-    def fast_call(self, n, dtype, relu=False, pool2=False, fold=None):
+    def fast_call(self, n, dtype, relu=False, pool2=False, fold=None, residual=False):
         """With ``pool2`` (a stride of 1, one group only), the call pools as
         :meth:`forward_pooled` does, then applies ``relu``. With ``fold``, a
         batch norm after this layer, the call computes both (see
-        :meth:`_weights`)."""
+        :meth:`_weights`). With ``residual`` (one group, no pooling), the
+        function takes a second input, of the output's shape, which it adds to
+        the output before the ReLU: a residual block's shortcut."""
         pooling = (relu, None) if pool2 else None
         plan = self._plan(n, dtype)
-        padded = self._padded if self.extra_pad[0] or self.extra_pad[1] else None
+        # the implicit product reads 'same' padding's extra bottom row and right
+        # column as zeros of its padded image: no padded copy of x
+        padded = self._padded if (self.extra_pad[0] or self.extra_pad[1]) and self.groups != 1 \
+            else None
         if fold is None:
             w, b = self._weights()
             weights = lambda: (w, b)  # noqa: E731
         else:
             weights = functools.partial(self._weights, fold)
 
-        def call(x):
-            return self._conv(x if padded is None else padded(x), *weights(), plan=plan,
-                              pool2=pooling, relu=relu and not pool2)
+        def call(x, *shortcut, out=None):
+            return self._conv(x if padded is None else padded(x), *weights(), out=out, plan=plan,
+                              pool2=pooling, relu=relu and not pool2,
+                              residual=shortcut[0] if residual else None)
         return call
 
     def backward(self, dy, need_dx=True, unpool=None):
@@ -403,6 +415,7 @@ class MaxPool2D(_Pool2D):
 
     op = "max_pool"
     fuses_relu = True
+    fast_out = True
 
     def _geometry(self):
         g = getattr(self, "_g", None)
@@ -429,7 +442,8 @@ class MaxPool2D(_Pool2D):
 
     def fast_call(self, n, dtype, relu=False):
         g, n_threads = self._geometry(), _engine.pool_threads((n,) + self.input_shape)
-        return lambda x: _engine.max_pool2d(x, g, False, relu=relu, n_threads=n_threads)
+        return lambda x, out=None: _engine.max_pool2d(
+            x, g, False, relu=relu, out=None if out is None else (out, None), n_threads=n_threads)
 
     def backward(self, dy, need_dx=True):
         dx = _buffer(self, "_dx", self._x_shape, dy.dtype)
@@ -483,6 +497,7 @@ class Dense(Layer):
 
     op = "dense"
     fuses_relu = True
+    fast_out = True
     folds_batch_norm = True
 
     def __init__(self, units, init="he", bias=True):
@@ -526,11 +541,11 @@ class Dense(Layer):
         plan = _engine.matmul_plan(n, self.units, self.input_shape[0])
         if fold is None:
             w, b = self._w, self._b if self.bias else None
-            return lambda x: _engine.matmul(x, w, b, relu=relu, plan=plan)
+            return lambda x, out=None: _engine.matmul(x, w, b, out=out, relu=relu, plan=plan)
 
-        def call(x):
+        def call(x, out=None):
             w, b = fold.folded(self._w, self._b if self.bias else None, axis=1)
-            return _engine.matmul(x, w, b, relu=relu, plan=plan)
+            return _engine.matmul(x, w, b, out=out, relu=relu, plan=plan)
         return call
 
     def backward(self, dy, need_dx=True):
@@ -602,6 +617,7 @@ class Add(Layer):
 
     op = "add"
     fuses_relu = True
+    fast_out = True
 
     def __init__(self, name="add"):
         self.name = name
@@ -618,14 +634,16 @@ class Add(Layer):
         return self.output_shape
 
     def forward(self, a, b, training=True, relu=False):
-        y = _buffer(self, "_y", a.shape, a.dtype) if training else np.empty_like(a)
+        if not training:
+            return self.forward_fast(a, b, relu=relu)
+        y = _buffer(self, "_y", a.shape, a.dtype)
         _engine.add(np.ascontiguousarray(a), np.ascontiguousarray(b), y, relu=relu)
-        if training:
-            self._relu_y = y if relu else None
+        self._relu_y = y if relu else None
         return y
 
-    def forward_fast(self, a, b, relu=False):
-        return self.forward(a, b, training=False, relu=relu)
+    def forward_fast(self, a, b, relu=False, out=None):
+        y = np.empty_like(a) if out is None else out
+        return _engine.add(np.ascontiguousarray(a), np.ascontiguousarray(b), y, relu=relu)
 
     def fast_call(self, n, dtype, relu=False):
         return functools.partial(self.forward_fast, relu=relu)
@@ -651,6 +669,7 @@ class GlobalPool2D(Layer):
     """
 
     op = "global_pool"
+    fast_out = True
 
     def __init__(self, kind="avg"):
         if kind not in ("avg", "max"):
@@ -677,11 +696,11 @@ class GlobalPool2D(Layer):
         argmax = _buffer(self, "_argmax", y.shape, np.intp)
         return _engine.global_max_pool2d(x, out=y, argmax=argmax)[0]
 
-    def forward_fast(self, x):
+    def forward_fast(self, x, out=None):
         x = np.ascontiguousarray(x)
         if self.kind == "avg":
-            return _engine.global_avg_pool2d(x)
-        return _engine.global_max_pool2d(x)[0]
+            return _engine.global_avg_pool2d(x, out=out)
+        return _engine.global_max_pool2d(x, out=out)[0]
 
     def fast_call(self, n, dtype, relu=False):
         return self.forward_fast

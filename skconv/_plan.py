@@ -3,7 +3,8 @@
 The layers of a :class:`~skconv._network.Network` know nothing of their
 neighbours. Which of them run as one call is decided here, once, by the rules
 of :data:`FUSION_RULES`: each names a chain of layer ops (a node taking the
-one before's output, which nothing else reads), a condition on those layers,
+one before's output, which nothing else reads; an addition takes its other
+input from outside the chain), a condition on those layers,
 the step that runs them, and whether training uses it too. The first rule that
 matches at a node wins, so longer chains go first.
 
@@ -12,6 +13,9 @@ Training runs the steps of :func:`compile_steps`; inference runs a
 ``_engine.plan_context()`` (threads, SIMD path), from :func:`compile_plan`.
 """
 
+import functools
+import math
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -45,6 +49,10 @@ class LayerStep:
         if self.relu:
             return self.layer.fast_call(n, dtype, relu=True)
         return self.layer.fast_call(n, dtype)
+
+    @property
+    def fast_out(self):
+        return self.layer.fast_out
 
 
 class ConvPoolStep:
@@ -82,6 +90,8 @@ class ConvPoolStep:
     def fast(self, n, dtype):
         return self.conv.fast_call(n, dtype, relu=self.relu, pool2=True)
 
+    fast_out = True
+
 
 class FoldedStep:
     """Inference only: a convolution or dense layer with the batch norm after it
@@ -103,6 +113,36 @@ class FoldedStep:
         if self.relu:
             return self.layer.fast_call(n, dtype, relu=True, fold=self.batch_norm)
         return self.layer.fast_call(n, dtype, fold=self.batch_norm)
+
+    @property
+    def fast_out(self):
+        return self.layer.fast_out
+
+
+class ResidualStep:
+    """Inference only: a convolution (with the batch norm after it folded into
+    its weights, as :class:`FoldedStep` folds it), then the addition of a
+    residual block's shortcut, then the ReLU, all as the convolution's output
+    leaves its tiles: neither the convolution's output nor the sum is written
+    out and read back (``residual`` of ``_engine.conv2d``). The step's inputs
+    are the convolution's and the shortcut."""
+
+    rule = "residual"
+    fast_out = True
+
+    def __init__(self, layers):
+        self.conv = layers[0]
+        self.batch_norm = layers[1] if layers[1].op == "batch_norm" else None
+        self.relu = layers[-1].op == "relu"
+
+    def fast(self, n, dtype):
+        return self.conv.fast_call(n, dtype, relu=self.relu, fold=self.batch_norm,
+                                   residual=True)
+
+
+def _adds_residual(conv, *rest):
+    """A convolution of one group (the implicit product) whose batch norm, if any, folds."""
+    return conv.groups == 1 and (rest[0].op != "batch_norm" or conv.folds_batch_norm)
 
 
 def _pools_conv(conv, pool, *relu):
@@ -129,6 +169,12 @@ Rule = namedtuple("Rule", "name ops condition step training")
 #: The fusions, tried in order at each node; ``'*'`` is any op. A ReLU
 #: "inside" a layer is applied by its kernel as it writes the output.
 FUSION_RULES = (
+    Rule("batch norm folded, residual added, ReLU",
+         ("conv", "batch_norm", "add", "relu"), _adds_residual, ResidualStep, False),
+    Rule("batch norm folded, residual added",
+         ("conv", "batch_norm", "add"), _adds_residual, ResidualStep, False),
+    Rule("residual added, ReLU", ("conv", "add", "relu"), _adds_residual, ResidualStep, False),
+    Rule("residual added", ("conv", "add"), _adds_residual, ResidualStep, False),
     Rule("batch norm folded into a pooling convolution, ReLU",
          ("conv", "batch_norm", "max_pool", "relu"), _folds_and_pools, FoldedStep, False),
     Rule("batch norm folded into a pooling convolution",
@@ -145,9 +191,10 @@ FUSION_RULES = (
 
 
 class Step:
-    """A call of a pass: ``kernel`` (one of the step classes above) runs nodes
-    ``first`` to ``last``, reading ``inputs`` and writing ``output``, as the
-    fusion rule called ``fusion`` says (None: one layer on its own)."""
+    """A call of a pass: ``kernel`` (one of the step classes above) runs a chain
+    of nodes from ``first`` to ``last``, reading ``inputs`` and writing
+    ``output``, as the fusion rule called ``fusion`` says (None: one layer on
+    its own)."""
 
     def __init__(self, kernel, first, last, inputs, output, fusion=None):
         self.kernel = kernel
@@ -166,63 +213,195 @@ class Step:
 
 
 def compile_steps(network, training, first=0, last=None):
-    """The steps of a pass over nodes ``first`` to ``last - 1`` of ``network``."""
+    """The steps of a pass over nodes ``first`` to ``last - 1`` of ``network``.
+
+    A chain's nodes need not be consecutive: a residual body's last batch norm
+    and its block's addition have the shortcut's nodes between them. The
+    chain's step runs where its last node would (every input is ready there).
+    """
     nodes = network.nodes[first:last]
     readers = {}
-    for node in nodes:
+    for k, node in enumerate(nodes):
         for name in node.inputs:
-            readers[name] = readers.get(name, 0) + 1
+            readers.setdefault(name, []).append(k)
     rules = [rule for rule in FUSION_RULES if rule.training or not training]
-    steps, i = [], 0
-    while i < len(nodes):
+    steps, waiting, taken = [], {}, set()
+    for i in range(len(nodes)):
+        if i in taken:  # in a chain that began earlier: its step runs at its last node
+            if i in waiting:
+                steps.append(waiting.pop(i))
+            continue
         for rule in rules:
-            chain = nodes[i:i + len(rule.ops)]
-            if len(chain) == len(rule.ops) and _is_chain(chain, readers) and all(
-                    op in (_ANY, node.layer.op) for op, node in zip(rule.ops, chain)) \
-                    and rule.condition(*(node.layer for node in chain)):
+            chain = _chain(nodes, i, len(rule.ops), readers)
+            if chain and all(op in (_ANY, nodes[k].layer.op) for op, k in zip(rule.ops, chain)) \
+                    and rule.condition(*(nodes[k].layer for k in chain)):
                 break
         else:
-            rule, chain = None, nodes[i:i + 1]
-        kernel = (rule.step if rule else LayerStep)([node.layer for node in chain])
-        steps.append(Step(kernel, first + i, first + i + len(chain) - 1, chain[0].inputs,
-                          chain[-1].name, rule and rule.name))
-        i += len(chain)
+            rule, chain = None, [i]
+        links = [nodes[k] for k in chain]
+        kernel = (rule.step if rule else LayerStep)([node.layer for node in links])
+        # an addition's other input comes from outside the chain
+        inputs = links[0].inputs + tuple(name for node in links[1:] for name in node.inputs[1:])
+        step = Step(kernel, first + chain[0], first + chain[-1], inputs, links[-1].name,
+                    rule and rule.name)
+        taken.update(chain[1:])
+        if chain[-1] == i:
+            steps.append(step)
+        else:
+            waiting[chain[-1]] = step
     return tuple(steps)
 
 
-def _is_chain(chain, readers):
-    """Whether each node takes the one before's output alone, which nothing else reads."""
-    return all(node.inputs == (prev.name,) and readers.get(prev.name) == 1
-               for prev, node in zip(chain, chain[1:]))
+def _chain(nodes, i, length, readers):
+    """Positions of ``length`` nodes from ``nodes[i]``, each after the first
+    taking the one before's output, which nothing else reads, alone or (an
+    addition) as its first input; None if there is no such chain."""
+    chain = [i]
+    while len(chain) < length:
+        name = nodes[chain[-1]].name
+        after = readers.get(name, ())
+        if len(after) != 1:
+            return None
+        node = nodes[after[0]]
+        if node.inputs[0] != name or len(node.inputs) > 1 and node.layer.op != "add":
+            return None
+        chain.append(after[0])
+    return chain
+
+
+class _Scratch(threading.local):
+    """Per thread, the byte buffers that inference plans write the values they
+    keep to themselves into (every value but the one a plan returns).
+
+    Fresh arrays for them cost more than some of the layers: glibc serves
+    blocks of megabytes with fresh pages (and gives them back when freed),
+    which the kernel zeroes on first touch: a tenth of a ResNet-20 prediction.
+    Every plan on a thread shares these, each buffer as large as the largest
+    that plan slot has needed, and one plan runs at a time on a thread.
+    """
+
+    def __init__(self):
+        self.buffers = []
+        self.generation = 0
+
+    def get(self, sizes):
+        """The buffers, at least ``sizes[i]`` bytes for buffer i, and their generation."""
+        for i, size in enumerate(sizes):
+            if i == len(self.buffers):
+                self.buffers.append(None)
+            if self.buffers[i] is None or self.buffers[i].nbytes < size:
+                self.buffers[i] = None  # release before the larger one is allocated
+                self.buffers[i] = np.empty(size, dtype=np.uint8)
+                self.generation += 1
+        return self.buffers, self.generation
+
+
+_SCRATCH = _Scratch()
 
 
 class Plan:
     """The planned calls of an inference pass for one input shape and dtype.
 
     ``calls`` are ``(function, inputs, output, drop)``: a value is dropped
-    after its last reader, so a long network holds only the live ones. Every
-    call allocates its own output and scratch: threads may run a plan at once.
+    after its last reader. ``outs`` are, per call, None (the call allocates
+    its output, or returns a view of its input) or ``(slot, shape, dtype)``:
+    the call writes its output into scratch buffer ``slot`` (see
+    :func:`assign_slots`), one value per slot at a time. The value returned is
+    never scratch: ``copy_output`` says whether it may be a view of some, so
+    that run copies it. Threads may run a plan at once: each has its scratch.
     """
 
-    def __init__(self, calls, source, output):
+    def __init__(self, calls, source, output, outs=None, copy_output=False):
         self.calls = calls
         self.source, self.output = source, output
+        self.outs = outs if outs is not None else (None,) * len(calls)
+        self.slot_sizes = _slot_sizes(self.outs)
+        self.copy_output = copy_output
         # a chain (each call reads the one before's output only) runs as a plain loop
         reads = [inputs for _, inputs, _, _ in calls]
         writes = [source] + [output for _, _, output, _ in calls[:-1]]
         self.chain = all(r == (w,) for r, w in zip(reads, writes))
+        self._local = threading.local()
+
+    def _functions(self):
+        """The calls' functions, each bound to its output in this thread's scratch."""
+        if not self.slot_sizes:
+            return [function for function, *_ in self.calls]
+        buffers, generation = _SCRATCH.get(self.slot_sizes)
+        local = self._local
+        if getattr(local, "generation", None) != generation:
+            local.functions = [
+                function if out is None else functools.partial(
+                    function, out=buffers[out[0]][:_nbytes(out)].view(out[2]).reshape(out[1]))
+                for (function, *_), out in zip(self.calls, self.outs)]
+            local.generation = generation
+        return local.functions
 
     def run(self, x):
+        functions = self._functions()
         if self.chain:
-            for function, *_ in self.calls:
+            for function in functions:
                 x = function(x)
-            return x
-        values = {self.source: x}
-        for function, inputs, output, drop in self.calls:
-            values[output] = function(*[values[name] for name in inputs])
-            for name in drop:
-                del values[name]
-        return values[self.output]
+        else:
+            values = {self.source: x}
+            for function, (_, inputs, output, drop) in zip(functions, self.calls):
+                values[output] = function(*[values[name] for name in inputs])
+                for name in drop:
+                    del values[name]
+            x = values[self.output]
+        return np.array(x) if self.copy_output else x
+
+
+def _nbytes(out):
+    _, shape, dtype = out
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
+def _slot_sizes(outs):
+    sizes = {}
+    for out in outs:
+        if out is not None:
+            sizes[out[0]] = max(sizes.get(out[0], 0), _nbytes(out))
+    return [sizes[slot] for slot in range(len(sizes))]
+
+
+def assign_slots(values, source, result):
+    """Scratch slots for a pass's values, each slot holding one live value at a time.
+
+    ``values`` are, in call order, ``(inputs, output, nbytes, writes_out, drop)``:
+    ``nbytes`` of output, whether the call can write it into a given array,
+    and the names dropped after it. A value the call cannot place may be a
+    view of its inputs (a reshape, an activation in place), so it keeps their
+    slots busy while it lives. ``result``, the value the pass returns, gets no
+    slot. Returns ``(slots, copy_result)``: per call its slot or None, and
+    whether the result may be a view of a slot. Among free slots a value takes
+    the smallest that holds it, else the largest (grown): few slots, little
+    memory.
+    """
+    occupied = {source: frozenset()}  # value -> the slots it may use
+    sizes, slots = [], []
+    for inputs, output, nbytes, writes_out, drop in values:
+        busy = set().union(*occupied.values())
+        if writes_out and output != result:
+            free = [s for s in range(len(sizes)) if s not in busy]
+            fits = [s for s in free if sizes[s] >= nbytes]
+            if fits:
+                slot = min(fits, key=lambda s: sizes[s])
+            elif free:
+                slot = max(free, key=lambda s: sizes[s])
+            else:
+                slot = len(sizes)
+                sizes.append(0)
+            sizes[slot] = max(sizes[slot], nbytes)
+            occupied[output] = frozenset((slot,))
+            slots.append(slot)
+        else:
+            occupied[output] = frozenset().union(*(occupied[name] for name in inputs)) \
+                if not writes_out else frozenset()
+            slots.append(None)
+        for name in drop:
+            occupied.pop(name, None)
+    return slots, bool(occupied[result])
 
 
 def compile_plan(network, shape, dtype, start=None, stop=None):
@@ -244,7 +423,16 @@ def compile_plan(network, shape, dtype, start=None, stop=None):
     for k, names in enumerate(inputs):
         for name in names:
             last_read[name] = k
-    calls = tuple((step.kernel.fast(shape[0], np.dtype(dtype)), names, step.output,
+    dtype = np.dtype(dtype)
+    calls = tuple((step.kernel.fast(shape[0], dtype), names, step.output,
                    tuple(sorted({name for name in names if last_read[name] == k})))
                   for k, (step, names) in enumerate(zip(steps, inputs)))
-    return Plan(calls, source, steps[-1].output)
+    out_shapes = [(shape[0],) + tuple(network.nodes[step.last].layer.output_shape)
+                  for step in steps]
+    slots, copy_output = assign_slots(
+        [(names, step.output, math.prod(out_shape) * dtype.itemsize, step.kernel.fast_out, drop)
+         for step, names, out_shape, (*_, drop) in zip(steps, inputs, out_shapes, calls)],
+        source, steps[-1].output)
+    outs = tuple(None if slot is None else (slot, out_shape, dtype)
+                 for slot, out_shape in zip(slots, out_shapes))
+    return Plan(calls, source, steps[-1].output, outs, copy_output)

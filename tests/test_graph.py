@@ -14,7 +14,8 @@ from skconv import ConvNetClassifier, ConvNetRegressor
 from skconv._layers import Activation, Add, Conv2D, Dense, Flatten, GlobalPool2D, MaxPool2D
 from skconv._network import Network, Node, Sequential
 from skconv._normalization import BatchNorm2d
-from skconv._plan import FUSION_RULES, INPUT
+from skconv import _plan
+from skconv._plan import FUSION_RULES, INPUT, assign_slots
 
 
 # architectures the estimators build, each exercising a new node kind
@@ -181,9 +182,84 @@ def test_batch_norm_folds_into_the_weights_at_inference_only():
     net = _network(GRAPHS["identity shortcut"], "float64")
     folded = [s.rule for s in net.steps(training=False)]
     assert "folded" in folded and "folded" not in [s.rule for s in net.steps(training=True)]
-    # a residual body's second convolution, its batch norm and the addition's ReLU
-    rules = {s.output: s.rule for s in net.steps(training=False)}
-    assert rules["block2.bn2"] == "folded" and rules["block2.act"] == "layer"
+    # a residual body's second convolution, its batch norm, the addition and its
+    # ReLU: one call, which takes the shortcut as a second input
+    steps = {s.output: s for s in net.steps(training=False)}
+    assert "block2.bn2" not in steps and steps["block2.act"].rule == "residual"
+    assert steps["block2.act"].inputs == ("block2.act1", "block1.act")
+    assert [s.rule for s in net.steps(training=True)].count("residual") == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["identity shortcut", "projection shortcut, stride 2",
+                                  "projection without batch norm", "separable in a residual body",
+                                  "series, residual with stride 2 and dilation"])
+def test_the_residual_added_as_the_convolution_writes_changes_no_bits(monkeypatch, name, dtype):
+    # a residual body's last convolution adds the shortcut (then the ReLU) as
+    # its output leaves the tiles (_plan.ResidualStep): the bits of the
+    # convolution written out and the addition after
+    net = _network(GRAPHS[name], dtype)
+    shape = (7,) + net.input_shape
+    x = np.random.RandomState(2).standard_normal(shape).astype(dtype)
+    fused = net.forward_fast(x)
+    residual = [s for s in net.steps(training=False) if s.rule == "residual"]
+    assert residual
+    monkeypatch.setattr(_plan, "FUSION_RULES", tuple(
+        rule for rule in FUSION_RULES if rule.step is not _plan.ResidualStep))
+    apart = _network(GRAPHS[name], dtype)
+    assert not [s for s in apart.steps(training=False) if s.rule == "residual"]
+    assert_array_equal(fused, apart.forward_fast(x))
+    for rows in (slice(0, 1), slice(2, 5)):  # and alone or with other rows
+        assert_array_equal(net.forward_fast(x[rows]), fused[rows])
+
+
+def test_scratch_slots_hold_one_live_value_each_and_never_the_result():
+    mb = 1 << 20
+    # a chain: each value lives until the next call has read it
+    calls = [(("input",), "a", 4 * mb, True, ("input",)), (("a",), "b", 2 * mb, True, ("a",)),
+             (("b",), "c", 4 * mb, True, ("b",)), (("c",), "out", mb, True, ("c",))]
+    slots, copy = assign_slots(calls, "input", "out")
+    assert slots == [0, 1, 0, None] and not copy
+    # a residual block: the shortcut "a" stays live across the body, so the
+    # body's values take other slots; the add may not write into its inputs'
+    calls = [(("input",), "a", mb, True, ("input",)), (("a",), "b", mb, True, ()),
+             (("b",), "c", mb, True, ("b",)), (("c", "a"), "d", mb, True, ("a", "c")),
+             (("d",), "out", mb, True, ("d",))]
+    slots, copy = assign_slots(calls, "input", "out")
+    assert slots[:3] == [0, 1, 2] and slots[3] == 1 and slots[4] is None and not copy
+    # a view (a flatten) keeps its input's slot busy while it lives, and a
+    # result that may be a view of scratch is copied
+    calls = [(("input",), "a", mb, True, ("input",)), (("a",), "flat", mb, False, ("a",)),
+             (("flat",), "b", mb, True, ())]
+    slots, copy = assign_slots(calls, "input", "flat")
+    assert slots == [0, None, 1] and copy
+
+
+def test_planned_inference_reuses_its_scratch_without_changing_what_it_returned():
+    net = _network(GRAPHS["identity shortcut"], "float64")
+    rng = np.random.RandomState(4)
+    x1, x2 = rng.standard_normal((2, 5) + net.input_shape)
+    cut = next(name for name in net.cut_points() if name.startswith("block1"))
+    first, inner = net.forward_fast(x1), net.forward_fast(x1, stop=cut)
+    kept = first.copy(), inner.copy()
+    net.forward_fast(x2)
+    net.forward_fast(x2, stop=cut)
+    assert_array_equal(first, kept[0])
+    assert_array_equal(inner, kept[1])
+    assert_array_equal(net.forward_fast(x1), first)
+
+
+def test_threads_running_one_plan_at_once_each_get_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = _network(GRAPHS["identity shortcut"], "float64")
+    xs = np.random.RandomState(6).standard_normal((8, 16) + net.input_shape)
+    expected = [net.forward_fast(x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(net.forward_fast, xs))
+            for g, e in zip(got, expected):
+                assert_array_equal(g, e)
 
 
 def test_every_fusion_rule_is_used_by_some_network():
@@ -192,6 +268,8 @@ def test_every_fusion_rule_is_used_by_some_network():
         for batch_norm in (False, True):
             nets.append(_network(dict(conv_layers=(4, 4), batch_norm=batch_norm,
                                       activation=activation), "float32"))
+            nets.append(_network(dict(conv_layers=(4, {"residual": [4, 4]}),
+                                      batch_norm=batch_norm, activation=activation), "float32"))
     nets.append(_network(dict(conv_layers=(4, 4), hidden_layer_sizes=(5,), batch_norm=True),
                          "float32"))
     used = {s.fusion for net in nets for training in (True, False) for s in net.steps(training)}
@@ -343,7 +421,7 @@ def test_hand_built_graphs_train_like_the_estimators_nets():
     net.init_params(np.random.RandomState(0))
     x = np.random.RandomState(1).standard_normal((4, 1, 6, 6))
     rules = [s.rule for s in net.steps(False)]
-    assert rules == ["folded", "layer", "layer", "layer", "layer"]
+    assert rules == ["folded", "residual", "layer", "layer"]
     loss = net.loss_and_grad(x, np.array([0, 1, 1, 0]), np.ones(4), 0.0)
     assert np.isfinite(loss) and np.abs(net.grads).sum() > 0
 

@@ -7,6 +7,7 @@ from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
 from ._reduce cimport fixed_order_sum
+from ._rows cimport rows_out, row_take
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -23,27 +24,30 @@ cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation
 
 
 cdef inline void _copy_padded(
-    const floating *x,                  # IN  (c, h, w): one sample
+    const floating *x,                  # IN  (c, xh, xw): one sample
+    Py_ssize_t xh, Py_ssize_t xw,       # at most g.h, g.w: rows and columns past them read as 0
     floating *img,                      # OUT the middle of its zero-padded image
     Py_ssize_t channel_stride,
     const Geometry *g,
+    int path,                           # the SIMD path in use
 ) noexcept nogil:
     """Copy x into its padded image, whose borders stay as they are (zero). With a
     stride, each channel's padded plane is split by phase (see
     _engine.tap_offsets): padded row u, column v goes to plane (u % sh, v % sw),
-    row u // sh, column v // sw, each plane (ceil(hp / sh), ceil(wp / sw))."""
-    cdef Py_ssize_t ci, r, q, u, b, k
+    row u // sh, column v // sw, each plane (ceil(hp / sh), ceil(wp / sw)).
+    An x smaller than g's input (the extra bottom row and right column of
+    'same' padding at a stride) leaves the rest of the image as it is: zero."""
+    cdef Py_ssize_t ci, r, q, u, b
     cdef Py_ssize_t wp = g.w + 2 * g.pw, hq = (g.h + 2 * g.ph + g.sh - 1) // g.sh
     cdef Py_ssize_t wq = (wp + g.sw - 1) // g.sw
     cdef floating *plane_row
-    cdef floating *dst
     cdef const floating *src
     for ci in range(g.c):
-        for r in range(g.h):
-            src = x + (ci * g.h + r) * g.w
+        for r in range(xh):
+            src = x + (ci * xh + r) * xw
             if g.sh == 1 and g.sw == 1:
                 memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, src,
-                       g.w * sizeof(floating))
+                       xw * sizeof(floating))
                 continue
             u = r + g.ph
             if not _phase_read(u % g.sh, g.kh, g.dh, g.sh):
@@ -56,16 +60,13 @@ cdef inline void _copy_padded(
                 q = (b - g.pw) % g.sw
                 if q < 0:
                     q = q + g.sw
-                dst = plane_row + b * hq * wq + (q + g.pw) // g.sw
-                k = 0
-                while q < g.w:
-                    dst[k] = src[q]
-                    q = q + g.sw
-                    k = k + 1
+                if q < xw:
+                    row_take(src + q, g.sw, (xw - q + g.sw - 1) // g.sw,
+                             plane_row + b * hq * wq + (q + g.pw) // g.sw, path)
 
 
 def conv2d_forward_implicit(
-    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w), h <= g.h and w <= g.w (see _copy_padded)
     const floating[:, ::1] w,           # IN  (f, c * kh * kw)
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
     layout,                             # IN  _engine.ImplicitLayout: the taps' and tiles' places
@@ -78,8 +79,9 @@ def conv2d_forward_implicit(
     argmax=None,                        # OUT intp like y with pool2, or None
     bint relu=False,                    # max(., 0) after the bias (and the pooling)
     cols=None,                          # OUT (n, ckk, ohw) of x's dtype: im2col(x) too, or None
+    residual=None,                      # IN  like y, not with pool2: added before the ReLU, or None
 ):
-    """y[n] = w @ im2col(x[n]) + b, without forming im2col.
+    """y[n] = w @ im2col(x[n]) + b (+ residual[n]), without forming im2col.
 
     x[n] is copied into the middle of a zero-padded image of width wp, split by
     phase into planes of width wq = ceil(wp / sw) for a stride (_copy_padded;
@@ -98,6 +100,10 @@ def conv2d_forward_implicit(
 
     With ``cols``, im2col(x[n]) is written to ``cols[n]`` as well.
 
+    With ``residual`` (a residual block's shortcut), the output is
+    ``(w @ im2col(x[n]) + b) + residual[n]``, then the ReLU: the bits of
+    writing the convolution out and adding the residual after.
+
     ``layout.parts`` > 1 (neither pool2 nor cols): each sample's tiles are cut
     into that many runs of consecutive tiles, the tasks of the parallel loop
     being (sample, run): fewer samples than threads (one long series) still
@@ -114,7 +120,9 @@ def conv2d_forward_implicit(
     cdef const floating[::1] bias
     cdef Py_ssize_t[:, :, ::1] argmax_v
     cdef floating[:, :, ::1] cols_v
+    cdef const floating[:, :, ::1] residual_v
     cdef bint has_bias = b is not None, need_argmax = argmax is not None
+    cdef bint has_residual = residual is not None
     cdef bint keep_cols = cols is not None
     cdef int parts = 1 if pool2 or keep_cols else layout.parts
     if has_bias:
@@ -123,19 +131,25 @@ def conv2d_forward_implicit(
         argmax_v = argmax
     if keep_cols:
         cols_v = cols
-    cdef Py_ssize_t task, n, tid, ci, r, f, i, j, t0, t1, q0, q1, j0, j1
+    if x.shape[2] > g.h or x.shape[3] > g.w or keep_cols and (x.shape[2], x.shape[3]) != (g.h, g.w):
+        raise ValueError(f"x of {x.shape[2]} x {x.shape[3]} does not fit a geometry of "
+                         f"{g.h} x {g.w}")
+    if has_residual:
+        if pool2:
+            raise ValueError("a residual is added to an unpooled output only")
+        residual_v = residual
+    cdef Py_ssize_t task, n, tid, ci, r, f, i, t0, t1, q0, q1, j0, j1
     cdef Py_ssize_t ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
     cdef bint dp = floating is double
-    cdef bint vector = simd_path() > 0
+    cdef int path = simd_path()
+    cdef bint vector = path > 0
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * tile_width(dp)
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     cdef floating *img
     cdef floating *wide
     cdef floating *row
-    cdef floating *out
-    cdef floating bias_f
     with nogil:
         pack_panels_of(nf, ckk, &w[0, 0], ckk, 1, &work[0])
         for tid in range(n_threads):
@@ -151,14 +165,19 @@ def conv2d_forward_implicit(
             q1 = t1 * tile_width(dp)
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
-            _copy_padded(&x[n, 0, 0, 0], img, channel_stride, &g)
+            _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g, path)
             if keep_cols:
                 im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:
                 implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
                               wide + q0, ldc)
             for f in range(nf):
-                bias_f = bias[f] if has_bias else 0
+                if not pool2 and parts == 1:
+                    # every output of the sample: one call a filter
+                    rows_out(wide + f * ldc, tile_row, &bias[f] if has_bias else NULL,
+                             &residual_v[n, f, 0] if has_residual else NULL, ow, relu, g.oh, ow,
+                             &y[n, f, 0], ow, path)
+                    continue
                 if not pool2:
                     for i in range(g.oh):
                         # output (i, j) is column i * tile_row + j: those of these tiles
@@ -167,16 +186,9 @@ def conv2d_forward_implicit(
                         if j1 <= j0:
                             continue
                         row = wide + f * ldc + i * tile_row
-                        out = &y[n, f, i * ow]
-                        if has_bias:
-                            for j in range(j0, j1):
-                                out[j] = row[j] + bias_f
-                        else:
-                            memcpy(out + j0, row + j0, (j1 - j0) * sizeof(floating))
-                        if relu:
-                            # as np.maximum(out, 0): NaN and -0.0 stay
-                            for j in range(j0, j1):
-                                out[j] = 0 if out[j] < 0 else out[j]
+                        rows_out(row + j0, 0, &bias[f] if has_bias else NULL,
+                                 &residual_v[n, f, i * ow + j0] if has_residual else NULL, 0,
+                                 relu, 1, j1 - j0, &y[n, f, i * ow + j0], 0, path)
                     continue
                 # pooled while the output is in cache: the windows see the
                 # values y would have held, bias added
@@ -314,6 +326,7 @@ def conv2d_backward_implicit(
     if relu:
         relu_y_v = relu_y
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
+    cdef int path = simd_path()
     cdef Py_ssize_t ci, n, start, stop, tid, f
     cdef Py_ssize_t pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = dy.shape[1], ckk = offsets.shape[0], ohw = positions.shape[0]
@@ -330,7 +343,7 @@ def conv2d_backward_implicit(
             start = ci * n_samples // n_chunks
             stop = (ci + 1) * n_samples // n_chunks
             for n in range(start, stop):
-                _copy_padded(&x[n, 0, 0, 0], img, channel_stride, &g)
+                _copy_padded(&x[n, 0, 0, 0], g.h, g.w, img, channel_stride, &g, path)
                 dyn = &dy[n, 0, 0]
                 if unpool:
                     for f in range(nf):

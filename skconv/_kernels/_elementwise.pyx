@@ -4,6 +4,13 @@
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._gemm cimport simd_path
+from ._rows cimport rows_out
+
+# elements of a task of add: a few pages, so that the threads split any size
+cdef enum:
+    BLOCK = 16384
+
 
 def add(
     const floating[::1] a,              # IN  (size,)
@@ -12,16 +19,16 @@ def add(
     bint relu,                          # then max(., 0), as np.maximum (NaN and -0.0 stay)
     int n_threads,
 ):
-    cdef Py_ssize_t i
-    cdef floating v
+    cdef Py_ssize_t size = a.shape[0], block, start
+    cdef int path = simd_path()
+    if size == 0:
+        return
     with nogil:
-        if relu:
-            for i in prange(a.shape[0], schedule='static', num_threads=n_threads):
-                v = a[i] + b[i]
-                out[i] = 0 if v < 0 else v
-        else:
-            for i in prange(a.shape[0], schedule='static', num_threads=n_threads):
-                out[i] = a[i] + b[i]
+        for block in prange((size + BLOCK - 1) // BLOCK, schedule='static',
+                            num_threads=n_threads):
+            start = block * BLOCK
+            rows_out(&a[start], 0, NULL, &b[start], 0, relu, 1, min(BLOCK, size - start),
+                     &out[start], 0, path)
 
 
 def relu_backward(

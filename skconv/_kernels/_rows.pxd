@@ -1,0 +1,44 @@
+# rows.h: a row of values written out with a bias, a residual and a ReLU, or
+# taken every step-th, in one pass compiled per SIMD path.
+from cython cimport floating
+
+cdef extern from "rows.h":
+    void skc_rows_out_s(const float *c, Py_ssize_t ldc, const float *bias, const float *res,
+                        Py_ssize_t ldr, int relu, Py_ssize_t rows, Py_ssize_t n, float *out,
+                        Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_out_d(const double *c, Py_ssize_t ldc, const double *bias, const double *res,
+                        Py_ssize_t ldr, int relu, Py_ssize_t rows, Py_ssize_t n, double *out,
+                        Py_ssize_t ldo, int path) noexcept nogil
+    void skc_row_take_s(const float *x, Py_ssize_t step, Py_ssize_t n, float *out,
+                        int path) noexcept nogil
+    void skc_row_take_d(const double *x, Py_ssize_t step, Py_ssize_t n, double *out,
+                        int path) noexcept nogil
+
+
+cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c + r * ldc
+                          Py_ssize_t ldc,
+                          const floating *bias,     # IN  one value, or NULL for none
+                          const floating *res,      # IN  rows x n (row stride ldr), or NULL for none
+                          Py_ssize_t ldr,
+                          bint relu,
+                          Py_ssize_t rows, Py_ssize_t n,
+                          floating *out,            # OUT rows x n (row stride ldo), may be c or res
+                          Py_ssize_t ldo,
+                          int path) noexcept nogil:  # the SIMD path in use (_gemm.simd_path())
+    """out = c (+ *bias) (+ res), then max(., 0) with relu, as np.maximum
+    (NaN and -0.0 stay); the sums in that order."""
+    if floating is float:
+        skc_rows_out_s(c, ldc, bias, res, ldr, relu, rows, n, out, ldo, path)
+    else:
+        skc_rows_out_d(c, ldc, bias, res, ldr, relu, rows, n, out, ldo, path)
+
+
+cdef inline void row_take(const floating *x,        # IN  (n - 1) * step + 1 values
+                          Py_ssize_t step, Py_ssize_t n,
+                          floating *out,            # OUT (n,)
+                          int path) noexcept nogil:
+    """out[k] = x[k * step]."""
+    if floating is float:
+        skc_row_take_s(x, step, n, out, path)
+    else:
+        skc_row_take_d(x, step, n, out, path)
