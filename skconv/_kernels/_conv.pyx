@@ -1,6 +1,6 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
                      simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
@@ -43,12 +43,12 @@ cdef inline void _copy_padded(
     cdef floating *plane_row
     cdef const floating *src
     for ci in range(g.c):
+        if g.sh == 1 and g.sw == 1:
+            rows_out(x + ci * xh * xw, xw, NULL, NULL, 0, False, xh, xw,
+                     img + ci * channel_stride + g.ph * wp + g.pw, wp, path)
+            continue
         for r in range(xh):
             src = x + (ci * xh + r) * xw
-            if g.sh == 1 and g.sw == 1:
-                memcpy(img + ci * channel_stride + (r + g.ph) * wp + g.pw, src,
-                       xw * sizeof(floating))
-                continue
             u = r + g.ph
             if not _phase_read(u % g.sh, g.kh, g.dh, g.sh):
                 continue
