@@ -225,7 +225,7 @@ ConvPlan = namedtuple("ConvPlan", "n_threads implicit work_shape y_shape out_sha
 
 #: Where a convolution's implicit product reads (see :func:`padded_image`).
 ImplicitLayout = namedtuple("ImplicitLayout",
-                            "offsets starts tile_row channel_stride padded_size parts")
+                            "offsets starts width tile_row channel_stride padded_size parts")
 
 
 #: How a product is cut into blocks for the threads (see :func:`matmul_plan`).
@@ -260,6 +260,11 @@ def conv2d_plan(g, f, dtype, n):
     return ConvPlan(n_threads, layout._replace(parts=parts), work_shape, *shapes)
 
 
+#: What a narrow tile's column costs in a full tile's: the pair kernel keeps
+#: the full tile's accumulators and loads; a little for its extra calls.
+NARROW_TILE_COST = 1.05
+
+
 def padded_image(g, f, dtype):
     """The layout of a convolution's implicit product.
 
@@ -274,11 +279,17 @@ def padded_image(g, f, dtype):
     channel_stride, offsets = tap_offsets(g["c"], g["h"], g["w"], g["kh"], g["kw"],
                                            g["ph"], g["pw"], g["dh"], g["dw"], g["sh"], g["sw"])
     char = np.dtype(dtype).char
-    width = _gemm.tile_shape(char)[1]
+    width, narrow = _gemm.implicit_tile_widths(char)
     starts, tile_row = tiles(g["oh"], g["ow"], phase_width(g), width)
+    if narrow:
+        # tiles one vector wide where they compute enough fewer columns to pay
+        # for their lower rate (ResNet's 8 x 8 maps: 80 columns, not 96)
+        narrow_starts, narrow_row = tiles(g["oh"], g["ow"], phase_width(g), narrow)
+        if len(narrow_starts) * narrow * NARROW_TILE_COST < len(starts) * width:
+            starts, tile_row, width = narrow_starts, narrow_row, narrow
     rows, columns = _gemm.output_rows(f, char), len(starts) * width
     padded_size = -(-max(g["c"] * channel_stride, offsets[-1] + starts[-1] + width) // 16) * 16
-    layout = ImplicitLayout(offsets, starts, tile_row, channel_stride, padded_size, 1)
+    layout = ImplicitLayout(offsets, starts, width, tile_row, channel_stride, padded_size, 1)
     return layout, rows, columns
 
 

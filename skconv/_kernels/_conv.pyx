@@ -87,11 +87,13 @@ def conv2d_forward_implicit(
     phase into planes of width wq = ceil(wp / sw) for a stride (_copy_padded;
     _engine.tap_offsets); output (i, j) is then position q = i * wq + j of a
     product whose tap row p is the image read from offsets[p] on: every tap
-    row is a shifted window of the one image. The product is computed in tiles of the micro-kernel's width
-    starting at the positions ``starts`` (ops._padded_image picks them), which
-    put output (i, j) in column i * tile_row + j; columns of positions j >= ow
-    are computed and dropped. Each output is the chain of gemm's over the same
-    taps in the same order, then + b: the bits of conv2d_forward's.
+    row is a shifted window of the one image. The product is computed in
+    tiles of ``layout.width`` columns (the micro-kernel's, or its narrow
+    tile's) starting at the positions ``layout.starts`` (_engine.padded_image
+    picks both), which put output (i, j) in column i * tile_row + j; columns
+    of positions j >= ow are computed and dropped. Each output is the chain of
+    gemm's over the same taps in the same order, then + b: the bits of the
+    im2col product's.
 
     With ``pool2``, y gets the 2x2 max pooling of stride 2 of that output
     instead (then max(., 0) with ``relu``), and argmax, unless None, each
@@ -144,7 +146,9 @@ def conv2d_forward_implicit(
     cdef bint dp = floating is double
     cdef int path = simd_path()
     cdef bint vector = path > 0
-    cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * tile_width(dp)
+    cdef Py_ssize_t width = layout.width
+    cdef bint narrow = width != tile_width(dp)
+    cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * width
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     cdef floating *img
@@ -161,8 +165,8 @@ def conv2d_forward_implicit(
             # this task's tiles, and the product's columns q0 ... q1 - 1 they compute
             t0 = (task % parts) * n_tiles // parts
             t1 = (task % parts + 1) * n_tiles // parts
-            q0 = t0 * tile_width(dp)
-            q1 = t1 * tile_width(dp)
+            q0 = t0 * width
+            q1 = t1 * width
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
             _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g, path)
@@ -170,7 +174,7 @@ def conv2d_forward_implicit(
                 im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:
                 implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
-                              wide + q0, ldc)
+                              wide + q0, ldc, narrow)
             for f in range(nf):
                 if not pool2 and parts == 1:
                     # every output of the sample: one call a filter

@@ -18,10 +18,10 @@ cdef int panel_rows(int m, bint double_precision) noexcept nogil
 cdef int tile_width(bint double_precision) noexcept nogil
 cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const float *apack, const float *x, const Py_ssize_t *boff,
-                         float *c, Py_ssize_t ldc) noexcept nogil
+                         float *c, Py_ssize_t ldc, bint narrow) noexcept nogil
 cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const double *apack, const double *x, const Py_ssize_t *boff,
-                         double *c, Py_ssize_t ldc) noexcept nogil
+                         double *c, Py_ssize_t ldc, bint narrow) noexcept nogil
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
                          float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
@@ -62,13 +62,15 @@ cdef inline void implicit_gemm(int m, int n_tiles,
                                const floating *apack,               # IN  a packed by pack_panels_of
                                const floating *x,                   # IN  B[p, q] = x[boff[p] + q]
                                const Py_ssize_t *boff,              # IN  (k,)
-                               floating *c, Py_ssize_t ldc) noexcept nogil:  # OUT (panel_rows(m), ldc)
+                               floating *c, Py_ssize_t ldc,         # OUT (panel_rows(m), ldc)
+                               bint narrow) noexcept nogil:
     """c[:, t * NR:(t + 1) * NR] = a @ B[:, starts[t]:starts[t] + NR] for an implicit B:
-    each element the same FMA chain over p as gemm's."""
+    each element the same FMA chain over p as gemm's. NR: the tile's width,
+    narrow or not (implicit_tile_widths)."""
     if floating is float:
-        simplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc)
+        simplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
     else:
-        dimplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc)
+        dimplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
 
 
 cdef inline void pack_panels_of(int m, int k, const floating *a, Py_ssize_t rsa, Py_ssize_t csa,

@@ -222,6 +222,14 @@ SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_s, SKC_AVX512_TARGET, float, __m512, 16,
 SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, SKC_AVX512_TARGET, double, __m512d, 8, 2, 4, 8,
                     _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
                     _mm512_fmadd_pd)
+/* Narrow tiles (one vector wide) two at a time, every row of the panel: the
+ * full tile's sixteen accumulators and its loads per multiply-add. */
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_narrow_s, SKC_AVX512_TARGET, float, __m512, 16, 1, 8, 8,
+                    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+                    _mm512_fmadd_ps)
+SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_narrow_d, SKC_AVX512_TARGET, double, __m512d, 8, 1, 8, 8,
+                    _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
+                    _mm512_fmadd_pd)
 
 SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, SKC_PACKED_S, SKC_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, SKC_PACKED_D, SKC_STRIDED)
@@ -244,6 +252,13 @@ SKC_AVX2_S(skc_ukr_avx2_taps_narrow_s, 1, 8, SKC_TAPS_S, SKC_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_taps_narrow_d, 1, 8, SKC_TAPS_D, SKC_STRIDED)
 SKC_AVX512_S(skc_ukr_avx512_taps_narrow_s, 1, 8, SKC_TAPS_S, SKC_STRIDED)
 SKC_AVX512_D(skc_ukr_avx512_taps_narrow_d, 1, 8, SKC_TAPS_D, SKC_STRIDED)
+/* The implicit product in tiles one vector wide, for feature maps whose rows
+ * leave most of a second vector on the padding between them (8 x 8 outputs
+ * in rows of 10 are 78 positions: three tiles of 32, five of 16). Eight
+ * accumulators still hide the FMA latency; the rows are the full tile's
+ * (AVX-512's MR), so that one packing of A serves both. */
+SKC_AVX512_S(skc_ukr_avx512_offsets_narrow_s, 1, 8, SKC_PACKED_S, SKC_OFFSETS)
+SKC_AVX512_D(skc_ukr_avx512_offsets_narrow_d, 1, 8, SKC_PACKED_D, SKC_OFFSETS)
 /* One row by four vectors: for products of a row or two (a one-row
  * prediction's dense layers), where an MR-row tile would compute mostly
  * padding. Wider tiles would hide more FMA latency but pad the last, narrow
@@ -407,19 +422,24 @@ static const skc_kernel_d skc_row_kernels_d[SKC_N_PATHS] = {
 #endif
 };
 
-/* For skc_gemm_tap_rows with at most nr columns (none on the portable path). */
+/* Tiles one vector wide (none on the portable path): ukr_taps for
+ * skc_gemm_tap_rows with at most nr columns; ukr_offsets and ukr_pair (two
+ * tiles at once, all mr rows) for skc_implicit_gemm where the layout asks for
+ * them, only where mr is the full kernel's, whose panels they read. */
 static const skc_kernel_s skc_narrow_kernels_s[SKC_N_PATHS] = {
     {0, 0, NULL, NULL, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
     {8, 8, NULL, NULL, skc_ukr_avx2_taps_narrow_s, NULL},
-    {8, 16, NULL, NULL, skc_ukr_avx512_taps_narrow_s, NULL},
+    {8, 16, NULL, skc_ukr_avx512_offsets_narrow_s, skc_ukr_avx512_taps_narrow_s,
+     skc_ukr_avx512_pair_narrow_s},
 #endif
 };
 static const skc_kernel_d skc_narrow_kernels_d[SKC_N_PATHS] = {
     {0, 0, NULL, NULL, NULL, NULL},
 #if SKC_HAVE_X86_PATHS
     {8, 4, NULL, NULL, skc_ukr_avx2_taps_narrow_d, NULL},
-    {8, 8, NULL, NULL, skc_ukr_avx512_taps_narrow_d, NULL},
+    {8, 8, NULL, skc_ukr_avx512_offsets_narrow_d, skc_ukr_avx512_taps_narrow_d,
+     skc_ukr_avx512_pair_narrow_d},
 #endif
 };
 
@@ -750,13 +770,29 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
      * of them at once would not (256 channels of 3 taps fill a 48 KiB L1). A block goes  \
      * on from the partial sums the one before stored in c, exact values of T: the same   \
      * chain, split as skc_gemm splits it. A pair kernel's tail panel takes all the taps   \
-     * at once (it does not load c), so with one there is one block. */                   \
+     * at once (it does not load c), so with one there is one block. With narrow, the      \
+     * tiles are skc_narrow_tile_width's wide. */                                   \
     static void skc_implicit_gemm_##S(int m, int n_tiles, const ptrdiff_t *starts, int k,   \
                                       const T *apack, const T *x, const ptrdiff_t *boff,   \
-                                      T *c, ptrdiff_t ldc)                                 \
+                                      T *c, ptrdiff_t ldc, int narrow)                     \
     {                                                                                      \
-        const skc_kernel_##S *kern = &KERNELS[skc_path];                                   \
+        const skc_kernel_##S *kern = narrow ? &NARROW_KERNELS[skc_path] : &KERNELS[skc_path];\
         const int mr = kern->mr, nr = kern->nr;                                            \
+        if (narrow) {                                                                      \
+            /* two tiles at a time, all the taps at once: the maps are small, their       \
+             * image stays in L1 */                                                        \
+            for (int t = 0; t < n_tiles; t += 2)                                           \
+                for (int ir = 0; ir < m; ir += mr) {                                       \
+                    const T *ap = apack + (ptrdiff_t)ir * k;                               \
+                    T *ct = c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr;                   \
+                    if (t + 1 < n_tiles)                                                   \
+                        kern->ukr_pair(k, ap, x + starts[t], x + starts[t + 1], boff, ct,  \
+                                       ct + nr, ldc);                                      \
+                    else                                                                   \
+                        kern->ukr_offsets(k, ap, x + starts[t], boff, ct, ldc, 0);         \
+                }                                                                          \
+            return;                                                                        \
+        }                                                                                  \
         /* the last panel's rows if a pair kernel takes them, else 0 */                    \
         const int tail = kern->ukr_pair && m % mr && m % mr <= mr / 2 ? m % mr : 0;        \
         const int full = m - tail;                                                         \
@@ -807,10 +843,18 @@ static void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr)
     }
 }
 
-/* Columns of one of skc_implicit_gemm's tiles. */
+/* Columns of one of skc_implicit_gemm's tiles (and of the GEMM's). */
 static int skc_tile_width(int double_precision)
 {
     return double_precision ? skc_kernels_d[skc_path].nr : skc_kernels_s[skc_path].nr;
+}
+
+/* Columns of one of skc_implicit_gemm's narrow tiles; 0 where the path has none. */
+static int skc_narrow_tile_width(int double_precision)
+{
+    if (double_precision)
+        return skc_narrow_kernels_d[skc_path].ukr_offsets ? skc_narrow_kernels_d[skc_path].nr : 0;
+    return skc_narrow_kernels_s[skc_path].ukr_offsets ? skc_narrow_kernels_s[skc_path].nr : 0;
 }
 
 #endif /* SKCONV_GEMM_H */
