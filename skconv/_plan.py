@@ -322,11 +322,12 @@ class Plan:
         writes = [source] + [output for _, _, output, _ in calls[:-1]]
         self.chain = all(r == (w,) for r, w in zip(reads, writes))
         self._local = threading.local()
+        self._plain = [function for function, *_ in calls]
 
     def _functions(self):
         """The calls' functions, each bound to its output in this thread's scratch."""
         if not self.slot_sizes:
-            return [function for function, *_ in self.calls]
+            return self._plain
         buffers, generation = _SCRATCH.get(self.slot_sizes)
         local = self._local
         if getattr(local, "generation", None) != generation:
@@ -365,6 +366,12 @@ def _slot_sizes(outs):
     return [sizes[slot] for slot in range(len(sizes))]
 
 
+#: Values smaller than this are allocated by their calls: malloc serves them
+#: from its heap, pages already touched (glibc maps fresh pages from 128 KiB
+#: on), and a one-row prediction then skips the scratch's bookkeeping.
+SMALL_VALUE = 128 << 10
+
+
 def assign_slots(values, source, result):
     """Scratch slots for a pass's values, each slot holding one live value at a time.
 
@@ -373,16 +380,16 @@ def assign_slots(values, source, result):
     and the names dropped after it. A value the call cannot place may be a
     view of its inputs (a reshape, an activation in place), so it keeps their
     slots busy while it lives. ``result``, the value the pass returns, gets no
-    slot. Returns ``(slots, copy_result)``: per call its slot or None, and
-    whether the result may be a view of a slot. Among free slots a value takes
-    the smallest that holds it, else the largest (grown): few slots, little
-    memory.
+    slot, nor does one under ``SMALL_VALUE`` bytes. Returns ``(slots,
+    copy_result)``: per call its slot or None, and whether the result may be
+    a view of a slot. Among free slots a value takes the smallest that holds
+    it, else the largest (grown): few slots, little memory.
     """
     occupied = {source: frozenset()}  # value -> the slots it may use
     sizes, slots = [], []
     for inputs, output, nbytes, writes_out, drop in values:
         busy = set().union(*occupied.values())
-        if writes_out and output != result:
+        if writes_out and output != result and nbytes >= SMALL_VALUE:
             free = [s for s in range(len(sizes)) if s not in busy]
             fits = [s for s in free if sizes[s] >= nbytes]
             if fits:

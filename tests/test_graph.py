@@ -21,6 +21,10 @@ from skconv._plan import FUSION_RULES, INPUT, assign_slots
 # architectures the estimators build, each exercising a new node kind
 GRAPHS = {
     "identity shortcut": dict(conv_layers=(4, {"residual": [4, 4]}), batch_norm=True),
+    # 16 x 16 maps through 8 filters: the product written straight into the output
+    "identity shortcut, 16x16": dict(conv_layers=({"filters": 8, "pool": None},
+                                                  {"residual": [8, 8]}),
+                                     batch_norm=True, input_shape=(16, 16, 2)),
     "projection shortcut, stride 2": dict(
         conv_layers=({"residual": [{"filters": 6, "stride": 2}, 6]},), batch_norm=True),
     "projection without batch norm": dict(conv_layers=({"residual": [3, (5, 1)]},)),
@@ -191,7 +195,8 @@ def test_batch_norm_folds_into_the_weights_at_inference_only():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", ["identity shortcut", "projection shortcut, stride 2",
+@pytest.mark.parametrize("name", ["identity shortcut", "identity shortcut, 16x16",
+                                  "projection shortcut, stride 2",
                                   "projection without batch norm", "separable in a residual body",
                                   "series, residual with stride 2 and dilation"])
 def test_the_residual_added_as_the_convolution_writes_changes_no_bits(monkeypatch, name, dtype):
@@ -215,6 +220,7 @@ def test_the_residual_added_as_the_convolution_writes_changes_no_bits(monkeypatc
 
 def test_scratch_slots_hold_one_live_value_each_and_never_the_result():
     mb = 1 << 20
+    assert _plan.SMALL_VALUE <= mb
     # a chain: each value lives until the next call has read it
     calls = [(("input",), "a", 4 * mb, True, ("input",)), (("a",), "b", 2 * mb, True, ("a",)),
              (("b",), "c", 4 * mb, True, ("b",)), (("c",), "out", mb, True, ("c",))]
@@ -233,9 +239,13 @@ def test_scratch_slots_hold_one_live_value_each_and_never_the_result():
              (("flat",), "b", mb, True, ())]
     slots, copy = assign_slots(calls, "input", "flat")
     assert slots == [0, None, 1] and copy
+    # small values are left to their calls
+    calls = [(("input",), "a", 1024, True, ("input",)), (("a",), "out", 1024, True, ("a",))]
+    assert assign_slots(calls, "input", "out") == ([None, None], False)
 
 
-def test_planned_inference_reuses_its_scratch_without_changing_what_it_returned():
+def test_planned_inference_reuses_its_scratch_without_changing_what_it_returned(monkeypatch):
+    monkeypatch.setattr(_plan, "SMALL_VALUE", 0)  # scratch for every value of a small net
     net = _network(GRAPHS["identity shortcut"], "float64")
     rng = np.random.RandomState(4)
     x1, x2 = rng.standard_normal((2, 5) + net.input_shape)
@@ -247,11 +257,14 @@ def test_planned_inference_reuses_its_scratch_without_changing_what_it_returned(
     assert_array_equal(first, kept[0])
     assert_array_equal(inner, kept[1])
     assert_array_equal(net.forward_fast(x1), first)
+    whole = [plan for key, plan in net._fast_plans.items() if key[3] is None]
+    assert whole and all(plan.slot_sizes for plan in whole)
 
 
-def test_threads_running_one_plan_at_once_each_get_their_own_scratch():
+def test_threads_running_one_plan_at_once_each_get_their_own_scratch(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(_plan, "SMALL_VALUE", 0)
     net = _network(GRAPHS["identity shortcut"], "float64")
     xs = np.random.RandomState(6).standard_normal((8, 16) + net.input_shape)
     expected = [net.forward_fast(x) for x in xs]
@@ -260,6 +273,7 @@ def test_threads_running_one_plan_at_once_each_get_their_own_scratch():
             got = list(pool.map(net.forward_fast, xs))
             for g, e in zip(got, expected):
                 assert_array_equal(g, e)
+    assert all(plan.slot_sizes for plan in net._fast_plans.values())
 
 
 def test_every_fusion_rule_is_used_by_some_network():

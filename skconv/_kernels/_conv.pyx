@@ -140,7 +140,7 @@ def conv2d_forward_implicit(
         if pool2:
             raise ValueError("a residual is added to an unpooled output only")
         residual_v = residual
-    cdef Py_ssize_t task, n, tid, ci, r, f, i, t0, t1, q0, q1, j0, j1
+    cdef Py_ssize_t task, n, tid, f, i, t0, t1, q0, q1, j0, j1
     cdef Py_ssize_t ow = g.ow, pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = y.shape[1], ckk = offsets.shape[0], n_tiles = starts.shape[0]
     cdef bint dp = floating is double
@@ -151,6 +151,13 @@ def conv2d_forward_implicit(
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * width
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
+    # where the product's columns are the output's own (tiles of a row each,
+    # exactly ow wide) and its rows the filters (no panel of padding rows), it
+    # is computed straight into y: the bias, residual and ReLU then go on in place
+    cdef bint direct = (not pool2 and parts == 1 and panel_rows(nf, dp) == nf
+                        and tile_row == ow and ldc == g.oh * ow
+                        and y.strides[1] == ldc * <Py_ssize_t> sizeof(floating))
+    cdef bint epilogue = has_bias or relu or has_residual
     cdef floating *img
     cdef floating *wide
     cdef floating *row
@@ -174,8 +181,14 @@ def conv2d_forward_implicit(
                 im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:
                 implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
-                              wide + q0, ldc, narrow)
+                              (&y[n, 0, 0] if direct else wide) + q0, ldc, narrow)
             for f in range(nf):
+                if direct:
+                    if epilogue:
+                        rows_out(&y[n, f, 0], 0, &bias[f] if has_bias else NULL,
+                                 &residual_v[n, f, 0] if has_residual else NULL, 0, relu, 1, ldc,
+                                 &y[n, f, 0], 0, path)
+                    continue
                 if not pool2 and parts == 1:
                     # every output of the sample: one call a filter
                     rows_out(wide + f * ldc, tile_row, &bias[f] if has_bias else NULL,
