@@ -358,10 +358,15 @@ class Conv2D(Layer):
         else:
             weights = functools.partial(self._weights, fold)
 
-        def call(x, *shortcut, out=None):
+        if residual:
+            def call(x, shortcut, out=None):
+                return self._conv(x, *weights(), out=out, plan=plan, relu=relu,
+                                  residual=shortcut)
+            return call
+
+        def call(x, out=None):
             return self._conv(x if padded is None else padded(x), *weights(), out=out, plan=plan,
-                              pool2=pooling, relu=relu and not pool2,
-                              residual=shortcut[0] if residual else None)
+                              pool2=pooling, relu=relu and not pool2)
         return call
 
     def backward(self, dy, need_dx=True, unpool=None):
