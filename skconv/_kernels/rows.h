@@ -7,7 +7,8 @@
  * the bias (a convolution's, NULL for none) added first, then the residual
  * (NULL for none), the ReLU as np.maximum(., 0) computes it (NaN and -0.0
  * stay). One pass: a convolution's output leaves its product's tiles this
- * way, and a residual sum is the same loop without a bias.
+ * way, a residual sum is the same loop without a bias, and a padded image's
+ * rows are copied in with neither.
  *
  * skc_row_take: out[k] = x[k * step], k < n: a row's columns of one phase,
  * which a strided convolution reads as a plane of their own. A step of 2 (the
@@ -43,13 +44,14 @@
                                           ptrdiff_t ldo)                        \
     {                                                                           \
         const T b = bias ? *bias : 0;                                           \
-        if (!res)                                                               \
-            ldr = 0;                                                            \
-        if (bias && res) {                                                      \
+        const int has_res = res != NULL;                                        \
+        if (!has_res) /* stepped through, never read: no arithmetic on NULL */  \
+            res = c, ldr = ldc;                                                 \
+        if (bias && has_res) {                                                  \
             SKC_ROW_LOOP(T, (c[j] + b) + res[j])                                \
         } else if (bias) {                                                      \
             SKC_ROW_LOOP(T, c[j] + b)                                           \
-        } else if (res) {                                                       \
+        } else if (has_res) {                                                   \
             SKC_ROW_LOOP(T, c[j] + res[j])                                      \
         } else if (relu || out != c) { /* a copy inline: a padded image's   \
                                         * rows are too short for memcpy calls */ \
