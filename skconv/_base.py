@@ -63,11 +63,10 @@ except ImportError:  # scikit-learn 1.6 - 1.8: no callbacks; fit runs as before
         return method
 
 # bytes of the largest activation of one forward pass in predict: bounds
-# memory for any number of rows, and sets the rows per pass (Sequential.rows_per_pass).
-# Fewer, larger passes pay for fewer parallel regions (LeNet-5 at 2 threads:
-# 256 -> 1,000 rows per pass, +29% img/s), until they fall out of the caches
-# (the default net on 28x28: 512 rows of 100 kB, -11% against 256)
-_PREDICT_BYTES = 24 << 20
+# memory for any number of rows, and sets the rows per pass (Network.rows_per_pass).
+# Passes run at once, one a thread (_engine.run_passes); a pass whose
+# activations stay in its core's L2 runs faster than a larger one
+_PASS_BYTES = 6 << 20
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -1113,7 +1112,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _to_nchw(self, X):
         """Rows in (h, w, c) order, dense or sparse -> contiguous (n, c, h, w) in the
         model dtype. Where validated rows become the network's images (a
-        prediction's plain rows become the same in :meth:`_plain_images`)."""
+        prediction's plain rows become the same in :meth:`_row_images`)."""
         if sp.issparse(X):
             X = X.toarray()
         h, w, c = self._hwc
@@ -1499,27 +1498,55 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ prediction
 
-    def _forward_fast(self, X):
+    def _forward_fast(self, X, stop=None, width=None):
         """Outputs (before the output activation) of validated X (2D rows, sparse,
         ``_data.Rows`` or ``_data.Subset``): the inference path, no caches for
-        backward.
+        backward. With ``stop`` (a cut point), that node's outputs, ``width``
+        values a row.
 
-        :meth:`_rows_per_pass` rows per forward pass, so memory stays bounded,
-        and each row's outputs depend on that row only (no batch effects).
+        :meth:`_rows_per_pass` rows per forward pass at most, so memory stays
+        bounded, and each row's outputs depend on that row only (no batch
+        effects): passes run at once on the available threads
+        (``_engine.run_passes``), the bits the same as one after the other.
         """
         n = X.shape[0]
-        out = np.empty((n, self.n_outputs_), dtype=self._dtype())
-        for where, images in self._images(X):
-            if isinstance(where, slice) and where.stop - where.start == n:
-                return self._network.forward_fast(images)
-            out[where] = self._network.forward_fast(images)
+        passes = -(-n // self._rows_per_pass())
+        threads = min(_engine.effective_n_threads(), passes)
+        # as many passes for each thread, as even as rows allow
+        passes = -(-passes // threads) * threads
+        chunk = -(-n // passes)
+        if type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES:
+            # plain rows in memory: each pass converts its own
+            items = ((slice(a, min(a + chunk, n)), None) for a in range(0, n, chunk))
+        else:
+            items = self._images(X, chunk, fresh=threads > 1)
+        out = None
+
+        def forward(where, images):
+            if images is None:
+                images = self._row_images(X[where])
+                if images is None:  # NaN or infinity: validation says where, in the user's terms
+                    self._validate_input(X, reset=False)
+                    _data.check_block(X[where], where.start)
+            if out is None:  # one pass of every row, in order
+                return self._network.forward_fast(images, stop=stop)
+            out[where] = self._network.forward_fast(images, stop=stop)
+
+        if passes == 1:
+            where, images = next(items)
+            if isinstance(where, slice):
+                return forward(where, images)
+        out = np.empty((n, self.n_outputs_ if width is None else width), dtype=self._dtype())
+        if passes == 1:
+            forward(where, images)
+        else:
+            _engine.run_passes(forward, items, threads)
         return out
 
-    def _images(self, X):
-        """Yield ``(where, images)``: X's rows as the network's images,
-        :meth:`_rows_per_pass` at a time; ``where`` places them in the answer
-        (a slice, or an array of positions)."""
-        chunk = self._rows_per_pass()
+    def _images(self, X, chunk, fresh=False):
+        """Yield ``(where, images)``: X's rows as the network's images, ``chunk``
+        at a time; ``where`` places them in the answer (a slice, or an array of
+        positions). With ``fresh``, each ``images`` is an array of its own."""
         if sp.issparse(X):
             for start in range(0, X.shape[0], chunk):
                 yield slice(start, start + chunk), self._to_nchw(X[start:start + chunk])
@@ -1527,11 +1554,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         h, w, c = self._hwc
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
         yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._dtype(),
-                                self.input_scale, positions)
+                                self.input_scale, positions, fresh)
 
     def _rows_per_pass(self):
-        """Rows per forward pass in prediction (see ``_PREDICT_BYTES``)."""
-        return self._network.rows_per_pass(_PREDICT_BYTES)
+        """Rows per forward pass in prediction (see ``_PASS_BYTES``)."""
+        return self._network.rows_per_pass(_PASS_BYTES)
 
     def _checked_outputs(self, X):
         """``check_is_fitted``, validate X against the fit, and forward it."""
@@ -1540,29 +1567,26 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # fitted attribute), so only a model without one needs the check
         if "_network" not in self.__dict__:
             check_is_fitted(self)
-        images = self._plain_images(X)
-        if images is not None:
-            return self._network.forward_fast(images)
-        X, _ = self._validate_input(X, reset=False)
-        return self._forward_fast(X)
+        rows = self._plain_rows(X)
+        if rows is None:
+            rows, _ = self._validate_input(X, reset=False)
+        return self._forward_fast(rows)
 
-    def _plain_images(self, X):
-        """X as the network's input images if it is a finite float ndarray of the
-        fitted shape with at most :meth:`_rows_per_pass` rows, else None.
+    def _plain_rows(self, X):
+        """X's rows (2-D) if X is a float ndarray of the fitted shape, else None.
 
         scikit-learn's validation costs more than the network itself on a row
         or two (~0.2 ms of a one-row ``predict_proba``), and numpy's finite
         check and layout conversion several calls more. This accepts the
-        common case with the same checks, the finite one made while copying
-        the rows into images (what :meth:`_to_nchw` gives), and never raises:
-        anything else (a DataFrame, a list, sparse, another shape, NaN, more
-        rows than a forward pass takes) returns None and goes through the full
-        validation, which says what is wrong.
+        common case, whose rows :meth:`_forward_fast` copies into images and
+        checks finite in one pass (:meth:`_row_images`; it validates X only
+        to say where a NaN is), and never raises:
+        anything else (a DataFrame, a list, sparse, another shape) returns None
+        and goes through the full validation, which says what is wrong.
         """
         if (type(X) is not np.ndarray or X.dtype not in _FLOAT_DTYPES
                 or not 2 <= X.ndim <= 4 or X.shape[0] == 0
-                or "feature_names_in_" in self.__dict__
-                or X.shape[0] > self._rows_per_pass()):
+                or "feature_names_in_" in self.__dict__):
             return None
         if X.ndim > 2:
             if len(self.input_shape_) == 2:  # series: 3D X (n, length, channels) only
@@ -1572,10 +1596,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if sample != self._hwc:
                 return None
         rows = X.reshape(X.shape[0], -1)
-        if rows.shape[1] != self.n_features_in_:
-            return None
+        return rows if rows.shape[1] == self.n_features_in_ else None
+
+    def _row_images(self, rows):
+        """Float rows as the network's images, what :meth:`_to_nchw` gives, or
+        None if one holds NaN or infinity (checked while copying)."""
         h, w, c = self._hwc
-        images = np.empty((X.shape[0], c, h, w), dtype=self._network.params.dtype)
+        images = np.empty((rows.shape[0], c, h, w), dtype=self._dtype())
         if not _boundary.rows_to_images(np.ascontiguousarray(rows), images):
             return None
         if self.input_scale is not None:
@@ -1639,11 +1666,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         check_is_fitted(self)
         X, image_shape = self._validate_input(X, reset=False)
         self._check_image_shape(image_shape)
-        stop = self._embedding_stop()
-        out = np.empty((X.shape[0], self._n_features_out), dtype=self._dtype())
-        for where, x in self._images(X):
-            out[where] = self._network.forward_fast(x, stop=stop)
-        return out
+        return self._forward_fast(X, self._embedding_stop(), self._n_features_out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -316,17 +316,23 @@ def check_block(block, start=0, row_ids=None):
     )
 
 
-def images(rows, chunk, image_shape, dtype, scale=None, positions=None):
+def images(rows, chunk, image_shape, dtype, scale=None, positions=None, fresh=False):
     """Yield ``(where, images)``: the images of X's rows, ``chunk`` at a time,
     for prediction; ``where`` says which rows of the answer they are (a slice,
     or the places in ``positions`` when only those rows of X are wanted).
+    The images are written into one buffer, overwritten by the next, or with
+    ``fresh`` into an array of their own (for passes that run at once).
 
     ``image_shape`` is ``(c, h, w)``. A chunked store reads the wanted rows in
     increasing order, whole chunks at a time; blocks not checked by a fit are
     checked for NaN and infinity as they are read.
     """
     n = rows.shape[0] if positions is None else len(positions)
-    buffer = np.empty((min(chunk, n),) + tuple(image_shape), dtype=dtype)
+    shared = None if fresh else np.empty((min(chunk, n),) + tuple(image_shape), dtype=dtype)
+
+    def buffer(k):
+        return np.empty((k,) + tuple(image_shape), dtype=dtype) if fresh else shared[:k]
+
     if positions is None:
         # a chunked store is read whole chunks at a time, about one pass's rows
         spans = (rows.blocks(chunk * rows.row_bytes) if rows.bounds is not None
@@ -338,7 +344,7 @@ def images(rows, chunk, image_shape, dtype, scale=None, positions=None):
             for start in range(a, b, chunk):
                 stop = min(start + chunk, b)
                 images = gather_images(block, np.arange(start - a, stop - a),
-                                       buffer[:stop - start], scale=scale)
+                                       buffer(stop - start), scale=scale)
                 if stop == b:
                     rows.touched(b - a)
                 yield slice(start, stop), images
@@ -350,7 +356,7 @@ def images(rows, chunk, image_shape, dtype, scale=None, positions=None):
         raw = rows.take_sorted(wanted)
         if not rows.checked:
             check_block(raw, row_ids=wanted)
-        yield where, gather_images(raw, np.arange(len(wanted)), buffer[:len(where)],
+        yield where, gather_images(raw, np.arange(len(wanted)), buffer(len(where)),
                                    scale=scale)
 
 

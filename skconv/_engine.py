@@ -11,13 +11,15 @@ import functools
 import math
 import numbers
 import os
+import threading
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._kernels import (_batchnorm, _conv, _depthwise, _elementwise, _gemm, _global_pool, _im2col,
                        _pool)
-from ._kernels._openmp_helpers import effective_n_threads
+from ._kernels._openmp_helpers import effective_n_threads, limit_this_thread
 
 
 # The batch reductions of conv2d_backward (dw, db) are summed in at most this
@@ -75,6 +77,59 @@ def threads_for(n_tasks, work):
     """Threads for a parallel region of ``n_tasks`` independent tasks and ``work``
     flops (or ``WORK_PER_ELEMENT`` per element moved) in all."""
     return max(1, min(effective_n_threads(), n_tasks, int(work // MIN_WORK_PER_THREAD)))
+
+
+def run_passes(call, passes, threads):
+    """``call(*item)`` for each item of the iterator ``passes``, on ``threads``
+    worker threads at once, each running its kernels on one thread.
+
+    Inference over many rows: a forward pass of a few rows per worker keeps its
+    activations in that core's cache and runs every layer without a parallel
+    region (one per layer and pass otherwise, and each waits for its slowest
+    thread). The kernels release the GIL; the items are drawn one at a time
+    under a lock, so ``passes`` may be a generator that reads from a file.
+    The first error raised stops the other workers and is raised here.
+    """
+    if threads <= 1:
+        for item in passes:
+            call(*item)
+        return
+    lock = threading.Lock()
+    failed = []
+
+    def worker():
+        limit_this_thread(1)
+        try:
+            while True:
+                with lock:
+                    item = None if failed else next(passes, None)
+                if item is None:
+                    return
+                call(*item)
+        except BaseException as error:
+            failed.append(error)
+
+    futures = [_worker_pool(threads).submit(worker) for _ in range(threads)]
+    for future in futures:
+        future.result()  # every worker has stopped before anything is raised
+    if failed:
+        raise failed[0]
+
+
+_POOL = {"pid": None, "size": 0, "executor": None}
+
+
+def _worker_pool(threads):
+    """The process's pool of at least ``threads`` worker threads (a child
+    process after a fork starts a pool of its own: the parent's threads are
+    not in it)."""
+    pool = _POOL
+    if pool["pid"] != os.getpid() or pool["size"] < threads:
+        if pool["pid"] == os.getpid():
+            pool["executor"].shutdown(wait=False)
+        pool.update(pid=os.getpid(), size=threads,
+                    executor=ThreadPoolExecutor(threads, thread_name_prefix="skconv-pass"))
+    return pool["executor"]
 
 
 def plan_context():

@@ -375,18 +375,20 @@ def test_plain_arrays_take_a_fast_path_to_the_same_images_with_the_same_refusals
         clf = _fit_quiet(ConvNetClassifier(**SMALL, dtype=model_dtype), X_fit, y_fit)
         part = X_fit[:7].astype(x_dtype)
         for Xp in (part, part[::2], part.reshape(len(part), -1)):
-            images = clf._plain_images(Xp)
+            rows = clf._plain_rows(Xp)
+            images = clf._row_images(rows)
             assert images.dtype == model_dtype and images.flags.c_contiguous
             assert_array_equal(images, clf._to_nchw(Xp.reshape(len(Xp), -1)))
         for bad in (np.nan, np.inf, -np.inf):
             Xb = part.copy()
             Xb.flat[11] = bad
-            assert clf._plain_images(Xb) is None
+            assert clf._row_images(clf._plain_rows(Xb)) is None
             with pytest.raises(ValueError, match="NaN|infinity"):
                 clf.predict_proba(Xb)
-        # more rows than one forward pass takes go the validated, chunked way
-        too_many = clf._rows_per_pass() + 1
-        assert clf._plain_images(np.zeros((too_many,) + part.shape[1:], x_dtype)) is None
+        # other shapes, dtypes and containers go the validated way
+        assert clf._plain_rows(part[:, :-1]) is None
+        assert clf._plain_rows(part.astype(np.float16)) is None
+        assert clf._plain_rows(part.tolist()) is None
 
 
 def test_complex_x_raises(small_digits):
@@ -623,12 +625,13 @@ def test_sparse_csr_x_fits_as_dense_and_is_densified_one_batch_at_a_time(small_d
     assert max(rows) == 64
     assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
     rows.clear()
-    # a budget of 100 rows per forward pass, so prediction goes in chunks
+    # a budget of 100 rows per forward pass, so prediction goes in chunks (as
+    # many for each thread)
     network = sparse._network
-    monkeypatch.setattr(skconv_base, "_PREDICT_BYTES",
+    monkeypatch.setattr(skconv_base, "_PASS_BYTES",
                         100 * network.largest_activation * network.params.itemsize)
     proba = sparse.predict_proba(sp.csr_matrix(X))
-    assert max(rows) == 100 < len(X)
+    assert len(rows) >= 2 and max(rows) <= 100 and sum(rows) == len(X)
     assert_array_equal(proba, dense.predict_proba(X))
     # other sparse formats are converted to CSR
     assert_array_equal(sparse.predict_proba(sp.csc_matrix(X)), proba)

@@ -360,6 +360,64 @@ def test_predict_proba_is_identical_in_one_call_row_by_row_shuffled_threaded_and
             assert_array_equal(np.vstack(got), proba)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_passes_run_at_once_give_the_bits_of_one_pass(digits300, dtype, monkeypatch):
+    # many rows are predicted in passes of a few rows, one a thread: each row's
+    # outputs the bits of one pass over all rows, whatever the threads and passes
+    from skconv import _base
+    X, y = digits300
+    model = _fit(X, y, dtype=dtype, batch_norm=True)
+    proba, embedding = model.predict_proba(X), model.transform(X)
+    network = model._network
+    for rows in (1, 7, 64):
+        monkeypatch.setattr(_base, "_PASS_BYTES",
+                            rows * network.largest_activation * network.params.itemsize)
+        assert model._rows_per_pass() == rows
+        for threads in (1, 2, 3):
+            with threadpool_limits(threads):
+                assert_array_equal(model.predict_proba(X), proba)
+                assert_array_equal(model.transform(X), embedding)
+                assert_array_equal(model.predict_proba(X.reshape(-1, 8, 8)[::-1]), proba[::-1])
+    # NaN in a late pass is refused with validation's words, naming the row
+    X_bad = X.copy()
+    X_bad[251, 3] = np.nan
+    with threadpool_limits(2), pytest.raises(ValueError, match="NaN"):
+        model.predict_proba(X_bad)
+
+
+def test_run_passes_stops_at_the_first_error_and_raises_it():
+    done = []
+
+    def call(k):
+        if k == 3:
+            raise ValueError("pass 3")
+        done.append(k)
+
+    def items():
+        for k in range(1000):
+            yield (k,)
+
+    with pytest.raises(ValueError, match="pass 3"):
+        _engine.run_passes(call, items(), 2)
+    assert 3 not in done and len(done) < 999
+
+    def failing_items():
+        yield (0,)
+        raise OSError("unreadable block")
+
+    with pytest.raises(OSError, match="unreadable"):
+        _engine.run_passes(call, failing_items(), 2)
+    # the workers left are the pool's, ready for the next call; a child
+    # process after a fork gets a pool of its own
+    _engine.run_passes(call, iter([(5,), (6,)]), 2)
+    assert {5, 6} <= set(done)
+    pool = _engine._worker_pool(2)
+    _engine._POOL["pid"] = -1  # as in a child: the parent's threads are not there
+    assert _engine._worker_pool(2) is not pool
+    assert _engine._POOL["pid"] == os.getpid()
+    pool.shutdown()
+
+
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_fit_gives_identical_weights_with_1_and_2_threads(digits300, batch_norm):
     X, y = digits300

@@ -8,7 +8,9 @@ cdef extern from *:
     #else
         #define SKCONV_OPENMP_ENABLED 0
         #define omp_get_max_threads() 1
+        #define omp_set_num_threads(n) ((void)(n))
     #endif
     """
     bint SKCONV_OPENMP_ENABLED
     int omp_get_max_threads() noexcept nogil
+    void omp_set_num_threads(int) noexcept nogil

@@ -12,3 +12,13 @@ def effective_n_threads():
     if not SKCONV_OPENMP_ENABLED:
         return 1
     return max(1, omp_get_max_threads())
+
+
+def limit_this_thread(int n_threads):
+    """Let the kernels called from this thread use at most ``n_threads``.
+
+    OpenMP keeps the limit per thread: a worker thread that runs forward passes
+    of its own (``_engine.run_passes``) sets 1, leaving the caller's limit (what
+    ``threadpoolctl`` set) as it was.
+    """
+    omp_set_num_threads(max(1, n_threads))
