@@ -155,11 +155,15 @@ def test_gemm_reads_strided_and_read_only_operands():
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), (2, 3)),  # dilated, non-square strides
     ((1, 2, 11, 10), (5, 4, 3), (1, 0), 1, 3),  # a stride of 3, planes of unequal use
     ((1, 2, 1, 9), (3, 1, 8), (0, 3), 1, (1, 2)),  # a series: stride along time only
-    # narrow tiles (AVX-512): ResNet's 8 x 8 maps, 5 tiles (two pairs and one alone);
-    # 13 filters (a panel of padding rows); 12 x 12 maps, 11 tiles
+    # narrow tiles (AVX-512): ResNet's 8 x 8 maps (split tiles of two rows in
+    # floats, 5 narrow tiles, two pairs and one alone, in doubles); 13 filters (a
+    # panel of padding rows); 12 x 12 maps, 11 tiles; split tiles of 6 x 8 maps,
+    # 3 (the last computed alone), and of 4 x 4 maps in doubles
     ((2, 64, 8, 8), (64, 3, 3), 1, 1, 1),
     ((2, 5, 8, 8), (13, 3, 3), 1, 1, 1),
     ((1, 3, 12, 12), (8, 3, 3), 1, 1, 1),
+    ((2, 5, 6, 8), (13, 3, 3), 1, 1, 1),
+    ((2, 3, 4, 4), (9, 3, 3), 1, 1, 1),
 ])
 def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtype, shape, kernel,
                                                                   padding, dilation, stride):
@@ -189,18 +193,27 @@ def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtyp
 
 
 @pytest.mark.skipif("avx512" not in AVAILABLE_PATHS, reason="narrow tiles are AVX-512's")
-def test_small_maps_take_narrow_tiles_where_they_compute_fewer_columns(simd_path):
+def test_small_maps_take_narrow_or_split_tiles_where_they_compute_fewer_columns(simd_path):
     simd_path("avx512")
     for dtype, narrow in ((np.float32, 16), (np.float64, 8)):
-        # 8 x 8 outputs in rows of 10: 78 positions; float32's in 5 tiles of 16
-        # rather than 3 of 32, float64's in a tile of 8 a row rather than 5 of 16
+        # 8 x 8 outputs in rows of 10: 78 positions. float32's in split tiles,
+        # rows 2t and 2t + 1 in tile t (its halves 10 apart): 64 columns, none
+        # dropped; float64's in a tile of 8 a row rather than 5 of 16
         g = _engine.geometry((1, 64, 8, 8), (3, 3), 1, (1, 1), 1)
         layout = _engine.padded_image(g, 64, dtype)[0]
         full = len(_engine.tiles(8, 8, 10, 2 * narrow)[0]) * 2 * narrow
         assert layout.width == narrow and len(layout.starts) * narrow < full
+        if dtype == np.float32:
+            assert (layout.gap, layout.tile_row, list(layout.starts)) == (10, 8, [0, 20, 40, 60])
+        else:
+            assert layout.gap == 0 and len(layout.starts) * narrow == 64
+        # 4 x 4 maps: split tiles for float64 (two rows of 4), narrow for float32
+        g = _engine.geometry((1, 8, 4, 4), (3, 3), 1, (1, 1), 1)
+        assert _engine.padded_image(g, 8, dtype)[0].gap == (6 if dtype == np.float64 else 0)
         # 32 x 32 outputs: a full tile a row, none wasted
         g = _engine.geometry((1, 16, 32, 32), (3, 3), 1, (1, 1), 1)
-        assert _engine.padded_image(g, 16, dtype)[0].width == 2 * narrow
+        layout = _engine.padded_image(g, 16, dtype)[0]
+        assert layout.width == 2 * narrow and layout.gap == 0
 
 
 @pytest.mark.parametrize("dw_transposed", [False, True], ids=["filter-rows", "tap-rows"])

@@ -38,6 +38,13 @@ typedef struct { double lane[8]; } skc_emu_m512d;
         return v;                                                               \
     }                                                                           \
     static inline VEC skc_emu_setzero_##SUFFIX(void) { return skc_emu_set1_##SUFFIX(0); } \
+    static inline VEC skc_emu_loadu_halves_##SUFFIX(const T *lo, const T *hi)   \
+    {                                                                           \
+        VEC v;                                                                  \
+        memcpy(v.lane, lo, sizeof v.lane / 2);                                  \
+        memcpy(v.lane + LANES / 2, hi, sizeof v.lane / 2);                      \
+        return v;                                                               \
+    }                                                                           \
     static inline VEC skc_emu_fmadd_##SUFFIX(VEC a, VEC b, VEC c)               \
     {                                                                           \
         for (int i = 0; i < LANES; i++)                                         \

@@ -91,7 +91,8 @@ def conv2d_forward_implicit(
     tiles of ``layout.width`` columns (the micro-kernel's, or its narrow
     tile's) starting at the positions ``layout.starts`` (_engine.padded_image
     picks both), which put output (i, j) in column i * tile_row + j; columns
-    of positions j >= ow are computed and dropped. Each output is the chain of
+    of positions j >= ow are computed and dropped. Split tiles (a
+    ``layout.gap``) hold two output rows each: none is dropped. Each output is the chain of
     gemm's over the same taps in the same order, then + b: the bits of the
     im2col product's.
 
@@ -146,7 +147,7 @@ def conv2d_forward_implicit(
     cdef bint dp = floating is double
     cdef int path = simd_path()
     cdef bint vector = path > 0
-    cdef Py_ssize_t width = layout.width
+    cdef Py_ssize_t width = layout.width, gap = layout.gap
     cdef bint narrow = width != tile_width(dp)
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * width
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
@@ -181,7 +182,7 @@ def conv2d_forward_implicit(
                 im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:
                 implicit_gemm(nf, t1 - t0, &starts[t0], ckk, &work[0], img, &offsets[0],
-                              (&y[n, 0, 0] if direct else wide) + q0, ldc, narrow)
+                              (&y[n, 0, 0] if direct else wide) + q0, ldc, narrow, gap)
             for f in range(nf):
                 if direct:
                     if epilogue:

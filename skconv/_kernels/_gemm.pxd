@@ -18,10 +18,12 @@ cdef int panel_rows(int m, bint double_precision) noexcept nogil
 cdef int tile_width(bint double_precision) noexcept nogil
 cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const float *apack, const float *x, const Py_ssize_t *boff,
-                         float *c, Py_ssize_t ldc, bint narrow) noexcept nogil
+                         float *c, Py_ssize_t ldc, bint narrow,
+                         Py_ssize_t gap) noexcept nogil
 cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const double *apack, const double *x, const Py_ssize_t *boff,
-                         double *c, Py_ssize_t ldc, bint narrow) noexcept nogil
+                         double *c, Py_ssize_t ldc, bint narrow,
+                         Py_ssize_t gap) noexcept nogil
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
                          float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
@@ -63,14 +65,17 @@ cdef inline void implicit_gemm(int m, int n_tiles,
                                const floating *x,                   # IN  B[p, q] = x[boff[p] + q]
                                const Py_ssize_t *boff,              # IN  (k,)
                                floating *c, Py_ssize_t ldc,         # OUT (panel_rows(m), ldc)
-                               bint narrow) noexcept nogil:
+                               bint narrow,
+                               Py_ssize_t gap) noexcept nogil:   # IN  0, or a split tile's
     """c[:, t * NR:(t + 1) * NR] = a @ B[:, starts[t]:starts[t] + NR] for an implicit B:
     each element the same FMA chain over p as gemm's. NR: the tile's width,
-    narrow or not (implicit_tile_widths)."""
+    narrow or not (implicit_tile_widths). With a gap (split tiles, narrow), a
+    tile's columns are B's NR / 2 from starts[t] on, then NR / 2 from
+    starts[t] + gap on."""
     if floating is float:
-        simplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
+        simplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow, gap)
     else:
-        dimplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
+        dimplicit_gemm(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow, gap)
 
 
 cdef inline void pack_panels_of(int m, int k, const floating *a, Py_ssize_t rsa, Py_ssize_t csa,

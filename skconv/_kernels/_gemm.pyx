@@ -22,10 +22,12 @@ cdef extern from "gemm.h":
                            double *out) nogil
     void skc_implicit_gemm_s(int m, int n_tiles, const Py_ssize_t *starts, int k,
                              const float *apack, const float *x, const Py_ssize_t *boff,
-                             float *c, Py_ssize_t ldc, int narrow) nogil
+                             float *c, Py_ssize_t ldc, int narrow,
+                             Py_ssize_t gap) nogil
     void skc_implicit_gemm_d(int m, int n_tiles, const Py_ssize_t *starts, int k,
                              const double *apack, const double *x, const Py_ssize_t *boff,
-                             double *c, Py_ssize_t ldc, int narrow) nogil
+                             double *c, Py_ssize_t ldc, int narrow,
+                             Py_ssize_t gap) nogil
     void skc_gemm_tap_rows_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                              const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
                              Py_ssize_t csb, float *c, Py_ssize_t ldc, int accumulate,
@@ -38,6 +40,7 @@ cdef extern from "gemm.h":
     void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr) nogil
     int skc_tile_width(int double_precision) nogil
     int skc_narrow_tile_width(int double_precision) nogil
+    int skc_split_tile_width(int double_precision) nogil
 
 from cython.parallel cimport prange, threadid
 
@@ -81,14 +84,16 @@ cdef int tile_width(bint double_precision) noexcept nogil:
 
 cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const float *apack, const float *x, const Py_ssize_t *boff,
-                         float *c, Py_ssize_t ldc, bint narrow) noexcept nogil:
-    skc_implicit_gemm_s(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
+                         float *c, Py_ssize_t ldc, bint narrow,
+                         Py_ssize_t gap) noexcept nogil:
+    skc_implicit_gemm_s(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow, gap)
 
 
 cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const double *apack, const double *x, const Py_ssize_t *boff,
-                         double *c, Py_ssize_t ldc, bint narrow) noexcept nogil:
-    skc_implicit_gemm_d(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow)
+                         double *c, Py_ssize_t ldc, bint narrow,
+                         Py_ssize_t gap) noexcept nogil:
+    skc_implicit_gemm_d(m, n_tiles, starts, k, apack, x, boff, c, ldc, narrow, gap)
 
 
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
@@ -129,9 +134,11 @@ def tile_shape(dtype_char):
 
 
 def implicit_tile_widths(dtype_char):
-    """Columns of the implicit product's tiles, full and narrow (0: the path has
-    no narrow tile), for dtype 'f' or 'd'."""
-    return skc_tile_width(dtype_char == 'd'), skc_narrow_tile_width(dtype_char == 'd')
+    """Columns of the implicit product's tiles, full, narrow and split (two
+    output rows of half as many columns), 0 where the path has none, for dtype
+    'f' or 'd'."""
+    cdef bint dp = dtype_char == 'd'
+    return skc_tile_width(dp), skc_narrow_tile_width(dp), skc_split_tile_width(dp)
 
 
 def tap_rows_tile(int n, dtype_char):

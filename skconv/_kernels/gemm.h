@@ -61,9 +61,9 @@ typedef void (*skc_ukr_taps_s)(int, const float *const *, const ptrdiff_t *, con
 typedef void (*skc_ukr_taps_d)(int, const double *const *, const ptrdiff_t *, const double *,
                                ptrdiff_t, double *, ptrdiff_t, int);
 typedef void (*skc_ukr_pair_s)(int, const float *, const float *, const float *,
-                               const ptrdiff_t *, float *, float *, ptrdiff_t);
+                               const ptrdiff_t *, float *, float *, ptrdiff_t, ptrdiff_t);
 typedef void (*skc_ukr_pair_d)(int, const double *, const double *, const double *,
-                               const ptrdiff_t *, double *, double *, ptrdiff_t);
+                               const ptrdiff_t *, double *, double *, ptrdiff_t, ptrdiff_t);
 
 /* ---- micro-kernels ------------------------------------------------------
  * c[MR, NR] (row stride ldc, unit column stride) = (load_c ? c : 0)
@@ -172,15 +172,21 @@ SKC_PORTABLE(skc_ukr_portable_taps_d, double, fma, 4, 4, SKC_TAPS_D, SKC_STRIDED
  * c0 from the image at b0 and c1 at b1, so that as many accumulators work as
  * in a full tile instead of MR - rows of them on zeros. a is a panel packed for
  * MR rows (a stride of MR per p); only rows 0 .. HR - 1 are computed and stored.
- * Each element is the same FMA chain over p as in the full kernel. */
+ * Each element is the same FMA chain over p as in the full kernel.
+ * BLOAD(LOADU, P) loads a vector of B at P: whole (SKC_B_WHOLE), or its two
+ * halves from P and P + gap (SKC_B_HALVES_*: a tile of two output rows of a
+ * map half a vector wide, the second gap positions after the first in the
+ * image); gap is unused otherwise. */
+#define SKC_B_WHOLE(LOADU, P) LOADU(P)
 #define SKC_VECTOR_UKR_PAIR(NAME, TARGET, T, VEC, VL, NV, HR, MR, LOADU, STOREU, SET1, ZERO, \
-                            FMA)                                                        \
+                            FMA, BLOAD)                                                 \
     __attribute__((target(TARGET)))                                             \
     static void NAME(int k, const T *restrict a, const T *restrict b0,          \
                      const T *restrict b1, const ptrdiff_t *restrict boff,      \
-                     T *restrict c0, T *restrict c1, ptrdiff_t ldc)             \
+                     T *restrict c0, T *restrict c1, ptrdiff_t ldc, ptrdiff_t gap) \
     {                                                                           \
         VEC acc0[HR][NV], acc1[HR][NV];                                         \
+        (void)gap;                                                              \
         _Pragma("GCC unroll 8")                                                 \
         for (int r = 0; r < HR; r++)                                            \
             _Pragma("GCC unroll 8")                                             \
@@ -190,8 +196,8 @@ SKC_PORTABLE(skc_ukr_portable_taps_d, double, fma, 4, 4, SKC_TAPS_D, SKC_STRIDED
             VEC bv0[NV], bv1[NV];                                               \
             _Pragma("GCC unroll 8")                                             \
             for (int v = 0; v < NV; v++) {                                      \
-                bv0[v] = LOADU(b0 + boff[p] + v * VL);                          \
-                bv1[v] = LOADU(b1 + boff[p] + v * VL);                          \
+                bv0[v] = BLOAD(LOADU, b0 + boff[p] + v * VL);                   \
+                bv1[v] = BLOAD(LOADU, b1 + boff[p] + v * VL);                   \
             }                                                                   \
             _Pragma("GCC unroll 8")                                             \
             for (int r = 0; r < HR; r++) {                                      \
@@ -212,24 +218,58 @@ SKC_PORTABLE(skc_ukr_portable_taps_d, double, fma, 4, 4, SKC_TAPS_D, SKC_STRIDED
             }                                                                   \
     }
 
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_s, "avx2,fma", float, __m256, 8, 2, 3, 6, _mm256_loadu_ps,
-                    _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx2_pair_d, "avx2,fma", double, __m256d, 4, 2, 3, 6, _mm256_loadu_pd,
-                    _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_s, SKC_AVX512_TARGET, float, __m512, 16, 2, 4, 8,
-                    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-                    _mm512_fmadd_ps)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_d, SKC_AVX512_TARGET, double, __m512d, 8, 2, 4, 8,
-                    _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
-                    _mm512_fmadd_pd)
+/* A vector from two half-vectors, lo's lanes first (data movement only). */
+#ifdef SKC_EMULATE_AVX512
+#define skc_avx512_loadu_halves_s skc_emu_loadu_halves_ps
+#define skc_avx512_loadu_halves_d skc_emu_loadu_halves_pd
+#else
+__attribute__((target("avx512f")))
+static inline __m512 skc_avx512_loadu_halves_s(const float *lo, const float *hi)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(
+        _mm256_loadu_ps(lo))), _mm256_castps_pd(_mm256_loadu_ps(hi)), 1));
+}
+__attribute__((target("avx512f")))
+static inline __m512d skc_avx512_loadu_halves_d(const double *lo, const double *hi)
+{
+    return _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(lo)), _mm256_loadu_pd(hi), 1);
+}
+#endif
+#define SKC_B_HALVES_S(LOADU, P) skc_avx512_loadu_halves_s(P, (P) + gap)
+#define SKC_B_HALVES_D(LOADU, P) skc_avx512_loadu_halves_d(P, (P) + gap)
+
+/* The pair template at each path's vectors: NV vectors of HR rows, MR the
+ * panel's rows (the full kernel's), B loaded by BLOAD. */
+#define SKC_AVX2_PAIR_S(NAME, NV, HR, MR, BLOAD)                                \
+    SKC_VECTOR_UKR_PAIR(NAME, "avx2,fma", float, __m256, 8, NV, HR, MR, _mm256_loadu_ps, \
+                        _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, \
+                        BLOAD)
+#define SKC_AVX2_PAIR_D(NAME, NV, HR, MR, BLOAD)                                \
+    SKC_VECTOR_UKR_PAIR(NAME, "avx2,fma", double, __m256d, 4, NV, HR, MR, _mm256_loadu_pd, \
+                        _mm256_storeu_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd, \
+                        BLOAD)
+#define SKC_AVX512_PAIR_S(NAME, NV, HR, MR, BLOAD)                              \
+    SKC_VECTOR_UKR_PAIR(NAME, SKC_AVX512_TARGET, float, __m512, 16, NV, HR, MR,  \
+                        _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps,      \
+                        _mm512_setzero_ps, _mm512_fmadd_ps, BLOAD)
+#define SKC_AVX512_PAIR_D(NAME, NV, HR, MR, BLOAD)                              \
+    SKC_VECTOR_UKR_PAIR(NAME, SKC_AVX512_TARGET, double, __m512d, 8, NV, HR, MR, \
+                        _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd,      \
+                        _mm512_setzero_pd, _mm512_fmadd_pd, BLOAD)
+
+SKC_AVX2_PAIR_S(skc_ukr_avx2_pair_s, 2, 3, 6, SKC_B_WHOLE)
+SKC_AVX2_PAIR_D(skc_ukr_avx2_pair_d, 2, 3, 6, SKC_B_WHOLE)
+SKC_AVX512_PAIR_S(skc_ukr_avx512_pair_s, 2, 4, 8, SKC_B_WHOLE)
+SKC_AVX512_PAIR_D(skc_ukr_avx512_pair_d, 2, 4, 8, SKC_B_WHOLE)
 /* Narrow tiles (one vector wide) two at a time, every row of the panel: the
  * full tile's sixteen accumulators and its loads per multiply-add. */
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_narrow_s, SKC_AVX512_TARGET, float, __m512, 16, 1, 8, 8,
-                    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-                    _mm512_fmadd_ps)
-SKC_VECTOR_UKR_PAIR(skc_ukr_avx512_pair_narrow_d, SKC_AVX512_TARGET, double, __m512d, 8, 1, 8, 8,
-                    _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_setzero_pd,
-                    _mm512_fmadd_pd)
+SKC_AVX512_PAIR_S(skc_ukr_avx512_pair_narrow_s, 1, 8, 8, SKC_B_WHOLE)
+SKC_AVX512_PAIR_D(skc_ukr_avx512_pair_narrow_d, 1, 8, 8, SKC_B_WHOLE)
+/* Split tiles: narrow tiles of two output rows each, a map half a vector wide
+ * (ResNet's 8 x 8 maps in floats), whose positions between two rows would be
+ * a fifth of the narrow tiles' columns. */
+SKC_AVX512_PAIR_S(skc_ukr_avx512_pair_split_s, 1, 8, 8, SKC_B_HALVES_S)
+SKC_AVX512_PAIR_D(skc_ukr_avx512_pair_split_d, 1, 8, 8, SKC_B_HALVES_D)
 
 SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, SKC_PACKED_S, SKC_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, SKC_PACKED_D, SKC_STRIDED)
@@ -443,6 +483,21 @@ static const skc_kernel_d skc_narrow_kernels_d[SKC_N_PATHS] = {
 #endif
 };
 
+/* Split tiles' pair kernels (NULL: the path has none), where the narrow tile
+ * is as wide as two rows of the map: see skc_implicit_gemm. */
+static const skc_ukr_pair_s skc_split_kernels_s[SKC_N_PATHS] = {
+    NULL,
+#if SKC_HAVE_X86_PATHS
+    NULL, skc_ukr_avx512_pair_split_s,
+#endif
+};
+static const skc_ukr_pair_d skc_split_kernels_d[SKC_N_PATHS] = {
+    NULL,
+#if SKC_HAVE_X86_PATHS
+    NULL, skc_ukr_avx512_pair_split_d,
+#endif
+};
+
 static int skc_path = SKC_PORTABLE;
 
 /* Whether this CPU (and OS) can run a path; the portable path runs anywhere. */
@@ -485,7 +540,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
-#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, NARROW_KERNELS, TB)                  \
+#define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, NARROW_KERNELS, SPLIT_KERNELS, TB)   \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded. \
      * Rows contiguous along k (csa == 1): TB columns at a time, transposed (the rows   \
      * past the last panel's are any readable ones, then zeroed) */                      \
@@ -771,25 +826,36 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
      * on from the partial sums the one before stored in c, exact values of T: the same   \
      * chain, split as skc_gemm splits it. A pair kernel's tail panel takes all the taps   \
      * at once (it does not load c), so with one there is one block. With narrow, the      \
-     * tiles are skc_narrow_tile_width's wide. */                                   \
+     * tiles are skc_narrow_tile_width's wide; with a gap too, split tiles: the columns    \
+     * of tile t are q = starts[t] ... starts[t] + NR / 2 - 1, then the NR / 2 from        \
+     * starts[t] + gap on (two rows of an output map NR / 2 wide, gap apart in the image). \
+     * A split tile's path has skc_split_kernels. */                                   \
     static void skc_implicit_gemm_##S(int m, int n_tiles, const ptrdiff_t *starts, int k,   \
                                       const T *apack, const T *x, const ptrdiff_t *boff,   \
-                                      T *c, ptrdiff_t ldc, int narrow)                     \
+                                      T *c, ptrdiff_t ldc, int narrow, ptrdiff_t gap)      \
     {                                                                                      \
         const skc_kernel_##S *kern = narrow ? &NARROW_KERNELS[skc_path] : &KERNELS[skc_path];\
         const int mr = kern->mr, nr = kern->nr;                                            \
         if (narrow) {                                                                      \
             /* two tiles at a time, all the taps at once: the maps are small, their       \
              * image stays in L1 */                                                        \
+            const skc_ukr_pair_##S pair = gap ? SPLIT_KERNELS[skc_path] : kern->ukr_pair;  \
+            T spare[2 * SKC_TILE_MAX];                                                     \
             for (int t = 0; t < n_tiles; t += 2)                                           \
                 for (int ir = 0; ir < m; ir += mr) {                                       \
                     const T *ap = apack + (ptrdiff_t)ir * k;                               \
                     T *ct = c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr;                   \
                     if (t + 1 < n_tiles)                                                   \
-                        kern->ukr_pair(k, ap, x + starts[t], x + starts[t + 1], boff, ct,  \
-                                       ct + nr, ldc);                                      \
-                    else                                                                   \
+                        pair(k, ap, x + starts[t], x + starts[t + 1], boff, ct, ct + nr,   \
+                             ldc, gap);                                                    \
+                    else if (!gap)                                                         \
                         kern->ukr_offsets(k, ap, x + starts[t], boff, ct, ldc, 0);         \
+                    else { /* a last split tile: computed twice, into spare */             \
+                        pair(k, ap, x + starts[t], x + starts[t], boff, spare,             \
+                             spare + SKC_TILE_MAX, nr, gap);                               \
+                        for (int r = 0; r < mr; r++)                                       \
+                            memcpy(ct + (ptrdiff_t)r * ldc, spare + r * nr, nr * sizeof(T)); \
+                    }                                                                      \
                 }                                                                          \
             return;                                                                        \
         }                                                                                  \
@@ -814,15 +880,17 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             T *ct = c + (ptrdiff_t)full * ldc + (ptrdiff_t)t * nr;                         \
             if (t % 2 == 0 && t + 1 < n_tiles)                                             \
                 kern->ukr_pair(k, apack + (ptrdiff_t)full * k, x + starts[t],              \
-                               x + starts[t + 1], boff, ct, ct + nr, ldc);                 \
+                               x + starts[t + 1], boff, ct, ct + nr, ldc, 0);              \
             else if (t % 2 == 0) /* a last tile of its own */                              \
                 kern->ukr_offsets(k, apack + (ptrdiff_t)full * k, x + starts[t], boff, ct, \
                                   ldc, 0);                                                 \
         }                                                                                  \
     }
 
-SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, skc_narrow_kernels_s, 8)
-SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, skc_narrow_kernels_d, 4)
+SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, skc_narrow_kernels_s,
+                skc_split_kernels_s, 8)
+SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, skc_narrow_kernels_d,
+                skc_split_kernels_d, 4)
 
 /* Rows of skc_implicit_gemm's padded output for m rows. */
 static int skc_panel_rows(int m, int double_precision)
@@ -847,6 +915,15 @@ static void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr)
 static int skc_tile_width(int double_precision)
 {
     return double_precision ? skc_kernels_d[skc_path].nr : skc_kernels_s[skc_path].nr;
+}
+
+/* Columns of one of skc_implicit_gemm's split tiles (two rows of a map half as
+ * wide); 0 where the path has none. */
+static int skc_split_tile_width(int double_precision)
+{
+    if (double_precision)
+        return skc_split_kernels_d[skc_path] ? skc_narrow_kernels_d[skc_path].nr : 0;
+    return skc_split_kernels_s[skc_path] ? skc_narrow_kernels_s[skc_path].nr : 0;
 }
 
 /* Columns of one of skc_implicit_gemm's narrow tiles; 0 where the path has none. */
