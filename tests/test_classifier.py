@@ -23,6 +23,7 @@ import skconv
 from gradcheck import numerical_gradient
 from skconv import ConvNetClassifier
 from skconv import _base as skconv_base
+from skconv import _network as skconv_network
 from skconv._losses import sigmoid_binary_cross_entropy
 from skconv._network import Network
 from skconv.exceptions import InconsistentVersionWarning
@@ -630,11 +631,29 @@ def test_sparse_csr_x_fits_as_dense_and_is_densified_one_batch_at_a_time(small_d
     network = sparse._network
     monkeypatch.setattr(skconv_base, "_PASS_BYTES",
                         100 * network.largest_activation * network.params.itemsize)
+    monkeypatch.setattr(skconv_network, "_MIN_USES_PER_WEIGHT", 0)
+    network.__dict__.pop("_weight_rows", None)
     proba = sparse.predict_proba(sp.csr_matrix(X))
     assert len(rows) >= 2 and max(rows) <= 100 and sum(rows) == len(X)
     assert_array_equal(proba, dense.predict_proba(X))
     # other sparse formats are converted to CSR
     assert_array_equal(sparse.predict_proba(sp.csc_matrix(X)), proba)
+
+
+def test_a_prediction_pass_uses_each_weight_many_times(small_digits):
+    # a pass packs every layer's weights anew: where the weights outweigh the
+    # activations (a wide dense layer), passes hold more rows than the
+    # activation budget alone gives
+    X, y = small_digits
+    clf = _fit_quiet(ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(512,), max_iter=1,
+                                       random_state=0), X[:50], y[:50])
+    network = clf._network
+    uses = sum(view.size * max(1, int(np.prod(network.nodes[i].layer.output_shape[1:])))
+               for i, _, view in network.param_arrays())
+    rows = network.rows_per_pass(1)
+    assert rows * uses >= skconv_network._MIN_USES_PER_WEIGHT * network.params.size
+    assert (rows - 1) * uses < skconv_network._MIN_USES_PER_WEIGHT * network.params.size
+    assert network.rows_per_pass(10**9) > rows  # a larger activation budget still counts
 
 
 def test_every_mlp_classifier_parameter_exists_or_is_refused_naming_what_to_use(small_digits):

@@ -377,11 +377,13 @@ def test_predict_proba_is_identical_in_one_call_row_by_row_shuffled_threaded_and
 def test_passes_run_at_once_give_the_bits_of_one_pass(digits300, dtype, monkeypatch):
     # many rows are predicted in passes of a few rows, one a thread: each row's
     # outputs the bits of one pass over all rows, whatever the threads and passes
-    from skconv import _base
+    from skconv import _base, _network
     X, y = digits300
     model = _fit(X, y, dtype=dtype, batch_norm=True)
     proba, embedding = model.predict_proba(X), model.transform(X)
     network = model._network
+    monkeypatch.setattr(_network, "_MIN_USES_PER_WEIGHT", 0)
+    network.__dict__.pop("_weight_rows", None)
     for rows in (1, 7, 64):
         monkeypatch.setattr(_base, "_PASS_BYTES",
                             rows * network.largest_activation * network.params.itemsize)
