@@ -1511,11 +1511,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """
         n = X.shape[0]
         passes = -(-n // self._rows_per_pass())
+        plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES
+        if passes == 1 and plain:  # a row or two: the fewest steps
+            images = self._row_images(X)
+            if images is not None:
+                return self._network.forward_fast(images, stop=stop)
         threads = min(_engine.effective_n_threads(), passes)
         # as many passes for each thread, as even as rows allow
         passes = -(-passes // threads) * threads
         chunk = -(-n // passes)
-        if type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES:
+        if plain:
             # plain rows in memory: each pass converts its own
             items = ((slice(a, min(a + chunk, n)), None) for a in range(0, n, chunk))
         else:
