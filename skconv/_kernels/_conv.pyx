@@ -7,7 +7,7 @@ from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, row_take
+from ._rows cimport rows_out, rows_take
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -37,32 +37,35 @@ cdef inline void _copy_padded(
     row u // sh, column v // sw, each plane (ceil(hp / sh), ceil(wp / sw)).
     An x smaller than g's input (the extra bottom row and right column of
     'same' padding at a stride) leaves the rest of the image as it is: zero."""
-    cdef Py_ssize_t ci, r, q, u, b
+    cdef Py_ssize_t ci, r, q, b, a, count, col
     cdef Py_ssize_t wp = g.w + 2 * g.pw, hq = (g.h + 2 * g.ph + g.sh - 1) // g.sh
     cdef Py_ssize_t wq = (wp + g.sw - 1) // g.sw
-    cdef floating *plane_row
-    cdef const floating *src
     for ci in range(g.c):
         if g.sh == 1 and g.sw == 1:
             rows_out(x + ci * xh * xw, xw, NULL, NULL, 0, False, xh, xw,
                      img + ci * channel_stride + g.ph * wp + g.pw, wp, path)
             continue
-        for r in range(xh):
-            src = x + (ci * xh + r) * xw
-            u = r + g.ph
-            if not _phase_read(u % g.sh, g.kh, g.dh, g.sh):
+        # phase by phase: columns q of phase b = (q + pw) % sw go to column
+        # (q + pw) // sw of its planes; the divisions once a phase, not a row
+        for b in range(g.sw):
+            if not _phase_read(b, g.kw, g.dw, g.sw):
                 continue
-            plane_row = img + ci * channel_stride + (u % g.sh) * g.sw * hq * wq + (u // g.sh) * wq
-            # phase by phase: columns q of phase b = (q + pw) % sw go to (q + pw) // sw
-            for b in range(g.sw):
-                if not _phase_read(b, g.kw, g.dw, g.sw):
-                    continue
-                q = (b - g.pw) % g.sw
-                if q < 0:
-                    q = q + g.sw
-                if q < xw:
-                    row_take(src + q, g.sw, (xw - q + g.sw - 1) // g.sw,
-                             plane_row + b * hq * wq + (q + g.pw) // g.sw, path)
+            q = (b - g.pw) % g.sw
+            if q < 0:
+                q = q + g.sw
+            if q >= xw:
+                continue
+            count = (xw - q + g.sw - 1) // g.sw
+            col = (q + g.pw) // g.sw
+            # padded row u = r + ph goes to row u // sh of the planes of row phase
+            # u % sh: rows r, r + sh, ... of x are one plane's consecutive rows
+            for r in range(min(g.sh, xh)):
+                a = (r + g.ph) % g.sh
+                if _phase_read(a, g.kh, g.dh, g.sh):
+                    rows_take(x + (ci * xh + r) * xw + q, g.sh * xw, g.sw,
+                              (xh - r + g.sh - 1) // g.sh, count,
+                              img + ci * channel_stride + (a * g.sw + b) * hq * wq
+                              + (r + g.ph) // g.sh * wq + col, wq, path)
 
 
 def conv2d_forward_implicit(

@@ -9,10 +9,10 @@ cdef extern from "rows.h":
     void skc_rows_out_d(const double *c, Py_ssize_t ldc, const double *bias, const double *res,
                         Py_ssize_t ldr, int relu, Py_ssize_t rows, Py_ssize_t n, double *out,
                         Py_ssize_t ldo, int path) noexcept nogil
-    void skc_row_take_s(const float *x, Py_ssize_t step, Py_ssize_t n, float *out,
-                        int path) noexcept nogil
-    void skc_row_take_d(const double *x, Py_ssize_t step, Py_ssize_t n, double *out,
-                        int path) noexcept nogil
+    void skc_rows_take_s(const float *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
+                         Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_take_d(const double *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
+                         Py_ssize_t n, double *out, Py_ssize_t ldo, int path) noexcept nogil
 
 
 cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c + r * ldc
@@ -33,12 +33,13 @@ cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c +
         skc_rows_out_d(c, ldc, bias, res, ldr, relu, rows, n, out, ldo, path)
 
 
-cdef inline void row_take(const floating *x,        # IN  (n - 1) * step + 1 values
-                          Py_ssize_t step, Py_ssize_t n,
-                          floating *out,            # OUT (n,)
-                          int path) noexcept nogil:
-    """out[k] = x[k * step]."""
+cdef inline void rows_take(const floating *x,       # IN  rows, row r at x + r * ldx
+                           Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows, Py_ssize_t n,
+                           floating *out,           # OUT rows x n, row r at out + r * ldo
+                           Py_ssize_t ldo,
+                           int path) noexcept nogil:
+    """out[r * ldo + k] = x[r * ldx + k * step]."""
     if floating is float:
-        skc_row_take_s(x, step, n, out, path)
+        skc_rows_take_s(x, ldx, step, rows, n, out, ldo, path)
     else:
-        skc_row_take_d(x, step, n, out, path)
+        skc_rows_take_d(x, ldx, step, rows, n, out, ldo, path)

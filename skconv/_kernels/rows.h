@@ -10,9 +10,10 @@
  * way, a residual sum is the same loop without a bias, and a padded image's
  * rows are copied in with neither.
  *
- * skc_row_take: out[k] = x[k * step], k < n: a row's columns of one phase,
- * which a strided convolution reads as a plane of their own. A step of 2 (the
- * common stride) is a loop of its own, which vectorises.
+ * skc_rows_take: out[r * ldo + k] = x[r * ldx + k * step], r < rows, k < n:
+ * rows' columns of one phase, which a strided convolution reads as a plane of
+ * their own (one call a plane). A step of 2 (the common stride) is a loop of
+ * its own, which vectorises.
  *
  * Plain loops, compiled once per SIMD path (the extensions are built for the
  * baseline instruction set, four floats a step): each element is the same
@@ -60,14 +61,16 @@
     }
 
 #define SKC_TAKE(SFX, TARGET, T)                                                \
-    TARGET static void skc_row_take_##SFX(const T *x, ptrdiff_t step, ptrdiff_t n, T *out) \
+    TARGET static void skc_rows_take_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t step, \
+                                           ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo) \
     {                                                                           \
-        if (step == 2)                                                          \
-            for (ptrdiff_t k = 0; k < n; k++)                                   \
-                out[k] = x[2 * k];                                              \
-        else                                                                    \
-            for (ptrdiff_t k = 0; k < n; k++)                                   \
-                out[k] = x[k * step];                                           \
+        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, out += ldo)              \
+            if (step == 2)                                                      \
+                for (ptrdiff_t k = 0; k < n; k++)                               \
+                    out[k] = x[2 * k];                                          \
+            else                                                                \
+                for (ptrdiff_t k = 0; k < n; k++)                               \
+                    out[k] = x[k * step];                                       \
     }
 
 SKC_ROWS(portable_s, , float)
@@ -110,13 +113,15 @@ static void skc_rows_out_d(const double *c, ptrdiff_t ldc, const double *bias, c
 {
     SKC_ROWS_CALL(skc_rows_out_, d, path, c, ldc, bias, res, ldr, relu, rows, n, out, ldo);
 }
-static void skc_row_take_s(const float *x, ptrdiff_t step, ptrdiff_t n, float *out, int path)
+static void skc_rows_take_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
+                            ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
 {
-    SKC_ROWS_CALL(skc_row_take_, s, path, x, step, n, out);
+    SKC_ROWS_CALL(skc_rows_take_, s, path, x, ldx, step, rows, n, out, ldo);
 }
-static void skc_row_take_d(const double *x, ptrdiff_t step, ptrdiff_t n, double *out, int path)
+static void skc_rows_take_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
+                            ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
 {
-    SKC_ROWS_CALL(skc_row_take_, d, path, x, step, n, out);
+    SKC_ROWS_CALL(skc_rows_take_, d, path, x, ldx, step, rows, n, out, ldo);
 }
 
 #endif
