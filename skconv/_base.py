@@ -1512,40 +1512,36 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         n = X.shape[0]
         passes = -(-n // self._rows_per_pass())
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES
+
+        def outputs(where, images):
+            if images is None:  # plain rows: each pass converts (and checks) its own
+                images = self._row_images(X[where])
+                if images is None:  # NaN or infinity: validation says where, in the user's terms
+                    self._validate_input(X, reset=False)
+                    _data.check_block(X[where], where.start)
+            return self._network.forward_fast(images, stop=stop)
+
         if passes == 1 and plain:  # a row or two: the fewest steps
-            images = self._row_images(X)
-            if images is not None:
-                return self._network.forward_fast(images, stop=stop)
+            return outputs(slice(0, n), None)
         threads = min(_engine.effective_n_threads(), passes)
         # as many passes for each thread, as even as rows allow
         passes = -(-passes // threads) * threads
         chunk = -(-n // passes)
         if plain:
-            # plain rows in memory: each pass converts its own
             items = ((slice(a, min(a + chunk, n)), None) for a in range(0, n, chunk))
         else:
             items = self._images(X, chunk, fresh=threads > 1)
-        out = None
-
-        def forward(where, images):
-            if images is None:
-                images = self._row_images(X[where])
-                if images is None:  # NaN or infinity: validation says where, in the user's terms
-                    self._validate_input(X, reset=False)
-                    _data.check_block(X[where], where.start)
-            if out is None:  # one pass of every row, in order
-                return self._network.forward_fast(images, stop=stop)
-            out[where] = self._network.forward_fast(images, stop=stop)
-
         if passes == 1:
             where, images = next(items)
-            if isinstance(where, slice):
-                return forward(where, images)
+            if isinstance(where, slice):  # every row, in order
+                return outputs(where, images)
+            items = iter([(where, images)])
         out = np.empty((n, self.n_outputs_ if width is None else width), dtype=self._dtype())
-        if passes == 1:
-            forward(where, images)
-        else:
-            _engine.run_passes(forward, items, threads)
+
+        def forward(where, images):
+            out[where] = outputs(where, images)
+
+        _engine.run_passes(forward, items, threads)
         return out
 
     def _images(self, X, chunk, fresh=False):

@@ -109,7 +109,8 @@ def run_passes(call, passes, threads):
         except BaseException as error:
             failed.append(error)
 
-    futures = [_worker_pool(threads).submit(worker) for _ in range(threads)]
+    pool = _worker_pool(threads)
+    futures = [pool.submit(worker) for _ in range(threads)]
     for future in futures:
         future.result()  # every worker has stopped before anything is raised
     if failed:
