@@ -672,8 +672,8 @@ def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
     ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
     c = x3.shape[1]
     mean, var = np.empty(c), np.empty(c)
-    _batchnorm.batch_norm_forward(x3, scale, shift, y, mean, var, eps, relu,
-                                  threads_for(c, x3.size * WORK_PER_ELEMENT), x_hat=x_hat)
+    _batchnorm.batch_norm_forward(x3, scale, shift, y, mean, var, _batch_norm_work(c), eps,
+                                  relu, threads_for(c, x3.size * WORK_PER_ELEMENT), x_hat=x_hat)
     return mean, var
 
 
@@ -692,8 +692,12 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
         center, inv_std = mean.astype(dtype), (1 / np.sqrt(var + eps)).astype(dtype)
     _batchnorm.batch_norm_backward(
         dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
-        np.zeros(c, dtype) if shift is None else shift, dscale, dshift,
-        threads_for(dy3.shape[1], dy3.size * WORK_PER_ELEMENT), dx=dx3)
+        np.zeros(c, dtype) if shift is None else shift, dscale, dshift, _batch_norm_work(c),
+        threads_for(c, dy3.size * WORK_PER_ELEMENT), dx=dx3)
+
+
+def _batch_norm_work(c):
+    return np.empty((c, _batchnorm.WORK_PER_CHANNEL))
 
 
 @functools.lru_cache(maxsize=256)

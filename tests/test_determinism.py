@@ -288,12 +288,13 @@ def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(5, 3, 300), (2, 4, 7), (3, 2, 512)])
+@pytest.mark.parametrize("shape", [(5, 3, 300), (2, 4, 7), (3, 2, 512), (4, 5, 49)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, dtype, shape,
                                                                      relu):
     # batchnorm.h compiles its loops once per path: rows longer than its chunk of
-    # masked gradient (300), shorter than a block of lanes (7), values at ReLU's 0
+    # masked gradient (300), shorter than a block of lanes (7), with a few elements
+    # past the last block (49), values at ReLU's 0; threads take ranges of channels
     rng = np.random.default_rng(4)
     x = (rng.standard_normal(shape) + 3).astype(dtype)
     x[0, 0, :3] = 0
@@ -303,7 +304,7 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
     results = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             with threadpool_limits(limits=threads):
                 y, x_hat = np.empty_like(x), np.empty_like(x)
                 mean, var = _engine.batch_norm(x, scale, shift, 1e-5, y, x_hat, relu=relu)
@@ -348,6 +349,18 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
     for other in results[1:]:
         for a, b in zip(first[2:], other[2:]):
             assert_array_equal(a, b, err_msg=f"{other[:2]} vs {first[:2]}")
+
+
+def test_batch_norm_variance_of_values_far_from_zero():
+    # the sums are of x less the channel's first value: E[x^2] - E[x]^2 in double
+    # would lose the variance of values a million from zero to cancellation
+    rng = np.random.default_rng(5)
+    x = (1e6 + rng.standard_normal((64, 2, 50))).astype(np.float32)
+    scale, shift = np.ones(2, np.float32), np.zeros(2, np.float32)
+    mean, var = _engine.batch_norm(x, scale, shift, 1e-5, np.empty_like(x))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=1e-14)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=1e-9)
 
 
 # ---------------------------------------------------------------------------- the estimator

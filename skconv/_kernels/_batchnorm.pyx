@@ -1,31 +1,35 @@
-# Batch normalization in training mode, one channel per task (batchnorm.h does a
-# channel's passes on the products' SIMD path). A channel's sums run in one task
-# in a fixed order (in double), so results are the same bits for any number of
-# threads and on every path.
+# Batch normalization in training mode, a range of channels per thread
+# (batchnorm.h does the passes on the products' SIMD path). A channel's sums run
+# in one thread in a fixed order (in double), so results are the same bits for
+# any number of threads and on every path.
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
 
 from ._gemm cimport simd_path
 
 cdef extern from "batchnorm.h":
-    void skc_bn_forward_channel_s(const float *x, float *y, float *x_hat, Py_ssize_t n,
-                                  Py_ssize_t stride, Py_ssize_t m, float scale, float shift,
-                                  double eps, int relu, double *mean, double *var,
-                                  int path) noexcept nogil
-    void skc_bn_forward_channel_d(const double *x, double *y, double *x_hat, Py_ssize_t n,
-                                  Py_ssize_t stride, Py_ssize_t m, double scale, double shift,
-                                  double eps, int relu, double *mean, double *var,
-                                  int path) noexcept nogil
-    void skc_bn_backward_channel_s(const float *dy, const float *x, float center,
-                                   float inv_std, int relu, float scale, float shift, float *dx,
-                                   Py_ssize_t n, Py_ssize_t stride, Py_ssize_t m, double coef,
-                                   float *dshift, float *dscale, int path) noexcept nogil
-    void skc_bn_backward_channel_d(const double *dy, const double *x, double center,
-                                   double inv_std, int relu, double scale, double shift,
-                                   double *dx, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t m,
-                                   double coef, double *dshift, double *dscale,
-                                   int path) noexcept nogil
+    enum: SKC_BN_LANES
+    void skc_bn_forward_s(const float *x, float *y, float *x_hat, Py_ssize_t n,
+                          Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
+                          const float *scale, const float *shift, double eps, int relu,
+                          double *mean, double *var, double *work, int path) noexcept nogil
+    void skc_bn_forward_d(const double *x, double *y, double *x_hat, Py_ssize_t n,
+                          Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
+                          const double *scale, const double *shift, double eps, int relu,
+                          double *mean, double *var, double *work, int path) noexcept nogil
+    void skc_bn_backward_s(const float *dy, const float *x, const float *center,
+                           const float *inv_std, int relu, const float *scale,
+                           const float *shift, float *dx, Py_ssize_t n, Py_ssize_t channels,
+                           Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
+                           float *dshift, float *dscale, double *work, int path) noexcept nogil
+    void skc_bn_backward_d(const double *dy, const double *x, const double *center,
+                           const double *inv_std, int relu, const double *scale,
+                           const double *shift, double *dx, Py_ssize_t n, Py_ssize_t channels,
+                           Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
+                           double *dshift, double *dscale, double *work, int path) noexcept nogil
+
+# doubles of work a channel: its sums' lanes
+WORK_PER_CHANNEL = 2 * SKC_BN_LANES
 
 
 def batch_norm_forward(
@@ -35,28 +39,35 @@ def batch_norm_forward(
     floating[:, :, ::1] y,              # OUT (n, c, m)
     double[::1] mean,                   # OUT (c,)
     double[::1] var,                    # OUT (c,), biased
+    double[:, ::1] work,                # (c, WORK_PER_CHANNEL)
     double eps,
     bint relu,                          # y = max(scale * x_hat + shift, 0)
     int n_threads,
     *,
     x_hat=None,                         # OUT (n, c, m) of x's dtype: (x - mean) / sqrt(var + eps), or None
 ):
-    cdef Py_ssize_t c, n = x.shape[0], m = x.shape[2], stride = x.shape[1] * x.shape[2]
+    """Each thread takes a contiguous range of channels (a channel's sums are one
+    thread's, in a fixed order: the same bits for any thread count)."""
+    cdef Py_ssize_t t, c0, c1, channels = x.shape[1]
     cdef int path = simd_path()
+    cdef floating *x_hat_p = NULL
     cdef floating[:, :, ::1] x_hat_v
-    cdef bint keep_x_hat = x_hat is not None
-    if keep_x_hat:
+    if x_hat is not None:
         x_hat_v = x_hat
+        x_hat_p = &x_hat_v[0, 0, 0]
+    n_threads = max(1, min(n_threads, channels))
     with nogil:
-        for c in prange(x.shape[1], schedule='dynamic', num_threads=n_threads):
+        for t in prange(n_threads, schedule='static', num_threads=n_threads):
+            c0 = t * channels // n_threads
+            c1 = (t + 1) * channels // n_threads
             if floating is float:
-                skc_bn_forward_channel_s(&x[0, c, 0], &y[0, c, 0],
-                                         &x_hat_v[0, c, 0] if keep_x_hat else NULL, n, stride, m,
-                                         scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
+                skc_bn_forward_s(&x[0, 0, 0], &y[0, 0, 0], x_hat_p, x.shape[0], channels,
+                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu,
+                                 &mean[0], &var[0], &work[c0, 0], path)
             else:
-                skc_bn_forward_channel_d(&x[0, c, 0], &y[0, c, 0],
-                                         &x_hat_v[0, c, 0] if keep_x_hat else NULL, n, stride, m,
-                                         scale[c], shift[c], eps, relu, &mean[c], &var[c], path)
+                skc_bn_forward_d(&x[0, 0, 0], &y[0, 0, 0], x_hat_p, x.shape[0], channels,
+                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu,
+                                 &mean[0], &var[0], &work[c0, 0], path)
 
 
 def batch_norm_backward(
@@ -70,6 +81,7 @@ def batch_norm_backward(
     const floating[::1] shift,          # IN  (c,)
     floating[::1] dscale,               # OUT (c,)
     floating[::1] dshift,               # OUT (c,)
+    double[:, ::1] work,                # (c, WORK_PER_CHANNEL)
     int n_threads,
     *,
     dx=None,                            # OUT (n, c, m) of dy's dtype, or None; may be dy
@@ -80,19 +92,25 @@ def batch_norm_backward(
         dshift = sum(g)        dscale = sum(g * x_hat)
         dx = coef / count * (count * g - dshift - x_hat * dscale)
     """
-    cdef Py_ssize_t c, n = dy.shape[0], m = dy.shape[2], stride = dy.shape[1] * dy.shape[2]
+    cdef Py_ssize_t t, c0, c1, channels = dy.shape[1]
     cdef int path = simd_path()
+    cdef floating *dx_p = NULL
     cdef floating[:, :, ::1] dx_v
-    cdef bint need_dx = dx is not None
-    if need_dx:
+    if dx is not None:
         dx_v = dx
+        dx_p = &dx_v[0, 0, 0]
+    n_threads = max(1, min(n_threads, channels))
     with nogil:
-        for c in prange(dy.shape[1], schedule='dynamic', num_threads=n_threads):
+        for t in prange(n_threads, schedule='static', num_threads=n_threads):
+            c0 = t * channels // n_threads
+            c1 = (t + 1) * channels // n_threads
             if floating is float:
-                skc_bn_backward_channel_s(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
-                                          scale[c], shift[c], &dx_v[0, c, 0] if need_dx else NULL,
-                                          n, stride, m, coef[c], &dshift[c], &dscale[c], path)
+                skc_bn_backward_s(&dy[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
+                                  &scale[0], &shift[0], dx_p, dy.shape[0], channels,
+                                  dy.shape[2], c0, c1, &coef[0], &dshift[0], &dscale[0],
+                                  &work[c0, 0], path)
             else:
-                skc_bn_backward_channel_d(&dy[0, c, 0], &x[0, c, 0], center[c], inv_std[c], relu,
-                                          scale[c], shift[c], &dx_v[0, c, 0] if need_dx else NULL,
-                                          n, stride, m, coef[c], &dshift[c], &dscale[c], path)
+                skc_bn_backward_d(&dy[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
+                                  &scale[0], &shift[0], dx_p, dy.shape[0], channels,
+                                  dy.shape[2], c0, c1, &coef[0], &dshift[0], &dscale[0],
+                                  &work[c0, 0], path)

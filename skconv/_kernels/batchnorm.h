@@ -1,4 +1,4 @@
-/* Batch normalization in training mode: the passes over one channel.
+/* Batch normalization in training mode: the passes over a range of channels.
  *
  * Plain loops, compiled once per SIMD path (what Cython cannot ask for): the
  * extension is built for the baseline instruction set, where a sum in double
@@ -9,10 +9,14 @@
  * is the same operations in the same order at any vector width (no fused
  * multiply-add: the build has -ffp-contract=off), and every sum runs in
  * SKC_BN_LANES double lanes, element k of a row into lane k % SKC_BN_LANES,
- * each row's lanes combined by a fixed tree, the rows' results merged in row
- * order.
+ * a channel's rows in row order, its lanes combined once by a fixed tree; a
+ * channel is one thread's.
  *
- * A channel's values are n rows of m, row i at x + i * stride.
+ * The arrays are (n, channels, m): a channel's values are n rows of m, far
+ * apart (a power of two apart in ResNet's and FCN's maps, where the caches
+ * alias). So every pass sweeps its range of channels image by image, through
+ * contiguous memory, with each channel's lanes in a work array: a row's
+ * accumulators are reloaded a range of rows later, off any chain of latency.
  */
 #ifndef SKCONV_BATCHNORM_H
 #define SKCONV_BATCHNORM_H
@@ -34,20 +38,21 @@ static inline double skc_bn_combine(double *acc)
 }
 
 /* The sums' inner loops, over whole blocks of lanes (the caller's portable
- * loop takes the last few elements): acc[j] += a[k] (sum) or
- * ((double)a[k] - shift)^2 (square); a1[j] += u[k], a2[j] += (double)u[k] *
- * v[k] (dot). Each has a portable version and, because GCC 12 vectorises
+ * loop takes the last few elements): d = (double)a[k] - shift, acc[j] += d
+ * and sq[j] += d * d (sums); a1[j] += u[k], a2[j] += (double)u[k] * v[k]
+ * (dot). Each has a portable version and, because GCC 12 vectorises
  * these conversions to double poorly (slower than its SSE2 code on AVX-512),
  * one in intrinsics per vector path. They return the elements done. */
 #define SKC_BN_PORTABLE_LANES(SFX, T)                                           \
-    static ptrdiff_t skc_bn_lanes_sum_##SFX(const T *a, ptrdiff_t m, double shift, \
-                                            int square, double *acc)            \
+    static ptrdiff_t skc_bn_lanes_sums_##SFX(const T *a, ptrdiff_t m, double shift, \
+                                             double *acc, double *sq)           \
     {                                                                           \
         ptrdiff_t k = 0;                                                        \
         for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES)                        \
             for (int j = 0; j < SKC_BN_LANES; j++) {                            \
                 double d = (double)a[k + j] - shift;                            \
-                acc[j] += square ? d * d : d;                                   \
+                acc[j] += d;                                                    \
+                sq[j] += d * d;                                                 \
             }                                                                   \
         return k;                                                               \
     }                                                                           \
@@ -65,23 +70,28 @@ static inline double skc_bn_combine(double *acc)
 
 /* NV vectors of double make the lanes; WIDEN(p, out) reads a block of lanes. */
 #define SKC_BN_VECTOR_LANES(SFX, TARGET, T, VD, NV, WIDEN, ADD, SUB, MUL, SET1, LOAD, STORE) \
-    TARGET static ptrdiff_t skc_bn_lanes_sum_##SFX(const T *a, ptrdiff_t m, double shift, \
-                                                   int square, double *acc)     \
+    TARGET static ptrdiff_t skc_bn_lanes_sums_##SFX(const T *a, ptrdiff_t m, double shift, \
+                                                    double *acc, double *sq)    \
     {                                                                           \
         const ptrdiff_t step = SKC_BN_LANES / NV;                               \
-        VD s[NV], w[NV], sh = SET1(shift);                                      \
+        VD s[NV], q[NV], w[NV], sh = SET1(shift);                               \
         ptrdiff_t k = 0;                                                        \
-        for (int v = 0; v < NV; v++)                                            \
+        for (int v = 0; v < NV; v++) {                                          \
             s[v] = LOAD(acc + v * step);                                        \
+            q[v] = LOAD(sq + v * step);                                         \
+        }                                                                       \
         for (; k + SKC_BN_LANES <= m; k += SKC_BN_LANES) {                      \
             WIDEN(a + k, w);                                                    \
             for (int v = 0; v < NV; v++) {                                      \
                 VD d = SUB(w[v], sh);                                           \
-                s[v] = ADD(s[v], square ? MUL(d, d) : d);                       \
+                s[v] = ADD(s[v], d);                                            \
+                q[v] = ADD(q[v], MUL(d, d));                                    \
             }                                                                   \
         }                                                                       \
-        for (int v = 0; v < NV; v++)                                            \
+        for (int v = 0; v < NV; v++) {                                          \
             STORE(acc + v * step, s[v]);                                        \
+            STORE(sq + v * step, q[v]);                                         \
+        }                                                                       \
         return k;                                                               \
     }                                                                           \
     TARGET static ptrdiff_t skc_bn_lanes_dot_##SFX(const T *u, const T *vv, ptrdiff_t m, \
@@ -128,8 +138,8 @@ SKC_BN_VECTOR(avx2_s, SKC_BN_AVX2, float, __m256d, 4, SKC_BN_WIDEN_AVX2_S, SKC_B
 SKC_BN_VECTOR(avx2_d, SKC_BN_AVX2, double, __m256d, 4, SKC_BN_WIDEN_AVX2_D, SKC_BN_AVX2_OPS)
 #ifdef SKC_EMULATE_AVX512 /* the emulated build runs AVX-512's path with AVX2's code */
 #define SKC_BN_AVX512 SKC_BN_AVX2
-#define skc_bn_lanes_sum_avx512_s skc_bn_lanes_sum_avx2_s
-#define skc_bn_lanes_sum_avx512_d skc_bn_lanes_sum_avx2_d
+#define skc_bn_lanes_sums_avx512_s skc_bn_lanes_sums_avx2_s
+#define skc_bn_lanes_sums_avx512_d skc_bn_lanes_sums_avx2_d
 #define skc_bn_lanes_dot_avx512_s skc_bn_lanes_dot_avx2_s
 #define skc_bn_lanes_dot_avx512_d skc_bn_lanes_dot_avx2_d
 #else
@@ -149,48 +159,37 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
 #define SKC_BN_HAVE_X86 0
 #endif
 
-/* The passes over a channel, written once, compiled per path (SFX) with that
+/* A row's work in each pass, written once, compiled per path (SFX) with that
  * path's lane loops. */
 #define SKC_BN_KERNELS(SFX, TARGET, T)                                          \
-    /* a row's mean and sum of squared deviations from it, by two passes over   \
-     * the row (in L1 by the second) */                                         \
-    TARGET static void skc_bn_row_stats_##SFX(const T *a, ptrdiff_t m, double *mean, \
-                                              double *m2)                       \
+    /* acc[j] += d, sq[j] += d * d, d = (double)a[k] - shift, k % LANES = j */  \
+    TARGET static void skc_bn_row_sums_##SFX(const T *a, ptrdiff_t m, double shift, \
+                                             double *acc, double *sq)           \
     {                                                                           \
-        double acc[SKC_BN_LANES] = {0}, sq[SKC_BN_LANES] = {0}, mu;             \
-        ptrdiff_t k = skc_bn_lanes_sum_##SFX(a, m, 0.0, 0, acc);                \
-        for (int j = 0; k + j < m; j++)                                         \
-            acc[j] += (double)a[k + j] - 0.0;                                   \
-        mu = skc_bn_combine(acc) / (double)m;                                   \
-        k = skc_bn_lanes_sum_##SFX(a, m, mu, 1, sq);                            \
+        ptrdiff_t k = skc_bn_lanes_sums_##SFX(a, m, shift, acc, sq);            \
         for (int j = 0; k + j < m; j++) {                                       \
-            double d = (double)a[k + j] - mu;                                   \
+            double d = (double)a[k + j] - shift;                                \
+            acc[j] += d;                                                        \
             sq[j] += d * d;                                                     \
         }                                                                       \
-        *mean = mu;                                                             \
-        *m2 = skc_bn_combine(sq);                                               \
     }                                                                           \
     /* y = scale * x_hat + shift (then the ReLU), x_hat = (x - mean) * inv_std  \
      * stored too where x_hat is not NULL; in T's precision */                  \
-    TARGET static void skc_bn_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
-                                              ptrdiff_t stride, ptrdiff_t m, T mean, \
-                                              T inv_std, T scale, T shift, int relu) \
+    TARGET static void skc_bn_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t m, \
+                                              T mean, T inv_std, T scale, T shift, \
+                                              int relu)                         \
     {                                                                           \
-        for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            const T *xi = x + i * stride;                                       \
-            T *yi = y + i * stride, *hi = x_hat ? x_hat + i * stride : NULL;    \
-            if (hi)                                                             \
-                for (ptrdiff_t k = 0; k < m; k++)                               \
-                    hi[k] = (xi[k] - mean) * inv_std;                           \
-            if (relu)                                                           \
-                for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T v = scale * ((xi[k] - mean) * inv_std) + shift;           \
-                    yi[k] = v > 0 ? v : 0;                                      \
-                }                                                               \
-            else                                                                \
-                for (ptrdiff_t k = 0; k < m; k++)                               \
-                    yi[k] = scale * ((xi[k] - mean) * inv_std) + shift;         \
-        }                                                                       \
+        if (x_hat)                                                              \
+            for (ptrdiff_t k = 0; k < m; k++)                                   \
+                x_hat[k] = (x[k] - mean) * inv_std;                             \
+        if (relu)                                                               \
+            for (ptrdiff_t k = 0; k < m; k++) {                                 \
+                T v = scale * ((x[k] - mean) * inv_std) + shift;                \
+                y[k] = v > 0 ? v : 0;                                           \
+            }                                                                   \
+        else                                                                    \
+            for (ptrdiff_t k = 0; k < m; k++)                                   \
+                y[k] = scale * ((x[k] - mean) * inv_std) + shift;               \
     }                                                                           \
     /* With relu, the ReLU after the batch norm passed scale * x_hat + shift on  \
      * where that was > 0: its gradient g = dy * mask, the mask recomputed from \
@@ -198,60 +197,50 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
      * output. A product, not a branch (which mispredicts on half the values),   \
      * as np.multiply(dy, y > 0); the mask in a statement of its own: GCC 12     \
      * vectorises the comparison's conversion then, not inside the product. */  \
-    /* sums[0] = sum(g), sums[1] = sum(g * x_hat) over the channel, x_hat =     \
-     * (x - center) * inv_std as the forward pass computed it; a chunk of a row \
-     * at a time into buffers in L1, whole blocks of lanes, so each element     \
-     * meets the lane it would in one pass over the row */                      \
-    TARGET static void skc_bn_grad_sums_##SFX(const T *dy, const T *x, T center, T inv_std, \
-                                              int relu, T scale, T shift, ptrdiff_t n, \
-                                              ptrdiff_t stride, ptrdiff_t m, double *sums) \
+    /* a1[j] += g, a2[j] += g * x_hat over a row, x_hat = (x - center) *        \
+     * inv_std as the forward pass computed it; a chunk at a time into buffers  \
+     * in L1, whole blocks of lanes, so each element meets the lane it would in \
+     * one pass over the row */                                                 \
+    TARGET static void skc_bn_grad_row_##SFX(const T *dy, const T *x, T center, T inv_std, \
+                                             int relu, T scale, T shift, ptrdiff_t m, \
+                                             double *a1, double *a2)            \
     {                                                                           \
         T masked[SKC_BN_CHUNK], x_hat[SKC_BN_CHUNK];                            \
-        sums[0] = sums[1] = 0;                                                  \
-        for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            double a1[SKC_BN_LANES] = {0}, a2[SKC_BN_LANES] = {0};               \
-            for (ptrdiff_t start = 0; start < m; start += SKC_BN_CHUNK) {       \
-                ptrdiff_t size = m - start < SKC_BN_CHUNK ? m - start : SKC_BN_CHUNK, k; \
-                const T *g = dy + i * stride + start, *xs = x + i * stride + start; \
-                for (k = 0; k < size; k++)                                      \
-                    x_hat[k] = (xs[k] - center) * inv_std;                      \
-                if (relu) {                                                     \
-                    for (k = 0; k < size; k++) {                                \
-                        T mask = (T)(scale * x_hat[k] + shift > 0);             \
-                        masked[k] = g[k] * mask;                                \
-                    }                                                           \
-                    g = masked;                                                 \
+        for (ptrdiff_t start = 0; start < m; start += SKC_BN_CHUNK) {           \
+            ptrdiff_t size = m - start < SKC_BN_CHUNK ? m - start : SKC_BN_CHUNK, k; \
+            const T *g = dy + start, *xs = x + start;                           \
+            for (k = 0; k < size; k++)                                          \
+                x_hat[k] = (xs[k] - center) * inv_std;                          \
+            if (relu) {                                                         \
+                for (k = 0; k < size; k++) {                                    \
+                    T mask = (T)(scale * x_hat[k] + shift > 0);                 \
+                    masked[k] = g[k] * mask;                                    \
                 }                                                               \
-                k = skc_bn_lanes_dot_##SFX(g, x_hat, size, a1, a2);             \
-                for (int j = 0; k + j < size; j++) {                            \
-                    a1[j] += g[k + j];                                          \
-                    a2[j] += (double)g[k + j] * x_hat[k + j];                   \
-                }                                                               \
+                g = masked;                                                     \
             }                                                                   \
-            sums[0] += skc_bn_combine(a1);                                      \
-            sums[1] += skc_bn_combine(a2);                                      \
+            k = skc_bn_lanes_dot_##SFX(g, x_hat, size, a1, a2);                 \
+            for (int j = 0; k + j < size; j++) {                                \
+                a1[j] += g[k + j];                                              \
+                a2[j] += (double)g[k + j] * x_hat[k + j];                       \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
     /* dx = coef * (g - mean_g - x_hat * mean_gx), g and x_hat as above */      \
     TARGET static void skc_bn_dx_##SFX(const T *dy, const T *x, T center, T inv_std, int relu, \
-                                       T scale, T shift, T *dx, ptrdiff_t n, ptrdiff_t stride, \
-                                       ptrdiff_t m, T coef, T mean_g, T mean_gx) \
+                                       T scale, T shift, T *dx, ptrdiff_t m, T coef, \
+                                       T mean_g, T mean_gx)                     \
     {                                                                           \
-        for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            const T *d = dy + i * stride, *xs = x + i * stride;                 \
-            T *o = dx + i * stride;                                             \
-            if (relu)                                                           \
-                for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T h = (xs[k] - center) * inv_std;                           \
-                    T mask = (T)(scale * h + shift > 0);                        \
-                    o[k] = coef * (d[k] * mask - mean_g - h * mean_gx);         \
-                }                                                               \
-            else                                                                \
-                for (ptrdiff_t k = 0; k < m; k++) {                             \
-                    T h = (xs[k] - center) * inv_std;                           \
-                    o[k] = coef * (d[k] - mean_g - h * mean_gx);                \
-                }                                                               \
-        }                                                                       \
+        if (relu)                                                               \
+            for (ptrdiff_t k = 0; k < m; k++) {                                 \
+                T h = (x[k] - center) * inv_std;                                \
+                T mask = (T)(scale * h + shift > 0);                            \
+                dx[k] = coef * (dy[k] * mask - mean_g - h * mean_gx);           \
+            }                                                                   \
+        else                                                                    \
+            for (ptrdiff_t k = 0; k < m; k++) {                                 \
+                T h = (x[k] - center) * inv_std;                                \
+                dx[k] = coef * (dy[k] - mean_g - h * mean_gx);                  \
+            }                                                                   \
     }
 
 SKC_BN_KERNELS(portable_s, , float)
@@ -263,7 +252,8 @@ SKC_BN_KERNELS(avx512_s, SKC_BN_AVX512, float)
 SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
 #endif
 
-/* ---- a channel's forward and backward, on the SIMD path given (as gemm.h's) ---- */
+/* ---- channels c0 ... c1 - 1's forward and backward, on the SIMD path given
+ * (as gemm.h's); work: 2 * SKC_BN_LANES doubles a channel of the range ---- */
 
 #if SKC_BN_HAVE_X86
 #define SKC_BN_CALL(F, SFX, ...)                                                \
@@ -273,29 +263,43 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
 #define SKC_BN_CALL(F, SFX, ...) F##portable_##SFX(__VA_ARGS__)
 #endif
 
-#define SKC_BN_CHANNEL(SFX, T)                                                  \
-    /* mean and biased variance, merging the rows' (Chan, Golub and LeVeque's   \
-     * pairwise update, in row order): one pass through memory, and no          \
-     * cancellation as in E[x^2] - E[x]^2; then y (and x_hat) */                \
-    static void skc_bn_forward_channel_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
-                                             ptrdiff_t stride, ptrdiff_t m, T scale, \
-                                             T shift, double eps, int relu, double *mean, \
-                                             double *var, int path)             \
+#define SKC_BN_CHANNELS(SFX, T)                                                 \
+    /* mean and biased variance, from the sums of d = x - first and d^2 in     \
+     * double, first being the channel's first value: one pass through memory, \
+     * and in double a shift within the values' range leaves no cancellation  \
+     * to speak of; then y (and x_hat) */                                      \
+    static void skc_bn_forward_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n,   \
+                                     ptrdiff_t channels, ptrdiff_t m, ptrdiff_t c0, \
+                                     ptrdiff_t c1, const T *scale, const T *shift, \
+                                     double eps, int relu, double *mean, double *var, \
+                                     double *work, int path)                    \
     {                                                                           \
-        double mu = 0, m2 = 0, count = 0;                                       \
-        for (ptrdiff_t i = 0; i < n; i++) {                                     \
-            double row_mean, row_m2, total = count + (double)m, delta;          \
-            SKC_BN_CALL(skc_bn_row_stats_, SFX, x + i * stride, m, &row_mean, &row_m2); \
-            delta = row_mean - mu;                                              \
-            mu += delta * ((double)m / total);                                  \
-            m2 += row_m2 + delta * delta * (count * (double)m / total);         \
-            count = total;                                                      \
+        double count = (double)n * (double)m;                                   \
+        if (c1 <= c0 || count == 0)                                             \
+            return;                                                             \
+        for (ptrdiff_t k = 0; k < (c1 - c0) * 2 * SKC_BN_LANES; k++)            \
+            work[k] = 0;                                                        \
+        for (ptrdiff_t i = 0; i < n; i++)                                       \
+            for (ptrdiff_t c = c0; c < c1; c++) {                               \
+                double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
+                SKC_BN_CALL(skc_bn_row_sums_, SFX, x + (i * channels + c) * m, m, \
+                            (double)x[c * m], acc, acc + SKC_BN_LANES);         \
+            }                                                                   \
+        for (ptrdiff_t c = c0; c < c1; c++) {                                   \
+            double *acc = work + (c - c0) * 2 * SKC_BN_LANES;                   \
+            double d = skc_bn_combine(acc) / count;                             \
+            double d2 = skc_bn_combine(acc + SKC_BN_LANES) / count;             \
+            mean[c] = (double)x[c * m] + d;                                     \
+            var[c] = d2 - d * d > 0 ? d2 - d * d : 0;                           \
         }                                                                       \
-        *mean = mu;                                                             \
-        *var = m2 / count;                                                      \
-        /* in the array's precision, so that it vectorises */                   \
-        SKC_BN_CALL(skc_bn_normalize_, SFX, x, y, x_hat, n, stride, m, (T)mu,   \
-                    (T)(1 / sqrt(m2 / count + eps)), scale, shift, relu);       \
+        for (ptrdiff_t i = 0; i < n; i++)                                       \
+            for (ptrdiff_t c = c0; c < c1; c++) {                               \
+                ptrdiff_t at = (i * channels + c) * m;                          \
+                /* in the array's precision, so that it vectorises */           \
+                SKC_BN_CALL(skc_bn_normalize_, SFX, x + at, y + at, x_hat ? x_hat + at : NULL, \
+                            m, (T)mean[c], (T)(1 / sqrt(var[c] + eps)), scale[c], shift[c], \
+                            relu);                                              \
+            }                                                                   \
     }                                                                           \
     /* dshift = sum(g), dscale = sum(g * x_hat), and dx (when not NULL; it may  \
      * be dy) = coef / count * (count * g - dshift - x_hat * dscale), coef =     \
@@ -303,22 +307,45 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
      * the forward pass computed it (center = 0, inv_std = 1 take x_hat itself \
      * as x), g = dy or, with relu, dy through the ReLU. Neither x_hat nor g is \
      * stored: passes less through memory. */                                  \
-    static void skc_bn_backward_channel_##SFX(const T *dy, const T *x, T center, T inv_std, \
-                                              int relu, T scale, T shift, T *dx, ptrdiff_t n, \
-                                              ptrdiff_t stride, ptrdiff_t m, double coef, \
-                                              T *dshift, T *dscale, int path)   \
+    static void skc_bn_backward_##SFX(const T *dy, const T *x, const T *center,  \
+                                      const T *inv_std, int relu, const T *scale, \
+                                      const T *shift, T *dx, ptrdiff_t n, ptrdiff_t channels, \
+                                      ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
+                                      const double *coef, T *dshift, T *dscale, \
+                                      double *work, int path)                   \
     {                                                                           \
-        double count = (double)n * (double)m, sums[2];                          \
-        SKC_BN_CALL(skc_bn_grad_sums_, SFX, dy, x, center, inv_std, relu, scale, shift, n, \
-                    stride, m, sums);                                           \
+        double count = (double)n * (double)m;                                   \
+        if (c1 <= c0)                                                           \
+            return;                                                             \
+        for (ptrdiff_t k = 0; k < (c1 - c0) * 2 * SKC_BN_LANES; k++)            \
+            work[k] = 0;                                                        \
+        for (ptrdiff_t i = 0; i < n; i++)                                       \
+            for (ptrdiff_t c = c0; c < c1; c++) {                               \
+                double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
+                ptrdiff_t at = (i * channels + c) * m;                          \
+                SKC_BN_CALL(skc_bn_grad_row_, SFX, dy + at, x + at, center[c], inv_std[c], \
+                            relu, scale[c], shift[c], m, acc, acc + SKC_BN_LANES); \
+            }                                                                   \
+        for (ptrdiff_t c = c0; c < c1; c++) {                                   \
+            double *acc = work + (c - c0) * 2 * SKC_BN_LANES;                   \
+            double sum_g = skc_bn_combine(acc), sum_gx = skc_bn_combine(acc + SKC_BN_LANES); \
+            dshift[c] = (T)sum_g;                                               \
+            dscale[c] = (T)sum_gx;                                              \
+            acc[0] = sum_g / count;                                             \
+            acc[1] = sum_gx / count;                                            \
+        }                                                                       \
         if (dx)                                                                 \
-            SKC_BN_CALL(skc_bn_dx_, SFX, dy, x, center, inv_std, relu, scale, shift, dx, n, \
-                        stride, m, (T)coef, (T)(sums[0] / count), (T)(sums[1] / count)); \
-        *dshift = (T)sums[0];                                                   \
-        *dscale = (T)sums[1];                                                   \
+            for (ptrdiff_t i = 0; i < n; i++)                                   \
+                for (ptrdiff_t c = c0; c < c1; c++) {                           \
+                    double *acc = work + (c - c0) * 2 * SKC_BN_LANES;           \
+                    ptrdiff_t at = (i * channels + c) * m;                      \
+                    SKC_BN_CALL(skc_bn_dx_, SFX, dy + at, x + at, center[c], inv_std[c], \
+                                relu, scale[c], shift[c], dx + at, m, (T)coef[c], \
+                                (T)acc[0], (T)acc[1]);                          \
+                }                                                               \
     }
 
-SKC_BN_CHANNEL(s, float)
-SKC_BN_CHANNEL(d, double)
+SKC_BN_CHANNELS(s, float)
+SKC_BN_CHANNELS(d, double)
 
 #endif
