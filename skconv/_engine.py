@@ -697,7 +697,7 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
 
 
 def _batch_norm_work(c):
-    return np.empty((c, _batchnorm.WORK_PER_CHANNEL))
+    return np.zeros((c, _batchnorm.WORK_PER_CHANNEL))
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,7 +39,7 @@ def batch_norm_forward(
     floating[:, :, ::1] y,              # OUT (n, c, m)
     double[::1] mean,                   # OUT (c,)
     double[::1] var,                    # OUT (c,), biased
-    double[:, ::1] work,                # (c, WORK_PER_CHANNEL)
+    double[:, ::1] work,                # IN/OUT (c, WORK_PER_CHANNEL) zeros
     double eps,
     bint relu,                          # y = max(scale * x_hat + shift, 0)
     int n_threads,
@@ -81,7 +81,7 @@ def batch_norm_backward(
     const floating[::1] shift,          # IN  (c,)
     floating[::1] dscale,               # OUT (c,)
     floating[::1] dshift,               # OUT (c,)
-    double[:, ::1] work,                # (c, WORK_PER_CHANNEL)
+    double[:, ::1] work,                # IN/OUT (c, WORK_PER_CHANNEL) zeros
     int n_threads,
     *,
     dx=None,                            # OUT (n, c, m) of dy's dtype, or None; may be dy

@@ -253,7 +253,7 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
 #endif
 
 /* ---- channels c0 ... c1 - 1's forward and backward, on the SIMD path given
- * (as gemm.h's); work: 2 * SKC_BN_LANES doubles a channel of the range ---- */
+ * (as gemm.h's); work: 2 * SKC_BN_LANES zeros a channel of the range ---- */
 
 #if SKC_BN_HAVE_X86
 #define SKC_BN_CALL(F, SFX, ...)                                                \
@@ -277,8 +277,6 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0 || count == 0)                                             \
             return;                                                             \
-        for (ptrdiff_t k = 0; k < (c1 - c0) * 2 * SKC_BN_LANES; k++)            \
-            work[k] = 0;                                                        \
         for (ptrdiff_t i = 0; i < n; i++)                                       \
             for (ptrdiff_t c = c0; c < c1; c++) {                               \
                 double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
@@ -317,8 +315,6 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0)                                                           \
             return;                                                             \
-        for (ptrdiff_t k = 0; k < (c1 - c0) * 2 * SKC_BN_LANES; k++)            \
-            work[k] = 0;                                                        \
         for (ptrdiff_t i = 0; i < n; i++)                                       \
             for (ptrdiff_t c = c0; c < c1; c++) {                               \
                 double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
