@@ -396,9 +396,10 @@ def tiles(oh, ow, wp, width):
 
 
 def output_positions(g):
-    """Where each output (i, j) of a stride-1 window reads, from its taps' starts
-    (:func:`tap_offsets`): ``i * wp + j``, wp the padded image's width."""
-    return positions_of(g["oh"], g["ow"], g["w"] + 2 * g["pw"])
+    """Where each output (i, j) reads, from its taps' starts (:func:`tap_offsets`):
+    ``i * wq + j``, wq the width of a phase plane of the padded image (the
+    padded image's own for a stride of 1)."""
+    return positions_of(g["oh"], g["ow"], phase_width(g))
 
 
 @functools.lru_cache(maxsize=256)
@@ -457,10 +458,15 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
     stride_1 = g["sh"] == g["sw"] == 1
     # a stride-1 input gradient is a convolution of dy (transposed_convolution),
-    # unless the padding reaches past the kernel's span
+    # unless the padding reaches past the kernel's span; a strided one (without
+    # dilation), one such convolution per phase of x (phased_transposed_convolution)
+    # where every phase has taps: a 1x1 shortcut's dx is mostly zeros, which
+    # col2im writes more cheaply than phases' strided copies
     transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
                      and g["pw"] <= g["dw"] * (g["kw"] - 1))
-    implicit = stride_1 and (transposed_dx or not need_dx)
+    phased_dx = (need_dx and not stride_1 and g["dh"] == g["dw"] == 1
+                 and g["kh"] >= g["sh"] and g["kw"] >= g["sw"])
+    implicit = transposed_dx or phased_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
     dw_transposed = dw_is_transposed(f, ckk, x.dtype, implicit)
     implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
@@ -496,7 +502,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
             planes=None if unpool is None else planes)
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
-        if not need_dx or transposed_dx:
+        if not need_dx or transposed_dx or phased_dx:
             folded_dx = None
         else:
             folded_dx = dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
@@ -514,6 +520,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     db = db_part.sum(axis=0)
     if transposed_dx:
         dx = transposed_convolution(dy, w, g, dx)
+    elif phased_dx:
+        dx = phased_transposed_convolution(dy, w, g, dx)
     return (dx if need_dx else None), dw, db
 
 
@@ -561,6 +569,50 @@ def transposed_convolution(dy, w, g, dx=None):
     padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
     gt = geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
     return conv2d(dy, turned, None, gt, out=dx)
+
+
+def phased_transposed_convolution(dy, w, g, dx=None):
+    """The input gradient of a strided convolution without dilation, phase by phase.
+
+    Padded row u = y + ph of x meets the kernel rows ki = a + q * sh, a = u %
+    sh, at output rows i = u // sh - q: each phase (a, b) of x is the
+    gradient of a stride-1 convolution by the kernel's taps of that phase,
+    ``w[:, :, a::sh, b::sw]``, which :func:`transposed_convolution`'s product
+    computes from dy (full padding: every phase position any output reads).
+    Instead of the seeds' dy dilated by zeros, or w^T @ dy's columns and
+    col2im's scattered adds: four implicit products for a stride of 2, one
+    FMA chain per dx element over (f, q, r), in the same order for every
+    sample, batch, thread count and SIMD path. Rows and columns no tap reads
+    get zeros.
+    """
+    n, f = dy.shape[:2]
+    c, h, wd, kh, kw = g["c"], g["h"], g["w"], g["kh"], g["kw"]
+    sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
+    if dx is None:
+        dx = np.empty((n, c, h, wd), dtype=dy.dtype)
+    w4 = w.reshape(f, c, kh, kw)
+    for a in range(sh):
+        y0 = (a - ph) % sh  # x's first row of phase a, at phase row u0
+        u0 = (y0 + ph) // sh
+        for b in range(sw):
+            x0 = (b - pw) % sw
+            v0 = (x0 + pw) // sw
+            target = dx[:, :, y0::sh, x0::sw]
+            taps = w4[:, :, a::sh, b::sw]
+            if taps.size == 0:
+                target[...] = 0
+                continue
+            kha, kwb = taps.shape[2:]
+            turned = np.ascontiguousarray(
+                taps[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
+            gt = geometry(dy.shape, (kha, kwb), 1, (kha - 1, kwb - 1), 1)
+            phase = conv2d(dy, turned, None, gt)
+            rows = max(0, min(target.shape[2], phase.shape[2] - u0))
+            cols = max(0, min(target.shape[3], phase.shape[3] - v0))
+            target[:, :, :rows, :cols] = phase[:, :, u0:u0 + rows, v0:v0 + cols]
+            target[:, :, rows:] = 0
+            target[:, :, :rows, cols:] = 0
+    return dx
 
 
 def matmul(a, b, bias=None, out=None, relu=False, plan=None):
@@ -673,7 +725,7 @@ def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
     c = x3.shape[1]
     mean, var = np.empty(c), np.empty(c)
     _batchnorm.batch_norm_forward(x3, scale, shift, y, mean, var, _batch_norm_work(c), eps,
-                                  relu, threads_for(c, x3.size * WORK_PER_ELEMENT), x_hat=x_hat)
+                                  relu, *_batch_norm_tasks(x3), x_hat=x_hat)
     return mean, var
 
 
@@ -693,11 +745,35 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
     _batchnorm.batch_norm_backward(
         dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
         np.zeros(c, dtype) if shift is None else shift, dscale, dshift, _batch_norm_work(c),
-        threads_for(c, dy3.size * WORK_PER_ELEMENT), dx=dx3)
+        *_batch_norm_tasks(dy3), dx=dx3)
 
 
 def _batch_norm_work(c):
     return np.zeros((c, _batchnorm.WORK_PER_CHANNEL))
+
+
+#: Bytes of the two arrays a batch norm's pass reads (x, or dy and x) that its
+#: next pass finds in cache: half a core's L2.
+BATCH_NORM_GROUP_BYTES = 1 << 20
+#: The shortest run of an image's contiguous values worth a group: shorter
+#: runs, far apart, cost the prefetchers more than the second pass's reads
+#: from memory (128 x 32 channels of 28 x 28 maps, one channel a group: 10-20%
+#: slower than all channels at once, measured).
+BATCH_NORM_MIN_RUN_BYTES = 16 << 10
+
+
+def _batch_norm_tasks(a3):
+    """``(group, threads)``: the channels a batch norm task takes, both its
+    passes over them sweeping the images in order, the second finding them in
+    L2; or, where that group's runs would be short, a thread's share of the
+    channels (one sweep of the whole batch a pass)."""
+    n, c, m = a3.shape
+    threads = threads_for(c, a3.size * WORK_PER_ELEMENT)
+    group = max(1, BATCH_NORM_GROUP_BYTES // (2 * n * m * a3.itemsize))
+    if group * m * a3.itemsize < BATCH_NORM_MIN_RUN_BYTES:
+        group = c
+    group = min(group, -(-c // threads))
+    return group, min(threads, -(-c // group))
 
 
 @functools.lru_cache(maxsize=256)

@@ -218,20 +218,25 @@ def test_small_maps_take_narrow_or_split_tiles_where_they_compute_fewer_columns(
 
 @pytest.mark.parametrize("dw_transposed", [False, True], ids=["filter-rows", "tap-rows"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, kernel, padding, dilation", [
-    ((3, 1, 28, 28), (6, 5, 5), 0, 1),
-    ((2, 32, 14, 14), (64, 3, 3), 1, 1),
-    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),
+@pytest.mark.parametrize("shape, kernel, padding, dilation, stride", [
+    ((3, 1, 28, 28), (6, 5, 5), 0, 1, 1),
+    ((2, 32, 14, 14), (64, 3, 3), 1, 1, 1),
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), 1),
     # 27 taps: a last panel of 3 taps on every path
-    ((2, 3, 10, 10), (32, 3, 3), 1, 1),
+    ((2, 3, 10, 10), (32, 3, 3), 1, 1, 1),
     # 37 samples in 16 chunks of 2 or 3: chains that go on from sample to sample
-    ((37, 6, 12, 12), (16, 5, 5), 0, 1),
+    ((37, 6, 12, 12), (16, 5, 5), 0, 1, 1),
     # filters that one vector holds (the one-vector tap-rows tiles), and one filter
-    ((3, 2, 9, 9), (3, 3, 3), 1, 1),
-    ((2, 1, 6, 6), (1, 3, 3), 0, 1),
+    ((3, 2, 9, 9), (3, 3, 3), 1, 1, 1),
+    ((2, 1, 6, 6), (1, 3, 3), 0, 1, 1),
+    # strides: the taps read from the padded image's phase planes
+    ((2, 16, 33, 33), (32, 3, 3), 0, 1, 2),
+    ((2, 16, 16, 16), (32, 1, 1), 0, 1, 2),
+    ((1, 2, 11, 10), (5, 4, 3), (1, 0), 1, (3, 2)),
+    ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), (2, 3)),
 ])
 def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
-        simd_path, monkeypatch, dtype, shape, kernel, padding, dilation, dw_transposed):
+        simd_path, monkeypatch, dtype, shape, kernel, padding, dilation, stride, dw_transposed):
     # backward reads the taps from the padded input, as the product's columns
     # or (tap-rows) its rows; each element must still be one chain over the
     # chunk's samples and positions in order, the chunks then added in order
@@ -239,20 +244,55 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
-    y = ops.conv2d(x, w, padding=padding, dilation=dilation)
+    y = ops.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
     dy = rng.standard_normal(y.shape).astype(dtype)
     n, f = shape[0], kernel[0]
-    cols = ops.im2col(x, kernel[1:], padding=padding, dilation=dilation)
+    cols = ops.im2col(x, kernel[1:], stride=stride, padding=padding, dilation=dilation)
     cols = cols.reshape(n, -1, cols.shape[1])  # (n, positions, taps)
     n_chunks = min(n, _engine.MAX_REDUCTION_CHUNKS)
     chunks = [range(i * n // n_chunks, (i + 1) * n // n_chunks) for i in range(n_chunks)]
     for path in AVAILABLE_PATHS:
         simd_path(path)
-        _, dw, _ = ops.conv2d_backward(dy, x, w, padding=padding, dilation=dilation)
+        _, dw, _ = ops.conv2d_backward(dy, x, w, stride=stride, padding=padding,
+                                       dilation=dilation)
         per_chunk = [_engine.matmul(np.concatenate([dy[i].reshape(f, -1) for i in chunk], axis=1),
                                  np.concatenate([cols[i] for i in chunk]))
                      for chunk in chunks]
         assert_array_equal(dw.reshape(f, -1), np.sum(per_chunk, axis=0), err_msg=path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, padding, stride", [
+    ((2, 16, 33, 33), (32, 3, 3), 0, 2),       # ResNet's downsampling, 'same' padded
+    ((2, 16, 16, 16), (32, 1, 1), 0, 2),       # its shortcut: phases no tap reads
+    ((2, 3, 11, 10), (5, 4, 3), (1, 0), (3, 2)),
+    ((2, 2, 5, 6), (3, 2, 2), 2, 2),           # padding past the kernel
+])
+def test_strided_input_gradient_is_the_same_bits_on_every_path_and_batch(
+        simd_path, dtype, shape, kernel, padding, stride):
+    # phase by phase, a convolution of dy by that phase's taps: one chain per
+    # dx element, whatever the path or the sample's batch; w^T @ dy folded by
+    # col2im in float64 to rounding
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
+    kw = dict(stride=stride, padding=padding)
+    dy = rng.standard_normal(ops.conv2d(x, w, **kw).shape).astype(dtype)
+    n, f = shape[0], kernel[0]
+    results = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        dx, _, _ = ops.conv2d_backward(dy, x, w, **kw)
+        for i in range(n):
+            alone, _, _ = ops.conv2d_backward(dy[i:i + 1], x[i:i + 1], w, **kw)
+            assert_array_equal(alone[0], dx[i], err_msg=path)
+        results.append(dx)
+    for other in results[1:]:
+        assert_array_equal(results[0], other)
+    columns = dy.reshape(n, f, -1).transpose(0, 2, 1).astype(np.float64) @ w.reshape(f, -1)
+    reference = ops.col2im(columns.reshape(-1, columns.shape[2]), shape, kernel[1:], **kw)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results[0], reference, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -290,11 +330,16 @@ def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(5, 3, 300), (2, 4, 7), (3, 2, 512), (4, 5, 49)])
 @pytest.mark.parametrize("relu", [False, True])
-def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, dtype, shape,
-                                                                     relu):
+@pytest.mark.parametrize("tasks", ["a thread's share", "a channel"])
+def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, monkeypatch,
+                                                                     dtype, shape, relu, tasks):
     # batchnorm.h compiles its loops once per path: rows longer than its chunk of
     # masked gradient (300), shorter than a block of lanes (7), with a few elements
-    # past the last block (49), values at ReLU's 0; threads take ranges of channels
+    # past the last block (49), values at ReLU's 0; a task takes a thread's share
+    # of the channels (these small maps') or as many as fit in L2 (here one)
+    if tasks == "a channel":
+        monkeypatch.setattr(_engine, "BATCH_NORM_GROUP_BYTES", 1)
+        monkeypatch.setattr(_engine, "BATCH_NORM_MIN_RUN_BYTES", 0)
     rng = np.random.default_rng(4)
     x = (rng.standard_normal(shape) + 3).astype(dtype)
     x[0, 0, :3] = 0

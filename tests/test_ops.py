@@ -157,6 +157,9 @@ CONV_GEOMETRIES = {
     "1x1": (3, 4, 4, 5, 2, 1, 1, 0, 1),
     "padding wider than kernel": (2, 2, 3, 3, 2, 2, 1, 2, 1),
     "stride wider than kernel": (2, 2, 9, 9, 2, 2, 3, 0, 1),
+    "1x1 stride 2": (2, 3, 6, 7, 2, 1, 2, 0, 1),
+    "stride 2, padding wider than kernel": (2, 2, 5, 6, 3, 2, 2, 2, 1),
+    "stride 2, dilation 2": (2, 2, 9, 8, 3, 3, 2, 1, 2),
     "batch 19, uneven reduction chunks": (19, 1, 5, 4, 2, 3, 1, 1, 1),
 }
 

@@ -42,24 +42,25 @@ def batch_norm_forward(
     double[:, ::1] work,                # IN/OUT (c, WORK_PER_CHANNEL) zeros
     double eps,
     bint relu,                          # y = max(scale * x_hat + shift, 0)
+    Py_ssize_t group,                   # channels a task
     int n_threads,
     *,
     x_hat=None,                         # OUT (n, c, m) of x's dtype: (x - mean) / sqrt(var + eps), or None
 ):
-    """Each thread takes a contiguous range of channels (a channel's sums are one
-    thread's, in a fixed order: the same bits for any thread count)."""
-    cdef Py_ssize_t t, c0, c1, channels = x.shape[1]
+    """A task is ``group`` channels, both passes over them (a channel's sums are
+    one thread's, in a fixed order: the same bits for any thread count)."""
+    cdef Py_ssize_t t, c0, c1, channels = x.shape[1], tasks = (channels + group - 1) // group
     cdef int path = simd_path()
     cdef floating *x_hat_p = NULL
     cdef floating[:, :, ::1] x_hat_v
     if x_hat is not None:
         x_hat_v = x_hat
         x_hat_p = &x_hat_v[0, 0, 0]
-    n_threads = max(1, min(n_threads, channels))
+    n_threads = max(1, min(n_threads, tasks))
     with nogil:
-        for t in prange(n_threads, schedule='static', num_threads=n_threads):
-            c0 = t * channels // n_threads
-            c1 = (t + 1) * channels // n_threads
+        for t in prange(tasks, schedule='dynamic', num_threads=n_threads):
+            c0 = t * group
+            c1 = min(c0 + group, channels)
             if floating is float:
                 skc_bn_forward_s(&x[0, 0, 0], &y[0, 0, 0], x_hat_p, x.shape[0], channels,
                                  x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu,
@@ -82,6 +83,7 @@ def batch_norm_backward(
     floating[::1] dscale,               # OUT (c,)
     floating[::1] dshift,               # OUT (c,)
     double[:, ::1] work,                # IN/OUT (c, WORK_PER_CHANNEL) zeros
+    Py_ssize_t group,                   # channels a task
     int n_threads,
     *,
     dx=None,                            # OUT (n, c, m) of dy's dtype, or None; may be dy
@@ -92,18 +94,18 @@ def batch_norm_backward(
         dshift = sum(g)        dscale = sum(g * x_hat)
         dx = coef / count * (count * g - dshift - x_hat * dscale)
     """
-    cdef Py_ssize_t t, c0, c1, channels = dy.shape[1]
+    cdef Py_ssize_t t, c0, c1, channels = dy.shape[1], tasks = (channels + group - 1) // group
     cdef int path = simd_path()
     cdef floating *dx_p = NULL
     cdef floating[:, :, ::1] dx_v
     if dx is not None:
         dx_v = dx
         dx_p = &dx_v[0, 0, 0]
-    n_threads = max(1, min(n_threads, channels))
+    n_threads = max(1, min(n_threads, tasks))
     with nogil:
-        for t in prange(n_threads, schedule='static', num_threads=n_threads):
-            c0 = t * channels // n_threads
-            c1 = (t + 1) * channels // n_threads
+        for t in prange(tasks, schedule='dynamic', num_threads=n_threads):
+            c0 = t * group
+            c1 = min(c0 + group, channels)
             if floating is float:
                 skc_bn_backward_s(&dy[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
                                   &scale[0], &shift[0], dx_p, dy.shape[0], channels,

@@ -13,10 +13,12 @@
  * channel is one thread's.
  *
  * The arrays are (n, channels, m): a channel's values are n rows of m, far
- * apart (a power of two apart in ResNet's and FCN's maps, where the caches
- * alias). So every pass sweeps its range of channels image by image, through
- * contiguous memory, with each channel's lanes in a work array: a row's
- * accumulators are reloaded a range of rows later, off any chain of latency.
+ * apart (a power of two apart in ResNet's and FCN's maps). So both passes
+ * over a range of channels (the caller's task: as many as the second pass
+ * finds in L2) sweep it image by image, through contiguous memory, each
+ * channel's lanes in a work array: where rows are short (7 x 7 maps), a
+ * row's accumulators are reloaded a range of rows later, off any chain of
+ * latency, and combined once, not per row.
  */
 #ifndef SKCONV_BATCHNORM_H
 #define SKCONV_BATCHNORM_H
