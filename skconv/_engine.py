@@ -88,7 +88,11 @@ def run_passes(call, passes, threads):
     region (one per layer and pass otherwise, and each waits for its slowest
     thread). The kernels release the GIL; the items are drawn one at a time
     under a lock, so ``passes`` may be a generator that reads from a file.
-    The first error raised stops the other workers and is raised here.
+    The calling thread is one of the workers: it is running already, where a
+    pool thread asleep since the last call may take milliseconds to start on a
+    VM (LeNet-5's 1,000 rows at 2 threads, each call after a 50 ms pause: half
+    the rate of calls back to back, measured). The first error raised stops
+    the other workers and is raised here.
     """
     if threads <= 1:
         for item in passes:
@@ -109,8 +113,13 @@ def run_passes(call, passes, threads):
         except BaseException as error:
             failed.append(error)
 
-    pool = _worker_pool(threads)
-    futures = [pool.submit(worker) for _ in range(threads)]
+    pool = _worker_pool(threads - 1)
+    futures = [pool.submit(worker) for _ in range(threads - 1)]
+    limit = effective_n_threads()
+    try:
+        worker()
+    finally:
+        limit_this_thread(limit)  # the caller's own limit back
     for future in futures:
         future.result()  # every worker has stopped before anything is raised
     if failed:

@@ -484,6 +484,15 @@ def test_run_passes_stops_at_the_first_error_and_raises_it():
     # process after a fork gets a pool of its own
     _engine.run_passes(call, iter([(5,), (6,)]), 2)
     assert {5, 6} <= set(done)
+    # the calling thread runs passes too, each kernel on one thread, then gets
+    # its own limit back
+    seen = []
+    with threadpool_limits(2):
+        before = _engine.effective_n_threads()  # 1 in a build without OpenMP
+        _engine.run_passes(lambda k: seen.append(_engine.effective_n_threads()),
+                           iter([(k,) for k in range(50)]), 2)
+        assert seen == [1] * 50
+        assert _engine.effective_n_threads() == before
     pool = _engine._worker_pool(2)
     _engine._POOL["pid"] = -1  # as in a child: the parent's threads are not there
     assert _engine._worker_pool(2) is not pool
