@@ -245,13 +245,68 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
             }                                                                   \
     }
 
-SKC_BN_KERNELS(portable_s, , float)
-SKC_BN_KERNELS(portable_d, , double)
+/* The passes over channels c0 ... c1 - 1, image by image: the rows' work
+ * above inlined into one loop per path, with each channel's lanes in work
+ * (2 * SKC_BN_LANES doubles a channel); the second pass of each direction
+ * reads its channel's two factors from the start of the channel's work. */
+/* body, for each row of the channels (row at, channel c, its work w) */
+#define SKC_BN_EACH_ROW(...)                                                    \
+    for (ptrdiff_t i = 0; i < n; i++)                                           \
+        for (ptrdiff_t c = c0; c < c1; c++) {                                   \
+            double *w = work + (c - c0) * 2 * SKC_BN_LANES;                     \
+            ptrdiff_t at = (i * channels + c) * m;                              \
+            __VA_ARGS__;                                                        \
+        }
+
+#define SKC_BN_SWEEPS(SFX, TARGET, T)                                           \
+    TARGET static void skc_bn_sweep_sums_##SFX(const T *x, ptrdiff_t n, ptrdiff_t channels, \
+                                               ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
+                                               double *work)                    \
+    {                                                                           \
+        SKC_BN_EACH_ROW(skc_bn_row_sums_##SFX(x + at, m, (double)x[c * m], w,   \
+                                              w + SKC_BN_LANES))                \
+    }                                                                           \
+    /* with each channel's mean and 1 / sqrt(var + eps); in the array's         \
+     * precision, so that it vectorises */                                      \
+    TARGET static void skc_bn_sweep_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
+                                                    ptrdiff_t channels, ptrdiff_t m, \
+                                                    ptrdiff_t c0, ptrdiff_t c1, const T *scale, \
+                                                    const T *shift, int relu, double *work) \
+    {                                                                           \
+        SKC_BN_EACH_ROW(skc_bn_normalize_##SFX(x + at, y + at, x_hat ? x_hat + at : NULL, m, \
+                                               (T)w[0], (T)w[1], scale[c], shift[c], relu)) \
+    }                                                                           \
+    TARGET static void skc_bn_sweep_grad_##SFX(const T *dy, const T *x, const T *center, \
+                                               const T *inv_std, int relu, const T *scale, \
+                                               const T *shift, ptrdiff_t n, ptrdiff_t channels, \
+                                               ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
+                                               double *work)                    \
+    {                                                                           \
+        SKC_BN_EACH_ROW(skc_bn_grad_row_##SFX(dy + at, x + at, center[c], inv_std[c], relu, \
+                                              scale[c], shift[c], m, w, w + SKC_BN_LANES)) \
+    }                                                                           \
+    /* with each channel's mean_g and mean_gx */                                \
+    TARGET static void skc_bn_sweep_dx_##SFX(const T *dy, const T *x, const T *center, \
+                                             const T *inv_std, int relu, const T *scale, \
+                                             const T *shift, T *dx, ptrdiff_t n,   \
+                                             ptrdiff_t channels, ptrdiff_t m, ptrdiff_t c0, \
+                                             ptrdiff_t c1, const double *coef, double *work) \
+    {                                                                           \
+        SKC_BN_EACH_ROW(skc_bn_dx_##SFX(dy + at, x + at, center[c], inv_std[c], relu, scale[c], \
+                                        shift[c], dx + at, m, (T)coef[c], (T)w[0], (T)w[1])) \
+    }
+
+#define SKC_BN_PATH(SFX, TARGET, T)                                             \
+    SKC_BN_KERNELS(SFX, TARGET, T)                                              \
+    SKC_BN_SWEEPS(SFX, TARGET, T)
+
+SKC_BN_PATH(portable_s, , float)
+SKC_BN_PATH(portable_d, , double)
 #if SKC_BN_HAVE_X86
-SKC_BN_KERNELS(avx2_s, SKC_BN_AVX2, float)
-SKC_BN_KERNELS(avx2_d, SKC_BN_AVX2, double)
-SKC_BN_KERNELS(avx512_s, SKC_BN_AVX512, float)
-SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
+SKC_BN_PATH(avx2_s, SKC_BN_AVX2, float)
+SKC_BN_PATH(avx2_d, SKC_BN_AVX2, double)
+SKC_BN_PATH(avx512_s, SKC_BN_AVX512, float)
+SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
 #endif
 
 /* ---- channels c0 ... c1 - 1's forward and backward, on the SIMD path given
@@ -279,27 +334,18 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0 || count == 0)                                             \
             return;                                                             \
-        for (ptrdiff_t i = 0; i < n; i++)                                       \
-            for (ptrdiff_t c = c0; c < c1; c++) {                               \
-                double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
-                SKC_BN_CALL(skc_bn_row_sums_, SFX, x + (i * channels + c) * m, m, \
-                            (double)x[c * m], acc, acc + SKC_BN_LANES);         \
-            }                                                                   \
+        SKC_BN_CALL(skc_bn_sweep_sums_, SFX, x, n, channels, m, c0, c1, work);   \
         for (ptrdiff_t c = c0; c < c1; c++) {                                   \
             double *acc = work + (c - c0) * 2 * SKC_BN_LANES;                   \
             double d = skc_bn_combine(acc) / count;                             \
             double d2 = skc_bn_combine(acc + SKC_BN_LANES) / count;             \
             mean[c] = (double)x[c * m] + d;                                     \
             var[c] = d2 - d * d > 0 ? d2 - d * d : 0;                           \
+            acc[0] = mean[c];                                                   \
+            acc[1] = 1 / sqrt(var[c] + eps);                                    \
         }                                                                       \
-        for (ptrdiff_t i = 0; i < n; i++)                                       \
-            for (ptrdiff_t c = c0; c < c1; c++) {                               \
-                ptrdiff_t at = (i * channels + c) * m;                          \
-                /* in the array's precision, so that it vectorises */           \
-                SKC_BN_CALL(skc_bn_normalize_, SFX, x + at, y + at, x_hat ? x_hat + at : NULL, \
-                            m, (T)mean[c], (T)(1 / sqrt(var[c] + eps)), scale[c], shift[c], \
-                            relu);                                              \
-            }                                                                   \
+        SKC_BN_CALL(skc_bn_sweep_normalize_, SFX, x, y, x_hat, n, channels, m, c0, c1, scale, \
+                    shift, relu, work);                                         \
     }                                                                           \
     /* dshift = sum(g), dscale = sum(g * x_hat), and dx (when not NULL; it may  \
      * be dy) = coef / count * (count * g - dshift - x_hat * dscale), coef =     \
@@ -317,13 +363,8 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0)                                                           \
             return;                                                             \
-        for (ptrdiff_t i = 0; i < n; i++)                                       \
-            for (ptrdiff_t c = c0; c < c1; c++) {                               \
-                double *acc = work + (c - c0) * 2 * SKC_BN_LANES;               \
-                ptrdiff_t at = (i * channels + c) * m;                          \
-                SKC_BN_CALL(skc_bn_grad_row_, SFX, dy + at, x + at, center[c], inv_std[c], \
-                            relu, scale[c], shift[c], m, acc, acc + SKC_BN_LANES); \
-            }                                                                   \
+        SKC_BN_CALL(skc_bn_sweep_grad_, SFX, dy, x, center, inv_std, relu, scale, shift, n, \
+                    channels, m, c0, c1, work);                                 \
         for (ptrdiff_t c = c0; c < c1; c++) {                                   \
             double *acc = work + (c - c0) * 2 * SKC_BN_LANES;                   \
             double sum_g = skc_bn_combine(acc), sum_gx = skc_bn_combine(acc + SKC_BN_LANES); \
@@ -333,14 +374,8 @@ SKC_BN_KERNELS(avx512_d, SKC_BN_AVX512, double)
             acc[1] = sum_gx / count;                                            \
         }                                                                       \
         if (dx)                                                                 \
-            for (ptrdiff_t i = 0; i < n; i++)                                   \
-                for (ptrdiff_t c = c0; c < c1; c++) {                           \
-                    double *acc = work + (c - c0) * 2 * SKC_BN_LANES;           \
-                    ptrdiff_t at = (i * channels + c) * m;                      \
-                    SKC_BN_CALL(skc_bn_dx_, SFX, dy + at, x + at, center[c], inv_std[c], \
-                                relu, scale[c], shift[c], dx + at, m, (T)coef[c], \
-                                (T)acc[0], (T)acc[1]);                          \
-                }                                                               \
+            SKC_BN_CALL(skc_bn_sweep_dx_, SFX, dy, x, center, inv_std, relu, scale, shift, dx, \
+                        n, channels, m, c0, c1, coef, work);                    \
     }
 
 SKC_BN_CHANNELS(s, float)
