@@ -88,11 +88,10 @@ def run_passes(call, passes, threads):
     region (one per layer and pass otherwise, and each waits for its slowest
     thread). The kernels release the GIL; the items are drawn one at a time
     under a lock, so ``passes`` may be a generator that reads from a file.
-    The calling thread is one of the workers: it is running already, where a
-    pool thread asleep since the last call may take milliseconds to start on a
-    VM (LeNet-5's 1,000 rows at 2 threads, each call after a 50 ms pause: half
-    the rate of calls back to back, measured). The first error raised stops
-    the other workers and is raised here.
+    The calling thread is one of the workers: it runs already, where a pool
+    thread asleep since the last call takes 0.1-0.2 ms to start (a VM's,
+    after a pause), and it goes on alone if the others start late. The first
+    error raised stops the other workers and is raised here.
     """
     if threads <= 1:
         for item in passes:
