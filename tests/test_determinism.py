@@ -11,6 +11,7 @@ import concurrent.futures
 import os
 import subprocess
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -458,6 +459,30 @@ def test_passes_run_at_once_give_the_bits_of_one_pass(digits300, dtype, monkeypa
         model.predict_proba(X_bad)
 
 
+@pytest.mark.skipif(len(getattr(os, "sched_getaffinity", lambda pid: ())(0)) < 2,
+                    reason="binds threads only where the OS says which CPUs the process has")
+def test_pass_workers_are_bound_one_to_a_cpu_where_there_are_enough():
+    allowed = os.sched_getaffinity(0)
+
+    def cpus_of_workers(threads):
+        _engine._POOL["pid"] = -1  # a pool of its own
+        pool = _engine._worker_pool(threads)
+        barrier = threading.Barrier(threads)  # each on a worker of its own
+
+        def where():
+            barrier.wait(timeout=30)
+            return os.sched_getaffinity(0)
+
+        return [f.result() for f in [pool.submit(where) for _ in range(threads)]]
+
+    bound = cpus_of_workers(2)
+    assert all(len(cpus) == 1 and cpus <= allowed for cpus in bound)
+    assert bound[0] != bound[1]
+    assert all(cpus == allowed for cpus in cpus_of_workers(len(allowed) + 1))  # too few CPUs
+    assert os.sched_getaffinity(0) == allowed  # the caller's own are left alone
+    _engine._POOL["pid"] = -1
+
+
 def test_run_passes_stops_at_the_first_error_and_raises_it():
     done = []
 
@@ -484,8 +509,7 @@ def test_run_passes_stops_at_the_first_error_and_raises_it():
     # process after a fork gets a pool of its own
     _engine.run_passes(call, iter([(5,), (6,)]), 2)
     assert {5, 6} <= set(done)
-    # the calling thread runs passes too, each kernel on one thread, then gets
-    # its own limit back
+    # each pass's kernels on one thread; the caller's limit is its own
     seen = []
     with threadpool_limits(2):
         before = _engine.effective_n_threads()  # 1 in a build without OpenMP
