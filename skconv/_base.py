@@ -1250,7 +1250,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         network = self._network  # a fit that fails leaves no model: hold on to it here
         try:
             self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
-        finally:
+        except BaseException:
+            network.release_buffers()
+            raise
+        if not incremental:  # partial_fit keeps its scratch for the next call
             network.release_buffers()
         callbacks.end_fit()
         if not (incremental or self._stopped_diverged):

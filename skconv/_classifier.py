@@ -164,6 +164,11 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over (X, y).
 
+        The training scratch (about a batch's activations and gradients) is
+        kept from one call to the next, where a new one for each call would
+        cost the zeroing of its fresh pages (ResNet-20, epochs of 1,024
+        images: 3-5%); :meth:`fit`, and pickling, drop it.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)

@@ -46,7 +46,8 @@ def _buffer(layer, name, shape, dtype):
 
     Training reuses these across the batches of a fit: a fresh array per
     batch costs the kernel's zeroing of every page it touches. The network
-    drops them when the fit ends (:meth:`Layer.release_buffers`).
+    drops them when a fit ends (:meth:`Layer.release_buffers`), not between
+    partial_fit calls.
     """
     buf = getattr(layer, name, None)
     if buf is None or buf.shape != shape or buf.dtype != dtype:

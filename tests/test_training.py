@@ -467,3 +467,30 @@ print(clf.n_iter_, hasattr(clf, "set_callbacks"))
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "False"]
+
+
+def test_partial_fit_keeps_its_training_scratch_and_fit_drops_it(digits200):
+    import pickle
+
+    X, y = digits200
+
+    def scratch(model):
+        return {(node.name, name): id(getattr(node.layer, name))
+                for node in model._network.nodes
+                for name in node.layer.__dict__.get("_buffer_names", ())}
+
+    model = _small(batch_norm=True, batch_size=50)
+    model.partial_fit(X, y, classes=np.unique(y))
+    kept = scratch(model)
+    assert kept  # held for the next call ...
+    model.partial_fit(X, y)
+    assert scratch(model) == kept  # ... which writes into the same arrays
+    assert not scratch(pickle.loads(pickle.dumps(model)))
+    # the same bits as a model whose scratch is made anew for each call
+    fresh = _small(batch_norm=True, batch_size=50)
+    for first in (True, False):
+        fresh.partial_fit(X, y, classes=np.unique(y) if first else None)
+        fresh._network.release_buffers()
+    assert_array_equal(fresh._network.params, model._network.params)
+    model.fit(X, y)
+    assert not scratch(model)
