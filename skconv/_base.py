@@ -1249,7 +1249,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self._stopped_diverged = False  # set by _diverged, which says why itself
         network = self._network  # a fit that fails leaves no model: hold on to it here
         try:
-            self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks)
+            with _engine.training():
+                self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng,
+                                 callbacks)
         except BaseException:
             network.release_buffers()
             raise

@@ -299,7 +299,7 @@ class Network:
         """Inference forward pass: no caches, no buffers shared with training.
 
         The calls are planned once per input shape, dtype and
-        ``_engine.plan_context()`` (threads, SIMD path): on a row or two, deriving
+        ``_engine.plan_context()`` (threads, SIMD path, work per thread): on a row or two, deriving
         thread counts and scratch sizes and going through the layers' checks
         on every call took longer than the arithmetic.
 

@@ -10,7 +10,7 @@ matches at a node wins, so longer chains go first.
 
 Training runs the steps of :func:`compile_steps`; inference runs a
 :class:`Plan`, the steps' planned calls for one input shape, dtype and
-``_engine.plan_context()`` (threads, SIMD path), from :func:`compile_plan`.
+``_engine.plan_context()`` (threads, SIMD path, work per thread), from :func:`compile_plan`.
 """
 
 import functools

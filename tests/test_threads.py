@@ -42,6 +42,36 @@ def test_a_users_wait_policy_wins():
 
 
 @pytest.mark.skipif(not skconv.openmp_enabled(), reason="built without OpenMP")
+def test_a_fits_regions_get_a_thread_per_fraction_of_the_share(monkeypatch):
+    # a fit's regions follow each other: a thread per TRAINING_SHARE-th of the
+    # share there, in fit and partial_fit only, its plans keyed apart
+    monkeypatch.undo()  # the suite's every_region_on_every_thread fixture
+    work = _engine.MIN_WORK_PER_THREAD // 2
+    with threadpool_limits(2):
+        assert _engine.threads_for(64, work) == 1
+        inference = _engine.plan_context()
+        with _engine.training():
+            assert _engine.threads_for(64, work) == 2
+            assert _engine.plan_context() != inference
+        assert _engine.threads_for(64, work) == 1
+        assert _engine.plan_context() == inference
+    seen = set()
+    real = _engine.threads_for
+    monkeypatch.setattr(_engine, "threads_for", lambda *args: (
+        seen.add(_engine._TRAINING.active), real(*args))[1])
+    X = np.random.default_rng(0).random((40, 8, 8))
+    y = np.arange(40) % 2
+    model = skconv.ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(8,), max_iter=2,
+                                     random_state=0)
+    with pytest.warns(Warning):  # a two-epoch fit does not converge
+        model.fit(X, y)
+    assert seen == {True}
+    seen.clear()
+    model.predict(X)
+    assert seen == {False}
+
+
+@pytest.mark.skipif(not skconv.openmp_enabled(), reason="built without OpenMP")
 def test_a_region_gets_one_more_thread_per_share_of_work_only(monkeypatch):
     # waking a sleeping thread costs more than a small region's work (~130 us
     # on a 2-core VM): LeNet-5's layers at a batch of 64 run on one thread
