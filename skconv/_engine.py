@@ -618,13 +618,18 @@ def transposed_convolution(dy, w, g, dx=None):
     one FMA chain over (f, ki, kj), in the same order for every sample, batch,
     thread count and SIMD path.
     """
-    f = w.shape[0]
-    c, kh, kw = g["c"], g["kh"], g["kw"]
-    turned = np.ascontiguousarray(
-        w.reshape(f, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
+    kh, kw = g["kh"], g["kw"]
     padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
     gt = geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
-    return conv2d(dy, turned, None, gt, out=dx)
+    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], kh, kw)), None, gt, out=dx)
+
+
+def _turned(w4):
+    """Weights w4 (f, c, kh, kw) turned by 180 degrees, their channel axes
+    swapped: (c, f * kh * kw), the weights of the convolution of dy that
+    gives dx."""
+    return np.ascontiguousarray(w4[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(
+        w4.shape[1], -1)
 
 
 def phased_transposed_convolution(dy, w, g, dx=None):
@@ -659,10 +664,8 @@ def phased_transposed_convolution(dy, w, g, dx=None):
                 target[...] = 0
                 continue
             kha, kwb = taps.shape[2:]
-            turned = np.ascontiguousarray(
-                taps[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
             gt = geometry(dy.shape, (kha, kwb), 1, (kha - 1, kwb - 1), 1)
-            phase = conv2d(dy, turned, None, gt)
+            phase = conv2d(dy, _turned(taps), None, gt)
             rows = max(0, min(target.shape[2], phase.shape[2] - u0))
             cols = max(0, min(target.shape[3], phase.shape[3] - v0))
             target[:, :, :rows, :cols] = phase[:, :, u0:u0 + rows, v0:v0 + cols]
