@@ -9,7 +9,7 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_limits
 
 from gradcheck import numerical_gradient
-from skconv import ops
+from skconv import _engine, ops
 from skconv._kernels import _gemm
 
 AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
@@ -25,7 +25,11 @@ CONVS = {
     "padding past the span": (2, 2, 9, 3, 2, 1, 2, 1, 1),
     "groups 2": (2, 4, 15, 6, 3, 1, 1, 1, 2),
     "depthwise": (2, 3, 16, 6, 5, 1, 2, 1, 3),
+    # channels and filters enough for Winograd's product (_engine.takes_winograd)
+    "winograd k5": (2, 32, 14, 32, 5, 1, 2, 1, 1),
+    "winograd k3": (2, 64, 13, 64, 3, 1, 1, 1, 1),
 }
+WINOGRAD = ("winograd k5", "winograd k3")
 # (n, c, length, kernel_size, stride, padding)
 POOLS = {
     "2": (2, 3, 16, 2, None, 0),
@@ -169,7 +173,7 @@ def test_conv1d_has_the_bits_of_conv2d_on_images_of_height_1(name):
 
 
 @pytest.mark.parametrize("name", ["k3 same", "stride 3 dilation 2", "padding past the span",
-                                  "groups 2", "depthwise"])
+                                  "groups 2", "depthwise", "winograd k5"])
 def test_conv1d_gradients_match_finite_differences(name):
     x, w, b, kw = _conv_case(name, np.float64, n=1)
     x, b = x[:, :, :12], b
@@ -228,7 +232,8 @@ def _all_outputs(x, w, b, kw):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["k3 same", "one channel, long", "stride 2", "groups 2"])
+@pytest.mark.parametrize("name", ["k3 same", "one channel, long", "stride 2", "groups 2",
+                                  *WINOGRAD])
 def test_same_bits_for_any_thread_count(name, dtype):
     x, w, b, kw = _conv_case(name, dtype, n=37)
     with threadpool_limits(1):
@@ -239,7 +244,8 @@ def test_same_bits_for_any_thread_count(name, dtype):
                 assert_array_equal(a, c)
 
 
-@pytest.mark.parametrize("name", ["k8 no padding", "one channel, long", "stride 2", "depthwise"])
+@pytest.mark.parametrize("name", ["k8 no padding", "one channel, long", "stride 2", "depthwise",
+                                  *WINOGRAD])
 def test_a_series_has_the_same_bits_alone_anywhere_in_any_batch(name):
     x, w, b, kw = _conv_case(name, np.float32, n=11)
     batch = ops.conv1d(x, w, b, **kw)
@@ -250,7 +256,7 @@ def test_a_series_has_the_same_bits_alone_anywhere_in_any_batch(name):
 
 @pytest.mark.parametrize("path", AVAILABLE_PATHS)
 def test_same_bits_on_every_simd_path(simd_path, path):
-    for name in ("k3 same", "one channel, long", "stride 2"):
+    for name in ("k3 same", "one channel, long", "stride 2", *WINOGRAD):
         x, w, b, kw = _conv_case(name, np.float32, n=5)
         simd_path("portable")
         expected = _all_outputs(x, w, b, kw)
@@ -324,3 +330,56 @@ def test_fewer_series_than_threads_share_each_product_with_the_same_bits(dtype, 
             one = ops.conv2d(x2, w2, b[:4], padding=1)
         with threadpool_limits(4):
             assert_array_equal(ops.conv2d(x2, w2, b[:4], padding=1), one)
+
+
+@pytest.mark.parametrize("name", WINOGRAD)
+def test_winograd_cases_run_winograds_product_forward_and_for_dx(name):
+    # the cases above that are meant to test it do: the forward's geometry and
+    # the input gradient's (a convolution of dy by the turned kernel)
+    n, c, length, f, k, s, p, d, groups = CONVS[name]
+    g = _engine.geometry((n, c, 1, length), (1, k), s, (0, p), d)
+    assert _engine.takes_winograd(g, f)
+    gt = _engine.geometry((n, f, 1, g["ow"]), (1, k), 1, (0, k - 1 - p), d)
+    assert _engine.takes_winograd(gt, c)
+    # and a few channels fewer do not
+    assert not _engine.takes_winograd(dict(g, c=c // 2), f)
+
+
+@pytest.mark.parametrize("m, r", [(4, 5), (6, 3)])
+def test_winograd_matrices_compute_the_correlation_exactly(m, r):
+    # y = A^T [(G g) . (B^T d)] over exact fractions: the correlation of r taps
+    # over m + r - 1 inputs; B^T the same for both tiles (winograd.h has one)
+    from fractions import Fraction
+
+    at, g_matrix, bt = _engine.winograd_matrices(m, r)
+    alpha = m + r - 1
+    assert alpha == 8 and bt == _engine.winograd_matrices(4, 5)[2]
+    rng = np.random.default_rng(m)
+    d = [Fraction(int(v)) for v in rng.integers(-9, 10, alpha)]
+    taps = [Fraction(int(v)) for v in rng.integers(-9, 10, r)]
+    u = [sum(g_matrix[xi][k] * taps[k] for k in range(r)) for xi in range(alpha)]
+    v = [sum(bt[xi][i] * d[i] for i in range(alpha)) for xi in range(alpha)]
+    y = [sum(at[j][xi] * u[xi] * v[xi] for xi in range(alpha)) for j in range(m)]
+    assert y == [sum(taps[k] * d[j + k] for k in range(r)) for j in range(m)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("length", [1, 5, 6, 7, 40, 301])
+def test_winograd_handles_every_length_and_residual_and_relu(dtype, length):
+    # lengths shorter than a tile, a tile and one more, and tiles past a
+    # vector; with a bias, a residual and the ReLU as the layers call it
+    rng = np.random.default_rng(length)
+    n, c, f = 3, 64, 64
+    for k in (3, 5):
+        p = (k - 1) // 2
+        x = rng.standard_normal((n, c, 1, length)).astype(dtype)
+        w = (rng.standard_normal((f, c * k)) / np.sqrt(c * k)).astype(dtype)
+        b = rng.standard_normal(f).astype(dtype)
+        res = rng.standard_normal((n, f, 1, length)).astype(dtype)
+        g = _engine.geometry(x.shape, (1, k), 1, (0, p), 1)
+        assert _engine.takes_winograd(g, f)
+        y = _engine.conv2d(x, w, b, g, relu=True, residual=res)
+        direct = _engine.conv2d(x, w, b, g, relu=True, residual=res,
+                                plan=_engine.conv2d_plan(g, f, x.dtype, n, winograd=False))
+        _close(y, direct, dtype)
+        assert (y >= 0).all() and y.dtype == dtype

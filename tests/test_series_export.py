@@ -44,6 +44,7 @@ def series(n=12, length=23, channels=1, seed=0):
 RESIDUAL = {"residual": [{"filters": 3, "kernel_size": 4}, {"filters": 5, "kernel_size": 3}]}
 NETS = {
     "fcn": dict(fcn(2)),
+    "fcn of 32, 64, 32: Winograd's product": dict(fcn(32)),
     "stride, dilation, max pool": dict(conv_layers=(
         {"filters": 3, "kernel_size": 4, "stride": 2, "pool": "max", "pool_size": 2},
         {"filters": 2, "kernel_size": 3, "dilation": 2, "padding": "valid", "pool": None}),

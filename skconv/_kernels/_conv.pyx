@@ -2,8 +2,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
-from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, implicit_gemm, pack_panels_of, panel_rows,
-                     simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
+from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, gemm_work_size, implicit_gemm,
+                     pack_panels_of, panel_rows, simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
 from ._reduce cimport fixed_order_sum
@@ -382,3 +382,226 @@ def conv2d_backward_implicit(
                     gemm_taps(nf, ckk, ohw, dyn, ohw, 1, img, &offsets[0], &positions[0],
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
                 _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])
+
+
+cdef extern from "winograd.h":
+    void skc_wino_split_s(const float *x, Py_ssize_t n, Py_ssize_t pad, Py_ssize_t m,
+                          Py_ssize_t j_len, float *rows, Py_ssize_t ldr, int path) noexcept nogil
+    void skc_wino_split_d(const double *x, Py_ssize_t n, Py_ssize_t pad, Py_ssize_t m,
+                          Py_ssize_t j_len, double *rows, Py_ssize_t ldr, int path) noexcept nogil
+    void skc_wino_in_s(const float *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
+                       float *v, Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino_in_d(const double *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
+                       double *v, Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino_dy_s(const float *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
+                       float *z, Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino_dy_d(const double *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
+                       double *z, Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino_out_s(const float *mrows, Py_ssize_t pos_stride, Py_ssize_t m, Py_ssize_t n,
+                        float *sums, float *out, int path) noexcept nogil
+    void skc_wino_out_d(const double *mrows, Py_ssize_t pos_stride, Py_ssize_t m, Py_ssize_t n,
+                        double *sums, double *out, int path) noexcept nogil
+
+
+def conv1d_forward_winograd(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, 1, length), length <= the layout's (see below)
+    const floating[:, ::1] w,           # IN  (f, c * r): the filters
+    const double[:, ::1] g_matrix,      # IN  (alpha, r): G
+    floating[:, :, ::1] y,              # OUT (n, f, ow)
+    layout,                             # IN  _engine.WinogradLayout
+    floating[::1] work,                 # scratch: U's panels, then per thread its buffers
+    int n_threads,
+    *,
+    b=None,                             # IN  (f,) of x's dtype, or None: no bias
+    bint relu=False,                    # max(., 0) after the bias and the residual
+    residual=None,                      # IN  like y: added before the ReLU, or None
+):
+    """y[n] = conv(x[n], w) + b (+ residual[n]) for a series' convolution of
+    stride 1, by Winograd's F(m, r) (winograd.h): alpha = m + r - 1 = 8
+    multiplications for m outputs of r taps, a channel and filter.
+
+    U = G g, each filter's alpha values a sum in double over its taps in
+    order, rounded once, is packed for the product. Each task takes
+    ``layout.samples`` consecutive series: each channel of each is split
+    into the m phase rows of its zero-padded copy (``layout.pad`` zeros
+    before; a series shorter than the layout's, 'same' padding's extra step,
+    reads zeros after), the series one after the other along the rows,
+    ``layout.j_len`` columns each, so that its tile t is the task's column
+    s * j_len + t (the columns past its ``layout.tiles`` tiles are computed
+    and dropped). The columns go through in blocks of one product tile,
+    which stay in cache from transform to transform: the input transform
+    puts a block's 8 positions in V, (8, c, width); position p's product M[p]
+    = U[p] @ V[p] over the channels is one implicit_gemm (each element one
+    FMA chain over the channels in order); the output transform gives each
+    filter's outputs of the block's tiles, which rows_out writes to y with
+    the bias and the residual added and the ReLU applied, as
+    conv2d_forward_implicit does. Every output is the same operations in the
+    same order whatever its series' place in the batch, the task, the block,
+    the threads or the SIMD path: the bits do not depend on them.
+    """
+    cdef const Py_ssize_t[::1] starts = layout.starts, boff = layout.channel_offsets
+    cdef Py_ssize_t m = layout.m, alpha = layout.alpha, tiles = layout.tiles
+    cdef Py_ssize_t j_len = layout.j_len, pad = layout.pad, ow = layout.ow
+    cdef Py_ssize_t per_task = layout.samples, length = x.shape[3], r = g_matrix.shape[1]
+    cdef Py_ssize_t n_samples = x.shape[0], width = layout.width
+    cdef int nf = y.shape[1], c = x.shape[1]
+    cdef bint dp = floating is double
+    cdef int path = simd_path()
+    cdef Py_ssize_t prows = panel_rows(nf, dp)
+    cdef Py_ssize_t panels_size = prows * c
+    # a task's phase rows: per channel, m rows of its series' columns (and a
+    # tile's reach past the last); a block's rows of V (a channel's) and of M
+    # (a filter's) a cache line more than a tile apart, so that the product's
+    # reads of c rows a column at a time spread over the cache sets
+    cdef Py_ssize_t row_len = per_task * j_len + 16, ldr = width + 16
+    cdef Py_ssize_t v_pos = c * ldr + 16, m_pos = prows * ldr + 16
+    cdef Py_ssize_t per_thread = c * m * row_len + alpha * (v_pos + m_pos) + 2 * m * width
+    cdef const floating[::1] bias
+    cdef const floating[:, :, ::1] residual_v
+    cdef bint has_bias = b is not None, has_residual = residual is not None
+    if has_bias:
+        bias = b
+    if has_residual:
+        residual_v = residual
+    if w.shape[0] != nf or w.shape[1] != c * r or g_matrix.shape[0] != alpha:
+        raise ValueError(f"w of shape {tuple(w.shape)[:2]} is not ({nf}, {c} * {r})")
+    if x.shape[2] != 1 or alpha != 8 or m not in (4, 6) or boff[c - 1] != (c - 1) * ldr:
+        raise ValueError("x or the layout is not a series' of 8-position tiles (winograd.h)")
+    if work.shape[0] < alpha * panels_size + n_threads * max(per_thread, nf * c) + 64:
+        raise ValueError("work is too small for this layout")
+    cdef Py_ssize_t task, n, s, ci, tid, p, f, k, first, count, blk, q0, q1, lo, hi, o0, o1
+    cdef double acc
+    # the buffers from a cache line on (the work has a line's slack)
+    cdef floating *base = &work[0] + ((-<size_t> &work[0]) & 63) // sizeof(floating)
+    cdef floating *u = base + alpha * panels_size  # the first thread's buffers, for now
+    cdef floating *rows
+    cdef floating *v
+    cdef floating *mm
+    cdef floating *out
+    with nogil:
+        for p in range(alpha):
+            for f in range(nf):
+                for ci in range(c):
+                    acc = 0
+                    for k in range(r):
+                        acc = acc + g_matrix[p, k] * w[f, ci * r + k]
+                    u[f * c + ci] = <floating> acc
+            pack_panels_of(nf, c, u, c, 1, base + p * panels_size)
+        for task in prange((n_samples + per_task - 1) // per_task, schedule='dynamic',
+                           num_threads=n_threads):
+            tid = threadid()
+            rows = base + alpha * panels_size + tid * per_thread
+            v = rows + c * m * row_len
+            mm = v + alpha * v_pos
+            out = mm + alpha * m_pos
+            first = task * per_task
+            count = min(per_task, n_samples - first)
+            for s in range(count):
+                for ci in range(c):
+                    # phase row p of channel ci at rows + (ci * m + p) * row_len
+                    if floating is float:
+                        skc_wino_split_s(&x[first + s, ci, 0, 0], length, pad, m, j_len,
+                                         rows + ci * m * row_len + s * j_len, row_len, path)
+                    else:
+                        skc_wino_split_d(&x[first + s, ci, 0, 0], length, pad, m, j_len,
+                                         rows + ci * m * row_len + s * j_len, row_len, path)
+            for blk in range((count * j_len + width - 1) // width):
+                q0 = blk * width
+                q1 = min(q0 + width, count * j_len)
+                for ci in range(c):
+                    if floating is float:
+                        skc_wino_in_s(rows + ci * m * row_len + q0, row_len, m, q1 - q0,
+                                      v + ci * ldr, v_pos, path)
+                    else:
+                        skc_wino_in_d(rows + ci * m * row_len + q0, row_len, m, q1 - q0,
+                                      v + ci * ldr, v_pos, path)
+                for p in range(alpha):
+                    implicit_gemm(nf, 1, &starts[0], c, base + p * panels_size, v + p * v_pos,
+                                  &boff[0], mm + p * m_pos, ldr, False, 0)
+                for f in range(nf):
+                    if floating is float:
+                        skc_wino_out_s(mm + f * ldr, m_pos, m, q1 - q0, out + m * width, out,
+                                       path)
+                    else:
+                        skc_wino_out_d(mm + f * ldr, m_pos, m, q1 - q0, out + m * width, out,
+                                       path)
+                    # each series' outputs of the block's tiles (not past ow)
+                    for s in range(q0 // j_len, (q1 - 1) // j_len + 1):
+                        lo = max(q0, s * j_len)
+                        hi = min(q1, s * j_len + tiles)
+                        o0 = m * (lo - s * j_len)
+                        o1 = min(m * (hi - s * j_len), ow)
+                        if o1 <= o0:
+                            continue
+                        n = first + s
+                        rows_out(out + m * (lo - q0), 0, &bias[f] if has_bias else NULL,
+                                 &residual_v[n, f, o0] if has_residual else NULL, 0, relu, 1,
+                                 o1 - o0, &y[n, f, o0], 0, path)
+
+
+def conv1d_weight_gradient_winograd(
+    const floating[:, :, ::1] dy,       # IN  (n, f, ow)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, 1, length)
+    layout,                             # IN  _engine.WinogradLayout
+    floating[:, :, :, ::1] du_part,     # OUT (n_chunks, alpha, f, c)
+    floating[:, ::1] db_part,           # OUT (n_chunks, f)
+    floating[:, ::1] work,              # scratch (n_threads, _engine.winograd_gradient_work)
+    int n_threads,
+):
+    """The weight gradient of conv1d_forward_winograd's convolution, in the
+    transform's terms: dU[p] = sum over the series and their tiles of Z[p] (f,
+    tiles) times V[p] (c, tiles) transposed, where V is the forward's input
+    transform and Z = A dy the output gradient's (winograd.h); the caller
+    takes dw = G^T dU. And db, the sums of dy.
+
+    The batch is cut into ``n_chunks`` contiguous chunks that depend only on
+    the batch size; each chunk sums its own dU and db in sample order (each
+    element one FMA chain over its samples' tiles in order), and the caller
+    adds the chunk sums in chunk order: the bits do not depend on the threads.
+    """
+    cdef Py_ssize_t m = layout.m, alpha = layout.alpha, tiles = layout.tiles
+    cdef Py_ssize_t j_len = layout.j_len, pad = layout.pad, ow = layout.ow, ldv = layout.ldv
+    cdef Py_ssize_t n_samples = x.shape[0], n_chunks = du_part.shape[0], length = x.shape[3]
+    cdef int nf = dy.shape[1], c = x.shape[1]
+    cdef int path = simd_path()
+    cdef Py_ssize_t ldr = ldv + 16
+    cdef Py_ssize_t v_pos = c * ldr + 16, z_pos = nf * ldr + 16
+    if (du_part.shape[1] != alpha or du_part.shape[2] != nf or du_part.shape[3] != c
+            or dy.shape[2] != ow or alpha != 8 or m not in (4, 6)):
+        raise ValueError("du_part, dy or the layout does not match")
+    if work.shape[1] < m * j_len + alpha * (v_pos + z_pos) + gemm_work_size(nf, c, tiles):
+        raise ValueError("work is too small for this layout")
+    cdef Py_ssize_t ci, n, start, stop, tid, p, k
+    cdef floating *rows
+    cdef floating *v
+    cdef floating *z
+    cdef floating *gemm_work
+    with nogil:
+        for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            rows = &work[tid, 0]
+            v = rows + m * j_len
+            z = v + alpha * v_pos
+            gemm_work = z + alpha * z_pos
+            start = ci * n_samples // n_chunks
+            stop = (ci + 1) * n_samples // n_chunks
+            for n in range(start, stop):
+                for k in range(c):
+                    if floating is float:
+                        skc_wino_split_s(&x[n, k, 0, 0], length, pad, m, j_len, rows, j_len, path)
+                        skc_wino_in_s(rows, j_len, m, tiles, v + k * ldr, v_pos, path)
+                    else:
+                        skc_wino_split_d(&x[n, k, 0, 0], length, pad, m, j_len, rows, j_len, path)
+                        skc_wino_in_d(rows, j_len, m, tiles, v + k * ldr, v_pos, path)
+                for k in range(nf):
+                    if floating is float:
+                        skc_wino_split_s(&dy[n, k, 0], ow, 0, m, j_len, rows, j_len, path)
+                        skc_wino_dy_s(rows, j_len, m, tiles, z + k * ldr, z_pos, path)
+                    else:
+                        skc_wino_split_d(&dy[n, k, 0], ow, 0, m, j_len, rows, j_len, path)
+                        skc_wino_dy_d(rows, j_len, m, tiles, z + k * ldr, z_pos, path)
+                # dU[p] (f, c) += Z[p] (f, tiles) @ V[p]^T (tiles, c)
+                for p in range(alpha):
+                    gemm(nf, c, tiles, z + p * z_pos, ldr, 1, v + p * v_pos, 1, ldr,
+                         &du_part[ci, p, 0, 0], c, n != start, NULL, NO_BIAS, gemm_work)
+                _bias_gradient(&dy[n, 0, 0], nf, ow, n == start, db_part[ci])
