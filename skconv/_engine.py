@@ -320,8 +320,8 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
         if pool2 is None and cols is None:
             y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
             _conv.conv1d_forward_winograd(
-                x, w, implicit.g_matrix, y, implicit,
-                np.empty(work_shape, dtype=x.dtype), n_threads, b=b, relu=relu,
+                x, w, implicit.g_matrix, y, implicit, np.empty(work_shape, dtype=x.dtype),
+                n_threads, b=b, relu=relu,
                 residual=None if residual is None else residual.reshape(y_shape))
             return y.reshape(out_shape)
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0], winograd=False)
@@ -374,14 +374,22 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if winograd and takes_winograd(g, f):
         layout = winograd_layout(g, dtype)
-        n_threads = threads_for(-(-n // layout.samples), work)
+        # fewer tasks than threads (one long series): each task's blocks in
+        # parts, so that the threads share them
+        tasks, threads = -(-n // layout.samples), effective_n_threads()
+        blocks = -(-min(n, layout.samples) * layout.j_len // layout.width)
+        parts = min(blocks, -(-threads // tasks)) if tasks < threads else 1
+        n_threads = threads_for(tasks * parts, work)
+        layout = layout._replace(parts=parts if n_threads > 1 else 1)
         rows, c, m = _gemm.output_rows(f, np.dtype(dtype).char), g["c"], layout.m
         # see _conv.conv1d_forward_winograd
-        per_thread = max(c * m * (layout.samples * layout.j_len + 16)
-                         + layout.alpha * ((c + rows) * (layout.width + 16) + 32)
-                         + 2 * m * layout.width, f * c)
-        # and a cache line's slack, to align the buffers
-        work_shape = (layout.alpha * rows * c + n_threads * per_thread + 64,)
+        per_thread = (c * m * (layout.samples * layout.j_len + 16)
+                      + layout.alpha * ((c + rows) * (layout.width + 16) + 32)
+                      + 2 * m * layout.width)
+        # (the threads' buffers hold U before the tasks), and a cache line's
+        # slack, to align the buffers
+        work_shape = (layout.alpha * rows * c + max(n_threads * per_thread, layout.alpha * f * c)
+                      + 64,)
         return ConvPlan(n_threads, layout, work_shape, *shapes)
     layout, rows, columns = padded_image(g, f, dtype)
     # fewer samples than threads (one long series): each sample's tiles in
@@ -399,7 +407,7 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
 #: :func:`winograd_layout`).
 WinogradLayout = namedtuple(
     "WinogradLayout",
-    "m alpha g_matrix tiles j_len pad ow samples width ldv starts channel_offsets")
+    "m alpha g_matrix tiles j_len pad ow samples width ldv starts channel_offsets parts")
 
 #: The series' kernels that Winograd's F(m, r) computes, and their tiles' m
 #: outputs: alpha = m + r - 1 = 8 multiplications for m outputs of r taps
@@ -517,7 +525,7 @@ def _winograd_layout(c, w, pw, ow, r, width):
     for a in (starts, offsets, g_array):
         a.flags.writeable = False
     return WinogradLayout(m, alpha, g_array, tiles, j_len, pw, ow, samples, width, ldv, starts,
-                          offsets)
+                          offsets, 1)
 
 
 def winograd_layout(g, dtype):
@@ -529,7 +537,8 @@ def winograd_layout(g, dtype):
     zeros before it; the output's length; the series of a task; the
     product's tile width (the SIMD path's) and the weight gradient's row
     length; the product's one tile's start and its channels' rows' offsets
-    in a block of one tile's columns."""
+    in a block of one tile's columns; the parts of a task (1 here: the plan
+    sets them, see :func:`conv2d_plan`)."""
     width = _gemm.implicit_tile_widths(np.dtype(dtype).char)[0]  # the SIMD path's
     return _winograd_layout(g["c"], g["w"], g["pw"], g["ow"], g["kw"], width)
 

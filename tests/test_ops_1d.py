@@ -308,20 +308,26 @@ def test_many_taps_give_the_product_of_the_unfolded_series_bit_for_bit(simd_path
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 3])
-def test_fewer_series_than_threads_share_each_product_with_the_same_bits(dtype, n):
-    # with fewer samples than threads each sample's tiles are cut into parts, one
-    # task each (_engine.conv2d_plan); every output is still the same chain
+@pytest.mark.parametrize("c, f, k", [(6, 10, 8), (32, 40, 5), (64, 64, 3)])
+def test_fewer_series_than_threads_share_each_product_with_the_same_bits(dtype, n, c, f, k):
+    # with fewer samples than threads each sample's tiles (Winograd's product:
+    # its blocks of tiles) are cut into parts, one task each
+    # (_engine.conv2d_plan); every output is still the same chain
     rng = np.random.default_rng(n)
-    x = rng.standard_normal((n, 6, 1000)).astype(dtype)
-    w = rng.standard_normal((10, 6, 8)).astype(dtype)
-    b = rng.standard_normal(10).astype(dtype)
+    length = 1000 if c < 32 else 300
+    x = rng.standard_normal((n, c, length)).astype(dtype)
+    w = rng.standard_normal((f, c, k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    p = (k - 1) // 2
     with threadpool_limits(1):
-        one = ops.conv1d(x, w, b, padding=3)
-        one_dx = ops.conv1d_backward(one, x, w, padding=3)[0]
+        one = ops.conv1d(x, w, b, padding=p)
+        one_dx = ops.conv1d_backward(one, x, w, padding=p)[0]
     for threads in (2, 4, 7):
         with threadpool_limits(threads):
-            assert_array_equal(ops.conv1d(x, w, b, padding=3), one)
-            assert_array_equal(ops.conv1d_backward(one, x, w, padding=3)[0], one_dx)
+            assert_array_equal(ops.conv1d(x, w, b, padding=p), one)
+            assert_array_equal(ops.conv1d_backward(one, x, w, padding=p)[0], one_dx)
+    if c >= 32:
+        return
     # a 2-D map whose tiles start at each row, and one laid end to end
     for h, wd in ((9, 16), (5, 33)):
         x2 = rng.standard_normal((n, 3, h, wd)).astype(dtype)

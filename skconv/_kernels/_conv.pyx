@@ -393,6 +393,10 @@ cdef extern from "winograd.h":
                        float *v, Py_ssize_t pos_stride, int path) noexcept nogil
     void skc_wino_in_d(const double *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
                        double *v, Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino_filter_s(const float *w, Py_ssize_t c, Py_ssize_t r, const double *g, float *u,
+                           Py_ssize_t ldu, int path) noexcept nogil
+    void skc_wino_filter_d(const double *w, Py_ssize_t c, Py_ssize_t r, const double *g,
+                           double *u, Py_ssize_t ldu, int path) noexcept nogil
     void skc_wino_dy_s(const float *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
                        float *z, Py_ssize_t pos_stride, int path) noexcept nogil
     void skc_wino_dy_d(const double *rows, Py_ssize_t j_len, Py_ssize_t m, Py_ssize_t n,
@@ -420,8 +424,8 @@ def conv1d_forward_winograd(
     stride 1, by Winograd's F(m, r) (winograd.h): alpha = m + r - 1 = 8
     multiplications for m outputs of r taps, a channel and filter.
 
-    U = G g, each filter's alpha values a sum in double over its taps in
-    order, rounded once, is packed for the product. Each task takes
+    U = G g (each filter's alpha values a sum in double over its taps in
+    order, rounded once) is packed for the product. Each task takes
     ``layout.samples`` consecutive series: each channel of each is split
     into the m phase rows of its zero-padded copy (``layout.pad`` zeros
     before; a series shorter than the layout's, 'same' padding's extra step,
@@ -438,6 +442,10 @@ def conv1d_forward_winograd(
     conv2d_forward_implicit does. Every output is the same operations in the
     same order whatever its series' place in the batch, the task, the block,
     the threads or the SIMD path: the bits do not depend on them.
+
+    ``layout.parts`` > 1 (fewer tasks than threads: one long series) cuts each
+    task's blocks into that many parts, each a task of the parallel loop that
+    splits the task's series itself.
     """
     cdef const Py_ssize_t[::1] starts = layout.starts, boff = layout.channel_offsets
     cdef Py_ssize_t m = layout.m, alpha = layout.alpha, tiles = layout.tiles
@@ -467,35 +475,41 @@ def conv1d_forward_winograd(
         raise ValueError(f"w of shape {tuple(w.shape)[:2]} is not ({nf}, {c} * {r})")
     if x.shape[2] != 1 or alpha != 8 or m not in (4, 6) or boff[c - 1] != (c - 1) * ldr:
         raise ValueError("x or the layout is not a series' of 8-position tiles (winograd.h)")
-    if work.shape[0] < alpha * panels_size + n_threads * max(per_thread, nf * c) + 64:
+    if work.shape[0] < alpha * panels_size + max(n_threads * per_thread, alpha * nf * c) + 64:
         raise ValueError("work is too small for this layout")
     cdef Py_ssize_t task, n, s, ci, tid, p, f, k, first, count, blk, q0, q1, lo, hi, o0, o1
-    cdef double acc
+    cdef Py_ssize_t n_blocks, b0, b1, parts = layout.parts
     # the buffers from a cache line on (the work has a line's slack)
     cdef floating *base = &work[0] + ((-<size_t> &work[0]) & 63) // sizeof(floating)
-    cdef floating *u = base + alpha * panels_size  # the first thread's buffers, for now
+    cdef floating *u = base + alpha * panels_size  # the threads' buffers, free until the tasks
     cdef floating *rows
     cdef floating *v
     cdef floating *mm
     cdef floating *out
     with nogil:
+        # U[p][f] = G g for each filter g (winograd.h), the filters on the threads
+        for f in prange(nf, schedule='static', num_threads=n_threads):
+            if floating is float:
+                skc_wino_filter_s(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
+            else:
+                skc_wino_filter_d(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
         for p in range(alpha):
-            for f in range(nf):
-                for ci in range(c):
-                    acc = 0
-                    for k in range(r):
-                        acc = acc + g_matrix[p, k] * w[f, ci * r + k]
-                    u[f * c + ci] = <floating> acc
-            pack_panels_of(nf, c, u, c, 1, base + p * panels_size)
-        for task in prange((n_samples + per_task - 1) // per_task, schedule='dynamic',
+            pack_panels_of(nf, c, u + p * nf * c, c, 1, base + p * panels_size)
+        for task in prange((n_samples + per_task - 1) // per_task * parts, schedule='dynamic',
                            num_threads=n_threads):
             tid = threadid()
             rows = base + alpha * panels_size + tid * per_thread
             v = rows + c * m * row_len
             mm = v + alpha * v_pos
             out = mm + alpha * m_pos
-            first = task * per_task
+            first = task // parts * per_task
             count = min(per_task, n_samples - first)
+            # this part's blocks of the task's columns
+            n_blocks = (count * j_len + width - 1) // width
+            b0 = task % parts * n_blocks // parts
+            b1 = (task % parts + 1) * n_blocks // parts
+            if b1 <= b0:
+                continue
             for s in range(count):
                 for ci in range(c):
                     # phase row p of channel ci at rows + (ci * m + p) * row_len
@@ -505,7 +519,7 @@ def conv1d_forward_winograd(
                     else:
                         skc_wino_split_d(&x[first + s, ci, 0, 0], length, pad, m, j_len,
                                          rows + ci * m * row_len + s * j_len, row_len, path)
-            for blk in range((count * j_len + width - 1) // width):
+            for blk in range(b0, b1):
                 q0 = blk * width
                 q1 = min(q0 + width, count * j_len)
                 for ci in range(c):

@@ -258,12 +258,44 @@
         }                                                                       \
     }
 
+/* skc_wino_filter: U[p][f] = G g for filter f of w (c channels of r taps, at w +
+ * f * c * r): u[p * ldu + ci] = sum over the taps k in order of g[p][k] *
+ * w[f][ci][k], in double, rounded once. Channels in chunks whose sums stay
+ * in registers and L1. */
+#define SKC_WINO_FILTER(SFX, TARGET, T)                                         \
+    TARGET static void skc_wino_filter_##SFX(const T *restrict w, ptrdiff_t c, ptrdiff_t r, \
+                                             const double *restrict g, T *restrict u, \
+                                             ptrdiff_t ldu)                     \
+    {                                                                           \
+        double acc[8][64], wk[64];                                              \
+        for (ptrdiff_t c0 = 0; c0 < c; c0 += 64) {                              \
+            ptrdiff_t len = c - c0 < 64 ? c - c0 : 64;                          \
+            for (int p = 0; p < 8; p++)                                         \
+                for (ptrdiff_t i = 0; i < len; i++)                             \
+                    acc[p][i] = 0;                                              \
+            for (ptrdiff_t k = 0; k < r; k++) {                                 \
+                for (ptrdiff_t i = 0; i < len; i++)                             \
+                    wk[i] = w[(c0 + i) * r + k];                                \
+                for (int p = 0; p < 8; p++) {                                   \
+                    const double gk = g[p * r + k];                             \
+                    for (ptrdiff_t i = 0; i < len; i++)                         \
+                        acc[p][i] = acc[p][i] + gk * wk[i];                     \
+                }                                                               \
+            }                                                                   \
+            for (int p = 0; p < 8; p++)                                         \
+                for (ptrdiff_t i = 0; i < len; i++)                             \
+                    u[p * ldu + c0 + i] = (T)acc[p][i];                         \
+        }                                                                       \
+    }
+
 #define SKC_LD_portable_s(p) (*(const skc_wino_vec_portable_s *)(p))
 #define SKC_ST_portable_s(p, x) (*(skc_wino_vec_portable_s *)(p) = (x))
 #define SKC_LD_portable_d(p) (*(const skc_wino_vec_portable_d *)(p))
 #define SKC_ST_portable_d(p, x) (*(skc_wino_vec_portable_d *)(p) = (x))
 SKC_WINO(portable_s, , float, 4)
 SKC_WINO(portable_d, , double, 2)
+SKC_WINO_FILTER(portable_s, , float)
+SKC_WINO_FILTER(portable_d, , double)
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SKC_WINO_AVX2 __attribute__((target("avx2")))
@@ -286,6 +318,10 @@ SKC_WINO(avx2_s, SKC_WINO_AVX2, float, 8)
 SKC_WINO(avx2_d, SKC_WINO_AVX2, double, 4)
 SKC_WINO(avx512_s, SKC_WINO_AVX512, float, SKC_WINO_AVX512_LANES)
 SKC_WINO(avx512_d, SKC_WINO_AVX512, double, SKC_WINO_AVX512_LANES / 2)
+SKC_WINO_FILTER(avx2_s, SKC_WINO_AVX2, float)
+SKC_WINO_FILTER(avx2_d, SKC_WINO_AVX2, double)
+SKC_WINO_FILTER(avx512_s, SKC_WINO_AVX512, float)
+SKC_WINO_FILTER(avx512_d, SKC_WINO_AVX512, double)
 #define SKC_WINO_CALL(F, SFX, path, ...)                                        \
     ((path) == 2 ? F##avx512_##SFX(__VA_ARGS__)                                 \
      : (path) == 1 ? F##avx2_##SFX(__VA_ARGS__) : F##portable_##SFX(__VA_ARGS__))
@@ -315,6 +351,15 @@ SKC_WINO(avx512_d, SKC_WINO_AVX512, double, SKC_WINO_AVX512_LANES / 2)
     {                                                                           \
         SKC_WINO_CALL(skc_wino_out_, SFX, path, mrows, pos_stride, m, n, sums, out); \
     }
+
+#define SKC_WINO_FILTER_ENTRY(SFX, T)                                           \
+    static void skc_wino_filter_##SFX(const T *w, ptrdiff_t c, ptrdiff_t r, const double *g, \
+                                      T *u, ptrdiff_t ldu, int path)            \
+    {                                                                           \
+        SKC_WINO_CALL(skc_wino_filter_, SFX, path, w, c, r, g, u, ldu);         \
+    }
+SKC_WINO_FILTER_ENTRY(s, float)
+SKC_WINO_FILTER_ENTRY(d, double)
 
 SKC_WINO_ENTRIES(s, float)
 SKC_WINO_ENTRIES(d, double)
