@@ -493,7 +493,7 @@ def conv1d_forward_winograd(
                 skc_wino_filter_s(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
             else:
                 skc_wino_filter_d(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
-        for p in range(alpha):
+        for p in prange(alpha, schedule='static', num_threads=n_threads):
             pack_panels_of(nf, c, u + p * nf * c, c, 1, base + p * panels_size)
         for task in prange((n_samples + per_task - 1) // per_task * parts, schedule='dynamic',
                            num_threads=n_threads):
