@@ -425,13 +425,15 @@ WINOGRAD_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 #: of 3 taps 1.17).
 WINOGRAD_MIN_CHANNELS = {3: 64, 5: 32}
 
-#: The kernels whose weight gradient is Winograd's too (see
-#: :func:`winograd_weight_gradient`): its products over a series' tiles are
-#: short (128 tiles of 4 steps in 512) and their sums alpha times f x c, which
-#: for 3 taps (tiles of 6) cost more than the multiplications saved
-#: (measured, FCN's 256 -> 128 at batch 16: 13.4 ms against the direct
-#: product's 11.4; its 128 -> 256 of 5 taps 15.2-17.6 against 18.2-20.6).
-WINOGRAD_WEIGHT_GRADIENTS = (5,)
+#: The fewest channels, and filters, for which the weight gradient of a
+#: convolution that :func:`takes_winograd` is Winograd's too (see
+#: :func:`winograd_weight_gradient`), by kernel: its products over a series'
+#: tiles are short (128 tiles in 512 steps for 5 taps, 86 for 3) and their
+#: sums alpha times f x c, which pay for 3 taps only with many channels
+#: (measured, one thread, batch 16, 512 steps: 256 -> 128 10.7-10.9 ms
+#: against the direct product's 12.3-12.4, 128 -> 128 5.5 against 6.1, 64 ->
+#: 64 1.9 against 1.6; 128 -> 256 of 5 taps 12.4 against 19.9).
+WINOGRAD_GRADIENT_MIN_CHANNELS = {3: 128, 5: 32}
 
 #: Chunks of a Winograd weight gradient's batch (see ``MAX_REDUCTION_CHUNKS``):
 #: each sums alpha products of f x c (8 x 256 x 128 floats, 1 MB, for FCN's
@@ -683,7 +685,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     argmax, relu_y = unpool if unpool is not None else (None, None)
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
-    if unpool is None and takes_winograd(g, f) and g["kw"] in WINOGRAD_WEIGHT_GRADIENTS:
+    if (unpool is None and takes_winograd(g, f)
+            and min(g["c"], f) >= WINOGRAD_GRADIENT_MIN_CHANNELS[g["kw"]]):
         n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
         dw, db = winograd_weight_gradient(dy, x, g, f, n_chunks,
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
@@ -761,7 +764,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
 def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
     """``(dw, db)`` of a series' convolution that :func:`takes_winograd`:
     _conv.conv1d_weight_gradient_winograd's dU summed over its chunks in
-    order, then dw = G^T dU, term by term in float64, rounded once."""
+    order, then dw = G^T dU, term by term in float64, rounded once
+    (_conv.winograd_filter_gradient)."""
     layout = winograd_layout(g, x.dtype)
     n, c = x.shape[:2]
     du_part = np.empty((n_chunks, layout.alpha, f, c), dtype=x.dtype)
@@ -772,10 +776,8 @@ def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
     work = np.empty((n_threads, size), dtype=x.dtype)
     _conv.conv1d_weight_gradient_winograd(dy.reshape(n, f, -1), x, layout, du_part, db_part,
                                           work, n_threads)
-    du = du_part.sum(axis=0).astype(np.float64)
-    dw = np.zeros((f, c, layout.g_matrix.shape[1]))
-    for p in range(layout.alpha):
-        dw += du[p][:, :, None] * layout.g_matrix[p]
+    dw = np.empty((f, c, layout.g_matrix.shape[1]))
+    _conv.winograd_filter_gradient(du_part, layout.g_matrix, dw, n_threads)
     return dw.reshape(f, -1).astype(x.dtype), db_part.sum(axis=0)
 
 

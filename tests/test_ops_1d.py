@@ -389,3 +389,26 @@ def test_winograd_handles_every_length_and_residual_and_relu(dtype, length):
                                 plan=_engine.conv2d_plan(g, f, x.dtype, n, winograd=False))
         _close(y, direct, dtype)
         assert (y >= 0).all() and y.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c, f, k", [(32, 48, 5), (128, 128, 3)])
+def test_winograd_weight_gradient_matches_the_direct_product_with_any_threads(monkeypatch, dtype,
+                                                                             c, f, k):
+    rng = np.random.default_rng(k)
+    n, length, p = 5, 61, (k - 1) // 2
+    x = rng.standard_normal((n, c, 1, length)).astype(dtype)
+    w = (rng.standard_normal((f, c * k)) / np.sqrt(c * k)).astype(dtype)
+    dy = rng.standard_normal((n, f, 1, length)).astype(dtype)
+    g = _engine.geometry(x.shape, (1, k), 1, (0, p), 1)
+    assert min(c, f) >= _engine.WINOGRAD_GRADIENT_MIN_CHANNELS[k] and _engine.takes_winograd(g, f)
+    with threadpool_limits(1):
+        one = _engine.conv2d_backward(dy, x, w, g, True)
+    for threads in (2, 3):
+        with threadpool_limits(threads):
+            for a, b in zip(one, _engine.conv2d_backward(dy, x, w, g, True)):
+                assert_array_equal(a, b)
+    monkeypatch.setattr(_engine, "WINOGRAD_MIN_CHANNELS", {3: 10**9, 5: 10**9})
+    direct = _engine.conv2d_backward(dy, x, w, g, True)
+    for a, b in zip(one, direct):
+        _close(a, b, dtype)

@@ -619,3 +619,32 @@ def conv1d_weight_gradient_winograd(
                     gemm(nf, c, tiles, z + p * z_pos, ldr, 1, v + p * v_pos, 1, ldr,
                          &du_part[ci, p, 0, 0], c, n != start, NULL, NO_BIAS, gemm_work)
                 _bias_gradient(&dy[n, 0, 0], nf, ow, n == start, db_part[ci])
+
+
+def winograd_filter_gradient(
+    const floating[:, :, :, ::1] du_part,   # IN  (n_chunks, alpha, f, c): the chunks' dU
+    const double[:, ::1] g_matrix,          # IN  (alpha, r): G
+    double[:, :, ::1] dw,                   # OUT (f, c, r)
+    int n_threads,
+):
+    """dw = G^T dU, dU the sum of the chunks' (conv1d_weight_gradient_winograd)
+    in chunk order in their dtype, as ``du_part.sum(axis=0)`` adds them; then
+    dw[f, ci, k] = sum over the positions p in order of G[p, k] * dU[p, f, ci],
+    in double. The filters on the threads."""
+    cdef Py_ssize_t n_chunks = du_part.shape[0], alpha = du_part.shape[1]
+    cdef Py_ssize_t nf = du_part.shape[2], c = du_part.shape[3], r = g_matrix.shape[1]
+    cdef Py_ssize_t f, ci, p, k, ch
+    cdef floating s
+    if g_matrix.shape[0] != alpha or dw.shape[0] != nf or dw.shape[1] != c or dw.shape[2] != r:
+        raise ValueError("du_part, g_matrix and dw do not match")
+    with nogil:
+        for f in prange(nf, schedule='static', num_threads=n_threads):
+            for ci in range(c):
+                for k in range(r):
+                    dw[f, ci, k] = 0
+                for p in range(alpha):
+                    s = du_part[0, p, f, ci]
+                    for ch in range(1, n_chunks):
+                        s = s + du_part[ch, p, f, ci]
+                    for k in range(r):
+                        dw[f, ci, k] = dw[f, ci, k] + g_matrix[p, k] * s
