@@ -374,13 +374,24 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
     if winograd and takes_winograd(g, f):
         layout = winograd_layout(g, dtype)
+        threads = effective_n_threads()
+
+        def columns(samples):  # the product's columns the busiest thread computes
+            tasks = -(-n // samples)
+            return -(-tasks // threads) * -(-samples * layout.j_len // layout.width)
+
+        # as many series a task as the layout's at most, the fewest columns
+        # on the busiest thread (16 series of FCN's 130 columns on 2 threads:
+        # 2 a task, not 3, whose last task would hold one); any split has
+        # the same bits
+        samples = min(range(layout.samples, 0, -1), key=columns)
         # fewer tasks than threads (one long series): each task's blocks in
         # parts, so that the threads share them
-        tasks, threads = -(-n // layout.samples), effective_n_threads()
-        blocks = -(-min(n, layout.samples) * layout.j_len // layout.width)
+        tasks = -(-n // samples)
+        blocks = -(-min(n, samples) * layout.j_len // layout.width)
         parts = min(blocks, -(-threads // tasks)) if tasks < threads else 1
         n_threads = threads_for(tasks * parts, work)
-        layout = layout._replace(parts=parts if n_threads > 1 else 1)
+        layout = layout._replace(samples=samples, parts=parts if n_threads > 1 else 1)
         rows, c, m = _gemm.output_rows(f, np.dtype(dtype).char), g["c"], layout.m
         # see _conv.conv1d_forward_winograd
         per_thread = (c * m * (layout.samples * layout.j_len + 16)
