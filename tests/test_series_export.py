@@ -44,7 +44,6 @@ def series(n=12, length=23, channels=1, seed=0):
 RESIDUAL = {"residual": [{"filters": 3, "kernel_size": 4}, {"filters": 5, "kernel_size": 3}]}
 NETS = {
     "fcn": dict(fcn(2)),
-    "fcn of 32, 64, 32: Winograd's product": dict(fcn(32)),
     "stride, dilation, max pool": dict(conv_layers=(
         {"filters": 3, "kernel_size": 4, "stride": 2, "pool": "max", "pool_size": 2},
         {"filters": 2, "kernel_size": 3, "dilation": 2, "padding": "valid", "pool": None}),
@@ -118,3 +117,19 @@ def test_series_regressor_in_onnxruntime_matches_predict():
     sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
     (out,) = sess.run(None, {sess.get_inputs()[0].name: rows})
     np.testing.assert_allclose(out[:, 0], reg.predict(rows), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_winograd_series_in_onnxruntime_match_predict_proba(dtype):
+    # fcn(32)'s second convolution (32 -> 64 of 5 taps) on 40 steps takes
+    # Winograd's product (skconv._engine.takes_winograd); onnxruntime's Conv
+    # the direct one
+    from skconv import _engine
+
+    assert _engine.takes_winograd(_engine.geometry((1, 32, 1, 40), (1, 5), 1, (0, 2), 1), 64)
+    X, y = series(length=40)
+    clf = fit(X, y, input_shape=(40, 1), dtype=dtype, **fcn(32))
+    rows = X.astype(dtype)
+    _, (labels, proba) = run_onnx(clf, rows)
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == "float64" else {"rtol": 1e-4, "atol": 1e-5}
+    np.testing.assert_allclose(proba, clf.predict_proba(rows), **tol)
