@@ -14,8 +14,8 @@ import numbers
 import os
 import threading
 from collections import namedtuple
-from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 
@@ -702,7 +702,9 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     argmax, relu_y = unpool if unpool is not None else (None, None)
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
-    if (unpool is None and takes_winograd(g, f)
+    # (with the padding past the kernel's span dx is not a convolution of dy:
+    # the way below)
+    if (unpool is None and takes_winograd(g, f) and g["pw"] < g["kw"]
             and min(g["c"], f) >= WINOGRAD_GRADIENT_MIN_CHANNELS[g["kw"]]):
         n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
         dw, db = winograd_weight_gradient(dy, x, g, f, n_chunks,

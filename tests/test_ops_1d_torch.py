@@ -22,6 +22,7 @@ CONVS = {
     # enough channels and filters for Winograd's product (_engine.takes_winograd)
     "fcn block 2, 64 to 128": (2, 64, 100, 128, 5, 1, 2, 1, 1),
     "fcn block 3, 256 to 128": (2, 256, 90, 128, 3, 1, 1, 1, 1),
+    "5 taps, 32 to 40, padding past the span": (2, 32, 40, 40, 5, 1, 6, 1, 1),
     "stride 2": (3, 3, 41, 5, 4, 2, 1, 1, 1),
     "dilation 3": (2, 4, 50, 3, 3, 1, 3, 3, 1),
     "groups 2 stride 3": (2, 4, 33, 6, 5, 3, 2, 1, 2),
