@@ -5,8 +5,8 @@
  * _engine.winograd_matrices for the matrices.
  *
  * m outputs of a kernel of r taps (a tile) are y = A^T [U . V], U = G g the
- * filter's transform of alpha = m + r - 1 values (made in Python) and V = B^T
- * d that of the tile's alpha inputs d; the product over channels at each of
+ * filter's transform of alpha = m + r - 1 values (skc_wino_filter, G from
+ * Python) and V = B^T d that of the tile's alpha inputs d; the product over channels at each of
  * the alpha positions of U . V is one GEMM (skconv's). So a tile costs alpha
  * multiplications a channel and filter, not m * r.
  *
@@ -26,8 +26,9 @@
 
 /* The transforms at the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity, alpha =
  * 8: _engine.winograd_matrices(m, r)'s B^T and A^T (B^T is the same for every
- * m + r = 9), their zero terms left out, in their order (a test checks that
- * these and the matrices agree). VT is T or a vector of T. */
+ * m + r = 9), their zero terms left out, in their order (a term that
+ * disagreed would fail the float64 tests against loop references and torch).
+ * VT is T or a vector of T. */
 #define SKC_WINO_BT(VT, T)                                                      \
     VT v0 = ((((T)4.0 * d0) - (T)21.0 * d2) + (T)21.0 * d4) - (T)4.0 * d6;      \
     VT v1 = ((((((T)-4.0 * d1) - (T)4.0 * d2) + (T)17.0 * d3) + (T)17.0 * d4)    \
