@@ -93,18 +93,18 @@
              + (T)0.0625 * e4) - (T)0.03125 * e5;                               \
     VT z7 = e5;
 
+/* rows 0..7 of a step, r0..r7, stored pos_stride apart at index j */
+#define SKC_WINO_STORE_ROWS(ST, r, j)                                           \
+    ST(r + j, r##0); ST(r + pos_stride + j, r##1);                              \
+    ST(r + 2 * pos_stride + j, r##2); ST(r + 3 * pos_stride + j, r##3);         \
+    ST(r + 4 * pos_stride + j, r##4); ST(r + 5 * pos_stride + j, r##5);         \
+    ST(r + 6 * pos_stride + j, r##6); ST(r + 7 * pos_stride + j, r##7);
+
 /* one step of the output gradient's transform at index j of the tiles */
 #define SKC_WINO_DY_STEP(VT, T, LD, ST, M, j)                                   \
     {                                                                           \
         SKC_WINO_A_M##M(VT, T, LD)                                              \
-        ST(z + j, z0);                                                          \
-        ST(z + pos_stride + j, z1);                                             \
-        ST(z + 2 * pos_stride + j, z2);                                         \
-        ST(z + 3 * pos_stride + j, z3);                                         \
-        ST(z + 4 * pos_stride + j, z4);                                         \
-        ST(z + 5 * pos_stride + j, z5);                                         \
-        ST(z + 6 * pos_stride + j, z6);                                         \
-        ST(z + 7 * pos_stride + j, z7);                                         \
+        SKC_WINO_STORE_ROWS(ST, z, j)                                           \
     }
 
 /* one step of the input transform at index j of the tiles: the 8 inputs of
@@ -115,14 +115,7 @@
         VT d3 = LD(src[3] + j), d4 = LD(src[4] + j), d5 = LD(src[5] + j);       \
         VT d6 = LD(src[6] + j), d7 = LD(src[7] + j);                            \
         SKC_WINO_BT(VT, T)                                                      \
-        ST(v + j, v0);                                                          \
-        ST(v + pos_stride + j, v1);                                             \
-        ST(v + 2 * pos_stride + j, v2);                                         \
-        ST(v + 3 * pos_stride + j, v3);                                         \
-        ST(v + 4 * pos_stride + j, v4);                                         \
-        ST(v + 5 * pos_stride + j, v5);                                         \
-        ST(v + 6 * pos_stride + j, v6);                                         \
-        ST(v + 7 * pos_stride + j, v7);                                         \
+        SKC_WINO_STORE_ROWS(ST, v, j)                                           \
     }
 
 /* one step of the output transform at index j of the tiles, for tiles of M
