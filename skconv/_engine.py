@@ -289,7 +289,8 @@ def pool_geometry(x_shape, kernel_size, stride, padding):
     return g
 
 
-def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, residual=None):
+def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, residual=None,
+           filters=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
     and b (f,) of x's dtype or None, g x's geometry, cols None or a checked workspace.
     Without ``cols``, x may lack the last rows and columns of g's input, which
@@ -312,6 +313,8 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
     kept, as ``np.maximum``. ``residual`` (without ``pool2``): None, or a
     C-contiguous array of the output's shape added to it before the ReLU (a
     residual block's shortcut, at inference), with the bits of a separate add.
+    ``filters``: None, or a :class:`WinogradFilters` that keeps a Winograd
+    product's transformed filters for the next call with the same w.
     """
     if plan is None:
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
@@ -322,7 +325,8 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
             _conv.conv1d_forward_winograd(
                 x, w, implicit.g_matrix, y, implicit, np.empty(work_shape, dtype=x.dtype),
                 n_threads, b=b, relu=relu,
-                residual=None if residual is None else residual.reshape(y_shape))
+                residual=None if residual is None else residual.reshape(y_shape),
+                panels=None if filters is None else filters.panels(w, implicit, n_threads))
             return y.reshape(out_shape)
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0], winograd=False)
         n_threads, implicit, work_shape, y_shape, out_shape = plan
@@ -340,6 +344,33 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
         pool2=pool2 is not None, argmax=None if argmax is None else argmax.reshape(y_shape),
         relu=relu, cols=cols, residual=None if residual is None else residual.reshape(y_shape))
     return y.reshape(out_shape)
+
+
+class WinogradFilters:
+    """A Winograd product's filters transformed and packed
+    (_conv.winograd_filter_panels), kept for the next call while w stays the
+    same, bit for bit (a folded batch norm makes w anew at each call, so the
+    values are compared, not the array): at inference the filters change only
+    with the parameters, and a single series' prediction spent a fifth of its
+    time transforming them (FCN's two Winograd convolutions, about 130 us of
+    600 each, one thread). Threads may share one: each call reads the pair it
+    found, and a new pair replaces it whole."""
+
+    def __init__(self):
+        self._kept = None  # (SIMD path, bits of w, panels)
+
+    def panels(self, w, layout, n_threads):
+        bits = w.view(f"u{w.itemsize}")
+        path = simd_path()
+        kept = self._kept
+        if kept is not None and kept[0] == path and np.array_equal(kept[1], bits):
+            return kept[2]
+        f, c = w.shape[0], w.shape[1] // layout.g_matrix.shape[1]
+        rows = _gemm.output_rows(f, w.dtype.char)
+        panels = np.empty(layout.alpha * (rows + f) * c + 64, dtype=w.dtype)
+        _conv.winograd_filter_panels(w, layout.g_matrix, panels, n_threads)
+        self._kept = (path, bits.copy(), panels)
+        return panels
 
 
 #: What a convolution derives from the shapes alone (see :func:`conv2d_plan`).

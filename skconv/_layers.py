@@ -300,13 +300,15 @@ class Conv2D(Layer):
         w, b = self._w.reshape(self.filters, -1), (self._b if self.bias else None)
         return (w, b) if fold is None else fold.folded(w, b, axis=0)
 
-    def _conv(self, x, w, b, out=None, plan=None, pool2=None, relu=False, residual=None):
+    def _conv(self, x, w, b, out=None, plan=None, pool2=None, relu=False, residual=None,
+              filters=None):
         """The kernel call on the padded x: the dense product, or a group's each;
         ``relu`` (without ``pool2``) applied as the output is written, after
-        adding ``residual`` (one group only)."""
+        adding ``residual`` (one group only); ``filters``, a Winograd product's
+        kept filters (``_engine.WinogradFilters``) or None."""
         if self.groups == 1:
             return _engine.conv2d(x, w, b, self._geometry(), out=out, plan=plan, pool2=pool2,
-                               relu=relu, residual=residual)
+                                  relu=relu, residual=residual, filters=filters)
         return _engine.grouped_conv2d(x, w, b, self._geometry(), self.groups, out=out, relu=relu)
 
     def forward(self, x, training=True, relu=False):
@@ -359,15 +361,20 @@ class Conv2D(Layer):
         else:
             weights = functools.partial(self._weights, fold)
 
+        # a Winograd product's transformed filters, kept while they stay the same
+        filters = (_engine.WinogradFilters()
+                   if plan is not None and isinstance(plan.implicit, _engine.WinogradLayout)
+                   else None)
+
         if residual:
             def call(x, shortcut, out=None):
                 return self._conv(x, *weights(), out=out, plan=plan, relu=relu,
-                                  residual=shortcut)
+                                  residual=shortcut, filters=filters)
             return call
 
         def call(x, out=None):
             return self._conv(x if padded is None else padded(x), *weights(), out=out, plan=plan,
-                              pool2=pooling, relu=relu and not pool2)
+                              pool2=pooling, relu=relu and not pool2, filters=filters)
         return call
 
     def backward(self, dy, need_dx=True, unpool=None):

@@ -393,6 +393,33 @@ def test_winograd_handles_every_length_and_residual_and_relu(dtype, length):
         assert (y >= 0).all() and y.dtype == dtype
 
 
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_filters_kept_for_the_next_call_give_the_same_bits_and_follow_a_change(
+        simd_path, path, dtype):
+    # inference keeps the transformed filters (_engine.WinogradFilters) while
+    # w stays the same bit for bit: the outputs are those of a call that
+    # transforms them itself, before and after a change of w in place
+    simd_path(path)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 32, 1, 45)).astype(dtype)
+    w = rng.standard_normal((48, 32 * 5)).astype(dtype)
+    b = rng.standard_normal(48).astype(dtype)
+    g = _engine.geometry(x.shape, (1, 5), 1, (0, 2), 1)
+    assert _engine.takes_winograd(g, 48)
+    kept = _engine.WinogradFilters()
+    w[5, 7] = 0.0
+    for change in (None, lambda v: v.__setitem__((5, 7), -0.0), lambda v: v.__imul__(1.5)):
+        if change is not None:
+            change(w)
+        expected = _engine.conv2d(x, w, b, g, relu=True)
+        for _ in range(2):
+            assert_array_equal(_engine.conv2d(x, w, b, g, relu=True, filters=kept), expected)
+        # a zero's sign is a change too: the filters kept are w's bits
+        assert_array_equal(kept._kept[1].view(dtype), w)
+        assert np.signbit(kept._kept[1].view(dtype)[5, 7]) == np.signbit(w[5, 7])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c, f, k", [(32, 48, 5), (128, 128, 3)])
 def test_winograd_weight_gradient_matches_the_direct_product_with_any_threads(monkeypatch, dtype,

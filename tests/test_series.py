@@ -6,6 +6,7 @@ conventions and to errors in series terms. The kernels' own oracle tests are
 in tests/test_ops_1d.py.
 """
 
+import pickle
 import warnings
 
 import numpy as np
@@ -307,3 +308,23 @@ def test_series_stored_on_disk_or_in_dask_train_and_predict_as_in_memory(tmp_pat
                        a.predict_proba(X))
     with pytest.raises(ValueError, match=r"X\.transpose\(0, 2, 1\)"):
         a.predict(da.from_array(X.transpose(0, 2, 1), chunks=16))
+
+
+def test_a_winograd_series_model_predicts_with_its_current_parameters():
+    # fcn(32)'s second convolution (32 -> 64 of 5 taps) on 40 steps takes
+    # Winograd's product, whose transformed filters a prediction keeps for the
+    # next (skconv._engine.WinogradFilters): a change of the parameters in
+    # place must reach the next prediction, as a copy of the model that never
+    # predicted sees them
+    X, y = _series(length=40, channels=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = ConvNetClassifier(**fcn(32), input_shape=(40, 1), max_iter=2,
+                                random_state=0).fit(X, y)
+    row = X[:1]
+    before = clf.predict_proba(row)
+    assert_array_equal(clf.predict_proba(row), before)
+    clf._network.params *= 1.25
+    after = clf.predict_proba(row)
+    assert not np.array_equal(after, before)
+    assert_array_equal(after, pickle.loads(pickle.dumps(clf)).predict_proba(row))

@@ -407,6 +407,43 @@ cdef extern from "winograd.h":
                         double *sums, double *out, int path) noexcept nogil
 
 
+cdef void _winograd_panels(const floating[:, ::1] w, const double[:, ::1] g_matrix,
+                           floating *u, floating *panels, int n_threads, int path) noexcept nogil:
+    """U[p][f] = G g for each filter g (winograd.h, the filters on the threads)
+    into u (alpha * f * c), then packed for the product into panels (alpha
+    blocks of panel_rows(f) * c)."""
+    cdef Py_ssize_t f, p, nf = w.shape[0], alpha = g_matrix.shape[0], r = g_matrix.shape[1]
+    cdef Py_ssize_t c = w.shape[1] // r
+    cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, floating is double) * c
+    for f in prange(nf, schedule='static', num_threads=n_threads):
+        if floating is float:
+            skc_wino_filter_s(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
+        else:
+            skc_wino_filter_d(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
+    for p in prange(alpha, schedule='static', num_threads=n_threads):
+        pack_panels_of(nf, c, u + p * nf * c, c, 1, panels + p * panels_size)
+
+
+def winograd_filter_panels(
+    const floating[:, ::1] w,           # IN  (f, c * r): the filters
+    const double[:, ::1] g_matrix,      # IN  (alpha, r): G
+    floating[::1] panels,               # OUT alpha * (panel_rows(f) * c + f * c) + 64 elements
+    int n_threads,
+):
+    """The filters' U = G g packed for conv1d_forward_winograd's product, as it
+    packs them itself, from panels' first cache line on (the rest of panels
+    is U's scratch): given to it as ``panels``, the same bits without the
+    transform, for filters that did not change since."""
+    cdef Py_ssize_t nf = w.shape[0], alpha = g_matrix.shape[0]
+    cdef Py_ssize_t c = w.shape[1] // g_matrix.shape[1]
+    cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, floating is double) * c
+    if panels.shape[0] < alpha * (panels_size + nf * c) + 64:
+        raise ValueError("panels is too small for these filters")
+    cdef floating *base = &panels[0] + ((-<size_t> &panels[0]) & 63) // sizeof(floating)
+    with nogil:
+        _winograd_panels(w, g_matrix, base + alpha * panels_size, base, n_threads, simd_path())
+
+
 def conv1d_forward_winograd(
     const floating[:, :, :, ::1] x,     # IN  (n, c, 1, length), length <= the layout's (see below)
     const floating[:, ::1] w,           # IN  (f, c * r): the filters
@@ -419,13 +456,15 @@ def conv1d_forward_winograd(
     b=None,                             # IN  (f,) of x's dtype, or None: no bias
     bint relu=False,                    # max(., 0) after the bias and the residual
     residual=None,                      # IN  like y: added before the ReLU, or None
+    panels=None,                        # IN  winograd_filter_panels of w, or None: made here
 ):
     """y[n] = conv(x[n], w) + b (+ residual[n]) for a series' convolution of
     stride 1, by Winograd's F(m, r) (winograd.h): alpha = m + r - 1 = 8
     multiplications for m outputs of r taps, a channel and filter.
 
     U = G g (each filter's alpha values a sum in double over its taps in
-    order, rounded once) is packed for the product. Each task takes
+    order, rounded once) is packed for the product, unless ``panels`` holds
+    it already (winograd_filter_panels of the same w). Each task takes
     ``layout.samples`` consecutive series: each channel of each is split
     into the m phase rows of its zero-padded copy (``layout.pad`` zeros
     before; a series shorter than the layout's, 'same' padding's extra step,
@@ -486,15 +525,17 @@ def conv1d_forward_winograd(
     cdef floating *v
     cdef floating *mm
     cdef floating *out
+    cdef floating[::1] given
+    cdef floating *upack = base  # U's panels: in work, or those given
+    cdef bint make_panels = panels is None
+    if not make_panels:
+        given = panels
+        if given.shape[0] < alpha * (panels_size + nf * c) + 64:
+            raise ValueError("panels is too small for these filters")
+        upack = &given[0] + ((-<size_t> &given[0]) & 63) // sizeof(floating)
     with nogil:
-        # U[p][f] = G g for each filter g (winograd.h), the filters on the threads
-        for f in prange(nf, schedule='static', num_threads=n_threads):
-            if floating is float:
-                skc_wino_filter_s(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
-            else:
-                skc_wino_filter_d(&w[f, 0], c, r, &g_matrix[0, 0], u + f * c, nf * c, path)
-        for p in prange(alpha, schedule='static', num_threads=n_threads):
-            pack_panels_of(nf, c, u + p * nf * c, c, 1, base + p * panels_size)
+        if make_panels:
+            _winograd_panels(w, g_matrix, u, base, n_threads, path)
         for task in prange((n_samples + per_task - 1) // per_task * parts, schedule='dynamic',
                            num_threads=n_threads):
             tid = threadid()
@@ -530,7 +571,7 @@ def conv1d_forward_winograd(
                         skc_wino_in_d(rows + ci * m * row_len + q0, row_len, m, q1 - q0,
                                       v + ci * ldr, v_pos, path)
                 for p in range(alpha):
-                    implicit_gemm(nf, 1, &starts[0], c, base + p * panels_size, v + p * v_pos,
+                    implicit_gemm(nf, 1, &starts[0], c, upack + p * panels_size, v + p * v_pos,
                                   &boff[0], mm + p * m_pos, ldr, False, 0)
                 for f in range(nf):
                     if floating is float:
