@@ -351,10 +351,10 @@ class WinogradFilters:
     (_conv.winograd_filter_panels), kept for the next call while w stays the
     same, bit for bit (a folded batch norm makes w anew at each call, so the
     values are compared, not the array): at inference the filters change only
-    with the parameters, and a single series' prediction spent a fifth of its
-    time transforming them (FCN's two Winograd convolutions, about 130 us of
-    600 each, one thread). Threads may share one: each call reads the pair it
-    found, and a new pair replaces it whole."""
+    with the parameters, and a single series' prediction spent a quarter of
+    its time transforming them (FCN's two Winograd convolutions on one
+    thread). Threads may share one: each call reads the triple it found, and
+    a new one replaces it whole."""
 
     def __init__(self):
         self._kept = None  # (SIMD path, bits of w, panels)

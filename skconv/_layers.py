@@ -121,9 +121,10 @@ class Layer:
         geometry and its parameter views: the function goes straight to ops.
         The network keeps these functions keyed on the input shape and that
         context, checks the shape before it plans, and drops them when it
-        rebinds the parameters. Nothing mutable is shared: every call
-        allocates its own scratch, and its output unless it takes ``out=``
-        (``fast_out``), so threads may call it at once.
+        rebinds the parameters. Every call allocates its own scratch, and its
+        output unless it takes ``out=`` (``fast_out``), so threads may call it
+        at once; the one state shared, a Winograd convolution's kept filters
+        (``_engine.WinogradFilters``), is replaced whole, never changed.
         """
         return self.forward_fast
 
