@@ -421,6 +421,8 @@ def test_maxpool_2x2_backward_writes_the_windows_whole_as_the_scattered_adds(
     ((3, 3, 32, 32), (32, 3, 3), 1),    # wide's first block: 16 windows a row, 32 filters
     ((2, 2, 9, 35), (7, 3, 3), 1),      # odd height and width: a row and a column in no window
     ((2, 3, 12, 12), (5, 5, 5), 0),     # 'valid': 8x8 outputs, windows in part tiles
+    ((2, 3, 14, 14), (4, 3, 3), 1),     # 7 rows of 7 windows: two rows a step, the last alone
+    ((2, 2, 16, 10), (3, 3, 3), 1),     # rows of 5 windows: two a step in floats, one in doubles
 ])
 def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_ways(
         simd_path, path, dtype, shape, kernel, padding):

@@ -5,7 +5,7 @@ from libc.string cimport memset
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, gemm_work_size, implicit_gemm,
                      pack_panels_of, panel_rows, simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
-from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_row
+from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_plane, max_pool_2x2_row
 from ._reduce cimport fixed_order_sum
 from ._rows cimport rows_out, rows_take
 
@@ -213,6 +213,11 @@ def conv2d_forward_implicit(
                     continue
                 # pooled while the output is in cache: the windows see the
                 # values y would have held, bias added
+                if not need_argmax:
+                    max_pool_2x2_plane(wide + f * ldc, tile_row, pooled_h, pooled_w,
+                                       &bias[f] if has_bias else NULL, relu,
+                                       &y[n, f, 0], path)
+                    continue
                 for i in range(pooled_h):
                     row = wide + f * ldc + 2 * i * tile_row
                     max_pool_2x2_row(row, row + tile_row, pooled_w, 2 * i * ow, ow,

@@ -11,6 +11,12 @@ cdef extern from "pool.h":
     Py_ssize_t skc_max_pool_2x2_row_d(const double *top, const double *bottom, Py_ssize_t ow,
                                       Py_ssize_t k0, Py_ssize_t w, const double *bias, int relu,
                                       double *out, Py_ssize_t *index) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_plane_rows_s(const float *top, Py_ssize_t ldt, Py_ssize_t ph,
+                                             Py_ssize_t pw, const float *bias, int relu,
+                                             float *out, int path) noexcept nogil
+    Py_ssize_t skc_max_pool_2x2_plane_rows_d(const double *top, Py_ssize_t ldt, Py_ssize_t ph,
+                                             Py_ssize_t pw, const double *bias, int relu,
+                                             double *out, int path) noexcept nogil
     Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
                                                const float *y, Py_ssize_t ow, Py_ssize_t k0,
                                                Py_ssize_t w, float *top) noexcept nogil
@@ -61,6 +67,29 @@ cdef inline void max_pool_2x2_row(
         if index:
             index[j] = k0 + q_upper + wins * (w + q_lower - q_upper)
         j = j + 1
+
+
+cdef inline void max_pool_2x2_plane(
+    const floating *top,                # IN  window (i, j) reads top[2i * ldt + 2j] and the row below
+    Py_ssize_t ldt,                     # a row of the windows' rows
+    Py_ssize_t ph, Py_ssize_t pw,       # windows down and across
+    const floating *bias,               # IN  added to every element first (a convolution's), or NULL
+    bint relu,                          # then max(., 0) of each maximum (NaN and -0.0 stay)
+    floating *out,                      # OUT (ph * pw,) each window's maximum
+    int path,                           # the SIMD path in use (_gemm.simd_path())
+) noexcept nogil:
+    # max_pool_2x2_row's values for a plane's rows, the same bits: on the
+    # avx512 path pool.h's plane kernel takes them all (several rows a step
+    # where they are short), else the row kernel one row at a time
+    cdef Py_ssize_t i = 0
+    if floating is float:
+        i = skc_max_pool_2x2_plane_rows_s(top, ldt, ph, pw, bias, relu, out, path)
+    else:
+        i = skc_max_pool_2x2_plane_rows_d(top, ldt, ph, pw, bias, relu, out, path)
+    while i < ph:
+        max_pool_2x2_row(top + 2 * i * ldt, top + (2 * i + 1) * ldt, pw, 0, 0, bias, relu,
+                         out + i * pw, NULL, path > 0)
+        i = i + 1
 
 
 cdef inline void max_pool_2x2_row_values(

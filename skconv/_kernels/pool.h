@@ -18,6 +18,7 @@
 #define SKCONV_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -254,6 +255,70 @@ static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const 
     return j;
 }
 
+/* The values alone (inference: no indices), a plane at a time, in AVX-512's sixteen
+ * (eight) lanes: the choices above, in the same order, on mask registers. Window (i, j)
+ * reads top + 2 i * ldt + 2 j and the row ldt further; out[i * pw + j]. The even and
+ * odd columns of a step's rows come out of two-source permutes: rows of at most half
+ * a vector of windows (7 for 14 x 14 maps) go two at a time, their windows side by side
+ * in one vector as they are in out. Whole and masked loads and stores read and write
+ * nothing past the rows (a masked AVX2 store is slow on AMD's cores, and the row
+ * kernel above pays one a row for short rows). Not in the emulated build
+ * (tools/avx512_emulated.sh), whose avx512 path takes the row kernel. */
+#ifndef SKC_EMULATE_AVX512
+#define SKC_POOL_PLANE(SFX, T, VEC, VL, MASK_T, IDX_T, SET1, LOADZ, STOREM, PERM, CMP, BLEND, \
+                       ADD, ZERO)                                                       \
+    __attribute__((target("avx512f")))                                                  \
+    static void skc_max_pool_2x2_plane_##SFX(const T *top, ptrdiff_t ldt, ptrdiff_t ph,  \
+                                              ptrdiff_t pw, const T *bias, int relu, T *out) \
+    {                                                                                   \
+        const int pair = 2 * pw <= VL; /* two rows a step */                            \
+        IDX_T even_idx[VL], odd_idx[VL];                                                \
+        for (int l = 0; l < VL; l++) {                                                  \
+            even_idx[l] = pair && l >= pw ? VL + 2 * (l - pw) : 2 * l;                  \
+            odd_idx[l] = even_idx[l] + 1;                                               \
+        }                                                                               \
+        const __m512i even = _mm512_loadu_si512(even_idx), odd = _mm512_loadu_si512(odd_idx); \
+        const VEC shift = bias ? SET1(*bias) : ZERO(), zero = ZERO();                   \
+        for (ptrdiff_t i = 0; i < ph; i += pair ? 2 : 1)                                \
+            for (ptrdiff_t j = 0; j < pw; j += VL) {                                    \
+                const T *t0 = top + 2 * i * ldt + 2 * j, *b0 = t0 + ldt, *t1, *b1;      \
+                MASK_T m0, m1;                                                          \
+                ptrdiff_t n; /* windows this step */                                   \
+                if (pair) {                                                             \
+                    const int second = i + 1 < ph;                                      \
+                    t1 = t0 + 2 * ldt, b1 = b0 + 2 * ldt;                               \
+                    m0 = (MASK_T)((1u << 2 * pw) - 1), m1 = second ? m0 : 0;            \
+                    n = second ? 2 * pw : pw;                                           \
+                } else {                                                                \
+                    n = pw - j < VL ? pw - j : VL;                                      \
+                    t1 = t0 + VL, b1 = b0 + VL;                                         \
+                    m0 = (MASK_T)(2 * n >= VL ? (1u << VL) - 1 : (1u << 2 * n) - 1);   \
+                    m1 = (MASK_T)(2 * n > VL ? (1u << (2 * n - VL)) - 1 : 0);           \
+                }                                                                       \
+                const VEC tt0 = ADD(LOADZ(m0, t0), shift), tt1 = ADD(LOADZ(m1, t1), shift); \
+                const VEC bb0 = ADD(LOADZ(m0, b0), shift), bb1 = ADD(LOADZ(m1, b1), shift); \
+                const VEC a = PERM(tt0, even, tt1), b = PERM(tt0, odd, tt1);            \
+                const VEC d = PERM(bb0, even, bb1), e = PERM(bb0, odd, bb1);            \
+                /* the later operand wins if larger or NaN */                          \
+                const MASK_T right = CMP(b, a, _CMP_GT_OQ) | CMP(b, b, _CMP_UNORD_Q);   \
+                const MASK_T lower_right = CMP(e, d, _CMP_GT_OQ) | CMP(e, e, _CMP_UNORD_Q); \
+                const VEC upper = BLEND(right, a, b), lower = BLEND(lower_right, d, e); \
+                const MASK_T down = CMP(lower, upper, _CMP_GT_OQ) | CMP(lower, lower, _CMP_UNORD_Q); \
+                VEC best = BLEND(down, upper, lower);                                   \
+                if (relu)                                                               \
+                    best = BLEND(CMP(best, zero, _CMP_LT_OQ), best, zero);              \
+                STOREM(out + i * pw + j, (MASK_T)((1u << n) - 1), best);               \
+            }                                                                           \
+    }
+SKC_POOL_PLANE(s, float, __m512, 16, __mmask16, int32_t, _mm512_set1_ps, _mm512_maskz_loadu_ps,
+               _mm512_mask_storeu_ps, _mm512_permutex2var_ps, _mm512_cmp_ps_mask,
+               _mm512_mask_blend_ps, _mm512_add_ps, _mm512_setzero_ps)
+SKC_POOL_PLANE(d, double, __m512d, 8, __mmask8, int64_t, _mm512_set1_pd, _mm512_maskz_loadu_pd,
+               _mm512_mask_storeu_pd, _mm512_permutex2var_pd, _mm512_cmp_pd_mask,
+               _mm512_mask_blend_pd, _mm512_add_pd, _mm512_setzero_pd)
+#define SKC_HAVE_POOL_PLANE 1
+#endif
+
 #define SKC_HAVE_VECTOR_POOL 1
 #else
 #define SKC_HAVE_VECTOR_POOL 0
@@ -282,5 +347,37 @@ static inline ptrdiff_t skc_max_pool_2x2_row_d(const double *top, const double *
     return 0;
 }
 #endif
+
+#ifndef SKC_HAVE_POOL_PLANE
+#define SKC_HAVE_POOL_PLANE 0
+static void skc_max_pool_2x2_plane_s(const float *top, ptrdiff_t ldt, ptrdiff_t ph, ptrdiff_t pw,
+                                     const float *bias, int relu, float *out) {}
+static void skc_max_pool_2x2_plane_d(const double *top, ptrdiff_t ldt, ptrdiff_t ph,
+                                     ptrdiff_t pw, const double *bias, int relu, double *out) {}
+#endif
+
+/* skc_max_pool_2x2_plane on the avx512 path where the build has it: the rows it did
+ * (all of them, or none: the caller's row kernel then does them). path: gemm.h's
+ * numbering, 2 for AVX-512. */
+static inline ptrdiff_t skc_max_pool_2x2_plane_rows_s(const float *top, ptrdiff_t ldt,
+                                                      ptrdiff_t ph, ptrdiff_t pw,
+                                                      const float *bias, int relu, float *out,
+                                                      int path)
+{
+    if (!SKC_HAVE_POOL_PLANE || path != 2)
+        return 0;
+    skc_max_pool_2x2_plane_s(top, ldt, ph, pw, bias, relu, out);
+    return ph;
+}
+static inline ptrdiff_t skc_max_pool_2x2_plane_rows_d(const double *top, ptrdiff_t ldt,
+                                                      ptrdiff_t ph, ptrdiff_t pw,
+                                                      const double *bias, int relu, double *out,
+                                                      int path)
+{
+    if (!SKC_HAVE_POOL_PLANE || path != 2)
+        return 0;
+    skc_max_pool_2x2_plane_d(top, ldt, ph, pw, bias, relu, out);
+    return ph;
+}
 
 #endif /* SKCONV_POOL_H */
