@@ -465,6 +465,60 @@ def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_w
                     np.testing.assert_array_equal(a.view(bits), e.view(bits))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((3, 1, 28, 28), (32, 3, 3), 1),    # the default net's first block: one channel, 9 taps
+    ((2, 5, 14, 14), (40, 3, 3), 1),    # 14 x 14: 196 positions, tiles of 8 leave 4
+    ((2, 3, 9, 11), (19, 3, 3), 1),     # odd sides (a row and a column in no window), odd filters
+    ((1, 2, 12, 12), (17, 5, 5), 0),    # 'valid' 8 x 8, 17 filters: a part vector of them
+])
+def test_pooled_convolution_by_positions_has_the_bits_of_the_implicit_product(
+        simd_path, path, dtype, shape, kernel, padding, monkeypatch):
+    # at inference a pooled convolution may compute its product positions by
+    # filters (_engine.positions_first): the same chains and choices, so the
+    # bits of the implicit product's pooled output, with and without bias and
+    # ReLU, ties and NaN included; forced here on shapes it takes and not
+    simd_path(path)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-1, 2, size=shape).astype(dtype)
+    x[0, 0, 2, 3] = np.nan
+    x[-1, -1, 1, 1] = -0.0
+    w = rng.integers(-1, 2, size=(kernel[0], shape[1] * kernel[1] * kernel[2])).astype(dtype)
+    g = _engine.geometry(x.shape, kernel[1:], 1, padding, 1)
+    bits = f"u{x.itemsize}"
+    for b in (None, rng.integers(-2, 3, size=kernel[0]).astype(dtype) / 4):
+        y = _engine.conv2d(x, w, b, g)
+        pg = _engine.pool_geometry(y.shape, 2, None, 0)
+        for relu in (False, True):
+            expected = _engine.max_pool2d(y, pg, False, relu=relu)
+            monkeypatch.setattr(_engine, "positions_first", lambda *args: False)
+            implicit = _engine.conv2d(x, w, b, g, pool2=(relu, None))
+            monkeypatch.setattr(_engine, "positions_first", lambda *args: True)
+            plan = _engine.conv2d_plan(g, kernel[0], x.dtype, x.shape[0])
+            assert plan.implicit.by_position is not None
+            by_positions = _engine.conv2d(x, w, b, g, pool2=(relu, None), plan=plan)
+            np.testing.assert_array_equal(implicit.view(bits), expected.view(bits))
+            np.testing.assert_array_equal(by_positions.view(bits), expected.view(bits))
+            # training's pooling keeps its argmax: the implicit product, the same values
+            argmax = np.empty(expected.shape, dtype=np.intp)
+            pooled = _engine.conv2d(x, w, b, g, pool2=(relu, argmax), plan=plan)
+            np.testing.assert_array_equal(pooled.view(bits), expected.view(bits))
+
+
+def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
+    # the choice is by shape: 14 x 14 and 28 x 28 maps (columns between rows
+    # in the implicit tiles) go by positions, 16 x 16 and 32 x 32 (none) not,
+    # nor strides; either way the same bits (the test above)
+    def takes(c, f, side, stride=1):
+        g = _engine.geometry((4, c, side, side), (3, 3), stride, 1, 1)
+        layout = _engine.padded_image(g, f, np.float32)[0]
+        return _engine.positions_first(g, f, np.float32, layout)
+
+    assert takes(32, 64, 14) and takes(1, 32, 28)
+    assert not takes(32, 64, 16) and not takes(16, 32, 32) and not takes(32, 64, 14, stride=2)
+
+
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)

@@ -5,9 +5,10 @@ from libc.string cimport memset
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, gemm_work_size, implicit_gemm,
                      pack_panels_of, panel_rows, simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
-from ._pool cimport max_pool_2x2_backward_plane, max_pool_2x2_plane, max_pool_2x2_row
+from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
+                     max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, rows_take
+from ._rows cimport rows_out, rows_take, rows_transpose
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -117,8 +118,22 @@ def conv2d_forward_implicit(
     image and writes the outputs its tiles computed; every output is the same
     chain whichever task computes it.
 
+    ``layout.by_position`` (an _engine.PositionLayout, or None), used with
+    ``pool2`` and neither argmax nor cols (inference): the product is computed
+    the other way round, output positions by filters, each tile a few
+    positions' taps (gemm_tap_rows: the taps' rows of the image read from the
+    positions' starts) by a vector or two of filters, so that no column
+    between two rows of a small map is computed (14 x 14 maps compute 16
+    columns a row the other way) and a product of few taps (one channel's 3 x
+    3) keeps the filters' tiles busy; each filter a lane, the 2x2 windows are
+    then vector picks down its rows (max_pool_2x2_positions), and the pooled
+    values are transposed into y's planes. The same chains and choices: the
+    same bits.
+
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
-    padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows, tile_shape).
+    padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows,
+    tile_shape), or with ``layout.by_position`` padded_size + the larger of
+    that and the position product's (PositionLayout.size).
     """
     cdef const Py_ssize_t[::1] offsets = layout.offsets, starts = layout.starts
     cdef Py_ssize_t tile_row = layout.tile_row, channel_stride = layout.channel_stride
@@ -155,6 +170,20 @@ def conv2d_forward_implicit(
     cdef Py_ssize_t ldc = <Py_ssize_t> n_tiles * width
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
+    by_position = layout.by_position
+    cdef bint positions_first = (by_position is not None and pool2 and not need_argmax
+                                 and not keep_cols)
+    cdef const Py_ssize_t[::1] positions
+    cdef Py_ssize_t pos_rows = 0, pos_ldc = 0, pooled_rows = 0
+    cdef floating *product
+    cdef floating *pooled
+    if by_position is not None:
+        per_thread = padded_size + max(per_thread - padded_size, <Py_ssize_t> by_position.size)
+        positions = by_position.positions
+        pos_rows, pos_ldc, pooled_rows = by_position.rows, by_position.ldc, by_position.pooled_rows
+    if work.shape[0] < panels_size + n_threads * per_thread:
+        raise ValueError(f"work of {work.shape[0]} elements, {panels_size + n_threads * per_thread}"
+                         " needed")
     # where the product's columns are the output's own (tiles of a row each,
     # exactly ow wide) and its rows the filters (no panel of padding rows), it
     # is computed straight into y: the bias, residual and ReLU then go on in place
@@ -181,6 +210,16 @@ def conv2d_forward_implicit(
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
             _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g, path)
+            if positions_first:
+                product = wide
+                pooled = product + pos_rows * pos_ldc
+                gemm_tap_rows(g.oh * ow, nf, ckk, img, &positions[0], &offsets[0], &w[0, 0], 1,
+                              ckk, product, pos_ldc, False, True, pooled + pooled_rows * pos_ldc)
+                max_pool_2x2_positions(product, pos_ldc, pooled_h, pooled_w, ow, nf,
+                                       &bias[0] if has_bias else NULL, relu, pooled, pos_ldc, path)
+                rows_transpose(pooled, pos_ldc, pooled_h * pooled_w, nf, &y[n, 0, 0],
+                               pooled_h * pooled_w, path)
+                continue
             if keep_cols:
                 im2col_sample(x[n], cols_v[n], &g)
             if t1 > t0:

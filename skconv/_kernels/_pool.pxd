@@ -17,6 +17,14 @@ cdef extern from "pool.h":
     Py_ssize_t skc_max_pool_2x2_plane_rows_d(const double *top, Py_ssize_t ldt, Py_ssize_t ph,
                                              Py_ssize_t pw, const double *bias, int relu,
                                              double *out, int path) noexcept nogil
+    void skc_max_pool_2x2_positions_s(const float *c, Py_ssize_t ldc, Py_ssize_t ph,
+                                      Py_ssize_t pw, Py_ssize_t ow, Py_ssize_t n,
+                                      const float *bias, int relu, float *out, Py_ssize_t ldo,
+                                      int path) noexcept nogil
+    void skc_max_pool_2x2_positions_d(const double *c, Py_ssize_t ldc, Py_ssize_t ph,
+                                      Py_ssize_t pw, Py_ssize_t ow, Py_ssize_t n,
+                                      const double *bias, int relu, double *out, Py_ssize_t ldo,
+                                      int path) noexcept nogil
     Py_ssize_t skc_max_pool_2x2_backward_row_s(const float *dy, const Py_ssize_t *index,
                                                const float *y, Py_ssize_t ow, Py_ssize_t k0,
                                                Py_ssize_t w, float *top) noexcept nogil
@@ -90,6 +98,25 @@ cdef inline void max_pool_2x2_plane(
         max_pool_2x2_row(top + 2 * i * ldt, top + (2 * i + 1) * ldt, pw, 0, 0, bias, relu,
                          out + i * pw, NULL, path > 0)
         i = i + 1
+
+
+cdef inline void max_pool_2x2_positions(
+    const floating *c,                  # IN  (oh * ow, n) row stride ldc: a product of
+    Py_ssize_t ldc,                     #     positions by filters
+    Py_ssize_t ph, Py_ssize_t pw,       # windows down and across
+    Py_ssize_t ow,                      # positions in a row of the product's map
+    Py_ssize_t n,                       # filters
+    const floating *bias,               # IN  (n,) added to every element first, or NULL
+    bint relu,                          # then max(., 0) of each maximum (NaN and -0.0 stay)
+    floating *out,                      # OUT (ph * pw, n) row stride ldo
+    Py_ssize_t ldo,
+    int path,                           # the SIMD path in use (_gemm.simd_path())
+) noexcept nogil:
+    # max_pool_2x2_row's values, the same bits, each filter a lane (pool.h)
+    if floating is float:
+        skc_max_pool_2x2_positions_s(c, ldc, ph, pw, ow, n, bias, relu, out, ldo, path)
+    else:
+        skc_max_pool_2x2_positions_d(c, ldc, ph, pw, ow, n, bias, relu, out, ldo, path)
 
 
 cdef inline void max_pool_2x2_row_values(

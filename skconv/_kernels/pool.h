@@ -356,28 +356,124 @@ static void skc_max_pool_2x2_plane_d(const double *top, ptrdiff_t ldt, ptrdiff_t
                                      ptrdiff_t pw, const double *bias, int relu, double *out) {}
 #endif
 
+/* The values of 2x2 max pooling over a product of positions by filters (a convolution's
+ * output with the filters along its rows: see _conv.conv2d_forward_implicit): window
+ * (i, j) of each filter f reads rows (2i) * ow + 2j, the one after, and the two ow rows
+ * further, at element f; out[(i * pw + j) * ldo + f]. bias[f] (or NULL: none) is added
+ * to each first; the choices of max_pool_2x2_row, in its order (each row's pair, then
+ * the two rows, the later operand winning if larger or NaN), then the ReLU, so the same
+ * bits. Each filter a lane: on the SIMD paths the rows are read and out written in whole
+ * vectors up to n rounded up to the vector (the product's tiles and the caller's
+ * scratch have that room; bias is read masked). */
+#define SKC_PICK(best, v) (((v) > (best)) | ((v) != (v)) ? (v) : (best))
+#define SKC_POSITIONS_PORTABLE(SFX, T)                                          \
+    static inline void skc_pool_positions_window_portable_##SFX(                \
+        const T *top, const T *bottom, ptrdiff_t ldc, ptrdiff_t n, const T *bias, \
+        int relu, T *o)                                                         \
+    {                                                                           \
+        for (ptrdiff_t f = 0; f < n; f++) {                                     \
+            T a = top[f], b = top[ldc + f], d = bottom[f], e = bottom[ldc + f]; \
+            if (bias) /* (no shift at all without one: -0.0 + 0 is +0.0) */     \
+                a += bias[f], b += bias[f], d += bias[f], e += bias[f];         \
+            const T best = SKC_PICK(SKC_PICK(a, b), SKC_PICK(d, e));           \
+            o[f] = relu && best < 0 ? 0 : best;                                 \
+        }                                                                       \
+    }
+SKC_POSITIONS_PORTABLE(s, float)
+SKC_POSITIONS_PORTABLE(d, double)
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+/* PICK(best, v): v where larger than best or NaN, else best; BIAS(p, k): k values from
+ * p, zeros past them; RELU(v): 0 where v < 0 (NaN and -0.0 stay) */
+#define SKC_POSITIONS_SIMD(SFX, TARGET, T, VEC, VL, LOADU, STOREU, ADD, BIAS, PICK, RELU) \
+    __attribute__((target(TARGET)))                                             \
+    static inline void skc_pool_positions_window_##SFX(                         \
+        const T *top, const T *bottom, ptrdiff_t ldc, ptrdiff_t n, const T *bias, \
+        int relu, T *o)                                                         \
+    {                                                                           \
+        for (ptrdiff_t f = 0; f < n; f += VL) {                                 \
+            VEC a = LOADU(top + f), b = LOADU(top + ldc + f);                   \
+            VEC d = LOADU(bottom + f), e = LOADU(bottom + ldc + f);             \
+            if (bias) {                                                         \
+                const VEC v = BIAS(bias + f, n - f);                            \
+                a = ADD(a, v), b = ADD(b, v), d = ADD(d, v), e = ADD(e, v);     \
+            }                                                                   \
+            const VEC best = PICK(PICK(a, b), PICK(d, e));                     \
+            STOREU(o + f, relu ? RELU(best) : best);                            \
+        }                                                                       \
+    }
+#define SKC_PICK_AVX2_S(best, v) _mm256_blendv_ps(best, v, _mm256_or_ps(        \
+    _mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
+#define SKC_PICK_AVX2_D(best, v) _mm256_blendv_pd(best, v, _mm256_or_pd(        \
+    _mm256_cmp_pd(v, best, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q)))
+#define SKC_RELU_AVX2_S(v) _mm256_blendv_ps(v, _mm256_setzero_ps(),             \
+                                            _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
+#define SKC_RELU_AVX2_D(v) _mm256_blendv_pd(v, _mm256_setzero_pd(),             \
+                                            _mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_LT_OQ))
+#define SKC_BIAS_AVX2_S(p, k) skc_load_s(p, (int)((k) < 8 ? (k) : 8))
+#define SKC_BIAS_AVX2_D(p, k) skc_load_d(p, (int)((k) < 4 ? (k) : 4))
+SKC_POSITIONS_SIMD(avx2_s, "avx2", float, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
+                   _mm256_add_ps, SKC_BIAS_AVX2_S, SKC_PICK_AVX2_S, SKC_RELU_AVX2_S)
+SKC_POSITIONS_SIMD(avx2_d, "avx2", double, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd,
+                   _mm256_add_pd, SKC_BIAS_AVX2_D, SKC_PICK_AVX2_D, SKC_RELU_AVX2_D)
+#ifndef SKC_EMULATE_AVX512
+#define SKC_PICK_AVX512_S(best, v) _mm512_mask_blend_ps(                        \
+    _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), best, v)
+#define SKC_PICK_AVX512_D(best, v) _mm512_mask_blend_pd(                        \
+    _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), best, v)
+#define SKC_RELU_AVX512_S(v) _mm512_mask_blend_ps(                              \
+    _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_setzero_ps())
+#define SKC_RELU_AVX512_D(v) _mm512_mask_blend_pd(                              \
+    _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ), v, _mm512_setzero_pd())
+#define SKC_BIAS_AVX512_S(p, k) _mm512_maskz_loadu_ps(                          \
+    (__mmask16)((k) >= 16 ? 0xFFFFu : (1u << (k)) - 1), p)
+#define SKC_BIAS_AVX512_D(p, k) _mm512_maskz_loadu_pd(                          \
+    (__mmask8)((k) >= 8 ? 0xFFu : (1u << (k)) - 1), p)
+SKC_POSITIONS_SIMD(avx512_s, "avx512f", float, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,
+                   _mm512_add_ps, SKC_BIAS_AVX512_S, SKC_PICK_AVX512_S, SKC_RELU_AVX512_S)
+SKC_POSITIONS_SIMD(avx512_d, "avx512f", double, __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd,
+                   _mm512_add_pd, SKC_BIAS_AVX512_D, SKC_PICK_AVX512_D, SKC_RELU_AVX512_D)
+#else /* the emulated build runs AVX-512's path with AVX2's code */
+#define skc_pool_positions_window_avx512_s skc_pool_positions_window_avx2_s
+#define skc_pool_positions_window_avx512_d skc_pool_positions_window_avx2_d
+#endif
+#define SKC_POSITIONS_WINDOW(SFX, path, ...)                                    \
+    ((path) == 2 ? skc_pool_positions_window_avx512_##SFX(__VA_ARGS__)          \
+     : (path) == 1 ? skc_pool_positions_window_avx2_##SFX(__VA_ARGS__)          \
+     : skc_pool_positions_window_portable_##SFX(__VA_ARGS__))
+#else
+#define SKC_POSITIONS_WINDOW(SFX, path, ...) skc_pool_positions_window_portable_##SFX(__VA_ARGS__)
+#endif
+#define SKC_POOL_POSITIONS(SFX, T)                                              \
+    static void skc_max_pool_2x2_positions_##SFX(const T *c, ptrdiff_t ldc, ptrdiff_t ph, \
+                                                 ptrdiff_t pw, ptrdiff_t ow, ptrdiff_t n, \
+                                                 const T *bias, int relu, T *out,  \
+                                                 ptrdiff_t ldo, int path)       \
+    {                                                                           \
+        for (ptrdiff_t i = 0; i < ph; i++)                                      \
+            for (ptrdiff_t j = 0; j < pw; j++) {                                \
+                const T *top = c + (2 * i * ow + 2 * j) * ldc;                  \
+                SKC_POSITIONS_WINDOW(SFX, path, top, top + ow * ldc, ldc, n, bias, relu, \
+                                     out + (i * pw + j) * ldo);                 \
+            }                                                                   \
+    }
+/* path: gemm.h's numbering (0 portable, 1 AVX2, 2 AVX-512) */
+SKC_POOL_POSITIONS(s, float)
+SKC_POOL_POSITIONS(d, double)
+
 /* skc_max_pool_2x2_plane on the avx512 path where the build has it: the rows it did
  * (all of them, or none: the caller's row kernel then does them). path: gemm.h's
  * numbering, 2 for AVX-512. */
-static inline ptrdiff_t skc_max_pool_2x2_plane_rows_s(const float *top, ptrdiff_t ldt,
-                                                      ptrdiff_t ph, ptrdiff_t pw,
-                                                      const float *bias, int relu, float *out,
-                                                      int path)
-{
-    if (!SKC_HAVE_POOL_PLANE || path != 2)
-        return 0;
-    skc_max_pool_2x2_plane_s(top, ldt, ph, pw, bias, relu, out);
-    return ph;
-}
-static inline ptrdiff_t skc_max_pool_2x2_plane_rows_d(const double *top, ptrdiff_t ldt,
-                                                      ptrdiff_t ph, ptrdiff_t pw,
-                                                      const double *bias, int relu, double *out,
-                                                      int path)
-{
-    if (!SKC_HAVE_POOL_PLANE || path != 2)
-        return 0;
-    skc_max_pool_2x2_plane_d(top, ldt, ph, pw, bias, relu, out);
-    return ph;
-}
+#define SKC_PLANE_ROWS(SFX, T)                                                  \
+    static inline ptrdiff_t skc_max_pool_2x2_plane_rows_##SFX(                  \
+        const T *top, ptrdiff_t ldt, ptrdiff_t ph, ptrdiff_t pw, const T *bias, int relu, \
+        T *out, int path)                                                       \
+    {                                                                           \
+        if (!SKC_HAVE_POOL_PLANE || path != 2)                                  \
+            return 0;                                                           \
+        skc_max_pool_2x2_plane_##SFX(top, ldt, ph, pw, bias, relu, out);        \
+        return ph;                                                              \
+    }
+SKC_PLANE_ROWS(s, float)
+SKC_PLANE_ROWS(d, double)
 
 #endif /* SKCONV_POOL_H */

@@ -100,6 +100,88 @@ SKC_TAKE(avx512_d, SKC_ROWS_AVX512, double)
 #define SKC_ROWS_CALL(F, SFX, path, ...) F##portable_##SFX(__VA_ARGS__)
 #endif
 
+/* skc_rows_transpose: out[j * ldo + i] = c[i * ldc + j], i < rows, j < n: a product of
+ * positions by filters written out as the filters' planes. c must be readable for rows
+ * and n rounded up to 8; nothing is written past rows and n. In blocks of 8 x 8 floats
+ * (4 x 4 doubles) through AVX2's shuffles on the SIMD paths. Data movement only. */
+#define SKC_TRANSPOSE_LOOP(T)                                                   \
+    for (ptrdiff_t i = 0; i < rows; i++)                                        \
+        for (ptrdiff_t j = 0; j < n; j++)                                       \
+            out[j * ldo + i] = c[i * ldc + j];
+static void skc_rows_transpose_portable_s(const float *c, ptrdiff_t ldc, ptrdiff_t rows,
+                                          ptrdiff_t n, float *out, ptrdiff_t ldo)
+{
+    SKC_TRANSPOSE_LOOP(float)
+}
+static void skc_rows_transpose_portable_d(const double *c, ptrdiff_t ldc, ptrdiff_t rows,
+                                          ptrdiff_t n, double *out, ptrdiff_t ldo)
+{
+    SKC_TRANSPOSE_LOOP(double)
+}
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* v[k] = column k of the 8 x 8 block at c (row stride ldc) */
+__attribute__((target("avx2")))
+static inline void skc_block8_s(const float *c, ptrdiff_t ldc, __m256 v[8])
+{
+    __m256 t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        const __m256 a = _mm256_loadu_ps(c + r * ldc), b = _mm256_loadu_ps(c + (r + 1) * ldc);
+        t[r] = _mm256_unpacklo_ps(a, b), t[r + 1] = _mm256_unpackhi_ps(a, b);
+    }
+    for (int r = 0; r < 8; r += 4) {
+        u[r] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);
+        u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);
+        u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);
+        u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+        v[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+    }
+}
+__attribute__((target("avx2")))
+static inline void skc_block4_d(const double *c, ptrdiff_t ldc, __m256d v[4])
+{
+    const __m256d r0 = _mm256_loadu_pd(c), r1 = _mm256_loadu_pd(c + ldc);
+    const __m256d r2 = _mm256_loadu_pd(c + 2 * ldc), r3 = _mm256_loadu_pd(c + 3 * ldc);
+    const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    v[0] = _mm256_permute2f128_pd(t0, t2, 0x20), v[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    v[2] = _mm256_permute2f128_pd(t0, t2, 0x31), v[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+/* B x B blocks; a last block of rows through a stack tile, whose valid part is copied */
+#define SKC_TRANSPOSE_BLOCKS(SFX, T, VEC, B, BLOCK, STOREU)                     \
+    __attribute__((target("avx2")))                                             \
+    static void skc_rows_transpose_avx2_##SFX(const T *c, ptrdiff_t ldc, ptrdiff_t rows, \
+                                              ptrdiff_t n, T *out, ptrdiff_t ldo) \
+    {                                                                           \
+        T tile[B * B];                                                          \
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += B) {                               \
+            const ptrdiff_t cols = n - j0 < B ? n - j0 : B;                     \
+            for (ptrdiff_t i0 = 0; i0 < rows; i0 += B) {                        \
+                VEC v[B];                                                       \
+                BLOCK(c + i0 * ldc + j0, ldc, v);                               \
+                if (rows - i0 >= B) {                                           \
+                    for (ptrdiff_t k = 0; k < cols; k++)                        \
+                        STOREU(out + (j0 + k) * ldo + i0, v[k]);                \
+                    continue;                                                   \
+                }                                                               \
+                for (int k = 0; k < B; k++)                                     \
+                    STOREU(tile + k * B, v[k]);                                 \
+                for (ptrdiff_t k = 0; k < cols; k++)                            \
+                    for (ptrdiff_t i = 0; i < rows - i0; i++)                   \
+                        out[(j0 + k) * ldo + i0 + i] = tile[k * B + i];         \
+            }                                                                   \
+        }                                                                       \
+    }
+SKC_TRANSPOSE_BLOCKS(s, float, __m256, 8, skc_block8_s, _mm256_storeu_ps)
+SKC_TRANSPOSE_BLOCKS(d, double, __m256d, 4, skc_block4_d, _mm256_storeu_pd)
+/* AVX2's shuffles serve the AVX-512 path too */
+#define skc_rows_transpose_avx512_s skc_rows_transpose_avx2_s
+#define skc_rows_transpose_avx512_d skc_rows_transpose_avx2_d
+#endif
+
 /* path: the SIMD path in use, as gemm.h numbers them (0 portable, 1 AVX2, 2 AVX-512) */
 static void skc_rows_out_s(const float *c, ptrdiff_t ldc, const float *bias, const float *res,
                            ptrdiff_t ldr, int relu, ptrdiff_t rows, ptrdiff_t n, float *out,
@@ -112,6 +194,16 @@ static void skc_rows_out_d(const double *c, ptrdiff_t ldc, const double *bias, c
                            ptrdiff_t ldo, int path)
 {
     SKC_ROWS_CALL(skc_rows_out_, d, path, c, ldc, bias, res, ldr, relu, rows, n, out, ldo);
+}
+static void skc_rows_transpose_s(const float *c, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t n,
+                                 float *out, ptrdiff_t ldo, int path)
+{
+    SKC_ROWS_CALL(skc_rows_transpose_, s, path, c, ldc, rows, n, out, ldo);
+}
+static void skc_rows_transpose_d(const double *c, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t n,
+                                 double *out, ptrdiff_t ldo, int path)
+{
+    SKC_ROWS_CALL(skc_rows_transpose_, d, path, c, ldc, rows, n, out, ldo);
 }
 static void skc_rows_take_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
                             ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
