@@ -454,7 +454,9 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
         else None
     if by_position is not None:
         per_thread = max(per_thread, by_position.size)
-    work_shape = (rows * ckk + n_threads * (layout.padded_size + per_thread),)
+    # the weights' panels, or w^T packed for the product by positions
+    packed = max(rows, by_position.ldc if by_position is not None else 0) * ckk
+    work_shape = (packed + n_threads * (layout.padded_size + per_thread),)
     return ConvPlan(n_threads, layout._replace(parts=parts, by_position=by_position),
                     work_shape, *shapes)
 

@@ -2,8 +2,9 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
-from ._gemm cimport (gemm, gemm_tap_rows, gemm_taps, gemm_work_size, implicit_gemm,
-                     pack_panels_of, panel_rows, simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
+from ._gemm cimport (gemm, gemm_tap_rows, gemm_tap_rows_packed, gemm_taps, gemm_work_size,
+                     implicit_gemm, pack_panels_of, pack_tap_rows_b, panel_rows, simd_path,
+                     tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
@@ -181,6 +182,8 @@ def conv2d_forward_implicit(
         per_thread = padded_size + max(per_thread - padded_size, <Py_ssize_t> by_position.size)
         positions = by_position.positions
         pos_rows, pos_ldc, pooled_rows = by_position.rows, by_position.ldc, by_position.pooled_rows
+        # w^T packed once for every sample's product, where A's panels would go
+        panels_size = max(panels_size, <Py_ssize_t> pos_ldc * ckk)
     if work.shape[0] < panels_size + n_threads * per_thread:
         raise ValueError(f"work of {work.shape[0]} elements, {panels_size + n_threads * per_thread}"
                          " needed")
@@ -195,7 +198,10 @@ def conv2d_forward_implicit(
     cdef floating *wide
     cdef floating *row
     with nogil:
-        pack_panels_of(nf, ckk, &w[0, 0], ckk, 1, &work[0])
+        if positions_first:
+            pack_tap_rows_b(nf, ckk, &w[0, 0], 1, ckk, &work[0])
+        else:
+            pack_panels_of(nf, ckk, &w[0, 0], ckk, 1, &work[0])
         for tid in range(n_threads):
             # the borders stay zero: only the middle of an image is written
             memset(&work[panels_size + tid * per_thread], 0, padded_size * sizeof(floating))
@@ -213,8 +219,9 @@ def conv2d_forward_implicit(
             if positions_first:
                 product = wide
                 pooled = product + pos_rows * pos_ldc
-                gemm_tap_rows(g.oh * ow, nf, ckk, img, &positions[0], &offsets[0], &w[0, 0], 1,
-                              ckk, product, pos_ldc, False, True, pooled + pooled_rows * pos_ldc)
+                gemm_tap_rows_packed(g.oh * ow, nf, ckk, img, &positions[0], &offsets[0],
+                                     &work[0], product, pos_ldc, True,
+                                     pooled + pooled_rows * pos_ldc)
                 max_pool_2x2_positions(product, pos_ldc, pooled_h, pooled_w, ow, nf,
                                        &bias[0] if has_bias else NULL, relu, pooled, pos_ldc, path)
                 rows_transpose(pooled, pos_ldc, pooled_h * pooled_w, nf, &y[n, 0, 0],

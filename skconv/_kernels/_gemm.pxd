@@ -32,6 +32,16 @@ cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t 
                          const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
                          double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
                          double *work) noexcept nogil
+cdef void spack_tap_rows_b(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
+                          float *out) noexcept nogil
+cdef void dpack_tap_rows_b(int n, int k, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
+                          double *out) noexcept nogil
+cdef void sgemm_tap_rows_packed(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                                const Py_ssize_t *pos, const float *bpacked, float *c,
+                                Py_ssize_t ldc, bint whole_tiles, float *work) noexcept nogil
+cdef void dgemm_tap_rows_packed(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                                const Py_ssize_t *pos, const double *bpacked, double *c,
+                                Py_ssize_t ldc, bint whole_tiles, double *work) noexcept nogil
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil
 # the SIMD path in use, as gemm.h numbers them: 0 portable, 1 AVX2, 2 AVX-512
 cdef int simd_path() noexcept nogil
@@ -121,3 +131,28 @@ cdef inline void gemm_tap_rows(int m, int n, int k,
         sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)
     else:
         dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)
+
+
+cdef inline void pack_tap_rows_b(int n, int k,
+                                 const floating *b, Py_ssize_t rsb, Py_ssize_t csb,  # IN  b[k, n]
+                                 floating *out) noexcept nogil:   # OUT tap_rows_packed_size(n, k)
+    """Pack b[k, n] once for gemm_tap_rows_packed's calls (n at most the GEMM's NC)."""
+    if floating is float:
+        spack_tap_rows_b(n, k, b, rsb, csb, out)
+    else:
+        dpack_tap_rows_b(n, k, b, rsb, csb, out)
+
+
+cdef inline void gemm_tap_rows_packed(int m, int n, int k,
+                                      const floating *x,            # IN  A[i, p] = x[roff[i] + pos[p]]
+                                      const Py_ssize_t *roff,       # IN  (m,)
+                                      const Py_ssize_t *pos,        # IN  (k,)
+                                      const floating *bpacked,      # IN  from pack_tap_rows_b
+                                      floating *c, Py_ssize_t ldc,  # OUT c[m, n]
+                                      bint whole_tiles,
+                                      floating *work) noexcept nogil:
+    """c = A @ b as gemm_tap_rows computes it, b packed once by pack_tap_rows_b."""
+    if floating is float:
+        sgemm_tap_rows_packed(m, n, k, x, roff, pos, bpacked, c, ldc, whole_tiles, work)
+    else:
+        dgemm_tap_rows_packed(m, n, k, x, roff, pos, bpacked, c, ldc, whole_tiles, work)

@@ -36,6 +36,21 @@ cdef extern from "gemm.h":
                              const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
                              Py_ssize_t csb, double *c, Py_ssize_t ldc, int accumulate,
                              int whole_tiles, double *work) nogil
+    void skc_pack_tap_rows_b_s(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
+                               float *out) nogil
+    void skc_pack_tap_rows_b_d(int n, int k, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
+                               double *out) nogil
+    void skc_gemm_tap_rows_packed_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                                    const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
+                                    Py_ssize_t csb, const float *bpacked, float *c,
+                                    Py_ssize_t ldc, int accumulate, int whole_tiles,
+                                    float *work) nogil
+    void skc_gemm_tap_rows_packed_d(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                                    const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
+                                    Py_ssize_t csb, const double *bpacked, double *c,
+                                    Py_ssize_t ldc, int accumulate, int whole_tiles,
+                                    double *work) nogil
+    Py_ssize_t skc_tap_rows_packed_size(int n, int k, int double_precision) nogil
     int skc_panel_rows(int m, int double_precision) nogil
     void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr) nogil
     int skc_tile_width(int double_precision) nogil
@@ -112,6 +127,30 @@ cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t 
                           work)
 
 
+cdef void spack_tap_rows_b(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
+                          float *out) noexcept nogil:
+    skc_pack_tap_rows_b_s(n, k, b, rsb, csb, out)
+
+
+cdef void dpack_tap_rows_b(int n, int k, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
+                          double *out) noexcept nogil:
+    skc_pack_tap_rows_b_d(n, k, b, rsb, csb, out)
+
+
+cdef void sgemm_tap_rows_packed(int m, int n, int k, const float *x, const Py_ssize_t *roff,
+                                const Py_ssize_t *pos, const float *bpacked, float *c,
+                                Py_ssize_t ldc, bint whole_tiles, float *work) noexcept nogil:
+    skc_gemm_tap_rows_packed_s(m, n, k, x, roff, pos, NULL, 0, 0, bpacked, c, ldc, False,
+                               whole_tiles, work)
+
+
+cdef void dgemm_tap_rows_packed(int m, int n, int k, const double *x, const Py_ssize_t *roff,
+                                const Py_ssize_t *pos, const double *bpacked, double *c,
+                                Py_ssize_t ldc, bint whole_tiles, double *work) noexcept nogil:
+    skc_gemm_tap_rows_packed_d(m, n, k, x, roff, pos, NULL, 0, 0, bpacked, c, ldc, False,
+                               whole_tiles, work)
+
+
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     return skc_gemm_work_size(m, n, k)
 
@@ -146,6 +185,11 @@ def tap_rows_tile(int n, dtype_char):
     cdef int mr, nr
     skc_tap_rows_tile(n, dtype_char == 'd', &mr, &nr)
     return mr, nr
+
+
+def tap_rows_packed_size(int n, int k, dtype_char):
+    """Elements of pack_tap_rows_b's packing of a (k, n) operand, for dtype 'f' or 'd'."""
+    return skc_tap_rows_packed_size(n, k, dtype_char == 'd')
 
 
 def output_rows(Py_ssize_t m, dtype_char):

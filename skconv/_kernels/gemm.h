@@ -752,22 +752,31 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         return narrow->ukr_taps && n <= narrow->nr ? narrow : &KERNELS[skc_path];          \
     }                                                                                      \
                                                                                            \
-    /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + A @ b for an implicit A,         \
-     * A[i, p] = x[roff[i] + pos[p]]: a convolution's taps as rows, which the micro-kernel \
-     * reads in the padded image, never packed; B[p, j] = b[p * rsb + j * csb], packed.   \
-     * The transpose of skc_gemm's product over an implicit B (coff, poff), with the same \
-     * chains: for a weight gradient whose filters fill a tile's columns, it packs the     \
-     * output gradient only, not the taps. work holds skc_gemm_work_size(m, n, k).        \
-     * whole_tiles: c has room for whole tiles (skc_tap_rows_tile: m and n rounded up to    \
-     * mr and nr), so that edge tiles are stored whole, their extra rows and columns        \
-     * computed and left for the caller to drop, instead of going through a copy. */      \
-    static void skc_gemm_tap_rows_##S(int m, int n, int k, const T *x, const ptrdiff_t *roff,\
-                                      const ptrdiff_t *pos, const T *b, ptrdiff_t rsb,     \
-                                      ptrdiff_t csb, T *c, ptrdiff_t ldc, int accumulate,  \
-                                      int whole_tiles, T *work)                            \
+    /* b[k, n] (strides rsb, csb) packed once for any number of skc_gemm_tap_rows_packed   \
+     * calls (a convolution's weights, for each sample's product), n <= SKC_NC: out holds  \
+     * skc_tap_rows_packed_size(n, k) elements, the blocks of SKC_KC taps one after the    \
+     * other, each as skc_gemm_tap_rows packs it. */                                       \
+    static void skc_pack_tap_rows_b_##S(int n, int k, const T *b, ptrdiff_t rsb,            \
+                                        ptrdiff_t csb, T *out)                             \
+    {                                                                                      \
+        const int nr = skc_tap_rows_kernel_##S(n)->nr;                                     \
+        const ptrdiff_t ncr = (ptrdiff_t)(n + nr - 1) / nr * nr;                           \
+        for (int pc = 0; pc < k; pc += SKC_KC)                                             \
+            skc_pack_b_##S(k - pc < SKC_KC ? k - pc : SKC_KC, n, b + pc * rsb, rsb, csb, nr, \
+                           out + pc * ncr);                                                \
+    }                                                                                      \
+                                                                                           \
+    /* skc_gemm_tap_rows, with B packed already (bpacked, from skc_pack_tap_rows_b; n <= \
+     * SKC_NC) or, if bpacked is NULL, packed here from b. */                              \
+    static void skc_gemm_tap_rows_packed_##S(int m, int n, int k, const T *x,              \
+                                             const ptrdiff_t *roff, const ptrdiff_t *pos,  \
+                                             const T *b, ptrdiff_t rsb, ptrdiff_t csb,     \
+                                             const T *bpacked, T *c, ptrdiff_t ldc,        \
+                                             int accumulate, int whole_tiles, T *work)     \
     {                                                                                      \
         const skc_kernel_##S *kern = skc_tap_rows_kernel_##S(n);                           \
         const int mr = kern->mr, nr = kern->nr;                                            \
+        const ptrdiff_t ncr = (ptrdiff_t)(n + nr - 1) / nr * nr;                           \
         T *bpack = (T *)(((uintptr_t)work + SKC_ALIGN - 1) & ~(uintptr_t)(SKC_ALIGN - 1)); \
         T tile[SKC_TILE_MAX];                                                              \
         const T *rows[SKC_MR_MAX];                                                         \
@@ -778,10 +787,12 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             for (int pc = 0; pc < k; pc += SKC_KC) {                                       \
                 int kc = k - pc < SKC_KC ? k - pc : SKC_KC;                                \
                 int load_c = pc > 0 || accumulate;                                         \
-                skc_pack_b_##S(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bpack);      \
+                const T *block = bpacked ? bpacked + pc * ncr : bpack;                     \
+                if (!bpacked)                                                              \
+                    skc_pack_b_##S(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bpack);  \
                 for (int jr = 0; jr < nc; jr += nr) {                                      \
                     int cols = nc - jr < nr ? nc - jr : nr;                                \
-                    const T *bp = bpack + (ptrdiff_t)jr * kc;                              \
+                    const T *bp = block + (ptrdiff_t)jr * kc;                              \
                     for (int ir = 0; ir < m; ir += mr) {                                   \
                         int rows_here = m - ir < mr ? m - ir : mr;                         \
                         T *ct = c + (ptrdiff_t)ir * ldc + jc + jr;                         \
@@ -801,6 +812,24 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
+    }                                                                                      \
+                                                                                           \
+    /* c[m, n] (row stride ldc) = (accumulate ? c : 0) + A @ b for an implicit A,         \
+     * A[i, p] = x[roff[i] + pos[p]]: a convolution's taps as rows, which the micro-kernel \
+     * reads in the padded image, never packed; B[p, j] = b[p * rsb + j * csb], packed.   \
+     * The transpose of skc_gemm's product over an implicit B (coff, poff), with the same \
+     * chains: for a weight gradient whose filters fill a tile's columns, it packs the     \
+     * output gradient only, not the taps. work holds skc_gemm_work_size(m, n, k).        \
+     * whole_tiles: c has room for whole tiles (skc_tap_rows_tile: m and n rounded up to    \
+     * mr and nr), so that edge tiles are stored whole, their extra rows and columns        \
+     * computed and left for the caller to drop, instead of going through a copy. */      \
+    static void skc_gemm_tap_rows_##S(int m, int n, int k, const T *x, const ptrdiff_t *roff,\
+                                      const ptrdiff_t *pos, const T *b, ptrdiff_t rsb,     \
+                                      ptrdiff_t csb, T *c, ptrdiff_t ldc, int accumulate,  \
+                                      int whole_tiles, T *work)                            \
+    {                                                                                      \
+        skc_gemm_tap_rows_packed_##S(m, n, k, x, roff, pos, b, rsb, csb, NULL, c, ldc,      \
+                                     accumulate, whole_tiles, work);                       \
     }                                                                                      \
                                                                                            \
     /* a[m, k] (strides rsa, csa) -> skc_implicit_gemm's operand: one panel of MR rows    \
@@ -909,6 +938,14 @@ static void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr)
         const skc_kernel_s *kern = skc_tap_rows_kernel_s(n);
         *mr = kern->mr, *nr = kern->nr;
     }
+}
+
+/* Elements of skc_pack_tap_rows_b's packing of b[k, n]. */
+static ptrdiff_t skc_tap_rows_packed_size(int n, int k, int double_precision)
+{
+    int mr, nr;
+    skc_tap_rows_tile(n, double_precision, &mr, &nr);
+    return (ptrdiff_t)k * ((n + nr - 1) / nr * nr);
 }
 
 /* Columns of one of skc_implicit_gemm's tiles (and of the GEMM's). */

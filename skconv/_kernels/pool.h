@@ -444,10 +444,9 @@ SKC_POSITIONS_SIMD(avx512_d, "avx512f", double, __m512d, 8, _mm512_loadu_pd, _mm
 #define SKC_POSITIONS_WINDOW(SFX, path, ...) skc_pool_positions_window_portable_##SFX(__VA_ARGS__)
 #endif
 #define SKC_POOL_POSITIONS(SFX, T)                                              \
-    static void skc_max_pool_2x2_positions_##SFX(const T *c, ptrdiff_t ldc, ptrdiff_t ph, \
-                                                 ptrdiff_t pw, ptrdiff_t ow, ptrdiff_t n, \
-                                                 const T *bias, int relu, T *out,  \
-                                                 ptrdiff_t ldo, int path)       \
+    static inline void skc_max_pool_2x2_positions_##SFX(                        \
+        const T *c, ptrdiff_t ldc, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t ow, ptrdiff_t n, \
+        const T *bias, int relu, T *out, ptrdiff_t ldo, int path)               \
     {                                                                           \
         for (ptrdiff_t i = 0; i < ph; i++)                                      \
             for (ptrdiff_t j = 0; j < pw; j++) {                                \
