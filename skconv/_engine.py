@@ -383,11 +383,12 @@ ImplicitLayout = namedtuple("ImplicitLayout",
                             "offsets starts width tile_row channel_stride padded_size parts gap "
                             "by_position", defaults=(None,))
 
-#: A pooled convolution's product of output positions by filters, at inference
-#: (see :func:`positions_first`): the positions' starts in the padded image,
+#: A convolution's product of output positions by filters (see
+#: :func:`positions_first`): the positions' starts in the padded image,
 #: the product's rows and row stride (the tile's whole tiles), the pooled rows'
-#: (a whole block of the transpose's), and the elements of a thread's work.
-PositionLayout = namedtuple("PositionLayout", "positions rows ldc pooled_rows size")
+#: (a whole block of the transpose's), the elements of a thread's work, and
+#: whether an unpooled output takes it too (see :func:`positions_first`).
+PositionLayout = namedtuple("PositionLayout", "positions rows ldc pooled_rows size unpooled")
 
 
 #: How a product is cut into blocks for the threads (see :func:`matmul_plan`).
@@ -462,26 +463,37 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
 
 
 #: How many more columns than a product of positions by filters the implicit
-#: product must compute before a pooled convolution's inference takes the
-#: former (see :func:`positions_first`).
+#: product must compute before a convolution takes the former (see
+#: :func:`positions_first`).
 POSITIONS_FIRST_WASTE = 1.05
+#: The fewest taps (channels times the kernel's size) of an unpooled
+#: convolution that takes the product by positions: with fewer, writing its
+#: whole output transposed costs more than the columns saved (1 -> 32 filters
+#: on 28 x 28: 1.23 of the implicit product's time; pooled, the output to
+#: transpose is a quarter: 0.91).
+POSITIONS_FIRST_MIN_TAPS = 64
 
 
 def positions_first(g, f, dtype, layout):
-    """Whether a pooled convolution's inference computes its product as
-    positions by filters (_conv.conv2d_forward_implicit's ``by_position``)
-    rather than by ``layout``'s implicit tiles.
+    """Whether a convolution computes its product as positions by filters
+    (_conv.conv2d_forward_implicit's ``by_position``: unpooled, or pooled
+    without the windows' argmax, that is at inference) rather than by
+    ``layout``'s implicit tiles.
 
     Where the implicit product computes the columns between a small map's
     rows (2 of 16 on 14 x 14 maps, 2 of 30 on 28 x 28) and the filters fill
     the tap-rows tile's two vectors (a narrow one, 16 filters, runs at a lower
     rate): POSITIONS_FIRST_WASTE more columns than the positions' rows rounded
-    to the tile. Measured on a Zen 5 (1 thread, 200 samples, pooled,
-    2026-12-05): 1 -> 32 filters on 28 x 28, 0.87 of the implicit product's
-    time; 32 -> 64 on 14 x 14, 0.96; 16 -> 32 on 14 x 14, 0.83; 32 -> 32 on
-    28 x 28, 0.92; and 1.06 to 2.4 where it is not taken (16 filters, 8 x 8
-    and 16 x 16 maps, whose implicit tiles waste nothing). The bits are the
-    same either way.
+    to the tile; unpooled, with POSITIONS_FIRST_MIN_TAPS taps or more
+    (:class:`PositionLayout`'s ``unpooled``). Measured on a Zen 5 (1 thread,
+    2026-12-05, the two ways alternating), in the implicit product's time:
+    pooled (200 samples) 1 -> 32 filters on 28 x 28, 0.91; 32 -> 64 on 14 x
+    14, 0.92; 16 -> 32 on 14 x 14, 0.83; 32 -> 32 on 28 x 28, 0.92; unpooled
+    with bias and ReLU (128 samples) 32 -> 64 on 14 x 14, 0.91; 16 -> 32 and
+    64 -> 32 on 14 x 14, 0.88 and 0.93; 64 -> 64 on 7 x 7, 0.93; and on the
+    AVX2 path (``SKCONV_SIMD=avx2``) 0.80-0.87. Not taken, 1.06 to 2.4:
+    16 filters, 8 x 8 and 16 x 16 maps (whose implicit tiles waste nothing),
+    unpooled one-channel maps. The bits are the same either way.
     """
     if not (g["sh"] == g["sw"] == 1 and g["oh"] >= 2 and g["ow"] >= 2):
         return False
@@ -494,15 +506,16 @@ def positions_first(g, f, dtype, layout):
 
 
 def position_layout(g, f, dtype, layout):
-    """The :class:`PositionLayout` of a pooled convolution's product of
-    positions by filters, its taps those of ``layout``."""
+    """The :class:`PositionLayout` of a convolution's product of positions by
+    filters, its taps those of ``layout``."""
     char = np.dtype(dtype).char
     mr, nr = _gemm.tap_rows_tile(f, char)
     ohw = g["oh"] * g["ow"]
     rows, ldc = -(-ohw // mr) * mr, -(-f // nr) * nr
     pooled_rows = -(-(g["oh"] // 2) * (g["ow"] // 2) // 8) * 8
     size = (rows + pooled_rows) * ldc + _gemm.work_size(ohw, f, len(layout.offsets))
-    return PositionLayout(output_positions(g), rows, ldc, pooled_rows, size)
+    return PositionLayout(output_positions(g), rows, ldc, pooled_rows, size,
+                          len(layout.offsets) >= POSITIONS_FIRST_MIN_TAPS)
 
 
 #: Where a series' convolution by Winograd's F(m, r) reads and writes (see

@@ -469,17 +469,19 @@ def test_convolution_pooled_as_it_goes_has_the_bits_of_pooling_its_output_both_w
 @pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
 @pytest.mark.parametrize("shape, kernel, padding", [
     ((3, 1, 28, 28), (32, 3, 3), 1),    # the default net's first block: one channel, 9 taps
-    ((2, 5, 14, 14), (40, 3, 3), 1),    # 14 x 14: 196 positions, tiles of 8 leave 4
+    ((2, 8, 14, 14), (40, 3, 3), 1),    # 14 x 14: 196 positions, tiles of 8 leave 4; 72 taps
     ((2, 3, 9, 11), (19, 3, 3), 1),     # odd sides (a row and a column in no window), odd filters
     ((1, 2, 12, 12), (17, 5, 5), 0),    # 'valid' 8 x 8, 17 filters: a part vector of them
 ])
-def test_pooled_convolution_by_positions_has_the_bits_of_the_implicit_product(
+def test_convolution_by_positions_has_the_bits_of_the_implicit_product(
         simd_path, path, dtype, shape, kernel, padding, monkeypatch):
-    # at inference a pooled convolution may compute its product positions by
-    # filters (_engine.positions_first): the same chains and choices, so the
-    # bits of the implicit product's pooled output, with and without bias and
-    # ReLU, ties and NaN included; forced here on shapes it takes and not
+    # a convolution may compute its product positions by filters
+    # (_engine.positions_first; pooled only without the argmax, at inference):
+    # the same chains, sums and choices, so the bits of the implicit product's
+    # output, pooled or not, with and without bias, residual and ReLU, ties,
+    # -0.0 and NaN included; forced here on shapes it takes and not
     simd_path(path)
+    monkeypatch.setattr(_engine, "POSITIONS_FIRST_MIN_TAPS", 0)  # unpooled too, any taps
     rng = np.random.default_rng(5)
     x = rng.integers(-1, 2, size=shape).astype(dtype)
     x[0, 0, 2, 3] = np.nan
@@ -496,7 +498,7 @@ def test_pooled_convolution_by_positions_has_the_bits_of_the_implicit_product(
             implicit = _engine.conv2d(x, w, b, g, pool2=(relu, None))
             monkeypatch.setattr(_engine, "positions_first", lambda *args: True)
             plan = _engine.conv2d_plan(g, kernel[0], x.dtype, x.shape[0])
-            assert plan.implicit.by_position is not None
+            assert plan.implicit.by_position is not None and plan.implicit.by_position.unpooled
             by_positions = _engine.conv2d(x, w, b, g, pool2=(relu, None), plan=plan)
             np.testing.assert_array_equal(implicit.view(bits), expected.view(bits))
             np.testing.assert_array_equal(by_positions.view(bits), expected.view(bits))
@@ -504,6 +506,21 @@ def test_pooled_convolution_by_positions_has_the_bits_of_the_implicit_product(
             argmax = np.empty(expected.shape, dtype=np.intp)
             pooled = _engine.conv2d(x, w, b, g, pool2=(relu, argmax), plan=plan)
             np.testing.assert_array_equal(pooled.view(bits), expected.view(bits))
+            # unpooled, with a residual (a block's shortcut) and without: the bias,
+            # the residual and the ReLU in rows_out's order, a sample's planes whole
+            for residual in (None, rng.integers(-2, 3, size=y.shape).astype(dtype) / 2):
+                monkeypatch.setattr(_engine, "positions_first", lambda *args: False)
+                want = _engine.conv2d(x, w, b, g, relu=relu, residual=residual)
+                monkeypatch.setattr(_engine, "positions_first", lambda *args: True)
+                got = _engine.conv2d(x, w, b, g, relu=relu, residual=residual, plan=plan)
+                np.testing.assert_array_equal(got.view(bits), want.view(bits))
+        # the input gradient of a stride-1 convolution is one too (of dy)
+        dy = rng.integers(-2, 3, size=y.shape).astype(dtype)
+        monkeypatch.setattr(_engine, "positions_first", lambda *args: False)
+        want = _engine.conv2d_backward(dy, np.nan_to_num(x), w, g, True)[0]
+        monkeypatch.setattr(_engine, "positions_first", lambda *args: True)
+        got = _engine.conv2d_backward(dy, np.nan_to_num(x), w, g, True)[0]
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 
 def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
@@ -517,6 +534,10 @@ def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
 
     assert takes(32, 64, 14) and takes(1, 32, 28)
     assert not takes(32, 64, 16) and not takes(16, 32, 32) and not takes(32, 64, 14, stride=2)
+    # unpooled, only with enough taps to pay for writing the output transposed
+    for c, unpooled in ((1, False), (32, True)):
+        g = _engine.geometry((4, c, 28, 28), (3, 3), 1, 1, 1)
+        assert _engine.conv2d_plan(g, 32, np.float32, 4).implicit.by_position.unpooled == unpooled
 
 
 def test_avgpool_counts_padding_in_the_divisor():

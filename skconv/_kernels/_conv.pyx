@@ -9,7 +9,7 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, rows_take, rows_transpose
+from ._rows cimport rows_out, rows_take, rows_transpose_out
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -119,8 +119,9 @@ def conv2d_forward_implicit(
     image and writes the outputs its tiles computed; every output is the same
     chain whichever task computes it.
 
-    ``layout.by_position`` (an _engine.PositionLayout, or None), used with
-    ``pool2`` and neither argmax nor cols (inference): the product is computed
+    ``layout.by_position`` (an _engine.PositionLayout, or None), used without
+    argmax or cols, in one part (as training's unpooled convolutions and
+    inference's run): the product is computed
     the other way round, output positions by filters, each tile a few
     positions' taps (gemm_tap_rows: the taps' rows of the image read from the
     positions' starts) by a vector or two of filters, so that no column
@@ -128,8 +129,9 @@ def conv2d_forward_implicit(
     columns a row the other way) and a product of few taps (one channel's 3 x
     3) keeps the filters' tiles busy; each filter a lane, the 2x2 windows are
     then vector picks down its rows (max_pool_2x2_positions), and the pooled
-    values are transposed into y's planes. The same chains and choices: the
-    same bits.
+    values are transposed into y's planes; unpooled, the product is
+    transposed into them with the bias, residual and ReLU (rows_transpose_out).
+    The same chains, sums and choices: the same bits.
 
     ``work`` holds panel_rows(f) * ckk elements, then for each thread
     padded_size + panel_rows(f) * n_tiles * NR (_gemm.output_rows,
@@ -172,8 +174,8 @@ def conv2d_forward_implicit(
     cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, dp) * ckk
     cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> panel_rows(nf, dp) * ldc
     by_position = layout.by_position
-    cdef bint positions_first = (by_position is not None and pool2 and not need_argmax
-                                 and not keep_cols)
+    cdef bint positions_first = (by_position is not None and not need_argmax and not keep_cols
+                                 and parts == 1 and (pool2 or by_position.unpooled))
     cdef const Py_ssize_t[::1] positions
     cdef Py_ssize_t pos_rows = 0, pos_ldc = 0, pooled_rows = 0
     cdef floating *product
@@ -222,10 +224,15 @@ def conv2d_forward_implicit(
                 gemm_tap_rows_packed(g.oh * ow, nf, ckk, img, &positions[0], &offsets[0],
                                      &work[0], product, pos_ldc, True,
                                      pooled + pooled_rows * pos_ldc)
+                if not pool2:
+                    rows_transpose_out(product, pos_ldc, &bias[0] if has_bias else NULL,
+                                       &residual_v[n, 0, 0] if has_residual else NULL, g.oh * ow,
+                                       relu, g.oh * ow, nf, &y[n, 0, 0], g.oh * ow, path)
+                    continue
                 max_pool_2x2_positions(product, pos_ldc, pooled_h, pooled_w, ow, nf,
                                        &bias[0] if has_bias else NULL, relu, pooled, pos_ldc, path)
-                rows_transpose(pooled, pos_ldc, pooled_h * pooled_w, nf, &y[n, 0, 0],
-                               pooled_h * pooled_w, path)
+                rows_transpose_out(pooled, pos_ldc, NULL, NULL, 0, False, pooled_h * pooled_w, nf,
+                                   &y[n, 0, 0], pooled_h * pooled_w, path)
                 continue
             if keep_cols:
                 im2col_sample(x[n], cols_v[n], &g)

@@ -9,10 +9,13 @@ cdef extern from "rows.h":
     void skc_rows_out_d(const double *c, Py_ssize_t ldc, const double *bias, const double *res,
                         Py_ssize_t ldr, int relu, Py_ssize_t rows, Py_ssize_t n, double *out,
                         Py_ssize_t ldo, int path) noexcept nogil
-    void skc_rows_transpose_s(const float *c, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t n,
-                              float *out, Py_ssize_t ldo, int path) noexcept nogil
-    void skc_rows_transpose_d(const double *c, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t n,
-                              double *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_transpose_out_s(const float *c, Py_ssize_t ldc, const float *bias,
+                                  const float *res, Py_ssize_t ldr, int relu, Py_ssize_t rows,
+                                  Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_transpose_out_d(const double *c, Py_ssize_t ldc, const double *bias,
+                                  const double *res, Py_ssize_t ldr, int relu, Py_ssize_t rows,
+                                  Py_ssize_t n, double *out, Py_ssize_t ldo,
+                                  int path) noexcept nogil
     void skc_rows_take_s(const float *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
                          Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
     void skc_rows_take_d(const double *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
@@ -49,15 +52,21 @@ cdef inline void rows_take(const floating *x,       # IN  rows, row r at x + r *
         skc_rows_take_d(x, ldx, step, rows, n, out, ldo, path)
 
 
-cdef inline void rows_transpose(const floating *c,  # IN  rows x n (row stride ldc), readable
-                                                    #     for both rounded up to 8
-                                Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t n,
-                                floating *out,      # OUT n x rows, row stride ldo
-                                Py_ssize_t ldo,
-                                int path) noexcept nogil:  # the SIMD path in use
-    """out[j * ldo + i] = c[i * ldc + j]: a positions-by-filters product written
-    out as the filters' planes."""
+cdef inline void rows_transpose_out(
+        const floating *c,                  # IN  rows x n (row stride ldc), readable for both
+        Py_ssize_t ldc,                     #     rounded up to 8
+        const floating *bias,               # IN  (n,), or NULL for none
+        const floating *res,                # IN  n x rows (row stride ldr), or NULL for none
+        Py_ssize_t ldr,
+        bint relu,
+        Py_ssize_t rows, Py_ssize_t n,
+        floating *out,                      # OUT n x rows, row stride ldo
+        Py_ssize_t ldo,
+        int path) noexcept nogil:           # the SIMD path in use
+    """out[j * ldo + i] = c[i * ldc + j] (+ bias[j]) (+ res[j * ldr + i]), then
+    max(., 0) with relu: rows_out's sums in its order, a product of positions by
+    filters written out as the filters' planes."""
     if floating is float:
-        skc_rows_transpose_s(c, ldc, rows, n, out, ldo, path)
+        skc_rows_transpose_out_s(c, ldc, bias, res, ldr, relu, rows, n, out, ldo, path)
     else:
-        skc_rows_transpose_d(c, ldc, rows, n, out, ldo, path)
+        skc_rows_transpose_out_d(c, ldc, bias, res, ldr, relu, rows, n, out, ldo, path)

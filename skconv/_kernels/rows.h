@@ -100,24 +100,33 @@ SKC_TAKE(avx512_d, SKC_ROWS_AVX512, double)
 #define SKC_ROWS_CALL(F, SFX, path, ...) F##portable_##SFX(__VA_ARGS__)
 #endif
 
-/* skc_rows_transpose: out[j * ldo + i] = c[i * ldc + j], i < rows, j < n: a product of
- * positions by filters written out as the filters' planes. c must be readable for rows
- * and n rounded up to 8; nothing is written past rows and n. In blocks of 8 x 8 floats
- * (4 x 4 doubles) through AVX2's shuffles on the SIMD paths. Data movement only. */
-#define SKC_TRANSPOSE_LOOP(T)                                                   \
-    for (ptrdiff_t i = 0; i < rows; i++)                                        \
-        for (ptrdiff_t j = 0; j < n; j++)                                       \
-            out[j * ldo + i] = c[i * ldc + j];
-static void skc_rows_transpose_portable_s(const float *c, ptrdiff_t ldc, ptrdiff_t rows,
-                                          ptrdiff_t n, float *out, ptrdiff_t ldo)
-{
-    SKC_TRANSPOSE_LOOP(float)
-}
-static void skc_rows_transpose_portable_d(const double *c, ptrdiff_t ldc, ptrdiff_t rows,
-                                          ptrdiff_t n, double *out, ptrdiff_t ldo)
-{
-    SKC_TRANSPOSE_LOOP(double)
-}
+/* skc_rows_transpose_out: out[j * ldo + i] = c[i * ldc + j] (+ bias[j]) (+ res[j * ldr +
+ * i]), then max(., 0) with relu, i < rows, j < n: a product of positions by filters
+ * written out as the filters' planes, with skc_rows_out's sums in its order (so its bits).
+ * bias and res may be NULL. c must be readable for rows and n rounded up to 8; nothing is
+ * written past rows and n. In blocks of 8 x 8 floats (4 x 4 doubles) through AVX2's
+ * shuffles on the SIMD paths. */
+#define SKC_TRANSPOSE_VALUE(T, v, i, j)                                         \
+    do {                                                                        \
+        if (bias)                                                               \
+            v = v + bias[j];                                                    \
+        if (res)                                                                \
+            v = v + res[(j) * ldr + (i)];                                       \
+        out[(j) * ldo + (i)] = relu && v < 0 ? 0 : v;                           \
+    } while (0)
+#define SKC_TRANSPOSE_PORTABLE(SFX, T)                                          \
+    static void skc_rows_transpose_out_portable_##SFX(                          \
+        const T *c, ptrdiff_t ldc, const T *bias, const T *res, ptrdiff_t ldr, int relu, \
+        ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo)                     \
+    {                                                                           \
+        for (ptrdiff_t i = 0; i < rows; i++)                                    \
+            for (ptrdiff_t j = 0; j < n; j++) {                                 \
+                T v = c[i * ldc + j];                                           \
+                SKC_TRANSPOSE_VALUE(T, v, i, j);                                \
+            }                                                                   \
+    }
+SKC_TRANSPOSE_PORTABLE(s, float)
+SKC_TRANSPOSE_PORTABLE(d, double)
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 /* v[k] = column k of the 8 x 8 block at c (row stride ldc) */
@@ -150,11 +159,13 @@ static inline void skc_block4_d(const double *c, ptrdiff_t ldc, __m256d v[4])
     v[0] = _mm256_permute2f128_pd(t0, t2, 0x20), v[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
     v[2] = _mm256_permute2f128_pd(t0, t2, 0x31), v[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
-/* B x B blocks; a last block of rows through a stack tile, whose valid part is copied */
-#define SKC_TRANSPOSE_BLOCKS(SFX, T, VEC, B, BLOCK, STOREU)                     \
+/* B x B blocks, each column then a vector of B positions of one filter; a last block of
+ * rows through a stack tile, its valid part finished element by element */
+#define SKC_TRANSPOSE_BLOCKS(SFX, T, VEC, B, BLOCK, LOADU, STOREU, SET1, ADD, RELU)  \
     __attribute__((target("avx2")))                                             \
-    static void skc_rows_transpose_avx2_##SFX(const T *c, ptrdiff_t ldc, ptrdiff_t rows, \
-                                              ptrdiff_t n, T *out, ptrdiff_t ldo) \
+    static void skc_rows_transpose_out_avx2_##SFX(                              \
+        const T *c, ptrdiff_t ldc, const T *bias, const T *res, ptrdiff_t ldr, int relu, \
+        ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo)                     \
     {                                                                           \
         T tile[B * B];                                                          \
         for (ptrdiff_t j0 = 0; j0 < n; j0 += B) {                               \
@@ -163,23 +174,37 @@ static inline void skc_block4_d(const double *c, ptrdiff_t ldc, __m256d v[4])
                 VEC v[B];                                                       \
                 BLOCK(c + i0 * ldc + j0, ldc, v);                               \
                 if (rows - i0 >= B) {                                           \
-                    for (ptrdiff_t k = 0; k < cols; k++)                        \
-                        STOREU(out + (j0 + k) * ldo + i0, v[k]);                \
+                    for (ptrdiff_t k = 0; k < cols; k++) {                      \
+                        VEC x = v[k];                                           \
+                        if (bias)                                               \
+                            x = ADD(x, SET1(bias[j0 + k]));                     \
+                        if (res)                                                \
+                            x = ADD(x, LOADU(res + (j0 + k) * ldr + i0));       \
+                        STOREU(out + (j0 + k) * ldo + i0, relu ? RELU(x) : x);  \
+                    }                                                           \
                     continue;                                                   \
                 }                                                               \
                 for (int k = 0; k < B; k++)                                     \
                     STOREU(tile + k * B, v[k]);                                 \
                 for (ptrdiff_t k = 0; k < cols; k++)                            \
-                    for (ptrdiff_t i = 0; i < rows - i0; i++)                   \
-                        out[(j0 + k) * ldo + i0 + i] = tile[k * B + i];         \
+                    for (ptrdiff_t i = 0; i < rows - i0; i++) {                 \
+                        T x = tile[k * B + i];                                  \
+                        SKC_TRANSPOSE_VALUE(T, x, i0 + i, j0 + k);              \
+                    }                                                           \
             }                                                                   \
         }                                                                       \
     }
-SKC_TRANSPOSE_BLOCKS(s, float, __m256, 8, skc_block8_s, _mm256_storeu_ps)
-SKC_TRANSPOSE_BLOCKS(d, double, __m256d, 4, skc_block4_d, _mm256_storeu_pd)
+#define SKC_RELU256_S(x) _mm256_blendv_ps(x, _mm256_setzero_ps(),               \
+                                          _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ))
+#define SKC_RELU256_D(x) _mm256_blendv_pd(x, _mm256_setzero_pd(),               \
+                                          _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_LT_OQ))
+SKC_TRANSPOSE_BLOCKS(s, float, __m256, 8, skc_block8_s, _mm256_loadu_ps, _mm256_storeu_ps,
+                     _mm256_set1_ps, _mm256_add_ps, SKC_RELU256_S)
+SKC_TRANSPOSE_BLOCKS(d, double, __m256d, 4, skc_block4_d, _mm256_loadu_pd, _mm256_storeu_pd,
+                     _mm256_set1_pd, _mm256_add_pd, SKC_RELU256_D)
 /* AVX2's shuffles serve the AVX-512 path too */
-#define skc_rows_transpose_avx512_s skc_rows_transpose_avx2_s
-#define skc_rows_transpose_avx512_d skc_rows_transpose_avx2_d
+#define skc_rows_transpose_out_avx512_s skc_rows_transpose_out_avx2_s
+#define skc_rows_transpose_out_avx512_d skc_rows_transpose_out_avx2_d
 #endif
 
 /* path: the SIMD path in use, as gemm.h numbers them (0 portable, 1 AVX2, 2 AVX-512) */
@@ -195,15 +220,19 @@ static void skc_rows_out_d(const double *c, ptrdiff_t ldc, const double *bias, c
 {
     SKC_ROWS_CALL(skc_rows_out_, d, path, c, ldc, bias, res, ldr, relu, rows, n, out, ldo);
 }
-static void skc_rows_transpose_s(const float *c, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t n,
-                                 float *out, ptrdiff_t ldo, int path)
+static void skc_rows_transpose_out_s(const float *c, ptrdiff_t ldc, const float *bias,
+                                     const float *res, ptrdiff_t ldr, int relu, ptrdiff_t rows,
+                                     ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
 {
-    SKC_ROWS_CALL(skc_rows_transpose_, s, path, c, ldc, rows, n, out, ldo);
+    SKC_ROWS_CALL(skc_rows_transpose_out_, s, path, c, ldc, bias, res, ldr, relu, rows, n, out,
+                  ldo);
 }
-static void skc_rows_transpose_d(const double *c, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t n,
-                                 double *out, ptrdiff_t ldo, int path)
+static void skc_rows_transpose_out_d(const double *c, ptrdiff_t ldc, const double *bias,
+                                     const double *res, ptrdiff_t ldr, int relu, ptrdiff_t rows,
+                                     ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
 {
-    SKC_ROWS_CALL(skc_rows_transpose_, d, path, c, ldc, rows, n, out, ldo);
+    SKC_ROWS_CALL(skc_rows_transpose_out_, d, path, c, ldc, bias, res, ldr, relu, rows, n, out,
+                  ldo);
 }
 static void skc_rows_take_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
                             ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
