@@ -511,7 +511,8 @@ def position_layout(g, f, dtype, layout):
     char = np.dtype(dtype).char
     mr, nr = _gemm.tap_rows_tile(f, char)
     ohw = g["oh"] * g["ow"]
-    rows, ldc = -(-ohw // mr) * mr, -(-f // nr) * nr
+    # whole tiles of the product, and whole 8 x 8 blocks of the transposes
+    rows, ldc = max(-(-ohw // mr) * mr, -(-ohw // 8) * 8), -(-f // nr) * nr
     pooled_rows = -(-(g["oh"] // 2) * (g["ow"] // 2) // 8) * 8
     size = (rows + pooled_rows) * ldc + _gemm.work_size(ohw, f, len(layout.offsets))
     return PositionLayout(output_positions(g), rows, ldc, pooled_rows, size,

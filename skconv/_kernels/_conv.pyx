@@ -121,8 +121,8 @@ def conv2d_forward_implicit(
 
     ``layout.by_position`` (an _engine.PositionLayout, or None), used without
     argmax or cols, in one part (as training's unpooled convolutions and
-    inference's run): the product is computed
-    the other way round, output positions by filters, each tile a few
+    inference's run): the product is computed the other way round, output
+    positions by filters, each tile a few
     positions' taps (gemm_tap_rows: the taps' rows of the image read from the
     positions' starts) by a vector or two of filters, so that no column
     between two rows of a small map is computed (14 x 14 maps compute 16
@@ -189,6 +189,10 @@ def conv2d_forward_implicit(
     if work.shape[0] < panels_size + n_threads * per_thread:
         raise ValueError(f"work of {work.shape[0]} elements, {panels_size + n_threads * per_thread}"
                          " needed")
+    # a filter's plane in y and in the residual, elements apart
+    cdef Py_ssize_t y_ld = y.strides[1] // <Py_ssize_t> sizeof(floating)
+    cdef Py_ssize_t res_ld = (residual_v.strides[1] // <Py_ssize_t> sizeof(floating)
+                              if has_residual else 0)
     # where the product's columns are the output's own (tiles of a row each,
     # exactly ow wide) and its rows the filters (no panel of padding rows), it
     # is computed straight into y: the bias, residual and ReLU then go on in place
@@ -226,13 +230,13 @@ def conv2d_forward_implicit(
                                      pooled + pooled_rows * pos_ldc)
                 if not pool2:
                     rows_transpose_out(product, pos_ldc, &bias[0] if has_bias else NULL,
-                                       &residual_v[n, 0, 0] if has_residual else NULL, g.oh * ow,
-                                       relu, g.oh * ow, nf, &y[n, 0, 0], g.oh * ow, path)
+                                       &residual_v[n, 0, 0] if has_residual else NULL, res_ld,
+                                       relu, g.oh * ow, nf, &y[n, 0, 0], y_ld, path)
                     continue
                 max_pool_2x2_positions(product, pos_ldc, pooled_h, pooled_w, ow, nf,
                                        &bias[0] if has_bias else NULL, relu, pooled, pos_ldc, path)
                 rows_transpose_out(pooled, pos_ldc, NULL, NULL, 0, False, pooled_h * pooled_w, nf,
-                                   &y[n, 0, 0], pooled_h * pooled_w, path)
+                                   &y[n, 0, 0], y_ld, path)
                 continue
             if keep_cols:
                 im2col_sample(x[n], cols_v[n], &g)
