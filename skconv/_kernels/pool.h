@@ -265,8 +265,18 @@ static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const 
  * kernel above pays one a row for short rows). Not in the emulated build
  * (tools/avx512_emulated.sh), whose avx512 path takes the row kernel. */
 #ifndef SKC_EMULATE_AVX512
-#define SKC_POOL_PLANE(SFX, T, VEC, VL, MASK_T, IDX_T, SET1, LOADZ, STOREM, PERM, CMP, BLEND, \
-                       ADD, ZERO)                                                       \
+/* PICK(best, v): v where larger than best or NaN, else best; RELU(v): 0 where v < 0
+ * (NaN and -0.0 stay): the choices of every AVX-512 pooling kernel here */
+#define SKC_PICK_AVX512_S(best, v) _mm512_mask_blend_ps(                        \
+    _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), best, v)
+#define SKC_PICK_AVX512_D(best, v) _mm512_mask_blend_pd(                        \
+    _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), best, v)
+#define SKC_RELU_AVX512_S(v) _mm512_mask_blend_ps(                              \
+    _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_setzero_ps())
+#define SKC_RELU_AVX512_D(v) _mm512_mask_blend_pd(                              \
+    _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ), v, _mm512_setzero_pd())
+#define SKC_POOL_PLANE(SFX, T, VEC, VL, MASK_T, IDX_T, SET1, LOADZ, STOREM, PERM, PICK, RELU, \
+                       ADD)                                                             \
     __attribute__((target("avx512f")))                                                  \
     static void skc_max_pool_2x2_plane_##SFX(const T *top, ptrdiff_t ldt, ptrdiff_t ph,  \
                                               ptrdiff_t pw, const T *bias, int relu, T *out) \
@@ -278,7 +288,9 @@ static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const 
             odd_idx[l] = even_idx[l] + 1;                                               \
         }                                                                               \
         const __m512i even = _mm512_loadu_si512(even_idx), odd = _mm512_loadu_si512(odd_idx); \
-        const VEC shift = bias ? SET1(*bias) : ZERO(), zero = ZERO();                   \
+        /* without a bias, -0.0: the one addend that leaves every value's bits (+0.0   \
+         * would turn -0.0 into +0.0) */                                                \
+        const VEC shift = SET1(bias ? *bias : (T)-0.0);                                 \
         for (ptrdiff_t i = 0; i < ph; i += pair ? 2 : 1)                                \
             for (ptrdiff_t j = 0; j < pw; j += VL) {                                    \
                 const T *t0 = top + 2 * i * ldt + 2 * j, *b0 = t0 + ldt, *t1, *b1;      \
@@ -299,23 +311,16 @@ static inline ptrdiff_t skc_max_pool_2x2_backward_row_d(const double *dy, const 
                 const VEC bb0 = ADD(LOADZ(m0, b0), shift), bb1 = ADD(LOADZ(m1, b1), shift); \
                 const VEC a = PERM(tt0, even, tt1), b = PERM(tt0, odd, tt1);            \
                 const VEC d = PERM(bb0, even, bb1), e = PERM(bb0, odd, bb1);            \
-                /* the later operand wins if larger or NaN */                          \
-                const MASK_T right = CMP(b, a, _CMP_GT_OQ) | CMP(b, b, _CMP_UNORD_Q);   \
-                const MASK_T lower_right = CMP(e, d, _CMP_GT_OQ) | CMP(e, e, _CMP_UNORD_Q); \
-                const VEC upper = BLEND(right, a, b), lower = BLEND(lower_right, d, e); \
-                const MASK_T down = CMP(lower, upper, _CMP_GT_OQ) | CMP(lower, lower, _CMP_UNORD_Q); \
-                VEC best = BLEND(down, upper, lower);                                   \
-                if (relu)                                                               \
-                    best = BLEND(CMP(best, zero, _CMP_LT_OQ), best, zero);              \
-                STOREM(out + i * pw + j, (MASK_T)((1u << n) - 1), best);               \
+                const VEC best = PICK(PICK(a, b), PICK(d, e));                         \
+                STOREM(out + i * pw + j, (MASK_T)((1u << n) - 1), relu ? RELU(best) : best); \
             }                                                                           \
     }
 SKC_POOL_PLANE(s, float, __m512, 16, __mmask16, int32_t, _mm512_set1_ps, _mm512_maskz_loadu_ps,
-               _mm512_mask_storeu_ps, _mm512_permutex2var_ps, _mm512_cmp_ps_mask,
-               _mm512_mask_blend_ps, _mm512_add_ps, _mm512_setzero_ps)
+               _mm512_mask_storeu_ps, _mm512_permutex2var_ps, SKC_PICK_AVX512_S,
+               SKC_RELU_AVX512_S, _mm512_add_ps)
 SKC_POOL_PLANE(d, double, __m512d, 8, __mmask8, int64_t, _mm512_set1_pd, _mm512_maskz_loadu_pd,
-               _mm512_mask_storeu_pd, _mm512_permutex2var_pd, _mm512_cmp_pd_mask,
-               _mm512_mask_blend_pd, _mm512_add_pd, _mm512_setzero_pd)
+               _mm512_mask_storeu_pd, _mm512_permutex2var_pd, SKC_PICK_AVX512_D,
+               SKC_RELU_AVX512_D, _mm512_add_pd)
 #define SKC_HAVE_POOL_PLANE 1
 #endif
 
@@ -416,14 +421,6 @@ SKC_POSITIONS_SIMD(avx2_s, "avx2", float, __m256, 8, _mm256_loadu_ps, _mm256_sto
 SKC_POSITIONS_SIMD(avx2_d, "avx2", double, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd,
                    _mm256_add_pd, SKC_BIAS_AVX2_D, SKC_PICK_AVX2_D, SKC_RELU_AVX2_D)
 #ifndef SKC_EMULATE_AVX512
-#define SKC_PICK_AVX512_S(best, v) _mm512_mask_blend_ps(                        \
-    _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), best, v)
-#define SKC_PICK_AVX512_D(best, v) _mm512_mask_blend_pd(                        \
-    _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), best, v)
-#define SKC_RELU_AVX512_S(v) _mm512_mask_blend_ps(                              \
-    _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_setzero_ps())
-#define SKC_RELU_AVX512_D(v) _mm512_mask_blend_pd(                              \
-    _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ), v, _mm512_setzero_pd())
 #define SKC_BIAS_AVX512_S(p, k) _mm512_maskz_loadu_ps(                          \
     (__mmask16)((k) >= 16 ? 0xFFFFu : (1u << (k)) - 1), p)
 #define SKC_BIAS_AVX512_D(p, k) _mm512_maskz_loadu_pd(                          \
