@@ -790,7 +790,10 @@ def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw, sh=1, sw=1):
 def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
     C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
-    ``dx`` an (n, c, h, w) array to write into (a layer's buffer), or None.
+    ``dx`` an array of x's shape to write into (a layer's buffer), or None.
+    Without ``cols``, x may lack the last rows and columns of g's input, which
+    read as zeros (as :func:`conv2d`'s): 'same' padding's extra bottom row and
+    right column, whose gradient is not formed.
 
     ``unpool``: None, or ``(argmax, relu_y)`` of a :func:`conv2d` with
     ``pool2``, dy then being the gradient of its pooled output, (n, f, oh // 2,
@@ -805,6 +808,16 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
     argmax, relu_y = unpool if unpool is not None else (None, None)
+    extra = (g["h"] - x.shape[2], g["w"] - x.shape[3])
+    if (extra[0] or extra[1]) and not reads_short_input(g, f, x.dtype, need_dx, cols, unpool):
+        # the ways below that read x's taps from a padded image of their own
+        # read the missing rows as zeros; the others get them
+        x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+        dx_full, dw, db = conv2d_backward(dy, x, w, g, need_dx, cols=cols, unpool=unpool)
+        if dx_full is not None:
+            dx_full = dx_full[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]]
+            dx = dx_full.copy() if dx is None else _assign(dx, dx_full)
+        return dx, dw, db
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
     # (with the padding past the kernel's span dx is not a convolution of dy:
@@ -881,8 +894,28 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     if transposed_dx:
         dx = transposed_convolution(dy, w, g, dx)
     elif phased_dx:
-        dx = phased_transposed_convolution(dy, w, g, dx)
+        dx = phased_transposed_convolution(dy, w, g, dx, x.shape[2:])
     return (dx if need_dx else None), dw, db
+
+
+def reads_short_input(g, f, dtype, need_dx, cols, unpool):
+    """Whether :func:`conv2d_backward` reads an x that lacks the last rows and
+    columns of g's input as it is: its weights' gradient reads the taps from
+    a padded image (the implicit product), and its input gradient, if any,
+    is the strided one of phases, which writes x's rows and columns only."""
+    strided = not g["sh"] == g["sw"] == 1
+    phased_dx = (need_dx and strided and g["dh"] == g["dw"] == 1
+                 and g["kh"] >= g["sh"] and g["kw"] >= g["sw"])
+    ckk = g["c"] * g["kh"] * g["kw"]
+    implicit = (dw_is_transposed(f, ckk, dtype, True)
+                or ckk >= _gemm.tile_shape(np.dtype(dtype).char)[1])
+    return (cols is None and unpool is None and not takes_winograd(g, f) and implicit
+            and (phased_dx or not need_dx))
+
+
+def _assign(out, values):
+    out[...] = values
+    return out
 
 
 def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
@@ -956,7 +989,7 @@ def _turned(w4):
         w4.shape[1], -1)
 
 
-def phased_transposed_convolution(dy, w, g, dx=None):
+def phased_transposed_convolution(dy, w, g, dx=None, size=None):
     """The input gradient of a strided convolution without dilation, phase by phase.
 
     Padded row u = y + ph of x meets the kernel rows ki = a + q * sh, a = u %
@@ -968,10 +1001,14 @@ def phased_transposed_convolution(dy, w, g, dx=None):
     col2im's scattered adds: four implicit products for a stride of 2, one
     FMA chain per dx element over (f, q, r), in the same order for every
     sample, batch, thread count and SIMD path. Rows and columns no tap reads
-    get zeros.
+    get zeros. ``size``: dx's (height, width), g's input's or less (an x
+    without 'same' padding's extra bottom row and right column, whose
+    gradient is not formed); None for g's.
     """
     n, f = dy.shape[:2]
     c, h, wd, kh, kw = g["c"], g["h"], g["w"], g["kh"], g["kw"]
+    if size is not None:
+        h, wd = size
     sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
     if dx is None:
         dx = np.empty((n, c, h, wd), dtype=dy.dtype)

@@ -318,10 +318,9 @@ class Conv2D(Layer):
         # x comes from the estimator or a previous layer: C-contiguous, of the
         # network's dtype and shape, so the unchecked path of ops serves
         _check_input(self, x)
-        x = np.ascontiguousarray(self._padded(x))
+        x = self._x = self._training_input(x)
         # backward reads the taps from x, or unfolds one sample at a time: no
         # unfolded batch is kept (it took more memory than the activations)
-        self._x = x
         y = _buffer(self, "_y", (x.shape[0],) + self.output_shape, x.dtype)
         self._relu_y = y if relu else None
         return self._conv(x, *self._weights(), out=y, plan=self._plan(len(x), x.dtype),
@@ -334,9 +333,15 @@ class Conv2D(Layer):
         written out (``pool2`` of _engine.conv2d). Only for a stride of 1; see
         ``skconv._plan.ConvPoolStep``."""
         _check_input(self, x)
-        x = self._x = np.ascontiguousarray(self._padded(x))
+        x = self._x = self._training_input(x)
         return self._conv(x, *self._weights(), out=out, plan=self._plan(len(x), x.dtype),
                           pool2=(relu, argmax))
+
+    def _training_input(self, x):
+        """x as training's kernels take it: the dense product's read 'same'
+        padding's extra bottom row and right column as zeros (see
+        _engine.conv2d and conv2d_backward), a group's each get them."""
+        return np.ascontiguousarray(x if self.groups == 1 else self._padded(x))
 
     def forward_fast(self, x, relu=False):
         _check_input(self, x)
@@ -398,7 +403,7 @@ class Conv2D(Layer):
         if self.bias:
             self._db[...] = db
         self._x = None
-        if dx is not None and (self.extra_pad[0] or self.extra_pad[1]):
+        if dx is not None and dx.shape[1:] != self.input_shape:
             _, h, w = self.input_shape
             dx = np.ascontiguousarray(dx[:, :, :h, :w])
         return dx

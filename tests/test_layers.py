@@ -96,6 +96,7 @@ def test_conv_valid_kernel_larger_than_input_names_block_and_sizes():
     [
         (Conv2D(3, 3, 1, "same"), (2, 5, 4)),
         (Conv2D(2, 4, 1, "same"), (2, 5, 5)),         # asymmetric 'same'
+        (Conv2D(3, 3, 2, "same"), (2, 6, 6)),         # at a stride: x read short (training)
         (Conv2D(2, (2, 3), 2, "valid", 2), (1, 7, 8)),
         (Conv2D(2, 3, (2, 1), 1), (2, 4, 5)),
         (MaxPool2D(2), (2, 5, 4)),

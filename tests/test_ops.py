@@ -523,6 +523,45 @@ def test_convolution_by_positions_has_the_bits_of_the_implicit_product(
         np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, filters, kernel, stride", [
+    ((3, 4, 9, 8), 5, (3, 3), 2),    # ResNet's stride-2 'same': read as it is
+    ((2, 3, 7, 7), 4, (2, 3), 2),    # a phase of one tap row
+    ((2, 3, 6, 5), 4, (2, 2), 1),    # stride 1, even kernel: padded for the ways it takes
+    ((2, 1, 7, 7), 40, (3, 3), 2),   # 9 taps by 40 filters: im2col's product (float64), padded
+])
+def test_convolution_backward_of_an_input_without_same_paddings_last_rows(
+        simd_path, path, dtype, shape, filters, kernel, stride):
+    # 'same' padding at a stride adds a bottom row and a right column; training
+    # leaves them out of x (the kernels read them as zeros): the gradients have
+    # the bits of the padded x's, dx without the extra row and column
+    simd_path(path)
+    rng = np.random.default_rng(3)
+    n, c, h, w = shape
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, 1, 1] = np.nan
+    padded = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
+    g = _engine.geometry(padded.shape, kernel, stride, ((kernel[0] - 1) // 2,
+                                                         (kernel[1] - 1) // 2), 1)
+    wt = rng.standard_normal((filters, c * kernel[0] * kernel[1])).astype(dtype)
+    dy = rng.standard_normal((n, filters, g["oh"], g["ow"])).astype(dtype)
+    bits = f"u{x.itemsize}"
+    np.testing.assert_array_equal(_engine.conv2d(x, wt, None, g).view(bits),
+                                  _engine.conv2d(padded, wt, None, g).view(bits))
+    for need_dx in (False, True):
+        want_dx, want_dw, want_db = _engine.conv2d_backward(dy, padded, wt, g, need_dx)
+        buffer = np.full(x.shape, 7, dtype) if need_dx else None
+        dx, dw, db = _engine.conv2d_backward(dy, x, wt, g, need_dx, dx=buffer)
+        np.testing.assert_array_equal(dw.view(bits), want_dw.view(bits))
+        np.testing.assert_array_equal(db.view(bits), want_db.view(bits))
+        if need_dx:
+            assert dx is buffer
+            np.testing.assert_array_equal(dx.view(bits), want_dx[:, :, :h, :w].view(bits))
+        else:
+            assert dx is None
+
+
 def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
     # the choice is by shape: 14 x 14 and 28 x 28 maps (columns between rows
     # in the implicit tiles) go by positions, 16 x 16 and 32 x 32 (none) not,

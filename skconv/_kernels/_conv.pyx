@@ -363,7 +363,7 @@ def conv2d_backward(
 
 def conv2d_backward_implicit(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if unpool
-    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w), h <= g.h and w <= g.w (see _copy_padded)
     layout,                             # IN  _engine.ImplicitLayout: the taps' places
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
@@ -371,7 +371,7 @@ def conv2d_backward_implicit(
     floating[:, ::1] db_part,           # OUT (n_chunks, f)
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
-    Geometry g,                         # stride 1 (sh == sw == 1)
+    Geometry g,                         # with argmax: stride 1 (sh == sw == 1)
     int n_threads,
     *,
     bint dw_transposed=False,
@@ -408,6 +408,9 @@ def conv2d_backward_implicit(
         argmax_v, planes_v = argmax, planes
     if relu:
         relu_y_v = relu_y
+    if x.shape[2] > g.h or x.shape[3] > g.w:
+        raise ValueError(f"x of {x.shape[2]} x {x.shape[3]} does not fit a geometry of "
+                         f"{g.h} x {g.w}")
     cdef Py_ssize_t n_samples = x.shape[0], n_chunks = dw_part.shape[0]
     cdef int path = simd_path()
     cdef Py_ssize_t ci, n, start, stop, tid, f
@@ -426,7 +429,8 @@ def conv2d_backward_implicit(
             start = ci * n_samples // n_chunks
             stop = (ci + 1) * n_samples // n_chunks
             for n in range(start, stop):
-                _copy_padded(&x[n, 0, 0, 0], g.h, g.w, img, channel_stride, &g, path)
+                _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g,
+                             path)
                 dyn = &dy[n, 0, 0]
                 if unpool:
                     for f in range(nf):
