@@ -1138,14 +1138,17 @@ def relu_backward(dy, y, copy=None):
                                copy=None if copy is None else copy.reshape(-1))
 
 
-def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False):
+def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False, residual=None):
     """:func:`batch_norm` of checked (n, c, m) arrays into ``y`` (and ``x_hat``
     unless None: :func:`batch_norm_backward` recomputes it from x); with
-    ``relu``, ``y = max(., 0)``. Returns ``(mean, var)``."""
+    ``relu``, ``y = max(., 0)``. With ``residual``, an (n, c, m) array, ``y``
+    gets the batch norm plus it, then with ``relu`` :func:`add`'s ReLU: the
+    bits of :func:`add` applied to the batch norm's output (a residual block's
+    addition), in the pass that writes it. Returns ``(mean, var)``."""
     c = x3.shape[1]
     mean, var = np.empty(c), np.empty(c)
     _batchnorm.batch_norm_forward(x3, scale, shift, y, mean, var, _batch_norm_work(c), eps,
-                                  relu, *_batch_norm_tasks(x3), x_hat=x_hat)
+                                  relu, *_batch_norm_tasks(x3), x_hat=x_hat, residual=residual)
     return mean, var
 
 

@@ -73,17 +73,34 @@ class _BatchNorm(Layer):
             return self.forward_fast(x, relu=relu)
         x3 = self._as3d(np.ascontiguousarray(x))
         y = _buffer(self, "_y", x3.shape, x3.dtype)
-        mean, var = _engine.batch_norm(x3, self._scale, self._shift, self.eps, y, relu=relu)
+        self._statistics(x3, *_engine.batch_norm(x3, self._scale, self._shift, self.eps, y,
+                                                 relu=relu), relu)
+        return y.reshape(x.shape)
+
+    def forward_add(self, x, shortcut, out, relu):
+        """Training: the batch norm of x plus ``shortcut`` (then ``max(., 0)`` with
+        ``relu``, as an addition's) into ``out``, an array of x's shape, in the
+        pass that writes it: a residual block's last batch norm and its
+        addition, the bits of the two in turn, the batch norm's output never
+        written out (see ``skconv._plan.BatchNormAddStep``). :meth:`backward`
+        then takes the gradient of the batch norm's output."""
+        x3 = self._as3d(np.ascontiguousarray(x))
+        self._statistics(x3, *_engine.batch_norm(
+            x3, self._scale, self._shift, self.eps, self._as3d(out), relu=relu,
+            residual=self._as3d(np.ascontiguousarray(shortcut))), False)
+        return out
+
+    def _statistics(self, x3, mean, var, relu):
+        """Keep what backward needs; move the running statistics."""
         # backward recomputes x_hat from x, which the layer before owns and leaves
         # alone until then: a buffer less, and a pass less through memory
         self._x, self._mean, self._var, self._relu = x3, mean, var, relu
-        m = x.size // x.shape[1]
+        m = x3.size // x3.shape[1]
         mom = self.momentum
         self.running_mean *= 1 - mom
         self.running_mean += mom * mean
         self.running_var *= 1 - mom
         self.running_var += (mom * m / max(m - 1, 1)) * var
-        return y.reshape(x.shape)
 
     def _affine(self):
         """The inference map as ``x * scale + shift`` per channel."""

@@ -20,6 +20,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import _engine
 from ._layers import _buffer
 
 INPUT = "input"
@@ -140,6 +141,44 @@ class ResidualStep:
                                    residual=True)
 
 
+class BatchNormAddStep:
+    """A residual block's last batch norm, its addition of the shortcut, then the
+    ReLU when the chain has one, in the batch norm's pass that writes its
+    output (``forward_add`` of the batch norm): the batch norm's output is
+    neither written out nor read back, and backward gives the shortcut the
+    masked gradient itself rather than a copy, since the batch norm's
+    backward, which reads it too, has run by then. The step's inputs are the
+    batch norm's and the shortcut."""
+
+    rule = "batch_norm_add"
+    fast_out = True
+
+    def __init__(self, layers):
+        self.batch_norm, self.add = layers[:2]
+        self.relu = len(layers) == 3
+
+    def forward(self, xs):
+        x, shortcut = xs
+        out = _buffer(self.add, "_y", x.shape, x.dtype)
+        self.batch_norm.forward_add(x, shortcut, out, self.relu)
+        self._relu_y = out if self.relu else None
+        return out
+
+    def backward(self, dy, need_dx):
+        relu_y, self._relu_y = self._relu_y, None
+        dy = np.ascontiguousarray(dy)
+        if relu_y is not None:
+            _engine.relu_backward(dy, relu_y)
+        return self.batch_norm.backward(dy, need_dx=need_dx), dy
+
+    def fast(self, n, dtype):
+        batch_norm, add, relu = self.batch_norm, self.add, self.relu
+
+        def call(x, shortcut, out=None):
+            return add.forward_fast(batch_norm.forward_fast(x), shortcut, relu=relu, out=out)
+        return call
+
+
 def _adds_residual(conv, *rest):
     """A convolution of one group (the implicit product) whose batch norm, if any, folds."""
     return conv.groups == 1 and (rest[0].op != "batch_norm" or conv.folds_batch_norm)
@@ -164,6 +203,10 @@ def _fuses_relu(layer, relu):
     return layer.fuses_relu
 
 
+def _always(*layers):
+    return True
+
+
 Rule = namedtuple("Rule", "name ops condition step training")
 
 #: The fusions, tried in order at each node; ``'*'`` is any op. A ReLU
@@ -186,6 +229,9 @@ FUSION_RULES = (
     Rule("batch norm folded, ReLU inside", (_ANY, "batch_norm", "relu"), _folds, FoldedStep,
          False),
     Rule("batch norm folded", (_ANY, "batch_norm"), _folds, FoldedStep, False),
+    Rule("batch norm, residual added, ReLU", ("batch_norm", "add", "relu"), _always,
+         BatchNormAddStep, True),
+    Rule("batch norm, residual added", ("batch_norm", "add"), _always, BatchNormAddStep, True),
     Rule("ReLU inside the layer before", (_ANY, "relu"), _fuses_relu, LayerStep, True),
 )
 

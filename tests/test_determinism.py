@@ -347,6 +347,10 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
     dy = rng.standard_normal(shape).astype(dtype)
     scale = rng.uniform(0.5, 2, shape[1]).astype(dtype)
     shift = rng.standard_normal(shape[1]).astype(dtype)
+    residual = rng.standard_normal(shape).astype(dtype)
+    residual.flat[::5] = -0.0  # a batch norm's output of -0.0 plus -0.0 stays -0.0
+    residual[-1, -1, -1] = np.nan
+    bits = f"u{x.itemsize}"
     results = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
@@ -358,6 +362,16 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
                 assert_array_equal(_engine.batch_norm(x, scale, shift, 1e-5, y_alone, relu=relu),
                                    (mean, var))
                 assert_array_equal(y_alone, y)
+                # plus a residual (a residual block's addition, then the ReLU after
+                # it): the bits of the addition applied to the batch norm's output
+                plain = np.empty_like(x)
+                _engine.batch_norm(x, scale, shift, 1e-5, plain)
+                with_residual = np.empty_like(x)
+                assert_array_equal(_engine.batch_norm(x, scale, shift, 1e-5, with_residual,
+                                                      relu=relu, residual=residual), (mean, var))
+                assert_array_equal(with_residual.view(bits),
+                                   _engine.add(plain, residual, np.empty_like(x),
+                                               relu=relu).view(bits))
                 dx, dscale, dshift = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
                 _engine.batch_norm_backward(dy, x, mean, var, scale, shift, 1e-5, dx, dscale,
                                             dshift, relu=relu)

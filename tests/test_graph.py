@@ -282,6 +282,39 @@ def test_threads_running_one_plan_at_once_each_get_their_own_scratch(monkeypatch
     assert all(plan.slot_sizes for plan in net._fast_plans.values())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("name", ["identity shortcut", "identity shortcut, 16x16",
+                                  "projection shortcut, stride 2"])
+def test_the_batch_norm_adding_the_shortcut_as_it_writes_changes_no_training_bits(
+        monkeypatch, name, activation, dtype):
+    # in training, a residual body's last batch norm adds the shortcut (then the
+    # ReLU) in the pass that writes its output (_plan.BatchNormAddStep), and the
+    # shortcut's gradient is the masked gradient itself: the bits of the batch
+    # norm written out, the addition after, and the addition's backward
+    params = dict(GRAPHS[name], activation=activation)
+    rng = np.random.RandomState(4)
+    net = _network(params, dtype)
+    x = rng.standard_normal((6,) + net.input_shape).astype(dtype)
+    dz = rng.standard_normal((6, 3)).astype(dtype)
+    assert [s.rule for s in net.steps(training=True)].count("batch_norm_add") == 1
+    monkeypatch.setattr(_plan, "FUSION_RULES", tuple(
+        rule for rule in FUSION_RULES if rule.step is not _plan.BatchNormAddStep))
+    apart = _network(params, dtype)
+    assert not [s for s in apart.steps(training=True) if s.rule == "batch_norm_add"]
+    for _ in range(2):  # the layers' buffers reused
+        z, z_apart = net.forward(x.copy()), apart.forward(x.copy())
+        net.backward(dz.copy())
+        apart.backward(dz.copy())
+        bits = "u8" if dtype == "float64" else "u4"
+        assert_array_equal(z.view(bits), z_apart.view(bits))
+        assert_array_equal(net.grads.view(bits), apart.grads.view(bits))
+    for a, b in zip(net.nodes, apart.nodes):
+        if a.layer.op == "batch_norm":
+            assert_array_equal(a.layer.running_mean, b.layer.running_mean)
+            assert_array_equal(a.layer.running_var, b.layer.running_var)
+
+
 def test_every_fusion_rule_is_used_by_some_network():
     nets = [_network(params, "float32") for params in GRAPHS.values()]
     for activation in ("relu", "tanh"):

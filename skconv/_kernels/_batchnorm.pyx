@@ -12,11 +12,13 @@ cdef extern from "batchnorm.h":
     void skc_bn_forward_s(const float *x, float *y, float *x_hat, Py_ssize_t n,
                           Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                           const float *scale, const float *shift, double eps, int relu,
-                          double *mean, double *var, double *work, int path) noexcept nogil
+                          const float *res, double *mean, double *var, double *work,
+                          int path) noexcept nogil
     void skc_bn_forward_d(const double *x, double *y, double *x_hat, Py_ssize_t n,
                           Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
                           const double *scale, const double *shift, double eps, int relu,
-                          double *mean, double *var, double *work, int path) noexcept nogil
+                          const double *res, double *mean, double *var, double *work,
+                          int path) noexcept nogil
     void skc_bn_backward_s(const float *dy, const float *x, const float *center,
                            const float *inv_std, int relu, const float *scale,
                            const float *shift, float *dx, Py_ssize_t n, Py_ssize_t channels,
@@ -46,16 +48,28 @@ def batch_norm_forward(
     int n_threads,
     *,
     x_hat=None,                         # OUT (n, c, m) of x's dtype: (x - mean) / sqrt(var + eps), or None
+    residual=None,                      # IN  (n, c, m) of x's dtype, or None
 ):
     """A task is ``group`` channels, both passes over them (a channel's sums are
-    one thread's, in a fixed order: the same bits for any thread count)."""
+    one thread's, in a fixed order: the same bits for any thread count).
+
+    With ``residual``, y = scale * x_hat + shift + residual, then with ``relu``
+    max(., 0) as np.maximum computes it (NaN and -0.0 stay): the bits of the
+    batch norm written out, then a residual block's addition and ReLU."""
     cdef Py_ssize_t t, c0, c1, channels = x.shape[1], tasks = (channels + group - 1) // group
     cdef int path = simd_path()
     cdef floating *x_hat_p = NULL
+    cdef const floating *res_p = NULL
     cdef floating[:, :, ::1] x_hat_v
+    cdef const floating[:, :, ::1] res_v
     if x_hat is not None:
         x_hat_v = x_hat
         x_hat_p = &x_hat_v[0, 0, 0]
+    if residual is not None:
+        res_v = residual
+        if res_v.shape[0] != x.shape[0] or res_v.shape[1] != x.shape[1] or res_v.shape[2] != x.shape[2]:
+            raise ValueError("the residual's shape is not the batch norm's")
+        res_p = &res_v[0, 0, 0]
     n_threads = max(1, min(n_threads, tasks))
     with nogil:
         for t in prange(tasks, schedule='dynamic', num_threads=n_threads):
@@ -63,11 +77,11 @@ def batch_norm_forward(
             c1 = min(c0 + group, channels)
             if floating is float:
                 skc_bn_forward_s(&x[0, 0, 0], &y[0, 0, 0], x_hat_p, x.shape[0], channels,
-                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu,
+                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu, res_p,
                                  &mean[0], &var[0], &work[c0, 0], path)
             else:
                 skc_bn_forward_d(&x[0, 0, 0], &y[0, 0, 0], x_hat_p, x.shape[0], channels,
-                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu,
+                                 x.shape[2], c0, c1, &scale[0], &shift[0], eps, relu, res_p,
                                  &mean[0], &var[0], &work[c0, 0], path)
 
 

@@ -176,15 +176,26 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
         }                                                                       \
     }                                                                           \
     /* y = scale * x_hat + shift (then the ReLU), x_hat = (x - mean) * inv_std  \
-     * stored too where x_hat is not NULL; in T's precision */                  \
+     * stored too where x_hat is not NULL; in T's precision. With res (not     \
+     * NULL), y = that + res then, with relu, max(., 0) as np.maximum (NaN and \
+     * -0.0 stay): the bits of the batch norm written out, then a residual     \
+     * block's addition and ReLU (rows.h's skc_rows_out). */                   \
     TARGET static void skc_bn_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t m, \
                                               T mean, T inv_std, T scale, T shift, \
-                                              int relu)                         \
+                                              int relu, const T *res)           \
     {                                                                           \
         if (x_hat)                                                              \
             for (ptrdiff_t k = 0; k < m; k++)                                   \
                 x_hat[k] = (x[k] - mean) * inv_std;                             \
-        if (relu)                                                               \
+        if (res && relu)                                                        \
+            for (ptrdiff_t k = 0; k < m; k++) {                                 \
+                T v = (scale * ((x[k] - mean) * inv_std) + shift) + res[k];     \
+                y[k] = v < 0 ? 0 : v;                                           \
+            }                                                                   \
+        else if (res)                                                           \
+            for (ptrdiff_t k = 0; k < m; k++)                                   \
+                y[k] = (scale * ((x[k] - mean) * inv_std) + shift) + res[k];    \
+        else if (relu)                                                          \
             for (ptrdiff_t k = 0; k < m; k++) {                                 \
                 T v = scale * ((x[k] - mean) * inv_std) + shift;                \
                 y[k] = v > 0 ? v : 0;                                           \
@@ -271,10 +282,12 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
     TARGET static void skc_bn_sweep_normalize_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n, \
                                                     ptrdiff_t channels, ptrdiff_t m, \
                                                     ptrdiff_t c0, ptrdiff_t c1, const T *scale, \
-                                                    const T *shift, int relu, double *work) \
+                                                    const T *shift, int relu, const T *res, \
+                                                    double *work)                   \
     {                                                                           \
         SKC_BN_EACH_ROW(skc_bn_normalize_##SFX(x + at, y + at, x_hat ? x_hat + at : NULL, m, \
-                                               (T)w[0], (T)w[1], scale[c], shift[c], relu)) \
+                                               (T)w[0], (T)w[1], scale[c], shift[c], relu, \
+                                               res ? res + at : NULL))          \
     }                                                                           \
     TARGET static void skc_bn_sweep_grad_##SFX(const T *dy, const T *x, const T *center, \
                                                const T *inv_std, int relu, const T *scale, \
@@ -324,12 +337,13 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
     /* mean and biased variance, from the sums of d = x - first and d^2 in     \
      * double, first being the channel's first value: one pass through memory, \
      * and in double a shift within the values' range leaves no cancellation  \
-     * to speak of; then y (and x_hat) */                                      \
+     * to speak of; then y (and x_hat), plus res unless NULL (see              \
+     * skc_bn_normalize) */                                                    \
     static void skc_bn_forward_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n,   \
                                      ptrdiff_t channels, ptrdiff_t m, ptrdiff_t c0, \
                                      ptrdiff_t c1, const T *scale, const T *shift, \
-                                     double eps, int relu, double *mean, double *var, \
-                                     double *work, int path)                    \
+                                     double eps, int relu, const T *res, double *mean, \
+                                     double *var, double *work, int path)       \
     {                                                                           \
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0 || count == 0)                                             \
@@ -345,7 +359,7 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
             acc[1] = 1 / sqrt(var[c] + eps);                                    \
         }                                                                       \
         SKC_BN_CALL(skc_bn_sweep_normalize_, SFX, x, y, x_hat, n, channels, m, c0, c1, scale, \
-                    shift, relu, work);                                         \
+                    shift, relu, res, work);                                    \
     }                                                                           \
     /* dshift = sum(g), dscale = sum(g * x_hat), and dx (when not NULL; it may  \
      * be dy) = coef / count * (count * g - dshift - x_hat * dscale), coef =     \
