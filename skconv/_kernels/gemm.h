@@ -588,14 +588,22 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
              * width is a multiple of TB): a few filters' weight gradient (LeNet-5's 6)   \
              * is one such block a row */                                                  \
             int block_end = blocks ? (cols + TB - 1) / TB * TB : 0, blocked_rows = 0;      \
-            if (block_end > 0)                                                             \
-                for (; blocked_rows + TB <= kc; blocked_rows += TB)                        \
-                    for (int jb = 0; jb < block_end; jb += TB) {                           \
+            /* TB columns of b (rows of its transpose) at a time, down all the rows:   \
+             * TB streams through memory rather than the panel's nr, whose rows a      \
+             * power of two apart (a feature map's) would share L1's sets */           \
+            if (block_end > 0) {                                                           \
+                blocked_rows = kc / TB * TB;                                               \
+                for (int jb = 0; jb < block_end; jb += TB) {                               \
+                    for (int r = 0; r < TB; r++)                                           \
+                        rows[r] = jb + r < cols ? b + (j0 + jb + r) * csb : skc_zero_block_##S; \
+                    for (int p0 = 0; p0 < blocked_rows; p0 += TB) {                        \
+                        skc_transpose_block_##S(rows, out + (ptrdiff_t)p0 * nr + jb, nr);  \
                         for (int r = 0; r < TB; r++)                                       \
-                            rows[r] = jb + r < cols ? b + blocked_rows + (j0 + jb + r) * csb \
-                                                    : skc_zero_block_##S;                  \
-                        skc_transpose_block_##S(rows, out + (ptrdiff_t)blocked_rows * nr + jb, nr);\
+                            if (rows[r] != skc_zero_block_##S)                             \
+                                rows[r] += TB;                                             \
                     }                                                                      \
+                }                                                                          \
+            }                                                                              \
             /* the rest: rows the blocks did not fill, or all of a full panel's past them */ \
             for (int p = block_end == nr ? blocked_rows : 0; p < kc; p++) {                \
                 T *dst = out + (ptrdiff_t)p * nr;                                          \
