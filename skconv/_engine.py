@@ -787,13 +787,17 @@ def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw, sh=1, sw=1):
     return channel_stride, offsets
 
 
-def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
+def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, residual=None):
     """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
     C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
     ``dx`` an array of x's shape to write into (a layer's buffer), or None.
     Without ``cols``, x may lack the last rows and columns of g's input, which
     read as zeros (as :func:`conv2d`'s): 'same' padding's extra bottom row and
-    right column, whose gradient is not formed.
+    right column, whose gradient is not formed. ``residual``: None, or a
+    C-contiguous array of x's shape that dx is returned plus (the gradient of
+    x from its other readers), with the bits of :func:`add` (residual + dx):
+    added as the product writes dx where dx is a convolution of dy
+    (:func:`transposed_convolution`), after it otherwise.
 
     ``unpool``: None, or ``(argmax, relu_y)`` of a :func:`conv2d` with
     ``pool2``, dy then being the gradient of its pooled output, (n, f, oh // 2,
@@ -817,6 +821,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
         if dx_full is not None:
             dx_full = dx_full[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]]
             dx = dx_full.copy() if dx is None else _assign(dx, dx_full)
+            if residual is not None:
+                add(residual, dx, dx)
         return dx, dw, db
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
@@ -828,7 +834,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
         dw, db = winograd_weight_gradient(dy, x, g, f, n_chunks,
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
-        return (transposed_convolution(dy, w, g, dx) if need_dx else None), dw, db
+        return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
     stride_1 = g["sh"] == g["sw"] == 1
     # a stride-1 input gradient is a convolution of dy (transposed_convolution),
     # unless the padding reaches past the kernel's span; a strided one (without
@@ -892,9 +898,11 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None):
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
     db = db_part.sum(axis=0)
     if transposed_dx:
-        dx = transposed_convolution(dy, w, g, dx)
-    elif phased_dx:
+        return transposed_convolution(dy, w, g, dx, residual), dw, db
+    if phased_dx:
         dx = phased_transposed_convolution(dy, w, g, dx, x.shape[2:])
+    if need_dx and residual is not None:
+        add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
 
 
@@ -964,7 +972,7 @@ def dw_is_transposed(f, ckk, dtype, implicit):
     return cost(ckk, f, f + (0 if implicit else ckk), tap_rows) <= cost(f, ckk, f + ckk, full)
 
 
-def transposed_convolution(dy, w, g, dx=None):
+def transposed_convolution(dy, w, g, dx=None, residual=None):
     """The input gradient of a stride-1 convolution, as a convolution of dy.
 
     dx[c, y, x] sums w[f, c, ki, kj] * dy[f, y + ph - ki * dh, x + pw - kj * dw]:
@@ -973,12 +981,14 @@ def transposed_convolution(dy, w, g, dx=None):
     (the seeds' "rot180"). So it runs as the implicit forward product, with
     neither w^T @ dy's columns nor col2im's scattered adds. Each dx element is
     one FMA chain over (f, ki, kj), in the same order for every sample, batch,
-    thread count and SIMD path.
+    thread count and SIMD path. ``residual`` (None, or an array of dx's shape)
+    is added as the product writes dx.
     """
     kh, kw = g["kh"], g["kw"]
     padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
     gt = geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
-    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], kh, kw)), None, gt, out=dx)
+    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], kh, kw)), None, gt, out=dx,
+                  residual=residual)
 
 
 def _turned(w4):

@@ -79,6 +79,9 @@ class Layer:
     folds_batch_norm = False
     #: works in place on its input, which the network then lets no other node read
     in_place = False
+    #: ``backward`` takes ``add_to``, the gradient of its input from the input's
+    #: other readers, and returns its own input gradient plus that
+    adds_gradient = False
 
     def build(self, input_shape):
         """Resolve the geometry for per-sample ``input_shape`` (one per input of
@@ -383,9 +386,14 @@ class Conv2D(Layer):
                               pool2=pooling, relu=relu and not pool2, filters=filters)
         return call
 
-    def backward(self, dy, need_dx=True, unpool=None):
+    adds_gradient = True
+
+    def backward(self, dy, need_dx=True, unpool=None, add_to=None):
         """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the
-        gradient of the pooled output (see _engine.conv2d_backward)."""
+        gradient of the pooled output (see _engine.conv2d_backward). With
+        ``add_to`` (and dx), an array of the input's shape: dx + add_to is
+        returned, where the input gradient is a convolution of dy added as
+        its product writes it (``residual`` of _engine.conv2d_backward)."""
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         w = self._w.reshape(self.filters, -1)
@@ -395,7 +403,8 @@ class Conv2D(Layer):
             _relu_backward(dy, relu_y)
         if self.groups == 1:
             dx, dw, db = _engine.conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
-                                              unpool=unpool)
+                                              unpool=unpool, residual=add_to)
+            add_to = None
         else:
             dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,
                                                       need_dx, dx=dx)
@@ -406,6 +415,9 @@ class Conv2D(Layer):
         if dx is not None and dx.shape[1:] != self.input_shape:
             _, h, w = self.input_shape
             dx = np.ascontiguousarray(dx[:, :, :h, :w])
+        if dx is not None and add_to is not None:
+            # the bits of the network's sum of its input's gradients (add_to + dx)
+            dx = _engine.add(np.ascontiguousarray(add_to), dx, dx)
         return dx
 
 

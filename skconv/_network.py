@@ -279,7 +279,9 @@ class Network:
         """Back-propagate ``dy`` (gradient w.r.t. the output) into ``self.grads``.
 
         A node read by several others gets the sum of their gradients, added
-        in the reverse of the node order: the same bits every time.
+        in the reverse of the node order: the same bits every time. A step
+        that ``adds_gradient`` (a convolution's) adds the sum so far to its
+        input gradient as it writes it, rather than a pass of its own after.
         """
         grads = {self.output: dy}
         for step in reversed(self.steps(True)):
@@ -287,7 +289,11 @@ class Network:
             if dy is None:  # no gradient reaches it: nothing before it has parameters
                 continue
             need_dx = self.need_dx[step.first]
-            dxs = step.backward(dy, need_dx)
+            first = step.inputs[0]
+            if need_dx and step.kernel.adds_gradient and first in grads:
+                dxs = step.backward(dy, need_dx, add_to=grads.pop(first))
+            else:
+                dxs = step.backward(dy, need_dx)
             if not need_dx:
                 continue
             for name, dx in zip(step.inputs, dxs):

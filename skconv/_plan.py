@@ -36,13 +36,17 @@ class LayerStep:
     def __init__(self, layers):
         self.layer = layers[0]
         self.relu = len(layers) == 2
+        # backward takes add_to: the gradient of the layer's input from its other readers
+        self.adds_gradient = self.layer.adds_gradient
 
     def forward(self, xs):
         if self.relu:
             return self.layer.forward(*xs, training=True, relu=True)
         return self.layer.forward(*xs, training=True)
 
-    def backward(self, dy, need_dx):
+    def backward(self, dy, need_dx, add_to=None):
+        if add_to is not None:
+            return (self.layer.backward(dy, need_dx=need_dx, add_to=add_to),)
         dx = self.layer.backward(dy, need_dx=need_dx)
         return dx if isinstance(dx, tuple) else (dx,)
 
@@ -65,6 +69,7 @@ class ConvPoolStep:
     kept in the pooling layer's buffers."""
 
     rule = "conv_pool"
+    adds_gradient = False
 
     def __init__(self, layers):
         self.conv, self.pool = layers[:2]
@@ -101,6 +106,7 @@ class FoldedStep:
     max pooling a stride-1 convolution computes as it goes, then the ReLU."""
 
     rule = "folded"
+    adds_gradient = False
 
     def __init__(self, layers):
         self.layer, self.batch_norm = layers[:2]
@@ -129,6 +135,7 @@ class ResidualStep:
     are the convolution's and the shortcut."""
 
     rule = "residual"
+    adds_gradient = False
     fast_out = True
 
     def __init__(self, layers):
@@ -151,6 +158,7 @@ class BatchNormAddStep:
     batch norm's and the shortcut."""
 
     rule = "batch_norm_add"
+    adds_gradient = False
     fast_out = True
 
     def __init__(self, layers):

@@ -315,6 +315,46 @@ def test_the_batch_norm_adding_the_shortcut_as_it_writes_changes_no_training_bit
             assert_array_equal(a.layer.running_var, b.layer.running_var)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["identity shortcut", "identity shortcut, 16x16",
+                                  "projection shortcut, stride 2", "grouped",
+                                  "series, residual with stride 2 and dilation"])
+def test_a_convolution_adding_its_inputs_other_gradient_changes_no_bits(monkeypatch, name,
+                                                                        dtype):
+    # where a convolution's input is read by others too (a residual block's
+    # input), its backward adds their gradient as the product writes its own
+    # (the stride-1 input gradient, a convolution of dy), after it otherwise:
+    # the bits of the network's sum of the two
+    from skconv._layers import Conv2D
+    params = dict(GRAPHS[name])
+    if name == "grouped":  # a grouped convolution reading a block's input
+        params["conv_layers"] = (4, {"residual": [{"filters": 4, "groups": 2}, 4]})
+    elif isinstance(params["conv_layers"][0], dict) and "residual" in params["conv_layers"][0]:
+        # a convolution first: the block's input then has a gradient
+        params["conv_layers"] = ({"filters": 4, "pool": None},) + params["conv_layers"]
+    rng = np.random.RandomState(6)
+    net = _network(params, dtype)
+    x = rng.standard_normal((5,) + net.input_shape).astype(dtype)
+    dz = rng.standard_normal((5, 3)).astype(dtype)
+    calls = []
+    backward = Conv2D.backward
+
+    def spy(self, dy, need_dx=True, unpool=None, add_to=None):
+        calls.append(add_to is not None)
+        return backward(self, dy, need_dx, unpool, add_to)
+
+    monkeypatch.setattr(Conv2D, "backward", spy)
+    net.forward(x.copy())
+    net.backward(dz.copy())
+    assert any(calls)
+    monkeypatch.setattr(Conv2D, "adds_gradient", False)
+    apart = _network(params, dtype)
+    apart.forward(x.copy())
+    apart.backward(dz.copy())
+    bits = "u8" if dtype == "float64" else "u4"
+    assert_array_equal(net.grads.view(bits), apart.grads.view(bits))
+
+
 def test_every_fusion_rule_is_used_by_some_network():
     nets = [_network(params, "float32") for params in GRAPHS.values()]
     for activation in ("relu", "tanh"):
