@@ -787,7 +787,8 @@ def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw, sh=1, sw=1):
     return channel_stride, offsets
 
 
-def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, residual=None):
+def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, residual=None,
+                    need_db=True):
     """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
     C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
     ``dx`` an array of x's shape to write into (a layer's buffer), or None.
@@ -806,7 +807,11 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     gradient without dx forms sample by sample as it reads it, not for the
     batch.
 
-    Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``.
+    ``need_db``: False when no bias takes db (a convolution before a batch
+    norm), which the weights' implicit product then leaves out.
+
+    Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``, db None where
+    left out.
     """
     n = x.shape[0]
     f, ckk = w.shape
@@ -817,7 +822,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         # the ways below that read x's taps from a padded image of their own
         # read the missing rows as zeros; the others get them
         x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-        dx_full, dw, db = conv2d_backward(dy, x, w, g, need_dx, cols=cols, unpool=unpool)
+        dx_full, dw, db = conv2d_backward(dy, x, w, g, need_dx, cols=cols, unpool=unpool,
+                                          need_db=need_db)
         if dx_full is not None:
             dx_full = dx_full[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]]
             dx = dx_full.copy() if dx is None else _assign(dx, dx_full)
@@ -874,6 +880,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             argmax = argmax.reshape(n, f, -1)
             relu_y = None if relu_y is None else relu_y.reshape(n, f, -1)
             planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
+        if not need_db:
+            db_part = None
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
             work, g, n_threads, dw_transposed=dw_transposed,
@@ -896,7 +904,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             dx=folded_dx, have_cols=have_cols, dw_transposed=dw_transposed)
     dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
-    db = db_part.sum(axis=0)
+    db = None if db_part is None else db_part.sum(axis=0)
     if transposed_dx:
         return transposed_convolution(dy, w, g, dx, residual), dw, db
     if phased_dx:

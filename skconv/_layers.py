@@ -403,7 +403,8 @@ class Conv2D(Layer):
             _relu_backward(dy, relu_y)
         if self.groups == 1:
             dx, dw, db = _engine.conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
-                                              unpool=unpool, residual=add_to)
+                                              unpool=unpool, residual=add_to,
+                                              need_db=self.bias)
             add_to = None
         else:
             dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,

@@ -562,6 +562,24 @@ def test_convolution_backward_of_an_input_without_same_paddings_last_rows(
             assert dx is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_convolution_backward_without_the_bias_gradient_has_the_weights_bits(dtype):
+    # a convolution without a bias (before a batch norm) has no use for db: the
+    # weights' implicit product leaves it out, dw and dx unchanged
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 3, 8, 8)).astype(dtype)
+    w = rng.standard_normal((6, 27)).astype(dtype)
+    g = _engine.geometry(x.shape, (3, 3), 1, 1, 1)
+    dy = rng.standard_normal((5, 6, 8, 8)).astype(dtype)
+    for need_dx in (False, True):
+        dx, dw, db = _engine.conv2d_backward(dy, x, w, g, need_dx)
+        dx_alone, dw_alone, none = _engine.conv2d_backward(dy, x, w, g, need_dx, need_db=False)
+        assert none is None and db is not None
+        np.testing.assert_array_equal(dw_alone, dw)
+        if need_dx:
+            np.testing.assert_array_equal(dx_alone, dx)
+
+
 def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
     # the choice is by shape: 14 x 14 and 28 x 28 maps (columns between rows
     # in the implicit tiles) go by positions, 16 x 16 and 32 x 32 (none) not,

@@ -368,7 +368,7 @@ def conv2d_backward_implicit(
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
                                         #     rounded up to _gemm.tap_rows_tile(f)'s whole tiles
-    floating[:, ::1] db_part,           # OUT (n_chunks, f)
+    floating[:, ::1] db_part,           # OUT (n_chunks, f), or None: no bias gradient
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
     Geometry g,                         # with argmax: stride 1 (sh == sw == 1)
@@ -417,6 +417,7 @@ def conv2d_backward_implicit(
     cdef Py_ssize_t pooled_h = g.oh // 2, pooled_w = g.ow // 2
     cdef int nf = dy.shape[1], ckk = offsets.shape[0], ohw = positions.shape[0]
     cdef bint vector = simd_path() > 0
+    cdef bint need_db = db_part is not None
     cdef floating *img
     cdef const floating *dyn
     with nogil:
@@ -447,7 +448,8 @@ def conv2d_backward_implicit(
                 else:
                     gemm_taps(nf, ckk, ohw, dyn, ohw, 1, img, &offsets[0], &positions[0],
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
-                _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])
+                if need_db:
+                    _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])
 
 
 cdef extern from "winograd.h":
