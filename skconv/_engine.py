@@ -1171,12 +1171,16 @@ def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False, residual=None):
 
 
 def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshift,
-                        relu=False):
+                        relu=False, after=None):
     """:func:`batch_norm_backward` of checked (n, c, m) arrays into ``dx3`` (or None:
     no dx), ``dscale`` and ``dshift``. ``x3``, ``mean`` and ``var``: the input and
     statistics of a :func:`batch_norm`, from which x_hat is recomputed with the
     forward's bits; or x_hat itself with ``mean`` None. ``relu``: dy is the
-    gradient of the ReLU after the batch norm (``shift`` then needed)."""
+    gradient of the ReLU after the batch norm (``shift`` then needed).
+    ``after`` (not with relu): None, or the output of a ReLU after the batch
+    norm's addition of a residual (``residual`` of :func:`batch_norm`), of
+    dy3's shape: dy3, the gradient of that output, is then masked in place
+    as :func:`relu_backward` masks it, in the pass that reads it."""
     dtype = dy3.dtype
     c = len(var)
     if mean is None:
@@ -1186,7 +1190,7 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
     _batchnorm.batch_norm_backward(
         dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
         np.zeros(c, dtype) if shift is None else shift, dscale, dshift, _batch_norm_work(c),
-        *_batch_norm_tasks(dy3), dx=dx3)
+        *_batch_norm_tasks(dy3), dx=dx3, after=after, g_out=None if after is None else dy3)
 
 
 def _batch_norm_work(c):

@@ -127,13 +127,17 @@ class _BatchNorm(Layer):
         w = w * (scale[:, None] if axis == 0 else scale[None, :])
         return w, shift if b is None else b * scale + shift
 
-    def backward(self, dy, need_dx=True):
-        """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`)."""
+    def backward(self, dy, need_dx=True, after=None):
+        """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`).
+        With ``after``, the output of :meth:`forward_add` with its ReLU, dy is
+        the gradient of that output, which is masked in place as the ReLU's
+        gradient (that of the shortcut too) while the batch norm's is formed."""
         dy3 = self._as3d(np.ascontiguousarray(dy))
         dx = _buffer(self, "_dx", dy3.shape, dy3.dtype) if need_dx else None
         _engine.batch_norm_backward(dy3, self._x, self._mean, self._var, self._scale,
                                     self._shift, self.eps, dx, self._dscale, self._dshift,
-                                    relu=self._relu)
+                                    relu=self._relu,
+                                    after=None if after is None else self._as3d(after))
         self._x = self._mean = self._var = None
         return None if dx is None else dx.reshape(dy.shape)
 

@@ -20,7 +20,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _engine
 from ._layers import _buffer
 
 INPUT = "input"
@@ -175,9 +174,8 @@ class BatchNormAddStep:
     def backward(self, dy, need_dx):
         relu_y, self._relu_y = self._relu_y, None
         dy = np.ascontiguousarray(dy)
-        if relu_y is not None:
-            _engine.relu_backward(dy, relu_y)
-        return self.batch_norm.backward(dy, need_dx=need_dx), dy
+        # the ReLU's gradient masks dy in place as the batch norm's backward reads it
+        return self.batch_norm.backward(dy, need_dx=need_dx, after=relu_y), dy
 
     def fast(self, n, dtype):
         batch_norm, add, relu = self.batch_norm, self.add, self.relu

@@ -381,6 +381,20 @@ def test_batch_norm_has_the_same_bits_on_every_path_and_thread_count(simd_path, 
                                             relu=relu)
                 assert_array_equal(sums[0], dscale)
                 assert_array_equal(sums[1], dshift)
+                if not relu:
+                    # the gradient of a ReLU after the batch norm's addition, masked in
+                    # place as the batch norm reads it: the bits of relu_backward first
+                    masked = dy.copy()
+                    _engine.relu_backward(masked, with_residual)
+                    want = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
+                    _engine.batch_norm_backward(masked, x, mean, var, scale, shift, 1e-5, *want)
+                    g, got = dy.copy(), (np.empty_like(x), np.empty_like(scale),
+                                         np.empty_like(scale))
+                    _engine.batch_norm_backward(g, x, mean, var, scale, shift, 1e-5, *got,
+                                                after=with_residual)
+                    assert_array_equal(g.view(bits), masked.view(bits))
+                    for a, b in zip(got, want):
+                        assert_array_equal(a.view(bits), b.view(bits))
                 if not relu:  # from x_hat itself (ops.batch_norm_backward): the same bits
                     given_x_hat = np.empty_like(x), np.empty_like(scale), np.empty_like(scale)
                     _engine.batch_norm_backward(dy, x_hat, None, var, scale, None, 1e-5,

@@ -23,12 +23,14 @@ cdef extern from "batchnorm.h":
                            const float *inv_std, int relu, const float *scale,
                            const float *shift, float *dx, Py_ssize_t n, Py_ssize_t channels,
                            Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
-                           float *dshift, float *dscale, double *work, int path) noexcept nogil
+                           float *dshift, float *dscale, double *work, const float *after,
+                           float *g_out, int path) noexcept nogil
     void skc_bn_backward_d(const double *dy, const double *x, const double *center,
                            const double *inv_std, int relu, const double *scale,
                            const double *shift, double *dx, Py_ssize_t n, Py_ssize_t channels,
                            Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
-                           double *dshift, double *dscale, double *work, int path) noexcept nogil
+                           double *dshift, double *dscale, double *work, const double *after,
+                           double *g_out, int path) noexcept nogil
 
 # doubles of work a channel: its sums' lanes
 WORK_PER_CHANNEL = 2 * SKC_BN_LANES
@@ -101,20 +103,38 @@ def batch_norm_backward(
     int n_threads,
     *,
     dx=None,                            # OUT (n, c, m) of dy's dtype, or None; may be dy
+    after=None,                         # IN  (n, c, m) of dy's dtype, or None (not with relu)
+    g_out=None,                         # OUT (n, c, m) of dy's dtype with after; may be dy
 ):
     """The closed form per channel, with count = n * m and g the gradient of the
     batch norm's output (dy, or dy where scale * x_hat + shift > 0 with relu):
 
         dshift = sum(g)        dscale = sum(g * x_hat)
         dx = coef / count * (count * g - dshift - x_hat * dscale)
+
+    With ``after``, the output of a ReLU after the batch norm's addition (a
+    residual block's), g = dy * (after > 0), as _elementwise.relu_backward
+    computes it, written to ``g_out`` as it is formed: the gradient of the
+    addition's other input too.
     """
     cdef Py_ssize_t t, c0, c1, channels = dy.shape[1], tasks = (channels + group - 1) // group
     cdef int path = simd_path()
     cdef floating *dx_p = NULL
-    cdef floating[:, :, ::1] dx_v
+    cdef floating *g_p = NULL
+    cdef const floating *after_p = NULL
+    cdef floating[:, :, ::1] dx_v, g_v
+    cdef const floating[:, :, ::1] after_v
     if dx is not None:
         dx_v = dx
         dx_p = &dx_v[0, 0, 0]
+    if after is not None:
+        after_v, g_v = after, g_out
+        for t in range(3):
+            if after_v.shape[t] != dy.shape[t] or g_v.shape[t] != dy.shape[t]:
+                raise ValueError("after and g_out take dy's shape")
+        if relu:
+            raise ValueError("after is a ReLU after the batch norm's addition: no relu before it")
+        after_p, g_p = &after_v[0, 0, 0], &g_v[0, 0, 0]
     n_threads = max(1, min(n_threads, tasks))
     with nogil:
         for t in prange(tasks, schedule='dynamic', num_threads=n_threads):
@@ -124,9 +144,9 @@ def batch_norm_backward(
                 skc_bn_backward_s(&dy[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
                                   &scale[0], &shift[0], dx_p, dy.shape[0], channels,
                                   dy.shape[2], c0, c1, &coef[0], &dshift[0], &dscale[0],
-                                  &work[c0, 0], path)
+                                  &work[c0, 0], after_p, g_p, path)
             else:
                 skc_bn_backward_d(&dy[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
                                   &scale[0], &shift[0], dx_p, dy.shape[0], channels,
                                   dy.shape[2], c0, c1, &coef[0], &dshift[0], &dscale[0],
-                                  &work[c0, 0], path)
+                                  &work[c0, 0], after_p, g_p, path)

@@ -214,9 +214,13 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
      * inv_std as the forward pass computed it; a chunk at a time into buffers  \
      * in L1, whole blocks of lanes, so each element meets the lane it would in \
      * one pass over the row */                                                 \
+    /* With after (not NULL), the output of a ReLU after the batch norm's       \
+     * addition (a residual block's), g = dy * (after > 0) as                  \
+     * elementwise.pyx's relu_backward computes it, also written to g_out. */    \
     TARGET static void skc_bn_grad_row_##SFX(const T *dy, const T *x, T center, T inv_std, \
                                              int relu, T scale, T shift, ptrdiff_t m, \
-                                             double *a1, double *a2)            \
+                                             double *a1, double *a2, const T *after, \
+                                             T *g_out)                          \
     {                                                                           \
         T masked[SKC_BN_CHUNK], x_hat[SKC_BN_CHUNK];                            \
         for (ptrdiff_t start = 0; start < m; start += SKC_BN_CHUNK) {           \
@@ -224,7 +228,14 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
             const T *g = dy + start, *xs = x + start;                           \
             for (k = 0; k < size; k++)                                          \
                 x_hat[k] = (xs[k] - center) * inv_std;                          \
-            if (relu) {                                                         \
+            if (after) {                                                        \
+                for (k = 0; k < size; k++) {                                    \
+                    T mask = (T)(after[start + k] > 0);                         \
+                    masked[k] = g[k] * mask;                                    \
+                    g_out[start + k] = masked[k];                               \
+                }                                                               \
+                g = masked;                                                     \
+            } else if (relu) {                                                  \
                 for (k = 0; k < size; k++) {                                    \
                     T mask = (T)(scale * x_hat[k] + shift > 0);                 \
                     masked[k] = g[k] * mask;                                    \
@@ -293,10 +304,12 @@ SKC_BN_VECTOR(avx512_d, SKC_BN_AVX512, double, __m512d, 2, SKC_BN_WIDEN_AVX512_D
                                                const T *inv_std, int relu, const T *scale, \
                                                const T *shift, ptrdiff_t n, ptrdiff_t channels, \
                                                ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
-                                               double *work)                    \
+                                               double *work, const T *after, T *g_out) \
     {                                                                           \
         SKC_BN_EACH_ROW(skc_bn_grad_row_##SFX(dy + at, x + at, center[c], inv_std[c], relu, \
-                                              scale[c], shift[c], m, w, w + SKC_BN_LANES)) \
+                                              scale[c], shift[c], m, w, w + SKC_BN_LANES, \
+                                              after ? after + at : NULL,        \
+                                              g_out ? g_out + at : NULL))       \
     }                                                                           \
     /* with each channel's mean_g and mean_gx */                                \
     TARGET static void skc_bn_sweep_dx_##SFX(const T *dy, const T *x, const T *center, \
@@ -366,19 +379,23 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
      * scale / sqrt(var + eps), x_hat = (x - center) * inv_std recomputed as    \
      * the forward pass computed it (center = 0, inv_std = 1 take x_hat itself \
      * as x), g = dy or, with relu, dy through the ReLU. Neither x_hat nor g is \
-     * stored: passes less through memory. */                                  \
+     * stored: passes less through memory. With after (not NULL), g = dy *      \
+     * (after > 0), written to g_out (which may be dy) as it is formed, and the \
+     * dx pass reads it there (see skc_bn_grad_row). */                        \
     static void skc_bn_backward_##SFX(const T *dy, const T *x, const T *center,  \
                                       const T *inv_std, int relu, const T *scale, \
                                       const T *shift, T *dx, ptrdiff_t n, ptrdiff_t channels, \
                                       ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
                                       const double *coef, T *dshift, T *dscale, \
-                                      double *work, int path)                   \
+                                      double *work, const T *after, T *g_out, int path) \
     {                                                                           \
         double count = (double)n * (double)m;                                   \
         if (c1 <= c0)                                                           \
             return;                                                             \
         SKC_BN_CALL(skc_bn_sweep_grad_, SFX, dy, x, center, inv_std, relu, scale, shift, n, \
-                    channels, m, c0, c1, work);                                 \
+                    channels, m, c0, c1, work, after, g_out);                   \
+        if (after)                                                              \
+            dy = g_out;                                                         \
         for (ptrdiff_t c = c0; c < c1; c++) {                                   \
             double *acc = work + (c - c0) * 2 * SKC_BN_LANES;                   \
             double sum_g = skc_bn_combine(acc), sum_gx = skc_bn_combine(acc + SKC_BN_LANES); \
