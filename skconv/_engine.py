@@ -817,6 +817,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
     argmax, relu_y = unpool if unpool is not None else (None, None)
+    if residual is not None:
+        residual = np.ascontiguousarray(residual)
     extra = (g["h"] - x.shape[2], g["w"] - x.shape[3])
     if (extra[0] or extra[1]) and not reads_short_input(g, f, x.dtype, need_dx, cols, unpool):
         # the ways below that read x's taps from a padded image of their own

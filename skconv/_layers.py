@@ -194,6 +194,7 @@ class Conv2D(Layer):
     fuses_relu = True
     fast_out = True
     folds_batch_norm = True
+    adds_gradient = True
     groups = 1  # models saved before grouped convolutions existed
     series = 0  # and before series
 
@@ -385,8 +386,6 @@ class Conv2D(Layer):
             return self._conv(x if padded is None else padded(x), *weights(), out=out, plan=plan,
                               pool2=pooling, relu=relu and not pool2, filters=filters)
         return call
-
-    adds_gradient = True
 
     def backward(self, dy, need_dx=True, unpool=None, add_to=None):
         """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the

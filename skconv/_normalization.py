@@ -83,7 +83,8 @@ class _BatchNorm(Layer):
         pass that writes it: a residual block's last batch norm and its
         addition, the bits of the two in turn, the batch norm's output never
         written out (see ``skconv._plan.BatchNormAddStep``). :meth:`backward`
-        then takes the gradient of the batch norm's output."""
+        then takes the gradient of the batch norm's output, or with ``after``
+        (``out``, when ``relu``) that of ``out``."""
         x3 = self._as3d(np.ascontiguousarray(x))
         self._statistics(x3, *_engine.batch_norm(
             x3, self._scale, self._shift, self.eps, self._as3d(out), relu=relu,
