@@ -315,6 +315,22 @@ def test_the_batch_norm_adding_the_shortcut_as_it_writes_changes_no_training_bit
             assert_array_equal(a.layer.running_var, b.layer.running_var)
 
 
+def test_the_batch_norm_adding_the_shortcut_at_inference_is_the_two_in_turn():
+    # at inference the batch norm folds into the convolution before it, so the
+    # step runs only where it cannot: its call is the two layers' own
+    net = _network(GRAPHS["identity shortcut"], "float64")
+    step = next(s for s in net.steps(training=True) if s.rule == "batch_norm_add")
+    bn, add = step.kernel.batch_norm, step.kernel.add
+    rng = np.random.RandomState(9)
+    x = rng.standard_normal((3,) + bn.input_shape)
+    shortcut = rng.standard_normal(x.shape)
+    want = add.forward_fast(bn.forward_fast(x), shortcut, relu=True)
+    assert_array_equal(step.kernel.fast(3, np.float64)(x, shortcut), want)
+    out = np.empty_like(x)
+    assert step.kernel.fast(3, np.float64)(x, shortcut, out=out) is out
+    assert_array_equal(out, want)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["identity shortcut", "identity shortcut, 16x16",
                                   "projection shortcut, stride 2", "grouped",
