@@ -828,7 +828,10 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                                           need_db=need_db)
         if dx_full is not None:
             dx_full = dx_full[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]]
-            dx = dx_full.copy() if dx is None else _assign(dx, dx_full)
+            if dx is None:
+                dx = dx_full.copy()
+            else:
+                dx[...] = dx_full
             if residual is not None:
                 add(residual, dx, dx)
         return dx, dw, db
@@ -929,11 +932,6 @@ def reads_short_input(g, f, dtype, need_dx, cols, unpool):
                 or ckk >= _gemm.tile_shape(np.dtype(dtype).char)[1])
     return (cols is None and unpool is None and not takes_winograd(g, f) and implicit
             and (phased_dx or not need_dx))
-
-
-def _assign(out, values):
-    out[...] = values
-    return out
 
 
 def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
