@@ -562,6 +562,59 @@ def test_convolution_backward_of_an_input_without_same_paddings_last_rows(
             assert dx is None
 
 
+def _phases_assigned(dy, w, g, size):
+    """A strided convolution's dx from its phases' products, each assigned to its
+    strided slice by numpy: what _conv.put_phases must equal."""
+    f, c, kh, kw = w.shape[0], g["c"], g["kh"], g["kw"]
+    sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
+    dx = np.full((dy.shape[0], c) + size, np.nan, dtype=dy.dtype)
+    w4 = w.reshape(f, c, kh, kw)
+    for a in range(sh):
+        y0 = (a - ph) % sh
+        for b in range(sw):
+            x0 = (b - pw) % sw
+            target = dx[:, :, y0::sh, x0::sw]
+            taps = w4[:, :, a::sh, b::sw]
+            gt = _engine.geometry(dy.shape, taps.shape[2:], 1,
+                                  (taps.shape[2] - 1, taps.shape[3] - 1), 1)
+            phase = _engine.conv2d(dy, _engine._turned(taps), None, gt)
+            phase = phase[:, :, (y0 + ph) // sh:, (x0 + pw) // sw:]
+            rows, cols = min(target.shape[2], phase.shape[2]), min(target.shape[3], phase.shape[3])
+            target[...] = 0
+            target[:, :, :rows, :cols] = phase[:, :, :rows, :cols]
+    return dx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, filters, kernel, stride, padding, size", [
+    ((3, 4, 9, 9), 5, (3, 3), (2, 2), (1, 1), (8, 8)),  # ResNet's 'same': x short
+    ((2, 3, 9, 8), 4, (3, 3), (3, 2), (1, 0), (9, 8)),  # phases of 1 and 2 taps
+    ((2, 3, 8, 9), 4, (2, 3), (2, 2), (0, 1), (8, 9)),  # rows past the phases' reach
+    ((2, 2, 11, 7), 3, (5, 3), (2, 2), (2, 1), (11, 7)),
+])
+def test_strided_input_gradient_puts_its_phases_in_place_and_adds_the_residual(
+        simd_path, path, dtype, shape, filters, kernel, stride, padding, size):
+    # _conv.put_phases: each phase's product put in its rows and columns, zeros
+    # where none reaches, then residual + dx: the bits of numpy's strided
+    # assignments and _engine.add, on every SIMD path (its copies are per path)
+    simd_path(path)
+    rng = np.random.default_rng(5)
+    g = _engine.geometry(shape, kernel, stride, padding, 1)
+    x = rng.standard_normal((shape[0], shape[1]) + size).astype(dtype)
+    w = rng.standard_normal((filters, shape[1] * kernel[0] * kernel[1])).astype(dtype)
+    dy = rng.standard_normal((shape[0], filters, g["oh"], g["ow"])).astype(dtype)
+    residual = rng.standard_normal(x.shape).astype(dtype)
+    residual[0, 0, 0, :3] = np.nan, -0.0, np.inf
+    bits = f"u{x.itemsize}"
+    want = _phases_assigned(dy, w, g, size)
+    dx = _engine.conv2d_backward(dy, x, w, g, True, dx=np.full(x.shape, 7, dtype))[0]
+    np.testing.assert_array_equal(dx.view(bits), want.view(bits))
+    summed = _engine.conv2d_backward(dy, x, w, g, True, residual=residual)[0]
+    np.testing.assert_array_equal(summed.view(bits),
+                                  _engine.add(residual, want, want.copy()).view(bits))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_convolution_backward_without_the_bias_gradient_has_the_weights_bits(dtype):
     # a convolution without a bias (before a batch norm) has no use for db: the

@@ -9,7 +9,7 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, rows_take, rows_transpose_out
+from ._rows cimport rows_out, rows_put, rows_take, rows_transpose_out
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -450,6 +450,67 @@ def conv2d_backward_implicit(
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
                 if need_db:
                     _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])
+
+
+
+def put_phases(
+    const floating[::1] phases,         # IN  each phase's gradient, (n, c, height, width) from its offset
+    const Py_ssize_t[:, ::1] places,    # IN  (sh * sw, 7): each phase's offset, height, width,
+                                        #     first row and column in dx and in the phase
+    Py_ssize_t sh, Py_ssize_t sw,       # the stride
+    floating[:, :, :, ::1] dx,          # OUT (n, c, h, w)
+    int n_threads,
+    *,
+    residual=None,                      # IN  like dx: added, or None
+):
+    """A strided convolution's input gradient put together from its phases'
+    (_engine.phased_transposed_convolution), plane by plane, in one pass.
+
+    Phase p (a row of ``places``: offset, height, width, y0, x0, u0, v0) fills
+    dx's rows y0, y0 + sh, ... and columns x0, x0 + sw, ... from its row u0
+    and column v0 on; what no phase fills (a phase without taps: height 0,
+    or past a phase's last row or column) is 0. Then ``residual + dx`` as
+    _engine.add computes it (the gradient of x from its other readers),
+    while the plane is in cache. Copies and that sum only: the bits of
+    assigning each phase's slice in turn, then adding.
+    """
+    cdef Py_ssize_t n_planes = dx.shape[0] * dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t n_phases = places.shape[0], plane, p, rows, cols, full_rows, full_cols
+    cdef const floating[:, :, :, ::1] residual_v
+    cdef bint has_residual = residual is not None
+    cdef bint covered = True
+    cdef floating *out
+    cdef int path = simd_path()
+    if n_phases != sh * sw or places.shape[1] != 7:
+        raise ValueError(f"places of {places.shape[0]} x {places.shape[1]}, {sh * sw} x 7 needed")
+    if has_residual:
+        residual_v = residual
+    # whether the phases fill every element between them
+    for p in range(n_phases):
+        rows = (h - places[p, 3] + sh - 1) // sh
+        cols = (w - places[p, 4] + sw - 1) // sw
+        if places[p, 1] - places[p, 5] < rows or places[p, 2] - places[p, 6] < cols:
+            covered = False
+        if phases.shape[0] < places[p, 0] + n_planes * places[p, 1] * places[p, 2]:
+            raise ValueError(f"phase {p} reaches past phases' {phases.shape[0]} elements")
+    with nogil:
+        for plane in prange(n_planes, schedule='static', num_threads=n_threads):
+            out = &dx[plane // dx.shape[1], plane % dx.shape[1], 0, 0]
+            if not covered:
+                memset(out, 0, h * w * sizeof(floating))
+            for p in range(n_phases):
+                full_rows = (h - places[p, 3] + sh - 1) // sh
+                full_cols = (w - places[p, 4] + sw - 1) // sw
+                rows = min(full_rows, places[p, 1] - places[p, 5])
+                cols = min(full_cols, places[p, 2] - places[p, 6])
+                if rows > 0 and cols > 0:
+                    rows_put(&phases[places[p, 0] + (plane * places[p, 1] + places[p, 5])
+                                     * places[p, 2] + places[p, 6]],
+                             places[p, 2], sw, rows, cols, out + places[p, 3] * w + places[p, 4],
+                             sh * w, path)
+            if has_residual:
+                rows_out(&residual_v[plane // dx.shape[1], plane % dx.shape[1], 0, 0], 0, NULL,
+                         out, 0, False, 1, h * w, out, 0, path)
 
 
 cdef extern from "winograd.h":

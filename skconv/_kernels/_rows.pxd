@@ -1,5 +1,5 @@
 # rows.h: a row of values written out with a bias, a residual and a ReLU, or
-# taken every step-th, in one pass compiled per SIMD path.
+# taken or put every step-th, in one pass compiled per SIMD path.
 from cython cimport floating
 
 cdef extern from "rows.h":
@@ -20,6 +20,10 @@ cdef extern from "rows.h":
                          Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
     void skc_rows_take_d(const double *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
                          Py_ssize_t n, double *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_put_s(const float *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
+                        Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_put_d(const double *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
+                        Py_ssize_t n, double *out, Py_ssize_t ldo, int path) noexcept nogil
 
 
 cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c + r * ldc
@@ -50,6 +54,18 @@ cdef inline void rows_take(const floating *x,       # IN  rows, row r at x + r *
         skc_rows_take_s(x, ldx, step, rows, n, out, ldo, path)
     else:
         skc_rows_take_d(x, ldx, step, rows, n, out, ldo, path)
+
+
+cdef inline void rows_put(const floating *x,        # IN  rows x n, row r at x + r * ldx
+                          Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows, Py_ssize_t n,
+                          floating *out,            # OUT row r's every step-th at out + r * ldo
+                          Py_ssize_t ldo,
+                          int path) noexcept nogil:
+    """out[r * ldo + k * step] = x[r * ldx + k]: rows_take's inverse."""
+    if floating is float:
+        skc_rows_put_s(x, ldx, step, rows, n, out, ldo, path)
+    else:
+        skc_rows_put_d(x, ldx, step, rows, n, out, ldo, path)
 
 
 cdef inline void rows_transpose_out(

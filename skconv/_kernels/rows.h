@@ -13,7 +13,9 @@
  * skc_rows_take: out[r * ldo + k] = x[r * ldx + k * step], r < rows, k < n:
  * rows' columns of one phase, which a strided convolution reads as a plane of
  * their own (one call a plane). A step of 2 (the common stride) is a loop of
- * its own, which vectorises.
+ * its own, which vectorises. skc_rows_put is its inverse, out[r * ldo + k *
+ * step] = x[r * ldx + k]: a strided convolution's input gradient computed by
+ * phases put in place.
  *
  * Plain loops, compiled once per SIMD path (the extensions are built for the
  * baseline instruction set, four floats a step): each element is the same
@@ -73,10 +75,25 @@
                     out[k] = x[k * step];                                       \
     }
 
+#define SKC_PUT(SFX, TARGET, T)                                                 \
+    TARGET static void skc_rows_put_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t step, \
+                                          ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo) \
+    {                                                                           \
+        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, out += ldo)              \
+            if (step == 2)                                                      \
+                for (ptrdiff_t k = 0; k < n; k++)                               \
+                    out[2 * k] = x[k];                                          \
+            else                                                                \
+                for (ptrdiff_t k = 0; k < n; k++)                               \
+                    out[k * step] = x[k];                                       \
+    }
+
 SKC_ROWS(portable_s, , float)
 SKC_ROWS(portable_d, , double)
 SKC_TAKE(portable_s, , float)
 SKC_TAKE(portable_d, , double)
+SKC_PUT(portable_s, , float)
+SKC_PUT(portable_d, , double)
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SKC_ROWS_AVX2 __attribute__((target("avx2")))
@@ -93,6 +110,10 @@ SKC_TAKE(avx2_s, SKC_ROWS_AVX2, float)
 SKC_TAKE(avx2_d, SKC_ROWS_AVX2, double)
 SKC_TAKE(avx512_s, SKC_ROWS_AVX512, float)
 SKC_TAKE(avx512_d, SKC_ROWS_AVX512, double)
+SKC_PUT(avx2_s, SKC_ROWS_AVX2, float)
+SKC_PUT(avx2_d, SKC_ROWS_AVX2, double)
+SKC_PUT(avx512_s, SKC_ROWS_AVX512, float)
+SKC_PUT(avx512_d, SKC_ROWS_AVX512, double)
 #define SKC_ROWS_CALL(F, SFX, path, ...)                                        \
     ((path) == 2 ? F##avx512_##SFX(__VA_ARGS__)                                 \
      : (path) == 1 ? F##avx2_##SFX(__VA_ARGS__) : F##portable_##SFX(__VA_ARGS__))
@@ -243,6 +264,16 @@ static void skc_rows_take_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrd
                             ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
 {
     SKC_ROWS_CALL(skc_rows_take_, d, path, x, ldx, step, rows, n, out, ldo);
+}
+static void skc_rows_put_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
+                           ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
+{
+    SKC_ROWS_CALL(skc_rows_put_, s, path, x, ldx, step, rows, n, out, ldo);
+}
+static void skc_rows_put_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
+                           ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
+{
+    SKC_ROWS_CALL(skc_rows_put_, d, path, x, ldx, step, rows, n, out, ldo);
 }
 
 #endif
