@@ -1008,53 +1008,120 @@ def _turned(w4):
         w4.shape[1], -1)
 
 
+#: Where a strided convolution's input gradient by phases reads and writes
+#: (see :func:`phases_layout`).
+#: ``table``: one row a phase, its columns _conv.PHASE_COLUMNS: where its
+#: turned weights start in their flat array and its packed panels in the work,
+#: its taps (how many, and where in ``offsets``), its tiles (where in
+#: ``starts``, how many, how wide, the product's columns between two output
+#: rows), the rows and columns it gives dx, and dx's first row and column of it.
+PhasesLayout = namedtuple("PhasesLayout",
+                          "image stride channel_stride padded_size offsets starts table covered "
+                          "panels_size product_size")
+@functools.lru_cache(maxsize=64)
+def phases_layout(f, oh, ow, c, h, w, kh, kw, sh, sw, ph, pw, dtype_char, path):
+    """The :class:`PhasesLayout` of :func:`phased_transposed_convolution` for a
+    convolution of c channels by f filters, its kernel (kh, kw), stride (sh, sw)
+    and padding (ph, pw), whose output is (oh, ow) and input gradient (h, w), in
+    dtype_char's precision on SIMD path ``path``: dy's padded image (its
+    geometry, channel stride and elements, slack for the last tile's reads
+    included); the phases' taps in it and tiles (full or narrow, as
+    :func:`padded_image` picks them); the table of the phases
+    (_conv.PHASE_COLUMNS); whether the phases fill all of dx; the elements of the
+    packed weights, and of one phase's product at most.
+    """
+    full, narrow, _ = _gemm.implicit_tile_widths(dtype_char)
+    # one image of dy padded by the largest phase kernel's span less one
+    pad_h, pad_w = -(-kh // sh) - 1, -(-kw // sw) - 1
+    image = geometry((1, f, oh, ow), (pad_h + 1, pad_w + 1), 1, (pad_h, pad_w), 1)
+    channel_stride = tap_offsets(f, oh, ow, 1, 1, pad_h, pad_w, 1, 1)[0]
+    wp = ow + 2 * pad_w
+    table = np.zeros((sh * sw, len(_conv.PHASE_COLUMNS)), dtype=np.intp)
+    offsets, starts = [], []
+    weights_at = panels_at = 0
+    covered, product_size, reach = True, 0, f * channel_stride
+    rows_of = _gemm.output_rows(c, dtype_char)
+    for a in range(sh):
+        y0 = (a - ph) % sh  # dx's first row of phase a, the phase's row u0
+        u0 = (y0 + ph) // sh
+        kha = len(range(a, kh, sh))
+        for b in range(sw):
+            x0 = (b - pw) % sw
+            v0 = (x0 + pw) // sw
+            kwb = len(range(b, kw, sw))
+            # the phase's product reads dy padded by (kha - 1, kwb - 1): in the
+            # image, its tap (fi, ki, kj) for output (u0 + i, v0 + j) is a shift
+            # of the padding's difference, u0 and v0 further
+            need_rows, need_cols = len(range(y0, h, sh)), len(range(x0, w, sw))
+            rows = max(0, min(need_rows, oh + kha - 1 - u0)) if kha else 0
+            cols = max(0, min(need_cols, ow + kwb - 1 - v0)) if kwb else 0
+            covered = covered and (rows, cols) == (need_rows, need_cols)
+            taps = f * kha * kwb
+            row = dict(weights_at=weights_at, panels_at=panels_at, taps=taps,
+                       taps_at=sum(map(len, offsets)), tiles_at=sum(map(len, starts)),
+                       rows=rows, cols=cols, y0=y0, x0=x0)
+            weights_at += c * taps
+            if rows and cols and taps:
+                shift = (pad_h - (kha - 1) + u0) * wp + pad_w - (kwb - 1) + v0
+                tap = (np.arange(f)[:, None, None] * channel_stride
+                       + np.arange(kha)[:, None] * wp + np.arange(kwb) + shift).ravel()
+                tile_starts, tile_row = tiles(rows, cols, wp, full)
+                width = full
+                if narrow:
+                    narrow_starts, narrow_row = tiles(rows, cols, wp, narrow)
+                    if len(narrow_starts) * narrow * NARROW_TILE_COST < len(tile_starts) * full:
+                        tile_starts, tile_row, width = narrow_starts, narrow_row, narrow
+                offsets.append(tap)
+                starts.append(tile_starts)
+                row.update(tiles=len(tile_starts), width=width, tile_row=tile_row)
+                panels_at += rows_of * taps
+                product_size = max(product_size, rows_of * len(tile_starts) * width)
+                reach = max(reach, tap[-1] + tile_starts[-1] + width)
+            table[a * sw + b] = [row.get(name, 0) for name in _conv.PHASE_COLUMNS]
+    offsets = np.concatenate(offsets).astype(np.intp)
+    starts = np.concatenate(starts).astype(np.intp)
+    for array in (table, offsets, starts):
+        array.flags.writeable = False
+    return PhasesLayout(image, (sh, sw), channel_stride, -(-reach // 16) * 16, offsets, starts,
+                        table, covered, panels_at, product_size)
+
+
 def phased_transposed_convolution(dy, w, g, dx=None, size=None, residual=None):
     """The input gradient of a strided convolution without dilation, phase by phase.
 
     Padded row u = y + ph of x meets the kernel rows ki = a + q * sh, a = u %
     sh, at output rows i = u // sh - q: each phase (a, b) of x is the
     gradient of a stride-1 convolution by the kernel's taps of that phase,
-    ``w[:, :, a::sh, b::sw]``, which :func:`transposed_convolution`'s product
-    computes from dy (full padding: every phase position any output reads).
-    Instead of the seeds' dy dilated by zeros, or w^T @ dy's columns and
-    col2im's scattered adds: four implicit products for a stride of 2, one
-    FMA chain per dx element over (f, q, r), in the same order for every
-    sample, batch, thread count and SIMD path. Rows and columns no tap reads
-    get zeros (all of a 1x1 kernel's other phases). The phases' products go
-    to one buffer, which _conv.put_phases puts in dx, plane by plane, adding
-    ``residual`` (None, or an array of dx's shape: x's gradient from its
-    other readers) with the bits of :func:`add`. ``size``: dx's (height,
-    width), g's input's or less (an x without 'same' padding's extra bottom
-    row and right column, whose gradient is not formed); None for g's.
+    ``w[:, :, a::sh, b::sw]``, turned (:func:`transposed_convolution`'s
+    product of dy, padded by the phase kernel's span less one: every phase
+    position any output reads). Instead of the seeds' dy dilated by zeros, or
+    w^T @ dy's columns and col2im's scattered adds: four implicit products
+    for a stride of 2, one FMA chain per dx element over (f, q, r), in the
+    same order for every sample, batch, thread count and SIMD path. All of
+    them in one pass over the samples (_conv.transposed_phases): each
+    sample's dy is copied once into an image padded for every phase, each
+    phase's product put in its rows and columns of dx while in cache; rows
+    and columns no tap reads get zeros. ``residual`` (None, or an array of
+    dx's shape: x's gradient from its other readers) is added with the bits
+    of :func:`add`. ``size``: dx's (height, width), g's input's or less (an x
+    without 'same' padding's extra bottom row and right column, whose
+    gradient is not formed); None for g's.
     """
     n, f = dy.shape[:2]
-    c, h, wd, kh, kw = g["c"], g["h"], g["w"], g["kh"], g["kw"]
-    if size is not None:
-        h, wd = size
-    sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
+    c, kh, kw = g["c"], g["kh"], g["kw"]
+    h, wd = (g["h"], g["w"]) if size is None else size
     if dx is None:
         dx = np.empty((n, c, h, wd), dtype=dy.dtype)
+    layout = phases_layout(f, g["oh"], g["ow"], c, h, wd, kh, kw, g["sh"], g["sw"], g["ph"],
+                            g["pw"], dy.dtype.char, _gemm.get_path())
     w4 = w.reshape(f, c, kh, kw)
-    places = np.zeros((sh * sw, 7), dtype=np.intp)
-    products = []
-    for a in range(sh):
-        y0 = (a - ph) % sh  # x's first row of phase a, at phase row u0
-        for b in range(sw):
-            x0 = (b - pw) % sw
-            places[a * sw + b, 3:] = y0, x0, (y0 + ph) // sh, (x0 + pw) // sw
-            taps = w4[:, :, a::sh, b::sw]
-            if taps.size:
-                kha, kwb = taps.shape[2:]
-                gt = geometry(dy.shape, (kha, kwb), 1, (kha - 1, kwb - 1), 1)
-                places[a * sw + b, 1:3] = gt["oh"], gt["ow"]
-                products.append((a * sw + b, _turned(taps), gt))
-    sizes = n * c * places[:, 1] * places[:, 2]
-    places[:, 0] = np.cumsum(sizes) - sizes
-    phases = np.empty(sizes.sum(), dtype=dy.dtype)
-    for p, turned, gt in products:
-        conv2d(dy, turned, None, gt, out=phases[places[p, 0]:places[p, 0] + sizes[p]])
-    _conv.put_phases(phases, places, sh, sw, dx, threads_for(n * c, dx.size * WORK_PER_ELEMENT),
-                     residual=residual)
+    turned = np.concatenate([_turned(w4[:, :, a::g["sh"], b::g["sw"]]).ravel()
+                             for a in range(g["sh"]) for b in range(g["sw"])])
+    n_threads = threads_for(n, 2 * n * f * c * kh * kw * g["oh"] * g["ow"])
+    work = np.empty(layout.panels_size + n_threads * (layout.padded_size + layout.product_size),
+                    dtype=dy.dtype)
+    _conv.transposed_phases(np.ascontiguousarray(dy), turned, layout, dx, work, n_threads,
+                            residual=residual)
     return dx
 
 

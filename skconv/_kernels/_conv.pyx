@@ -453,65 +453,89 @@ def conv2d_backward_implicit(
 
 
 
-def put_phases(
-    const floating[::1] phases,         # IN  each phase's gradient, (n, c, height, width) from its offset
-    const Py_ssize_t[:, ::1] places,    # IN  (sh * sw, 7): each phase's offset, height, width,
-                                        #     first row and column in dx and in the phase
-    Py_ssize_t sh, Py_ssize_t sw,       # the stride
+# the columns of _engine.PhasesLayout's table, one row a phase
+cdef enum:
+    WEIGHTS_AT, PANELS_AT, TAPS, TAPS_AT, TILES_AT, TILES, WIDTH, TILE_ROW, ROWS, COLS, Y0, X0
+PHASE_COLUMNS = ("weights_at", "panels_at", "taps", "taps_at", "tiles_at", "tiles", "width",
+                 "tile_row", "rows", "cols", "y0", "x0")
+
+
+def transposed_phases(
+    const floating[:, :, :, ::1] dy,    # IN  (n, f, oh, ow)
+    const floating[::1] turned,         # IN  each phase's turned weights (c, f * its taps)
+    layout,                             # IN  _engine.PhasesLayout
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w)
+    floating[::1] work,                 # scratch: the panels, then per thread an image and a product
     int n_threads,
     *,
     residual=None,                      # IN  like dx: added, or None
 ):
-    """A strided convolution's input gradient put together from its phases'
-    (_engine.phased_transposed_convolution), plane by plane, in one pass.
+    """A strided convolution's input gradient from its phases' products
+    (_engine.phased_transposed_convolution), a sample at a time.
 
-    Phase p (a row of ``places``: offset, height, width, y0, x0, u0, v0) fills
-    dx's rows y0, y0 + sh, ... and columns x0, x0 + sw, ... from its row u0
-    and column v0 on; what no phase fills (a phase without taps: height 0,
-    or past a phase's last row or column) is 0. Then ``residual + dx`` as
-    _engine.add computes it (the gradient of x from its other readers),
-    while the plane is in cache. Copies and that sum only: the bits of
-    assigning each phase's slice in turn, then adding.
+    Each sample's dy is copied once into the middle of ``layout.image``'s
+    zero-padded image, from which every phase's product reads its taps
+    (implicit_gemm, as conv2d_forward_implicit's), each output the same FMA
+    chain over the phase's taps as the phase's own convolution of dy. Row p
+    of ``layout.table`` (PHASE_COLUMNS) says where phase p's
+    weights, panels, taps and tiles are, and that its product's rows and
+    columns go to dx's rows y0, y0 + sh, ... and columns x0, x0 + sw, ...
+    (rows_put, while the product is in cache); what no phase fills is 0
+    (unless ``layout.covered``). Then ``residual + dx``, _engine.add's sum.
+    ``work``: layout.panels_size + n_threads * (layout.padded_size +
+    layout.product_size) elements.
     """
-    cdef Py_ssize_t n_planes = dx.shape[0] * dx.shape[1], h = dx.shape[2], w = dx.shape[3]
-    cdef Py_ssize_t n_phases = places.shape[0], plane, p, rows, cols, full_rows, full_cols
+    cdef const Py_ssize_t[:, ::1] table = layout.table
+    cdef const Py_ssize_t[::1] offsets = layout.offsets, starts = layout.starts
+    cdef Geometry gi = layout.image
+    cdef Py_ssize_t channel_stride = layout.channel_stride, padded_size = layout.padded_size
+    cdef Py_ssize_t panels_size = layout.panels_size
+    cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> layout.product_size
+    cdef bint covered = layout.covered, has_residual = residual is not None
     cdef const floating[:, :, :, ::1] residual_v
-    cdef bint has_residual = residual is not None
-    cdef bint covered = True
-    cdef floating *out
+    cdef Py_ssize_t n, p, ci, tid, ldc, c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t sh, sw
+    cdef bint dp = floating is double
     cdef int path = simd_path()
-    if n_phases != sh * sw or places.shape[1] != 7:
-        raise ValueError(f"places of {places.shape[0]} x {places.shape[1]}, {sh * sw} x 7 needed")
+    cdef floating *img
+    cdef floating *product
+    cdef floating *out
+    sh, sw = layout.stride
     if has_residual:
         residual_v = residual
-    # whether the phases fill every element between them
-    for p in range(n_phases):
-        rows = (h - places[p, 3] + sh - 1) // sh
-        cols = (w - places[p, 4] + sw - 1) // sw
-        if places[p, 1] - places[p, 5] < rows or places[p, 2] - places[p, 6] < cols:
-            covered = False
-        if phases.shape[0] < places[p, 0] + n_planes * places[p, 1] * places[p, 2]:
-            raise ValueError(f"phase {p} reaches past phases' {phases.shape[0]} elements")
+    if work.shape[0] < panels_size + n_threads * per_thread:
+        raise ValueError(f"work of {work.shape[0]} elements, {panels_size + n_threads * per_thread}"
+                         " needed")
     with nogil:
-        for plane in prange(n_planes, schedule='static', num_threads=n_threads):
-            out = &dx[plane // dx.shape[1], plane % dx.shape[1], 0, 0]
+        for p in range(table.shape[0]):
+            if table[p, TILES] > 0:
+                pack_panels_of(c, table[p, TAPS], &turned[table[p, WEIGHTS_AT]], table[p, TAPS], 1,
+                               &work[table[p, PANELS_AT]])
+        for tid in range(n_threads):
+            # the borders stay zero: only the middle of an image is written
+            memset(&work[panels_size + tid * per_thread], 0, padded_size * sizeof(floating))
+        for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            img = &work[panels_size + tid * per_thread]
+            product = img + padded_size
+            _copy_padded(&dy[n, 0, 0, 0], dy.shape[2], dy.shape[3], img, channel_stride, &gi,
+                         path)
+            out = &dx[n, 0, 0, 0]
             if not covered:
-                memset(out, 0, h * w * sizeof(floating))
-            for p in range(n_phases):
-                full_rows = (h - places[p, 3] + sh - 1) // sh
-                full_cols = (w - places[p, 4] + sw - 1) // sw
-                rows = min(full_rows, places[p, 1] - places[p, 5])
-                cols = min(full_cols, places[p, 2] - places[p, 6])
-                if rows > 0 and cols > 0:
-                    rows_put(&phases[places[p, 0] + (plane * places[p, 1] + places[p, 5])
-                                     * places[p, 2] + places[p, 6]],
-                             places[p, 2], sw, rows, cols, out + places[p, 3] * w + places[p, 4],
-                             sh * w, path)
+                memset(out, 0, c * h * w * sizeof(floating))
+            for p in range(table.shape[0]):
+                if table[p, TILES] == 0:
+                    continue
+                ldc = table[p, TILES] * table[p, WIDTH]
+                implicit_gemm(c, table[p, TILES], &starts[table[p, TILES_AT]], table[p, TAPS], &work[table[p, PANELS_AT]],
+                              img, &offsets[table[p, TAPS_AT]], product, ldc,
+                              table[p, WIDTH] != tile_width(dp), 0)
+                for ci in range(c):
+                    rows_put(product + ci * ldc, table[p, TILE_ROW], sw, table[p, ROWS], table[p, COLS],
+                             out + ci * h * w + table[p, Y0] * w + table[p, X0], sh * w, path)
             if has_residual:
-                rows_out(&residual_v[plane // dx.shape[1], plane % dx.shape[1], 0, 0], 0, NULL,
-                         out, 0, False, 1, h * w, out, 0, path)
-
+                rows_out(&residual_v[n, 0, 0, 0], 0, NULL, out, 0, False, 1, c * h * w, out, 0,
+                         path)
 
 cdef extern from "winograd.h":
     void skc_wino_split_s(const float *x, Py_ssize_t n, Py_ssize_t pad, Py_ssize_t m,
