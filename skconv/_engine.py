@@ -837,6 +837,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         return dx, dw, db
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
+    along = None
     # (with the padding past the kernel's span dx is not a convolution of dy:
     # the way below)
     if (unpool is None and takes_winograd(g, f) and g["pw"] < g["kw"]
@@ -888,11 +889,15 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
         if not need_db:
             db_part = None
+        along = input_gradient_along(dy, w, g, dx, residual, n_threads) if transposed_dx \
+            else None
+        if along is not None:
+            dx, transposed_dx = along.dx, False
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
             work, g, n_threads, dw_transposed=dw_transposed,
             argmax=None if unpool is None else argmax, relu_y=None if unpool is None else relu_y,
-            planes=None if unpool is None else planes)
+            planes=None if unpool is None else planes, input_gradient=along)
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
         if not need_dx or transposed_dx or phased_dx:
@@ -915,7 +920,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         return transposed_convolution(dy, w, g, dx, residual), dw, db
     if phased_dx:
         return phased_transposed_convolution(dy, w, g, dx, x.shape[2:], residual), dw, db
-    if need_dx and residual is not None:
+    if need_dx and residual is not None and along is None:
         add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
 
@@ -981,6 +986,49 @@ def dw_is_transposed(f, ckk, dtype, implicit):
     return cost(ckk, f, f + (0 if implicit else ckk), tap_rows) <= cost(f, ckk, f + ckk, full)
 
 
+#: A stride-1 convolution's input gradient computed sample by sample beside its
+#: weights' (see :func:`input_gradient_along`): the turned weights (c, f * kh *
+#: kw), the implicit layout and geometry of the transposed convolution, dx
+#: and the residual added to it (or None), and the scratch (its weights'
+#: panels, then per thread an image and a product).
+InputGradient = namedtuple("InputGradient", "w layout geometry dx residual work")
+
+
+def input_gradient_along(dy, w, g, dx, residual, n_threads):
+    """The :class:`InputGradient` with which _conv.conv2d_backward_implicit
+    computes :func:`transposed_convolution` (into ``dx``, or an array it
+    makes) as it goes through the samples for the weights' gradient, or None
+    where that convolution takes a way of its own (a product by positions,
+    Winograd's, or its tiles in parts).
+
+    Each sample's dy is then read from memory once for both gradients, the
+    second time from cache, in one parallel region instead of two: the
+    same products, so the same bits.
+    """
+    gt = _transposed_geometry(dy.shape, g)
+    c = g["c"]
+    if takes_winograd(gt, c):
+        return None
+    layout, rows, columns = padded_image(gt, c, dy.dtype)
+    if positions_first(gt, c, dy.dtype, layout):
+        return None
+    if dx is None:
+        dx = np.empty((dy.shape[0], c, gt["oh"], gt["ow"]), dtype=dy.dtype)
+    turned = _turned(w.reshape(w.shape[0], c, g["kh"], g["kw"]))
+    work = np.empty(rows * turned.shape[1] + n_threads * (layout.padded_size + rows * columns),
+                    dtype=dy.dtype)
+    return InputGradient(turned, layout, gt, dx,
+                         None if residual is None else residual.reshape(dx.shape), work)
+
+
+def _transposed_geometry(dy_shape, g):
+    """The geometry of the convolution of dy that gives a stride-1
+    convolution's input gradient (see :func:`transposed_convolution`)."""
+    kh, kw = g["kh"], g["kw"]
+    padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
+    return geometry(dy_shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
+
+
 def transposed_convolution(dy, w, g, dx=None, residual=None):
     """The input gradient of a stride-1 convolution, as a convolution of dy.
 
@@ -993,11 +1041,8 @@ def transposed_convolution(dy, w, g, dx=None, residual=None):
     thread count and SIMD path. ``residual`` (None, or an array of dx's shape)
     is added as the product writes dx.
     """
-    kh, kw = g["kh"], g["kw"]
-    padding = (g["dh"] * (kh - 1) - g["ph"], g["dw"] * (kw - 1) - g["pw"])
-    gt = geometry(dy.shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
-    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], kh, kw)), None, gt, out=dx,
-                  residual=residual)
+    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], g["kh"], g["kw"])), None,
+                  _transposed_geometry(dy.shape, g), out=dx, residual=residual)
 
 
 def _turned(w4):

@@ -616,6 +616,38 @@ def test_strided_input_gradient_puts_its_phases_in_place_and_adds_the_residual(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, filters, along", [
+    ((3, 16, 16, 16), 16, True),   # tiles of a row each: straight into dx
+    ((3, 8, 10, 10), 16, True),    # tiles across rows: through the product
+    ((2, 64, 8, 8), 64, True),     # ResNet's 8 x 8 maps (split tiles in float32)
+    ((2, 32, 14, 14), 32, False),  # a product by positions: a convolution of its own
+])
+def test_input_gradient_computed_along_the_weights_has_the_convolutions_bits(
+        simd_path, path, dtype, shape, filters, along):
+    # _conv.conv2d_backward_implicit computes a stride-1 dx sample by sample
+    # beside dw (_engine.input_gradient_along): the bits of the convolution of
+    # dy, transposed_convolution, and of add(residual, dx) after it
+    simd_path(path)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((filters, shape[1] * 9)).astype(dtype)
+    g = _engine.geometry(x.shape, (3, 3), 1, 1, 1)
+    dy = rng.standard_normal((shape[0], filters, g["oh"], g["ow"])).astype(dtype)
+    dy[0, 0, 0, :2] = np.nan, -0.0
+    residual = rng.standard_normal(shape).astype(dtype)
+    residual[0, 1, 1, :2] = -0.0, np.inf
+    if path == "avx512":  # which shapes take a product by positions depends on the tiles
+        assert (_engine.input_gradient_along(dy, w, g, None, None, 2) is not None) == along
+    bits = f"u{x.itemsize}"
+    want = _engine.transposed_convolution(dy, w, g)
+    dx = _engine.conv2d_backward(dy, x, w, g, True, dx=np.full(shape, 7, dtype))[0]
+    np.testing.assert_array_equal(dx.view(bits), want.view(bits))
+    summed = _engine.conv2d_backward(dy, x, w, g, True, residual=residual)[0]
+    np.testing.assert_array_equal(summed.view(bits), _engine.add(residual, want, want).view(bits))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_convolution_backward_without_the_bias_gradient_has_the_weights_bits(dtype):
     # a convolution without a bias (before a batch norm) has no use for db: the
     # weights' implicit product leaves it out, dw and dx unchanged

@@ -361,6 +361,49 @@ def conv2d_backward(
                     col2im_sample(cols[slot], dx_v[n], &g)
 
 
+# The shape of an input gradient's product (see _transposed_sample): dx's
+# channels, the taps, the tiles and their width, the product's columns between
+# two output rows and its row length, the padded image's channel stride and
+# size, narrow tiles, split tiles' gap; whether the product goes straight into dx
+# (tiles of exactly a row each, no panel of padding rows).
+ctypedef struct DxLayout:
+    int channels, taps, tiles
+    Py_ssize_t width, tile_row, ldc, channel_stride, padded_size
+    bint narrow
+    Py_ssize_t gap
+    bint direct
+
+
+cdef inline void _transposed_sample(
+    const floating *dy,                 # IN  (f, oh, ow): one sample's output gradient
+    const Geometry *gt,                 # the convolution of dy that gives dx (its input is dy)
+    const DxLayout *dl,
+    const floating *panels,             # IN  the turned weights' panels (pack_panels_of)
+    const Py_ssize_t *starts,           # IN  (dl.tiles,)
+    const Py_ssize_t *offsets,          # IN  (dl.taps,)
+    floating *img,                      # scratch: the padded image (borders zero), then the product
+    const floating *res,                # IN  (c, h, w), or NULL: no residual
+    floating *dx,                       # OUT (c, h, w)
+    int path,
+) noexcept nogil:
+    """One sample's input gradient, conv2d_forward_implicit's product of its dy by
+    the turned weights (no bias, no ReLU, one part), then + res: the same chains
+    and sums, so the bits of _engine.transposed_convolution's."""
+    cdef Py_ssize_t ci, hw = gt.oh * gt.ow
+    cdef floating *product = img + dl.padded_size
+    cdef bint direct = dl.direct
+    _copy_padded(dy, gt.h, gt.w, img, dl.channel_stride, gt, path)
+    implicit_gemm(dl.channels, dl.tiles, starts, dl.taps, panels, img, offsets,
+                  dx if direct else product, dl.ldc, dl.narrow, dl.gap)
+    for ci in range(dl.channels):
+        if not direct:
+            rows_out(product + ci * dl.ldc, dl.tile_row, NULL,
+                     res + ci * hw if res != NULL else NULL, gt.ow, False, gt.oh, gt.ow,
+                     dx + ci * hw, gt.ow, path)
+        elif res != NULL:
+            rows_out(dx + ci * hw, 0, NULL, res + ci * hw, 0, False, 1, hw, dx + ci * hw, 0, path)
+
+
 def conv2d_backward_implicit(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if unpool
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w), h <= g.h and w <= g.w (see _copy_padded)
@@ -378,6 +421,7 @@ def conv2d_backward_implicit(
     argmax=None,                        # IN  intp of dy's shape: the 2x2 pooling's argmax, or None
     relu_y=None,                        # IN  with argmax: the pooled output after a ReLU, or None
     planes=None,                        # scratch with argmax: (n_threads, f * oh * ow)
+    input_gradient=None,                # _engine.InputGradient, or None: dw and db only
 ):
     """The weight and bias gradients of a stride-1 convolution, without im2col.
 
@@ -397,6 +441,11 @@ def conv2d_backward_implicit(
     sample's output gradient is formed in ``planes`` by that pooling's
     backward (max_pool_2x2_backward_plane) while this one reads it, the bits
     of _pool.max_pool2d_2x2_backward's, never written out for the batch.
+
+    With ``input_gradient`` (not with argmax), each sample's input gradient
+    too, right after its part of dw, while its dy is in cache:
+    _engine.transposed_convolution's product, into ``input_gradient.dx``
+    (_transposed_sample), with its residual added unless None.
     """
     cdef const Py_ssize_t[::1] offsets = layout.offsets
     cdef Py_ssize_t channel_stride = layout.channel_stride
@@ -420,10 +469,48 @@ def conv2d_backward_implicit(
     cdef bint need_db = db_part is not None
     cdef floating *img
     cdef const floating *dyn
+    # the input gradient's convolution of dy, if any (see _transposed_sample)
+    cdef bint with_dx = input_gradient is not None
+    cdef const floating[:, ::1] turned
+    cdef floating[:, :, :, ::1] dx
+    cdef const floating[:, :, :, ::1] dx_residual
+    cdef floating[::1] dx_work
+    cdef const Py_ssize_t[::1] dx_offsets, dx_starts
+    cdef Geometry gt
+    cdef Py_ssize_t dx_panels = 0, dx_per_thread = 0, dx_ldc = 0, dx_padded = 0
+    cdef bint dx_has_residual = False, dp = floating is double
+    cdef DxLayout dl
+    if with_dx:
+        if unpool:
+            raise ValueError("the input gradient is computed along a plain dy only")
+        turned, dx, dx_work, gt = (input_gradient.w, input_gradient.dx, input_gradient.work,
+                                   input_gradient.geometry)
+        dx_layout = input_gradient.layout
+        dx_offsets, dx_starts = dx_layout.offsets, dx_layout.starts
+        dx_has_residual = input_gradient.residual is not None
+        if dx_has_residual:
+            dx_residual = input_gradient.residual
+        dx_padded = dx_layout.padded_size
+        dx_ldc = dx_starts.shape[0] * <Py_ssize_t> dx_layout.width
+        dx_panels = <Py_ssize_t> panel_rows(dx.shape[1], dp) * turned.shape[1]
+        dx_per_thread = dx_padded + <Py_ssize_t> panel_rows(dx.shape[1], dp) * dx_ldc
+        if dx_work.shape[0] < dx_panels + n_threads * dx_per_thread:
+            raise ValueError("the input gradient's work is too small")
+        dl.channels, dl.taps, dl.tiles = dx.shape[1], turned.shape[1], dx_starts.shape[0]
+        dl.width, dl.tile_row, dl.ldc = dx_layout.width, dx_layout.tile_row, dx_ldc
+        dl.channel_stride, dl.padded_size, dl.gap = dx_layout.channel_stride, dx_padded, dx_layout.gap
+        dl.narrow = dl.width != tile_width(dp)
+        dl.direct = (panel_rows(dl.channels, dp) == dl.channels and dl.tile_row == gt.ow
+                     and dl.ldc == gt.oh * gt.ow)
     with nogil:
         for tid in range(images.shape[0]):
             # the borders stay zero: only the middle of an image is written
             memset(&images[tid, 0], 0, images.shape[1] * sizeof(floating))
+        if with_dx:
+            pack_panels_of(dx.shape[1], turned.shape[1], &turned[0, 0], turned.shape[1], 1,
+                           &dx_work[0])
+            for tid in range(n_threads):
+                memset(&dx_work[dx_panels + tid * dx_per_thread], 0, dx_padded * sizeof(floating))
         for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
             tid = threadid()
             img = &images[tid, 0]
@@ -450,6 +537,11 @@ def conv2d_backward_implicit(
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])
                 if need_db:
                     _bias_gradient(dyn, nf, ohw, n == start, db_part[ci])
+                if with_dx:
+                    _transposed_sample(dyn, &gt, &dl, &dx_work[0], &dx_starts[0], &dx_offsets[0],
+                                       &dx_work[dx_panels + tid * dx_per_thread],
+                                       &dx_residual[n, 0, 0, 0] if dx_has_residual else NULL,
+                                       &dx[n, 0, 0, 0], path)
 
 
 
