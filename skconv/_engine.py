@@ -851,9 +851,9 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     # a stride-1 input gradient is a convolution of dy (transposed_convolution),
     # unless the padding reaches past the kernel's span; a strided one (without
     # dilation), one such convolution per phase of x (phased_transposed_convolution)
-    # where every phase has taps: a 1x1 shortcut's dx is mostly zeros, which
-    # col2im writes as cheaply as its one phase's product and put_phases (ResNet's
-    # 16 -> 32 at batch 128, 2 threads: 1.02 against 1.17 ms, Zen 5, 2026-12-05)
+    # where every phase has taps: a 1x1 shortcut's dx is mostly zeros, which col2im
+    # writes about as fast as transposed_phases (ResNet's 16 -> 32 and 32 -> 64 at
+    # batch 128, 2 threads: 0.99 and 0.60 ms against 0.99 and 0.55; Zen 5, 2026-12-05)
     transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
                      and g["pw"] <= g["dw"] * (g["kw"] - 1))
     phased_dx = (need_dx and not stride_1 and g["dh"] == g["dw"] == 1
@@ -1054,15 +1054,17 @@ def _turned(w4):
 
 
 #: Where a strided convolution's input gradient by phases reads and writes
-#: (see :func:`phases_layout`).
-#: ``table``: one row a phase, its columns _conv.PHASE_COLUMNS: where its
-#: turned weights start in their flat array and its packed panels in the work,
-#: its taps (how many, and where in ``offsets``), its tiles (where in
-#: ``starts``, how many, how wide, the product's columns between two output
-#: rows), the rows and columns it gives dx, and dx's first row and column of it.
+#: (see :func:`phases_layout`). ``table``: one row a phase, its columns
+#: _conv.PHASE_COLUMNS: where its turned weights start in their flat array and
+#: its packed panels in the work, its taps (how many, and where in
+#: ``offsets``), its tiles (where in ``starts``, how many, how wide, the
+#: product's columns between two output rows), the rows and columns it gives
+#: dx, and dx's first row and column of it.
 PhasesLayout = namedtuple("PhasesLayout",
                           "image stride channel_stride padded_size offsets starts table covered "
                           "panels_size product_size")
+
+
 @functools.lru_cache(maxsize=64)
 def phases_layout(f, oh, ow, c, h, w, kh, kw, sh, sw, ph, pw, dtype_char, path):
     """The :class:`PhasesLayout` of :func:`phased_transposed_convolution` for a

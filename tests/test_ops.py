@@ -564,7 +564,7 @@ def test_convolution_backward_of_an_input_without_same_paddings_last_rows(
 
 def _phases_assigned(dy, w, g, size):
     """A strided convolution's dx from its phases' products, each assigned to its
-    strided slice by numpy: what _conv.put_phases must equal."""
+    strided slice by numpy: what _conv.transposed_phases must equal."""
     f, c, kh, kw = w.shape[0], g["c"], g["kh"], g["kw"]
     sh, sw, ph, pw = g["sh"], g["sw"], g["ph"], g["pw"]
     dx = np.full((dy.shape[0], c) + size, np.nan, dtype=dy.dtype)
@@ -595,7 +595,7 @@ def _phases_assigned(dy, w, g, size):
 ])
 def test_strided_input_gradient_puts_its_phases_in_place_and_adds_the_residual(
         simd_path, path, dtype, shape, filters, kernel, stride, padding, size):
-    # _conv.put_phases: each phase's product put in its rows and columns, zeros
+    # _conv.transposed_phases: each phase's product put in its rows and columns, zeros
     # where none reaches, then residual + dx: the bits of numpy's strided
     # assignments and _engine.add, on every SIMD path (its copies are per path)
     simd_path(path)
