@@ -381,7 +381,7 @@ cdef inline void _transposed_sample(
     const floating *panels,             # IN  the turned weights' panels (pack_panels_of)
     const Py_ssize_t *starts,           # IN  (dl.tiles,)
     const Py_ssize_t *offsets,          # IN  (dl.taps,)
-    floating *img,                      # scratch: the padded image (borders zero), then the product
+    floating *img,                      # scratch: the padded image (borders zero), the product
     const floating *res,                # IN  (c, h, w), or NULL: no residual
     floating *dx,                       # OUT (c, h, w)
     int path,
@@ -498,7 +498,8 @@ def conv2d_backward_implicit(
             raise ValueError("the input gradient's work is too small")
         dl.channels, dl.taps, dl.tiles = dx.shape[1], turned.shape[1], dx_starts.shape[0]
         dl.width, dl.tile_row, dl.ldc = dx_layout.width, dx_layout.tile_row, dx_ldc
-        dl.channel_stride, dl.padded_size, dl.gap = dx_layout.channel_stride, dx_padded, dx_layout.gap
+        dl.channel_stride, dl.padded_size = dx_layout.channel_stride, dx_padded
+        dl.gap = dx_layout.gap
         dl.narrow = dl.width != tile_width(dp)
         dl.direct = (panel_rows(dl.channels, dp) == dl.channels and dl.tile_row == gt.ow
                      and dl.ldc == gt.oh * gt.ow)
@@ -544,7 +545,6 @@ def conv2d_backward_implicit(
                                        &dx[n, 0, 0, 0], path)
 
 
-
 # the columns of _engine.PhasesLayout's table, one row a phase
 cdef enum:
     WEIGHTS_AT, PANELS_AT, TAPS, TAPS_AT, TILES_AT, TILES, WIDTH, TILE_ROW, ROWS, COLS, Y0, X0
@@ -557,7 +557,7 @@ def transposed_phases(
     const floating[::1] turned,         # IN  each phase's turned weights (c, f * its taps)
     layout,                             # IN  _engine.PhasesLayout
     floating[:, :, :, ::1] dx,          # OUT (n, c, h, w)
-    floating[::1] work,                 # scratch: the panels, then per thread an image and a product
+    floating[::1] work,                 # scratch: the panels, then per thread an image, a product
     int n_threads,
     *,
     residual=None,                      # IN  like dx: added, or None
@@ -596,8 +596,8 @@ def transposed_phases(
     if has_residual:
         residual_v = residual
     if work.shape[0] < panels_size + n_threads * per_thread:
-        raise ValueError(f"work of {work.shape[0]} elements, {panels_size + n_threads * per_thread}"
-                         " needed")
+        raise ValueError(f"work of {work.shape[0]} elements, "
+                         f"{panels_size + n_threads * per_thread} needed")
     with nogil:
         for p in range(table.shape[0]):
             if table[p, TILES] > 0:
@@ -619,12 +619,13 @@ def transposed_phases(
                 if table[p, TILES] == 0:
                     continue
                 ldc = table[p, TILES] * table[p, WIDTH]
-                implicit_gemm(c, table[p, TILES], &starts[table[p, TILES_AT]], table[p, TAPS], &work[table[p, PANELS_AT]],
-                              img, &offsets[table[p, TAPS_AT]], product, ldc,
-                              table[p, WIDTH] != tile_width(dp), 0)
+                implicit_gemm(c, table[p, TILES], &starts[table[p, TILES_AT]], table[p, TAPS],
+                              &work[table[p, PANELS_AT]], img, &offsets[table[p, TAPS_AT]],
+                              product, ldc, table[p, WIDTH] != tile_width(dp), 0)
                 for ci in range(c):
-                    rows_put(product + ci * ldc, table[p, TILE_ROW], sw, table[p, ROWS], table[p, COLS],
-                             out + ci * h * w + table[p, Y0] * w + table[p, X0], sh * w, path)
+                    rows_put(product + ci * ldc, table[p, TILE_ROW], sw, table[p, ROWS],
+                             table[p, COLS], out + ci * h * w + table[p, Y0] * w + table[p, X0],
+                             sh * w, path)
             if has_residual:
                 rows_out(&residual_v[n, 0, 0, 0], 0, NULL, out, 0, False, 1, c * h * w, out, 0,
                          path)
