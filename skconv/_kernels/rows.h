@@ -62,31 +62,25 @@
         }                                                                       \
     }
 
-#define SKC_TAKE(SFX, TARGET, T)                                                \
-    TARGET static void skc_rows_take_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t step, \
-                                           ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo) \
+/* out[TO(k)] = x[FROM(k)] along rows: skc_rows_take (every step-th taken) and
+ * skc_rows_put (put every step-th); a step of 2 (the common stride) a loop of its
+ * own, its stride a constant to the compiler */
+#define SKC_EACH(k, step) (k)
+#define SKC_EVERY(k, step) ((k) * (step))
+#define SKC_STEPPED(NAME, TO, FROM, SFX, TARGET, T)                             \
+    TARGET static void NAME##_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t step,  \
+                                    ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo) \
     {                                                                           \
         for (ptrdiff_t r = 0; r < rows; r++, x += ldx, out += ldo)              \
             if (step == 2)                                                      \
                 for (ptrdiff_t k = 0; k < n; k++)                               \
-                    out[k] = x[2 * k];                                          \
+                    out[TO(k, 2)] = x[FROM(k, 2)];                              \
             else                                                                \
                 for (ptrdiff_t k = 0; k < n; k++)                               \
-                    out[k] = x[k * step];                                       \
+                    out[TO(k, step)] = x[FROM(k, step)];                        \
     }
-
-#define SKC_PUT(SFX, TARGET, T)                                                 \
-    TARGET static void skc_rows_put_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t step, \
-                                          ptrdiff_t rows, ptrdiff_t n, T *out, ptrdiff_t ldo) \
-    {                                                                           \
-        for (ptrdiff_t r = 0; r < rows; r++, x += ldx, out += ldo)              \
-            if (step == 2)                                                      \
-                for (ptrdiff_t k = 0; k < n; k++)                               \
-                    out[2 * k] = x[k];                                          \
-            else                                                                \
-                for (ptrdiff_t k = 0; k < n; k++)                               \
-                    out[k * step] = x[k];                                       \
-    }
+#define SKC_TAKE(...) SKC_STEPPED(skc_rows_take, SKC_EACH, SKC_EVERY, __VA_ARGS__)
+#define SKC_PUT(...) SKC_STEPPED(skc_rows_put, SKC_EVERY, SKC_EACH, __VA_ARGS__)
 
 SKC_ROWS(portable_s, , float)
 SKC_ROWS(portable_d, , double)
@@ -255,25 +249,19 @@ static void skc_rows_transpose_out_d(const double *c, ptrdiff_t ldc, const doubl
     SKC_ROWS_CALL(skc_rows_transpose_out_, d, path, c, ldc, bias, res, ldr, relu, rows, n, out,
                   ldo);
 }
-static void skc_rows_take_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
-                            ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
-{
-    SKC_ROWS_CALL(skc_rows_take_, s, path, x, ldx, step, rows, n, out, ldo);
-}
-static void skc_rows_take_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
-                            ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
-{
-    SKC_ROWS_CALL(skc_rows_take_, d, path, x, ldx, step, rows, n, out, ldo);
-}
-static void skc_rows_put_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
-                           ptrdiff_t n, float *out, ptrdiff_t ldo, int path)
-{
-    SKC_ROWS_CALL(skc_rows_put_, s, path, x, ldx, step, rows, n, out, ldo);
-}
-static void skc_rows_put_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows,
-                           ptrdiff_t n, double *out, ptrdiff_t ldo, int path)
-{
-    SKC_ROWS_CALL(skc_rows_put_, d, path, x, ldx, step, rows, n, out, ldo);
-}
+/* the stepped copies' entry points, float and double */
+#define SKC_STEPPED_CALLS(NAME)                                                 \
+    static void NAME##_s(const float *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows, \
+                         ptrdiff_t n, float *out, ptrdiff_t ldo, int path)      \
+    {                                                                           \
+        SKC_ROWS_CALL(NAME##_, s, path, x, ldx, step, rows, n, out, ldo);       \
+    }                                                                           \
+    static void NAME##_d(const double *x, ptrdiff_t ldx, ptrdiff_t step, ptrdiff_t rows, \
+                         ptrdiff_t n, double *out, ptrdiff_t ldo, int path)     \
+    {                                                                           \
+        SKC_ROWS_CALL(NAME##_, d, path, x, ldx, step, rows, n, out, ldo);       \
+    }
+SKC_STEPPED_CALLS(skc_rows_take)
+SKC_STEPPED_CALLS(skc_rows_put)
 
 #endif
