@@ -9,9 +9,14 @@ gradients) at the epoch's batch size, in GFLOP/s, medians of ``--repeats``.
 Peak: the ``1024^3`` product of skconv's GEMM in the same run, the most this
 machine gave its kernel then (the machines are shared).
 
+``--model resnet20`` times the steps of bench_train's ResNet-20 instead
+(``--n-series`` 32x32x3 images; its convolutions' GFLOP/s are
+``bench_peak.py``'s table), with the steps' times summed by kind at the end.
+
 Usage::
 
     python benchmarks/bench_fcn_layers.py [--threads 1] [--batch-size 16] [--n-series 1024]
+    python benchmarks/bench_fcn_layers.py --model resnet20 --threads 2 --batch-size 128
 """
 
 import argparse
@@ -23,7 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from skconv import ConvNetClassifier, ops
-from bench_train import SERIES_LENGTH, fcn, make_series
+from bench_train import MODELS, SERIES_LENGTH, fcn, model_data
 from machine import cpu_name
 
 
@@ -37,13 +42,18 @@ def median_seconds(fn, repeats):
     return statistics.median(times)
 
 
-def epoch_profile(X, y, batch_size):
-    """Seconds of one epoch, and of each step's forward and backward in it."""
-    clf = ConvNetClassifier(**fcn(), batch_size=batch_size, random_state=0)
+def epoch_profile(X, y, batch_size, params):
+    """Seconds of one epoch of ``ConvNetClassifier(**params)``, of each step's
+    forward and backward in it, and each step's kind (its rule and its first
+    layer's op)."""
+    clf = ConvNetClassifier(**params, batch_size=batch_size, random_state=0)
     clf.partial_fit(X, y, classes=np.unique(y))  # warm-up: buffers, plans
     seconds = collections.defaultdict(float)
+    kinds = {}
     for step in clf._network.steps(True):
-        name = f"{step.rule:<6} {'+'.join(n.name for n in clf._network.nodes[step.first:step.last + 1])}"
+        nodes = clf._network.nodes[step.first:step.last + 1]
+        name = f"{step.rule:<6} {'+'.join(n.name for n in nodes)}"
+        kinds[name] = f"{step.rule} {nodes[0].layer.op}"
         forward, backward = step.forward, step.backward
 
         def timed_forward(xs, forward=forward, name=name):
@@ -52,16 +62,16 @@ def epoch_profile(X, y, batch_size):
             seconds[name, "forward"] += time.perf_counter() - tic
             return out
 
-        def timed_backward(dy, need_dx, backward=backward, name=name):
+        def timed_backward(*args, backward=backward, name=name, **kwargs):
             tic = time.perf_counter()
-            out = backward(dy, need_dx)
+            out = backward(*args, **kwargs)
             seconds[name, "backward"] += time.perf_counter() - tic
             return out
 
         step.forward, step.backward = timed_forward, timed_backward
     tic = time.perf_counter()
     clf.partial_fit(X, y)
-    return time.perf_counter() - tic, seconds
+    return time.perf_counter() - tic, seconds, kinds
 
 
 def conv_passes(n, repeats):
@@ -70,7 +80,8 @@ def conv_passes(n, repeats):
     rows = []
     c = 1
     for spec in fcn()["conv_layers"]:
-        f, k = spec["filters"], spec["kernel_size"][1]
+        # a series' kernel: its length, or (1, length)
+        f, k = spec["filters"], int(np.atleast_1d(spec["kernel_size"])[-1])
         # 'same': (k - 1) // 2 steps at each end, the odd one at the end first
         x = rng.standard_normal((n, c, SERIES_LENGTH + (k - 1) % 2), dtype=np.float32)
         w = rng.standard_normal((f, c, k), dtype=np.float32)
@@ -93,23 +104,35 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--n-series", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--model", choices=["fcn", "resnet20"], default="fcn")
     args = parser.parse_args()
 
     print(f"CPU: {cpu_name()}; {args.threads} thread(s), batch {args.batch_size}, "
           f"simd path {ops.simd_path()}")
-    X, y = make_series(args.n_series)
+    X, y = model_data(args.model, args.n_series)
+    params = fcn() if args.model == "fcn" else MODELS[args.model][2]
     with threadpool_limits(limits=args.threads):
-        total, seconds = epoch_profile(X, y, args.batch_size)
-        a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
-        peak = 2 * 1024**3 / median_seconds(lambda: ops.linear(a, a), args.repeats)
-        rows = conv_passes(args.batch_size, args.repeats)
-    print(f"\none epoch of {args.n_series} series: {total:.2f} s ({args.n_series / total:.0f} "
-          "series/s)")
+        total, seconds, kinds = epoch_profile(X, y, args.batch_size, params)
+        if args.model == "fcn":
+            a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+            peak = 2 * 1024**3 / median_seconds(lambda: ops.linear(a, a), args.repeats)
+            rows = conv_passes(args.batch_size, args.repeats)
+    what = "series" if args.model == "fcn" else "images"
+    print(f"\none epoch of {args.n_series} {what}: {total:.2f} s ({args.n_series / total:.0f} "
+          f"{what}/s)")
     for (name, way), s in seconds.items():
         print(f"  {way:<8} {name:<48} {s * 1e3:8.1f} ms {100 * s / total:5.1f} %")
     rest = total - sum(seconds.values())
     print(f"  {'rest':<8} {'(loss, optimizer, input checks, shuffling)':<48} {rest * 1e3:8.1f} ms "
           f"{100 * rest / total:5.1f} %")
+    by_kind = collections.defaultdict(float)
+    for (name, way), s in seconds.items():
+        by_kind[f"{way} {kinds[name]}"] += s
+    print("\nby kind of step (its rule, its first layer's op)")
+    for kind, s in sorted(by_kind.items(), key=lambda item: -item[1]):
+        print(f"  {kind:<56} {s * 1e3:8.1f} ms {100 * s / total:5.1f} %")
+    if args.model != "fcn":
+        return
     print(f"\nconvolutions at a batch of {args.batch_size}, GFLOP/s (1024^3 product: "
           f"{peak / 1e9:.0f})")
     print(f"  {'conv':<16} {'forward':>8} {'dx':>8} {'dw+db':>8}")
