@@ -891,8 +891,6 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             db_part = None
         along = input_gradient_along(dy, w, g, dx, residual, n_threads) if transposed_dx \
             else None
-        if along is not None:
-            dx, transposed_dx = along.dx, False
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
             work, g, n_threads, dw_transposed=dw_transposed,
@@ -916,11 +914,13 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
     db = None if db_part is None else db_part.sum(axis=0)
+    if along is not None:  # dx computed, its residual added, in the weights' loop
+        return along.dx, dw, db
     if transposed_dx:
         return transposed_convolution(dy, w, g, dx, residual), dw, db
     if phased_dx:
         return phased_transposed_convolution(dy, w, g, dx, x.shape[2:], residual), dw, db
-    if need_dx and residual is not None and along is None:
+    if need_dx and residual is not None:
         add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
 
