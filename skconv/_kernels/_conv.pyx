@@ -9,7 +9,7 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, rows_put, rows_take, rows_transpose_out
+from ._rows cimport rows_out, rows_put, rows_split, rows_take, rows_transpose_out
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -39,13 +39,30 @@ cdef inline void _copy_padded(
     row u // sh, column v // sw, each plane (ceil(hp / sh), ceil(wp / sw)).
     An x smaller than g's input (the extra bottom row and right column of
     'same' padding at a stride) leaves the rest of the image as it is: zero."""
-    cdef Py_ssize_t ci, r, q, b, a, count, col
+    cdef Py_ssize_t ci, r, q, b, a, count, col, at
     cdef Py_ssize_t wp = g.w + 2 * g.pw, hq = (g.h + 2 * g.ph + g.sh - 1) // g.sh
     cdef Py_ssize_t wq = (wp + g.sw - 1) // g.sw
+    # a stride of 2 whose taps read both column phases: each row split into
+    # them in one pass; x's even columns go to phase pw % 2 from column pw // 2,
+    # its odd ones to the other from (pw + 1) // 2
+    cdef bint split = (g.sw == 2 and _phase_read(0, g.kw, g.dw, 2)
+                       and _phase_read(1, g.kw, g.dw, 2))
+    cdef Py_ssize_t even_at = (g.pw % 2) * hq * wq + g.pw // 2
+    cdef Py_ssize_t odd_at = ((g.pw + 1) % 2) * hq * wq + (g.pw + 1) // 2
     for ci in range(g.c):
         if g.sh == 1 and g.sw == 1:
             rows_out(x + ci * xh * xw, xw, NULL, NULL, 0, False, xh, xw,
                      img + ci * channel_stride + g.ph * wp + g.pw, wp, path)
+            continue
+        if split:
+            for r in range(min(g.sh, xh)):
+                a = (r + g.ph) % g.sh
+                if _phase_read(a, g.kh, g.dh, g.sh):
+                    # the row of padded row r + ph in its row phase's planes
+                    at = ci * channel_stride + a * g.sw * hq * wq + (r + g.ph) // g.sh * wq
+                    rows_split(x + (ci * xh + r) * xw, g.sh * xw, (xh - r + g.sh - 1) // g.sh,
+                               (xw + 1) // 2, xw // 2, img + at + even_at, img + at + odd_at,
+                               wq, path)
             continue
         # phase by phase: columns q of phase b = (q + pw) % sw go to column
         # (q + pw) // sw of its planes; the divisions once a phase, not a row

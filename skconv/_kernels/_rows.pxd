@@ -24,6 +24,12 @@ cdef extern from "rows.h":
                         Py_ssize_t n, float *out, Py_ssize_t ldo, int path) noexcept nogil
     void skc_rows_put_d(const double *x, Py_ssize_t ldx, Py_ssize_t step, Py_ssize_t rows,
                         Py_ssize_t n, double *out, Py_ssize_t ldo, int path) noexcept nogil
+    void skc_rows_split_s(const float *x, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t n_even,
+                          Py_ssize_t n_odd, float *even, float *odd, Py_ssize_t ldo,
+                          int path) noexcept nogil
+    void skc_rows_split_d(const double *x, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t n_even,
+                          Py_ssize_t n_odd, double *even, double *odd, Py_ssize_t ldo,
+                          int path) noexcept nogil
 
 
 cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c + r * ldc
@@ -66,6 +72,21 @@ cdef inline void rows_put(const floating *x,        # IN  rows x n, row r at x +
         skc_rows_put_s(x, ldx, step, rows, n, out, ldo, path)
     else:
         skc_rows_put_d(x, ldx, step, rows, n, out, ldo, path)
+
+
+cdef inline void rows_split(const floating *x,      # IN  rows, row r at x + r * ldx
+                            Py_ssize_t ldx, Py_ssize_t rows,
+                            Py_ssize_t n_even, Py_ssize_t n_odd,  # n_odd <= n_even <= n_odd + 1
+                            floating *even,         # OUT rows x n_even, row r at even + r * ldo
+                            floating *odd,          # OUT rows x n_odd, row r at odd + r * ldo
+                            Py_ssize_t ldo,
+                            int path) noexcept nogil:
+    """even[r * ldo + k] = x[r * ldx + 2 * k], odd[r * ldo + k] = x[r * ldx + 2 * k + 1]:
+    rows_take's two phases of a step of 2 in one pass."""
+    if floating is float:
+        skc_rows_split_s(x, ldx, rows, n_even, n_odd, even, odd, ldo, path)
+    else:
+        skc_rows_split_d(x, ldx, rows, n_even, n_odd, even, odd, ldo, path)
 
 
 cdef inline void rows_transpose_out(

@@ -13,9 +13,11 @@
  * skc_rows_take: out[r * ldo + k] = x[r * ldx + k * step], r < rows, k < n:
  * rows' columns of one phase, which a strided convolution reads as a plane of
  * their own (one call a plane). A step of 2 (the common stride) is a loop of
- * its own, which vectorises. skc_rows_put is its inverse, out[r * ldo + k *
- * step] = x[r * ldx + k]: a strided convolution's input gradient computed by
- * phases put in place.
+ * its own, which vectorises; skc_rows_split takes both of its phases in one
+ * pass over the rows, which short rows (16 columns a phase of ResNet's 32 x 32
+ * maps) make several times faster than a call a phase. skc_rows_put is
+ * rows_take's inverse, out[r * ldo + k * step] = x[r * ldx + k]: a strided
+ * convolution's input gradient computed by phases put in place.
  *
  * Plain loops, compiled once per SIMD path (the extensions are built for the
  * baseline instruction set, four floats a step): each element is the same
@@ -82,12 +84,36 @@
 #define SKC_TAKE(...) SKC_STEPPED(skc_rows_take, SKC_EACH, SKC_EVERY, __VA_ARGS__)
 #define SKC_PUT(...) SKC_STEPPED(skc_rows_put, SKC_EVERY, SKC_EACH, __VA_ARGS__)
 
+/* skc_rows_split: both columns' phases of a stride of 2 in one pass over the rows,
+ * even[r * ldo + k] = x[r * ldx + 2 * k] (k < n_even) and odd[r * ldo + k] =
+ * x[r * ldx + 2 * k + 1] (k < n_odd), n_odd <= n_even <= n_odd + 1: each row read
+ * once, not once a phase, in a loop that vectorises as one deinterleave */
+#define SKC_SPLIT(SFX, TARGET, T)                                               \
+    TARGET static void skc_rows_split_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t rows, \
+                                            ptrdiff_t n_even, ptrdiff_t n_odd, T *even, \
+                                            T *odd, ptrdiff_t ldo)             \
+    {                                                                           \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                  \
+            const T *restrict from = x + r * ldx;                               \
+            T *restrict e = even + r * ldo, *restrict o = odd + r * ldo;        \
+            ptrdiff_t k = 0;                                                    \
+            for (; k < n_odd; k++) {                                            \
+                e[k] = from[2 * k];                                             \
+                o[k] = from[2 * k + 1];                                         \
+            }                                                                   \
+            if (k < n_even)                                                     \
+                e[k] = from[2 * k];                                             \
+        }                                                                       \
+    }
+
 SKC_ROWS(portable_s, , float)
 SKC_ROWS(portable_d, , double)
 SKC_TAKE(portable_s, , float)
 SKC_TAKE(portable_d, , double)
 SKC_PUT(portable_s, , float)
 SKC_PUT(portable_d, , double)
+SKC_SPLIT(portable_s, , float)
+SKC_SPLIT(portable_d, , double)
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SKC_ROWS_AVX2 __attribute__((target("avx2")))
@@ -108,6 +134,10 @@ SKC_PUT(avx2_s, SKC_ROWS_AVX2, float)
 SKC_PUT(avx2_d, SKC_ROWS_AVX2, double)
 SKC_PUT(avx512_s, SKC_ROWS_AVX512, float)
 SKC_PUT(avx512_d, SKC_ROWS_AVX512, double)
+SKC_SPLIT(avx2_s, SKC_ROWS_AVX2, float)
+SKC_SPLIT(avx2_d, SKC_ROWS_AVX2, double)
+SKC_SPLIT(avx512_s, SKC_ROWS_AVX512, float)
+SKC_SPLIT(avx512_d, SKC_ROWS_AVX512, double)
 #define SKC_ROWS_CALL(F, SFX, path, ...)                                        \
     ((path) == 2 ? F##avx512_##SFX(__VA_ARGS__)                                 \
      : (path) == 1 ? F##avx2_##SFX(__VA_ARGS__) : F##portable_##SFX(__VA_ARGS__))
@@ -263,5 +293,13 @@ static void skc_rows_transpose_out_d(const double *c, ptrdiff_t ldc, const doubl
     }
 SKC_STEPPED_CALLS(skc_rows_take)
 SKC_STEPPED_CALLS(skc_rows_put)
+#define SKC_SPLIT_CALL(SFX, T)                                                  \
+    static void skc_rows_split_##SFX(const T *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t n_even, \
+                                     ptrdiff_t n_odd, T *even, T *odd, ptrdiff_t ldo, int path) \
+    {                                                                           \
+        SKC_ROWS_CALL(skc_rows_split_, SFX, path, x, ldx, rows, n_even, n_odd, even, odd, ldo); \
+    }
+SKC_SPLIT_CALL(s, float)
+SKC_SPLIT_CALL(d, double)
 
 #endif
