@@ -787,8 +787,34 @@ def tap_offsets(c, h, w, kh, kw, ph, pw, dh, dw, sh=1, sw=1):
     return channel_stride, offsets
 
 
+class PhaseGradient(namedtuple("PhaseGradient", "values shape stride")):
+    """An input gradient that is zero but on the phase of x that a 1x1 strided
+    convolution without padding reads, ``x[:, :, ::sh, ::sw]``, whose values
+    are ``values``: a residual block's projection shortcut's, three quarters
+    zeros at a stride of 2. Kept so, it is added to the strided convolution's
+    input gradient that reads x too as that one is put in place
+    (:func:`phased_transposed_convolution`), instead of written out whole and
+    read back: the sums of the whole array's, but that an exact -0.0 off the
+    phase keeps its sign (the array's +0.0 would make it +0.0). ``shape``:
+    x's, ``stride``: (sh, sw)."""
+
+    __slots__ = ()
+
+    def dense(self):
+        """The gradient as an array of x's shape."""
+        sh, sw = self.stride
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        out[:, :, ::sh, ::sw] = self.values
+        return out
+
+
+def dense(gradient):
+    """``gradient`` as an array: a :class:`PhaseGradient`'s :meth:`~PhaseGradient.dense`."""
+    return gradient.dense() if isinstance(gradient, PhaseGradient) else gradient
+
+
 def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, residual=None,
-                    need_db=True):
+                    need_db=True, phase_dx=False):
     """:func:`conv2d_backward` of checked arguments: x (n, c, h, w) and dy (n, f, oh, ow)
     C-contiguous, w (f, c * kh * kw), g x's geometry, cols None or a checked workspace;
     ``dx`` an array of x's shape to write into (a layer's buffer), or None.
@@ -810,6 +836,11 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     ``need_db``: False when no bias takes db (a convolution before a batch
     norm), which the weights' implicit product then leaves out.
 
+    ``phase_dx``: with a 1x1 kernel, a stride and no padding, dx is returned
+    as a :class:`PhaseGradient`, its values the product of dy by the turned
+    weights (:func:`transposed_convolution`, along the weights' gradient);
+    ``residual`` may be one (:func:`phased_transposed_convolution` adds it).
+
     Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``, db None where
     left out.
     """
@@ -817,9 +848,23 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
     argmax, relu_y = unpool if unpool is not None else (None, None)
-    if residual is not None:
-        residual = np.ascontiguousarray(residual)
     extra = (g["h"] - x.shape[2], g["w"] - x.shape[3])
+    stride_1 = g["sh"] == g["sw"] == 1
+    # a stride-1 input gradient is a convolution of dy (transposed_convolution),
+    # unless the padding reaches past the kernel's span; a strided one (without
+    # dilation), one such convolution per phase of x (phased_transposed_convolution)
+    # where every phase has taps; a 1x1 shortcut's is mostly zeros, kept as its
+    # one phase's with phase_dx, or written by col2im (about as fast as
+    # transposed_phases: ResNet's 16 -> 32 and 32 -> 64 at batch 128, 2 threads:
+    # 0.99 and 0.60 ms against 0.99 and 0.55; Zen 5, 2026-12-05)
+    phased_dx = (need_dx and not stride_1 and g["dh"] == g["dw"] == 1
+                 and g["kh"] >= g["sh"] and g["kw"] >= g["sw"])
+    phase_dx = (phase_dx and need_dx and not stride_1 and unpool is None and residual is None
+                and g["kh"] == g["kw"] == 1 and g["ph"] == g["pw"] == 0 and extra == (0, 0))
+    if isinstance(residual, PhaseGradient) and not phased_dx:
+        residual = residual.dense()
+    if residual is not None and not isinstance(residual, PhaseGradient):
+        residual = np.ascontiguousarray(residual)
     if (extra[0] or extra[1]) and not reads_short_input(g, f, x.dtype, need_dx, cols, unpool):
         # the ways below that read x's taps from a padded image of their own
         # read the missing rows as zeros; the others get them
@@ -833,7 +878,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             else:
                 dx[...] = dx_full
             if residual is not None:
-                add(residual, dx, dx)
+                add(dense(residual), dx, dx)
         return dx, dw, db
     n_chunks = min(n, MAX_REDUCTION_CHUNKS)
     n_threads = threads_for(n_chunks, 2 * n * f * ckk * ohw)
@@ -847,18 +892,9 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
         return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
-    stride_1 = g["sh"] == g["sw"] == 1
-    # a stride-1 input gradient is a convolution of dy (transposed_convolution),
-    # unless the padding reaches past the kernel's span; a strided one (without
-    # dilation), one such convolution per phase of x (phased_transposed_convolution)
-    # where every phase has taps: a 1x1 shortcut's dx is mostly zeros, which col2im
-    # writes about as fast as transposed_phases (ResNet's 16 -> 32 and 32 -> 64 at
-    # batch 128, 2 threads: 0.99 and 0.60 ms against 0.99 and 0.55; Zen 5, 2026-12-05)
     transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
                      and g["pw"] <= g["dw"] * (g["kw"] - 1))
-    phased_dx = (need_dx and not stride_1 and g["dh"] == g["dw"] == 1
-                 and g["kh"] >= g["sh"] and g["kw"] >= g["sw"])
-    implicit = transposed_dx or phased_dx or not need_dx
+    implicit = transposed_dx or phased_dx or phase_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
     dw_transposed = dw_is_transposed(f, ckk, x.dtype, implicit)
     implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
@@ -889,8 +925,9 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
         if not need_db:
             db_part = None
-        along = input_gradient_along(dy, w, g, dx, residual, n_threads) if transposed_dx \
-            else None
+        along = (input_gradient_along(dy, w, g, dx, residual, n_threads) if transposed_dx
+                 else input_gradient_along(dy, w, g, None, None, n_threads) if phase_dx
+                 else None)
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
             work, g, n_threads, dw_transposed=dw_transposed,
@@ -898,7 +935,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
             planes=None if unpool is None else planes, input_gradient=along)
     else:
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
-        if not need_dx or transposed_dx or phased_dx:
+        if not need_dx or transposed_dx or phased_dx or phase_dx:
             folded_dx = None
         else:
             folded_dx = dx = np.empty(x.shape, dtype=x.dtype) if dx is None else dx
@@ -914,6 +951,9 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     dw = dw_part[:, :dw_shape[0], :dw_shape[1]].sum(axis=0)
     dw = np.ascontiguousarray(dw.T) if dw_transposed else dw
     db = None if db_part is None else db_part.sum(axis=0)
+    if phase_dx:  # the phase's values: the transposed 1x1 product of dy, of stride 1
+        values = along.dx if along is not None else transposed_convolution(dy, w, g)
+        return PhaseGradient(values, x.shape, (g["sh"], g["sw"])), dw, db
     if along is not None:  # dx computed, its residual added, in the weights' loop
         return along.dx, dw, db
     if transposed_dx:
@@ -1059,10 +1099,11 @@ def _turned(w4):
 #: its packed panels in the work, its taps (how many, and where in
 #: ``offsets``), its tiles (where in ``starts``, how many, how wide, the
 #: product's columns between two output rows), the rows and columns it gives
-#: dx, and dx's first row and column of it.
+#: dx, and dx's first row and column of it. ``merged``: a row of phases is
+#: computed at once, its two column phases interleaved into dx's rows.
 PhasesLayout = namedtuple("PhasesLayout",
                           "image stride channel_stride padded_size offsets starts table covered "
-                          "panels_size product_size")
+                          "panels_size product_size merged")
 
 
 @functools.lru_cache(maxsize=64)
@@ -1075,7 +1116,9 @@ def phases_layout(f, oh, ow, c, h, w, kh, kw, sh, sw, ph, pw, dtype_char, path):
     included); the phases' taps in it and tiles (full or narrow, as
     :func:`padded_image` picks them); the table of the phases
     (_conv.PHASE_COLUMNS); whether the phases fill all of dx; the elements of the
-    packed weights, and of one phase's product at most.
+    packed weights, and of the products held at once: one phase's at most, or
+    twice that where a width stride of 2's phases fill dx, a row of phases then
+    merged into dx's rows (``merged``; see _conv.transposed_phases).
     """
     full, narrow, _ = _gemm.implicit_tile_widths(dtype_char)
     # one image of dy padded by the largest phase kernel's span less one
@@ -1129,8 +1172,9 @@ def phases_layout(f, oh, ow, c, h, w, kh, kw, sh, sw, ph, pw, dtype_char, path):
     starts = np.concatenate(starts).astype(np.intp)
     for array in (table, offsets, starts):
         array.flags.writeable = False
+    merged = covered and sw == 2
     return PhasesLayout(image, (sh, sw), channel_stride, -(-reach // 16) * 16, offsets, starts,
-                        table, covered, panels_at, product_size)
+                        table, covered, panels_at, product_size * (2 if merged else 1), merged)
 
 
 def phased_transposed_convolution(dy, w, g, dx=None, size=None, residual=None):
@@ -1150,7 +1194,9 @@ def phased_transposed_convolution(dy, w, g, dx=None, size=None, residual=None):
     phase's product put in its rows and columns of dx while in cache; rows
     and columns no tap reads get zeros. ``residual`` (None, or an array of
     dx's shape: x's gradient from its other readers) is added with the bits
-    of :func:`add`. ``size``: dx's (height, width), g's input's or less (an x
+    of :func:`add`; or a :class:`PhaseGradient`, added to its phase as that
+    is put (where the phases are merged: see :func:`phases_layout`).
+    ``size``: dx's (height, width), g's input's or less (an x
     without 'same' padding's extra bottom row and right column, whose
     gradient is not formed); None for g's.
     """
@@ -1167,8 +1213,18 @@ def phased_transposed_convolution(dy, w, g, dx=None, size=None, residual=None):
     n_threads = threads_for(n, 2 * n * f * c * kh * kw * g["oh"] * g["ow"])
     work = np.empty(layout.panels_size + n_threads * (layout.padded_size + layout.product_size),
                     dtype=dy.dtype)
+    phase_residual = None
+    if isinstance(residual, PhaseGradient):
+        column, table = _conv.PHASE_COLUMNS.index, layout.table
+        at = next(i for i, row in enumerate(table) if row[column("y0")] == row[column("x0")] == 0)
+        rows, cols = table[at, column("rows")], table[at, column("cols")]
+        if (layout.merged and residual.stride == (g["sh"], g["sw"])
+                and residual.shape == dx.shape and residual.values.shape[2:] == (rows, cols)):
+            phase_residual, residual = np.ascontiguousarray(residual.values), None
+        else:
+            residual = residual.dense()
     _conv.transposed_phases(np.ascontiguousarray(dy), turned, layout, dx, work, n_threads,
-                            residual=residual)
+                            residual=residual, phase_residual=phase_residual)
     return dx
 
 

@@ -387,12 +387,16 @@ class Conv2D(Layer):
                               pool2=pooling, relu=relu and not pool2, filters=filters)
         return call
 
-    def backward(self, dy, need_dx=True, unpool=None, add_to=None):
+    def backward(self, dy, need_dx=True, unpool=None, add_to=None, phase_dx=False):
         """With ``unpool``, ``(argmax, relu_y)`` of :meth:`forward_pooled`, dy is the
         gradient of the pooled output (see _engine.conv2d_backward). With
-        ``add_to`` (and dx), an array of the input's shape: dx + add_to is
-        returned, where the input gradient is a convolution of dy added as
-        its product writes it (``residual`` of _engine.conv2d_backward)."""
+        ``add_to`` (and dx), an array of the input's shape or an
+        _engine.PhaseGradient: dx + add_to is returned, where the input
+        gradient is a convolution of dy added as its product writes it
+        (``residual`` of _engine.conv2d_backward). With ``phase_dx``, a 1x1
+        strided convolution without padding returns its dx as an
+        _engine.PhaseGradient (for a network's backward pass, which adds it
+        to its input's other gradient)."""
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         w = self._w.reshape(self.filters, -1)
@@ -401,9 +405,9 @@ class Conv2D(Layer):
         if relu_y is not None:
             _relu_backward(dy, relu_y)
         if self.groups == 1:
-            dx, dw, db = _engine.conv2d_backward(dy, x, w, self._geometry(), need_dx, dx=dx,
-                                              unpool=unpool, residual=add_to,
-                                              need_db=self.bias)
+            dx, dw, db = _engine.conv2d_backward(
+                dy, x, w, self._geometry(), need_dx, dx=dx, unpool=unpool, residual=add_to,
+                need_db=self.bias, phase_dx=phase_dx and x.shape[1:] == self.input_shape)
             add_to = None
         else:
             dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w, self._geometry(), self.groups,
@@ -417,7 +421,7 @@ class Conv2D(Layer):
             dx = np.ascontiguousarray(dx[:, :, :h, :w])
         if dx is not None and add_to is not None:
             # the bits of the network's sum of its input's gradients (add_to + dx)
-            dx = _engine.add(np.ascontiguousarray(add_to), dx, dx)
+            dx = _engine.add(np.ascontiguousarray(_engine.dense(add_to)), dx, dx)
         return dx
 
 

@@ -281,13 +281,17 @@ class Network:
         A node read by several others gets the sum of their gradients, added
         in the reverse of the node order: the same bits every time. A step
         that ``adds_gradient`` (a convolution's) adds the sum so far to its
-        input gradient as it writes it, rather than a pass of its own after.
+        input gradient as it writes it, rather than a pass of its own after;
+        its input gradient may be an _engine.PhaseGradient (a 1x1 strided
+        convolution's), which such a step takes as the sum so far and any
+        other use makes an array first.
         """
         grads = {self.output: dy}
         for step in reversed(self.steps(True)):
             dy = grads.pop(step.output, None)
             if dy is None:  # no gradient reaches it: nothing before it has parameters
                 continue
+            dy = _engine.dense(dy)
             need_dx = self.need_dx[step.first]
             first = step.inputs[0]
             if need_dx and step.kernel.adds_gradient and first in grads:
@@ -416,6 +420,7 @@ def _accumulate(total, dx):
     backward pass is read only by the step it goes to, so its array is free
     to overwrite (a residual block's input gradient: no fresh array of the
     activation's size each batch, one pass instead of numpy's)."""
+    total, dx = _engine.dense(total), _engine.dense(dx)
     if (total.flags.c_contiguous and total.flags.writeable and dx.flags.c_contiguous
             and total.shape == dx.shape and total.dtype == dx.dtype and total is not dx):
         return _engine.add(total, dx, total)

@@ -44,8 +44,10 @@ class LayerStep:
         return self.layer.forward(*xs, training=True)
 
     def backward(self, dy, need_dx, add_to=None):
-        if add_to is not None:
-            return (self.layer.backward(dy, need_dx=need_dx, add_to=add_to),)
+        """The layer's input gradients; a convolution's (``adds_gradient``) may
+        be an _engine.PhaseGradient (see Network.backward)."""
+        if self.adds_gradient:
+            return (self.layer.backward(dy, need_dx=need_dx, add_to=add_to, phase_dx=True),)
         dx = self.layer.backward(dy, need_dx=need_dx)
         return dx if isinstance(dx, tuple) else (dx,)
 

@@ -355,9 +355,9 @@ def test_a_convolution_adding_its_inputs_other_gradient_changes_no_bits(monkeypa
     calls = []
     backward = Conv2D.backward
 
-    def spy(self, dy, need_dx=True, unpool=None, add_to=None):
+    def spy(self, dy, need_dx=True, unpool=None, add_to=None, **kwargs):
         calls.append(add_to is not None)
-        return backward(self, dy, need_dx, unpool, add_to)
+        return backward(self, dy, need_dx, unpool, add_to, **kwargs)
 
     monkeypatch.setattr(Conv2D, "backward", spy)
     net.forward(x.copy())

@@ -592,6 +592,7 @@ def _phases_assigned(dy, w, g, size):
     ((2, 3, 9, 8), 4, (3, 3), (3, 2), (1, 0), (9, 8)),  # phases of 1 and 2 taps
     ((2, 3, 8, 9), 4, (2, 3), (2, 2), (0, 1), (8, 9)),  # rows past the phases' reach
     ((2, 2, 11, 7), 3, (5, 3), (2, 2), (2, 1), (11, 7)),
+    ((2, 3, 10, 11), 4, (3, 3), (2, 3), (1, 1), (10, 11)),  # not merged: a width stride of 3
 ])
 def test_strided_input_gradient_puts_its_phases_in_place_and_adds_the_residual(
         simd_path, path, dtype, shape, filters, kernel, stride, padding, size):
@@ -613,6 +614,45 @@ def test_strided_input_gradient_puts_its_phases_in_place_and_adds_the_residual(
     summed = _engine.conv2d_backward(dy, x, w, g, True, residual=residual)[0]
     np.testing.assert_array_equal(summed.view(bits),
                                   _engine.add(residual, want, want.copy()).view(bits))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("shape, size, stride, merged", [
+    ((3, 4, 9, 9), (8, 8), 2, True),      # ResNet's: 'same' makes the body's x short
+    ((2, 3, 9, 7), (9, 7), 2, True),      # odd sizes: one more even row and column
+    ((2, 3, 10, 11), (10, 11), 3, False),  # a stride of 3: added as an array
+])
+def test_a_shortcuts_phase_gradient_is_added_to_its_phase_with_the_arrays_bits(
+        simd_path, path, dtype, shape, size, stride, merged):
+    # a residual block's 1x1 strided shortcut returns its dx as the one phase it
+    # reads (_engine.PhaseGradient), which the strided body's input gradient
+    # adds as it puts that phase (_conv.transposed_phases' phase_residual): the
+    # bits of the shortcut's dx written out whole, then added
+    simd_path(path)
+    rng = np.random.default_rng(8)
+    n, c = shape[:2]
+    x = rng.standard_normal((n, c) + size).astype(dtype)
+    g = _engine.geometry(shape, (3, 3), stride, 1, 1)
+    w = rng.standard_normal((5, c * 9)).astype(dtype)
+    dy = rng.standard_normal((n, 5, g["oh"], g["ow"])).astype(dtype)
+    g_short = _engine.geometry(x.shape, (1, 1), stride, 0, 1)
+    w_short = rng.standard_normal((6, c)).astype(dtype)
+    dy_short = rng.standard_normal((n, 6, g_short["oh"], g_short["ow"])).astype(dtype)
+    bits = f"u{x.itemsize}"
+    whole = _engine.conv2d_backward(dy_short, x, w_short, g_short, True)[0]
+    phase, dw, _ = _engine.conv2d_backward(dy_short, x, w_short, g_short, True, phase_dx=True)
+    assert isinstance(phase, _engine.PhaseGradient)
+    assert phase.values.shape == (n, c, g_short["oh"], g_short["ow"])
+    np.testing.assert_array_equal(phase.dense().view(bits), whole.view(bits))
+    np.testing.assert_array_equal(
+        dw.view(bits), _engine.conv2d_backward(dy_short, x, w_short, g_short, False)[1].view(bits))
+    layout = _engine.phases_layout(5, g["oh"], g["ow"], c, *size, 3, 3, stride, stride, 1, 1,
+                                   x.dtype.char, _gemm.get_path())
+    assert layout.merged == merged
+    want = _engine.conv2d_backward(dy, x, w, g, True, residual=whole)[0]
+    got = _engine.conv2d_backward(dy, x, w, g, True, residual=phase)[0]
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,7 +9,7 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_out, rows_put, rows_split, rows_take, rows_transpose_out
+from ._rows cimport rows_merge, rows_out, rows_put, rows_split, rows_take, rows_transpose_out
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -578,6 +578,8 @@ def transposed_phases(
     int n_threads,
     *,
     residual=None,                      # IN  like dx: added, or None
+    phase_residual=None,                # IN  (n, c, rows, cols) with layout.merged: added to
+                                        #     dx[:, :, ::sh, ::sw] (the phase at 0, 0), or None
 ):
     """A strided convolution's input gradient from its phases' products
     (_engine.phased_transposed_convolution), a sample at a time.
@@ -591,30 +593,50 @@ def transposed_phases(
     columns go to dx's rows y0, y0 + sh, ... and columns x0, x0 + sw, ...
     (rows_put, while the product is in cache); what no phase fills is 0
     (unless ``layout.covered``). Then ``residual + dx``, _engine.add's sum.
-    ``work``: layout.panels_size + n_threads * (layout.padded_size +
-    layout.product_size) elements.
+    With ``layout.merged`` (a width stride of 2, every column filled), a row
+    of phases is computed at once and its two column phases interleaved into
+    dx's rows with the residual added, each row written once (rows_merge):
+    the same sums; ``phase_residual``, the gradient of a reader of dx's phase
+    at row 0 and column 0 alone (a 1x1 shortcut's of stride (sh, sw)), is
+    added to that phase as it is put. ``work``: layout.panels_size + n_threads
+    * (layout.padded_size + layout.product_size) elements.
     """
     cdef const Py_ssize_t[:, ::1] table = layout.table
     cdef const Py_ssize_t[::1] offsets = layout.offsets, starts = layout.starts
     cdef Geometry gi = layout.image
     cdef Py_ssize_t channel_stride = layout.channel_stride, padded_size = layout.padded_size
-    cdef Py_ssize_t panels_size = layout.panels_size
-    cdef Py_ssize_t per_thread = padded_size + <Py_ssize_t> layout.product_size
+    cdef Py_ssize_t panels_size = layout.panels_size, product_size = layout.product_size
+    cdef Py_ssize_t per_thread = padded_size + product_size
     cdef bint covered = layout.covered, has_residual = residual is not None
-    cdef const floating[:, :, :, ::1] residual_v
-    cdef Py_ssize_t n, p, ci, tid, ldc, c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
-    cdef Py_ssize_t sh, sw
+    cdef bint merged = layout.merged, has_phase_residual = phase_residual is not None
+    cdef const floating[:, :, :, ::1] residual_v, phase_residual_v
+    cdef Py_ssize_t n, p, a, ci, tid, ldc, c = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+    cdef Py_ssize_t sh, sw, pe, po, ldc_e, ldc_o, ldr
+    cdef bint even_only
     cdef bint dp = floating is double
     cdef int path = simd_path()
     cdef floating *img
     cdef floating *product
     cdef floating *out
+    cdef const floating *res
     sh, sw = layout.stride
     if has_residual:
         residual_v = residual
     if work.shape[0] < panels_size + n_threads * per_thread:
         raise ValueError(f"work of {work.shape[0]} elements, "
                          f"{panels_size + n_threads * per_thread} needed")
+    if merged and not (covered and sw == 2):
+        raise ValueError("a merged layout fills every column of a width stride of 2")
+    # the table's row of the phase at dx's row 0 and column 0
+    for p in range(table.shape[0]):
+        if table[p, Y0] == 0 and table[p, X0] == 0:
+            break
+    if has_phase_residual:
+        phase_residual_v = phase_residual
+        if (not merged or has_residual or phase_residual_v.shape[0] != dx.shape[0]
+                or phase_residual_v.shape[1] != c or phase_residual_v.shape[2] != table[p, ROWS]
+                or phase_residual_v.shape[3] != table[p, COLS]):
+            raise ValueError("phase_residual does not match the layout's phase at 0, 0")
     with nogil:
         for p in range(table.shape[0]):
             if table[p, TILES] > 0:
@@ -630,15 +652,41 @@ def transposed_phases(
             _copy_padded(&dy[n, 0, 0, 0], dy.shape[2], dy.shape[3], img, channel_stride, &gi,
                          path)
             out = &dx[n, 0, 0, 0]
+            if merged:
+                for a in range(sh):
+                    # the row's phase of dx's even columns, and of its odd ones
+                    pe = a * 2 + (0 if table[a * 2, X0] == 0 else 1)
+                    po = a * 2 + 1 - (pe - a * 2)
+                    if table[pe, TILES] == 0:  # no rows (or columns) of dx in this phase
+                        continue
+                    ldc_e = table[pe, TILES] * table[pe, WIDTH]
+                    ldc_o = table[po, TILES] * table[po, WIDTH]
+                    _phase_product(&table[pe, 0], c, &starts[0], &offsets[0], &work[0], img,
+                                   product, dp)
+                    if ldc_o > 0:
+                        _phase_product(&table[po, 0], c, &starts[0], &offsets[0], &work[0], img,
+                                       product + product_size // 2, dp)
+                    even_only = has_phase_residual and table[pe, Y0] == 0
+                    for ci in range(c):
+                        if even_only:
+                            res, ldr = &phase_residual_v[n, ci, 0, 0], table[pe, COLS]
+                        elif has_residual:
+                            res, ldr = &residual_v[n, ci, table[pe, Y0], 0], sh * w
+                        else:
+                            res, ldr = NULL, 0
+                        rows_merge(product + ci * ldc_e, table[pe, TILE_ROW],
+                                   product + product_size // 2 + ci * ldc_o, table[po, TILE_ROW],
+                                   table[pe, ROWS], table[pe, COLS], table[po, COLS], res, ldr,
+                                   even_only, out + ci * h * w + table[pe, Y0] * w, sh * w, path)
+                continue
             if not covered:
                 memset(out, 0, c * h * w * sizeof(floating))
             for p in range(table.shape[0]):
                 if table[p, TILES] == 0:
                     continue
                 ldc = table[p, TILES] * table[p, WIDTH]
-                implicit_gemm(c, table[p, TILES], &starts[table[p, TILES_AT]], table[p, TAPS],
-                              &work[table[p, PANELS_AT]], img, &offsets[table[p, TAPS_AT]],
-                              product, ldc, table[p, WIDTH] != tile_width(dp), 0)
+                _phase_product(&table[p, 0], c, &starts[0], &offsets[0], &work[0], img, product,
+                               dp)
                 for ci in range(c):
                     rows_put(product + ci * ldc, table[p, TILE_ROW], sw, table[p, ROWS],
                              table[p, COLS], out + ci * h * w + table[p, Y0] * w + table[p, X0],
@@ -646,6 +694,22 @@ def transposed_phases(
             if has_residual:
                 rows_out(&residual_v[n, 0, 0, 0], 0, NULL, out, 0, False, 1, c * h * w, out, 0,
                          path)
+
+
+cdef inline void _phase_product(
+    const Py_ssize_t *phase,            # IN  the phase's row of the layout's table
+    Py_ssize_t c,                       # dx's channels: the product's rows
+    const Py_ssize_t *starts,           # IN  the layout's starts
+    const Py_ssize_t *offsets,          # IN  the layout's offsets
+    const floating *work,               # IN  the panels, at the table's panels_at
+    const floating *img,                # IN  dy's padded image
+    floating *product,                  # OUT (c, tiles * width)
+    bint dp,
+) noexcept nogil:
+    """One phase's product, c rows by its tiles' columns (transposed_phases)."""
+    implicit_gemm(c, phase[TILES], starts + phase[TILES_AT], phase[TAPS], work + phase[PANELS_AT],
+                  img, offsets + phase[TAPS_AT], product, phase[TILES] * phase[WIDTH],
+                  phase[WIDTH] != tile_width(dp), 0)
 
 cdef extern from "winograd.h":
     void skc_wino_split_s(const float *x, Py_ssize_t n, Py_ssize_t pad, Py_ssize_t m,

@@ -30,6 +30,14 @@ cdef extern from "rows.h":
     void skc_rows_split_d(const double *x, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t n_even,
                           Py_ssize_t n_odd, double *even, double *odd, Py_ssize_t ldo,
                           int path) noexcept nogil
+    void skc_rows_merge_s(const float *even, Py_ssize_t lde, const float *odd, Py_ssize_t ldd,
+                          Py_ssize_t rows, Py_ssize_t n_even, Py_ssize_t n_odd, const float *res,
+                          Py_ssize_t ldr, int even_only, float *out, Py_ssize_t ldo,
+                          int path) noexcept nogil
+    void skc_rows_merge_d(const double *even, Py_ssize_t lde, const double *odd, Py_ssize_t ldd,
+                          Py_ssize_t rows, Py_ssize_t n_even, Py_ssize_t n_odd, const double *res,
+                          Py_ssize_t ldr, int even_only, double *out, Py_ssize_t ldo,
+                          int path) noexcept nogil
 
 
 cdef inline void rows_out(const floating *c,        # IN  rows x n, row r at c + r * ldc
@@ -87,6 +95,29 @@ cdef inline void rows_split(const floating *x,      # IN  rows, row r at x + r *
         skc_rows_split_s(x, ldx, rows, n_even, n_odd, even, odd, ldo, path)
     else:
         skc_rows_split_d(x, ldx, rows, n_even, n_odd, even, odd, ldo, path)
+
+
+cdef inline void rows_merge(const floating *even,  # IN  rows x n_even, row r at even + r * lde
+                            Py_ssize_t lde,
+                            const floating *odd,   # IN  rows x n_odd, row r at odd + r * ldd
+                            Py_ssize_t ldd, Py_ssize_t rows,
+                            Py_ssize_t n_even, Py_ssize_t n_odd,  # n_odd <= n_even <= n_odd + 1
+                            const floating *res,   # IN  like out (row stride ldr), or with
+                            Py_ssize_t ldr,        #     even_only like even; or NULL for none
+                            bint even_only,
+                            floating *out,         # OUT rows of n_even + n_odd, row r at out + r * ldo
+                            Py_ssize_t ldo,
+                            int path) noexcept nogil:
+    """out[r * ldo + 2 * k] = even[r * lde + k] (+ res[r * ldr + 2 * k]),
+    out[r * ldo + 2 * k + 1] = odd[r * ldd + k] (+ res[r * ldr + 2 * k + 1]):
+    rows_split's inverse, with rows_out's sum of a residual; with even_only,
+    res[r * ldr + k] is added to the even columns and nothing to the odd."""
+    if floating is float:
+        skc_rows_merge_s(even, lde, odd, ldd, rows, n_even, n_odd, res, ldr, even_only, out, ldo,
+                         path)
+    else:
+        skc_rows_merge_d(even, lde, odd, ldd, rows, n_even, n_odd, res, ldr, even_only, out, ldo,
+                         path)
 
 
 cdef inline void rows_transpose_out(

@@ -17,7 +17,9 @@
  * pass over the rows, which short rows (16 columns a phase of ResNet's 32 x 32
  * maps) make several times faster than a call a phase. skc_rows_put is
  * rows_take's inverse, out[r * ldo + k * step] = x[r * ldx + k]: a strided
- * convolution's input gradient computed by phases put in place.
+ * convolution's input gradient computed by phases put in place; for a step of
+ * 2, skc_rows_merge puts both column phases of a row at once, with the
+ * residual.
  *
  * Plain loops, compiled once per SIMD path (the extensions are built for the
  * baseline instruction set, four floats a step): each element is the same
@@ -106,6 +108,45 @@
         }                                                                       \
     }
 
+/* skc_rows_merge: skc_rows_split's inverse with a residual, both column phases
+ * of a stride of 2 put in one pass over the rows of out: out[r * ldo + 2 * k] =
+ * even[r * lde + k] (+ res) (k < n_even) and out[r * ldo + 2 * k + 1] = odd[r *
+ * ldd + k] (+ res) (k < n_odd), n_odd <= n_even <= n_odd + 1. The residual is
+ * res[r * ldr + 2 * k] and res[r * ldr + 2 * k + 1], out's shape; or with
+ * even_only, res[r * ldr + k] added to the even columns alone (a gradient that
+ * is zero but on them); res NULL for none. The sums are skc_rows_out's (a
+ * product plus its residual): a strided convolution's input gradient, its two
+ * column phases interleaved as they leave the products, with x's gradient from
+ * its other readers added, each row written once in a loop that vectorises */
+#define SKC_MERGE_LOOP(T, EVEN, ODD)                                            \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                      \
+        const T *restrict e = even + r * lde, *restrict d = odd + r * ldd;      \
+        const T *q = res + r * ldr; /* out may be res */                        \
+        T *to = out + r * ldo;                                                  \
+        ptrdiff_t k = 0;                                                        \
+        for (; k < n_odd; k++) {                                                \
+            to[2 * k] = EVEN;                                                   \
+            to[2 * k + 1] = ODD;                                                \
+        }                                                                       \
+        if (k < n_even)                                                         \
+            to[2 * k] = EVEN;                                                   \
+    }
+#define SKC_MERGE(SFX, TARGET, T)                                               \
+    TARGET static void skc_rows_merge_##SFX(const T *even, ptrdiff_t lde, const T *odd, \
+                                            ptrdiff_t ldd, ptrdiff_t rows, ptrdiff_t n_even, \
+                                            ptrdiff_t n_odd, const T *res, ptrdiff_t ldr, \
+                                            int even_only, T *out, ptrdiff_t ldo) \
+    {                                                                           \
+        if (res && even_only) {                                                 \
+            SKC_MERGE_LOOP(T, e[k] + q[k], d[k])                                \
+        } else if (res) {                                                       \
+            SKC_MERGE_LOOP(T, e[k] + q[2 * k], d[k] + q[2 * k + 1])             \
+        } else {                                                                \
+            res = even, ldr = 0; /* stepped through, never read */              \
+            SKC_MERGE_LOOP(T, e[k], d[k])                                       \
+        }                                                                       \
+    }
+
 SKC_ROWS(portable_s, , float)
 SKC_ROWS(portable_d, , double)
 SKC_TAKE(portable_s, , float)
@@ -114,6 +155,8 @@ SKC_PUT(portable_s, , float)
 SKC_PUT(portable_d, , double)
 SKC_SPLIT(portable_s, , float)
 SKC_SPLIT(portable_d, , double)
+SKC_MERGE(portable_s, , float)
+SKC_MERGE(portable_d, , double)
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SKC_ROWS_AVX2 __attribute__((target("avx2")))
@@ -138,6 +181,10 @@ SKC_SPLIT(avx2_s, SKC_ROWS_AVX2, float)
 SKC_SPLIT(avx2_d, SKC_ROWS_AVX2, double)
 SKC_SPLIT(avx512_s, SKC_ROWS_AVX512, float)
 SKC_SPLIT(avx512_d, SKC_ROWS_AVX512, double)
+SKC_MERGE(avx2_s, SKC_ROWS_AVX2, float)
+SKC_MERGE(avx2_d, SKC_ROWS_AVX2, double)
+SKC_MERGE(avx512_s, SKC_ROWS_AVX512, float)
+SKC_MERGE(avx512_d, SKC_ROWS_AVX512, double)
 #define SKC_ROWS_CALL(F, SFX, path, ...)                                        \
     ((path) == 2 ? F##avx512_##SFX(__VA_ARGS__)                                 \
      : (path) == 1 ? F##avx2_##SFX(__VA_ARGS__) : F##portable_##SFX(__VA_ARGS__))
@@ -301,5 +348,16 @@ SKC_STEPPED_CALLS(skc_rows_put)
     }
 SKC_SPLIT_CALL(s, float)
 SKC_SPLIT_CALL(d, double)
+#define SKC_MERGE_CALL(SFX, T)                                                  \
+    static void skc_rows_merge_##SFX(const T *even, ptrdiff_t lde, const T *odd, ptrdiff_t ldd, \
+                                     ptrdiff_t rows, ptrdiff_t n_even, ptrdiff_t n_odd, \
+                                     const T *res, ptrdiff_t ldr, int even_only, T *out, \
+                                     ptrdiff_t ldo, int path)                   \
+    {                                                                           \
+        SKC_ROWS_CALL(skc_rows_merge_, SFX, path, even, lde, odd, ldd, rows, n_even, n_odd, res, \
+                      ldr, even_only, out, ldo);                                \
+    }
+SKC_MERGE_CALL(s, float)
+SKC_MERGE_CALL(d, double)
 
 #endif
