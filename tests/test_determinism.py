@@ -564,6 +564,29 @@ def test_fit_gives_identical_weights_with_1_and_2_threads(digits300, batch_norm)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_residual_net_fits_the_same_bits_with_1_and_2_threads_and_on_every_path(
+        simd_path, digits300, dtype):
+    # a projection block of stride 2 after a convolution: the shortcut's input
+    # gradient kept as its phase and added by the body's strided input gradient
+    # (_engine.PhaseGradient), the body's stride-1 one along its weights'
+    X, y = digits300
+    fits = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for threads in (1, 2):
+            est = ConvNetClassifier(
+                conv_layers=(4, {"residual": [{"filters": 8, "stride": 2}, 8]}),
+                batch_norm=True, global_pool="avg", hidden_layer_sizes=(), max_iter=2,
+                batch_size=64, random_state=0, dtype=dtype)
+            with threadpool_limits(threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(X[:200], y[:200])
+            fits.append((f"{path}, {threads} thread(s)", est._network.params.copy()))
+    for name, params in fits[1:]:
+        assert_array_equal(params, fits[0][1], err_msg=f"{name} vs {fits[0][0]}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fit_and_predict_are_identical_on_every_simd_path(simd_path, digits300, dtype):
     X, y = digits300
     fits = []
