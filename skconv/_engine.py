@@ -1215,11 +1215,8 @@ def phased_transposed_convolution(dy, w, g, dx=None, size=None, residual=None):
                     dtype=dy.dtype)
     phase_residual = None
     if isinstance(residual, PhaseGradient):
-        column, table = _conv.PHASE_COLUMNS.index, layout.table
-        at = next(i for i, row in enumerate(table) if row[column("y0")] == row[column("x0")] == 0)
-        rows, cols = table[at, column("rows")], table[at, column("cols")]
-        if (layout.merged and residual.stride == (g["sh"], g["sw"])
-                and residual.shape == dx.shape and residual.values.shape[2:] == (rows, cols)):
+        # merged phases fill dx: the one at row 0 and column 0 is the gradient's
+        if layout.merged and residual.stride == (g["sh"], g["sw"]) and residual.shape == dx.shape:
             phase_residual, residual = np.ascontiguousarray(residual.values), None
         else:
             residual = residual.dense()

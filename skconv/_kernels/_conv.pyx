@@ -627,11 +627,11 @@ def transposed_phases(
                          f"{panels_size + n_threads * per_thread} needed")
     if merged and not (covered and sw == 2):
         raise ValueError("a merged layout fills every column of a width stride of 2")
-    # the table's row of the phase at dx's row 0 and column 0
-    for p in range(table.shape[0]):
-        if table[p, Y0] == 0 and table[p, X0] == 0:
-            break
     if has_phase_residual:
+        # the table's row of the phase at dx's row 0 and column 0
+        for p in range(table.shape[0]):
+            if table[p, Y0] == 0 and table[p, X0] == 0:
+                break
         phase_residual_v = phase_residual
         if (not merged or has_residual or phase_residual_v.shape[0] != dx.shape[0]
                 or phase_residual_v.shape[1] != c or phase_residual_v.shape[2] != table[p, ROWS]
@@ -655,8 +655,8 @@ def transposed_phases(
             if merged:
                 for a in range(sh):
                     # the row's phase of dx's even columns, and of its odd ones
-                    pe = a * 2 + (0 if table[a * 2, X0] == 0 else 1)
-                    po = a * 2 + 1 - (pe - a * 2)
+                    pe = 2 * a if table[2 * a, X0] == 0 else 2 * a + 1
+                    po = pe ^ 1
                     if table[pe, TILES] == 0:  # no rows (or columns) of dx in this phase
                         continue
                     ldc_e = table[pe, TILES] * table[pe, WIDTH]
