@@ -123,6 +123,7 @@
         const T *restrict e = even + r * lde, *restrict d = odd + r * ldd;      \
         const T *q = res + r * ldr; /* out may be res */                        \
         T *to = out + r * ldo;                                                  \
+        (void)q; /* unread without a residual */                               \
         ptrdiff_t k = 0;                                                        \
         for (; k < n_odd; k++) {                                                \
             to[2 * k] = EVEN;                                                   \
