@@ -896,13 +896,14 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                      and g["pw"] <= g["dw"] * (g["kw"] - 1))
     implicit = transposed_dx or phased_dx or phase_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
-    dw_transposed = dw_is_transposed(f, ckk, x.dtype, implicit)
+    run = tap_run(g)
+    dw_transposed = dw_is_transposed(f, ckk, x.dtype, implicit, run)
     implicit = implicit and (dw_transposed or ckk >= _gemm.tile_shape(x.dtype.char)[1])
     dw_shape = (ckk, f) if dw_transposed else (f, ckk)
     if implicit and dw_transposed:
         # room for the tap-rows product's whole tiles, whose padding is dropped
         # below: a few filters (LeNet-5's 6) would make every tile an edge tile
-        mr, nr = _gemm.tap_rows_tile(f, x.dtype.char)
+        mr, nr = _gemm.tap_rows_tile(f, x.dtype.char, run)
         dw_part = np.empty((n_chunks, -(-ckk // mr) * mr, -(-f // nr) * nr), dtype=x.dtype)
     else:
         dw_part = np.empty((n_chunks,) + dw_shape, dtype=x.dtype)
@@ -930,7 +931,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                  else None)
         _conv.conv2d_backward_implicit(
             dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
-            work, g, n_threads, dw_transposed=dw_transposed,
+            work, g, n_threads, dw_transposed=dw_transposed, tap_run=run,
             argmax=None if unpool is None else argmax, relu_y=None if unpool is None else relu_y,
             planes=None if unpool is None else planes, input_gradient=along)
     else:
@@ -974,7 +975,7 @@ def reads_short_input(g, f, dtype, need_dx, cols, unpool):
     phased_dx = (need_dx and strided and g["dh"] == g["dw"] == 1
                  and g["kh"] >= g["sh"] and g["kw"] >= g["sw"])
     ckk = g["c"] * g["kh"] * g["kw"]
-    implicit = (dw_is_transposed(f, ckk, dtype, True)
+    implicit = (dw_is_transposed(f, ckk, dtype, True, tap_run(g))
                 or ckk >= _gemm.tile_shape(np.dtype(dtype).char)[1])
     return (cols is None and unpool is None and not takes_winograd(g, f) and implicit
             and (phased_dx or not need_dx))
@@ -1000,7 +1001,16 @@ def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
     return dw.reshape(f, -1).astype(x.dtype), db_part.sum(axis=0)
 
 
-def dw_is_transposed(f, ckk, dtype, implicit):
+def tap_run(g):
+    """How many consecutive offsets of the padded image each kernel row's taps
+    are (:func:`tap_offsets`): the kernel's width at a stride and dilation of
+    1 along the rows, else 1 (a stride splits a row's taps between phase
+    planes, a dilation spaces them). The weights' gradient has a product of
+    its own for taps in runs of 3 (_gemm.tap_rows_tile)."""
+    return g["kw"] if g["sw"] == 1 and g["dw"] == 1 else 1
+
+
+def dw_is_transposed(f, ckk, dtype, implicit, run=1):
     """Whether a weight gradient of f filters by ckk taps computes dw^T, the taps
     along the micro-kernel's rows and the filters along its columns.
 
@@ -1011,7 +1021,8 @@ def dw_is_transposed(f, ckk, dtype, implicit):
     the ``implicit`` product (see _conv.conv2d_backward_implicit) packs the
     taps too, unless they are its rows, which the micro-kernel reads in the
     image, in tiles one vector wide when that holds the filters
-    (_gemm.tap_rows_tile). On LeNet-5's first convolution (6 filters, 25 taps)
+    (_gemm.tap_rows_tile, its taps in runs of ``run``: :func:`tap_run`).
+    On LeNet-5's first convolution (6 filters, 25 taps)
     that moves both float32 and float64 to the taps' rows (measured 1.5x as
     fast as the filters' for float32). The bits are the same either way.
     """
@@ -1022,7 +1033,7 @@ def dw_is_transposed(f, ckk, dtype, implicit):
         mr, nr = tile
         return -(-rows // mr) * mr * (-(-columns // nr) * nr) / full[1] + packed / 2
 
-    tap_rows = _gemm.tap_rows_tile(f, char) if implicit else full
+    tap_rows = _gemm.tap_rows_tile(f, char, run) if implicit else full
     return cost(ckk, f, f + (0 if implicit else ckk), tap_rows) <= cost(f, ckk, f + ckk, full)
 
 

@@ -230,6 +230,16 @@ def test_small_maps_take_narrow_or_split_tiles_where_they_compute_fewer_columns(
     # filters that one vector holds (the one-vector tap-rows tiles), and one filter
     ((3, 2, 9, 9), (3, 3, 3), 1, 1, 1),
     ((2, 1, 6, 6), (1, 3, 3), 0, 1, 1),
+    # taps in runs of three (3x3 kernels, one vector of filters: the runs'
+    # tiles): rows of 7, 5 and 6 positions, whose blocks of four consecutive
+    # ones cross rows' ends; 27 taps (a last tile of three runs of six); a
+    # row of one tap less, a kernel of one row, a dilation (no runs)
+    ((2, 16, 9, 7), (16, 3, 3), 1, 1, 1),
+    ((3, 3, 7, 5), (8, 3, 3), 1, 1, 1),
+    ((2, 5, 6, 6), (12, 3, 3), 0, 1, 1),
+    ((2, 4, 6, 13), (16, 3, 2), 1, 1, 1),
+    ((2, 7, 1, 19), (16, 1, 3), (0, 1), 1, 1),
+    ((2, 5, 8, 8), (16, 3, 3), 1, 2, 1),
     # strides: the taps read from the padded image's phase planes
     ((2, 16, 33, 33), (32, 3, 3), 0, 1, 2),
     ((2, 16, 16, 16), (32, 1, 1), 0, 1, 2),
@@ -260,6 +270,23 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
                                  np.concatenate([cols[i] for i in chunk]))
                      for chunk in chunks]
         assert_array_equal(dw.reshape(f, -1), np.sum(per_chunk, axis=0), err_msg=path)
+
+
+def test_weight_gradient_of_taps_in_runs_has_a_product_of_its_own(simd_path):
+    # the cases above reach the runs' tiles (not only the narrow ones) where
+    # the path has them: AVX-512's, one vector of filters
+    g = _engine.geometry((1, 16, 9, 7), (3, 3), 1, 1, 1)
+    assert _engine.tap_run(g) == 3
+    assert _engine.tap_run(_engine.geometry((1, 16, 9, 7), (3, 3), 2, 1, 1)) == 1  # a stride
+    assert _engine.tap_run(_engine.geometry((1, 16, 9, 7), (3, 3), 1, 1, 2)) == 1  # a dilation
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for char, lanes in (("f", 16), ("d", 8)):
+            plain = _gemm.tap_rows_tile(lanes, char)
+            runs = _gemm.tap_rows_tile(lanes, char, 3)
+            assert runs == ((18, lanes) if path == "avx512" else plain), (path, char)
+            # more filters than a vector: the full tile, runs or not
+            assert _gemm.tap_rows_tile(lanes + 1, char, 3) == _gemm.tap_rows_tile(lanes + 1, char)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,7 +9,7 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport rows_merge, rows_out, rows_put, rows_split, rows_take, rows_transpose_out
+from ._rows cimport skc_prefetch_l2, rows_merge, rows_out, rows_put, rows_split, rows_take, rows_transpose_out
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -217,6 +217,7 @@ def conv2d_forward_implicit(
                         and tile_row == ow and ldc == g.oh * ow
                         and y.strides[1] == ldc * <Py_ssize_t> sizeof(floating))
     cdef bint epilogue = has_bias or relu or has_residual
+    cdef Py_ssize_t sample_bytes = x.shape[1] * x.shape[2] * x.shape[3] * sizeof(floating)
     cdef floating *img
     cdef floating *wide
     cdef floating *row
@@ -239,6 +240,9 @@ def conv2d_forward_implicit(
             img = &work[panels_size + tid * per_thread]
             wide = img + padded_size
             _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g, path)
+            if task % parts == 0 and n + n_threads < x.shape[0]:
+                # the sample this thread likely takes next (see skc_prefetch_l2)
+                skc_prefetch_l2(&x[n + n_threads, 0, 0, 0], sample_bytes)
             if positions_first:
                 product = wide
                 pooled = product + pos_rows * pos_ldc
@@ -427,7 +431,7 @@ def conv2d_backward_implicit(
     layout,                             # IN  _engine.ImplicitLayout: the taps' places
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
-                                        #     rounded up to _gemm.tap_rows_tile(f)'s whole tiles
+                                        #     rounded up to _gemm.tap_rows_tile(f, ., tap_run)'s whole tiles
     floating[:, ::1] db_part,           # OUT (n_chunks, f), or None: no bias gradient
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)
@@ -435,6 +439,7 @@ def conv2d_backward_implicit(
     int n_threads,
     *,
     bint dw_transposed=False,
+    int tap_run=1,                      # with dw_transposed: the taps' runs (_engine.tap_run)
     argmax=None,                        # IN  intp of dy's shape: the 2x2 pooling's argmax, or None
     relu_y=None,                        # IN  with argmax: the pooled output after a ReLU, or None
     planes=None,                        # scratch with argmax: (n_threads, f * oh * ow)
@@ -486,6 +491,8 @@ def conv2d_backward_implicit(
     cdef bint need_db = db_part is not None
     cdef floating *img
     cdef const floating *dyn
+    cdef Py_ssize_t sample_bytes = x.shape[1] * x.shape[2] * x.shape[3] * sizeof(floating)
+    cdef Py_ssize_t dy_bytes = dy.shape[1] * dy.shape[2] * sizeof(floating)
     # the input gradient's convolution of dy, if any (see _transposed_sample)
     cdef bint with_dx = input_gradient is not None
     cdef const floating[:, ::1] turned
@@ -537,6 +544,9 @@ def conv2d_backward_implicit(
             for n in range(start, stop):
                 _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride, &g,
                              path)
+                if n + 1 < stop:  # the chunk's next sample (see skc_prefetch_l2)
+                    skc_prefetch_l2(&x[n + 1, 0, 0, 0], sample_bytes)
+                    skc_prefetch_l2(&dy[n + 1, 0, 0], dy_bytes)
                 dyn = &dy[n, 0, 0]
                 if unpool:
                     for f in range(nf):
@@ -549,7 +559,7 @@ def conv2d_backward_implicit(
                 if dw_transposed:
                     gemm_tap_rows(ckk, nf, ohw, img, &offsets[0], &positions[0], dyn, 1, ohw,
                                   &dw_part[ci, 0, 0], dw_part.shape[2], n != start, True,
-                                  &work[tid, 0])
+                                  tap_run, &work[tid, 0])
                 else:
                     gemm_taps(nf, ckk, ohw, dyn, ohw, 1, img, &offsets[0], &positions[0],
                               &dw_part[ci, 0, 0], ckk, n != start, &work[tid, 0])

@@ -26,11 +26,11 @@ cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          Py_ssize_t gap) noexcept nogil
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles, int run,
                          float *work) noexcept nogil
 cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles, int run,
                          double *work) noexcept nogil
 cdef void spack_tap_rows_b(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
                           float *out) noexcept nogil
@@ -120,17 +120,23 @@ cdef inline void gemm_tap_rows(int m, int n, int k,
                                const floating *b, Py_ssize_t rsb, Py_ssize_t csb,  # IN  b[k, n]
                                floating *c, Py_ssize_t ldc,      # OUT c[m, n]
                                bint accumulate, bint whole_tiles,
+                               int run,                         # taps in runs of run (or 1)
                                floating *work) noexcept nogil:
     """c = (c if accumulate else 0) + A @ b for an implicit A whose row i is x at
     roff[i] + pos[0], roff[i] + pos[1], ... (a convolution's taps at its output
     positions): gemm_taps's product transposed, with its chains; A never formed.
     With ``whole_tiles`` c has tap_rows_tile's whole tiles of room (m and n
     rounded up), and edge tiles are stored whole, their padding for the caller
-    to drop."""
+    to drop. ``run``: how many consecutive offsets each run of roff is
+    (roff[i + 1] = roff[i] + 1 within a run; the runs start at i = 0, run,
+    ...): a kernel row's taps at a stride and dilation of 1, or 1; the tile
+    is tap_rows_tile(n, dtype, run)'s."""
     if floating is float:
-        sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)
+        sgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, run,
+                       work)
     else:
-        dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, work)
+        dgemm_tap_rows(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles, run,
+                       work)
 
 
 cdef inline void pack_tap_rows_b(int n, int k,

@@ -31,11 +31,11 @@ cdef extern from "gemm.h":
     void skc_gemm_tap_rows_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                              const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
                              Py_ssize_t csb, float *c, Py_ssize_t ldc, int accumulate,
-                             int whole_tiles, float *work) nogil
+                             int whole_tiles, int run, float *work) nogil
     void skc_gemm_tap_rows_d(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                              const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
                              Py_ssize_t csb, double *c, Py_ssize_t ldc, int accumulate,
-                             int whole_tiles, double *work) nogil
+                             int whole_tiles, int run, double *work) nogil
     void skc_pack_tap_rows_b_s(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
                                float *out) nogil
     void skc_pack_tap_rows_b_d(int n, int k, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
@@ -43,16 +43,16 @@ cdef extern from "gemm.h":
     void skc_gemm_tap_rows_packed_s(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                                     const Py_ssize_t *pos, const float *b, Py_ssize_t rsb,
                                     Py_ssize_t csb, const float *bpacked, float *c,
-                                    Py_ssize_t ldc, int accumulate, int whole_tiles,
+                                    Py_ssize_t ldc, int accumulate, int whole_tiles, int run,
                                     float *work) nogil
     void skc_gemm_tap_rows_packed_d(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                                     const Py_ssize_t *pos, const double *b, Py_ssize_t rsb,
                                     Py_ssize_t csb, const double *bpacked, double *c,
-                                    Py_ssize_t ldc, int accumulate, int whole_tiles,
+                                    Py_ssize_t ldc, int accumulate, int whole_tiles, int run,
                                     double *work) nogil
     Py_ssize_t skc_tap_rows_packed_size(int n, int k, int double_precision) nogil
     int skc_panel_rows(int m, int double_precision) nogil
-    void skc_tap_rows_tile(int n, int double_precision, int *mr, int *nr) nogil
+    void skc_tap_rows_tile(int n, int run, int double_precision, int *mr, int *nr) nogil
     int skc_tile_width(int double_precision) nogil
     int skc_narrow_tile_width(int double_precision) nogil
     int skc_split_tile_width(int double_precision) nogil
@@ -113,18 +113,18 @@ cdef void dimplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
 
 cdef void sgemm_tap_rows(int m, int n, int k, const float *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         float *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles, int run,
                          float *work) noexcept nogil:
     skc_gemm_tap_rows_s(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles,
-                          work)
+                          run, work)
 
 
 cdef void dgemm_tap_rows(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                          const Py_ssize_t *pos, const double *b, Py_ssize_t rsb, Py_ssize_t csb,
-                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles,
+                         double *c, Py_ssize_t ldc, bint accumulate, bint whole_tiles, int run,
                          double *work) noexcept nogil:
     skc_gemm_tap_rows_d(m, n, k, x, roff, pos, b, rsb, csb, c, ldc, accumulate, whole_tiles,
-                          work)
+                          run, work)
 
 
 cdef void spack_tap_rows_b(int n, int k, const float *b, Py_ssize_t rsb, Py_ssize_t csb,
@@ -141,14 +141,14 @@ cdef void sgemm_tap_rows_packed(int m, int n, int k, const float *x, const Py_ss
                                 const Py_ssize_t *pos, const float *bpacked, float *c,
                                 Py_ssize_t ldc, bint whole_tiles, float *work) noexcept nogil:
     skc_gemm_tap_rows_packed_s(m, n, k, x, roff, pos, NULL, 0, 0, bpacked, c, ldc, False,
-                               whole_tiles, work)
+                               whole_tiles, 1, work)
 
 
 cdef void dgemm_tap_rows_packed(int m, int n, int k, const double *x, const Py_ssize_t *roff,
                                 const Py_ssize_t *pos, const double *bpacked, double *c,
                                 Py_ssize_t ldc, bint whole_tiles, double *work) noexcept nogil:
     skc_gemm_tap_rows_packed_d(m, n, k, x, roff, pos, NULL, 0, 0, bpacked, c, ldc, False,
-                               whole_tiles, work)
+                               whole_tiles, 1, work)
 
 
 cdef Py_ssize_t gemm_work_size(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -180,10 +180,11 @@ def implicit_tile_widths(dtype_char):
     return skc_tile_width(dp), skc_narrow_tile_width(dp), skc_split_tile_width(dp)
 
 
-def tap_rows_tile(int n, dtype_char):
-    """(MR, NR) of the tile that gemm_tap_rows computes an n-column product in."""
+def tap_rows_tile(int n, dtype_char, int run=1):
+    """(MR, NR) of the tile that gemm_tap_rows computes an n-column product in,
+    its taps in runs of ``run`` consecutive offsets (see gemm_tap_rows)."""
     cdef int mr, nr
-    skc_tap_rows_tile(n, dtype_char == 'd', &mr, &nr)
+    skc_tap_rows_tile(n, run, dtype_char == 'd', &mr, &nr)
     return mr, nr
 
 

@@ -1,8 +1,10 @@
 # rows.h: a row of values written out with a bias, a residual and a ReLU, or
-# taken or put every step-th, in one pass compiled per SIMD path.
+# taken or put every step-th, in one pass compiled per SIMD path; and a
+# prefetch hint.
 from cython cimport floating
 
 cdef extern from "rows.h":
+    void skc_prefetch_l2(const void *p, Py_ssize_t bytes) noexcept nogil
     void skc_rows_out_s(const float *c, Py_ssize_t ldc, const float *bias, const float *res,
                         Py_ssize_t ldr, int relu, Py_ssize_t rows, Py_ssize_t n, float *out,
                         Py_ssize_t ldo, int path) noexcept nogil
