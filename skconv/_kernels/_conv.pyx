@@ -9,7 +9,8 @@ from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
 from ._reduce cimport fixed_order_sum
-from ._rows cimport skc_prefetch_l2, rows_merge, rows_out, rows_put, rows_split, rows_take, rows_transpose_out
+from ._rows cimport (skc_prefetch_l2, rows_merge, rows_out, rows_put, rows_split, rows_take,
+                    rows_transpose_out)
 
 
 cdef inline bint _phase_read(Py_ssize_t phase, Py_ssize_t k, Py_ssize_t dilation,
@@ -431,7 +432,8 @@ def conv2d_backward_implicit(
     layout,                             # IN  _engine.ImplicitLayout: the taps' places
     const Py_ssize_t[::1] positions,    # IN  (oh * ow,): each output's offset from a tap's start
     floating[:, :, ::1] dw_part,        # OUT (n_chunks, f, ckk), or if dw_transposed (n_chunks, ckk, f)
-                                        #     rounded up to _gemm.tap_rows_tile(f, ., tap_run)'s whole tiles
+                                        #     rounded up to the whole tiles of
+                                        #     _gemm.tap_rows_tile(f, dtype, tap_run)
     floating[:, ::1] db_part,           # OUT (n_chunks, f), or None: no bias gradient
     floating[:, ::1] images,            # scratch (n_threads, padded image size)
     floating[:, ::1] work,              # scratch (n_threads, gemm work size)

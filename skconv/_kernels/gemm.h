@@ -355,16 +355,17 @@ SKC_AVX512_D(skc_ukr_avx512_taps_narrow_d, 1, 8, SKC_TAPS_D, SKC_STRIDED)
     }
 /* Six runs of three taps (18 accumulators) by four positions: as fast as
  * eight runs, 284 against the narrow kernel's 232 GFLOP/s on ResNet's 16 ->
- * 16 weight gradient (Zen 5, one core, 2026-12-05), with fewer rows to pad
- * where the taps are few (27 of a 3-channel input's). */
+ * 16 weight gradient, one sample in cache (a C harness, Zen 5, one core,
+ * 2026-12-05), with fewer rows to pad where the taps are few (27 of a
+ * 3-channel input's). */
 #define SKC_RUN_TAPS 3
 #define SKC_RUNS_PER_TILE 6
-SKC_VECTOR_UKR_RUNS(skc_ukr_avx512_taps_runs_s, SKC_AVX512_TARGET, float, __m512, SKC_RUNS_PER_TILE,
-                    SKC_RUN_TAPS, 4, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps,
-                    _mm512_setzero_ps, _mm512_fmadd_ps)
-SKC_VECTOR_UKR_RUNS(skc_ukr_avx512_taps_runs_d, SKC_AVX512_TARGET, double, __m512d, SKC_RUNS_PER_TILE,
-                    SKC_RUN_TAPS, 4, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd,
-                    _mm512_setzero_pd, _mm512_fmadd_pd)
+SKC_VECTOR_UKR_RUNS(skc_ukr_avx512_taps_runs_s, SKC_AVX512_TARGET, float, __m512,
+                    SKC_RUNS_PER_TILE, SKC_RUN_TAPS, 4, _mm512_loadu_ps, _mm512_storeu_ps,
+                    _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps)
+SKC_VECTOR_UKR_RUNS(skc_ukr_avx512_taps_runs_d, SKC_AVX512_TARGET, double, __m512d,
+                    SKC_RUNS_PER_TILE, SKC_RUN_TAPS, 4, _mm512_loadu_pd, _mm512_storeu_pd,
+                    _mm512_set1_pd, _mm512_setzero_pd, _mm512_fmadd_pd)
 /* The implicit product in tiles one vector wide, for feature maps whose rows
  * leave most of a second vector on the padding between them (8 x 8 outputs
  * in rows of 10 are 78 positions: three tiles of 32, five of 16). Eight
