@@ -364,8 +364,10 @@ SKC_MERGE_CALL(d, double)
 /* bytes from p asked for into L2 ahead of their reading, a cache line (64
  * bytes on x86-64) at a time: a hint that changes no value. A convolution's
  * loop over samples asks for the next sample's input while this one's product
- * runs, which leaves memory idle; its copy into the padded image then reads
- * L2, not memory. */
+ * runs, which leaves memory idle, so that its copy into the padded image reads
+ * more of it from L2. Not all of it: asked for at once, many requests find
+ * the queue of misses full and are dropped (docs/benchmarks.rst: spread over
+ * the product they all arrive, yet the epoch was no shorter). */
 static inline void skc_prefetch_l2(const void *p, ptrdiff_t bytes)
 {
 #if defined(__GNUC__) || defined(__clang__)
