@@ -808,9 +808,41 @@ class PhaseGradient(namedtuple("PhaseGradient", "values shape stride")):
         return out
 
 
+class BatchNormGradient:
+    """A batch norm's input gradient not yet formed: :func:`batch_norm_backward`'s
+    dx, of its output gradient ``g`` (masked by the ReLU after its addition
+    where it had ``after``), its input ``x`` and the two factors a channel its
+    first pass left in ``work``. The stride-1 convolution before the batch
+    norm forms it a sample at a time as its backward reads it (``formed`` of
+    _conv.conv2d_backward_implicit), never written out for the batch;
+    :meth:`dense` writes it into ``out`` for any other reader. Both are
+    batchnorm.h's second pass: the same bits as the batch norm's dx.
+    ``shape``: the gradient's (the batch norm's input's), ``g`` and ``x``
+    being (n, c, m) views."""
+
+    def __init__(self, g, x, center, inv_std, coef, relu, scale, shift, work, out, shape):
+        self.g, self.x, self.center, self.inv_std, self.coef = g, x, center, inv_std, coef
+        self.relu, self.scale, self.shift, self.work, self.out = relu, scale, shift, work, out
+        self.shape, self.dtype = shape, g.dtype
+        self._dense = None
+
+    def dense(self):
+        """The gradient as an array of ``shape`` (``out``'s memory)."""
+        if self._dense is None:
+            group, threads = _batch_norm_tasks(self.g)
+            _batchnorm.batch_norm_input_gradient(
+                self.g, self.x, self.center, self.inv_std, self.coef, self.relu, self.scale,
+                self.shift, self.work, self.out, group, threads)
+            self._dense = self.out.reshape(self.shape)
+        return self._dense
+
+
 def dense(gradient):
-    """``gradient`` as an array: a :class:`PhaseGradient`'s :meth:`~PhaseGradient.dense`."""
-    return gradient.dense() if isinstance(gradient, PhaseGradient) else gradient
+    """``gradient`` as an array: a :class:`PhaseGradient`'s or a
+    :class:`BatchNormGradient`'s ``dense()``."""
+    if isinstance(gradient, (PhaseGradient, BatchNormGradient)):
+        return gradient.dense()
+    return gradient
 
 
 def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, residual=None,
@@ -836,6 +868,11 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     ``need_db``: False when no bias takes db (a convolution before a batch
     norm), which the weights' implicit product then leaves out.
 
+    ``dy`` may be a :class:`BatchNormGradient` (that of the batch norm after
+    the convolution): the implicit product forms each sample's as it reads
+    it where it computes dx along the weights' gradient or no dx; the other
+    ways take it made dense.
+
     ``phase_dx``: with a 1x1 kernel, a stride and no padding, dx is returned
     as a :class:`PhaseGradient`, its values the product of dy by the turned
     weights (:func:`transposed_convolution`, along the weights' gradient);
@@ -848,6 +885,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     f, ckk = w.shape
     ohw = g["oh"] * g["ow"]
     argmax, relu_y = unpool if unpool is not None else (None, None)
+    if unpool is not None:
+        dy = dense(dy)
     extra = (g["h"] - x.shape[2], g["w"] - x.shape[3])
     stride_1 = g["sh"] == g["sw"] == 1
     # a stride-1 input gradient is a convolution of dy (transposed_convolution),
@@ -888,6 +927,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     if (unpool is None and takes_winograd(g, f) and g["pw"] < g["kw"]
             and min(g["c"], f) >= WINOGRAD_GRADIENT_MIN_CHANNELS[g["kw"]]):
         n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
+        dy = dense(dy)
         dw, db = winograd_weight_gradient(dy, x, g, f, n_chunks,
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
@@ -929,12 +969,22 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         along = (input_gradient_along(dy, w, g, dx, residual, n_threads) if transposed_dx
                  else input_gradient_along(dy, w, g, None, None, n_threads) if phase_dx
                  else None)
+        # a batch norm's gradient formed as read where dy is read in this loop only
+        formed = (dy if isinstance(dy, BatchNormGradient)
+                  and (not need_dx or transposed_dx and along is not None) else None)
+        if formed is not None:
+            planes = np.empty((n_threads, f * ohw), dtype=x.dtype)
+        else:
+            dy = dense(dy)
         _conv.conv2d_backward_implicit(
-            dy.reshape(n, f, -1), x, layout, output_positions(g), dw_part, db_part, images,
-            work, g, n_threads, dw_transposed=dw_transposed, tap_run=run,
+            dy.reshape(n, f, -1) if formed is None else formed.g, x, layout,
+            output_positions(g), dw_part, db_part, images, work, g, n_threads,
+            dw_transposed=dw_transposed, tap_run=run,
             argmax=None if unpool is None else argmax, relu_y=None if unpool is None else relu_y,
-            planes=None if unpool is None else planes, input_gradient=along)
+            planes=None if unpool is None and formed is None else planes, input_gradient=along,
+            formed=formed)
     else:
+        dy = dense(dy)
         # the kernel folds w^T @ dy by col2im into dx, unless dx is left to that
         if not need_dx or transposed_dx or phased_dx or phase_dx:
             folded_dx = None
@@ -1354,7 +1404,7 @@ def batch_norm(x3, scale, shift, eps, y, x_hat=None, relu=False, residual=None):
 
 
 def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshift,
-                        relu=False, after=None):
+                        relu=False, after=None, formed=False):
     """:func:`batch_norm_backward` of checked (n, c, m) arrays into ``dx3`` (or None:
     no dx), ``dscale`` and ``dshift``. ``x3``, ``mean`` and ``var``: the input and
     statistics of a :func:`batch_norm`, from which x_hat is recomputed with the
@@ -1363,17 +1413,28 @@ def batch_norm_backward(dy3, x3, mean, var, scale, shift, eps, dx3, dscale, dshi
     ``after`` (not with relu): None, or the output of a ReLU after the batch
     norm's addition of a residual (``residual`` of :func:`batch_norm`), of
     dy3's shape: dy3, the gradient of that output, is then masked in place
-    as :func:`relu_backward` masks it, in the pass that reads it."""
+    as :func:`relu_backward` masks it, in the pass that reads it.
+
+    With ``formed``, dx is not computed but returned as a
+    :class:`BatchNormGradient` of dx3's shape, which writes it into dx3 if
+    made dense; None otherwise."""
     dtype = dy3.dtype
     c = len(var)
     if mean is None:
         center, inv_std = np.zeros(c, dtype), np.ones(c, dtype)
     else:
         center, inv_std = mean.astype(dtype), (1 / np.sqrt(var + eps)).astype(dtype)
+    coef = scale.astype(np.float64) / np.sqrt(var + eps)
+    shift = np.zeros(c, dtype) if shift is None else shift
+    work = _batch_norm_work(c)
     _batchnorm.batch_norm_backward(
-        dy3, x3, center, inv_std, scale.astype(np.float64) / np.sqrt(var + eps), relu, scale,
-        np.zeros(c, dtype) if shift is None else shift, dscale, dshift, _batch_norm_work(c),
-        *_batch_norm_tasks(dy3), dx=dx3, after=after, g_out=None if after is None else dy3)
+        dy3, x3, center, inv_std, coef, relu, scale, shift, dscale, dshift, work,
+        *_batch_norm_tasks(dy3), dx=None if formed else dx3, after=after,
+        g_out=None if after is None else dy3)
+    if formed:
+        return BatchNormGradient(dy3, x3, center, inv_std, coef, relu, scale, shift, work,
+                                 dx3.reshape(dy3.shape), dx3.shape)
+    return None
 
 
 def _batch_norm_work(c):

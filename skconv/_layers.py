@@ -400,8 +400,12 @@ class Conv2D(Layer):
         x = self._x
         dx = _buffer(self, "_dx", x.shape, x.dtype) if need_dx else None
         w = self._w.reshape(self.filters, -1)
-        dy = np.ascontiguousarray(dy)
         relu_y, self._relu_y = getattr(self, "_relu_y", None), None
+        if relu_y is not None or self.groups != 1:
+            dy = _engine.dense(dy)
+        if not isinstance(dy, _engine.BatchNormGradient):
+            # (a batch norm's gradient, formed as the product reads it, is not)
+            dy = np.ascontiguousarray(dy)
         if relu_y is not None:
             _relu_backward(dy, relu_y)
         if self.groups == 1:

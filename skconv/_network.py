@@ -287,15 +287,24 @@ class Network:
         other use makes an array first.
         """
         grads = {self.output: dy}
-        for step in reversed(self.steps(True)):
+        steps = self.steps(True)
+        for k in range(len(steps) - 1, -1, -1):
+            step = steps[k]
             dy = grads.pop(step.output, None)
             if dy is None:  # no gradient reaches it: nothing before it has parameters
                 continue
-            dy = _engine.dense(dy)
+            if not (step.kernel.takes_formed_gradient
+                    and isinstance(dy, _engine.BatchNormGradient)):
+                dy = _engine.dense(dy)
             need_dx = self.need_dx[step.first]
             first = step.inputs[0]
             if need_dx and step.kernel.adds_gradient and first in grads:
                 dxs = step.backward(dy, need_dx, add_to=grads.pop(first))
+            elif (need_dx and step.kernel.forms_gradient and k and first not in grads
+                  and steps[k - 1].output == first and steps[k - 1].kernel.takes_formed_gradient):
+                # the next step takes this input gradient formed as it reads it:
+                # nothing runs between them that could write what it reads
+                dxs = step.backward(dy, need_dx, formed=True)
             else:
                 dxs = step.backward(dy, need_dx)
             if not need_dx:

@@ -128,18 +128,24 @@ class _BatchNorm(Layer):
         w = w * (scale[:, None] if axis == 0 else scale[None, :])
         return w, shift if b is None else b * scale + shift
 
-    def backward(self, dy, need_dx=True, after=None):
+    def backward(self, dy, need_dx=True, after=None, formed=False):
         """Closed form per channel (see :func:`skconv.ops.batch_norm_backward`).
         With ``after``, the output of :meth:`forward_add` with its ReLU, dy is
         the gradient of that output, which is masked in place as the ReLU's
-        gradient (that of the shortcut too) while the batch norm's is formed."""
+        gradient (that of the shortcut too) while the batch norm's is formed.
+        With ``formed`` (and need_dx), dx is returned as an
+        _engine.BatchNormGradient, for the convolution before to form as it
+        reads it: dy and the input are read then, before anything writes them."""
         dy3 = self._as3d(np.ascontiguousarray(dy))
         dx = _buffer(self, "_dx", dy3.shape, dy3.dtype) if need_dx else None
-        _engine.batch_norm_backward(dy3, self._x, self._mean, self._var, self._scale,
-                                    self._shift, self.eps, dx, self._dscale, self._dshift,
-                                    relu=self._relu,
-                                    after=None if after is None else self._as3d(after))
+        formed = formed and need_dx
+        gradient = _engine.batch_norm_backward(
+            dy3, self._x, self._mean, self._var, self._scale, self._shift, self.eps,
+            dx.reshape(dy.shape) if formed else dx, self._dscale, self._dshift, relu=self._relu,
+            after=None if after is None else self._as3d(after), formed=formed)
         self._x = self._mean = self._var = None
+        if formed:
+            return gradient
         return None if dx is None else dx.reshape(dy.shape)
 
 

@@ -37,17 +37,24 @@ class LayerStep:
         self.relu = len(layers) == 2
         # backward takes add_to: the gradient of the layer's input from its other readers
         self.adds_gradient = self.layer.adds_gradient
+        # backward may return its input's gradient as an _engine.BatchNormGradient,
+        # which a convolution's backward takes as its dy (see Network.backward)
+        self.forms_gradient = self.layer.op == "batch_norm"
+        self.takes_formed_gradient = self.layer.op == "conv"
 
     def forward(self, xs):
         if self.relu:
             return self.layer.forward(*xs, training=True, relu=True)
         return self.layer.forward(*xs, training=True)
 
-    def backward(self, dy, need_dx, add_to=None):
+    def backward(self, dy, need_dx, add_to=None, formed=False):
         """The layer's input gradients; a convolution's (``adds_gradient``) may
-        be an _engine.PhaseGradient (see Network.backward)."""
+        be an _engine.PhaseGradient, a batch norm's with ``formed`` an
+        _engine.BatchNormGradient (see Network.backward)."""
         if self.adds_gradient:
             return (self.layer.backward(dy, need_dx=need_dx, add_to=add_to, phase_dx=True),)
+        if formed:
+            return (self.layer.backward(dy, need_dx=need_dx, formed=True),)
         dx = self.layer.backward(dy, need_dx=need_dx)
         return dx if isinstance(dx, tuple) else (dx,)
 
@@ -71,6 +78,7 @@ class ConvPoolStep:
 
     rule = "conv_pool"
     adds_gradient = False
+    forms_gradient = takes_formed_gradient = False
 
     def __init__(self, layers):
         self.conv, self.pool = layers[:2]
@@ -160,6 +168,7 @@ class BatchNormAddStep:
 
     rule = "batch_norm_add"
     adds_gradient = False
+    forms_gradient, takes_formed_gradient = True, False
     fast_out = True
 
     def __init__(self, layers):
@@ -173,11 +182,11 @@ class BatchNormAddStep:
         self._relu_y = out if self.relu else None
         return out
 
-    def backward(self, dy, need_dx):
+    def backward(self, dy, need_dx, formed=False):
         relu_y, self._relu_y = self._relu_y, None
         dy = np.ascontiguousarray(dy)
         # the ReLU's gradient masks dy in place as the batch norm's backward reads it
-        return self.batch_norm.backward(dy, need_dx=need_dx, after=relu_y), dy
+        return self.batch_norm.backward(dy, need_dx=need_dx, after=relu_y, formed=formed), dy
 
     def fast(self, n, dtype):
         batch_norm, add, relu = self.batch_norm, self.add, self.relu

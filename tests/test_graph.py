@@ -315,6 +315,52 @@ def test_the_batch_norm_adding_the_shortcut_as_it_writes_changes_no_training_bit
             assert_array_equal(a.layer.running_var, b.layer.running_var)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("name", ["identity shortcut", "identity shortcut, 16x16",
+                                  "projection shortcut, stride 2", "separable",
+                                  "series, residual with stride 2 and dilation"])
+def test_the_batch_norm_gradient_formed_as_the_convolution_reads_it_changes_no_bits(
+        simd_path, monkeypatch, name, activation, dtype):
+    # a batch norm's input gradient handed to the convolution before it as an
+    # _engine.BatchNormGradient, which a stride-1 product forms a sample at a
+    # time as it reads it and any other way makes dense: the bits of the batch
+    # norm's dx written out, on every path
+    from skconv import ops
+    from skconv._kernels import _conv, _gemm
+
+    params = dict(GRAPHS[name], activation=activation)
+    rng = np.random.RandomState(5)
+    calls = []
+
+    def counted(*args, formed=None, **kwargs):
+        calls.append(formed is not None)
+        return implicit(*args, formed=formed, **kwargs)
+
+    implicit = _conv.conv2d_backward_implicit
+    monkeypatch.setattr(_conv, "conv2d_backward_implicit", counted)
+    bits = "u8" if dtype == "float64" else "u4"
+    for path in [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]:
+        simd_path(path)
+        net, apart = _network(params, dtype), _network(params, dtype)
+        for step in apart.steps(training=True):
+            step.kernel.takes_formed_gradient = False
+        x = rng.standard_normal((6,) + net.input_shape).astype(dtype)
+        dz = rng.standard_normal((6, 3)).astype(dtype)
+        for _ in range(2):  # the layers' buffers reused
+            del calls[:]
+            net.forward(x.copy())
+            net.backward(dz.copy())
+            formed = sum(calls)
+            del calls[:]
+            apart.forward(x.copy())
+            apart.backward(dz.copy())
+            assert not any(calls)
+            assert_array_equal(net.grads.view(bits), apart.grads.view(bits), err_msg=path)
+        if name != "separable":  # (its batch norms follow grouped convolutions)
+            assert formed, "no convolution formed its batch norm's gradient"
+
+
 def test_the_batch_norm_adding_the_shortcut_at_inference_is_the_two_in_turn():
     # at inference the batch norm folds into the convolution before it, so the
     # step runs only where it cannot: its call is the two layers' own

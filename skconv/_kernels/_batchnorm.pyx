@@ -7,31 +7,6 @@ from cython.parallel cimport prange
 
 from ._gemm cimport simd_path
 
-cdef extern from "batchnorm.h":
-    enum: SKC_BN_LANES
-    void skc_bn_forward_s(const float *x, float *y, float *x_hat, Py_ssize_t n,
-                          Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
-                          const float *scale, const float *shift, double eps, int relu,
-                          const float *res, double *mean, double *var, double *work,
-                          int path) noexcept nogil
-    void skc_bn_forward_d(const double *x, double *y, double *x_hat, Py_ssize_t n,
-                          Py_ssize_t channels, Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1,
-                          const double *scale, const double *shift, double eps, int relu,
-                          const double *res, double *mean, double *var, double *work,
-                          int path) noexcept nogil
-    void skc_bn_backward_s(const float *dy, const float *x, const float *center,
-                           const float *inv_std, int relu, const float *scale,
-                           const float *shift, float *dx, Py_ssize_t n, Py_ssize_t channels,
-                           Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
-                           float *dshift, float *dscale, double *work, const float *after,
-                           float *g_out, int path) noexcept nogil
-    void skc_bn_backward_d(const double *dy, const double *x, const double *center,
-                           const double *inv_std, int relu, const double *scale,
-                           const double *shift, double *dx, Py_ssize_t n, Py_ssize_t channels,
-                           Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, const double *coef,
-                           double *dshift, double *dscale, double *work, const double *after,
-                           double *g_out, int path) noexcept nogil
-
 # doubles of work a channel: its sums' lanes
 WORK_PER_CHANNEL = 2 * SKC_BN_LANES
 
@@ -150,3 +125,42 @@ def batch_norm_backward(
                                   &scale[0], &shift[0], dx_p, dy.shape[0], channels,
                                   dy.shape[2], c0, c1, &coef[0], &dshift[0], &dscale[0],
                                   &work[c0, 0], after_p, g_p, path)
+
+
+def batch_norm_input_gradient(
+    const floating[:, :, ::1] g,        # IN  (n, c, m): batch_norm_backward's dy (g_out with after)
+    const floating[:, :, ::1] x,        # IN  (n, c, m): as batch_norm_backward's
+    const floating[::1] center,         # IN  (c,)
+    const floating[::1] inv_std,        # IN  (c,)
+    const double[::1] coef,             # IN  (c,)
+    bint relu,
+    const floating[::1] scale,          # IN  (c,)
+    const floating[::1] shift,          # IN  (c,)
+    double[:, ::1] work,                # IN  (c, WORK_PER_CHANNEL): a batch_norm_backward's
+                                        #     without dx, its factors at each channel's start
+    floating[:, :, ::1] dx,             # OUT (n, c, m)
+    Py_ssize_t group,                   # channels a task
+    int n_threads,
+):
+    """The dx of a batch_norm_backward called without it, from the factors it
+    left in ``work``: its second pass, the same bits."""
+    cdef Py_ssize_t t, c0, c1, channels = g.shape[1], tasks = (channels + group - 1) // group
+    cdef int path = simd_path()
+    for t in range(3):
+        if x.shape[t] != g.shape[t] or dx.shape[t] != g.shape[t]:
+            raise ValueError("x and dx take g's shape")
+    if work.shape[0] != channels or work.shape[1] != WORK_PER_CHANNEL:
+        raise ValueError("work takes WORK_PER_CHANNEL doubles a channel")
+    n_threads = max(1, min(n_threads, tasks))
+    with nogil:
+        for t in prange(tasks, schedule='dynamic', num_threads=n_threads):
+            c0 = t * group
+            c1 = min(c0 + group, channels)
+            if floating is float:
+                skc_bn_dx_rows_s(&g[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
+                                 &scale[0], &shift[0], &dx[0, 0, 0], g.shape[0], channels,
+                                 g.shape[2], c0, c1, &coef[0], &work[c0, 0], path)
+            else:
+                skc_bn_dx_rows_d(&g[0, 0, 0], &x[0, 0, 0], &center[0], &inv_std[0], relu,
+                                 &scale[0], &shift[0], &dx[0, 0, 0], g.shape[0], channels,
+                                 g.shape[2], c0, c1, &coef[0], &work[c0, 0], path)

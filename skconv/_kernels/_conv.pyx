@@ -5,6 +5,7 @@ from libc.string cimport memset
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_tap_rows_packed, gemm_taps, gemm_work_size,
                      implicit_gemm, pack_panels_of, pack_tap_rows_b, panel_rows, simd_path,
                      tile_width, BIAS_PER_ROW, NO_BIAS)
+from ._batchnorm cimport skc_bn_dx_rows_d, skc_bn_dx_rows_s
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
                      max_pool_2x2_positions, max_pool_2x2_row)
@@ -446,6 +447,7 @@ def conv2d_backward_implicit(
     relu_y=None,                        # IN  with argmax: the pooled output after a ReLU, or None
     planes=None,                        # scratch with argmax: (n_threads, f * oh * ow)
     input_gradient=None,                # _engine.InputGradient, or None: dw and db only
+    formed=None,                        # _engine.BatchNormGradient whose g is dy, or None
 ):
     """The weight and bias gradients of a stride-1 convolution, without im2col.
 
@@ -470,6 +472,13 @@ def conv2d_backward_implicit(
     too, right after its part of dw, while its dy is in cache:
     _engine.transposed_convolution's product, into ``input_gradient.dx``
     (_transposed_sample), with its residual added unless None.
+
+    With ``formed`` (not with argmax), the output's gradient is the input
+    gradient of the batch norm after the convolution, of which dy is the
+    batch norm's output gradient (``formed.g``): each sample's is formed in
+    ``planes`` from dy and the batch norm's input as this one reads it
+    (batchnorm.h's second pass, skc_bn_dx_rows: the same bits), never
+    written out for the batch.
     """
     cdef const Py_ssize_t[::1] offsets = layout.offsets
     cdef Py_ssize_t channel_stride = layout.channel_stride
@@ -477,10 +486,28 @@ def conv2d_backward_implicit(
     cdef const floating[:, :, ::1] relu_y_v
     cdef floating[:, ::1] planes_v
     cdef bint unpool = argmax is not None, relu = relu_y is not None
+    # the batch norm's input gradient formed a sample at a time (formed)
+    cdef bint form = formed is not None, bn_relu = False
+    cdef const floating[:, :, ::1] bn_x
+    cdef const floating[::1] bn_center, bn_inv_std, bn_scale, bn_shift
+    cdef const double[::1] bn_coef
+    cdef double[:, ::1] bn_work
     if unpool:
         argmax_v, planes_v = argmax, planes
     if relu:
         relu_y_v = relu_y
+    if form:
+        if unpool:
+            raise ValueError("a formed output gradient is read as dy, not unpooled")
+        bn_x, bn_center, bn_inv_std, bn_coef = formed.x, formed.center, formed.inv_std, formed.coef
+        bn_scale, bn_shift, bn_work, bn_relu = formed.scale, formed.shift, formed.work, formed.relu
+        planes_v = planes
+        if (bn_x.shape[0] != dy.shape[0] or bn_x.shape[1] != dy.shape[1]
+                or bn_x.shape[2] != dy.shape[2]):
+            raise ValueError("the batch norm's input takes dy's shape")
+        if (planes_v.shape[0] < n_threads or planes_v.shape[1] < dy.shape[1] * dy.shape[2]
+                or bn_work.shape[0] != dy.shape[1]):
+            raise ValueError("planes or the batch norm's work are too small")
     if x.shape[2] > g.h or x.shape[3] > g.w:
         raise ValueError(f"x of {x.shape[2]} x {x.shape[3]} does not fit a geometry of "
                          f"{g.h} x {g.w}")
@@ -549,7 +576,19 @@ def conv2d_backward_implicit(
                 if n + 1 < stop:  # the chunk's next sample (see skc_prefetch_l2)
                     skc_prefetch_l2(&x[n + 1, 0, 0, 0], sample_bytes)
                     skc_prefetch_l2(&dy[n + 1, 0, 0], dy_bytes)
+                    if form:
+                        skc_prefetch_l2(&bn_x[n + 1, 0, 0], dy_bytes)
                 dyn = &dy[n, 0, 0]
+                if form:
+                    if floating is float:
+                        skc_bn_dx_rows_s(dyn, &bn_x[n, 0, 0], &bn_center[0], &bn_inv_std[0],
+                                         bn_relu, &bn_scale[0], &bn_shift[0], &planes_v[tid, 0],
+                                         1, nf, ohw, 0, nf, &bn_coef[0], &bn_work[0, 0], path)
+                    else:
+                        skc_bn_dx_rows_d(dyn, &bn_x[n, 0, 0], &bn_center[0], &bn_inv_std[0],
+                                         bn_relu, &bn_scale[0], &bn_shift[0], &planes_v[tid, 0],
+                                         1, nf, ohw, 0, nf, &bn_coef[0], &bn_work[0, 0], path)
+                    dyn = &planes_v[tid, 0]
                 if unpool:
                     for f in range(nf):
                         max_pool_2x2_backward_plane(

@@ -336,7 +336,8 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
 #endif
 
 /* ---- channels c0 ... c1 - 1's forward and backward, on the SIMD path given
- * (as gemm.h's); work: 2 * SKC_BN_LANES zeros a channel of the range ---- */
+ * (as gemm.h's); work: 2 * SKC_BN_LANES zeros a channel of the range. Inline:
+ * _conv.pyx includes this header for skc_bn_dx_rows alone ---- */
 
 #if SKC_BN_HAVE_X86
 #define SKC_BN_CALL(F, SFX, ...)                                                \
@@ -352,7 +353,7 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
      * and in double a shift within the values' range leaves no cancellation  \
      * to speak of; then y (and x_hat), plus res unless NULL (see              \
      * skc_bn_normalize) */                                                    \
-    static void skc_bn_forward_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n,   \
+    static inline void skc_bn_forward_##SFX(const T *x, T *y, T *x_hat, ptrdiff_t n,   \
                                      ptrdiff_t channels, ptrdiff_t m, ptrdiff_t c0, \
                                      ptrdiff_t c1, const T *scale, const T *shift, \
                                      double eps, int relu, const T *res, double *mean, \
@@ -374,6 +375,21 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
         SKC_BN_CALL(skc_bn_sweep_normalize_, SFX, x, y, x_hat, n, channels, m, c0, c1, scale, \
                     shift, relu, res, work);                                    \
     }                                                                           \
+    /* the backward's second pass over channels c0 ... c1 - 1 of n images: dx =  \
+     * coef / count * (count * g - dshift - x_hat * dscale), from the factors   \
+     * skc_bn_backward leaves at the start of each channel's work; dy is g      \
+     * (g_out where skc_bn_backward had after). On its own for a product that   \
+     * forms its input's gradient an image at a time as it reads it            \
+     * (_conv.conv2d_backward_implicit's formed): the same bits. */             \
+    static inline void skc_bn_dx_rows_##SFX(const T *dy, const T *x, const T *center,   \
+                                     const T *inv_std, int relu, const T *scale, \
+                                     const T *shift, T *dx, ptrdiff_t n, ptrdiff_t channels, \
+                                     ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1,   \
+                                     const double *coef, double *work, int path) \
+    {                                                                           \
+        SKC_BN_CALL(skc_bn_sweep_dx_, SFX, dy, x, center, inv_std, relu, scale, shift, dx, \
+                    n, channels, m, c0, c1, coef, work);                        \
+    }                                                                           \
     /* dshift = sum(g), dscale = sum(g * x_hat), and dx (when not NULL; it may  \
      * be dy) = coef / count * (count * g - dshift - x_hat * dscale), coef =     \
      * scale / sqrt(var + eps), x_hat = (x - center) * inv_std recomputed as    \
@@ -382,7 +398,7 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
      * stored: passes less through memory. With after (not NULL), g = dy *      \
      * (after > 0), written to g_out (which may be dy) as it is formed, and the \
      * dx pass reads it there (see skc_bn_grad_row). */                        \
-    static void skc_bn_backward_##SFX(const T *dy, const T *x, const T *center,  \
+    static inline void skc_bn_backward_##SFX(const T *dy, const T *x, const T *center,  \
                                       const T *inv_std, int relu, const T *scale, \
                                       const T *shift, T *dx, ptrdiff_t n, ptrdiff_t channels, \
                                       ptrdiff_t m, ptrdiff_t c0, ptrdiff_t c1, \
@@ -405,8 +421,8 @@ SKC_BN_PATH(avx512_d, SKC_BN_AVX512, double)
             acc[1] = sum_gx / count;                                            \
         }                                                                       \
         if (dx)                                                                 \
-            SKC_BN_CALL(skc_bn_sweep_dx_, SFX, dy, x, center, inv_std, relu, scale, shift, dx, \
-                        n, channels, m, c0, c1, coef, work);                    \
+            skc_bn_dx_rows_##SFX(dy, x, center, inv_std, relu, scale, shift, dx, n, channels, \
+                                 m, c0, c1, coef, work, path);                  \
     }
 
 SKC_BN_CHANNELS(s, float)
