@@ -284,7 +284,10 @@ class Network:
         input gradient as it writes it, rather than a pass of its own after;
         its input gradient may be an _engine.PhaseGradient (a 1x1 strided
         convolution's), which such a step takes as the sum so far and any
-        other use makes an array first.
+        other use makes an array first. A batch norm's step hands its input
+        gradient to the convolution's step that runs right after it (the one
+        that wrote that input) as an _engine.BatchNormGradient, formed as the
+        convolution's backward reads it.
         """
         grads = {self.output: dy}
         steps = self.steps(True)
