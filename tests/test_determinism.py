@@ -147,6 +147,13 @@ def test_gemm_reads_strided_and_read_only_operands():
     ((2, 3, 32, 32), (32, 3, 3), 1, 1, 1),      # wide's first layer: a last panel of 2 rows
     ((1, 2, 5, 5), (7, 3, 3), 1, 1, 1),         # ... of 1 row, an odd number of tiles
     ((2, 4, 15, 15), (5, 3, 3), 1, 1, 1),       # the same, each row's tile in part
+    # a last panel of more than half the rows: a kernel of its rows (AVX2's 4 and
+    # 5 of 6, AVX-512's 5, 6 and 7 of 8), the product then written straight into
+    # the output where its tiles are the output's rows (16 filters on AVX2)
+    ((2, 16, 32, 32), (16, 3, 3), 1, 1, 1),     # ResNet's 16 -> 16
+    ((2, 3, 10, 10), (6, 3, 3), 1, 1, 1),
+    ((2, 3, 9, 9), (11, 3, 3), 1, 1, 1),
+    ((2, 3, 12, 12), (14, 3, 3), 1, 1, 1),
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1), 1),  # non-square, dilated, padding past the kernel
     ((1, 2, 1, 1), (3, 1, 1), 0, 1, 1),         # one pixel
     # strides: the padded image split by phase
@@ -327,6 +334,7 @@ def test_strided_input_gradient_is_the_same_bits_on_every_path_and_batch(
 @pytest.mark.parametrize("shape, kernel, padding, dilation", [
     ((3, 1, 28, 28), (6, 5, 5), 0, 1),
     ((2, 32, 16, 16), (64, 3, 3), 1, 1),
+    ((2, 16, 16, 16), (16, 3, 3), 1, 1),        # 16 channels: a last panel of 4 on AVX2
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),
 ])
 def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(

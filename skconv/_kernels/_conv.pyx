@@ -3,8 +3,8 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from ._gemm cimport (gemm, gemm_tap_rows, gemm_tap_rows_packed, gemm_taps, gemm_work_size,
-                     implicit_gemm, pack_panels_of, pack_tap_rows_b, panel_rows, simd_path,
-                     tile_width, BIAS_PER_ROW, NO_BIAS)
+                     implicit_gemm, pack_panels_of, pack_tap_rows_b, panel_rows, product_rows,
+                     simd_path, tile_width, BIAS_PER_ROW, NO_BIAS)
 from ._batchnorm cimport skc_bn_dx_rows_d, skc_bn_dx_rows_s
 from ._im2col cimport Geometry, im2col_sample, col2im_sample
 from ._pool cimport (max_pool_2x2_backward_plane, max_pool_2x2_plane,
@@ -215,7 +215,7 @@ def conv2d_forward_implicit(
     # where the product's columns are the output's own (tiles of a row each,
     # exactly ow wide) and its rows the filters (no panel of padding rows), it
     # is computed straight into y: the bias, residual and ReLU then go on in place
-    cdef bint direct = (not pool2 and parts == 1 and panel_rows(nf, dp) == nf
+    cdef bint direct = (not pool2 and parts == 1 and product_rows(nf, narrow, dp) == nf
                         and tile_row == ow and ldc == g.oh * ow
                         and y.strides[1] == ldc * <Py_ssize_t> sizeof(floating))
     cdef bint epilogue = has_bias or relu or has_residual
@@ -554,7 +554,8 @@ def conv2d_backward_implicit(
         dl.channel_stride, dl.padded_size = dx_layout.channel_stride, dx_padded
         dl.gap = dx_layout.gap
         dl.narrow = dl.width != tile_width(dp)
-        dl.direct = (panel_rows(dl.channels, dp) == dl.channels and dl.tile_row == gt.ow
+        dl.direct = (product_rows(dl.channels, dl.narrow, dp) == dl.channels
+                     and dl.tile_row == gt.ow
                      and dl.ldc == gt.oh * gt.ow)
     with nogil:
         for tid in range(images.shape[0]):

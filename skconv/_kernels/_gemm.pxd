@@ -15,6 +15,8 @@ cdef void spack_panels(int m, int k, const float *a, Py_ssize_t rsa, Py_ssize_t 
 cdef void dpack_panels(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t csa,
                        double *out) noexcept nogil
 cdef int panel_rows(int m, bint double_precision) noexcept nogil
+# rows of implicit_gemm's output that it writes: m, or panel_rows(m)
+cdef int product_rows(int m, bint narrow, bint double_precision) noexcept nogil
 cdef int tile_width(bint double_precision) noexcept nogil
 cdef void simplicit_gemm(int m, int n_tiles, const Py_ssize_t *starts, int k,
                          const float *apack, const float *x, const Py_ssize_t *boff,

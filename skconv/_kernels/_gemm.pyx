@@ -52,6 +52,7 @@ cdef extern from "gemm.h":
                                     double *work) nogil
     Py_ssize_t skc_tap_rows_packed_size(int n, int k, int double_precision) nogil
     int skc_panel_rows(int m, int double_precision) nogil
+    int skc_product_rows(int m, int narrow, int double_precision) nogil
     void skc_tap_rows_tile(int n, int run, int double_precision, int *mr, int *nr) nogil
     int skc_tile_width(int double_precision) nogil
     int skc_narrow_tile_width(int double_precision) nogil
@@ -91,6 +92,10 @@ cdef void dpack_panels(int m, int k, const double *a, Py_ssize_t rsa, Py_ssize_t
 
 cdef int panel_rows(int m, bint double_precision) noexcept nogil:
     return skc_panel_rows(m, double_precision)
+
+
+cdef int product_rows(int m, bint narrow, bint double_precision) noexcept nogil:
+    return skc_product_rows(m, narrow, double_precision)
 
 
 cdef int tile_width(bint double_precision) noexcept nogil:

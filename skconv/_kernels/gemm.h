@@ -272,6 +272,28 @@ SKC_AVX512_PAIR_D(skc_ukr_avx512_pair_narrow_d, 1, 8, 8, SKC_B_WHOLE)
 SKC_AVX512_PAIR_S(skc_ukr_avx512_pair_split_s, 1, 8, 8, SKC_B_HALVES_S)
 SKC_AVX512_PAIR_D(skc_ukr_avx512_pair_split_d, 1, 8, 8, SKC_B_HALVES_D)
 
+/* The implicit product's last panel when it holds more than MR / 2 rows but
+ * fewer than MR (16 filters are two panels of 6 and one of 4 on AVX2): only
+ * its rows, one tile, where the full kernel would compute MR - rows rows of
+ * zeros. a is still a panel packed for the full kernel's rows (a stride of
+ * 6 or 8 per p); each element is the same FMA chain over p. */
+#define SKC_A_PANEL6(p, r, MR) a[(ptrdiff_t)(p) * 6 + (r)]
+#define SKC_A_PANEL8(p, r, MR) a[(ptrdiff_t)(p) * 8 + (r)]
+#define SKC_PANEL6_S (const float *restrict a), SKC_A_PANEL6
+#define SKC_PANEL6_D (const double *restrict a), SKC_A_PANEL6
+#define SKC_PANEL8_S (const float *restrict a), SKC_A_PANEL8
+#define SKC_PANEL8_D (const double *restrict a), SKC_A_PANEL8
+SKC_AVX2_S(skc_ukr_avx2_part4_s, 2, 4, SKC_PANEL6_S, SKC_OFFSETS)
+SKC_AVX2_S(skc_ukr_avx2_part5_s, 2, 5, SKC_PANEL6_S, SKC_OFFSETS)
+SKC_AVX2_D(skc_ukr_avx2_part4_d, 2, 4, SKC_PANEL6_D, SKC_OFFSETS)
+SKC_AVX2_D(skc_ukr_avx2_part5_d, 2, 5, SKC_PANEL6_D, SKC_OFFSETS)
+SKC_AVX512_S(skc_ukr_avx512_part5_s, 2, 5, SKC_PANEL8_S, SKC_OFFSETS)
+SKC_AVX512_S(skc_ukr_avx512_part6_s, 2, 6, SKC_PANEL8_S, SKC_OFFSETS)
+SKC_AVX512_S(skc_ukr_avx512_part7_s, 2, 7, SKC_PANEL8_S, SKC_OFFSETS)
+SKC_AVX512_D(skc_ukr_avx512_part5_d, 2, 5, SKC_PANEL8_D, SKC_OFFSETS)
+SKC_AVX512_D(skc_ukr_avx512_part6_d, 2, 6, SKC_PANEL8_D, SKC_OFFSETS)
+SKC_AVX512_D(skc_ukr_avx512_part7_d, 2, 7, SKC_PANEL8_D, SKC_OFFSETS)
+
 SKC_AVX2_S(skc_ukr_avx2_s, 2, 6, SKC_PACKED_S, SKC_STRIDED)
 SKC_AVX2_D(skc_ukr_avx2_d, 2, 6, SKC_PACKED_D, SKC_STRIDED)
 SKC_AVX512_S(skc_ukr_avx512_s, 2, 8, SKC_PACKED_S, SKC_STRIDED)
@@ -574,6 +596,25 @@ static const skc_kernel_d skc_run_kernels_d[SKC_N_PATHS] = {
 #endif
 };
 
+/* The implicit product's kernels for a last panel of that many rows (NULL:
+ * the full kernel, or the pair kernel, computes it). */
+static const skc_ukr_offsets_s skc_part_kernels_s[SKC_N_PATHS][SKC_MR_MAX] = {
+    {NULL},
+#if SKC_HAVE_X86_PATHS
+    {NULL, NULL, NULL, NULL, skc_ukr_avx2_part4_s, skc_ukr_avx2_part5_s},
+    {NULL, NULL, NULL, NULL, NULL, skc_ukr_avx512_part5_s, skc_ukr_avx512_part6_s,
+     skc_ukr_avx512_part7_s},
+#endif
+};
+static const skc_ukr_offsets_d skc_part_kernels_d[SKC_N_PATHS][SKC_MR_MAX] = {
+    {NULL},
+#if SKC_HAVE_X86_PATHS
+    {NULL, NULL, NULL, NULL, skc_ukr_avx2_part4_d, skc_ukr_avx2_part5_d},
+    {NULL, NULL, NULL, NULL, NULL, skc_ukr_avx512_part5_d, skc_ukr_avx512_part6_d,
+     skc_ukr_avx512_part7_d},
+#endif
+};
+
 /* Split tiles' pair kernels (NULL: the path has none), where the narrow tile
  * is as wide as two rows of the map: see skc_implicit_gemm. */
 static const skc_ukr_pair_s skc_split_kernels_s[SKC_N_PATHS] = {
@@ -632,7 +673,7 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 /* ---- packing and the loops around the micro-kernel: one template, two types */
 
 #define SKC_GEMM_DRIVER(S, T, KERNELS, ROW_KERNELS, NARROW_KERNELS, SPLIT_KERNELS,        \
-                        RUN_KERNELS, TB)                                                   \
+                        RUN_KERNELS, PART_KERNELS, TB)                                     \
     /* a[mc, kc] (strides rsa, csa) -> panels of MR rows: out[panel][p][r], zero-padded. \
      * Rows contiguous along k (csa == 1): TB columns at a time, transposed (the rows   \
      * past the last panel's are any readable ones, then zeroed) */                      \
@@ -1000,6 +1041,11 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
         /* the last panel's rows if a pair kernel takes them, else 0 */                    \
         const int tail = kern->ukr_pair && m % mr && m % mr <= mr / 2 ? m % mr : 0;        \
         const int full = m - tail;                                                         \
+        /* a last panel of more rows goes through a kernel of its rows where the path     \
+         * has one (the full kernel otherwise): it starts at row last */                   \
+        const skc_ukr_offsets_##S part = tail || m % mr == 0 ? NULL                        \
+                                                             : PART_KERNELS[skc_path][m % mr]; \
+        const int last = part ? m - m % mr : full;                                         \
         /* blocks of about equal size: no short last block */                              \
         const int n_blocks = tail ? 1 : (k + SKC_KC - 1) / SKC_KC;                         \
         const int kb = n_blocks > 1 ? (k + n_blocks - 1) / n_blocks : k;                   \
@@ -1007,10 +1053,9 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
             int kc = k - pc < kb ? k - pc : kb;                                            \
             for (int t = 0; t < n_tiles; t++)                                              \
                 for (int ir = 0; ir < full; ir += mr)                                      \
-                    kern->ukr_offsets(kc, apack + (ptrdiff_t)ir * k + (ptrdiff_t)pc * mr,  \
-                                      x + starts[t], boff + pc,                            \
-                                      c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr, ldc,    \
-                                      pc > 0);                                             \
+                    (ir == last ? part : kern->ukr_offsets)(                               \
+                        kc, apack + (ptrdiff_t)ir * k + (ptrdiff_t)pc * mr, x + starts[t], \
+                        boff + pc, c + (ptrdiff_t)ir * ldc + (ptrdiff_t)t * nr, ldc, pc > 0); \
         }                                                                                  \
         if (!tail)                                                                         \
             return;                                                                        \
@@ -1026,15 +1071,26 @@ static ptrdiff_t skc_gemm_work_size(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     }
 
 SKC_GEMM_DRIVER(s, float, skc_kernels_s, skc_row_kernels_s, skc_narrow_kernels_s,
-                skc_split_kernels_s, skc_run_kernels_s, 8)
+                skc_split_kernels_s, skc_run_kernels_s, skc_part_kernels_s, 8)
 SKC_GEMM_DRIVER(d, double, skc_kernels_d, skc_row_kernels_d, skc_narrow_kernels_d,
-                skc_split_kernels_d, skc_run_kernels_d, 4)
+                skc_split_kernels_d, skc_run_kernels_d, skc_part_kernels_d, 4)
 
 /* Rows of skc_implicit_gemm's padded output for m rows. */
 static int skc_panel_rows(int m, int double_precision)
 {
     int mr = double_precision ? skc_kernels_d[skc_path].mr : skc_kernels_s[skc_path].mr;
     return (m + mr - 1) / mr * mr;
+}
+
+/* Rows of skc_implicit_gemm's output that it writes for m rows: m where its
+ * last panel is whole or has a kernel of its rows (the caller may then give
+ * c with m rows only), else skc_panel_rows(m). */
+static int skc_product_rows(int m, int narrow, int double_precision)
+{
+    int mr = double_precision ? skc_kernels_d[skc_path].mr : skc_kernels_s[skc_path].mr;
+    int part = double_precision ? skc_part_kernels_d[skc_path][m % mr] != NULL
+                                : skc_part_kernels_s[skc_path][m % mr] != NULL;
+    return m % mr == 0 || (part && !narrow) ? m : skc_panel_rows(m, double_precision);
 }
 
 /* The tile (mr, nr) that skc_gemm_tap_rows computes an n-column product in, its
