@@ -11,12 +11,14 @@ machine gave its kernel then (the machines are shared).
 
 ``--model resnet20`` times the steps of bench_train's ResNet-20 instead
 (``--n-series`` 32x32x3 images; its convolutions' GFLOP/s are
-``bench_peak.py``'s table), with the steps' times summed by kind at the end.
+``bench_peak.py``'s table), with the steps' times summed by kind at the end;
+``--model wide`` the default net's (bench_train's ``wide``, 32x32x3 images).
 
 Usage::
 
     python benchmarks/bench_fcn_layers.py [--threads 1] [--batch-size 16] [--n-series 1024]
     python benchmarks/bench_fcn_layers.py --model resnet20 --threads 2 --batch-size 128
+    python benchmarks/bench_fcn_layers.py --model wide --batch-size 64 --n-series 4096
 """
 
 import argparse
@@ -104,7 +106,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--n-series", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--model", choices=["fcn", "resnet20"], default="fcn")
+    parser.add_argument("--model", choices=["fcn", "resnet20", "wide"], default="fcn")
     args = parser.parse_args()
 
     print(f"CPU: {cpu_name()}; {args.threads} thread(s), batch {args.batch_size}, "
