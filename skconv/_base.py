@@ -8,6 +8,7 @@ loss, output activation, target encoding, validation score and ``predict``;
 the numerics live in the network.
 """
 
+import copy
 import math
 import os
 import sys
@@ -75,6 +76,24 @@ _BLOCK_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "pool"
                "batch_norm", "groups", "separable"}
 _RESIDUAL_KEYS = {"residual", "pool", "pool_size", "batch_norm"}
 _BODY_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "groups", "separable"}
+#: The parameters the network is built from: a fit that continues it
+#: (warm_start, partial_fit) refuses a change of any of them since.
+_ARCHITECTURE_PARAMS = ("conv_layers", "kernel_size", "padding", "pool", "pool_size",
+                        "global_pool", "batch_norm", "dropout", "activation",
+                        "hidden_layer_sizes", "dtype")
+
+
+def _comparable(value):
+    """A parameter's value in a form that compares equal for the same
+    architecture: any sequence a tuple, a dict its items, numpy values Python's."""
+    if isinstance(value, dict):
+        return tuple(sorted(((k, _comparable(v)) for k, v in value.items()),
+                            key=lambda item: repr(item[0])))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 _NON_FINITE_MESSAGE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
@@ -87,10 +106,25 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         One entry per conv block: an int (number of filters), a tuple
         ``(filters, kernel_size)``, or a dict with the key ``filters`` and any
         of ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``pool``,
-        ``pool_size``, ``batch_norm``. Unset values come from the block-wide
-        defaults below (``stride=1``, ``dilation=1``). An empty sequence gives a plain MLP.
+        ``pool_size``, ``batch_norm``, ``groups`` (a grouped convolution:
+        ``groups`` divides the block's input channels and its filters) and
+        ``separable`` (True: a depthwise ``kernel_size`` convolution, one
+        filter per input channel, then a 1x1 convolution to ``filters``).
+        Unset values come from the block-wide defaults below (``stride=1``,
+        ``dilation=1``). An entry ``{"residual": [spec, ...]}`` (and any of
+        ``pool``, ``pool_size``, ``batch_norm``) is a residual block: its body
+        is the list of conv specs (each an int, tuple or dict as above, strides
+        allowed), with batch norm after each convolution when ``batch_norm``
+        and the activation after each but the last; the block's input is added
+        to the body's output (through a 1x1 convolution, with batch norm, when
+        the body changes the filters or has a stride), then the activation.
+        A residual block pools only if its ``pool`` says so. An empty sequence
+        gives a plain MLP. ``skconv.architectures`` holds published
+        architectures as parameter dicts.
     hidden_layer_sizes : array-like of int, default=(128,)
-        Units of the dense layers between the conv blocks and the output.
+        Units of the dense layers between the conv blocks and the output;
+        ``()`` puts the output layer right after them (with ``global_pool``,
+        a fully convolutional network).
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
     kernel_size : int or (kh, kw), default=3
         Block-wide default kernel size.
@@ -106,6 +140,12 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         larger than the feature map is clipped to it, so small inputs never
         break the architecture (a 1xN map pools 1x2 windows, a 1x1 map passes
         through).
+    global_pool : {'avg', 'max'} or None, default=None
+        What follows the last conv block: None flattens its feature maps into
+        the dense layers; ``'avg'`` or ``'max'`` pools each channel's map to
+        one value (global average or max pooling), so that the number of
+        parameters does not depend on the image size (the fitted model still
+        reads images of the shape it was fitted on).
     batch_norm : bool, default=False
         Put batch normalization after each convolution (statistics per channel)
         and each hidden dense layer (per unit), before the activation; a
@@ -174,7 +214,10 @@ default='constant'
         Print one line per epoch: ``Iteration %d, loss = %.8f``, then the
         validation score (with ``early_stopping``) and the epoch time.
     warm_start : bool, default=False
-        Start ``fit`` from the previous solution.
+        Start ``fit`` from the previous solution. It (and ``partial_fit``)
+        continues the fitted network: a change of the parameters that build
+        it (``conv_layers``, ``global_pool``, ``hidden_layer_sizes``,
+        ``activation``, ...) since is refused with a ``ValueError``.
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
@@ -757,7 +800,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         name=f"the shortcut of {block['name']}", bias=not bn), source)
                     if bn:
                         shortcut = add(f"{prefix}.shortcut_bn", BatchNorm2d())
-                add(f"{prefix}.add", Add(name=block["name"]), x, shortcut)
+                add(f"{prefix}.add", Add(name=block["name"], series=signal), x,
+                    shortcut)
                 channels = body[-1]["filters"]
             else:
                 conv(prefix, "", block, bn, channels)
@@ -1193,6 +1237,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     @with_callbacks
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         continuing = hasattr(self, "_network") and (incremental or self.warm_start)
+        if continuing:
+            self._check_architecture_kept(incremental)
         X, y, image_shape = self._validate_input(X, y, reset=not continuing)
         given_weight = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -1209,6 +1255,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._init_targets(y, classes)
             self._network = self._build_network(self.n_outputs_)
             self._network.init_params(rng)
+            self._architecture = ({name: copy.deepcopy(getattr(self, name))
+                                   for name in _ARCHITECTURE_PARAMS}, self._resolved_architecture())
             self.n_layers_ = len(self.coefs_) + 1
             self.t_ = 0
             self.n_iter_ = 0
@@ -1263,6 +1311,31 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if not np.isfinite(self._network.params).all():  # pragma: no cover - a guard
             raise ValueError(_NON_FINITE_MESSAGE.format(self.learning_rate_init))
         return self
+
+    def _resolved_architecture(self):
+        """What the network is built from, resolved: ``(32, 64)``, ``[32, 64]``
+        and ``({"filters": 32}, 64)`` are one architecture."""
+        return _comparable((self._conv_blocks(self._signal()), self.global_pool,
+                            self.hidden_layer_sizes, self.batch_norm, self.dropout,
+                            self.activation, np.dtype(self.dtype).str))
+
+    def _check_architecture_kept(self, incremental):
+        """Refuse to continue the fitted network where the parameters now ask
+        for another one (set_params since the fit that built it)."""
+        if not hasattr(self, "_architecture"):  # pickled before it was kept
+            return
+        built, resolved = self._architecture
+        if self._resolved_architecture() != resolved:
+            changed = [name for name in _ARCHITECTURE_PARAMS
+                       if _comparable(built[name]) != _comparable(getattr(self, name))]
+            how = "partial_fit" if incremental else "fit with warm_start=True"
+            was = ", ".join(f"{name}={built[name]!r}" for name in changed)
+            now = ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
+            raise ValueError(
+                f"{how} continues the fitted network, built with {was}; the parameters now "
+                f"say {now}. Fit with warm_start=False (or a clone) to build the new network, "
+                "or set them back to continue."
+            )
 
     def _make_optimizer(self):
         params = self._network.params

@@ -658,16 +658,21 @@ class Add(Layer):
     fuses_relu = True
     fast_out = True
 
-    def __init__(self, name="add"):
+    def __init__(self, name="add", series=False):
         self.name = name
+        self.series = series  # the network reads series: its maps are one row high
 
     def build(self, *input_shapes):
         shapes = [tuple(s) for s in input_shapes]
         if len(shapes) != 2 or shapes[0] != shapes[1]:
+            if self.series:
+                described = [f"series of length {w} in {c} channels" for c, _, w in shapes]
+            else:
+                described = [f"{h}x{w} maps of {c} channels" for c, h, w in shapes]
             raise ValueError(
-                f"the branches of {self.name} give outputs of shapes "
-                f"{' and '.join(map(str, shapes))} per sample, which cannot be added: "
-                "a residual body must keep the size its strides give ('same' padding)"
+                f"the body of {self.name} gives {described[0]} and its shortcut "
+                f"{described[1]}, which cannot be added: a residual body must keep "
+                "the size its strides give ('same' padding)"
             )
         self.input_shape = self.output_shape = shapes[0]
         return self.output_shape

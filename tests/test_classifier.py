@@ -330,6 +330,41 @@ def test_warm_start_continues_from_the_previous_weights(small_digits):
     assert len(clf.validation_scores_) == clf.n_iter_ == 3
 
 
+@pytest.mark.parametrize("change", [
+    dict(conv_layers=({"residual": [4, 4]}, 8)), dict(global_pool="avg"),
+    dict(hidden_layer_sizes=()), dict(activation="tanh"), dict(batch_norm=True),
+    dict(kernel_size=5), dict(pool="avg"), dict(dropout=0.5), dict(dtype="float64"),
+])
+def test_a_continued_fit_refuses_parameters_that_build_another_network(small_digits, change):
+    # warm_start and partial_fit continue the network the last fit built: one
+    # that the parameters no longer describe is refused, not trained silently
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), *small_digits)
+    params = clf._network.params.copy()
+    clf.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"fit with warm_start=True continues the fitted "
+                                         f"network, built with {name}="):
+        clf.fit(*small_digits)
+    with pytest.raises(ValueError, match=f"partial_fit continues the fitted network, built "
+                                         f"with {name}=.*now say {name}="):
+        clf.partial_fit(*small_digits)
+    assert_array_equal(clf._network.params, params)
+    # without warm_start, fit builds the network the parameters describe
+    _fit_quiet(clf.set_params(warm_start=False), *small_digits)
+    assert_array_equal(clf.predict(small_digits[0][:5]),
+                       _fit_quiet(clone(clf), *small_digits).predict(small_digits[0][:5]))
+
+
+def test_a_continued_fit_takes_the_same_architecture_spelled_otherwise(small_digits):
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), *small_digits)
+    clf.set_params(conv_layers=[np.int64(4), {"filters": 8}],
+                   hidden_layer_sizes=np.array([16]), dtype=np.float32, max_iter=1,
+                   learning_rate_init=1e-4)
+    _fit_quiet(clf, *small_digits)
+    clf.partial_fit(*small_digits)
+    assert len(clf.loss_curve_) == 5
+
+
 @pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
 def test_sgd_schedules_train(small_digits, schedule):
     clf = ConvNetClassifier(**SMALL, solver="sgd", learning_rate=schedule,

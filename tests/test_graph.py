@@ -484,9 +484,14 @@ def test_residual_branches_of_other_sizes_are_refused_in_image_terms():
     X = np.random.RandomState(0).standard_normal((10, 8, 8))
     clf = ConvNetClassifier(conv_layers=({"residual": [{"filters": 2, "padding": "valid"}]},),
                             max_iter=1)
-    with pytest.raises(ValueError, match=r"branches of residual block 1 give outputs of shapes "
-                                         r"\(2, 6, 6\) and \(2, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"the body of residual block 1 gives 6x6 maps of 2 "
+                                         r"channels and its shortcut 8x8 maps of 2 channels"):
         clf.fit(X, np.arange(10) % 2)
+    # series in their own terms: lengths, not maps one row high
+    clf.set_params(input_shape=(32, 1))
+    with pytest.raises(ValueError, match=r"the body of residual block 1 gives series of length "
+                                         r"30 in 2 channels and its shortcut series of length 32"):
+        clf.fit(np.random.RandomState(0).standard_normal((10, 32)), np.arange(10) % 2)
 
 
 @pytest.mark.parametrize("entry, message", [
