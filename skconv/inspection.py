@@ -601,13 +601,17 @@ def _targets(estimator, outputs, target):
             else:
                 idx = np.argmax(outputs, axis=1)
         else:
-            labels = np.broadcast_to(np.asarray(target, dtype=classes.dtype), (n,))
-            idx = np.searchsorted(classes, labels).clip(0, len(classes) - 1)
-            if not np.array_equal(classes[idx], labels):
+            # looked up as given: cast to classes_' dtype first, "yesss" would be
+            # "yes" and 1.7 would be 1
+            position = {label: i for i, label in enumerate(classes.tolist())}
+            try:
+                idx = np.array([position[label] for label in
+                                np.broadcast_to(np.asarray(target), (n,)).tolist()], dtype=int)
+            except (KeyError, TypeError, ValueError):
                 raise ValueError(
                     f"target={target!r} must be a class label (or one per image) from "
                     f"classes_={classes!r}"
-                )
+                ) from None
         if n_outputs == 1 and len(classes) == 2:
             # the logit of class 1 is the output, that of class 0 its negative
             return np.zeros(n, dtype=int), np.where(idx == 1, 1.0, -1.0), classes[idx]
@@ -872,7 +876,8 @@ class SaliencyDisplay:
             ``'smoothgrad'``: draws the noise; an int makes the maps
             reproducible.
         layer : int, default=-1
-            The conv layer of the Grad-CAM; the last by default.
+            The conv layer of the Grad-CAM; the last by default. A network
+            without conv layers has no Grad-CAM: any other value is refused.
         ax : Axes, array of Axes or None, default=None
         alpha : float, default=0.5
             Opacity of the Grad-CAM over its image.
@@ -892,7 +897,8 @@ class SaliencyDisplay:
             )
         rng = check_random_state(random_state)
         blocks = _conv_blocks(network)
-        block = _check_layer(layer, network) if blocks else None
+        # without conv layers there is no Grad-CAM, only the default layer's None
+        block = _check_layer(layer, network) if blocks or layer != -1 else None
         images, x = _images(steps_before, estimator, network, X)
         n, h, w = len(x), images.shape[1], images.shape[2]
         if y is not None:

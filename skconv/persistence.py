@@ -24,6 +24,7 @@ TRUSTED_TYPES = (
     "skconv._layers.MaxPool2D",
     "skconv._network.Network",
     "skconv._network.Node",
+    "skconv._network.Sequential",  # the network of a model saved by skconv 0.1
     "skconv._regressor.ConvNetRegressor",
     "skconv._normalization.BatchNorm1d",
     "skconv._normalization.BatchNorm2d",

@@ -540,8 +540,9 @@ def test_a_residual_net_predicts_each_row_with_the_same_bits_alone_or_in_a_batch
     assert_array_equal(est.predict(X[::-1])[::-1], batch)
 
 
-def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
+def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same(tmp_path):
     import skconv
+    from skconv import persistence
     from skconv.exceptions import InconsistentVersionWarning
 
     X = np.random.RandomState(0).standard_normal((30, 8, 8)).astype(np.float32)
@@ -569,6 +570,12 @@ def test_a_model_saved_by_skconv_0_1_loads_and_predicts_the_same():
     assert loaded.get_params()["global_pool"] is None
     assert loaded.get_params()["input_scale"] is None
     assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict_proba(X), expected)
+    # and through skops, trusting skconv's types only: a 0.1 model's Sequential too
+    pytest.importorskip("skops")
+    persistence.dump(loaded, tmp_path / "legacy.skops")
+    again = persistence.load(tmp_path / "legacy.skops")
+    assert type(again._network) is Sequential
+    assert_array_equal(again.predict_proba(X), expected)
 
 
 def test_hand_built_graphs_train_like_the_estimators_nets():

@@ -324,6 +324,27 @@ def test_saliency_explains_the_predicted_class_by_default(digits_model, digits):
     assert_array_equal(display.target_, digits_model.predict(X))
     with pytest.raises(ValueError, match=r"target=11 must be a class label"):
         SaliencyDisplay.from_estimator(digits_model, X, target=11)
+    # a target is looked up as given, not cast to the classes' dtype first
+    for target in (1.7, "2", [1, 2.5, 1, 1, 1]):
+        with pytest.raises(ValueError, match="must be a class label"):
+            SaliencyDisplay.from_estimator(digits_model, X, target=target)
+    named = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0),
+                 X, np.array(["no", "yes"] * 2 + ["no"]))
+    assert_array_equal(SaliencyDisplay.from_estimator(named, X, target="yes").target_,
+                       ["yes"] * 5)
+    with pytest.raises(ValueError, match="target='yesss' must be a class label"):
+        SaliencyDisplay.from_estimator(named, X, target="yesss")
+
+
+def test_saliency_of_a_network_without_conv_layers_has_no_grad_cam_and_says_so(digits):
+    X, y = digits
+    mlp = _fit(ConvNetClassifier((), (8,), max_iter=1, random_state=0), X, y)
+    display = SaliencyDisplay.from_estimator(mlp, X[:2])
+    assert display.gradcam_ is None and np.isfinite(display.saliency_).all()
+    with pytest.raises(ValueError, match="layer=0 cannot be shown: the network has no conv"):
+        SaliencyDisplay.from_estimator(mlp, X[:2], layer=0)
+    with pytest.raises(TypeError, match="layer='last' must be an int"):
+        SaliencyDisplay.from_estimator(mlp, X[:2], layer="last")
 
 
 def test_saliency_display_draws_three_tiles_per_image_with_their_colour_limits(
