@@ -95,6 +95,7 @@ def _comparable(value):
         return value.item()
     return value
 
+
 _NON_FINITE_MESSAGE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
     "values and need to be preprocessed, or learning_rate_init={} is too large."
