@@ -671,6 +671,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         "specs (an int, (filters, kernel_size) or a dict each)"
                     )
                 # a residual block pools only when asked
+                if "pool_size" in entry and entry.get("pool") is None:
+                    raise ValueError(
+                        f"pool_size={entry['pool_size']!r} in {name} sizes no pooling: a "
+                        "residual block pools only when its 'pool' says so ('max' or 'avg')"
+                    )
                 block.update(pool=None, kind="residual", name=name)
                 block.update({k: v for k, v in entry.items() if k != "residual"})
                 block["body"] = [self._conv_spec(spec, f"conv {j} of {name}", _BODY_KEYS,

@@ -498,6 +498,7 @@ def test_residual_branches_of_other_sizes_are_refused_in_image_terms():
     ({"residual": []}, "must be a non-empty list"),
     ({"residual": [4], "stride": 2}, "only keys from"),
     ({"residual": [{"filters": 2, "pool": "max"}]}, "only keys from"),
+    ({"residual": [4], "pool_size": 4}, "pool_size=4 in residual block 1 sizes no pooling"),
     ({"filters": 4, "groups": 0}, "groups=0 in conv block 1 must be a positive int"),
     ({"filters": 4, "groups": 3}, "groups=3 must divide the 1 input channels and the 4"),
     ({"filters": 4, "separable": True, "groups": 2}, "cannot be combined"),
