@@ -80,7 +80,7 @@ _BODY_KEYS = {"filters", "kernel_size", "stride", "padding", "dilation", "groups
 #: (warm_start, partial_fit) refuses a change of any of them since.
 _ARCHITECTURE_PARAMS = ("conv_layers", "kernel_size", "padding", "pool", "pool_size",
                         "global_pool", "batch_norm", "dropout", "activation",
-                        "hidden_layer_sizes", "dtype")
+                        "hidden_layer_sizes", "dtype", "input_shape")
 
 
 def _comparable(value):
@@ -302,10 +302,13 @@ ATTRIBUTES_DOC = """n_features_in_ : int
     n_layers_ : int
         Number of layers with weights plus one (the input), as ``MLPClassifier``.
     coefs_ : list of ndarray
-        Weights, layer by layer: conv layers ``(filters, in_channels, kh, kw)``
-        (NCHW, as ``torch.nn.Conv2d``), then dense layers ``(n_in, n_out)``
-        (as ``MLPClassifier``). The first dense layer's inputs are the last
-        feature maps flattened in (c, h, w) order. These are views of the
+        Weights, layer by layer: conv layers ``(filters, in_channels // groups,
+        kh, kw)`` (NCHW, as ``torch.nn.Conv2d``; a separable convolution is two
+        layers, its depthwise part ``(channels, 1, kh, kw)``, then its 1x1
+        part; a residual block's shortcut convolution follows its body), then
+        dense layers ``(n_in, n_out)`` (as ``MLPClassifier``). The first dense
+        layer's inputs are the last feature maps flattened in (c, h, w) order
+        (or globally pooled, one value per channel). These are views of the
         model's parameters: writing to them changes the model.
     intercepts_ : list of ndarray
         Biases, one ``(n_out,)`` array per entry of ``coefs_`` whose layer has
@@ -399,15 +402,16 @@ def fill_doc(cls):
 
 def _check_equal_lengths(X, signal):
     """Refuse a list of samples of unequal lengths in those terms, not as numpy's
-    "inhomogeneous shape": series of another length each are the usual case."""
+    "inhomogeneous shape": series of another length each are the usual case.
+    Returns whether X is a sequence of samples (each a sequence itself)."""
     if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
         X = list(X)
     if not isinstance(X, (list, tuple)) or not X:
-        return
+        return False
     lengths = []
     for row in X:
         if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
-            return
+            return False
         lengths.append(len(row))
     seen = sorted(set(lengths))
     if len(seen) > 1:
@@ -419,29 +423,43 @@ def _check_equal_lengths(X, signal):
             "network takes samples of one length. Pad the series to one length (zeros at "
             "the end) or resample them (e.g. np.interp onto a common time grid) first."
         )
+    return True
 
 
 def _check_finite_series(X, shape):
     """Refuse NaN in series naming the series, the time step and the channel.
 
     ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
-    X's own); X is 2D rows in (length, channels) order or 3D.
+    X's own); X is a float array, 2D rows in (length, channels) order or 3D.
+    It is read in blocks of rows, a memory map's pages let go as it goes
+    (``_data.Rows``), so a check of X on disk does not load it.
     """
-    if X.ndim not in (2, 3) or X.size == 0 or np.isfinite(np.sum(X)):
+    if X.ndim not in (2, 3) or X.size == 0:
         return
-    nan = np.isnan(X)
-    if not nan.any():
-        return  # infinity: scikit-learn's validation says so
-    rows = nan.reshape(len(X), -1).any(axis=1)
-    i = int(np.argmax(rows))
-    j = int(np.argmax(nan[i].ravel()))
+    rows = _data.Rows(X)
+    first = None  # (series, offset in its row) of the first NaN
+    n_nan = 0
+    for start, stop in rows.blocks():
+        block = rows.read(start, stop)
+        rows.touched(stop - start)
+        if np.isfinite(np.sum(block, dtype=np.float64)):
+            continue
+        nan = np.isnan(block)
+        has_nan = nan.any(axis=1)
+        n_nan += int(has_nan.sum())
+        if first is None and has_nan.any():
+            i = int(np.argmax(has_nan))
+            first = (start + i, int(np.argmax(nan[i])))
+    if first is None:
+        return  # infinity (or nothing): scikit-learn's validation says so
+    i, j = first
     channels = X.shape[2] if X.ndim == 3 else (shape[2] if shape is not None else 1)
     if not isinstance(channels, Integral) or channels < 1 or (X.ndim == 2 and X.shape[1] % channels):
         channels = 1
     step, channel = divmod(j, channels)
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
     raise ValueError(
-        f"X holds NaN in series {i} at {where} ({int(rows.sum())} of {len(X)} series hold "
+        f"X holds NaN in series {i} at {where} ({n_nan} of {len(X)} series hold "
         "NaN): a network cannot train on or predict missing values. Fill them first "
         "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
         "those series."
@@ -906,7 +924,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
         signal = self._signal(fitted=not reset)
-        if signal and isinstance(X, np.ndarray) and X.dtype in _FLOAT_DTYPES:
+        # a list of samples, or an object array of them (a pandas column of
+        # arrays), is one array once its samples are of one length
+        if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
+                or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
+                        or sp.issparse(X))):
+            X = np.asarray(list(X)) if _check_equal_lengths(X, signal) else np.asarray(X)
+        if signal and isinstance(X, np.ndarray) and X.dtype.kind == "f":
             _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
         if _data.is_stored(X):
             return self._validate_stored(X, y, reset)
@@ -914,15 +938,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         image_shape = None
         # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which
         # records its column names and checks them at predict
-        if isinstance(X, np.ndarray) and X.dtype == object:
-            _check_equal_lengths(X, signal)
-        if not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
-                or sp.issparse(X)):
-            _check_equal_lengths(X, signal)
-            X = np.asarray(X)
         shape = getattr(X, "shape", None)
-        if signal and getattr(X, "dtype", None) in _FLOAT_DTYPES and not _data.is_stored(X):
-            _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
             X = check_array(X, allow_nd=True, dtype=dtype)
             if X.ndim > 4:
@@ -968,7 +984,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         y = self._check_targets(_check_y(y, multi_output=True, y_numeric=self._y_numeric,
                                          estimator=self))
         check_consistent_length(rows, y)
-        stats = _data.scan(rows, stats=reset)
+        stats = _data.scan(rows, stats=reset, dtype=self._dtype())
         if reset:
             self._warn_about_input(rows, X.shape, stats)
         return rows, y, image_shape
@@ -1245,6 +1261,28 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         continuing = hasattr(self, "_network") and (incremental or self.warm_start)
         if continuing:
             self._check_architecture_kept(incremental)
+            return self._fit_network(X, y, sample_weight, incremental, classes, continuing)
+        curve = getattr(self, "loss_curve_", None)
+        try:
+            return self._fit_network(X, y, sample_weight, incremental, classes, continuing)
+        except BaseException:
+            # a fit that builds a network and fails before an epoch of it finished
+            # leaves no model, not that untrained network (or half of the fitted
+            # attributes of the one before)
+            now = getattr(self, "loss_curve_", None)
+            if now is None or now is curve or not now:
+                self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        """Leave the estimator unfitted: no network, no fitted attribute."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, name)
+        for name in ("_network", "_optimizer", "_architecture", "_seed"):
+            self.__dict__.pop(name, None)
+
+    def _fit_network(self, X, y, sample_weight, incremental, classes, continuing):
+        """The body of :meth:`_fit`: build the network unless ``continuing``, then train it."""
         X, y, image_shape = self._validate_input(X, y, reset=not continuing)
         given_weight = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -1331,9 +1369,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if not hasattr(self, "_architecture"):  # pickled before it was kept
             return
         built, resolved = self._architecture
-        if self._resolved_architecture() != resolved:
-            changed = [name for name in _ARCHITECTURE_PARAMS
-                       if _comparable(built[name]) != _comparable(getattr(self, name))]
+        # input_shape None (X's own) fits any fitted shape; a length None too
+        shape = self.input_shape
+        shape_kept = shape is None or (
+            len(shape) == len(self.input_shape_)
+            and all(s is None or s == f for s, f in zip(shape, self.input_shape_)))
+        if self._resolved_architecture() != resolved or not shape_kept:
+            changed = [name for name in _ARCHITECTURE_PARAMS if name != "input_shape"
+                       and (np.dtype(built[name]) != np.dtype(getattr(self, name))
+                            if name == "dtype" else
+                            _comparable(built[name]) != _comparable(getattr(self, name)))]
+            changed += [] if shape_kept else ["input_shape"]
             how = "partial_fit" if incremental else "fit with warm_start=True"
             was = ", ".join(f"{name}={built[name]!r}" for name in changed)
             now = ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
@@ -1517,9 +1563,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 break
         else:
             # no finished epoch (or none with finite outputs): nothing worth keeping
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-                delattr(self, name)
-            del self._network, self._optimizer
+            self._forget_fit()
             raise ValueError(
                 _NON_FINITE_MESSAGE.format(self.learning_rate_init)
                 + f" Training diverged in epoch {epoch}, before any epoch with finite "
@@ -1602,7 +1646,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 images = self._row_images(X[where])
                 if images is None:  # NaN or infinity: validation says where, in the user's terms
                     self._validate_input(X, reset=False)
-                    _data.check_block(X[where], where.start)
+                    _data.check_block(X[where], where.start, dtype=self._dtype())
             return self._network.forward_fast(images, stop=stop)
 
         if passes == 1 and plain:  # a row or two: the fewest steps
@@ -1764,18 +1808,21 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ fitted weights
 
-    def _params_named(self, name):
+    def _params_named(self, name, attribute):
+        if "_network" not in self.__dict__:  # unfitted: the attribute is missing, as MLP's
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                 f"{attribute!r} (not fitted yet)")
         return [view for _, n, view in self._network.param_arrays() if n == name]
 
     @property
     def coefs_(self):
         """Weights of each layer that has them; see the class docstring."""
-        return self._params_named("w")
+        return self._params_named("w", "coefs_")
 
     @property
     def intercepts_(self):
         """Biases of each layer that has them; see the class docstring."""
-        return self._params_named("b")
+        return self._params_named("b", "intercepts_")
 
     # ------------------------------------------------------------------ persistence
 

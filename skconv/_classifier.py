@@ -1,6 +1,8 @@
 """ConvNetClassifier: its loss, output activation, target encoding and
 predictions. Everything else is BaseConvNet's."""
 
+import math
+
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.exceptions import DataConversionWarning
@@ -276,7 +278,19 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
                 "pass sample_weight instead"
             )
         cw = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y])
-        return sample_weight * cw[y]
+        if not (np.isfinite(cw).all() and (cw >= 0).all()):
+            bad = int(np.argmax(~(np.isfinite(cw) & (cw >= 0))))
+            raise ValueError(
+                f"class_weight={self.class_weight!r} gives class {self.classes_[bad]!r} the "
+                f"weight {cw[bad]}: class weights must be finite and >= 0, as sample weights"
+            )
+        weights = sample_weight * cw[y]
+        if not weights.any():
+            raise ValueError(
+                f"class_weight={self.class_weight!r} leaves every sample a weight of 0 (with "
+                "sample_weight): the loss would be the L2 penalty alone"
+            )
+        return weights
 
     def _loss(self):
         if self._is_multilabel():
@@ -296,7 +310,17 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         return float(-np.sum(p * np.log(p)))
 
     def _stratify(self, y):
-        return None if self._is_multilabel() else y
+        # stratified where every class can be in both parts (two rows of it at
+        # least, as many rows on each side as classes); else a plain split, as
+        # MLPClassifier's for many classes, rather than train_test_split's error
+        if self._is_multilabel():
+            return None
+        counts = np.bincount(y)
+        counts = counts[counts > 0]
+        n_val = math.ceil(self.validation_fraction * len(y))
+        if counts.min() < 2 or min(n_val, len(y) - n_val) < len(counts):
+            return None
+        return y
 
     def _score_outputs(self, outputs, y, sample_weight):
         """Accuracy (subset accuracy for multilabel) of the outputs."""

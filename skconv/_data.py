@@ -271,8 +271,9 @@ def subset(X, positions):
     return Subset(as_rows(X), positions)
 
 
-def scan(rows, stats=True):
-    """A fit's check of X in blocks: refuse NaN and infinity, naming the rows.
+def scan(rows, stats=True, dtype=None):
+    """A fit's check of X in blocks: refuse NaN and infinity, naming the rows
+    (and values beyond the range of ``dtype``, the model's, where it is narrower).
 
     Returns the root mean square, smallest and largest value of X (for the
     raw-value warning) when ``stats``, else None. Integer X needs no finite
@@ -283,7 +284,7 @@ def scan(rows, stats=True):
     for start, stop in rows.blocks():
         block = rows.read(start, stop)
         if stats or block.dtype.kind == "f":
-            total += check_block(block, start)
+            total += check_block(block, start, dtype=dtype)
         if stats:
             lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
         rows.touched(stop - start)
@@ -293,16 +294,23 @@ def scan(rows, stats=True):
     return None
 
 
-def check_block(block, start=0, row_ids=None):
+def check_block(block, start=0, row_ids=None, dtype=None):
     """Raise ``ValueError`` naming the rows of ``block`` (rows ``start`` on of X,
     or rows ``row_ids``) that hold NaN or infinity, in scikit-learn's words
-    ("Input X contains NaN"); else return the sum of the squares of its values
-    (one pass over the block)."""
+    ("Input X contains NaN"), or, with ``dtype`` (the model's) narrower than
+    the block's, values beyond its range; else return the sum of the squares
+    of its values (one pass over the block)."""
     if block.dtype == np.float16:
         block = block.astype(np.float32)
     bad = np.empty(len(block), dtype=np.uint8)
     total = _boundary.check_block(np.ascontiguousarray(block), bad)
     if not bad.any():
+        if (dtype is not None and block.dtype.kind == "f"
+                and np.dtype(dtype).itemsize < block.dtype.itemsize):
+            limit = float(np.finfo(dtype).max)
+            # a value past the limit makes the sum of squares pass its square
+            if not total < limit * limit:
+                _check_range(block, dtype, start, row_ids)
         return total
     where = np.flatnonzero(bad)
     what = "NaN" if np.isnan(block[where]).any() else "infinity"
@@ -313,6 +321,22 @@ def check_block(block, start=0, row_ids=None):
         f"Input X contains {what}: row(s) {shown}{more} of X hold NaN or infinity. "
         "Remove or impute them (e.g. sklearn.impute.SimpleImputer) before fitting or "
         "predicting."
+    )
+
+
+def _check_range(block, dtype, start=0, row_ids=None):
+    """Refuse rows of ``block`` holding finite values that ``dtype`` cannot hold."""
+    limit = np.finfo(dtype).max
+    where = np.flatnonzero(np.abs(block).max(axis=1) > limit)
+    if not len(where):
+        return
+    ids = start + where if row_ids is None else np.asarray(row_ids)[where]
+    shown = ", ".join(str(i) for i in ids[:10])
+    more = f" and {len(where) - 10} more" if len(where) > 10 else ""
+    raise ValueError(
+        f"row(s) {shown}{more} of X hold values beyond {np.dtype(dtype).name}'s range "
+        f"(|x| up to {float(np.abs(block[where]).max()):.3g}, past {float(limit):.3g}), in "
+        f"which the model computes: scale X (or fit with dtype='float64')."
     )
 
 
@@ -340,7 +364,7 @@ def images(rows, chunk, image_shape, dtype, scale=None, positions=None, fresh=Fa
         for a, b in spans:
             block = rows.read(a, b)
             if not rows.checked:
-                check_block(block, a)
+                check_block(block, a, dtype=dtype)
             for start in range(a, b, chunk):
                 stop = min(start + chunk, b)
                 images = gather_images(block, np.arange(start - a, stop - a),
@@ -355,7 +379,7 @@ def images(rows, chunk, image_shape, dtype, scale=None, positions=None, fresh=Fa
         wanted = positions[where]  # increasing
         raw = rows.take_sorted(wanted)
         if not rows.checked:
-            check_block(raw, row_ids=wanted)
+            check_block(raw, row_ids=wanted, dtype=dtype)
         yield where, gather_images(raw, np.arange(len(wanted)), buffer(len(where)),
                                    scale=scale)
 

@@ -4,6 +4,7 @@ Everything else is BaseConvNet's."""
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 
 from ._data import blockwise
 from ._base import BaseConvNet, fill_doc
@@ -29,6 +30,9 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     Parameters
     ----------
     {shared_parameters}
+    loss : {'squared_error'}, default='squared_error'
+        Half the mean squared error, as ``MLPRegressor``'s default. Its
+        ``'poisson'`` is refused with a message.
 
     Attributes
     ----------
@@ -61,6 +65,83 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     """
 
     _y_numeric = True
+
+    _parameter_constraints = {
+        **BaseConvNet._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        conv_layers=(32, 64),
+        hidden_layer_sizes=(128,),
+        *,
+        activation="relu",
+        kernel_size=3,
+        padding="same",
+        pool="max",
+        pool_size=2,
+        global_pool=None,
+        batch_norm=False,
+        dropout=0.0,
+        input_shape=None,
+        solver="adam",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        max_iter=50,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=None,
+        dtype="float32",
+        augment=None,
+        lr_warmup_epochs=0,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        embedding_layer=-1,
+        input_scale=None,
+        shuffle_buffer=10_000,
+        loss="squared_error",
+    ):
+        super().__init__(
+            conv_layers, hidden_layer_sizes, activation=activation, kernel_size=kernel_size,
+            padding=padding, pool=pool, pool_size=pool_size, global_pool=global_pool,
+            batch_norm=batch_norm,
+            dropout=dropout, input_shape=input_shape, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype, augment=augment, lr_warmup_epochs=lr_warmup_epochs,
+            lr_step_size=lr_step_size, lr_gamma=lr_gamma, embedding_layer=embedding_layer,
+            input_scale=input_scale, shuffle_buffer=shuffle_buffer,
+        )
+        self.loss = loss
+
+    def _validate_params(self):
+        if isinstance(self.loss, str) and self.loss == "poisson":
+            raise InvalidParameterError(
+                "The 'loss' parameter of ConvNetRegressor must be 'squared_error'; got "
+                "'poisson'. MLPRegressor's Poisson deviance (an exponential output) is not "
+                "available: fit log(y) with squared error (e.g. TransformedTargetRegressor "
+                "with func=np.log1p and inverse_func=np.expm1) instead."
+            )
+        super()._validate_params()
 
     # ------------------------------------------------------------------ training
 

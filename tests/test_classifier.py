@@ -334,6 +334,7 @@ def test_warm_start_continues_from_the_previous_weights(small_digits):
     dict(conv_layers=({"residual": [4, 4]}, 8)), dict(global_pool="avg"),
     dict(hidden_layer_sizes=()), dict(activation="tanh"), dict(batch_norm=True),
     dict(kernel_size=5), dict(pool="avg"), dict(dropout=0.5), dict(dtype="float64"),
+    dict(input_shape=(64, 1)), dict(input_shape=(2, 32, 1)),
 ])
 def test_a_continued_fit_refuses_parameters_that_build_another_network(small_digits, change):
     # warm_start and partial_fit continue the network the last fit built: one
@@ -359,10 +360,72 @@ def test_a_continued_fit_takes_the_same_architecture_spelled_otherwise(small_dig
     clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), *small_digits)
     clf.set_params(conv_layers=[np.int64(4), {"filters": 8}],
                    hidden_layer_sizes=np.array([16]), dtype=np.float32, max_iter=1,
-                   learning_rate_init=1e-4)
+                   learning_rate_init=1e-4, input_shape=(8, 8, 1))
     _fit_quiet(clf, *small_digits)
     clf.partial_fit(*small_digits)
     assert len(clf.loss_curve_) == 5
+    # what did change is named, not the other parameters spelled otherwise
+    clf.set_params(conv_layers=(5, 8))
+    with pytest.raises(ValueError, match=r"built with conv_layers=\(4, 8\); the parameters now "
+                                         r"say conv_layers=\(5, 8\)\."):
+        clf.partial_fit(*small_digits)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ConvNetClassifier(**SMALL, augment={"shift": 50}), "shift"),
+    (lambda: ConvNetClassifier(**SMALL, class_weight={k: -1.0 for k in range(10)}),
+     "class weights must be finite and >= 0"),
+    (lambda: ConvNetClassifier(**{**SMALL, "conv_layers": ({"filters": 4, "kernel_size": 20},)},
+                               input_shape=(16, 4)), "longer than the series"),
+])
+def test_a_fit_that_fails_before_an_epoch_leaves_no_model(small_digits, make, message):
+    # not the untrained network it built, nor the model of the fit before
+    X, y = small_digits
+    clf = make()
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:3])
+    assert not hasattr(clf, "coefs_") and not hasattr(clf, "classes_")
+    good = _fit_quiet(ConvNetClassifier(**SMALL), X, y)
+    with pytest.raises(ValueError, match=message):
+        good.set_params(**{k: v for k, v in make().get_params().items()
+                           if k in ("augment", "class_weight", "input_shape", "conv_layers")}
+                        ).fit(X, y)
+    with pytest.raises(NotFittedError):
+        good.predict(X[:3])
+
+
+def test_unfitted_weights_are_missing_attributes_named_as_such():
+    with pytest.raises(AttributeError, match="object has no attribute 'coefs_'"):
+        ConvNetClassifier().coefs_
+    assert not hasattr(ConvNetClassifier(), "intercepts_")
+
+
+def test_class_weights_leaving_no_weight_are_refused(small_digits):
+    with pytest.raises(ValueError, match="leaves every sample a weight of 0"):
+        ConvNetClassifier(**SMALL, class_weight={k: 0 for k in range(10)}).fit(*small_digits)
+
+
+def test_early_stopping_splits_unstratified_where_a_class_cannot_be_in_both_parts(digits):
+    # MLPClassifier fits these; a stratified split cannot be made of them
+    X, y = digits[0][:100], digits[1][:100].copy()
+    y[0] = 10  # a class of one image
+    for Xs, ys, fraction in ((X, y, 0.2), (X, digits[1][:100], 0.05)):
+        clf = _fit_quiet(ConvNetClassifier(**SMALL, early_stopping=True,
+                                           validation_fraction=fraction), Xs, ys)
+        assert len(clf.validation_scores_) == clf.n_iter_ >= 1
+
+
+def test_values_past_the_models_float_range_are_refused_not_predicted_as_nan(small_digits):
+    X, y = small_digits
+    with pytest.raises(ValueError, match=r"row\(s\) 0 of X hold values beyond float32's range"):
+        ConvNetClassifier(**SMALL).fit(np.where(np.arange(len(X))[:, None] == 0, 1e39, X), y)
+    clf = _fit_quiet(ConvNetClassifier(**SMALL), X, y)
+    big = X[:4] * 1e39
+    for given in (big, big.reshape(4, 8, 8)):
+        with pytest.raises(ValueError, match=r"row\(s\) 0, 1, 2, 3 of X hold values beyond"):
+            clf.predict(given)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])

@@ -174,8 +174,13 @@ def test_nan_or_inf_in_y_raises(bright, bad):
         ConvNetRegressor(**SMALL).fit(X, y)
 
 
-def test_every_mlp_regressor_parameter_but_loss_exists_or_is_refused_with_advice():
+def test_every_mlp_regressor_parameter_exists_or_is_refused_with_advice():
     ours = set(ConvNetRegressor().get_params())
-    assert set(MLPRegressor().get_params()) - ours == {"loss"}
+    assert set(MLPRegressor().get_params()) <= ours
+    assert ConvNetRegressor().loss == MLPRegressor().loss == "squared_error"
+    with pytest.raises(ValueError, match=r"'poisson'\. MLPRegressor's Poisson deviance .* log\(y\)"):
+        ConvNetRegressor(loss="poisson").fit(np.zeros((4, 4)), np.zeros(4))
+    with pytest.raises(TypeError, match=r"ConvNetRegressor\.__init__\(\) got an unexpected"):
+        ConvNetRegressor(hiden_layer_sizes=(3,))
     with pytest.raises(ValueError, match="max_iter"):
         ConvNetRegressor(max_fun=15000).fit(np.zeros((4, 4)), np.zeros(4))

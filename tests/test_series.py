@@ -157,6 +157,36 @@ def test_nan_in_a_series_names_the_series_the_step_and_the_channel():
         clf.predict(X.reshape(48, -1))
 
 
+def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
+    # float16, a list, an object array of series (a pandas column of arrays),
+    # and a memory map read in blocks (its pages let go, so the check does not
+    # load it): the same series, step and channel, counted over every block
+    X, y = _series()
+    X[5, 17, 1] = np.nan
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2))
+    for given in (X.astype(np.float16), list(X.reshape(48, -1))):
+        with pytest.raises(ValueError, match=r"NaN in series 5 at time step 17, channel 1 "
+                                             r"\(1 of 48 series"):
+            clf.fit(given, y)
+    n, length = 300, 4000  # 9.6 MB of float64: two blocks
+    mapped = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float64,
+                                       shape=(n, length))
+    mapped[:] = 0.0
+    mapped[3, 123] = mapped[290, 7] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in series 3 at time step 123 \(2 of 300 series"):
+        ConvNetClassifier(**SMALL, input_shape=(length, 1)).fit(mapped, np.arange(n) % 2)
+
+
+def test_an_object_array_of_series_is_read_as_their_array():
+    X, y = _series()
+    rows = X.reshape(48, -1)
+    column = np.empty(48, dtype=object)
+    column[:] = list(rows)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2))
+    expected = clone(clf).fit(rows, y).predict_proba(rows)
+    assert_array_equal(clf.fit(column, y).predict_proba(column), expected)
+
+
 def test_channels_first_series_get_the_transpose_in_fit_and_predict():
     X, y = _series()
     with pytest.raises(ValueError, match=r"channels-first .* X\.transpose\(0, 2, 1\)"):

@@ -52,8 +52,9 @@ def rows_to_images(
     """x[n, c, i, j] = rows[n, (i * w + j) * n_channels + c], cast to x's dtype as numpy
     casts.
 
-    Returns whether every value of ``rows`` is finite: the check that input
-    validation makes, done in the same pass as the copy.
+    Returns whether every value of ``x`` is finite: the check that input
+    validation makes, done in the same pass as the copy, on the values cast
+    (a double beyond float's range is infinite in a float32 model).
     """
     cdef Py_ssize_t n, c, i, j, n_channels = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef bint finite = True
@@ -64,8 +65,8 @@ def rows_to_images(
                 for i in range(h):
                     for j in range(w):
                         v = rows[n, (i * w + j) * n_channels + c]
-                        finite &= isfinite(v)
                         x[n, c, i, j] = <floating_out> v
+                        finite &= isfinite(x[n, c, i, j])
     return finite
 
 
