@@ -1041,9 +1041,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return None  # refused by the caller, naming input_shape
         if image_shape is not None:
             if image_shape[2] != channels:
+                hint = ("; it looks channels-first, (n, channels, length) as aeon and "
+                        "sktime hold series: pass X.transpose(0, 2, 1)"
+                        if image_shape[1] == channels else "")
                 raise ValueError(
                     f"input_shape={self.input_shape!r} does not match the series of X, of "
-                    f"{image_shape[2]} channel(s)"
+                    f"{image_shape[2]} channel(s){hint}"
                 )
             return image_shape[1]
         if n_features % channels:
@@ -1341,7 +1344,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self._stopped_diverged = False  # set by _diverged, which says why itself
         network = self._network  # a fit that fails leaves no model: hold on to it here
         try:
-            with _engine.training():
+            # a diverging epoch's inf and NaN are caught and said (_diverged), not
+            # numpy's overflow warnings along the way
+            with _engine.training(), np.errstate(over="ignore", invalid="ignore",
+                                                 divide="ignore"):
                 self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng,
                                  callbacks)
         except BaseException:
@@ -1599,9 +1605,24 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # with one class that is 0, which the L2 penalty alone exceeds
         bar = None if constant is None else max(constant, 0.1)
         first, last, lowest = curve[0], curve[-1], min(curve)
-        if min(curve[1:]) >= first:
+        untrained = self._untrained_loss(y, sample_weight)
+        # two epochs' losses can rise by noise alone (augmented batches)
+        if len(curve) > 2 and min(curve[1:]) >= first:
             what = (f"never fell below its first epoch's value ({first:.6g}; "
                     f"{min(curve[1:]):.6g} at best later)")
+        elif (bar is not None and first > 10 * bar and last >= bar
+              and untrained is not None and first <= 10 * untrained):
+            # no worse than the network's first outputs, about 0, give: the
+            # targets lie far from 0 for their spread, and the steps are fine
+            _warn(
+                f"The training loss started at {first:.6g}, about what predicting 0 gives "
+                f"({untrained:.4g}), and ended at {last:.6g}, no better than a constant "
+                f"prediction ({constant:.4g}): the targets lie far from 0 for their spread. "
+                "Scale y (e.g. TransformedTargetRegressor(regressor=..., "
+                "transformer=StandardScaler())), or train for more epochs.",
+                ConvergenceWarning,
+            )
+            return
         elif bar is not None and first > 10 * bar and last >= bar:
             what = (f"started at {first:.6g}, over 10 times the loss of a constant "
                     f"prediction ({constant:.4g}), and ended at {last:.6g}, no better "
@@ -1622,6 +1643,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _constant_loss(self, y, sample_weight):
         """The loss of the best constant prediction of the encoded y, or None
         when a subclass has none; the yardstick of :meth:`_diagnose_loss_curve`."""
+        return None
+
+    def _untrained_loss(self, y, sample_weight):
+        """The loss of the outputs an untrained network gives, about 0, where
+        they can be far from every target (a regressor's); else None."""
         return None
 
     # ------------------------------------------------------------------ prediction

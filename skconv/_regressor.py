@@ -212,6 +212,12 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         mean = np.average(y, axis=0, weights=sample_weight)
         return float(0.5 * np.average((y - mean) ** 2, axis=0, weights=sample_weight).mean())
 
+    def _untrained_loss(self, y, sample_weight):
+        """Half the mean squared error of predicting 0 for every target."""
+        if sample_weight.sum() <= 0:
+            return None
+        return float(0.5 * np.average(y ** 2, axis=0, weights=sample_weight).mean())
+
     def _score_outputs(self, outputs, y, sample_weight):
         """R² of the outputs, averaged over the targets."""
         return r2_score(y, outputs, sample_weight=sample_weight)

@@ -196,6 +196,10 @@ def test_channels_first_series_get_the_transpose_in_fit_and_predict():
                                          r"fitted on series of length 40 with 2 channels.*"
                                          r"X\.transpose\(0, 2, 1\)"):
         clf.predict(X.transpose(0, 2, 1))
+    # a length left to X: the channels are where the length should be
+    with pytest.raises(ValueError, match=r"of 40 channel\(s\); it looks channels-first.*"
+                                         r"X\.transpose\(0, 2, 1\)"):
+        ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X.transpose(0, 2, 1), y)
     # without input_shape, 3D X is images: channels-first series get a warning
     with pytest.warns(UserWarning, match=r"looks like series held channels-first .* "
                                          r"X\.transpose\(0, 2, 1\) with input_shape=\(40, 2\)"):

@@ -234,12 +234,30 @@ def test_loss_curve_diagnosis_on_worked_curves(Estimator, monkeypatch, curve, co
     est = Estimator(learning_rate_init=0.5)
     est.loss_curve_, est.n_iter_ = list(curve), len(curve)
     monkeypatch.setattr(Estimator, "_constant_loss", lambda self, y, sw: constant)
+    monkeypatch.setattr(Estimator, "_untrained_loss", lambda self, y, sw: None)
     caught = _recorded(lambda: est._diagnose_loss_curve(None, None))
     if expected is None:
         assert caught == []
     else:
         assert len(caught) == 1 and caught[0].category is ConvergenceWarning
         assert re.search(expected + ".*learning_rate_init=0.5", str(caught[0].message))
+
+
+def test_a_regressors_loss_from_targets_far_from_zero_is_not_blamed_on_the_rate():
+    # targets about 5 with a spread of 0.1: the loss starts where predicting 0
+    # does and falls slowly; the steps are not too large, y wants scaling
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(30, 8, 8), 5 + 0.1 * rng.randn(30)
+    for rate in (1e-4, 1e-3, 1e-2):
+        caught = _recorded(lambda: ConvNetRegressor(conv_layers=(4,), max_iter=5, random_state=0,
+                                                    learning_rate_init=rate).fit(X, y))
+        messages = [str(w.message) for w in caught]
+        assert not any("likely too large" in m for m in messages), messages
+        assert any("about what predicting 0 gives" in m and "Scale y" in m for m in messages)
+    # two epochs whose loss rose by noise are not diagnosed
+    est = ConvNetRegressor(learning_rate_init=0.5)
+    est.loss_curve_, est.n_iter_ = [2.3, 2.4], 2
+    assert _recorded(lambda: est._diagnose_loss_curve(rng.randn(30), np.ones(30))) == []
 
 
 def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
