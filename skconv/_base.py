@@ -224,7 +224,9 @@ default='constant'
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the
         validation score (that of ``score``) stops improving; the best
-        weights are restored.
+        weights are restored. A classifier's split is stratified by class
+        where every class can be on both sides (two rows of it at least, as
+        many rows on each side as classes), else drawn plainly.
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
         Adam's parameters.
