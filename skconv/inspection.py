@@ -87,8 +87,15 @@ def _images(steps, estimator, network, X):
             f"X has {per_row} values per sample (shape {X.shape}) but the estimator was "
             f"fitted on {what}, input_shape_={estimator.input_shape_}"
         )
+    # the checks predict makes: samples of the right number of values laid out
+    # otherwise (channels-first series, transposed images) are refused as there
+    if hasattr(estimator, "_validate_input"):
+        estimator._validate_input(X, reset=False)
     images = X.reshape(X.shape[0], h, w, c)
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
+    scale = getattr(estimator, "input_scale", None)
+    if scale is not None:  # what predict feeds the network
+        x /= x.dtype.type(scale)
     return images, x
 
 
@@ -297,6 +304,11 @@ class TrainingHistoryDisplay:
         display : TrainingHistoryDisplay
         """
         _, estimator, _ = _fitted_network(estimator)
+        if not estimator.loss_curve_:
+            raise ValueError(
+                "the estimator has no training history to show: no epoch of its fit "
+                "finished (loss_curve_ is empty; was the fit interrupted in its first epoch?)"
+            )
         return cls(estimator.loss_curve_, getattr(estimator, "validation_scores_", None),
                    getattr(estimator, "learning_rate_curve_", None)).plot(ax=ax)
 
@@ -681,9 +693,11 @@ def _check_method(method, given, image_shape, dtype):
             shapes += [(w, c), (w,)] if c == 1 else [(w, c)]
         if baseline.size not in (1, h * w * c) or (
                 baseline.size == h * w * c and baseline.shape not in shapes):
+            shape = (w, c) if h == 1 else image_shape  # a series' own (length, channels)
             raise ValueError(
-                f"baseline of shape {baseline.shape} must be a number or one image of "
-                f"input_shape_={image_shape} (or a flat row of it)"
+                f"baseline of shape {baseline.shape} must be a number or one "
+                f"{'series' if h == 1 else 'image'} of input_shape_={shape} (or a flat row "
+                "of it)"
             )
         if not np.all(np.isfinite(baseline)):
             raise ValueError("baseline must be finite")
@@ -788,7 +802,9 @@ class SaliencyDisplay:
         The signed attributions of ``method`` (set by ``from_estimator``).
     input_gradient_ : ndarray of shape (n, h, w, c) or None
         The gradient of the score at each image (set by ``from_estimator``):
-        the attributions of ``'gradient'``.
+        the attributions of ``'gradient'``. It is taken with respect to X as
+        given (after a Pipeline's steps), in X's units: with ``input_scale``,
+        the network's input gradient divided by it.
     gradcam_ : ndarray of shape (n, h, w) or None
         Grad-CAM at the input's resolution (bilinear upsampling), scaled to
         [0, 1] per image (all zeros where no evidence); None for a network
@@ -866,9 +882,9 @@ class SaliencyDisplay:
             each image's value range, ``max - min`` (0.15 if None; Smilkov et
             al. found 0.1 to 0.2 best).
         baseline : float or array-like of one image, default=None
-            ``'integrated_gradients'``: the image the path starts from, in the
-            network's input space (after a Pipeline's steps); a number fills
-            every pixel (0.0 if None).
+            ``'integrated_gradients'``: the image the path starts from, in X's
+            units after a Pipeline's steps (divided by ``input_scale`` as X is);
+            a number fills every pixel (0.0 if None).
         steps : int, default=None
             ``'integrated_gradients'``: the points of the path at which the
             gradient is taken (50 if None).
@@ -907,6 +923,10 @@ class SaliencyDisplay:
                 raise ValueError(
                     f"y must hold one true label per image: {n} images, y of shape {y.shape}"
                 )
+        scale = getattr(estimator, "input_scale", None)
+        if scale is not None and method == "integrated_gradients":
+            # given in X's units, as the images; the path runs in the network's
+            params["baseline"] = params["baseline"] / params["baseline"].dtype.type(scale)
         grad = np.empty_like(x)
         attributions = grad if method == "gradient" else np.empty_like(x)
         gradcam = np.zeros((n, h, w)) if blocks else None
@@ -920,6 +940,12 @@ class SaliencyDisplay:
                 attributions[b] = _attributions(network, x[b], dy[b], method, params, rng)
             if blocks:
                 gradcam[b] = _gradcam(network, x[b], dy[b], blocks[block], (h, w))
+        if scale is not None:
+            # gradients with respect to X, not X / input_scale (the attributions of
+            # Integrated Gradients, a gradient times a difference, are the same in both)
+            grad /= scale
+            if method == "smoothgrad":
+                attributions /= scale
         saliency = np.abs(attributions).max(axis=1)
         grad, attributions = grad.transpose(0, 2, 3, 1), attributions.transpose(0, 2, 3, 1)
         series = _is_series(estimator)

@@ -336,6 +336,49 @@ def test_saliency_explains_the_predicted_class_by_default(digits_model, digits):
         SaliencyDisplay.from_estimator(named, X, target="yesss")
 
 
+def test_inspection_sees_what_predict_feeds_the_network_with_input_scale(digits):
+    # a model fitted on X with input_scale explains and shows what the same
+    # weights fitted on X / input_scale do: the network reads X / input_scale
+    X, y = digits
+    raw = np.rint(X[:60] * 240).astype(np.uint8)
+    scaled = _fit(ConvNetClassifier((3,), (8,), max_iter=2, random_state=0,
+                                    input_scale=240.0), raw, y[:60])
+    plain = _fit(ConvNetClassifier((3,), (8,), max_iter=2, random_state=0),
+                 raw / np.float32(240.0), y[:60])
+    plain._network.params[:] = scaled._network.params
+    for method in ("gradient", "integrated_gradients"):
+        a = SaliencyDisplay.from_estimator(scaled, raw[:4], method=method, baseline=0.0
+                                           if method != "gradient" else None)
+        b = SaliencyDisplay.from_estimator(plain, raw[:4] / np.float32(240.0), method=method,
+                                           baseline=0.0 if method != "gradient" else None)
+        assert_array_equal(a.target_, scaled.predict(raw[:4]))
+        assert_array_equal(a.gradcam_, b.gradcam_)
+        # the gradient with respect to X, in X's units; attributions of a path the same
+        assert_allclose(a.input_gradient_ * 240, b.input_gradient_, rtol=1e-5, atol=1e-8)
+        assert_allclose(a.attributions_ * (240 if method == "gradient" else 1),
+                        b.attributions_, rtol=1e-5, atol=1e-8)
+    maps = FeatureMapDisplay.from_estimator(scaled, raw[0], layer=0)
+    assert_array_equal(maps.feature_maps_, FeatureMapDisplay.from_estimator(
+        plain, raw[0] / np.float32(240.0), layer=0).feature_maps_)
+
+
+def test_inspection_refuses_samples_laid_out_otherwise_as_predict_does(digits):
+    X, y = digits
+    clf = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0), X.reshape(-1, 8, 8),
+               y)
+    with pytest.raises(ValueError, match="the model was fitted on"):
+        SaliencyDisplay.from_estimator(clf, X[:2].reshape(2, 8, 8)[:, :, :4].repeat(2, 1)
+                                       .reshape(2, 16, 4))
+
+
+def test_training_history_of_a_fit_with_no_finished_epoch_says_so(digits_model):
+    import copy
+    interrupted = copy.deepcopy(digits_model)
+    interrupted.loss_curve_ = []
+    with pytest.raises(ValueError, match="no training history to show: no epoch"):
+        TrainingHistoryDisplay.from_estimator(interrupted)
+
+
 def test_saliency_of_a_network_without_conv_layers_has_no_grad_cam_and_says_so(digits):
     X, y = digits
     mlp = _fit(ConvNetClassifier((), (8,), max_iter=1, random_state=0), X, y)
