@@ -274,6 +274,16 @@ def resolve_geometry(x_shape, kernel_size, stride, padding, dilation):
     dh, dw = as_pair(dilation, "dilation", 1)
     oh = output_size(h, kh, sh, ph, dh, "height")
     ow = output_size(w, kw, sw, pw, dw, "width")
+    # the kernels index a padded input, its windows and strides in C ints
+    extents = {"the padded input": max(h + 2 * ph, w + 2 * pw),
+               "the kernel's span": max(dh * (kh - 1) + 1, dw * (kw - 1) + 1),
+               "the stride": max(sh, sw)}
+    for what, extent in extents.items():
+        if extent >= 2**31:
+            raise ValueError(
+                f"{what} ({extent}; kernel_size={kernel_size!r}, stride={stride!r}, "
+                f"padding={padding!r}, dilation={dilation!r}) must be under 2**31"
+            )
     return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, oh=oh, ow=ow)
 
 

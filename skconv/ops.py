@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from . import _engine
-from ._engine import SIMD_PATHS, output_size  # noqa: F401 - public names of ops
+from ._engine import SIMD_PATHS  # noqa: F401 - a public name of ops
 
 __all__ = [
     "conv2d",
@@ -71,15 +71,16 @@ def _shape_of(x_shape, axes):
     return tuple(int(v) for v in x_shape)
 
 
-def _workspace(cols, shape, dtype):
-    """Check a caller's conv workspace: the kernels write into it directly."""
+def _workspace(cols, shape, dtype, name="cols"):
+    """Check a caller's buffer (a conv workspace, an output): the kernels write into it
+    directly."""
     if not isinstance(cols, np.ndarray) or cols.dtype != dtype or cols.shape != shape:
         raise ValueError(
-            f"cols must be an ndarray of shape {shape} and dtype {np.dtype(dtype)}, got "
+            f"{name} must be an ndarray of shape {shape} and dtype {np.dtype(dtype)}, got "
             f"{getattr(cols, 'shape', type(cols).__name__)} {getattr(cols, 'dtype', '')}"
         )
     if not (cols.flags.c_contiguous and cols.flags.writeable):
-        raise ValueError("cols must be a writeable C-contiguous array")
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
     return cols
 
 
@@ -216,7 +217,12 @@ def linear(x, w, b=None, *, out=None):
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (w.shape[1],), "b")
     if out is not None:
-        _workspace(out, (x.shape[0], w.shape[1]), x.dtype)
+        _workspace(out, (x.shape[0], w.shape[1]), x.dtype, "out")
+        if any(np.may_share_memory(out, a) for a in (x, w, b) if a is not None):
+            # the product reads its operands as it writes out: as numpy does,
+            # compute it aside first
+            out[...] = _engine.matmul(x, w, b, None)
+            return out
     return _engine.matmul(x, w, b, out)
 
 
@@ -605,6 +611,21 @@ __all__ += [
     "global_max_pool1d",
     "global_max_pool1d_backward",
 ]
+
+
+def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
+    """Output length of a window sliding over ``size`` input positions:
+    ``(size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1``.
+
+    Raises ``ValueError`` naming the argument for a value that is not an int
+    (size and padding >= 0, the others >= 1), or naming the sizes when no
+    window fits; ``axis`` ("height", "width", or "length" for a series) names
+    the axis there.
+    """
+    values = [_int(value, name, minimum) for value, name, minimum in (
+        (size, "size", 1), (kernel_size, "kernel_size", 1), (stride, "stride", 1),
+        (padding, "padding", 0), (dilation, "dilation", 1))]
+    return _engine.output_size(*values, axis)
 
 
 def _int(value, name, minimum):

@@ -262,6 +262,40 @@ def test_output_size_follows_the_floor_formula_and_drops_windows_that_do_not_fit
     assert ops.output_size(1, 3, padding=1) == 1
     with pytest.raises(ValueError, match="kernel_size=4.*height 2"):
         ops.output_size(2, 4)
+    for args, message in (((8, 3, 0), "stride=0 must be >= 1"), ((8, 0), "kernel_size=0"),
+                          ((8, 3, 1, -1), "padding=-1 must be >= 0"),
+                          ((8, 3, 1, 0, 0), "dilation=0"), ((8.5, 3), "size must be an int")):
+        with pytest.raises(ValueError, match=message):
+            ops.output_size(*args)
+
+
+def test_sizes_past_the_kernels_c_ints_are_refused_naming_them():
+    x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"the stride \(1099511627776.*must be under 2\*\*31"):
+        ops.conv2d(x, w, stride=2**40)
+    with pytest.raises(ValueError, match=r"the padded input .* must be under 2\*\*31"):
+        ops.conv2d(x, w, padding=2**30)
+
+
+@pytest.mark.parametrize("which", ["x", "w", "b"])
+def test_linear_into_an_out_that_is_one_of_its_operands_gives_the_product(which):
+    # as numpy's matmul(out=): the operands as they were, not as out overwrites them
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((300, 300)), rng.standard_normal((300, 300)), None
+    b = rng.standard_normal(300)
+    expected = ops.linear(x, w, b)
+    if which == "b":
+        b2 = np.tile(b, (300, 1))  # out must be (n, units): b's row broadcast in a copy
+        out = b2
+        result = ops.linear(x, w, b2[0], out=out)
+        np.testing.assert_array_equal(result, expected)
+        return
+    out = {"x": x, "w": w}[which]
+    result = ops.linear(x, w, b, out=out)
+    assert result is out
+    np.testing.assert_array_equal(result, expected)
+    with pytest.raises(ValueError, match=r"out must be an ndarray of shape \(300, 300\)"):
+        ops.linear(x[:, :5], w[:5], out=np.zeros((300, 299)))
 
 
 # --------------------------------------------------------------------------
