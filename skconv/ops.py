@@ -618,7 +618,7 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     ``(size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1``.
 
     Raises ``ValueError`` naming the argument for a value that is not an int
-    (size and padding >= 0, the others >= 1), or naming the sizes when no
+    (padding >= 0, the others >= 1), or naming the sizes when no
     window fits; ``axis`` ("height", "width", or "length" for a series) names
     the axis there.
     """
