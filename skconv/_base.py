@@ -1250,6 +1250,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """What early stopping's validation split is stratified on (None: not at all)."""
         return None
 
+    def _init_output(self, y, sample_weight):
+        """First fit: set the output layer from the encoded targets where the loss
+        wants it (by default it keeps its random initialisation)."""
+
     def _weight_samples(self, y, sample_weight):
         """Sample weights for the loss, given the encoded y (class weights hook in here)."""
         return sample_weight
@@ -1332,6 +1336,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
+        if not continuing:
+            self._init_output(y, sample_weight)
         h, w, c = self._hwc
         augment = check_augment(self.augment, (c, h, w), series=self._signal())
         # augmentation draws from its own stream, so that augment=None fits keep

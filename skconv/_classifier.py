@@ -12,8 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from ._data import blockwise
 from ._base import BaseConvNet, _warn, fill_doc
-from ._losses import (log_sigmoid, log_softmax, sigmoid_binary_cross_entropy, softmax,
-                      softmax_cross_entropy)
+from ._losses import (log_logistic, log_softmax, logistic, sigmoid_binary_cross_entropy,
+                      softmax, softmax_cross_entropy)
 
 
 @fill_doc
@@ -365,9 +365,9 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             Columns in the order of ``classes_``; for multilabel, each label's
             own log-probability (rows do not sum to one in probability).
         """
-        logits = self._checked_outputs(X).astype(np.float64)
+        logits = self._checked_outputs(X)
         if self._is_multilabel():
-            return log_sigmoid(logits)
+            return log_logistic(logits)
         return log_softmax(logits)
 
     @blockwise
@@ -386,7 +386,7 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         """
         logits = self._checked_outputs(X)
         if self._is_multilabel():
-            return np.exp(log_sigmoid(logits.astype(np.float64)))
+            return logistic(logits)
         return softmax(logits)
 
     def __sklearn_tags__(self):

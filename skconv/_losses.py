@@ -1,6 +1,8 @@
 """Losses on the output layer's pre-activations, each fused with its output
 activation: softmax cross-entropy (log-sum-exp stable), sigmoid binary
-cross-entropy (softplus stable) and squared error (identity output).
+cross-entropy (softplus stable), squared error (identity output) and half the
+Poisson deviance (exponential output); and the output activations that
+prediction applies to the logits.
 
 Every loss function has the signature ``loss(z, y, sample_weight, sw_sum)``
 and returns ``(loss, dz)``, the weighted loss normalised by ``sw_sum`` and its
@@ -8,12 +10,52 @@ gradient with respect to ``z``, written into ``z``'s memory.
 """
 
 import numpy as np
+from scipy.special import xlogy
 
 from ._kernels import _boundary
 
 
+def _rows(z):
+    """z as the kernels take it: C-contiguous float32 or float64."""
+    if z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float64)
+    return np.ascontiguousarray(z)
+
+
+def _output(kernel, z, *args):
+    out = np.empty(z.shape, dtype=np.float64)
+    kernel(_rows(z), out, *args)
+    return out
+
+
+# The output activations of prediction, in float64 from the logits: one
+# compiled pass per row (see ``_kernels/_boundary.pyx``), each row from that
+# row only, with exp and log of skconv's own (``_kernels/elementary.h``):
+# numpy's float64 exp and log take another kernel on an AVX-512 CPU, the C
+# library's another on a CPU without FMA, and a probability's last bits would
+# follow the machine.
+
+
+def softmax(z):
+    """Row-wise softmax, in float64.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, k)
+        Logits; left as they are.
+
+    Returns
+    -------
+    p : ndarray of shape (n, k), float64
+        Each row's probabilities, ``exp(z - max)`` over its sum, so that no
+        ``exp`` overflows. A row holding NaN or +inf (or only -inf) is all NaN,
+        as numpy's formula gives.
+    """
+    return _output(_boundary.softmax_rows, z, False)
+
+
 def log_softmax(z):
-    """Row-wise log-softmax.
+    """Row-wise log-softmax, in float64.
 
     Parameters
     ----------
@@ -22,51 +64,55 @@ def log_softmax(z):
 
     Returns
     -------
-    log_p : ndarray of shape (n, k)
-        ``z - logsumexp(z)`` per row, computed as ``(z - max) - log(sum(exp(z - max)))``
-        so that no ``exp`` overflows.
+    log_p : ndarray of shape (n, k), float64
+        ``(z - max) - log(sum(exp(z - max)))`` per row: no ``exp`` overflows.
     """
-    shifted = z - z.max(axis=1, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return shifted
+    return _output(_boundary.softmax_rows, z, True)
 
 
-def softmax(z):
-    """Row-wise softmax, in float64.
+def logistic(z):
+    """Element-wise ``1 / (1 + exp(-z))``, in float64, without overflow.
 
     Parameters
     ----------
-    z : ndarray of shape (n, k), float32 or float64
-        Logits; left as they are.
-
-    Returns
-    -------
-    p : ndarray of shape (n, k), float64
-        Each row's probabilities, computed in float64 from ``z - max`` so that
-        no ``exp`` overflows: one compiled pass per row, which depends on that
-        row only (see ``_kernels/_boundary.pyx``).
-    """
-    if z.dtype not in (np.float32, np.float64):
-        z = z.astype(np.float64)
-    p = np.empty(z.shape, dtype=np.float64)
-    _boundary.softmax_rows(np.ascontiguousarray(z), p)
-    return p
-
-
-def log_sigmoid(z):
-    """Element-wise ``log(1 / (1 + exp(-z)))``, computed as ``-logaddexp(0, -z)``.
-
-    Parameters
-    ----------
-    z : ndarray
+    z : ndarray of shape (n, k)
         Logits.
 
     Returns
     -------
-    log_p : ndarray of the shape of ``z``
-        Finite for every finite ``z`` (no ``exp`` overflows).
+    p : ndarray of shape (n, k), float64
     """
-    return -np.logaddexp(0, -z)
+    return _output(_boundary.logistic_values, z, False)
+
+
+def log_logistic(z):
+    """Element-wise ``log(1 / (1 + exp(-z)))``, in float64.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, k)
+        Logits.
+
+    Returns
+    -------
+    log_p : ndarray of shape (n, k), float64
+        ``-log1p(exp(-|z|)) - max(-z, 0)``: finite for every finite ``z``.
+    """
+    return _output(_boundary.logistic_values, z, True)
+
+
+def exponential(z):
+    """Element-wise ``exp(z)``, in float64.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, k)
+
+    Returns
+    -------
+    e : ndarray of shape (n, k), float64
+    """
+    return _output(_boundary.exp_values, z)
 
 
 def _weights_column(sample_weight, sw_sum, dtype):
@@ -125,14 +171,14 @@ def sigmoid_binary_cross_entropy(z, y, sample_weight, sw_sum):
     loss : float
         ``sum_i sw_i * sum_k [softplus(z_ik) - y_ik z_ik] / sw_sum``, where
         ``softplus(z) - y z = -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))``
-        is computed as ``max(z, 0) - y z + log1p(exp(-|z|))`` (no overflow).
+        is computed as ``logaddexp(0, z) - y z`` (no overflow).
     dz : ndarray of shape (n, k)
         ``(sigmoid(z) - y) * sw[:, None] / sw_sum``, in the memory of ``z``.
     """
-    per_row = (np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
+    per_row = (np.logaddexp(0, z) - y * z).sum(axis=1)
     loss = np.sum(sample_weight * per_row.astype(np.float64, copy=False))
-    # sigmoid(z) = exp(log sigmoid(z)), stable for either sign
-    np.exp(log_sigmoid(z), out=z)
+    # sigmoid(z) = exp(-log(1 + exp(-z))), stable for either sign
+    np.exp(-np.logaddexp(0, -z), out=z)
     z -= y
     z *= _weights_column(sample_weight, sw_sum, z.dtype)
     return float(loss) / sw_sum, z
@@ -168,3 +214,33 @@ def squared_error(z, y, sample_weight, sw_sum):
     loss = 0.5 * float(np.sum(sample_weight * per_row)) / (sw_sum * k)
     z *= _weights_column(sample_weight, sw_sum * k, z.dtype)
     return loss, z
+
+
+def half_poisson_deviance(z, y, sample_weight, sw_sum):
+    """Half the weighted Poisson deviance of ``exp(z)`` (log link) and its gradient.
+
+    ``MLPRegressor``'s ``loss='poisson'``: averaged over samples (weighted),
+    summed over outputs, and zero where ``exp(z) == y``.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, k)
+        Log predictions; overwritten with the gradient.
+    y : ndarray of shape (n, k)
+        Non-negative targets, in ``z``'s dtype.
+    sample_weight : ndarray of shape (n,)
+    sw_sum : float
+
+    Returns
+    -------
+    loss : float
+        ``sum_i sw_i * sum_k [exp(z_ik) - y_ik z_ik + y_ik log(y_ik) - y_ik] / sw_sum``.
+    dz : ndarray of shape (n, k)
+        ``(exp(z) - y) * sw[:, None] / sw_sum``, in the memory of ``z``.
+    """
+    mu = np.exp(z)
+    per_row = (mu - y * z + (xlogy(y, y) - y)).sum(axis=1)
+    loss = np.sum(sample_weight * per_row.astype(np.float64, copy=False))
+    np.subtract(mu, y, out=z)
+    z *= _weights_column(sample_weight, sw_sum, z.dtype)
+    return float(loss) / sw_sum, z

@@ -1,14 +1,19 @@
-"""ConvNetRegressor: squared error on an identity output, as MLPRegressor.
-Everything else is BaseConvNet's."""
+"""ConvNetRegressor: squared error on an identity output, or half the Poisson
+deviance on an exponential one, as MLPRegressor. Everything else is
+BaseConvNet's."""
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import StrOptions
+from scipy.special import xlogy
 
 from ._data import blockwise
 from ._base import BaseConvNet, fill_doc
-from ._losses import squared_error
+from ._losses import exponential, half_poisson_deviance, squared_error
+
+# loss -> the output activation it is fused with (MLPRegressor's names)
+_OUT_ACTIVATIONS = {"squared_error": "identity", "poisson": "exp"}
 
 
 @fill_doc
@@ -18,8 +23,9 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     The network of :class:`ConvNetClassifier` (``len(conv_layers)`` conv
     blocks, a flatten, ``len(hidden_layer_sizes)`` dense layers) ending in a
     dense layer of one unit per target with the identity as output
-    activation. It is trained on half the mean squared error plus an L2
-    penalty, with Adam or SGD, as ``MLPRegressor``; ``score`` is R².
+    activation (the exponential for ``loss='poisson'``). It is trained on half
+    the mean squared error (or half the Poisson deviance) plus an L2 penalty,
+    with Adam or SGD, as ``MLPRegressor``; ``score`` is R².
 
     Scale the inputs as for the classifier, and scale the targets too when
     they are far from unit size (for instance with
@@ -30,9 +36,14 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     Parameters
     ----------
     {shared_parameters}
-    loss : {'squared_error'}, default='squared_error'
-        Half the mean squared error, as ``MLPRegressor``'s default. Its
-        ``'poisson'`` is refused with a message.
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        ``'squared_error'``: half the mean squared error, on an identity
+        output. ``'poisson'``: half the Poisson deviance, on an exponential
+        output (a log link), for counts and other non-negative targets whose
+        spread grows with their mean; y must be >= 0, and the output layer's
+        biases start at the log of each target's (weighted) mean, so that the
+        untrained model predicts the mean rather than 1. Both as
+        ``MLPRegressor``'s (the losses it reports are these halves).
 
     Attributes
     ----------
@@ -40,7 +51,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     n_outputs_ : int
         Number of targets: 1 for 1-D y, ``y.shape[1]`` for 2-D y.
     out_activation_ : str
-        ``'identity'``.
+        ``'identity'``, or ``'exp'`` for ``loss='poisson'``.
 
     Examples
     --------
@@ -133,16 +144,6 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         )
         self.loss = loss
 
-    def _validate_params(self):
-        if isinstance(self.loss, str) and self.loss == "poisson":
-            raise InvalidParameterError(
-                "The 'loss' parameter of ConvNetRegressor must be 'squared_error'; got "
-                "'poisson'. MLPRegressor's Poisson deviance (an exponential output) is not "
-                "available: fit log(y) with squared error (e.g. TransformedTargetRegressor "
-                "with func=np.log1p and inverse_func=np.expm1) instead."
-            )
-        super()._validate_params()
-
     # ------------------------------------------------------------------ training
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -184,12 +185,48 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _check_targets(self, y):
+        if self.loss == "poisson" and (y < 0).any():
+            rows = np.flatnonzero((y < 0).reshape(len(y), -1).any(axis=1))
+            raise ValueError(
+                f"loss='poisson' takes targets >= 0 (a Poisson mean is never negative); y "
+                f"has negative values in {len(rows)} row(s), the first at row {rows[0]}: "
+                f"{y[rows[0]]!r}. Use loss='squared_error' for signed targets."
+            )
         return y
 
     def _init_targets(self, y, classes):
         self._y_ndim = y.ndim
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        self.out_activation_ = "identity"
+        self.out_activation_ = _OUT_ACTIVATIONS[self.loss]
+
+    def _init_output(self, y, sample_weight):
+        """Poisson: the output biases at the log of each target's weighted mean
+        (the log link's baseline, as HistGradientBoostingRegressor's), where the
+        initial 0 predicts 1 and leaves counts in the hundreds to many epochs of
+        climbing at Adam's step of about ``learning_rate_init``."""
+        if self.out_activation_ != "exp":
+            return
+        mean = np.average(y, axis=0, weights=sample_weight) if sample_weight.any() else None
+        if mean is None or not (mean > 0).any():
+            raise ValueError(
+                "loss='poisson' needs targets that are not all 0 (with their sample "
+                "weights): a Poisson model of them would predict exp(-inf)"
+            )
+        bias = self._network.named_params()["output.b"]
+        positive = mean > 0
+        bias[positive] = np.log(mean[positive]).astype(bias.dtype)
+
+    def _check_architecture_kept(self, incremental):
+        super()._check_architecture_kept(incremental)
+        fitted = {v: k for k, v in _OUT_ACTIVATIONS.items()}[self.out_activation_]
+        if self.loss != fitted:
+            how = "partial_fit" if incremental else "fit with warm_start=True"
+            raise ValueError(
+                f"{how} continues the fitted network, trained with loss={fitted!r} (its "
+                f"output activation {self.out_activation_!r}); the parameters now say "
+                f"loss={self.loss!r}. Fit with warm_start=False (or a clone) for the new "
+                "loss, or set it back to continue."
+            )
 
     def _encode_targets(self, y):
         """y as an (n, n_outputs) array in the model dtype."""
@@ -202,25 +239,37 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         return np.ascontiguousarray(y.reshape(len(y), -1), dtype=self._dtype())
 
     def _loss(self):
-        return squared_error
+        return half_poisson_deviance if self.out_activation_ == "exp" else squared_error
 
     def _constant_loss(self, y, sample_weight):
-        """Half the mean squared error of predicting the weighted mean of each
-        target: what a model that learned nothing from X reaches."""
+        """The loss of predicting the weighted mean of each target: what a model
+        that learned nothing from X reaches."""
         if sample_weight.sum() <= 0:
             return None
         mean = np.average(y, axis=0, weights=sample_weight)
+        if self.out_activation_ == "exp":
+            # a target that is 0 throughout has a mean of 0, and no deviance from it
+            safe = np.where(mean > 0, mean, 1)
+            deviance = xlogy(y, y / safe) - y + mean
+            return float(np.average(deviance, axis=0, weights=sample_weight).sum())
         return float(0.5 * np.average((y - mean) ** 2, axis=0, weights=sample_weight).mean())
 
     def _untrained_loss(self, y, sample_weight):
-        """Half the mean squared error of predicting 0 for every target."""
-        if sample_weight.sum() <= 0:
+        """Half the mean squared error of predicting 0 for every target (None for
+        Poisson, whose untrained model predicts the means)."""
+        if sample_weight.sum() <= 0 or self.out_activation_ == "exp":
             return None
         return float(0.5 * np.average(y ** 2, axis=0, weights=sample_weight).mean())
 
+    def _predictions(self, outputs):
+        """The network's outputs through the output activation, in float64."""
+        if self.out_activation_ == "exp":
+            return exponential(outputs)
+        return outputs.astype(np.float64)
+
     def _score_outputs(self, outputs, y, sample_weight):
-        """R² of the outputs, averaged over the targets."""
-        return r2_score(y, outputs, sample_weight=sample_weight)
+        """R² of the predictions, averaged over the targets."""
+        return r2_score(y, self._predictions(outputs), sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ prediction
 
@@ -237,7 +286,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
             The shape ``y`` had in ``fit``: 1-D for 1-D y.
         """
-        outputs = self._checked_outputs(X).astype(np.float64)
+        outputs = self._predictions(self._checked_outputs(X))
         return outputs.ravel() if self._y_ndim == 1 else outputs
 
     def __sklearn_tags__(self):

@@ -37,7 +37,8 @@ one converter in ``_LAYERS``):
   size, stride, dilation; pads ``[before, after]``, an even kernel's
   ``'same'`` extra step after, as skconv and PyTorch pad);
 - the output activation, the estimator's ``out_activation_``: ``Softmax``
-  (classifier), ``Sigmoid`` (multilabel classifier), none (regressor);
+  (classifier), ``Sigmoid`` (multilabel classifier), none (regressor),
+  ``Exp`` (a regressor fitted with ``loss='poisson'``);
   dropout vanishes.
 
 A float64 model computes in float64 throughout. onnxruntime has no float64
@@ -93,8 +94,10 @@ MIN_OPSET = 13
 
 _PROTO = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 _ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": None}
-# the estimator's ``out_activation_`` -> ONNX op: softmax classifier, multilabel, regressor
-_OUT_ACTIVATIONS = {"softmax": "Softmax", "logistic": "Sigmoid", "identity": None}
+# the estimator's ``out_activation_`` -> ONNX op: softmax classifier, multilabel,
+# regressor, Poisson regressor
+_OUT_ACTIVATIONS = {"softmax": "Softmax", "logistic": "Sigmoid", "identity": None,
+                    "exp": "Exp"}
 
 
 class _Graph:
@@ -465,7 +468,8 @@ def shape_convnet_regressor(operator):
 
 def convert_convnet_regressor(scope, operator, container):
     """skl2onnx converter of a fitted ``ConvNetRegressor``: the network's outputs
-    (identity output activation), cast to the output's type."""
+    through its output activation (the identity, or ``Exp`` for
+    ``loss='poisson'``), cast to the output's type."""
     estimator, dtype = _check_convertible(operator, container)
     g = _Graph(scope, container, dtype, series=estimator._signal())
     logits = _network_logits(g, estimator, operator.inputs[0].full_name)

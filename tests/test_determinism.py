@@ -676,3 +676,64 @@ def test_skconv_simd_refuses_a_path_the_cpu_lacks_or_an_unknown_name():
     if missing:
         out = _run("import skconv", SKCONV_SIMD=missing[0])
         assert out.returncode != 0 and "this CPU cannot run" in out.stderr
+
+
+# ---------------------------------------------------------------------------- other CPUs
+
+
+def _cpu_dependent_math_off():
+    """The environment of a process whose numpy and C library compute exp and log
+    as on another CPU: numpy's AVX-512 kernels off (an AVX2 machine's float64 exp
+    and log) and glibc's FMA variants off (a CPU without FMA)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    wide = [f for f in __cpu_dispatch__
+            if (f.startswith("AVX512") or f == "X86_V4") and __cpu_features__.get(f)]
+    env = {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-FMA,-AVX2_Usable,-FMA_Usable",
+           "SKCONV_SIMD": "portable"}
+    if wide:
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(wide)
+    return env
+
+
+def test_output_activations_give_the_same_bits_where_numpy_and_libm_compute_other_ones(
+    tmp_path, digits300
+):
+    # predict_proba's softmax and logistic, predict_log_proba and a Poisson
+    # regressor's exp, computed again in a process whose numpy and C library
+    # take the kernels of another CPU (their float64 exp and log differ in the
+    # last bits there): skconv's own exp and log keep every bit. The functions
+    # on logits of every size, and the estimators that call them.
+    import pickle
+    from skconv import ConvNetRegressor
+    from skconv import _losses
+    X, y = digits300
+    single = _fit(X[:200], y[:200], dtype="float64")
+    multi = _fit(X[:200], np.eye(10, dtype=int)[y[:200]] | (y[:200, None] % 2 == 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        poisson = ConvNetRegressor((4,), (8,), loss="poisson", max_iter=2,
+                                   random_state=0).fit(X[:200], y[:200])
+    z = np.random.default_rng(0).standard_normal((500, 10)) * 30
+    functions = ["softmax", "log_softmax", "logistic", "log_logistic", "exponential"]
+    outputs = [getattr(_losses, name)(z) for name in functions] + [
+        single.predict_proba(X), single.predict_log_proba(X), multi.predict_proba(X),
+        multi.predict_log_proba(X), poisson.predict(X)]
+    with open(tmp_path / "models.pkl", "wb") as f:
+        pickle.dump((single, multi, poisson, X, z), f)
+    code = (
+        "import pickle, numpy as np\n"
+        "from skconv import _losses\n"
+        f"single, multi, poisson, X, z = pickle.load(open({str(tmp_path / 'models.pkl')!r}, "
+        "'rb'))\n"
+        f"out = [getattr(_losses, name)(z) for name in {functions!r}] + [\n"
+        "    single.predict_proba(X), single.predict_log_proba(X), multi.predict_proba(X),\n"
+        "    multi.predict_log_proba(X), poisson.predict(X)]\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, np.concatenate([o.ravel() for o in out]))\n"
+        "import skconv; skconv.show_config()\n"
+    )
+    env = _cpu_dependent_math_off()
+    run = _run(code, **env)
+    assert run.returncode == 0, run.stderr
+    assert "SIMD path: portable" in run.stdout
+    there = np.load(tmp_path / "out.npy")
+    assert_array_equal(there, np.concatenate([o.ravel() for o in outputs]), err_msg=str(env))

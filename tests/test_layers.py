@@ -8,7 +8,8 @@ from gradcheck import numerical_gradient
 from numpy.testing import assert_allclose
 
 from skconv._layers import Activation, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
-from skconv._losses import log_softmax, softmax, softmax_cross_entropy
+from skconv._losses import (exponential, log_logistic, log_softmax, logistic, softmax,
+                            softmax_cross_entropy)
 
 
 def _bound(layer, input_shape, seed=0):
@@ -188,12 +189,12 @@ def test_softmax_cross_entropy_matches_reference_and_finite_differences():
 
 
 def _softmax_reference(z):
-    """Row by row in Python floats (doubles): max, exp(z - max) with the C library's
-    exp, their sum in order, then each divided by it."""
+    """Row by row in Python floats (doubles): max, exp(z - max) by skconv's exp (one
+    value at a time), their sum in order, then each divided by it."""
     out = np.empty(z.shape)
     for i, row in enumerate(z.tolist()):
         top = max(row)
-        e = [math.exp(v - top) for v in row]
+        e = [float(exponential(np.array([[v - top]]))[0, 0]) for v in row]
         total = 0.0
         for v in e:
             total += v
@@ -214,6 +215,39 @@ def test_softmax_equals_a_plain_loop_bit_for_bit_and_leaves_the_logits(dtype, k)
     np.testing.assert_array_equal(np.vstack([softmax(z[i:i + 1]) for i in range(len(z))]), p)
     shifted = z.astype(np.float64) - z.max(1, keepdims=True)
     assert_allclose(p, np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True), rtol=1e-14)
+
+
+def test_exp_and_log_of_the_output_activations_are_within_ulps_of_the_c_librarys():
+    # skconv's own exp and log (_kernels/elementary.h), which the output activations
+    # use so that no CPU gives other bits: as accurate as the C library's to an ulp
+    # or two, and its special values
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-745, 709.7, 20000), rng.uniform(-1, 1, 20000),
+                        rng.uniform(-1e-8, 1e-8, 1000), [0.0, -0.0, 709.78, -700.0, 1e-300]])
+    e = exponential(x[None, :])[0]
+    ref = np.array([math.exp(v) for v in x])
+    normal = ref > np.finfo(np.float64).tiny
+    np.testing.assert_array_max_ulp(e[normal], ref[normal], maxulp=1)
+    assert_allclose(e[~normal], ref[~normal], rtol=1e-12, atol=1e-320)
+    special = exponential(np.array([[np.inf, -np.inf, np.nan, 710.0, -746.0]]))[0]
+    np.testing.assert_array_equal(special, [np.inf, 0.0, np.nan, np.inf, 0.0])
+    # log through log-softmax: k equal logits give -log(k) in every column
+    for k in [1, 2, 3, 7, 10, 255, 1000, 4097]:
+        np.testing.assert_array_max_ulp(log_softmax(np.zeros((1, k)))[0, 0], -math.log(k),
+                                        maxulp=2)
+    # log1p through the log-logistic of negative logits: z - log1p(exp(z))
+    z = np.concatenate([-np.geomspace(1e-12, 700, 5000), np.geomspace(1e-12, 700, 5000)])
+    got = log_logistic(z[None, :])[0]
+    want = np.array([-math.log1p(math.exp(-v)) if v >= 0 else v - math.log1p(math.exp(v))
+                     for v in z])
+    np.testing.assert_array_max_ulp(got, want, maxulp=6)
+    assert_allclose(logistic(z[None, :])[0], 1 / (1 + np.exp(-z)), rtol=1e-15)
+    np.testing.assert_array_equal(
+        log_logistic(np.array([[np.inf, -np.inf, np.nan, 800.0, -800.0]]))[0],
+        [0.0, -np.inf, np.nan, 0.0, -800.0])
+    np.testing.assert_array_equal(
+        logistic(np.array([[np.inf, -np.inf, np.nan, 800.0, -800.0]]))[0],
+        [1.0, 0.0, np.nan, 1.0, 0.0])
 
 
 def test_softmax_of_huge_logits_is_finite_and_of_non_finite_rows_is_nan():

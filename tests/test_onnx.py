@@ -231,6 +231,23 @@ def test_regressor_pipeline_converts_whole_and_its_column_matches_predict():
     np.testing.assert_allclose(outputs[:, 0], pipe.predict(X), rtol=1e-4, atol=1e-5)
 
 
+@needs_regressor
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poisson_regressor_exports_its_exponential_output(dtype):
+    rng = np.random.default_rng(9)
+    X = rng.uniform(size=(60, 6, 6, 2))
+    y = rng.poisson(np.exp(1 + 2 * X[:, 1:4, 1:4, 0].mean(axis=(1, 2))), size=(2, 60)).T
+    reg = fit(X.reshape(60, -1), y, ConvNetRegressor, conv_layers=(3,), hidden_layer_sizes=(4,),
+              input_shape=(6, 6, 2), loss="poisson", max_iter=3, dtype=dtype)
+    names = {node.op_type for node in skl2onnx.to_onnx(reg, X[:1].reshape(1, -1).astype(
+        dtype)).graph.node}
+    assert "Exp" in names
+    (outputs,) = run_onnx(reg, X.reshape(60, -1).astype(dtype), zipmap=None)
+    exact = dtype == "float64"
+    np.testing.assert_allclose(outputs, reg.predict(X.reshape(60, -1)),
+                               rtol=1e-12 if exact else 1e-5)
+
+
 def test_zipmap_default_gives_one_dict_of_probabilities_per_row():
     X = np.random.default_rng(3).standard_normal((20, 16)).astype(np.float32)
     y = np.arange(20) % 2 + 10

@@ -14,12 +14,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neural_network import MLPRegressor
-from sklearn.neural_network._base import squared_loss
+from sklearn.neural_network._base import poisson_loss, squared_loss
 from sklearn.preprocessing import StandardScaler
 
 from gradcheck import numerical_gradient
 from skconv import ConvNetRegressor
-from skconv._losses import squared_error
+from skconv._losses import half_poisson_deviance, squared_error
 
 # a small fast configuration for behaviour tests (not accuracy)
 SMALL = dict(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0)
@@ -178,9 +178,114 @@ def test_every_mlp_regressor_parameter_exists_or_is_refused_with_advice():
     ours = set(ConvNetRegressor().get_params())
     assert set(MLPRegressor().get_params()) <= ours
     assert ConvNetRegressor().loss == MLPRegressor().loss == "squared_error"
-    with pytest.raises(ValueError, match=r"'poisson'\. MLPRegressor's Poisson deviance .* log\(y\)"):
-        ConvNetRegressor(loss="poisson").fit(np.zeros((4, 4)), np.zeros(4))
     with pytest.raises(TypeError, match=r"ConvNetRegressor\.__init__\(\) got an unexpected"):
         ConvNetRegressor(hiden_layer_sizes=(3,))
     with pytest.raises(ValueError, match="max_iter"):
         ConvNetRegressor(max_fun=15000).fit(np.zeros((4, 4)), np.zeros(4))
+
+
+# ---------------------------------------------------------------------------- Poisson
+
+
+@pytest.fixture(scope="module")
+def counts():
+    """Counts whose log-mean is the brightness of a 3x3 patch: a log link's task."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(900, 8, 8)) * rng.uniform(size=(900, 1, 1))
+    mean = np.exp(1.0 + 3 * X[:, 2:5, 2:5].mean(axis=(1, 2)))
+    return X, rng.poisson(mean).astype(float), mean
+
+
+def test_half_poisson_deviance_is_mlp_regressors_loss_and_its_gradient_the_derivative():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(6, 3))
+    y = rng.poisson(3, size=(6, 3)).astype(float)
+    sw = rng.uniform(size=6)
+    loss, _ = half_poisson_deviance(z.copy(), y, np.ones(6), 6.0)
+    # MLPRegressor's: averaged over samples, summed over outputs, of exp(z)
+    assert_allclose(loss, poisson_loss(y, np.exp(z)))
+    weighted, dz = half_poisson_deviance(z.copy(), y, sw, sw.sum())
+    assert_allclose(weighted, poisson_loss(y, np.exp(z), sample_weight=sw))
+    expected = numerical_gradient(lambda: half_poisson_deviance(z.copy(), y, sw, sw.sum())[0], z)
+    assert_allclose(dz, expected, rtol=1e-6, atol=1e-9)
+    # zero where the prediction is the target
+    assert abs(half_poisson_deviance(np.log(y + 1), y + 1, sw, sw.sum())[0]) < 1e-12
+
+
+def test_poisson_fits_counts_with_an_exponential_output(counts):
+    from sklearn.metrics import mean_poisson_deviance
+    X, y, mean = counts
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", conv_layers=(8,),
+                                      hidden_layer_sizes=(16,), max_iter=20, random_state=0),
+                     X[:600], y[:600])
+    assert reg.out_activation_ == "exp"
+    pred = reg.predict(X[600:])
+    assert pred.shape == (300,) and (pred > 0).all()
+    # held out: most of the way from a constant's deviance (2.45) to the true
+    # means' (0.93)
+    constant = mean_poisson_deviance(y[600:], np.full(300, y[:600].mean()))
+    assert mean_poisson_deviance(y[600:], pred) < 0.75 * constant
+    assert mean_poisson_deviance(y[600:], mean[600:]) < 0.4 * constant
+    # the loss reported is the training objective: half the deviance plus the L2 term
+    half_deviance = 0.5 * mean_poisson_deviance(y[:600], reg.predict(X[:600]))
+    l2 = 0.5 * reg.alpha * sum((w ** 2).sum() for w in reg.coefs_) / 600
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+    assert_allclose(reg.loss_curve_[-1], half_deviance + l2, rtol=0.2)
+
+
+def test_poisson_starts_from_the_mean_of_each_target(counts):
+    # the output biases start at log(mean): the untrained net predicts about the
+    # mean, not exp(0) = 1 (counts near 30 would need many epochs to climb there)
+    X, y, _ = counts
+    y2 = np.column_stack([y, 100 * y, np.zeros_like(y)])
+    y2[0, 2] = 5  # a third target almost always 0
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", learning_rate_init=1e-9, max_iter=1,
+                                      **{k: v for k, v in SMALL.items() if k != "max_iter"}),
+                     X, y2)
+    bias = reg.intercepts_[-1]
+    assert_allclose(bias, np.log(y2.mean(axis=0)), rtol=1e-5)
+    ratio = np.median(reg.predict(X), axis=0) / y2.mean(axis=0)
+    assert ((ratio > 0.5) & (ratio < 2)).all(), ratio
+    weights = np.r_[np.zeros(450), np.ones(450)]
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", learning_rate_init=1e-9, max_iter=1,
+                                      **{k: v for k, v in SMALL.items() if k != "max_iter"}),
+                     X, y, sample_weight=weights)
+    assert_allclose(reg.intercepts_[-1], [np.log(y[450:].mean())], rtol=1e-5)
+
+
+def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts):
+    X, y, _ = counts
+    bad = y[:20].copy()
+    bad[7] = -1
+    with pytest.raises(ValueError, match=r"targets >= 0 .* 1 row\(s\), the first at row 7"):
+        ConvNetRegressor(loss="poisson", **SMALL).fit(X[:20], bad)
+    with pytest.raises(ValueError, match="not all 0"):
+        ConvNetRegressor(loss="poisson", **SMALL).fit(X[:20], np.zeros(20))
+    # a later batch of zeros is a valid batch of counts
+    reg = ConvNetRegressor(loss="poisson", **SMALL).partial_fit(X[:20], y[:20])
+    reg.partial_fit(X[20:40], np.zeros(20))
+    assert np.isfinite(reg.predict(X[:5])).all()
+    with pytest.raises(ValueError, match="targets >= 0"):
+        reg.partial_fit(X[:20], bad)
+
+
+def test_a_continuing_fit_refuses_another_loss(counts):
+    X, y, _ = counts
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", warm_start=True, **SMALL), X[:50], y[:50])
+    reg.set_params(loss="squared_error")
+    with pytest.raises(ValueError, match=r"trained with loss='poisson' .* now say "
+                                         r"loss='squared_error'"):
+        reg.fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="trained with loss='poisson'"):
+        reg.partial_fit(X[:50], y[:50])
+    assert reg.set_params(loss="poisson").partial_fit(X[:50], y[:50]).out_activation_ == "exp"
+    reg.set_params(warm_start=False, loss="squared_error")
+    assert _fit_quiet(reg, X[:50], y[:50]).out_activation_ == "identity"
+
+
+def test_poisson_round_trips_and_predicts_row_by_row_the_same_bits(counts, tmp_path):
+    X, y, _ = counts
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", **SMALL), X[:100], y[:100])
+    pred = reg.predict(X[:40])
+    assert_array_equal(np.concatenate([reg.predict(X[i:i + 1]) for i in range(40)]), pred)
+    assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(X[:40]), pred)

@@ -256,7 +256,7 @@ def test_a_regressors_loss_from_targets_far_from_zero_is_not_blamed_on_the_rate(
         assert any("about what predicting 0 gives" in m and "Scale y" in m for m in messages)
     # two epochs whose loss rose by noise are not diagnosed
     est = ConvNetRegressor(learning_rate_init=0.5)
-    est.loss_curve_, est.n_iter_ = [2.3, 2.4], 2
+    est.loss_curve_, est.n_iter_, est.out_activation_ = [2.3, 2.4], 2, "identity"
     assert _recorded(lambda: est._diagnose_loss_curve(rng.randn(30), np.ones(30))) == []
 
 
@@ -270,7 +270,19 @@ def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
     Y = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], dtype=float)
     assert clf._constant_loss(Y, np.ones(4)) == pytest.approx(2 * np.log(2))
     Y = np.array([[0.0, 1.0], [2.0, 5.0]])
-    assert ConvNetRegressor()._constant_loss(Y, np.ones(2)) == pytest.approx(0.5 * (1 + 4) / 2)
+    reg = ConvNetRegressor()
+    reg.out_activation_ = "identity"
+    assert reg._constant_loss(Y, np.ones(2)) == pytest.approx(0.5 * (1 + 4) / 2)
+    # Poisson: MLPRegressor's loss of predicting each target's mean (a target of
+    # zeros has the mean 0 and no deviance from it)
+    from sklearn.neural_network._base import poisson_loss
+    reg.out_activation_ = "exp"
+    Y = np.array([[0.0, 1.0, 0.0], [2.0, 5.0, 0.0], [1.0, 0.0, 0.0]])
+    sw = np.array([1.0, 2.0, 0.5])
+    mean = np.average(Y, axis=0, weights=sw)
+    assert reg._constant_loss(Y, sw) == pytest.approx(
+        poisson_loss(Y[:, :2], np.broadcast_to(mean[:2], (3, 2)), sample_weight=sw))
+    assert reg._untrained_loss(Y, sw) is None
 
 
 # ---------------------------------------------------------------- docstring examples

@@ -1,5 +1,11 @@
 from cython cimport floating
-from libc.math cimport exp, isfinite
+from libc.math cimport isfinite
+
+
+cdef extern from "elementary.h" nogil:
+    double skc_exp(double x)
+    double skc_log(double x)
+    double skc_log1p(double t)
 
 # The estimator's per-call boundary: what a one-row prediction would otherwise
 # spend in several numpy calls of a few microseconds each.
@@ -9,20 +15,25 @@ from libc.math cimport exp, isfinite
 # dtype. One pass per row instead of numpy's five calls (max, subtract, exp,
 # sum, divide, and a float64 copy before them), each of which costs more than
 # the arithmetic on a row of ten logits. A row is computed from that row only,
-# in a fixed order, with the C library's exp: the bits depend on nothing else.
+# in a fixed order, with elementary.h's exp and log (the C library's and
+# numpy's differ from one CPU to another): the bits depend on nothing else.
+# The output activations' other forms (log-softmax, the logistic and its log,
+# the exponential) are here for the same reason.
 
 
 def softmax_rows(
     const floating[:, ::1] z,           # IN  (n, k) logits
-    double[:, ::1] p,                   # OUT (n, k)
+    double[:, ::1] out,                 # OUT (n, k)
+    bint log,
 ):
-    """p[i] = exp(z[i] - max(z[i])) / sum(exp(z[i] - max(z[i]))), in double.
+    """out[i] = exp(z[i] - max(z[i])) / sum(exp(z[i] - max(z[i]))), in double; with
+    ``log`` its log, (z[i] - max(z[i])) - log(sum(exp(z[i] - max(z[i])))).
 
     The sum runs over the row in order. A row holding NaN or +inf (or only
     -inf) comes out all NaN, as numpy's formula gives.
     """
     cdef Py_ssize_t i, j, k = z.shape[1]
-    cdef double top, total
+    cdef double top, total, shifted, e
     if k == 0:
         return
     with nogil:
@@ -34,10 +45,51 @@ def softmax_rows(
                     top = z[i, j]
             total = 0
             for j in range(k):
-                p[i, j] = exp(<double> z[i, j] - top)
-                total = total + p[i, j]
-            for j in range(k):
-                p[i, j] = p[i, j] / total
+                shifted = <double> z[i, j] - top
+                e = skc_exp(shifted)
+                out[i, j] = shifted if log else e
+                total = total + e
+            if log:
+                total = skc_log(total)
+                for j in range(k):
+                    out[i, j] = out[i, j] - total
+            else:
+                for j in range(k):
+                    out[i, j] = out[i, j] / total
+
+
+def logistic_values(
+    const floating[:, ::1] z,           # IN  (n, k) logits
+    double[:, ::1] out,                 # OUT (n, k)
+    bint log,
+):
+    """out = 1 / (1 + exp(-z)), or with ``log`` its log, -log1p(exp(-z)), in double,
+    either without overflow: exp is taken of -|z| only."""
+    cdef Py_ssize_t i, j
+    cdef double v, e
+    with nogil:
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                v = z[i, j]
+                e = skc_exp(-v if v >= 0 else v)
+                if log:
+                    out[i, j] = -(skc_log1p(e) + (-v if v < 0 else 0.0))
+                elif v >= 0:
+                    out[i, j] = 1 / (1 + e)
+                else:
+                    out[i, j] = e / (1 + e)
+
+
+def exp_values(
+    const floating[:, ::1] z,           # IN  (n, k)
+    double[:, ::1] out,                 # OUT (n, k)
+):
+    """out = exp(z), in double."""
+    cdef Py_ssize_t i, j
+    with nogil:
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                out[i, j] = skc_exp(z[i, j])
 
 
 ctypedef fused floating_out:
