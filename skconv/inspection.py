@@ -867,9 +867,11 @@ class SaliencyDisplay:
         X : array-like of shape (n, n_features), (n, h, w) or (n, h, w, c)
             A few images: one row of tiles each. Series: (n, length * channels),
             (n, length) or (n, length, channels).
-        y : array-like of shape (n,), default=None
+        y : array-like of shape (n,) or (n, n_outputs), default=None
             The true labels (or regression targets) of X, shown beside the
-            explained class: "explains 5 (true 0)".
+            explained class: "explains 5 (true 0)". A multi-output
+            regressor's targets or a multilabel indicator matrix may be given
+            whole: each image shows its explained output's column.
         target : label, int, array-like of shape (n,) or None, default=None
             Classifier: the class whose logit is explained (None: the predicted
             class). Regressor: the output index (None: 0).
@@ -917,12 +919,6 @@ class SaliencyDisplay:
         block = _check_layer(layer, network) if blocks or layer != -1 else None
         images, x = _images(steps_before, estimator, network, X)
         n, h, w = len(x), images.shape[1], images.shape[2]
-        if y is not None:
-            y = np.asarray(y)
-            if y.ndim != 1 or len(y) != n:
-                raise ValueError(
-                    f"y must hold one true label per image: {n} images, y of shape {y.shape}"
-                )
         scale = getattr(estimator, "input_scale", None)
         if scale is not None and method == "integrated_gradients":
             # given in X's units, as the images; the path runs in the network's
@@ -931,7 +927,25 @@ class SaliencyDisplay:
         attributions = grad if method == "gradient" else np.empty_like(x)
         gradcam = np.zeros((n, h, w)) if blocks else None
         outputs = np.concatenate([_forward(network, x[b]) for b in gen_batches(n, _CHUNK)])
+        # a row of y per image: its true label, or the row of a multi-output
+        # regressor's targets or of a multilabel indicator matrix (the explained
+        # output's column is shown)
+        rows_of_outputs = (not is_classifier(estimator)
+                           or getattr(estimator, "out_activation_", None) == "logistic")
+        if y is not None:
+            y = np.asarray(y)
+            per_output = (rows_of_outputs and y.ndim == 2
+                          and y.shape == (n, outputs.shape[1]))
+            if not (per_output or (y.ndim == 1 and len(y) == n)):
+                shapes = (f"({n},) or ({n}, {outputs.shape[1]})" if rows_of_outputs
+                          else f"({n},)")
+                raise ValueError(
+                    f"y must hold one true label per image, or one row of targets: {n} "
+                    f"images, so y of shape {shapes}; got {y.shape}"
+                )
         cols, signs, target_ = _targets(estimator, outputs, target)
+        if y is not None and y.ndim == 2:
+            y = y[np.arange(n), cols]
         dy = np.zeros_like(outputs)
         dy[np.arange(n), cols] = signs
         for b in gen_batches(n, _CHUNK):

@@ -297,7 +297,9 @@ def test_integrated_gradients_add_up_to_the_score_of_the_image_minus_the_baselin
     ({"method": "integrated_gradients", "baseline": np.zeros(63)},
      r"baseline of shape \(63,\) must be a number or one image of input_shape_=\(8, 8, 1\)"),
     ({"method": "integrated_gradients", "baseline": np.inf}, r"baseline must be finite"),
-    ({"y": [1, 2, 3]}, r"y must hold one true label per image: 2 images, y of shape \(3,\)"),
+    ({"y": [1, 2, 3]}, r"y must hold one true label per image, or one row of targets: 2 "
+                       r"images, so y of shape \(2,\); got \(3,\)"),
+    ({"y": np.zeros((2, 10))}, r"so y of shape \(2,\); got \(2, 10\)"),
 ])
 def test_saliency_method_parameters_are_checked_with_errors_naming_them(
         kwargs, message, digits_model, digits):
@@ -599,6 +601,25 @@ def test_a_regressor_output_is_explained_by_its_index():
     assert labelled.axes_[0, 0].get_ylabel() == "explains output 1 (true 2.5)"
     with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
         SaliencyDisplay.from_estimator(reg, X, target=2)
+    # a multi-output regressor's rows of targets, whole: each image shows its
+    # explained output's
+    Y = np.array([[0.5, 2.5], [1.5, -3.0], [7.0, 8.0]])
+    display = SaliencyDisplay.from_estimator(reg, X, Y, target=[1, 0, 1])
+    assert [a.get_ylabel() for a in display.axes_[:, 0]] == [
+        "explains output 1 (true 2.5)", "explains output 0 (true 1.5)",
+        "explains output 1 (true 8)"]
+    with pytest.raises(ValueError, match=r"so y of shape \(3,\) or \(3, 2\); got \(3, 3\)"):
+        SaliencyDisplay.from_estimator(reg, X, np.zeros((3, 3)))
+
+
+def test_a_multilabel_indicator_row_shows_the_explained_labels_truth():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(40, 8, 8))
+    Y = (rng.uniform(size=(40, 3)) > 0.5).astype(int)
+    clf = _fit(ConvNetClassifier((2,), (4,), max_iter=2, random_state=0), X, Y)
+    display = SaliencyDisplay.from_estimator(clf, X[:3], Y[:3], target=2)
+    assert [a.get_ylabel() for a in display.axes_[:, 0]] == [
+        f"explains 2 (true {Y[i, 2]})" for i in range(3)]
 
 
 # ---------------------------------------------------------------------- series
