@@ -115,7 +115,9 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         ``dilation=1``). An entry ``{"residual": [spec, ...]}`` (and any of
         ``pool``, ``pool_size``, ``batch_norm``) is a residual block: its body
         is the list of conv specs (each an int, tuple or dict as above, strides
-        allowed), with batch norm after each convolution when ``batch_norm``
+        allowed, but no ``pool``, ``pool_size`` or ``batch_norm`` key: the
+        block's own ``batch_norm`` covers its body), with batch norm after
+        each convolution when ``batch_norm``
         and the activation after each but the last; the block's input is added
         to the body's output (through a 1x1 convolution, with batch norm, when
         the body changes the filters or has a stride), then the activation.
