@@ -5,7 +5,8 @@ What it shows: a ConvNetClassifier with two conv blocks (3x3 convolution ->
 ReLU -> 2x2 max-pool) is trained on the 8x8 digits; then one test digit is
 pushed through the network by hand with the public NCHW functions of
 ``skconv.ops`` and the fitted ``coefs_`` / ``intercepts_``, which reproduces
-``predict_proba`` exactly. One figure shows
+``predict_proba`` to float32 rounding (the dense layers by numpy's ``@``, not
+skconv's own GEMM). One figure shows
 
 * the input digit,
 * the max-pool routing of block 1 for its most active filter: which pixel of

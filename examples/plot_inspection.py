@@ -4,9 +4,9 @@
 What it shows: the four displays of ``skconv.inspection`` for one
 ConvNetClassifier trained on the 8x8 digits, in one figure:
 
-* ``TrainingHistoryDisplay``: the training loss and validation accuracy per epoch,
+* ``TrainingHistoryDisplay``: the training loss, validation accuracy and learning rate per epoch,
 * ``FilterDisplay``: the 8 learned 3x3 filters of the first conv layer,
-* ``FeatureMapDisplay``: one test digit's 16 feature maps after the second block,
+* ``FeatureMapDisplay``: one test digit's 16 feature maps of the second block, before its pooling,
 * ``SaliencyDisplay``: for four test digits, the SmoothGrad saliency map (which
   pixels move the predicted class's score, averaged over noisy copies) and the Grad-CAM of the last conv block (where
   that block found the evidence), over the digit.

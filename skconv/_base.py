@@ -115,7 +115,9 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         ``dilation=1``). An entry ``{"residual": [spec, ...]}`` (and any of
         ``pool``, ``pool_size``, ``batch_norm``) is a residual block: its body
         is the list of conv specs (each an int, tuple or dict as above, strides
-        allowed), with batch norm after each convolution when ``batch_norm``
+        allowed, but no ``pool``, ``pool_size`` or ``batch_norm`` key: the
+        block's own ``batch_norm`` covers its body), with batch norm after
+        each convolution when ``batch_norm``
         and the activation after each but the last; the block's input is added
         to the body's output (through a 1x1 convolution, with batch norm, when
         the body changes the filters or has a stride), then the activation.
@@ -196,7 +198,8 @@ default='constant'
         ``'step'`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs;
         ``'plateau'`` multiplies it by ``lr_gamma`` each time the training loss
         (or the validation score) stalls for ``n_iter_no_change`` epochs, and
-        stops once it is <= 1e-6. ``learning_rate_curve_`` records the rate
+        training stops when a stall finds the rate already <= 1e-6
+        (``'adaptive'``'s rule). ``learning_rate_curve_`` records the rate
         of each epoch.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
@@ -229,7 +232,9 @@ default='constant'
         many rows on each side as classes), else drawn plainly.
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
-        Adam's parameters.
+        Adam's parameters, by default 0.9, 0.999 and 1e-8 (``MLPClassifier``'s):
+        the decay rates of its first and second moment estimates, and the
+        term added to the square root of the second for stability.
     n_iter_no_change : int or np.inf, default=10
         Epochs without an improvement of ``tol`` before stopping; ``np.inf``
         never stops on a plateau (``max_iter`` epochs run).

@@ -3,9 +3,11 @@
 ``pickle`` and ``joblib`` files can run arbitrary code when loaded, so a model
 file from someone you do not trust must never be unpickled. ``skops.io``
 (``pip install skops``) stores a model as data and, on loading, refuses every
-type that is not explicitly trusted. :func:`load` trusts exactly the types a
-fitted ``ConvNetClassifier`` or ``ConvNetRegressor`` is made of,
-:data:`TRUSTED_TYPES`, and refuses a file that names any other.
+type that is not explicitly trusted. :func:`load` trusts the types a fitted
+``ConvNetClassifier`` or ``ConvNetRegressor`` is made of, :data:`TRUSTED_TYPES`,
+besides those skops trusts by default (builtins, numpy arrays, scikit-learn's
+estimators, so that a ``Pipeline`` of scikit-learn steps ending in a skconv
+estimator loads), and refuses a file that names any other.
 """
 
 __all__ = ["TRUSTED_TYPES", "dump", "load"]
@@ -50,13 +52,14 @@ def dump(model, file):
 
 
 def load(file):
-    """Load a model saved by :func:`dump`, trusting only skconv's own types.
+    """Load a model saved by :func:`dump`, trusting skconv's types and skops' defaults.
 
     Raises
     ------
     ValueError
-        If the file names any type outside :data:`TRUSTED_TYPES`; nothing
-        from the file is executed in that case.
+        If the file names any type that is neither in :data:`TRUSTED_TYPES`
+        nor trusted by skops by default (``skops.io.get_untrusted_types``
+        lists it); nothing from the file is executed in that case.
     """
     sio = _skops_io()
     untrusted = sio.get_untrusted_types(file=file)
