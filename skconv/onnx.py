@@ -53,7 +53,9 @@ Classifier outputs follow skl2onnx's convention: ``label`` (the original
 class labels: int64 for integer, boolean or integral float labels, strings
 for string labels) and ``probabilities`` (float32, or float64 for float64
 input), turned into a list of dicts by ``ZipMap`` unless the option
-``zipmap=False`` is given (``zipmap='columns'`` gives one output per class).
+``zipmap=False`` is given (``zipmap='columns'`` gives one output per class);
+with ``ZipMap`` the two outputs are named ``output_label`` and
+``output_probability``.
 A multilabel classifier's ``label`` is ``predict``'s int64 0/1 indicator
 matrix. A regressor has one output, ``variable``, of shape (n, n_outputs) as
 skl2onnx's regressors (a column for a single target, where ``predict`` gives a

@@ -1,4 +1,5 @@
-"""Secure loading with skops: exactly skconv's own types are trusted."""
+"""Secure loading with skops: skconv's own types are trusted, with those skops trusts by
+default, and nothing else."""
 
 import warnings
 
