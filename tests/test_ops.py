@@ -8,6 +8,8 @@ gradients, float32/float64 agreement, any memory layout, and the same bits for
 any thread count.
 """
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import assume, event, given
@@ -759,6 +761,92 @@ def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)
+
+
+def _finished(call, seconds=30):
+    """call()'s result, failing if it still runs after ``seconds``: the geometries
+    below cost microseconds but ran for hours when a window's every position
+    was visited. (A liveness check, not a timing: speed lives in benchmarks/.)"""
+    result = []
+
+    def run():
+        try:
+            result.append((call(), None))
+        except Exception as error:  # raised below, in the test's thread
+            result.append((None, error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"still running after {seconds} s"
+    value, error = result[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def ref_avg_pool2d_clipped(x, dy, kernel_size, stride, padding):
+    """Average pooling's y and dx with the kernels' bits: each window's sum from +0.0
+    over the input it overlaps in row-major order, times 1 / area rounded to x's
+    dtype; each dy times that, added to dx in the outputs' order. Windows of any size."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    n, c, h, w = x.shape
+    t = x.dtype.type
+    inv_area = t(1.0 / (kh * kw))
+    y = np.empty(dy.shape, dtype=x.dtype)
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    for n_, c_, i, j in np.ndindex(dy.shape):
+        rows = range(max(i * sh - ph, 0), min(i * sh - ph + kh, h))
+        cols = range(max(j * sw - pw, 0), min(j * sw - pw + kw, w))
+        s, d = t(0), dy[n_, c_, i, j] * inv_area
+        for r in rows:
+            for q in cols:
+                s = s + x[n_, c_, r, q]
+                dx[n_, c_, r, q] += d
+        y[n_, c_, i, j] = s * inv_area
+    return y, dx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel_size, stride, padding", [
+    (2**30, 1, 2**29),                    # 4 x 5 windows of 2**60 positions, 3 x 4 inside
+    ((2**30, 3), (2**29, 2), (2**29, 1)),
+    ((2, 2**30), 1, (1, 2**29 - 1)),  # 3 columns of windows, one past the input
+])
+def test_avgpool_sums_the_window_clipped_to_the_input_with_the_same_bits(
+        dtype, kernel_size, stride, padding):
+    # padding counts in the divisor as zeros and adds nothing to the sum: the
+    # window clipped to the input, in the same order (-0.0 included: the sum
+    # starts at +0.0 either way)
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 2, 3, 4)).astype(dtype)
+    x[0, 0] = -0.0
+    y = _finished(lambda: ops.avg_pool2d(x, kernel_size, stride, padding))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = _finished(lambda: ops.avg_pool2d_backward(dy, x.shape, kernel_size, stride, padding))
+    y_ref, dx_ref = ref_avg_pool2d_clipped(x, dy, kernel_size, stride, padding)
+    bits = f"u{x.itemsize}"
+    np.testing.assert_array_equal(y.view(bits), y_ref.view(bits))
+    np.testing.assert_array_equal(dx.view(bits), dx_ref.view(bits))
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [
+    (3, 1, 1), (2, 2, 0), ((3, 2), (1, 3), (1, 0)), (5, 2, 2), (3, None, 1)])
+def test_avgpool_clipped_windows_have_the_bits_of_the_loop_reference(kernel_size, stride, padding):
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
+        x[1, 2] = -0.0
+        y = ops.avg_pool2d(x, kernel_size, stride, padding)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = ops.avg_pool2d_backward(dy, x.shape, kernel_size, stride, padding)
+        y_ref, dx_ref = ref_avg_pool2d_clipped(x, dy, kernel_size,
+                                               kernel_size if stride is None else stride, padding)
+        bits = f"u{x.itemsize}"
+        np.testing.assert_array_equal(y.view(bits), y_ref.view(bits))
+        np.testing.assert_array_equal(dx.view(bits), dx_ref.view(bits))
+        assert_close(y.astype(float), ref_avg_pool2d(x.astype(float), kernel_size, stride, padding),
+                     rtol=1e-5)
 
 
 # --------------------------------------------------------------------------
