@@ -299,6 +299,80 @@ def pool_geometry(x_shape, kernel_size, stride, padding):
     return g
 
 
+#: A convolution's windows read the rows i * s - p + ki * d of its input (and
+#: the columns likewise) only, but its kernels lay out the whole zero-padded
+#: input, split by stride phase: s * ceil((size + 2 * p) / s) rows, which a
+#: stride, padding or dilation of thousands makes millions for an output of
+#: a few rows. Where that extent is at least COMPACT_MIN_EXTENT and more than
+#: COMPACT_WASTE times the input's rows and the rows the windows read
+#: together, along either axis, the rows and columns the windows read are
+#: gathered (:func:`compact_geometry`).
+COMPACT_WASTE = 4
+COMPACT_MIN_EXTENT = 256
+
+#: A convolution's input gathered to the rows and columns its windows read
+#: (see :func:`compact_geometry`): ``g`` the geometry over the gathered input;
+#: ``rows`` and ``cols`` pairs ``(src, dst)`` of index arrays: the input's row
+#: src[t] is the gathered input's row dst[t] (likewise the columns).
+Compaction = namedtuple("Compaction", "g rows cols")
+
+
+def _wastes(size, k, s, p, o):
+    """Whether the padded extent of an axis is COMPACT_WASTE more than it needs."""
+    extent = s * -(-(size + 2 * p) // s)
+    return extent >= COMPACT_MIN_EXTENT and extent > COMPACT_WASTE * (size + o * k)
+
+
+def _reads(size, k, s, p, d, o):
+    """``(src, dst)``: the rows of the input that o windows of k taps read, and
+    where they go when the windows are laid end to end (tap ki of window i at
+    row i * k + ki); rows in the padding left out."""
+    read = ((np.arange(o) * s - p)[:, None] + np.arange(k) * d).ravel()
+    dst = np.flatnonzero((read >= 0) & (read < size))
+    return read[dst], dst
+
+
+def compact_geometry(g):
+    """A :class:`Compaction` of a convolution of geometry g, or None where its
+    kernels' padded input is not much larger than what its windows read, or
+    where an input element is under two taps.
+
+    Each tap of a window reads the same value in the gathered input (a zero
+    where it read the padding) and the windows follow in the same order, over
+    a stride of k, no padding and no dilation: every output is the same chain
+    of products, so the same bits. An element under one tap at most has one
+    term in its gradient, whatever path computes it: the same value too.
+    (Two taps' terms would be summed in an order of the gathered geometry's
+    path, not the input's.)
+    """
+    axes = [tuple(g[name + a] for name in ("", "k", "s", "p", "d", "o")) for a in "hw"]
+    if not any(_wastes(size, k, s, p, o) for size, k, s, p, d, o in axes):
+        return None
+    reads = [_reads(*axis) for axis in axes]
+    if any(len(np.unique(src)) < len(src) for src, _ in reads):
+        return None
+    (kh, oh), (kw, ow) = (g["kh"], g["oh"]), (g["kw"], g["ow"])
+    gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
+    return Compaction(gc, *reads)
+
+
+def gather_windows(x, compaction):
+    """x (n, c, h, w) gathered as ``compaction`` says, zeros where it read padding."""
+    (r_src, r_dst), (c_src, c_dst), g = compaction.rows, compaction.cols, compaction.g
+    out = np.zeros(x.shape[:2] + (g["h"], g["w"]), dtype=x.dtype)
+    out[:, :, r_dst[:, None], c_dst] = x[:, :, r_src[:, None], c_src]
+    return out
+
+
+def scatter_windows(dx, x_shape, compaction):
+    """The gradient of x (of ``x_shape``) from that of its gathered input ``dx``:
+    zero where no window reads."""
+    (r_src, r_dst), (c_src, c_dst) = compaction.rows, compaction.cols
+    out = np.zeros(x_shape, dtype=dx.dtype)
+    out[:, :, r_src[:, None], c_src] = dx[:, :, r_dst[:, None], c_dst]
+    return out
+
+
 def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, residual=None,
            filters=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
