@@ -323,37 +323,54 @@ def _wastes(size, k, s, p, o):
     return extent >= COMPACT_MIN_EXTENT and extent > COMPACT_WASTE * (size + o * k)
 
 
-def _reads(size, k, s, p, d, o):
+def _reads(size, k, s, p, d, o, step):
     """``(src, dst)``: the rows of the input that o windows of k taps read, and
-    where they go when the windows are laid end to end (tap ki of window i at
-    row i * k + ki); rows in the padding left out."""
+    where they go when the windows are laid ``step`` rows apart (tap ki of
+    window i at row i * step + ki); rows in the padding left out."""
     read = ((np.arange(o) * s - p)[:, None] + np.arange(k) * d).ravel()
     dst = np.flatnonzero((read >= 0) & (read < size))
-    return read[dst], dst
+    return read[dst], dst // k * step + dst % k
 
 
-def compact_geometry(g):
+def compact_geometry(g, depthwise=False):
     """A :class:`Compaction` of a convolution of geometry g, or None where its
     kernels' padded input is not much larger than what its windows read, or
-    where an input element is under two taps.
+    where gathering would change a bit of the results.
 
     Each tap of a window reads the same value in the gathered input (a zero
     where it read the padding) and the windows follow in the same order, over
     a stride of k, no padding and no dilation: every output is the same chain
     of products, so the same bits. An element under one tap at most has one
     term in its gradient, whatever path computes it: the same value too.
-    (Two taps' terms would be summed in an order of the gathered geometry's
-    path, not the input's.)
+
+    Where an element is under two taps along one axis, only the other axis
+    is gathered, its windows a row apart (a stride of k + 1), and only where
+    the whole padded input's dx is folded from the columns (not by
+    :func:`transposes_dx`, not a depthwise convolution's): the gathered
+    input's is then too, each element's terms added in the same order. (With
+    a stride of k, or another path, they would be summed in another.)
     """
     axes = [tuple(g[name + a] for name in ("", "k", "s", "p", "d", "o")) for a in "hw"]
-    if not any(_wastes(size, k, s, p, o) for size, k, s, p, d, o in axes):
+    wastes = [_wastes(size, k, s, p, o) for size, k, s, p, d, o in axes]
+    if not any(wastes):
         return None
-    reads = [_reads(*axis) for axis in axes]
-    if any(len(np.unique(src)) < len(src) for src, _ in reads):
-        return None
+    reads = [_reads(*axis, axis[1]) for axis in axes]
     (kh, oh), (kw, ow) = (g["kh"], g["oh"]), (g["kw"], g["ow"])
-    gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
-    return Compaction(gc, *reads)
+    if all(len(np.unique(src)) == len(src) for src, _ in reads):
+        gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
+        return Compaction(gc, *reads)
+    if depthwise or transposes_dx(g):
+        return None
+    shape, kept, index = [1, g["c"]], [], []
+    for (size, k, s, p, d, o), (src, _), gathered in zip(axes, reads, wastes):
+        if gathered and len(np.unique(src)) < len(src):
+            return None
+        shape.append(o * (k + 1) if gathered else size)
+        kept.append((k + 1, 0, 1) if gathered else (s, p, d))
+        index.append(_reads(size, k, s, p, d, o, k + 1) if gathered else (np.arange(size),) * 2)
+    (sh, ph, dh), (sw, pw, dw) = kept
+    gc = resolve_geometry(tuple(shape), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    return Compaction(gc, *index)
 
 
 def gather_windows(x, compaction):
@@ -1016,8 +1033,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
         return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
-    transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
-                     and g["pw"] <= g["dw"] * (g["kw"] - 1))
+    transposed_dx = need_dx and transposes_dx(g)
     implicit = transposed_dx or phased_dx or phase_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
     run = tap_run(g)
@@ -1098,6 +1114,14 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     if need_dx and residual is not None:
         add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
+
+
+def transposes_dx(g):
+    """Whether :func:`conv2d_backward` computes dx as a convolution of dy
+    (:func:`transposed_convolution`): a stride of 1 and padding within the
+    kernel's span."""
+    return (g["sh"] == g["sw"] == 1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
+            and g["pw"] <= g["dw"] * (g["kw"] - 1))
 
 
 def reads_short_input(g, f, dtype, need_dx, cols, unpool):

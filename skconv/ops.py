@@ -86,13 +86,13 @@ def _workspace(cols, shape, dtype, name="cols"):
     return cols
 
 
-def _gathered(x, g):
+def _gathered(x, g, groups):
     """``(x, g, compaction)``: x and its geometry g, or where a stride, padding or
     dilation makes the kernels' padded input far larger than what the windows
     read, x gathered to those rows and columns and their geometry (see
     ``_engine.compact_geometry``: the same bits); ``compaction`` None or what
     maps a gradient back (``_engine.scatter_windows``)."""
-    compaction = _engine.compact_geometry(g)
+    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1)
     if compaction is None:
         return x, g, None
     return _engine.gather_windows(x, compaction), compaction.g, compaction
@@ -148,7 +148,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1, cols=None
         if groups > 1:
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
-    x, g, _ = _gathered(x, g)
+    x, g, _ = _gathered(x, g, groups)
     if groups > 1:
         return _engine.grouped_conv2d(x, w.reshape(f, -1), b, g, groups)
     return _engine.conv2d(x, w.reshape(f, -1), b, g, cols)
@@ -201,7 +201,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
     x_shape = x.shape
-    x, g, compaction = _gathered(x, g)
+    x, g, compaction = _gathered(x, g, groups)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w.reshape(f, -1), g, groups, need_dx)
     else:
@@ -731,7 +731,7 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1):
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (f,), "b")
     g = _series_geometry(x.shape, k, stride, padding, dilation)
-    x4, g, _ = _gathered(_as_image(x), g)
+    x4, g, _ = _gathered(_as_image(x), g, groups)
     if groups > 1:
         y = _engine.grouped_conv2d(x4, w.reshape(f, -1), b, g, groups)
     else:
@@ -769,7 +769,7 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     g = _series_geometry(x.shape, k, stride, padding, dilation)
     _check_shape(dy, (n, f, g["ow"]), "dy")
     w2 = w.reshape(f, -1)
-    x4, g, compaction = _gathered(_as_image(x), g)
+    x4, g, compaction = _gathered(_as_image(x), g, groups)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(_as_image(dy), x4, w2, g, groups, need_dx)
     else:

@@ -858,6 +858,7 @@ ABSURD_CONVOLUTIONS = {
     "grouped": ((1, 4, 5, 5), (4, 2, 2, 3), 2, 1000, (1000, 999), 1),
     "dilation and padding 1024": ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1024, 1024),
     "stride only, 1x1": ((1, 3, 3, 4), (2, 3, 1, 1), 1, 3000, 0, 1),
+    "overlapping along the width": ((1, 3, 5, 9), (2, 3, 3, 3), 1, (1000, 1), (1000, 1), 1),
 }
 
 
@@ -926,6 +927,10 @@ GATHERED_CONVOLUTIONS = [
     ((2, 4, 5, 5), (4, 2, 2, 3), 2, (100, 3), (100, 1), 1),
     ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, 128, 128),
     ((2, 2, 7, 7), (3, 2, 2, 2), 1, 300, 299, 1),
+    # the windows overlap along the width: the height alone, a row between windows
+    ((2, 3, 5, 9), (4, 3, 3, 3), 1, (100, 1), (100, 1), 1),
+    ((2, 4, 5, 9), (4, 2, 3, 2), 2, (100, 1), (100, 0), 1),
+    ((2, 3, 5, 9), (2, 3, 3, 3), 1, (1, 2), (128, 1), (128, 1)),
 ]
 
 
@@ -980,10 +985,14 @@ def test_ordinary_convolutions_are_not_gathered():
                        (1, 1, 8, 0), (28, 5, 1, 2), (512, 5, 1, 2), (4, 1, 16, 0)]:
         g = _engine.geometry((1, 3, h, h), k, s, p, 1)
         assert _engine.compact_geometry(g) is None
-    # nor those with an element under two taps: its gradient's terms would be
-    # summed in another order (the windows overlap along the width here)
+    # nor those with an element under two taps whose dx is not folded from
+    # the columns: its terms might be summed in another order (the windows
+    # overlap along the width here)
     g = _engine.geometry((1, 3, 5, 9), 3, (1000, 1), (1000, 1), 1)
-    assert _engine.compact_geometry(g) is None
+    assert _engine.compact_geometry(g) is not None
+    assert _engine.compact_geometry(g, depthwise=True) is None
+    g = _engine.geometry((1, 3, 5, 9), 3, 1, (1000, 1), (1000, 1))
+    assert _engine.compact_geometry(g) is None  # a stride of 1: dx transposed
 
 
 # --------------------------------------------------------------------------
