@@ -299,6 +299,97 @@ def pool_geometry(x_shape, kernel_size, stride, padding):
     return g
 
 
+#: A convolution's windows read the rows i * s - p + ki * d of its input (and
+#: the columns likewise) only, but its kernels lay out the whole zero-padded
+#: input, split by stride phase: s * ceil((size + 2 * p) / s) rows, which a
+#: stride, padding or dilation of thousands makes millions for an output of
+#: a few rows. Where that extent is at least COMPACT_MIN_EXTENT and more than
+#: COMPACT_WASTE times the input's rows and the rows the windows read
+#: together, along either axis, the rows and columns the windows read are
+#: gathered (:func:`compact_geometry`).
+COMPACT_WASTE = 4
+COMPACT_MIN_EXTENT = 256
+
+#: A convolution's input gathered to the rows and columns its windows read
+#: (see :func:`compact_geometry`): ``g`` the geometry over the gathered input;
+#: ``rows`` and ``cols`` pairs ``(src, dst)`` of index arrays: the input's row
+#: src[t] is the gathered input's row dst[t] (likewise the columns).
+Compaction = namedtuple("Compaction", "g rows cols")
+
+
+def _wastes(size, k, s, p, o):
+    """Whether the padded extent of an axis is COMPACT_WASTE more than it needs."""
+    extent = s * -(-(size + 2 * p) // s)
+    return extent >= COMPACT_MIN_EXTENT and extent > COMPACT_WASTE * (size + o * k)
+
+
+def _reads(size, k, s, p, d, o, step):
+    """``(src, dst)``: the rows of the input that o windows of k taps read, and
+    where they go when the windows are laid ``step`` rows apart (tap ki of
+    window i at row i * step + ki); rows in the padding left out."""
+    read = ((np.arange(o) * s - p)[:, None] + np.arange(k) * d).ravel()
+    dst = np.flatnonzero((read >= 0) & (read < size))
+    return read[dst], dst // k * step + dst % k
+
+
+def compact_geometry(g, depthwise=False):
+    """A :class:`Compaction` of a convolution of geometry g, or None where its
+    kernels' padded input is not much larger than what its windows read, or
+    where gathering would change a bit of the results.
+
+    Each tap of a window reads the same value in the gathered input (a zero
+    where it read the padding) and the windows follow in the same order, over
+    a stride of k, no padding and no dilation: every output is the same chain
+    of products, so the same bits. An element under one tap at most has one
+    term in its gradient, whatever path computes it: the same value too.
+
+    Where an element is under two taps along one axis, only the other axis
+    is gathered, its windows a row apart (a stride of k + 1), and only where
+    the whole padded input's dx is folded from the columns (not by
+    :func:`transposes_dx`, not a depthwise convolution's): the gathered
+    input's is then too, each element's terms added in the same order. (With
+    a stride of k, or another path, they would be summed in another.)
+    """
+    axes = [tuple(g[name + a] for name in ("", "k", "s", "p", "d", "o")) for a in "hw"]
+    wastes = [_wastes(size, k, s, p, o) for size, k, s, p, d, o in axes]
+    if not any(wastes):
+        return None
+    reads = [_reads(*axis, axis[1]) for axis in axes]
+    (kh, oh), (kw, ow) = (g["kh"], g["oh"]), (g["kw"], g["ow"])
+    if all(len(np.unique(src)) == len(src) for src, _ in reads):
+        gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
+        return Compaction(gc, *reads)
+    if depthwise or transposes_dx(g):
+        return None
+    shape, kept, index = [1, g["c"]], [], []
+    for (size, k, s, p, d, o), (src, _), gathered in zip(axes, reads, wastes):
+        if gathered and len(np.unique(src)) < len(src):
+            return None
+        shape.append(o * (k + 1) if gathered else size)
+        kept.append((k + 1, 0, 1) if gathered else (s, p, d))
+        index.append(_reads(size, k, s, p, d, o, k + 1) if gathered else (np.arange(size),) * 2)
+    (sh, ph, dh), (sw, pw, dw) = kept
+    gc = resolve_geometry(tuple(shape), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    return Compaction(gc, *index)
+
+
+def gather_windows(x, compaction):
+    """x (n, c, h, w) gathered as ``compaction`` says, zeros where it read padding."""
+    (r_src, r_dst), (c_src, c_dst), g = compaction.rows, compaction.cols, compaction.g
+    out = np.zeros(x.shape[:2] + (g["h"], g["w"]), dtype=x.dtype)
+    out[:, :, r_dst[:, None], c_dst] = x[:, :, r_src[:, None], c_src]
+    return out
+
+
+def scatter_windows(dx, x_shape, compaction):
+    """The gradient of x (of ``x_shape``) from that of its gathered input ``dx``:
+    zero where no window reads."""
+    (r_src, r_dst), (c_src, c_dst) = compaction.rows, compaction.cols
+    out = np.zeros(x_shape, dtype=dx.dtype)
+    out[:, :, r_src[:, None], c_src] = dx[:, :, r_dst[:, None], c_dst]
+    return out
+
+
 def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, residual=None,
            filters=None):
     """:func:`conv2d` of checked arguments: x (n, c, h, w) C-contiguous, w (f, c * kh * kw)
@@ -942,8 +1033,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
         return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
-    transposed_dx = (need_dx and stride_1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
-                     and g["pw"] <= g["dw"] * (g["kw"] - 1))
+    transposed_dx = need_dx and transposes_dx(g)
     implicit = transposed_dx or phased_dx or phase_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
     run = tap_run(g)
@@ -1024,6 +1114,14 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     if need_dx and residual is not None:
         add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
+
+
+def transposes_dx(g):
+    """Whether :func:`conv2d_backward` computes dx as a convolution of dy
+    (:func:`transposed_convolution`): a stride of 1 and padding within the
+    kernel's span."""
+    return (g["sh"] == g["sw"] == 1 and g["ph"] <= g["dh"] * (g["kh"] - 1)
+            and g["pw"] <= g["dw"] * (g["kw"] - 1))
 
 
 def reads_short_input(g, f, dtype, need_dx, cols, unpool):

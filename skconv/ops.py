@@ -12,7 +12,9 @@ The ``*1d`` functions take series of shape ``(n, c, length)`` (as
 being an image of height 1.
 
 Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
-windows that do not fit are dropped.
+windows that do not fit are dropped. A convolution whose stride, padding or
+dilation dwarfs its input, and a pooling window far larger than it, cost
+what the windows read of the input, not what they span.
 """
 
 import numbers
@@ -84,6 +86,18 @@ def _workspace(cols, shape, dtype, name="cols"):
     return cols
 
 
+def _gathered(x, g, groups):
+    """``(x, g, compaction)``: x and its geometry g, or where a stride, padding or
+    dilation makes the kernels' padded input far larger than what the windows
+    read, x gathered to those rows and columns and their geometry (see
+    ``_engine.compact_geometry``: the same bits); ``compaction`` None or what
+    maps a gradient back (``_engine.scatter_windows``)."""
+    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1)
+    if compaction is None:
+        return x, g, None
+    return _engine.gather_windows(x, compaction), compaction.g, compaction
+
+
 def _check_shape(a, expected, name):
     if a.shape != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {a.shape}")
@@ -134,6 +148,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1, cols=None
         if groups > 1:
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
+    x, g, _ = _gathered(x, g, groups)
     if groups > 1:
         return _engine.grouped_conv2d(x, w.reshape(f, -1), b, g, groups)
     return _engine.conv2d(x, w.reshape(f, -1), b, g, cols)
@@ -185,10 +200,14 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
         if groups > 1:
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
+    x_shape = x.shape
+    x, g, compaction = _gathered(x, g, groups)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w.reshape(f, -1), g, groups, need_dx)
     else:
         dx, dw, db = _engine.conv2d_backward(dy, x, w.reshape(f, -1), g, need_dx, cols)
+    if dx is not None and compaction is not None:
+        dx = _engine.scatter_windows(dx, x_shape, compaction)
     return dx, dw.reshape(w.shape), db
 
 
@@ -712,7 +731,7 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, *, groups=1):
         b = _float_array(b, "b", 1, x.dtype)
         _check_shape(b, (f,), "b")
     g = _series_geometry(x.shape, k, stride, padding, dilation)
-    x4 = _as_image(x)
+    x4, g, _ = _gathered(_as_image(x), g, groups)
     if groups > 1:
         y = _engine.grouped_conv2d(x4, w.reshape(f, -1), b, g, groups)
     else:
@@ -750,10 +769,13 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     g = _series_geometry(x.shape, k, stride, padding, dilation)
     _check_shape(dy, (n, f, g["ow"]), "dy")
     w2 = w.reshape(f, -1)
+    x4, g, compaction = _gathered(_as_image(x), g, groups)
     if groups > 1:
-        dx, dw, db = _engine.grouped_conv2d_backward(_as_image(dy), _as_image(x), w2, g, groups, need_dx)
+        dx, dw, db = _engine.grouped_conv2d_backward(_as_image(dy), x4, w2, g, groups, need_dx)
     else:
-        dx, dw, db = _engine.conv2d_backward(_as_image(dy), _as_image(x), w2, g, need_dx)
+        dx, dw, db = _engine.conv2d_backward(_as_image(dy), x4, w2, g, need_dx)
+    if dx is not None and compaction is not None:
+        dx = _engine.scatter_windows(dx, _as_image(x).shape, compaction)
     return (_as_series(dx) if need_dx else None), dw.reshape(w.shape), db
 
 

@@ -8,6 +8,9 @@ gradients, float32/float64 agreement, any memory layout, and the same bits for
 any thread count.
 """
 
+import threading
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import assume, event, given
@@ -759,6 +762,237 @@ def test_positions_first_where_the_implicit_product_computes_columns_it_drops():
 def test_avgpool_counts_padding_in_the_divisor():
     y = ops.avg_pool2d(np.ones((1, 1, 3, 3)), 3, stride=1, padding=1)
     np.testing.assert_allclose(y[0, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-15)
+
+
+def _finished(call, seconds=30):
+    """call()'s result, failing if it still runs after ``seconds``: the geometries
+    below cost microseconds but ran for hours when a window's every position
+    was visited. (A liveness check, not a timing: speed lives in benchmarks/.)"""
+    result = []
+
+    def run():
+        try:
+            result.append((call(), None))
+        except Exception as error:  # raised below, in the test's thread
+            result.append((None, error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"still running after {seconds} s"
+    value, error = result[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def ref_avg_pool2d_clipped(x, dy, kernel_size, stride, padding):
+    """Average pooling's y and dx with the kernels' bits: each window's sum from +0.0
+    over the input it overlaps in row-major order, times 1 / area rounded to x's
+    dtype; each dy times that, added to dx in the outputs' order. Windows of any size."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    n, c, h, w = x.shape
+    t = x.dtype.type
+    inv_area = t(1.0 / (kh * kw))
+    y = np.empty(dy.shape, dtype=x.dtype)
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    for n_, c_, i, j in np.ndindex(dy.shape):
+        rows = range(max(i * sh - ph, 0), min(i * sh - ph + kh, h))
+        cols = range(max(j * sw - pw, 0), min(j * sw - pw + kw, w))
+        s, d = t(0), dy[n_, c_, i, j] * inv_area
+        for r in rows:
+            for q in cols:
+                s = s + x[n_, c_, r, q]
+                dx[n_, c_, r, q] += d
+        y[n_, c_, i, j] = s * inv_area
+    return y, dx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel_size, stride, padding", [
+    (2**30, 1, 2**29),                    # 4 x 5 windows of 2**60 positions, 3 x 4 inside
+    ((2**30, 3), (2**29, 2), (2**29, 1)),
+    ((2, 2**30), 1, (1, 2**29 - 1)),  # 3 columns of windows, one past the input
+])
+def test_avgpool_sums_the_window_clipped_to_the_input_with_the_same_bits(
+        dtype, kernel_size, stride, padding):
+    # padding counts in the divisor as zeros and adds nothing to the sum: the
+    # window clipped to the input, in the same order (-0.0 included: the sum
+    # starts at +0.0 either way)
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 2, 3, 4)).astype(dtype)
+    x[0, 0] = -0.0
+    y = _finished(lambda: ops.avg_pool2d(x, kernel_size, stride, padding))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = _finished(lambda: ops.avg_pool2d_backward(dy, x.shape, kernel_size, stride, padding))
+    y_ref, dx_ref = ref_avg_pool2d_clipped(x, dy, kernel_size, stride, padding)
+    bits = f"u{x.itemsize}"
+    np.testing.assert_array_equal(y.view(bits), y_ref.view(bits))
+    np.testing.assert_array_equal(dx.view(bits), dx_ref.view(bits))
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [
+    (3, 1, 1), (2, 2, 0), ((3, 2), (1, 3), (1, 0)), (5, 2, 2), (3, None, 1)])
+def test_avgpool_clipped_windows_have_the_bits_of_the_loop_reference(kernel_size, stride, padding):
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
+        x[1, 2] = -0.0
+        y = ops.avg_pool2d(x, kernel_size, stride, padding)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = ops.avg_pool2d_backward(dy, x.shape, kernel_size, stride, padding)
+        y_ref, dx_ref = ref_avg_pool2d_clipped(x, dy, kernel_size,
+                                               kernel_size if stride is None else stride, padding)
+        bits = f"u{x.itemsize}"
+        np.testing.assert_array_equal(y.view(bits), y_ref.view(bits))
+        np.testing.assert_array_equal(dx.view(bits), dx_ref.view(bits))
+        assert_close(y.astype(float), ref_avg_pool2d(x.astype(float), kernel_size, stride, padding),
+                     rtol=1e-5)
+
+
+#: (x shape, w shape, groups, stride, padding, dilation) that read a few rows
+#: and columns of an input padded to thousands
+ABSURD_CONVOLUTIONS = {
+    "stride and padding 1000": ((2, 2, 5, 6), (3, 2, 3, 2), 1, 1000, 1000, 1),
+    "depthwise": ((2, 2, 5, 6), (4, 1, 3, 3), 2, 1000, 1000, 1),
+    "grouped": ((1, 4, 5, 5), (4, 2, 2, 3), 2, 1000, (1000, 999), 1),
+    "dilation and padding 1024": ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1024, 1024),
+    "stride only, 1x1": ((1, 3, 3, 4), (2, 3, 1, 1), 1, 3000, 0, 1),
+    "overlapping along the width": ((1, 3, 5, 9), (2, 3, 3, 3), 1, (1000, 1), (1000, 1), 1),
+}
+
+
+def _with_peak(call):
+    """``(call(), the peak bytes that numpy and Python held during it)``."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", ABSURD_CONVOLUTIONS)
+def test_conv_workspace_follows_the_output_not_the_stride_padding_or_dilation(name):
+    # the implicit product and the depthwise kernels lay out the padded input,
+    # split by stride phase: 3000 x 3000 per channel and thread for the first
+    # geometry (144 MB) for 3 x 3 outputs; they get the rows and columns the
+    # windows read (_engine.compact_geometry)
+    x_shape, w_shape, groups, stride, padding, dilation = ABSURD_CONVOLUTIONS[name]
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    args = (stride, padding, dilation)
+    g = _engine.geometry(x_shape, w_shape[2:], *args)
+    dy = rng.standard_normal((x_shape[0], w_shape[0], g["oh"], g["ow"]))
+    (y, (dx, dw, db)), peak = _with_peak(lambda: (
+        ops.conv2d(x, w, b, *args, groups=groups),
+        ops.conv2d_backward(dy, x, w, *args, groups=groups)))
+    assert peak < 2**20
+    if groups == 1:
+        assert_close(y, ref_conv2d(x, w, b, *args))
+        for got, want in zip((dx, dw, db), ref_conv2d_backward(dy, x, w, *args)):
+            assert_close(got, want)
+    else:  # each group is a convolution of its channels
+        cg, fg = x_shape[1] // groups, w_shape[0] // groups
+        for k in range(groups):
+            xs, fs = slice(k * cg, (k + 1) * cg), slice(k * fg, (k + 1) * fg)
+            assert_close(y[:, fs], ref_conv2d(x[:, xs], w[fs], b[fs], *args))
+            want = ref_conv2d_backward(dy[:, fs], x[:, xs], w[fs], *args)
+            for got, want_k in zip((dx[:, xs], dw[fs], db[fs]), want):
+                assert_close(got, want_k)
+
+
+def test_conv1d_workspace_follows_the_output_not_the_stride_and_padding():
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 3, 3))
+    dy = rng.standard_normal((2, 4, 3))
+    (y, (dx, dw, db)), peak = _with_peak(lambda: (
+        ops.conv1d(x, w, None, 10**6, 10**6), ops.conv1d_backward(dy, x, w, 10**6, 10**6)))
+    assert peak < 2**20
+    x4, w4 = x[:, :, None], w[:, :, None]
+    args = ((1, 10**6), (0, 10**6), 1)
+    assert_close(y, ref_conv2d(x4, w4, None, *args)[:, :, 0])
+    for got, want in zip((dx, dw, db), ref_conv2d_backward(dy[:, :, None], x4, w4, *args)):
+        assert_close(got, want.reshape(got.shape))
+
+
+#: (x shape, w shape, groups, stride, padding, dilation) that compact_geometry
+#: gathers, whose whole padded input is small enough to compute too
+GATHERED_CONVOLUTIONS = [
+    ((2, 2, 5, 6), (3, 2, 3, 2), 1, 100, 100, 1),
+    ((3, 20, 5, 7), (17, 20, 3, 3), 1, (100, 3), (100, 1), 1),  # one axis wastes
+    ((2, 3, 5, 7), (4, 3, 1, 1), 1, 300, 0, 1),
+    ((2, 2, 5, 6), (4, 1, 3, 3), 2, 100, 100, 1),
+    ((2, 4, 5, 5), (4, 2, 2, 3), 2, (100, 3), (100, 1), 1),
+    ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1, 128, 128),
+    ((2, 2, 7, 7), (3, 2, 2, 2), 1, 300, 299, 1),
+    # the windows overlap along the width: the height alone, a row between windows
+    ((2, 3, 5, 9), (4, 3, 3, 3), 1, (100, 1), (100, 1), 1),
+    ((2, 4, 5, 9), (4, 2, 3, 2), 2, (100, 1), (100, 0), 1),
+    ((2, 3, 5, 9), (2, 3, 3, 3), 1, (1, 2), (128, 1), (128, 1)),
+]
+
+
+@pytest.mark.parametrize("path", [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["integers", "normal"])
+def test_gathered_convolution_has_the_bits_of_the_whole_padded_input(
+        simd_path, path, dtype, values, monkeypatch):
+    # computed both ways: the same products in the same chains; integers and
+    # zeros make -0.0 products, normal values sums whose bits depend on their order
+    simd_path(path)
+    rng = np.random.default_rng(11)
+    bits = f"u{np.dtype(dtype).itemsize}"
+    gathering = _engine.COMPACT_MIN_EXTENT
+    for x_shape, w_shape, groups, stride, padding, dilation in GATHERED_CONVOLUTIONS:
+        args = (stride, padding, dilation)
+        monkeypatch.setattr(_engine, "COMPACT_MIN_EXTENT", gathering)
+        g = _engine.geometry(x_shape, w_shape[2:], stride, padding, dilation)
+        assert _engine.compact_geometry(g) is not None
+        x = rng.integers(-1, 2, size=x_shape).astype(dtype)
+        w = rng.integers(-1, 2, size=w_shape).astype(dtype)
+        if values == "normal":
+            x = (x * rng.standard_normal(x_shape)).astype(dtype)
+            w = (w * rng.standard_normal(w_shape)).astype(dtype)
+        x[0, 0, 0, 0] = -0.0
+        b = rng.integers(-2, 3, size=w_shape[0]).astype(dtype) / 4
+        y_shape = (x_shape[0], w_shape[0], g["oh"], g["ow"])
+        dy = (np.ones(y_shape) if values == "integers" else rng.standard_normal(y_shape))
+        dy = dy.astype(dtype)
+        dy.flat[::2] = -0.0
+        runs = []
+        for extent in (gathering, 2**62):  # gathered, then not
+            monkeypatch.setattr(_engine, "COMPACT_MIN_EXTENT", extent)
+            y = ops.conv2d(x, w, b, *args, groups=groups)
+            run = [y, ops.conv2d(x, -w, None, *args, groups=groups),
+                   *ops.conv2d_backward(dy, x, w, *args, groups=groups)]
+            if groups == 1:
+                cols = np.empty((x_shape[0], x_shape[1] * w_shape[2] * w_shape[3],
+                                 y.shape[2] * y.shape[3]), dtype)
+                run += [ops.conv2d(x, w, b, *args, cols=cols),
+                        *ops.conv2d_backward(dy, x, w, *args, cols=cols)]
+            runs.append(run)
+        for gathered, whole in zip(*runs):
+            np.testing.assert_array_equal(gathered.view(bits), whole.view(bits))
+
+
+def test_ordinary_convolutions_are_not_gathered():
+    # a network's geometries read most of their padded input: computed as they were
+    for n, c, h, w, f, k, s, p, d in CONV_GEOMETRIES.values():
+        assert _engine.compact_geometry(_engine.geometry((n, c, h, w), k, s, p, d)) is None
+    for h, k, s, p in [(224, 7, 2, 3), (224, 11, 4, 2), (32, 1, 2, 0), (8, 3, 1, 1), (1, 3, 1, 1),
+                       (1, 1, 8, 0), (28, 5, 1, 2), (512, 5, 1, 2), (4, 1, 16, 0)]:
+        g = _engine.geometry((1, 3, h, h), k, s, p, 1)
+        assert _engine.compact_geometry(g) is None
+    # nor those with an element under two taps whose dx is not folded from
+    # the columns: its terms might be summed in another order (the windows
+    # overlap along the width here)
+    g = _engine.geometry((1, 3, 5, 9), 3, (1000, 1), (1000, 1), 1)
+    assert _engine.compact_geometry(g) is not None
+    assert _engine.compact_geometry(g, depthwise=True) is None
+    g = _engine.geometry((1, 3, 5, 9), 3, 1, (1000, 1), (1000, 1))
+    assert _engine.compact_geometry(g) is None  # a stride of 1: dx transposed
 
 
 # --------------------------------------------------------------------------

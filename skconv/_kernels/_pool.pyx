@@ -179,23 +179,25 @@ def avg_pool2d_forward(
     Geometry g,
     int n_threads,
 ):
-    # Padding counts as zeros and stays in the divisor (count_include_pad=True).
-    cdef Py_ssize_t n, c, i, j, ki, kj, r, q
+    # Padding counts as zeros and stays in the divisor (count_include_pad=True);
+    # the sum runs over the window clipped to the input, whose positions it
+    # adds in row-major order, as the whole window's would (padding adds nothing):
+    # a window of 2**30 costs what it overlaps.
+    cdef Py_ssize_t n, c, i, j, r, q, r0, q0, r_stop, q_stop
     cdef floating s, inv_area = 1.0 / (g.kh * g.kw)
     with nogil:
         for n in prange(x.shape[0], schedule='dynamic', num_threads=n_threads):
             for c in range(g.c):
                 for i in range(g.oh):
+                    r0 = max(i * g.sh - g.ph, 0)
+                    r_stop = min(i * g.sh - g.ph + g.kh, g.h)
                     for j in range(g.ow):
+                        q0 = max(j * g.sw - g.pw, 0)
+                        q_stop = min(j * g.sw - g.pw + g.kw, g.w)
                         s = 0
-                        for ki in range(g.kh):
-                            r = i * g.sh - g.ph + ki
-                            if r < 0 or r >= g.h:
-                                continue
-                            for kj in range(g.kw):
-                                q = j * g.sw - g.pw + kj
-                                if 0 <= q < g.w:
-                                    s = s + x[n, c, r, q]
+                        for r in range(r0, r_stop):
+                            for q in range(q0, q_stop):
+                                s = s + x[n, c, r, q]
                         y[n, c, i, j] = s * inv_area
 
 
@@ -205,20 +207,20 @@ def avg_pool2d_backward(
     Geometry g,
     int n_threads,
 ):
-    cdef Py_ssize_t n, c, i, j, ki, kj, r, q
+    # Each dy spread over its window clipped to the input (as the forward's sum)
+    cdef Py_ssize_t n, c, i, j, r, q, r0, q0, r_stop, q_stop
     cdef floating d, inv_area = 1.0 / (g.kh * g.kw)
     with nogil:
         for n in prange(dy.shape[0], schedule='dynamic', num_threads=n_threads):
             memset(&dx[n, 0, 0, 0], 0, g.c * g.h * g.w * sizeof(floating))
             for c in range(g.c):
                 for i in range(g.oh):
+                    r0 = max(i * g.sh - g.ph, 0)
+                    r_stop = min(i * g.sh - g.ph + g.kh, g.h)
                     for j in range(g.ow):
+                        q0 = max(j * g.sw - g.pw, 0)
+                        q_stop = min(j * g.sw - g.pw + g.kw, g.w)
                         d = dy[n, c, i, j] * inv_area
-                        for ki in range(g.kh):
-                            r = i * g.sh - g.ph + ki
-                            if r < 0 or r >= g.h:
-                                continue
-                            for kj in range(g.kw):
-                                q = j * g.sw - g.pw + kj
-                                if 0 <= q < g.w:
-                                    dx[n, c, r, q] += d
+                        for r in range(r0, r_stop):
+                            for q in range(q0, q_stop):
+                                dx[n, c, r, q] += d
