@@ -1454,6 +1454,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # weights at the ends of the last two finished epochs: where a diverging
         # epoch falls back to (the later one may already give non-finite outputs)
         finished = [net.snapshot()] if self.loss_curve_ else []
+        interrupted = False
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
@@ -1511,8 +1512,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     )
         except KeyboardInterrupt:
             _warn("Training interrupted by user; the model keeps the weights reached so far.")
+            interrupted = True
         if best is not None:
             net.restore(best)
+        elif not (incremental or interrupted) and self.n_iter_:
+            # an epoch's loss is that of its batches before their updates: the
+            # last epoch's updates can take the outputs past the dtype's range
+            # with no later epoch to see it, and predict would give NaN. Passes of
+            # a batch's rows, so the check costs no more memory than training
+            if not self._outputs_finite(X, rows_per_pass=batch_size):
+                self._diverged(finished, None, (X,), epoch=self.n_iter_)
 
     def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
                      callbacks):
@@ -1546,11 +1555,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return None
         return float(self._score_outputs(outputs, y, sample_weight))
 
-    def _outputs_finite(self, X):
-        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+    def _outputs_finite(self, X, rows_per_pass=None):
+        return X is None or bool(np.isfinite(self._forward_fast(
+            X, rows_per_pass=rows_per_pass)).all())
 
-    def _diverged(self, finished, best, row_sets):
-        """Stop training on a non-finite loss, weight or validation output.
+    def _diverged(self, finished, best, row_sets, epoch=None):
+        """Stop training on a non-finite loss, weight or validation output
+        (in ``epoch``, by default the one after the last finished; the last
+        itself when its updates left outputs that are not finite).
 
         Falls back, in this order, to the weights of the best validation epoch
         (early stopping), of the last finished epoch, or of the one before, the
@@ -1559,7 +1571,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         (divergence before any epoch finished), raise ``ValueError`` as
         ``MLPClassifier`` does, and leave the estimator unfitted.
         """
-        epoch = self.n_iter_ + 1
+        epoch = self.n_iter_ + 1 if epoch is None else epoch
         net = self._network
         candidates = ([("the best validation epoch", best)] if best is not None else [])
         candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
@@ -1654,19 +1666,20 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ prediction
 
-    def _forward_fast(self, X, stop=None, width=None):
+    def _forward_fast(self, X, stop=None, width=None, rows_per_pass=None):
         """Outputs (before the output activation) of validated X (2D rows, sparse,
         ``_data.Rows`` or ``_data.Subset``): the inference path, no caches for
         backward. With ``stop`` (a cut point), that node's outputs, ``width``
         values a row.
 
-        :meth:`_rows_per_pass` rows per forward pass at most, so memory stays
-        bounded, and each row's outputs depend on that row only (no batch
-        effects): passes run at once on the available threads
-        (``_engine.run_passes``), the bits the same as one after the other.
+        :meth:`_rows_per_pass` rows per forward pass at most (or
+        ``rows_per_pass``, fewer), so memory stays bounded, and each row's
+        outputs depend on that row only (no batch effects): passes run at once
+        on the available threads (``_engine.run_passes``), the bits the same as
+        one after the other.
         """
         n = X.shape[0]
-        passes = -(-n // self._rows_per_pass())
+        passes = -(-n // min(rows_per_pass or n, self._rows_per_pass()))
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES
 
         def outputs(where, images):

@@ -690,6 +690,21 @@ def test_divergence_without_early_stopping_keeps_the_last_weights_with_finite_ou
     assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def test_a_last_epoch_whose_updates_overflow_the_outputs_is_divergence_not_a_nan_model():
+    # _diverging_iris's loss is NaN in epoch 5: epoch 4's updates already take
+    # the outputs past float32. With max_iter=4 no later epoch sees it, and the
+    # model returned predicted NaN probabilities.
+    clf, X, y = _diverging_iris()
+    clf.set_params(max_iter=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4.*end of epoch 3"):
+            clf.fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    assert_allclose(proba.sum(axis=1), 1.0)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_divergence_in_the_first_epoch_raises_like_mlpclassifier_and_leaves_no_model(
         early_stopping):
