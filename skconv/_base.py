@@ -1435,16 +1435,25 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # with a warm start, the weights now are the best of the previous fit
         best = net.snapshot() if early_stopping and self.validation_scores_ else None
         if early_stopping:
+            # train_test_split's sizes, checked first so that the errors name
+            # validation_fraction (not its test_size)
+            n_val = math.ceil(self.validation_fraction * X.shape[0])
+            if n_val < 2:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves "
+                    f"{n_val} validation sample(s); increase it or add data"
+                )
+            if n_val >= X.shape[0]:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} holds out all "
+                    f"{X.shape[0]} samples for validation, leaving none to train on; "
+                    "lower it or add data"
+                )
             # the split is of row numbers: X is never copied
             train_rows, val_rows, y, y_val, sample_weight, sw_val = train_test_split(
                 np.arange(X.shape[0]), y, sample_weight, random_state=rng,
                 test_size=self.validation_fraction, stratify=self._stratify(y),
             )
-            if len(val_rows) < 2:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves "
-                    f"{len(val_rows)} validation sample(s); increase it or add data"
-                )
             X_val = _data.subset(X, val_rows)
         n_samples = len(y)
         batch_size = self._batch_size_for(n_samples)

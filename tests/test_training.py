@@ -46,6 +46,25 @@ def _spy_batches(monkeypatch, est):
     return batches
 
 
+# ---------------------------------------------------------------------- early stopping
+
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+@pytest.mark.parametrize("fraction, match", [
+    (0.0, r"validation_fraction=0.0 leaves 0 validation sample\(s\)"),
+    (0.05, r"validation_fraction=0.05 leaves 1 validation sample\(s\)"),
+    (0.99, r"validation_fraction=0.99 holds out all 20 samples for validation, leaving none"),
+])
+def test_early_stopping_refuses_a_split_with_an_empty_side_naming_validation_fraction(
+        digits200, Estimator, fraction, match):
+    # train_test_split's errors named its test_size, which the user never set
+    X, y = digits200[0][:20], digits200[1][:20]
+    est = Estimator(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                    early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "n_iter_")
+
+
 # ---------------------------------------------------------------------- augmentation
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
