@@ -53,6 +53,10 @@ from . import _engine
 # a first fit on X whose root mean square exceeds this warns to scale X: standardized
 # or [0, 1]-scaled X stays below 1, 8-bit pixels are near 100, digits' 0..16 near 8
 _RAW_INPUT_RMS = 5.0
+# targets whose root mean square exceeds this are far from a network's first
+# outputs, about 0, for its steps: a regressor's fit that stays about there is
+# told to scale y (for digits' labels 0..9 it is 5.3)
+_RAW_TARGET_RMS = 5.0
 
 try:  # scikit-learn >= 1.9: the (experimental) callback API
     from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -1617,8 +1621,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         over 10 times above a constant prediction's loss (``_constant_loss``)
         and ended no better than it (Adam at 10 on digits: 3.3e8 down to 27,
         accuracy 0.1); it rose to over 10 times its lowest value, ending worse
-        than a constant prediction. Training that diverged has its own message
-        (:meth:`_diverged`) and is not diagnosed again.
+        than a constant prediction. A fit that ended no better than a constant
+        prediction where its first outputs, about 0, left it (``_untrained_loss``:
+        a regressor's unscaled targets) is told to scale y instead. Training
+        that diverged has its own message (:meth:`_diverged`) and is not
+        diagnosed again.
         """
         curve = self.loss_curve_[len(self.loss_curve_) - self.n_iter_:]
         if len(curve) < 2:
@@ -1629,23 +1636,27 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         bar = None if constant is None else max(constant, 0.1)
         first, last, lowest = curve[0], curve[-1], min(curve)
         untrained = self._untrained_loss(y, sample_weight)
+        # the fit ended no better than predicting y's mean, and its first outputs,
+        # about 0, are where it started (far above the mean's loss) or, for
+        # targets of a large root mean square, about where it stayed: the targets
+        # lie far from 0 for the steps, which are fine
+        if untrained is not None and bar is not None and last >= bar and (
+                10 * bar < first <= 10 * untrained
+                or (untrained > 0.5 * _RAW_TARGET_RMS ** 2 and max(curve) <= 2 * untrained
+                    and last >= untrained / 2)):
+            _warn(
+                f"The training loss started at {first:.6g}, about what predicting 0 gives "
+                f"({untrained:.4g}), and ended at {last:.6g}, no better than a constant "
+                f"prediction ({constant:.4g}): the targets lie far from 0 for their spread "
+                "or for the network's steps. Scale y (e.g. TransformedTargetRegressor("
+                "regressor=..., transformer=StandardScaler())), or train for more epochs.",
+                ConvergenceWarning,
+            )
+            return
         # two epochs' losses can rise by noise alone (augmented batches)
         if len(curve) > 2 and min(curve[1:]) >= first:
             what = (f"never fell below its first epoch's value ({first:.6g}; "
                     f"{min(curve[1:]):.6g} at best later)")
-        elif (bar is not None and first > 10 * bar and last >= bar
-              and untrained is not None and first <= 10 * untrained):
-            # no worse than the network's first outputs, about 0, give: the
-            # targets lie far from 0 for their spread, and the steps are fine
-            _warn(
-                f"The training loss started at {first:.6g}, about what predicting 0 gives "
-                f"({untrained:.4g}), and ended at {last:.6g}, no better than a constant "
-                f"prediction ({constant:.4g}): the targets lie far from 0 for their spread. "
-                "Scale y (e.g. TransformedTargetRegressor(regressor=..., "
-                "transformer=StandardScaler())), or train for more epochs.",
-                ConvergenceWarning,
-            )
-            return
         elif bar is not None and first > 10 * bar and last >= bar:
             what = (f"started at {first:.6g}, over 10 times the loss of a constant "
                     f"prediction ({constant:.4g}), and ended at {last:.6g}, no better "
