@@ -1332,6 +1332,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 self.n_iter_ = 0
 
         labels, y = y, self._encode_targets(y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            # y was checked finite: the cast to the model's dtype overflowed
+            big = ~np.isfinite(y).reshape(len(y), -1).all(axis=1)
+            raise ValueError(
+                f"y holds values beyond {y.dtype.name}'s range ({int(big.sum())} samples, "
+                f"|y| up to {float(np.abs(np.asarray(labels, dtype=np.float64)).max()):.3g}), "
+                "in which the model computes: scale y (e.g. TransformedTargetRegressor("
+                "regressor=..., transformer=StandardScaler())) or fit with dtype='float64'."
+            )
         if self._network.needs_rng:
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
