@@ -1467,6 +1467,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 np.arange(X.shape[0]), y, sample_weight, random_state=rng,
                 test_size=self.validation_fraction, stratify=self._stratify(y),
             )
+            if not sw_val.any():
+                raise ValueError(
+                    f"The {len(val_rows)} validation samples that early stopping drew "
+                    f"(validation_fraction={self.validation_fraction}) all have a "
+                    "sample_weight of 0, so they cannot score an epoch. Leave the samples "
+                    "of weight 0 out of X (they do not train the model), or increase "
+                    "validation_fraction."
+                )
             X_val = _data.subset(X, val_rows)
         n_samples = len(y)
         batch_size = self._batch_size_for(n_samples)

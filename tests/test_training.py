@@ -65,6 +65,20 @@ def test_early_stopping_refuses_a_split_with_an_empty_side_naming_validation_fra
     assert not hasattr(est, "n_iter_")
 
 
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+def test_early_stopping_refuses_validation_samples_that_all_weigh_zero(digits200, Estimator):
+    # the weighted score divided by their total weight: numpy's ZeroDivisionError
+    # for the classifier, an R^2 of 0 every epoch for the regressor
+    X, y = digits200[0][:20], digits200[1][:20] % 2
+    weights = np.r_[np.ones(3), np.zeros(17)]  # none of the three drawn for validation
+    est = Estimator(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                    early_stopping=True, validation_fraction=0.2)
+    with pytest.raises(ValueError, match=r"The 4 validation samples .*validation_fraction=0.2"
+                                         r"\) all have a sample_weight of 0"):
+        est.fit(X, y, sample_weight=weights)
+    assert not hasattr(est, "n_iter_")
+
+
 # ---------------------------------------------------------------------- augmentation
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
