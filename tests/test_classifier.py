@@ -289,6 +289,24 @@ def test_balanced_class_weight_equals_balanced_sample_weight(small_digits):
     assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
+def test_balanced_class_weight_under_warm_start_balances_the_classes_y_holds(small_digits):
+    # classes_ are the first fit's; a warm start on y without one of them made
+    # compute_class_weight refuse: "classes should have valid labels that are in y"
+    X, y = small_digits[0][:120], small_digits[1][:120] % 3
+    kept = y != 2
+    a = _fit_quiet(ConvNetClassifier(**SMALL, class_weight="balanced", warm_start=True), X, y)
+    b = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), X, y,
+                   sample_weight=compute_sample_weight("balanced", y))
+    _fit_quiet(a, X[kept], y[kept])
+    _fit_quiet(b, X[kept], y[kept], sample_weight=compute_sample_weight("balanced", y[kept]))
+    assert_array_equal(a.classes_, [0, 1, 2])
+    assert_array_equal(a.coefs_[0], b.coefs_[0])
+    # a dict weighs every class of classes_, held by y or not
+    c = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={0: 1, 1: 2, 2: 3}, warm_start=True),
+                   X, y)
+    assert _fit_quiet(c, X[kept], y[kept]).n_iter_ == SMALL["max_iter"]
+
+
 def test_class_weight_dict_favours_the_heavy_class(small_digits):
     X, y = small_digits[0][:200], small_digits[1][:200] % 2
     clf = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={1: 50.0}), X, y)
