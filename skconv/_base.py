@@ -472,6 +472,13 @@ def _check_finite_series(X, shape):
     )
 
 
+def _dense_targets(y):
+    """y as validated, a sparse y dense: a multilabel indicator matrix
+    (``MultiLabelBinarizer(sparse_output=True)``) or several targets, of
+    n_samples x n_outputs values, small next to X; the losses read them dense."""
+    return y.toarray() if sp.issparse(y) else y
+
+
 def _check_keys(entry, allowed, name, required, what):
     unknown = set(entry) - allowed
     if unknown or required not in entry:
@@ -963,7 +970,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         else:
             X, y = validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse="csr",
                                  multi_output=True, y_numeric=self._y_numeric)
-            y = self._check_targets(y)
+            y = self._check_targets(_dense_targets(y))
         if reset:
             self._warn_about_input(X, shape)
         return (X, image_shape) if no_y else (X, y, image_shape)
@@ -987,8 +994,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         no_y = isinstance(y, str) and y == "no_validation"
         if no_y:
             return rows, image_shape
-        y = self._check_targets(_check_y(y, multi_output=True, y_numeric=self._y_numeric,
-                                         estimator=self))
+        y = self._check_targets(_dense_targets(_check_y(
+            y, multi_output=True, y_numeric=self._y_numeric, estimator=self)))
         check_consistent_length(rows, y)
         stats = _data.scan(rows, stats=reset, dtype=self._dtype())
         if reset:

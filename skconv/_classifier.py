@@ -153,7 +153,8 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Labels, or a 0/1 indicator matrix for multilabel classification.
+            Labels, or a 0/1 indicator matrix for multilabel classification
+            (dense or sparse; ``predict`` returns it dense).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns

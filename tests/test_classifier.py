@@ -640,6 +640,22 @@ def test_predict_proba_multilabel():
     assert_allclose(y_log_proba, np.log(y_proba), atol=1e-12)
 
 
+def test_a_sparse_multilabel_indicator_y_fits_as_its_dense_matrix():
+    # MultiLabelBinarizer(sparse_output=True)'s y, which MLPClassifier takes,
+    # failed with numpy's "setting an array element with a sequence"
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = make_multilabel_classification(n_samples=30, random_state=0, return_indicator=True)
+    params = dict(conv_layers=(), hidden_layer_sizes=8, max_iter=3, random_state=0)
+    dense = _fit_quiet(ConvNetClassifier(**params), X, Y)
+    sparse = _fit_quiet(ConvNetClassifier(**params), X, sp.csr_matrix(Y))
+    assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+    assert_array_equal(sparse.predict(X), dense.predict(X))
+    assert sparse.score(X, sp.csr_matrix(Y)) == dense.score(X, Y)
+    sparse.partial_fit(X, sp.csr_matrix(Y))
+    dense.partial_fit(X, Y)
+    assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+
+
 def test_multilabel_y_refuses_class_weight_other_label_shapes_and_multiclass_multioutput():
     X, Y = make_multilabel_classification(n_samples=30, random_state=0, return_indicator=True)
     with pytest.raises(ValueError, match="multilabel"):

@@ -188,6 +188,17 @@ def test_targets_past_the_models_float_range_are_refused_naming_y(bright):
                        .predict(X)).all()
 
 
+def test_sparse_targets_fit_as_their_dense_matrix(bright):
+    # scikit-learn's validation passes a sparse y through: the fit failed with
+    # scipy's "sparse array length is ambiguous"
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = bright
+    Y = np.c_[y, np.where(y > np.median(y), y, 0.0)]
+    dense = _fit_quiet(ConvNetRegressor(**SMALL), X, Y)
+    sparse = _fit_quiet(ConvNetRegressor(**SMALL), X, sp.csr_matrix(Y))
+    assert_array_equal(sparse.predict(X), dense.predict(X))
+
+
 def test_every_mlp_regressor_parameter_exists_or_is_refused_with_advice():
     ours = set(ConvNetRegressor().get_params())
     assert set(MLPRegressor().get_params()) <= ours
