@@ -1305,6 +1305,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
 
+        info = np.finfo(self._dtype())
+        if self.input_scale is not None and not info.tiny <= self.input_scale <= info.max:
+            # the division is in the model's dtype: past its range the scale is
+            # infinite (every image 0) or 0 (every image infinite)
+            raise ValueError(
+                f"input_scale={self.input_scale!r} is beyond {info.dtype.name}'s range "
+                f"({float(info.tiny):.3g} to {float(info.max):.3g}), in which it divides X: "
+                "scale X first, or fit with dtype='float64'."
+            )
         if self.learning_rate == "cosine" and self.lr_warmup_epochs >= self.max_iter:
             raise ValueError(
                 f"lr_warmup_epochs={self.lr_warmup_epochs} must be < max_iter={self.max_iter} "

@@ -7,6 +7,8 @@ closed forms of ``scheduled_learning_rate`` for the schedules, and the
 network's own layers run by hand for ``transform``.
 """
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -77,6 +79,16 @@ def test_early_stopping_refuses_validation_samples_that_all_weigh_zero(digits200
                                          r"\) all have a sample_weight of 0"):
         est.fit(X, y, sample_weight=weights)
     assert not hasattr(est, "n_iter_")
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e39, "float32"), (1e-39, "float32"),
+                                          (1e-309, "float64")])
+def test_input_scale_beyond_the_model_dtype_is_refused_naming_it(digits200, scale, dtype):
+    # cast to float32, 1e39 was infinite: every image divided to 0, a silent
+    # fit on blank images; 1e-39 made them infinite and blamed learning_rate_init
+    with pytest.raises(ValueError, match=re.escape(f"input_scale={scale!r} is beyond {dtype}'s")):
+        _small(input_scale=scale, dtype=dtype).fit(*digits200)
+    assert _small(input_scale=1e39, dtype="float64").fit(*digits200).n_iter_ == 3
 
 
 # ---------------------------------------------------------------------- augmentation
