@@ -1314,6 +1314,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"({float(info.tiny):.3g} to {float(info.max):.3g}), in which it divides X: "
                 "scale X first, or fit with dtype='float64'."
             )
+        if self.solver == "adam" and self._dtype().type(self.epsilon) == 0:
+            # Adam divides by sqrt(v) + epsilon in the model's dtype: a weight
+            # whose gradients are all 0 (a dead unit) got 0 / 0
+            raise ValueError(
+                f"epsilon={self.epsilon!r} is 0 in {info.dtype.name}, in which Adam "
+                f"divides by it (its smallest value is {float(info.smallest_subnormal):.3g}): "
+                "use a larger epsilon (the default is 1e-8), or fit with dtype='float64'."
+            )
         if self.learning_rate == "cosine" and self.lr_warmup_epochs >= self.max_iter:
             raise ValueError(
                 f"lr_warmup_epochs={self.lr_warmup_epochs} must be < max_iter={self.max_iter} "

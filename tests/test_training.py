@@ -91,6 +91,15 @@ def test_input_scale_beyond_the_model_dtype_is_refused_naming_it(digits200, scal
     assert _small(input_scale=1e39, dtype="float64").fit(*digits200).n_iter_ == 3
 
 
+def test_an_adam_epsilon_that_is_0_in_the_model_dtype_is_refused_naming_it(digits200):
+    # cast to float32, epsilon=1e-300 was 0: a dead unit's 0 / 0 made the
+    # weights NaN in the first epoch, and the error blamed learning_rate_init
+    with pytest.raises(ValueError, match="epsilon=1e-300 is 0 in float32"):
+        _small(epsilon=1e-300).fit(*digits200)
+    assert _small(epsilon=1e-300, dtype="float64").fit(*digits200).n_iter_ == 3
+    assert _small(epsilon=1e-300, solver="sgd").fit(*digits200).n_iter_ == 3
+
+
 # ---------------------------------------------------------------------- augmentation
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
