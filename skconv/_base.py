@@ -53,6 +53,10 @@ from . import _engine
 # a first fit on X whose root mean square exceeds this warns to scale X: standardized
 # or [0, 1]-scaled X stays below 1, 8-bit pixels are near 100, digits' 0..16 near 8
 _RAW_INPUT_RMS = 5.0
+# targets whose root mean square exceeds this are far from a network's first
+# outputs, about 0, for its steps: a regressor's fit that stays about there is
+# told to scale y (for digits' labels 0..9 it is 5.3)
+_RAW_TARGET_RMS = 5.0
 
 try:  # scikit-learn >= 1.9: the (experimental) callback API
     from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -471,6 +475,13 @@ def _check_finite_series(X, shape):
         "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
         "those series."
     )
+
+
+def _dense_targets(y):
+    """y as validated, a sparse y dense: a multilabel indicator matrix
+    (``MultiLabelBinarizer(sparse_output=True)``) or several targets, of
+    n_samples x n_outputs values, small next to X; the losses read them dense."""
+    return y.toarray() if sp.issparse(y) else y
 
 
 def _check_keys(entry, allowed, name, required, what):
@@ -964,7 +975,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         else:
             X, y = validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse="csr",
                                  multi_output=True, y_numeric=self._y_numeric)
-            y = self._check_targets(y)
+            y = self._check_targets(_dense_targets(y))
         if reset:
             self._warn_about_input(X, shape)
         return (X, image_shape) if no_y else (X, y, image_shape)
@@ -988,8 +999,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         no_y = isinstance(y, str) and y == "no_validation"
         if no_y:
             return rows, image_shape
-        y = self._check_targets(_check_y(y, multi_output=True, y_numeric=self._y_numeric,
-                                         estimator=self))
+        y = self._check_targets(_dense_targets(_check_y(
+            y, multi_output=True, y_numeric=self._y_numeric, estimator=self)))
         check_consistent_length(rows, y)
         stats = _data.scan(rows, stats=reset, dtype=self._dtype())
         if reset:
@@ -1303,6 +1314,23 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                              ensure_non_negative=True)
         rng = check_random_state(self.random_state)
 
+        info = np.finfo(self._dtype())
+        if self.input_scale is not None and not info.tiny <= self.input_scale <= info.max:
+            # the division is in the model's dtype: past its range the scale is
+            # infinite (every image 0) or 0 (every image infinite)
+            raise ValueError(
+                f"input_scale={self.input_scale!r} is beyond {info.dtype.name}'s range "
+                f"({float(info.tiny):.3g} to {float(info.max):.3g}), in which it divides X: "
+                "scale X first, or fit with dtype='float64'."
+            )
+        if self.solver == "adam" and self._dtype().type(self.epsilon) == 0:
+            # Adam divides by sqrt(v) + epsilon in the model's dtype: a weight
+            # whose gradients are all 0 (a dead unit) got 0 / 0
+            raise ValueError(
+                f"epsilon={self.epsilon!r} is 0 in {info.dtype.name}, in which Adam "
+                f"divides by it (its smallest value is {float(info.smallest_subnormal):.3g}): "
+                "use a larger epsilon (the default is 1e-8), or fit with dtype='float64'."
+            )
         if self.learning_rate == "cosine" and self.lr_warmup_epochs >= self.max_iter:
             raise ValueError(
                 f"lr_warmup_epochs={self.lr_warmup_epochs} must be < max_iter={self.max_iter} "
@@ -1337,6 +1365,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 self.n_iter_ = 0
 
         labels, y = y, self._encode_targets(y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            # y was checked finite: the cast to the model's dtype overflowed
+            big = ~np.isfinite(y).reshape(len(y), -1).all(axis=1)
+            raise ValueError(
+                f"y holds values beyond {y.dtype.name}'s range ({int(big.sum())} samples, "
+                f"|y| up to {float(np.abs(np.asarray(labels, dtype=np.float64)).max()):.3g}), "
+                "in which the model computes: scale y (e.g. TransformedTargetRegressor("
+                "regressor=..., transformer=StandardScaler())) or fit with dtype='float64'."
+            )
         if self._network.needs_rng:
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
@@ -1446,15 +1483,32 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # with a warm start, the weights now are the best of the previous fit
         best = net.snapshot() if early_stopping and self.validation_scores_ else None
         if early_stopping:
+            # train_test_split's sizes, checked first so that the errors name
+            # validation_fraction (not its test_size)
+            n_val = math.ceil(self.validation_fraction * X.shape[0])
+            if n_val < 2:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves "
+                    f"{n_val} validation sample(s); increase it or add data"
+                )
+            if n_val >= X.shape[0]:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} holds out all "
+                    f"{X.shape[0]} samples for validation, leaving none to train on; "
+                    "lower it or add data"
+                )
             # the split is of row numbers: X is never copied
             train_rows, val_rows, y, y_val, sample_weight, sw_val = train_test_split(
                 np.arange(X.shape[0]), y, sample_weight, random_state=rng,
                 test_size=self.validation_fraction, stratify=self._stratify(y),
             )
-            if len(val_rows) < 2:
+            if not sw_val.any():
                 raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves "
-                    f"{len(val_rows)} validation sample(s); increase it or add data"
+                    f"The {len(val_rows)} validation samples that early stopping drew "
+                    f"(validation_fraction={self.validation_fraction}) all have a "
+                    "sample_weight of 0, so they cannot score an epoch. Leave the samples "
+                    "of weight 0 out of X (they do not train the model), or increase "
+                    "validation_fraction."
                 )
             X_val = _data.subset(X, val_rows)
         n_samples = len(y)
@@ -1465,6 +1519,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # weights at the ends of the last two finished epochs: where a diverging
         # epoch falls back to (the later one may already give non-finite outputs)
         finished = [net.snapshot()] if self.loss_curve_ else []
+        interrupted = False
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
@@ -1522,8 +1577,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     )
         except KeyboardInterrupt:
             _warn("Training interrupted by user; the model keeps the weights reached so far.")
+            interrupted = True
         if best is not None:
             net.restore(best)
+        elif not (incremental or interrupted) and self.n_iter_:
+            # an epoch's loss is that of its batches before their updates: the
+            # last epoch's updates can take the outputs past the dtype's range
+            # with no later epoch to see it, and predict would give NaN. Passes of
+            # a batch's rows, so the check costs no more memory than training
+            if not self._outputs_finite(X, rows_per_pass=batch_size):
+                self._diverged(finished, None, (X,), epoch=self.n_iter_)
 
     def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
                      callbacks):
@@ -1557,11 +1620,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return None
         return float(self._score_outputs(outputs, y, sample_weight))
 
-    def _outputs_finite(self, X):
-        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+    def _outputs_finite(self, X, rows_per_pass=None):
+        return X is None or bool(np.isfinite(self._forward_fast(
+            X, rows_per_pass=rows_per_pass)).all())
 
-    def _diverged(self, finished, best, row_sets):
-        """Stop training on a non-finite loss, weight or validation output.
+    def _diverged(self, finished, best, row_sets, epoch=None):
+        """Stop training on a non-finite loss, weight or validation output
+        (in ``epoch``, by default the one after the last finished; the last
+        itself when its updates left outputs that are not finite).
 
         Falls back, in this order, to the weights of the best validation epoch
         (early stopping), of the last finished epoch, or of the one before, the
@@ -1570,7 +1636,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         (divergence before any epoch finished), raise ``ValueError`` as
         ``MLPClassifier`` does, and leave the estimator unfitted.
         """
-        epoch = self.n_iter_ + 1
+        epoch = self.n_iter_ + 1 if epoch is None else epoch
         net = self._network
         candidates = ([("the best validation epoch", best)] if best is not None else [])
         candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
@@ -1607,8 +1673,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         over 10 times above a constant prediction's loss (``_constant_loss``)
         and ended no better than it (Adam at 10 on digits: 3.3e8 down to 27,
         accuracy 0.1); it rose to over 10 times its lowest value, ending worse
-        than a constant prediction. Training that diverged has its own message
-        (:meth:`_diverged`) and is not diagnosed again.
+        than a constant prediction. A fit that ended no better than a constant
+        prediction where its first outputs, about 0, left it (``_untrained_loss``:
+        a regressor's unscaled targets) is told to scale y instead. Training
+        that diverged has its own message (:meth:`_diverged`) and is not
+        diagnosed again.
         """
         curve = self.loss_curve_[len(self.loss_curve_) - self.n_iter_:]
         if len(curve) < 2:
@@ -1619,23 +1688,27 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         bar = None if constant is None else max(constant, 0.1)
         first, last, lowest = curve[0], curve[-1], min(curve)
         untrained = self._untrained_loss(y, sample_weight)
+        # the fit ended no better than predicting y's mean, and its first outputs,
+        # about 0, are where it started (far above the mean's loss) or, for
+        # targets of a large root mean square, about where it stayed: the targets
+        # lie far from 0 for the steps, which are fine
+        if untrained is not None and bar is not None and last >= bar and (
+                10 * bar < first <= 10 * untrained
+                or (untrained > 0.5 * _RAW_TARGET_RMS ** 2 and max(curve) <= 2 * untrained
+                    and last >= untrained / 2)):
+            _warn(
+                f"The training loss started at {first:.6g}, about what predicting 0 gives "
+                f"({untrained:.4g}), and ended at {last:.6g}, no better than a constant "
+                f"prediction ({constant:.4g}): the targets lie far from 0 for their spread "
+                "or for the network's steps. Scale y (e.g. TransformedTargetRegressor("
+                "regressor=..., transformer=StandardScaler())), or train for more epochs.",
+                ConvergenceWarning,
+            )
+            return
         # two epochs' losses can rise by noise alone (augmented batches)
         if len(curve) > 2 and min(curve[1:]) >= first:
             what = (f"never fell below its first epoch's value ({first:.6g}; "
                     f"{min(curve[1:]):.6g} at best later)")
-        elif (bar is not None and first > 10 * bar and last >= bar
-              and untrained is not None and first <= 10 * untrained):
-            # no worse than the network's first outputs, about 0, give: the
-            # targets lie far from 0 for their spread, and the steps are fine
-            _warn(
-                f"The training loss started at {first:.6g}, about what predicting 0 gives "
-                f"({untrained:.4g}), and ended at {last:.6g}, no better than a constant "
-                f"prediction ({constant:.4g}): the targets lie far from 0 for their spread. "
-                "Scale y (e.g. TransformedTargetRegressor(regressor=..., "
-                "transformer=StandardScaler())), or train for more epochs.",
-                ConvergenceWarning,
-            )
-            return
         elif bar is not None and first > 10 * bar and last >= bar:
             what = (f"started at {first:.6g}, over 10 times the loss of a constant "
                     f"prediction ({constant:.4g}), and ended at {last:.6g}, no better "
@@ -1665,19 +1738,20 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ prediction
 
-    def _forward_fast(self, X, stop=None, width=None):
+    def _forward_fast(self, X, stop=None, width=None, rows_per_pass=None):
         """Outputs (before the output activation) of validated X (2D rows, sparse,
         ``_data.Rows`` or ``_data.Subset``): the inference path, no caches for
         backward. With ``stop`` (a cut point), that node's outputs, ``width``
         values a row.
 
-        :meth:`_rows_per_pass` rows per forward pass at most, so memory stays
-        bounded, and each row's outputs depend on that row only (no batch
-        effects): passes run at once on the available threads
-        (``_engine.run_passes``), the bits the same as one after the other.
+        :meth:`_rows_per_pass` rows per forward pass at most (or
+        ``rows_per_pass``, fewer), so memory stays bounded, and each row's
+        outputs depend on that row only (no batch effects): passes run at once
+        on the available threads (``_engine.run_passes``), the bits the same as
+        one after the other.
         """
         n = X.shape[0]
-        passes = -(-n // self._rows_per_pass())
+        passes = -(-n // min(rows_per_pass or n, self._rows_per_pass()))
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES
 
         def outputs(where, images):

@@ -153,7 +153,8 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features), (n, h, w) or (n, h, w, c)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Labels, or a 0/1 indicator matrix for multilabel classification.
+            Labels, or a 0/1 indicator matrix for multilabel classification
+            (dense or sparse; ``predict`` returns it dense).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -277,7 +278,13 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
                 f"class_weight={self.class_weight!r} is not supported for multilabel y; "
                 "pass sample_weight instead"
             )
-        cw = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y])
+        # a warm start keeps classes_, which y need not all hold: 'balanced'
+        # weighs those it holds (the others have no sample to weigh)
+        present = (np.unique(y) if isinstance(self.class_weight, str)
+                   else np.arange(len(self.classes_)))
+        cw = np.zeros(len(self.classes_))
+        cw[present] = compute_class_weight(self.class_weight, classes=self.classes_[present],
+                                           y=self.classes_[y])
         if not (np.isfinite(cw).all() and (cw >= 0).all()):
             bad = int(np.argmax(~(np.isfinite(cw) & (cw >= 0))))
             raise ValueError(

@@ -289,6 +289,24 @@ def test_balanced_class_weight_equals_balanced_sample_weight(small_digits):
     assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
+def test_balanced_class_weight_under_warm_start_balances_the_classes_y_holds(small_digits):
+    # classes_ are the first fit's; a warm start on y without one of them made
+    # compute_class_weight refuse: "classes should have valid labels that are in y"
+    X, y = small_digits[0][:120], small_digits[1][:120] % 3
+    kept = y != 2
+    a = _fit_quiet(ConvNetClassifier(**SMALL, class_weight="balanced", warm_start=True), X, y)
+    b = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), X, y,
+                   sample_weight=compute_sample_weight("balanced", y))
+    _fit_quiet(a, X[kept], y[kept])
+    _fit_quiet(b, X[kept], y[kept], sample_weight=compute_sample_weight("balanced", y[kept]))
+    assert_array_equal(a.classes_, [0, 1, 2])
+    assert_array_equal(a.coefs_[0], b.coefs_[0])
+    # a dict weighs every class of classes_, held by y or not
+    c = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={0: 1, 1: 2, 2: 3}, warm_start=True),
+                   X, y)
+    assert _fit_quiet(c, X[kept], y[kept]).n_iter_ == SMALL["max_iter"]
+
+
 def test_class_weight_dict_favours_the_heavy_class(small_digits):
     X, y = small_digits[0][:200], small_digits[1][:200] % 2
     clf = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={1: 50.0}), X, y)
@@ -622,6 +640,22 @@ def test_predict_proba_multilabel():
     assert_allclose(y_log_proba, np.log(y_proba), atol=1e-12)
 
 
+def test_a_sparse_multilabel_indicator_y_fits_as_its_dense_matrix():
+    # MultiLabelBinarizer(sparse_output=True)'s y, which MLPClassifier takes,
+    # failed with numpy's "setting an array element with a sequence"
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = make_multilabel_classification(n_samples=30, random_state=0, return_indicator=True)
+    params = dict(conv_layers=(), hidden_layer_sizes=8, max_iter=3, random_state=0)
+    dense = _fit_quiet(ConvNetClassifier(**params), X, Y)
+    sparse = _fit_quiet(ConvNetClassifier(**params), X, sp.csr_matrix(Y))
+    assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+    assert_array_equal(sparse.predict(X), dense.predict(X))
+    assert sparse.score(X, sp.csr_matrix(Y)) == dense.score(X, Y)
+    sparse.partial_fit(X, sp.csr_matrix(Y))
+    dense.partial_fit(X, Y)
+    assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+
+
 def test_multilabel_y_refuses_class_weight_other_label_shapes_and_multiclass_multioutput():
     X, Y = make_multilabel_classification(n_samples=30, random_state=0, return_indicator=True)
     with pytest.raises(ValueError, match="multilabel"):
@@ -685,6 +719,21 @@ def test_divergence_without_early_stopping_keeps_the_last_weights_with_finite_ou
         with pytest.warns(ConvergenceWarning, match=r"diverged in epoch \d+.*end of epoch \d+"):
             clf.fit(X, y)
     assert 1 <= clf.n_iter_ == len(clf.loss_curve_) < 50
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_a_last_epoch_whose_updates_overflow_the_outputs_is_divergence_not_a_nan_model():
+    # _diverging_iris's loss is NaN in epoch 5: epoch 4's updates already take
+    # the outputs past float32. With max_iter=4 no later epoch sees it, and the
+    # model returned predicted NaN probabilities.
+    clf, X, y = _diverging_iris()
+    clf.set_params(max_iter=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4.*end of epoch 3"):
+            clf.fit(X, y)
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
     assert_allclose(proba.sum(axis=1), 1.0)

@@ -174,6 +174,31 @@ def test_nan_or_inf_in_y_raises(bright, bad):
         ConvNetRegressor(**SMALL).fit(X, y)
 
 
+def test_targets_past_the_models_float_range_are_refused_naming_y(bright):
+    # finite in float64, infinite once cast to float32: the first epoch's loss
+    # was not finite and the error blamed learning_rate_init
+    X, y = bright
+    y = y.copy()
+    y[[3, 7]] = [1e39, -2e39]
+    for fit in (ConvNetRegressor(**SMALL).fit, ConvNetRegressor(**SMALL).partial_fit):
+        with pytest.raises(ValueError, match=r"y holds values beyond float32's range \(2 "
+                                             r"samples, \|y\| up to 2e\+39"):
+            fit(X, y)
+    assert np.isfinite(_fit_quiet(ConvNetRegressor(**SMALL, dtype="float64"), X, y)
+                       .predict(X)).all()
+
+
+def test_sparse_targets_fit_as_their_dense_matrix(bright):
+    # scikit-learn's validation passes a sparse y through: the fit failed with
+    # scipy's "sparse array length is ambiguous"
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = bright
+    Y = np.c_[y, np.where(y > np.median(y), y, 0.0)]
+    dense = _fit_quiet(ConvNetRegressor(**SMALL), X, Y)
+    sparse = _fit_quiet(ConvNetRegressor(**SMALL), X, sp.csr_matrix(Y))
+    assert_array_equal(sparse.predict(X), dense.predict(X))
+
+
 def test_every_mlp_regressor_parameter_exists_or_is_refused_with_advice():
     ours = set(ConvNetRegressor().get_params())
     assert set(MLPRegressor().get_params()) <= ours

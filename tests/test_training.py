@@ -7,6 +7,8 @@ closed forms of ``scheduled_learning_rate`` for the schedules, and the
 network's own layers run by hand for ``transform``.
 """
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -44,6 +46,58 @@ def _spy_batches(monkeypatch, est):
 
     monkeypatch.setattr(Network, "loss_and_grad", spy)
     return batches
+
+
+# ---------------------------------------------------------------------- early stopping
+
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+@pytest.mark.parametrize("fraction, match", [
+    (0.0, r"validation_fraction=0.0 leaves 0 validation sample\(s\)"),
+    (0.05, r"validation_fraction=0.05 leaves 1 validation sample\(s\)"),
+    (0.99, r"validation_fraction=0.99 holds out all 20 samples for validation, leaving none"),
+])
+def test_early_stopping_refuses_a_split_with_an_empty_side_naming_validation_fraction(
+        digits200, Estimator, fraction, match):
+    # train_test_split's errors named its test_size, which the user never set
+    X, y = digits200[0][:20], digits200[1][:20]
+    est = Estimator(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                    early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "n_iter_")
+
+
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+def test_early_stopping_refuses_validation_samples_that_all_weigh_zero(digits200, Estimator):
+    # the weighted score divided by their total weight: numpy's ZeroDivisionError
+    # for the classifier, an R^2 of 0 every epoch for the regressor
+    X, y = digits200[0][:20], digits200[1][:20] % 2
+    weights = np.r_[np.ones(3), np.zeros(17)]  # none of the three drawn for validation
+    est = Estimator(conv_layers=(4,), hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                    early_stopping=True, validation_fraction=0.2)
+    with pytest.raises(ValueError, match=r"The 4 validation samples .*validation_fraction=0.2"
+                                         r"\) all have a sample_weight of 0"):
+        est.fit(X, y, sample_weight=weights)
+    assert not hasattr(est, "n_iter_")
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e39, "float32"), (1e-39, "float32"),
+                                          (1e-309, "float64")])
+def test_input_scale_beyond_the_model_dtype_is_refused_naming_it(digits200, scale, dtype):
+    # cast to float32, 1e39 was infinite: every image divided to 0, a silent
+    # fit on blank images; 1e-39 made them infinite and blamed learning_rate_init
+    with pytest.raises(ValueError, match=re.escape(f"input_scale={scale!r} is beyond {dtype}'s")):
+        _small(input_scale=scale, dtype=dtype).fit(*digits200)
+    assert _small(input_scale=1e39, dtype="float64").fit(*digits200).n_iter_ == 3
+
+
+def test_an_adam_epsilon_that_is_0_in_the_model_dtype_is_refused_naming_it(digits200):
+    # cast to float32, epsilon=1e-300 was 0: a dead unit's 0 / 0 made the
+    # weights NaN in the first epoch, and the error blamed learning_rate_init
+    with pytest.raises(ValueError, match="epsilon=1e-300 is 0 in float32"):
+        _small(epsilon=1e-300).fit(*digits200)
+    assert _small(epsilon=1e-300, dtype="float64").fit(*digits200).n_iter_ == 3
+    assert _small(epsilon=1e-300, solver="sgd").fit(*digits200).n_iter_ == 3
 
 
 # ---------------------------------------------------------------------- augmentation

@@ -260,6 +260,30 @@ def test_a_regressors_loss_from_targets_far_from_zero_is_not_blamed_on_the_rate(
     assert _recorded(lambda: est._diagnose_loss_curve(rng.randn(30), np.ones(30))) == []
 
 
+@pytest.mark.parametrize("make_y, warned", [
+    (lambda rng: 3e5 + 1e5 * rng.randn(60), True),  # prices: mean 3 spreads from 0
+    (lambda rng: 1e6 * rng.rand(60), True),  # uniform on [0, 1e6]: mean 1.7 spreads from 0
+    (lambda rng: 1e10 * (rng.rand(60) > 0.5), True),  # the loss does not move in float32
+    (lambda rng: (rng.rand(60) > 0.5).astype(float), False),  # unit scale, a short fit
+    (lambda rng: rng.rand(60), False),
+])
+def test_a_regressor_left_near_its_first_outputs_by_unscaled_targets_warns_to_scale_y(
+        make_y, warned):
+    # the fit ends no better than predicting y's mean, about where predicting 0
+    # left it: a useless model, which said nothing (or blamed the rate) where
+    # y's mean is not over 3 times its spread
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(60, 8, 8), make_y(rng)
+    reg = ConvNetRegressor(conv_layers=(4,), hidden_layer_sizes=(8,), max_iter=5,
+                           random_state=0)
+    messages = [str(w.message) for w in _recorded(lambda: reg.fit(X, y))]
+    assert not any("likely too large" in m for m in messages), messages
+    assert warned == any("about what predicting 0 gives" in m and "Scale y" in m
+                         for m in messages), messages
+    if warned:
+        assert reg.score(X, y) < 0
+
+
 def test_constant_loss_is_that_of_the_class_frequencies_or_the_mean():
     clf = ConvNetClassifier()
     clf.n_outputs_, clf.out_activation_ = 3, "softmax"
