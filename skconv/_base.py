@@ -1580,13 +1580,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             interrupted = True
         if best is not None:
             net.restore(best)
-        elif not (incremental or interrupted) and self.n_iter_:
+        elif not interrupted and self.n_iter_:
             # an epoch's loss is that of its batches before their updates: the
-            # last epoch's updates can take the outputs past the dtype's range
-            # with no later epoch to see it, and predict would give NaN. Passes of
-            # a batch's rows, so the check costs no more memory than training
-            if not self._outputs_finite(X, rows_per_pass=batch_size):
-                self._diverged(finished, None, (X,), epoch=self.n_iter_)
+            # last epoch's updates (a partial_fit call's one) can take the
+            # outputs past the dtype's range with no later epoch to see it, and
+            # predict would give NaN. Checked on the first batch's rows: weights
+            # that overflow do so on any typical row, and all of X would cost an
+            # inference epoch a fit (a read of the store, for data on disk)
+            rows = _data.subset(X, np.arange(batch_size))
+            if not self._outputs_finite(rows):
+                self._diverged(finished, None, (rows,), epoch=self.n_iter_)
 
     def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
                      callbacks):
@@ -1620,9 +1623,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return None
         return float(self._score_outputs(outputs, y, sample_weight))
 
-    def _outputs_finite(self, X, rows_per_pass=None):
-        return X is None or bool(np.isfinite(self._forward_fast(
-            X, rows_per_pass=rows_per_pass)).all())
+    def _outputs_finite(self, X):
+        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
 
     def _diverged(self, finished, best, row_sets, epoch=None):
         """Stop training on a non-finite loss, weight or validation output
@@ -1738,20 +1740,19 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     # ------------------------------------------------------------------ prediction
 
-    def _forward_fast(self, X, stop=None, width=None, rows_per_pass=None):
+    def _forward_fast(self, X, stop=None, width=None):
         """Outputs (before the output activation) of validated X (2D rows, sparse,
         ``_data.Rows`` or ``_data.Subset``): the inference path, no caches for
         backward. With ``stop`` (a cut point), that node's outputs, ``width``
         values a row.
 
-        :meth:`_rows_per_pass` rows per forward pass at most (or
-        ``rows_per_pass``, fewer), so memory stays bounded, and each row's
-        outputs depend on that row only (no batch effects): passes run at once
-        on the available threads (``_engine.run_passes``), the bits the same as
-        one after the other.
+        :meth:`_rows_per_pass` rows per forward pass at most, so memory stays
+        bounded, and each row's outputs depend on that row only (no batch
+        effects): passes run at once on the available threads
+        (``_engine.run_passes``), the bits the same as one after the other.
         """
         n = X.shape[0]
-        passes = -(-n // min(rows_per_pass or n, self._rows_per_pass()))
+        passes = -(-n // self._rows_per_pass())
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES
 
         def outputs(where, images):

@@ -739,6 +739,22 @@ def test_a_last_epoch_whose_updates_overflow_the_outputs_is_divergence_not_a_nan
     assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def test_a_partial_fit_whose_updates_overflow_the_outputs_keeps_the_weights_before_it():
+    X = np.random.RandomState(0).rand(20, 8, 8) * 100
+    y = [0, 1] * 10
+    clf = ConvNetClassifier(conv_layers=(4,), hidden_layer_sizes=(8,), solver="sgd",
+                            learning_rate_init=1e8, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # raw pixel values, on purpose
+        clf.partial_fit(X, y, classes=[0, 1])
+        before = clf.predict_proba(X)
+        assert np.isfinite(before).all()
+        # this call's updates send the outputs past float32: it predicted NaN
+        with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 2.*end of epoch 1"):
+            clf.partial_fit(X, y)
+    assert_array_equal(clf.predict_proba(X), before)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_divergence_in_the_first_epoch_raises_like_mlpclassifier_and_leaves_no_model(
         early_stopping):
