@@ -236,7 +236,19 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
                 f"y has {n_outputs} output(s) but {type(self).__name__} was fitted with "
                 f"n_outputs_={self.n_outputs_} (warm_start and partial_fit keep them)"
             )
-        return np.ascontiguousarray(y.reshape(len(y), -1), dtype=self._dtype())
+        encoded = np.ascontiguousarray(y.reshape(len(y), -1), dtype=self._dtype())
+        # the squared error of targets past the root of the dtype's largest value
+        # is infinite (a quarter of it: a few outputs' squares are summed)
+        info = np.finfo(encoded.dtype)
+        top = float(np.abs(encoded).max(initial=0))
+        if self.out_activation_ == "identity" and np.sqrt(info.max) / 4 < top < np.inf:
+            raise ValueError(
+                f"y holds values up to {top:.3g} in magnitude, whose squared errors pass "
+                f"{info.dtype.name}'s range ({float(info.max):.3g}), in which the model "
+                "computes: scale y (e.g. TransformedTargetRegressor(regressor=..., "
+                "transformer=StandardScaler())) or fit with dtype='float64'."
+            )
+        return encoded
 
     def _loss(self):
         return half_poisson_deviance if self.out_activation_ == "exp" else squared_error

@@ -314,3 +314,13 @@ def test_poisson_round_trips_and_predicts_row_by_row_the_same_bits(counts, tmp_p
     pred = reg.predict(X[:40])
     assert_array_equal(np.concatenate([reg.predict(X[i:i + 1]) for i in range(40)]), pred)
     assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(X[:40]), pred)
+
+
+def test_targets_whose_squared_errors_overflow_are_refused_naming_y(bright):
+    X, y = bright
+    with pytest.raises(ValueError, match=r"y holds values up to 2\.\d+e\+25 in magnitude, whose "
+                                         r"squared errors pass float32's range"):
+        ConvNetRegressor(**SMALL).fit(X, y * 1e25)
+    # float64 computes them
+    reg = _fit_quiet(ConvNetRegressor(**SMALL, dtype="float64"), X, y * 1e25)
+    assert np.isfinite(reg.predict(X[:3])).all()
