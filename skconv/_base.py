@@ -1312,6 +1312,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         given_weight = sample_weight
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
+        top = sample_weight.max(initial=0)
+        if not np.isfinite(sample_weight.sum()) or 0 < top < np.finfo(np.float64).tiny:
+            # the loss is normalised by the weights' sum (and the L2 penalty
+            # divided by it, as MLPClassifier's): inf, or a sum that underflows
+            raise ValueError(
+                f"sample_weight holds values up to {top:.3g}, whose sum "
+                f"({sample_weight.sum():.3g}) float64 cannot normalise the loss by: "
+                "rescale them (their sum also sets the weight of the L2 penalty, "
+                "alpha / sum)"
+            )
         rng = check_random_state(self.random_state)
 
         info = np.finfo(self._dtype())

@@ -548,3 +548,12 @@ def test_partial_fit_keeps_its_training_scratch_and_fit_drops_it(digits200):
     assert_array_equal(fresh._network.params, model._network.params)
     model.fit(X, y)
     assert not scratch(model)
+
+
+@pytest.mark.parametrize("weight", [1e308, 1e-320])
+def test_sample_weights_whose_sum_float64_cannot_hold_are_refused_naming_them(weight):
+    X = np.random.RandomState(0).rand(20, 8, 8)
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match=r"sample_weight holds values up to .* rescale them"):
+        ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=2).fit(
+            X, y, sample_weight=np.full(20, weight))
