@@ -1255,6 +1255,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """What early stopping's validation split is stratified on (None: not at all)."""
         return None
 
+    def _predictions(self, outputs):
+        """The network's outputs through the output activation, where what the
+        model predicts can overflow though the outputs do not (an exponential
+        output's); by default the outputs themselves (a softmax or logistic of
+        finite logits is finite)."""
+        return outputs
+
     def _init_output(self, y, sample_weight):
         """First fit: set the output layer from the encoded targets where the loss
         wants it (by default it keeps its random initialisation)."""
@@ -1551,21 +1558,22 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return total / len(idx), stop
 
     def _validation_score(self, X, y, sample_weight):
-        """Early stopping's score on the validation rows; None if an output is not finite."""
+        """Early stopping's score on the validation rows; None if a prediction is not finite."""
         outputs = self._forward_fast(X)
-        if not np.isfinite(outputs).all():
+        if not np.isfinite(self._predictions(outputs)).all():
             return None
         return float(self._score_outputs(outputs, y, sample_weight))
 
     def _outputs_finite(self, X):
-        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+        """Whether the predictions of X are all finite (True for no X)."""
+        return X is None or bool(np.isfinite(self._predictions(self._forward_fast(X))).all())
 
     def _diverged(self, finished, best, row_sets):
-        """Stop training on a non-finite loss, weight or validation output.
+        """Stop training on a non-finite loss, weight or validation prediction.
 
         Falls back, in this order, to the weights of the best validation epoch
         (early stopping), of the last finished epoch, or of the one before, the
-        first whose outputs on the training and validation rows are all finite.
+        first whose predictions on the training and validation rows are all finite.
         ``finished`` and ``best`` are network snapshots. With no such weights
         (divergence before any epoch finished), raise ``ValueError`` as
         ``MLPClassifier`` does, and leave the estimator unfitted.
@@ -1581,17 +1589,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if all(self._outputs_finite(rows) for rows in row_sets):
                 break
         else:
-            # no finished epoch (or none with finite outputs): nothing worth keeping
+            # no finished epoch (or none with finite predictions): nothing worth keeping
             self._forget_fit()
             raise ValueError(
                 _NON_FINITE_MESSAGE.format(self.learning_rate_init)
                 + f" Training diverged in epoch {epoch}, before any epoch with finite "
-                "outputs finished; lower learning_rate_init or scale the inputs."
+                "predictions finished; lower learning_rate_init or scale the inputs."
             )
         # the optimizer's moments may hold inf/NaN too: start them afresh
         self._optimizer = self._make_optimizer()
         _warn(
-            f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
+            f"Training diverged in epoch {epoch}: the loss or the predictions are not finite "
             f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
             f"Training stopped and the model keeps the weights from {where}; "
             "lower learning_rate_init or scale the inputs.",

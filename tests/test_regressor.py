@@ -289,3 +289,29 @@ def test_poisson_round_trips_and_predicts_row_by_row_the_same_bits(counts, tmp_p
     pred = reg.predict(X[:40])
     assert_array_equal(np.concatenate([reg.predict(X[i:i + 1]) for i in range(40)]), pred)
     assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(X[:40]), pred)
+
+
+@pytest.mark.parametrize("solver, lr, seed, early_stopping", [
+    ("sgd", 5.0, 1, False),    # fell back to an epoch whose log predictions pass 709.78
+    ("adam", 20.0, 2, True),   # scored exp(log predictions) = inf: r2_score raised
+])
+def test_poisson_divergence_judges_the_predictions_not_the_log_predictions(
+        solver, lr, seed, early_stopping):
+    # a diverging epoch can end with finite outputs whose exp overflows: the
+    # fallback weights and the validation score must see the predictions
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 6, 6).astype(np.float32)
+    y = rng.poisson(3 * np.exp(X.reshape(120, -1)[:, :5].sum(axis=1) - 2.5)).astype(float)
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=6, solver=solver, learning_rate_init=lr,
+                           random_state=seed, early_stopping=early_stopping)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reg.fit(X, y)
+        except ValueError as exc:  # no epoch with finite predictions: left unfitted
+            assert "Training diverged" in str(exc)
+            assert not hasattr(reg, "out_activation_")
+            return
+    assert any("Training diverged" in str(w.message) for w in caught)
+    assert np.isfinite(reg.predict(X)).all()
