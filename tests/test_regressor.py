@@ -212,6 +212,27 @@ def test_half_poisson_deviance_is_mlp_regressors_loss_and_its_gradient_the_deriv
     assert abs(half_poisson_deviance(np.log(y + 1), y + 1, sw, sw.sum())[0]) < 1e-12
 
 
+@pytest.mark.parametrize("scale", [1e6, 1e9])
+def test_half_poisson_deviance_of_float32_large_counts_is_the_float64_deviance(scale):
+    # y z and y log y, each about y log y, cancel to a deviance of about 1/2 a
+    # row: summed in float32 their rounding outweighed it (32 for 0.44 at 1e9)
+    rng = np.random.default_rng(1)
+    mean = scale * rng.uniform(0.5, 2, size=(256, 2))
+    y = np.round(mean + np.sqrt(mean) * rng.standard_normal(mean.shape)).astype(np.float32)
+    z = np.log(mean).astype(np.float32)
+    sw = rng.uniform(size=256)
+    loss, dz = half_poisson_deviance(z.copy(), y, sw, sw.sum())
+    y64, mu = y.astype(np.float64), np.exp(z.astype(np.float64))
+    assert_allclose(loss, poisson_loss(y64, mu, sample_weight=sw), rtol=1e-6)
+    assert dz.dtype == np.float32
+    assert_allclose(dz, (mu - y64) * (sw / sw.sum())[:, None], rtol=1e-3, atol=1e-3)
+    # exp overflowing the model's dtype still makes the loss inf (the batch is not applied)
+    with np.errstate(over="ignore"):
+        overflow = half_poisson_deviance(np.full((1, 1), 89, np.float32),
+                                         np.ones((1, 1), np.float32), np.ones(1), 1.0)
+    assert overflow[0] == np.inf
+
+
 def test_poisson_fits_counts_with_an_exponential_output(counts):
     from sklearn.metrics import mean_poisson_deviance
     X, y, mean = counts
