@@ -1255,6 +1255,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """What early stopping's validation split is stratified on (None: not at all)."""
         return None
 
+    def _predictions_overflow(self):
+        """Whether finite outputs can give predictions that are not (an exponential
+        output's): a fit then checks the predictions that its last step leaves."""
+        return False
+
     def _predictions(self, outputs):
         """The network's outputs through the output activation, where what the
         model predicts can overflow though the outputs do not (an exponential
@@ -1472,6 +1477,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # weights at the ends of the last two finished epochs: where a diverging
         # epoch falls back to (the later one may already give non-finite outputs)
         finished = [net.snapshot()] if self.loss_curve_ else []
+        n_before = len(self.loss_curve_)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
@@ -1527,10 +1533,18 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         "and the optimization hasn't converged yet.",
                         ConvergenceWarning,
                     )
+            completed = True
         except KeyboardInterrupt:
+            completed = False
             _warn("Training interrupted by user; the model keeps the weights reached so far.")
         if best is not None:
             net.restore(best)
+        elif (completed and not incremental and len(self.loss_curve_) > n_before
+              and self._predictions_overflow() and not self._outputs_finite(X)):
+            # the last step of the last epoch has no later batch whose loss would
+            # show it: the outputs it leaves can be finite and their exp not
+            self._forget_last_epoch(n_samples)
+            self._diverged(finished[:-1], None, (X,))
 
     def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
                      callbacks):
@@ -1556,6 +1570,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if callbacks is not None:
                 stop = callbacks.batch() or stop
         return total / len(idx), stop
+
+    def _forget_last_epoch(self, n_samples):
+        """Take the last finished epoch off the record, as a diverging one never enters it."""
+        self.n_iter_ -= 1
+        self.t_ -= n_samples
+        self.loss_curve_.pop()
+        self.learning_rate_curve_.pop()
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
 
     def _validation_score(self, X, y, sample_weight):
         """Early stopping's score on the validation rows; None if a prediction is not finite."""

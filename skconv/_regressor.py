@@ -261,6 +261,9 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
             return None
         return float(0.5 * np.average(y ** 2, axis=0, weights=sample_weight).mean())
 
+    def _predictions_overflow(self):
+        return self.out_activation_ == "exp"
+
     def _predictions(self, outputs):
         """The network's outputs through the output activation, in float64."""
         if self.out_activation_ == "exp":

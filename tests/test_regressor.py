@@ -336,3 +336,29 @@ def test_poisson_divergence_judges_the_predictions_not_the_log_predictions(
             return
     assert any("Training diverged" in str(w.message) for w in caught)
     assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("solver, lr, seed, max_iter", [
+    ("adam", 5.0, 2, 1),     # the only epoch's last step: no epoch to fall back to
+    ("sgd", 100.0, 1, 2),    # the second epoch's last step: back to the first epoch
+])
+def test_poisson_fit_never_ends_on_weights_that_predict_inf(solver, lr, seed, max_iter):
+    # the last update of the last epoch has no later batch to see its loss: the
+    # log predictions it leaves can pass exp's overflow while staying finite
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 6, 6).astype(np.float32)
+    y = rng.poisson(3 * np.exp(X.reshape(120, -1)[:, :5].sum(axis=1) - 2.5)).astype(float)
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=max_iter, solver=solver, learning_rate_init=lr,
+                           random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reg.fit(X, y)
+        except ValueError as exc:
+            assert f"Training diverged in epoch {max_iter}" in str(exc)
+            assert not hasattr(reg, "out_activation_")
+            return
+    assert any(f"Training diverged in epoch {max_iter}" in str(w.message) for w in caught)
+    assert reg.n_iter_ == len(reg.loss_curve_) == max_iter - 1
+    assert np.isfinite(reg.predict(X)).all()
