@@ -27,11 +27,13 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     the mean squared error (or half the Poisson deviance) plus an L2 penalty,
     with Adam or SGD, as ``MLPRegressor``; ``score`` is R².
 
-    Scale the inputs as for the classifier, and scale the targets too when
-    they are far from unit size (for instance with
+    Scale the inputs as for the classifier, and with squared error scale the
+    targets too when they are far from unit size (for instance with
     ``TransformedTargetRegressor(regressor=ConvNetRegressor(...),
     transformer=StandardScaler())``): the default learning rate suits
-    targets of about unit variance.
+    targets of about unit variance. ``loss='poisson'`` needs no scaling of
+    the targets (its output starts at their mean), and a standardized y,
+    negative in places, is refused by it.
 
     Parameters
     ----------
@@ -42,8 +44,13 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         output (a log link), for counts and other non-negative targets whose
         spread grows with their mean; y must be >= 0, and the output layer's
         biases start at the log of each target's (weighted) mean, so that the
-        untrained model predicts the mean rather than 1. Both as
-        ``MLPRegressor``'s (the losses it reports are these halves).
+        untrained model predicts the mean rather than 1 (a target that is 0
+        in every row has no log: its bias keeps its random start). A
+        prediction is ``exp`` of the network's output, in float64: inf where
+        that output passes 709.78, as ``MLPRegressor``'s; a fit whose last
+        step leaves such outputs on its training rows falls back as from a
+        divergence. Both losses as ``MLPRegressor``'s (the losses it reports
+        are these halves).
 
     Attributes
     ----------
