@@ -45,7 +45,8 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         spread grows with their mean; y must be >= 0, and the output layer's
         biases start at the log of each target's (weighted) mean, so that the
         untrained model predicts the mean rather than 1 (a target that is 0
-        in every row has no log: its bias keeps its random start). A
+        in every row, whose mean has no log, as if one row held the smallest
+        positive value of y). A
         prediction is ``exp`` of the network's output, in float64: inf where
         that output passes 709.78, as ``MLPRegressor``'s; a fit whose last
         step leaves such outputs on its training rows falls back as from a
@@ -219,9 +220,12 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
                 "loss='poisson' needs targets that are not all 0 (with their sample "
                 "weights): a Poisson model of them would predict exp(-inf)"
             )
+        # a target that is 0 in every weighted row has no log of its mean: it starts as if
+        # one row held the smallest positive value of y, rather than at its random
+        # bias's exp(about 0) = 1, which would take many epochs to climb down from
+        floor = y[y > 0].min() / len(y)
         bias = self._network.named_params()["output.b"]
-        positive = mean > 0
-        bias[positive] = np.log(mean[positive]).astype(bias.dtype)
+        bias[:] = np.log(np.where(mean > 0, mean, floor)).astype(bias.dtype)
 
     def _check_architecture_kept(self, incremental):
         super()._check_architecture_kept(incremental)

@@ -274,6 +274,24 @@ def test_poisson_starts_from_the_mean_of_each_target(counts):
     assert_allclose(reg.intercepts_[-1], [np.log(y[450:].mean())], rtol=1e-5)
 
 
+def test_poisson_starts_a_target_that_is_0_in_every_row_near_0_not_at_1():
+    # its mean has no log: at the random bias's exp(about 0) = 1 it took the
+    # loss over 10 times a constant prediction's, and the loss-curve check
+    # blamed learning_rate_init for the slow descent from there
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 6, 6).astype(np.float32)
+    y = np.c_[1e-6 * np.exp(X.reshape(300, -1)[:, :5].sum(axis=1) - 2.5), np.zeros(300)]
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=5, random_state=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg.fit(X, y)
+    assert not [w for w in caught if "learning_rate_init" in str(w.message)]
+    # as if one row held y's smallest positive value
+    assert_allclose(reg.intercepts_[-1][1], np.log(y[:, 0].min() / 300), rtol=0.1)
+    assert reg.predict(X)[:, 1].max() < 1e-6
+
+
 def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts):
     X, y, _ = counts
     bad = y[:20].copy()
