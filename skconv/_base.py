@@ -1267,9 +1267,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         finite logits is finite)."""
         return outputs
 
-    def _init_output(self, y, sample_weight):
-        """First fit: set the output layer from the encoded targets where the loss
-        wants it (by default it keeps its random initialisation)."""
+    def _init_output(self, y, sample_weight, incremental):
+        """First fit (``incremental``: the first ``partial_fit``): set the output
+        layer from the encoded targets where the loss wants it (by default it
+        keeps its random initialisation)."""
 
     def _weight_samples(self, y, sample_weight):
         """Sample weights for the loss, given the encoded y (class weights hook in here)."""
@@ -1354,7 +1355,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
         if not continuing:
-            self._init_output(y, sample_weight)
+            self._init_output(y, sample_weight, incremental)
         h, w, c = self._hwc
         augment = check_augment(self.augment, (c, h, w), series=self._signal())
         # augmentation draws from its own stream, so that augment=None fits keep

@@ -207,7 +207,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self.out_activation_ = _OUT_ACTIVATIONS[self.loss]
 
-    def _init_output(self, y, sample_weight):
+    def _init_output(self, y, sample_weight, incremental):
         """Poisson: the output biases at the log of each target's weighted mean
         (the log link's baseline, as HistGradientBoostingRegressor's), where the
         initial 0 predicts 1 and leaves counts in the hundreds to many epochs of
@@ -216,6 +216,10 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
             return
         mean = np.average(y, axis=0, weights=sample_weight) if sample_weight.any() else None
         if mean is None or not (mean > 0).any():
+            if incremental:
+                # the first batch of a stream, not all of y: the biases keep
+                # their random start, as MLPRegressor's
+                return
             raise ValueError(
                 "loss='poisson' needs targets that are not all 0 (with their sample "
                 "weights): a Poisson model of them would predict exp(-inf)"
