@@ -43,10 +43,10 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         output. ``'poisson'``: half the Poisson deviance, on an exponential
         output (a log link), for counts and other non-negative targets whose
         spread grows with their mean; y must be >= 0, and the output layer's
-        biases start at the log of each target's (weighted) mean, so that the
-        untrained model predicts the mean rather than 1 (a target that is 0
-        in every row, whose mean has no log, as if one row held the smallest
-        positive value of y). A
+        biases start at the log of each target's (weighted) mean and its
+        weights at 0, so that the untrained model predicts the mean on every
+        row rather than about 1 (a target that is 0 in every row, whose mean
+        has no log, as if one row held the smallest positive value of y). A
         prediction is ``exp`` of the network's output, in float64: inf where
         that output passes 709.78, as ``MLPRegressor``'s; a fit whose last
         step leaves such outputs on its training rows falls back as from a
@@ -211,7 +211,9 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         """Poisson: the output biases at the log of each target's weighted mean
         (the log link's baseline, as HistGradientBoostingRegressor's), where the
         initial 0 predicts 1 and leaves counts in the hundreds to many epochs of
-        climbing at Adam's step of about ``learning_rate_init``."""
+        climbing at Adam's step of about ``learning_rate_init``; the output
+        weights at 0, whose random start would spread the log predictions by
+        about 1 around it (a deviance of half the mean, and more, a row)."""
         if self.out_activation_ != "exp":
             return
         mean = np.average(y, axis=0, weights=sample_weight) if sample_weight.any() else None
@@ -228,8 +230,11 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         # one row held the smallest positive value of y, rather than at its random
         # bias's exp(about 0) = 1, which would take many epochs to climb down from
         floor = y[y > 0].min() / len(y)
-        bias = self._network.named_params()["output.b"]
-        bias[:] = np.log(np.where(mean > 0, mean, floor)).astype(bias.dtype)
+        params = self._network.named_params()
+        params["output.b"][:] = np.log(np.where(mean > 0, mean, floor))
+        # the first steps train these from the hidden layers' random start; the
+        # gradients reach the hidden layers once they are not 0
+        params["output.w"][:] = 0
 
     def _check_architecture_kept(self, incremental):
         super()._check_architecture_kept(incremental)
