@@ -46,12 +46,12 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         biases start at the log of each target's (weighted) mean and its
         weights at 0, so that the untrained model predicts the mean on every
         row rather than about 1 (a target that is 0 in every row, whose mean
-        has no log, as if one row held the smallest positive value of y). A
-        prediction is ``exp`` of the network's output, in float64: inf where
-        that output passes 709.78, as ``MLPRegressor``'s; a fit whose last
-        step leaves such outputs on its training rows falls back as from a
-        divergence. Both losses as ``MLPRegressor``'s (the losses it reports
-        are these halves).
+        has no log, as if one row held a count of 1, or the smallest positive
+        value of y where that is less). A prediction is ``exp`` of the
+        network's output, in float64: inf where that output passes 709.78, as
+        ``MLPRegressor``'s; a fit whose last step leaves such outputs on its
+        training rows falls back as from a divergence. Both losses as
+        ``MLPRegressor``'s (the losses it reports are these halves).
 
     Attributes
     ----------
@@ -227,9 +227,10 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
                 "weights): a Poisson model of them would predict exp(-inf)"
             )
         # a target that is 0 in every weighted row has no log of its mean: it starts as if
-        # one row held the smallest positive value of y, rather than at its random
-        # bias's exp(about 0) = 1, which would take many epochs to climb down from
-        floor = y[y > 0].min() / len(y)
+        # one row held a count of 1, or the smallest positive value of y where that is
+        # less, rather than at its random bias's exp(about 0) = 1, which would take
+        # many epochs to climb down from
+        floor = min(1.0, y[y > 0].min()) / len(y)
         params = self._network.named_params()
         params["output.b"][:] = np.log(np.where(mean > 0, mean, floor))
         # the first steps train these from the hidden layers' random start; the

@@ -309,6 +309,12 @@ def test_poisson_starts_a_target_that_is_0_in_every_row_near_0_not_at_1():
     # as if one row held y's smallest positive value
     assert_allclose(reg.intercepts_[-1][1], np.log(y[:, 0].min() / 300), rtol=0.1)
     assert reg.predict(X)[:, 1].max() < 1e-6
+    # or a count of 1 where that is less: beside counts of a million, not 3,000
+    y[:, 0] = np.round(1e6 * np.exp(X.reshape(300, -1)[:, 0]))
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                                      max_iter=1, learning_rate_init=1e-12, random_state=2),
+                     X, y)
+    assert_allclose(reg.predict(X)[:, 1], 1 / 300, rtol=1e-5)
 
 
 def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts):
