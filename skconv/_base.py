@@ -1266,9 +1266,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """What early stopping's validation split is stratified on (None: not at all)."""
         return None
 
-    def _init_output(self, y, sample_weight):
-        """First fit: set the output layer from the encoded targets where the loss
-        wants it (by default it keeps its random initialisation)."""
+    def _predictions(self, outputs):
+        """The network's outputs through the output activation, where what the
+        model predicts can overflow though the outputs do not (an exponential
+        output's); by default the outputs themselves (a softmax or logistic of
+        finite logits is finite)."""
+        return outputs
+
+    def _init_output(self, y, sample_weight, incremental):
+        """First fit (``incremental``: the first ``partial_fit``): set the output
+        layer from the encoded targets where the loss wants it (by default it
+        keeps its random initialisation)."""
 
     def _weight_samples(self, y, sample_weight):
         """Sample weights for the loss, given the encoded y (class weights hook in here)."""
@@ -1389,7 +1397,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
         if not continuing:
-            self._init_output(y, sample_weight)
+            self._init_output(y, sample_weight, incremental)
         h, w, c = self._hwc
         augment = check_augment(self.augment, (c, h, w), series=self._signal())
         # augmentation draws from its own stream, so that augment=None fits keep
@@ -1529,7 +1537,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # weights at the ends of the last two finished epochs: where a diverging
         # epoch falls back to (the later one may already give non-finite outputs)
         finished = [net.snapshot()] if self.loss_curve_ else []
-        interrupted = False
+        n_before = len(self.loss_curve_)
         try:
             for _ in range(1 if incremental else self.max_iter):
                 tic = time.perf_counter()
@@ -1585,21 +1593,24 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         "and the optimization hasn't converged yet.",
                         ConvergenceWarning,
                     )
+            completed = True
         except KeyboardInterrupt:
+            completed = False
             _warn("Training interrupted by user; the model keeps the weights reached so far.")
-            interrupted = True
         if best is not None:
             net.restore(best)
-        elif not interrupted and self.n_iter_:
+        elif completed and len(self.loss_curve_) > n_before:
             # an epoch's loss is that of its batches before their updates: the
             # last epoch's updates (a partial_fit call's one) can take the
-            # outputs past the dtype's range with no later epoch to see it, and
-            # predict would give NaN. Checked on the first batch's rows: weights
-            # that overflow do so on any typical row, and all of X would cost an
-            # inference epoch a fit (a read of the store, for data on disk)
+            # outputs past the dtype's range, or a Poisson model's past exp's,
+            # with no later batch to see it, and predict would give NaN or inf.
+            # Checked on the first batch's rows: weights that overflow do so on
+            # typical rows, and all of X would cost an inference epoch a fit (a
+            # read of the store, for data on disk)
             rows = _data.subset(X, np.arange(batch_size))
             if not self._outputs_finite(rows):
-                self._diverged(finished, None, (rows,), epoch=self.n_iter_)
+                self._forget_last_epoch(n_samples)
+                self._diverged(finished[:-1], None, (rows,))
 
     def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
                      callbacks):
@@ -1626,29 +1637,37 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 stop = callbacks.batch() or stop
         return total / len(idx), stop
 
+    def _forget_last_epoch(self, n_samples):
+        """Take the last finished epoch off the record, as a diverging one never enters it."""
+        self.n_iter_ -= 1
+        self.t_ -= n_samples
+        self.loss_curve_.pop()
+        self.learning_rate_curve_.pop()
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
+
     def _validation_score(self, X, y, sample_weight):
-        """Early stopping's score on the validation rows; None if an output is not finite."""
+        """Early stopping's score on the validation rows; None if a prediction is not finite."""
         outputs = self._forward_fast(X)
-        if not np.isfinite(outputs).all():
+        if not np.isfinite(self._predictions(outputs)).all():
             return None
         return float(self._score_outputs(outputs, y, sample_weight))
 
     def _outputs_finite(self, X):
-        return X is None or bool(np.isfinite(self._forward_fast(X)).all())
+        """Whether the predictions of X are all finite (True for no X)."""
+        return X is None or bool(np.isfinite(self._predictions(self._forward_fast(X))).all())
 
-    def _diverged(self, finished, best, row_sets, epoch=None):
-        """Stop training on a non-finite loss, weight or validation output
-        (in ``epoch``, by default the one after the last finished; the last
-        itself when its updates left outputs that are not finite).
+    def _diverged(self, finished, best, row_sets):
+        """Stop training on a non-finite loss, weight or validation prediction.
 
         Falls back, in this order, to the weights of the best validation epoch
         (early stopping), of the last finished epoch, or of the one before, the
-        first whose outputs on the training and validation rows are all finite.
+        first whose predictions on the training and validation rows are all finite.
         ``finished`` and ``best`` are network snapshots. With no such weights
         (divergence before any epoch finished), raise ``ValueError`` as
         ``MLPClassifier`` does, and leave the estimator unfitted.
         """
-        epoch = self.n_iter_ + 1 if epoch is None else epoch
+        epoch = self.n_iter_ + 1
         net = self._network
         candidates = ([("the best validation epoch", best)] if best is not None else [])
         candidates += [(f"the end of epoch {self.n_iter_ - i}" if self.n_iter_ > i
@@ -1659,17 +1678,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if all(self._outputs_finite(rows) for rows in row_sets):
                 break
         else:
-            # no finished epoch (or none with finite outputs): nothing worth keeping
+            # no finished epoch (or none with finite predictions): nothing worth keeping
             self._forget_fit()
             raise ValueError(
                 _NON_FINITE_MESSAGE.format(self.learning_rate_init)
                 + f" Training diverged in epoch {epoch}, before any epoch with finite "
-                "outputs finished; lower learning_rate_init or scale the inputs."
+                "predictions finished; lower learning_rate_init or scale the inputs."
             )
         # the optimizer's moments may hold inf/NaN too: start them afresh
         self._optimizer = self._make_optimizer()
         _warn(
-            f"Training diverged in epoch {epoch}: the loss or the outputs are not finite "
+            f"Training diverged in epoch {epoch}: the loss or the predictions are not finite "
             f"(learning_rate_init={self.learning_rate_init}, solver={self.solver!r}). "
             f"Training stopped and the model keeps the weights from {where}; "
             "lower learning_rate_init or scale the inputs.",

@@ -234,13 +234,24 @@ def half_poisson_deviance(z, y, sample_weight, sw_sum):
     Returns
     -------
     loss : float
-        ``sum_i sw_i * sum_k [exp(z_ik) - y_ik z_ik + y_ik log(y_ik) - y_ik] / sw_sum``.
+        ``sum_i sw_i * sum_k [exp(z_ik) - y_ik z_ik + y_ik log(y_ik) - y_ik] / sw_sum``,
+        computed in float64 whatever ``z``'s dtype; inf where the gradient
+        overflows ``z``'s dtype (the batch is then not applied).
     dz : ndarray of shape (n, k)
-        ``(exp(z) - y) * sw[:, None] / sw_sum``, in the memory of ``z``.
+        ``(exp(z) - y) * sw[:, None] / sw_sum``, computed in float64 and
+        rounded into the memory of ``z``.
     """
-    mu = np.exp(z)
-    per_row = (mu - y * z + (xlogy(y, y) - y)).sum(axis=1)
-    loss = np.sum(sample_weight * per_row.astype(np.float64, copy=False))
-    np.subtract(mu, y, out=z)
-    z *= _weights_column(sample_weight, sw_sum, z.dtype)
-    return float(loss) / sw_sum, z
+    # float64: y z and y log y, each about y log y, cancel to the deviance (about
+    # 1/2 a target where the fit is good), and in float32 their rounding, about
+    # y log(y) 2^-24, outweighs it from counts of about 1e5 on
+    z64 = z.astype(np.float64)
+    y64 = y.astype(np.float64, copy=False)
+    mu = exponential(z)
+    per_row = (mu - y64 * z64 + (xlogy(y64, y64) - y64)).sum(axis=1)
+    loss = float(np.sum(sample_weight * per_row)) / sw_sum
+    mu -= y64
+    mu *= _weights_column(sample_weight, sw_sum, np.float64)
+    z[...] = mu
+    if not np.isfinite(z).all():
+        loss = np.inf
+    return loss, z

@@ -27,11 +27,13 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     the mean squared error (or half the Poisson deviance) plus an L2 penalty,
     with Adam or SGD, as ``MLPRegressor``; ``score`` is R².
 
-    Scale the inputs as for the classifier, and scale the targets too when
-    they are far from unit size (for instance with
+    Scale the inputs as for the classifier, and with squared error scale the
+    targets too when they are far from unit size (for instance with
     ``TransformedTargetRegressor(regressor=ConvNetRegressor(...),
     transformer=StandardScaler())``): the default learning rate suits
-    targets of about unit variance.
+    targets of about unit variance. ``loss='poisson'`` needs no scaling of
+    the targets (its output starts at their mean), and a standardized y,
+    negative in places, is refused by it.
 
     Parameters
     ----------
@@ -41,8 +43,14 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         output. ``'poisson'``: half the Poisson deviance, on an exponential
         output (a log link), for counts and other non-negative targets whose
         spread grows with their mean; y must be >= 0, and the output layer's
-        biases start at the log of each target's (weighted) mean, so that the
-        untrained model predicts the mean rather than 1. Both as
+        biases start at the log of each target's (weighted) mean and its
+        weights at 0, so that the untrained model predicts the mean on every
+        row rather than about 1 (a target that is 0 in every row, whose mean
+        has no log, as if one row held a count of 1, or the smallest positive
+        value of y where that is less). A prediction is ``exp`` of the
+        network's output, in float64: inf where that output passes 709.78, as
+        ``MLPRegressor``'s; a fit whose last step leaves such outputs on its
+        training rows falls back as from a divergence. Both losses as
         ``MLPRegressor``'s (the losses it reports are these halves).
 
     Attributes
@@ -199,22 +207,35 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self.out_activation_ = _OUT_ACTIVATIONS[self.loss]
 
-    def _init_output(self, y, sample_weight):
+    def _init_output(self, y, sample_weight, incremental):
         """Poisson: the output biases at the log of each target's weighted mean
         (the log link's baseline, as HistGradientBoostingRegressor's), where the
         initial 0 predicts 1 and leaves counts in the hundreds to many epochs of
-        climbing at Adam's step of about ``learning_rate_init``."""
+        climbing at Adam's step of about ``learning_rate_init``; the output
+        weights at 0, whose random start would spread the log predictions by
+        about 1 around it (a deviance of half the mean, and more, a row)."""
         if self.out_activation_ != "exp":
             return
         mean = np.average(y, axis=0, weights=sample_weight) if sample_weight.any() else None
         if mean is None or not (mean > 0).any():
+            if incremental:
+                # the first batch of a stream, not all of y: the biases keep
+                # their random start, as MLPRegressor's
+                return
             raise ValueError(
                 "loss='poisson' needs targets that are not all 0 (with their sample "
                 "weights): a Poisson model of them would predict exp(-inf)"
             )
-        bias = self._network.named_params()["output.b"]
-        positive = mean > 0
-        bias[positive] = np.log(mean[positive]).astype(bias.dtype)
+        # a target that is 0 in every weighted row has no log of its mean: it starts as if
+        # one row held a count of 1, or the smallest positive value of y where that is
+        # less, rather than at its random bias's exp(about 0) = 1, which would take
+        # many epochs to climb down from
+        floor = min(1.0, y[y > 0].min()) / len(y)
+        params = self._network.named_params()
+        params["output.b"][:] = np.log(np.where(mean > 0, mean, floor))
+        # the first steps train these from the hidden layers' random start; the
+        # gradients reach the hidden layers once they are not 0
+        params["output.w"][:] = 0
 
     def _check_architecture_kept(self, incremental):
         super()._check_architecture_kept(incremental)

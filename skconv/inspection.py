@@ -874,7 +874,9 @@ class SaliencyDisplay:
             whole: each image shows its explained output's column.
         target : label, int, array-like of shape (n,) or None, default=None
             Classifier: the class whose logit is explained (None: the predicted
-            class). Regressor: the output index (None: 0).
+            class). Regressor: the output index (None: 0), whose network output
+            is explained: for ``loss='poisson'`` the log of the prediction, so
+            that Integrated Gradients' attributions add up to a log ratio.
         method : {'gradient', 'smoothgrad', 'integrated_gradients'}, default='gradient'
             How the saliency is computed; see the class description.
         n_samples : int, default=None

@@ -237,11 +237,32 @@ def test_half_poisson_deviance_is_mlp_regressors_loss_and_its_gradient_the_deriv
     assert abs(half_poisson_deviance(np.log(y + 1), y + 1, sw, sw.sum())[0]) < 1e-12
 
 
+@pytest.mark.parametrize("scale", [1e6, 1e9])
+def test_half_poisson_deviance_of_float32_large_counts_is_the_float64_deviance(scale):
+    # y z and y log y, each about y log y, cancel to a deviance of about 1/2 a
+    # row: summed in float32 their rounding outweighed it (32 for 0.44 at 1e9)
+    rng = np.random.default_rng(1)
+    mean = scale * rng.uniform(0.5, 2, size=(256, 2))
+    y = np.round(mean + np.sqrt(mean) * rng.standard_normal(mean.shape)).astype(np.float32)
+    z = np.log(mean).astype(np.float32)
+    sw = rng.uniform(size=256)
+    loss, dz = half_poisson_deviance(z.copy(), y, sw, sw.sum())
+    y64, mu = y.astype(np.float64), np.exp(z.astype(np.float64))
+    assert_allclose(loss, poisson_loss(y64, mu, sample_weight=sw), rtol=1e-6)
+    assert dz.dtype == np.float32
+    assert_allclose(dz, (mu - y64) * (sw / sw.sum())[:, None], rtol=1e-3, atol=1e-3)
+    # exp overflowing the model's dtype still makes the loss inf (the batch is not applied)
+    with np.errstate(over="ignore"):
+        overflow = half_poisson_deviance(np.full((1, 1), 89, np.float32),
+                                         np.ones((1, 1), np.float32), np.ones(1), 1.0)
+    assert overflow[0] == np.inf
+
+
 def test_poisson_fits_counts_with_an_exponential_output(counts):
     from sklearn.metrics import mean_poisson_deviance
     X, y, mean = counts
     reg = _fit_quiet(ConvNetRegressor(loss="poisson", conv_layers=(8,),
-                                      hidden_layer_sizes=(16,), max_iter=20, random_state=0),
+                                      hidden_layer_sizes=(16,), max_iter=30, random_state=0),
                      X[:600], y[:600])
     assert reg.out_activation_ == "exp"
     pred = reg.predict(X[600:])
@@ -278,6 +299,49 @@ def test_poisson_starts_from_the_mean_of_each_target(counts):
     assert_allclose(reg.intercepts_[-1], [np.log(y[450:].mean())], rtol=1e-5)
 
 
+def test_poisson_untrained_model_predicts_the_mean_on_every_row():
+    # with the biases at log(mean), the output weights' random start still
+    # spread the log predictions by about 1 (0.17 to 0.67 times a mean of 50):
+    # a deviance 60 times a constant's to start from, and the loss-curve check
+    # then called the steady descent from it a too large learning_rate_init
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 6, 6).astype(np.float32)
+    y = rng.poisson(50, size=200).astype(float)
+    small = dict(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,))
+    reg = _fit_quiet(ConvNetRegressor(max_iter=1, learning_rate_init=1e-12, random_state=0,
+                                      **small), X, y)
+    assert_allclose(reg.predict(X), y.mean(), rtol=1e-5)
+    for seed in (0, 1, 3):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ConvNetRegressor(max_iter=8, random_state=seed, **small).fit(X, y)
+        assert not [w for w in caught if "learning_rate_init" in str(w.message)]
+
+
+def test_poisson_starts_a_target_that_is_0_in_every_row_near_0_not_at_1():
+    # its mean has no log: at the random bias's exp(about 0) = 1 it took the
+    # loss over 10 times a constant prediction's, and the loss-curve check
+    # blamed learning_rate_init for the slow descent from there
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 6, 6).astype(np.float32)
+    y = np.c_[1e-6 * np.exp(X.reshape(300, -1)[:, :5].sum(axis=1) - 2.5), np.zeros(300)]
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=5, random_state=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg.fit(X, y)
+    assert not [w for w in caught if "learning_rate_init" in str(w.message)]
+    # as if one row held y's smallest positive value
+    assert_allclose(reg.intercepts_[-1][1], np.log(y[:, 0].min() / 300), rtol=0.1)
+    assert reg.predict(X)[:, 1].max() < 1e-6
+    # or a count of 1 where that is less: beside counts of a million, not 3,000
+    y[:, 0] = np.round(1e6 * np.exp(X.reshape(300, -1)[:, 0]))
+    reg = _fit_quiet(ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                                      max_iter=1, learning_rate_init=1e-12, random_state=2),
+                     X, y)
+    assert_allclose(reg.predict(X)[:, 1], 1 / 300, rtol=1e-5)
+
+
 def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts):
     X, y, _ = counts
     bad = y[:20].copy()
@@ -289,6 +353,11 @@ def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts)
     # a later batch of zeros is a valid batch of counts
     reg = ConvNetRegressor(loss="poisson", **SMALL).partial_fit(X[:20], y[:20])
     reg.partial_fit(X[20:40], np.zeros(20))
+    assert np.isfinite(reg.predict(X[:5])).all()
+    # and so is a first one: a stream of rare counts may well start with one
+    # (its mean has no log: the biases keep their random start)
+    reg = ConvNetRegressor(loss="poisson", **SMALL).partial_fit(X[20:40], np.zeros(20))
+    reg.partial_fit(X[:20], y[:20])
     assert np.isfinite(reg.predict(X[:5])).all()
     with pytest.raises(ValueError, match="targets >= 0"):
         reg.partial_fit(X[:20], bad)
@@ -324,3 +393,55 @@ def test_targets_whose_squared_errors_overflow_are_refused_naming_y(bright):
     # float64 computes them
     reg = _fit_quiet(ConvNetRegressor(**SMALL, dtype="float64"), X, y * 1e25)
     assert np.isfinite(reg.predict(X[:3])).all()
+
+
+@pytest.mark.parametrize("solver, lr, seed, early_stopping", [
+    ("sgd", 5.0, 0, False),    # fell back to an epoch whose log predictions pass 709.78
+    ("adam", 2.0, 1, True),    # scored exp(log predictions) = inf: r2_score raised
+])
+def test_poisson_divergence_judges_the_predictions_not_the_log_predictions(
+        solver, lr, seed, early_stopping):
+    # a diverging epoch can end with finite outputs whose exp overflows: the
+    # fallback weights and the validation score must see the predictions
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 6, 6).astype(np.float32)
+    y = rng.poisson(3 * np.exp(X.reshape(120, -1)[:, :5].sum(axis=1) - 2.5)).astype(float)
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=6, solver=solver, learning_rate_init=lr,
+                           random_state=seed, early_stopping=early_stopping)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reg.fit(X, y)
+        except ValueError as exc:  # no epoch with finite predictions: left unfitted
+            assert "Training diverged" in str(exc)
+            assert not hasattr(reg, "out_activation_")
+            return
+    assert any("Training diverged" in str(w.message) for w in caught)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("solver, lr, seed, max_iter", [
+    ("adam", 2.0, 1, 2),     # the second epoch's last step: back to the first epoch
+    ("sgd", 20.0, 2, 3),     # the third epoch's last step: back to the second
+])
+def test_poisson_fit_never_ends_on_weights_that_predict_inf(solver, lr, seed, max_iter):
+    # the last update of the last epoch has no later batch to see its loss: the
+    # log predictions it leaves can pass exp's overflow while staying finite
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 6, 6).astype(np.float32)
+    y = rng.poisson(3 * np.exp(X.reshape(120, -1)[:, :5].sum(axis=1) - 2.5)).astype(float)
+    reg = ConvNetRegressor(loss="poisson", conv_layers=(4,), hidden_layer_sizes=(8,),
+                           max_iter=max_iter, solver=solver, learning_rate_init=lr,
+                           random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            reg.fit(X, y)
+        except ValueError as exc:
+            assert f"Training diverged in epoch {max_iter}" in str(exc)
+            assert not hasattr(reg, "out_activation_")
+            return
+    assert any(f"Training diverged in epoch {max_iter}" in str(w.message) for w in caught)
+    assert reg.n_iter_ == len(reg.loss_curve_) == max_iter - 1
+    assert np.isfinite(reg.predict(X)).all()
