@@ -169,14 +169,17 @@ def _worker_pool(threads):
     (back to back, 230,000 either way; a 2-core VM, measured 2026-12-04).
     """
     pool = _POOL
+    executor = pool["executor"]
     if pool["pid"] != os.getpid() or pool["size"] < threads:
-        if pool["pid"] == os.getpid():
-            pool["executor"].shutdown(wait=False)
+        # the pool replaced is not shut down: another thread's prediction may
+        # hold it, about to submit its workers, which a shut-down pool refuses;
+        # its threads leave when the last caller drops it
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pool.update(pid=os.getpid(), size=threads, executor=ThreadPoolExecutor(
+        executor = ThreadPoolExecutor(
             threads, thread_name_prefix="skconv-pass", initializer=_bind_worker,
-            initargs=(iter(cpus) if len(cpus) >= threads else iter(()),)))
-    return pool["executor"]
+            initargs=(iter(cpus) if len(cpus) >= threads else iter(()),))
+        pool.update(pid=os.getpid(), size=threads, executor=executor)
+    return executor
 
 
 def _bind_worker(cpus):

@@ -587,6 +587,20 @@ def test_run_passes_stops_at_the_first_error_and_raises_it():
     pool.shutdown()
 
 
+def test_run_passes_from_many_threads_that_grow_the_pool_all_finish():
+    # a call needing more workers replaces the pool while others hold it,
+    # about to submit theirs: none may find it shut down
+    def job(i):
+        done = []
+        _engine.run_passes(done.append, iter([(k,) for k in range(8)]), 2 + i % 4)
+        return sorted(done)
+
+    _engine._POOL["pid"] = -1
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert all(done == list(range(8)) for done in pool.map(job, range(2000)))
+    _engine._POOL["pid"] = -1
+
+
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_fit_gives_identical_weights_with_1_and_2_threads(digits300, batch_norm):
     X, y = digits300
