@@ -21,7 +21,8 @@ import numpy as np
 
 from ._kernels import (_batchnorm, _conv, _depthwise, _elementwise, _gemm, _global_pool, _im2col,
                        _pool)
-from ._kernels._openmp_helpers import effective_n_threads, limit_this_thread
+from ._kernels import _openmp_helpers
+from ._kernels._openmp_helpers import limit_this_thread
 
 
 # The batch reductions of conv2d_backward (dw, db) are summed in at most this
@@ -82,6 +83,39 @@ TRAINING_SHARE = 4
 # The work of a pass that moves memory rather than multiplies (pooling, im2col,
 # batch norm), per element, in flops of about the same time.
 WORK_PER_ELEMENT = 32
+
+
+class _Forked(threading.local):
+    """Whether this thread is the one that forked this process (see
+    :func:`effective_n_threads`)."""
+
+    here = False
+
+
+_FORKED = _Forked()
+
+
+def _after_fork_in_child():
+    _FORKED.here = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def effective_n_threads():
+    """Threads a parallel kernel called from this thread would use now.
+
+    The OpenMP runtime's (what ``threadpoolctl`` and ``OMP_NUM_THREADS``
+    set), except in a child process on the thread that forked it: GNU
+    OpenMP keeps a thread's team of workers for its next parallel region,
+    and the child has the forking thread's team but none of its threads, so
+    a region of two threads there waits for them forever (``multiprocessing``
+    with the fork start method, after the parent fitted or predicted). That
+    thread runs its kernels on one thread, the same bits; threads the child
+    starts have teams of their own.
+    """
+    return 1 if _FORKED.here else _openmp_helpers.effective_n_threads()
 
 
 class _Training(threading.local):
