@@ -164,8 +164,9 @@ def run_passes(call, passes, threads):
         for item in passes:
             call(*item)
         return
-    lock = threading.Lock()
+    lock = threading.Condition()
     failed = []
+    busy = [0]  # passes being computed
 
     def worker():
         limit_this_thread(1)
@@ -173,16 +174,33 @@ def run_passes(call, passes, threads):
             while True:
                 with lock:
                     item = None if failed else next(passes, None)
-                if item is None:
-                    return
-                call(*item)
+                    if item is None:
+                        return
+                    busy[0] += 1
+                try:
+                    call(*item)
+                finally:
+                    with lock:
+                        busy[0] -= 1
+                        lock.notify_all()
         except BaseException as error:
             failed.append(error)
 
     pool = _worker_pool(threads)
-    futures = [pool.submit(worker) for _ in range(threads)]
-    for future in futures:
-        future.result()  # every worker has stopped before anything is raised
+    futures = []
+    try:
+        for _ in range(threads):
+            futures.append(pool.submit(worker))
+        for future in futures:
+            future.result()  # every worker has stopped before anything is raised
+    except BaseException as error:
+        # Ctrl-C (a signal) reaches this thread only, wherever it is, a submit
+        # included: the workers take no pass after it, and the call returns
+        # once the passes begun are done, not going on without it
+        with lock:
+            failed.append(error)
+            lock.wait_for(lambda: not busy[0])
+        raise
     if failed:
         raise failed[0]
 
