@@ -1,7 +1,7 @@
 """skconv: convolutional neural network estimators for scikit-learn."""
 
 try:
-    from ._kernels._openmp_helpers import effective_n_threads, openmp_enabled
+    from ._kernels._openmp_helpers import openmp_enabled
 except ImportError as exc:  # e.g. a source checkout without built extensions
     from ._build_check import raise_not_built
 
@@ -13,6 +13,7 @@ from ._classifier import ConvNetClassifier  # noqa: E402
 from ._regressor import ConvNetRegressor  # noqa: E402
 from ._kernels import _gemm  # noqa: E402
 from .ops import SIMD_PATHS, simd_path  # noqa: E402
+from ._engine import effective_n_threads  # noqa: E402
 from . import architectures  # noqa: E402,F401  (skconv.architectures after import skconv)
 
 

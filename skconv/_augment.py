@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from ._kernels import _augment
-from ._kernels._openmp_helpers import effective_n_threads
+from ._engine import effective_n_threads
 
 __all__ = ["check_augment", "draw_transforms", "augment_batch", "gather_images", "Transforms"]
 

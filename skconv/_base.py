@@ -887,6 +887,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def _dtype(self):
         return np.dtype(self.dtype)
 
+    def _model_dtype(self):
+        """The fitted network's dtype, which its images and outputs take: a
+        ``set_params(dtype=...)`` since applies from the next fit."""
+        return self._network.dtype
+
     def _signal(self, fitted=True):
         """Whether the model reads series: ``input_shape`` (``input_shape_`` once
         fitted) is ``(length, channels)``."""
@@ -1204,9 +1209,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             X = X.toarray()
         h, w, c = self._hwc
         x = X.reshape(X.shape[0], h, w, c).transpose(0, 3, 1, 2)
-        x = np.ascontiguousarray(x, dtype=self._dtype())
+        x = np.ascontiguousarray(x, dtype=self._model_dtype())
         if self.input_scale is not None:  # a new array: x may be a view of X
-            x = x / self._dtype().type(self.input_scale)
+            x = x / x.dtype.type(self.input_scale)
         return x
 
     def _batch_source(self, X, batch_size, train_rows=None):
@@ -1789,7 +1794,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 images = self._row_images(X[where])
                 if images is None:  # NaN or infinity: validation says where, in the user's terms
                     self._validate_input(X, reset=False)
-                    _data.check_block(X[where], where.start, dtype=self._dtype())
+                    _data.check_block(X[where], where.start, dtype=self._model_dtype())
             return self._network.forward_fast(images, stop=stop)
 
         if passes == 1 and plain:  # a row or two: the fewest steps
@@ -1807,7 +1812,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if isinstance(where, slice):  # every row, in order
                 return outputs(where, images)
             items = iter([(where, images)])
-        out = np.empty((n, self.n_outputs_ if width is None else width), dtype=self._dtype())
+        out = np.empty((n, self.n_outputs_ if width is None else width),
+                       dtype=self._model_dtype())
 
         def forward(where, images):
             out[where] = outputs(where, images)
@@ -1825,7 +1831,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             return
         h, w, c = self._hwc
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
-        yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._dtype(),
+        yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._model_dtype(),
                                 self.input_scale, positions, fresh)
 
     def _rows_per_pass(self):
@@ -1874,7 +1880,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """Float rows as the network's images, what :meth:`_to_nchw` gives, or
         None if one holds NaN or infinity (checked while copying)."""
         h, w, c = self._hwc
-        images = np.empty((rows.shape[0], c, h, w), dtype=self._dtype())
+        images = np.empty((rows.shape[0], c, h, w), dtype=self._model_dtype())
         if not _boundary.rows_to_images(np.ascontiguousarray(rows), images):
             return None
         if self.input_scale is not None:

@@ -21,7 +21,8 @@ import numpy as np
 
 from ._kernels import (_batchnorm, _conv, _depthwise, _elementwise, _gemm, _global_pool, _im2col,
                        _pool)
-from ._kernels._openmp_helpers import effective_n_threads, limit_this_thread
+from ._kernels import _openmp_helpers
+from ._kernels._openmp_helpers import limit_this_thread
 
 
 # The batch reductions of conv2d_backward (dw, db) are summed in at most this
@@ -84,6 +85,39 @@ TRAINING_SHARE = 4
 WORK_PER_ELEMENT = 32
 
 
+class _Forked(threading.local):
+    """Whether this thread is the one that forked this process (see
+    :func:`effective_n_threads`)."""
+
+    here = False
+
+
+_FORKED = _Forked()
+
+
+def _after_fork_in_child():
+    _FORKED.here = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def effective_n_threads():
+    """Threads a parallel kernel called from this thread would use now.
+
+    The OpenMP runtime's (what ``threadpoolctl`` and ``OMP_NUM_THREADS``
+    set), except in a child process on the thread that forked it: GNU
+    OpenMP keeps a thread's team of workers for its next parallel region,
+    and the child has the forking thread's team but none of its threads, so
+    a region of two threads there waits for them forever (``multiprocessing``
+    with the fork start method, after the parent fitted or predicted). That
+    thread runs its kernels on one thread, the same bits; threads the child
+    starts have teams of their own.
+    """
+    return 1 if _FORKED.here else _openmp_helpers.effective_n_threads()
+
+
 class _Training(threading.local):
     active = False
 
@@ -130,8 +164,9 @@ def run_passes(call, passes, threads):
         for item in passes:
             call(*item)
         return
-    lock = threading.Lock()
+    lock = threading.Condition()
     failed = []
+    busy = [0]  # passes being computed
 
     def worker():
         limit_this_thread(1)
@@ -139,16 +174,33 @@ def run_passes(call, passes, threads):
             while True:
                 with lock:
                     item = None if failed else next(passes, None)
-                if item is None:
-                    return
-                call(*item)
+                    if item is None:
+                        return
+                    busy[0] += 1
+                try:
+                    call(*item)
+                finally:
+                    with lock:
+                        busy[0] -= 1
+                        lock.notify_all()
         except BaseException as error:
             failed.append(error)
 
     pool = _worker_pool(threads)
-    futures = [pool.submit(worker) for _ in range(threads)]
-    for future in futures:
-        future.result()  # every worker has stopped before anything is raised
+    futures = []
+    try:
+        for _ in range(threads):
+            futures.append(pool.submit(worker))
+        for future in futures:
+            future.result()  # every worker has stopped before anything is raised
+    except BaseException as error:
+        # Ctrl-C (a signal) reaches this thread only, wherever it is, a submit
+        # included: the workers take no pass after it, and the call returns
+        # once the passes begun are done, not going on without it
+        with lock:
+            failed.append(error)
+            lock.wait_for(lambda: not busy[0])
+        raise
     if failed:
         raise failed[0]
 
@@ -169,14 +221,17 @@ def _worker_pool(threads):
     (back to back, 230,000 either way; a 2-core VM, measured 2026-12-04).
     """
     pool = _POOL
+    executor = pool["executor"]
     if pool["pid"] != os.getpid() or pool["size"] < threads:
-        if pool["pid"] == os.getpid():
-            pool["executor"].shutdown(wait=False)
+        # the pool replaced is not shut down: another thread's prediction may
+        # hold it, about to submit its workers, which a shut-down pool refuses;
+        # its threads leave when the last caller drops it
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pool.update(pid=os.getpid(), size=threads, executor=ThreadPoolExecutor(
+        executor = ThreadPoolExecutor(
             threads, thread_name_prefix="skconv-pass", initializer=_bind_worker,
-            initargs=(iter(cpus) if len(cpus) >= threads else iter(()),)))
-    return pool["executor"]
+            initargs=(iter(cpus) if len(cpus) >= threads else iter(()),))
+        pool.update(pid=os.getpid(), size=threads, executor=executor)
+    return executor
 
 
 def _bind_worker(cpus):

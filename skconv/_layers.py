@@ -137,7 +137,9 @@ class Layer:
             delattr(self, name)
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        # a copy first (one step under the GIL): a prediction in another thread
+        # may set a cache of the layer while this reads its attributes
+        return {k: v for k, v in self.__dict__.copy().items() if not k.startswith("_")}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.__getstate__().items())

@@ -153,15 +153,18 @@ class Network:
         self._fast_plans = {}
         self.params = params
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
-        views = [({}, {}) for _ in self.nodes]
+        for node, p, g in zip(self.nodes, self._views(params), self._views(self.grads)):
+            node.layer.bind(p, g)
+
+    def _views(self, flat):
+        """Per node, ``{name: view}`` of the flat array ``flat`` in the parameters' layout."""
+        views = [{} for _ in self.nodes]
         offset = 0
         for i, name, shape, _ in self._layout:
             size = int(np.prod(shape))
-            views[i][0][name] = params[offset:offset + size].reshape(shape)
-            views[i][1][name] = self.grads[offset:offset + size].reshape(shape)
+            views[i][name] = flat[offset:offset + size].reshape(shape)
             offset += size
-        for node, (p, g) in zip(self.nodes, views):
-            node.layer.bind(p, g)
+        return views
 
     def param_arrays(self):
         """List of ``(node_index, name, view)`` for every parameter, in node order."""
@@ -345,7 +348,8 @@ class Network:
         (:meth:`backward` stops at the first layer with parameters): batch norm
         uses its running statistics and dropout is the identity, as in
         :meth:`forward_fast`. Nothing of the model changes: the running
-        statistics are not updated and ``grads`` is left as it was.
+        statistics are not updated and ``grads`` is left as it was. Threads
+        may call it at once.
 
         Parameters
         ----------
@@ -365,12 +369,17 @@ class Network:
         if isinstance(start, (int, np.integer)):  # x enters layers[start]
             start = self.nodes[start - 1].name if start else None
         first, last = self._span(start, stop)
-        saved_grads = self.grads.copy()  # layers write their dw on the way down
+        # the layers' training paths keep their inputs and buffers on the layer
+        # and write their dw into grads: each call runs copies of its own, so
+        # that threads may call it at once and the model is left as it was
+        dws = self._views(np.empty_like(self.grads))
         # copies: activations work in place on their input and on dy
         values = {start or INPUT: np.array(x, dtype=self.dtype)}
         backwards = []
-        for node in self.nodes[first:last]:
-            y, back = _inference_step(node.layer, [values[name] for name in node.inputs])
+        for i in range(first, last):
+            node = self.nodes[i]
+            layer = _private_copy(node.layer, dws[i])
+            y, back = _inference_step(layer, [values[name] for name in node.inputs])
             values[node.name] = y
             backwards.append((node, back))
         grads = {backwards[-1][0].name: np.array(dy, dtype=self.dtype)}
@@ -378,7 +387,6 @@ class Network:
             dxs = back(grads.pop(node.name))
             for name, dx in zip(node.inputs, dxs):
                 grads[name] = dx if name not in grads else grads[name] + dx
-        self.grads[...] = saved_grads
         return np.array(grads[start or INPUT])
 
     def _span(self, start, stop):
@@ -460,6 +468,17 @@ class Sequential(Network):
                               for i, layer in enumerate(layers)]
             state.pop("_steps_cache", None)
         super().__setstate__(state)
+
+
+def _private_copy(layer, grads):
+    """``layer`` sharing its parameters, with the gradient views ``grads`` and
+    no training buffers of its own: what its forward and backward cache or
+    write stays on the copy."""
+    clone = object.__new__(type(layer))  # not copy.copy: it would keep only the pickled state
+    clone.__dict__.update(layer.__dict__)
+    clone.release_buffers()
+    clone.bind({}, grads)
+    return clone
 
 
 def _inference_step(layer, xs):

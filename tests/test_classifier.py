@@ -97,6 +97,20 @@ def test_float64_dtype_trains_in_float64(small_digits):
     assert all(c.dtype == np.float64 for c in clf.coefs_)
 
 
+def test_a_dtype_set_after_fit_applies_from_the_next_fit(small_digits):
+    # predict feeds the fitted network its own dtype (the kernels take one
+    # dtype for images and weights), not the one the parameter says now
+    X, y = small_digits
+    clf = _fit_quiet(ConvNetClassifier(**{**SMALL, "max_iter": 1}), X, y)
+    proba, embedding = clf.predict_proba(X), clf.transform(X)
+    clf.set_params(dtype="float64")
+    assert_array_equal(clf.predict_proba(X), proba)
+    assert_array_equal(clf.predict_proba(X[:1]), proba[:1])
+    assert_array_equal(clf.transform(X), embedding)
+    assert clf.transform(X).dtype == np.float32
+    assert clf.fit(X, y).coefs_[0].dtype == np.float64
+
+
 def test_pipeline_and_grid_search_with_two_jobs_pick_a_model(small_digits):
     pipe = Pipeline([("scale", FunctionTransformer(lambda X: X * 2.0 - 1.0)),
                      ("net", ConvNetClassifier(hidden_layer_sizes=(16,), max_iter=4,

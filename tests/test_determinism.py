@@ -9,9 +9,11 @@ into ``fit`` or ``predict`` shows, and under every SIMD path this CPU runs.
 
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -585,6 +587,49 @@ def test_run_passes_stops_at_the_first_error_and_raises_it():
     assert _engine._worker_pool(2) is not pool
     assert _engine._POOL["pid"] == os.getpid()
     pool.shutdown()
+
+
+def test_run_passes_interrupted_in_its_callers_thread_stops_its_workers():
+    # Ctrl-C during a long prediction reaches the calling thread only: the
+    # workers must stop too, not go on through the passes left after it returned
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    done = []
+
+    def call(k):
+        if k == 3:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        time.sleep(0.001)
+        done.append(k)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with pytest.raises(Interrupted):
+            _engine.run_passes(call, iter([(k,) for k in range(1000)]), 2)
+            time.sleep(10)  # the signal lands here if it missed the call
+        ran = len(done)
+        time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(done) == ran < 1000
+
+
+def test_run_passes_from_many_threads_that_grow_the_pool_all_finish():
+    # a call needing more workers replaces the pool while others hold it,
+    # about to submit theirs: none may find it shut down
+    def job(i):
+        done = []
+        _engine.run_passes(done.append, iter([(k,) for k in range(8)]), 2 + i % 4)
+        return sorted(done)
+
+    _engine._POOL["pid"] = -1
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert all(done == list(range(8)) for done in pool.map(job, range(2000)))
+    _engine._POOL["pid"] = -1
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])

@@ -1,6 +1,7 @@
 """Layers and the loss, each against a plain reference or finite differences (float64)."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -309,3 +310,20 @@ def test_one_pass_add_and_relu_gradient_have_numpys_bits(dtype, threads):
         strided[...] = dy
         _engine.relu_backward(strided, y)
         assert_array_equal(wide[..., ::2], expected)
+
+
+def test_a_layer_pickles_while_another_thread_sets_its_caches():
+    # a model saved while another thread runs its first prediction: that sets
+    # the layers' caches (_g, _plans) as pickling reads their attributes. A
+    # key that sets one when read stands in for the other thread.
+    layer = Dense(3)
+    layer.build((4,))
+
+    class SetsACache(str):
+        def startswith(self, prefix, *args):
+            layer._plans = {}
+            return str.startswith(self, prefix, *args)
+
+    layer.__dict__[SetsACache("_cache")] = None
+    restored = pickle.loads(pickle.dumps(layer))
+    assert vars(restored) == layer.__getstate__() and restored.units == 3

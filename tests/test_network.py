@@ -1,5 +1,6 @@
 """The sequential network (flat parameters, whole-net gradients) and the optimizers."""
 
+import concurrent.futures
 import pickle
 
 import numpy as np
@@ -240,6 +241,23 @@ def test_input_gradient_matches_finite_differences_of_the_inference_function(mak
     dy = rng.standard_normal((3,) + net.output_shape)
     numeric = numerical_gradient(lambda: float(np.sum(dy * net.forward_fast(x.copy()))), x)
     assert_allclose(net.input_gradient(x, dy), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_input_gradient_from_many_threads_at_once_gives_the_bits_of_one_call():
+    # the layers' training paths keep their inputs on the layer: calls at once
+    # on one model (an explanation service's threads) must not share them
+    net = _net_with_batch_norm_and_dropout()
+    rng = np.random.RandomState(7)
+    xs = rng.standard_normal((8, 2) + net.input_shape)
+    dys = rng.standard_normal((8, 2) + net.output_shape)
+    expected = [net.input_gradient(x, dy) for x, dy in zip(xs, dys)]
+    net.grads[:] = rng.standard_normal(net.n_params)
+    grads = net.grads.copy()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda k: net.input_gradient(xs[k % 8], dys[k % 8]), range(400)))
+    for k, dx in enumerate(got):
+        assert_array_equal(dx, expected[k % 8])
+    assert_array_equal(net.grads, grads)
 
 
 def test_input_gradient_from_an_inner_layer_is_the_gradient_wrt_its_feature_maps():

@@ -103,3 +103,45 @@ def test_a_product_with_fewer_row_blocks_than_threads_splits_its_columns_too():
         assert _engine.matmul_plan(1, 10, 4096)[:2] == (1, 1)  # one row: one block
     with threadpool_limits(1):
         assert _engine.matmul_plan(64, 1024, 4096)[:2] == (1, 1)
+
+
+@pytest.mark.skipif(not skconv.openmp_enabled() or not hasattr(os, "fork"),
+                    reason="built without OpenMP, or no fork")
+def test_a_forked_child_runs_the_kernels_without_waiting_for_its_parents_threads():
+    # multiprocessing's fork start method after the parent ran a region of two
+    # threads: the child has the forking thread's OpenMP team, not its threads
+    code = """if True:
+        import os, signal, threading
+        import numpy as np
+        from skconv import _engine
+        _engine.MIN_WORK_PER_THREAD = 1
+        a = np.random.default_rng(0).standard_normal((512, 64)).astype(np.float32)
+        b = np.ones((64, 64), np.float32)
+        assert _engine.threads_for(16, 1e9) == 2
+        expected = _engine.matmul(a, b)
+
+        def others():
+            status = []
+            t = threading.Thread(target=lambda: status.append(
+                (_engine.effective_n_threads(), _engine.matmul(a, b).tobytes())))
+            t.start()
+            t.join()
+            return status[0]
+
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hang ends the child, by this signal
+            same = _engine.matmul(a, b).tobytes() == expected.tobytes()
+            threads, bits = others()
+            os._exit(0 if same and threads == 2 and bits == expected.tobytes() else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child", "signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status)
+              else "exit %d" % os.WEXITSTATUS(status))
+        print("parent threads", _engine.effective_n_threads())
+    """
+    here = os.path.dirname(os.path.dirname(skconv.__file__))
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": here, "OMP_NUM_THREADS": "2"},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["child exit 0", "parent threads 2"]
