@@ -1878,14 +1878,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                        if isinstance(node.layer, Activation)]
         n = len(stops)
         k = self.embedding_layer
-        if not -n <= k < n:
+        # read at transform time, so a value set after fit is checked here, not by fit
+        if not isinstance(k, Integral) or not -n <= k < n:
+            hidden = (f"1 .. {n - 1} for the hidden dense layers" if n > 1
+                      else "no hidden dense layer")
             raise ValueError(
-                f"embedding_layer={k!r} must be in [{-n}, {n - 1}]: the network has {n} "
-                f"embedding layer(s), 0 for the conv blocks' output and 1 .. {n - 1} "
-                f"for the hidden dense layers (hidden_layer_sizes="
-                f"{self.hidden_layer_sizes!r})"
+                f"embedding_layer={k!r} must be an int in [{-n}, {n - 1}]: the network "
+                f"has {n} embedding layer(s), 0 for the conv blocks' output and {hidden} "
+                f"(hidden_layer_sizes={self.hidden_layer_sizes!r})"
             )
-        return stops[k]
+        return stops[int(k)]
 
     @property
     def _n_features_out(self):
