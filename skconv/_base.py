@@ -878,11 +878,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         try:
             return Network(nodes, (c, h, w), self._dtype())
         except ValueError as error:
-            if not signal:
-                raise
-            # the layers know the length they read; X's own is said in X's terms
-            raise ValueError(f"{error} (X holds series of length {w}, n_features={w * c} "
-                             f"in {c} channel{'s' if c > 1 else ''})") from None
+            # the layers know the size they read; X's own is said in X's terms (2D
+            # rows of n values that are not a square are images of one row)
+            if signal:
+                raise ValueError(f"{error} (X holds series of length {w}, n_features="
+                                 f"{w * c} in {c} channel{'s' if c > 1 else ''})") from None
+            raise ValueError(f"{error} (X holds images of shape {(h, w, c)}, n_features="
+                             f"{h * w * c})") from None
 
     def _dtype(self):
         return np.dtype(self.dtype)
