@@ -1393,7 +1393,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if not continuing:
             self._init_output(y, sample_weight)
         h, w, c = self._hwc
-        augment = check_augment(self.augment, (c, h, w), series=self._signal())
+        augment = check_augment(self.augment, (c, h, w), series=self._signal(),
+                                dtype=self._dtype())
         # augmentation draws from its own stream, so that augment=None fits keep
         # the shuffling (and the bits) they had before augmentation existed
         aug_rng = (None if augment is None

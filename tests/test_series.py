@@ -275,6 +275,8 @@ def test_series_augmentation_draws_shift_amplitude_and_relative_noise():
                      r"'noise'\] \('rotate' is for images\)"),
     ({"noise": -1}, r"augment\['noise'\]=-1 must be a number >= 0"),
     ({"shift": 40}, r"augment\['shift'\]=40 can move a series of length 40 out of view"),
+    # infinite in float32: every series NaN, and the learning rate was blamed
+    ({"noise": 1e39}, r"augment\['noise'\]=1e\+39 is beyond float32's range"),
 ])
 def test_series_augmentation_refuses_image_keys_and_bad_values(augment, match):
     X, y = _series()
