@@ -47,7 +47,7 @@ SERIES_AUGMENT_KEYS = ("shift", "scale", "noise")
 _COPY_BYTES_PER_THREAD = 1 << 20
 
 
-def check_augment(augment, image_shape=None, series=False):
+def check_augment(augment, image_shape=None, series=False, dtype=None):
     """Validate the ``augment`` parameter.
 
     Parameters
@@ -68,6 +68,9 @@ def check_augment(augment, image_shape=None, series=False):
         view entirely.
     series : bool, default=False
         The samples are series: images of one row whose width is time.
+    dtype : numpy dtype, optional
+        The model's: when given, ``noise`` must be finite in it, in which the
+        noise is drawn and added.
 
     Returns
     -------
@@ -143,6 +146,13 @@ def check_augment(augment, image_shape=None, series=False):
             raise ValueError(
                 f"augment['noise']={noise!r} must be a number >= 0 (the noise's standard "
                 "deviation relative to each channel's, e.g. 0.05)"
+            )
+        if dtype is not None and noise > np.finfo(dtype).max:
+            # cast to the model's dtype, the noise is infinite: every series NaN
+            raise ValueError(
+                f"augment['noise']={noise!r} is beyond {np.dtype(dtype).name}'s range, in "
+                "which the noise is drawn (it is relative to each channel's standard "
+                "deviation, e.g. 0.05)"
             )
         spec["noise"] = float(noise)
     else:

@@ -493,32 +493,34 @@ def _check_keys(entry, allowed, name, required, what):
         )
 
 
-def _as_pair(value, name, block, minimum):
-    """Check an int or pair of ints >= minimum; ``name=value`` appear in the error."""
+def _as_pair(value, name, block, minimum, signal=False):
+    """Check an int or pair of ints >= minimum (for series, ``signal``: an int);
+    ``name=value`` appear in the error."""
+    if signal and np.ndim(value) != 0:
+        # a pair (or a list of one) would be refused for series anyway: say so first
+        raise ValueError(
+            f"{name}={value!r} in {block} must be an int for series (input_shape="
+            "(length, channels)): kernel sizes, strides, dilations, paddings and "
+            "pool sizes count time steps"
+        )
     pair = (value, value) if np.ndim(value) == 0 else tuple(value)
     if len(pair) != 2 or not all(
         isinstance(v, Integral) and not isinstance(v, bool) and v >= minimum for v in pair
     ):
         raise ValueError(
-            f"{name}={value!r} in {block} must be an int >= {minimum} or a pair of them"
+            f"{name}={value!r} in {block} must be an int >= {minimum}"
+            + (" (time steps)" if signal else " or a pair of them")
         )
     return value
 
 
-def _along_time(spec, keys, name):
-    """A series' conv or pooling settings as those of an image of one row:
-    each of ``keys`` an int along time -> ``(1, value)`` (padding ``(0, value)``)."""
+def _along_time(spec, keys):
+    """A series' conv or pooling settings, checked by :func:`_as_pair`, as those
+    of an image of one row: each of ``keys`` an int along time -> ``(1, value)``
+    (padding ``(0, value)``)."""
     for key in keys:
-        value = spec[key]
-        if isinstance(value, str):
-            continue
-        if np.ndim(value) != 0:
-            raise ValueError(
-                f"{key}={value!r} in {name} must be an int for series (input_shape="
-                "(length, channels)): kernel sizes, strides, dilations, paddings and "
-                "pool sizes count time steps"
-            )
-        spec[key] = (0 if key == "padding" else 1, value)
+        if not isinstance(spec[key], str):
+            spec[key] = (0 if key == "padding" else 1, spec[key])
     return spec
 
 
@@ -720,9 +722,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             else:
                 name = f"conv block {i}"
                 block.update(self._conv_spec(entry, name, _BLOCK_KEYS, signal), kind="conv")
-            _as_pair(block["pool_size"], "pool_size", name, 1)
+            _as_pair(block["pool_size"], "pool_size", name, 1, signal)
             if signal:
-                _along_time(block, ("pool_size",), name)
+                _along_time(block, ("pool_size",))
             if block["pool"] not in ("max", "avg", None):
                 raise ValueError(
                     f"pool={block['pool']!r} in {name} must be 'max', 'avg' or None"
@@ -752,16 +754,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"filters={filters!r} in {name} must be a positive int "
                 f"(conv_layers entries are an int, (filters, kernel_size) or a dict)"
             )
-        _as_pair(spec["kernel_size"], "kernel_size", name, 1)
-        _as_pair(spec["stride"], "stride", name, 1)
-        _as_pair(spec["dilation"], "dilation", name, 1)
+        _as_pair(spec["kernel_size"], "kernel_size", name, 1, signal)
+        _as_pair(spec["stride"], "stride", name, 1, signal)
+        _as_pair(spec["dilation"], "dilation", name, 1, signal)
         if spec["padding"] not in ("same", "valid"):
             if isinstance(spec["padding"], str):
                 raise ValueError(
                     f"padding={spec['padding']!r} in {name} must be 'same', 'valid', "
                     "an int >= 0 or a pair of them"
                 )
-            _as_pair(spec["padding"], "padding", name, 0)
+            _as_pair(spec["padding"], "padding", name, 0, signal)
         groups = spec["groups"]
         if not isinstance(groups, Integral) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"groups={groups!r} in {name} must be a positive int")
@@ -773,7 +775,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 "separable convolution's depthwise part has one group per channel"
             )
         if signal:
-            _along_time(spec, ("kernel_size", "stride", "dilation", "padding"), name)
+            _along_time(spec, ("kernel_size", "stride", "dilation", "padding"))
         return spec
 
     def _build_network(self, n_outputs):
@@ -878,11 +880,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         try:
             return Network(nodes, (c, h, w), self._dtype())
         except ValueError as error:
-            if not signal:
-                raise
-            # the layers know the length they read; X's own is said in X's terms
-            raise ValueError(f"{error} (X holds series of length {w}, n_features={w * c} "
-                             f"in {c} channel{'s' if c > 1 else ''})") from None
+            # the layers know the size they read; X's own is said in X's terms (2D
+            # rows of n values that are not a square are images of one row)
+            if signal:
+                raise ValueError(f"{error} (X holds series of length {w}, n_features="
+                                 f"{w * c} in {c} channel{'s' if c > 1 else ''})") from None
+            raise ValueError(f"{error} (X holds images of shape {(h, w, c)}, n_features="
+                             f"{h * w * c})") from None
 
     def _dtype(self):
         return np.dtype(self.dtype)
@@ -1404,7 +1408,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if not continuing:
             self._init_output(y, sample_weight, incremental)
         h, w, c = self._hwc
-        augment = check_augment(self.augment, (c, h, w), series=self._signal())
+        augment = check_augment(self.augment, (c, h, w), series=self._signal(),
+                                dtype=self._dtype())
         # augmentation draws from its own stream, so that augment=None fits keep
         # the shuffling (and the bits) they had before augmentation existed
         aug_rng = (None if augment is None
@@ -1903,14 +1908,16 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                        if isinstance(node.layer, Activation)]
         n = len(stops)
         k = self.embedding_layer
-        if not -n <= k < n:
+        # read at transform time, so a value set after fit is checked here, not by fit
+        if not isinstance(k, Integral) or not -n <= k < n:
+            hidden = (f"1 .. {n - 1} for the hidden dense layers" if n > 1
+                      else "no hidden dense layer")
             raise ValueError(
-                f"embedding_layer={k!r} must be in [{-n}, {n - 1}]: the network has {n} "
-                f"embedding layer(s), 0 for the conv blocks' output and 1 .. {n - 1} "
-                f"for the hidden dense layers (hidden_layer_sizes="
-                f"{self.hidden_layer_sizes!r})"
+                f"embedding_layer={k!r} must be an int in [{-n}, {n - 1}]: the network "
+                f"has {n} embedding layer(s), 0 for the conv blocks' output and {hidden} "
+                f"(hidden_layer_sizes={self.hidden_layer_sizes!r})"
             )
-        return stops[k]
+        return stops[int(k)]
 
     @property
     def _n_features_out(self):

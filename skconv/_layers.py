@@ -243,7 +243,9 @@ class Conv2D(Layer):
                 if size + 2 * p < span:
                     raise ValueError(
                         f"kernel_size={k} (dilation={d}, padding={p}) does not fit "
-                        f"input of {axis} {size} in {self.name}"
+                        f"input of {axis} {size} in {self.name}: use a smaller kernel or "
+                        "dilation, more padding ('same'), fewer poolings or strides "
+                        "before it, or larger images"
                     )
                 o = (size + 2 * p - span) // s + 1
             pads.append(p)

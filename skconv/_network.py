@@ -9,6 +9,8 @@ it, batch norm folded into the weights at inference) is decided once, by the
 rules of :mod:`skconv._plan`, into the steps that training and inference run.
 """
 
+import math
+
 import numpy as np
 
 from ._losses import softmax_cross_entropy
@@ -99,8 +101,16 @@ class Network:
                  for name, shape, is_w in node.layer.param_specs()]
         # weights first, then biases: stable sort on "is a bias"
         self._layout = sorted(specs, key=lambda s: not s[3])
-        self.n_weights = sum(int(np.prod(s[2])) for s in specs if s[3])
-        self.n_params = sum(int(np.prod(s[2])) for s in specs)
+        # Python ints: np.prod's int64 wraps around for a huge kernel or layer
+        self.n_weights = sum(math.prod(s[2]) for s in specs if s[3])
+        self.n_params = sum(math.prod(s[2]) for s in specs)
+        if self.n_params * np.dtype(self.dtype).itemsize > np.iinfo(np.intp).max:
+            i, name, shape, _ = max(specs, key=lambda s: math.prod(s[2]))
+            node = self.nodes[i]
+            raise ValueError(
+                f"{getattr(node.layer, 'name', node.name)} would hold {math.prod(shape):.3g} "
+                f"parameters ({name} of shape {shape}): more than any memory holds"
+            )
         # a node needs to compute dx only if some node it depends on has parameters
         has_params = {INPUT: False}
         self.need_dx = []

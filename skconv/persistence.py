@@ -46,9 +46,29 @@ def _skops_io():
     return skops.io
 
 
+def _estimators(model):
+    """``model`` and the objects among its parameters (a Pipeline's steps, ...),
+    each once."""
+    params = model.get_params(deep=True).values() if hasattr(model, "get_params") else ()
+    return list({id(obj): obj for obj in (model, *params)}.values())
+
+
 def dump(model, file):
-    """Save ``model`` with ``skops.io.dump`` (no pickle inside)."""
-    _skops_io().dump(model, file)
+    """Save ``model`` with ``skops.io.dump`` (no pickle inside).
+
+    Callbacks set with ``set_callbacks`` (on ``model`` or on a step of it) are
+    not saved: they observe a fit and hold its run (a ``ScoringMonitor``'s
+    log, a ``ProgressBar``'s listeners), which is not the model, and their
+    types are not skconv's, so :func:`load` would refuse the file. ``model``
+    keeps them.
+    """
+    held = [est for est in _estimators(model) if "_skl_callbacks" in getattr(est, "__dict__", {})]
+    callbacks = [est.__dict__.pop("_skl_callbacks") for est in held]
+    try:
+        _skops_io().dump(model, file)
+    finally:
+        for est, kept in zip(held, callbacks):
+            est._skl_callbacks = kept
 
 
 def load(file):

@@ -1,5 +1,6 @@
 """skconv.architectures: published networks as estimator parameters."""
 
+import re
 import warnings
 
 import numpy as np
@@ -92,3 +93,15 @@ def test_grid_search_over_architectures_conv_layers():
     assert len(search.cv_results_["params"]) == 2
     # 7 or 13 convolutions, 2 shortcuts and the output layer, plus one (the input)
     assert search.best_estimator_.n_layers_ in (11, 17)
+
+
+@pytest.mark.parametrize("X, block, height, shape", [
+    (np.zeros((4, 8, 8)), 2, 2, (8, 8, 1)),  # the first pooling leaves 2x2 maps
+    (np.zeros((4, 30)), 1, 1, (1, 30, 1)),  # rows that are not a square: images of one row
+])
+def test_lenet5_on_too_small_images_names_the_images_of_x(X, block, height, shape):
+    with pytest.raises(ValueError, match=(
+            rf"kernel_size=5 .* does not fit input of height {height} in conv block {block}: "
+            rf"use a smaller kernel .* \(X holds images of shape {re.escape(str(shape))}, "
+            rf"n_features={X[0].size}\)")):
+        ConvNetClassifier(**lenet5()).fit(X, np.arange(4) % 2)

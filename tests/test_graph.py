@@ -510,6 +510,19 @@ def test_bad_block_specs_are_refused_naming_the_block(entry, message):
         ConvNetClassifier(conv_layers=(entry,), max_iter=1).fit(X, np.arange(10) % 2)
 
 
+@pytest.mark.parametrize("params, message", [
+    # 4 x 1 x 2**31 x 2**31 weights: np.prod's int64 wrapped to 0
+    (dict(conv_layers=({"filters": 4, "kernel_size": 2**31},)),
+     r"conv block 1 would hold 1.84e\+19 parameters \(w of shape \(4, 1, 2147483648, "),
+    (dict(conv_layers=(), hidden_layer_sizes=(2**62,)),
+     r"dense1 would hold 2.95e\+20 parameters \(w of shape \(64, 4611686018427387904\)"),
+])
+def test_a_layer_too_large_for_any_memory_is_refused_naming_it(params, message):
+    X = np.random.RandomState(0).standard_normal((10, 8, 8))
+    with pytest.raises(ValueError, match=message):
+        ConvNetClassifier(max_iter=1, **params).fit(X, np.arange(10) % 2)
+
+
 def test_global_pool_is_validated_and_allows_no_hidden_layer():
     X = np.random.RandomState(0).standard_normal((12, 8, 8))
     y = np.arange(12) % 2

@@ -69,3 +69,29 @@ def test_a_regressor_loaded_securely_predicts_identically(tmp_path):
     path = tmp_path / "regressor.skops"
     persistence.dump(model, path)
     np.testing.assert_array_equal(persistence.load(path).predict(X), model.predict(X))
+
+
+def test_a_model_fitted_with_callbacks_is_saved_without_them_and_loads(tmp_path):
+    callback = pytest.importorskip("sklearn.callback")
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = load_digits(return_X_y=True)
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    model = make_pipeline(FunctionTransformer(), ConvNetClassifier(
+        (2,), (4,), max_iter=1, random_state=0).set_callbacks(monitor))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:60] / 16, y[:60])
+    for saved in (model, model[-1]):
+        path = tmp_path / "model.skops"
+        persistence.dump(saved, path)
+        loaded = persistence.load(path)
+        np.testing.assert_array_equal(loaded.predict(X[:60] / 16), saved.predict(X[:60] / 16))
+        assert not hasattr(loaded if saved is model[-1] else loaded[-1], "_skl_callbacks")
+        assert model[-1]._skl_callbacks == [monitor]  # the saved model keeps its own
+    # one estimator in two places of a meta-estimator
+    path = tmp_path / "union.skops"
+    persistence.dump(make_union(model[-1], model[-1]), path)
+    assert not hasattr(persistence.load(path).transformer_list[0][1], "_skl_callbacks")
+    assert model[-1]._skl_callbacks == [monitor]

@@ -115,6 +115,10 @@ def test_architectures_for_series_follow_wang_et_al():
 @pytest.mark.parametrize("key, value, match", [
     ("kernel_size", (3, 3), r"kernel_size=\(3, 3\) in conv block 1 must be an int for series"),
     ("stride", (1, 2), r"stride=\(1, 2\) in conv block 1 must be an int for series"),
+    # not 'an int or a pair of them': a pair is refused too
+    ("kernel_size", [3], r"kernel_size=\[3\] in conv block 1 must be an int for series"),
+    ("pool_size", (2,), r"pool_size=\(2,\) in conv block 1 must be an int for series"),
+    ("dilation", 0, r"dilation=0 in conv block 1 must be an int >= 1 \(time steps\)$"),
 ])
 def test_pairs_for_series_are_refused_naming_time_steps(key, value, match):
     X, y = _series()
@@ -275,6 +279,8 @@ def test_series_augmentation_draws_shift_amplitude_and_relative_noise():
                      r"'noise'\] \('rotate' is for images\)"),
     ({"noise": -1}, r"augment\['noise'\]=-1 must be a number >= 0"),
     ({"shift": 40}, r"augment\['shift'\]=40 can move a series of length 40 out of view"),
+    # infinite in float32: every series NaN, and the learning rate was blamed
+    ({"noise": 1e39}, r"augment\['noise'\]=1e\+39 is beyond float32's range"),
 ])
 def test_series_augmentation_refuses_image_keys_and_bad_values(augment, match):
     X, y = _series()

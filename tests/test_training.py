@@ -302,14 +302,26 @@ def test_transform_of_a_plain_mlp_layer_0_is_the_input(digits200):
     assert_array_equal(est.transform(X), X.astype(np.float32))
 
 
-@pytest.mark.parametrize("layer", [3, -4])
+@pytest.mark.parametrize("layer", [3, -4, 1.0, "dense1", None])
 def test_embedding_layer_out_of_range_names_value_and_range(digits200, fitted_two_hidden,
                                                             layer):
+    # transform reads embedding_layer, so a value set after fit is checked there
     X, _ = digits200
     est = fitted_two_hidden.set_params(embedding_layer=layer)
-    with pytest.raises(ValueError, match=rf"embedding_layer={layer} must be in \[-3, 2\]"):
+    message = rf"embedding_layer={re.escape(repr(layer))} must be an int in \[-3, 2\]"
+    with pytest.raises(ValueError, match=message):
         est.transform(X)
+    with pytest.raises(ValueError, match=message):
+        est.get_feature_names_out()
     est.set_params(embedding_layer=-1)
+
+
+def test_embedding_layer_out_of_range_without_hidden_layers_says_there_are_none(digits200):
+    X, y = digits200
+    with pytest.warns(Warning):
+        est = _small(hidden_layer_sizes=(), embedding_layer=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"in \[-1, 0\]: .* and no hidden dense layer"):
+        est.transform(X)
 
 
 def test_transform_before_fit_raises_not_fitted(digits200):
