@@ -1405,8 +1405,6 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # dropout masks: their own stream, seeded from the same random state
             self._network.set_rng(np.random.default_rng(rng.randint(np.iinfo(np.int32).max)))
         sample_weight = self._weight_samples(y, sample_weight)
-        if not continuing:
-            self._init_output(y, sample_weight, incremental)
         h, w, c = self._hwc
         augment = check_augment(self.augment, (c, h, w), series=self._signal(),
                                 dtype=self._dtype())
@@ -1427,7 +1425,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             with _engine.training(), np.errstate(over="ignore", invalid="ignore",
                                                  divide="ignore"):
                 self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng,
-                                 callbacks)
+                                 callbacks, init_output=not continuing)
         except BaseException:
             network.release_buffers()
             raise
@@ -1493,12 +1491,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             )
         return min(self.batch_size, n_samples)
 
-    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks):
+    def _fit_epochs(self, X, y, sample_weight, rng, incremental, augment, aug_rng, callbacks,
+                    init_output=False):
         """The epoch loop: batches, stopping rules, early stopping, divergence, Ctrl-C.
 
         ``augment`` (from ``check_augment``) transforms the training batches,
         with one transform per training row and epoch drawn from ``aug_rng``.
         ``callbacks`` (a ``_FitCallbacks``) hears of each epoch (and batch).
+        ``init_output``: a new network's output layer is set from the training
+        rows' targets first (``_init_output``).
         """
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
@@ -1539,6 +1540,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     "validation_fraction."
                 )
             X_val = _data.subset(X, val_rows)
+        if init_output:
+            # from the training rows only: the validation rows score what they learn
+            self._init_output(y, sample_weight, incremental)
         n_samples = len(y)
         batch_size = self._batch_size_for(n_samples)
         take = self._batch_source(X, batch_size, train_rows)

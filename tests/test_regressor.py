@@ -297,6 +297,24 @@ def test_poisson_starts_from_the_mean_of_each_target(counts):
                                       **{k: v for k, v in SMALL.items() if k != "max_iter"}),
                      X, y, sample_weight=weights)
     assert_allclose(reg.intercepts_[-1], [np.log(y[450:].mean())], rtol=1e-5)
+    # early stopping: from the training rows only, not those that score the epochs
+    seen = []
+    original = ConvNetRegressor._init_output
+
+    def spy(self, y, sample_weight, incremental):
+        seen.append(y.copy())
+        return original(self, y, sample_weight, incremental)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ConvNetRegressor, "_init_output", spy)
+        reg = _fit_quiet(ConvNetRegressor(loss="poisson", max_iter=1, early_stopping=True,
+                                          learning_rate_init=1e-9,
+                                          validation_fraction=0.2,
+                                          **{k: v for k, v in SMALL.items() if k != "max_iter"}),
+                         X, y)
+    (trained,) = seen
+    assert len(trained) == 720
+    assert_allclose(reg.intercepts_[-1], np.log(trained.mean(axis=0)), rtol=1e-5)
 
 
 def test_poisson_untrained_model_predicts_the_mean_on_every_row():
