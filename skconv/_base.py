@@ -951,8 +951,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
         signal = self._signal(fitted=not reset)
-        # a list of samples, or an object array of them (a pandas column of
-        # arrays), is one array once its samples are of one length
+        if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1 and X.dtype == object:
+            # a pandas column of arrays, df["image"]: its object array of samples
+            # (numpy cannot make the Series itself one array of them)
+            X = X.to_numpy()
+        # a list of samples, or an object array of them, is one array once its
+        # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
                 or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                         or sp.issparse(X))):

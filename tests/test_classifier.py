@@ -479,6 +479,20 @@ def test_dataframe_input_sets_feature_names(small_digits):
     assert_array_equal(clf.predict(df), from_array)
 
 
+def test_a_pandas_column_of_images_is_read_as_their_array(small_digits):
+    # df["image"], one 8x8 array a cell: what its .to_numpy() (an object array
+    # of images) and a list of them give, not numpy's "setting an array element
+    # with a sequence"
+    pd = pytest.importorskip("pandas")
+    X, y = small_digits
+    images = X[:60].reshape(-1, 8, 8)
+    column = pd.DataFrame({"image": list(images), "label": y[:60]})["image"]
+    clf = ConvNetClassifier(**SMALL)
+    expected = _fit_quiet(clone(clf), images, y[:60]).predict_proba(images)
+    assert_array_equal(_fit_quiet(clf, column, y[:60]).predict_proba(column), expected)
+    assert not hasattr(clf, "feature_names_in_")
+
+
 # ---------------------------------------------------------------------- bad input
 
 def test_predict_before_fit_raises_not_fitted():
