@@ -437,6 +437,47 @@ def _check_equal_lengths(X, signal):
     return True
 
 
+def _column_of_samples(X):
+    """X whose cells hold the samples, as a 1-D object array of them.
+
+    A pandas column of arrays (``df["image"]``), and a table of that one
+    column (``df[["image"]]``, or the ``(n, 1)`` object array a
+    ``ColumnTransformer`` passes it through as): numpy makes none of them one
+    array of the samples ("setting an array element with a sequence"), their
+    object array of samples it does. A table of more columns, one holding
+    arrays, is refused in those terms. Any other X is returned as it is.
+    """
+    # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
+    # without computing them
+    pandas = type(X).__module__.split(".")[0] == "pandas"
+    if pandas and X.ndim == 1 and X.dtype == object:
+        return X.to_numpy()
+    if pandas:
+        if X.ndim != 2 or 0 in X.shape or not (X.dtypes == object).any():
+            return X
+        row = X.iloc[0].tolist()
+    elif isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 and X.size:
+        row = list(X[0])
+    else:
+        return X
+    held = [j for j, cell in enumerate(row)
+            if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1]
+    if not held:
+        return X  # values (strings, dicts): validation says what is wrong
+    if X.shape[1] == 1:
+        return X.iloc[:, 0].to_numpy() if pandas else X[:, 0]
+    cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
+    cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
+            else f"a sequence of {len(cell)} values")
+    raise ValueError(
+        f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
+        f"{name!r}): a network takes one sample a row, one array each (a single column "
+        "of them, df[\"image\"], is read as its samples). Pass the image column alone, "
+        "or stack the columns into samples first, e.g. np.stack([np.stack(df[c]) for c "
+        "in columns], axis=-1) for one channel a column."
+    )
+
+
 def _check_finite_series(X, shape):
     """Refuse NaN in series naming the series, the time step and the channel.
 
@@ -951,10 +992,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
         signal = self._signal(fitted=not reset)
-        if hasattr(X, "iloc") and getattr(X, "ndim", None) == 1 and X.dtype == object:
-            # a pandas column of arrays, df["image"]: its object array of samples
-            # (numpy cannot make the Series itself one array of them)
-            X = X.to_numpy()
+        X = _column_of_samples(X)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)

@@ -493,6 +493,30 @@ def test_a_pandas_column_of_images_is_read_as_their_array(small_digits):
     assert not hasattr(clf, "feature_names_in_")
 
 
+def test_one_column_of_images_is_read_as_its_samples_and_a_wider_table_refused(small_digits):
+    # df[["image"]] and a ColumnTransformer passing it through give an (n, 1)
+    # table of images: the column's images, as df["image"]; numpy said only
+    # "setting an array element with a sequence"
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    X, y = small_digits
+    images = X[:60].reshape(-1, 8, 8)
+    df = pd.DataFrame({"image": list(images), "depth": list(images), "label": y[:60]})
+    expected = _fit_quiet(ConvNetClassifier(**SMALL), images, y[:60]).predict_proba(images)
+    clf = _fit_quiet(ConvNetClassifier(**SMALL), df[["image"]], y[:60])
+    assert_array_equal(clf.predict_proba(df[["image"]]), expected)
+    assert_array_equal(clf.predict_proba(df[["image"]].to_numpy()), expected)
+    pipe = make_pipeline(ColumnTransformer([("image", "passthrough", ["image"])]),
+                         ConvNetClassifier(**SMALL))
+    assert_array_equal(_fit_quiet(pipe, df, y[:60]).predict_proba(df), expected)
+    for table, column in ((df[["image", "depth"]], "image"), (df[["label", "depth"]], "depth")):
+        with pytest.raises(ValueError, match=rf"X has 2 columns and holds arrays in its cells "
+                                             rf"\(one of shape \(8, 8\) in column '{column}'\)"):
+            ConvNetClassifier(**SMALL).fit(table, y[:60])
+
+
 # ---------------------------------------------------------------------- bad input
 
 def test_predict_before_fit_raises_not_fitted():
