@@ -1008,6 +1008,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which
         # records its column names and checks them at predict
         shape = getattr(X, "shape", None)
+        if shape is not None:
+            # a Dask DataFrame's row count is lazy (a Dask scalar): the shape
+            # checks compare X's shape, and a comparison with it has no truth value
+            shape = tuple(s if isinstance(s, Integral) else None for s in shape)
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
             X = check_array(X, allow_nd=True, dtype=dtype)
             if X.ndim > 4:

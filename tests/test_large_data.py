@@ -272,6 +272,23 @@ def test_fitting_on_a_uint8_memmap_allocates_per_batch_not_per_row(tmp_path):
 
 # ------------------------------------------------------------------------- Dask
 
+def test_a_dask_dataframe_predicts_as_the_pandas_frame_it_holds():
+    # converted as a whole, as any frame scikit-learn's validation reads; its row
+    # count is lazy, which the shape checks of predict compared and crashed on
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = _images(n=60, shape=(8, 8, 1))
+    frame = pd.DataFrame(X.reshape(60, -1) / 255.0, columns=[f"px{i}" for i in range(64)])
+    lazy = dd.from_pandas(frame, npartitions=2)
+    model = _fit(ConvNetClassifier(**SMALL), lazy, y)
+    reference = _fit(ConvNetClassifier(**SMALL), frame, y)
+    for name in ("predict", "predict_proba", "transform"):
+        assert_array_equal(getattr(model, name)(lazy), getattr(reference, name)(frame))
+    assert model.score(lazy, y) == reference.score(frame, y)
+    with pytest.raises(ValueError, match="X has 4 features"):
+        model.predict(lazy[list(frame.columns[:4])])
+
+
 def test_predict_on_a_dask_array_is_a_dask_array_with_numpy_bits_on_two_workers():
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")
