@@ -534,8 +534,15 @@ def blockwise(method):
     return wrapper
 
 
-def _apply(block, model, name):
-    return getattr(model, name)(block)
+def _apply(block, model, name, block_info=None):
+    try:
+        return getattr(model, name)(block)
+    except ValueError:
+        # the model numbers the block's rows from 0: name the rows of X instead
+        if block.dtype.kind == "f" and block_info is not None:
+            start = block_info[0]["array-location"][0][0]
+            check_block(np.ascontiguousarray(block).reshape(len(block), -1), start)
+        raise
 
 
 def _map_blocks(estimator, name, X):

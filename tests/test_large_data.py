@@ -315,6 +315,18 @@ def test_predict_on_a_dask_array_is_a_dask_array_with_numpy_bits_on_two_workers(
             model.predict(Xd[:, :4])
 
 
+def test_a_nan_in_a_later_dask_block_is_named_by_its_row_of_x_at_predict():
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=120)
+    X = X.astype(np.float32) / 255
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    X[97, 3, 4, 1] = np.nan
+    Xd = da.from_array(X, chunks=((13, 80, 27), 8, 8, 3))
+    for name in ("predict", "predict_proba", "transform"):
+        with pytest.raises(ValueError, match=r"row\(s\) 97 of X"):
+            getattr(model, name)(Xd).compute(scheduler="synchronous")
+
+
 def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
     da = pytest.importorskip("dask.array")
     wrappers = pytest.importorskip("dask_ml.wrappers")
