@@ -8,6 +8,7 @@ loss, output activation, target encoding, validation score and ``predict``;
 the numerics live in the network.
 """
 
+import contextlib
 import copy
 import math
 import os
@@ -511,11 +512,30 @@ def _check_finite_series(X, shape):
     step, channel = divmod(j, channels)
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
     raise ValueError(
-        f"X holds NaN in series {i} at {where} ({n_nan} of {len(X)} series hold "
+        f"X holds NaN in series {i} at {where} ({n_nan} of {X.shape[0]} series hold "
         "NaN): a network cannot train on or predict missing values. Fill them first "
         "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
         "those series."
     )
+
+
+@contextlib.contextmanager
+def _series_terms(X, shape):
+    """Say a NaN found in series kept as stored (an HDF5, Zarr or Dask array,
+    whose blocks are checked as they are read) in series terms, as for series
+    in memory (:func:`_check_finite_series`, which reads X again, on that
+    error only). ``shape`` is the series' ``(1, length, channels)``; None
+    (images) leaves the error as it is."""
+    try:
+        yield
+    except ValueError as error:
+        if (shape is not None and _data.is_stored(X)
+                and str(error).startswith("Input X contains NaN")):
+            try:
+                _check_finite_series(X, shape)
+            except ValueError as series:
+                raise series from None
+        raise
 
 
 def _dense_targets(y):
@@ -1057,7 +1077,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         y = self._check_targets(_dense_targets(_check_y(
             y, multi_output=True, y_numeric=self._y_numeric, estimator=self)))
         check_consistent_length(rows, y)
-        stats = _data.scan(rows, stats=reset, dtype=self._dtype())
+        signal = self._signal(fitted=not reset)
+        shape = ((1,) + tuple(self.input_shape) if reset else self._hwc) if signal else None
+        with _series_terms(X, shape):
+            stats = _data.scan(rows, stats=reset, dtype=self._dtype())
         if reset:
             self._warn_about_input(rows, X.shape, stats)
         return rows, y, image_shape
@@ -1903,7 +1926,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         rows = self._plain_rows(X)
         if rows is None:
             rows, _ = self._validate_input(X, reset=False)
-        return self._forward_fast(rows)
+        with _series_terms(X, self._hwc if self._signal() else None):
+            return self._forward_fast(rows)
 
     def _plain_rows(self, X):
         """X's rows (2-D) if X is a float ndarray of the fitted shape, else None.
@@ -2001,7 +2025,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         check_is_fitted(self)
         X, image_shape = self._validate_input(X, reset=False)
         self._check_image_shape(image_shape)
-        return self._forward_fast(X, self._embedding_stop(), self._n_features_out)
+        with _series_terms(X.data if isinstance(X, _data.Rows) else X,
+                           self._hwc if self._signal() else None):
+            return self._forward_fast(X, self._embedding_stop(), self._n_features_out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -181,6 +181,28 @@ def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
         ConvNetClassifier(**SMALL, input_shape=(length, 1)).fit(mapped, np.arange(n) % 2)
 
 
+def test_nan_in_series_in_an_hdf5_or_zarr_store_is_named_in_series_terms(tmp_path):
+    # a chunked store is checked a chunk at a time as it is read, by fit and
+    # by prediction: the NaN is still named by series, step and channel
+    h5py = pytest.importorskip("h5py")
+    zarr = pytest.importorskip("zarr")
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+    X[29, 38, 1] = np.nan
+    z = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, dtype=X.dtype,
+                          chunks=(10, 40, 2))
+    z[:] = X
+    with h5py.File(tmp_path / "X.h5", "w") as f:
+        stores = (f.create_dataset("X", data=X, chunks=(10, 40, 2)), z)
+        for store in stores:
+            calls = (lambda: clone(clf).fit(store, y), lambda: clf.predict(store),
+                     lambda: clf.transform(store))
+            for call in calls:
+                with pytest.raises(ValueError, match=r"NaN in series 29 at time step 38, "
+                                                     r"channel 1 \(1 of 48 series"):
+                    call()
+
+
 def test_an_object_array_of_series_is_read_as_their_array():
     X, y = _series()
     rows = X.reshape(48, -1)
