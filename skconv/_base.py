@@ -425,16 +425,7 @@ def _check_equal_lengths(X, signal):
         if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
             return False
         lengths.append(len(row))
-    seen = sorted(set(lengths))
-    if len(seen) > 1:
-        other = next(i for i, n in enumerate(lengths) if n != lengths[0])
-        shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
-        raise ValueError(
-            f"X holds {'series' if signal else 'rows'} of unequal length (lengths seen: "
-            f"{shown}; sample 0 has {lengths[0]}, sample {other} has {lengths[other]}): a "
-            "network takes samples of one length. Pad the series to one length (zeros at "
-            "the end) or resample them (e.g. np.interp onto a common time grid) first."
-        )
+    _refuse_unequal(lengths, "lengths", "has", signal)
     return True
 
 
@@ -476,6 +467,40 @@ def _column_of_samples(X):
         "of them, df[\"image\"], is read as its samples). Pass the image column alone, "
         "or stack the columns into samples first, e.g. np.stack([np.stack(df[c]) for c "
         "in columns], axis=-1) for one channel a column."
+    )
+
+
+def _check_equal_shapes(X, signal):
+    """After numpy found the samples of X (of one length) ragged: refuse samples
+    whose own shapes differ, naming them, as :func:`_check_equal_lengths` does
+    for lengths; aeon holds multivariate series of unequal lengths so, as a
+    list of ``(channels, length)`` arrays."""
+    try:
+        shapes = [np.shape(row) for row in X]
+    except ValueError:  # a sample ragged in itself: numpy's message stands
+        return
+    hint = ""
+    if signal and all(len(v) == 2 and v[0] == shapes[0][0] < v[1] for v in shapes):
+        hint = (" Samples of (channels, length), as aeon holds series of unequal lengths, "
+                "are then stacked channels-first: pass X.transpose(0, 2, 1).")
+    _refuse_unequal(shapes, "sample shapes", "is", signal, hint)
+
+
+def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
+    """Raise the error of samples of unequal length, naming ``what`` was seen
+    (each sample's entry of ``seen_per_sample``), if they are not all the same."""
+    seen = sorted(set(seen_per_sample))
+    if len(seen) < 2:
+        return
+    first = seen_per_sample[0]
+    other = next(i for i, v in enumerate(seen_per_sample) if v != first)
+    shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+    raise ValueError(
+        f"X holds {'series' if signal else 'rows'} of unequal length ({what} seen: "
+        f"{shown}; sample 0 {verb} {first}, sample {other} {verb} "
+        f"{seen_per_sample[other]}): a network takes samples of one length. Pad the series "
+        "to one length (zeros at the end) or resample them (e.g. np.interp onto a common "
+        f"time grid) first.{hint}"
     )
 
 
@@ -1018,7 +1043,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
                 or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                         or sp.issparse(X))):
-            X = np.asarray(list(X)) if _check_equal_lengths(X, signal) else np.asarray(X)
+            samples = _check_equal_lengths(X, signal)
+            try:
+                X = np.asarray(list(X)) if samples else np.asarray(X)
+            except ValueError:
+                _check_equal_shapes(X, signal)
+                raise
         if signal and isinstance(X, np.ndarray) and X.dtype.kind == "f":
             _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
         if _data.is_stored(X):

@@ -245,6 +245,21 @@ def test_a_ragged_object_array_names_the_lengths():
         ConvNetClassifier(input_shape=(6, 1)).fit(X, np.arange(10) % 2)
 
 
+def test_multivariate_series_of_unequal_length_name_their_shapes():
+    # aeon holds multivariate series of unequal lengths as a list of
+    # (channels, length) arrays: each sample has 2 entries, so the lengths
+    # differ one level down
+    X = [np.zeros((2, 30)), np.zeros((2, 30)), np.zeros((2, 28))]
+    column = np.empty(3, dtype=object)  # a pandas column of arrays
+    column[:] = X
+    for given in (X, [x.tolist() for x in X], column):
+        with pytest.raises(ValueError, match=r"series of unequal length \(sample shapes seen: "
+                                             r"\(2, 28\), \(2, 30\); sample 0 is \(2, 30\), "
+                                             r"sample 2 is \(2, 28\)\).*[Pp]ad.*"
+                                             r"X.transpose\(0, 2, 1\)"):
+            ConvNetClassifier(input_shape=(None, 2)).fit(given, [0, 1, 0])
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
