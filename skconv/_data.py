@@ -65,7 +65,9 @@ def is_stored(X):
         dtype, shape = np.dtype(X.dtype), tuple(X.shape)
     except (AttributeError, TypeError):
         return False
-    return (dtype in STORED_DTYPES and 2 <= len(shape) <= 4
+    # either byte order: a big-endian store (FITS images, some HDF5 files) is
+    # swapped a block at a time as it is read
+    return (dtype.newbyteorder("=") in STORED_DTYPES and 2 <= len(shape) <= 4
             and all(isinstance(s, (int, np.integer)) and s > 0 for s in shape))
 
 
@@ -97,7 +99,10 @@ class Rows:
         self.data = X
         n = int(X.shape[0])
         self.shape = (n, math.prod(int(s) for s in X.shape[1:]))
-        self.dtype = np.dtype(X.dtype)
+        # rows are read in the native byte order (a block at a time), which
+        # the gather kernel reads
+        self.dtype = np.dtype(X.dtype).newbyteorder("=")
+        native = np.dtype(X.dtype).isnative
         self.image_shape = (tuple(int(s) for s in X.shape[1:]) + (1,) * (4 - X.ndim)
                             if X.ndim > 2 else None)
         self.random_access = isinstance(X, np.ndarray)
@@ -105,8 +110,8 @@ class Rows:
         self.checked = self.dtype.kind != "f"  # integers are always finite
         # a C-contiguous array is read by the gather where it lies; other
         # layouts are copied a batch at a time
-        self._flat = (X.reshape(self.shape) if self.random_access and X.flags.c_contiguous
-                      else None)
+        self._flat = (X.reshape(self.shape)
+                      if self.random_access and X.flags.c_contiguous and native else None)
         self.bounds = None if self.random_access else _chunk_bounds(X, self.row_bytes)
         self._mapping = _mapping(X)
         self._mapped = 0
@@ -137,7 +142,7 @@ class Rows:
         """Rows ``start:stop`` as a C-contiguous 2-D array (a view when possible)."""
         if self._flat is not None:
             return self._flat[start:stop]
-        return np.ascontiguousarray(np.asarray(self.data[start:stop])).reshape(
+        return np.ascontiguousarray(np.asarray(self.data[start:stop]), dtype=self.dtype).reshape(
             stop - start, self.shape[1])
 
     def read_chunks(self, chunks):
@@ -148,7 +153,7 @@ class Rows:
             import dask
 
             parts = dask.compute(*[self.data[a:b] for a, b in spans])
-            return [np.ascontiguousarray(p).reshape(b - a, self.shape[1])
+            return [np.ascontiguousarray(p, dtype=self.dtype).reshape(b - a, self.shape[1])
                     for p, (a, b) in zip(parts, spans)]
         return [self.read(a, b) for a, b in spans]
 
@@ -157,15 +162,16 @@ class Rows:
         a memory map's are read from its file."""
         if self._file is not None:
             fd, offset = self._file
-            out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+            out = np.empty((len(rows), self.shape[1]), dtype=self.data.dtype)
             size = self.row_bytes
             for i, row in enumerate(np.asarray(rows).tolist()):
                 if os.preadv(fd, [out[i]], offset + row * size) != size:
                     raise OSError(f"row {row} of {self.data.filename} could not be read whole")
-            return out
+            return out.astype(self.dtype, copy=False)
         if self._flat is not None:
             return self._flat[rows]
-        return np.ascontiguousarray(self.data[rows]).reshape(len(rows), self.shape[1])
+        return np.ascontiguousarray(self.data[rows], dtype=self.dtype).reshape(
+            len(rows), self.shape[1])
 
     def take_sorted(self, rows):
         """Rows ``rows`` (increasing) of any X: chunked stores read each chunk

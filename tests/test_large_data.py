@@ -171,6 +171,21 @@ def test_flat_and_channels_last_rows_and_non_contiguous_arrays_stay_as_stored(me
     assert_array_equal(reference.predict_proba(strided), reference.predict_proba(X))
 
 
+@pytest.mark.parametrize("x_dtype", [">u2", ">f4", ">f8"])
+def test_a_big_endian_store_stays_as_stored_and_fits_as_its_native_twin(x_dtype, memmap, h5):
+    # FITS images and some HDF5 files are big-endian: each block is swapped as
+    # it is read, not the whole of X loaded by scikit-learn's conversion
+    X, y = _images()
+    native = X.astype(np.dtype(x_dtype).newbyteorder("="))
+    reference = _fit(ConvNetClassifier(**SMALL, input_scale=255), native, y)
+    for stored in (X.astype(x_dtype), memmap(X.astype(x_dtype)), h5(X.astype(x_dtype))):
+        assert _data.is_stored(stored)
+        model = _fit(ConvNetClassifier(**SMALL, input_scale=255, shuffle_buffer=len(X)),
+                     stored, y)
+        _assert_same_model(model, reference)
+        assert_array_equal(reference.predict_proba(stored), reference.predict_proba(native))
+
+
 # ------------------------------------------------------------------------- chunked shuffle
 
 def test_chunk_shuffle_is_a_permutation_within_groups_of_the_buffer_and_holds_two_at_most(h5):
