@@ -401,7 +401,8 @@ class ChunkPlan:
     one group holds every row (``buffer_rows >= n``; it is then the very
     permutation a numpy X of the same rows gets, draw for draw), and otherwise
     a permutation within groups of random chunks. Without shuffling the
-    groups follow the rows' order in X.
+    groups follow the rows' order in X; one group keeps the order of the
+    training rows, as an X in memory does.
 
     A batch reads the chunks it needs, a whole group at a time; a chunk is
     dropped once the epoch has taken all its rows. At most the group being
@@ -423,8 +424,11 @@ class ChunkPlan:
         """The epoch's positions (into ``train_rows``), in the order of the epoch."""
         n = len(self.train_rows)
         chunks = np.flatnonzero(self.counts)
-        if shuffle and n <= self.buffer_rows:
-            rng.shuffle(self.idx)  # one group: the in-memory shuffle, draw for draw
+        if n <= self.buffer_rows:
+            # one group: the in-memory order, draw for draw; unshuffled, that
+            # is the order of train_rows (early stopping's split), as in memory
+            if shuffle:
+                rng.shuffle(self.idx)
             self.group_of = np.zeros(len(self.counts), dtype=np.intp)
             self._remaining = self.counts.copy()
             return self.idx

@@ -234,6 +234,16 @@ def test_a_small_shuffle_buffer_fit_is_reproducible_and_learns(h5):
 
 # ------------------------------------------------------------------------- bad input, memory
 
+def test_an_unshuffled_early_stopping_fit_of_a_store_in_one_buffer_is_the_in_memory_fit(h5):
+    # early stopping's training rows come in the split's (random) order; a
+    # buffer holding them all trains in that order too, as in memory
+    X, y = _images(n=200)
+    params = dict(SMALL, input_scale=255, shuffle=False, early_stopping=True)
+    reference = _fit(ConvNetClassifier(**params), X, y)
+    model = _fit(ConvNetClassifier(**params, shuffle_buffer=len(X)), h5(X, 30), y)
+    _assert_same_model(model, reference)
+
+
 def test_a_nan_in_the_last_chunk_of_a_memmap_is_named_before_training(memmap, h5, monkeypatch):
     X, y = _images(n=300)
     X = X.astype(np.float32)
