@@ -504,11 +504,12 @@ def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
     )
 
 
-def _check_finite_series(X, shape):
+def _check_finite_series(X, shape, offset=0):
     """Refuse NaN in series naming the series, the time step and the channel.
 
     ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
-    X's own); X is a float array, 2D rows in (length, channels) order or 3D.
+    X's own); X is a float array, 2D rows in (length, channels) order or 3D,
+    or a block of them, rows ``offset`` on of the X the user gave.
     It is read in blocks of rows, a memory map's pages let go as it goes
     (``_data.Rows``), so a check of X on disk does not load it.
     """
@@ -536,8 +537,10 @@ def _check_finite_series(X, shape):
         channels = 1
     step, channel = divmod(j, channels)
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
+    among = (f"{X.shape[0]} series" if not offset else
+             f"series {offset} to {offset + X.shape[0] - 1}, a block of X,")
     raise ValueError(
-        f"X holds NaN in series {i} at {where} ({n_nan} of {X.shape[0]} series hold "
+        f"X holds NaN in series {offset + i} at {where} ({n_nan} of {among} hold "
         "NaN): a network cannot train on or predict missing values. Fill them first "
         "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
         "those series."
@@ -1941,6 +1944,14 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
         yield from _data.images(_data.as_rows(rows), chunk, (c, h, w), self._model_dtype(),
                                 self.input_scale, positions, fresh)
+
+    def _check_finite_block(self, block, start):
+        """Raise the error that names the rows of ``block``, rows ``start`` on of
+        X, holding NaN or infinity: in series terms for a model of series (a
+        Dask block, whose prediction numbered its rows from 0)."""
+        if self._signal() and block.dtype.kind == "f":
+            _check_finite_series(block, self._hwc, offset=start)
+        _data.check_block(np.ascontiguousarray(block).reshape(len(block), -1), start)
 
     def _rows_per_pass(self):
         """Rows per forward pass in prediction (see ``_PASS_BYTES``)."""

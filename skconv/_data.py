@@ -550,8 +550,7 @@ def _apply(block, model, name, block_info=None):
     except ValueError:
         # the model numbers the block's rows from 0: name the rows of X instead
         if block.dtype.kind == "f" and block_info is not None:
-            start = block_info[0]["array-location"][0][0]
-            check_block(np.ascontiguousarray(block).reshape(len(block), -1), start)
+            model._check_finite_block(block, block_info[0]["array-location"][0][0])
         raise
 
 

@@ -203,6 +203,19 @@ def test_nan_in_series_in_an_hdf5_or_zarr_store_is_named_in_series_terms(tmp_pat
                     call()
 
 
+def test_nan_in_series_in_a_later_dask_block_is_named_by_its_series_of_x_at_predict():
+    da = pytest.importorskip("dask.array")
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+    X[29, 38, 1] = np.nan
+    for given in (X, X.reshape(48, -1)):
+        Xd = da.from_array(given, chunks=((20, 20, 8),) + given.shape[1:])
+        for name in ("predict", "transform"):
+            with pytest.raises(ValueError, match=r"NaN in series 29 at time step 38, channel 1 "
+                                                 r"\(1 of series 20 to 39, a block of X,"):
+                getattr(clf, name)(Xd).compute(scheduler="synchronous")
+
+
 def test_an_object_array_of_series_is_read_as_their_array():
     X, y = _series()
     rows = X.reshape(48, -1)
