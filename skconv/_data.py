@@ -561,6 +561,8 @@ def _map_blocks(estimator, name, X):
 
     check_is_fitted(estimator)
     # the shapes are refused now, in the caller's terms, not later in a worker
+    if not 2 <= X.ndim <= 4:  # an array of one value says so as numpy X would
+        getattr(estimator, name)(np.zeros((1,) * X.ndim, dtype=X.dtype))
     estimator._check_image_shape(estimator._sample_shape(X.shape, estimator._signal()), X.shape)
     if any(math.isnan(s) for s in X.shape):
         raise ValueError(f"X has unknown chunk sizes {X.chunks}: call X.compute_chunk_sizes()")

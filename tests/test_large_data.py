@@ -352,6 +352,16 @@ def test_a_nan_in_a_later_dask_block_is_named_by_its_row_of_x_at_predict():
             getattr(model, name)(Xd).compute(scheduler="synchronous")
 
 
+def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    with pytest.raises(ValueError, match="got X.ndim=5"):
+        model.predict(da.from_array(X[..., None]))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        model.predict_proba(da.from_array(X[:, 0, 0, 0]))
+
+
 def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
     da = pytest.importorskip("dask.array")
     wrappers = pytest.importorskip("dask_ml.wrappers")
