@@ -226,6 +226,16 @@ def test_an_object_array_of_series_is_read_as_their_array():
     assert_array_equal(clf.fit(column, y).predict_proba(column), expected)
 
 
+def test_a_length_left_to_x_is_fixed_by_fit_even_with_global_pooling():
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)  # global_pool="avg"
+    assert clf.input_shape_ == (40, 2)
+    longer, _ = _series(length=56)
+    with pytest.raises(ValueError, match=r"X holds series of length 56 with 2 channels; the "
+                                         r"model was fitted on series of length 40"):
+        clf.predict(longer)
+
+
 def test_channels_first_series_get_the_transpose_in_fit_and_predict():
     X, y = _series()
     with pytest.raises(ValueError, match=r"channels-first .* X\.transpose\(0, 2, 1\)"):
