@@ -517,6 +517,7 @@ def _check_finite_series(X, shape, offset=0):
         return
     rows = _data.Rows(X)
     first = None  # (series, offset in its row) of the first NaN
+    tail = None  # that series' values from the time step of its first NaN on
     n_nan = 0
     for start, stop in rows.blocks():
         block = rows.read(start, stop)
@@ -529,6 +530,7 @@ def _check_finite_series(X, shape, offset=0):
         if first is None and has_nan.any():
             i = int(np.argmax(has_nan))
             first = (start + i, int(np.argmax(nan[i])))
+            tail = nan[i]
     if first is None:
         return  # infinity (or nothing): scikit-learn's validation says so
     i, j = first
@@ -539,11 +541,17 @@ def _check_finite_series(X, shape, offset=0):
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
     among = (f"{X.shape[0]} series" if not offset else
              f"series {offset} to {offset + X.shape[0] - 1}, a block of X,")
+    fix = ("Fill them first (interpolate along time, e.g. pandas' DataFrame.interpolate, or "
+           "impute) or drop those series.")
+    if tail[step * channels:].all():
+        # NaN from a step to the end, in every channel: the padding of series
+        # of unequal length that tslearn's to_time_series_dataset writes
+        fix = (f"Series {offset + i} is NaN from time step {step} to its end, as padding of "
+               "series of unequal length is (tslearn's to_time_series_dataset): pad with "
+               "zeros instead (np.nan_to_num(X)) or resample the series to one length.")
     raise ValueError(
         f"X holds NaN in series {offset + i} at {where} ({n_nan} of {among} hold "
-        "NaN): a network cannot train on or predict missing values. Fill them first "
-        "(interpolate along time, e.g. pandas' DataFrame.interpolate, or impute) or drop "
-        "those series."
+        f"NaN): a network cannot train on or predict missing values. {fix}"
     )
 
 

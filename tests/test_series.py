@@ -161,6 +161,19 @@ def test_nan_in_a_series_names_the_series_the_step_and_the_channel():
         clf.predict(X.reshape(48, -1))
 
 
+def test_nan_padding_at_the_end_of_a_series_says_to_pad_with_zeros():
+    # tslearn's to_time_series_dataset pads series of unequal length with NaN
+    X, y = _series()
+    X[7, 31:] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in series 7 at time step 31, channel 0 .*"
+                                         r"Series 7 is NaN from time step 31 to its end.*"
+                                         r"pad with zeros instead \(np.nan_to_num\(X\)\)"):
+        ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+    X[7, 31:, 0] = 0.0  # one channel goes on: a gap, not padding
+    with pytest.raises(ValueError, match=r"channel 1 .*interpolate along time"):
+        ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+
+
 def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
     # float16, a list, an object array of series (a pandas column of arrays),
     # and a memory map read in blocks (its pages let go, so the check does not
