@@ -1048,6 +1048,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         channels-first or unscaled is warned about (:meth:`_warn_about_input`).
         """
         signal = self._signal(fitted=not reset)
+        # a Dask array of unknown length would be computed whole by validation
+        _data.check_known_chunks(X)
         X = _column_of_samples(X)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length

@@ -52,6 +52,13 @@ def is_dask(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
 
 
+def check_known_chunks(X):
+    """Refuse a Dask array whose row count is unknown (after a boolean mask):
+    it could be neither read a chunk at a time nor split into blocks."""
+    if is_dask(X) and any(math.isnan(s) for s in X.shape):
+        raise ValueError(f"X has unknown chunk sizes {X.chunks}: call X.compute_chunk_sizes()")
+
+
 def is_stored(X):
     """Whether X stays as stored: an array of a stored dtype with 2 to 4 axes,
     none empty, that slices rows (numpy arrays and memory maps, h5py datasets,
@@ -564,8 +571,7 @@ def _map_blocks(estimator, name, X):
     if not 2 <= X.ndim <= 4:  # an array of one value says so as numpy X would
         getattr(estimator, name)(np.zeros((1,) * X.ndim, dtype=X.dtype))
     estimator._check_image_shape(estimator._sample_shape(X.shape, estimator._signal()), X.shape)
-    if any(math.isnan(s) for s in X.shape):
-        raise ValueError(f"X has unknown chunk sizes {X.chunks}: call X.compute_chunk_sizes()")
+    check_known_chunks(X)
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
     probe = getattr(estimator, name)(np.zeros((1,) + tuple(X.shape[1:]), dtype=X.dtype))
     # one task holds the model: each worker fetches it once, not once per block

@@ -362,6 +362,22 @@ def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
         model.predict_proba(da.from_array(X[:, 0, 0, 0]))
 
 
+def test_a_dask_array_of_unknown_length_is_refused_by_fit_as_by_predict():
+    # computed whole by scikit-learn's validation, it would not be read a chunk
+    # at a time: both say how to make its chunks known
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    Xd = da.from_array(X, chunks=20)
+    masked = Xd[da.from_array(np.ones(60, dtype=bool), chunks=20)]
+    with pytest.raises(ValueError, match=r"unknown chunk sizes .*compute_chunk_sizes"):
+        ConvNetClassifier(**SMALL).fit(masked, y)
+    model = _fit(ConvNetClassifier(**SMALL), Xd, y)
+    with pytest.raises(ValueError, match=r"unknown chunk sizes .*compute_chunk_sizes"):
+        model.predict(masked)
+    masked.compute_chunk_sizes()
+    _assert_same_model(_fit(ConvNetClassifier(**SMALL), masked, y), model)
+
+
 def test_partial_fit_over_dask_blocks_with_dask_ml_incremental():
     da = pytest.importorskip("dask.array")
     wrappers = pytest.importorskip("dask_ml.wrappers")
