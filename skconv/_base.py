@@ -165,7 +165,10 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         running averages, so each row's prediction depends on that row only.
         Batch norm's scale and shift get no L2 penalty. The batch statistics
         are unweighted: ``sample_weight`` weights the loss, not the mean and
-        variance.
+        variance. A batch norm after a dense layer (or of 1 x 1 maps) has one
+        value per channel in a row, none to normalise over in a batch of one:
+        an epoch's last batch of one row joins the batch before, and
+        ``batch_size=1`` (or one training row) is refused, as torch refuses it.
     dropout : float in [0, 1), default=0.0
         Dropout rate after each hidden dense layer's activation (inverted
         dropout: kept values are scaled by ``1 / (1 - dropout)`` in training;
@@ -1657,7 +1660,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._init_output(y, sample_weight, incremental)
         n_samples = len(y)
         batch_size = self._batch_size_for(n_samples)
-        take = self._batch_source(X, batch_size, train_rows)
+        batches = self._epoch_batches(n_samples, batch_size)
+        take = self._batch_source(X, max(b.stop - b.start for b in batches), train_rows)
         loss_function = self._loss()
         streamed = getattr(X, "streamed", False)
         # weights at the ends of the last two finished epochs: where a diverging
@@ -1669,9 +1673,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 tic = time.perf_counter()
                 idx = take.order(rng, self.shuffle)
                 transforms = draw_transforms(augment, n_samples, net.input_shape, aug_rng)
-                per_batch = callbacks.begin_epoch(-(-n_samples // batch_size), streamed)
+                per_batch = callbacks.begin_epoch(len(batches), streamed)
                 epoch_loss, stop = self._train_epoch(
-                    take, y, sample_weight, idx, batch_size, loss_function, transforms,
+                    take, y, sample_weight, idx, batches, loss_function, transforms,
                     callbacks if per_batch else None)
                 diverged = not (np.isfinite(epoch_loss) and np.isfinite(net.params).all())
                 score = None
@@ -1738,9 +1742,31 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 self._forget_last_epoch(n_samples)
                 self._diverged(finished[:-1], None, (rows,))
 
-    def _train_epoch(self, take, y, sample_weight, idx, batch_size, loss_function, transforms,
+    def _epoch_batches(self, n_samples, batch_size):
+        """The slices of an epoch's batches: ``gen_batches``', except that a
+        last batch of one row joins the batch before where a batch norm sees one
+        value per channel in each row (``Network.one_row_norm``): over one row
+        its statistics are that row's values, its output its shift whatever the
+        input, and its running variance would move towards 0. Batches that are
+        all of one row are refused."""
+        batches = list(gen_batches(n_samples, batch_size))
+        norm = self._network.one_row_norm
+        if norm is None or batches[-1].stop - batches[-1].start > 1:
+            return batches
+        if batch_size == 1:
+            what = "1 sample to train on" if n_samples == 1 else f"batch_size={self.batch_size!r}"
+            raise ValueError(
+                f"{what} gives batches of one row, and the batch norm {norm!r} normalises "
+                "each of its channels over the rows of a batch: over one row its output "
+                "is its shift whatever the input. Train on batches of 2 rows or more "
+                "(batch_size >= 2, and 2 training rows at least), or set batch_norm=False."
+            )
+        return batches[:-2] + [slice(batches[-2].start, batches[-1].stop)]
+
+    def _train_epoch(self, take, y, sample_weight, idx, batches, loss_function, transforms,
                      callbacks):
-        """One pass over the rows in the order ``idx``, ``batch_size`` at a time.
+        """One pass over the rows in the order ``idx``, batch by batch (``batches``,
+        slices of ``idx`` from :meth:`_epoch_batches`).
 
         ``transforms`` are the epoch's augmentations (None for none);
         ``callbacks`` the fit's callbacks when its batches report to them, else
@@ -1751,7 +1777,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         net, opt = self._network, self._optimizer
         total = 0.0
         stop = False
-        for batch in gen_batches(len(idx), batch_size):
+        for batch in batches:
             rows = idx[batch]
             loss = net.loss_and_grad(take(rows, transforms), y[rows], sample_weight[rows],
                                      self.alpha, loss_function)

@@ -255,6 +255,18 @@ class Network:
             setattr(layer, name, value.copy())
 
     @property
+    def one_row_norm(self):
+        """Name of the first batch norm that sees one value per channel in each
+        row (after a dense layer, or a conv map of 1 x 1), None if none does.
+        Over a batch of one row its statistics are that value and its output is
+        its shift whatever the input: it needs batches of two rows or more."""
+        for node in self.nodes:
+            layer = node.layer
+            if layer.op == "batch_norm" and math.prod(layer.input_shape[1:]) == 1:
+                return node.name
+        return None
+
+    @property
     def needs_rng(self):
         """Whether some layer draws random numbers in training (dropout)."""
         return any(hasattr(node.layer, "set_rng") for node in self.nodes)

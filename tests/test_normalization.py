@@ -290,3 +290,49 @@ def test_early_stopping_with_batch_norm_restores_the_best_epochs_running_statist
 def test_invalid_batch_norm_or_dropout_raises_naming_the_parameter(digits, params, match):
     with pytest.raises(ValueError, match=match):
         ConvNetClassifier(max_iter=1, **params).fit(digits[0][:20], digits[2][:20])
+
+
+def _batch_rows(monkeypatch):
+    """The rows of each training batch of the fits that follow."""
+    seen, loss_and_grad = [], Network.loss_and_grad
+
+    def spy(self, x, *args, **kwargs):
+        seen.append(len(x))
+        return loss_and_grad(self, x, *args, **kwargs)
+    monkeypatch.setattr(Network, "loss_and_grad", spy)
+    return seen
+
+
+@pytest.mark.parametrize("batch_norm, block, rows", [
+    (True, False, [4, 5, 4, 5]),  # dense1.bn: one value per feature in a row
+    (False, True, [4, 4, 1, 4, 4, 1]),  # conv maps: 3 x 3 values per channel in a row
+    (False, False, [4, 4, 1, 4, 4, 1]),
+])
+def test_a_last_batch_of_one_row_joins_the_one_before_where_a_batch_norm_sees_one_value(
+        digits, monkeypatch, batch_norm, block, rows):
+    X, y = digits[0][:9], digits[2][:9]
+    seen = _batch_rows(monkeypatch)
+    _fit_quiet(ConvNetClassifier(conv_layers=({"filters": 2, "batch_norm": block},),
+                                 hidden_layer_sizes=(4,), batch_norm=batch_norm, batch_size=4,
+                                 max_iter=2, random_state=0), X, y)
+    assert seen == rows
+
+
+def test_a_batch_of_one_row_no_longer_shrinks_the_running_variance(digits):
+    # over one row the variance is 0: running_var moved 10% towards 0 an epoch
+    X, y = digits[0][:201], digits[2][:201]
+    stats = [_running_stats(_fit_quiet(_bn_clf(dropout=0.0, max_iter=3), X[:n], y[:n]))
+             for n in (200, 201)]
+    dense_var = [s[-1] for s in stats]  # dense1.bn's running_var
+    assert_allclose(dense_var[1], dense_var[0], rtol=0.05)
+
+
+@pytest.mark.parametrize("fit, match", [
+    (lambda X, y: _bn_clf(batch_size=1).fit(X[:4], y[:4]), "batch_size=1 gives batches of one"),
+    (lambda X, y: _bn_clf().partial_fit(X[:1], y[:1], classes=np.arange(10)),
+     "1 sample to train on gives batches of one"),
+])
+def test_batches_of_one_row_through_a_batch_norm_of_one_value_are_refused(digits, fit, match):
+    X, y = digits[0], digits[2]
+    with pytest.raises(ValueError, match=match + ".*'dense1.bn'.*batch_norm=False"):
+        fit(X, y)
