@@ -1654,6 +1654,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     "of weight 0 out of X (they do not train the model), or increase "
                     "validation_fraction."
                 )
+            if not sample_weight.any():
+                raise ValueError(
+                    f"The {len(train_rows)} training samples left by early stopping's split "
+                    f"(validation_fraction={self.validation_fraction}) all have a "
+                    "sample_weight of 0: nothing would train the model. Leave the samples "
+                    "of weight 0 out of X, or lower validation_fraction."
+                )
             X_val = _data.subset(X, val_rows)
         if init_output:
             # from the training rows only: the validation rows score what they learn
@@ -1770,24 +1777,31 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
         ``transforms`` are the epoch's augmentations (None for none);
         ``callbacks`` the fit's callbacks when its batches report to them, else
-        None. Returns the epoch's mean loss, or NaN at the first batch whose
-        loss is not finite (that batch's update is not applied), and whether a
-        batch's callback asked to stop.
+        None. Returns the epoch's mean loss over the rows of the batches that
+        trained, or NaN at the first batch whose loss is not finite (that
+        batch's update is not applied), and whether a batch's callback asked to
+        stop.
         """
         net, opt = self._network, self._optimizer
         total = 0.0
+        trained = 0
         stop = False
         for batch in batches:
             rows = idx[batch]
-            loss = net.loss_and_grad(take(rows, transforms), y[rows], sample_weight[rows],
-                                     self.alpha, loss_function)
-            if not np.isfinite(loss):
-                return np.nan, stop
-            opt.update_params(net.params, net.grads)
-            total += loss * len(rows)
+            # a batch whose rows all weigh 0 has no loss to normalise by their sum:
+            # it trains nothing (not even the L2 step, which Adam would make a full
+            # one), as rows of weight 0 do in any other batch
+            if sample_weight[rows].any():
+                loss = net.loss_and_grad(take(rows, transforms), y[rows], sample_weight[rows],
+                                         self.alpha, loss_function)
+                if not np.isfinite(loss):
+                    return np.nan, stop
+                opt.update_params(net.params, net.grads)
+                total += loss * len(rows)
+                trained += len(rows)
             if callbacks is not None:
                 stop = callbacks.batch() or stop
-        return total / len(idx), stop
+        return (total / trained if trained else 0.0), stop
 
     def _forget_last_epoch(self, n_samples):
         """Take the last finished epoch off the record, as a diverging one never enters it."""

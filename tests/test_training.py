@@ -569,3 +569,37 @@ def test_sample_weights_whose_sum_float64_cannot_hold_are_refused_naming_them(we
     with pytest.raises(ValueError, match=r"sample_weight holds values up to .* rescale them"):
         ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=2).fit(
             X, y, sample_weight=np.full(20, weight))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_batch_whose_rows_all_weigh_zero_trains_nothing(solver):
+    # rows of weight 0 do not train the model, in a batch of their own too: its
+    # loss has no sum of weights to be normalised by, and its L2 step alone (a
+    # full step for Adam) moved the weights
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(48, 6, 6), np.arange(48) % 3
+    params = dict(conv_layers=(2,), hidden_layer_sizes=(4,), batch_size=8, shuffle=False,
+                  max_iter=3, solver=solver, alpha=0.1, random_state=0)
+    weights = np.ones(48)
+    weights[8:16] = 0  # the second batch, whole
+    weighted = ConvNetClassifier(**params).fit(X, y, sample_weight=weights)
+    kept = np.r_[0:8, 16:48]
+    left_out = ConvNetClassifier(**params).fit(X[kept], y[kept])
+    np.testing.assert_array_equal(weighted._network.params, left_out._network.params)
+    np.testing.assert_array_equal(weighted.loss_curve_, left_out.loss_curve_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_whose_training_samples_all_weigh_zero_is_refused():
+    X, y = np.random.RandomState(0).rand(40, 6, 6), np.arange(40) % 2
+    weights = np.zeros(40)
+    weights[:2] = 1
+    messages = set()
+    for seed in range(20):  # splits leaving both weighted rows on one side or the other
+        try:
+            ConvNetClassifier((2,), (4,), early_stopping=True, validation_fraction=0.5,
+                              max_iter=2, random_state=seed).fit(X, y, sample_weight=weights)
+        except ValueError as error:
+            messages.add(str(error))
+    assert any("training samples left by early stopping's split" in m for m in messages)
