@@ -325,4 +325,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # as PoissonRegressor's: y < 0 is refused, and scikit-learn's checks
+        # (and tools reading the tags) give such an estimator y >= 0 only
+        tags.target_tags.positive_only = self.loss == "poisson"
         return tags

@@ -16,6 +16,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neural_network import MLPRegressor
 from sklearn.neural_network._base import poisson_loss, squared_loss
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
 
 from gradcheck import numerical_gradient
 from skconv import ConvNetRegressor
@@ -463,3 +464,9 @@ def test_poisson_fit_never_ends_on_weights_that_predict_inf(solver, lr, seed, ma
     assert any(f"Training diverged in epoch {max_iter}" in str(w.message) for w in caught)
     assert reg.n_iter_ == len(reg.loss_curve_) == max_iter - 1
     assert np.isfinite(reg.predict(X)).all()
+
+
+def test_poisson_tags_y_as_positive_only_as_poisson_regressor_does():
+    # scikit-learn's checks and meta-tools give such an estimator y >= 0 only
+    assert get_tags(ConvNetRegressor(loss="poisson")).target_tags.positive_only
+    assert not get_tags(ConvNetRegressor()).target_tags.positive_only
