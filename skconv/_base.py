@@ -2123,6 +2123,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # images (n, h, w) are X as much as flat rows are (4D too, which no tag names)
+        tags.input_tags.three_d_array = True
         # transform returns the model dtype whatever the input's
         dtype = self.dtype if self.dtype in ("float32", "float64", np.float32, np.float64) \
             else "float32"

@@ -1,6 +1,7 @@
 """scikit-learn's own estimator checks on ConvNetClassifier and ConvNetRegressor."""
 
 import pytest
+from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skconv import ConvNetClassifier, ConvNetRegressor
@@ -74,3 +75,9 @@ def test_sklearn_compatible_estimator(estimator, check):
 )
 def test_sklearn_compatible_estimator_variants(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("Estimator", [ConvNetClassifier, ConvNetRegressor])
+def test_tags_say_x_may_be_3d_images_and_sparse_rows(Estimator):
+    tags = get_tags(Estimator()).input_tags
+    assert tags.three_d_array and tags.two_d_array and tags.sparse
