@@ -1618,11 +1618,18 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """
         net, opt = self._network, self._optimizer
         early_stopping = self.early_stopping and not incremental
-        # a warm start may switch early stopping on or off
-        if early_stopping and self.validation_scores_ is None:
-            self.validation_scores_, self.best_validation_score_ = [], -np.inf
-        if not early_stopping and self.best_loss_ is None:
-            self.best_loss_ = np.inf
+        # a warm start may switch early stopping on or off: the other mode's record
+        # is of weights trained on since, so it goes (a best validation score
+        # kept from then would outrank every epoch of this fit, which restores
+        # the weights it started from)
+        if early_stopping:
+            if self.validation_scores_ is None:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_ = None
+        else:
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+            self.validation_scores_ = self.best_validation_score_ = None
         train_rows = X_val = y_val = sw_val = None
         # with a warm start, the weights now are the best of the previous fit
         best = net.snapshot() if early_stopping and self.validation_scores_ else None

@@ -362,6 +362,23 @@ def test_warm_start_continues_from_the_previous_weights(small_digits):
     assert len(clf.validation_scores_) == clf.n_iter_ == 3
 
 
+def test_a_warm_start_that_switches_early_stopping_keeps_no_record_of_the_other_mode(
+        small_digits):
+    X, y = small_digits
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True, early_stopping=True), X, y)
+    assert clf.best_loss_ is None
+    _fit_quiet(clf.set_params(early_stopping=False), X, y)
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    assert clf.best_loss_ == min(clf.loss_curve_[3:])
+    # a best validation score of the weights before the fit without early stopping
+    # would outrank this fit's epochs and restore the weights it started from
+    before = clf._network.params.copy()
+    _fit_quiet(clf.set_params(early_stopping=True), X, y)
+    assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_ == 3
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert not np.array_equal(clf._network.params, before)
+
+
 @pytest.mark.parametrize("change", [
     dict(conv_layers=({"residual": [4, 4]}, 8)), dict(global_pool="avg"),
     dict(hidden_layer_sizes=()), dict(activation="tanh"), dict(batch_norm=True),
