@@ -87,6 +87,11 @@ _ARCHITECTURE_PARAMS = ("conv_layers", "kernel_size", "padding", "pool", "pool_s
                         "global_pool", "batch_norm", "dropout", "activation",
                         "hidden_layer_sizes", "dtype", "input_shape")
 
+#: What a continued fit resets before its first epoch (and puts back if it
+#: fails before one finished).
+_CONTINUED_STATE = ("n_iter_", "_optimizer", "_no_improvement_count", "best_loss_",
+                    "validation_scores_", "best_validation_score_")
+
 
 def _comparable(value):
     """A parameter's value in a form that compares equal for the same
@@ -1418,7 +1423,17 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         continuing = hasattr(self, "_network") and (incremental or self.warm_start)
         if continuing:
             self._check_architecture_kept(incremental)
-            return self._fit_network(X, y, sample_weight, incremental, classes, continuing)
+            # a continued fit refused before an epoch of it finished (y with a new
+            # label, too few rows to split) leaves the model as it was, not with the
+            # epoch count, optimizer and records of a fit that never ran
+            kept = {name: vars(self)[name] for name in _CONTINUED_STATE if name in vars(self)}
+            n_epochs = len(self.loss_curve_)
+            try:
+                return self._fit_network(X, y, sample_weight, incremental, classes, continuing)
+            except BaseException:
+                if "loss_curve_" in vars(self) and len(self.loss_curve_) == n_epochs:
+                    vars(self).update(kept)
+                raise
         curve = getattr(self, "loss_curve_", None)
         try:
             return self._fit_network(X, y, sample_weight, incremental, classes, continuing)

@@ -379,6 +379,22 @@ def test_a_warm_start_that_switches_early_stopping_keeps_no_record_of_the_other_
     assert not np.array_equal(clf._network.params, before)
 
 
+def test_a_continued_fit_refused_before_an_epoch_changes_nothing(small_digits):
+    X, y = small_digits
+    clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), X, y)
+    same = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), X, y)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.fit(X, y + 10)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        clf.set_params(early_stopping=True).fit(X[:10], y[:10])
+    clf.set_params(early_stopping=False)
+    assert clf.n_iter_ == 3 and clf.validation_scores_ is None and clf.best_loss_ is not None
+    # the next call continues as if the refused ones had not been made (its
+    # shuffle is seeded by n_iter_, its steps are Adam's moments so far)
+    assert_array_equal(clf.partial_fit(X, y).predict_proba(X),
+                       same.partial_fit(X, y).predict_proba(X))
+
+
 @pytest.mark.parametrize("change", [
     dict(conv_layers=({"residual": [4, 4]}, 8)), dict(global_pool="avg"),
     dict(hidden_layer_sizes=()), dict(activation="tanh"), dict(batch_norm=True),
