@@ -198,8 +198,9 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
             np.sort(unique_labels(classes)), self.classes_
         ):
             raise ValueError(
-                f"classes={classes!r} is not the same as on the first call to "
-                f"partial_fit: {self.classes_!r}"
+                f"classes={classes!r} are not those the model was fitted with (by fit "
+                f"or the first partial_fit), classes_={self.classes_!r}: partial_fit "
+                "continues that model, with its classes; fit a clone for others"
             )
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 

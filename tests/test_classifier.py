@@ -351,6 +351,15 @@ def test_partial_fit_runs_one_epoch_per_call_and_keeps_the_classes(small_digits)
         ConvNetClassifier(class_weight="balanced").partial_fit(X, y, classes=np.arange(10))
 
 
+def test_partial_fit_after_fit_names_the_classes_of_the_fit_not_a_first_partial_fit(
+        fitted, small_digits):
+    X, y = small_digits
+    # classes_ came from fit: no earlier partial_fit call to point at
+    with pytest.raises(ValueError, match=r"fitted with \(by fit or the first partial_fit\), "
+                                         r"classes_=array\(\[0, 1, .*fit a clone"):
+        fitted.partial_fit(X, y, classes=np.arange(11))
+
+
 def test_warm_start_continues_from_the_previous_weights(small_digits):
     clf = _fit_quiet(ConvNetClassifier(**SMALL, warm_start=True), *small_digits)
     first_curve = list(clf.loss_curve_)
