@@ -289,8 +289,9 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
         if not (np.isfinite(cw).all() and (cw >= 0).all()):
             bad = int(np.argmax(~(np.isfinite(cw) & (cw >= 0))))
             raise ValueError(
-                f"class_weight={self.class_weight!r} gives class {self.classes_[bad]!r} the "
-                f"weight {cw[bad]}: class weights must be finite and >= 0, as sample weights"
+                f"class_weight={self.class_weight!r} gives class "
+                f"{self.classes_[bad].tolist()!r} the weight {cw[bad]}: class weights must be "
+                "finite and >= 0, as sample weights"
             )
         weights = sample_weight * cw[y]
         if not weights.any():

@@ -198,7 +198,7 @@ class ConvNetRegressor(RegressorMixin, BaseConvNet):
             raise ValueError(
                 f"loss='poisson' takes targets >= 0 (a Poisson mean is never negative); y "
                 f"has negative values in {len(rows)} row(s), the first at row {rows[0]}: "
-                f"{y[rows[0]]!r}. Use loss='squared_error' for signed targets."
+                f"{y[rows[0]].tolist()!r}. Use loss='squared_error' for signed targets."
             )
         return y
 

@@ -479,6 +479,9 @@ def test_unfitted_weights_are_missing_attributes_named_as_such():
 def test_class_weights_leaving_no_weight_are_refused(small_digits):
     with pytest.raises(ValueError, match="leaves every sample a weight of 0"):
         ConvNetClassifier(**SMALL, class_weight={k: 0 for k in range(10)}).fit(*small_digits)
+    # the class as y holds it, not as numpy's scalar repr (np.int64(3))
+    with pytest.raises(ValueError, match=r"gives class 3 the weight -1\.0: class weights"):
+        ConvNetClassifier(**SMALL, class_weight={3: -1}).fit(*small_digits)
 
 
 def test_early_stopping_splits_unstratified_where_a_class_cannot_be_in_both_parts(digits):

@@ -365,7 +365,8 @@ def test_poisson_refuses_negative_or_all_zero_targets_in_the_users_terms(counts)
     X, y, _ = counts
     bad = y[:20].copy()
     bad[7] = -1
-    with pytest.raises(ValueError, match=r"targets >= 0 .* 1 row\(s\), the first at row 7"):
+    with pytest.raises(ValueError,
+                       match=r"targets >= 0 .* 1 row\(s\), the first at row 7: -1\.0\. "):
         ConvNetRegressor(loss="poisson", **SMALL).fit(X[:20], bad)
     with pytest.raises(ValueError, match="not all 0"):
         ConvNetRegressor(loss="poisson", **SMALL).fit(X[:20], np.zeros(20))
