@@ -1655,7 +1655,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             if n_val < 2:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves "
-                    f"{n_val} validation sample(s); increase it or add data"
+                    f"{n_val} validation sample(s) of n_samples={X.shape[0]}; increase it "
+                    "or add data"
                 )
             if n_val >= X.shape[0]:
                 raise ValueError(

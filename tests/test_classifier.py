@@ -17,6 +17,7 @@ from sklearn.neural_network._base import binary_log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.estimator_checks import check_fit2d_1sample
 from threadpoolctl import threadpool_limits
 
 import skconv
@@ -482,6 +483,14 @@ def test_class_weights_leaving_no_weight_are_refused(small_digits):
     # the class as y holds it, not as numpy's scalar repr (np.int64(3))
     with pytest.raises(ValueError, match=r"gives class 3 the weight -1\.0: class weights"):
         ConvNetClassifier(**SMALL, class_weight={3: -1}).fit(*small_digits)
+
+
+def test_early_stopping_on_one_sample_says_n_samples_as_scikit_learn_checks(small_digits):
+    # the phrase scikit-learn's check_fit2d_1sample looks for, as MLPClassifier's
+    # split error has it
+    check_fit2d_1sample("ConvNetClassifier", ConvNetClassifier(**SMALL, early_stopping=True))
+    with pytest.raises(ValueError, match=r"leaves 1 validation sample\(s\) of n_samples=9"):
+        ConvNetClassifier(**SMALL, early_stopping=True).fit(*(v[:9] for v in small_digits))
 
 
 def test_early_stopping_splits_unstratified_where_a_class_cannot_be_in_both_parts(digits):
