@@ -248,7 +248,10 @@ class Transforms:
             out *= self.amplitude.astype(out.dtype)[:, None, None, None]
         if self.noise:
             sigma = out.std(axis=(2, 3), keepdims=True)
-            draw = self.noise_rng.standard_normal(out.shape, dtype=out.dtype)
+            # float32 draws whatever the model's dtype: a float64 draw takes other
+            # bits of the stream, and a float64 fit would add other noise than
+            # the float32 fit it should reproduce
+            draw = self.noise_rng.standard_normal(out.shape, dtype=np.float32)
             out += out.dtype.type(self.noise) * sigma * draw
         return out
 

@@ -37,8 +37,11 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
     {shared_parameters}
     class_weight : dict, 'balanced' or None, default=None
         Weights multiplied into ``sample_weight`` per class, as in
-        scikit-learn's linear models. Not ``'balanced'`` in ``partial_fit``,
-        and not for multilabel y.
+        scikit-learn's linear models: ``'balanced'`` gives every class the
+        same total weight, ``sum(sample_weight) / (n_classes * the class's
+        sum of sample_weight)`` (over the classes whose samples weigh more
+        than 0). Not ``'balanced'`` in ``partial_fit``, and not for
+        multilabel y.
 
     Attributes
     ----------
@@ -279,13 +282,20 @@ class ConvNetClassifier(ClassifierMixin, BaseConvNet):
                 f"class_weight={self.class_weight!r} is not supported for multilabel y; "
                 "pass sample_weight instead"
             )
-        # a warm start keeps classes_, which y need not all hold: 'balanced'
-        # weighs those it holds (the others have no sample to weigh)
-        present = (np.unique(y) if isinstance(self.class_weight, str)
-                   else np.arange(len(self.classes_)))
+        # 'balanced' gives each class the same share of the sample weights, as
+        # LogisticRegression's: it weighs the classes whose rows hold weight
+        # (a warm start keeps classes_, which y need not all hold, and rows of
+        # weight 0 add nothing to the loss), the others have nothing to weigh
+        if isinstance(self.class_weight, str):
+            held = np.bincount(y, weights=sample_weight, minlength=len(self.classes_)) > 0
+            rows = held[y]
+        else:
+            held, rows = np.ones(len(self.classes_), dtype=bool), slice(None)
         cw = np.zeros(len(self.classes_))
-        cw[present] = compute_class_weight(self.class_weight, classes=self.classes_[present],
-                                           y=self.classes_[y])
+        if held.any():
+            cw[held] = compute_class_weight(self.class_weight, classes=self.classes_[held],
+                                            y=self.classes_[y[rows]],
+                                            sample_weight=sample_weight[rows])
         if not (np.isfinite(cw).all() and (cw >= 0).all()):
             bad = int(np.argmax(~(np.isfinite(cw) & (cw >= 0))))
             raise ValueError(

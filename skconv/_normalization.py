@@ -189,9 +189,13 @@ class Dropout(Layer):
         if rng is None:
             raise RuntimeError("Dropout needs set_rng(rng) before a training pass")
         mask = _buffer(self, "_mask", x.shape, x.dtype)
-        rng.random(dtype=x.dtype, out=mask)
+        # the uniforms are float32 whatever the model's dtype: a float64 draw
+        # takes other bits of the stream, and a float64 fit would drop other
+        # values than the float32 fit it should reproduce
+        u = mask if x.dtype == np.float32 else _buffer(self, "_u", x.shape, np.float32)
+        rng.random(dtype=np.float32, out=u)
         # mask <- (u >= rate) / (1 - rate), in place
-        np.greater_equal(mask, self.rate, out=mask)
+        np.greater_equal(u, np.float32(self.rate), out=mask)
         mask *= 1 / (1 - self.rate)
         # a new array: the activation before this layer caches its output for backward
         y = _buffer(self, "_y", x.shape, x.dtype)

@@ -16,7 +16,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._base import binary_log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.estimator_checks import check_fit2d_1sample
 from threadpoolctl import threadpool_limits
 
@@ -320,6 +320,22 @@ def test_balanced_class_weight_under_warm_start_balances_the_classes_y_holds(sma
     c = _fit_quiet(ConvNetClassifier(**SMALL, class_weight={0: 1, 1: 2, 2: 3}, warm_start=True),
                    X, y)
     assert _fit_quiet(c, X[kept], y[kept]).n_iter_ == SMALL["max_iter"]
+
+
+def test_balanced_class_weight_balances_the_sample_weights_of_the_classes(small_digits):
+    # as LogisticRegression's: every class the same share of the sample weights,
+    # counted over the rows that weigh more than 0, a class of such rows only left out
+    X, y = small_digits[0][:120], small_digits[1][:120] % 3
+    sample_weight = np.random.RandomState(0).choice([0.0, 1.0, 3.0], len(y))
+    for weights in (sample_weight, np.where(y == 2, 0.0, sample_weight)):
+        held = np.unique(y[weights > 0])
+        balanced = np.zeros(3)
+        balanced[held] = compute_class_weight("balanced", classes=held, y=y[weights > 0],
+                                              sample_weight=weights[weights > 0])
+        a = _fit_quiet(ConvNetClassifier(**SMALL, class_weight="balanced"), X, y,
+                       sample_weight=weights)
+        b = _fit_quiet(ConvNetClassifier(**SMALL), X, y, sample_weight=weights * balanced[y])
+        assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
 def test_class_weight_dict_favours_the_heavy_class(small_digits):

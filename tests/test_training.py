@@ -603,3 +603,16 @@ def test_early_stopping_whose_training_samples_all_weigh_zero_is_refused():
         except ValueError as error:
             messages.add(str(error))
     assert any("training samples left by early stopping's split" in m for m in messages)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("params", [dict(dropout=0.5),
+                                    dict(input_shape=(64, 1), augment={"noise": 0.1})])
+def test_a_float64_fit_with_random_draws_follows_the_float32_fit(digits200, params):
+    # the same initial weights, batches, dropout masks and noise: the two fits
+    # differ by float32's rounding only, so float64 can stand in for float32 to check it
+    X, y = digits200
+    fits = {dtype: _small(**params, dtype=dtype).fit(X, y) for dtype in ("float32", "float64")}
+    assert_allclose(fits["float32"].loss_curve_, fits["float64"].loss_curve_, rtol=1e-5)
+    assert_allclose(fits["float32"]._network.params, fits["float64"]._network.params,
+                    atol=1e-4)
