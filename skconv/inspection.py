@@ -95,7 +95,8 @@ def _images(steps, estimator, network, X):
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
     scale = getattr(estimator, "input_scale", None)
     if scale is not None:  # what predict feeds the network
-        x /= x.dtype.type(scale)
+        # not in place: for one channel in the net's dtype, x is a view of the caller's X
+        x = x / x.dtype.type(scale)
     return images, x
 
 

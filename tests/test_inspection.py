@@ -364,6 +364,18 @@ def test_inspection_sees_what_predict_feeds_the_network_with_input_scale(digits)
         plain, raw[0] / np.float32(240.0), layer=0).feature_maps_)
 
 
+def test_inspection_with_input_scale_leaves_the_callers_x_as_it_was(digits):
+    # one channel in the model's dtype: the network's images are a view of X
+    X, y = digits
+    clf = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0, dtype="float64",
+                                 input_scale=16.0), X[:60] * 16, y[:60])
+    images = X[:3].reshape(3, 8, 8, 1) * 16
+    given = images.copy()
+    SaliencyDisplay.from_estimator(clf, images)
+    FeatureMapDisplay.from_estimator(clf, images[:1])
+    assert_array_equal(images, given)
+
+
 def test_inspection_refuses_samples_laid_out_otherwise_as_predict_does(digits):
     X, y = digits
     clf = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0), X.reshape(-1, 8, 8),
