@@ -20,12 +20,14 @@ from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.ndimage import zoom
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from . import _data
 from ._network import Network
 
 # rows per forward/backward pass: bounds memory for any number of images
@@ -78,6 +80,16 @@ def _images(steps, estimator, network, X):
     if steps is not None:
         X = steps.transform(X)
     h, w, c = _hwc(estimator)
+    if hasattr(estimator, "_validate_input"):
+        # predict's checks, which say what is wrong in image or series terms: one
+        # sample without its batch axis, channels-first samples, where a NaN is,
+        # values beyond the range of a float32 model
+        X, _ = estimator._validate_input(X, reset=False)
+        if isinstance(X, _data.Rows):
+            X = X.read(0, X.shape[0])
+        if sp.issparse(X):
+            X = X.toarray()
+        _data.check_block(X, dtype=network.dtype)
     X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32])
     per_row = int(np.prod(X.shape[1:]))
     if per_row != h * w * c:
@@ -87,10 +99,6 @@ def _images(steps, estimator, network, X):
             f"X has {per_row} values per sample (shape {X.shape}) but the estimator was "
             f"fitted on {what}, input_shape_={estimator.input_shape_}"
         )
-    # the checks predict makes: samples of the right number of values laid out
-    # otherwise (channels-first series, transposed images) are refused as there
-    if hasattr(estimator, "_validate_input"):
-        estimator._validate_input(X, reset=False)
     images = X.reshape(X.shape[0], h, w, c)
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
     scale = getattr(estimator, "input_scale", None)

@@ -385,6 +385,18 @@ def test_inspection_refuses_samples_laid_out_otherwise_as_predict_does(digits):
                                        .reshape(2, 16, 4))
 
 
+def test_saliency_refuses_bad_x_with_the_error_predict_gives(digits_model, digits):
+    X, _ = digits
+    beyond_float32 = X[:2].copy()
+    beyond_float32[1, 5] = 1e39
+    for bad in (X[0], X[0].reshape(8, 8), beyond_float32):
+        with pytest.raises(ValueError) as predicted:
+            digits_model.predict(bad)
+        with pytest.raises(ValueError) as explained:
+            SaliencyDisplay.from_estimator(digits_model, bad)
+        assert str(explained.value) == str(predicted.value)
+
+
 def test_training_history_of_a_fit_with_no_finished_epoch_says_so(digits_model):
     import copy
     interrupted = copy.deepcopy(digits_model)
