@@ -637,13 +637,15 @@ def _targets(estimator, outputs, target):
             # the logit of class 1 is the output, that of class 0 its negative
             return np.zeros(n, dtype=int), np.where(idx == 1, 1.0, -1.0), classes[idx]
         return idx, np.ones(n), classes[idx]
-    cols = np.broadcast_to(np.asarray(0 if target is None else target), (n,))
-    if not np.issubdtype(cols.dtype, np.integer) or cols.min() < 0 or cols.max() >= n_outputs:
+    cols = np.asarray(0 if target is None else target)
+    if (cols.ndim > 1 or cols.size not in (1, n) or not np.issubdtype(cols.dtype, np.integer)
+            or cols.min() < 0 or cols.max() >= n_outputs):
         raise ValueError(
             f"target={target!r} must be an output index from 0 to {n_outputs - 1} (or one "
-            "per image) for a regressor"
+            f"per image, {n} of them) for a regressor"
         )
-    return cols.astype(int), np.ones(n), cols.astype(int)
+    cols = np.broadcast_to(cols.reshape(-1), (n,)).astype(int)
+    return cols, np.ones(n), cols
 
 
 METHODS = ("gradient", "smoothgrad", "integrated_gradients")

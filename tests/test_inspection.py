@@ -625,6 +625,10 @@ def test_a_regressor_output_is_explained_by_its_index():
     assert labelled.axes_[0, 0].get_ylabel() == "explains output 1 (true 2.5)"
     with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
         SaliencyDisplay.from_estimator(reg, X, target=2)
+    for wrong_count in ([], [0, 1], [[0], [1], [0]]):
+        with pytest.raises(ValueError, match=r"must be an output index .* \(or one per image, "
+                                             r"3 of them\)"):
+            SaliencyDisplay.from_estimator(reg, X, target=wrong_count)
     # a multi-output regressor's rows of targets, whole: each image shows its
     # explained output's
     Y = np.array([[0.5, 2.5], [1.5, -3.0], [7.0, 8.0]])
