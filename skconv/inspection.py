@@ -363,11 +363,15 @@ class FilterDisplay:
     weights : ndarray of shape (n_filters, in_channels, kh, kw)
     layer : int, default=0
         The conv layer they come from (for the title).
+    series : bool, default=False
+        Whether they are the filters of a model of series (kernels of one
+        row, over time), drawn as one image.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_filters, in_channels, kh, kw)
     layer_ : int
+    series_ : bool
     rgb_ : bool
         Whether the tiles are RGB images (three input channels).
     tiles_ : ndarray of AxesImage of shape (n_filters, n_tiles_per_filter)
@@ -379,9 +383,10 @@ class FilterDisplay:
     bounding_ax_ : Axes or None
     """
 
-    def __init__(self, weights, layer=0):
+    def __init__(self, weights, layer=0, *, series=False):
         self.weights_ = np.asarray(weights)
         self.layer_ = layer
+        self.series_ = series
 
     @classmethod
     def from_estimator(cls, estimator, layer=0, *, filters=None, ax=None, cmap="RdBu_r"):
@@ -418,7 +423,8 @@ class FilterDisplay:
                     f"of conv layer {block}"
                 )
             weights = weights[filters]
-        return cls(weights, block).plot(ax=ax, cmap=cmap)
+        # an image model's kernel of one row, (1, 3), is still an image's
+        return cls(weights, block, series=_is_series(estimator)).plot(ax=ax, cmap=cmap)
 
     def plot(self, ax=None, *, cmap="RdBu_r"):
         """Draw the filters.
@@ -438,7 +444,7 @@ class FilterDisplay:
         """
         w = self.weights_
         n_filters, channels = w.shape[:2]
-        if w.shape[2] == 1 and w.shape[3] > 1:
+        if self.series_:
             return self._plot_series(ax, cmap)
         self.rgb_ = channels == 3
         per_filter = 1 if self.rgb_ else channels
@@ -502,12 +508,15 @@ class FeatureMapDisplay:
     layer : int, default=0
     pooled : bool, default=True
         Whether the maps are after the block's pooling (for the title).
+    series : bool, default=False
+        Whether they are the maps of a series (h = 1), drawn over time.
 
     Attributes
     ----------
     feature_maps_ : ndarray of shape (channels, h, w)
     layer_ : int
     pooled_ : bool
+    series_ : bool
     tiles_ : ndarray of AxesImage of shape (channels,)
         For a series' maps (h = 1): one image, a row per channel over time.
     axes_ : ndarray of Axes of shape (rows, cols)
@@ -515,10 +524,11 @@ class FeatureMapDisplay:
     bounding_ax_ : Axes or None
     """
 
-    def __init__(self, feature_maps, layer=0, pooled=True):
+    def __init__(self, feature_maps, layer=0, pooled=True, *, series=False):
         self.feature_maps_ = np.asarray(feature_maps)
         self.layer_ = layer
         self.pooled_ = pooled
+        self.series_ = series
 
     @classmethod
     def from_estimator(cls, estimator, x, layer=0, *, pooled=True, ax=None, cmap="viridis"):
@@ -554,7 +564,8 @@ class FeatureMapDisplay:
             )
         _, nchw = _images(steps, estimator, network, x)
         maps = _block_maps(network, nchw, _conv_blocks(network)[block], pooled)
-        return cls(maps[0], block, pooled).plot(ax=ax, cmap=cmap)
+        # an image model's maps of one row (1x1 after the last pooling) are still images
+        return cls(maps[0], block, pooled, series=_is_series(estimator)).plot(ax=ax, cmap=cmap)
 
     def plot(self, ax=None, *, cmap="viridis"):
         """Draw the maps on one colour scale, from their minimum to their maximum.
@@ -570,7 +581,7 @@ class FeatureMapDisplay:
         """
         maps = self.feature_maps_
         channels, h, w = maps.shape
-        if h == 1:
+        if self.series_:
             return self._plot_series(ax, cmap)
         rows, cols = _wrap(channels)
         fig, self.bounding_ax_, axes, holder = _grid(ax, rows, cols, "FeatureMapDisplay",

@@ -141,6 +141,19 @@ def test_feature_maps_before_pooling_keep_the_convolution_resolution(digits_mode
     assert display.tiles_.shape == (6,) and display.axes_.shape == (2, 3)
 
 
+def test_maps_and_filters_of_one_row_of_an_image_model_are_drawn_as_images(digits):
+    # three poolings take 8x8 digits to 1x1 maps; a (1, 3) kernel is one row
+    X, y = digits
+    clf = _fit(ConvNetClassifier((2, 2, {"filters": 4, "kernel_size": (1, 3)}), (4,),
+                                 max_iter=1, random_state=0), X, y)
+    maps = FeatureMapDisplay.from_estimator(clf, X[0], layer=2)
+    assert maps.feature_maps_.shape == (4, 1, 1) and maps.tiles_.shape == (4,)
+    assert "time" not in maps.figure_._suptitle.get_text()
+    filters = FilterDisplay.from_estimator(clf, layer=2)
+    assert filters.tiles_.shape == (4, 2)
+    assert filters.tiles_[0, 0].get_array().shape == (1, 3)
+
+
 def test_feature_map_display_refuses_more_than_one_image(digits_model, digits):
     with pytest.raises(ValueError, match=r"x must be one image of input_shape_=\(8, 8, 1\)"):
         FeatureMapDisplay.from_estimator(digits_model, digits[0][:2])
