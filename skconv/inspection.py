@@ -204,8 +204,10 @@ def _block_maps(network, x, block, pooled=True):
 def _pyplot(caller):
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{caller} needs matplotlib: pip install matplotlib") from exc
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} needs matplotlib: pip install matplotlib (or skconv[examples])"
+        ) from exc
     return plt
 
 

@@ -195,6 +195,16 @@ def test_layer_must_be_an_int_and_a_network_without_conv_layers_has_none(digits)
     assert display.gradcam_ is None and display.axes_.shape == (2, 2)
 
 
+def test_without_matplotlib_the_error_names_the_extra_that_installs_it(digits_model,
+                                                                      monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
+    with pytest.raises(ImportError, match=r"FilterDisplay needs matplotlib: pip install "
+                                          r"matplotlib \(or skconv\[examples\]\)"):
+        FilterDisplay.from_estimator(digits_model)
+
+
 def test_an_estimator_that_is_not_skconv_is_refused(digits):
     from sklearn.linear_model import LogisticRegression
 
