@@ -225,9 +225,16 @@ def _grid(ax, nrows, ncols, caller, tile=1.0):
                          layout="constrained")
         return fig, None, fig.subplots(nrows, ncols, squeeze=False), fig
     if isinstance(ax, Axes):
+        spec = ax.get_subplotspec()
+        if spec is None:
+            raise ValueError(
+                f"ax is an Axes placed outside a grid (by add_axes, or an inset): {caller} "
+                f"splits the grid cell of the Axes given into its {nrows} x {ncols} tiles; "
+                "pass an Axes of plt.subplots or add_subplot, one Axes per tile, or None"
+            )
         # a subfigure in the Axes' place: the figure's layout makes room for its title
         ax.set_axis_off()
-        sub = ax.figure.add_subfigure(ax.get_subplotspec())
+        sub = ax.figure.add_subfigure(spec)
         axes = sub.subplots(nrows, ncols, squeeze=False)
         return ax.get_figure(root=True), ax, axes, sub
     axes = np.asarray(ax, dtype=object)

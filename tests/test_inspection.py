@@ -609,6 +609,13 @@ def test_an_array_of_axes_gets_one_tile_each_and_the_wrong_count_is_refused(digi
         FilterDisplay.from_estimator(digits_model, ax=axes)
 
 
+def test_an_axes_outside_a_grid_is_refused_saying_what_to_pass(digits_model):
+    ax = plt.figure().add_axes([0.1, 0.1, 0.5, 0.5])
+    with pytest.raises(ValueError, match=r"ax is an Axes placed outside a grid .* "
+                                         r"FilterDisplay splits .* into its 2 x 2 tiles"):
+        FilterDisplay.from_estimator(digits_model, ax=ax)
+
+
 def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(digits):
     X, y = digits
     pipe = _fit(make_pipeline(FunctionTransformer(lambda X: X * 2.0),
