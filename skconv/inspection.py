@@ -346,6 +346,11 @@ class TrainingHistoryDisplay:
             (self.validation_scores_, "validation score"),
             (self.learning_rates_, "learning rate"),
         ) if values is not None]
+        if not panels:
+            raise ValueError(
+                "TrainingHistoryDisplay has no curve to draw: loss_curve, validation_scores "
+                "and learning_rates are all None or empty"
+            )
         fig, self.bounding_ax_, axes, _ = _grid(ax, 1, len(panels), "TrainingHistoryDisplay",
                                                 tile=3.2)
         self.figure_, self.axes_ = fig, axes[0]
