@@ -121,7 +121,15 @@ def _hwc(estimator):
 
 
 def _one_image(x):
-    """One image as a flat row, (h, w), (h, w, c) or a batch of one -> a batch of one."""
+    """One image as a flat row, (h, w), (h, w, c) or a batch of one -> a batch of one.
+
+    A DataFrame's row stays a DataFrame of one row: its column names are what a
+    model fitted on a DataFrame, and a Pipeline's steps that select columns, read.
+    """
+    if hasattr(x, "to_frame") and hasattr(x, "index"):  # a pandas Series: one row
+        return x.to_frame().T
+    if hasattr(x, "columns"):
+        return x
     x = np.asarray(x)
     return x if x.ndim >= 2 and x.shape[0] == 1 else x[None]
 
@@ -555,6 +563,7 @@ class FeatureMapDisplay:
         ----------
         estimator : fitted skconv estimator or Pipeline ending in one
         x : array-like of shape (n_features,), (h, w), (h, w, c) or a batch of one
+            Also a DataFrame of one row or a pandas Series (a row of one).
         layer : int, default=0
             Conv layers count from 0; -1 is the last.
         pooled : bool, default=True
@@ -570,11 +579,12 @@ class FeatureMapDisplay:
         steps, estimator, network = _fitted_network(estimator)
         block = _check_layer(layer, network)
         x = _one_image(x)
-        if steps is None and x.size != np.prod(estimator.input_shape_):
+        if x.shape[0] != 1 or (steps is None
+                               and np.prod(x.shape) != np.prod(estimator.input_shape_)):
             one = "series" if _is_series(estimator) else "image"
             raise ValueError(
                 f"x must be one {one} of input_shape_={estimator.input_shape_} (or a flat "
-                f"row of it); got an array of shape {x.shape[1:]}"
+                f"row of it); got an array of shape {x.shape[1:] if len(x) == 1 else x.shape}"
             )
         _, nchw = _images(steps, estimator, network, x)
         maps = _block_maps(network, nchw, _conv_blocks(network)[block], pooled)

@@ -631,6 +631,26 @@ def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(dig
     assert FeatureMapDisplay.from_estimator(pipe, X[0]).feature_maps_.shape == (3, 4, 4)
 
 
+def test_feature_maps_of_a_dataframe_row_keep_its_column_names(digits):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+
+    X, y = digits
+    X = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    pipe = _fit(make_pipeline(ColumnTransformer([("all", "passthrough", list(X.columns))]),
+                              ConvNetClassifier((3,), (8,), input_shape=(8, 8, 1), max_iter=1,
+                                                random_state=0)), X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        for row in (X.iloc[0], X.iloc[[0]]):
+            maps = FeatureMapDisplay.from_estimator(pipe, row).feature_maps_
+            assert_array_equal(maps, FeatureMapDisplay.from_estimator(
+                pipe[-1], X.to_numpy()[0]).feature_maps_)
+    with pytest.raises(ValueError, match=r"x must be one image .* got an array of shape "
+                                         r"\(2, 64\)"):
+        FeatureMapDisplay.from_estimator(pipe, X.iloc[:2])
+
+
 class _TinyRegressor(RegressorMixin, BaseEstimator):
     """Anything with a fitted ``_network`` and ``input_shape_``, as ConvNetRegressor will be."""
 
