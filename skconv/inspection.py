@@ -563,7 +563,7 @@ class FeatureMapDisplay:
         ----------
         estimator : fitted skconv estimator or Pipeline ending in one
         x : array-like of shape (n_features,), (h, w), (h, w, c) or a batch of one
-            Also a DataFrame of one row or a pandas Series (a row of one).
+            Also a DataFrame of one row, or one row of it as a pandas Series.
         layer : int, default=0
             Conv layers count from 0; -1 is the last.
         pooled : bool, default=True
