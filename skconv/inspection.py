@@ -38,11 +38,14 @@ __all__ = ["FeatureMapDisplay", "FilterDisplay", "SaliencyDisplay", "TrainingHis
 
 # ---------------------------------------------------------------------- estimator side
 
-def _fitted_network(estimator):
+def _fitted_network(estimator, display):
     """Return ``(steps, estimator, network)``: a Pipeline's steps before its last, and the last.
 
-    ``steps`` is None for an estimator on its own.
+    ``steps`` is None for an estimator on its own. ``display``, the class that
+    will draw them, needs matplotlib: without it, it says so before any work
+    (a SmoothGrad of many images takes a while), as scikit-learn's displays do.
     """
+    _pyplot(display.__name__)
     check_is_fitted(estimator)
     steps = None
     if isinstance(estimator, Pipeline):
@@ -329,7 +332,7 @@ class TrainingHistoryDisplay:
         -------
         display : TrainingHistoryDisplay
         """
-        _, estimator, _ = _fitted_network(estimator)
+        _, estimator, _ = _fitted_network(estimator, cls)
         if not estimator.loss_curve_:
             raise ValueError(
                 "the estimator has no training history to show: no epoch of its fit "
@@ -430,7 +433,7 @@ class FilterDisplay:
         -------
         display : FilterDisplay
         """
-        _, _, network = _fitted_network(estimator)
+        _, _, network = _fitted_network(estimator, cls)
         block = _check_layer(layer, network)
         conv = network.nodes[_conv_blocks(network)[block].conv].layer
         weights = np.array(conv._w)
@@ -576,7 +579,7 @@ class FeatureMapDisplay:
         -------
         display : FeatureMapDisplay
         """
-        steps, estimator, network = _fitted_network(estimator)
+        steps, estimator, network = _fitted_network(estimator, cls)
         block = _check_layer(layer, network)
         x = _one_image(x)
         if x.shape[0] != 1 or (steps is None
@@ -952,7 +955,7 @@ class SaliencyDisplay:
         -------
         display : SaliencyDisplay
         """
-        steps_before, estimator, network = _fitted_network(estimator)
+        steps_before, estimator, network = _fitted_network(estimator, cls)
         params = _check_method(
             method, {"n_samples": n_samples, "noise_level": noise_level, "baseline": baseline,
                      "steps": steps}, _hwc(estimator), network.dtype)

@@ -209,6 +209,9 @@ def test_without_matplotlib_the_error_names_the_extra_that_installs_it(digits_mo
     with pytest.raises(ImportError, match=r"FilterDisplay needs matplotlib: pip install "
                                           r"matplotlib \(or skconv\[examples\]\)"):
         FilterDisplay.from_estimator(digits_model)
+    # said before any work: before X is even read
+    with pytest.raises(ImportError, match=r"SaliencyDisplay needs matplotlib"):
+        SaliencyDisplay.from_estimator(digits_model, "not images", method="smoothgrad")
 
 
 def test_an_estimator_that_is_not_skconv_is_refused(digits):
