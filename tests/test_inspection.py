@@ -81,13 +81,13 @@ def test_training_history_without_validation_has_one_panel_and_learning_rate_a_l
     assert display.axes_.shape == (2,) and display.axes_[1].get_yscale() == "log"
 
 
-# ---------------------------------------------------------------------- filters
-
 def test_training_history_with_no_curve_says_so():
     for empty in ([], None):
         with pytest.raises(ValueError, match="TrainingHistoryDisplay has no curve to draw"):
             TrainingHistoryDisplay(empty).plot()
 
+
+# ---------------------------------------------------------------------- filters
 
 def test_filter_display_draws_one_tile_per_filter_of_a_one_channel_layer(digits_model):
     display = FilterDisplay.from_estimator(digits_model, layer=0)
