@@ -247,7 +247,7 @@ def _grid(ax, nrows, ncols, caller, tile=1.0):
         ax.set_axis_off()
         sub = ax.figure.add_subfigure(spec)
         axes = sub.subplots(nrows, ncols, squeeze=False)
-        return ax.get_figure(root=True), ax, axes, sub
+        return _root_figure(ax), ax, axes, sub
     axes = np.asarray(ax, dtype=object)
     if axes.size != nrows * ncols:
         raise ValueError(
@@ -255,7 +255,16 @@ def _grid(ax, nrows, ncols, caller, tile=1.0):
             f"{nrows * ncols} tiles; pass one Axes (split into the tiles) or None"
         )
     axes = axes.reshape(nrows, ncols)
-    return axes.flat[0].get_figure(root=True), None, axes, None
+    return _root_figure(axes.flat[0]), None, axes, None
+
+
+def _root_figure(ax):
+    """The Figure that ``ax`` is drawn in, through any subfigures.
+
+    ``ax.get_figure(root=True)`` says it from matplotlib 3.10 on, and is a
+    TypeError before; a (sub)figure's ``figure`` is that Figure in every version.
+    """
+    return ax.figure.figure
 
 
 def _wrap(n):

@@ -601,12 +601,29 @@ def test_a_given_axes_is_split_into_the_tiles_in_its_place(digits_model):
     display = FilterDisplay.from_estimator(digits_model, ax=right)
     assert display.bounding_ax_ is right and display.figure_ is fig
     assert not right.axison
-    assert display.axes_[0, 0].get_figure(root=False).get_suptitle().startswith("conv layer 0")
+    assert display.axes_[0, 0].figure.get_suptitle().startswith("conv layer 0")
     fig.canvas.draw()
     # the tiles take the right Axes' slot of the grid: right of the left Axes, inside the figure
     for ax in display.axes_.flat:
         tile = ax.get_window_extent()
         assert left.get_window_extent().x1 < tile.x0 and tile.x1 <= fig.bbox.x1
+
+
+def test_the_figure_of_axes_given_is_found_without_matplotlib_3_10s_get_figure_root(
+        digits_model, monkeypatch):
+    # get_figure(root=True) is matplotlib 3.10's; the extras ask for matplotlib>=3.7
+    fig = plt.figure()
+    inner = fig.subfigures(1, 2)[1].subplots(1, 2)
+    for ax in inner:  # the Axes given refuse it, as matplotlib 3.9's do
+
+        def get_figure(root=False, ax=ax):
+            if root:
+                raise TypeError("get_figure() got an unexpected keyword argument 'root'")
+            return ax.figure
+
+        monkeypatch.setattr(ax, "get_figure", get_figure)
+    assert FilterDisplay.from_estimator(digits_model, ax=inner[0]).figure_ is fig
+    assert TrainingHistoryDisplay([1.0, 0.5], [0.5, 0.6]).plot(ax=inner).figure_ is fig
 
 
 def test_an_array_of_axes_gets_one_tile_each_and_the_wrong_count_is_refused(digits_model):
