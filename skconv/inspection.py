@@ -442,7 +442,7 @@ class FilterDisplay:
         -------
         display : FilterDisplay
         """
-        _, _, network = _fitted_network(estimator, cls)
+        _, estimator, network = _fitted_network(estimator, cls)
         block = _check_layer(layer, network)
         conv = network.nodes[_conv_blocks(network)[block].conv].layer
         weights = np.array(conv._w)

@@ -649,6 +649,7 @@ def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(dig
     display = SaliencyDisplay.from_estimator(pipe, X[:2])
     assert_allclose(display.images_[..., 0], X[:2].reshape(2, 8, 8) * 2.0)
     assert FeatureMapDisplay.from_estimator(pipe, X[0]).feature_maps_.shape == (3, 4, 4)
+    assert_array_equal(FilterDisplay.from_estimator(pipe).weights_, pipe[-1].coefs_[0])
 
 
 def test_feature_maps_of_a_dataframe_row_keep_its_column_names(digits):
