@@ -20,12 +20,14 @@ from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.ndimage import zoom
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from . import _data
 from ._network import Network
 
 # rows per forward/backward pass: bounds memory for any number of images
@@ -36,11 +38,14 @@ __all__ = ["FeatureMapDisplay", "FilterDisplay", "SaliencyDisplay", "TrainingHis
 
 # ---------------------------------------------------------------------- estimator side
 
-def _fitted_network(estimator):
+def _fitted_network(estimator, display):
     """Return ``(steps, estimator, network)``: a Pipeline's steps before its last, and the last.
 
-    ``steps`` is None for an estimator on its own.
+    ``steps`` is None for an estimator on its own. ``display``, the class that
+    will draw them, needs matplotlib: without it, it says so before any work
+    (a SmoothGrad of many images takes a while), as scikit-learn's displays do.
     """
+    _pyplot(display.__name__)
     check_is_fitted(estimator)
     steps = None
     if isinstance(estimator, Pipeline):
@@ -78,6 +83,16 @@ def _images(steps, estimator, network, X):
     if steps is not None:
         X = steps.transform(X)
     h, w, c = _hwc(estimator)
+    if hasattr(estimator, "_validate_input"):
+        # predict's checks, which say what is wrong in image or series terms: one
+        # sample without its batch axis, channels-first samples, where a NaN is,
+        # values beyond the range of a float32 model
+        X, _ = estimator._validate_input(X, reset=False)
+        if isinstance(X, _data.Rows):
+            X = X.read(0, X.shape[0])
+        if sp.issparse(X):
+            X = X.toarray()
+        _data.check_block(X, dtype=network.dtype)
     X = check_array(X, allow_nd=True, dtype=[np.float64, np.float32])
     per_row = int(np.prod(X.shape[1:]))
     if per_row != h * w * c:
@@ -87,15 +102,12 @@ def _images(steps, estimator, network, X):
             f"X has {per_row} values per sample (shape {X.shape}) but the estimator was "
             f"fitted on {what}, input_shape_={estimator.input_shape_}"
         )
-    # the checks predict makes: samples of the right number of values laid out
-    # otherwise (channels-first series, transposed images) are refused as there
-    if hasattr(estimator, "_validate_input"):
-        estimator._validate_input(X, reset=False)
     images = X.reshape(X.shape[0], h, w, c)
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=network.dtype)
     scale = getattr(estimator, "input_scale", None)
     if scale is not None:  # what predict feeds the network
-        x /= x.dtype.type(scale)
+        # not in place: for one channel in the net's dtype, x is a view of the caller's X
+        x = x / x.dtype.type(scale)
     return images, x
 
 
@@ -112,7 +124,15 @@ def _hwc(estimator):
 
 
 def _one_image(x):
-    """One image as a flat row, (h, w), (h, w, c) or a batch of one -> a batch of one."""
+    """One image as a flat row, (h, w), (h, w, c) or a batch of one -> a batch of one.
+
+    A DataFrame's row stays a DataFrame of one row: its column names are what a
+    model fitted on a DataFrame, and a Pipeline's steps that select columns, read.
+    """
+    if hasattr(x, "to_frame") and hasattr(x, "index"):  # a pandas Series: one row
+        return x.to_frame().T
+    if hasattr(x, "columns"):
+        return x
     x = np.asarray(x)
     return x if x.ndim >= 2 and x.shape[0] == 1 else x[None]
 
@@ -195,8 +215,10 @@ def _block_maps(network, x, block, pooled=True):
 def _pyplot(caller):
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{caller} needs matplotlib: pip install matplotlib") from exc
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} needs matplotlib: pip install matplotlib (or skconv[examples])"
+        ) from exc
     return plt
 
 
@@ -214,11 +236,18 @@ def _grid(ax, nrows, ncols, caller, tile=1.0):
                          layout="constrained")
         return fig, None, fig.subplots(nrows, ncols, squeeze=False), fig
     if isinstance(ax, Axes):
+        spec = ax.get_subplotspec()
+        if spec is None:
+            raise ValueError(
+                f"ax is an Axes placed outside a grid (by add_axes, or an inset): {caller} "
+                f"splits the grid cell of the Axes given into its {nrows} x {ncols} tiles; "
+                "pass an Axes of plt.subplots or add_subplot, one Axes per tile, or None"
+            )
         # a subfigure in the Axes' place: the figure's layout makes room for its title
         ax.set_axis_off()
-        sub = ax.figure.add_subfigure(ax.get_subplotspec())
+        sub = ax.figure.add_subfigure(spec)
         axes = sub.subplots(nrows, ncols, squeeze=False)
-        return ax.get_figure(root=True), ax, axes, sub
+        return _root_figure(ax), ax, axes, sub
     axes = np.asarray(ax, dtype=object)
     if axes.size != nrows * ncols:
         raise ValueError(
@@ -226,7 +255,16 @@ def _grid(ax, nrows, ncols, caller, tile=1.0):
             f"{nrows * ncols} tiles; pass one Axes (split into the tiles) or None"
         )
     axes = axes.reshape(nrows, ncols)
-    return axes.flat[0].get_figure(root=True), None, axes, None
+    return _root_figure(axes.flat[0]), None, axes, None
+
+
+def _root_figure(ax):
+    """The Figure that ``ax`` is drawn in, through any subfigures.
+
+    ``ax.get_figure(root=True)`` says it from matplotlib 3.10 on, and is a
+    TypeError before; a (sub)figure's ``figure`` is that Figure in every version.
+    """
+    return ax.figure.figure
 
 
 def _wrap(n):
@@ -303,7 +341,7 @@ class TrainingHistoryDisplay:
         -------
         display : TrainingHistoryDisplay
         """
-        _, estimator, _ = _fitted_network(estimator)
+        _, estimator, _ = _fitted_network(estimator, cls)
         if not estimator.loss_curve_:
             raise ValueError(
                 "the estimator has no training history to show: no epoch of its fit "
@@ -328,6 +366,11 @@ class TrainingHistoryDisplay:
             (self.validation_scores_, "validation score"),
             (self.learning_rates_, "learning rate"),
         ) if values is not None]
+        if not panels:
+            raise ValueError(
+                "TrainingHistoryDisplay has no curve to draw: loss_curve, validation_scores "
+                "and learning_rates are all None or empty"
+            )
         fig, self.bounding_ax_, axes, _ = _grid(ax, 1, len(panels), "TrainingHistoryDisplay",
                                                 tile=3.2)
         self.figure_, self.axes_ = fig, axes[0]
@@ -354,11 +397,15 @@ class FilterDisplay:
     weights : ndarray of shape (n_filters, in_channels, kh, kw)
     layer : int, default=0
         The conv layer they come from (for the title).
+    series : bool, default=False
+        Whether they are the filters of a model of series (kernels of one
+        row, over time), drawn as one image.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_filters, in_channels, kh, kw)
     layer_ : int
+    series_ : bool
     rgb_ : bool
         Whether the tiles are RGB images (three input channels).
     tiles_ : ndarray of AxesImage of shape (n_filters, n_tiles_per_filter)
@@ -370,9 +417,10 @@ class FilterDisplay:
     bounding_ax_ : Axes or None
     """
 
-    def __init__(self, weights, layer=0):
+    def __init__(self, weights, layer=0, *, series=False):
         self.weights_ = np.asarray(weights)
         self.layer_ = layer
+        self.series_ = series
 
     @classmethod
     def from_estimator(cls, estimator, layer=0, *, filters=None, ax=None, cmap="RdBu_r"):
@@ -394,7 +442,7 @@ class FilterDisplay:
         -------
         display : FilterDisplay
         """
-        _, _, network = _fitted_network(estimator)
+        _, estimator, network = _fitted_network(estimator, cls)
         block = _check_layer(layer, network)
         conv = network.nodes[_conv_blocks(network)[block].conv].layer
         weights = np.array(conv._w)
@@ -409,7 +457,8 @@ class FilterDisplay:
                     f"of conv layer {block}"
                 )
             weights = weights[filters]
-        return cls(weights, block).plot(ax=ax, cmap=cmap)
+        # an image model's kernel of one row, (1, 3), is still an image's
+        return cls(weights, block, series=_is_series(estimator)).plot(ax=ax, cmap=cmap)
 
     def plot(self, ax=None, *, cmap="RdBu_r"):
         """Draw the filters.
@@ -429,7 +478,7 @@ class FilterDisplay:
         """
         w = self.weights_
         n_filters, channels = w.shape[:2]
-        if w.shape[2] == 1 and w.shape[3] > 1:
+        if self.series_:
             return self._plot_series(ax, cmap)
         self.rgb_ = channels == 3
         per_filter = 1 if self.rgb_ else channels
@@ -493,12 +542,15 @@ class FeatureMapDisplay:
     layer : int, default=0
     pooled : bool, default=True
         Whether the maps are after the block's pooling (for the title).
+    series : bool, default=False
+        Whether they are the maps of a series (h = 1), drawn over time.
 
     Attributes
     ----------
     feature_maps_ : ndarray of shape (channels, h, w)
     layer_ : int
     pooled_ : bool
+    series_ : bool
     tiles_ : ndarray of AxesImage of shape (channels,)
         For a series' maps (h = 1): one image, a row per channel over time.
     axes_ : ndarray of Axes of shape (rows, cols)
@@ -506,10 +558,11 @@ class FeatureMapDisplay:
     bounding_ax_ : Axes or None
     """
 
-    def __init__(self, feature_maps, layer=0, pooled=True):
+    def __init__(self, feature_maps, layer=0, pooled=True, *, series=False):
         self.feature_maps_ = np.asarray(feature_maps)
         self.layer_ = layer
         self.pooled_ = pooled
+        self.series_ = series
 
     @classmethod
     def from_estimator(cls, estimator, x, layer=0, *, pooled=True, ax=None, cmap="viridis"):
@@ -522,6 +575,7 @@ class FeatureMapDisplay:
         ----------
         estimator : fitted skconv estimator or Pipeline ending in one
         x : array-like of shape (n_features,), (h, w), (h, w, c) or a batch of one
+            Also a DataFrame of one row, or one row of it as a pandas Series.
         layer : int, default=0
             Conv layers count from 0; -1 is the last.
         pooled : bool, default=True
@@ -534,18 +588,20 @@ class FeatureMapDisplay:
         -------
         display : FeatureMapDisplay
         """
-        steps, estimator, network = _fitted_network(estimator)
+        steps, estimator, network = _fitted_network(estimator, cls)
         block = _check_layer(layer, network)
         x = _one_image(x)
-        if steps is None and x.size != np.prod(estimator.input_shape_):
+        if x.shape[0] != 1 or (steps is None
+                               and np.prod(x.shape) != np.prod(estimator.input_shape_)):
             one = "series" if _is_series(estimator) else "image"
             raise ValueError(
                 f"x must be one {one} of input_shape_={estimator.input_shape_} (or a flat "
-                f"row of it); got an array of shape {x.shape[1:]}"
+                f"row of it); got an array of shape {x.shape[1:] if len(x) == 1 else x.shape}"
             )
         _, nchw = _images(steps, estimator, network, x)
         maps = _block_maps(network, nchw, _conv_blocks(network)[block], pooled)
-        return cls(maps[0], block, pooled).plot(ax=ax, cmap=cmap)
+        # an image model's maps of one row (1x1 after the last pooling) are still images
+        return cls(maps[0], block, pooled, series=_is_series(estimator)).plot(ax=ax, cmap=cmap)
 
     def plot(self, ax=None, *, cmap="viridis"):
         """Draw the maps on one colour scale, from their minimum to their maximum.
@@ -561,7 +617,7 @@ class FeatureMapDisplay:
         """
         maps = self.feature_maps_
         channels, h, w = maps.shape
-        if h == 1:
+        if self.series_:
             return self._plot_series(ax, cmap)
         rows, cols = _wrap(channels)
         fig, self.bounding_ax_, axes, holder = _grid(ax, rows, cols, "FeatureMapDisplay",
@@ -628,13 +684,15 @@ def _targets(estimator, outputs, target):
             # the logit of class 1 is the output, that of class 0 its negative
             return np.zeros(n, dtype=int), np.where(idx == 1, 1.0, -1.0), classes[idx]
         return idx, np.ones(n), classes[idx]
-    cols = np.broadcast_to(np.asarray(0 if target is None else target), (n,))
-    if not np.issubdtype(cols.dtype, np.integer) or cols.min() < 0 or cols.max() >= n_outputs:
+    cols = np.asarray(0 if target is None else target)
+    if (cols.ndim > 1 or cols.size not in (1, n) or not np.issubdtype(cols.dtype, np.integer)
+            or cols.min() < 0 or cols.max() >= n_outputs):
         raise ValueError(
             f"target={target!r} must be an output index from 0 to {n_outputs - 1} (or one "
-            "per image) for a regressor"
+            f"per image, {n} of them) for a regressor"
         )
-    return cols.astype(int), np.ones(n), cols.astype(int)
+    cols = np.broadcast_to(cols.reshape(-1), (n,)).astype(int)
+    return cols, np.ones(n), cols
 
 
 METHODS = ("gradient", "smoothgrad", "integrated_gradients")
@@ -906,7 +964,7 @@ class SaliencyDisplay:
         -------
         display : SaliencyDisplay
         """
-        steps_before, estimator, network = _fitted_network(estimator)
+        steps_before, estimator, network = _fitted_network(estimator, cls)
         params = _check_method(
             method, {"n_samples": n_samples, "noise_level": noise_level, "baseline": baseline,
                      "steps": steps}, _hwc(estimator), network.dtype)

@@ -81,6 +81,12 @@ def test_training_history_without_validation_has_one_panel_and_learning_rate_a_l
     assert display.axes_.shape == (2,) and display.axes_[1].get_yscale() == "log"
 
 
+def test_training_history_with_no_curve_says_so():
+    for empty in ([], None):
+        with pytest.raises(ValueError, match="TrainingHistoryDisplay has no curve to draw"):
+            TrainingHistoryDisplay(empty).plot()
+
+
 # ---------------------------------------------------------------------- filters
 
 def test_filter_display_draws_one_tile_per_filter_of_a_one_channel_layer(digits_model):
@@ -141,6 +147,19 @@ def test_feature_maps_before_pooling_keep_the_convolution_resolution(digits_mode
     assert display.tiles_.shape == (6,) and display.axes_.shape == (2, 3)
 
 
+def test_maps_and_filters_of_one_row_of_an_image_model_are_drawn_as_images(digits):
+    # three poolings take 8x8 digits to 1x1 maps; a (1, 3) kernel is one row
+    X, y = digits
+    clf = _fit(ConvNetClassifier((2, 2, {"filters": 4, "kernel_size": (1, 3)}), (4,),
+                                 max_iter=1, random_state=0), X, y)
+    maps = FeatureMapDisplay.from_estimator(clf, X[0], layer=2)
+    assert maps.feature_maps_.shape == (4, 1, 1) and maps.tiles_.shape == (4,)
+    assert "time" not in maps.figure_._suptitle.get_text()
+    filters = FilterDisplay.from_estimator(clf, layer=2)
+    assert filters.tiles_.shape == (4, 2)
+    assert filters.tiles_[0, 0].get_array().shape == (1, 3)
+
+
 def test_feature_map_display_refuses_more_than_one_image(digits_model, digits):
     with pytest.raises(ValueError, match=r"x must be one image of input_shape_=\(8, 8, 1\)"):
         FeatureMapDisplay.from_estimator(digits_model, digits[0][:2])
@@ -180,6 +199,19 @@ def test_layer_must_be_an_int_and_a_network_without_conv_layers_has_none(digits)
     # saliency needs no conv layer; Grad-CAM does, so it is left out
     display = SaliencyDisplay.from_estimator(mlp, digits[0][:2])
     assert display.gradcam_ is None and display.axes_.shape == (2, 2)
+
+
+def test_without_matplotlib_the_error_names_the_extra_that_installs_it(digits_model,
+                                                                      monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
+    with pytest.raises(ImportError, match=r"FilterDisplay needs matplotlib: pip install "
+                                          r"matplotlib \(or skconv\[examples\]\)"):
+        FilterDisplay.from_estimator(digits_model)
+    # said before any work: before X is even read
+    with pytest.raises(ImportError, match=r"SaliencyDisplay needs matplotlib"):
+        SaliencyDisplay.from_estimator(digits_model, "not images", method="smoothgrad")
 
 
 def test_an_estimator_that_is_not_skconv_is_refused(digits):
@@ -364,6 +396,18 @@ def test_inspection_sees_what_predict_feeds_the_network_with_input_scale(digits)
         plain, raw[0] / np.float32(240.0), layer=0).feature_maps_)
 
 
+def test_inspection_with_input_scale_leaves_the_callers_x_as_it_was(digits):
+    # one channel in the model's dtype: the network's images are a view of X
+    X, y = digits
+    clf = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0, dtype="float64",
+                                 input_scale=16.0), X[:60] * 16, y[:60])
+    images = X[:3].reshape(3, 8, 8, 1) * 16
+    given = images.copy()
+    SaliencyDisplay.from_estimator(clf, images)
+    FeatureMapDisplay.from_estimator(clf, images[:1])
+    assert_array_equal(images, given)
+
+
 def test_inspection_refuses_samples_laid_out_otherwise_as_predict_does(digits):
     X, y = digits
     clf = _fit(ConvNetClassifier((2,), (4,), max_iter=1, random_state=0), X.reshape(-1, 8, 8),
@@ -371,6 +415,18 @@ def test_inspection_refuses_samples_laid_out_otherwise_as_predict_does(digits):
     with pytest.raises(ValueError, match="the model was fitted on"):
         SaliencyDisplay.from_estimator(clf, X[:2].reshape(2, 8, 8)[:, :, :4].repeat(2, 1)
                                        .reshape(2, 16, 4))
+
+
+def test_saliency_refuses_bad_x_with_the_error_predict_gives(digits_model, digits):
+    X, _ = digits
+    beyond_float32 = X[:2].copy()
+    beyond_float32[1, 5] = 1e39
+    for bad in (X[0], X[0].reshape(8, 8), beyond_float32):
+        with pytest.raises(ValueError) as predicted:
+            digits_model.predict(bad)
+        with pytest.raises(ValueError) as explained:
+            SaliencyDisplay.from_estimator(digits_model, bad)
+        assert str(explained.value) == str(predicted.value)
 
 
 def test_training_history_of_a_fit_with_no_finished_epoch_says_so(digits_model):
@@ -545,12 +601,29 @@ def test_a_given_axes_is_split_into_the_tiles_in_its_place(digits_model):
     display = FilterDisplay.from_estimator(digits_model, ax=right)
     assert display.bounding_ax_ is right and display.figure_ is fig
     assert not right.axison
-    assert display.axes_[0, 0].get_figure(root=False).get_suptitle().startswith("conv layer 0")
+    assert display.axes_[0, 0].figure.get_suptitle().startswith("conv layer 0")
     fig.canvas.draw()
     # the tiles take the right Axes' slot of the grid: right of the left Axes, inside the figure
     for ax in display.axes_.flat:
         tile = ax.get_window_extent()
         assert left.get_window_extent().x1 < tile.x0 and tile.x1 <= fig.bbox.x1
+
+
+def test_the_figure_of_axes_given_is_found_without_matplotlib_3_10s_get_figure_root(
+        digits_model, monkeypatch):
+    # get_figure(root=True) is matplotlib 3.10's; the extras ask for matplotlib>=3.7
+    fig = plt.figure()
+    inner = fig.subfigures(1, 2)[1].subplots(1, 2)
+    for ax in inner:  # the Axes given refuse it, as matplotlib 3.9's do
+
+        def get_figure(root=False, ax=ax):
+            if root:
+                raise TypeError("get_figure() got an unexpected keyword argument 'root'")
+            return ax.figure
+
+        monkeypatch.setattr(ax, "get_figure", get_figure)
+    assert FilterDisplay.from_estimator(digits_model, ax=inner[0]).figure_ is fig
+    assert TrainingHistoryDisplay([1.0, 0.5], [0.5, 0.6]).plot(ax=inner).figure_ is fig
 
 
 def test_an_array_of_axes_gets_one_tile_each_and_the_wrong_count_is_refused(digits_model):
@@ -562,6 +635,13 @@ def test_an_array_of_axes_gets_one_tile_each_and_the_wrong_count_is_refused(digi
         FilterDisplay.from_estimator(digits_model, ax=axes)
 
 
+def test_an_axes_outside_a_grid_is_refused_saying_what_to_pass(digits_model):
+    ax = plt.figure().add_axes([0.1, 0.1, 0.5, 0.5])
+    with pytest.raises(ValueError, match=r"ax is an Axes placed outside a grid .* "
+                                         r"FilterDisplay splits .* into its 2 x 2 tiles"):
+        FilterDisplay.from_estimator(digits_model, ax=ax)
+
+
 def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(digits):
     X, y = digits
     pipe = _fit(make_pipeline(FunctionTransformer(lambda X: X * 2.0),
@@ -569,6 +649,27 @@ def test_a_pipeline_ending_in_the_network_is_inspected_on_transformed_images(dig
     display = SaliencyDisplay.from_estimator(pipe, X[:2])
     assert_allclose(display.images_[..., 0], X[:2].reshape(2, 8, 8) * 2.0)
     assert FeatureMapDisplay.from_estimator(pipe, X[0]).feature_maps_.shape == (3, 4, 4)
+    assert_array_equal(FilterDisplay.from_estimator(pipe).weights_, pipe[-1].coefs_[0])
+
+
+def test_feature_maps_of_a_dataframe_row_keep_its_column_names(digits):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+
+    X, y = digits
+    X = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    pipe = _fit(make_pipeline(ColumnTransformer([("all", "passthrough", list(X.columns))]),
+                              ConvNetClassifier((3,), (8,), input_shape=(8, 8, 1), max_iter=1,
+                                                random_state=0)), X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        for row in (X.iloc[0], X.iloc[[0]]):
+            maps = FeatureMapDisplay.from_estimator(pipe, row).feature_maps_
+            assert_array_equal(maps, FeatureMapDisplay.from_estimator(
+                pipe[-1], X.to_numpy()[0]).feature_maps_)
+    with pytest.raises(ValueError, match=r"x must be one image .* got an array of shape "
+                                         r"\(2, 64\)"):
+        FeatureMapDisplay.from_estimator(pipe, X.iloc[:2])
 
 
 class _TinyRegressor(RegressorMixin, BaseEstimator):
@@ -601,6 +702,10 @@ def test_a_regressor_output_is_explained_by_its_index():
     assert labelled.axes_[0, 0].get_ylabel() == "explains output 1 (true 2.5)"
     with pytest.raises(ValueError, match=r"target=2 must be an output index from 0 to 1"):
         SaliencyDisplay.from_estimator(reg, X, target=2)
+    for wrong_count in ([], [0, 1], [[0], [1], [0]]):
+        with pytest.raises(ValueError, match=r"must be an output index .* \(or one per image, "
+                                             r"3 of them\)"):
+            SaliencyDisplay.from_estimator(reg, X, target=wrong_count)
     # a multi-output regressor's rows of targets, whole: each image shows its
     # explained output's
     Y = np.array([[0.5, 2.5], [1.5, -3.0], [7.0, 8.0]])
