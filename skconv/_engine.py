@@ -387,7 +387,7 @@ def _reads(size, k, s, p, d, o, step):
     return read[dst], dst // k * step + dst % k
 
 
-def compact_geometry(g, depthwise=False):
+def compact_geometry(g, depthwise=False, dx=True):
     """A :class:`Compaction` of a convolution of geometry g, or None where its
     kernels' padded input is not much larger than what its windows read, or
     where gathering would change a bit of the results.
@@ -395,8 +395,11 @@ def compact_geometry(g, depthwise=False):
     Each tap of a window reads the same value in the gathered input (a zero
     where it read the padding) and the windows follow in the same order, over
     a stride of k, no padding and no dilation: every output is the same chain
-    of products, so the same bits. An element under one tap at most has one
-    term in its gradient, whatever path computes it: the same value too.
+    of products, so the same bits, and so is the weights' gradient, whose
+    chains run over the same products. An element under two taps is then
+    gathered twice; that is all a convolution without ``dx`` (the input's
+    gradient) needs. An element under one tap at most has one term in its
+    gradient, whatever path computes it: the same value too.
 
     Where an element is under two taps along one axis, only the other axis
     is gathered, its windows a row apart (a stride of k + 1), and only where
@@ -411,7 +414,7 @@ def compact_geometry(g, depthwise=False):
         return None
     reads = [_reads(*axis, axis[1]) for axis in axes]
     (kh, oh), (kw, ow) = (g["kh"], g["oh"]), (g["kw"], g["ow"])
-    if all(len(np.unique(src)) == len(src) for src, _ in reads):
+    if not dx or all(len(np.unique(src)) == len(src) for src, _ in reads):
         gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
         return Compaction(gc, *reads)
     if depthwise or transposes_dx(g):

@@ -86,13 +86,13 @@ def _workspace(cols, shape, dtype, name="cols"):
     return cols
 
 
-def _gathered(x, g, groups):
+def _gathered(x, g, groups, dx=False):
     """``(x, g, compaction)``: x and its geometry g, or where a stride, padding or
     dilation makes the kernels' padded input far larger than what the windows
     read, x gathered to those rows and columns and their geometry (see
     ``_engine.compact_geometry``: the same bits); ``compaction`` None or what
-    maps a gradient back (``_engine.scatter_windows``)."""
-    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1)
+    maps a gradient back (``_engine.scatter_windows``), which ``dx`` asks for."""
+    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1, dx=dx)
     if compaction is None:
         return x, g, None
     return _engine.gather_windows(x, compaction), compaction.g, compaction
@@ -201,7 +201,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
     x_shape = x.shape
-    x, g, compaction = _gathered(x, g, groups)
+    x, g, compaction = _gathered(x, g, groups, need_dx)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w.reshape(f, -1), g, groups, need_dx)
     else:
@@ -769,7 +769,7 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     g = _series_geometry(x.shape, k, stride, padding, dilation)
     _check_shape(dy, (n, f, g["ow"]), "dy")
     w2 = w.reshape(f, -1)
-    x4, g, compaction = _gathered(_as_image(x), g, groups)
+    x4, g, compaction = _gathered(_as_image(x), g, groups, need_dx)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(_as_image(dy), x4, w2, g, groups, need_dx)
     else:

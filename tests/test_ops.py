@@ -995,6 +995,46 @@ def test_ordinary_convolutions_are_not_gathered():
     assert _engine.compact_geometry(g) is None  # a stride of 1: dx transposed
 
 
+#: (x shape, w shape, groups) of convolutions of a stride, padding and
+#: dilation far beyond their input: windows 0 and 1 share row 0 and column 0
+SHARED_ELEMENT_CONVOLUTIONS = {
+    "dense": ((2, 2, 5, 6), (3, 2, 2, 2), 1),
+    "grouped": ((2, 4, 5, 6), (4, 2, 2, 2), 2),
+    "depthwise": ((2, 2, 5, 6), (4, 1, 2, 2), 2),
+}
+
+
+@pytest.mark.parametrize("name", SHARED_ELEMENT_CONVOLUTIONS)
+@pytest.mark.parametrize("far", [100, 1000])
+def test_convolution_whose_windows_share_elements_costs_its_output_without_dx(
+        name, far, monkeypatch):
+    # the forward and the weights' gradient read each tap's value, wherever it
+    # is gathered: the padded input (4000 x 4000 per channel for 2 x 2
+    # outputs at 1000) need not be laid out, and the bits are those of the
+    # whole padded input's
+    x_shape, w_shape, groups = SHARED_ELEMENT_CONVOLUTIONS[name]
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    dy = rng.standard_normal((x_shape[0], w_shape[0], 2, 2))
+
+    def run():
+        return (ops.conv2d(x, w, b, far, far, far, groups=groups),
+                *ops.conv2d_backward(dy, x, w, far, far, far, False, groups=groups)[1:])
+
+    gathered, peak = _with_peak(run)
+    if groups == 1:
+        want = ref_conv2d(x, w, b, far, far, far), *ref_conv2d_backward(dy, x, w, far, far, far)[1:]
+        for got, want_ in zip(gathered, want):
+            assert_close(got, want_)
+    if far == 1000:
+        assert peak < 2**20
+        return
+    monkeypatch.setattr(_engine, "COMPACT_MIN_EXTENT", 2**62)  # the whole padded input
+    for got, whole in zip(gathered, run()):
+        np.testing.assert_array_equal(got.view(np.uint64), whole.view(np.uint64))
+
+
 # --------------------------------------------------------------------------
 # Finite-difference gradients (float64)
 # --------------------------------------------------------------------------
