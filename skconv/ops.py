@@ -947,6 +947,10 @@ def global_max_pool1d_backward(dy, argmax, x_shape):
     dx : ndarray of shape x_shape
         Zero but at each series' maximum.
     """
+    dy = _float_array(dy, "dy", 2)
     n, c, length = _shape_of(x_shape, "N, C, length")
-    return _as_series(global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))
+    _check_shape(dy, (n, c), "dy")
+    argmax = _checked_argmax(argmax, dy.shape, length,
+                             f"the series of length {length} of x_shape={tuple(x_shape)}")
+    return _as_series(_engine.global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))
 

@@ -287,6 +287,8 @@ def test_errors_speak_of_series():
                                 x.shape)
     with pytest.raises(ValueError, match=r"x_shape must be 3 positive ints \(N, C, length\)"):
         ops.avg_pool1d_backward(np.zeros((2, 3, 2), np.float32), (2, 3, 1, 5), 2)
+    with pytest.raises(ValueError, match=r"outside the series of length 5 of x_shape=\(2, 3, 5\)"):
+        ops.global_max_pool1d_backward(np.zeros((2, 3), np.float32), np.full((2, 3), 5), x.shape)
 
 
 @pytest.mark.parametrize("path", AVAILABLE_PATHS)
