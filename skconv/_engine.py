@@ -292,6 +292,22 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     return out
 
 
+def check_extents(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
+    """Refuse an axis whose padded size, window span or stride is 2**31 or more:
+    the kernels index a padded input, its windows and strides in C ints.
+    ``axis`` names it as in :func:`output_size`."""
+    what = "the padded series" if axis == "length" else "the padded input"
+    extents = {what: size + 2 * padding, "the kernel's span": dilation * (kernel_size - 1) + 1,
+               "the stride": stride}
+    for what, extent in extents.items():
+        if extent >= 2**31:
+            along = "" if axis == "length" else f" along its {axis}"
+            raise ValueError(
+                f"{what} ({extent}{along}; kernel_size={kernel_size}, stride={stride}, "
+                f"padding={padding}, dilation={dilation}) must be under 2**31"
+            )
+
+
 def plain_ints(value):
     """Whether ``value`` is an int or a tuple of ints (not bools, not numpy scalars)."""
     return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
@@ -329,16 +345,8 @@ def resolve_geometry(x_shape, kernel_size, stride, padding, dilation):
     dh, dw = as_pair(dilation, "dilation", 1)
     oh = output_size(h, kh, sh, ph, dh, "height")
     ow = output_size(w, kw, sw, pw, dw, "width")
-    # the kernels index a padded input, its windows and strides in C ints
-    extents = {"the padded input": max(h + 2 * ph, w + 2 * pw),
-               "the kernel's span": max(dh * (kh - 1) + 1, dw * (kw - 1) + 1),
-               "the stride": max(sh, sw)}
-    for what, extent in extents.items():
-        if extent >= 2**31:
-            raise ValueError(
-                f"{what} ({extent}; kernel_size={kernel_size!r}, stride={stride!r}, "
-                f"padding={padding!r}, dilation={dilation!r}) must be under 2**31"
-            )
+    check_extents(h, kh, sh, ph, dh, "height")
+    check_extents(w, kw, sw, pw, dw, "width")
     return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, oh=oh, ow=ow)
 
 

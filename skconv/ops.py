@@ -664,6 +664,7 @@ def _series_geometry(x_shape, kernel_size, stride, padding, dilation):
     p = _int(padding, "padding", 0)
     d = _int(dilation, "dilation", 1)
     output_size(length, k, s, p, d, "length")
+    _engine.check_extents(length, k, s, p, d, "length")
     return _engine.geometry((n, c, 1, length), (1, k), (1, s), (0, p), (1, d))
 
 
