@@ -439,6 +439,15 @@ def _channels_view(a, name, dtype=None):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _eps(eps):
+    """``eps`` as a float, refused unless a finite number > 0."""
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool):
+        raise ValueError(f"eps must be a float, got {eps!r}")
+    if not 0 < eps < float("inf"):
+        raise ValueError(f"eps={eps!r} must be a finite number > 0")
+    return float(eps)
+
+
 def batch_norm(x, scale, shift, eps=1e-5):
     """Batch normalization in training mode: statistics of the batch, per channel.
 
@@ -465,10 +474,9 @@ def batch_norm(x, scale, shift, eps=1e-5):
     shift = _float_array(shift, "shift", 1, x3.dtype)
     _check_shape(scale, (c,), "scale")
     _check_shape(shift, (c,), "shift")
-    if not eps > 0:
-        raise ValueError(f"eps={eps!r} must be > 0")
+    eps = _eps(eps)
     y, x_hat = np.empty_like(x3), np.empty_like(x3)
-    mean, var = _engine.batch_norm(x3, scale, shift, float(eps), y, x_hat)
+    mean, var = _engine.batch_norm(x3, scale, shift, eps, y, x_hat)
     shape = np.shape(x)
     return y.reshape(shape), x_hat.reshape(shape), mean, var
 
@@ -499,11 +507,10 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     _check_shape(scale, (c,), "scale")
     var = np.ascontiguousarray(var, dtype=np.float64)
     _check_shape(var, (c,), "var")
-    if not eps > 0:
-        raise ValueError(f"eps={eps!r} must be > 0")
+    eps = _eps(eps)
     dx = np.empty(dy3.shape, dtype=dy3.dtype) if need_dx else None
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
-    _engine.batch_norm_backward(dy3, x_hat3, None, var, scale, None, float(eps), dx, dscale,
+    _engine.batch_norm_backward(dy3, x_hat3, None, var, scale, None, eps, dx, dscale,
                                 dshift)
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift
 

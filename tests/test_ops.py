@@ -1511,6 +1511,9 @@ def test_batch_norm_is_bit_identical_with_1_and_2_threads():
         (dict(scale=np.ones(4)), "scale must have shape"),
         (dict(shift=np.ones((3,), dtype=np.float32)), "shift has dtype"),
         (dict(eps=0.0), "eps=0.0"),
+        (dict(eps="1e-5"), "eps must be a float, got '1e-5'"),
+        (dict(eps=np.full(3, 1e-5)), "eps must be a float"),
+        (dict(eps=float("nan")), "eps=nan must be a finite number > 0"),
     ],
 )
 def test_batch_norm_bad_input_raises_a_clear_error(kwargs, match):
