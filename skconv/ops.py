@@ -38,6 +38,7 @@ __all__ = [
     "batch_norm",
     "batch_norm_backward",
     "output_size",
+    "simd_path",
 ]
 
 
