@@ -1125,7 +1125,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         # product then puts them in its rows
         layout = padded_image(g, f, x.dtype)[0]
         images = np.empty((n_threads, layout.padded_size), dtype=x.dtype)
-        work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
+        # scratch of the product as oriented: transposed, its rows are the taps
+        work = np.empty((n_threads, _gemm.work_size(*dw_shape, ohw)), dtype=x.dtype)
         if unpool is not None:
             argmax = argmax.reshape(n, f, -1)
             relu_y = None if relu_y is None else relu_y.reshape(n, f, -1)

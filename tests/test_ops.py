@@ -8,6 +8,9 @@ gradients, float32/float64 agreement, any memory layout, and the same bits for
 any thread count.
 """
 
+import os
+import subprocess
+import sys
 import threading
 import tracemalloc
 
@@ -1295,6 +1298,41 @@ def test_conv_of_a_single_sample_is_bit_identical_with_1_and_2_blas_threads():
             results.append((ops.conv2d(x, w, padding=1), *ops.conv2d_backward(dy, x, w, padding=1)))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+#: Weight gradients of more filters than taps, which the kernels compute as
+#: dw^T, the taps along the product's rows: (x shape, filters, kernel size)
+MANY_FILTERS_FEW_TAPS = [((8, 1, 28, 28), 256, 3), ((1, 1, 1, 1), 500, 1),
+                         ((2, 1, 2, 2), 2000, 1), ((2, 3, 6, 6), 700, 2)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_of_many_filters_by_few_taps_stays_in_its_scratch(dtype):
+    # the product's scratch must be sized for the product as oriented (taps by
+    # filters), not for dw's (filters by taps): a block holds more columns than
+    # rows, and hundreds of filters overran it. The heap corruption that made
+    # shows at once with MALLOC_CHECK_, in a process of its own
+    code = f"""if True:
+        import numpy as np
+        from skconv import ops
+        rng = np.random.default_rng(0)
+        for x_shape, f, k in {MANY_FILTERS_FEW_TAPS!r}:
+            x = rng.standard_normal(x_shape).astype("{dtype}")
+            w = rng.standard_normal((f, x_shape[1], k, k)).astype("{dtype}")
+            oh, ow = x_shape[2] - k + 1, x_shape[3] - k + 1
+            dy = rng.standard_normal((x_shape[0], f, oh, ow)).astype("{dtype}")
+            cols = ops.im2col(x.astype(np.float64), k)
+            want = dy.transpose(0, 2, 3, 1).reshape(-1, f).T.astype(np.float64) @ cols
+            for need_dx in (False, True):
+                dw = ops.conv2d_backward(dy, x, w, need_dx=need_dx)[1]
+                np.testing.assert_allclose(dw.reshape(f, -1), want, rtol=1e-4, atol=1e-3)
+        """
+    root = os.path.dirname(os.path.dirname(ops.__file__))
+    env = dict(os.environ, MALLOC_CHECK_="3",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
