@@ -51,6 +51,10 @@ def simd_path():
 def _float_array(a, name, ndim, dtype=None):
     """C-contiguous float32/float64 view or copy of ``a`` with ``ndim`` non-empty axes."""
     a = np.asarray(a)
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        # the same floats in the other byte order (read from another machine's
+        # file): the kernels read the machine's
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
     if dtype is not None and a.dtype != dtype:

@@ -1267,8 +1267,14 @@ def _strided(a):
     return big[..., 0]
 
 
+def _byte_swapped(a):
+    """The same values stored in the other byte order (a file written on another machine)."""
+    return a.astype(a.dtype.newbyteorder("S"))
+
+
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("layout", [_read_only, np.asfortranarray, _fortran_read_only, _strided])
+@pytest.mark.parametrize("layout", [_read_only, np.asfortranarray, _fortran_read_only, _strided,
+                                    _byte_swapped])
 def test_read_only_fortran_and_strided_inputs_give_the_same_result(op, layout):
     for got, want in zip(_run(op, layout), _run(op)):
         np.testing.assert_array_equal(got, want)
