@@ -656,6 +656,8 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     values = [_int(value, name, minimum) for value, name, minimum in (
         (size, "size", 1), (kernel_size, "kernel_size", 1), (stride, "stride", 1),
         (padding, "padding", 0), (dilation, "dilation", 1))]
+    if axis not in ("height", "width", "length"):
+        raise ValueError(f"axis must be 'height', 'width' or 'length', got {axis!r}")
     return _engine.output_size(*values, axis)
 
 

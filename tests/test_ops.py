@@ -270,7 +270,9 @@ def test_output_size_follows_the_floor_formula_and_drops_windows_that_do_not_fit
         ops.output_size(2, 4)
     for args, message in (((8, 3, 0), "stride=0 must be >= 1"), ((8, 0), "kernel_size=0"),
                           ((8, 3, 1, -1), "padding=-1 must be >= 0"),
-                          ((8, 3, 1, 0, 0), "dilation=0"), ((8.5, 3), "size must be an int")):
+                          ((8, 3, 1, 0, 0), "dilation=0"), ((8.5, 3), "size must be an int"),
+                          ((2, 4, 1, 0, 1, "depth"), "axis must be 'height', 'width' or 'length', "
+                                                     "got 'depth'")):
         with pytest.raises(ValueError, match=message):
             ops.output_size(*args)
 
