@@ -510,8 +510,14 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     c = dy3.shape[1]
     scale = _float_array(scale, "scale", 1, dy3.dtype)
     _check_shape(scale, (c,), "scale")
+    var = np.asarray(var)
+    if var.dtype.kind not in "fiu":
+        raise TypeError(f"var must hold the variances batch_norm returns, got dtype {var.dtype}")
     var = np.ascontiguousarray(var, dtype=np.float64)
     _check_shape(var, (c,), "var")
+    if (var < 0).any():  # NaN passes: it propagates, as it came from x
+        raise ValueError(f"var must hold variances (>= 0), got {var.min()} in channel "
+                         f"{int(np.argmin(var))}")
     eps = _eps(eps)
     dx = np.empty(dy3.shape, dtype=dy3.dtype) if need_dx else None
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)

@@ -1537,6 +1537,19 @@ def test_batch_norm_backward_matches_finite_differences(shape):
     assert ops.batch_norm_backward(dy, x_hat, scale, var, need_dx=False)[0] is None
 
 
+def test_batch_norm_backward_refuses_a_var_that_holds_no_variances():
+    rng = np.random.default_rng(14)
+    x, dy, scale = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2)), np.ones(3)
+    _, x_hat, _, var = ops.batch_norm(x, scale, np.zeros(3))
+    with pytest.raises(ValueError, match=r"var must hold variances \(>= 0\), got -1.0 in channel 1"):
+        ops.batch_norm_backward(dy, x_hat, scale, np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(TypeError, match="var must hold the variances batch_norm returns"):
+        ops.batch_norm_backward(dy, x_hat, scale, np.array(["1", "1", "1"]))
+    var[1] = np.nan  # as from a NaN in x: propagated, not refused
+    dx, dscale, _ = ops.batch_norm_backward(dy, x_hat, scale, var)
+    assert np.isnan(dx[:, 1]).all() and not np.isnan(dx[:, [0, 2]]).any()
+
+
 def test_batch_norm_is_bit_identical_with_1_and_2_threads():
     rng = np.random.default_rng(13)
     x, dy = rng.standard_normal((16, 6, 5, 5)), rng.standard_normal((16, 6, 5, 5))
