@@ -14,7 +14,9 @@ being an image of height 1.
 Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
 windows that do not fit are dropped. A convolution whose stride, padding or
 dilation dwarfs its input, and a pooling window far larger than it, cost
-what the windows read of the input, not what they span.
+what the windows read of the input, not what they span; but for the input
+gradient of a depthwise convolution, or one of stride 1, whose windows read
+an element twice: that one is computed over the whole padded input.
 """
 
 import numbers
