@@ -365,7 +365,10 @@ def _checked_argmax(argmax, shape, size, where):
     argmax = np.asarray(argmax)
     if argmax.dtype.kind not in "iu":
         raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, shape, "argmax")
+    if argmax.shape != tuple(shape):
+        # either may be the wrong one: name both
+        raise ValueError(f"argmax must have shape {tuple(shape)}, dy's (both are the pooling's "
+                         f"output), got {argmax.shape}")
     if argmax.min() < 0 or argmax.max() >= size:
         raise ValueError(
             f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside {where}")

@@ -1438,6 +1438,12 @@ BAD_INPUTS = {
         ValueError,
         "argmax must have shape",
     ),
+    "dy of another shape than argmax": (
+        lambda: ops.max_pool2d_backward(_pool_dy[..., :1], _argmax, _x.shape),
+        ValueError,
+        r"argmax must have shape \(\d+, \d+, \d+, 1\), dy's \(both are the pooling's output\), "
+        r"got \(\d+, \d+, \d+, [2-9]\)",
+    ),
     "float argmax": (
         lambda: ops.max_pool2d_backward(_pool_dy, _argmax.astype(float), _x.shape),
         TypeError,
