@@ -292,6 +292,22 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     return out
 
 
+def check_extents(size, kernel_size, stride=1, padding=0, dilation=1, axis="height"):
+    """Refuse an axis whose padded size, window span or stride is 2**31 or more:
+    the kernels index a padded input, its windows and strides in C ints.
+    ``axis`` names it as in :func:`output_size`."""
+    what = "the padded series" if axis == "length" else "the padded input"
+    extents = {what: size + 2 * padding, "the kernel's span": dilation * (kernel_size - 1) + 1,
+               "the stride": stride}
+    for what, extent in extents.items():
+        if extent >= 2**31:
+            along = "" if axis == "length" else f" along its {axis}"
+            raise ValueError(
+                f"{what} ({extent}{along}; kernel_size={kernel_size}, stride={stride}, "
+                f"padding={padding}, dilation={dilation}) must be under 2**31"
+            )
+
+
 def plain_ints(value):
     """Whether ``value`` is an int or a tuple of ints (not bools, not numpy scalars)."""
     return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
@@ -329,16 +345,8 @@ def resolve_geometry(x_shape, kernel_size, stride, padding, dilation):
     dh, dw = as_pair(dilation, "dilation", 1)
     oh = output_size(h, kh, sh, ph, dh, "height")
     ow = output_size(w, kw, sw, pw, dw, "width")
-    # the kernels index a padded input, its windows and strides in C ints
-    extents = {"the padded input": max(h + 2 * ph, w + 2 * pw),
-               "the kernel's span": max(dh * (kh - 1) + 1, dw * (kw - 1) + 1),
-               "the stride": max(sh, sw)}
-    for what, extent in extents.items():
-        if extent >= 2**31:
-            raise ValueError(
-                f"{what} ({extent}; kernel_size={kernel_size!r}, stride={stride!r}, "
-                f"padding={padding!r}, dilation={dilation!r}) must be under 2**31"
-            )
+    check_extents(h, kh, sh, ph, dh, "height")
+    check_extents(w, kw, sw, pw, dw, "width")
     return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, oh=oh, ow=ow)
 
 
@@ -387,7 +395,7 @@ def _reads(size, k, s, p, d, o, step):
     return read[dst], dst // k * step + dst % k
 
 
-def compact_geometry(g, depthwise=False):
+def compact_geometry(g, depthwise=False, dx=True):
     """A :class:`Compaction` of a convolution of geometry g, or None where its
     kernels' padded input is not much larger than what its windows read, or
     where gathering would change a bit of the results.
@@ -395,8 +403,11 @@ def compact_geometry(g, depthwise=False):
     Each tap of a window reads the same value in the gathered input (a zero
     where it read the padding) and the windows follow in the same order, over
     a stride of k, no padding and no dilation: every output is the same chain
-    of products, so the same bits. An element under one tap at most has one
-    term in its gradient, whatever path computes it: the same value too.
+    of products, so the same bits, and so is the weights' gradient, whose
+    chains run over the same products. An element under two taps is then
+    gathered twice; that is all a convolution without ``dx`` (the input's
+    gradient) needs. An element under one tap at most has one term in its
+    gradient, whatever path computes it: the same value too.
 
     Where an element is under two taps along one axis, only the other axis
     is gathered, its windows a row apart (a stride of k + 1), and only where
@@ -411,7 +422,7 @@ def compact_geometry(g, depthwise=False):
         return None
     reads = [_reads(*axis, axis[1]) for axis in axes]
     (kh, oh), (kw, ow) = (g["kh"], g["oh"]), (g["kw"], g["ow"])
-    if all(len(np.unique(src)) == len(src) for src, _ in reads):
+    if not dx or all(len(np.unique(src)) == len(src) for src, _ in reads):
         gc = resolve_geometry((1, g["c"], oh * kh, ow * kw), (kh, kw), (kh, kw), 0, 1)
         return Compaction(gc, *reads)
     if depthwise or transposes_dx(g):
@@ -1114,7 +1125,8 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         # product then puts them in its rows
         layout = padded_image(g, f, x.dtype)[0]
         images = np.empty((n_threads, layout.padded_size), dtype=x.dtype)
-        work = np.empty((n_threads, _gemm.work_size(f, ckk, ohw)), dtype=x.dtype)
+        # scratch of the product as oriented: transposed, its rows are the taps
+        work = np.empty((n_threads, _gemm.work_size(*dw_shape, ohw)), dtype=x.dtype)
         if unpool is not None:
             argmax = argmax.reshape(n, f, -1)
             relu_y = None if relu_y is None else relu_y.reshape(n, f, -1)

@@ -14,7 +14,9 @@ being an image of height 1.
 Output size along an axis is ``floor((h + 2 * p - d * (k - 1) - 1) / s) + 1``:
 windows that do not fit are dropped. A convolution whose stride, padding or
 dilation dwarfs its input, and a pooling window far larger than it, cost
-what the windows read of the input, not what they span.
+what the windows read of the input, not what they span; but for the input
+gradient of a depthwise convolution, or one of stride 1, whose windows read
+an element twice: that one is computed over the whole padded input.
 """
 
 import numbers
@@ -38,6 +40,7 @@ __all__ = [
     "batch_norm",
     "batch_norm_backward",
     "output_size",
+    "simd_path",
 ]
 
 
@@ -50,6 +53,10 @@ def simd_path():
 def _float_array(a, name, ndim, dtype=None):
     """C-contiguous float32/float64 view or copy of ``a`` with ``ndim`` non-empty axes."""
     a = np.asarray(a)
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        # the same floats in the other byte order (read from another machine's
+        # file): the kernels read the machine's
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got dtype {a.dtype}")
     if dtype is not None and a.dtype != dtype:
@@ -86,13 +93,13 @@ def _workspace(cols, shape, dtype, name="cols"):
     return cols
 
 
-def _gathered(x, g, groups):
+def _gathered(x, g, groups, dx=False):
     """``(x, g, compaction)``: x and its geometry g, or where a stride, padding or
     dilation makes the kernels' padded input far larger than what the windows
     read, x gathered to those rows and columns and their geometry (see
     ``_engine.compact_geometry``: the same bits); ``compaction`` None or what
-    maps a gradient back (``_engine.scatter_windows``)."""
-    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1)
+    maps a gradient back (``_engine.scatter_windows``), which ``dx`` asks for."""
+    compaction = _engine.compact_geometry(g, depthwise=groups == x.shape[1] > 1, dx=dx)
     if compaction is None:
         return x, g, None
     return _engine.gather_windows(x, compaction), compaction.g, compaction
@@ -201,7 +208,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
             raise ValueError(f"cols is a workspace of groups=1 only, got groups={groups}")
         _workspace(cols, (n, c * kh * kw, g["oh"] * g["ow"]), x.dtype)
     x_shape = x.shape
-    x, g, compaction = _gathered(x, g, groups)
+    x, g, compaction = _gathered(x, g, groups, need_dx)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(dy, x, w.reshape(f, -1), g, groups, need_dx)
     else:
@@ -358,7 +365,10 @@ def _checked_argmax(argmax, shape, size, where):
     argmax = np.asarray(argmax)
     if argmax.dtype.kind not in "iu":
         raise TypeError(f"argmax must hold integers, got dtype {argmax.dtype}")
-    _check_shape(argmax, shape, "argmax")
+    if argmax.shape != tuple(shape):
+        # either may be the wrong one: name both
+        raise ValueError(f"argmax must have shape {tuple(shape)}, dy's (both are the pooling's "
+                         f"output), got {argmax.shape}")
     if argmax.min() < 0 or argmax.max() >= size:
         raise ValueError(
             f"argmax holds indices in [{argmax.min()}, {argmax.max()}], outside {where}")
@@ -439,6 +449,15 @@ def _channels_view(a, name, dtype=None):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _eps(eps):
+    """``eps`` as a float, refused unless a finite number > 0."""
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool):
+        raise ValueError(f"eps must be a float, got {eps!r}")
+    if not 0 < eps < float("inf"):
+        raise ValueError(f"eps={eps!r} must be a finite number > 0")
+    return float(eps)
+
+
 def batch_norm(x, scale, shift, eps=1e-5):
     """Batch normalization in training mode: statistics of the batch, per channel.
 
@@ -465,10 +484,9 @@ def batch_norm(x, scale, shift, eps=1e-5):
     shift = _float_array(shift, "shift", 1, x3.dtype)
     _check_shape(scale, (c,), "scale")
     _check_shape(shift, (c,), "shift")
-    if not eps > 0:
-        raise ValueError(f"eps={eps!r} must be > 0")
+    eps = _eps(eps)
     y, x_hat = np.empty_like(x3), np.empty_like(x3)
-    mean, var = _engine.batch_norm(x3, scale, shift, float(eps), y, x_hat)
+    mean, var = _engine.batch_norm(x3, scale, shift, eps, y, x_hat)
     shape = np.shape(x)
     return y.reshape(shape), x_hat.reshape(shape), mean, var
 
@@ -497,13 +515,18 @@ def batch_norm_backward(dy, x_hat, scale, var, eps=1e-5, need_dx=True):
     c = dy3.shape[1]
     scale = _float_array(scale, "scale", 1, dy3.dtype)
     _check_shape(scale, (c,), "scale")
+    var = np.asarray(var)
+    if var.dtype.kind not in "fiu":
+        raise TypeError(f"var must hold the variances batch_norm returns, got dtype {var.dtype}")
     var = np.ascontiguousarray(var, dtype=np.float64)
     _check_shape(var, (c,), "var")
-    if not eps > 0:
-        raise ValueError(f"eps={eps!r} must be > 0")
+    if (var < 0).any():  # NaN passes: it propagates, as it came from x
+        raise ValueError(f"var must hold variances (>= 0), got {var.min()} in channel "
+                         f"{int(np.argmin(var))}")
+    eps = _eps(eps)
     dx = np.empty(dy3.shape, dtype=dy3.dtype) if need_dx else None
     dscale, dshift = np.empty(c, dtype=dy3.dtype), np.empty(c, dtype=dy3.dtype)
-    _engine.batch_norm_backward(dy3, x_hat3, None, var, scale, None, float(eps), dx, dscale,
+    _engine.batch_norm_backward(dy3, x_hat3, None, var, scale, None, eps, dx, dscale,
                                 dshift)
     return (dx.reshape(np.shape(dy)) if need_dx else None), dscale, dshift
 
@@ -644,6 +667,8 @@ def output_size(size, kernel_size, stride=1, padding=0, dilation=1, axis="height
     values = [_int(value, name, minimum) for value, name, minimum in (
         (size, "size", 1), (kernel_size, "kernel_size", 1), (stride, "stride", 1),
         (padding, "padding", 0), (dilation, "dilation", 1))]
+    if axis not in ("height", "width", "length"):
+        raise ValueError(f"axis must be 'height', 'width' or 'length', got {axis!r}")
     return _engine.output_size(*values, axis)
 
 
@@ -664,6 +689,7 @@ def _series_geometry(x_shape, kernel_size, stride, padding, dilation):
     p = _int(padding, "padding", 0)
     d = _int(dilation, "dilation", 1)
     output_size(length, k, s, p, d, "length")
+    _engine.check_extents(length, k, s, p, d, "length")
     return _engine.geometry((n, c, 1, length), (1, k), (1, s), (0, p), (1, d))
 
 
@@ -769,7 +795,7 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, need_dx=True, *, 
     g = _series_geometry(x.shape, k, stride, padding, dilation)
     _check_shape(dy, (n, f, g["ow"]), "dy")
     w2 = w.reshape(f, -1)
-    x4, g, compaction = _gathered(_as_image(x), g, groups)
+    x4, g, compaction = _gathered(_as_image(x), g, groups, need_dx)
     if groups > 1:
         dx, dw, db = _engine.grouped_conv2d_backward(_as_image(dy), x4, w2, g, groups, need_dx)
     else:
@@ -947,6 +973,10 @@ def global_max_pool1d_backward(dy, argmax, x_shape):
     dx : ndarray of shape x_shape
         Zero but at each series' maximum.
     """
+    dy = _float_array(dy, "dy", 2)
     n, c, length = _shape_of(x_shape, "N, C, length")
-    return _as_series(global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))
+    _check_shape(dy, (n, c), "dy")
+    argmax = _checked_argmax(argmax, dy.shape, length,
+                             f"the series of length {length} of x_shape={tuple(x_shape)}")
+    return _as_series(_engine.global_max_pool2d_backward(dy, argmax, (n, c, 1, length)))
 

@@ -68,3 +68,13 @@ def test_docs_build_refuses_an_unknown_examples_mode(monkeypatch):
     monkeypatch.setenv("SKCONV_DOCS_EXAMPLES", "some")
     with pytest.raises(ValueError, match=r"SKCONV_DOCS_EXAMPLES='some' must be 'all', 'fast'"):
         runpy.run_path(str(DOCS / "conf.py"))
+
+
+def test_api_page_lists_every_public_name_of_ops_and_nothing_else():
+    # ``from skconv.ops import *`` gives what the API page documents
+    from skconv import ops
+
+    api = (DOCS / "api.rst").read_text(encoding="utf-8")
+    section = api.split(".. currentmodule:: skconv.ops", 1)[1]
+    listed = re.search(r"\.\. autosummary::\n(?:   :.*\n)*\n((?:   \w+\n)+)", section).group(1)
+    assert sorted(listed.split()) == sorted(ops.__all__)

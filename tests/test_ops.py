@@ -8,6 +8,9 @@ gradients, float32/float64 agreement, any memory layout, and the same bits for
 any thread count.
 """
 
+import os
+import subprocess
+import sys
 import threading
 import tracemalloc
 
@@ -267,7 +270,9 @@ def test_output_size_follows_the_floor_formula_and_drops_windows_that_do_not_fit
         ops.output_size(2, 4)
     for args, message in (((8, 3, 0), "stride=0 must be >= 1"), ((8, 0), "kernel_size=0"),
                           ((8, 3, 1, -1), "padding=-1 must be >= 0"),
-                          ((8, 3, 1, 0, 0), "dilation=0"), ((8.5, 3), "size must be an int")):
+                          ((8, 3, 1, 0, 0), "dilation=0"), ((8.5, 3), "size must be an int"),
+                          ((2, 4, 1, 0, 1, "depth"), "axis must be 'height', 'width' or 'length', "
+                                                     "got 'depth'")):
         with pytest.raises(ValueError, match=message):
             ops.output_size(*args)
 
@@ -995,6 +1000,46 @@ def test_ordinary_convolutions_are_not_gathered():
     assert _engine.compact_geometry(g) is None  # a stride of 1: dx transposed
 
 
+#: (x shape, w shape, groups) of convolutions of a stride, padding and
+#: dilation far beyond their input: windows 0 and 1 share row 0 and column 0
+SHARED_ELEMENT_CONVOLUTIONS = {
+    "dense": ((2, 2, 5, 6), (3, 2, 2, 2), 1),
+    "grouped": ((2, 4, 5, 6), (4, 2, 2, 2), 2),
+    "depthwise": ((2, 2, 5, 6), (4, 1, 2, 2), 2),
+}
+
+
+@pytest.mark.parametrize("name", SHARED_ELEMENT_CONVOLUTIONS)
+@pytest.mark.parametrize("far", [100, 1000])
+def test_convolution_whose_windows_share_elements_costs_its_output_without_dx(
+        name, far, monkeypatch):
+    # the forward and the weights' gradient read each tap's value, wherever it
+    # is gathered: the padded input (4000 x 4000 per channel for 2 x 2
+    # outputs at 1000) need not be laid out, and the bits are those of the
+    # whole padded input's
+    x_shape, w_shape, groups = SHARED_ELEMENT_CONVOLUTIONS[name]
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    dy = rng.standard_normal((x_shape[0], w_shape[0], 2, 2))
+
+    def run():
+        return (ops.conv2d(x, w, b, far, far, far, groups=groups),
+                *ops.conv2d_backward(dy, x, w, far, far, far, False, groups=groups)[1:])
+
+    gathered, peak = _with_peak(run)
+    if groups == 1:
+        want = ref_conv2d(x, w, b, far, far, far), *ref_conv2d_backward(dy, x, w, far, far, far)[1:]
+        for got, want_ in zip(gathered, want):
+            assert_close(got, want_)
+    if far == 1000:
+        assert peak < 2**20
+        return
+    monkeypatch.setattr(_engine, "COMPACT_MIN_EXTENT", 2**62)  # the whole padded input
+    for got, whole in zip(gathered, run()):
+        np.testing.assert_array_equal(got.view(np.uint64), whole.view(np.uint64))
+
+
 # --------------------------------------------------------------------------
 # Finite-difference gradients (float64)
 # --------------------------------------------------------------------------
@@ -1224,8 +1269,14 @@ def _strided(a):
     return big[..., 0]
 
 
+def _byte_swapped(a):
+    """The same values stored in the other byte order (a file written on another machine)."""
+    return a.astype(a.dtype.newbyteorder("S"))
+
+
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("layout", [_read_only, np.asfortranarray, _fortran_read_only, _strided])
+@pytest.mark.parametrize("layout", [_read_only, np.asfortranarray, _fortran_read_only, _strided,
+                                    _byte_swapped])
 def test_read_only_fortran_and_strided_inputs_give_the_same_result(op, layout):
     for got, want in zip(_run(op, layout), _run(op)):
         np.testing.assert_array_equal(got, want)
@@ -1255,6 +1306,41 @@ def test_conv_of_a_single_sample_is_bit_identical_with_1_and_2_blas_threads():
             results.append((ops.conv2d(x, w, padding=1), *ops.conv2d_backward(dy, x, w, padding=1)))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+#: Weight gradients of more filters than taps, which the kernels compute as
+#: dw^T, the taps along the product's rows: (x shape, filters, kernel size)
+MANY_FILTERS_FEW_TAPS = [((8, 1, 28, 28), 256, 3), ((1, 1, 1, 1), 500, 1),
+                         ((2, 1, 2, 2), 2000, 1), ((2, 3, 6, 6), 700, 2)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_of_many_filters_by_few_taps_stays_in_its_scratch(dtype):
+    # the product's scratch must be sized for the product as oriented (taps by
+    # filters), not for dw's (filters by taps): a block holds more columns than
+    # rows, and hundreds of filters overran it. The heap corruption that made
+    # shows at once with MALLOC_CHECK_, in a process of its own
+    code = f"""if True:
+        import numpy as np
+        from skconv import ops
+        rng = np.random.default_rng(0)
+        for x_shape, f, k in {MANY_FILTERS_FEW_TAPS!r}:
+            x = rng.standard_normal(x_shape).astype("{dtype}")
+            w = rng.standard_normal((f, x_shape[1], k, k)).astype("{dtype}")
+            oh, ow = x_shape[2] - k + 1, x_shape[3] - k + 1
+            dy = rng.standard_normal((x_shape[0], f, oh, ow)).astype("{dtype}")
+            cols = ops.im2col(x.astype(np.float64), k)
+            want = dy.transpose(0, 2, 3, 1).reshape(-1, f).T.astype(np.float64) @ cols
+            for need_dx in (False, True):
+                dw = ops.conv2d_backward(dy, x, w, need_dx=need_dx)[1]
+                np.testing.assert_allclose(dw.reshape(f, -1), want, rtol=1e-4, atol=1e-3)
+        """
+    root = os.path.dirname(os.path.dirname(ops.__file__))
+    env = dict(os.environ, MALLOC_CHECK_="3",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
@@ -1351,6 +1437,12 @@ BAD_INPUTS = {
         lambda: ops.max_pool2d_backward(_pool_dy, _argmax[..., :2], _x.shape),
         ValueError,
         "argmax must have shape",
+    ),
+    "dy of another shape than argmax": (
+        lambda: ops.max_pool2d_backward(_pool_dy[..., :1], _argmax, _x.shape),
+        ValueError,
+        r"argmax must have shape \(\d+, \d+, \d+, 1\), dy's \(both are the pooling's output\), "
+        r"got \(\d+, \d+, \d+, [2-9]\)",
     ),
     "float argmax": (
         lambda: ops.max_pool2d_backward(_pool_dy, _argmax.astype(float), _x.shape),
@@ -1451,6 +1543,19 @@ def test_batch_norm_backward_matches_finite_differences(shape):
     assert ops.batch_norm_backward(dy, x_hat, scale, var, need_dx=False)[0] is None
 
 
+def test_batch_norm_backward_refuses_a_var_that_holds_no_variances():
+    rng = np.random.default_rng(14)
+    x, dy, scale = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2)), np.ones(3)
+    _, x_hat, _, var = ops.batch_norm(x, scale, np.zeros(3))
+    with pytest.raises(ValueError, match=r"var must hold variances \(>= 0\), got -1.0 in channel 1"):
+        ops.batch_norm_backward(dy, x_hat, scale, np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(TypeError, match="var must hold the variances batch_norm returns"):
+        ops.batch_norm_backward(dy, x_hat, scale, np.array(["1", "1", "1"]))
+    var[1] = np.nan  # as from a NaN in x: propagated, not refused
+    dx, dscale, _ = ops.batch_norm_backward(dy, x_hat, scale, var)
+    assert np.isnan(dx[:, 1]).all() and not np.isnan(dx[:, [0, 2]]).any()
+
+
 def test_batch_norm_is_bit_identical_with_1_and_2_threads():
     rng = np.random.default_rng(13)
     x, dy = rng.standard_normal((16, 6, 5, 5)), rng.standard_normal((16, 6, 5, 5))
@@ -1471,6 +1576,9 @@ def test_batch_norm_is_bit_identical_with_1_and_2_threads():
         (dict(scale=np.ones(4)), "scale must have shape"),
         (dict(shift=np.ones((3,), dtype=np.float32)), "shift has dtype"),
         (dict(eps=0.0), "eps=0.0"),
+        (dict(eps="1e-5"), "eps must be a float, got '1e-5'"),
+        (dict(eps=np.full(3, 1e-5)), "eps must be a float"),
+        (dict(eps=float("nan")), "eps=nan must be a finite number > 0"),
     ],
 )
 def test_batch_norm_bad_input_raises_a_clear_error(kwargs, match):

@@ -287,6 +287,13 @@ def test_errors_speak_of_series():
                                 x.shape)
     with pytest.raises(ValueError, match=r"x_shape must be 3 positive ints \(N, C, length\)"):
         ops.avg_pool1d_backward(np.zeros((2, 3, 2), np.float32), (2, 3, 1, 5), 2)
+    with pytest.raises(ValueError, match=r"outside the series of length 5 of x_shape=\(2, 3, 5\)"):
+        ops.global_max_pool1d_backward(np.zeros((2, 3), np.float32), np.full((2, 3), 5), x.shape)
+    with pytest.raises(ValueError, match=r"the padded series \(4294967301; kernel_size=3, stride=1, "
+                                         r"padding=2147483648, dilation=1\) must be under 2\*\*31"):
+        ops.conv1d(x, np.zeros((4, 3, 3), dtype=np.float32), padding=2**31)
+    with pytest.raises(ValueError, match=r"the stride \(2147483648; kernel_size=2,"):
+        ops.max_pool1d(x, 2, 2**31)
 
 
 @pytest.mark.parametrize("path", AVAILABLE_PATHS)
