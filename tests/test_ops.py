@@ -1343,6 +1343,33 @@ def test_weight_gradient_of_many_filters_by_few_taps_stays_in_its_scratch(dtype)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+class _ScratchTooSmall:
+    """_gemm with work_size answering 1 element: scratch sized wrongly."""
+
+    def __getattr__(self, name):
+        return getattr(_gemm, name)
+
+    @staticmethod
+    def work_size(m, n, k):
+        return 1
+
+
+@pytest.mark.parametrize("x_shape, f, k, stride, padding", [
+    ((2, 3, 9, 9), 8, 3, 1, 1), ((2, 3, 9, 9), 8, 3, 2, 1), ((2, 1, 12, 12), 256, 3, 1, 0),
+    ((2, 3, 9, 9), 8, 5, 3, 0)])
+def test_the_weight_gradient_refuses_scratch_too_small_for_its_products(
+        monkeypatch, x_shape, f, k, stride, padding):
+    # the kernels check the scratch they are handed against the products they
+    # run: a sizing mistake in Python is a ValueError, not a heap overrun
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((f, x_shape[1], k, k)).astype(np.float32)
+    dy = np.ones_like(ops.conv2d(x, w, stride=stride, padding=padding))
+    monkeypatch.setattr(_engine, "_gemm", _ScratchTooSmall())
+    with pytest.raises(ValueError, match="work of shape"):
+        ops.conv2d_backward(dy, x, w, stride=stride, padding=padding)
+
+
 def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
     x, w, dy = INPUTS["x"], INPUTS["w"], INPUTS["dy_conv"]
     dx, dw, db = ops.conv2d_backward(dy, x, w, **CONV_KW)

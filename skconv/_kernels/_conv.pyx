@@ -320,6 +320,14 @@ cdef inline void _bias_gradient(
         db[f] = s if first else db[f] + s
 
 
+cdef _check_scratch(floating[:, ::1] work, int n_threads, Py_ssize_t size):
+    """Refuse scratch smaller than the products of n_threads threads write:
+    a buffer sized for another orientation of a product would be overrun."""
+    if work.shape[0] < n_threads or work.shape[1] < size:
+        raise ValueError(f"work of shape ({work.shape[0]}, {work.shape[1]}), the products need "
+                         f"({n_threads}, {size})")
+
+
 def conv2d_backward(
     const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
     const floating[:, :, :, ::1] x,     # IN  (n, c, h, w)
@@ -357,6 +365,11 @@ def conv2d_backward(
     cdef floating[:, :, :, ::1] dx_v
     if need_dx:
         dx_v = dx
+    _check_scratch(work, n_threads, max(
+        gemm_work_size(ckk, nf, ohw) if dw_transposed else gemm_work_size(nf, ckk, ohw),
+        gemm_work_size(ckk, ohw, nf) if need_dx else 0))
+    if cols.shape[0] < (n_samples if have_cols else n_threads) or cols.shape[1] * cols.shape[2] < ckk * ohw:
+        raise ValueError("cols is too small for the convolution's columns")
     with nogil:
         for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
             tid = threadid()
@@ -533,6 +546,10 @@ def conv2d_backward_implicit(
     cdef Py_ssize_t dx_panels = 0, dx_per_thread = 0, dx_ldc = 0, dx_padded = 0
     cdef bint dx_has_residual = False, dp = floating is double
     cdef DxLayout dl
+    _check_scratch(work, n_threads,
+                   gemm_work_size(ckk, nf, ohw) if dw_transposed else gemm_work_size(nf, ckk, ohw))
+    if images.shape[0] < n_threads or images.shape[1] < layout.padded_size:
+        raise ValueError("images is too small for the padded image of each thread")
     if with_dx:
         if unpool:
             raise ValueError("the input gradient is computed along a plain dy only")
