@@ -1370,6 +1370,15 @@ def test_the_weight_gradient_refuses_scratch_too_small_for_its_products(
         ops.conv2d_backward(dy, x, w, stride=stride, padding=padding)
 
 
+def test_the_dense_product_refuses_scratch_too_small_for_its_blocks(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 70)).astype(np.float32)
+    w = rng.standard_normal((70, 40)).astype(np.float32)
+    monkeypatch.setattr(_engine, "_gemm", _ScratchTooSmall())
+    with pytest.raises(ValueError, match="work of shape"):
+        ops.linear(x, w)
+
+
 def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():
     x, w, dy = INPUTS["x"], INPUTS["w"], INPUTS["dy_conv"]
     dx, dw, db = ops.conv2d_backward(dy, x, w, **CONV_KW)

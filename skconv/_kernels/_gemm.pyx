@@ -288,6 +288,11 @@ def matmul(
         bias_mode, bias_ptr = BIAS_PER_COLUMN, &bias_v[0]
     if m == 0 or n == 0:
         return
+    if row_blocks < 1 or col_blocks < 1 or work.shape[1] < skc_gemm_work_size(
+            (m + row_blocks - 1) // row_blocks, n, a.shape[1]):
+        raise ValueError(f"work of shape ({work.shape[0]}, {work.shape[1]}) is too small for "
+                         f"blocks of {(m + row_blocks - 1) // max(row_blocks, 1)} rows of "
+                         f"a ({m}, {a.shape[1]}) @ ({b.shape[0]}, {n}) product")
     with nogil:
         if n_threads == 1:
             # no parallel region for one thread: opening one costs about a
