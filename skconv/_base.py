@@ -432,7 +432,7 @@ def _check_equal_lengths(X, signal):
     return True
 
 
-def _column_of_samples(X):
+def _column_of_samples(X, signal=False):
     """X whose cells hold the samples, as a 1-D object array of them.
 
     A pandas column of arrays (``df["image"]``), and a table of that one
@@ -440,7 +440,10 @@ def _column_of_samples(X):
     ``ColumnTransformer`` passes it through as): numpy makes none of them one
     array of the samples ("setting an array element with a sequence"), their
     object array of samples it does. A table of more columns, one holding
-    arrays, is refused in those terms. Any other X is returned as it is.
+    arrays, is refused in those terms; for a model of series (``signal``) it
+    is most likely one column a channel, as sktime's nested frames hold
+    multivariate series, and the error says how to stack them. Any other X is
+    returned as it is.
     """
     # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
     # without computing them
@@ -464,12 +467,21 @@ def _column_of_samples(X):
     cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
     cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
             else f"a sequence of {len(cell)} values")
+    if signal:
+        # a column per channel, each cell one channel's series (sktime's nested
+        # frames): passing one column alone would drop the other channels
+        fix = ("A table of one column a channel, each cell a channel's series (as sktime's "
+               "nested frames hold multivariate series), stacks into series (n, length, "
+               "channels) with np.stack([np.stack(df[c]) for c in columns], axis=-1).")
+    else:
+        fix = ("Pass the image column alone, or stack the columns into samples first, "
+               "e.g. np.stack([np.stack(df[c]) for c in columns], axis=-1) for one "
+               "channel a column.")
     raise ValueError(
         f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
-        "of them, df[\"image\"], is read as its samples). Pass the image column alone, "
-        "or stack the columns into samples first, e.g. np.stack([np.stack(df[c]) for c "
-        "in columns], axis=-1) for one channel a column."
+        f"of them, df[\"{'series' if signal else 'image'}\"], is read as its samples). "
+        + fix
     )
 
 
@@ -1053,7 +1065,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         signal = self._signal(fitted=not reset)
         # a Dask array of unknown length would be computed whole by validation
         _data.check_known_chunks(X)
-        X = _column_of_samples(X)
+        X = _column_of_samples(X, signal)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)

@@ -296,6 +296,21 @@ def test_multivariate_series_of_unequal_length_name_their_shapes():
             ConvNetClassifier(input_shape=(None, 2)).fit(given, [0, 1, 0])
 
 
+def test_a_nested_frame_of_one_column_a_channel_is_told_how_to_stack_its_series():
+    # sktime's nested frames hold multivariate series as one column a channel,
+    # each cell a pd.Series: passing one column alone, as for a table holding
+    # an image column, would drop the other channels
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    nested = pd.DataFrame({f"dim_{c}": [pd.Series(x[:, c]) for x in X] for c in range(2)})
+    with pytest.raises(ValueError, match=r"X has 2 columns .* one column a channel.*"
+                                         r"\(n, length, channels\)") as error:
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(nested, y)
+    assert "image" not in str(error.value)
+    stacked = np.stack([np.stack(nested[c]) for c in nested.columns], axis=-1)
+    assert_array_equal(stacked, X)
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
