@@ -519,8 +519,12 @@ def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
     )
 
 
+_NOT_FINITE = {"NaN": "missing values", "infinity": "infinite values"}
+
+
 def _check_finite_series(X, shape, offset=0):
-    """Refuse NaN in series naming the series, the time step and the channel.
+    """Refuse NaN or infinity in series naming the series, the time step and the
+    channel.
 
     ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
     X's own); X is a float array, 2D rows in (length, channels) order or 3D,
@@ -531,23 +535,27 @@ def _check_finite_series(X, shape, offset=0):
     if X.ndim not in (2, 3) or X.size == 0:
         return
     rows = _data.Rows(X)
-    first = None  # (series, offset in its row) of the first NaN
-    tail = None  # that series' values from the time step of its first NaN on
-    n_nan = 0
+    first = None  # (series, offset in its row) of the first NaN or infinity
+    tail = None  # that series' NaN from the time step of its first one on
+    n_bad = 0
+    kinds = set()  # "NaN", "infinity": what the series hold
     for start, stop in rows.blocks():
         block = rows.read(start, stop)
         rows.touched(stop - start)
         if np.isfinite(np.sum(block, dtype=np.float64)):
             continue
+        bad = ~np.isfinite(block)
+        has_bad = bad.any(axis=1)
+        n_bad += int(has_bad.sum())
         nan = np.isnan(block)
-        has_nan = nan.any(axis=1)
-        n_nan += int(has_nan.sum())
-        if first is None and has_nan.any():
-            i = int(np.argmax(has_nan))
-            first = (start + i, int(np.argmax(nan[i])))
+        kinds.update(k for k, seen in (("NaN", nan.any()), ("infinity", (bad & ~nan).any()))
+                     if seen)
+        if first is None and has_bad.any():
+            i = int(np.argmax(has_bad))
+            first = (start + i, int(np.argmax(bad[i])))
             tail = nan[i]
     if first is None:
-        return  # infinity (or nothing): scikit-learn's validation says so
+        return  # a sum past float64's range of finite values: nothing to refuse
     i, j = first
     channels = X.shape[2] if X.ndim == 3 else (shape[2] if shape is not None else 1)
     if not isinstance(channels, Integral) or channels < 1 or (X.ndim == 2 and X.shape[1] % channels):
@@ -556,6 +564,7 @@ def _check_finite_series(X, shape, offset=0):
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
     among = (f"{X.shape[0]} series" if not offset else
              f"series {offset} to {offset + X.shape[0] - 1}, a block of X,")
+    what = "NaN" if tail[j] else "infinity"
     fix = ("Fill them first (interpolate along time, e.g. pandas' DataFrame.interpolate, or "
            "impute) or drop those series.")
     if tail[step * channels:].all():
@@ -565,23 +574,25 @@ def _check_finite_series(X, shape, offset=0):
                "series of unequal length is (tslearn's to_time_series_dataset): pad with "
                "zeros instead (np.nan_to_num(X)) or resample the series to one length.")
     raise ValueError(
-        f"X holds NaN in series {offset + i} at {where} ({n_nan} of {among} hold "
-        f"NaN): a network cannot train on or predict missing values. {fix}"
+        f"X holds {what} in series {offset + i} at {where} ({n_bad} of {among} hold "
+        f"{' or '.join(sorted(kinds))}): a network cannot train on or predict "
+        f"{' or '.join(_NOT_FINITE[k] for k in sorted(kinds))}. {fix}"
     )
 
 
 @contextlib.contextmanager
 def _series_terms(X, shape):
-    """Say a NaN found in series kept as stored (an HDF5, Zarr or Dask array,
-    whose blocks are checked as they are read) in series terms, as for series
-    in memory (:func:`_check_finite_series`, which reads X again, on that
-    error only). ``shape`` is the series' ``(1, length, channels)``; None
+    """Say a NaN or infinity found in series kept as stored (an HDF5, Zarr or
+    Dask array, whose blocks are checked as they are read) in series terms, as
+    for series in memory (:func:`_check_finite_series`, which reads X again,
+    on that error only). ``shape`` is the series' ``(1, length, channels)``; None
     (images) leaves the error as it is."""
     try:
         yield
     except ValueError as error:
         if (shape is not None and _data.is_stored(X)
-                and str(error).startswith("Input X contains NaN")):
+                and str(error).startswith(("Input X contains NaN",
+                                            "Input X contains infinity"))):
             try:
                 _check_finite_series(X, shape)
             except ValueError as series:

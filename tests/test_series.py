@@ -174,6 +174,27 @@ def test_nan_padding_at_the_end_of_a_series_says_to_pad_with_zeros():
         ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
 
 
+def test_infinity_in_a_series_names_the_series_the_step_and_the_channel(tmp_path):
+    # as a NaN is named; scikit-learn's "Input X contains infinity or a value
+    # too large for dtype('float64')" said neither where nor in series terms
+    X, y = _series()
+    X[5, 17, 1] = -np.inf
+    np.save(tmp_path / "x.npy", X)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(*_series())
+    calls = (lambda: clone(clf).fit(X, y), lambda: clone(clf).fit(X.astype(np.float32), y),
+             lambda: clone(clf).fit(np.load(tmp_path / "x.npy", mmap_mode="r"), y),
+             lambda: clf.predict(X), lambda: clf.predict(X.reshape(48, -1)))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"X holds infinity in series 5 at time step 17, "
+                                             r"channel 1 \(1 of 48 series hold infinity\): "
+                                             r"a network cannot train on or predict infinite"):
+            call()
+    X[9, 3, 0] = np.nan  # the first series holding either is named, and both are counted
+    with pytest.raises(ValueError, match=r"infinity in series 5 .* \(2 of 48 series hold NaN "
+                                         r"or infinity\)"):
+        clone(clf).fit(X, y)
+
+
 def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
     # float16, a list, an object array of series (a pandas column of arrays),
     # and a memory map read in blocks (its pages let go, so the check does not
