@@ -522,15 +522,16 @@ def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
 _NOT_FINITE = {"NaN": "missing values", "infinity": "infinite values"}
 
 
-def _check_finite_series(X, shape, offset=0):
+def _check_finite_series(X, shape, offset=None):
     """Refuse NaN or infinity in series naming the series, the time step and the
     channel.
 
     ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
     X's own); X is a float array, 2D rows in (length, channels) order or 3D,
-    or a block of them, rows ``offset`` on of the X the user gave.
-    It is read in blocks of rows, a memory map's pages let go as it goes
-    (``_data.Rows``), so a check of X on disk does not load it.
+    or, given an ``offset``, a block of it: rows ``offset`` on of the X the
+    user gave (the first block too, at 0, is counted as a block). It is read
+    in blocks of rows, a memory map's pages let go as it goes (``_data.Rows``),
+    so a check of X on disk does not load it.
     """
     if X.ndim not in (2, 3) or X.size == 0:
         return
@@ -562,19 +563,20 @@ def _check_finite_series(X, shape, offset=0):
         channels = 1
     step, channel = divmod(j, channels)
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
-    among = (f"{X.shape[0]} series" if not offset else
+    among = (f"{X.shape[0]} series" if offset is None else
              f"series {offset} to {offset + X.shape[0] - 1}, a block of X,")
+    i += offset or 0
     what = "NaN" if tail[j] else "infinity"
     fix = ("Fill them first (interpolate along time, e.g. pandas' DataFrame.interpolate, or "
            "impute) or drop those series.")
     if tail[step * channels:].all():
         # NaN from a step to the end, in every channel: the padding of series
         # of unequal length that tslearn's to_time_series_dataset writes
-        fix = (f"Series {offset + i} is NaN from time step {step} to its end, as padding of "
+        fix = (f"Series {i} is NaN from time step {step} to its end, as padding of "
                "series of unequal length is (tslearn's to_time_series_dataset): pad with "
                "zeros instead (np.nan_to_num(X)) or resample the series to one length.")
     raise ValueError(
-        f"X holds {what} in series {offset + i} at {where} ({n_bad} of {among} hold "
+        f"X holds {what} in series {i} at {where} ({n_bad} of {among} hold "
         f"{' or '.join(sorted(kinds))}): a network cannot train on or predict "
         f"{' or '.join(_NOT_FINITE[k] for k in sorted(kinds))}. {fix}"
     )

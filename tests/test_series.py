@@ -248,6 +248,12 @@ def test_nan_in_series_in_a_later_dask_block_is_named_by_its_series_of_x_at_pred
             with pytest.raises(ValueError, match=r"NaN in series 29 at time step 38, channel 1 "
                                                  r"\(1 of series 20 to 39, a block of X,"):
                 getattr(clf, name)(Xd).compute(scheduler="synchronous")
+    # the first block is a block too: its 20 series were counted as if X held no more
+    X, _ = _series()
+    X[3, 5, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in series 3 at time step 5, channel 0 "
+                                         r"\(1 of series 0 to 19, a block of X,"):
+        clf.predict(da.from_array(X, chunks=(20, 40, 2))).compute(scheduler="synchronous")
 
 
 def test_an_object_array_of_series_is_read_as_their_array():
