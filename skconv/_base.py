@@ -485,6 +485,29 @@ def _column_of_samples(X, signal=False):
     )
 
 
+def _refuse_long_series(X, shape):
+    """Refuse series in long format, a row per time step of each series, naming
+    the reshape: read as rows, they were samples of one time step, counted
+    against y as such. Such a table (sktime's ``pd-multiindex``) has a column
+    a channel of the series' ``shape``, ``(length, channels)``, and an index
+    (series, time) whose first level repeats; a table of one series a row
+    indexed by (subject, trial) has a column a value of each series."""
+    index = getattr(X, "index", None)
+    length, channels = shape
+    if (type(X).__module__.split(".")[0] != "pandas" or getattr(X, "ndim", 0) != 2
+            or X.shape[1] != channels or length == 1
+            or getattr(index, "nlevels", 1) < 2 or index.get_level_values(0).is_unique):
+        return
+    names = ", ".join(str(v) for v in index.names)
+    raise ValueError(
+        f"X holds series in long format: {X.shape[0]} rows of {X.shape[1]} columns indexed "
+        f"by ({names}), a row per time step of each series as sktime's pd-multiindex holds "
+        "them; a network takes one series a row. Stack each series' rows into series "
+        "(n, length, channels), a column a channel: np.stack([s.to_numpy() for _, s in "
+        "X.groupby(level=0)])."
+    )
+
+
 def _check_equal_shapes(X, signal):
     """After numpy found the samples of X (of one length) ragged: refuse samples
     whose own shapes differ, naming them, as :func:`_check_equal_lengths` does
@@ -1079,6 +1102,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # a Dask array of unknown length would be computed whole by validation
         _data.check_known_chunks(X)
         X = _column_of_samples(X, signal)
+        if signal:
+            _refuse_long_series(X, self.input_shape_ if not reset else self.input_shape)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)

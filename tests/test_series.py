@@ -338,6 +338,27 @@ def test_a_nested_frame_of_one_column_a_channel_is_told_how_to_stack_its_series(
     assert_array_equal(stacked, X)
 
 
+def test_series_in_long_format_are_told_how_to_stack_and_wide_ones_fit():
+    # sktime's pd-multiindex: a row per time step, indexed by (series, time);
+    # read as rows they were 1920 samples against y's 48
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    index = pd.MultiIndex.from_product([range(48), range(40)], names=["instance", "timepoint"])
+    long = pd.DataFrame(X.reshape(-1, 2), index=index, columns=["a", "b"])
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2))
+    fitted = clone(clf).fit(X, y)
+    for call in (lambda: clone(clf).fit(long, y), lambda: fitted.predict(long)):
+        with pytest.raises(ValueError, match=r"X holds series in long format: 1920 rows of 2 "
+                                             r"columns indexed by \(instance, timepoint\).*"
+                                             r"X\.groupby\(level=0\)"):
+            call()
+    assert_array_equal(np.stack([s.to_numpy() for _, s in long.groupby(level=0)]), X)
+    # one series a row, indexed by (subject, trial): the first level repeats too
+    index = pd.MultiIndex.from_product([range(24), range(2)], names=["subject", "trial"])
+    wide = pd.DataFrame(X.reshape(48, -1), index=index)
+    assert_array_equal(clone(clf).fit(wide, y).predict_proba(wide), fitted.predict_proba(X))
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
