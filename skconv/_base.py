@@ -1274,6 +1274,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         elif shape is not None and len(shape) == 4 and shape[2:] + shape[1:2] == fitted:
             hint = (f" X of shape {shape} looks channels-first (n, channels, height, "
                     "width): pass X.transpose(0, 2, 3, 1).")
+        # the length of X's series where only it differs from the fit's
+        length = None
+        if signal and shape is not None and len(shape) == 3 and shape[2] == user[1]:
+            length = shape[1]
+        elif signal and shape is not None and len(shape) == 2 and shape[1] % user[1] == 0:
+            length = shape[1] // user[1]
+        pad = not hint and length not in (None, user[0])
+        if pad:
+            hint = f" Pad (zeros at the end) or resample the series to length {user[0]}."
         # the fitted samples as the messages name them
         fitted_as = (f"{self._describe_samples()} (input_shape_={user})" if signal
                      else f"{fitted} (input_shape_)")
@@ -1293,8 +1302,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if len(shape) == 2 and shape[1] != n_fitted:
             raise ValueError(
                 f"X has {shape[1]} features, but {type(self).__name__} is expecting "
-                f"{n_fitted} features as input: X holds rows of {shape[1]} values, and the "
-                f"model was fitted on {'' if signal else 'images of shape '}{fitted_as}, "
+                f"{n_fitted} features as input: X holds rows of {shape[1]} values"
+                + (f" (series of length {length} if of {user[1]} channel"
+                   f"{'s' if user[1] > 1 else ''})" if pad else "")
+                + f", and the model was fitted on {'' if signal else 'images of shape '}"
+                f"{fitted_as}, "
                 f"flattened to rows of {n_fitted} values.{hint}"
             )
 

@@ -276,6 +276,24 @@ def test_a_length_left_to_x_is_fixed_by_fit_even_with_global_pooling():
         clf.predict(longer)
 
 
+def test_series_of_another_length_at_predict_are_named_and_told_to_pad_or_resample():
+    # as rows, the length of X's series was left to the reader's arithmetic
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+    longer, _ = _series(length=56)
+    with pytest.raises(ValueError, match=r"X has 112 features, but ConvNetClassifier is "
+                                         r"expecting 80 features as input: X holds rows of 112 "
+                                         r"values \(series of length 56 if of 2 channels\).* "
+                                         r"Pad \(zeros at the end\) or resample the series to "
+                                         r"length 40\.$"):
+        clf.predict(longer.reshape(48, -1))
+    with pytest.raises(ValueError, match=r"series of length 56 with 2 channels; .* Pad \(zeros "
+                                         r"at the end\) or resample the series to length 40"):
+        clf.predict(longer)
+    with pytest.raises(ValueError, match=r"X holds rows of 2 values, .*looks like one series"):
+        clf.predict(X[0])  # one series: no length to pad to
+
+
 def test_channels_first_series_get_the_transpose_in_fit_and_predict():
     X, y = _series()
     with pytest.raises(ValueError, match=r"channels-first .* X\.transpose\(0, 2, 1\)"):
