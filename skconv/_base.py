@@ -1210,6 +1210,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 if len(shape) == 2 and seen == shape[::-1]:
                     hint = (" X looks channels-first (n, channels, length), as aeon and "
                             "sktime hold series: pass X.transpose(0, 2, 1).")
+                    if seen[0] > seen[1]:
+                        # X's time axis is the longer: more likely the pair is swapped
+                        # than X, which transposed would be series of a few steps
+                        hint = (f" For series of length {seen[0]} with {seen[1]} channels, "
+                                f"as X holds them (n, length, channels), pass input_shape="
+                                f"{seen}; if X is channels-first (n, channels, length), as "
+                                "aeon and sktime hold series, pass X.transpose(0, 2, 1).")
                 raise ValueError(
                     f"input_shape={self.input_shape!r} does not match the {what} of X, of "
                     f"shape {seen}.{hint}"

@@ -313,6 +313,17 @@ def test_channels_first_series_get_the_transpose_in_fit_and_predict():
         ConvNetClassifier(conv_layers=(2,), max_iter=1).fit(X.transpose(0, 2, 1), y)
 
 
+def test_a_swapped_input_shape_is_told_first_when_x_holds_series_channels_last():
+    # X of 40 steps of 2 channels with input_shape=(2, 40): the transpose alone
+    # made it fit as series of 2 steps of 40 channels
+    X, y = _series()
+    with pytest.raises(ValueError, match=r"input_shape=\(2, 40\) does not match the series of "
+                                         r"X, of shape \(40, 2\)\. For series of length 40 "
+                                         r"with 2 channels, .* pass input_shape=\(40, 2\); if "
+                                         r"X is channels-first .* X\.transpose\(0, 2, 1\)"):
+        ConvNetClassifier(**SMALL, input_shape=(2, 40)).fit(X, y)
+
+
 def test_series_held_as_3d_x_without_input_shape_get_a_warning():
     X, y = _series(length=25, channels=12)
     with pytest.warns(UserWarning, match=r"X of shape \(48, 25, 12\) may hold series .* "
