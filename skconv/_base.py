@@ -1380,13 +1380,19 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             dtype = getattr(X, "dtype", None)
             full = np.iinfo(dtype).max if dtype is not None and dtype.kind == "u" else scale
             example = "X / 255" if scale == 255 else f"X / {scale:g} (X / 255 for 8-bit images)"
+            raw, fix = "pixel intensities", f"Scale X to about [0, 1], e.g. {example}, or"
+            if self._signal(fitted=False):
+                # series are z-normalised one by one (the UCR/UEA baselines'
+                # preprocessing), not scaled as pixels are
+                raw = "a sensor's counts"
+                fix = (f"Z-normalise each series (its mean 0 and standard deviation 1 over "
+                       f"its steps), scale X to about [-1, 1], e.g. X / {scale:g}, or")
             _warn(
                 f"X ranges from {lo:g} to {hi:g} (root mean square {rms:.3g}): networks "
-                "train badly on raw values such as pixel intensities (huge first losses, "
-                f"a worse model). Scale X to about [0, 1], e.g. {example}, or put a "
-                "MinMaxScaler or StandardScaler before the network in a Pipeline; "
-                f"input_scale={full:g} divides each batch as it is read, without a "
-                "scaled copy of X."
+                f"train badly on raw values such as {raw} (huge first losses, a worse "
+                f"model). {fix} put a MinMaxScaler or StandardScaler before the network "
+                f"in a Pipeline; input_scale={full:g} divides each batch as it is read, "
+                "without a scaled copy of X."
             )
 
     def _to_nchw(self, X):

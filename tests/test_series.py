@@ -395,6 +395,14 @@ def test_a_square_pair_warns_that_it_reads_series():
         ConvNetClassifier(conv_layers=(2,), max_iter=1, input_shape=(8, 8)).fit(X, [0, 1] * 2)
 
 
+def test_raw_series_are_told_to_be_z_normalised_not_scaled_as_pixels():
+    X, y = _series()
+    with pytest.warns(UserWarning, match=r"raw values such as a sensor's counts .* Z-normalise "
+                                         r"each series") as record:
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X * 3000, y)
+    assert not any("pixel" in str(w.message) or "image" in str(w.message) for w in record)
+
+
 def test_four_dimensional_x_is_not_series():
     X, y = _series()
     with pytest.raises(ValueError, match=r"is not series: .* \(n, length, channels\)"):
