@@ -508,6 +508,35 @@ def _refuse_long_series(X, shape):
     )
 
 
+def _refuse_channel_major_columns(X, shape):
+    """Refuse a table of series whose columns are (channel, time) pairs a
+    channel at a time, as ``DataFrame.unstack()`` makes them from series in
+    long format: its rows hold each channel's steps in turn, where series rows
+    hold each step's channels together ((length, channels) order), so they
+    would train and predict, mixed up, without an error. The column level
+    that changes slowest runs through the ``channels`` of the series'
+    ``shape``, ``(length, channels)``; where length and channels are equal
+    the order cannot be told, and the table is read as it is."""
+    columns = getattr(X, "columns", None)
+    length, channels = shape
+    if (type(X).__module__.split(".")[0] != "pandas" or getattr(columns, "nlevels", 1) != 2
+            or not isinstance(channels, Integral) or channels < 2
+            or len(columns) % channels or len(columns) // channels == channels):
+        return
+    outer = columns.get_level_values(0)
+    runs = 1 + int(np.count_nonzero(outer[1:] != outer[:-1]))
+    if runs != channels:
+        return
+    steps = len(columns) // channels
+    raise ValueError(
+        f"X's columns are (channel, time) pairs, its {channels} channels of {steps} time "
+        "steps each in turn (as DataFrame.unstack() makes them from series in long "
+        "format); a row of series holds each time step's channels together, (length, "
+        "channels) order, and these would be read mixed up. Pass X.to_numpy().reshape("
+        f"len(X), {channels}, {steps}).transpose(0, 2, 1), series (n, length, channels)."
+    )
+
+
 def _check_equal_shapes(X, signal):
     """After numpy found the samples of X (of one length) ragged: refuse samples
     whose own shapes differ, naming them, as :func:`_check_equal_lengths` does
@@ -1103,7 +1132,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         _data.check_known_chunks(X)
         X = _column_of_samples(X, signal)
         if signal:
-            _refuse_long_series(X, self.input_shape_ if not reset else self.input_shape)
+            series_shape = self.input_shape_ if not reset else self.input_shape
+            _refuse_long_series(X, series_shape)
+            _refuse_channel_major_columns(X, series_shape)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)

@@ -388,6 +388,27 @@ def test_series_in_long_format_are_told_how_to_stack_and_wide_ones_fit():
     assert_array_equal(clone(clf).fit(wide, y).predict_proba(wide), fitted.predict_proba(X))
 
 
+def test_columns_of_channel_then_time_are_refused_and_of_time_then_channel_read():
+    # unstack() of series in long format puts a channel's steps together: read
+    # as rows in (length, channels) order they trained without an error, mixed up
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    index = pd.MultiIndex.from_product([range(48), range(40)], names=["instance", "timepoint"])
+    wide = pd.DataFrame(X.reshape(-1, 2), index=index, columns=["a", "b"]).unstack()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2))
+    fitted = clone(clf).fit(X, y)
+    for call in (lambda: clone(clf).fit(wide, y), lambda: fitted.predict(wide)):
+        with pytest.raises(ValueError, match=r"X's columns are \(channel, time\) pairs, its 2 "
+                                             r"channels of 40 time steps each in turn .*"
+                                             r"reshape\(len\(X\), 2, 40\)\.transpose\(0, 2, "
+                                             r"1\)"):
+            call()
+    assert_array_equal(wide.to_numpy().reshape(len(wide), 2, 40).transpose(0, 2, 1), X)
+    time_major = wide.swaplevel(axis=1).sort_index(axis=1)
+    assert_array_equal(clone(clf).fit(time_major, y).predict_proba(time_major),
+                       fitted.predict_proba(X))
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
