@@ -1319,8 +1319,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         elif signal and shape is not None and len(shape) == 2 and shape[1] % user[1] == 0:
             length = shape[1] // user[1]
         pad = not hint and length not in (None, user[0])
-        if pad:
+        if pad and length < user[0]:
             hint = f" Pad (zeros at the end) or resample the series to length {user[0]}."
+        elif pad:  # a longer series cannot be padded to the fitted length
+            hint = (f" Resample or crop the series to length {user[0]}, or fit on series "
+                    "padded to the longest length.")
         # the fitted samples as the messages name them
         fitted_as = (f"{self._describe_samples()} (input_shape_={user})" if signal
                      else f"{fitted} (input_shape_)")

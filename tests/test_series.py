@@ -284,12 +284,15 @@ def test_series_of_another_length_at_predict_are_named_and_told_to_pad_or_resamp
     with pytest.raises(ValueError, match=r"X has 112 features, but ConvNetClassifier is "
                                          r"expecting 80 features as input: X holds rows of 112 "
                                          r"values \(series of length 56 if of 2 channels\).* "
-                                         r"Pad \(zeros at the end\) or resample the series to "
-                                         r"length 40\.$"):
+                                         r"Resample or crop the series to length 40, or fit on "
+                                         r"series padded to the longest length\.$"):
         clf.predict(longer.reshape(48, -1))
-    with pytest.raises(ValueError, match=r"series of length 56 with 2 channels; .* Pad \(zeros "
+    shorter, _ = _series(length=33)
+    with pytest.raises(ValueError, match=r"series of length 33 with 2 channels; .* Pad \(zeros "
                                          r"at the end\) or resample the series to length 40"):
-        clf.predict(longer)
+        clf.predict(shorter)
+    with pytest.raises(ValueError, match=r"\(series of length 33 if of 2 channels\).* Pad"):
+        clf.predict(shorter.reshape(48, -1))
     with pytest.raises(ValueError, match=r"X holds rows of 2 values, .*looks like one series"):
         clf.predict(X[0])  # one series: no length to pad to
 
