@@ -180,7 +180,8 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         with ``n_features = s * s`` they are ``(s, s, 1)``, otherwise
         ``(1, n_features, 1)``. 2D rows are images flattened row-major in
         (h, w, c) order. Two values: series ``(length, channels)`` (length
-        None: that of X's series), X of shape ``(n, length)``,
+        None: that of the series of the X of ``fit``, which the fitted model
+        then takes only), X of shape ``(n, length)``,
         ``(n, length * channels)`` (rows in (length, channels) order) or
         ``(n, length, channels)``; ``kernel_size``, ``stride``, ``dilation``,
         ``padding`` and ``pool_size`` are then ints along time, and
