@@ -551,24 +551,32 @@ def _check_equal_shapes(X, signal):
     if signal and all(len(v) == 2 and v[0] == shapes[0][0] < v[1] for v in shapes):
         hint = (" Samples of (channels, length), as aeon holds series of unequal lengths, "
                 "are then stacked channels-first: pass X.transpose(0, 2, 1).")
+    elif signal and all(len(v) == 2 and v[0] == shapes[0][0] for v in shapes):
+        # (length, channels) samples of one length: padding along time cannot help
+        _refuse_unequal(shapes, "sample shapes", "is", signal,
+                        unequal="numbers of channels",
+                        fix="a network takes series of one shape (length, channels). Give "
+                            "every series the same channels, in the same order.")
     _refuse_unequal(shapes, "sample shapes", "is", signal, hint)
 
 
-def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
-    """Raise the error of samples of unequal length, naming ``what`` was seen
-    (each sample's entry of ``seen_per_sample``), if they are not all the same."""
+def _refuse_unequal(seen_per_sample, what, verb, signal, hint="", unequal="length", fix=None):
+    """Raise the error of samples of unequal ``unequal`` (length, or numbers of channels),
+    naming ``what`` was seen (each sample's entry of ``seen_per_sample``), if
+    they are not all the same."""
     seen = sorted(set(seen_per_sample))
     if len(seen) < 2:
         return
     first = seen_per_sample[0]
     other = next(i for i, v in enumerate(seen_per_sample) if v != first)
     shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+    if fix is None:
+        fix = ("a network takes samples of one length. Pad the series to one length (zeros "
+               "at the end) or resample them (e.g. np.interp onto a common time grid) first.")
     raise ValueError(
-        f"X holds {'series' if signal else 'rows'} of unequal length ({what} seen: "
+        f"X holds {'series' if signal else 'rows'} of unequal {unequal} ({what} seen: "
         f"{shown}; sample 0 {verb} {first}, sample {other} {verb} "
-        f"{seen_per_sample[other]}): a network takes samples of one length. Pad the series "
-        "to one length (zeros at the end) or resample them (e.g. np.interp onto a common "
-        f"time grid) first.{hint}"
+        f"{seen_per_sample[other]}): {fix}{hint}"
     )
 
 

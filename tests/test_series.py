@@ -412,6 +412,16 @@ def test_columns_of_channel_then_time_are_refused_and_of_time_then_channel_read(
                        fitted.predict_proba(X))
 
 
+def test_series_of_one_length_and_unequal_channels_are_not_told_to_pad():
+    X = [np.zeros((30, 2)), np.zeros((30, 2)), np.zeros((30, 3))]
+    with pytest.raises(ValueError, match=r"X holds series of unequal numbers of channels "
+                                         r"\(sample shapes seen: \(30, 2\), \(30, 3\); sample 0 "
+                                         r"is \(30, 2\), sample 2 is \(30, 3\)\): .*same "
+                                         r"channels") as error:
+        ConvNetClassifier(input_shape=(30, 2)).fit(X, [0, 1, 0])
+    assert "Pad" not in str(error.value)
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
