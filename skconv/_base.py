@@ -645,19 +645,24 @@ def _check_finite_series(X, shape, offset=None):
 
 @contextlib.contextmanager
 def _series_terms(X, shape):
-    """Say a NaN or infinity found in series kept as stored (an HDF5, Zarr or
-    Dask array, whose blocks are checked as they are read) in series terms, as
-    for series in memory (:func:`_check_finite_series`, which reads X again,
-    on that error only). ``shape`` is the series' ``(1, length, channels)``; None
-    (images) leaves the error as it is."""
+    """Say a NaN or infinity found by validation in series terms, as
+    :func:`_check_finite_series` names it in a float array before: in series
+    kept as stored (an HDF5, Zarr or Dask array, whose blocks are checked as
+    they are read), or held by a DataFrame or a list (which numpy converts only
+    at validation). X is read again, as floats, on that error only.
+    ``shape`` is the series' ``(1, length, channels)``; None (images) leaves
+    the error as it is."""
     try:
         yield
     except ValueError as error:
-        if (shape is not None and _data.is_stored(X)
-                and str(error).startswith(("Input X contains NaN",
-                                            "Input X contains infinity"))):
+        if shape is not None and str(error).startswith(("Input X contains NaN",
+                                                        "Input X contains infinity")):
             try:
-                _check_finite_series(X, shape)
+                values = X if _data.is_stored(X) else np.asarray(X, dtype=np.float64)
+            except (TypeError, ValueError):  # not an array of numbers: the error stands
+                raise error from None
+            try:
+                _check_finite_series(values, shape)
             except ValueError as series:
                 raise series from None
         raise
@@ -1168,24 +1173,30 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # a Dask DataFrame's row count is lazy (a Dask scalar): the shape
             # checks compare X's shape, and a comparison with it has no truth value
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
-        if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
-            X = check_array(X, allow_nd=True, dtype=dtype)
-            if X.ndim > 4:
-                raise ValueError(
-                    f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
-                    f"(n, height, width, channels); got X.ndim={X.ndim}"
-                )
-            shape = X.shape
-            image_shape = self._sample_shape(X.shape, signal)
-            X = X.reshape(X.shape[0], -1)
-        if not reset:
-            self._check_image_shape(image_shape, shape)
-        no_y = isinstance(y, str) and y == "no_validation"
-        if no_y:
-            X = validate_data(self, X, reset=reset, dtype=dtype, accept_sparse="csr")
-        else:
-            X, y = validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse="csr",
-                                 multi_output=True, y_numeric=self._y_numeric)
+        series_shape = None
+        if signal:
+            series_shape = self._hwc if not reset else (1,) + tuple(self.input_shape)
+        with _series_terms(X, series_shape):
+            if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
+                X = check_array(X, allow_nd=True, dtype=dtype)
+                if X.ndim > 4:
+                    raise ValueError(
+                        f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
+                        f"(n, height, width, channels); got X.ndim={X.ndim}"
+                    )
+                shape = X.shape
+                image_shape = self._sample_shape(X.shape, signal)
+                X = X.reshape(X.shape[0], -1)
+            if not reset:
+                self._check_image_shape(image_shape, shape)
+            no_y = isinstance(y, str) and y == "no_validation"
+            if no_y:
+                X = validate_data(self, X, reset=reset, dtype=dtype, accept_sparse="csr")
+            else:
+                X, y = validate_data(self, X, y, reset=reset, dtype=dtype,
+                                     accept_sparse="csr", multi_output=True,
+                                     y_numeric=self._y_numeric)
+        if not no_y:
             y = self._check_targets(_dense_targets(y))
         if reset:
             self._warn_about_input(X, shape)

@@ -215,6 +215,23 @@ def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
         ConvNetClassifier(**SMALL, input_shape=(length, 1)).fit(mapped, np.arange(n) % 2)
 
 
+def test_nan_in_series_held_by_a_dataframe_or_a_list_with_none_is_named_in_series_terms():
+    # pd.DataFrame(list of unequal lists) pads with NaN, a list may hold None:
+    # numpy meets them only in validation, which said "Input X contains NaN"
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    X[7, 31:] = np.nan
+    rows = [list(r) for r in X.reshape(48, -1)]
+    rows[7] = [None if np.isnan(v) else v for v in rows[7]]
+    for given in (pd.DataFrame(X.reshape(48, -1)), rows):
+        for call in (lambda: clone(clf).fit(given, y), lambda: clf.predict(given)):
+            with pytest.raises(ValueError, match=r"X holds NaN in series 7 at time step 31, "
+                                                 r"channel 0 \(1 of 48 series hold NaN\).*"
+                                                 r"pad with zeros instead"):
+                call()
+
+
 def test_nan_in_series_in_an_hdf5_or_zarr_store_is_named_in_series_terms(tmp_path):
     # a chunked store is checked a chunk at a time as it is read, by fit and
     # by prediction: the NaN is still named by series, step and channel
