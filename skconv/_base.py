@@ -468,21 +468,21 @@ def _column_of_samples(X, signal=False):
     cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
     cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
             else f"a sequence of {len(cell)} values")
-    if signal:
+    one = "series" if signal else "image"
+    if signal and len(held) == len(row) and all(np.ndim(row[j]) == 1 for j in held):
         # a column per channel, each cell one channel's series (sktime's nested
         # frames): passing one column alone would drop the other channels
         fix = ("A table of one column a channel, each cell a channel's series (as sktime's "
                "nested frames hold multivariate series), stacks into series (n, length, "
                "channels) with np.stack([np.stack(df[c]) for c in columns], axis=-1).")
     else:
-        fix = ("Pass the image column alone, or stack the columns into samples first, "
+        fix = (f"Pass the {one} column alone, or stack the columns into samples first, "
                "e.g. np.stack([np.stack(df[c]) for c in columns], axis=-1) for one "
                "channel a column.")
     raise ValueError(
         f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
-        f"of them, df[\"{'series' if signal else 'image'}\"], is read as its samples). "
-        + fix
+        f"of them, df[\"{one}\"], is read as its samples). " + fix
     )
 
 

@@ -385,6 +385,12 @@ def test_a_nested_frame_of_one_column_a_channel_is_told_how_to_stack_its_series(
     assert "image" not in str(error.value)
     stacked = np.stack([np.stack(nested[c]) for c in nested.columns], axis=-1)
     assert_array_equal(stacked, X)
+    # a column of whole series beside a label: that column alone
+    table = pd.DataFrame({"series": list(X), "label": y})
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2))
+    with pytest.raises(ValueError, match=r"X has 2 columns .*Pass the series column alone") as e:
+        clf.fit(table, y)
+    assert "a channel" not in str(e.value)
 
 
 def test_series_in_long_format_are_told_how_to_stack_and_wide_ones_fit():
