@@ -8,7 +8,7 @@ train/test splits, each series z-normalised: GunPoint (150 steps, one channel),
 ItalyPowerDemand (24 steps) and JapaneseVowels (the equal-length version: 25
 steps, 12 channels). It prints each model's test accuracy and fit time beside
 the figures Fawaz et al. (2019, "Deep learning for time series classification:
-a review", mean of 5 runs) publish, and ``MLPClassifier`` on the raw series.
+a review", mean of 5 runs) publish, and ``MLPClassifier`` on the same series.
 
 The data is not downloaded by this script (CI does not run it on the real
 files). The ``.ts`` files ship inside the ``aeon`` wheel on the package index;

@@ -185,7 +185,8 @@ PARAMETERS_DOC = """conv_layers : sequence, default=(32, 64)
         with ``n_features = s * s`` they are ``(s, s, 1)``, otherwise
         ``(1, n_features, 1)``. 2D rows are images flattened row-major in
         (h, w, c) order. Two values: series ``(length, channels)`` (length
-        None: that of X's series), X of shape ``(n, length)``,
+        None: that of the series of the X of ``fit``, which the fitted model
+        then takes only), X of shape ``(n, length)``,
         ``(n, length * channels)`` (rows in (length, channels) order) or
         ``(n, length, channels)``; ``kernel_size``, ``stride``, ``dilation``,
         ``padding`` and ``pool_size`` are then ints along time, and
@@ -437,7 +438,7 @@ def _check_equal_lengths(X, signal):
     return True
 
 
-def _column_of_samples(X):
+def _column_of_samples(X, signal=False):
     """X whose cells hold the samples, as a 1-D object array of them.
 
     A pandas column of arrays (``df["image"]``), and a table of that one
@@ -445,7 +446,10 @@ def _column_of_samples(X):
     ``ColumnTransformer`` passes it through as): numpy makes none of them one
     array of the samples ("setting an array element with a sequence"), their
     object array of samples it does. A table of more columns, one holding
-    arrays, is refused in those terms. Any other X is returned as it is.
+    arrays, is refused in those terms; for a model of series (``signal``) it
+    is most likely one column a channel, as sktime's nested frames hold
+    multivariate series, and the error says how to stack them. Any other X is
+    returned as it is.
     """
     # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
     # without computing them
@@ -469,12 +473,73 @@ def _column_of_samples(X):
     cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
     cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
             else f"a sequence of {len(cell)} values")
+    one = "series" if signal else "image"
+    if signal and len(held) == len(row) and all(np.ndim(row[j]) == 1 for j in held):
+        # a column per channel, each cell one channel's series (sktime's nested
+        # frames): passing one column alone would drop the other channels
+        fix = ("A table of one column a channel, each cell a channel's series (as sktime's "
+               "nested frames hold multivariate series), stacks into series (n, length, "
+               "channels) with np.stack([np.stack(df[c]) for c in columns], axis=-1).")
+    else:
+        fix = (f"Pass the {one} column alone, or stack the columns into samples first, "
+               "e.g. np.stack([np.stack(df[c]) for c in columns], axis=-1) for one "
+               "channel a column.")
     raise ValueError(
         f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
-        "of them, df[\"image\"], is read as its samples). Pass the image column alone, "
-        "or stack the columns into samples first, e.g. np.stack([np.stack(df[c]) for c "
-        "in columns], axis=-1) for one channel a column."
+        f"of them, df[\"{one}\"], is read as its samples). " + fix
+    )
+
+
+def _refuse_long_series(X, shape):
+    """Refuse series in long format, a row per time step of each series, naming
+    the reshape: read as rows, they were samples of one time step, counted
+    against y as such. Such a table (sktime's ``pd-multiindex``) has a column
+    a channel of the series' ``shape``, ``(length, channels)``, and an index
+    (series, time) whose first level repeats; a table of one series a row
+    indexed by (subject, trial) has a column a value of each series."""
+    index = getattr(X, "index", None)
+    length, channels = shape
+    if (type(X).__module__.split(".")[0] != "pandas" or getattr(X, "ndim", 0) != 2
+            or X.shape[1] != channels or length == 1
+            or getattr(index, "nlevels", 1) < 2 or index.get_level_values(0).is_unique):
+        return
+    names = ", ".join(str(v) for v in index.names)
+    raise ValueError(
+        f"X holds series in long format: {X.shape[0]} rows of {X.shape[1]} columns indexed "
+        f"by ({names}), a row per time step of each series as sktime's pd-multiindex holds "
+        "them; a network takes one series a row. Stack each series' rows into series "
+        "(n, length, channels), a column a channel: np.stack([s.to_numpy() for _, s in "
+        "X.groupby(level=0)])."
+    )
+
+
+def _refuse_channel_major_columns(X, shape):
+    """Refuse a table of series whose columns are (channel, time) pairs a
+    channel at a time, as ``DataFrame.unstack()`` makes them from series in
+    long format: its rows hold each channel's steps in turn, where series rows
+    hold each step's channels together ((length, channels) order), so they
+    would train and predict, mixed up, without an error. The column level
+    that changes slowest runs through the ``channels`` of the series'
+    ``shape``, ``(length, channels)``; where length and channels are equal
+    the order cannot be told, and the table is read as it is."""
+    columns = getattr(X, "columns", None)
+    length, channels = shape
+    if (type(X).__module__.split(".")[0] != "pandas" or getattr(columns, "nlevels", 1) != 2
+            or not isinstance(channels, Integral) or channels < 2
+            or len(columns) % channels or len(columns) // channels == channels):
+        return
+    outer = columns.get_level_values(0)
+    runs = 1 + int(np.count_nonzero(outer[1:] != outer[:-1]))
+    if runs != channels:
+        return
+    steps = len(columns) // channels
+    raise ValueError(
+        f"X's columns are (channel, time) pairs, its {channels} channels of {steps} time "
+        "steps each in turn (as DataFrame.unstack() makes them from series in long "
+        "format); a row of series holds each time step's channels together, (length, "
+        "channels) order, and these would be read mixed up. Pass X.to_numpy().reshape("
+        f"len(X), {channels}, {steps}).transpose(0, 2, 1), series (n, length, channels)."
     )
 
 
@@ -491,92 +556,118 @@ def _check_equal_shapes(X, signal):
     if signal and all(len(v) == 2 and v[0] == shapes[0][0] < v[1] for v in shapes):
         hint = (" Samples of (channels, length), as aeon holds series of unequal lengths, "
                 "are then stacked channels-first: pass X.transpose(0, 2, 1).")
+    elif signal and all(len(v) == 2 and v[0] == shapes[0][0] for v in shapes):
+        # (length, channels) samples of one length: padding along time cannot help
+        _refuse_unequal(shapes, "sample shapes", "is", signal,
+                        unequal="numbers of channels",
+                        fix="a network takes series of one shape (length, channels). Give "
+                            "every series the same channels, in the same order.")
     _refuse_unequal(shapes, "sample shapes", "is", signal, hint)
 
 
-def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
-    """Raise the error of samples of unequal length, naming ``what`` was seen
-    (each sample's entry of ``seen_per_sample``), if they are not all the same."""
+def _refuse_unequal(seen_per_sample, what, verb, signal, hint="", unequal="length", fix=None):
+    """Raise the error of samples of unequal ``unequal`` (length, or numbers of channels),
+    naming ``what`` was seen (each sample's entry of ``seen_per_sample``), if
+    they are not all the same."""
     seen = sorted(set(seen_per_sample))
     if len(seen) < 2:
         return
     first = seen_per_sample[0]
     other = next(i for i, v in enumerate(seen_per_sample) if v != first)
     shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+    if fix is None:
+        fix = ("a network takes samples of one length. Pad the series to one length (zeros "
+               "at the end) or resample them (e.g. np.interp onto a common time grid) first.")
     raise ValueError(
-        f"X holds {'series' if signal else 'rows'} of unequal length ({what} seen: "
+        f"X holds {'series' if signal else 'rows'} of unequal {unequal} ({what} seen: "
         f"{shown}; sample 0 {verb} {first}, sample {other} {verb} "
-        f"{seen_per_sample[other]}): a network takes samples of one length. Pad the series "
-        "to one length (zeros at the end) or resample them (e.g. np.interp onto a common "
-        f"time grid) first.{hint}"
+        f"{seen_per_sample[other]}): {fix}{hint}"
     )
 
 
-def _check_finite_series(X, shape, offset=0):
-    """Refuse NaN in series naming the series, the time step and the channel.
+_NOT_FINITE = {"NaN": "missing values", "infinity": "infinite values"}
+
+
+def _check_finite_series(X, shape, offset=None):
+    """Refuse NaN or infinity in series naming the series, the time step and the
+    channel.
 
     ``shape`` is the series' ``(1, length, channels)`` (None in a first fit:
     X's own); X is a float array, 2D rows in (length, channels) order or 3D,
-    or a block of them, rows ``offset`` on of the X the user gave.
-    It is read in blocks of rows, a memory map's pages let go as it goes
-    (``_data.Rows``), so a check of X on disk does not load it.
+    or, given an ``offset``, a block of it: rows ``offset`` on of the X the
+    user gave (the first block too, at 0, is counted as a block). It is read
+    in blocks of rows, a memory map's pages let go as it goes (``_data.Rows``),
+    so a check of X on disk does not load it.
     """
     if X.ndim not in (2, 3) or X.size == 0:
         return
     rows = _data.Rows(X)
-    first = None  # (series, offset in its row) of the first NaN
-    tail = None  # that series' values from the time step of its first NaN on
-    n_nan = 0
+    first = None  # (series, offset in its row) of the first NaN or infinity
+    tail = None  # that series' NaN from the time step of its first one on
+    n_bad = 0
+    kinds = set()  # "NaN", "infinity": what the series hold
     for start, stop in rows.blocks():
         block = rows.read(start, stop)
         rows.touched(stop - start)
         if np.isfinite(np.sum(block, dtype=np.float64)):
             continue
+        bad = ~np.isfinite(block)
+        has_bad = bad.any(axis=1)
+        n_bad += int(has_bad.sum())
         nan = np.isnan(block)
-        has_nan = nan.any(axis=1)
-        n_nan += int(has_nan.sum())
-        if first is None and has_nan.any():
-            i = int(np.argmax(has_nan))
-            first = (start + i, int(np.argmax(nan[i])))
+        kinds.update(k for k, seen in (("NaN", nan.any()), ("infinity", (bad & ~nan).any()))
+                     if seen)
+        if first is None and has_bad.any():
+            i = int(np.argmax(has_bad))
+            first = (start + i, int(np.argmax(bad[i])))
             tail = nan[i]
     if first is None:
-        return  # infinity (or nothing): scikit-learn's validation says so
+        return  # a sum past float64's range of finite values: nothing to refuse
     i, j = first
     channels = X.shape[2] if X.ndim == 3 else (shape[2] if shape is not None else 1)
     if not isinstance(channels, Integral) or channels < 1 or (X.ndim == 2 and X.shape[1] % channels):
         channels = 1
     step, channel = divmod(j, channels)
     where = f"time step {step}" + (f", channel {channel}" if channels > 1 else "")
-    among = (f"{X.shape[0]} series" if not offset else
+    among = (f"{X.shape[0]} series" if offset is None else
              f"series {offset} to {offset + X.shape[0] - 1}, a block of X,")
+    i += offset or 0
+    what = "NaN" if tail[j] else "infinity"
     fix = ("Fill them first (interpolate along time, e.g. pandas' DataFrame.interpolate, or "
            "impute) or drop those series.")
     if tail[step * channels:].all():
         # NaN from a step to the end, in every channel: the padding of series
         # of unequal length that tslearn's to_time_series_dataset writes
-        fix = (f"Series {offset + i} is NaN from time step {step} to its end, as padding of "
+        fix = (f"Series {i} is NaN from time step {step} to its end, as padding of "
                "series of unequal length is (tslearn's to_time_series_dataset): pad with "
                "zeros instead (np.nan_to_num(X)) or resample the series to one length.")
     raise ValueError(
-        f"X holds NaN in series {offset + i} at {where} ({n_nan} of {among} hold "
-        f"NaN): a network cannot train on or predict missing values. {fix}"
+        f"X holds {what} in series {i} at {where} ({n_bad} of {among} hold "
+        f"{' or '.join(sorted(kinds))}): a network cannot train on or predict "
+        f"{' or '.join(_NOT_FINITE[k] for k in sorted(kinds))}. {fix}"
     )
 
 
 @contextlib.contextmanager
 def _series_terms(X, shape):
-    """Say a NaN found in series kept as stored (an HDF5, Zarr or Dask array,
-    whose blocks are checked as they are read) in series terms, as for series
-    in memory (:func:`_check_finite_series`, which reads X again, on that
-    error only). ``shape`` is the series' ``(1, length, channels)``; None
-    (images) leaves the error as it is."""
+    """Say a NaN or infinity found by validation in series terms, as
+    :func:`_check_finite_series` names it in a float array before: in series
+    kept as stored (an HDF5, Zarr or Dask array, whose blocks are checked as
+    they are read), or held by a DataFrame or a list (which numpy converts only
+    at validation). X is read again, as floats, on that error only.
+    ``shape`` is the series' ``(1, length, channels)``; None (images) leaves
+    the error as it is."""
     try:
         yield
     except ValueError as error:
-        if (shape is not None and _data.is_stored(X)
-                and str(error).startswith("Input X contains NaN")):
+        if shape is not None and str(error).startswith(("Input X contains NaN",
+                                                        "Input X contains infinity")):
             try:
-                _check_finite_series(X, shape)
+                values = X if _data.is_stored(X) else np.asarray(X, dtype=np.float64)
+            except (TypeError, ValueError):  # not an array of numbers: the error stands
+                raise error from None
+            try:
+                _check_finite_series(values, shape)
             except ValueError as series:
                 raise series from None
         raise
@@ -1058,7 +1149,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         signal = self._signal(fitted=not reset)
         # a Dask array of unknown length would be computed whole by validation
         _data.check_known_chunks(X)
-        X = _column_of_samples(X)
+        X = _column_of_samples(X, signal)
+        if signal:
+            series_shape = self.input_shape_ if not reset else self.input_shape
+            _refuse_long_series(X, series_shape)
+            _refuse_channel_major_columns(X, series_shape)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
@@ -1083,24 +1178,30 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # a Dask DataFrame's row count is lazy (a Dask scalar): the shape
             # checks compare X's shape, and a comparison with it has no truth value
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
-        if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
-            X = check_array(X, allow_nd=True, dtype=dtype)
-            if X.ndim > 4:
-                raise ValueError(
-                    f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
-                    f"(n, height, width, channels); got X.ndim={X.ndim}"
-                )
-            shape = X.shape
-            image_shape = self._sample_shape(X.shape, signal)
-            X = X.reshape(X.shape[0], -1)
-        if not reset:
-            self._check_image_shape(image_shape, shape)
-        no_y = isinstance(y, str) and y == "no_validation"
-        if no_y:
-            X = validate_data(self, X, reset=reset, dtype=dtype, accept_sparse="csr")
-        else:
-            X, y = validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse="csr",
-                                 multi_output=True, y_numeric=self._y_numeric)
+        series_shape = None
+        if signal:
+            series_shape = self._hwc if not reset else (1,) + tuple(self.input_shape)
+        with _series_terms(X, series_shape):
+            if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
+                X = check_array(X, allow_nd=True, dtype=dtype)
+                if X.ndim > 4:
+                    raise ValueError(
+                        f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
+                        f"(n, height, width, channels); got X.ndim={X.ndim}"
+                    )
+                shape = X.shape
+                image_shape = self._sample_shape(X.shape, signal)
+                X = X.reshape(X.shape[0], -1)
+            if not reset:
+                self._check_image_shape(image_shape, shape)
+            no_y = isinstance(y, str) and y == "no_validation"
+            if no_y:
+                X = validate_data(self, X, reset=reset, dtype=dtype, accept_sparse="csr")
+            else:
+                X, y = validate_data(self, X, y, reset=reset, dtype=dtype,
+                                     accept_sparse="csr", multi_output=True,
+                                     y_numeric=self._y_numeric)
+        if not no_y:
             y = self._check_targets(_dense_targets(y))
         if reset:
             self._warn_about_input(X, shape)
@@ -1165,6 +1266,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 if len(shape) == 2 and seen == shape[::-1]:
                     hint = (" X looks channels-first (n, channels, length), as aeon and "
                             "sktime hold series: pass X.transpose(0, 2, 1).")
+                    if seen[0] > seen[1]:
+                        # X's time axis is the longer: more likely the pair is swapped
+                        # than X, which transposed would be series of a few steps
+                        hint = (f" For series of length {seen[0]} with {seen[1]} channels, "
+                                f"as X holds them (n, length, channels), pass input_shape="
+                                f"{seen}; if X is channels-first (n, channels, length), as "
+                                "aeon and sktime hold series, pass X.transpose(0, 2, 1).")
                 raise ValueError(
                     f"input_shape={self.input_shape!r} does not match the {what} of X, of "
                     f"shape {seen}.{hint}"
@@ -1229,6 +1337,18 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         elif shape is not None and len(shape) == 4 and shape[2:] + shape[1:2] == fitted:
             hint = (f" X of shape {shape} looks channels-first (n, channels, height, "
                     "width): pass X.transpose(0, 2, 3, 1).")
+        # the length of X's series where only it differs from the fit's
+        length = None
+        if signal and shape is not None and len(shape) == 3 and shape[2] == user[1]:
+            length = shape[1]
+        elif signal and shape is not None and len(shape) == 2 and shape[1] % user[1] == 0:
+            length = shape[1] // user[1]
+        pad = not hint and length not in (None, user[0])
+        if pad and length < user[0]:
+            hint = f" Pad (zeros at the end) or resample the series to length {user[0]}."
+        elif pad:  # a longer series cannot be padded to the fitted length
+            hint = (f" Resample or crop the series to length {user[0]}, or fit on series "
+                    "padded to the longest length.")
         # the fitted samples as the messages name them
         fitted_as = (f"{self._describe_samples()} (input_shape_={user})" if signal
                      else f"{fitted} (input_shape_)")
@@ -1248,8 +1368,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if len(shape) == 2 and shape[1] != n_fitted:
             raise ValueError(
                 f"X has {shape[1]} features, but {type(self).__name__} is expecting "
-                f"{n_fitted} features as input: X holds rows of {shape[1]} values, and the "
-                f"model was fitted on {'' if signal else 'images of shape '}{fitted_as}, "
+                f"{n_fitted} features as input: X holds rows of {shape[1]} values"
+                + (f" (series of length {length} if of {user[1]} channel"
+                   f"{'s' if user[1] > 1 else ''})" if pad else "")
+                + f", and the model was fitted on {'' if signal else 'images of shape '}"
+                f"{fitted_as}, "
                 f"flattened to rows of {n_fitted} values.{hint}"
             )
 
@@ -1316,13 +1439,19 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             dtype = getattr(X, "dtype", None)
             full = np.iinfo(dtype).max if dtype is not None and dtype.kind == "u" else scale
             example = "X / 255" if scale == 255 else f"X / {scale:g} (X / 255 for 8-bit images)"
+            raw, fix = "pixel intensities", f"Scale X to about [0, 1], e.g. {example}, or"
+            if self._signal(fitted=False):
+                # series are z-normalised one by one (the UCR/UEA baselines'
+                # preprocessing), not scaled as pixels are
+                raw = "a sensor's counts"
+                fix = (f"Z-normalise each series (its mean 0 and standard deviation 1 over "
+                       f"its steps), scale X to about [-1, 1], e.g. X / {scale:g}, or")
             _warn(
                 f"X ranges from {lo:g} to {hi:g} (root mean square {rms:.3g}): networks "
-                "train badly on raw values such as pixel intensities (huge first losses, "
-                f"a worse model). Scale X to about [0, 1], e.g. {example}, or put a "
-                "MinMaxScaler or StandardScaler before the network in a Pipeline; "
-                f"input_scale={full:g} divides each batch as it is read, without a "
-                "scaled copy of X."
+                f"train badly on raw values such as {raw} (huge first losses, a worse "
+                f"model). {fix} put a MinMaxScaler or StandardScaler before the network "
+                f"in a Pipeline; input_scale={full:g} divides each batch as it is read, "
+                "without a scaled copy of X."
             )
 
     def _to_nchw(self, X):

@@ -174,6 +174,27 @@ def test_nan_padding_at_the_end_of_a_series_says_to_pad_with_zeros():
         ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
 
 
+def test_infinity_in_a_series_names_the_series_the_step_and_the_channel(tmp_path):
+    # as a NaN is named; scikit-learn's "Input X contains infinity or a value
+    # too large for dtype('float64')" said neither where nor in series terms
+    X, y = _series()
+    X[5, 17, 1] = -np.inf
+    np.save(tmp_path / "x.npy", X)
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(*_series())
+    calls = (lambda: clone(clf).fit(X, y), lambda: clone(clf).fit(X.astype(np.float32), y),
+             lambda: clone(clf).fit(np.load(tmp_path / "x.npy", mmap_mode="r"), y),
+             lambda: clf.predict(X), lambda: clf.predict(X.reshape(48, -1)))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"X holds infinity in series 5 at time step 17, "
+                                             r"channel 1 \(1 of 48 series hold infinity\): "
+                                             r"a network cannot train on or predict infinite"):
+            call()
+    X[9, 3, 0] = np.nan  # the first series holding either is named, and both are counted
+    with pytest.raises(ValueError, match=r"infinity in series 5 .* \(2 of 48 series hold NaN "
+                                         r"or infinity\)"):
+        clone(clf).fit(X, y)
+
+
 def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
     # float16, a list, an object array of series (a pandas column of arrays),
     # and a memory map read in blocks (its pages let go, so the check does not
@@ -192,6 +213,23 @@ def test_nan_in_series_is_named_whatever_holds_them(tmp_path):
     mapped[3, 123] = mapped[290, 7] = np.nan
     with pytest.raises(ValueError, match=r"NaN in series 3 at time step 123 \(2 of 300 series"):
         ConvNetClassifier(**SMALL, input_shape=(length, 1)).fit(mapped, np.arange(n) % 2)
+
+
+def test_nan_in_series_held_by_a_dataframe_or_a_list_with_none_is_named_in_series_terms():
+    # pd.DataFrame(list of unequal lists) pads with NaN, a list may hold None:
+    # numpy meets them only in validation, which said "Input X contains NaN"
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X, y)
+    X[7, 31:] = np.nan
+    rows = [list(r) for r in X.reshape(48, -1)]
+    rows[7] = [None if np.isnan(v) else v for v in rows[7]]
+    for given in (pd.DataFrame(X.reshape(48, -1)), rows):
+        for call in (lambda: clone(clf).fit(given, y), lambda: clf.predict(given)):
+            with pytest.raises(ValueError, match=r"X holds NaN in series 7 at time step 31, "
+                                                 r"channel 0 \(1 of 48 series hold NaN\).*"
+                                                 r"pad with zeros instead"):
+                call()
 
 
 def test_nan_in_series_in_an_hdf5_or_zarr_store_is_named_in_series_terms(tmp_path):
@@ -227,6 +265,12 @@ def test_nan_in_series_in_a_later_dask_block_is_named_by_its_series_of_x_at_pred
             with pytest.raises(ValueError, match=r"NaN in series 29 at time step 38, channel 1 "
                                                  r"\(1 of series 20 to 39, a block of X,"):
                 getattr(clf, name)(Xd).compute(scheduler="synchronous")
+    # the first block is a block too: its 20 series were counted as if X held no more
+    X, _ = _series()
+    X[3, 5, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN in series 3 at time step 5, channel 0 "
+                                         r"\(1 of series 0 to 19, a block of X,"):
+        clf.predict(da.from_array(X, chunks=(20, 40, 2))).compute(scheduler="synchronous")
 
 
 def test_an_object_array_of_series_is_read_as_their_array():
@@ -249,6 +293,27 @@ def test_a_length_left_to_x_is_fixed_by_fit_even_with_global_pooling():
         clf.predict(longer)
 
 
+def test_series_of_another_length_at_predict_are_named_and_told_to_pad_or_resample():
+    # as rows, the length of X's series was left to the reader's arithmetic
+    X, y = _series()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2)).fit(X, y)
+    longer, _ = _series(length=56)
+    with pytest.raises(ValueError, match=r"X has 112 features, but ConvNetClassifier is "
+                                         r"expecting 80 features as input: X holds rows of 112 "
+                                         r"values \(series of length 56 if of 2 channels\).* "
+                                         r"Resample or crop the series to length 40, or fit on "
+                                         r"series padded to the longest length\.$"):
+        clf.predict(longer.reshape(48, -1))
+    shorter, _ = _series(length=33)
+    with pytest.raises(ValueError, match=r"series of length 33 with 2 channels; .* Pad \(zeros "
+                                         r"at the end\) or resample the series to length 40"):
+        clf.predict(shorter)
+    with pytest.raises(ValueError, match=r"\(series of length 33 if of 2 channels\).* Pad"):
+        clf.predict(shorter.reshape(48, -1))
+    with pytest.raises(ValueError, match=r"X holds rows of 2 values, .*looks like one series"):
+        clf.predict(X[0])  # one series: no length to pad to
+
+
 def test_channels_first_series_get_the_transpose_in_fit_and_predict():
     X, y = _series()
     with pytest.raises(ValueError, match=r"channels-first .* X\.transpose\(0, 2, 1\)"):
@@ -266,6 +331,17 @@ def test_channels_first_series_get_the_transpose_in_fit_and_predict():
     with pytest.warns(UserWarning, match=r"looks like series held channels-first .* "
                                          r"X\.transpose\(0, 2, 1\) with input_shape=\(40, 2\)"):
         ConvNetClassifier(conv_layers=(2,), max_iter=1).fit(X.transpose(0, 2, 1), y)
+
+
+def test_a_swapped_input_shape_is_told_first_when_x_holds_series_channels_last():
+    # X of 40 steps of 2 channels with input_shape=(2, 40): the transpose alone
+    # made it fit as series of 2 steps of 40 channels
+    X, y = _series()
+    with pytest.raises(ValueError, match=r"input_shape=\(2, 40\) does not match the series of "
+                                         r"X, of shape \(40, 2\)\. For series of length 40 "
+                                         r"with 2 channels, .* pass input_shape=\(40, 2\); if "
+                                         r"X is channels-first .* X\.transpose\(0, 2, 1\)"):
+        ConvNetClassifier(**SMALL, input_shape=(2, 40)).fit(X, y)
 
 
 def test_series_held_as_3d_x_without_input_shape_get_a_warning():
@@ -296,11 +372,92 @@ def test_multivariate_series_of_unequal_length_name_their_shapes():
             ConvNetClassifier(input_shape=(None, 2)).fit(given, [0, 1, 0])
 
 
+def test_a_nested_frame_of_one_column_a_channel_is_told_how_to_stack_its_series():
+    # sktime's nested frames hold multivariate series as one column a channel,
+    # each cell a pd.Series: passing one column alone, as for a table holding
+    # an image column, would drop the other channels
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    nested = pd.DataFrame({f"dim_{c}": [pd.Series(x[:, c]) for x in X] for c in range(2)})
+    with pytest.raises(ValueError, match=r"X has 2 columns .* one column a channel.*"
+                                         r"\(n, length, channels\)") as error:
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(nested, y)
+    assert "image" not in str(error.value)
+    stacked = np.stack([np.stack(nested[c]) for c in nested.columns], axis=-1)
+    assert_array_equal(stacked, X)
+    # a column of whole series beside a label: that column alone
+    table = pd.DataFrame({"series": list(X), "label": y})
+    clf = ConvNetClassifier(**SMALL, input_shape=(40, 2))
+    with pytest.raises(ValueError, match=r"X has 2 columns .*Pass the series column alone") as e:
+        clf.fit(table, y)
+    assert "a channel" not in str(e.value)
+
+
+def test_series_in_long_format_are_told_how_to_stack_and_wide_ones_fit():
+    # sktime's pd-multiindex: a row per time step, indexed by (series, time);
+    # read as rows they were 1920 samples against y's 48
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    index = pd.MultiIndex.from_product([range(48), range(40)], names=["instance", "timepoint"])
+    long = pd.DataFrame(X.reshape(-1, 2), index=index, columns=["a", "b"])
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2))
+    fitted = clone(clf).fit(X, y)
+    for call in (lambda: clone(clf).fit(long, y), lambda: fitted.predict(long)):
+        with pytest.raises(ValueError, match=r"X holds series in long format: 1920 rows of 2 "
+                                             r"columns indexed by \(instance, timepoint\).*"
+                                             r"X\.groupby\(level=0\)"):
+            call()
+    assert_array_equal(np.stack([s.to_numpy() for _, s in long.groupby(level=0)]), X)
+    # one series a row, indexed by (subject, trial): the first level repeats too
+    index = pd.MultiIndex.from_product([range(24), range(2)], names=["subject", "trial"])
+    wide = pd.DataFrame(X.reshape(48, -1), index=index)
+    assert_array_equal(clone(clf).fit(wide, y).predict_proba(wide), fitted.predict_proba(X))
+
+
+def test_columns_of_channel_then_time_are_refused_and_of_time_then_channel_read():
+    # unstack() of series in long format puts a channel's steps together: read
+    # as rows in (length, channels) order they trained without an error, mixed up
+    pd = pytest.importorskip("pandas")
+    X, y = _series()
+    index = pd.MultiIndex.from_product([range(48), range(40)], names=["instance", "timepoint"])
+    wide = pd.DataFrame(X.reshape(-1, 2), index=index, columns=["a", "b"]).unstack()
+    clf = ConvNetClassifier(**SMALL, input_shape=(None, 2))
+    fitted = clone(clf).fit(X, y)
+    for call in (lambda: clone(clf).fit(wide, y), lambda: fitted.predict(wide)):
+        with pytest.raises(ValueError, match=r"X's columns are \(channel, time\) pairs, its 2 "
+                                             r"channels of 40 time steps each in turn .*"
+                                             r"reshape\(len\(X\), 2, 40\)\.transpose\(0, 2, "
+                                             r"1\)"):
+            call()
+    assert_array_equal(wide.to_numpy().reshape(len(wide), 2, 40).transpose(0, 2, 1), X)
+    time_major = wide.swaplevel(axis=1).sort_index(axis=1)
+    assert_array_equal(clone(clf).fit(time_major, y).predict_proba(time_major),
+                       fitted.predict_proba(X))
+
+
+def test_series_of_one_length_and_unequal_channels_are_not_told_to_pad():
+    X = [np.zeros((30, 2)), np.zeros((30, 2)), np.zeros((30, 3))]
+    with pytest.raises(ValueError, match=r"X holds series of unequal numbers of channels "
+                                         r"\(sample shapes seen: \(30, 2\), \(30, 3\); sample 0 "
+                                         r"is \(30, 2\), sample 2 is \(30, 3\)\): .*same "
+                                         r"channels") as error:
+        ConvNetClassifier(input_shape=(30, 2)).fit(X, [0, 1, 0])
+    assert "Pad" not in str(error.value)
+
+
 def test_a_square_pair_warns_that_it_reads_series():
     X = np.random.RandomState(0).rand(4, 64)
     with pytest.warns(UserWarning, match=r"series of length 8 with 8 channels .* "
                                          r"input_shape=\(8, 8, 1\)"):
         ConvNetClassifier(conv_layers=(2,), max_iter=1, input_shape=(8, 8)).fit(X, [0, 1] * 2)
+
+
+def test_raw_series_are_told_to_be_z_normalised_not_scaled_as_pixels():
+    X, y = _series()
+    with pytest.warns(UserWarning, match=r"raw values such as a sensor's counts .* Z-normalise "
+                                         r"each series") as record:
+        ConvNetClassifier(**SMALL, input_shape=(40, 2)).fit(X * 3000, y)
+    assert not any("pixel" in str(w.message) or "image" in str(w.message) for w in record)
 
 
 def test_four_dimensional_x_is_not_series():
