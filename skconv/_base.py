@@ -433,18 +433,22 @@ def _check_equal_lengths(X, signal):
 
 
 def _column_of_samples(X):
-    """X whose cells hold the samples, as a 1-D object array of them.
+    """X whose cells hold the samples, as a 1-D sequence of them.
 
-    A pandas column of arrays (``df["image"]``), and a table of that one
-    column (``df[["image"]]``, or the ``(n, 1)`` object array a
-    ``ColumnTransformer`` passes it through as): numpy makes none of them one
-    array of the samples ("setting an array element with a sequence"), their
-    object array of samples it does. A table of more columns, one holding
-    arrays, is refused in those terms. Any other X is returned as it is.
+    A pandas or polars column of arrays or lists (``df["image"]``), and a
+    table of that one column (``df[["image"]]``, or the ``(n, 1)`` object
+    array a ``ColumnTransformer`` passes it through as): numpy makes none of
+    them one array of the samples ("setting an array element with a
+    sequence"), their sequence of samples it does. A table of more columns,
+    one holding arrays, is refused in those terms. Any other X is returned as
+    it is.
     """
+    library = type(X).__module__.split(".")[0]
+    if library == "polars":
+        return _polars_samples(X)
     # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
     # without computing them
-    pandas = type(X).__module__.split(".")[0] == "pandas"
+    pandas = library == "pandas"
     if pandas and X.ndim == 1 and X.dtype == object:
         return X.to_numpy()
     if pandas:
@@ -461,11 +465,38 @@ def _column_of_samples(X):
         return X  # values (strings, dicts): validation says what is wrong
     if X.shape[1] == 1:
         return X.iloc[:, 0].to_numpy() if pandas else X[:, 0]
-    cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
+    _refuse_table_of_cells(X.shape[1], row[held[0]], X.columns[held[0]] if pandas else held[0])
+
+
+def _polars_samples(X):
+    """:func:`_column_of_samples` of a polars Series or DataFrame. A column of
+    fixed-shape arrays is one ndarray already; a column of lists is its
+    cells as lists, since its ``to_numpy()`` nests object arrays in object
+    arrays, which numpy neither stacks nor sees the shapes of."""
+    import polars as pl
+
+    def nested(dtype):
+        return isinstance(dtype, (pl.List, pl.Array))
+
+    if isinstance(X, pl.DataFrame):
+        held = [j for j, dtype in enumerate(X.dtypes) if nested(dtype)]
+        if not held or X.height == 0:
+            return X
+        if X.width > 1:
+            _refuse_table_of_cells(X.width, X.row(0)[held[0]], X.columns[held[0]])
+        X = X.to_series(0)
+    if not isinstance(X, pl.Series) or not nested(X.dtype):
+        return X
+    return X.to_numpy() if isinstance(X.dtype, pl.Array) else X.to_list()
+
+
+def _refuse_table_of_cells(n_columns, cell, name):
+    """Refuse a table of ``n_columns`` columns whose column ``name`` holds
+    arrays (``cell`` is one of them)."""
     cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
             else f"a sequence of {len(cell)} values")
     raise ValueError(
-        f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
+        f"X has {n_columns} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
         "of them, df[\"image\"], is read as its samples). Pass the image column alone, "
         "or stack the columns into samples first, e.g. np.stack([np.stack(df[c]) for c "

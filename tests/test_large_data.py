@@ -442,6 +442,29 @@ def test_dataframe_column_names_are_kept_and_their_order_checked(library):
         model.predict(reversed_frame)
 
 
+def test_a_polars_column_of_images_is_read_as_their_array():
+    # a column of lists (or of fixed-shape arrays) and the table of that one
+    # column, as the pandas column is; numpy said "setting an array element
+    # with a sequence" of each, and of images of unequal size
+    pl = pytest.importorskip("polars")
+    X, y = _images(n=60, shape=(4, 4))
+    X = X.astype(np.float32) / 255
+    reference = _fit(ConvNetClassifier(**SMALL), X, y)
+    expected = reference.predict_proba(X)
+    lists = pl.Series("image", X.tolist())
+    for column in (lists, pl.DataFrame({"image": lists}), pl.DataFrame({"image": X})):
+        model = _fit(ConvNetClassifier(**SMALL), column, y)
+        assert model.input_shape_ == (4, 4, 1)
+        assert_array_equal(model.predict_proba(column), expected)
+        assert_array_equal(reference.predict_proba(column), expected)
+    with pytest.raises(ValueError, match=r"X has 2 columns and holds arrays in its cells "
+                                         r"\(a sequence of 4 values in column 'image'\)"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists, "label": y}), y)
+    ragged = pl.Series("image", X[:3].tolist() + [X[3, :, :3].tolist()])
+    with pytest.raises(ValueError, match=r"sample shapes seen: \(4, 3\), \(4, 4\)"):
+        _fit(ConvNetClassifier(**SMALL), ragged, y[:4])
+
+
 class _BatchCounter:
     def __init__(self):
         self.batches = 0
