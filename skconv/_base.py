@@ -428,6 +428,8 @@ def _check_equal_lengths(X, signal):
         if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
             return False
         lengths.append(len(row))
+    if len(set(lengths)) > 1:
+        _check_equal_shapes(X, signal)  # images are named by their shapes
     _refuse_unequal(lengths, "lengths", "has", signal)
     return True
 
@@ -505,14 +507,15 @@ def _refuse_table_of_cells(n_columns, cell, name):
 
 
 def _check_equal_shapes(X, signal):
-    """After numpy found the samples of X (of one length) ragged: refuse samples
-    whose own shapes differ, naming them, as :func:`_check_equal_lengths` does
-    for lengths; aeon holds multivariate series of unequal lengths so, as a
+    """Refuse samples of X whose shapes differ, naming them (their lengths, for
+    1-D samples); aeon holds multivariate series of unequal lengths so, as a
     list of ``(channels, length)`` arrays."""
     try:
         shapes = [np.shape(row) for row in X]
     except ValueError:  # a sample ragged in itself: numpy's message stands
         return
+    if all(len(v) == 1 for v in shapes):
+        return _refuse_unequal([v[0] for v in shapes], "lengths", "has", signal)
     hint = ""
     if signal and all(len(v) == 2 and v[0] == shapes[0][0] < v[1] for v in shapes):
         hint = (" Samples of (channels, length), as aeon holds series of unequal lengths, "
@@ -529,12 +532,18 @@ def _refuse_unequal(seen_per_sample, what, verb, signal, hint=""):
     first = seen_per_sample[0]
     other = next(i for i, v in enumerate(seen_per_sample) if v != first)
     shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+    said = (f"{what} seen: {shown}; sample 0 {verb} {first}, sample {other} {verb} "
+            f"{seen_per_sample[other]}")
+    # a model of images reads samples of two or three axes as images
+    if not signal and all(isinstance(v, tuple) and len(v) >= 2 for v in seen):
+        raise ValueError(
+            f"X holds images of unequal shape ({said}): a network takes images of one "
+            "shape. Resize, crop or pad them to one shape first (e.g. PIL's Image.resize)."
+        )
     raise ValueError(
-        f"X holds {'series' if signal else 'rows'} of unequal length ({what} seen: "
-        f"{shown}; sample 0 {verb} {first}, sample {other} {verb} "
-        f"{seen_per_sample[other]}): a network takes samples of one length. Pad the series "
-        "to one length (zeros at the end) or resample them (e.g. np.interp onto a common "
-        f"time grid) first.{hint}"
+        f"X holds {'series' if signal else 'rows'} of unequal length ({said}): a network "
+        "takes samples of one length. Pad the series to one length (zeros at the end) or "
+        f"resample them (e.g. np.interp onto a common time grid) first.{hint}"
     )
 
 

@@ -65,6 +65,21 @@ def test_images_of_another_size_name_both_shapes(fitted_28):
         fitted_28.predict(np.zeros((5, 32, 32)))
 
 
+@pytest.mark.parametrize("shapes", [[(6, 6), (7, 6)], [(6, 6), (6, 7)], [(6, 6, 3), (6, 6, 4)]])
+def test_a_list_of_images_of_unequal_size_names_their_shapes_not_series_lengths(shapes):
+    # a list of decoded photos of several sizes: it was told of rows of unequal
+    # length (or numpy's "inhomogeneous shape"), and to pad series along time
+    rng = np.random.RandomState(0)
+    X = [rng.uniform(size=shapes[0]) for _ in range(3)] + [rng.uniform(size=shapes[1])]
+    shown = re.escape(f"(sample shapes seen: {min(shapes)}, {max(shapes)}; sample 0 is "
+                      f"{shapes[0]}, sample 3 is {shapes[1]})")
+    for fit_or_predict in (lambda X: ConvNetClassifier(**TINY).fit(X, [0, 1, 0, 1]),
+                           _fit_quiet(ConvNetClassifier(**TINY), *_images(shapes[0])).predict):
+        with pytest.raises(ValueError, match=rf"^X holds images of unequal shape {shown}: .*"
+                                             r"Resize, crop or pad them to one shape"):
+            fit_or_predict(X)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
