@@ -573,7 +573,10 @@ def _map_blocks(estimator, name, X):
     estimator._check_image_shape(estimator._sample_shape(X.shape, estimator._signal()), X.shape)
     check_known_chunks(X)
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
-    probe = getattr(estimator, name)(np.zeros((1,) + tuple(X.shape[1:]), dtype=X.dtype))
+    # a numpy X of X's shape (of its rows, one at most): X of no rows is refused
+    # as numpy X of no rows is, not answered with an empty array
+    probe = getattr(estimator, name)(np.zeros((min(1, X.shape[0]),) + tuple(X.shape[1:]),
+                                              dtype=X.dtype))
     # one task holds the model: each worker fetches it once, not once per block
     model = dask.delayed(estimator, name=f"skconv-{name}-model-{uuid.uuid4().hex}",
                          traverse=False)

@@ -8,6 +8,7 @@ array with numpy's bits.
 """
 
 import gc
+import re
 import tracemalloc
 import warnings
 
@@ -360,6 +361,21 @@ def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
         model.predict(da.from_array(X[..., None]))
     with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         model.predict_proba(da.from_array(X[:, 0, 0, 0]))
+
+
+def test_a_dask_array_of_no_rows_is_refused_at_predict_as_numpy_x_is():
+    # it was answered with an empty lazy array where numpy X of no rows raises
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    for empty in (X[:0], X[:0].reshape(0, 8 * 8 * 3)):
+        lazy = da.from_array(empty)
+        for name in ("predict", "predict_proba", "predict_log_proba", "transform", "score"):
+            args = (y[:0],) if name == "score" else ()
+            with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)") as numpy:
+                getattr(model, name)(empty, *args)
+            with pytest.raises(ValueError, match=re.escape(str(numpy.value))):
+                getattr(model, name)(lazy, *args)
 
 
 def test_a_dask_array_of_unknown_length_is_refused_by_fit_as_by_predict():
