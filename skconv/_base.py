@@ -1105,10 +1105,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             except ValueError:
                 _check_equal_shapes(X, signal)
                 raise
+        if _data.is_stored(X):
+            # its NaN are found by the read that checks it, and named in series
+            # terms then (_series_terms): no pass of its own
+            return self._validate_stored(X, y, reset)
         if signal and isinstance(X, np.ndarray) and X.dtype.kind == "f":
             _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
-        if _data.is_stored(X):
-            return self._validate_stored(X, y, reset)
         dtype = self._dtype() if reset else [np.float64, np.float32]
         image_shape = None
         # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which

@@ -276,6 +276,29 @@ def _peak_fit_bytes(X, y):
         tracemalloc.stop()
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_fit_on_series_in_memory_reads_x_once_and_names_a_nan_in_series_terms(
+        monkeypatch, flat):
+    # a pass looking for NaN, then the fit's scan, read X twice
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(300, 40, 2)).astype(np.float32)
+    X = X.reshape(300, -1) if flat else X
+    y = rng.uniform(size=300)
+    read = []
+    rows_read = _data.Rows.read
+    monkeypatch.setattr(_data.Rows, "read",
+                        lambda self, a, b: read.append(b - a) or rows_read(self, a, b))
+    model = _fit(ConvNetRegressor(**SMALL, input_shape=(40, 2)), X, y)
+    assert sum(read) == 300 + 1  # the scan, and scikit-learn's look at the first row
+    X = X.copy()
+    X.reshape(300, 40, 2)[5, 17, 1] = np.nan
+    for fit_or_predict in (lambda X: _fit(ConvNetRegressor(**SMALL, input_shape=(40, 2)), X, y),
+                           model.predict):
+        with pytest.raises(ValueError, match=r"X holds NaN in series 5 at time step 17, "
+                                             r"channel 1 \(1 of 300 series hold NaN\)"):
+            fit_or_predict(X)
+
+
 def test_fitting_on_a_uint8_memmap_allocates_per_batch_not_per_row(tmp_path):
     # 4,000 and 16,000 images of 32x32x3: a float32 copy of X would be 49 and
     # 197 MB. What grows with n is y, the weights and the row order (tens of
