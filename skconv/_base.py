@@ -1156,9 +1156,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         image_shape = self._sample_shape(X.shape, self._signal(fitted=not reset))
         if not reset:
             self._check_image_shape(image_shape, X.shape)
-        # y=None raises scikit-learn's "requires y to be passed" here
+        # y=None raises scikit-learn's "requires y to be passed" here; the
+        # values are checked in blocks below, which name the rows holding NaN
         validate_data(self, rows.read(0, 1), None if y is None else "no_validation",
-                      reset=reset, dtype=None)
+                      reset=reset, dtype=None, ensure_all_finite=False)
         no_y = isinstance(y, str) and y == "no_validation"
         if no_y:
             return rows, image_shape

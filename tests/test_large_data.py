@@ -264,6 +264,19 @@ def test_a_nan_in_the_last_chunk_of_a_memmap_is_named_before_training(memmap, h5
         model.predict(memmap(X[290:]))
 
 
+@pytest.mark.parametrize("shape", [(8, 8, 3), (192,)])
+def test_a_nan_in_the_first_row_is_named_with_the_others_by_fit_and_predict(memmap, shape):
+    # scikit-learn's look at the first row raised its own message, naming no row
+    X, y = _images(n=60)
+    X = X.astype(np.float32).reshape((60,) + shape) / 255
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    X[0].flat[5] = X[9].flat[0] = np.nan
+    for Z in (X, memmap(X)):
+        for fit_or_predict in (lambda Z: ConvNetClassifier(**SMALL).fit(Z, y), model.predict):
+            with pytest.raises(ValueError, match=r"Input X contains NaN: row\(s\) 0, 9 of X"):
+                fit_or_predict(Z)
+
+
 def _peak_fit_bytes(X, y):
     model = ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=1,
                               random_state=0, batch_size=50, input_scale=255)
