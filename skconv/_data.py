@@ -203,7 +203,8 @@ class Rows:
             return [(a, min(a + per, n)) for a in range(0, n, per)]
         spans, start = [], 0
         for stop in self.bounds[1:]:
-            if stop - start >= per or stop == n:
+            # a Dask array's chunks may hold no rows: a span holds some
+            if stop > start and (stop - start >= per or stop == n):
                 spans.append((start, int(stop)))
                 start = int(stop)
         return spans
@@ -551,7 +552,9 @@ def blockwise(method):
     return wrapper
 
 
-def _apply(block, model, name, block_info=None):
+def _apply(block, model, name, empty, block_info=None):
+    if not len(block):  # a chunk of no rows (Dask allows them): no answers, not an error
+        return empty
     try:
         return getattr(model, name)(block)
     except ValueError:
@@ -587,4 +590,4 @@ def _map_blocks(estimator, name, X):
         kwargs.update(chunks=(X.chunks[0], (probe.shape[1],)))
         if X.ndim > 2:
             kwargs["drop_axis"] = list(range(2, X.ndim))
-    return X.map_blocks(_apply, model, name, **kwargs)
+    return X.map_blocks(_apply, model, name, probe[:0], **kwargs)

@@ -414,6 +414,26 @@ def test_a_dask_array_of_no_rows_is_refused_at_predict_as_numpy_x_is():
                 getattr(model, name)(lazy, *args)
 
 
+def test_a_dask_array_with_chunks_of_no_rows_fits_and_predicts_as_numpy_x():
+    # a mask or a concatenation leaves chunks of no rows: each was predicted
+    # alone and refused ("Found array with 0 sample(s)"), and a last such chunk
+    # failed the fit's scan
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    params = dict(SMALL, input_scale=255, shuffle_buffer=60)
+    reference = _fit(ConvNetClassifier(**params), X, y)
+    for chunks in ((0, 30, 0, 30), (30, 30, 0)):
+        Xd = da.from_array(X, chunks=(chunks, 8, 8, 3))
+        model = _fit(ConvNetClassifier(**params), Xd, y)
+        _assert_same_model(model, reference)
+        for name in ("predict", "predict_proba", "transform"):
+            lazy = getattr(model, name)(Xd)
+            assert lazy.chunks[0] == chunks
+            assert_array_equal(lazy.compute(scheduler="synchronous"),
+                               getattr(reference, name)(X), err_msg=name)
+        assert model.score(Xd, y) == reference.score(X, y)
+
+
 def test_a_dask_array_of_unknown_length_is_refused_by_fit_as_by_predict():
     # computed whole by scikit-learn's validation, it would not be read a chunk
     # at a time: both say how to make its chunks known
