@@ -1121,7 +1121,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # checks compare X's shape, and a comparison with it has no truth value
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
-            X = check_array(X, allow_nd=True, dtype=dtype)
+            X = check_array(X, allow_nd=True, dtype=dtype, estimator=self)
             if X.ndim > 4:
                 raise ValueError(
                     f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
@@ -1129,6 +1129,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 )
             shape = X.shape
             image_shape = self._sample_shape(X.shape, signal)
+            if 0 in image_shape:  # else told of its rows, flattened, as 0 features
+                h, w, c = image_shape
+                what = (f"series of length {w} with {c} channel(s)" if signal
+                        else f"images of shape {image_shape}")
+                raise ValueError(f"X of shape {shape} holds {what}, which hold no values: a "
+                                 "network takes samples of at least one value.")
             X = X.reshape(X.shape[0], -1)
         if not reset:
             self._check_image_shape(image_shape, shape)

@@ -80,6 +80,16 @@ def test_a_list_of_images_of_unequal_size_names_their_shapes_not_series_lengths(
             fit_or_predict(X)
 
 
+@pytest.mark.parametrize("shape, what", [((10, 6, 0), r"images of shape \(6, 0, 1\)"),
+                                         ((10, 6, 6, 0), r"images of shape \(6, 6, 0\)")])
+def test_images_of_no_values_are_named_by_their_shape_not_as_rows_of_0_features(shape, what):
+    # they were told "Found array with 0 feature(s) (shape=(10, 0))", X flattened
+    X = np.zeros(shape)
+    with pytest.raises(ValueError, match=rf"^X of shape {re.escape(str(shape))} holds {what}, "
+                                         r"which hold no values"):
+        ConvNetClassifier(**TINY).fit(X, np.arange(10) % 2)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
