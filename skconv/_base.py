@@ -424,9 +424,18 @@ def _check_equal_lengths(X, signal):
     if not isinstance(X, (list, tuple)) or not X:
         return False
     lengths = []
-    for row in X:
-        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
-            return False
+    for i, row in enumerate(X):
+        if (isinstance(row, (str, bytes)) or not hasattr(row, "__len__")
+                or getattr(row, "ndim", 1) == 0):
+            if not lengths:
+                return False  # values, not samples: validation says what is wrong
+            # a missing sample (None, NaN) among arrays, as a merge leaves in a
+            # column of images: numpy would speak of setting an array element
+            raise ValueError(
+                f"sample {i} of X is {row!r:.40}, not an array of values as sample 0 (of "
+                f"length {lengths[0]}) is: a network takes one array a sample. Drop the "
+                "samples without one (e.g. df.dropna()) or fill them first."
+            )
         lengths.append(len(row))
     if len(set(lengths)) > 1:
         _check_equal_shapes(X, signal)  # images are named by their shapes

@@ -90,6 +90,21 @@ def test_images_of_no_values_are_named_by_their_shape_not_as_rows_of_0_features(
         ConvNetClassifier(**TINY).fit(X, np.arange(10) % 2)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+@pytest.mark.parametrize("container", ["list", "pandas"])
+def test_a_missing_image_among_images_is_named_by_its_sample(missing, container):
+    # a column of images with a hole (a merge's NaN, a None): numpy said
+    # "setting an array element with a sequence", or the images were told to
+    # be series of unequal length
+    X, y = _images((5, 5), n=6)
+    X = list(X[:4]) + [missing] + [X[5]]
+    if container == "pandas":
+        X = pytest.importorskip("pandas").Series(X)
+    with pytest.raises(ValueError, match=rf"^sample 4 of X is {missing}, not an array of values "
+                                         r"as sample 0 \(of length 5\) is"):
+        ConvNetClassifier(**TINY).fit(X, y)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
