@@ -423,24 +423,30 @@ def _check_equal_lengths(X, signal):
         X = list(X)
     if not isinstance(X, (list, tuple)) or not X:
         return False
-    lengths = []
-    for i, row in enumerate(X):
-        if (isinstance(row, (str, bytes)) or not hasattr(row, "__len__")
-                or getattr(row, "ndim", 1) == 0):
-            if not lengths:
-                return False  # values, not samples: validation says what is wrong
-            # a missing sample (None, NaN) among arrays, as a merge leaves in a
-            # column of images: numpy would speak of setting an array element
-            raise ValueError(
-                f"sample {i} of X is {row!r:.40}, not an array of values as sample 0 (of "
-                f"length {lengths[0]}) is: a network takes one array a sample. Drop the "
-                "samples without one (e.g. df.dropna()) or fill them first."
-            )
-        lengths.append(len(row))
+    lengths = [len(row) if _is_sequence(row) else None for row in X]
+    if None in lengths:
+        held = [i for i, n in enumerate(lengths) if n is not None]
+        if not held:
+            return False  # values, not samples: validation says what is wrong
+        # a missing sample (None, NaN) among arrays, as a merge leaves in a
+        # column of images: numpy would speak of setting an array element
+        i = lengths.index(None)
+        raise ValueError(
+            f"sample {i} of X is {X[i]!r:.40}, not an array of values as sample {held[0]} "
+            f"(of length {lengths[held[0]]}) is: a network takes one array a sample. Drop "
+            "the samples without one (e.g. df.dropna()) or fill them first."
+        )
     if len(set(lengths)) > 1:
         _check_equal_shapes(X, signal)  # images are named by their shapes
     _refuse_unequal(lengths, "lengths", "has", signal)
     return True
+
+
+def _is_sequence(row):
+    """Whether a sample of a list is a sequence of values (not a value: a
+    number, a string, None, a 0-D array)."""
+    return (not isinstance(row, (str, bytes)) and hasattr(row, "__len__")
+            and getattr(row, "ndim", 1) != 0)
 
 
 def _column_of_samples(X):
@@ -494,7 +500,9 @@ def _polars_samples(X):
         if not held or X.height == 0:
             return X
         if X.width > 1:
-            _refuse_table_of_cells(X.width, X.row(0)[held[0]], X.columns[held[0]])
+            name = X.columns[held[0]]
+            cell = X.get_column(name).drop_nulls().head(1).to_list()
+            _refuse_table_of_cells(X.width, cell[0] if cell else [], name)
         X = X.to_series(0)
     if not isinstance(X, pl.Series) or not nested(X.dtype):
         return X

@@ -532,6 +532,9 @@ def test_a_polars_column_of_images_is_read_as_their_array():
     with pytest.raises(ValueError, match=r"X has 2 columns and holds arrays in its cells "
                                          r"\(a sequence of 4 values in column 'image'\)"):
         _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists, "label": y}), y)
+    with pytest.raises(ValueError, match=r"X has 2 columns and holds arrays in its cells"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": [None] + X.tolist()[1:],
+                                                       "label": y}), y)
     ragged = pl.Series("image", X[:3].tolist() + [X[3, :, :3].tolist()])
     with pytest.raises(ValueError, match=r"sample shapes seen: \(4, 3\), \(4, 4\)"):
         _fit(ConvNetClassifier(**SMALL), ragged, y[:4])

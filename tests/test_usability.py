@@ -96,13 +96,14 @@ def test_a_missing_image_among_images_is_named_by_its_sample(missing, container)
     # a column of images with a hole (a merge's NaN, a None): numpy said
     # "setting an array element with a sequence", or the images were told to
     # be series of unequal length
-    X, y = _images((5, 5), n=6)
-    X = list(X[:4]) + [missing] + [X[5]]
-    if container == "pandas":
-        X = pytest.importorskip("pandas").Series(X)
-    with pytest.raises(ValueError, match=rf"^sample 4 of X is {missing}, not an array of values "
-                                         r"as sample 0 \(of length 5\) is"):
-        ConvNetClassifier(**TINY).fit(X, y)
+    images, y = _images((5, 5), n=6)
+    for where, first in ((4, 0), (0, 1)):
+        X = list(images[:where]) + [missing] + list(images[where + 1:])
+        if container == "pandas":
+            X = pytest.importorskip("pandas").Series(X)
+        with pytest.raises(ValueError, match=rf"^sample {where} of X is {missing}, not an array "
+                                             rf"of values as sample {first} \(of length 5\) is"):
+            ConvNetClassifier(**TINY).fit(X, y)
 
 
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
