@@ -449,6 +449,21 @@ def _is_sequence(row):
             and getattr(row, "ndim", 1) != 0)
 
 
+def _refuse_mapping(X):
+    """Refuse a mapping of arrays (an HDF5 file or group, a Zarr group, a dict)
+    naming its arrays: numpy reads it as its names ("could not convert string
+    to float: 'X'"), when one of its arrays is meant."""
+    if not hasattr(X, "keys") or hasattr(X, "shape") or hasattr(X, "columns"):
+        return
+    names = list(X.keys())
+    shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+    raise ValueError(
+        f"X is a {type(X).__name__} of {len(names)} named array(s) ({shown}), not an array "
+        "of samples: pass the array itself"
+        + (f", e.g. X[{names[0]!r}]." if names else ".")
+    )
+
+
 def _column_of_samples(X):
     """X whose cells hold the samples, as a 1-D sequence of them.
 
@@ -1110,6 +1125,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         signal = self._signal(fitted=not reset)
         # a Dask array of unknown length would be computed whole by validation
         _data.check_known_chunks(X)
+        _refuse_mapping(X)
         X = _column_of_samples(X)
         # a list of samples, or an object array of them, is one array once its
         # samples are of one length

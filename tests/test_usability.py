@@ -106,6 +106,21 @@ def test_a_missing_image_among_images_is_named_by_its_sample(missing, container)
             ConvNetClassifier(**TINY).fit(X, y)
 
 
+def test_a_file_or_group_of_arrays_given_as_x_names_its_arrays(tmp_path, fitted_28):
+    # an .npz file, an HDF5 file or a dict instead of the array in it: numpy
+    # read the names, "could not convert string to float: 'images'"
+    images, y = _images((28, 28))
+    np.savez(tmp_path / "data.npz", images=images, labels=y)
+    with np.load(tmp_path / "data.npz") as npz:
+        for X in (npz, {"images": images, "labels": y}):
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named array\(s\) \('images', "
+                                                 r"'labels'\), not an array of samples: pass "
+                                                 r"the array itself, e.g. X\['images'\]"):
+                ConvNetClassifier(**TINY).fit(X, y)
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named array"):
+                fitted_28.predict(X)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
