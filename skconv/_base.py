@@ -486,11 +486,16 @@ def _column_of_samples(X):
     if pandas:
         if X.ndim != 2 or 0 in X.shape or not (X.dtypes == object).any():
             return X
-        row = X.iloc[0].tolist()
+        columns = [X.iloc[:, j] for j in range(X.shape[1])]
     elif isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 and X.size:
-        row = list(X[0])
+        columns = list(X.T)
     else:
         return X
+    # each column's first cell that is there: a merge leaves None or NaN in a
+    # column of images, the first row's included
+    row = [next((cell for cell in column if cell is not None
+                 and not (isinstance(cell, float) and cell != cell)), None)
+           for column in columns]
     held = [j for j, cell in enumerate(row)
             if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1]
     if not held:

@@ -91,7 +91,7 @@ def test_images_of_no_values_are_named_by_their_shape_not_as_rows_of_0_features(
 
 
 @pytest.mark.parametrize("missing", [None, np.nan])
-@pytest.mark.parametrize("container", ["list", "pandas"])
+@pytest.mark.parametrize("container", ["list", "pandas", "pandas table"])
 def test_a_missing_image_among_images_is_named_by_its_sample(missing, container):
     # a column of images with a hole (a merge's NaN, a None): numpy said
     # "setting an array element with a sequence", or the images were told to
@@ -101,6 +101,8 @@ def test_a_missing_image_among_images_is_named_by_its_sample(missing, container)
         X = list(images[:where]) + [missing] + list(images[where + 1:])
         if container == "pandas":
             X = pytest.importorskip("pandas").Series(X)
+        elif container == "pandas table":  # df[["image"]]
+            X = pytest.importorskip("pandas").DataFrame({"image": X})
         with pytest.raises(ValueError, match=rf"^sample {where} of X is {missing}, not an array "
                                              rf"of values as sample {first} \(of length 5\) is"):
             ConvNetClassifier(**TINY).fit(X, y)
