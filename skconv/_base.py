@@ -458,7 +458,7 @@ def _refuse_mapping(X):
     names = list(X.keys())
     shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
     raise ValueError(
-        f"X is a {type(X).__name__} of {len(names)} named array(s) ({shown}), not an array "
+        f"X is a {type(X).__name__} of {len(names)} named entries ({shown}), not an array "
         "of samples: pass the array itself"
         + (f", e.g. X[{names[0]!r}]." if names else ".")
     )

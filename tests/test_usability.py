@@ -115,11 +115,11 @@ def test_a_file_or_group_of_arrays_given_as_x_names_its_arrays(tmp_path, fitted_
     np.savez(tmp_path / "data.npz", images=images, labels=y)
     with np.load(tmp_path / "data.npz") as npz:
         for X in (npz, {"images": images, "labels": y}):
-            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named array\(s\) \('images', "
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named entries \('images', "
                                                  r"'labels'\), not an array of samples: pass "
                                                  r"the array itself, e.g. X\['images'\]"):
                 ConvNetClassifier(**TINY).fit(X, y)
-            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named array"):
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named entries"):
                 fitted_28.predict(X)
 
 
