@@ -507,9 +507,10 @@ def _column_of_samples(X):
 
 def _polars_samples(X):
     """:func:`_column_of_samples` of a polars Series or DataFrame. A column of
-    fixed-shape arrays is one ndarray already; a column of lists is its
-    cells as lists, since its ``to_numpy()`` nests object arrays in object
-    arrays, which numpy neither stacks nor sees the shapes of."""
+    fixed-shape arrays is one ndarray already, and so is a column of lists
+    of one shape, cast to arrays of it; other lists (ragged, or missing) are
+    the cells as lists, for the checks to name them: their ``to_numpy()``
+    nests object arrays in object arrays, whose shapes numpy does not see."""
     import polars as pl
 
     def nested(dtype):
@@ -526,6 +527,14 @@ def _polars_samples(X):
         X = X.to_series(0)
     if not isinstance(X, pl.Series) or not nested(X.dtype):
         return X
+    if isinstance(X.dtype, pl.List) and len(X) and not X.null_count():
+        leaf = X.dtype
+        while nested(leaf):
+            leaf = leaf.inner
+        try:  # the cells as Python lists cost seconds and GiBs for a dataset
+            X = X.cast(pl.Array(leaf, np.shape(X.head(1).to_list()[0])))
+        except (ValueError, pl.exceptions.PolarsError):
+            return X.to_list()
     return X.to_numpy() if isinstance(X.dtype, pl.Array) else X.to_list()
 
 
