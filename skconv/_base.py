@@ -481,28 +481,39 @@ def _column_of_samples(X):
     # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
     # without computing them
     pandas = library == "pandas"
-    if pandas and X.ndim == 1 and X.dtype == object:
-        return X.to_numpy()
     if pandas:
-        if X.ndim != 2 or 0 in X.shape or not (X.dtypes == object).any():
+        # object columns, and pyarrow-backed ones (a list column read from
+        # Parquet), whose kind is object too
+        table = X.to_frame() if X.ndim == 1 else X
+        if 0 in table.shape or not any(dtype.kind == "O" for dtype in table.dtypes):
             return X
-        columns = [X.iloc[:, j] for j in range(X.shape[1])]
+        columns = [table.iloc[:, j] for j in range(table.shape[1])]
     elif isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 and X.size:
         columns = list(X.T)
     else:
         return X
     # each column's first cell that is there: a merge leaves None or NaN in a
     # column of images, the first row's included
-    row = [next((cell for cell in column if cell is not None
-                 and not (isinstance(cell, float) and cell != cell)), None)
-           for column in columns]
+    row = [next((cell for cell in column if not _is_missing(cell)), None) for column in columns]
     held = [j for j, cell in enumerate(row)
             if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1]
     if not held:
         return X  # values (strings, dicts): validation says what is wrong
-    if X.shape[1] == 1:
-        return X.iloc[:, 0].to_numpy() if pandas else X[:, 0]
-    _refuse_table_of_cells(X.shape[1], row[held[0]], X.columns[held[0]] if pandas else held[0])
+    if len(columns) > 1:
+        _refuse_table_of_cells(len(columns), row[held[0]],
+                               table.columns[held[0]] if pandas else held[0])
+    if not pandas:
+        return X[:, 0]
+    # a pyarrow list column's to_numpy() nests object arrays in object arrays,
+    # whose shapes numpy does not see: its cells as lists instead
+    column = columns[0]
+    return column.to_numpy() if column.dtype == object else column.tolist()
+
+
+def _is_missing(cell):
+    """Whether a cell holds no sample: None, NaN or pandas' NA."""
+    return (cell is None or (isinstance(cell, float) and cell != cell)
+            or type(cell).__name__ == "NAType")
 
 
 def _polars_samples(X):

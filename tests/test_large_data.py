@@ -548,6 +548,23 @@ def test_a_polars_column_of_images_is_read_as_their_array():
         _fit(ConvNetClassifier(**SMALL), ragged, y[:4])
 
 
+def test_a_pyarrow_backed_pandas_column_of_images_is_read_as_their_array():
+    # pd.read_parquet(..., dtype_backend="pyarrow") gives a list column, whose
+    # cells numpy did not stack ("setting an array element with a sequence")
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    X, y = _images(n=60, shape=(4, 4))
+    X = X.astype(np.float32) / 255
+    expected = _fit(ConvNetClassifier(**SMALL), X, y).predict_proba(X)
+    lists = pd.ArrowDtype(pa.list_(pa.list_(pa.float64())))
+    column = pd.Series(X.tolist(), dtype=lists)
+    for images in (column, column.to_frame("image")):
+        assert_array_equal(_fit(ConvNetClassifier(**SMALL), images, y).predict_proba(images),
+                           expected)
+    with pytest.raises(ValueError, match=r"^sample 0 of X is <NA>, not an array of values"):
+        _fit(ConvNetClassifier(**SMALL), pd.Series([None] + X.tolist()[1:], dtype=lists), y)
+
+
 class _BatchCounter:
     def __init__(self):
         self.batches = 0
