@@ -25,6 +25,7 @@ import weakref
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._set_output import _get_output_config
 
 from ._augment import gather_images
 from ._kernels import _boundary
@@ -542,13 +543,19 @@ def training_batches(rows, train_rows, batch_size, image_shape, dtype, scale, bu
 def blockwise(method):
     """Decorate a prediction method: on a Dask array it returns a Dask array
     computed block by block where the array's blocks are (the cluster of the
-    ``Client`` in use), the fitted model shipped once per worker."""
+    ``Client`` in use), the fitted model shipped once per worker. A transform
+    whose output ``set_output`` makes a DataFrame returns the computed
+    values, which the DataFrame then holds."""
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
         if args or kwargs or not is_dask(X):
             return method(self, X, *args, **kwargs)
-        return _map_blocks(self, method.__name__, X)
+        answer = _map_blocks(self, method.__name__, X)
+        if (method.__name__ == "transform"
+                and _get_output_config("transform", self)["dense"] != "default"):
+            return answer.compute()
+        return answer
     return wrapper
 
 
@@ -556,7 +563,8 @@ def _apply(block, model, name, empty, block_info=None):
     if not len(block):  # a chunk of no rows (Dask allows them): no answers, not an error
         return empty
     try:
-        return getattr(model, name)(block)
+        # the values: under set_output, transform gives a DataFrame
+        return np.asarray(getattr(model, name)(block))
     except ValueError:
         # the model numbers the block's rows from 0: name the rows of X instead
         if block.dtype.kind == "f" and block_info is not None:
@@ -578,8 +586,8 @@ def _map_blocks(estimator, name, X):
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
     # a numpy X of X's shape (of its rows, one at most): X of no rows is refused
     # as numpy X of no rows is, not answered with an empty array
-    probe = getattr(estimator, name)(np.zeros((min(1, X.shape[0]),) + tuple(X.shape[1:]),
-                                              dtype=X.dtype))
+    probe = np.asarray(getattr(estimator, name)(np.zeros((min(1, X.shape[0]),)
+                                                         + tuple(X.shape[1:]), dtype=X.dtype)))
     # one task holds the model: each worker fetches it once, not once per block
     model = dask.delayed(estimator, name=f"skconv-{name}-model-{uuid.uuid4().hex}",
                          traverse=False)

@@ -435,6 +435,22 @@ def test_a_dask_array_with_chunks_of_no_rows_fits_and_predicts_as_numpy_x():
         assert model.score(Xd, y) == reference.score(X, y)
 
 
+@pytest.mark.parametrize("output", ["pandas", "polars"])
+def test_transform_of_a_dask_array_under_set_output_is_the_dataframe_asked_for(output):
+    # each block's DataFrame was taken for an array (AttributeError: 'DataFrame'
+    # object has no attribute 'dtype'), and polars could not hold a Dask array
+    da = pytest.importorskip("dask.array")
+    lib = pytest.importorskip(output)
+    X, y = _images(n=60)
+    model = _fit(ConvNetClassifier(**SMALL, input_scale=255), X, y)
+    expected = model.transform(X)
+    model.set_output(transform=output)
+    frame = model.transform(da.from_array(X, chunks=(25, 8, 8, 3)))
+    assert isinstance(frame, lib.DataFrame)
+    assert list(frame.columns) == list(model.get_feature_names_out())
+    assert_array_equal(np.asarray(frame), expected)
+
+
 def test_a_dask_array_of_unknown_length_is_refused_by_fit_as_by_predict():
     # computed whole by scikit-learn's validation, it would not be read a chunk
     # at a time: both say how to make its chunks known
