@@ -1255,12 +1255,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 )
             shape = tuple(int(v) for v in shape)
             what = "series" if len(shape) == 2 else "images"
-            if math.prod(shape) != n_features:
-                raise ValueError(
-                    f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
-                    f"sample but X has n_features={n_features}"
-                )
             hwc = (1,) + shape if len(shape) == 2 else shape
+            # images (or series) of X of another shape are named by it, not by
+            # their count of values: (28, 28, 3) against (28, 28, 1)
             if image_shape is not None and image_shape != hwc:
                 seen = image_shape[1:] if len(shape) == 2 else image_shape
                 hint = ""
@@ -1270,6 +1267,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 raise ValueError(
                     f"input_shape={self.input_shape!r} does not match the {what} of X, of "
                     f"shape {seen}.{hint}"
+                )
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
+                    f"sample but X has n_features={n_features}"
                 )
             if len(shape) == 2 and shape[0] == shape[1] and shape[0] > 4:
                 _warn(

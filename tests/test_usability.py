@@ -123,6 +123,20 @@ def test_a_file_or_group_of_arrays_given_as_x_names_its_arrays(tmp_path, fitted_
                 fitted_28.predict(X)
 
 
+@pytest.mark.parametrize("shape, input_shape, seen", [((28, 28, 3), (28, 28, 1), "(28, 28, 3)"),
+                                                      ((28, 28), (28, 28, 3), "(28, 28, 1)")])
+def test_an_input_shape_unlike_the_images_of_x_names_their_shape(shape, input_shape, seen):
+    # RGB images against a grayscale input_shape were told only that 784 values
+    # per sample are not n_features=2352
+    X, y = _images(shape, n=4)
+    with pytest.raises(ValueError, match=rf"^input_shape={re.escape(str(input_shape))} does not "
+                                         rf"match the images of X, of shape {re.escape(seen)}"):
+        ConvNetClassifier(**TINY, input_shape=input_shape).fit(X, y)
+    # flat rows have no shape of their own: their count of values is named
+    with pytest.raises(ValueError, match=r"values per sample but X has n_features="):
+        ConvNetClassifier(**TINY, input_shape=input_shape).fit(X.reshape(4, -1)[:, :-1], y)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
