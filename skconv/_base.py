@@ -423,19 +423,21 @@ def _check_equal_lengths(X, signal):
         X = list(X)
     if not isinstance(X, (list, tuple)) or not X:
         return False
-    lengths = [len(row) if _is_sequence(row) else None for row in X]
-    if None in lengths:
-        held = [i for i, n in enumerate(lengths) if n is not None]
-        if not held:
+    present = [_is_sequence(row) or _is_image_object(row) for row in X]
+    if not all(present):
+        if not any(present):
             return False  # values, not samples: validation says what is wrong
         # a missing sample (None, NaN) among arrays, as a merge leaves in a
         # column of images: numpy would speak of setting an array element
-        i = lengths.index(None)
+        i = present.index(False)
         raise ValueError(
-            f"sample {i} of X is {X[i]!r:.40}, not an array of values as sample {held[0]} "
-            f"(of length {lengths[held[0]]}) is: a network takes one array a sample. Drop "
-            "the samples without one (e.g. df.dropna()) or fill them first."
+            f"sample {i} of X is {X[i]!r:.40}, not an array of values as sample "
+            f"{present.index(True)} is: a network takes one array a sample. Drop the "
+            "samples without one (e.g. df.dropna()) or fill them first."
         )
+    if not all(map(_is_sequence, X)):
+        return False  # images numpy reads (PIL's); unequal ones are named after it
+    lengths = [len(row) for row in X]
     if len(set(lengths)) > 1:
         _check_equal_shapes(X, signal)  # images are named by their shapes
     _refuse_unequal(lengths, "lengths", "has", signal)
@@ -447,6 +449,14 @@ def _is_sequence(row):
     number, a string, None, a 0-D array)."""
     return (not isinstance(row, (str, bytes)) and hasattr(row, "__len__")
             and getattr(row, "ndim", 1) != 0)
+
+
+def _is_image_object(row):
+    """Whether a sample is an image that numpy reads as an array without being
+    a sequence or an array (a PIL image): its type has an array interface (on
+    the type: PIL computes an image's, a copy of it)."""
+    return (not hasattr(row, "ndim") and not hasattr(row, "__len__")
+            and hasattr(type(row), "__array_interface__"))
 
 
 def _refuse_mapping(X):
@@ -495,8 +505,10 @@ def _column_of_samples(X):
     # each column's first cell that is there: a merge leaves None or NaN in a
     # column of images, the first row's included
     row = [next((cell for cell in column if not _is_missing(cell)), None) for column in columns]
+    # sequences, arrays, and images numpy reads as arrays (PIL's)
     held = [j for j, cell in enumerate(row)
-            if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1]
+            if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1
+            or _is_image_object(cell)]
     if not held:
         return X  # values (strings, dicts): validation says what is wrong
     if len(columns) > 1:
@@ -552,8 +564,8 @@ def _polars_samples(X):
 def _refuse_table_of_cells(n_columns, cell, name):
     """Refuse a table of ``n_columns`` columns whose column ``name`` holds
     arrays (``cell`` is one of them)."""
-    cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
-            else f"a sequence of {len(cell)} values")
+    cell = (f"a sequence of {len(cell)} values" if isinstance(cell, (list, tuple))
+            else f"one of shape {np.shape(cell)}")
     raise ValueError(
         f"X has {n_columns} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
@@ -1159,7 +1171,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                         or sp.issparse(X))):
             samples = _check_equal_lengths(X, signal)
             try:
-                X = np.asarray(list(X)) if samples else np.asarray(X)
+                # an object array's cells are converted by numpy as a list's are
+                # (images as PIL gives them), not kept as objects
+                X = (np.asarray(list(X)) if samples or isinstance(X, np.ndarray)
+                     else np.asarray(X))
             except ValueError:
                 _check_equal_shapes(X, signal)
                 raise

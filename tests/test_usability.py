@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -104,7 +105,7 @@ def test_a_missing_image_among_images_is_named_by_its_sample(missing, container)
         elif container == "pandas table":  # df[["image"]]
             X = pytest.importorskip("pandas").DataFrame({"image": X})
         with pytest.raises(ValueError, match=rf"^sample {where} of X is {missing}, not an array "
-                                             rf"of values as sample {first} \(of length 5\) is"):
+                                             rf"of values as sample {first} is"):
             ConvNetClassifier(**TINY).fit(X, y)
 
 
@@ -135,6 +136,25 @@ def test_an_input_shape_unlike_the_images_of_x_names_their_shape(shape, input_sh
     # flat rows have no shape of their own: their count of values is named
     with pytest.raises(ValueError, match=r"values per sample but X has n_features="):
         ConvNetClassifier(**TINY, input_shape=input_shape).fit(X.reshape(4, -1)[:, :-1], y)
+
+
+def test_a_column_of_pil_images_is_read_as_their_array():
+    # a list of them was; a pandas column (or an object array) of them was
+    # refused with "float() argument must be ... not 'Image'"
+    Image = pytest.importorskip("PIL.Image")
+    pd = pytest.importorskip("pandas")
+    X = np.random.RandomState(0).randint(0, 256, size=(6, 5, 5, 3)).astype(np.uint8)
+    y = np.arange(6) % 2
+    images = [Image.fromarray(x) for x in X]
+    expected = _fit_quiet(ConvNetClassifier(**TINY, input_scale=255), X, y).predict_proba(X)
+    for column in (pd.Series(images), pd.DataFrame({"image": images})):
+        model = _fit_quiet(ConvNetClassifier(**TINY, input_scale=255), column, y)
+        assert_array_equal(model.predict_proba(column), expected)
+    with pytest.raises(ValueError, match=r"^sample 0 of X is None, not an array of values"):
+        ConvNetClassifier(**TINY).fit(pd.Series([None] + images[1:]), y)
+    with pytest.raises(ValueError, match=r"holds arrays in its cells \(one of shape \(5, 5, 3\) "
+                                         r"in column 'image'\)"):
+        ConvNetClassifier(**TINY).fit(pd.DataFrame({"image": images, "label": y}), y)
 
 
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
