@@ -460,9 +460,9 @@ def _is_image_object(row):
 
 
 def _refuse_mapping(X):
-    """Refuse a mapping of arrays (an HDF5 file or group, a Zarr group, a dict)
-    naming its arrays: numpy reads it as its names ("could not convert string
-    to float: 'X'"), when one of its arrays is meant."""
+    """Refuse a mapping of arrays (an HDF5 file or group, a Zarr group, an
+    ``.npz`` file, a dict) naming its entries: numpy reads it as its names
+    ("could not convert string to float: 'X'"), when one of its arrays is meant."""
     if not hasattr(X, "keys") or hasattr(X, "shape") or hasattr(X, "columns"):
         return
     names = list(X.keys())
