@@ -539,6 +539,8 @@ def _polars_samples(X):
     def nested(dtype):
         return isinstance(dtype, (pl.List, pl.Array))
 
+    if isinstance(X, pl.LazyFrame):  # numpy would see no values in it
+        raise ValueError("X is a polars LazyFrame, a query not yet run: pass X.collect().")
     if isinstance(X, pl.DataFrame):
         held = [j for j, dtype in enumerate(X.dtypes) if nested(dtype)]
         if not held or X.height == 0:

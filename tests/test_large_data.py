@@ -559,6 +559,9 @@ def test_a_polars_column_of_images_is_read_as_their_array():
     samples = _column_of_samples(pl.DataFrame({"image": raw}))
     assert isinstance(samples, np.ndarray) and samples.dtype == np.uint8
     assert_array_equal(samples, (X * 255).astype(np.uint8))
+    # a query not yet run: numpy said "setting an array element with a sequence"
+    with pytest.raises(ValueError, match=r"X is a polars LazyFrame, .*X.collect\(\)"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists}).lazy(), y)
     ragged = pl.Series("image", X[:3].tolist() + [X[3, :, :3].tolist()])
     with pytest.raises(ValueError, match=r"sample shapes seen: \(4, 3\), \(4, 4\)"):
         _fit(ConvNetClassifier(**SMALL), ragged, y[:4])
