@@ -444,6 +444,16 @@ def _check_equal_lengths(X, signal):
     return True
 
 
+def _unnested(cell):
+    """A sample with the object arrays in it as lists: a polars or pyarrow list
+    column as numpy holds it (its ``to_numpy()``, a ``ColumnTransformer``'s
+    output) nests object arrays in object arrays, which numpy neither stacks
+    nor sees the shapes of."""
+    if isinstance(cell, np.ndarray) and cell.dtype == object:
+        return [_unnested(c) for c in cell]
+    return cell
+
+
 def _is_sequence(row):
     """Whether a sample of a list is a sequence of values (not a value: a
     number, a string, None, a 0-D array)."""
@@ -1171,12 +1181,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
                 or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                         or sp.issparse(X))):
+            if isinstance(X, (np.ndarray, list, tuple)):
+                # the cells converted by numpy as a list's are (images as PIL
+                # gives them), not kept as objects
+                X = [_unnested(row) for row in X]
             samples = _check_equal_lengths(X, signal)
             try:
-                # an object array's cells are converted by numpy as a list's are
-                # (images as PIL gives them), not kept as objects
-                X = (np.asarray(list(X)) if samples or isinstance(X, np.ndarray)
-                     else np.asarray(X))
+                X = np.asarray(list(X)) if samples else np.asarray(X)
             except ValueError:
                 _check_equal_shapes(X, signal)
                 raise

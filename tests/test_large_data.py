@@ -559,6 +559,16 @@ def test_a_polars_column_of_images_is_read_as_their_array():
     samples = _column_of_samples(pl.DataFrame({"image": raw}))
     assert isinstance(samples, np.ndarray) and samples.dtype == np.uint8
     assert_array_equal(samples, (X * 255).astype(np.uint8))
+    # as numpy holds it (object arrays in object arrays), by its to_numpy() or
+    # passed through by a ColumnTransformer, whose default output is numpy's
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    table = pl.DataFrame({"image": lists, "label": y})
+    pipe = make_pipeline(ColumnTransformer([("image", "passthrough", ["image"])]),
+                         ConvNetClassifier(**SMALL))
+    assert_array_equal(_fit(pipe, table, y).predict_proba(table), expected)
+    assert_array_equal(reference.predict_proba(lists.to_numpy()), expected)
     # a query not yet run: numpy said "setting an array element with a sequence"
     with pytest.raises(ValueError, match=r"X is a polars LazyFrame, .*X.collect\(\)"):
         _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists}).lazy(), y)
