@@ -2134,11 +2134,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     def _check_finite_block(self, block, start):
         """Raise the error that names the rows of ``block``, rows ``start`` on of
-        X, holding NaN or infinity: in series terms for a model of series (a
-        Dask block, whose prediction numbered its rows from 0)."""
+        X, holding NaN or infinity (in series terms for a model of series) or
+        values beyond the model dtype's range: a Dask block, whose prediction
+        numbered its rows from 0."""
         if self._signal() and block.dtype.kind == "f":
             _check_finite_series(block, self._hwc, offset=start)
-        _data.check_block(np.ascontiguousarray(block).reshape(len(block), -1), start)
+        _data.check_block(np.ascontiguousarray(block).reshape(len(block), -1), start,
+                          dtype=self._model_dtype())
 
     def _rows_per_pass(self):
         """Rows per forward pass in prediction (see ``_PASS_BYTES``)."""

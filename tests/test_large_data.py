@@ -390,6 +390,19 @@ def test_a_nan_in_a_later_dask_block_is_named_by_its_row_of_x_at_predict():
             getattr(model, name)(Xd).compute(scheduler="synchronous")
 
 
+def test_a_value_beyond_float32_in_a_later_dask_block_is_named_by_its_row_of_x():
+    # the block's own row number was given: row 17 of the block from row 80
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=120)
+    X = X.astype(np.float64) / 255
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    X[97, 3, 4, 1] = 1e39
+    with pytest.raises(ValueError, match=r"^row\(s\) 97 of X hold values beyond float32's"):
+        model.predict(X)
+    with pytest.raises(ValueError, match=r"^row\(s\) 97 of X hold values beyond float32's"):
+        model.predict(da.from_array(X, chunks=(40, 8, 8, 3))).compute(scheduler="synchronous")
+
+
 def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
     da = pytest.importorskip("dask.array")
     X, y = _images(n=60)
