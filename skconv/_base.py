@@ -2125,7 +2125,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         positions). With ``fresh``, each ``images`` is an array of its own."""
         if sp.issparse(X):
             for start in range(0, X.shape[0], chunk):
-                yield slice(start, start + chunk), self._to_nchw(X[start:start + chunk])
+                rows = X[start:start + chunk].toarray()
+                # validated as float64, it may hold values the model's float32 cannot
+                _data.check_block(rows, start, dtype=self._model_dtype())
+                yield slice(start, start + chunk), self._to_nchw(rows)
             return
         h, w, c = self._hwc
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)

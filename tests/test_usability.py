@@ -157,6 +157,18 @@ def test_a_column_of_pil_images_is_read_as_their_array():
         ConvNetClassifier(**TINY).fit(pd.DataFrame({"image": images, "label": y}), y)
 
 
+def test_sparse_x_beyond_float32_at_predict_is_named_as_dense_x_is():
+    # validated as float64, it overflowed in the float32 network: NaN probabilities
+    import scipy.sparse as sp
+
+    X, y = _images((6, 6), n=20)
+    model = _fit_quiet(ConvNetClassifier(**TINY), X, y)
+    X[7, 2, 3] = 1e39
+    for rows in (X.reshape(20, -1), sp.csr_matrix(X.reshape(20, -1))):
+        with pytest.raises(ValueError, match=r"^row\(s\) 7 of X hold values beyond float32's"):
+            model.predict_proba(rows)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
