@@ -1206,6 +1206,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # a Dask DataFrame's row count is lazy (a Dask scalar): the shape
             # checks compare X's shape, and a comparison with it has no truth value
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
+        if sp.issparse(X) and X.ndim > 2:  # an n-D COO array: scipy would speak of CSR
+            n, *sample = X.shape
+            raise ValueError(
+                f"X is a sparse array of shape {X.shape}: sparse X must be 2D, rows of "
+                f"flattened images: pass X.reshape(({n}, {math.prod(sample)})) with "
+                "input_shape=(height, width, channels), the shape of one image."
+            )
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
             X = check_array(X, allow_nd=True, dtype=dtype, estimator=self)
             if X.ndim > 4:

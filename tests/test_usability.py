@@ -169,6 +169,19 @@ def test_sparse_x_beyond_float32_at_predict_is_named_as_dense_x_is():
             model.predict_proba(rows)
 
 
+def test_a_sparse_array_of_images_says_to_flatten_them():
+    # scipy's n-D COO array: "Cannot convert. CSR must be 1D or 2D. Got 3D"
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = _images((4, 4))
+    try:
+        images = sp.coo_array(X)
+    except (AttributeError, TypeError, ValueError):
+        pytest.skip("this scipy has no n-D sparse arrays")
+    with pytest.raises(ValueError, match=r"^X is a sparse array of shape \(10, 4, 4\): sparse X "
+                                         r"must be 2D.*X.reshape\(\(10, 16\)\)"):
+        ConvNetClassifier(**TINY).fit(images, y)
+
+
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
     with pytest.raises(ValueError, match=r"X has 1024 features, but Conv\w+ is expecting 784 "
                                          r"features as input.*images of shape \(28, 28, 1\)"):
