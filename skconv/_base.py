@@ -419,8 +419,6 @@ def _check_equal_lengths(X, signal):
     """Refuse a list of samples of unequal lengths in those terms, not as numpy's
     "inhomogeneous shape": series of another length each are the usual case.
     Returns whether X is a sequence of samples (each a sequence itself)."""
-    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
-        X = list(X)
     if not isinstance(X, (list, tuple)) or not X:
         return False
     present = [_is_sequence(row) or _is_image_object(row) for row in X]
@@ -1182,8 +1180,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                         or sp.issparse(X))):
             if isinstance(X, (np.ndarray, list, tuple)):
-                # the cells converted by numpy as a list's are (images as PIL
-                # gives them), not kept as objects
+                # a list, whose cells numpy converts (PIL images, and object
+                # arrays once lists), where an object array keeps them as objects
                 X = [_unnested(row) for row in X]
             samples = _check_equal_lengths(X, signal)
             try:
