@@ -425,56 +425,170 @@ def _check_equal_lengths(X, signal):
     """Refuse a list of samples of unequal lengths in those terms, not as numpy's
     "inhomogeneous shape": series of another length each are the usual case.
     Returns whether X is a sequence of samples (each a sequence itself)."""
-    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
-        X = list(X)
     if not isinstance(X, (list, tuple)) or not X:
         return False
-    lengths = []
-    for row in X:
-        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
-            return False
-        lengths.append(len(row))
+    present = [_is_sequence(row) or _is_image_object(row) for row in X]
+    if not all(present):
+        if not any(present):
+            return False  # values, not samples: validation says what is wrong
+        # a missing sample (None, NaN) among arrays, as a merge leaves in a
+        # column of images: numpy would speak of setting an array element
+        i = present.index(False)
+        raise ValueError(
+            f"sample {i} of X is {X[i]!r:.40}, not an array of values as sample "
+            f"{present.index(True)} is: a network takes one array a sample. Drop the "
+            "samples without one (e.g. df.dropna()) or fill them first."
+        )
+    if not all(map(_is_sequence, X)):
+        return False  # images numpy reads (PIL's); unequal ones are named after it
+    lengths = [len(row) for row in X]
+    if len(set(lengths)) > 1:
+        _check_equal_shapes(X, signal)  # images are named by their shapes
     _refuse_unequal(lengths, "lengths", "has", signal)
     return True
 
 
-def _column_of_samples(X, signal=False):
-    """X whose cells hold the samples, as a 1-D object array of them.
+def _unnested(cell):
+    """A sample with the object arrays in it as lists: a polars or pyarrow list
+    column as numpy holds it (its ``to_numpy()``, a ``ColumnTransformer``'s
+    output) nests object arrays in object arrays, which numpy neither stacks
+    nor sees the shapes of."""
+    if isinstance(cell, np.ndarray) and cell.dtype == object:
+        return [_unnested(c) for c in cell]
+    return cell
 
-    A pandas column of arrays (``df["image"]``), and a table of that one
-    column (``df[["image"]]``, or the ``(n, 1)`` object array a
-    ``ColumnTransformer`` passes it through as): numpy makes none of them one
-    array of the samples ("setting an array element with a sequence"), their
-    object array of samples it does. A table of more columns, one holding
-    arrays, is refused in those terms; for a model of series (``signal``) it
-    is most likely one column a channel, as sktime's nested frames hold
-    multivariate series, and the error says how to stack them. Any other X is
-    returned as it is.
+
+def _is_sequence(row):
+    """Whether a sample of a list is a sequence of values (not a value: a
+    number, a string, None, a 0-D array)."""
+    return (not isinstance(row, (str, bytes)) and hasattr(row, "__len__")
+            and getattr(row, "ndim", 1) != 0)
+
+
+def _is_image_object(row):
+    """Whether a sample is an image that numpy reads as an array without being
+    a sequence or an array (a PIL image): its type has an array interface (on
+    the type: PIL computes an image's, a copy of it)."""
+    return (not hasattr(row, "ndim") and not hasattr(row, "__len__")
+            and hasattr(type(row), "__array_interface__"))
+
+
+def _refuse_mapping(X):
+    """Refuse a mapping of arrays (an HDF5 file or group, a Zarr group, an
+    ``.npz`` file, a dict) naming its entries: numpy reads it as its names
+    ("could not convert string to float: 'X'"), when one of its arrays is meant."""
+    if not hasattr(X, "keys") or hasattr(X, "shape") or hasattr(X, "columns"):
+        return
+    names = list(X.keys())
+    shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+    raise ValueError(
+        f"X is a {type(X).__name__} of {len(names)} named entries ({shown}), not an array "
+        "of samples: pass the array itself"
+        + (f", e.g. X[{names[0]!r}]." if names else ".")
+    )
+
+
+def _column_of_samples(X, signal=False):
+    """X whose cells hold the samples, as a 1-D sequence of them.
+
+    A pandas or polars column of arrays or lists (``df["image"]``), and a
+    table of that one column (``df[["image"]]``, or the ``(n, 1)`` object
+    array a ``ColumnTransformer`` passes it through as): numpy makes none of
+    them one array of the samples ("setting an array element with a
+    sequence"), their sequence of samples it does. A table of more columns,
+    one holding arrays, is refused in those terms; for a model of series
+    (``signal``) it is most likely one column a channel, as sktime's nested
+    frames hold multivariate series, and the error says how to stack them.
+    Any other X is returned as it is.
     """
+    library = type(X).__module__.split(".")[0]
+    if library == "polars":
+        return _polars_samples(X, signal)
     # pandas' own objects only: a Dask frame has iloc too, but no rows to look at
     # without computing them
-    pandas = type(X).__module__.split(".")[0] == "pandas"
-    if pandas and X.ndim == 1 and X.dtype == object:
-        return X.to_numpy()
+    pandas = library == "pandas"
     if pandas:
-        if X.ndim != 2 or 0 in X.shape or not (X.dtypes == object).any():
+        # object columns, and pyarrow-backed ones (a list column read from
+        # Parquet), whose kind is object too
+        table = X.to_frame() if X.ndim == 1 else X
+        if 0 in table.shape or not any(dtype.kind == "O" for dtype in table.dtypes):
             return X
-        row = X.iloc[0].tolist()
+        columns = [table.iloc[:, j] for j in range(table.shape[1])]
     elif isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 and X.size:
-        row = list(X[0])
+        columns = list(X.T)
     else:
         return X
+    # each column's first cell that is there: a merge leaves None or NaN in a
+    # column of images, the first row's included
+    row = [next((cell for cell in column if not _is_missing(cell)), None) for column in columns]
+    # sequences, arrays, and images numpy reads as arrays (PIL's)
     held = [j for j, cell in enumerate(row)
-            if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1]
+            if isinstance(cell, (list, tuple)) or getattr(cell, "ndim", 0) >= 1
+            or _is_image_object(cell)]
     if not held:
         return X  # values (strings, dicts): validation says what is wrong
-    if X.shape[1] == 1:
-        return X.iloc[:, 0].to_numpy() if pandas else X[:, 0]
-    cell, name = row[held[0]], (X.columns[held[0]] if pandas else held[0])
-    cell = (f"one of shape {cell.shape}" if hasattr(cell, "shape")
-            else f"a sequence of {len(cell)} values")
+    if len(columns) > 1:
+        # one column a channel: every column holds a channel's series
+        channels = signal and len(held) == len(row) and all(np.ndim(row[j]) == 1 for j in held)
+        _refuse_table_of_cells(len(columns), row[held[0]],
+                               table.columns[held[0]] if pandas else held[0], signal, channels)
+    if not pandas:
+        return X[:, 0]
+    # a pyarrow list column's to_numpy() nests object arrays in object arrays,
+    # whose shapes numpy does not see: its cells as lists instead
+    column = columns[0]
+    return column.to_numpy() if column.dtype == object else column.tolist()
+
+
+def _is_missing(cell):
+    """Whether a cell holds no sample: None, NaN or pandas' NA."""
+    return (cell is None or (isinstance(cell, float) and cell != cell)
+            or type(cell).__name__ == "NAType")
+
+
+def _polars_samples(X, signal=False):
+    """:func:`_column_of_samples` of a polars Series or DataFrame. A column of
+    fixed-shape arrays is one ndarray already, and so is a column of lists
+    of one shape, cast to arrays of it; other lists (ragged, or missing) are
+    the cells as lists, for the checks to name them: their ``to_numpy()``
+    nests object arrays in object arrays, whose shapes numpy does not see."""
+    import polars as pl
+
+    def nested(dtype):
+        return isinstance(dtype, (pl.List, pl.Array))
+
+    if isinstance(X, pl.LazyFrame):  # numpy would see no values in it
+        raise ValueError("X is a polars LazyFrame, a query not yet run: pass X.collect().")
+    if isinstance(X, pl.DataFrame):
+        held = [j for j, dtype in enumerate(X.dtypes) if nested(dtype)]
+        if not held or X.height == 0:
+            return X
+        if X.width > 1:
+            name = X.columns[held[0]]
+            cell = X.get_column(name).drop_nulls().head(1).to_list()
+            _refuse_table_of_cells(X.width, cell[0] if cell else [], name, signal)
+        X = X.to_series(0)
+    if not isinstance(X, pl.Series) or not nested(X.dtype):
+        return X
+    if isinstance(X.dtype, pl.List) and len(X) and not X.null_count():
+        leaf = X.dtype
+        while nested(leaf):
+            leaf = leaf.inner
+        try:  # the cells as Python lists cost seconds and GiBs for a dataset
+            X = X.cast(pl.Array(leaf, np.shape(X.head(1).to_list()[0])))
+        except (ValueError, pl.exceptions.PolarsError):
+            return X.to_list()
+    return X.to_numpy() if isinstance(X.dtype, pl.Array) else X.to_list()
+
+
+def _refuse_table_of_cells(n_columns, cell, name, signal=False, channels=False):
+    """Refuse a table of ``n_columns`` columns whose column ``name`` holds
+    arrays (``cell`` is one of them); ``channels``: a model of series sees one
+    column a channel."""
+    cell = (f"a sequence of {len(cell)} values" if isinstance(cell, (list, tuple))
+            else f"one of shape {np.shape(cell)}")
     one = "series" if signal else "image"
-    if signal and len(held) == len(row) and all(np.ndim(row[j]) == 1 for j in held):
+    if channels:
         # a column per channel, each cell one channel's series (sktime's nested
         # frames): passing one column alone would drop the other channels
         fix = ("A table of one column a channel, each cell a channel's series (as sktime's "
@@ -485,7 +599,7 @@ def _column_of_samples(X, signal=False):
                "e.g. np.stack([np.stack(df[c]) for c in columns], axis=-1) for one "
                "channel a column.")
     raise ValueError(
-        f"X has {X.shape[1]} columns and holds arrays in its cells ({cell} in column "
+        f"X has {n_columns} columns and holds arrays in its cells ({cell} in column "
         f"{name!r}): a network takes one sample a row, one array each (a single column "
         f"of them, df[\"{one}\"], is read as its samples). " + fix
     )
@@ -544,14 +658,15 @@ def _refuse_channel_major_columns(X, shape):
 
 
 def _check_equal_shapes(X, signal):
-    """After numpy found the samples of X (of one length) ragged: refuse samples
-    whose own shapes differ, naming them, as :func:`_check_equal_lengths` does
-    for lengths; aeon holds multivariate series of unequal lengths so, as a
+    """Refuse samples of X whose shapes differ, naming them (their lengths, for
+    1-D samples); aeon holds multivariate series of unequal lengths so, as a
     list of ``(channels, length)`` arrays."""
     try:
         shapes = [np.shape(row) for row in X]
     except ValueError:  # a sample ragged in itself: numpy's message stands
         return
+    if all(len(v) == 1 for v in shapes):
+        return _refuse_unequal([v[0] for v in shapes], "lengths", "has", signal)
     hint = ""
     if signal and all(len(v) == 2 and v[0] == shapes[0][0] < v[1] for v in shapes):
         hint = (" Samples of (channels, length), as aeon holds series of unequal lengths, "
@@ -575,13 +690,19 @@ def _refuse_unequal(seen_per_sample, what, verb, signal, hint="", unequal="lengt
     first = seen_per_sample[0]
     other = next(i for i, v in enumerate(seen_per_sample) if v != first)
     shown = ", ".join(map(str, seen[:6])) + (", ..." if len(seen) > 6 else "")
+    said = (f"{what} seen: {shown}; sample 0 {verb} {first}, sample {other} {verb} "
+            f"{seen_per_sample[other]}")
+    # a model of images reads samples of two or three axes as images
+    if not signal and all(isinstance(v, tuple) and len(v) >= 2 for v in seen):
+        raise ValueError(
+            f"X holds images of unequal shape ({said}): a network takes images of one "
+            "shape. Resize, crop or pad them to one shape first (e.g. PIL's Image.resize)."
+        )
     if fix is None:
         fix = ("a network takes samples of one length. Pad the series to one length (zeros "
                "at the end) or resample them (e.g. np.interp onto a common time grid) first.")
     raise ValueError(
-        f"X holds {'series' if signal else 'rows'} of unequal {unequal} ({what} seen: "
-        f"{shown}; sample 0 {verb} {first}, sample {other} {verb} "
-        f"{seen_per_sample[other]}): {fix}{hint}"
+        f"X holds {'series' if signal else 'rows'} of unequal {unequal} ({said}): {fix}{hint}"
     )
 
 
@@ -1149,6 +1270,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         signal = self._signal(fitted=not reset)
         # a Dask array of unknown length would be computed whole by validation
         _data.check_known_chunks(X)
+        _refuse_mapping(X)
         X = _column_of_samples(X, signal)
         if signal:
             series_shape = self.input_shape_ if not reset else self.input_shape
@@ -1159,16 +1281,22 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         if ((isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1)
                 or not (hasattr(X, "ndim") or hasattr(X, "iloc") or hasattr(X, "columns")
                         or sp.issparse(X))):
+            if isinstance(X, (np.ndarray, list, tuple)):
+                # a list, whose cells numpy converts (PIL images, and object
+                # arrays once lists), where an object array keeps them as objects
+                X = [_unnested(row) for row in X]
             samples = _check_equal_lengths(X, signal)
             try:
                 X = np.asarray(list(X)) if samples else np.asarray(X)
             except ValueError:
                 _check_equal_shapes(X, signal)
                 raise
+        if _data.is_stored(X):
+            # its NaN are found by the read that checks it, and named in series
+            # terms then (_series_terms): no pass of its own
+            return self._validate_stored(X, y, reset)
         if signal and isinstance(X, np.ndarray) and X.dtype.kind == "f":
             _check_finite_series(X, self._hwc if not reset else (1,) + tuple(self.input_shape))
-        if _data.is_stored(X):
-            return self._validate_stored(X, y, reset)
         dtype = self._dtype() if reset else [np.float64, np.float32]
         image_shape = None
         # a DataFrame (pandas, polars, ...) goes to validate_data as it is, which
@@ -1178,12 +1306,19 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # a Dask DataFrame's row count is lazy (a Dask scalar): the shape
             # checks compare X's shape, and a comparison with it has no truth value
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
+        if sp.issparse(X) and X.ndim > 2:  # an n-D COO array: scipy would speak of CSR
+            n, *sample = X.shape
+            raise ValueError(
+                f"X is a sparse array of shape {X.shape}: sparse X must be 2D, rows of "
+                f"flattened images: pass X.reshape(({n}, {math.prod(sample)})) with "
+                "input_shape=(height, width, channels), the shape of one image."
+            )
         series_shape = None
         if signal:
             series_shape = self._hwc if not reset else (1,) + tuple(self.input_shape)
         with _series_terms(X, series_shape):
             if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
-                X = check_array(X, allow_nd=True, dtype=dtype)
+                X = check_array(X, allow_nd=True, dtype=dtype, estimator=self)
                 if X.ndim > 4:
                     raise ValueError(
                         f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
@@ -1191,6 +1326,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     )
                 shape = X.shape
                 image_shape = self._sample_shape(X.shape, signal)
+                if 0 in image_shape:  # else told of its rows, flattened, as 0 features
+                    h, w, c = image_shape
+                    what = (f"series of length {w} with {c} channel(s)" if signal
+                            else f"images of shape {image_shape}")
+                    raise ValueError(f"X of shape {shape} holds {what}, which hold no values: "
+                                     "a network takes samples of at least one value.")
                 X = X.reshape(X.shape[0], -1)
             if not reset:
                 self._check_image_shape(image_shape, shape)
@@ -1220,9 +1361,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         image_shape = self._sample_shape(X.shape, self._signal(fitted=not reset))
         if not reset:
             self._check_image_shape(image_shape, X.shape)
-        # y=None raises scikit-learn's "requires y to be passed" here
+        # y=None raises scikit-learn's "requires y to be passed" here; the
+        # values are checked in blocks below, which name the rows holding NaN
         validate_data(self, rows.read(0, 1), None if y is None else "no_validation",
-                      reset=reset, dtype=None)
+                      reset=reset, dtype=None, ensure_all_finite=False)
         no_y = isinstance(y, str) and y == "no_validation"
         if no_y:
             return rows, image_shape
@@ -1254,12 +1396,9 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 )
             shape = tuple(int(v) for v in shape)
             what = "series" if len(shape) == 2 else "images"
-            if math.prod(shape) != n_features:
-                raise ValueError(
-                    f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
-                    f"sample but X has n_features={n_features}"
-                )
             hwc = (1,) + shape if len(shape) == 2 else shape
+            # images (or series) of X of another shape are named by it, not by
+            # their count of values: (28, 28, 3) against (28, 28, 1)
             if image_shape is not None and image_shape != hwc:
                 seen = image_shape[1:] if len(shape) == 2 else image_shape
                 hint = ""
@@ -1276,6 +1415,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 raise ValueError(
                     f"input_shape={self.input_shape!r} does not match the {what} of X, of "
                     f"shape {seen}.{hint}"
+                )
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} has {math.prod(shape)} values per "
+                    f"sample but X has n_features={n_features}"
                 )
             if len(shape) == 2 and shape[0] == shape[1] and shape[0] > 4:
                 _warn(
@@ -2140,7 +2284,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         positions). With ``fresh``, each ``images`` is an array of its own."""
         if sp.issparse(X):
             for start in range(0, X.shape[0], chunk):
-                yield slice(start, start + chunk), self._to_nchw(X[start:start + chunk])
+                rows = X[start:start + chunk].toarray()
+                # validated as float64, it may hold values the model's float32 cannot
+                _data.check_block(rows, start, dtype=self._model_dtype())
+                yield slice(start, start + chunk), self._to_nchw(rows)
             return
         h, w, c = self._hwc
         rows, positions = (X.rows, X.positions) if isinstance(X, _data.Subset) else (X, None)
@@ -2149,11 +2296,13 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     def _check_finite_block(self, block, start):
         """Raise the error that names the rows of ``block``, rows ``start`` on of
-        X, holding NaN or infinity: in series terms for a model of series (a
-        Dask block, whose prediction numbered its rows from 0)."""
+        X, holding NaN or infinity (in series terms for a model of series) or
+        values beyond the model dtype's range: a Dask block, whose prediction
+        numbered its rows from 0."""
         if self._signal() and block.dtype.kind == "f":
             _check_finite_series(block, self._hwc, offset=start)
-        _data.check_block(np.ascontiguousarray(block).reshape(len(block), -1), start)
+        _data.check_block(np.ascontiguousarray(block).reshape(len(block), -1), start,
+                          dtype=self._model_dtype())
 
     def _rows_per_pass(self):
         """Rows per forward pass in prediction (see ``_PASS_BYTES``)."""

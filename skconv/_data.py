@@ -25,6 +25,7 @@ import weakref
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._set_output import _get_output_config
 
 from ._augment import gather_images
 from ._kernels import _boundary
@@ -203,7 +204,8 @@ class Rows:
             return [(a, min(a + per, n)) for a in range(0, n, per)]
         spans, start = [], 0
         for stop in self.bounds[1:]:
-            if stop - start >= per or stop == n:
+            # a Dask array's chunks may hold no rows: a span holds some
+            if stop > start and (stop - start >= per or stop == n):
                 spans.append((start, int(stop)))
                 start = int(stop)
         return spans
@@ -541,19 +543,28 @@ def training_batches(rows, train_rows, batch_size, image_shape, dtype, scale, bu
 def blockwise(method):
     """Decorate a prediction method: on a Dask array it returns a Dask array
     computed block by block where the array's blocks are (the cluster of the
-    ``Client`` in use), the fitted model shipped once per worker."""
+    ``Client`` in use), the fitted model shipped once per worker. A transform
+    whose output ``set_output`` makes a DataFrame returns the computed
+    values, which the DataFrame then holds."""
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
         if args or kwargs or not is_dask(X):
             return method(self, X, *args, **kwargs)
-        return _map_blocks(self, method.__name__, X)
+        answer = _map_blocks(self, method.__name__, X)
+        if (method.__name__ == "transform"
+                and _get_output_config("transform", self)["dense"] != "default"):
+            return answer.compute()
+        return answer
     return wrapper
 
 
-def _apply(block, model, name, block_info=None):
+def _apply(block, model, name, empty, block_info=None):
+    if not len(block):  # a chunk of no rows (Dask allows them): no answers, not an error
+        return empty
     try:
-        return getattr(model, name)(block)
+        # the values: under set_output, transform gives a DataFrame
+        return np.asarray(getattr(model, name)(block))
     except ValueError:
         # the model numbers the block's rows from 0: name the rows of X instead
         if block.dtype.kind == "f" and block_info is not None:
@@ -573,7 +584,10 @@ def _map_blocks(estimator, name, X):
     estimator._check_image_shape(estimator._sample_shape(X.shape, estimator._signal()), X.shape)
     check_known_chunks(X)
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
-    probe = getattr(estimator, name)(np.zeros((1,) + tuple(X.shape[1:]), dtype=X.dtype))
+    # a numpy X of X's shape (of its rows, one at most): X of no rows is refused
+    # as numpy X of no rows is, not answered with an empty array
+    probe = np.asarray(getattr(estimator, name)(np.zeros((min(1, X.shape[0]),)
+                                                         + tuple(X.shape[1:]), dtype=X.dtype)))
     # one task holds the model: each worker fetches it once, not once per block
     model = dask.delayed(estimator, name=f"skconv-{name}-model-{uuid.uuid4().hex}",
                          traverse=False)
@@ -584,4 +598,4 @@ def _map_blocks(estimator, name, X):
         kwargs.update(chunks=(X.chunks[0], (probe.shape[1],)))
         if X.ndim > 2:
             kwargs["drop_axis"] = list(range(2, X.ndim))
-    return X.map_blocks(_apply, model, name, **kwargs)
+    return X.map_blocks(_apply, model, name, probe[:0], **kwargs)

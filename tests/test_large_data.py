@@ -8,6 +8,7 @@ array with numpy's bits.
 """
 
 import gc
+import re
 import tracemalloc
 import warnings
 
@@ -18,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skconv import ConvNetClassifier, ConvNetRegressor
 from skconv import _data
+from skconv._base import _column_of_samples
 from skconv._augment import augment_batch, check_augment, draw_transforms, gather_images
 
 SMALL = dict(conv_layers=(3,), hidden_layer_sizes=(8,), max_iter=2, random_state=0,
@@ -263,6 +265,19 @@ def test_a_nan_in_the_last_chunk_of_a_memmap_is_named_before_training(memmap, h5
         model.predict(memmap(X[290:]))
 
 
+@pytest.mark.parametrize("shape", [(8, 8, 3), (192,)])
+def test_a_nan_in_the_first_row_is_named_with_the_others_by_fit_and_predict(memmap, shape):
+    # scikit-learn's look at the first row raised its own message, naming no row
+    X, y = _images(n=60)
+    X = X.astype(np.float32).reshape((60,) + shape) / 255
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    X[0].flat[5] = X[9].flat[0] = np.nan
+    for Z in (X, memmap(X)):
+        for fit_or_predict in (lambda Z: ConvNetClassifier(**SMALL).fit(Z, y), model.predict):
+            with pytest.raises(ValueError, match=r"Input X contains NaN: row\(s\) 0, 9 of X"):
+                fit_or_predict(Z)
+
+
 def _peak_fit_bytes(X, y):
     model = ConvNetClassifier(conv_layers=(2,), hidden_layer_sizes=(4,), max_iter=1,
                               random_state=0, batch_size=50, input_scale=255)
@@ -273,6 +288,29 @@ def _peak_fit_bytes(X, y):
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_fit_on_series_in_memory_reads_x_once_and_names_a_nan_in_series_terms(
+        monkeypatch, flat):
+    # a pass looking for NaN, then the fit's scan, read X twice
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(300, 40, 2)).astype(np.float32)
+    X = X.reshape(300, -1) if flat else X
+    y = rng.uniform(size=300)
+    read = []
+    rows_read = _data.Rows.read
+    monkeypatch.setattr(_data.Rows, "read",
+                        lambda self, a, b: read.append(b - a) or rows_read(self, a, b))
+    model = _fit(ConvNetRegressor(**SMALL, input_shape=(40, 2)), X, y)
+    assert sum(read) == 300 + 1  # the scan, and scikit-learn's look at the first row
+    X = X.copy()
+    X.reshape(300, 40, 2)[5, 17, 1] = np.nan
+    for fit_or_predict in (lambda X: _fit(ConvNetRegressor(**SMALL, input_shape=(40, 2)), X, y),
+                           model.predict):
+        with pytest.raises(ValueError, match=r"X holds NaN in series 5 at time step 17, "
+                                             r"channel 1 \(1 of 300 series hold NaN\)"):
+            fit_or_predict(X)
 
 
 def test_fitting_on_a_uint8_memmap_allocates_per_batch_not_per_row(tmp_path):
@@ -352,6 +390,19 @@ def test_a_nan_in_a_later_dask_block_is_named_by_its_row_of_x_at_predict():
             getattr(model, name)(Xd).compute(scheduler="synchronous")
 
 
+def test_a_value_beyond_float32_in_a_later_dask_block_is_named_by_its_row_of_x():
+    # the block's own row number was given: row 17 of the block from row 80
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=120)
+    X = X.astype(np.float64) / 255
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    X[97, 3, 4, 1] = 1e39
+    with pytest.raises(ValueError, match=r"^row\(s\) 97 of X hold values beyond float32's"):
+        model.predict(X)
+    with pytest.raises(ValueError, match=r"^row\(s\) 97 of X hold values beyond float32's"):
+        model.predict(da.from_array(X, chunks=(40, 8, 8, 3))).compute(scheduler="synchronous")
+
+
 def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
     da = pytest.importorskip("dask.array")
     X, y = _images(n=60)
@@ -360,6 +411,57 @@ def test_a_dask_array_of_too_many_or_too_few_axes_is_refused_as_numpy_x_is():
         model.predict(da.from_array(X[..., None]))
     with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         model.predict_proba(da.from_array(X[:, 0, 0, 0]))
+
+
+def test_a_dask_array_of_no_rows_is_refused_at_predict_as_numpy_x_is():
+    # it was answered with an empty lazy array where numpy X of no rows raises
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    model = _fit(ConvNetClassifier(**SMALL), X, y)
+    for empty in (X[:0], X[:0].reshape(0, 8 * 8 * 3)):
+        lazy = da.from_array(empty)
+        for name in ("predict", "predict_proba", "predict_log_proba", "transform", "score"):
+            args = (y[:0],) if name == "score" else ()
+            with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)") as numpy:
+                getattr(model, name)(empty, *args)
+            with pytest.raises(ValueError, match=re.escape(str(numpy.value))):
+                getattr(model, name)(lazy, *args)
+
+
+def test_a_dask_array_with_chunks_of_no_rows_fits_and_predicts_as_numpy_x():
+    # a mask or a concatenation leaves chunks of no rows: each was predicted
+    # alone and refused ("Found array with 0 sample(s)"), and a last such chunk
+    # failed the fit's scan
+    da = pytest.importorskip("dask.array")
+    X, y = _images(n=60)
+    params = dict(SMALL, input_scale=255, shuffle_buffer=60)
+    reference = _fit(ConvNetClassifier(**params), X, y)
+    for chunks in ((0, 30, 0, 30), (30, 30, 0)):
+        Xd = da.from_array(X, chunks=(chunks, 8, 8, 3))
+        model = _fit(ConvNetClassifier(**params), Xd, y)
+        _assert_same_model(model, reference)
+        for name in ("predict", "predict_proba", "transform"):
+            lazy = getattr(model, name)(Xd)
+            assert lazy.chunks[0] == chunks
+            assert_array_equal(lazy.compute(scheduler="synchronous"),
+                               getattr(reference, name)(X), err_msg=name)
+        assert model.score(Xd, y) == reference.score(X, y)
+
+
+@pytest.mark.parametrize("output", ["pandas", "polars"])
+def test_transform_of_a_dask_array_under_set_output_is_the_dataframe_asked_for(output):
+    # each block's DataFrame was taken for an array (AttributeError: 'DataFrame'
+    # object has no attribute 'dtype'), and polars could not hold a Dask array
+    da = pytest.importorskip("dask.array")
+    lib = pytest.importorskip(output)
+    X, y = _images(n=60)
+    model = _fit(ConvNetClassifier(**SMALL, input_scale=255), X, y)
+    expected = model.transform(X)
+    model.set_output(transform=output)
+    frame = model.transform(da.from_array(X, chunks=(25, 8, 8, 3)))
+    assert isinstance(frame, lib.DataFrame)
+    assert list(frame.columns) == list(model.get_feature_names_out())
+    assert_array_equal(np.asarray(frame), expected)
 
 
 def test_a_dask_array_of_unknown_length_is_refused_by_fit_as_by_predict():
@@ -440,6 +542,69 @@ def test_dataframe_column_names_are_kept_and_their_order_checked(library):
     reversed_frame = frame[columns[::-1]]
     with pytest.raises(ValueError, match="feature names"):
         model.predict(reversed_frame)
+
+
+def test_a_polars_column_of_images_is_read_as_their_array():
+    # a column of lists (or of fixed-shape arrays) and the table of that one
+    # column, as the pandas column is; numpy said "setting an array element
+    # with a sequence" of each, and of images of unequal size
+    pl = pytest.importorskip("polars")
+    X, y = _images(n=60, shape=(4, 4))
+    X = X.astype(np.float32) / 255
+    reference = _fit(ConvNetClassifier(**SMALL), X, y)
+    expected = reference.predict_proba(X)
+    lists = pl.Series("image", X.tolist())
+    for column in (lists, pl.DataFrame({"image": lists}), pl.DataFrame({"image": X})):
+        model = _fit(ConvNetClassifier(**SMALL), column, y)
+        assert model.input_shape_ == (4, 4, 1)
+        assert_array_equal(model.predict_proba(column), expected)
+        assert_array_equal(reference.predict_proba(column), expected)
+    with pytest.raises(ValueError, match=r"X has 2 columns and holds arrays in its cells "
+                                         r"\(a sequence of 4 values in column 'image'\)"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists, "label": y}), y)
+    with pytest.raises(ValueError, match=r"X has 2 columns and holds arrays in its cells"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": [None] + X.tolist()[1:],
+                                                       "label": y}), y)
+    # lists of one shape are read as one array of their dtype (uint8 stays as
+    # stored), not through Python lists, which cost seconds and GiBs for a dataset
+    raw = pl.Series("image", (X * 255).astype(np.uint8).tolist(),
+                    dtype=pl.List(pl.List(pl.UInt8)))
+    samples = _column_of_samples(pl.DataFrame({"image": raw}))
+    assert isinstance(samples, np.ndarray) and samples.dtype == np.uint8
+    assert_array_equal(samples, (X * 255).astype(np.uint8))
+    # as numpy holds it (object arrays in object arrays), by its to_numpy() or
+    # passed through by a ColumnTransformer, whose default output is numpy's
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    table = pl.DataFrame({"image": lists, "label": y})
+    pipe = make_pipeline(ColumnTransformer([("image", "passthrough", ["image"])]),
+                         ConvNetClassifier(**SMALL))
+    assert_array_equal(_fit(pipe, table, y).predict_proba(table), expected)
+    assert_array_equal(reference.predict_proba(lists.to_numpy()), expected)
+    # a query not yet run: numpy said "setting an array element with a sequence"
+    with pytest.raises(ValueError, match=r"X is a polars LazyFrame, .*X.collect\(\)"):
+        _fit(ConvNetClassifier(**SMALL), pl.DataFrame({"image": lists}).lazy(), y)
+    ragged = pl.Series("image", X[:3].tolist() + [X[3, :, :3].tolist()])
+    with pytest.raises(ValueError, match=r"sample shapes seen: \(4, 3\), \(4, 4\)"):
+        _fit(ConvNetClassifier(**SMALL), ragged, y[:4])
+
+
+def test_a_pyarrow_backed_pandas_column_of_images_is_read_as_their_array():
+    # pd.read_parquet(..., dtype_backend="pyarrow") gives a list column, whose
+    # cells numpy did not stack ("setting an array element with a sequence")
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    X, y = _images(n=60, shape=(4, 4))
+    X = X.astype(np.float32) / 255
+    expected = _fit(ConvNetClassifier(**SMALL), X, y).predict_proba(X)
+    lists = pd.ArrowDtype(pa.list_(pa.list_(pa.float64())))
+    column = pd.Series(X.tolist(), dtype=lists)
+    for images in (column, column.to_frame("image")):
+        assert_array_equal(_fit(ConvNetClassifier(**SMALL), images, y).predict_proba(images),
+                           expected)
+    with pytest.raises(ValueError, match=r"^sample 0 of X is <NA>, not an array of values"):
+        _fit(ConvNetClassifier(**SMALL), pd.Series([None] + X.tolist()[1:], dtype=lists), y)
 
 
 class _BatchCounter:

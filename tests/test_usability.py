@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -63,6 +64,122 @@ def test_images_of_another_size_name_both_shapes(fitted_28):
     with pytest.raises(ValueError, match=r"^X holds images of shape \(32, 32, 1\); the model "
                                          r"was fitted on \(28, 28, 1\)"):
         fitted_28.predict(np.zeros((5, 32, 32)))
+
+
+@pytest.mark.parametrize("shapes", [[(6, 6), (7, 6)], [(6, 6), (6, 7)], [(6, 6, 3), (6, 6, 4)]])
+def test_a_list_of_images_of_unequal_size_names_their_shapes_not_series_lengths(shapes):
+    # a list of decoded photos of several sizes: it was told of rows of unequal
+    # length (or numpy's "inhomogeneous shape"), and to pad series along time
+    rng = np.random.RandomState(0)
+    X = [rng.uniform(size=shapes[0]) for _ in range(3)] + [rng.uniform(size=shapes[1])]
+    shown = re.escape(f"(sample shapes seen: {min(shapes)}, {max(shapes)}; sample 0 is "
+                      f"{shapes[0]}, sample 3 is {shapes[1]})")
+    for fit_or_predict in (lambda X: ConvNetClassifier(**TINY).fit(X, [0, 1, 0, 1]),
+                           _fit_quiet(ConvNetClassifier(**TINY), *_images(shapes[0])).predict):
+        with pytest.raises(ValueError, match=rf"^X holds images of unequal shape {shown}: .*"
+                                             r"Resize, crop or pad them to one shape"):
+            fit_or_predict(X)
+
+
+@pytest.mark.parametrize("shape, what", [((10, 6, 0), r"images of shape \(6, 0, 1\)"),
+                                         ((10, 6, 6, 0), r"images of shape \(6, 6, 0\)")])
+def test_images_of_no_values_are_named_by_their_shape_not_as_rows_of_0_features(shape, what):
+    # they were told "Found array with 0 feature(s) (shape=(10, 0))", X flattened
+    X = np.zeros(shape)
+    with pytest.raises(ValueError, match=rf"^X of shape {re.escape(str(shape))} holds {what}, "
+                                         r"which hold no values"):
+        ConvNetClassifier(**TINY).fit(X, np.arange(10) % 2)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+@pytest.mark.parametrize("container", ["list", "pandas", "pandas table"])
+def test_a_missing_image_among_images_is_named_by_its_sample(missing, container):
+    # a column of images with a hole (a merge's NaN, a None): numpy said
+    # "setting an array element with a sequence", or the images were told to
+    # be series of unequal length
+    images, y = _images((5, 5), n=6)
+    for where, first in ((4, 0), (0, 1)):
+        X = list(images[:where]) + [missing] + list(images[where + 1:])
+        if container == "pandas":
+            X = pytest.importorskip("pandas").Series(X)
+        elif container == "pandas table":  # df[["image"]]
+            X = pytest.importorskip("pandas").DataFrame({"image": X})
+        with pytest.raises(ValueError, match=rf"^sample {where} of X is {missing}, not an array "
+                                             rf"of values as sample {first} is"):
+            ConvNetClassifier(**TINY).fit(X, y)
+
+
+def test_a_file_or_group_of_arrays_given_as_x_names_its_arrays(tmp_path, fitted_28):
+    # an .npz file, an HDF5 file or a dict instead of the array in it: numpy
+    # read the names, "could not convert string to float: 'images'"
+    images, y = _images((28, 28))
+    np.savez(tmp_path / "data.npz", images=images, labels=y)
+    with np.load(tmp_path / "data.npz") as npz:
+        for X in (npz, {"images": images, "labels": y}):
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named entries \('images', "
+                                                 r"'labels'\), not an array of samples: pass "
+                                                 r"the array itself, e.g. X\['images'\]"):
+                ConvNetClassifier(**TINY).fit(X, y)
+            with pytest.raises(ValueError, match=r"^X is a \w+ of 2 named entries"):
+                fitted_28.predict(X)
+
+
+@pytest.mark.parametrize("shape, input_shape, seen", [((28, 28, 3), (28, 28, 1), "(28, 28, 3)"),
+                                                      ((28, 28), (28, 28, 3), "(28, 28, 1)")])
+def test_an_input_shape_unlike_the_images_of_x_names_their_shape(shape, input_shape, seen):
+    # RGB images against a grayscale input_shape were told only that 784 values
+    # per sample are not n_features=2352
+    X, y = _images(shape, n=4)
+    with pytest.raises(ValueError, match=rf"^input_shape={re.escape(str(input_shape))} does not "
+                                         rf"match the images of X, of shape {re.escape(seen)}"):
+        ConvNetClassifier(**TINY, input_shape=input_shape).fit(X, y)
+    # flat rows have no shape of their own: their count of values is named
+    with pytest.raises(ValueError, match=r"values per sample but X has n_features="):
+        ConvNetClassifier(**TINY, input_shape=input_shape).fit(X.reshape(4, -1)[:, :-1], y)
+
+
+def test_a_column_of_pil_images_is_read_as_their_array():
+    # a list of them was; a pandas column (or an object array) of them was
+    # refused with "float() argument must be ... not 'Image'"
+    Image = pytest.importorskip("PIL.Image")
+    pd = pytest.importorskip("pandas")
+    X = np.random.RandomState(0).randint(0, 256, size=(6, 5, 5, 3)).astype(np.uint8)
+    y = np.arange(6) % 2
+    images = [Image.fromarray(x) for x in X]
+    expected = _fit_quiet(ConvNetClassifier(**TINY, input_scale=255), X, y).predict_proba(X)
+    for column in (pd.Series(images), pd.DataFrame({"image": images})):
+        model = _fit_quiet(ConvNetClassifier(**TINY, input_scale=255), column, y)
+        assert_array_equal(model.predict_proba(column), expected)
+    with pytest.raises(ValueError, match=r"^sample 0 of X is None, not an array of values"):
+        ConvNetClassifier(**TINY).fit(pd.Series([None] + images[1:]), y)
+    with pytest.raises(ValueError, match=r"holds arrays in its cells \(one of shape \(5, 5, 3\) "
+                                         r"in column 'image'\)"):
+        ConvNetClassifier(**TINY).fit(pd.DataFrame({"image": images, "label": y}), y)
+
+
+def test_sparse_x_beyond_float32_at_predict_is_named_as_dense_x_is():
+    # validated as float64, it overflowed in the float32 network: NaN probabilities
+    import scipy.sparse as sp
+
+    X, y = _images((6, 6), n=20)
+    model = _fit_quiet(ConvNetClassifier(**TINY), X, y)
+    X[7, 2, 3] = 1e39
+    for rows in (X.reshape(20, -1), sp.csr_matrix(X.reshape(20, -1))):
+        with pytest.raises(ValueError, match=r"^row\(s\) 7 of X hold values beyond float32's"):
+            model.predict_proba(rows)
+
+
+def test_a_sparse_array_of_images_says_to_flatten_them():
+    # scipy's n-D COO array: "Cannot convert. CSR must be 1D or 2D. Got 3D"
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = _images((4, 4))
+    try:
+        images = sp.coo_array(X)
+    except (AttributeError, TypeError, ValueError):
+        pytest.skip("this scipy has no n-D sparse arrays")
+    with pytest.raises(ValueError, match=r"^X is a sparse array of shape \(10, 4, 4\): sparse X "
+                                         r"must be 2D.*X.reshape\(\(10, 16\)\)"):
+        ConvNetClassifier(**TINY).fit(images, y)
 
 
 def test_rows_of_another_length_keep_sklearns_phrase_and_add_the_image_shape(fitted_28):
