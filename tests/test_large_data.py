@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skconv import ConvNetClassifier, ConvNetRegressor
 from skconv import _data
-from skconv._base import _column_of_samples
+from skconv._samples import column_of_samples
 from skconv._augment import augment_batch, check_augment, draw_transforms, gather_images
 
 SMALL = dict(conv_layers=(3,), hidden_layer_sizes=(8,), max_iter=2, random_state=0,
@@ -569,7 +569,7 @@ def test_a_polars_column_of_images_is_read_as_their_array():
     # stored), not through Python lists, which cost seconds and GiBs for a dataset
     raw = pl.Series("image", (X * 255).astype(np.uint8).tolist(),
                     dtype=pl.List(pl.List(pl.UInt8)))
-    samples = _column_of_samples(pl.DataFrame({"image": raw}))
+    samples = column_of_samples(pl.DataFrame({"image": raw}))
     assert isinstance(samples, np.ndarray) and samples.dtype == np.uint8
     assert_array_equal(samples, (X * 255).astype(np.uint8))
     # as numpy holds it (object arrays in object arrays), by its to_numpy() or
