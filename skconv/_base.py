@@ -1829,6 +1829,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                                  divide="ignore"):
                 self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng,
                                  callbacks, init_output=not continuing)
+        except MemoryError as error:
+            network.release_buffers()
+            rows = min(X.shape[0], 200 if self.batch_size == "auto" else self.batch_size)
+            raise MemoryError(
+                f"Out of memory training on {self._describe_samples()} in batches of {rows} "
+                f"(batch_size={self.batch_size!r}): a batch's activations alone take "
+                f"{rows * network.activation_bytes / 2**30:.3g} GiB, before their gradients. "
+                "Lower batch_size, or use a smaller network."
+            ) from error
         except BaseException:
             network.release_buffers()
             raise
@@ -2242,6 +2251,20 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         effects): passes run at once on the available threads
         (``_engine.run_passes``), the bits the same as one after the other.
         """
+        try:
+            return self._forward_passes(X, stop, width)
+        except MemoryError as error:
+            rows = min(X.shape[0], self._rows_per_pass())
+            threads = min(_engine.effective_n_threads(), -(-X.shape[0] // rows))
+            raise MemoryError(
+                f"Out of memory predicting {self._describe_samples()}: {threads} pass(es) "
+                f"of {rows} rows at once, each holding "
+                f"{rows * self._network.activation_bytes / 2**20:.4g} MiB of activations at "
+                "most. Run on fewer threads (threadpoolctl) or use a smaller network."
+            ) from error
+
+    def _forward_passes(self, X, stop, width):
+        """:meth:`_forward_fast`'s body."""
         n = X.shape[0]
         passes = -(-n // self._rows_per_pass())
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES

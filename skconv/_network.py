@@ -104,13 +104,13 @@ class Network:
         # Python ints: np.prod's int64 wraps around for a huge kernel or layer
         self.n_weights = sum(math.prod(s[2]) for s in specs if s[3])
         self.n_params = sum(math.prod(s[2]) for s in specs)
-        if self.n_params * np.dtype(self.dtype).itemsize > np.iinfo(np.intp).max:
-            i, name, shape, _ = max(specs, key=lambda s: math.prod(s[2]))
-            node = self.nodes[i]
-            raise ValueError(
-                f"{getattr(node.layer, 'name', node.name)} would hold {math.prod(shape):.3g} "
-                f"parameters ({name} of shape {shape}): more than any memory holds"
-            )
+        # the layer that holds the most parameters names what to shrink
+        i, name, shape, _ = max(specs, key=lambda s: math.prod(s[2]), default=(0, "", (), 0))
+        largest = (f"{getattr(self.nodes[i].layer, 'name', self.nodes[i].name)} would hold "
+                   f"{math.prod(shape):.3g} parameters ({name} of shape {shape})")
+        nbytes = self.n_params * np.dtype(self.dtype).itemsize
+        if nbytes > np.iinfo(np.intp).max:
+            raise ValueError(f"{largest}: more than any memory holds")
         # a node needs to compute dx only if some node it depends on has parameters
         has_params = {INPUT: False}
         self.need_dx = []
@@ -118,8 +118,16 @@ class Network:
             upstream = any(has_params[name] for name in node.inputs)
             self.need_dx.append(upstream)
             has_params[node.name] = upstream or bool(node.layer.param_specs())
-        self.params = np.zeros(self.n_params, dtype=self.dtype)
-        self._bind(self.params)
+        try:
+            self.params = np.zeros(self.n_params, dtype=self.dtype)
+            self._bind(self.params)
+        except MemoryError as error:
+            # numpy names an array's length, not the layer that made it so long
+            raise MemoryError(
+                f"{largest}: the network's {self.n_params:.3g} parameters and their "
+                f"gradients take {2 * nbytes / 2**30:.3g} GiB, more than this machine "
+                "can allocate now"
+            ) from error
 
     # ------------------------------------------------------------------ structure
 
@@ -203,6 +211,13 @@ class Network:
             shapes = [self.input_shape] + [node.layer.output_shape for node in self.nodes]
             largest = self._largest_activation = max(int(np.prod(s)) for s in shapes)
         return largest
+
+    @property
+    def activation_bytes(self):
+        """Bytes of one row's values at every node of a forward pass, input included:
+        what training keeps of each row for the backward pass, about."""
+        shapes = [self.input_shape] + [node.layer.output_shape for node in self.nodes]
+        return sum(math.prod(s) for s in shapes) * np.dtype(self.dtype).itemsize
 
     def rows_per_pass(self, budget):
         """Rows of a forward pass whose largest activation fits in ``budget`` bytes, but
