@@ -28,6 +28,12 @@ _MAX_FAST_PLANS = 16
 # of weights, in passes of 60 rows: 8% of a prediction at 2 threads).
 _MIN_USES_PER_WEIGHT = 1000
 
+# ... but never so many rows that the pass's largest activation exceeds this:
+# large images under a wide dense layer would otherwise ask hundreds of rows
+# of megabytes each, a pass per thread, and a prediction that one row at a
+# time would fit in memory would not.
+_MAX_PASS_BYTES = 64 << 20
+
 
 class Node:
     """One layer of a :class:`Network`.
@@ -221,14 +227,17 @@ class Network:
 
     def rows_per_pass(self, budget):
         """Rows of a forward pass whose largest activation fits in ``budget`` bytes, but
-        at least as many as use each weight ``_MIN_USES_PER_WEIGHT`` times (and 1)."""
+        at least as many as use each weight ``_MIN_USES_PER_WEIGHT`` times (as long as
+        the largest activation fits in ``_MAX_PASS_BYTES``), and 1."""
+        row_bytes = self.largest_activation * self.params.itemsize
         rows = self.__dict__.get("_weight_rows")
         if rows is None:
             # a weight of a node is used once per position of its output in a row
             uses = sum(view.size * max(1, int(np.prod(self.nodes[i].layer.output_shape[1:])))
                        for i, _, view in self.param_arrays())
-            rows = self._weight_rows = -(-_MIN_USES_PER_WEIGHT * self.params.size // max(uses, 1))
-        return max(1, rows, budget // (self.largest_activation * self.params.itemsize))
+            rows = -(-_MIN_USES_PER_WEIGHT * self.params.size // max(uses, 1))
+            rows = self._weight_rows = min(rows, _MAX_PASS_BYTES // row_bytes)
+        return max(1, rows, budget // row_bytes)
 
     def set_params(self, params):
         """Copy ``params`` in, first making the storage writeable if needed."""

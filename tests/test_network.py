@@ -294,3 +294,16 @@ def test_input_gradient_changes_neither_the_model_nor_its_arguments():
         assert_array_equal(value, before)
     assert_array_equal(x, x_before)
     assert_array_equal(dy, 1.0)
+
+
+def test_a_prediction_pass_of_large_images_stays_within_the_pass_ceiling():
+    # a wide dense layer over 128x128 images: using each weight a thousand times
+    # would take 364 rows of 0.5 MB each, a pass per thread
+    from skconv import _network
+
+    net = Sequential([Conv2D(8, 3, padding="same"), Flatten(), Dense(64)], (3, 128, 128),
+                     np.float32)
+    row_bytes = net.largest_activation * net.params.itemsize
+    rows = net.rows_per_pass(6 << 20)
+    assert rows * row_bytes <= _network._MAX_PASS_BYTES < (rows + 1) * row_bytes
+    assert net.rows_per_pass(1 << 30) == (1 << 30) // row_bytes  # a larger budget still counts
