@@ -2260,7 +2260,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 f"Out of memory predicting {self._describe_samples()}: {threads} pass(es) "
                 f"of {rows} rows at once, each holding "
                 f"{rows * self._network.activation_bytes / 2**20:.4g} MiB of activations at "
-                "most. Run on fewer threads (threadpoolctl) or use a smaller network."
+                "most. " + ("Run on fewer threads (threadpoolctl) or use" if threads > 1
+                            else "Use") + " a smaller network."
             ) from error
 
     def _forward_passes(self, X, stop, width):
