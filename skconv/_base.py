@@ -1884,6 +1884,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             )
 
     def _make_optimizer(self):
+        try:
+            return self._new_optimizer()
+        except MemoryError as error:
+            raise self._network.out_of_memory() from error
+
+    def _new_optimizer(self):
         params = self._network.params
         schedule = dict(n_epochs=self.max_iter, warmup_epochs=self.lr_warmup_epochs,
                         step_size=self.lr_step_size, gamma=self.lr_gamma)

@@ -110,13 +110,8 @@ class Network:
         # Python ints: np.prod's int64 wraps around for a huge kernel or layer
         self.n_weights = sum(math.prod(s[2]) for s in specs if s[3])
         self.n_params = sum(math.prod(s[2]) for s in specs)
-        # the layer that holds the most parameters names what to shrink
-        i, name, shape, _ = max(specs, key=lambda s: math.prod(s[2]), default=(0, "", (), 0))
-        largest = (f"{getattr(self.nodes[i].layer, 'name', self.nodes[i].name)} would hold "
-                   f"{math.prod(shape):.3g} parameters ({name} of shape {shape})")
-        nbytes = self.n_params * np.dtype(self.dtype).itemsize
-        if nbytes > np.iinfo(np.intp).max:
-            raise ValueError(f"{largest}: more than any memory holds")
+        if self.n_params * np.dtype(self.dtype).itemsize > np.iinfo(np.intp).max:
+            raise ValueError(f"{self._largest_layer()}: more than any memory holds")
         # a node needs to compute dx only if some node it depends on has parameters
         has_params = {INPUT: False}
         self.need_dx = []
@@ -128,12 +123,28 @@ class Network:
             self.params = np.zeros(self.n_params, dtype=self.dtype)
             self._bind(self.params)
         except MemoryError as error:
-            # numpy names an array's length, not the layer that made it so long
-            raise MemoryError(
-                f"{largest}: the network's {self.n_params:.3g} parameters and their "
-                f"gradients take {2 * nbytes / 2**30:.3g} GiB, more than this machine "
-                "can allocate now"
-            ) from error
+            raise self.out_of_memory() from error
+
+    def _largest_layer(self):
+        """``'dense1 would hold 1e+09 parameters (w of shape (10000, 100000))'``:
+        the layer with the most parameters, what to shrink."""
+        i, name, shape = max(((i, name, shape) for i, node in enumerate(self.nodes)
+                              for name, shape, _ in node.layer.param_specs()),
+                             key=lambda s: math.prod(s[2]), default=(0, "", ()))
+        return (f"{getattr(self.nodes[i].layer, 'name', self.nodes[i].name)} would hold "
+                f"{math.prod(shape):.3g} parameters ({name} of shape {shape})")
+
+    def out_of_memory(self):
+        """The MemoryError to raise where an array the size of the parameters
+        cannot be allocated: numpy's names an array's length, not the layer
+        that made it so long."""
+        nbytes = self.n_params * np.dtype(self.dtype).itemsize
+        return MemoryError(
+            f"{self._largest_layer()}: the network's {self.n_params:.3g} parameters take "
+            f"{nbytes / 2**30:.3g} GiB, and training keeps four or five arrays of their "
+            "size (parameters, gradients, the solver's state): more than this machine can "
+            "allocate now. Use a smaller network."
+        )
 
     # ------------------------------------------------------------------ structure
 
@@ -206,8 +217,11 @@ class Network:
 
     def init_params(self, rng):
         """Initialise every parameter from ``rng``, node by node."""
-        for node in self.nodes:
-            node.layer.init_params(rng)
+        try:
+            for node in self.nodes:
+                node.layer.init_params(rng)
+        except MemoryError as error:  # the draws are in float64
+            raise self.out_of_memory() from error
 
     @property
     def largest_activation(self):

@@ -683,7 +683,27 @@ def test_a_network_too_large_to_allocate_names_its_largest_layer():
             print(error)
     """)
     assert re.match(r"\S+ would hold 1e\+09 parameters \(w of shape \(10000, 100000\)\): "
-                    r"the network's 1e\+09 parameters and their gradients take 7.45 GiB", out)
+                    r"the network's 1e\+09 parameters take 3.73 GiB", out)
+
+
+@pytest.mark.parametrize("solver, limit", [("adam", 600), ("sgd", 600), ("adam", 900)])
+def test_a_fit_whose_parameters_or_solver_state_do_not_fit_names_the_largest_layer(
+        solver, limit):
+    # 200 MB of parameters and as much of gradients fit, but not the initial
+    # draws, in float64 (600 MiB more), or Adam's two moments and work array
+    # (900 MiB more)
+    out = _run_on_a_small_machine(f"""
+        from skconv import ConvNetClassifier
+        X = np.zeros((4, 100, 100), dtype=np.float32)
+        limit({limit} << 20)
+        try:
+            ConvNetClassifier(conv_layers=(), hidden_layer_sizes=(5_000,), solver={solver!r},
+                              max_iter=1).fit(X, [0, 1, 0, 1])
+        except MemoryError as error:
+            print(error)
+    """)
+    assert re.match(r"\S+ would hold 5e\+07 parameters \(w of shape \(10000, 5000\)\): "
+                    r"the network's 5e\+07 parameters take 0.186 GiB, and training keeps", out)
 
 
 def test_a_fit_out_of_memory_names_the_batch_and_the_images():
