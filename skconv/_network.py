@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ._layers import _buffer
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
 from ._plan import INPUT, compile_plan, compile_steps
@@ -316,9 +317,12 @@ class Network:
                 node.layer.set_rng(rng)
 
     def release_buffers(self):
-        """Drop the scratch arrays the layers keep between training batches."""
+        """Drop the scratch arrays the layers (and the L2 penalty) keep between training
+        batches."""
         for node in self.nodes:
             node.layer.release_buffers()
+        for name in self.__dict__.pop("_buffer_names", ()):
+            delattr(self, name)
 
     # ------------------------------------------------------------------ passes
 
@@ -479,14 +483,18 @@ class Network:
         if alpha:
             # a pairwise sum, not BLAS's dot: the loss steers early stopping, so its
             # bits must not depend on the CPU
-            value += 0.5 * alpha * float(np.sum(w * w)) / sw_sum
-            self.grads[:self.n_weights] += (alpha / sw_sum) * w
+            # in a buffer kept across batches: two fresh arrays of the weights'
+            # size each batch would double a large dense layer's memory
+            work = _buffer(self, "_l2_work", w.shape, w.dtype)
+            value += 0.5 * alpha * float(np.sum(np.multiply(w, w, out=work))) / sw_sum
+            self.grads[:self.n_weights] += np.multiply(w, alpha / sw_sum, out=work)
         return value
 
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["grads"]
-        for cache in ("_fast_plans", "_steps_cache", "_largest_activation", "_weight_rows"):
+        for cache in ("_fast_plans", "_steps_cache", "_largest_activation", "_weight_rows",
+                      "_l2_work", "_buffer_names"):
             state.pop(cache, None)
         return state
 

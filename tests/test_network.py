@@ -307,3 +307,28 @@ def test_a_prediction_pass_of_large_images_stays_within_the_pass_ceiling():
     rows = net.rows_per_pass(6 << 20)
     assert rows * row_bytes <= _network._MAX_PASS_BYTES < (rows + 1) * row_bytes
     assert net.rows_per_pass(1 << 30) == (1 << 30) // row_bytes  # a larger budget still counts
+
+
+def test_the_l2_penalty_allocates_nothing_the_size_of_the_weights_after_the_first_batch():
+    import tracemalloc
+
+    net = Sequential([Flatten(), Dense(500)], (1, 40, 40), np.float32)
+    net.init_params(np.random.RandomState(0))
+    rng = np.random.RandomState(1)
+    x = rng.rand(4, 1, 40, 40).astype(np.float32)
+    y = np.arange(4)
+    sw = np.ones(4)
+    first = net.loss_and_grad(x, y, sw, alpha=0.1)
+    grads = net.grads.copy()
+    tracemalloc.start()
+    try:
+        again = net.loss_and_grad(x, y, sw, alpha=0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < net.params[:net.n_weights].nbytes
+    assert again == first
+    assert_array_equal(net.grads, grads)
+    net.release_buffers()
+    assert "_l2_work" not in vars(net)
+    assert "_l2_work" not in pickle.loads(pickle.dumps(net)).__dict__
