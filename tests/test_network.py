@@ -332,3 +332,30 @@ def test_the_l2_penalty_allocates_nothing_the_size_of_the_weights_after_the_firs
     net.release_buffers()
     assert "_l2_work" not in vars(net)
     assert "_l2_work" not in pickle.loads(pickle.dumps(net)).__dict__
+
+
+def test_inference_scratch_outgrown_by_a_larger_batch_is_released():
+    # every input shape gets a plan; the later, larger ones grow the thread's
+    # scratch buffers, and the plans for smaller ones must not keep the old
+    import gc
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    net = Sequential([Conv2D(16, 3, padding="same"), Activation("relu"), MaxPool2D(2),
+                      Conv2D(16, 3, padding="same"), Activation("relu"), Flatten(), Dense(3)],
+                     (3, 24, 24), np.float32)
+    net.init_params(np.random.RandomState(0))
+    x = np.random.RandomState(1).rand(60, 3, 24, 24).astype(np.float32)
+    tracemalloc.start()
+    try:
+        with threadpool_limits(1):
+            for n in range(4, 61, 4):
+                net.forward_fast(x[:n])
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    scratch = sum(b.nbytes for b in _plan._SCRATCH.buffers if b is not None)
+    assert scratch > 0
+    assert held < 1.5 * scratch
