@@ -142,9 +142,9 @@ class Network:
         nbytes = self.n_params * np.dtype(self.dtype).itemsize
         return MemoryError(
             f"{self._largest_layer()}: the network's {self.n_params:.3g} parameters take "
-            f"{nbytes / 2**30:.3g} GiB, and training keeps four or five arrays of their "
-            "size (parameters, gradients, the solver's state): more than this machine can "
-            "allocate now. Use a smaller network."
+            f"{nbytes / 2**30:.3g} GiB, and training keeps six or seven arrays of their "
+            "size (parameters, gradients, the solver's state, the last two epochs' "
+            "parameters): more than this machine can allocate now. Use a smaller network."
         )
 
     # ------------------------------------------------------------------ structure
