@@ -2008,7 +2008,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 self.loss_ = epoch_loss
                 self.loss_curve_.append(self.loss_)
                 self.learning_rate_curve_.append(float(opt.scheduled_rate))
-                finished = finished[-1:] + [net.snapshot()]
+                # the oldest goes before the new one is taken: two copies of the
+                # parameters at a time, not three
+                del finished[:-1]
+                finished.append(net.snapshot())
                 line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
                 if early_stopping:
                     self.validation_scores_.append(score)
