@@ -359,3 +359,26 @@ def test_inference_scratch_outgrown_by_a_larger_batch_is_released():
     scratch = sum(b.nbytes for b in _plan._SCRATCH.buffers if b is not None)
     assert scratch > 0
     assert held < 1.5 * scratch
+
+
+def test_index_arrays_kept_for_many_image_sizes_stay_within_their_byte_budget(monkeypatch):
+    # each image size has index arrays of its size; a cache bounded by its
+    # count alone grew with the images
+    import gc
+    import tracemalloc
+
+    from skconv import ops
+
+    monkeypatch.setattr(_engine, "INDEX_CACHE_BYTES", 4 << 20)
+    w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        for h in range(200, 240):
+            x = np.ones((1, 1, h, h + 1), dtype=np.float32)
+            ops.conv2d_backward(ops.conv2d(x, w, padding=1), x, w, padding=1)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert _engine.index_cache.held <= 4 << 20
+    assert held < 8 << 20
