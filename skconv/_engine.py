@@ -1395,7 +1395,7 @@ PhasesLayout = namedtuple("PhasesLayout",
                           "panels_size product_size merged")
 
 
-@functools.lru_cache(maxsize=64)
+@index_cache
 def phases_layout(f, oh, ow, c, h, w, kh, kw, sh, sw, ph, pw, dtype_char, path):
     """The :class:`PhasesLayout` of :func:`phased_transposed_convolution` for a
     convolution of c channels by f filters, its kernel (kh, kw), stride (sh, sw)
