@@ -1466,6 +1466,15 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                                                  divide="ignore"):
                 self._fit_epochs(X, y, sample_weight, rng, incremental, augment, aug_rng,
                                  callbacks, init_output=not continuing)
+        except MemoryError as error:
+            network.release_buffers()
+            rows = min(X.shape[0], 200 if self.batch_size == "auto" else self.batch_size)
+            raise MemoryError(
+                f"Out of memory training on {self._describe_samples()} in batches of {rows} "
+                f"(batch_size={self.batch_size!r}): a batch's activations alone take "
+                f"{rows * network.activation_bytes / 2**30:.3g} GiB, before their gradients. "
+                "Lower batch_size, or use a smaller network."
+            ) from error
         except BaseException:
             network.release_buffers()
             raise
@@ -1512,6 +1521,12 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             )
 
     def _make_optimizer(self):
+        try:
+            return self._new_optimizer()
+        except MemoryError as error:
+            raise self._network.out_of_memory() from error
+
+    def _new_optimizer(self):
         params = self._network.params
         schedule = dict(n_epochs=self.max_iter, warmup_epochs=self.lr_warmup_epochs,
                         step_size=self.lr_step_size, gamma=self.lr_gamma)
@@ -1630,7 +1645,10 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 self.loss_ = epoch_loss
                 self.loss_curve_.append(self.loss_)
                 self.learning_rate_curve_.append(float(opt.scheduled_rate))
-                finished = finished[-1:] + [net.snapshot()]
+                # the oldest goes before the new one is taken: two copies of the
+                # parameters at a time, not three
+                del finished[:-1]
+                finished.append(net.snapshot())
                 line = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
                 if early_stopping:
                     self.validation_scores_.append(score)
@@ -1879,6 +1897,21 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         effects): passes run at once on the available threads
         (``_engine.run_passes``), the bits the same as one after the other.
         """
+        try:
+            return self._forward_passes(X, stop, width)
+        except MemoryError as error:
+            rows = min(X.shape[0], self._rows_per_pass())
+            threads = min(_engine.effective_n_threads(), -(-X.shape[0] // rows))
+            raise MemoryError(
+                f"Out of memory predicting {self._describe_samples()}: {threads} pass(es) "
+                f"of {rows} rows at once, each holding "
+                f"{rows * self._network.activation_bytes / 2**20:.4g} MiB of activations at "
+                "most. " + ("Run on fewer threads (threadpoolctl) or use" if threads > 1
+                            else "Use") + " a smaller network."
+            ) from error
+
+    def _forward_passes(self, X, stop, width):
+        """:meth:`_forward_fast`'s body."""
         n = X.shape[0]
         passes = -(-n // self._rows_per_pass())
         plain = type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES

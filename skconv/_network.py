@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ._layers import _buffer
 from ._losses import softmax_cross_entropy
 from ._normalization import Dropout, _BatchNorm
 from ._plan import INPUT, compile_plan, compile_steps
@@ -27,6 +28,12 @@ _MAX_FAST_PLANS = 16
 # that packing stays a small part of it (the default net's dense layer, 1.6 MB
 # of weights, in passes of 60 rows: 8% of a prediction at 2 threads).
 _MIN_USES_PER_WEIGHT = 1000
+
+# ... but never so many rows that the pass's largest activation exceeds this:
+# large images under a wide dense layer would otherwise ask hundreds of rows
+# of megabytes each, a pass per thread, and a prediction that one row at a
+# time would fit in memory would not.
+_MAX_PASS_BYTES = 64 << 20
 
 
 class Node:
@@ -105,12 +112,7 @@ class Network:
         self.n_weights = sum(math.prod(s[2]) for s in specs if s[3])
         self.n_params = sum(math.prod(s[2]) for s in specs)
         if self.n_params * np.dtype(self.dtype).itemsize > np.iinfo(np.intp).max:
-            i, name, shape, _ = max(specs, key=lambda s: math.prod(s[2]))
-            node = self.nodes[i]
-            raise ValueError(
-                f"{getattr(node.layer, 'name', node.name)} would hold {math.prod(shape):.3g} "
-                f"parameters ({name} of shape {shape}): more than any memory holds"
-            )
+            raise ValueError(f"{self._largest_layer()}: more than any memory holds")
         # a node needs to compute dx only if some node it depends on has parameters
         has_params = {INPUT: False}
         self.need_dx = []
@@ -118,8 +120,32 @@ class Network:
             upstream = any(has_params[name] for name in node.inputs)
             self.need_dx.append(upstream)
             has_params[node.name] = upstream or bool(node.layer.param_specs())
-        self.params = np.zeros(self.n_params, dtype=self.dtype)
-        self._bind(self.params)
+        try:
+            self.params = np.zeros(self.n_params, dtype=self.dtype)
+            self._bind(self.params)
+        except MemoryError as error:
+            raise self.out_of_memory() from error
+
+    def _largest_layer(self):
+        """``'dense1 would hold 1e+09 parameters (w of shape (10000, 100000))'``:
+        the layer with the most parameters, what to shrink."""
+        i, name, shape = max(((i, name, shape) for i, node in enumerate(self.nodes)
+                              for name, shape, _ in node.layer.param_specs()),
+                             key=lambda s: math.prod(s[2]), default=(0, "", ()))
+        return (f"{getattr(self.nodes[i].layer, 'name', self.nodes[i].name)} would hold "
+                f"{math.prod(shape):.3g} parameters ({name} of shape {shape})")
+
+    def out_of_memory(self):
+        """The MemoryError to raise where an array the size of the parameters
+        cannot be allocated: numpy's names an array's length, not the layer
+        that made it so long."""
+        nbytes = self.n_params * np.dtype(self.dtype).itemsize
+        return MemoryError(
+            f"{self._largest_layer()}: the network's {self.n_params:.3g} parameters take "
+            f"{nbytes / 2**30:.3g} GiB, and training keeps six or seven arrays of their "
+            "size (parameters, gradients, the solver's state, the last two epochs' "
+            "parameters): more than this machine can allocate now. Use a smaller network."
+        )
 
     # ------------------------------------------------------------------ structure
 
@@ -192,8 +218,11 @@ class Network:
 
     def init_params(self, rng):
         """Initialise every parameter from ``rng``, node by node."""
-        for node in self.nodes:
-            node.layer.init_params(rng)
+        try:
+            for node in self.nodes:
+                node.layer.init_params(rng)
+        except MemoryError as error:  # the draws are in float64
+            raise self.out_of_memory() from error
 
     @property
     def largest_activation(self):
@@ -204,16 +233,26 @@ class Network:
             largest = self._largest_activation = max(int(np.prod(s)) for s in shapes)
         return largest
 
+    @property
+    def activation_bytes(self):
+        """Bytes of one row's values at every node of a forward pass, input included:
+        what training keeps of each row for the backward pass, about."""
+        shapes = [self.input_shape] + [node.layer.output_shape for node in self.nodes]
+        return sum(math.prod(s) for s in shapes) * np.dtype(self.dtype).itemsize
+
     def rows_per_pass(self, budget):
         """Rows of a forward pass whose largest activation fits in ``budget`` bytes, but
-        at least as many as use each weight ``_MIN_USES_PER_WEIGHT`` times (and 1)."""
+        at least as many as use each weight ``_MIN_USES_PER_WEIGHT`` times (as long as
+        the largest activation fits in ``_MAX_PASS_BYTES``), and 1."""
+        row_bytes = self.largest_activation * self.params.itemsize
         rows = self.__dict__.get("_weight_rows")
         if rows is None:
             # a weight of a node is used once per position of its output in a row
             uses = sum(view.size * max(1, int(np.prod(self.nodes[i].layer.output_shape[1:])))
                        for i, _, view in self.param_arrays())
-            rows = self._weight_rows = -(-_MIN_USES_PER_WEIGHT * self.params.size // max(uses, 1))
-        return max(1, rows, budget // (self.largest_activation * self.params.itemsize))
+            rows = -(-_MIN_USES_PER_WEIGHT * self.params.size // max(uses, 1))
+            rows = self._weight_rows = min(rows, _MAX_PASS_BYTES // row_bytes)
+        return max(1, rows, budget // row_bytes)
 
     def set_params(self, params):
         """Copy ``params`` in, first making the storage writeable if needed."""
@@ -278,9 +317,12 @@ class Network:
                 node.layer.set_rng(rng)
 
     def release_buffers(self):
-        """Drop the scratch arrays the layers keep between training batches."""
+        """Drop the scratch arrays the layers (and the L2 penalty) keep between training
+        batches."""
         for node in self.nodes:
             node.layer.release_buffers()
+        for name in self.__dict__.pop("_buffer_names", ()):
+            delattr(self, name)
 
     # ------------------------------------------------------------------ passes
 
@@ -441,14 +483,18 @@ class Network:
         if alpha:
             # a pairwise sum, not BLAS's dot: the loss steers early stopping, so its
             # bits must not depend on the CPU
-            value += 0.5 * alpha * float(np.sum(w * w)) / sw_sum
-            self.grads[:self.n_weights] += (alpha / sw_sum) * w
+            # in a buffer kept across batches: two fresh arrays of the weights'
+            # size each batch would double a large dense layer's memory
+            work = _buffer(self, "_l2_work", w.shape, w.dtype)
+            value += 0.5 * alpha * float(np.sum(np.multiply(w, w, out=work))) / sw_sum
+            self.grads[:self.n_weights] += np.multiply(w, alpha / sw_sum, out=work)
         return value
 
     def __getstate__(self):
         state = self.__dict__.copy()
         del state["grads"]
-        for cache in ("_fast_plans", "_steps_cache", "_largest_activation", "_weight_rows"):
+        for cache in ("_fast_plans", "_steps_cache", "_largest_activation", "_weight_rows",
+                      "_l2_work", "_buffer_names"):
             state.pop(cache, None)
         return state
 

@@ -16,6 +16,7 @@ Training runs the steps of :func:`compile_steps`; inference runs a
 import functools
 import math
 import threading
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -341,22 +342,25 @@ class _Scratch(threading.local):
     which the kernel zeroes on first touch: a tenth of a ResNet-20 prediction.
     Every plan on a thread shares these, each buffer as large as the largest
     that plan slot has needed, and one plan runs at a time on a thread.
+    ``bound`` holds, per plan, its calls bound to views of these buffers: here,
+    not on the plan, so that growing a buffer drops every view of the old one.
     """
 
     def __init__(self):
         self.buffers = []
-        self.generation = 0
+        self.bound = weakref.WeakKeyDictionary()
 
     def get(self, sizes):
-        """The buffers, at least ``sizes[i]`` bytes for buffer i, and their generation."""
+        """The buffers, at least ``sizes[i]`` bytes for buffer i."""
         for i, size in enumerate(sizes):
             if i == len(self.buffers):
                 self.buffers.append(None)
             if self.buffers[i] is None or self.buffers[i].nbytes < size:
-                self.buffers[i] = None  # release before the larger one is allocated
+                # release before the larger one is allocated
+                self.buffers[i] = None
+                self.bound.clear()
                 self.buffers[i] = np.empty(size, dtype=np.uint8)
-                self.generation += 1
-        return self.buffers, self.generation
+        return self.buffers
 
 
 _SCRATCH = _Scratch()
@@ -384,22 +388,20 @@ class Plan:
         reads = [inputs for _, inputs, _, _ in calls]
         writes = [source] + [output for _, _, output, _ in calls[:-1]]
         self.chain = all(r == (w,) for r, w in zip(reads, writes))
-        self._local = threading.local()
         self._plain = [function for function, *_ in calls]
 
     def _functions(self):
         """The calls' functions, each bound to its output in this thread's scratch."""
         if not self.slot_sizes:
             return self._plain
-        buffers, generation = _SCRATCH.get(self.slot_sizes)
-        local = self._local
-        if getattr(local, "generation", None) != generation:
-            local.functions = [
+        buffers = _SCRATCH.get(self.slot_sizes)
+        functions = _SCRATCH.bound.get(self)
+        if functions is None:
+            functions = _SCRATCH.bound[self] = [
                 function if out is None else functools.partial(
                     function, out=buffers[out[0]][:_nbytes(out)].view(out[2]).reshape(out[1]))
                 for (function, *_), out in zip(self.calls, self.outs)]
-            local.generation = generation
-        return local.functions
+        return functions
 
     def run(self, x):
         functions = self._functions()

@@ -8,7 +8,11 @@ array with numpy's bits.
 """
 
 import gc
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import tracemalloc
 import warnings
 
@@ -17,6 +21,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
+import skconv
 from skconv import ConvNetClassifier, ConvNetRegressor
 from skconv import _data
 from skconv._samples import column_of_samples
@@ -644,3 +649,90 @@ def test_raw_pixels_warn_and_input_scale_silences_the_warning(memmap):
         warnings.simplefilter("error")
         warnings.simplefilter("ignore", ConvergenceWarning)
         ConvNetClassifier(**SMALL, input_scale=255).fit(memmap(X), y)
+
+
+def _run_on_a_small_machine(code):
+    """Run ``code`` in a fresh interpreter whose address space ``limit(extra)``
+    caps at what it has mapped plus ``extra`` bytes: a machine short of memory.
+    Returns the last line it prints."""
+    here = os.path.dirname(os.path.dirname(skconv.__file__))
+    setup = textwrap.dedent("""
+        import resource, warnings
+        import numpy as np
+        warnings.simplefilter("ignore")
+
+        def limit(extra):
+            mapped = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+            resource.setrlimit(resource.RLIMIT_AS, (mapped + extra, mapped + extra))
+    """)
+    result = subprocess.run([sys.executable, "-P", "-c", setup + textwrap.dedent(code)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": here})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_network_too_large_to_allocate_names_its_largest_layer():
+    out = _run_on_a_small_machine("""
+        from skconv._layers import Dense, Flatten
+        from skconv._network import Sequential
+        limit(1 << 30)
+        try:
+            Sequential([Flatten(), Dense(100_000)], (1, 100, 100), "float32")
+        except MemoryError as error:
+            print(error)
+    """)
+    assert re.match(r"\S+ would hold 1e\+09 parameters \(w of shape \(10000, 100000\)\): "
+                    r"the network's 1e\+09 parameters take 3.73 GiB", out)
+
+
+@pytest.mark.parametrize("solver, limit", [("adam", 600), ("sgd", 600), ("adam", 900)])
+def test_a_fit_whose_parameters_or_solver_state_do_not_fit_names_the_largest_layer(
+        solver, limit):
+    # 200 MB of parameters and as much of gradients fit, but not the initial
+    # draws, in float64 (600 MiB more), or Adam's two moments and work array
+    # (900 MiB more)
+    out = _run_on_a_small_machine(f"""
+        from skconv import ConvNetClassifier
+        X = np.zeros((4, 100, 100), dtype=np.float32)
+        limit({limit} << 20)
+        try:
+            ConvNetClassifier(conv_layers=(), hidden_layer_sizes=(5_000,), solver={solver!r},
+                              max_iter=1).fit(X, [0, 1, 0, 1])
+        except MemoryError as error:
+            print(error)
+    """)
+    assert re.match(r"\S+ would hold 5e\+07 parameters \(w of shape \(10000, 5000\)\): "
+                    r"the network's 5e\+07 parameters take 0.186 GiB, and training keeps", out)
+
+
+def test_a_fit_out_of_memory_names_the_batch_and_the_images():
+    out = _run_on_a_small_machine("""
+        from skconv import ConvNetClassifier
+        X = np.zeros((8, 800, 800, 3), dtype=np.uint8)
+        limit(512 << 20)
+        try:
+            ConvNetClassifier(conv_layers=(64,), global_pool="avg", hidden_layer_sizes=(),
+                              batch_size=8, max_iter=1).fit(X, np.arange(8) % 2)
+        except MemoryError as error:
+            print(error)
+    """)
+    assert out.startswith("Out of memory training on images of shape (800, 800, 3) in batches "
+                          "of 8 (batch_size=8): a batch's activations alone take ")
+    assert out.endswith("Lower batch_size, or use a smaller network.")
+
+
+def test_a_prediction_out_of_memory_names_the_images_and_the_passes():
+    out = _run_on_a_small_machine("""
+        from skconv import ConvNetClassifier
+        X = np.zeros((4, 500, 500, 3), dtype=np.uint8)
+        clf = ConvNetClassifier(conv_layers=(64,), global_pool="avg", hidden_layer_sizes=(),
+                                batch_size=1, max_iter=1).fit(X[:2], [0, 1])
+        limit(64 << 20)
+        try:
+            clf.predict(X)
+        except MemoryError as error:
+            print(error)
+    """)
+    assert re.match(r"Out of memory predicting images of shape \(500, 500, 3\): \d pass\(es\) "
+                    r"of \d rows at once, each holding [\d.]+ MiB of activations at most", out)

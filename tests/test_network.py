@@ -294,3 +294,91 @@ def test_input_gradient_changes_neither_the_model_nor_its_arguments():
         assert_array_equal(value, before)
     assert_array_equal(x, x_before)
     assert_array_equal(dy, 1.0)
+
+
+def test_a_prediction_pass_of_large_images_stays_within_the_pass_ceiling():
+    # a wide dense layer over 128x128 images: using each weight a thousand times
+    # would take 364 rows of 0.5 MB each, a pass per thread
+    from skconv import _network
+
+    net = Sequential([Conv2D(8, 3, padding="same"), Flatten(), Dense(64)], (3, 128, 128),
+                     np.float32)
+    row_bytes = net.largest_activation * net.params.itemsize
+    rows = net.rows_per_pass(6 << 20)
+    assert rows * row_bytes <= _network._MAX_PASS_BYTES < (rows + 1) * row_bytes
+    assert net.rows_per_pass(1 << 30) == (1 << 30) // row_bytes  # a larger budget still counts
+
+
+def test_the_l2_penalty_allocates_nothing_the_size_of_the_weights_after_the_first_batch():
+    import tracemalloc
+
+    net = Sequential([Flatten(), Dense(500)], (1, 40, 40), np.float32)
+    net.init_params(np.random.RandomState(0))
+    rng = np.random.RandomState(1)
+    x = rng.rand(4, 1, 40, 40).astype(np.float32)
+    y = np.arange(4)
+    sw = np.ones(4)
+    first = net.loss_and_grad(x, y, sw, alpha=0.1)
+    grads = net.grads.copy()
+    tracemalloc.start()
+    try:
+        again = net.loss_and_grad(x, y, sw, alpha=0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < net.params[:net.n_weights].nbytes
+    assert again == first
+    assert_array_equal(net.grads, grads)
+    net.release_buffers()
+    assert "_l2_work" not in vars(net)
+    assert "_l2_work" not in pickle.loads(pickle.dumps(net)).__dict__
+
+
+def test_inference_scratch_outgrown_by_a_larger_batch_is_released():
+    # every input shape gets a plan; the later, larger ones grow the thread's
+    # scratch buffers, and the plans for smaller ones must not keep the old
+    import gc
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    net = Sequential([Conv2D(16, 3, padding="same"), Activation("relu"), MaxPool2D(2),
+                      Conv2D(16, 3, padding="same"), Activation("relu"), Flatten(), Dense(3)],
+                     (3, 24, 24), np.float32)
+    net.init_params(np.random.RandomState(0))
+    x = np.random.RandomState(1).rand(60, 3, 24, 24).astype(np.float32)
+    tracemalloc.start()
+    try:
+        with threadpool_limits(1):
+            for n in range(4, 61, 4):
+                net.forward_fast(x[:n])
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    scratch = sum(b.nbytes for b in _plan._SCRATCH.buffers if b is not None)
+    assert scratch > 0
+    assert held < 1.5 * scratch
+
+
+def test_index_arrays_kept_for_many_image_sizes_stay_within_their_byte_budget(monkeypatch):
+    # each image size has index arrays of its size; a cache bounded by its
+    # count alone grew with the images
+    import gc
+    import tracemalloc
+
+    from skconv import ops
+
+    monkeypatch.setattr(_engine, "INDEX_CACHE_BYTES", 4 << 20)
+    w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        for h in range(200, 240):
+            x = np.ones((1, 1, h, h + 1), dtype=np.float32)
+            ops.conv2d_backward(ops.conv2d(x, w, padding=1), x, w, padding=1)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert _engine.index_cache.held <= 4 << 20
+    assert held < 8 << 20

@@ -616,3 +616,32 @@ def test_a_float64_fit_with_random_draws_follows_the_float32_fit(digits200, para
     assert_allclose(fits["float32"].loss_curve_, fits["float64"].loss_curve_, rtol=1e-5)
     assert_allclose(fits["float32"]._network.params, fits["float64"]._network.params,
                     atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_keeps_two_snapshots_of_the_parameters_not_three(monkeypatch):
+    # the weights at the ends of the last two epochs are kept to fall back to:
+    # the oldest must go before the next is taken
+    import tracemalloc
+
+    from skconv import _network
+
+    held = []
+    snapshot = _network.Network.snapshot
+
+    def spy(self):
+        held.append(tracemalloc.get_traced_memory()[0])
+        return snapshot(self)
+
+    monkeypatch.setattr(_network.Network, "snapshot", spy)
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(32, 40, 40, 1).astype(np.float32), rng.randint(0, 3, 32)
+    clf = ConvNetClassifier(conv_layers=(), hidden_layer_sizes=(500,), batch_size=16, max_iter=4,
+                            random_state=0)
+    tracemalloc.start()
+    try:
+        clf.fit(X, y)
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 4
+    assert held[-1] - held[1] < clf._network.params.nbytes / 2
