@@ -1015,6 +1015,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         ``(1, length, channels)`` and 4D X is refused."""
         if len(shape) <= 2:
             return None
+        if len(shape) > 4:
+            raise ValueError(
+                f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
+                f"(n, height, width, channels); got X.ndim={len(shape)}"
+            )
         if signal:
             if len(shape) != 3:
                 raise ValueError(
@@ -1080,11 +1085,6 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             shape = tuple(s if isinstance(s, Integral) else None for s in shape)
         if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
             X = check_array(X, allow_nd=True, dtype=dtype)
-            if X.ndim > 4:
-                raise ValueError(
-                    f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
-                    f"(n, height, width, channels); got X.ndim={X.ndim}"
-                )
             shape = X.shape
             image_shape = self._sample_shape(X.shape, signal)
             X = X.reshape(X.shape[0], -1)

@@ -63,7 +63,8 @@ skl2onnx's regressors (a column for a single target, where ``predict`` gives a
 
 Anything the converter cannot express raises an error naming it: opsets
 below 13, class labels that are neither integers nor strings, layers it does
-not know.
+not know. An input whose samples ``predict`` would refuse (rows of another
+length, channels-first images) is refused with ``predict``'s error.
 """
 
 import numpy as np
@@ -390,13 +391,23 @@ def _label_classes(scope, estimator):
 
 
 def _input_type(operator):
-    """The operator's input type, checked: float, double or int64 tensors."""
+    """The operator's input type, checked: float, double or int64 tensors whose
+    samples, where the shape says them, are those ``predict`` accepts."""
+    estimator = operator.raw_operator
     in_type = operator.inputs[0].type
     if not isinstance(in_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise TypeError(
-            f"{type(operator.raw_operator).__name__} takes float, double or int64 input in "
+            f"{type(estimator).__name__} takes float, double or int64 input in "
             f"ONNX, got {type(in_type).__name__}"
         )
+    # the graph reshapes whatever it gets to the fitted samples: a row of another
+    # length would fail only when served, channels-first images would be misread
+    shape = in_type.shape
+    if shape is not None and len(shape) > 1 and all(isinstance(d, (int, np.integer))
+                                                     for d in shape[1:]):
+        shape = (None,) + tuple(int(d) for d in shape[1:])
+        estimator._check_image_shape(estimator._sample_shape(shape, estimator._signal()),
+                                     shape)
     return in_type
 
 

@@ -310,3 +310,19 @@ def test_importing_skconv_does_not_import_skl2onnx():
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_converting_for_samples_predict_refuses_raises_in_image_terms():
+    """The graph reshapes its input to the fitted images, so an example of other
+    samples would give a graph that fails when served or, channels-first, that
+    silently misreads every image."""
+    X = np.random.default_rng(11).standard_normal((20, 6, 6, 3)).astype(np.float32)
+    clf = fit(X, np.arange(20) % 2, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    with pytest.raises(ValueError, match="looks channels-first .* X.transpose"):
+        skl2onnx.to_onnx(clf, X[:1].transpose(0, 3, 1, 2), options={"zipmap": False})
+    with pytest.raises(ValueError, match="X has 75 features, but .* expecting 108"):
+        skl2onnx.to_onnx(clf, X[:1, :5, :5].reshape(1, -1), options={"zipmap": False})
+    with pytest.raises(ValueError, match="got X.ndim=5"):
+        skl2onnx.to_onnx(clf, X[:1, np.newaxis], options={"zipmap": False})
+    labels, proba = run_onnx(clf, X.reshape(20, -1))  # rows of the fitted images convert
+    assert_matches(clf, X.reshape(20, -1), labels, proba)
