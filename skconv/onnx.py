@@ -376,17 +376,18 @@ def _label_classes(scope, estimator):
     classes = estimator.classes_
     if scope.get_options(estimator, dict(nocl=False))["nocl"]:
         return np.arange(len(classes), dtype=np.int64), TensorProto.INT64
-    if classes.dtype.kind in "biu":
+    kind = classes.dtype.kind
+    # the cast to int64 would wrap uint64 labels above its range into other labels
+    if kind in "bi" or (kind == "u" and classes.max() <= np.iinfo(np.int64).max):
         return classes.astype(np.int64), TensorProto.INT64
-    if classes.dtype.kind == "f":
-        if np.all(classes == np.round(classes)):
-            return classes.astype(np.int64), TensorProto.INT64
-    elif all(isinstance(v, str) for v in classes):
+    if kind == "f" and np.all(classes == np.round(classes)):
+        return classes.astype(np.int64), TensorProto.INT64
+    if all(isinstance(v, str) for v in classes):
         return np.array([v.encode("utf-8") for v in classes], dtype=object), TensorProto.STRING
     raise ValueError(
         f"classes_={classes!r} of {type(estimator).__name__} cannot be ONNX labels: "
         "ONNX classifiers label with int64 or strings, so the labels must be integers "
-        "(integral floats and booleans are cast) or all strings"
+        "within int64's range (integral floats and booleans are cast) or all strings"
     )
 
 

@@ -279,6 +279,19 @@ def test_boolean_and_integral_float_labels_become_int64():
         assert_matches(clf, X, labels, proba)
 
 
+def test_uint64_labels_beyond_int64_raise_rather_than_wrap():
+    X = np.random.default_rng(4).standard_normal((20, 9)).astype(np.float32)
+    y = np.array([1, 2**63 + 5], dtype=np.uint64)[np.arange(20) % 2]
+    clf = fit(X, y, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    with pytest.raises(ValueError, match="integers within int64's range"):
+        skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
+    # the largest int64 is still a label
+    y = np.array([0, 2**63 - 1], dtype=np.uint64)[np.arange(20) % 2]
+    clf = fit(X, y, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    labels, proba = run_onnx(clf, X)
+    assert_matches(clf, X, labels.astype(np.uint64), proba)
+
+
 def test_opset_below_13_raises_a_clear_error():
     X = np.random.default_rng(6).standard_normal((20, 9)).astype(np.float32)
     clf = fit(X, np.arange(20) % 2, conv_layers=(2,), max_iter=1)
