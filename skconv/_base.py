@@ -2173,3 +2173,5 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         state.setdefault("input_scale", None)
         state.setdefault("shuffle_buffer", 10_000)
         super().__setstate__(state)
+        if "_optimizer" in state:
+            self._optimizer.check_state(self._network.params)

@@ -454,7 +454,25 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._bind(self.params)
+        # the kernels and the optimizers index params by the layout, unchecked:
+        # a damaged file must stop here, not write past an array later
+        params = self.params
+        size = sum(math.prod(shape) for _, _, shape, _ in self._layout)
+        if (not isinstance(params, np.ndarray) or params.shape != (size,)
+                or self.n_params != size or params.dtype != np.dtype(self.dtype)):
+            raise ValueError(
+                f"the saved network's parameters ({_describe_array(params)}) do not fill "
+                f"its layers, which take {size} {self.dtype} values: the file is damaged "
+                "or was not written by skconv"
+            )
+        self._bind(params)
+
+
+def _describe_array(value):
+    """``'shape (3,), float64'``, or the type of what is not an array."""
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape}, {value.dtype}"
+    return type(value).__name__
 
 
 def _accumulate(total, dx):

@@ -95,3 +95,28 @@ def test_a_model_fitted_with_callbacks_is_saved_without_them_and_loads(tmp_path)
     persistence.dump(make_union(model[-1], model[-1]), path)
     assert not hasattr(persistence.load(path).transformer_list[0][1], "_skl_callbacks")
     assert model[-1]._skl_callbacks == [monitor]
+
+
+@pytest.mark.parametrize("damage", ["params doubled", "params in float64", "adam's m emptied",
+                                    "sgd's velocity cut"])
+def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(tmp_path,
+                                                                               damage):
+    """The kernels index the parameters and the optimizer's state by the layout,
+    unchecked: such a file aborted or crashed the process in partial_fit."""
+    import pickle
+
+    model, _ = _fitted(**CONFIGS[0 if damage.startswith("sgd") else 1])
+    network, optimizer = model._network, model._optimizer
+    if damage == "params doubled":
+        network.params = np.concatenate([network.params, network.params])
+    elif damage == "params in float64":
+        network.params = network.params.astype(np.float64)
+    elif damage == "adam's m emptied":
+        optimizer.m = optimizer.m[:0]
+    else:
+        optimizer.velocity = optimizer.velocity[:-1]
+    path = tmp_path / "damaged.skops"
+    persistence.dump(model, path)
+    for load in (lambda: persistence.load(path), lambda: pickle.loads(pickle.dumps(model))):
+        with pytest.raises(ValueError, match="does not match|do not fill.* the file is damaged"):
+            load()
