@@ -64,6 +64,25 @@ def test_a_file_naming_a_foreign_type_is_refused_before_anything_runs(tmp_path):
         persistence.load(path)
 
 
+def test_a_refused_scikit_learn_type_is_named_as_untrusted_by_skops_with_the_way_out(
+        tmp_path):
+    """A GridSearchCV names scikit-learn types that skops does not trust by default
+    (its scorer, its splitter): the error says so, not only that they are not
+    skconv's, and how to load a file one trusts."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(ConvNetClassifier((2,), (), max_iter=1, random_state=0),
+                              {"alpha": [1e-4]}, cv=2).fit(X[:60] / 16, y[:60])
+    path = tmp_path / "search.skops"
+    persistence.dump(search, path)
+    with pytest.raises(ValueError, match=r"nor trusted by skops by default: .*StratifiedKFold"
+                                         r".* skops.io.load\(file, trusted="):
+        persistence.load(path)
+
+
 def test_a_regressor_loaded_securely_predicts_identically(tmp_path):
     model, X = _fitted(**CONFIGS[-1])
     path = tmp_path / "regressor.skops"
