@@ -395,6 +395,8 @@ def _input_type(operator):
     """The operator's input type, checked: float, double or int64 tensors whose
     samples, where the shape says them, are those ``predict`` accepts."""
     estimator = operator.raw_operator
+    # the shape calculators run before the converter, and read fitted attributes
+    check_is_fitted(estimator)
     in_type = operator.inputs[0].type
     if not isinstance(in_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise TypeError(

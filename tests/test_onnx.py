@@ -292,6 +292,14 @@ def test_uint64_labels_beyond_int64_raise_rather_than_wrap():
     assert_matches(clf, X, labels.astype(np.uint64), proba)
 
 
+@needs_regressor
+def test_an_unfitted_regressor_raises_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="ConvNetRegressor instance is not fitted yet"):
+        skl2onnx.to_onnx(ConvNetRegressor(), np.zeros((1, 16), dtype=np.float32))
+
+
 def test_opset_below_13_raises_a_clear_error():
     X = np.random.default_rng(6).standard_normal((20, 9)).astype(np.float32)
     clf = fit(X, np.arange(20) % 2, conv_layers=(2,), max_iter=1)
