@@ -116,8 +116,8 @@ def test_a_model_fitted_with_callbacks_is_saved_without_them_and_loads(tmp_path)
     assert model[-1]._skl_callbacks == [monitor]
 
 
-@pytest.mark.parametrize("damage", ["params doubled", "params in float64", "adam's m emptied",
-                                    "sgd's velocity cut"])
+@pytest.mark.parametrize("damage", ["params doubled", "params in float64", "layout transposed",
+                                    "adam's m emptied", "sgd's velocity cut"])
 def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(tmp_path,
                                                                                damage):
     """The kernels index the parameters and the optimizer's state by the layout,
@@ -130,6 +130,10 @@ def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(
         network.params = np.concatenate([network.params, network.params])
     elif damage == "params in float64":
         network.params = network.params.astype(np.float64)
+    elif damage == "layout transposed":  # the output layer's weights, as (units, inputs)
+        k = max(k for k, spec in enumerate(network._layout) if spec[3])
+        i, name, shape, is_w = network._layout[k]
+        network._layout[k] = (i, name, shape[::-1], is_w)
     elif damage == "adam's m emptied":
         optimizer.m = optimizer.m[:0]
     else:
@@ -137,5 +141,6 @@ def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(
     path = tmp_path / "damaged.skops"
     persistence.dump(model, path)
     for load in (lambda: persistence.load(path), lambda: pickle.loads(pickle.dumps(model))):
-        with pytest.raises(ValueError, match="does not match|do not fill.* the file is damaged"):
+        with pytest.raises(ValueError, match="(does not match|are not those its layers "
+                                             "take).* the file is damaged"):
             load()
