@@ -458,8 +458,14 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        # the kernels and the optimizers index params by the layout, unchecked:
-        # a damaged file must stop here, not write past an array later
+        # the kernels trust each layer's geometry, and they and the optimizers index
+        # params by the layout, unchecked: both are derived again from the layers'
+        # settings, so that a damaged file stops here, not reading or writing past an
+        # array later
+        shapes = {INPUT: self.input_shape}
+        for node in self.nodes:
+            shapes[node.name] = tuple(node.layer.build(*(shapes[i] for i in node.inputs)))
+        self.output_shape = shapes[self.nodes[-1].name]
         params = self.params
         layout = self._declared_layout()
         size = sum(math.prod(shape) for _, _, shape, _ in layout)

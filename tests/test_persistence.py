@@ -117,11 +117,12 @@ def test_a_model_fitted_with_callbacks_is_saved_without_them_and_loads(tmp_path)
 
 
 @pytest.mark.parametrize("damage", ["params doubled", "params in float64", "layout transposed",
-                                    "adam's m emptied", "sgd's velocity cut"])
+                                    "a conv's stride", "adam's m emptied", "sgd's velocity cut"])
 def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(tmp_path,
                                                                                damage):
     """The kernels index the parameters and the optimizer's state by the layout,
-    unchecked: such a file aborted or crashed the process in partial_fit."""
+    and the images by each layer's geometry, unchecked: such a file aborted or
+    crashed the process in partial_fit, or predicted from memory past an array."""
     import pickle
 
     model, _ = _fitted(**CONFIGS[0 if damage.startswith("sgd") else 1])
@@ -134,6 +135,8 @@ def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(
         k = max(k for k, spec in enumerate(network._layout) if spec[3])
         i, name, shape, is_w = network._layout[k]
         network._layout[k] = (i, name, shape[::-1], is_w)
+    elif damage == "a conv's stride":  # the kernels read by it, past the image
+        network.nodes[0].layer.stride = (1000, 1000)
     elif damage == "adam's m emptied":
         optimizer.m = optimizer.m[:0]
     else:
