@@ -869,6 +869,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         ``(1, length, channels)`` and 4D X is refused."""
         if len(shape) <= 2:
             return None
+        if len(shape) > 4:
+            raise ValueError(
+                f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
+                f"(n, height, width, channels); got X.ndim={len(shape)}"
+            )
         if signal:
             if len(shape) != 3:
                 raise ValueError(
@@ -956,11 +961,6 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         with series_terms(X, series_shape):
             if getattr(X, "ndim", 2) > 2 and not sp.issparse(X):
                 X = check_array(X, allow_nd=True, dtype=dtype, estimator=self)
-                if X.ndim > 4:
-                    raise ValueError(
-                        f"X must be 2D (n_samples, n_features), 3D (n, height, width) or 4D "
-                        f"(n, height, width, channels); got X.ndim={X.ndim}"
-                    )
                 shape = X.shape
                 image_shape = self._sample_shape(X.shape, signal)
                 if 0 in image_shape:  # else told of its rows, flattened, as 0 features
@@ -2146,3 +2146,5 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         state.setdefault("input_scale", None)
         state.setdefault("shuffle_buffer", 10_000)
         super().__setstate__(state)
+        if "_optimizer" in state:
+            self._optimizer.check_state(self._network.params)

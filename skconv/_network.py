@@ -104,10 +104,7 @@ class Network:
                 raise ValueError(f"node {node.name!r} works in place on {node.inputs[0]!r}, "
                                  "which other nodes read too")
         self.output_shape = shapes[self.nodes[-1].name]
-        specs = [(i, name, tuple(shape), is_w) for i, node in enumerate(self.nodes)
-                 for name, shape, is_w in node.layer.param_specs()]
-        # weights first, then biases: stable sort on "is a bias"
-        self._layout = sorted(specs, key=lambda s: not s[3])
+        self._layout = specs = self._declared_layout()
         # Python ints: np.prod's int64 wraps around for a huge kernel or layer
         self.n_weights = sum(math.prod(s[2]) for s in specs if s[3])
         self.n_params = sum(math.prod(s[2]) for s in specs)
@@ -180,6 +177,13 @@ class Network:
         return cuts[::-1]
 
     # ------------------------------------------------------------------ parameters
+
+    def _declared_layout(self):
+        """``[(node_index, name, shape, is_weight), ...]``: the parameters the layers
+        declare, weights first, then biases (a stable sort on "is a bias")."""
+        specs = [(i, name, tuple(shape), is_w) for i, node in enumerate(self.nodes)
+                 for name, shape, is_w in node.layer.param_specs()]
+        return sorted(specs, key=lambda s: not s[3])
 
     def _bind(self, params):
         """Point every layer's parameter views into ``params`` and a fresh ``grads``.
@@ -500,7 +504,34 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._bind(self.params)
+        # the kernels trust each layer's geometry, and they and the optimizers index
+        # params by the layout, unchecked: both are derived again from the layers'
+        # settings, so that a damaged file stops here, not reading or writing past an
+        # array later
+        shapes = {INPUT: self.input_shape}
+        for node in self.nodes:
+            shapes[node.name] = tuple(node.layer.build(*(shapes[i] for i in node.inputs)))
+        self.output_shape = shapes[self.nodes[-1].name]
+        params = self.params
+        layout = self._declared_layout()
+        size = sum(math.prod(shape) for _, _, shape, _ in layout)
+        saved = [(i, name, tuple(shape), is_w) for i, name, shape, is_w in self._layout]
+        if (saved != layout or not isinstance(params, np.ndarray) or params.shape != (size,)
+                or self.n_params != size or params.dtype != np.dtype(self.dtype)):
+            raise ValueError(
+                f"the saved network's parameters ({_describe_array(params)}, in "
+                f"{len(saved)} arrays) are not those its layers take ({size} {self.dtype} "
+                f"values, in {len(layout)} arrays of the shapes the layers declare): the "
+                "file is damaged or was not written by skconv"
+            )
+        self._bind(params)
+
+
+def _describe_array(value):
+    """``'shape (3,), float64'``, or the type of what is not an array."""
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape}, {value.dtype}"
+    return type(value).__name__
 
 
 def _accumulate(total, dx):

@@ -177,6 +177,21 @@ class BaseOptimizer:
             print(msg + " Setting learning rate to %f" % self.scheduled_rate)
         return False
 
+    def check_state(self, params):
+        """Refuse state arrays (a loaded file's) unlike ``params``: the update
+        kernels index them by ``params``, unchecked."""
+        for name, value in vars(self).items():
+            if name.startswith("_"):  # scratch, made like the state at load
+                continue
+            if isinstance(value, np.ndarray) and (value.shape != params.shape
+                                                  or value.dtype != params.dtype):
+                raise ValueError(
+                    f"the saved {type(self).__name__}'s {name} (shape {value.shape}, "
+                    f"{value.dtype}) does not match the network's parameters (shape "
+                    f"{params.shape}, {params.dtype}): the file is damaged or was not "
+                    "written by skconv"
+                )
+
     def ensure_writeable(self):
         """Copy state arrays that were loaded read-only (``mmap_mode='r'``)."""
         for name, value in vars(self).items():

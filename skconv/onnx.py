@@ -63,7 +63,8 @@ skl2onnx's regressors (a column for a single target, where ``predict`` gives a
 
 Anything the converter cannot express raises an error naming it: opsets
 below 13, class labels that are neither integers nor strings, layers it does
-not know.
+not know. An input whose samples ``predict`` would refuse (rows of another
+length, channels-first images) is refused with ``predict``'s error.
 """
 
 import numpy as np
@@ -375,28 +376,41 @@ def _label_classes(scope, estimator):
     classes = estimator.classes_
     if scope.get_options(estimator, dict(nocl=False))["nocl"]:
         return np.arange(len(classes), dtype=np.int64), TensorProto.INT64
-    if classes.dtype.kind in "biu":
+    kind = classes.dtype.kind
+    # the cast to int64 would wrap uint64 labels above its range into other labels
+    if kind in "bi" or (kind == "u" and classes.max() <= np.iinfo(np.int64).max):
         return classes.astype(np.int64), TensorProto.INT64
-    if classes.dtype.kind == "f":
-        if np.all(classes == np.round(classes)):
-            return classes.astype(np.int64), TensorProto.INT64
-    elif all(isinstance(v, str) for v in classes):
+    if kind == "f" and np.all(classes == np.round(classes)):
+        return classes.astype(np.int64), TensorProto.INT64
+    if all(isinstance(v, str) for v in classes):
         return np.array([v.encode("utf-8") for v in classes], dtype=object), TensorProto.STRING
     raise ValueError(
         f"classes_={classes!r} of {type(estimator).__name__} cannot be ONNX labels: "
         "ONNX classifiers label with int64 or strings, so the labels must be integers "
-        "(integral floats and booleans are cast) or all strings"
+        "within int64's range (integral floats and booleans are cast) or all strings"
     )
 
 
 def _input_type(operator):
-    """The operator's input type, checked: float, double or int64 tensors."""
+    """The operator's input type, checked: float, double or int64 tensors whose
+    samples, where the shape says them, are those ``predict`` accepts."""
+    estimator = operator.raw_operator
+    # the shape calculators run before the converter, and read fitted attributes
+    check_is_fitted(estimator)
     in_type = operator.inputs[0].type
     if not isinstance(in_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise TypeError(
-            f"{type(operator.raw_operator).__name__} takes float, double or int64 input in "
+            f"{type(estimator).__name__} takes float, double or int64 input in "
             f"ONNX, got {type(in_type).__name__}"
         )
+    # the graph reshapes whatever it gets to the fitted samples: a row of another
+    # length would fail only when served, channels-first images would be misread
+    shape = in_type.shape
+    if shape is not None and len(shape) > 1 and all(isinstance(d, (int, np.integer))
+                                                     for d in shape[1:]):
+        shape = (None,) + tuple(int(d) for d in shape[1:])
+        estimator._check_image_shape(estimator._sample_shape(shape, estimator._signal()),
+                                     shape)
     return in_type
 
 

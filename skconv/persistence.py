@@ -86,6 +86,9 @@ def load(file):
     unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unknown:
         raise ValueError(
-            f"refusing to load {file!r}: it names types that are not skconv's own: {unknown}"
+            f"refusing to load {file!r}: it names types that are neither skconv's own "
+            f"(skconv.persistence.TRUSTED_TYPES) nor trusted by skops by default: {unknown}. "
+            "Loading them could run their code; if you trust the file, load it with "
+            "skops.io.load(file, trusted=skops.io.get_untrusted_types(file=file))"
         )
     return sio.load(file, trusted=untrusted)

@@ -279,6 +279,27 @@ def test_boolean_and_integral_float_labels_become_int64():
         assert_matches(clf, X, labels, proba)
 
 
+def test_uint64_labels_beyond_int64_raise_rather_than_wrap():
+    X = np.random.default_rng(4).standard_normal((20, 9)).astype(np.float32)
+    y = np.array([1, 2**63 + 5], dtype=np.uint64)[np.arange(20) % 2]
+    clf = fit(X, y, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    with pytest.raises(ValueError, match="integers within int64's range"):
+        skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
+    # the largest int64 is still a label
+    y = np.array([0, 2**63 - 1], dtype=np.uint64)[np.arange(20) % 2]
+    clf = fit(X, y, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    labels, proba = run_onnx(clf, X)
+    assert_matches(clf, X, labels.astype(np.uint64), proba)
+
+
+@needs_regressor
+def test_an_unfitted_regressor_raises_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="ConvNetRegressor instance is not fitted yet"):
+        skl2onnx.to_onnx(ConvNetRegressor(), np.zeros((1, 16), dtype=np.float32))
+
+
 def test_opset_below_13_raises_a_clear_error():
     X = np.random.default_rng(6).standard_normal((20, 9)).astype(np.float32)
     clf = fit(X, np.arange(20) % 2, conv_layers=(2,), max_iter=1)
@@ -310,3 +331,19 @@ def test_importing_skconv_does_not_import_skl2onnx():
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_converting_for_samples_predict_refuses_raises_in_image_terms():
+    """The graph reshapes its input to the fitted images, so an example of other
+    samples would give a graph that fails when served or, channels-first, that
+    silently misreads every image."""
+    X = np.random.default_rng(11).standard_normal((20, 6, 6, 3)).astype(np.float32)
+    clf = fit(X, np.arange(20) % 2, conv_layers=(2,), hidden_layer_sizes=(), max_iter=1)
+    with pytest.raises(ValueError, match="looks channels-first .* X.transpose"):
+        skl2onnx.to_onnx(clf, X[:1].transpose(0, 3, 1, 2), options={"zipmap": False})
+    with pytest.raises(ValueError, match="X has 75 features, but .* expecting 108"):
+        skl2onnx.to_onnx(clf, X[:1, :5, :5].reshape(1, -1), options={"zipmap": False})
+    with pytest.raises(ValueError, match="got X.ndim=5"):
+        skl2onnx.to_onnx(clf, X[:1, np.newaxis], options={"zipmap": False})
+    labels, proba = run_onnx(clf, X.reshape(20, -1))  # rows of the fitted images convert
+    assert_matches(clf, X.reshape(20, -1), labels, proba)

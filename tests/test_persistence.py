@@ -64,6 +64,25 @@ def test_a_file_naming_a_foreign_type_is_refused_before_anything_runs(tmp_path):
         persistence.load(path)
 
 
+def test_a_refused_scikit_learn_type_is_named_as_untrusted_by_skops_with_the_way_out(
+        tmp_path):
+    """A GridSearchCV names scikit-learn types that skops does not trust by default
+    (its scorer, its splitter): the error says so, not only that they are not
+    skconv's, and how to load a file one trusts."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(ConvNetClassifier((2,), (), max_iter=1, random_state=0),
+                              {"alpha": [1e-4]}, cv=2).fit(X[:60] / 16, y[:60])
+    path = tmp_path / "search.skops"
+    persistence.dump(search, path)
+    with pytest.raises(ValueError, match=r"nor trusted by skops by default: .*StratifiedKFold"
+                                         r".* skops.io.load\(file, trusted="):
+        persistence.load(path)
+
+
 def test_a_regressor_loaded_securely_predicts_identically(tmp_path):
     model, X = _fitted(**CONFIGS[-1])
     path = tmp_path / "regressor.skops"
@@ -95,3 +114,36 @@ def test_a_model_fitted_with_callbacks_is_saved_without_them_and_loads(tmp_path)
     persistence.dump(make_union(model[-1], model[-1]), path)
     assert not hasattr(persistence.load(path).transformer_list[0][1], "_skl_callbacks")
     assert model[-1]._skl_callbacks == [monitor]
+
+
+@pytest.mark.parametrize("damage", ["params doubled", "params in float64", "layout transposed",
+                                    "a conv's stride", "adam's m emptied", "sgd's velocity cut"])
+def test_a_damaged_file_is_refused_at_load_before_a_kernel_writes_past_an_array(tmp_path,
+                                                                               damage):
+    """The kernels index the parameters and the optimizer's state by the layout,
+    and the images by each layer's geometry, unchecked: such a file aborted or
+    crashed the process in partial_fit, or predicted from memory past an array."""
+    import pickle
+
+    model, _ = _fitted(**CONFIGS[0 if damage.startswith("sgd") else 1])
+    network, optimizer = model._network, model._optimizer
+    if damage == "params doubled":
+        network.params = np.concatenate([network.params, network.params])
+    elif damage == "params in float64":
+        network.params = network.params.astype(np.float64)
+    elif damage == "layout transposed":  # the output layer's weights, as (units, inputs)
+        k = max(k for k, spec in enumerate(network._layout) if spec[3])
+        i, name, shape, is_w = network._layout[k]
+        network._layout[k] = (i, name, shape[::-1], is_w)
+    elif damage == "a conv's stride":  # the kernels read by it, past the image
+        network.nodes[0].layer.stride = (1000, 1000)
+    elif damage == "adam's m emptied":
+        optimizer.m = optimizer.m[:0]
+    else:
+        optimizer.velocity = optimizer.velocity[:-1]
+    path = tmp_path / "damaged.skops"
+    persistence.dump(model, path)
+    for load in (lambda: persistence.load(path), lambda: pickle.loads(pickle.dumps(model))):
+        with pytest.raises(ValueError, match="(does not match|are not those its layers "
+                                             "take).* the file is damaged"):
+            load()
