@@ -139,15 +139,14 @@ def softmax_cross_entropy(z, y, sample_weight, sw_sum):
     dz : ndarray of shape (n, k)
         ``(softmax(z) - onehot(y)) * sw[:, None] / sw_sum``, in the memory of ``z``.
     """
+    # skconv's own exp and log, as prediction's: numpy's float64 ones take another
+    # kernel on an AVX-512 CPU, and the gradient, so the fitted weights, would follow it
     rows = np.arange(z.shape[0])
-    z -= z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z).sum(axis=1))
-    # -log softmax(z)[y] = logsumexp(shifted z) - shifted z[y]: exact for any logits
-    loss = np.sum(sample_weight * (lse - z[rows, y]).astype(np.float64, copy=False))
-    z -= lse[:, None]
-    np.exp(z, out=z)
-    z[rows, y] -= 1
-    z *= _weights_column(sample_weight, sw_sum, z.dtype)
+    loss = -np.sum(sample_weight * log_softmax(z)[rows, y])
+    p = softmax(z)
+    p[rows, y] -= 1
+    p *= _weights_column(sample_weight, sw_sum, np.float64)
+    z[...] = p
     return float(loss) / sw_sum, z
 
 
@@ -171,16 +170,18 @@ def sigmoid_binary_cross_entropy(z, y, sample_weight, sw_sum):
     loss : float
         ``sum_i sw_i * sum_k [softplus(z_ik) - y_ik z_ik] / sw_sum``, where
         ``softplus(z) - y z = -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))``
-        is computed as ``logaddexp(0, z) - y z`` (no overflow).
+        is computed as ``-log sigmoid(-z) - y z`` (no overflow).
     dz : ndarray of shape (n, k)
         ``(sigmoid(z) - y) * sw[:, None] / sw_sum``, in the memory of ``z``.
     """
-    per_row = (np.logaddexp(0, z) - y * z).sum(axis=1)
-    loss = np.sum(sample_weight * per_row.astype(np.float64, copy=False))
-    # sigmoid(z) = exp(-log(1 + exp(-z))), stable for either sign
-    np.exp(-np.logaddexp(0, -z), out=z)
-    z -= y
-    z *= _weights_column(sample_weight, sw_sum, z.dtype)
+    # skconv's own exp and log, as in softmax_cross_entropy: softplus(z) = -log sigmoid(-z)
+    y64 = y.astype(np.float64, copy=False)
+    per_row = (-log_logistic(-z) - y64 * z).sum(axis=1)
+    loss = np.sum(sample_weight * per_row)
+    p = logistic(z)
+    p -= y64
+    p *= _weights_column(sample_weight, sw_sum, np.float64)
+    z[...] = p
     return float(loss) / sw_sum, z
 
 

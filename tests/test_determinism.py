@@ -782,3 +782,31 @@ def test_output_activations_give_the_same_bits_where_numpy_and_libm_compute_othe
     assert "SIMD path: portable" in run.stdout
     there = np.load(tmp_path / "out.npy")
     assert_array_equal(there, np.concatenate([o.ravel() for o in outputs]), err_msg=str(env))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_gives_the_same_weights_where_numpy_and_libm_compute_other_exp_and_log(
+    tmp_path, digits300, dtype
+):
+    # the training losses' gradients (softmax and sigmoid cross-entropy) take
+    # skconv's exp and log too: with numpy's, float64 weights followed the CPU
+    import pickle
+    X, y = digits300
+    Y = np.c_[y % 2, y > 4, y == 3].astype(int)
+    fitted = [_fit(X[:200], target[:200], dtype=dtype)._network.params for target in (y, Y)]
+    with open(tmp_path / "data.pkl", "wb") as f:
+        pickle.dump((X[:200], y[:200], Y[:200], dtype), f)
+    code = (
+        "import pickle, warnings, numpy as np\n"
+        "from skconv import ConvNetClassifier\n"
+        f"X, y, Y, dtype = pickle.load(open({str(tmp_path / 'data.pkl')!r}, 'rb'))\n"
+        "warnings.simplefilter('ignore')\n"
+        "out = [ConvNetClassifier(conv_layers=(4, 8), hidden_layer_sizes=(16,), max_iter=2,\n"
+        "                         batch_size=64, random_state=0, dtype=dtype)\n"
+        "       .fit(X, target)._network.params for target in (y, Y)]\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, np.concatenate(out))\n"
+    )
+    env = _cpu_dependent_math_off()
+    run = _run(code, **env)
+    assert run.returncode == 0, run.stderr
+    assert_array_equal(np.load(tmp_path / "out.npy"), np.concatenate(fitted), err_msg=str(env))
