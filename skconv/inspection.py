@@ -749,8 +749,8 @@ def _check_method(method, given, image_shape, dtype):
         shapes = [(h * w * c,), (h, w), (h, w, c), (1, h * w * c), (1, h, w), (1, h, w, c)]
         if h == 1:  # one series: (length, channels)
             shapes += [(w, c), (w,)] if c == 1 else [(w, c)]
-        if baseline.size not in (1, h * w * c) or (
-                baseline.size == h * w * c and baseline.shape not in shapes):
+        # one value is a number, also where the input is a single value
+        if baseline.size != 1 and (baseline.size != h * w * c or baseline.shape not in shapes):
             shape = (w, c) if h == 1 else image_shape  # a series' own (length, channels)
             raise ValueError(
                 f"baseline of shape {baseline.shape} must be a number or one "

@@ -312,6 +312,18 @@ def test_integrated_gradients_add_up_to_the_score_of_the_image_minus_the_baselin
     assert_array_equal(same.attributions_, 0)
 
 
+def test_integrated_gradients_take_their_default_baseline_for_one_pixel_images():
+    # the default baseline, 0.0, is one value, as is the whole 1x1 image
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 1, 1, 1)), np.arange(12) % 3
+    clf = ConvNetClassifier((4,), (5,), kernel_size=1, pool=None, input_shape=(1, 1, 1),
+                            max_iter=1, random_state=0).fit(X, y)
+    display = SaliencyDisplay.from_estimator(clf, X[:2], target=1,
+                                             method="integrated_gradients")
+    assert display.attributions_.shape == (2, 1, 1, 1)
+    assert np.all(np.isfinite(display.attributions_))
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"method": "lime"}, r"method='lime' must be one of 'gradient', 'smoothgrad', "
                          r"'integrated_gradients'"),

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import assume, event, given
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
@@ -1377,6 +1378,60 @@ def test_the_dense_product_refuses_scratch_too_small_for_its_blocks(monkeypatch)
     monkeypatch.setattr(_engine, "_gemm", _ScratchTooSmall())
     with pytest.raises(ValueError, match="work of shape"):
         ops.linear(x, w)
+
+
+def _conv2d_by_taps(x, w, stride, padding):
+    """conv2d and its gradients' operands in float64, one einsum per tap: a
+    reference fast enough for hundreds of channels."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    f, _, kh, kw = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    return xp, [((ki, kj), (slice(ki, ki + sh * (oh - 1) + 1, sh),
+                            slice(kj, kj + sw * (ow - 1) + 1, sw)))
+                for ki in range(kh) for kj in range(kw)]
+
+
+# the counts at which the products' panels, tiles and blocks begin and end
+EDGE_COUNTS = [1, 2, 3, 7, 8, 9, 16, 17, 31, 33, 64, 65, 129, 256, 257, 600]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    c=st.sampled_from(EDGE_COUNTS), f=st.sampled_from(EDGE_COUNTS), n=st.integers(1, 3),
+    hw=st.sampled_from([(1, 1), (1, 40), (2, 9), (5, 5), (9, 7)]), k=pairs(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.integers(1, 3), padding=st.integers(0, 2), dtype=st.sampled_from([np.float32, np.float64]),
+    need_dx=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_conv2d_and_its_gradients_match_a_reference_for_many_channels_or_filters(
+        c, f, n, hw, k, stride, padding, dtype, need_dx, seed):
+    # the kernels' panels, tiles and scratch are sized by the channel and
+    # filter counts on either side of a product; shapes at their edges, on two
+    # threads (tools/asan.sh runs this under AddressSanitizer)
+    assume(c * f <= 8 * 600 and all(s + 2 * padding >= kk for s, kk in zip(hw, k)))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c) + hw).astype(dtype)
+    w = rng.standard_normal((f, c) + k).astype(dtype)
+    dy_shape = (n, f) + tuple((s + 2 * padding - kk) // stride + 1 for s, kk in zip(hw, k))
+    dy = rng.standard_normal(dy_shape).astype(dtype)
+    xp, taps = _conv2d_by_taps(x, w, stride, padding)
+    y_ref, dxp, dw_ref = np.zeros(dy_shape), np.zeros_like(xp), np.zeros(w.shape)
+    for (ki, kj), (rows, cols) in taps:
+        y_ref += np.einsum("fc,ncij->nfij", w[:, :, ki, kj], xp[:, :, rows, cols])
+        dw_ref[:, :, ki, kj] = np.einsum("nfij,ncij->fc", dy, xp[:, :, rows, cols])
+        dxp[:, :, rows, cols] += np.einsum("fc,nfij->ncij", w[:, :, ki, kj], dy)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    with threadpool_limits(2), mock.patch.object(_engine, "MIN_WORK_PER_THREAD", 1):
+        y = ops.conv2d(x, w, stride=stride, padding=padding)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, stride=stride, padding=padding,
+                                         need_dx=need_dx)
+    assert_close(y, y_ref, rtol)
+    assert_close(dw, dw_ref, rtol)
+    assert_close(db, dy.sum(axis=(0, 2, 3)), rtol)
+    if need_dx:
+        assert_close(dx, dxp[:, :, padding:padding + hw[0], padding:padding + hw[1]], rtol)
+    else:
+        assert dx is None
 
 
 def test_conv2d_backward_without_dx_returns_none_and_the_same_dw_db():

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the kernel tests (the GEMM's included) under AddressSanitizer.
+# Run the kernel tests (the GEMM's included) under AddressSanitizer, and the
+# estimator tests whose fits run the fused training steps and the batch gather.
 #
 # Builds the Cython kernels with gcc's -fsanitize=address into a scratch copy
-# of the source tree, then runs tests/test_ops.py there with libasan preloaded
+# of the source tree, then runs the kernel tests there with libasan preloaded
 # (Python itself is not instrumented, but every malloc, numpy's buffers
 # included, gets ASan's redzones, so an out-of-bounds read or write in a
 # kernel aborts the run with a report).
@@ -40,5 +41,10 @@ fi
 grep -q "ERROR: AddressSanitizer" canary.log || { cat canary.log; exit 1; }
 echo "canary: ASan reports a deliberate out-of-bounds write"
 
-LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py tests/test_ops_grouped.py tests/test_determinism.py "$@"
-echo "AddressSanitizer: no errors in the kernel tests"
+# the ops' tests, then fits of random architectures, of series and of
+# augmented images: the planned training steps (skconv/_plan.py) call the
+# kernels with buffers sized apart from the ops'
+LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py \
+    tests/test_ops_grouped.py tests/test_ops_1d.py tests/test_determinism.py \
+    tests/test_fuzz_estimator.py tests/test_training.py tests/test_series.py tests/test_augment.py "$@"
+echo "AddressSanitizer: no errors in the kernel and estimator tests"
