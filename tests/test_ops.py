@@ -1339,7 +1339,7 @@ def test_weight_gradient_of_many_filters_by_few_taps_stays_in_its_scratch(dtype)
     root = os.path.dirname(os.path.dirname(ops.__file__))
     env = dict(os.environ, MALLOC_CHECK_="3",
                PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-P", "-c", code], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
 
