@@ -1,7 +1,7 @@
 """ONNX export of fitted skconv estimators, through skl2onnx.
 
 Importing this module registers converters for :class:`~skconv.ConvNetClassifier`
-(and ``ConvNetRegressor`` where this skconv has it) with skl2onnx
+and :class:`~skconv.ConvNetRegressor` with skl2onnx
 (``update_registered_converter``), so ``skl2onnx.to_onnx`` converts the
 estimator alone or inside a scikit-learn ``Pipeline``, its preprocessing steps
 included::
@@ -83,11 +83,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import ConvNetClassifier
 from ._plan import INPUT
-
-try:  # the regressor arrives with the estimator split into _base/_classifier/_regressor
-    from ._regressor import ConvNetRegressor
-except ImportError:
-    ConvNetRegressor = None
+from ._regressor import ConvNetRegressor
 
 __all__ = ["MIN_OPSET", "convert_convnet_classifier", "convert_convnet_regressor",
            "shape_convnet_classifier", "shape_convnet_regressor"]
@@ -503,9 +499,8 @@ def _register():
         options={"zipmap": [True, False, "columns"], "nocl": [True, False],
                  "output_class_labels": [False, True]},
     )
-    if ConvNetRegressor is not None:
-        update_registered_converter(ConvNetRegressor, "SkconvConvNetRegressor",
-                                    shape_convnet_regressor, convert_convnet_regressor)
+    update_registered_converter(ConvNetRegressor, "SkconvConvNetRegressor",
+                                shape_convnet_regressor, convert_convnet_regressor)
 
 
 _register()
