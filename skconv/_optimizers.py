@@ -167,7 +167,9 @@ class BaseOptimizer:
             if verbose:
                 print(msg + " Stopping.")
             return True
-        if self.plateau_rate <= MIN_ADAPTIVE_RATE:
+        # the rate is a product of gammas: 1e-3 * 0.1 ** 3 is 1.0000000000000002e-06,
+        # which must stop as 1e-6 does, not take one more reduction to 1e-7
+        if self.plateau_rate <= MIN_ADAPTIVE_RATE * (1 + 1e-9):
             if verbose:
                 print(msg + " Learning rate too small. Stopping.")
             return True
