@@ -221,9 +221,9 @@ default='constant'
         with ``e' = e - W`` after ``W = lr_warmup_epochs`` warm-up epochs;
         ``'step'`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs;
         ``'plateau'`` multiplies it by ``lr_gamma`` each time the training loss
-        (or the validation score) stalls for ``n_iter_no_change`` epochs, and
-        training stops when a stall finds the rate already <= 1e-6
-        (``'adaptive'``'s rule). ``learning_rate_curve_`` records the rate
+        (or the validation score) stalls for more than ``n_iter_no_change``
+        epochs, and training stops when a stall finds the rate already
+        <= 1e-6 (``'adaptive'``'s rule). ``learning_rate_curve_`` records the rate
         of each epoch.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
@@ -260,8 +260,10 @@ default='constant'
         the decay rates of its first and second moment estimates, and the
         term added to the square root of the second for stability.
     n_iter_no_change : int or np.inf, default=10
-        Epochs without an improvement of ``tol`` before stopping; ``np.inf``
-        never stops on a plateau (``max_iter`` epochs run).
+        Epochs without an improvement of ``tol`` that training tolerates, as
+        in ``MLPClassifier``: the next one stops it (for ``'adaptive'`` and
+        ``'plateau'``, lowers the rate); ``np.inf`` never stops on a plateau
+        (``max_iter`` epochs run).
     max_fun : None
         Exists for ``MLPClassifier``'s signature only: there it bounds the
         loss evaluations of ``solver='lbfgs'``, which skconv does not have.
