@@ -1642,6 +1642,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 if diverged:
                     self._diverged(finished, best, (_data.subset(X, train_rows), X_val))
                     return
+                # what the last epoch's record replaces, should it be forgotten
+                before = (self.best_loss_, self._no_improvement_count)
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_ = epoch_loss
@@ -1699,7 +1701,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # read of the store, for data on disk)
             rows = _data.subset(X, np.arange(batch_size))
             if not self._outputs_finite(rows):
-                self._forget_last_epoch(n_samples)
+                self._forget_last_epoch(n_samples, before)
                 self._diverged(finished[:-1], None, (rows,))
 
     def _epoch_batches(self, n_samples, batch_size):
@@ -1756,8 +1758,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 stop = callbacks.batch() or stop
         return (total / trained if trained else 0.0), stop
 
-    def _forget_last_epoch(self, n_samples):
-        """Take the last finished epoch off the record, as a diverging one never enters it."""
+    def _forget_last_epoch(self, n_samples, before):
+        """Take the last finished epoch off the record, as a diverging one never enters
+        it: ``before`` is ``(best_loss_, _no_improvement_count)`` as they were before it
+        (without early stopping, the only mode that forgets an epoch)."""
+        self.best_loss_, self._no_improvement_count = before
         self.n_iter_ -= 1
         self.t_ -= n_samples
         self.loss_curve_.pop()
