@@ -221,9 +221,9 @@ default='constant'
         with ``e' = e - W`` after ``W = lr_warmup_epochs`` warm-up epochs;
         ``'step'`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs;
         ``'plateau'`` multiplies it by ``lr_gamma`` each time the training loss
-        (or the validation score) stalls for ``n_iter_no_change`` epochs, and
-        training stops when a stall finds the rate already <= 1e-6
-        (``'adaptive'``'s rule). ``learning_rate_curve_`` records the rate
+        (or the validation score) stalls for more than ``n_iter_no_change``
+        epochs, and training stops when a stall finds the rate already
+        <= 1e-6 (``'adaptive'``'s rule). ``learning_rate_curve_`` records the rate
         of each epoch.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
@@ -260,8 +260,10 @@ default='constant'
         the decay rates of its first and second moment estimates, and the
         term added to the square root of the second for stability.
     n_iter_no_change : int or np.inf, default=10
-        Epochs without an improvement of ``tol`` before stopping; ``np.inf``
-        never stops on a plateau (``max_iter`` epochs run).
+        Epochs without an improvement of ``tol`` that training tolerates, as
+        in ``MLPClassifier``: the next one stops it (for ``'adaptive'`` and
+        ``'plateau'``, lowers the rate); ``np.inf`` never stops on a plateau
+        (``max_iter`` epochs run).
     max_fun : None
         Exists for ``MLPClassifier``'s signature only: there it bounds the
         loss evaluations of ``solver='lbfgs'``, which skconv does not have.
@@ -1640,6 +1642,8 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 if diverged:
                     self._diverged(finished, best, (_data.subset(X, train_rows), X_val))
                     return
+                # what the last epoch's record replaces, should it be forgotten
+                before = (self.best_loss_, self._no_improvement_count)
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_ = epoch_loss
@@ -1697,7 +1701,7 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             # read of the store, for data on disk)
             rows = _data.subset(X, np.arange(batch_size))
             if not self._outputs_finite(rows):
-                self._forget_last_epoch(n_samples)
+                self._forget_last_epoch(n_samples, before)
                 self._diverged(finished[:-1], None, (rows,))
 
     def _epoch_batches(self, n_samples, batch_size):
@@ -1754,8 +1758,11 @@ class BaseConvNet(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                 stop = callbacks.batch() or stop
         return (total / trained if trained else 0.0), stop
 
-    def _forget_last_epoch(self, n_samples):
-        """Take the last finished epoch off the record, as a diverging one never enters it."""
+    def _forget_last_epoch(self, n_samples, before):
+        """Take the last finished epoch off the record, as a diverging one never enters
+        it: ``before`` is ``(best_loss_, _no_improvement_count)`` as they were before it
+        (without early stopping, the only mode that forgets an epoch)."""
+        self.best_loss_, self._no_improvement_count = before
         self.n_iter_ -= 1
         self.t_ -= n_samples
         self.loss_curve_.pop()

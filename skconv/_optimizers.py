@@ -16,9 +16,10 @@ scikit-learn's does). Three more work with both solvers, per epoch:
   epochs after ``T`` (``partial_fit``) keep the rate of epoch ``T - 1``.
 - ``'step'``: ``lr0 * gamma ** ((e - W) // step_size)`` after the warm-up.
 - ``'plateau'``: ``lr0``, multiplied by ``gamma`` each time the training loss
-  (or validation score) stalls for ``n_iter_no_change`` epochs; training stops
-  when a stall finds the rate already <= 1e-6 (``'adaptive'``'s rule, with
-  ``gamma`` for its 1/5 and for both solvers).
+  (or validation score) stalls for more than ``n_iter_no_change`` epochs
+  (``MLPClassifier``'s count, and PyTorch's ``ReduceLROnPlateau``'s for its
+  ``patience``); training stops when a stall finds the rate already <= 1e-6
+  (``'adaptive'``'s rule, with ``gamma`` for its 1/5 and for both solvers).
 
 The warm-up (``W`` = ``lr_warmup_epochs`` epochs, for these three) rises
 linearly: ``lr * (e + 1) / (W + 1)`` in epoch ``e < W``. Each optimizer
@@ -167,7 +168,9 @@ class BaseOptimizer:
             if verbose:
                 print(msg + " Stopping.")
             return True
-        if self.plateau_rate <= MIN_ADAPTIVE_RATE:
+        # the rate is a product of gammas: 1e-3 * 0.1 ** 3 is 1.0000000000000002e-06,
+        # which must stop as 1e-6 does, not take one more reduction to 1e-7
+        if self.plateau_rate <= MIN_ADAPTIVE_RATE * (1 + 1e-9):
             if verbose:
                 print(msg + " Learning rate too small. Stopping.")
             return True

@@ -859,6 +859,10 @@ def test_a_last_epoch_whose_updates_overflow_the_outputs_is_divergence_not_a_nan
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
     assert_allclose(proba.sum(axis=1), 1.0)
+    # epoch 4 is off the record, its stall too: epochs 2 and 3 missed tol, not 2 to 4
+    assert len(clf.loss_curve_) == clf.n_iter_ == 3
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert clf._no_improvement_count == 2
 
 
 def test_a_partial_fit_whose_updates_overflow_the_outputs_keeps_the_weights_before_it():
@@ -875,6 +879,9 @@ def test_a_partial_fit_whose_updates_overflow_the_outputs_keeps_the_weights_befo
         with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 2.*end of epoch 1"):
             clf.partial_fit(X, y)
     assert_array_equal(clf.predict_proba(X), before)
+    # the forgotten epoch leaves no stall behind for the next call to count
+    assert clf.loss_curve_ == [clf.best_loss_]
+    assert clf._no_improvement_count == 0
 
 
 @pytest.mark.parametrize("early_stopping", [False, True])
