@@ -539,6 +539,22 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
     if plan is None:
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0])
     n_threads, implicit, work_shape, y_shape, out_shape = plan
+    if isinstance(implicit, Winograd2dLayout):
+        if cols is None:
+            relu, argmax = pool2 if pool2 is not None else (relu, None)
+            if pool2 is not None:
+                out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
+                y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
+            y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
+            _conv.conv2d_forward_winograd2d(
+                x, w, y, implicit, np.empty(work_shape, dtype=x.dtype), implicit.copy_geometry,
+                n_threads, b=b, relu=relu,
+                residual=None if residual is None else residual.reshape(y_shape),
+                pool2=pool2 is not None, argmax=None if argmax is None else argmax.reshape(y_shape),
+                panels=None if filters is None else filters.panels(w, implicit, n_threads))
+            return y.reshape(out_shape)
+        plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0], winograd=False)
+        n_threads, implicit, work_shape, y_shape, out_shape = plan
     if isinstance(implicit, WinogradLayout):
         if pool2 is None and cols is None:
             y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
@@ -568,7 +584,8 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
 
 class WinogradFilters:
     """A Winograd product's filters transformed and packed
-    (_conv.winograd_filter_panels), kept for the next call while w stays the
+    (_conv.winograd_filter_panels, or winograd2d_filter_panels for an
+    image's), kept for the next call while w stays the
     same, bit for bit (a folded batch norm makes w anew at each call, so the
     values are compared, not the array): at inference the filters change only
     with the parameters, and a single series' prediction spent a quarter of
@@ -585,10 +602,16 @@ class WinogradFilters:
         kept = self._kept
         if kept is not None and kept[0] == path and np.array_equal(kept[1], bits):
             return kept[2]
-        f, c = w.shape[0], w.shape[1] // layout.g_matrix.shape[1]
-        rows = _gemm.output_rows(f, w.dtype.char)
-        panels = np.empty(layout.alpha * (rows + f) * c + 64, dtype=w.dtype)
-        _conv.winograd_filter_panels(w, layout.g_matrix, panels, n_threads)
+        if isinstance(layout, Winograd2dLayout):
+            f, c = w.shape[0], w.shape[1] // 9
+            rows = _gemm.output_rows(f, w.dtype.char)
+            panels = np.empty(16 * (rows + f) * c + 64, dtype=w.dtype)
+            _conv.winograd2d_filter_panels(w, panels)
+        else:
+            f, c = w.shape[0], w.shape[1] // layout.g_matrix.shape[1]
+            rows = _gemm.output_rows(f, w.dtype.char)
+            panels = np.empty(layout.alpha * (rows + f) * c + 64, dtype=w.dtype)
+            _conv.winograd_filter_panels(w, layout.g_matrix, panels, n_threads)
         self._kept = (path, bits.copy(), panels)
         return panels
 
@@ -620,9 +643,10 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
     filters in the current :func:`plan_context`.
 
     Returns a :class:`ConvPlan` ``(n_threads, implicit, work_shape, y_shape,
-    out_shape)``: ``implicit`` is the :class:`WinogradLayout` of a series'
-    Winograd product where :func:`takes_winograd` (unless ``winograd`` is
-    False), else the :class:`ImplicitLayout` of the implicit product (see
+    out_shape)``: ``implicit`` is the :class:`Winograd2dLayout` of an image's
+    Winograd product where :func:`takes_winograd2d`, or the
+    :class:`WinogradLayout` of a series' where :func:`takes_winograd` (unless
+    ``winograd`` is False), else the :class:`ImplicitLayout` of the implicit product (see
     :func:`padded_image`), whose ``parts``, above 1 when there are fewer
     samples than threads, cuts each sample's tiles into that many tasks;
     ``work_shape`` that of the kernel's scratch; the kernel's output is (n, f,
@@ -632,6 +656,21 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
     ohw = g["oh"] * g["ow"]
     work = 2 * n * f * ckk * ohw
     shapes = (n, f, ohw), (n, f, g["oh"], g["ow"])
+    if winograd and takes_winograd2d(g, f):
+        layout = winograd2d_layout(g, dtype)
+        # fewer images than a task's: buffers for those only (any split of
+        # the images into tasks has the same bits)
+        layout = layout._replace(samples=min(layout.samples, n))
+        n_threads = threads_for(-(-n // layout.samples), work)
+        char = np.dtype(dtype).char
+        rows, width = _gemm.output_rows(f, char), _gemm.implicit_tile_widths(char)[0]
+        # see _conv.conv2d_forward_winograd2d
+        per_thread = (layout.samples * (layout.padded_size + 4 * layout.tiles * f)
+                      + (g["c"] + rows) * (16 * width + 16))
+        # (the threads' buffers hold U before the tasks), and a cache line's
+        # slack, to align the buffers
+        work_shape = (16 * rows * g["c"] + max(n_threads * per_thread, 16 * f * g["c"]) + 16,)
+        return ConvPlan(n_threads, layout, work_shape, *shapes)
     if winograd and takes_winograd(g, f):
         layout = winograd_layout(g, dtype)
         threads = effective_n_threads()
@@ -885,6 +924,88 @@ def winograd_layout(g, dtype):
     sets them, see :func:`conv2d_plan`)."""
     width = _gemm.implicit_tile_widths(np.dtype(dtype).char)[0]  # the SIMD path's
     return _winograd_layout(g["c"], g["w"], g["pw"], g["ow"], g["kw"], width)
+
+
+#: Where a 3x3 convolution of images by Winograd's F(2x2, 3x3) reads and
+#: writes (see :func:`winograd2d_layout`).
+Winograd2dLayout = namedtuple(
+    "Winograd2dLayout", "copy_geometry channel_stride plane plane_width padded_size oh ow tiles "
+    "samples starts channel_offsets")
+
+#: The fewest channels, and filters, for which an image's 3x3 convolution
+#: takes Winograd's F(2x2, 3x3): its product over the channels is 16 short
+#: ones, whose transforms cost about what a direct product of a few channels
+#: does (measured, one thread, batch 128, ResNet-20's layers, against the
+#: implicit product: 32 channels on 16 x 16 1.42-1.50 times its speed held to
+#: AVX2 and 1.13-1.18 with AVX-512, 64 on 8 x 8 1.39-1.45 and 1.04-1.11, but
+#: 16 on 32 x 32 1.21 and 0.79; AMD EPYC Zen 5, 2026-12-06,
+#: benchmarks/bench_winograd.py). A rule of the shapes alone, so that every
+#: CPU computes the same bits.
+WINOGRAD2D_MIN_CHANNELS = 32
+
+#: The smallest output side that takes it: a tile is 2 x 2 outputs, and a
+#: row of tiles one more than the output's half (the last past the output),
+#: so small maps compute many tiles for nothing (64 channels on 4 x 4, batch
+#: 128: 0.60 of the implicit product's speed with AVX-512).
+WINOGRAD2D_MIN_SIDE = 8
+
+#: A task's images: at most this many, together at most
+#: ``WINOGRAD2D_TASK_TILES`` tiles (an 8 x 8 map has 20, a 16 x 16 one 72),
+#: as many as fill the product's tiles of columns best.
+WINOGRAD2D_MAX_SAMPLES = 8
+WINOGRAD2D_TASK_TILES = 320
+
+
+def takes_winograd2d(g, f):
+    """Whether an image's convolution of geometry g and f filters runs by
+    Winograd's F(2x2, 3x3) (:func:`conv2d`): a 3x3 kernel of stride 1 without
+    dilation, at most 2 of padding, at least ``WINOGRAD2D_MIN_CHANNELS``
+    channels in and out and outputs of ``WINOGRAD2D_MIN_SIDE`` a side. A
+    decision of the shapes alone: the same for every batch, thread count and
+    SIMD path, so that a row's bits do not depend on them."""
+    return (g["kh"] == g["kw"] == 3 and g["sh"] == g["sw"] == 1 and g["dh"] == g["dw"] == 1
+            and g["ph"] <= 2 and g["pw"] <= 2
+            and min(g["c"], f) >= WINOGRAD2D_MIN_CHANNELS
+            and min(g["oh"], g["ow"]) >= WINOGRAD2D_MIN_SIDE)
+
+
+@functools.lru_cache(maxsize=256)
+def _winograd2d_layout(c, h, w, ph, pw, oh, ow, width):
+    # the copy splits rows and columns by parity: planes of hq x wq, one more
+    # row and column than the tiles (a tile reads two of each)
+    copy = dict(c=c, h=h, w=w, kh=3, kw=3, sh=2, sw=2, ph=ph, pw=pw, dh=1, dw=1, oh=oh, ow=ow)
+    hq, wq = -(-(h + 2 * ph) // 2), -(-(w + 2 * pw) // 2)
+    tiles = (hq - 1) * wq  # rows of tiles wq long: the last of each past the output
+
+    def waste(samples):  # the product's columns per tile of the task's
+        return -(-samples * tiles // width) * width / (samples * tiles)
+
+    # the task's tiles fill the product's tiles best, the fewest images of
+    # those within 2% of the best
+    fits = [s for s in range(1, WINOGRAD2D_MAX_SAMPLES + 1)
+            if s == 1 or s * tiles <= WINOGRAD2D_TASK_TILES]
+    best = min(waste(s) for s in fits)
+    samples = min(s for s in fits if waste(s) <= best * 1.02)
+    starts = np.zeros(1, dtype=np.intp)
+    offsets = np.arange(c, dtype=np.intp) * (16 * width + 16)  # see _conv's ldv
+    starts.flags.writeable = offsets.flags.writeable = False
+    channel_stride = 4 * hq * wq
+    # the last tile of the last row reads one element past its plane
+    padded_size = -(-(c * channel_stride + 1) // 16) * 16
+    return Winograd2dLayout(copy, channel_stride, hq * wq, wq, padded_size, oh, ow, tiles,
+                            samples, starts, offsets)
+
+
+def winograd2d_layout(g, dtype):
+    """The :class:`Winograd2dLayout` of an image's convolution of geometry g (see
+    _conv.conv2d_forward_winograd2d): the copy's geometry (rows and columns
+    split by parity), its image's channel stride, a plane's elements and
+    width, the image's elements; the output's size; an image's tiles (2 x 2
+    outputs each, rows of them a plane wide); the images of a task; the
+    product's one tile's start and its channels' rows' offsets in a block of
+    one tile's columns."""
+    width = _gemm.implicit_tile_widths(np.dtype(dtype).char)[0]  # the SIMD path's
+    return _winograd2d_layout(g["c"], g["h"], g["w"], g["ph"], g["pw"], g["oh"], g["ow"], width)
 
 
 #: What a narrow tile's column costs in a full tile's: the pair kernel keeps
@@ -1370,8 +1491,15 @@ def transposed_convolution(dy, w, g, dx=None, residual=None):
     thread count and SIMD path. ``residual`` (None, or an array of dx's shape)
     is added as the product writes dx.
     """
-    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], g["kh"], g["kw"])), None,
-                  _transposed_geometry(dy.shape, g), out=dx, residual=residual)
+    gt = _transposed_geometry(dy.shape, g)
+    # not by Winograd's F(2x2, 3x3): where an input gradient takes it, its
+    # separate product costs more than the fused one of both gradients
+    # (conv2d_backward_implicit) saves with AVX-512 (ResNet-20's 32 -> 32 on
+    # 16 x 16 at batch 128, two threads: 3.3 against 3.0 ms for both)
+    plan = (conv2d_plan(gt, g["c"], dy.dtype, dy.shape[0], winograd=False)
+            if takes_winograd2d(gt, g["c"]) else None)
+    return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], g["kh"], g["kw"])), None, gt,
+                  out=dx, plan=plan, residual=residual)
 
 
 def _turned(w4):

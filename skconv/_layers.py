@@ -377,7 +377,8 @@ class Conv2D(Layer):
 
         # a Winograd product's transformed filters, kept while they stay the same
         filters = (_engine.WinogradFilters()
-                   if plan is not None and isinstance(plan.implicit, _engine.WinogradLayout)
+                   if plan is not None and isinstance(plan.implicit, (_engine.WinogradLayout,
+                                                                     _engine.Winograd2dLayout))
                    else None)
 
         if residual:

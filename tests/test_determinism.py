@@ -175,11 +175,15 @@ def test_gemm_reads_strided_and_read_only_operands():
     ((2, 5, 6, 8), (13, 3, 3), 1, 1, 1),
     ((2, 3, 4, 4), (9, 3, 3), 1, 1, 1),
 ])
-def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, dtype, shape, kernel,
-                                                                  padding, dilation, stride):
+def test_implicit_convolution_has_the_bits_of_the_im2col_product(simd_path, monkeypatch, dtype,
+                                                                  shape, kernel, padding, dilation,
+                                                                  stride):
     # Inference reads the taps from the padded image instead of forming
     # im2col; training forms it (backward needs it). Both must be one chain
     # over the taps in order, so a row predicts the same as it trains.
+    # (Winograd's product, which 64 -> 64 on 8 x 8 would take, has bits of its
+    # own: tests/test_winograd2d.py)
+    monkeypatch.setattr(_engine, "WINOGRAD2D_MIN_CHANNELS", 10**9)
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
@@ -340,10 +344,13 @@ def test_strided_input_gradient_is_the_same_bits_on_every_path_and_batch(
     ((2, 3, 9, 7), (7, 3, 2), (2, 1), (2, 1)),
 ])
 def test_input_gradient_is_the_turned_convolution_of_dy_on_every_path_and_batch(
-        simd_path, dtype, shape, kernel, padding, dilation):
+        simd_path, monkeypatch, dtype, shape, kernel, padding, dilation):
     # a stride-1 dx is conv2d(dy, w turned by 180 degrees with its channel axes
     # swapped, padded by the kernel's span less the padding): the same bits as
-    # that convolution, for a sample alone or in its batch, on every path
+    # that convolution by the implicit product (not by Winograd's, which a
+    # forward of 64 -> 32 channels would take), for a sample alone or in its
+    # batch, on every path
+    monkeypatch.setattr(_engine, "WINOGRAD2D_MIN_CHANNELS", 10**9)
     rng = np.random.default_rng(9)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)

@@ -1085,3 +1085,244 @@ def winograd_filter_gradient(
                         s = s + du_part[ch, p, f, ci]
                     for k in range(r):
                         dw[f, ci, k] = dw[f, ci, k] + g_matrix[p, k] * s
+
+
+cdef extern from "winograd2d.h":
+    void skc_wino2_in_s(const float *img, Py_ssize_t channel_stride, Py_ssize_t plane,
+                       Py_ssize_t wq, Py_ssize_t c, Py_ssize_t n, float *v, Py_ssize_t ldv,
+                       Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino2_in_d(const double *img, Py_ssize_t channel_stride, Py_ssize_t plane,
+                       Py_ssize_t wq, Py_ssize_t c, Py_ssize_t n, double *v, Py_ssize_t ldv,
+                       Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino2_out_s(const float *m, Py_ssize_t pos_stride, Py_ssize_t n, float *row0,
+                        float *row1, int path) noexcept nogil
+    void skc_wino2_out_d(const double *m, Py_ssize_t pos_stride, Py_ssize_t n, double *row0,
+                        double *row1, int path) noexcept nogil
+
+
+def conv2d_forward_winograd2d(
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w), h <= g.h and w <= g.w (see _copy_padded)
+    const floating[:, ::1] w,           # IN  (f, c * 9): the 3x3 filters
+    floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
+    layout,                             # IN  _engine.Winograd2dLayout
+    floating[::1] work,                 # scratch: u's panels, then per thread its buffers
+    Geometry g,                         # of the copy: x's with strides of 2 (see below)
+    int n_threads,
+    *,
+    b=None,                             # IN  (f,) of x's dtype, or None: no bias
+    bint relu=False,                    # max(., 0) after the bias and the residual (the pooling)
+    residual=None,                      # IN  like y, not with pool2: added before the ReLU, or None
+    bint pool2=False,                   # y is the 2x2 max pooling of stride 2 of the output
+    argmax=None,                        # OUT intp like y with pool2, or None
+    panels=None,                        # IN  winograd2d_filter_panels(w), or None: made here
+):
+    """y[n] = conv(x[n], w) + b (+ residual[n]) for a 3x3 kernel of stride 1, by
+    Winograd's F(2x2, 3x3) (winograd2d.h): 2.25 times fewer multiplications
+    than the direct product.
+
+    Each task takes ``layout.samples`` consecutive samples, copied into its
+    thread's zero-padded images, split by the parity of rows and columns (g,
+    the copy's geometry, has strides of 2). A sample has ``layout.tiles``
+    tiles (rows of tiles a plane wide, the last of each past the output); the
+    task's tiles, one sample's after the other, go through in blocks of one
+    product tile's columns, which stay in the L1 cache from transform to
+    transform: the input transform puts a block's 16 positions in V, (c, 16,
+    width); position p's product M[p] = U[p] @ V[p] over the channels is one
+    implicit_gemm (each element one FMA chain over the channels in order);
+    the output transform puts each filter's outputs in its rows. Then
+    rows_out writes each filter's rows to y, adding the bias and the residual
+    and applying the ReLU as conv2d_forward_implicit does. Every output is
+    the same operations in the same order whatever its sample's place in
+    the batch, the task, the block, the threads or the SIMD path: the bits
+    do not depend on them. With ``pool2``, a tile's 2 x 2 outputs are a
+    pooling window's: max_pool_2x2_row pools each filter's rows instead, as
+    conv2d_forward_implicit does (the same choices among the same values,
+    bias added, then the ReLU; each window's flat index in argmax).
+    """
+    cdef const Py_ssize_t[::1] starts = layout.starts, boff = layout.channel_offsets
+    cdef Py_ssize_t channel_stride = layout.channel_stride, plane = layout.plane
+    cdef Py_ssize_t wq = layout.plane_width, tiles = layout.tiles
+    cdef Py_ssize_t per_task = layout.samples, padded_size = layout.padded_size
+    cdef Py_ssize_t n_samples = x.shape[0], oh = layout.oh, ow = layout.ow
+    cdef int nf = y.shape[1], c = x.shape[1]
+    cdef bint dp = floating is double
+    cdef int path = simd_path()
+    cdef Py_ssize_t width = tile_width(dp), prows = panel_rows(nf, dp)
+    cdef Py_ssize_t panels_size = prows * c
+    # a block's V is (c, 16, width) and M (f, 16, width): the 16 positions of a
+    # channel, or a filter, a constant apart for the transforms; channels'
+    # rows a cache line off a multiple of the page, or the product's reads of
+    # them (and its writes of M's) would share a cache set
+    cdef Py_ssize_t ldv = 16 * width + 16
+    cdef Py_ssize_t rows_size = 4 * tiles * nf
+    cdef Py_ssize_t per_thread = per_task * (padded_size + rows_size) + (c + prows) * ldv
+    cdef const floating[::1] bias
+    cdef const floating[:, :, ::1] residual_v
+    cdef bint has_bias = b is not None, has_residual = residual is not None
+    cdef bint need_argmax = argmax is not None, vector = path > 0
+    cdef Py_ssize_t pooled_h = oh // 2, pooled_w = ow // 2, i
+    cdef Py_ssize_t[:, :, ::1] argmax_v
+    if pool2 and has_residual:
+        raise ValueError("a pooled convolution takes no residual")
+    if need_argmax:
+        if not pool2:
+            raise ValueError("argmax is the pooling's")
+        argmax_v = argmax
+    if has_bias:
+        bias = b
+    if has_residual:
+        residual_v = residual
+    if w.shape[0] != nf or w.shape[1] != 9 * c:
+        raise ValueError(f"w of shape {tuple(w.shape)[:2]} is not ({nf}, {9 * c})")
+    cdef const floating[::1] kept
+    cdef bint has_panels = panels is not None
+    if has_panels:
+        kept = panels
+        if kept.shape[0] < 16 * (panels_size + nf * c) + 64 // sizeof(floating):
+            raise ValueError("panels is too small for these filters")
+    if boff.shape[0] != c or boff[c - 1] != (c - 1) * ldv:
+        raise ValueError("layout does not match this SIMD path's tiles")
+    # (the threads' buffers hold U before the tasks)
+    if work.shape[0] < (16 * panels_size + max(n_threads * per_thread, 16 * nf * c)
+                        + 64 // sizeof(floating)):
+        raise ValueError("work is too small for this layout")
+    cdef Py_ssize_t task, n, s, k, tid, p, f, blk, q0, q1, lo, hi, first, count
+    cdef floating *images
+    cdef floating *v
+    cdef floating *m
+    cdef floating *rows
+    # the buffers from a cache line on (the work has a line's slack): rows
+    # of V and M are whole lines, and no vector store splits across two
+    cdef floating *base = &work[0] + ((-<size_t> &work[0]) & 63) // sizeof(floating)
+    cdef const floating *packed = base
+    if has_panels:
+        packed = &kept[0] + ((-<size_t> &kept[0]) & 63) // sizeof(floating)
+    with nogil:
+        if not has_panels:
+            _winograd2d_panels(w, base + 16 * panels_size, base)
+        for tid in range(n_threads):
+            # the borders stay zero: only the middle of an image is written
+            memset(base + 16 * panels_size + tid * per_thread, 0,
+                   per_task * padded_size * sizeof(floating))
+        for task in prange((n_samples + per_task - 1) // per_task, schedule='dynamic',
+                           num_threads=n_threads):
+            tid = threadid()
+            images = base + 16 * panels_size + tid * per_thread
+            v = images + per_task * padded_size
+            m = v + c * ldv
+            rows = m + prows * ldv
+            first = task * per_task
+            count = min(per_task, n_samples - first)
+            for s in range(count):
+                _copy_padded(&x[first + s, 0, 0, 0], x.shape[2], x.shape[3],
+                             images + s * padded_size, channel_stride, &g, path)
+            for blk in range((count * tiles + width - 1) // width):
+                q0 = blk * width
+                q1 = min(q0 + width, count * tiles)
+                # the block's columns q0 ... q1 - 1, sample by sample
+                for s in range(q0 // tiles, (q1 - 1) // tiles + 1):
+                    lo = max(q0, s * tiles)
+                    hi = min(q1, (s + 1) * tiles)
+                    if floating is float:
+                        skc_wino2_in_s(images + s * padded_size + lo - s * tiles, channel_stride,
+                                      plane, wq, c, hi - lo, v + lo - q0, ldv, width, path)
+                    else:
+                        skc_wino2_in_d(images + s * padded_size + lo - s * tiles, channel_stride,
+                                      plane, wq, c, hi - lo, v + lo - q0, ldv, width, path)
+                for p in range(16):
+                    implicit_gemm(nf, 1, &starts[0], c, packed + p * panels_size, v + p * width,
+                                  &boff[0], m + p * width, ldv, False, 0)
+                for s in range(q0 // tiles, (q1 - 1) // tiles + 1):
+                    lo = max(q0, s * tiles)
+                    hi = min(q1, (s + 1) * tiles)
+                    for f in range(nf):
+                        # even output rows at rows[0:2 tiles], odd ones after
+                        k = (s * nf + f) * 4 * tiles + 2 * (lo - s * tiles)
+                        if floating is float:
+                            skc_wino2_out_s(m + f * ldv + lo - q0, width, hi - lo, rows + k,
+                                           rows + k + 2 * tiles, path)
+                        else:
+                            skc_wino2_out_d(m + f * ldv + lo - q0, width, hi - lo, rows + k,
+                                           rows + k + 2 * tiles, path)
+            for s in range(count):
+                n = first + s
+                for f in range(nf):
+                    # output row 2 ti at 2 ti wq of the even rows, 2 ti + 1 of the odd
+                    k = (s * nf + f) * 4 * tiles
+                    if pool2:
+                        for i in range(pooled_h):
+                            max_pool_2x2_row(rows + k + 2 * i * wq, rows + k + 2 * tiles + 2 * i * wq,
+                                             pooled_w, 2 * i * ow, ow,
+                                             &bias[f] if has_bias else NULL, relu,
+                                             &y[n, f, i * pooled_w],
+                                             &argmax_v[n, f, i * pooled_w] if need_argmax else NULL,
+                                             vector)
+                        continue
+                    rows_out(rows + k, 2 * wq, &bias[f] if has_bias else NULL,
+                             &residual_v[n, f, 0] if has_residual else NULL, 2 * ow, relu,
+                             (oh + 1) // 2, ow, &y[n, f, 0], 2 * ow, path)
+                    if oh > 1:
+                        rows_out(rows + k + 2 * tiles, 2 * wq, &bias[f] if has_bias else NULL,
+                                 &residual_v[n, f, ow] if has_residual else NULL, 2 * ow, relu,
+                                 oh // 2, ow, &y[n, f, ow], 2 * ow, path)
+
+
+
+cdef inline void _winograd2d_filter(const floating *wf, Py_ssize_t c, floating *u) noexcept nogil:
+    """U = G g G^T of one filter's c channels g (3x3 each, at wf) into u (c, 16):
+    position (a, b) of channel ci at u[16 ci + 4a + b]. G's rows are g0,
+    (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2: the sums and halves in double,
+    in the order written (setup.py keeps the compiler from contracting them),
+    rounded once to w's type: the same bits on every CPU."""
+    cdef double g[3][3]
+    cdef double t[4][3]
+    cdef Py_ssize_t ci, i, j
+    cdef floating *at
+    for ci in range(c):
+        for i in range(3):
+            for j in range(3):
+                g[i][j] = wf[9 * ci + 3 * i + j]
+        for j in range(3):  # G g: the rows
+            t[0][j] = g[0][j]
+            t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5
+            t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5
+            t[3][j] = g[2][j]
+        at = u + 16 * ci
+        for i in range(4):  # (G g) G^T: the columns
+            at[4 * i] = <floating> t[i][0]
+            at[4 * i + 1] = <floating> ((t[i][0] + t[i][1] + t[i][2]) * 0.5)
+            at[4 * i + 2] = <floating> ((t[i][0] - t[i][1] + t[i][2]) * 0.5)
+            at[4 * i + 3] = <floating> t[i][2]
+
+
+cdef void _winograd2d_panels(const floating[:, ::1] w, floating *u,
+                             floating *panels) noexcept nogil:
+    """U = G g G^T of each 3x3 filter of w (_winograd2d_filter) into u (f, c, 16),
+    then each position's packed for the product into panels (16 blocks of
+    panel_rows(f) * c). On one thread: waking the others for it costs more
+    than it saves (64 -> 64 filters: 62 us on one thread, 160 on two)."""
+    cdef Py_ssize_t nf = w.shape[0], c = w.shape[1] // 9, f, p
+    cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, floating is double) * c
+    for f in range(nf):
+        _winograd2d_filter(&w[f, 0], c, u + 16 * f * c)
+    for p in range(16):
+        pack_panels_of(nf, c, u + p, 16 * c, 16, panels + p * panels_size)
+
+
+def winograd2d_filter_panels(
+    const floating[:, ::1] w,           # IN  (f, c * 9): the 3x3 filters
+    floating[::1] panels,               # OUT 16 * (panel_rows(f) * c + f * c) + 64 elements
+):
+    """The filters' U = G g G^T packed for conv2d_forward_winograd2d's product,
+    as it packs them itself, from panels' first cache line on (the rest of
+    panels is U's scratch): given to it as ``panels``, the same bits without
+    the transform, for filters that did not change since."""
+    cdef Py_ssize_t nf = w.shape[0], c = w.shape[1] // 9
+    cdef Py_ssize_t panels_size = <Py_ssize_t> panel_rows(nf, floating is double) * c
+    if w.shape[1] != 9 * c:
+        raise ValueError(f"w of shape {tuple(w.shape)[:2]} is not of 3x3 filters")
+    if panels.shape[0] < 16 * (panels_size + nf * c) + 64 // sizeof(floating):
+        raise ValueError("panels is too small for these filters")
+    cdef floating *base = &panels[0] + ((-<size_t> &panels[0]) & 63) // sizeof(floating)
+    with nogil:
+        _winograd2d_panels(w, base + 16 * panels_size, base)

@@ -1,0 +1,128 @@
+"""Winograd's F(2x2, 3x3) for images' 3x3 convolutions against the implicit product.
+
+Two tables, each way taking turns with the other in one process (so that a slow
+minute of a shared machine slows both), medians:
+
+- ``layers``: each convolution forward at ``--batch`` images (ResNet-20's
+  stride-1 layers among them), the implicit product's time over Winograd's;
+  a convolution that ``_engine.takes_winograd2d`` refuses is marked ``(not taken)``.
+- ``networks``: the default net (``conv_layers=(32, 64)``, batch 64) and
+  ResNet-20 (batch 128) on 32x32x3 images, training epochs (``partial_fit`` on
+  512 images) and ``predict`` on 1000, each model once as built and once with
+  ``takes_winograd2d`` patched off while it plans its kernel calls (its
+  copies made from one pickle, so both start from the same weights).
+
+The SIMD path is the one skconv chose; force another with ``SKCONV_SIMD``::
+
+    python benchmarks/bench_winograd.py [--threads 1 2] [--parts layers networks]
+    SKCONV_SIMD=avx2 python benchmarks/bench_winograd.py
+"""
+
+import argparse
+import pickle
+import statistics
+import time
+import warnings
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from skconv import ConvNetClassifier, _engine, ops
+from skconv.architectures import resnet
+from machine import cpu_name
+
+LAYERS = [(32, 32), (32, 16), (64, 8), (128, 8), (64, 16), (64, 4)]  # (channels, side)
+
+
+def _turns(calls, rounds):
+    """Median seconds of each call, the calls taking turns ``rounds`` times."""
+    times = [[] for _ in calls]
+    for _ in range(rounds):
+        for t, call in zip(times, calls):
+            start = time.perf_counter()
+            call()
+            t.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def layers(threads, batch, rounds):
+    rng = np.random.default_rng(0)
+    print(f"\nlayers, forward, batch {batch}, {threads} thread(s): implicit / Winograd")
+    print(f"{'convolution':28s} {'implicit ms':>12s} {'Winograd ms':>12s} {'ratio':>7s}")
+    for c, side in LAYERS:
+        x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
+        w = (rng.standard_normal((c, c * 9)) / np.sqrt(9 * c)).astype(np.float32)
+        b = np.zeros(c, np.float32)
+        g = _engine.geometry(x.shape, (3, 3), 1, 1, 1)
+        name = f"{c}->{c} on {side}x{side}"
+        with threadpool_limits(threads):
+            direct = _engine.conv2d_plan(g, c, x.dtype, batch, winograd=False)
+            if not _engine.takes_winograd2d(g, c):
+                t, = _turns([lambda: _engine.conv2d(x, w, b, g, plan=direct)], rounds)
+                print(f"{name:28s} {t * 1e3:12.2f} {'(not taken)':>12s}")
+                continue
+            plan = _engine.conv2d_plan(g, c, x.dtype, batch)
+            t_direct, t_winograd = _turns([lambda: _engine.conv2d(x, w, b, g, plan=direct),
+                                           lambda: _engine.conv2d(x, w, b, g, plan=plan)], rounds)
+        print(f"{name:28s} {t_direct * 1e3:12.2f} {t_winograd * 1e3:12.2f} "
+              f"{t_direct / t_winograd:7.2f}")
+
+
+def _pair(estimator, X, y):
+    """The estimator after one partial_fit, twice from one pickle: planned with
+    Winograd's product, and without it."""
+    estimator.partial_fit(X[:128], y[:128], classes=np.arange(10))
+    blob = pickle.dumps(estimator)
+    taken = _engine.takes_winograd2d
+    pair = []
+    for on in (True, False):
+        _engine.takes_winograd2d = taken if on else (lambda g, f: False)
+        try:
+            model = pickle.loads(blob)
+            model.partial_fit(X[:128], y[:128])  # plans the training batches
+            model.predict(X)  # and the inference passes
+        finally:
+            _engine.takes_winograd2d = taken
+        pair.append(model)
+    return pair
+
+
+def networks(threads, rounds):
+    rng = np.random.default_rng(0)
+    X = rng.random((1000, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, 1000)
+    models = {"default net": ConvNetClassifier(conv_layers=(32, 64), hidden_layer_sizes=(128,),
+                                               batch_size=64, random_state=0),
+              "ResNet-20": ConvNetClassifier(**resnet(20), batch_size=128, random_state=0)}
+    print(f"\nnetworks, {threads} thread(s): images/s with Winograd's product and without")
+    print(f"{'':28s} {'with':>9s} {'without':>9s} {'ratio':>7s}")
+    for name, estimator in models.items():
+        with threadpool_limits(threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            on, off = _pair(estimator, X, y)
+            fit = _turns([lambda: on.partial_fit(X[:512], y[:512]),
+                          lambda: off.partial_fit(X[:512], y[:512])], rounds)
+            predict = _turns([lambda: on.predict(X), lambda: off.predict(X)], rounds)
+        for what, (t_on, t_off), n in (("training", fit, 512), ("predict", predict, 1000)):
+            print(f"{name + ' ' + what:28s} {n / t_on:9.0f} {n / t_off:9.0f} "
+                  f"{t_off / t_on:7.3f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--parts", nargs="+", choices=["layers", "networks"],
+                        default=["layers", "networks"])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(f"CPU: {cpu_name()}; SIMD path: {ops.simd_path()}")
+    for threads in args.threads:
+        if "layers" in args.parts:
+            layers(threads, args.batch, args.rounds)
+        if "networks" in args.parts:
+            networks(threads, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

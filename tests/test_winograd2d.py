@@ -1,0 +1,240 @@
+"""Winograd's F(2x2, 3x3) for images' 3x3 convolutions (_engine.takes_winograd2d,
+_conv.conv2d_forward_winograd2d): which convolutions take it, its values
+against torch and the implicit product, and the same bits on every SIMD path,
+thread count, batch and row."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from skconv import ConvNetClassifier, ops
+from skconv import _engine
+from skconv._kernels import _conv, _gemm
+from skconv.architectures import resnet
+
+AVAILABLE_PATHS = [p for p in ops.SIMD_PATHS if _gemm.cpu_supports(p)]
+
+# (channels, filters, height, width, padding): whole tiles and one more row
+# or column, maps whose rows of tiles are past a vector and within one, every
+# padding a 3x3 kernel takes
+SHAPES = [(32, 32, 8, 8, 1), (32, 48, 11, 10, 0), (40, 32, 13, 17, 2), (64, 64, 9, 8, 1),
+          (33, 35, 16, 16, 1), (32, 33, 10, 31, 1)]
+
+
+def _case(rng, dtype, c, f, h, w, p, n=5):
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = (rng.standard_normal((f, c * 9)) / np.sqrt(c * 9)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    g = _engine.geometry(x.shape, (3, 3), 1, p, 1)
+    assert _engine.takes_winograd2d(g, f)
+    return x, wt, b, g
+
+
+def _direct(x, wt, b, g, **kwargs):
+    plan = _engine.conv2d_plan(g, wt.shape[0], x.dtype, x.shape[0], winograd=False)
+    assert isinstance(plan.implicit, _engine.ImplicitLayout)
+    return _engine.conv2d(x, wt, b, g, plan=plan, **kwargs)
+
+
+def test_3x3_stride_1_convolutions_of_32_channels_and_maps_of_8_take_it():
+    g = _engine.geometry((2, 32, 16, 16), (3, 3), 1, 1, 1)
+    assert _engine.takes_winograd2d(g, 32)
+    assert not _engine.takes_winograd2d(g, 16)  # few filters
+    assert not _engine.takes_winograd2d(dict(g, c=16), 32)  # few channels
+    for other in [dict(kh=5, kw=5), dict(sh=2, sw=2), dict(dh=2, dw=2), dict(ph=3, pw=3),
+                  dict(oh=7)]:
+        assert not _engine.takes_winograd2d(dict(g, **other), 32), other
+    # a series' 3-tap convolution is the series' Winograd's, not this one
+    assert not _engine.takes_winograd2d(_engine.geometry((2, 64, 1, 64), (1, 3), 1, (0, 1), 1),
+                                        64)
+    # ResNet-20's stride-1 convolutions of its second and third stages take it
+    # (32 and 64 channels on 16 x 16 and 8 x 8), its first stage's do not
+    taken = [(c, side) for c, side in ((16, 32), (32, 16), (64, 8))
+             if _engine.takes_winograd2d(_engine.geometry((1, c, side, side), (3, 3), 1, 1, 1), c)]
+    assert taken == [(32, 16), (64, 8)]
+
+
+def test_the_input_gradient_keeps_the_implicit_product(monkeypatch):
+    # a stride-1 input gradient is a convolution of dy by the turned kernel,
+    # whose geometry would take Winograd's; it keeps the implicit one, bit for
+    # bit the gradient of before
+    rng = np.random.default_rng(0)
+    x, wt, b, g = _case(rng, np.float32, 32, 32, 8, 8, 1)
+    dy = rng.standard_normal((5, 32, 8, 8)).astype(np.float32)
+    called = []
+    winograd = _conv.conv2d_forward_winograd2d
+    monkeypatch.setattr(_conv, "conv2d_forward_winograd2d",
+                        lambda *a, **k: called.append(1) or winograd(*a, **k))
+    dx = _engine.transposed_convolution(dy, wt, g)
+    assert not called
+    monkeypatch.setattr(_engine, "WINOGRAD2D_MIN_CHANNELS", 10**9)
+    assert_array_equal(_engine.transposed_convolution(dy, wt, g), dx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_values_are_torchs_convolution_to_rounding(dtype, shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(sum(shape))
+    x, wt, b, g = _case(rng, dtype, *shape)
+    c, f, p = shape[0], shape[1], shape[4]
+    y = _engine.conv2d(x, wt, b, g)
+    expected = torch.nn.functional.conv2d(
+        torch.from_numpy(x).double(), torch.from_numpy(wt.reshape(f, c, 3, 3)).double(),
+        torch.from_numpy(b).double(), padding=p).numpy()
+    # float32's products of sums: a few units of the direct product's error
+    tol = 2e-5 if dtype == np.float32 else 1e-13
+    assert y.dtype == dtype and y.shape == expected.shape
+    assert_allclose(y, expected, rtol=0, atol=tol * np.abs(expected).max())
+    # and the direct product of the same inputs agrees as closely
+    assert_allclose(y, _direct(x, wt, b, g), rtol=0, atol=tol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_residual_relu_and_pooling_are_applied_as_the_direct_products(dtype):
+    rng = np.random.default_rng(1)
+    for shape in SHAPES:
+        x, wt, b, g = _case(rng, dtype, *shape)
+        y = _engine.conv2d(x, wt, b, g)
+        res = rng.standard_normal(y.shape).astype(dtype)
+        # the residual and the ReLU after the same sums: the bits of separate steps
+        fused = _engine.conv2d(x, wt, b, g, relu=True, residual=res)
+        assert_array_equal(fused, np.maximum(y + res, 0))
+        assert_array_equal(_engine.conv2d(x, wt, None, g) + b[:, None, None], y)
+        # the 2x2 max pooling: max_pool2d's values and indices of the output
+        for relu in (False, True):
+            argmax = np.empty((x.shape[0], shape[1], g["oh"] // 2, g["ow"] // 2), np.intp)
+            pooled = _engine.conv2d(x, wt, b, g, pool2=(relu, argmax))
+            expected, expected_argmax = _engine.max_pool2d(
+                np.ascontiguousarray(y), _engine.pool_geometry(y.shape, 2, 2, 0), True, relu=relu)
+            assert_array_equal(pooled, expected)
+            assert_array_equal(argmax, expected_argmax.reshape(argmax.shape))
+            assert_array_equal(_engine.conv2d(x, wt, b, g, pool2=(relu, None)), pooled)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_same_bits_on_every_path_thread_count_batch_and_row(simd_path, dtype):
+    # the transforms are additions in a fixed order and the products skconv's
+    # (one FMA chain over the channels each), each image's tiles its own
+    rng = np.random.default_rng(2)
+    cases = [_case(rng, dtype, *shape, n=11) for shape in SHAPES[:4]]
+    expected = None
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for threads in (1, 2, 3):
+            with threadpool_limits(threads):
+                got = []
+                for x, wt, b, g in cases:
+                    argmax = np.empty((x.shape[0], wt.shape[0], g["oh"] // 2, g["ow"] // 2),
+                                      np.intp)
+                    got += [_engine.conv2d(x, wt, b, g, relu=True),
+                            _engine.conv2d(x, wt, b, g, pool2=(True, argmax)), argmax]
+                    if threads == 1:
+                        rows = np.concatenate([_engine.conv2d(x[i:i + 1], wt, b, g, relu=True)
+                                               for i in range(len(x))])
+                        assert_array_equal(rows, got[-3], err_msg=path)
+                        backwards = _engine.conv2d(np.ascontiguousarray(x[::-1]), wt, b, g,
+                                                   relu=True)
+                        assert_array_equal(backwards[::-1], got[-3], err_msg=path)
+            if expected is None:
+                expected = got
+            for a, e in zip(got, expected):
+                assert_array_equal(a, e, err_msg=f"{path}, {threads} thread(s)")
+
+
+@pytest.mark.parametrize("path", AVAILABLE_PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filters_kept_for_the_next_call_give_the_same_bits_and_follow_a_change(
+        simd_path, path, dtype):
+    # inference keeps the transformed filters (_engine.WinogradFilters) while w
+    # stays the same bit for bit
+    simd_path(path)
+    rng = np.random.default_rng(3)
+    x, wt, b, g = _case(rng, dtype, 32, 40, 10, 9, 1)
+    kept = _engine.WinogradFilters()
+    for change in (None, lambda v: v.__setitem__((5, 7), -0.0), lambda v: v.__imul__(1.5)):
+        if change is not None:
+            change(wt)
+        expected = _engine.conv2d(x, wt, b, g, relu=True)
+        for _ in range(2):
+            assert_array_equal(_engine.conv2d(x, wt, b, g, relu=True, filters=kept), expected)
+        assert_array_equal(kept._kept[1].view(dtype), wt)
+
+
+def test_the_filter_transform_is_exact_in_float64_then_rounded_once():
+    # U = G g G^T of integers (halves of them): exact, whatever the order
+    rng = np.random.default_rng(4)
+    f, c = 3, 2
+    wt = rng.integers(-8, 9, (f, c * 9)).astype(np.float64)
+    panels = np.empty(16 * (_gemm.output_rows(f, "d") + f) * c + 64)
+    _conv.winograd2d_filter_panels(wt, panels)
+    g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    u = np.einsum("ai,fcij,bj->abfc", g_matrix, wt.reshape(f, c, 3, 3), g_matrix)
+    # the transform of each position lies, packed, in panels' first 16 blocks:
+    # their values are u's (the packing only orders them)
+    start = (-panels.ctypes.data % 64) // 8
+    size = _gemm.output_rows(f, "d") * c
+    for a in range(4):
+        for bb in range(4):
+            block = panels[start + (4 * a + bb) * size:][:size]
+            assert sorted(block[block != 0]) == sorted(u[a, bb][u[a, bb] != 0])
+
+
+def test_the_kernel_refuses_scratch_and_filters_too_small():
+    rng = np.random.default_rng(5)
+    x, wt, b, g = _case(rng, np.float32, 32, 32, 8, 8, 1)
+    plan = _engine.conv2d_plan(g, 32, x.dtype, x.shape[0])
+    layout = plan.implicit
+    y = np.empty(plan.y_shape, np.float32)
+    with pytest.raises(ValueError, match="work is too small"):
+        _conv.conv2d_forward_winograd2d(x, wt, y, layout, np.empty(plan.work_shape[0] // 2,
+                                                                   np.float32),
+                                        layout.copy_geometry, plan.n_threads)
+    with pytest.raises(ValueError, match="panels is too small"):
+        _conv.conv2d_forward_winograd2d(x, wt, y, layout, np.empty(plan.work_shape, np.float32),
+                                        layout.copy_geometry, plan.n_threads,
+                                        panels=np.empty(100, np.float32))
+    with pytest.raises(ValueError, match="is not"):
+        _conv.conv2d_forward_winograd2d(x, wt[:, :-9], y, layout,
+                                        np.empty(plan.work_shape, np.float32),
+                                        layout.copy_geometry, plan.n_threads)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(6)
+    X = rng.random((96, 16, 16, 3), dtype=np.float32)
+    y = (X[:, :8].mean(axis=(1, 2, 3)) > X[:, 8:].mean(axis=(1, 2, 3))).astype(int)
+    return X, y
+
+
+def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywhere(
+        simd_path, images, monkeypatch):
+    # ResNet-8 on 16 x 16 images: its second stage's stride-1 convolution (32
+    # channels on 8 x 8) takes Winograd's product
+    X, y = images
+    called = []
+    winograd = _conv.conv2d_forward_winograd2d
+    monkeypatch.setattr(_conv, "conv2d_forward_winograd2d",
+                        lambda *a, **k: called.append(1) or winograd(*a, **k))
+    params = dict(resnet(8), max_iter=2, batch_size=32, random_state=0)
+    fits = []
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for threads in (1, 2):
+            est = ConvNetClassifier(**params)
+            with threadpool_limits(threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(X, y)
+            proba = est.predict_proba(X)
+            rows = np.concatenate([est.predict_proba(X[i:i + 1]) for i in range(0, 96, 7)])
+            assert_array_equal(rows, proba[::7])
+            fits.append((f"{path}, {threads} thread(s)", est._network.params.copy(), proba))
+    assert called
+    for name, params_, proba in fits[1:]:
+        assert_array_equal(params_, fits[0][1], err_msg=f"{name} vs {fits[0][0]}")
+        assert_array_equal(proba, fits[0][2], err_msg=f"{name} vs {fits[0][0]}")
