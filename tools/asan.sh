@@ -45,6 +45,6 @@ echo "canary: ASan reports a deliberate out-of-bounds write"
 # augmented images: the planned training steps (skconv/_plan.py) call the
 # kernels with buffers sized apart from the ops'
 LD_PRELOAD="$libasan" python -m pytest -q -p no:cacheprovider tests/test_ops.py \
-    tests/test_ops_grouped.py tests/test_ops_1d.py tests/test_determinism.py \
+    tests/test_ops_grouped.py tests/test_ops_1d.py tests/test_winograd2d.py tests/test_determinism.py \
     tests/test_fuzz_estimator.py tests/test_training.py tests/test_series.py tests/test_augment.py "$@"
 echo "AddressSanitizer: no errors in the kernel and estimator tests"
