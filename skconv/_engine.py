@@ -546,12 +546,13 @@ def conv2d(x, w, b, g, cols=None, out=None, plan=None, pool2=None, relu=False, r
                 out_shape = y_shape[:2] + (g["oh"] // 2, g["ow"] // 2)
                 y_shape = y_shape[:2] + (out_shape[2] * out_shape[3],)
             y = np.empty(y_shape, dtype=x.dtype) if out is None else out.reshape(y_shape)
+            panels = None if filters is None else filters.panels(w, implicit, n_threads)
+            work = np.empty(work_shape if panels is None else implicit.kept_work, dtype=x.dtype)
             _conv.conv2d_forward_winograd2d(
-                x, w, y, implicit, np.empty(work_shape, dtype=x.dtype), implicit.copy_geometry,
-                n_threads, b=b, relu=relu,
+                x, w, y, implicit, work, implicit.copy_geometry, n_threads, b=b, relu=relu,
                 residual=None if residual is None else residual.reshape(y_shape),
                 pool2=pool2 is not None, argmax=None if argmax is None else argmax.reshape(y_shape),
-                panels=None if filters is None else filters.panels(w, implicit, n_threads))
+                panels=panels)
             return y.reshape(out_shape)
         plan = conv2d_plan(g, w.shape[0], x.dtype, x.shape[0], winograd=False)
         n_threads, implicit, work_shape, y_shape, out_shape = plan
@@ -670,6 +671,8 @@ def conv2d_plan(g, f, dtype, n, winograd=True):
         # (the threads' buffers hold U before the tasks), and a cache line's
         # slack, to align the buffers
         work_shape = (16 * rows * g["c"] + max(n_threads * per_thread, 16 * f * g["c"]) + 16,)
+        # with the filters' panels kept (WinogradFilters), the threads' buffers only
+        layout = layout._replace(kept_work=n_threads * per_thread + 16)
         return ConvPlan(n_threads, layout, work_shape, *shapes)
     if winograd and takes_winograd(g, f):
         layout = winograd_layout(g, dtype)
@@ -930,7 +933,7 @@ def winograd_layout(g, dtype):
 #: writes (see :func:`winograd2d_layout`).
 Winograd2dLayout = namedtuple(
     "Winograd2dLayout", "copy_geometry channel_stride plane plane_width padded_size oh ow tiles "
-    "samples starts channel_offsets")
+    "samples starts channel_offsets kept_work", defaults=(None,))
 
 #: The fewest channels, and filters, for which an image's 3x3 convolution
 #: takes Winograd's F(2x2, 3x3): its product over the channels is 16 short

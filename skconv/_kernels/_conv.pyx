@@ -1182,8 +1182,10 @@ def conv2d_forward_winograd2d(
             raise ValueError("panels is too small for these filters")
     if boff.shape[0] != c or boff[c - 1] != (c - 1) * ldv:
         raise ValueError("layout does not match this SIMD path's tiles")
-    # (the threads' buffers hold U before the tasks)
-    if work.shape[0] < (16 * panels_size + max(n_threads * per_thread, 16 * nf * c)
+    # the filters' panels, unless given, and the threads' buffers (which hold
+    # U before the tasks)
+    cdef Py_ssize_t own_panels = 0 if has_panels else 16 * panels_size
+    if work.shape[0] < (own_panels + max(n_threads * per_thread, 0 if has_panels else 16 * nf * c)
                         + 64 // sizeof(floating)):
         raise ValueError("work is too small for this layout")
     cdef Py_ssize_t task, n, s, k, tid, p, f, blk, q0, q1, lo, hi, first, count
@@ -1202,12 +1204,12 @@ def conv2d_forward_winograd2d(
             _winograd2d_panels(w, base + 16 * panels_size, base)
         for tid in range(n_threads):
             # the borders stay zero: only the middle of an image is written
-            memset(base + 16 * panels_size + tid * per_thread, 0,
+            memset(base + own_panels + tid * per_thread, 0,
                    per_task * padded_size * sizeof(floating))
         for task in prange((n_samples + per_task - 1) // per_task, schedule='dynamic',
                            num_threads=n_threads):
             tid = threadid()
-            images = base + 16 * panels_size + tid * per_thread
+            images = base + own_panels + tid * per_thread
             v = images + per_task * padded_size
             m = v + c * ldv
             rows = m + prows * ldv
