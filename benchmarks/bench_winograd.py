@@ -20,8 +20,6 @@ The SIMD path is the one skconv chose; force another with ``SKCONV_SIMD``::
 
 import argparse
 import pickle
-import statistics
-import time
 import warnings
 
 import numpy as np
@@ -29,20 +27,10 @@ from threadpoolctl import threadpool_limits
 
 from skconv import ConvNetClassifier, _engine, ops
 from skconv.architectures import resnet
+from bench_train import interleaved_medians
 from machine import cpu_name
 
 LAYERS = [(32, 32), (32, 16), (64, 8), (128, 8), (64, 16), (64, 4)]  # (channels, side)
-
-
-def _turns(calls, rounds):
-    """Median seconds of each call, the calls taking turns ``rounds`` times."""
-    times = [[] for _ in calls]
-    for _ in range(rounds):
-        for t, call in zip(times, calls):
-            start = time.perf_counter()
-            call()
-            t.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 def layers(threads, batch, rounds):
@@ -58,11 +46,11 @@ def layers(threads, batch, rounds):
         with threadpool_limits(threads):
             direct = _engine.conv2d_plan(g, c, x.dtype, batch, winograd=False)
             if not _engine.takes_winograd2d(g, c):
-                t, = _turns([lambda: _engine.conv2d(x, w, b, g, plan=direct)], rounds)
+                t, = interleaved_medians([lambda: _engine.conv2d(x, w, b, g, plan=direct)], rounds)
                 print(f"{name:28s} {t * 1e3:12.2f} {'(not taken)':>12s}")
                 continue
             plan = _engine.conv2d_plan(g, c, x.dtype, batch)
-            t_direct, t_winograd = _turns([lambda: _engine.conv2d(x, w, b, g, plan=direct),
+            t_direct, t_winograd = interleaved_medians([lambda: _engine.conv2d(x, w, b, g, plan=direct),
                                            lambda: _engine.conv2d(x, w, b, g, plan=plan)], rounds)
         print(f"{name:28s} {t_direct * 1e3:12.2f} {t_winograd * 1e3:12.2f} "
               f"{t_direct / t_winograd:7.2f}")
@@ -100,9 +88,9 @@ def networks(threads, rounds):
         with threadpool_limits(threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             on, off = _pair(estimator, X, y)
-            fit = _turns([lambda: on.partial_fit(X[:512], y[:512]),
+            fit = interleaved_medians([lambda: on.partial_fit(X[:512], y[:512]),
                           lambda: off.partial_fit(X[:512], y[:512])], rounds)
-            predict = _turns([lambda: on.predict(X), lambda: off.predict(X)], rounds)
+            predict = interleaved_medians([lambda: on.predict(X), lambda: off.predict(X)], rounds)
         for what, (t_on, t_off), n in (("training", fit, 512), ("predict", predict, 1000)):
             print(f"{name + ' ' + what:28s} {n / t_on:9.0f} {n / t_off:9.0f} "
                   f"{t_off / t_on:7.3f}")

@@ -887,6 +887,20 @@ def winograd_matrices(m, r):
     return at, g, bt
 
 
+def _task_samples(columns, tiles, width, max_samples, max_columns):
+    """The samples of a Winograd task whose samples each put ``columns`` columns
+    (``tiles`` of them its own) in the product's tiles of ``width``: of at most
+    ``max_samples`` samples and ``max_columns`` columns (or one sample), the
+    fewest within 2% of the least waste, so that the task's columns fill the
+    product's tiles best. Any split gives the same bits."""
+    def waste(samples):  # the product's columns per tile of the task's
+        return -(-samples * columns // width) * width / (samples * tiles)
+
+    fits = [s for s in range(1, max_samples + 1) if s == 1 or s * columns <= max_columns]
+    best = min(waste(s) for s in fits)
+    return min(s for s in fits if waste(s) <= best * 1.02)
+
+
 @index_cache
 def _winograd_layout(c, w, pw, ow, r, width):
     m = WINOGRAD_TILES[r]
@@ -894,16 +908,7 @@ def _winograd_layout(c, w, pw, ow, r, width):
     g = winograd_matrices(m, r)[1]
     tiles = -(-ow // m)
     j_len = tiles + -(-alpha // m)  # a tile reads alpha inputs from m * t on
-
-    def waste(samples):  # the product's columns per tile of the task's
-        return -(-samples * j_len // width) * width / (samples * tiles)
-
-    # the task's tiles fill the product's tiles best, the fewest series of
-    # those within 2% of the best
-    fits = [s for s in range(1, WINOGRAD_MAX_SAMPLES + 1)
-            if s == 1 or s * j_len <= WINOGRAD_TASK_TILES]
-    best = min(waste(s) for s in fits)
-    samples = min(s for s in fits if waste(s) <= best * 1.02)
+    samples = _task_samples(j_len, tiles, width, WINOGRAD_MAX_SAMPLES, WINOGRAD_TASK_TILES)
     ldv = -(-tiles // 16) * 16  # the weight gradient's rows of a series' tiles
     starts = np.zeros(1, dtype=np.intp)
     offsets = np.arange(c, dtype=np.intp) * (width + 16)  # see _conv's ldr
@@ -972,23 +977,14 @@ def takes_winograd2d(g, f):
             and min(g["oh"], g["ow"]) >= WINOGRAD2D_MIN_SIDE)
 
 
-@functools.lru_cache(maxsize=256)
+@index_cache
 def _winograd2d_layout(c, h, w, ph, pw, oh, ow, width):
     # the copy splits rows and columns by parity: planes of hq x wq, one more
     # row and column than the tiles (a tile reads two of each)
     copy = dict(c=c, h=h, w=w, kh=3, kw=3, sh=2, sw=2, ph=ph, pw=pw, dh=1, dw=1, oh=oh, ow=ow)
     hq, wq = -(-(h + 2 * ph) // 2), -(-(w + 2 * pw) // 2)
     tiles = (hq - 1) * wq  # rows of tiles wq long: the last of each past the output
-
-    def waste(samples):  # the product's columns per tile of the task's
-        return -(-samples * tiles // width) * width / (samples * tiles)
-
-    # the task's tiles fill the product's tiles best, the fewest images of
-    # those within 2% of the best
-    fits = [s for s in range(1, WINOGRAD2D_MAX_SAMPLES + 1)
-            if s == 1 or s * tiles <= WINOGRAD2D_TASK_TILES]
-    best = min(waste(s) for s in fits)
-    samples = min(s for s in fits if waste(s) <= best * 1.02)
+    samples = _task_samples(tiles, tiles, width, WINOGRAD2D_MAX_SAMPLES, WINOGRAD2D_TASK_TILES)
     starts = np.zeros(1, dtype=np.intp)
     offsets = np.arange(c, dtype=np.intp) * (16 * width + 16)  # see _conv's ldv
     starts.flags.writeable = offsets.flags.writeable = False
