@@ -25,6 +25,12 @@ GRAPHS = {
     "identity shortcut, 16x16": dict(conv_layers=({"filters": 8, "pool": None},
                                                   {"residual": [8, 8]}),
                                      batch_norm=True, input_shape=(16, 16, 2)),
+    # 32 filters on 8 x 8 maps: the residual body's convolutions, and the
+    # pooled one after a pooled block, run forward by Winograd's F(2x2, 3x3)
+    "identity shortcut, Winograd's": dict(conv_layers=({"filters": 32, "pool": None},
+                                                       {"residual": [32, 32]}),
+                                          batch_norm=True, input_shape=(8, 8, 2)),
+    "pooled convolutions, Winograd's": dict(conv_layers=(32, 32), input_shape=(16, 16, 2)),
     "projection shortcut, stride 2": dict(
         conv_layers=({"residual": [{"filters": 6, "stride": 2}, 6]},), batch_norm=True),
     "projection without batch norm": dict(conv_layers=({"residual": [3, (5, 1)]},)),

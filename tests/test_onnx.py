@@ -182,6 +182,20 @@ def test_same_padding_with_stride_dilation_and_clipped_pools_matches(dtype):
                                              if dtype == "float64" else {}))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_winograds_convolutions_match_onnxruntimes_direct_ones(dtype):
+    # 32 filters on 8 x 8 maps, pooled and in a residual body with batch norm:
+    # skconv runs them forward by Winograd's F(2x2, 3x3), onnxruntime by its Conv
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 16, 16, 3))
+    y = np.arange(40) % 3
+    clf = fit(X, y, conv_layers=(32, {"residual": [32, 32]}, {"filters": 32, "pool": "avg"}),
+              batch_norm=True, hidden_layer_sizes=(8,), dtype=dtype, max_iter=3)
+    labels, proba = run_onnx(clf, X)
+    assert_matches(clf, X, labels, proba, **({"rtol": 1e-10, "atol": 1e-12}
+                                             if dtype == "float64" else {}))
+
+
 @pytest.mark.parametrize("target_opset", [13, 17, 18])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_oldest_and_newer_opsets_convert_and_match(dtype, target_opset):
