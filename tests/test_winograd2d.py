@@ -202,6 +202,30 @@ def test_the_kernel_refuses_scratch_and_filters_too_small():
         _conv.conv2d_forward_winograd2d(x, wt[:, :-9], y, layout,
                                         np.empty(plan.work_shape, np.float32),
                                         layout.copy_geometry, plan.n_threads)
+    # images larger than the layout's, or an output, residual or argmax of
+    # another size, would be written past their buffers
+    work = np.empty(plan.work_shape, np.float32)
+    bigger = np.zeros((5, 32, 9, 8), np.float32)
+    with pytest.raises(ValueError, match="does not fit the copy"):
+        _conv.conv2d_forward_winograd2d(bigger, wt, y, layout, work, layout.copy_geometry,
+                                        plan.n_threads)
+    with pytest.raises(ValueError, match="does not fit the layout's output"):
+        _conv.conv2d_forward_winograd2d(x, wt, y[:, :, :-1].copy(), layout, work,
+                                        layout.copy_geometry, plan.n_threads)
+    with pytest.raises(ValueError, match="does not fit the layout's output"):
+        _conv.conv2d_forward_winograd2d(x, wt, y, layout, work, layout.copy_geometry,
+                                        plan.n_threads, pool2=True)
+    with pytest.raises(ValueError, match="residual is not"):
+        _conv.conv2d_forward_winograd2d(x, wt, y, layout, work, layout.copy_geometry,
+                                        plan.n_threads, residual=y[:4].copy())
+    with pytest.raises(ValueError, match="one for each of 32 filters"):
+        _conv.conv2d_forward_winograd2d(x, wt, y, layout, work, layout.copy_geometry,
+                                        plan.n_threads, b=b[:31].copy())
+    pooled = np.empty((5, 32, 16), np.float32)
+    with pytest.raises(ValueError, match="argmax is not"):
+        _conv.conv2d_forward_winograd2d(x, wt, pooled, layout, work, layout.copy_geometry,
+                                        plan.n_threads, pool2=True,
+                                        argmax=np.empty((5, 32, 15), np.intp))
 
 
 @pytest.fixture(scope="module")

@@ -1105,7 +1105,8 @@ def conv2d_forward_winograd2d(
     const floating[:, ::1] w,           # IN  (f, c * 9): the 3x3 filters
     floating[:, :, ::1] y,              # OUT (n, f, oh * ow), or (n, f, (oh // 2) * (ow // 2)) if pool2
     layout,                             # IN  _engine.Winograd2dLayout
-    floating[::1] work,                 # scratch: u's panels, then per thread its buffers
+    floating[::1] work,                 # scratch: the filters' panels (unless given), then
+                                        # each thread's buffers
     Geometry g,                         # of the copy: x's with strides of 2 (see below)
     int n_threads,
     *,
@@ -1164,14 +1165,26 @@ def conv2d_forward_winograd2d(
     cdef Py_ssize_t[:, :, ::1] argmax_v
     if pool2 and has_residual:
         raise ValueError("a pooled convolution takes no residual")
+    # the copy writes x into images of g's size, and the outputs go to y by
+    # the layout's size: shapes past them would write past the buffers
+    if c != g.c or x.shape[2] > g.h or x.shape[3] > g.w:
+        raise ValueError(f"x of shape {tuple(x.shape)[:4]} does not fit the copy's geometry")
+    if y.shape[0] != n_samples or y.shape[2] != (pooled_h * pooled_w if pool2 else oh * ow):
+        raise ValueError(f"y of shape {tuple(y.shape)[:3]} does not fit the layout's output")
     if need_argmax:
         if not pool2:
             raise ValueError("argmax is the pooling's")
         argmax_v = argmax
+        if tuple(argmax_v.shape)[:3] != tuple(y.shape)[:3]:
+            raise ValueError("argmax is not of y's shape")
     if has_bias:
         bias = b
+        if bias.shape[0] != nf:
+            raise ValueError(f"b of {bias.shape[0]} values is not one for each of {nf} filters")
     if has_residual:
         residual_v = residual
+        if tuple(residual_v.shape)[:3] != tuple(y.shape)[:3]:
+            raise ValueError("residual is not of y's shape")
     if w.shape[0] != nf or w.shape[1] != 9 * c:
         raise ValueError(f"w of shape {tuple(w.shape)[:2]} is not ({nf}, {9 * c})")
     cdef const floating[::1] kept
