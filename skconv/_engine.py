@@ -995,6 +995,28 @@ def _winograd2d_layout(c, h, w, ph, pw, oh, ow, width):
                             samples, starts, offsets)
 
 
+#: The fewest channels, and filters, for which an image's convolution that
+#: :func:`takes_winograd2d` computes its gradients by it too
+#: (:func:`takes_winograd2d_gradient`). The weights' gradient's 16 products
+#: over the tiles are short, and its transforms and copies cost about what
+#: the direct product of a few dozen channels does; the input gradient is then
+#: a product of its own, not fused with the weights'. Both gradients against
+#: the fused direct product, batch 128, one and two threads (AMD EPYC Zen 4,
+#: 2026-12-06, benchmarks/bench_winograd.py --parts gradients): 64 channels
+#: on 16 x 16 1.40 and 1.25 times as fast with AVX-512, 1.51 and 1.22 with
+#: AVX2; 128 on 8 x 8 1.33 and 1.22, 1.27 and 1.26; 64 on 8 x 8 1.14 and
+#: 1.00, 1.16 and 1.05; but 32 on 16 x 16 0.99 and 0.94, 1.00 and 0.96.
+WINOGRAD2D_GRADIENT_MIN_CHANNELS = 64
+
+
+def takes_winograd2d_gradient(g, f):
+    """Whether a convolution's weight and input gradients run by Winograd's
+    F(2x2, 3x3) (:func:`conv2d_backward`): it :func:`takes_winograd2d`, with
+    at least ``WINOGRAD2D_GRADIENT_MIN_CHANNELS`` channels and filters. A
+    rule of the shapes alone, as the forward's."""
+    return takes_winograd2d(g, f) and min(g["c"], f) >= WINOGRAD2D_GRADIENT_MIN_CHANNELS
+
+
 def winograd2d_layout(g, dtype):
     """The :class:`Winograd2dLayout` of an image's convolution of geometry g (see
     _conv.conv2d_forward_winograd2d): the copy's geometry (rows and columns
@@ -1272,6 +1294,18 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
                                           threads_for(n_chunks, 2 * n * f * ckk * ohw))
         # dx by the forward's Winograd product too: of dy, by the turned kernel
         return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
+    if takes_winograd2d_gradient(g, f):
+        if unpool is not None:
+            pooled = pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
+            dy = max_pool2d_backward(dense(dy), argmax, (n, f, g["oh"], g["ow"]),
+                                     relu_y=relu_y, g=pooled)
+        dy = dense(dy)
+        n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
+        dw, db = winograd2d_weight_gradient(dy, x, g, f, n_chunks,
+                                            threads_for(n_chunks, 2 * n * f * ckk * ohw))
+        dx = (transposed_convolution(dy, w, g, dx, residual, winograd=True) if need_dx
+              else None)
+        return dx, dw, (db if need_db else None)
     transposed_dx = need_dx and transposes_dx(g)
     implicit = transposed_dx or phased_dx or phase_dx or not need_dx
     # dw's rows along the taps or along the filters (bits are the same either way)
@@ -1375,8 +1409,8 @@ def reads_short_input(g, f, dtype, need_dx, cols, unpool):
     ckk = g["c"] * g["kh"] * g["kw"]
     implicit = (dw_is_transposed(f, ckk, dtype, True, tap_run(g))
                 or ckk >= _gemm.tile_shape(np.dtype(dtype).char)[1])
-    return (cols is None and unpool is None and not takes_winograd(g, f) and implicit
-            and (phased_dx or not need_dx))
+    return (cols is None and unpool is None and not takes_winograd(g, f)
+            and not takes_winograd2d_gradient(g, f) and implicit and (phased_dx or not need_dx))
 
 
 def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
@@ -1396,6 +1430,33 @@ def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
                                           work, n_threads)
     dw = np.empty((f, c, layout.g_matrix.shape[1]))
     _conv.winograd_filter_gradient(du_part, layout.g_matrix, dw, n_threads)
+    return dw.reshape(f, -1).astype(x.dtype), db_part.sum(axis=0)
+
+
+#: The images of one product of the image Winograd weight gradient
+#: (_conv.conv2d_weight_gradient_winograd2d): as many as give it about this
+#: many columns (tiles), so that its 16 products are long enough to pay for
+#: their packing, and its V and Z of 64 channels stay within 1 MB.
+WINOGRAD2D_GRADIENT_COLUMNS = 128
+
+
+def winograd2d_weight_gradient(dy, x, g, f, n_chunks, n_threads):
+    """``(dw, db)`` of an image's convolution that :func:`takes_winograd2d`:
+    _conv.conv2d_weight_gradient_winograd2d's dU, its chunks summed in order,
+    then dw = G^T dU G in float64, rounded once
+    (_conv.winograd2d_filter_gradient)."""
+    layout = winograd2d_layout(g, x.dtype)
+    n, c = x.shape[:2]
+    group = max(1, WINOGRAD2D_GRADIENT_COLUMNS // layout.tiles)
+    du_part = np.empty((n_chunks, 16, f, c), dtype=x.dtype)
+    db_part = np.empty((n_chunks, f), dtype=x.dtype)
+    work = np.empty((n_threads, _conv.winograd2d_gradient_work(c, f, layout, group)),
+                    dtype=x.dtype)
+    _conv.conv2d_weight_gradient_winograd2d(dy.reshape(n, f, -1), x, layout,
+                                            layout.copy_geometry, du_part, db_part, work, group,
+                                            n_threads)
+    dw = np.empty((f, c, 9))
+    _conv.winograd2d_filter_gradient(du_part, dw, n_threads)
     return dw.reshape(f, -1).astype(x.dtype), db_part.sum(axis=0)
 
 
@@ -1478,7 +1539,7 @@ def _transposed_geometry(dy_shape, g):
     return geometry(dy_shape, (kh, kw), 1, padding, (g["dh"], g["dw"]))
 
 
-def transposed_convolution(dy, w, g, dx=None, residual=None):
+def transposed_convolution(dy, w, g, dx=None, residual=None, winograd=False):
     """The input gradient of a stride-1 convolution, as a convolution of dy.
 
     dx[c, y, x] sums w[f, c, ki, kj] * dy[f, y + ph - ki * dh, x + pw - kj * dw]:
@@ -1489,14 +1550,16 @@ def transposed_convolution(dy, w, g, dx=None, residual=None):
     one FMA chain over (f, ki, kj), in the same order for every sample, batch,
     thread count and SIMD path. ``residual`` (None, or an array of dx's shape)
     is added as the product writes dx.
+
+    By Winograd's F(2x2, 3x3) only with ``winograd`` (where the weights'
+    gradient takes it too, :func:`takes_winograd2d_gradient`): elsewhere the
+    separate product costs more than the fused one of both gradients
+    (conv2d_backward_implicit) saves with AVX-512 (ResNet-20's 32 -> 32 on
+    16 x 16 at batch 128, two threads: 3.3 against 3.0 ms for both).
     """
     gt = _transposed_geometry(dy.shape, g)
-    # not by Winograd's F(2x2, 3x3): where an input gradient takes it, its
-    # separate product costs more than the fused one of both gradients
-    # (conv2d_backward_implicit) saves with AVX-512 (ResNet-20's 32 -> 32 on
-    # 16 x 16 at batch 128, two threads: 3.3 against 3.0 ms for both)
     plan = (conv2d_plan(gt, g["c"], dy.dtype, dy.shape[0], winograd=False)
-            if takes_winograd2d(gt, g["c"]) else None)
+            if not winograd and takes_winograd2d(gt, g["c"]) else None)
     return conv2d(dy, _turned(w.reshape(w.shape[0], g["c"], g["kh"], g["kw"])), None, gt,
                   out=dx, plan=plan, residual=residual)
 

@@ -707,10 +707,12 @@ def test_a_shortcuts_phase_gradient_is_added_to_its_phase_with_the_arrays_bits(
     ((2, 32, 14, 14), 32, False),  # a product by positions: a convolution of its own
 ])
 def test_input_gradient_computed_along_the_weights_has_the_convolutions_bits(
-        simd_path, path, dtype, shape, filters, along):
+        simd_path, monkeypatch, path, dtype, shape, filters, along):
     # _conv.conv2d_backward_implicit computes a stride-1 dx sample by sample
     # beside dw (_engine.input_gradient_along): the bits of the convolution of
-    # dy, transposed_convolution, and of add(residual, dx) after it
+    # dy, transposed_convolution, and of add(residual, dx) after it (64
+    # channels would take Winograd's gradients: test_winograd2d.py)
+    monkeypatch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_CHANNELS", 10**9)
     simd_path(path)
     rng = np.random.default_rng(6)
     x = rng.standard_normal(shape).astype(dtype)

@@ -1098,6 +1098,12 @@ cdef extern from "winograd2d.h":
                         float *row1, int path) noexcept nogil
     void skc_wino2_out_d(const double *m, Py_ssize_t pos_stride, Py_ssize_t n, double *row0,
                         double *row1, int path) noexcept nogil
+    void skc_wino2_dy_s(const float *dy, Py_ssize_t channel_stride, Py_ssize_t plane,
+                       Py_ssize_t f, Py_ssize_t n, float *z, Py_ssize_t ldz,
+                       Py_ssize_t pos_stride, int path) noexcept nogil
+    void skc_wino2_dy_d(const double *dy, Py_ssize_t channel_stride, Py_ssize_t plane,
+                       Py_ssize_t f, Py_ssize_t n, double *z, Py_ssize_t ldz,
+                       Py_ssize_t pos_stride, int path) noexcept nogil
 
 
 def conv2d_forward_winograd2d(
@@ -1341,3 +1347,167 @@ def winograd2d_filter_panels(
     cdef floating *base = &panels[0] + ((-<size_t> &panels[0]) & 63) // sizeof(floating)
     with nogil:
         _winograd2d_panels(w, base + 16 * panels_size, base)
+
+
+cdef Py_ssize_t _winograd2d_gradient_sizes(Py_ssize_t c, Py_ssize_t nf, Py_ssize_t tiles,
+                                           Py_ssize_t group, Py_ssize_t padded_size,
+                                           Py_ssize_t dy_stride, Py_ssize_t *ldk) noexcept nogil:
+    """A thread's scratch for conv2d_weight_gradient_winograd2d: an image, the
+    output gradient's planes, V and Z of ``group`` images (their rows ldk
+    long) and the product's. Returns its elements."""
+    cdef Py_ssize_t k = group * tiles
+    ldk[0] = (k + 15) // 16 * 16 + 16
+    return (padded_size + nf * dy_stride + 16 * (c + nf) * ldk[0] + 32
+            + gemm_work_size(nf, c, k) + 16)
+
+
+def winograd2d_gradient_work(Py_ssize_t c, Py_ssize_t nf, layout, Py_ssize_t group):
+    """The elements of a thread's scratch for conv2d_weight_gradient_winograd2d."""
+    cdef Py_ssize_t ldk
+    return _winograd2d_gradient_sizes(c, nf, layout.tiles, group, layout.padded_size,
+                                      4 * layout.tiles, &ldk)
+
+
+def conv2d_weight_gradient_winograd2d(
+    const floating[:, :, ::1] dy,       # IN  (n, f, oh * ow)
+    const floating[:, :, :, ::1] x,     # IN  (n, c, h, w), h <= g.h and w <= g.w
+    layout,                             # IN  _engine.Winograd2dLayout
+    Geometry g,                         # IN  layout.copy_geometry
+    floating[:, :, :, ::1] du_part,     # OUT (n_chunks, 16, f, c)
+    floating[:, ::1] db_part,           # OUT (n_chunks, f)
+    floating[:, ::1] work,              # scratch (n_threads, winograd2d_gradient_work(...))
+    Py_ssize_t group,                   # images in one product
+    int n_threads,
+):
+    """The weight gradient of conv2d_forward_winograd2d's convolution in the
+    transform's terms: dU[p] = sum over the images and their tiles of Z[p]
+    (f, tiles) times V[p] (c, tiles) transposed, V the forward's input
+    transform (winograd2d.h's skc_wino2_in) and Z = A dY A^T the output
+    gradient's (skc_wino2_dy); the caller takes dw = G^T dU G
+    (winograd2d_filter_gradient). And db, the sums of dy.
+
+    Each image's dy is split by the parity of rows and columns into planes
+    of the image copy's width, its tile (ti, tj) at ti * wq + tj in each, as
+    its x's tiles are in the copy: the tiles past the output read zeros
+    there, so that their Z, and their terms, are zero. ``group`` images'
+    tiles are one product's columns.
+
+    The batch is cut into ``du_part.shape[0]`` contiguous chunks that depend
+    only on the batch size; each chunk sums its own dU and db in image
+    order (each element one FMA chain over its images' tiles in order,
+    whatever the grouping), and the caller adds the chunk sums in chunk
+    order: the bits depend on neither the threads nor the SIMD path.
+    """
+    cdef Py_ssize_t tiles = layout.tiles, wq = layout.plane_width, plane = layout.plane
+    cdef Py_ssize_t channel_stride = layout.channel_stride, padded_size = layout.padded_size
+    cdef Py_ssize_t oh = layout.oh, ow = layout.ow
+    cdef Py_ssize_t n_samples = x.shape[0], n_chunks = du_part.shape[0]
+    cdef int nf = dy.shape[1], c = x.shape[1]
+    cdef int path = simd_path()
+    cdef Py_ssize_t dy_plane = tiles, dy_stride = 4 * tiles, ldk
+    cdef Py_ssize_t per_thread = _winograd2d_gradient_sizes(c, nf, tiles, group, padded_size,
+                                                            dy_stride, &ldk)
+    cdef Py_ssize_t v_pos = c * ldk + 16, z_pos = nf * ldk + 16
+    # the output gradient's copy: rows and columns split by parity, planes of
+    # the tiles' rows by wq
+    cdef Geometry gd
+    gd.c, gd.h, gd.w = nf, 2 * (tiles // wq), 2 * wq
+    gd.kh, gd.kw, gd.sh, gd.sw, gd.ph, gd.pw, gd.dh, gd.dw = 3, 3, 2, 2, 0, 0, 1, 1
+    gd.oh, gd.ow = oh, ow
+    if c != g.c or x.shape[2] > g.h or x.shape[3] > g.w or n_samples != dy.shape[0]:
+        raise ValueError(f"x of shape {tuple(x.shape)[:4]} does not fit the copy's geometry")
+    if dy.shape[2] != oh * ow or oh > gd.h or ow > gd.w:
+        raise ValueError(f"dy of shape {tuple(dy.shape)[:3]} does not fit the layout's output")
+    if (du_part.shape[1] != 16 or du_part.shape[2] != nf or du_part.shape[3] != c
+            or db_part.shape[0] != n_chunks or db_part.shape[1] != nf or group < 1
+            or n_chunks > n_samples):
+        raise ValueError("du_part, db_part or group does not match")
+    _check_scratch(work, n_threads, per_thread)
+    cdef Py_ssize_t ci, n, s, start, stop, tid, p, k, first, last
+    cdef floating *img
+    cdef floating *dyp
+    cdef floating *v
+    cdef floating *z
+    cdef floating *gemm_work
+    with nogil:
+        for tid in range(n_threads):
+            # the borders of the copies stay zero: only their middles are written
+            memset(&work[tid, 0], 0, (padded_size + nf * dy_stride) * sizeof(floating))
+        for ci in prange(n_chunks, schedule='dynamic', num_threads=n_threads):
+            tid = threadid()
+            img = &work[tid, 0]
+            dyp = img + padded_size
+            # V and Z from a cache line on
+            v = dyp + nf * dy_stride
+            v = v + ((-<size_t> v) & 63) // sizeof(floating)
+            z = v + 16 * v_pos
+            gemm_work = z + 16 * z_pos
+            start = ci * n_samples // n_chunks
+            stop = (ci + 1) * n_samples // n_chunks
+            for k in range((stop - start + group - 1) // group):
+                first = start + k * group
+                last = min(first + group, stop)
+                for n in range(first, last):
+                    s = (n - first) * tiles
+                    _copy_padded(&x[n, 0, 0, 0], x.shape[2], x.shape[3], img, channel_stride,
+                                 &g, path)
+                    _copy_padded(&dy[n, 0, 0], oh, ow, dyp, dy_stride, &gd, path)
+                    if floating is float:
+                        skc_wino2_in_s(img, channel_stride, plane, wq, c, tiles, v + s, ldk,
+                                       v_pos, path)
+                        skc_wino2_dy_s(dyp, dy_stride, dy_plane, nf, tiles, z + s, ldk, z_pos,
+                                       path)
+                    else:
+                        skc_wino2_in_d(img, channel_stride, plane, wq, c, tiles, v + s, ldk,
+                                       v_pos, path)
+                        skc_wino2_dy_d(dyp, dy_stride, dy_plane, nf, tiles, z + s, ldk, z_pos,
+                                       path)
+                    _bias_gradient(&dy[n, 0, 0], nf, oh * ow, n == start, db_part[ci])
+                # dU[p] (f, c) += Z[p] (f, tiles) @ V[p]^T (tiles, c)
+                for p in range(16):
+                    gemm(nf, c, (last - first) * tiles, z + p * z_pos, ldk,
+                         1, v + p * v_pos, 1, ldk, &du_part[ci, p, 0, 0], c, first != start,
+                         NULL, NO_BIAS, gemm_work)
+
+
+cdef inline void _winograd2d_dw(const floating *du, Py_ssize_t n_chunks, Py_ssize_t chunk_stride,
+                                Py_ssize_t pos_stride, double *dw) noexcept nogil:
+    """dw (3x3) = G^T dU G of one filter and channel, dU's 16 positions (pos_stride
+    apart) the sum of its n_chunks chunks' (chunk_stride apart) in chunk order
+    in their dtype; then G^T's rows and G's columns (see _winograd2d_filter) in
+    double, in the order written."""
+    cdef double u[16]
+    cdef double t[3][4]
+    cdef Py_ssize_t p, ch, i, j
+    cdef floating s
+    for p in range(16):
+        s = du[p * pos_stride]
+        for ch in range(1, n_chunks):
+            s = s + du[ch * chunk_stride + p * pos_stride]
+        u[p] = s
+    for j in range(4):  # G^T dU: the rows
+        t[0][j] = u[j] + (u[4 + j] + u[8 + j]) * 0.5
+        t[1][j] = (u[4 + j] - u[8 + j]) * 0.5
+        t[2][j] = (u[4 + j] + u[8 + j]) * 0.5 + u[12 + j]
+    for i in range(3):  # (G^T dU) G: the columns
+        dw[3 * i] = t[i][0] + (t[i][1] + t[i][2]) * 0.5
+        dw[3 * i + 1] = (t[i][1] - t[i][2]) * 0.5
+        dw[3 * i + 2] = (t[i][1] + t[i][2]) * 0.5 + t[i][3]
+
+
+def winograd2d_filter_gradient(
+    const floating[:, :, :, ::1] du_part,   # IN  (n_chunks, 16, f, c): the chunks' dU
+    double[:, :, ::1] dw,                   # OUT (f, c, 9)
+    int n_threads,
+):
+    """dw = G^T dU G for each filter and channel (_winograd2d_dw), dU the sum of
+    the chunks' (conv2d_weight_gradient_winograd2d). The filters on the
+    threads."""
+    cdef Py_ssize_t n_chunks = du_part.shape[0], nf = du_part.shape[2], c = du_part.shape[3]
+    cdef Py_ssize_t f, ci
+    if du_part.shape[1] != 16 or dw.shape[0] != nf or dw.shape[1] != c or dw.shape[2] != 9:
+        raise ValueError("du_part and dw do not match")
+    with nogil:
+        for f in prange(nf, schedule='static', num_threads=n_threads):
+            for ci in range(c):
+                _winograd2d_dw(&du_part[0, 0, f, ci], n_chunks, 16 * nf * c, nf * c, &dw[f, ci, 0])

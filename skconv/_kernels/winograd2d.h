@@ -83,6 +83,35 @@
     VT even0 = (s0 + s1) + s2, odd0 = (s1 - s2) - s3;                           \
     VT even1 = (t0 + t1) + t2, odd1 = (t1 - t2) - t3;
 
+/* The weight gradient's transform of the output gradient, Z = A dY A^T (A =
+ * (A^T)^T): a tile's 2x2 dY from the four parity planes of one filter's
+ * (y00 at d, y01 at d + plane, y10 at d + 2 plane, y11 at d + 3 plane); the
+ * rows A dY are (y0, y0 + y1, y0 - y1, -y1) of dY's rows y0, y1, and each
+ * row's (p, q) goes to (p, p + q, p - q, -q). Negation is exact: each value
+ * one rounding at most twice, in the order written. */
+#define SKC_WINO2_DY_STEP(VT, LD, ST, j)                                         \
+    {                                                                           \
+        VT y00 = LD(d + j), y01 = LD(d + plane + j);                            \
+        VT y10 = LD(d + 2 * plane + j), y11 = LD(d + 3 * plane + j);            \
+        VT s0 = y00 + y10, s1 = y01 + y11, u0 = y00 - y10, u1 = y01 - y11;      \
+        ST(out + j, y00);                                                       \
+        ST(out + pos_stride + j, y00 + y01);                                    \
+        ST(out + 2 * pos_stride + j, y00 - y01);                                \
+        ST(out + 3 * pos_stride + j, -y01);                                     \
+        ST(out + 4 * pos_stride + j, s0);                                       \
+        ST(out + 5 * pos_stride + j, s0 + s1);                                  \
+        ST(out + 6 * pos_stride + j, s0 - s1);                                  \
+        ST(out + 7 * pos_stride + j, -s1);                                      \
+        ST(out + 8 * pos_stride + j, u0);                                       \
+        ST(out + 9 * pos_stride + j, u0 + u1);                                  \
+        ST(out + 10 * pos_stride + j, u0 - u1);                                 \
+        ST(out + 11 * pos_stride + j, -u1);                                     \
+        ST(out + 12 * pos_stride + j, -y10);                                    \
+        ST(out + 13 * pos_stride + j, -(y10 + y11));                            \
+        ST(out + 14 * pos_stride + j, y11 - y10);                               \
+        ST(out + 15 * pos_stride + j, y11);                                     \
+    }
+
 #define SKC_LD2_SCALAR(p) (*(p))
 #define SKC_ST2_SCALAR(p, v) (*(p) = (v))
 
@@ -131,6 +160,25 @@
         row1[2 * j + 1] = odd1;                                                 \
     }
 
+/* skc_wino2_dy: Z[4a + b][fi][q] (at z + (4a + b) * pstride + fi * ldz + q) of
+ * each of f filters' planes (filter fi's at dy + fi * channel_stride) and each
+ * q < n, as SKC_WINO2_IN_LOOP goes. */
+#define SKC_WINO2_DY_LOOP(SFX, T, VL)                                            \
+    for (ptrdiff_t fi = 0; fi < f; fi++) {                                      \
+        const T *d = dy + fi * channel_stride;                                  \
+        T *out = z + fi * ldz;                                                  \
+        ptrdiff_t j = 0;                                                        \
+        for (; j + VL <= n; j += VL)                                            \
+            SKC_WINO2_DY_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
+        if (j < n && n >= VL) {                                                 \
+            j = n - VL;                                                         \
+            SKC_WINO2_DY_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
+            j = n;                                                              \
+        }                                                                       \
+        for (; j < n; j++)                                                      \
+            SKC_WINO2_DY_STEP(T, SKC_LD2_SCALAR, SKC_ST2_SCALAR, j)                \
+    }
+
 /* The loops with the positions' distance a constant where it is a product
  * tile's width (as _conv lays V and M out): one base pointer and constant
  * offsets for the 16 positions, not 16 pointers spilled to the stack. */
@@ -158,6 +206,12 @@
                                           T *restrict row1)                     \
     {                                                                           \
         SKC_WINO2_SPECIALISED(SKC_WINO2_OUT_LOOP(SFX, T, VL))                     \
+    }                                                                           \
+    TARGET static void skc_wino2_dy_##SFX(const T *restrict dy, ptrdiff_t channel_stride, \
+                                         ptrdiff_t plane, ptrdiff_t f, ptrdiff_t n, \
+                                         T *restrict z, ptrdiff_t ldz, ptrdiff_t pstride) \
+    {                                                                           \
+        SKC_WINO2_SPECIALISED(SKC_WINO2_DY_LOOP(SFX, T, VL))                      \
     }
 
 #define SKC_LD2_VEC_portable_s(p) (*(const skc_wino2_vec_portable_s *)(p))
@@ -219,6 +273,19 @@ static void skc_wino2_out_d(const double *m, ptrdiff_t pos_stride, ptrdiff_t n, 
                            double *row1, int path)
 {
     SKC_WINO2_CALL(skc_wino2_out_, d, path, m, pos_stride, n, row0, row1);
+}
+
+static void skc_wino2_dy_s(const float *dy, ptrdiff_t channel_stride, ptrdiff_t plane,
+                          ptrdiff_t f, ptrdiff_t n, float *z, ptrdiff_t ldz, ptrdiff_t pos_stride,
+                          int path)
+{
+    SKC_WINO2_CALL(skc_wino2_dy_, s, path, dy, channel_stride, plane, f, n, z, ldz, pos_stride);
+}
+static void skc_wino2_dy_d(const double *dy, ptrdiff_t channel_stride, ptrdiff_t plane,
+                          ptrdiff_t f, ptrdiff_t n, double *z, ptrdiff_t ldz,
+                          ptrdiff_t pos_stride, int path)
+{
+    SKC_WINO2_CALL(skc_wino2_dy_, d, path, dy, channel_stride, plane, f, n, z, ldz, pos_stride);
 }
 
 #endif
