@@ -1,7 +1,8 @@
 """Winograd's F(2x2, 3x3) for images' 3x3 convolutions (_engine.takes_winograd2d,
-_conv.conv2d_forward_winograd2d): which convolutions take it, its values
-against torch and the implicit product, and the same bits on every SIMD path,
-thread count, batch and row."""
+_conv.conv2d_forward_winograd2d) and their gradients
+(_engine.takes_winograd2d_gradient, _conv.conv2d_weight_gradient_winograd2d):
+which convolutions take it, its values against torch and the implicit
+product, and the same bits on every SIMD path, thread count, batch and row."""
 
 import warnings
 
@@ -60,8 +61,8 @@ def test_3x3_stride_1_convolutions_of_32_channels_and_maps_of_8_take_it():
 
 def test_the_input_gradient_keeps_the_implicit_product(monkeypatch):
     # a stride-1 input gradient is a convolution of dy by the turned kernel,
-    # whose geometry would take Winograd's; it keeps the implicit one, bit for
-    # bit the gradient of before
+    # whose geometry would take Winograd's; below 64 channels it keeps the
+    # implicit one, bit for bit the gradient of before
     rng = np.random.default_rng(0)
     x, wt, b, g = _case(rng, np.float32, 32, 32, 8, 8, 1)
     dy = rng.standard_normal((5, 32, 8, 8)).astype(np.float32)
@@ -228,6 +229,149 @@ def test_the_kernel_refuses_scratch_and_filters_too_small():
                                         argmax=np.empty((5, 32, 15), np.intp))
 
 
+# (channels, filters, height, width, padding) whose gradients take Winograd's
+GRADIENT_SHAPES = [(64, 64, 8, 8, 1), (64, 72, 11, 10, 0), (80, 64, 9, 13, 2),
+                   (64, 64, 16, 17, 1)]
+
+
+def test_gradients_of_64_channels_and_filters_take_it():
+    g = _engine.geometry((2, 64, 8, 8), (3, 3), 1, 1, 1)
+    assert _engine.takes_winograd2d_gradient(g, 64)
+    assert not _engine.takes_winograd2d_gradient(g, 48)  # few filters
+    assert not _engine.takes_winograd2d_gradient(dict(g, c=32), 64)  # few channels
+    # only where the forward takes it
+    assert not _engine.takes_winograd2d_gradient(dict(g, oh=7), 64)
+    assert not _engine.takes_winograd2d_gradient(dict(g, sh=2, sw=2), 64)
+    # ResNet-20's third stage's stride-1 convolutions (64 on 8 x 8), not its second's
+    assert not _engine.takes_winograd2d_gradient(
+        _engine.geometry((1, 32, 16, 16), (3, 3), 1, 1, 1), 32)
+
+
+def _gradients(dy, x, wt, g, winograd, monkeypatch, **kwargs):
+    """conv2d_backward's (dx, dw, db) with Winograd's gradients, checked to be
+    called, or with the direct products."""
+    called = []
+    kernel = _conv.conv2d_weight_gradient_winograd2d
+    with monkeypatch.context() as patch:
+        patch.setattr(_conv, "conv2d_weight_gradient_winograd2d",
+                      lambda *a, **k: called.append(1) or kernel(*a, **k))
+        if not winograd:
+            patch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_CHANNELS", 10**9)
+        got = _engine.conv2d_backward(dy, x, wt, g, True, **kwargs)
+    assert bool(called) == winograd
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", GRADIENT_SHAPES)
+def test_gradients_are_torchs_to_rounding(monkeypatch, dtype, shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(sum(shape) + 7)
+    x, wt, b, g = _case(rng, dtype, *shape, n=6)
+    c, f, p = shape[0], shape[1], shape[4]
+    dy = rng.standard_normal((6, f, g["oh"], g["ow"])).astype(dtype)
+    res = rng.standard_normal(x.shape).astype(dtype)
+    xt = torch.from_numpy(x).double().requires_grad_()
+    wtt = torch.from_numpy(wt.reshape(f, c, 3, 3)).double().requires_grad_()
+    torch.nn.functional.conv2d(xt, wtt, padding=p).backward(torch.from_numpy(dy).double())
+    expected = [xt.grad.numpy() + res, wtt.grad.numpy().reshape(f, -1), dy.sum(axis=(0, 2, 3))]
+    direct = _gradients(dy, x, wt, g, False, monkeypatch, residual=res)
+    got = _gradients(dy, x, wt, g, True, monkeypatch, residual=res)
+    tol = 3e-5 if dtype == np.float32 else 1e-13
+    for a, d, e, name in zip(got, direct, expected, ("dx", "dw", "db")):
+        assert a.dtype == dtype and a.shape == e.shape, name
+        assert_allclose(a, e, rtol=0, atol=tol * np.abs(e).max(), err_msg=name)
+        assert_allclose(a, d, rtol=0, atol=tol * np.abs(e).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_of_a_pooled_convolution_and_without_db(monkeypatch, dtype):
+    # the 2x2 pooling's (and the ReLU's) backward first, then Winograd's
+    rng = np.random.default_rng(8)
+    x, wt, b, g = _case(rng, dtype, 64, 64, 10, 12, 1)
+    argmax = np.empty((5, 64, 5, 6), np.intp)
+    pooled = _engine.conv2d(x, wt, b, g, pool2=(True, argmax))
+    dy = rng.standard_normal(pooled.shape).astype(dtype)
+    tol = 3e-5 if dtype == np.float32 else 1e-13
+    direct = _gradients(dy, x, wt, g, False, monkeypatch, unpool=(argmax, pooled))
+    got = _gradients(dy, x, wt, g, True, monkeypatch, unpool=(argmax, pooled))
+    for a, d in zip(got, direct):
+        assert_allclose(a, d, rtol=0, atol=tol * np.abs(d).max())
+    dx, dw, db = _gradients(dy, x, wt, g, True, monkeypatch, unpool=(argmax, pooled),
+                            need_db=False)
+    assert db is None
+    assert_array_equal(dx, got[0])
+    assert_array_equal(dw, got[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_have_the_same_bits_on_every_path_and_thread_count(simd_path, dtype):
+    # dU sums each chunk's images in order, one FMA chain each, the chunks
+    # fixed by the batch size; dw = G^T dU G in double; dx a convolution of
+    # its own image's dy: also the same bits row by row
+    rng = np.random.default_rng(9)
+    cases = []
+    for shape in GRADIENT_SHAPES[:3]:
+        x, wt, b, g = _case(rng, dtype, *shape, n=9)
+        dy = rng.standard_normal((9, shape[1], g["oh"], g["ow"])).astype(dtype)
+        cases.append((dy, x, wt, g))
+    expected = None
+    for path in AVAILABLE_PATHS:
+        simd_path(path)
+        for threads in (1, 2, 3):
+            with threadpool_limits(threads):
+                got = [a for dy, x, wt, g in cases
+                       for a in _engine.conv2d_backward(dy, x, wt, g, True)]
+            if threads == 1:
+                dy, x, wt, g = cases[0]
+                rows = np.concatenate([_engine.conv2d_backward(dy[i:i + 1], x[i:i + 1], wt, g,
+                                                               True)[0] for i in range(9)])
+                assert_array_equal(rows, got[0], err_msg=path)
+            if expected is None:
+                expected = got
+            for a, e in zip(got, expected):
+                assert_array_equal(a, e, err_msg=f"{path}, {threads} thread(s)")
+
+
+def test_the_filter_gradient_transform_is_exact_in_float64():
+    # dw = G^T dU G of integer dU: exact, whatever the order; the chunks summed
+    rng = np.random.default_rng(10)
+    du_part = rng.integers(-8, 9, (3, 16, 4, 5)).astype(np.float32)
+    dw = np.empty((4, 5, 9))
+    _conv.winograd2d_filter_gradient(du_part, dw, 2)
+    g_matrix = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    du = du_part.sum(axis=0).astype(np.float64).reshape(4, 4, 4, 5)
+    expected = np.einsum("ai,abfc,bj->fcij", g_matrix, du, g_matrix).reshape(4, 5, 9)
+    assert_array_equal(dw, expected)
+
+
+def test_the_gradient_kernel_refuses_scratch_and_shapes_that_do_not_fit():
+    rng = np.random.default_rng(11)
+    x, wt, b, g = _case(rng, np.float32, 64, 64, 8, 8, 1)
+    dy = rng.standard_normal((5, 64, 64)).astype(np.float32)
+    layout = _engine.winograd2d_layout(g, x.dtype)
+    size = _conv.winograd2d_gradient_work(64, 64, layout, 2)
+    du, db = np.empty((2, 16, 64, 64), np.float32), np.empty((2, 64), np.float32)
+
+    def call(dy=dy, x=x, du=du, db=db, work=np.empty((2, size), np.float32), group=2):
+        _conv.conv2d_weight_gradient_winograd2d(dy, x, layout, layout.copy_geometry, du, db,
+                                                work, group, 2)
+
+    call()
+    with pytest.raises(ValueError, match="work of shape"):
+        call(work=np.empty((2, size - 1), np.float32))
+    with pytest.raises(ValueError, match="work of shape"):
+        call(group=3)  # more images a product than the scratch holds
+    with pytest.raises(ValueError, match="does not fit the copy"):
+        call(x=np.zeros((5, 64, 9, 8), np.float32))
+    with pytest.raises(ValueError, match="does not fit the layout's output"):
+        call(dy=dy[:, :, :-1].copy())
+    with pytest.raises(ValueError, match="does not match"):
+        call(du=np.empty((2, 16, 64, 63), np.float32))
+    with pytest.raises(ValueError, match="does not match"):
+        call(du=np.empty((6, 16, 64, 64), np.float32), db=np.empty((6, 64), np.float32))
+
+
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(6)
@@ -236,16 +380,20 @@ def images():
     return X, y
 
 
+@pytest.mark.parametrize("width", [16, 32])
 def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywhere(
-        simd_path, images, monkeypatch):
-    # ResNet-8 on 16 x 16 images: its second stage's stride-1 convolution (32
-    # channels on 8 x 8) takes Winograd's product
+        simd_path, images, monkeypatch, width):
+    # ResNet-8 on 16 x 16 images: its second stage's stride-1 convolution (2 *
+    # width channels on 8 x 8) takes Winograd's product; of 64, its gradients too
     X, y = images
-    called = []
+    called, gradients = [], []
     winograd = _conv.conv2d_forward_winograd2d
     monkeypatch.setattr(_conv, "conv2d_forward_winograd2d",
                         lambda *a, **k: called.append(1) or winograd(*a, **k))
-    params = dict(resnet(8), max_iter=2, batch_size=32, random_state=0)
+    kernel = _conv.conv2d_weight_gradient_winograd2d
+    monkeypatch.setattr(_conv, "conv2d_weight_gradient_winograd2d",
+                        lambda *a, **k: gradients.append(1) or kernel(*a, **k))
+    params = dict(resnet(8, width=width), max_iter=2, batch_size=32, random_state=0)
     fits = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
@@ -259,6 +407,7 @@ def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywher
             assert_array_equal(rows, proba[::7])
             fits.append((f"{path}, {threads} thread(s)", est._network.params.copy(), proba))
     assert called
+    assert bool(gradients) == (width == 32)
     for name, params_, proba in fits[1:]:
         assert_array_equal(params_, fits[0][1], err_msg=f"{name} vs {fits[0][0]}")
         assert_array_equal(proba, fits[0][2], err_msg=f"{name} vs {fits[0][0]}")
