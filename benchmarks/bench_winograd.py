@@ -6,15 +6,19 @@ minute of a shared machine slows both), medians:
 - ``layers``: each convolution forward at ``--batch`` images (ResNet-20's
   stride-1 layers among them), the implicit product's time over Winograd's;
   a convolution that ``_engine.takes_winograd2d`` refuses is marked ``(not taken)``.
-- ``networks``: the default net (``conv_layers=(32, 64)``, batch 64) and
-  ResNet-20 (batch 128) on 32x32x3 images, training epochs (``partial_fit`` on
+- ``gradients``: each convolution's backward at ``--batch`` images, both
+  gradients and the weights' alone, the direct products' time (the fused one
+  of both) over Winograd's, whichever ``_engine.takes_winograd2d_gradient``
+  chooses (marked ``*``);
+- ``networks``: the default net (``conv_layers=(32, 64)``, batch 64),
+  ResNet-20 and ResNet-20 of width 32 (batch 128) on 32x32x3 images, training epochs (``partial_fit`` on
   512 images) and ``predict`` on 1000, each model once as built and once with
   ``takes_winograd2d`` patched off while it plans its kernel calls (its
   copies made from one pickle, so both start from the same weights).
 
 The SIMD path is the one skconv chose; force another with ``SKCONV_SIMD``::
 
-    python benchmarks/bench_winograd.py [--threads 1 2] [--parts layers networks]
+    python benchmarks/bench_winograd.py [--threads 1 2] [--parts layers gradients networks]
     SKCONV_SIMD=avx2 python benchmarks/bench_winograd.py
 """
 
@@ -56,6 +60,42 @@ def layers(threads, batch, rounds):
               f"{t_direct / t_winograd:7.2f}")
 
 
+def gradients(threads, batch, rounds):
+    rng = np.random.default_rng(0)
+    print(f"\ngradients, batch {batch}, {threads} thread(s): direct / Winograd "
+          "(* where skconv takes Winograd's)")
+    print(f"{'convolution':28s} {'both direct':>12s} {'Winograd':>9s} {'ratio':>7s} "
+          f"{'dw direct':>10s} {'Winograd':>9s} {'ratio':>7s}")
+    rule = _engine.takes_winograd2d_gradient
+
+    def backward(x, w, g, dy, need_dx, on):
+        def call():
+            _engine.takes_winograd2d_gradient = _engine.takes_winograd2d if on else (
+                lambda g, f: False)
+            try:
+                _engine.conv2d_backward(dy, x, w, g, need_dx)
+            finally:
+                _engine.takes_winograd2d_gradient = rule
+        return call
+
+    for c, side in LAYERS + [(128, 16)]:
+        x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
+        w = (rng.standard_normal((c, c * 9)) / np.sqrt(9 * c)).astype(np.float32)
+        g = _engine.geometry(x.shape, (3, 3), 1, 1, 1)
+        dy = rng.standard_normal((batch, c, side, side)).astype(np.float32)
+        name = f"{c}->{c} on {side}x{side}" + (" *" if rule(g, c) else "")
+        if not _engine.takes_winograd2d(g, c):
+            print(f"{name:28s} {'(Winograd not possible: map or channels too small)':>40s}")
+            continue
+        with threadpool_limits(threads):
+            times = interleaved_medians([backward(x, w, g, dy, need_dx, on)
+                                         for need_dx in (True, False) for on in (False, True)],
+                                        rounds)
+        both, alone = times[:2], times[2:]
+        print(f"{name:28s} {both[0] * 1e3:12.2f} {both[1] * 1e3:9.2f} {both[0] / both[1]:7.2f} "
+              f"{alone[0] * 1e3:10.2f} {alone[1] * 1e3:9.2f} {alone[0] / alone[1]:7.2f}")
+
+
 def _pair(estimator, X, y):
     """The estimator after one partial_fit, twice from one pickle: planned with
     Winograd's product, and without it."""
@@ -81,7 +121,9 @@ def networks(threads, rounds):
     y = rng.integers(0, 10, 1000)
     models = {"default net": ConvNetClassifier(conv_layers=(32, 64), hidden_layer_sizes=(128,),
                                                batch_size=64, random_state=0),
-              "ResNet-20": ConvNetClassifier(**resnet(20), batch_size=128, random_state=0)}
+              "ResNet-20": ConvNetClassifier(**resnet(20), batch_size=128, random_state=0),
+              "ResNet-20, width 32": ConvNetClassifier(**resnet(20, width=32), batch_size=128,
+                                                       random_state=0)}
     print(f"\nnetworks, {threads} thread(s): images/s with Winograd's product and without")
     print(f"{'':28s} {'with':>9s} {'without':>9s} {'ratio':>7s}")
     for name, estimator in models.items():
@@ -99,8 +141,8 @@ def networks(threads, rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--parts", nargs="+", choices=["layers", "networks"],
-                        default=["layers", "networks"])
+    parser.add_argument("--parts", nargs="+", choices=["layers", "gradients", "networks"],
+                        default=["layers", "gradients", "networks"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
@@ -108,6 +150,8 @@ def main():
     for threads in args.threads:
         if "layers" in args.parts:
             layers(threads, args.batch, args.rounds)
+        if "gradients" in args.parts:
+            gradients(threads, args.batch, args.rounds)
         if "networks" in args.parts:
             networks(threads, args.rounds)
 

@@ -995,26 +995,30 @@ def _winograd2d_layout(c, h, w, ph, pw, oh, ow, width):
                             samples, starts, offsets)
 
 
-#: The fewest channels, and filters, for which an image's convolution that
+#: The fewest channels times filters for which an image's convolution that
 #: :func:`takes_winograd2d` computes its gradients by it too
 #: (:func:`takes_winograd2d_gradient`). The weights' gradient's 16 products
-#: over the tiles are short, and its transforms and copies cost about what
-#: the direct product of a few dozen channels does; the input gradient is then
-#: a product of its own, not fused with the weights'. Both gradients against
-#: the fused direct product, batch 128, one and two threads (AMD EPYC Zen 4,
-#: 2026-12-06, benchmarks/bench_winograd.py --parts gradients): 64 channels
-#: on 16 x 16 1.40 and 1.25 times as fast with AVX-512, 1.51 and 1.22 with
-#: AVX2; 128 on 8 x 8 1.33 and 1.22, 1.27 and 1.26; 64 on 8 x 8 1.14 and
-#: 1.00, 1.16 and 1.05; but 32 on 16 x 16 0.99 and 0.94, 1.00 and 0.96.
-WINOGRAD2D_GRADIENT_MIN_CHANNELS = 64
+#: over the tiles are short, and its transforms and copies cost as the
+#: channels plus the filters, its products as their product; the input
+#: gradient is then a product of its own, not fused with the weights' (which
+#: also forms a batch norm's gradient as it reads it). Both gradients
+#: against the fused direct product, batch 128, one and two threads (AMD
+#: EPYC Zen 4, 2026-12-06, ``benchmarks/bench_winograd.py --parts
+#: gradients``): 64 channels on 16 x 16 1.42 and 1.35 times as fast with
+#: AVX-512, 1.38 and 1.32 with AVX2; 128 on 8 x 8 1.23 and 1.34, 1.44 and
+#: 1.37; 64 on 8 x 8 1.17 and 1.13, 1.19 and 1.13. For 32 on 16 x 16, 1.11
+#: and 1.08 alone, but a ResNet-20 epoch 0.96-1.04 times as fast, where the
+#: default net's 32 -> 64 on 16 x 16 (pooled) made its epoch 1.06-1.09.
+WINOGRAD2D_GRADIENT_MIN_PRODUCT = 32 * 64
 
 
 def takes_winograd2d_gradient(g, f):
     """Whether a convolution's weight and input gradients run by Winograd's
-    F(2x2, 3x3) (:func:`conv2d_backward`): it :func:`takes_winograd2d`, with
-    at least ``WINOGRAD2D_GRADIENT_MIN_CHANNELS`` channels and filters. A
-    rule of the shapes alone, as the forward's."""
-    return takes_winograd2d(g, f) and min(g["c"], f) >= WINOGRAD2D_GRADIENT_MIN_CHANNELS
+    F(2x2, 3x3) (:func:`conv2d_backward`): it :func:`takes_winograd2d`, and
+    its channels times its filters are at least
+    ``WINOGRAD2D_GRADIENT_MIN_PRODUCT``. A rule of the shapes alone, as the
+    forward's."""
+    return takes_winograd2d(g, f) and g["c"] * f >= WINOGRAD2D_GRADIENT_MIN_PRODUCT
 
 
 def winograd2d_layout(g, dtype):

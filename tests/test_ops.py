@@ -712,7 +712,7 @@ def test_input_gradient_computed_along_the_weights_has_the_convolutions_bits(
     # beside dw (_engine.input_gradient_along): the bits of the convolution of
     # dy, transposed_convolution, and of add(residual, dx) after it (64
     # channels would take Winograd's gradients: test_winograd2d.py)
-    monkeypatch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_CHANNELS", 10**9)
+    monkeypatch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_PRODUCT", 10**9)
     simd_path(path)
     rng = np.random.default_rng(6)
     x = rng.standard_normal(shape).astype(dtype)

@@ -230,21 +230,27 @@ def test_the_kernel_refuses_scratch_and_filters_too_small():
 
 
 # (channels, filters, height, width, padding) whose gradients take Winograd's
-GRADIENT_SHAPES = [(64, 64, 8, 8, 1), (64, 72, 11, 10, 0), (80, 64, 9, 13, 2),
+GRADIENT_SHAPES = [(64, 64, 8, 8, 1), (32, 72, 11, 10, 0), (80, 33, 9, 13, 2),
                    (64, 64, 16, 17, 1)]
 
 
-def test_gradients_of_64_channels_and_filters_take_it():
+def test_gradients_of_2048_channels_times_filters_take_it():
     g = _engine.geometry((2, 64, 8, 8), (3, 3), 1, 1, 1)
     assert _engine.takes_winograd2d_gradient(g, 64)
-    assert not _engine.takes_winograd2d_gradient(g, 48)  # few filters
-    assert not _engine.takes_winograd2d_gradient(dict(g, c=32), 64)  # few channels
+    assert _engine.takes_winograd2d_gradient(g, 32)
+    assert _engine.takes_winograd2d_gradient(dict(g, c=32), 64)
+    assert not _engine.takes_winograd2d_gradient(dict(g, c=32), 32)
+    assert not _engine.takes_winograd2d_gradient(dict(g, c=48), 40)
     # only where the forward takes it
+    assert not _engine.takes_winograd2d_gradient(dict(g, c=16), 256)
     assert not _engine.takes_winograd2d_gradient(dict(g, oh=7), 64)
     assert not _engine.takes_winograd2d_gradient(dict(g, sh=2, sw=2), 64)
-    # ResNet-20's third stage's stride-1 convolutions (64 on 8 x 8), not its second's
+    # ResNet-20's third stage's stride-1 convolutions (64 on 8 x 8), not its
+    # second's (32 on 16 x 16); the default net's second (32 -> 64)
     assert not _engine.takes_winograd2d_gradient(
         _engine.geometry((1, 32, 16, 16), (3, 3), 1, 1, 1), 32)
+    assert _engine.takes_winograd2d_gradient(
+        _engine.geometry((1, 32, 16, 16), (3, 3), 1, 1, 1), 64)
 
 
 def _gradients(dy, x, wt, g, winograd, monkeypatch, **kwargs):
@@ -256,7 +262,7 @@ def _gradients(dy, x, wt, g, winograd, monkeypatch, **kwargs):
         patch.setattr(_conv, "conv2d_weight_gradient_winograd2d",
                       lambda *a, **k: called.append(1) or kernel(*a, **k))
         if not winograd:
-            patch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_CHANNELS", 10**9)
+            patch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_PRODUCT", 10**9)
         got = _engine.conv2d_backward(dy, x, wt, g, True, **kwargs)
     assert bool(called) == winograd
     return got
@@ -380,11 +386,12 @@ def images():
     return X, y
 
 
-@pytest.mark.parametrize("width", [16, 32])
-def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywhere(
-        simd_path, images, monkeypatch, width):
-    # ResNet-8 on 16 x 16 images: its second stage's stride-1 convolution (2 *
-    # width channels on 8 x 8) takes Winograd's product; of 64, its gradients too
+@pytest.mark.parametrize("net", ["resnet", "default"])
+def test_networks_with_winograd_layers_fit_and_predict_the_same_bits_everywhere(
+        simd_path, images, monkeypatch, net):
+    # on 16 x 16 images, ResNet-8's second stage's stride-1 convolution (32
+    # channels on 8 x 8) takes Winograd's product; the default net's second
+    # (32 -> 64 on 8 x 8, pooled) its gradients too
     X, y = images
     called, gradients = [], []
     winograd = _conv.conv2d_forward_winograd2d
@@ -393,7 +400,8 @@ def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywher
     kernel = _conv.conv2d_weight_gradient_winograd2d
     monkeypatch.setattr(_conv, "conv2d_weight_gradient_winograd2d",
                         lambda *a, **k: gradients.append(1) or kernel(*a, **k))
-    params = dict(resnet(8, width=width), max_iter=2, batch_size=32, random_state=0)
+    params = dict(resnet(8) if net == "resnet" else dict(hidden_layer_sizes=(16,)), max_iter=2,
+                  batch_size=32, random_state=0)
     fits = []
     for path in AVAILABLE_PATHS:
         simd_path(path)
@@ -407,7 +415,7 @@ def test_a_resnet_with_winograd_layers_fits_and_predicts_the_same_bits_everywher
             assert_array_equal(rows, proba[::7])
             fits.append((f"{path}, {threads} thread(s)", est._network.params.copy(), proba))
     assert called
-    assert bool(gradients) == (width == 32)
+    assert bool(gradients) == (net == "default")
     for name, params_, proba in fits[1:]:
         assert_array_equal(params_, fits[0][1], err_msg=f"{name} vs {fits[0][0]}")
         assert_array_equal(proba, fits[0][2], err_msg=f"{name} vs {fits[0][0]}")
