@@ -264,7 +264,9 @@ def test_weight_gradient_without_im2col_has_the_bits_of_the_im2col_product(
     # backward reads the taps from the padded input, as the product's columns
     # or (tap-rows) its rows; each element must still be one chain over the
     # chunk's samples and positions in order, the chunks then added in order
+    # (32 -> 64 would take Winograd's gradients: test_winograd2d.py)
     monkeypatch.setattr(_engine, "dw_is_transposed", lambda *args: dw_transposed)
+    monkeypatch.setattr(_engine, "WINOGRAD2D_GRADIENT_MIN_PRODUCT", 10**9)
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((kernel[0], shape[1]) + kernel[1:]).astype(dtype)
