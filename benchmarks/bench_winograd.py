@@ -1,7 +1,7 @@
 """Winograd's F(2x2, 3x3) for images' 3x3 convolutions against the implicit product.
 
-Two tables, each way taking turns with the other in one process (so that a slow
-minute of a shared machine slows both), medians:
+Three tables, the ways compared taking turns in one process (so that a slow
+minute of a shared machine slows them all), medians:
 
 - ``layers``: each convolution forward at ``--batch`` images (ResNet-20's
   stride-1 layers among them), the implicit product's time over Winograd's;
@@ -11,10 +11,12 @@ minute of a shared machine slows both), medians:
   of both) over Winograd's, whichever ``_engine.takes_winograd2d_gradient``
   chooses (marked ``*``);
 - ``networks``: the default net (``conv_layers=(32, 64)``, batch 64),
-  ResNet-20 and ResNet-20 of width 32 (batch 128) on 32x32x3 images, training epochs (``partial_fit`` on
-  512 images) and ``predict`` on 1000, each model once as built and once with
+  ResNet-20 and ResNet-20 of width 32 (batch 128) on 32x32x3 images, training
+  epochs (``partial_fit`` on 512 images) and ``predict`` on 1000, each model
+  as built, with Winograd's gradients off (training:
+  ``WINOGRAD2D_GRADIENT_MIN_PRODUCT`` raised at each epoch) and with
   ``takes_winograd2d`` patched off while it plans its kernel calls (its
-  copies made from one pickle, so both start from the same weights).
+  copies made from one pickle, so all start from the same weights).
 
 The SIMD path is the one skconv chose; force another with ``SKCONV_SIMD``::
 
@@ -97,13 +99,14 @@ def gradients(threads, batch, rounds):
 
 
 def _pair(estimator, X, y):
-    """The estimator after one partial_fit, twice from one pickle: planned with
-    Winograd's product, and without it."""
+    """The estimator after one partial_fit, three times from one pickle:
+    planned with Winograd's product, again (to train with its gradients
+    off), and without it."""
     estimator.partial_fit(X[:128], y[:128], classes=np.arange(10))
     blob = pickle.dumps(estimator)
     taken = _engine.takes_winograd2d
-    pair = []
-    for on in (True, False):
+    models = []
+    for on in (True, True, False):
         _engine.takes_winograd2d = taken if on else (lambda g, f: False)
         try:
             model = pickle.loads(blob)
@@ -111,8 +114,21 @@ def _pair(estimator, X, y):
             model.predict(X)  # and the inference passes
         finally:
             _engine.takes_winograd2d = taken
-        pair.append(model)
-    return pair
+        models.append(model)
+    return models
+
+
+def _direct_gradients(model, X, y):
+    """A training epoch of model with the gradients' Winograd product off
+    (conv2d_backward asks takes_winograd2d_gradient at each call)."""
+    def epoch():
+        product = _engine.WINOGRAD2D_GRADIENT_MIN_PRODUCT
+        _engine.WINOGRAD2D_GRADIENT_MIN_PRODUCT = float("inf")
+        try:
+            model.partial_fit(X, y)
+        finally:
+            _engine.WINOGRAD2D_GRADIENT_MIN_PRODUCT = product
+    return epoch
 
 
 def networks(threads, rounds):
@@ -124,18 +140,23 @@ def networks(threads, rounds):
               "ResNet-20": ConvNetClassifier(**resnet(20), batch_size=128, random_state=0),
               "ResNet-20, width 32": ConvNetClassifier(**resnet(20, width=32), batch_size=128,
                                                        random_state=0)}
-    print(f"\nnetworks, {threads} thread(s): images/s with Winograd's product and without")
-    print(f"{'':28s} {'with':>9s} {'without':>9s} {'ratio':>7s}")
+    print(f"\nnetworks, {threads} thread(s): images/s with Winograd's product, with it forward "
+          "only (training), and without; ratios: with over each")
+    print(f"{'':28s} {'with':>9s} {'forward':>9s} {'without':>9s} {'ratio':>7s} {'ratio':>7s}")
     for name, estimator in models.items():
         with threadpool_limits(threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            on, off = _pair(estimator, X, y)
+            on, forward, off = _pair(estimator, X, y)
             fit = interleaved_medians([lambda: on.partial_fit(X[:512], y[:512]),
-                          lambda: off.partial_fit(X[:512], y[:512])], rounds)
+                                       _direct_gradients(forward, X[:512], y[:512]),
+                                       lambda: off.partial_fit(X[:512], y[:512])], rounds)
             predict = interleaved_medians([lambda: on.predict(X), lambda: off.predict(X)], rounds)
-        for what, (t_on, t_off), n in (("training", fit, 512), ("predict", predict, 1000)):
-            print(f"{name + ' ' + what:28s} {n / t_on:9.0f} {n / t_off:9.0f} "
-                  f"{t_off / t_on:7.3f}")
+        t_on, t_forward, t_off = fit
+        print(f"{name + ' training':28s} {512 / t_on:9.0f} {512 / t_forward:9.0f} "
+              f"{512 / t_off:9.0f} {t_forward / t_on:7.3f} {t_off / t_on:7.3f}")
+        t_on, t_off = predict
+        print(f"{name + ' predict':28s} {1000 / t_on:9.0f} {'':9s} {1000 / t_off:9.0f} "
+              f"{'':7s} {t_off / t_on:7.3f}")
 
 
 def main():

@@ -1244,6 +1244,10 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     weights (:func:`transposed_convolution`, along the weights' gradient);
     ``residual`` may be one (:func:`phased_transposed_convolution` adds it).
 
+    Where :func:`takes_winograd2d_gradient`, both gradients are Winograd's:
+    dw by :func:`winograd2d_weight_gradient`, dx by :func:`transposed_convolution`
+    taking the forward's Winograd product (dy made dense, and unpooled first).
+
     Returns ``(dx or None, dw of shape (f, c * kh * kw), db)``, db None where
     left out.
     """

@@ -1354,11 +1354,12 @@ cdef Py_ssize_t _winograd2d_gradient_sizes(Py_ssize_t c, Py_ssize_t nf, Py_ssize
                                            Py_ssize_t dy_stride, Py_ssize_t *ldk) noexcept nogil:
     """A thread's scratch for conv2d_weight_gradient_winograd2d: an image, the
     output gradient's planes, V and Z of ``group`` images (their rows ldk
-    long) and the product's. Returns its elements."""
+    long, a position's c or f rows and 16 more elements apart) from a cache
+    line on, and the product's. Returns its elements."""
     cdef Py_ssize_t k = group * tiles
     ldk[0] = (k + 15) // 16 * 16 + 16
-    return (padded_size + nf * dy_stride + 16 * (c + nf) * ldk[0] + 32
-            + gemm_work_size(nf, c, k) + 16)
+    return (padded_size + nf * dy_stride + 16
+            + 16 * ((c + nf) * ldk[0] + 32) + gemm_work_size(nf, c, k))
 
 
 def winograd2d_gradient_work(Py_ssize_t c, Py_ssize_t nf, layout, Py_ssize_t group):

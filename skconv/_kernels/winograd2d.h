@@ -1,12 +1,14 @@
 /* The transforms of a 3x3 stride-1 convolution by Winograd's minimal
  * filtering F(2x2, 3x3) (Lavin and Gray 2016, "Fast Algorithms for
  * Convolutional Neural Networks"), compiled once per SIMD path. See
- * _conv.conv2d_forward_winograd2d for the whole product.
+ * _conv.conv2d_forward_winograd2d for the whole product, and
+ * _conv.conv2d_weight_gradient_winograd2d for the weights' gradient, dU = Z V^T
+ * over the tiles, Z = A dY A^T the output gradient's transform (skc_wino2_dy).
  *
  * A 2x2 block of outputs (a tile) is Y = A^T [U . V] A, U = G g G^T the
- * filter's 4x4 transform (made in Python), V = B^T d B that of the tile's 4x4
- * input patch d; the product over channels of each of the 16 positions of
- * U . V is one GEMM (skconv's). With
+ * filter's 4x4 transform (_conv._winograd2d_filter), V = B^T d B that of the
+ * tile's 4x4 input patch d; the product over channels of each of the 16
+ * positions of U . V is one GEMM (skconv's). With
  *
  *     B^T = [1  0 -1  0]      A^T = [1  1  1  0]
  *           [0  1  1  0]            [0  1 -1 -1]
