@@ -14,7 +14,9 @@ The peak is cores x 2 FMA units x lanes x 2 flops x clock: lanes from the SIMD
 path (8 float32 lanes for AVX2, 16 for AVX-512), the clock from
 ``/proc/cpuinfo`` (the nominal one; turbo can exceed it, so a fraction over
 1.0 is possible) and 2 FMA units per core (Zen 3-5, Skylake-X and later Xeons;
-``--fma-units`` to change it). The shapes are LeNet-5's and the default
+``--fma-units`` to change it: Zen 4's two units are 256 bits wide and run an
+AVX-512 instruction in two halves, so on the avx512 path its peak is
+``--fma-units 1``'s). The shapes are LeNet-5's and the default
 ``wide`` net's layers at batch 64, plus a 1024^3 square.
 
 Then each distinct convolution of ResNet-20 (``skconv.architectures.resnet(20)``

