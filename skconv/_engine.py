@@ -1444,7 +1444,10 @@ def winograd_weight_gradient(dy, x, g, f, n_chunks, n_threads):
 #: The images of one product of the image Winograd weight gradient
 #: (_conv.conv2d_weight_gradient_winograd2d): as many as give it about this
 #: many columns (tiles), so that its 16 products are long enough to pay for
-#: their packing, and its V and Z of 64 channels stay within 1 MB.
+#: their packing while V and Z (16 positions of the channels' and filters'
+#: rows) stay in the L2 cache: at batch 128, two threads, 128 columns took
+#: 4.78 ms for 64 channels on 8 x 8 and 14.7 for 128, 64 columns 4.82 and
+#: 14.6, 256 columns 5.74 and 16.6 (AMD EPYC Zen 4, AVX-512, 2026-12-06).
 WINOGRAD2D_GRADIENT_COLUMNS = 128
 
 
