@@ -117,6 +117,23 @@
 #define SKC_LD2_SCALAR(p) (*(p))
 #define SKC_ST2_SCALAR(p, v) (*(p) = (v))
 
+/* STEP on each q < n of a row: vectors of VL, the last one again where n is
+ * not a multiple (overlapping: the same values written twice), single
+ * values where n < VL */
+#define SKC_WINO2_EACH(STEP, SFX, T, VL)                                         \
+    {                                                                           \
+        ptrdiff_t j = 0;                                                        \
+        for (; j + VL <= n; j += VL)                                            \
+            STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j)   \
+        if (j < n && n >= VL) {                                                 \
+            j = n - VL;                                                         \
+            STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j)   \
+            j = n;                                                              \
+        }                                                                       \
+        for (; j < n; j++)                                                      \
+            STEP(T, SKC_LD2_SCALAR, SKC_ST2_SCALAR, j)                          \
+    }
+
 /* skc_wino2_in: V[4a + b][ci][q] (position (a, b) at v + (4a + b) * pstride,
  * channel ci at + ci * ldv) for each channel and each q < n of one image.
  * skc_wino2_out: one filter's raw outputs of its q < n from M[4a + b][q] (at m
@@ -130,16 +147,7 @@
         const T *e1 = o0 + plane, *o1 = e1 + plane;                             \
         const T *e2 = e0 + wq, *o2 = o0 + wq, *e3 = e1 + wq, *o3 = o1 + wq;     \
         T *out = v + ci * ldv;                                                  \
-        ptrdiff_t j = 0;                                                        \
-        for (; j + VL <= n; j += VL)                                            \
-            SKC_WINO2_IN_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
-        if (j < n && n >= VL) { /* the last vector again, overlapping */       \
-            j = n - VL;                                                         \
-            SKC_WINO2_IN_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
-            j = n;                                                              \
-        }                                                                       \
-        for (; j < n; j++)                                                      \
-            SKC_WINO2_IN_STEP(T, SKC_LD2_SCALAR, SKC_ST2_SCALAR, j)                \
+        SKC_WINO2_EACH(SKC_WINO2_IN_STEP, SFX, T, VL)                           \
     }
 
 #define SKC_WINO2_OUT_LOOP(SFX, T, VL)                                           \
@@ -169,16 +177,7 @@
     for (ptrdiff_t fi = 0; fi < f; fi++) {                                      \
         const T *d = dy + fi * channel_stride;                                  \
         T *out = z + fi * ldz;                                                  \
-        ptrdiff_t j = 0;                                                        \
-        for (; j + VL <= n; j += VL)                                            \
-            SKC_WINO2_DY_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
-        if (j < n && n >= VL) {                                                 \
-            j = n - VL;                                                         \
-            SKC_WINO2_DY_STEP(skc_wino2_vec_##SFX, SKC_LD2_VEC_##SFX, SKC_ST2_VEC_##SFX, j) \
-            j = n;                                                              \
-        }                                                                       \
-        for (; j < n; j++)                                                      \
-            SKC_WINO2_DY_STEP(T, SKC_LD2_SCALAR, SKC_ST2_SCALAR, j)                \
+        SKC_WINO2_EACH(SKC_WINO2_DY_STEP, SFX, T, VL)                           \
     }
 
 /* The loops with the positions' distance a constant where it is a product
