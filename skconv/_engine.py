@@ -1294,23 +1294,19 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     along = None
     # (with the padding past the kernel's span dx is not a convolution of dy:
     # the way below)
-    if (unpool is None and takes_winograd(g, f) and g["pw"] < g["kw"]
-            and min(g["c"], f) >= WINOGRAD_GRADIENT_MIN_CHANNELS[g["kw"]]):
-        n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
-        dy = dense(dy)
-        dw, db = winograd_weight_gradient(dy, x, g, f, n_chunks,
-                                          threads_for(n_chunks, 2 * n * f * ckk * ohw))
-        # dx by the forward's Winograd product too: of dy, by the turned kernel
-        return (transposed_convolution(dy, w, g, dx, residual) if need_dx else None), dw, db
-    if takes_winograd2d_gradient(g, f):
+    series = (unpool is None and takes_winograd(g, f) and g["pw"] < g["kw"]
+              and min(g["c"], f) >= WINOGRAD_GRADIENT_MIN_CHANNELS[g["kw"]])
+    winograd_gradient = (winograd_weight_gradient if series
+                         else winograd2d_weight_gradient if takes_winograd2d_gradient(g, f)
+                         else None)
+    if winograd_gradient is not None:
         if unpool is not None:
-            pooled = pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
-            dy = max_pool2d_backward(dense(dy), argmax, (n, f, g["oh"], g["ow"]),
-                                     relu_y=relu_y, g=pooled)
+            dy = _unpooled(dy, argmax, relu_y, g)
         dy = dense(dy)
         n_chunks = min(n, WINOGRAD_REDUCTION_CHUNKS)
-        dw, db = winograd2d_weight_gradient(dy, x, g, f, n_chunks,
-                                            threads_for(n_chunks, 2 * n * f * ckk * ohw))
+        dw, db = winograd_gradient(dy, x, g, f, n_chunks,
+                                   threads_for(n_chunks, 2 * n * f * ckk * ohw))
+        # dx by the forward's Winograd product too: of dy, by the turned kernel
         dx = (transposed_convolution(dy, w, g, dx, residual, winograd=True) if need_dx
               else None)
         return dx, dw, (db if need_db else None)
@@ -1330,8 +1326,7 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
         dw_part = np.empty((n_chunks,) + dw_shape, dtype=x.dtype)
     db_part = np.empty((n_chunks, f), dtype=x.dtype)
     if unpool is not None and (need_dx or not implicit):
-        pooled = pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
-        dy = max_pool2d_backward(dy, argmax, (n, f, g["oh"], g["ow"]), relu_y=relu_y, g=pooled)
+        dy = _unpooled(dy, argmax, relu_y, g)
         unpool = None
     if implicit:
         # the weights' gradient reads the taps from the padded input itself
@@ -1396,6 +1391,14 @@ def conv2d_backward(dy, x, w, g, need_dx, cols=None, dx=None, unpool=None, resid
     if need_dx and residual is not None:
         add(residual, dx, dx)
     return (dx if need_dx else None), dw, db
+
+
+def _unpooled(dy, argmax, relu_y, g):
+    """The output gradient of a :func:`conv2d` with ``pool2`` from dy, its pooled
+    output's (the 2x2 pooling's backward, and the ReLU's with relu_y)."""
+    n, f = dy.shape[:2]
+    pooled = pool_geometry((n, f, g["oh"], g["ow"]), 2, None, 0)
+    return max_pool2d_backward(dy, argmax, (n, f, g["oh"], g["ow"]), relu_y=relu_y, g=pooled)
 
 
 def transposes_dx(g):
